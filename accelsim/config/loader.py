@@ -1,0 +1,73 @@
+"""Loading hardware and workload files: YAML -> overrides -> validated model, errors naming the file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from accelsim.config.errors import AccelsimError
+from accelsim.config.hardware import HardwareConfig
+from accelsim.config.overrides import apply_overrides
+from accelsim.config.validation import validate
+from accelsim.config.workload import Workload
+from accelsim.config.yaml_source import read_yaml_mapping
+
+M = TypeVar("M", bound=BaseModel)
+
+#: The checkout's shipped configs: ``--hw gemmini`` finds ``hwconfigs/gemmini.yaml`` from any folder.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = {"hardware": PROJECT_ROOT / "hwconfigs", "workload": PROJECT_ROOT / "workloads"}
+DEFAULT_HARDWARE = SHIPPED["hardware"] / "default.yaml"
+
+
+def resolve(name: str | Path, kind: str) -> Path:
+    """A path as given if it exists, else the shipped file of that name (``gemmini`` -> hwconfigs/gemmini.yaml)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = SHIPPED[kind] / f"{path.stem}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    choices = sorted(p.stem for p in SHIPPED[kind].glob("*.yaml"))
+    raise AccelsimError("file not found", file=str(name), allowed=f"a path, or a shipped {kind}: {', '.join(choices)}")
+
+
+def _from_doc(model: type[M], doc: dict[str, Any], overrides: Sequence[str], file: str) -> M:
+    return validate(model, apply_overrides(doc, overrides, file), file)
+
+
+def _load(model: type[M], path: str | Path, overrides: Sequence[str], kind: str) -> M:
+    file = resolve(path, kind)
+    return _from_doc(model, read_yaml_mapping(file), overrides, str(file))
+
+
+def load_hardware(path: str | Path | None = None, overrides: Sequence[str] = ()) -> HardwareConfig:
+    """Load a hardware config (the shipped default when ``path`` is None)."""
+    return _load(HardwareConfig, path if path is not None else DEFAULT_HARDWARE, overrides, "hardware")
+
+
+def load_workload(path: str | Path, overrides: Sequence[str] = ()) -> Workload:
+    """Load a workload and infer its shapes."""
+    return _load(Workload, path, overrides, "workload")
+
+
+def kind_of(doc: dict[str, Any], file: str) -> str:
+    """Tell a workload from a hardware config by its top-level keys."""
+    if "layers" in doc:
+        return "workload"
+    if "array" in doc:
+        return "hardware"
+    raise AccelsimError(
+        "cannot tell what this file describes", file=file, allowed="a workload (with 'layers') or a hardware config (with 'array')"
+    )
+
+
+def load_any(path: str | Path, overrides: Sequence[str] = ()) -> HardwareConfig | Workload:
+    """Load a file that may be either kind (for ``accelsim validate`` and ``accelsim show``)."""
+    file = str(path)
+    doc = read_yaml_mapping(path)
+    model = Workload if kind_of(doc, file) == "workload" else HardwareConfig
+    return _from_doc(model, doc, overrides, file)

@@ -1,0 +1,122 @@
+"""Import of SCALE-Sim topology CSVs, so users can bring the layer lists they already have.
+
+SCALE-Sim's conventions, kept here so the imported layers are the ones SCALE-Sim simulates:
+
+* every row is an independent layer with its own IFMAP; rows are not chained, so each imported
+  layer reads its own named source tensor (``extra_inputs``);
+* there is no padding field: SCALE-Sim's output is ``(H - R) // S + 1`` on the IFMAP as written,
+  so a "same" convolution must be given its padded extent; imported layers have ``padding: 0``;
+* rows end with a trailing comma and SCALE-Sim drops the last field of every row, so a row
+  without it silently loses its stride there; here both forms are read;
+* a conv row whose name contains ``DP`` is depthwise (SCALE-Sim splits it into one layer per
+  channel), imported as ``groups = channels``;
+* the GEMM format (``Layer, M, N, K``) is ``M x K`` times ``K x N``, imported as a ``linear``
+  layer on an ``[M, K]`` input (SCALE-Sim's own conversion: IFMAP ``M x K``, filter ``1 x K``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from accelsim.config.errors import AccelsimError
+from accelsim.config.validation import validate
+from accelsim.config.workload import INPUT, Workload
+
+CONV_COLUMNS = ["name", "ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "filters", "stride"]
+GEMM_COLUMNS = ["name", "m", "n", "k"]
+
+
+def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AccelsimError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise AccelsimError("is a directory, expected a SCALE-Sim topology CSV", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccelsimError(f"cannot read: {exc}", file=str(path)) from None
+    rows = [(i + 1, [c.strip() for c in row]) for i, row in enumerate(csv.reader(text.splitlines()))]
+    rows = [(n, r[:-1] if r and r[-1] == "" else r) for n, r in rows if any(r)]
+    if not rows:
+        raise AccelsimError("file is empty, expected a SCALE-Sim topology CSV with a header row", file=str(path))
+    return rows[0][1], rows[1:]
+
+
+def _ints(line: int, row: list[str], columns: list[str], file: str) -> dict[str, Any]:
+    if len(row) < len(columns):
+        raise AccelsimError(
+            f"{len(row)} fields, expected {len(columns)}", file=file, path=f"line {line}", allowed=", ".join(columns)
+        )
+    out: dict[str, Any] = {"name": row[0]}
+    for column, value in zip(columns[1:], row[1 : len(columns)]):
+        try:
+            out[column] = int(value)
+        except ValueError:
+            raise AccelsimError(f"{column} is {value!r}, expected a whole number", file=file, path=f"line {line}") from None
+    return out
+
+
+def _conv_layer(r: dict[str, Any], source: str) -> tuple[list[int], dict[str, Any]]:
+    depthwise = "DP" in r["name"]
+    layer = {
+        "name": r["name"],
+        "type": "conv2d",
+        "inputs": [source],
+        "out_channels": r["channels"] * r["filters"] if depthwise else r["filters"],
+        "kernel": [r["filter_h"], r["filter_w"]],
+        "stride": r["stride"],
+        **({"groups": r["channels"]} if depthwise else {}),
+    }
+    return [r["channels"], r["ifmap_h"], r["ifmap_w"]], layer
+
+
+def _gemm_layer(r: dict[str, Any], source: str) -> tuple[list[int], dict[str, Any]]:
+    return [r["m"], r["k"]], {"name": r["name"], "type": "linear", "inputs": [source], "out_features": r["n"]}
+
+
+def import_topology(path: str | Path, name: str | None = None) -> Workload:
+    """Read a SCALE-Sim topology CSV (conv or M,N,K GEMM format) as a validated workload."""
+    path = Path(path)
+    file = str(path)
+    header, rows = _rows(path)
+    gemm = len(header) >= 4 and [h.strip().upper() for h in header[1:4]] == ["M", "N", "K"]
+    columns, make = (GEMM_COLUMNS, _gemm_layer) if gemm else (CONV_COLUMNS, _conv_layer)
+    if not rows:
+        raise AccelsimError("no layer rows after the header", file=file)
+    layers, extra = [], {}
+    for index, (line, row) in enumerate(rows):
+        parsed = _ints(line, row, columns, file)
+        source = INPUT if index == 0 else f"{parsed['name']}.ifmap"
+        shape, layer = make(parsed, source)
+        if index == 0:
+            input_shape = shape
+        else:
+            extra[source] = shape
+        layers.append(layer)
+    doc = {
+        "schema_version": 1,
+        "name": name or path.stem,
+        "description": f"Imported from SCALE-Sim topology {path.name} ({'GEMM M,N,K' if gemm else 'conv'} format); "
+        "each row is an independent layer, no padding, as SCALE-Sim simulates them",
+        "source": path.name,
+        "input_shape": input_shape,
+        "extra_inputs": extra,
+        "layers": layers,
+    }
+    return validate(Workload, doc, file)
+
+
+def workload_yaml(workload: Workload) -> str:
+    """The workload as YAML in the shipped files' style: one flow mapping per layer."""
+    doc = workload.model_dump(exclude_defaults=True, exclude={"layers"})
+    doc = {"schema_version": workload.schema_version, **doc}
+    lines = [yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120).rstrip(), "layers:"]
+    for layer in workload.layers:
+        item = layer.model_dump(exclude_defaults=True)
+        item = {"name": item.pop("name"), "type": layer.type, **item}
+        lines.append("  - " + yaml.safe_dump(item, sort_keys=False, default_flow_style=True, width=1000).strip())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,141 @@
+"""Pydantic glue: strict models that reject unknown keys, and ValidationError -> AccelsimError."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from accelsim.config.errors import AccelsimError, format_path
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys and silent type coercion are user errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FieldError(ValueError):
+    """Raised inside model validators to point at a field other than the validator's own."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, allowed: Any = None) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+        self.allowed = allowed
+
+
+def _model_classes(annotation: Any) -> list[type[BaseModel]]:
+    """The BaseModel classes an annotation may hold (through Optional, Union, list, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return []
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        out.extend(_model_classes(arg))
+    return out
+
+
+def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """Follow ``loc`` (as pydantic reports it) from ``root`` to the model class that holds its end."""
+    current: list[type[BaseModel]] = [root]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for cls in current:
+            tagged = [c for c in current if _tag_of(c) == part]
+            if tagged:
+                nxt = tagged
+                break
+            if part in cls.model_fields:
+                nxt.extend(_model_classes(cls.model_fields[part].annotation))
+        if not nxt:
+            return None
+        current = nxt
+    return current[0] if len(current) == 1 else None
+
+
+def _tag_of(cls: type[BaseModel]) -> str | None:
+    field = cls.model_fields.get("type")
+    if field is None:
+        return None
+    args = typing.get_args(field.annotation)
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def _user_loc(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the parts pydantic adds that users never wrote: union tags and type names."""
+    out: list[str | int] = []
+    current: list[type[BaseModel]] = [root]
+    for part in loc:
+        if isinstance(part, str) and any(_tag_of(c) == part for c in current):
+            current = [c for c in current if _tag_of(c) == part]
+            continue
+        if isinstance(part, str) and (part.startswith(("function-", "list[", "tuple[", "int", "float"))):
+            continue
+        out.append(part)
+        if isinstance(part, str):
+            nxt: list[type[BaseModel]] = []
+            for cls in current:
+                if part in cls.model_fields:
+                    nxt.extend(_model_classes(cls.model_fields[part].annotation))
+            current = nxt or current
+    return tuple(out)
+
+
+def _listing(expected: str | None) -> str | None:
+    """pydantic's "'os', 'ws' or 'is'" as users write the values: "os, ws, is"."""
+    return expected.replace("'", "").replace(" or ", ", ") if expected else None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> AccelsimError:
+    ctx = err.get("ctx") or {}
+    original = ctx.get("error")
+    loc = _user_loc(root, tuple(err["loc"]))
+    if isinstance(original, FieldError):
+        return AccelsimError(
+            original.message, file=file, path=format_path(loc + original.loc), allowed=original.allowed
+        )
+    kind = err["type"]
+    allowed: Any = None
+    if kind == "extra_forbidden":
+        parent = _model_at(root, tuple(err["loc"])[:-1])
+        message = "unknown field"
+        allowed = sorted(parent.model_fields) if parent else None
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "literal_error":
+        message = f"{_describe(err['input'])} is not allowed"
+        allowed = _listing(ctx.get("expected"))
+    elif kind == "union_tag_invalid":
+        message = f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {_describe(ctx.get('tag'))}"
+        allowed = _listing(ctx.get("expected_tags"))
+    elif kind == "union_tag_not_found":
+        message = f"required field {ctx.get('discriminator', '').strip(chr(39))} is missing"
+    else:
+        msg = err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        message = f"{msg[0].lower()}{msg[1:]}, got {_describe(err['input'])}"
+    return AccelsimError(message, file=file, path=format_path(loc), allowed=allowed)
+
+
+def validate(model: type[M], data: Any, file: str | None = None) -> M:
+    """Validate ``data`` into ``model``; the first problem becomes one AccelsimError line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _convert(model, errors[0], file)
+        first.more = len(errors) - 1
+        raise first from None

@@ -1,0 +1,380 @@
+"""Workloads: an input shape, a batch, a seed and a graph of layers whose shapes are inferred at load.
+
+Shapes are per sample (no batch dimension): ``[C, H, W]`` for images, ``[tokens, features]`` for
+sequences, ``[features]`` for vectors. Every layer reads the previous layer unless it names its
+``inputs``; the name ``input`` is the workload input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from accelsim.config.validation import FieldError, StrictModel
+
+Activation = Literal["none", "relu", "relu6", "gelu"]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
+PadPair = Union[NonNegativeInt, Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]]
+INPUT = "input"
+Shape = tuple[int, ...]
+
+
+def pair(value: int | list[int]) -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``, ``[3, 1]`` -> ``(3, 1)``: height first, as in PyTorch."""
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+class LayerBase(StrictModel):
+    name: str = Field(min_length=1)
+    inputs: list[str] | None = Field(None, min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name == INPUT:
+            raise ValueError(f"'{INPUT}' names the workload input and cannot name a layer")
+        return name
+
+    #: how many inputs the layer takes
+    arity: ClassVar[int] = 1
+    type: str
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        """Output shape for these input shapes; raises FieldError when they do not fit."""
+        raise NotImplementedError
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        """Learned parameters (weights and biases) for these input shapes."""
+        return 0
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        """Multiply-accumulates per sample that run on the MAC array."""
+        return 0
+
+
+class Conv2d(LayerBase):
+    type: Literal["conv2d"]
+    out_channels: PositiveInt
+    kernel: Pair
+    stride: Pair = 1
+    padding: PadPair = 0
+    dilation: Pair = 1
+    groups: PositiveInt = 1
+    bias: bool = True
+    activation: Activation = "none"
+    in_channels: PositiveInt | None = None
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 3:
+            raise FieldError(("inputs",), f"conv2d needs a [C, H, W] input, got {list(shape)}")
+        c, h, w = shape
+        if self.in_channels is not None and self.in_channels != c:
+            raise FieldError(("in_channels",), f"is {self.in_channels} but the input has {c} channels")
+        if c % self.groups or self.out_channels % self.groups:
+            raise FieldError(
+                ("groups",),
+                f"{self.groups} does not divide in_channels {c} and out_channels {self.out_channels}",
+            )
+        return (self.out_channels, *spatial_out((h, w), self.kernel, self.stride, self.padding, self.dilation))
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        kh, kw = pair(self.kernel)
+        c = in_shapes[0][0]
+        return self.out_channels * (c // self.groups) * kh * kw + (self.out_channels if self.bias else 0)
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        kh, kw = pair(self.kernel)
+        return math.prod(out_shape) * (in_shapes[0][0] // self.groups) * kh * kw
+
+
+class Linear(LayerBase):
+    type: Literal["linear"]
+    out_features: PositiveInt
+    bias: bool = True
+    activation: Activation = "none"
+    in_features: PositiveInt | None = None
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if self.in_features is not None and self.in_features != shape[-1]:
+            raise FieldError(("in_features",), f"is {self.in_features} but the input has {shape[-1]} features")
+        return (*shape[:-1], self.out_features)
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        return in_shapes[0][-1] * self.out_features + (self.out_features if self.bias else 0)
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        return math.prod(out_shape) * in_shapes[0][-1]
+
+
+class Matmul(LayerBase):
+    """Activation x activation product, e.g. attention scores ``Q K^T`` split into heads."""
+
+    type: Literal["matmul"]
+    arity: ClassVar[int] = 2
+    transpose_b: bool = False
+    heads: PositiveInt = 1
+    alpha: float = 1.0
+    merge_heads: bool = False
+
+    def _operand(self, shape: Shape, which: str) -> Shape:
+        if self.heads == 1:
+            if len(shape) < 2:
+                raise FieldError(("inputs",), f"operand {which} needs at least 2 dims, got {list(shape)}")
+            return shape
+        if len(shape) == 2:
+            if shape[1] % self.heads:
+                raise FieldError(("heads",), f"{self.heads} does not divide operand {which}'s {shape[1]} features")
+            return (self.heads, shape[0], shape[1] // self.heads)
+        if len(shape) == 3 and shape[0] == self.heads:
+            return shape
+        raise FieldError(("inputs",), f"operand {which} {list(shape)} is neither [T, D] nor [{self.heads}, ., .]")
+
+    def operands(self, in_shapes: list[Shape]) -> tuple[Shape, Shape]:
+        """Both operands as ``[..., M, K]`` and ``[..., K, N]`` (b transposed if asked)."""
+        a = self._operand(in_shapes[0], "a")
+        b = self._operand(in_shapes[1], "b")
+        if self.transpose_b:
+            b = (*b[:-2], b[-1], b[-2])
+        return a, b
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        a, b = self.operands(in_shapes)
+        if a[:-2] != b[:-2] or a[-1] != b[-2]:
+            raise FieldError(("inputs",), f"cannot multiply {list(a)} by {list(b)}")
+        out = (*a[:-1], b[-1])
+        if self.merge_heads:
+            if len(out) != 3:
+                raise FieldError(("merge_heads",), f"needs a [heads, M, N] product, got {list(out)}")
+            return (out[1], out[0] * out[2])
+        return out
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        a, b = self.operands(in_shapes)
+        return math.prod(a) * b[-1]
+
+
+class Pool(LayerBase):
+    kernel: Pair | None = None
+    stride: Pair | None = None
+    padding: PadPair = 0
+    global_pool: bool = False
+
+    @model_validator(mode="after")
+    def _kernel_or_global(self) -> "Pool":
+        if self.global_pool == (self.kernel is not None):
+            raise FieldError(("kernel",), "give a kernel, or global_pool: true without a kernel")
+        return self
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 3:
+            raise FieldError(("inputs",), f"pooling needs a [C, H, W] input, got {list(shape)}")
+        c, h, w = shape
+        if self.global_pool:
+            return (c, 1, 1)
+        assert self.kernel is not None  # _kernel_or_global
+        kh, kw = pair(self.kernel)
+        ph, pw = pair(self.padding)
+        if 2 * ph > kh or 2 * pw > kw:
+            raise FieldError(("padding",), f"{[ph, pw]} is more than half the kernel {[kh, kw]}")
+        stride = self.stride if self.stride is not None else self.kernel
+        return (c, *spatial_out((h, w), self.kernel, stride, self.padding, 1))
+
+
+class MaxPool(Pool):
+    type: Literal["maxpool"]
+
+
+class AvgPool(Pool):
+    type: Literal["avgpool"]
+
+
+class Add(LayerBase):
+    """Element-wise sum, e.g. a residual connection; runs on the vector unit."""
+
+    type: Literal["add"]
+    arity: ClassVar[int] = 2
+    activation: Activation = "none"
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        a, b = in_shapes
+        if a != b:
+            raise FieldError(("inputs",), f"shapes differ: {list(a)} and {list(b)}")
+        return a
+
+
+class Flatten(LayerBase):
+    type: Literal["flatten"]
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        return (math.prod(in_shapes[0]),)
+
+
+class Softmax(LayerBase):
+    """Softmax over the last dimension (attention probabilities)."""
+
+    type: Literal["softmax"]
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        return in_shapes[0]
+
+
+class LayerNorm(LayerBase):
+    """Normalization over the last dimension with a learned scale and shift."""
+
+    type: Literal["layernorm"]
+    eps: float = Field(1e-5, gt=0)
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        return in_shapes[0]
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        return 2 * in_shapes[0][-1]
+
+
+Layer = Annotated[
+    Union[Conv2d, Linear, Matmul, MaxPool, AvgPool, Add, Flatten, Softmax, LayerNorm],
+    Field(discriminator="type"),
+]
+#: layer types that run on the MAC array (lowered to GEMMs); the others run on the vector unit
+GEMM_LAYERS = (Conv2d, Linear, Matmul)
+
+
+def spatial_out(
+    hw: tuple[int, int], kernel: int | list[int], stride: int | list[int], padding: int | list[int], dilation: int | list[int]
+) -> tuple[int, int]:
+    """Output height and width of a sliding window, as PyTorch computes them (floor)."""
+    out = []
+    for size, k, s, p, d in zip(hw, pair(kernel), pair(stride), pair(padding), pair(dilation)):
+        span = d * (k - 1) + 1
+        if size + 2 * p < span:
+            raise FieldError(("kernel",), f"window {span} is larger than the padded input {size + 2 * p}")
+        out.append((size + 2 * p - span) // s + 1)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class LayerShapes:
+    """What shape inference knows about one layer (per sample, batch excluded)."""
+
+    layer: LayerBase
+    input_names: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    macs: int
+    params: int
+
+
+class Workload(StrictModel):
+    """A network to run: loaded from ``workloads/*.yaml``, shapes inferred and checked at load."""
+
+    schema_version: Literal[1]
+    name: str = Field(min_length=1)
+    description: str = ""
+    source: str = ""
+    batch: PositiveInt = 1
+    seed: NonNegativeInt = 0
+    input_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+    extra_inputs: dict[str, Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]] = {}
+    """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
+    layers: Annotated[list[Layer], Field(min_length=1)]
+    _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _infer_shapes(self) -> "Workload":
+        self._shapes = infer_shapes(self)
+        return self
+
+    @property
+    def shapes(self) -> list[LayerShapes]:
+        """Per-layer inferred shapes, MACs and parameters, in layer order."""
+        return self._shapes
+
+    @property
+    def macs(self) -> int:
+        """MACs of the whole batch."""
+        return self.batch * sum(s.macs for s in self.shapes)
+
+    @property
+    def params(self) -> int:
+        return sum(s.params for s in self.shapes)
+
+
+def _find_cycle(layers: list[LayerBase], start: int, names: dict[str, int]) -> list[str] | None:
+    """A dependency cycle through layer ``start``, if the inputs form one."""
+    path = [start]
+
+    def deps(i: int) -> list[int]:
+        ins = layers[i].inputs or ([INPUT] if i == 0 else [layers[i - 1].name])
+        return [names[n] for n in ins if n in names]
+
+    def walk(i: int, seen: set[int]) -> list[str] | None:
+        for j in deps(i):
+            if j == start:
+                return [layers[k].name for k in path] + [layers[start].name]
+            if j not in seen:
+                seen.add(j)
+                path.append(j)
+                found = walk(j, seen)
+                if found:
+                    return found
+                path.pop()
+        return None
+
+    return walk(start, {start})
+
+
+def infer_shapes(workload: Workload) -> list[LayerShapes]:
+    """Walk the graph in order, checking every reference and shape; errors name the layer."""
+    layers = workload.layers
+    names: dict[str, int] = {}
+    for i, layer in enumerate(layers):
+        if layer.name in names:
+            raise FieldError(("layers", i, "name"), f"duplicate layer name {layer.name!r}")
+        names[layer.name] = i
+    shapes: dict[str, Shape] = {INPUT: tuple(workload.input_shape)}
+    for name, shape in workload.extra_inputs.items():
+        if name in names or name == INPUT:
+            raise FieldError(("extra_inputs", name), f"{name!r} is already the name of a layer or the input")
+        shapes[name] = tuple(shape)
+    out: list[LayerShapes] = []
+    previous = INPUT
+    for i, layer in enumerate(layers):
+        where: tuple[str | int, ...] = ("layers", i)
+        ins = tuple(layer.inputs) if layer.inputs is not None else (previous,)
+        if len(ins) != layer.arity:
+            raise FieldError(
+                (*where, "inputs"), f"layer {layer.name!r} ({layer.type}) takes {layer.arity} input(s), got {len(ins)}"
+            )
+        for name in ins:
+            if name in shapes:
+                continue
+            if name in names:
+                cycle = _find_cycle(list(layers), i, names)
+                message = (
+                    f"cycle: {' -> '.join(cycle)}"
+                    if cycle
+                    else f"{name!r} is defined later; list each layer after its inputs"
+                )
+                raise FieldError((*where, "inputs"), f"layer {layer.name!r}: {message}")
+            raise FieldError(
+                (*where, "inputs"), f"layer {layer.name!r}: unknown input {name!r}", allowed=list(shapes)[:12]
+            )
+        in_shapes = [shapes[n] for n in ins]
+        try:
+            shape = layer.infer(in_shapes)
+        except FieldError as exc:
+            raise FieldError((*where, *exc.loc), f"layer {layer.name!r}: {exc.message}", exc.allowed) from None
+        shapes[layer.name] = shape
+        out.append(
+            LayerShapes(layer, ins, tuple(in_shapes), shape, layer.macs(in_shapes, shape), layer.weight_params(in_shapes))
+        )
+        previous = layer.name
+    return out
