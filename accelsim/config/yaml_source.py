@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from accelsim.config.errors import AccelsimError
+from accelsim.config.errors import AccelsimError, format_path
 
 #: Largest number of values a document may expand to once aliases are followed. Real configs have a
 #: few thousand; an alias bomb ("billion laughs") has billions and would hang validation.
@@ -53,6 +53,26 @@ def _problem_line(exc: yaml.YAMLError) -> str:
     return where + problem
 
 
+def _path_at(text: str, mark: yaml.Mark | None) -> str:
+    """Dotted path of the node that starts at ``mark`` (composing nodes constructs no objects)."""
+    if mark is None:
+        return ""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ""
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())] if root is not None else []
+    while stack:
+        node, loc = stack.pop()
+        if node.start_mark.line == mark.line and node.start_mark.column == mark.column and loc:
+            return format_path(loc)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, (*loc, str(key.value))) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(node.value))
+    return ""
+
+
 def parse_yaml_text(text: str, file: str) -> Any:
     """Parse YAML text with ``yaml.safe_load``; raise AccelsimError naming ``file`` on any problem."""
     try:
@@ -61,6 +81,7 @@ def parse_yaml_text(text: str, file: str) -> Any:
         raise AccelsimError(
             f"{_problem_line(exc)} (tags that construct objects are never loaded)",
             file=file,
+            path=_path_at(text, exc.problem_mark),
             allowed="plain YAML: mappings, lists, strings, numbers, booleans, null",
         ) from None
     except yaml.YAMLError as exc:

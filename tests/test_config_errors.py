@@ -1,0 +1,129 @@
+"""Bad input gets exit code 2 and one line naming the file and the field, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from accelsim.cli import main
+
+HW = """\
+schema_version: 1
+name: t
+clock_mhz: 1000
+array: {rows: 16, cols: 16, dataflow: ws}
+sram: {ifmap_kib: 64, filter_kib: 64, ofmap_kib: 32}
+dram: {bandwidth_bytes_per_cycle: 16, latency_cycles: 100}
+requant: {lanes: 16, latency_cycles: 3}
+vector: {lanes: 16, latency_cycles: 4}
+"""
+
+WL = """\
+schema_version: 1
+name: t
+input_shape: [3, 8, 8]
+layers:
+  - {name: c1, type: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {name: c2, type: conv2d, out_channels: 4, kernel: 3}
+"""
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(9)
+)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# (case, file text or None for "no file", expected fragments of the message)
+CASES = [
+    ("empty", "", ["file is empty"]),
+    ("syntax", "schema_version: 1\narray: {rows: 16\n", ["YAML syntax error", "line"]),
+    ("python_tag", "schema_version: 1\nname: !!python/object/apply:os.system ['echo pwned']\n", [": name: line 2", "python/object/apply", "allowed: plain YAML"]),
+    ("billion_laughs", BILLION_LAUGHS, ["alias"]),
+    ("not_mapping", "- 1\n- 2\n", ["top level is a list"]),
+    ("wrong_type_hw", HW.replace("rows: 16", "rows: sixteen"), ["array.rows", "valid integer", "'sixteen'"]),
+    ("string_number", HW.replace("rows: 16", "rows: '16'"), ["array.rows", "valid integer"]),
+    ("bool_for_int", HW.replace("rows: 16", "rows: true"), ["array.rows", "valid integer"]),
+    ("zero_size", HW.replace("cols: 16", "cols: 0"), ["array.cols", "greater than 0"]),
+    ("negative_sram", HW.replace("ifmap_kib: 64", "ifmap_kib: -64"), ["sram.ifmap_kib", "greater than 0"]),
+    ("negative_latency", HW.replace("latency_cycles: 100", "latency_cycles: -1"), ["dram.latency_cycles", "greater than or equal to 0"]),
+    ("unknown_key_hw", HW.replace("rows: 16", "rows: 16, colour: red"), ["array.colour", "unknown field", "allowed: accumulator, cols, dataflow"]),
+    ("unknown_top_key", HW + "turbo: true\n", ["turbo", "unknown field", "allowed:"]),
+    ("unknown_dataflow", HW.replace("dataflow: ws", "dataflow: rs"), ["array.dataflow", "'rs' is not allowed", "allowed: os, ws, is"]),
+    ("unknown_rounding", HW.replace("latency_cycles: 3}", "latency_cycles: 3, rounding: up}"), ["requant.rounding", "allowed: tflite, tflite_single"]),
+    ("two_bandwidths", HW.replace("latency_cycles: 100", "latency_cycles: 100, bandwidth_gb_per_s: 10"), ["dram.bandwidth_bytes_per_cycle", "exactly one"]),
+    ("missing_section", HW.replace("vector: {lanes: 16, latency_cycles: 4}\n", ""), ["vector", "required field is missing"]),
+    ("schema_version", HW.replace("schema_version: 1", "schema_version: 7"), ["schema_version", "allowed: 1"]),
+    ("unknown_layer_type", WL.replace("type: conv2d, out_channels: 4, kernel: 3}", "type: conv3d, out_channels: 4, kernel: 3}"), ["layers[1]", "unknown type 'conv3d'", "allowed: conv2d, linear"]),
+    ("unknown_layer_key", WL.replace("kernel: 3}", "kernel: 3, strides: 2}"), ["layers[1].strides", "unknown field", "stride"]),
+    ("negative_channels", WL.replace("out_channels: 4, kernel: 3,", "out_channels: -4, kernel: 3,"), ["layers[0].out_channels", "greater than 0"]),
+    ("channel_mismatch", WL.replace("out_channels: 4, kernel: 3}", "out_channels: 4, kernel: 3, in_channels: 8}"), ["layers[1].in_channels", "'c2'", "input has 4 channels"]),
+    ("kernel_too_big", WL.replace("kernel: 3}", "kernel: 9}"), ["layers[1].kernel", "'c2'", "larger than the padded input 8"]),
+    ("unknown_input", WL.replace("kernel: 3}", "kernel: 3, inputs: [c9]}"), ["layers[1].inputs", "unknown input 'c9'", "allowed: input, c1"]),
+    ("cycle", WL.replace("padding: 1}", "padding: 1, inputs: [c2]}").replace("kernel: 3}", "kernel: 3, inputs: [c1]}"), ["layers[0].inputs", "cycle: c1 -> c2 -> c1"]),
+    ("duplicate_name", WL.replace("name: c2", "name: c1"), ["layers[1].name", "duplicate"]),
+    ("add_shapes", WL + "  - {name: s, type: add, inputs: [c1, c2]}\n", ["layers[2].inputs", "shapes differ"]),
+    ("neither_kind", "schema_version: 1\nname: x\n", ["cannot tell", "allowed: a workload"]),
+]
+
+
+@pytest.mark.parametrize("case,text,fragments", CASES, ids=[c[0] for c in CASES])
+def test_bad_file_gives_one_line_and_exit_2(
+    case: str, text: str, fragments: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    start = time.monotonic()
+    code, out, err = run_cli(capsys, "validate", str(path))
+    assert time.monotonic() - start < 10, "a bad file must be rejected quickly (alias bombs included)"
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"accelsim: error: {path}: ")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "validate", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert err.strip() == f"accelsim: error: {tmp_path / 'nope.yaml'}: file not found"
+
+
+def test_directory_instead_of_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "show", str(tmp_path))
+    assert code == 2
+    assert err.strip() == f"accelsim: error: {tmp_path}: is a directory, expected a YAML file"
+
+
+def test_many_problems_are_counted_on_the_same_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hw.yaml"
+    path.write_text(HW.replace("rows: 16", "rows: 0").replace("cols: 16", "cols: 0"))
+    code, _, err = run_cli(capsys, "validate", str(path))
+    assert code == 2
+    assert "array.rows" in err and "[+1 more problem in this file]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
+    """The real installed command, in a fresh process: exit 2, one line, no 'Traceback'."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(HW.replace("dataflow: ws", "dataflow: diagonal"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelsim", "validate", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"accelsim: error: {path}: array.dataflow: 'diagonal' is not allowed (allowed: os, ws, is)"
+    ]

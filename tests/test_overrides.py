@@ -1,0 +1,44 @@
+"""``--set PATH=VALUE`` changes a field before validation, and is validated like the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from accelsim.cli import main
+from accelsim.config import AccelsimError, load_hardware, load_workload
+
+
+def test_override_hardware_fields() -> None:
+    hw = load_hardware(None, ["array.rows=64", "array.dataflow=os", "dram.latency_cycles=7"])
+    assert (hw.array.rows, hw.array.dataflow, hw.dram.latency_cycles) == (64, "os", 7)
+
+
+def test_override_list_item_and_top_level() -> None:
+    w = load_workload("tiny_cnn", ["batch=4", "layers[1].stride=1", "layers.0.out_channels=8", "layers.1.in_channels=8"])
+    assert w.batch == 4
+    assert w.shapes[1].output_shape[1:] == (16, 16)
+    assert w.shapes[0].output_shape[0] == 8
+
+
+@pytest.mark.parametrize(
+    "item,fragment",
+    [
+        ("array.rows=-1", "array.rows: input should be greater than 0"),
+        ("array.dataflow=rs", "allowed: os, ws, is"),
+        ("array.nothing=1", "array.nothing: unknown field"),
+        ("arrays.rows=1", "no field 'arrays'"),
+        ("array.rows", "expected PATH=VALUE"),
+        ("array.rows=[1", "YAML syntax error"),
+    ],
+)
+def test_bad_override_is_a_user_error(item: str, fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(AccelsimError) as info:
+        load_hardware(None, [item])
+    assert fragment in str(info.value)
+    assert main(["show", "hwconfigs/default.yaml", "--set", item]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_override_index_out_of_range() -> None:
+    with pytest.raises(AccelsimError, match=r"index 99 out of range \(allowed: 0\.\.8\)"):
+        load_workload("tiny_cnn", ["layers[99].stride=1"])
