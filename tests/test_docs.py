@@ -1,0 +1,69 @@
+"""The README's commands are what CI runs, its YAML examples are valid, and every field is documented."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import typing
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from accelsim.cli import main
+from accelsim.config.hardware import HardwareConfig
+from accelsim.config.validation import validate
+from accelsim.config.workload import Layer, Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_ci_runs_the_readme_install_and_test_commands() -> None:
+    main_job, tests = blocks(README, "bash")[:2]
+    install, test_command = [part.strip() for part in tests.strip().split("&&")]
+    ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert ci.index(install) < ci.index(test_command)
+    assert main_job.strip().startswith("pip install -e . && accelsim ")
+
+
+def test_readme_main_job_runs(capsys: typing.Any) -> None:
+    main_job = blocks(README, "bash")[0].strip().split("&&")[1]
+    assert main(shlex.split(main_job)[1:]) == 0
+    assert capsys.readouterr().out
+
+
+def test_readme_yaml_examples_validate() -> None:
+    hardware, workload = blocks(README, "yaml")
+    validate(HardwareConfig, yaml.safe_load(hardware))
+    validate(Workload, yaml.safe_load(workload))
+
+
+def fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for name, info in model.model_fields.items():
+        nested = [a for a in typing.get_args(info.annotation) or (info.annotation,) if isinstance(a, type) and issubclass(a, BaseModel)]
+        out.extend(fields(nested[0], f"{prefix}{name}.") if nested else [f"{prefix}{name}"])
+    return out
+
+
+def test_every_hardware_field_is_documented() -> None:
+    doc = (ROOT / "docs/hardware.md").read_text()
+    missing = [f for f in fields(HardwareConfig) if f"`{f}`" not in doc]
+    assert not missing
+
+
+def test_every_workload_field_and_layer_type_is_documented() -> None:
+    doc = (ROOT / "docs/workloads.md").read_text()
+    top = [f for f in Workload.model_fields if f"`{f}`" not in doc]
+    assert not top
+    for cls in typing.get_args(typing.get_args(Layer)[0]):
+        tag = cls.model_fields["type"].annotation.__args__[0]
+        section = doc.split(f"### `{tag}`")[1].split("\n### ")[0] if f"### `{tag}`" in doc else ""
+        assert section, f"no section for layer type {tag}"
+        missing = [f for f in cls.model_fields if f not in ("name", "type", "inputs") and f"`{f}`" not in section]
+        assert not missing, (tag, missing)
