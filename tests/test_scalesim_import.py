@@ -25,17 +25,19 @@ FFN1, 128, 3072, 768,
 """
 
 
-def test_conv_rows_are_independent_unpadded_layers(tmp_path: Path) -> None:
+def test_conv_rows_are_independent_layers_with_scalesim_extents(tmp_path: Path) -> None:
     path = tmp_path / "topo.csv"
     path.write_text(CONV)
     w = import_topology(path)
     shapes = {s.layer.name: s for s in w.shapes}
     assert w.input_shape == [3, 224, 224]
-    assert shapes["Conv1"].output_shape == (64, 109, 109)  # (224 - 7) // 2 + 1: no padding, as SCALE-Sim
+    # SCALE-Sim rounds up: ceil((224 - 7) / 2) + 1 = 110, imported as padding 1: (224 + 2 - 7) // 2 + 1
+    assert shapes["Conv1"].output_shape == (64, 110, 110)
+    assert shapes["Conv1"].layer.padding == [1, 1]
     assert shapes["Conv2_1a"].input_names == ("Conv2_1a.ifmap",)
     assert shapes["Conv2_1a"].output_shape == (64, 54, 54)
-    # a row without the trailing comma keeps its stride
-    assert shapes["Conv3_s"].output_shape == (128, 28, 28)
+    # a row without the trailing comma keeps its stride: ceil((56 - 1) / 2) + 1 = 29
+    assert shapes["Conv3_s"].output_shape == (128, 29, 29)
     dp = shapes["Conv_DP1"]
     assert (dp.layer.groups, dp.output_shape) == (32, (32, 110, 110))
     assert dp.macs == 110 * 110 * 32 * 9

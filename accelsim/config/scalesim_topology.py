@@ -4,8 +4,11 @@ SCALE-Sim's conventions, kept here so the imported layers are the ones SCALE-Sim
 
 * every row is an independent layer with its own IFMAP; rows are not chained, so each imported
   layer reads its own named source tensor (``extra_inputs``);
-* there is no padding field: SCALE-Sim's output is ``(H - R) // S + 1`` on the IFMAP as written,
-  so a "same" convolution must be given its padded extent; imported layers have ``padding: 0``;
+* there is no padding field: the IFMAP as written is the padded input, so a "same" convolution must
+  be given its padded extent;
+* output extents round up, ``ceil((H - R) / S) + 1`` (a last window runs off the input and is
+  streamed anyway); where the stride does not divide ``H - R`` the imported layer gets just enough
+  padding for PyTorch's floor formula to give the same extent, else ``padding: 0``;
 * rows end with a trailing comma and SCALE-Sim drops the last field of every row, so a row
   without it silently loses its stride there; here both forms are read;
 * a conv row whose name contains ``DP`` is depthwise (SCALE-Sim splits it into one layer per
@@ -60,8 +63,15 @@ def _ints(line: int, row: list[str], columns: list[str], file: str) -> dict[str,
     return out
 
 
+def _ceil_padding(size: int, kernel: int, stride: int) -> int:
+    """Padding that makes ``(size + 2p - kernel) // stride + 1`` equal SCALE-Sim's rounded-up extent."""
+    rest = (size - kernel) % stride if size >= kernel else 0
+    return -(-(stride - rest) // 2) if rest else 0
+
+
 def _conv_layer(r: dict[str, Any], source: str) -> tuple[list[int], dict[str, Any]]:
     depthwise = "DP" in r["name"]
+    padding = [_ceil_padding(r["ifmap_h"], r["filter_h"], r["stride"]), _ceil_padding(r["ifmap_w"], r["filter_w"], r["stride"])]
     layer = {
         "name": r["name"],
         "type": "conv2d",
@@ -69,6 +79,7 @@ def _conv_layer(r: dict[str, Any], source: str) -> tuple[list[int], dict[str, An
         "out_channels": r["channels"] * r["filters"] if depthwise else r["filters"],
         "kernel": [r["filter_h"], r["filter_w"]],
         "stride": r["stride"],
+        **({"padding": padding} if any(padding) else {}),
         **({"groups": r["channels"]} if depthwise else {}),
     }
     return [r["channels"], r["ifmap_h"], r["ifmap_w"]], layer
@@ -101,7 +112,7 @@ def import_topology(path: str | Path, name: str | None = None) -> Workload:
         "schema_version": 1,
         "name": name or path.stem,
         "description": f"Imported from SCALE-Sim topology {path.name} ({'GEMM M,N,K' if gemm else 'conv'} format); "
-        "each row is an independent layer, no padding, as SCALE-Sim simulates them",
+        "each row is an independent layer, extents as SCALE-Sim simulates them",
         "source": path.name,
         "input_shape": input_shape,
         "extra_inputs": extra,
