@@ -1,0 +1,50 @@
+"""Transfer timing of the off-chip DRAM channel(s).
+
+A DMA transfer holds one channel for ``latency_cycles + ceil(bytes / bandwidth_bytes_per_cycle)``
+cycles (DESIGN section 5); ``bandwidth_bytes_per_cycle`` is per channel, so ``channels`` channels give
+``channels`` times the peak. Bandwidth may be fractional (GB/s converted by the clock); it is held as
+an exact fraction of its decimal form so ``128 / 12.8`` is 10 cycles, not 11 by float round-off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from math import ceil
+
+
+def exact_rate(value: float) -> Fraction:
+    """A positive rate as the exact fraction its decimal representation reads."""
+    rate = Fraction(str(value))
+    if rate <= 0:
+        raise ValueError(f"bandwidth must be positive, got {value}")
+    return rate
+
+
+@dataclass(frozen=True)
+class DramChannel:
+    """``channels`` identical DRAM channels, each ``bandwidth_bytes_per_cycle`` wide."""
+
+    bandwidth_bytes_per_cycle: float
+    latency_cycles: int
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        exact_rate(self.bandwidth_bytes_per_cycle)
+        if self.latency_cycles < 0:
+            raise ValueError(f"latency_cycles must be non-negative, got {self.latency_cycles}")
+        if self.channels < 1:
+            raise ValueError(f"channels must be at least 1, got {self.channels}")
+
+    @property
+    def peak_bandwidth_bytes_per_cycle(self) -> Fraction:
+        """All channels streaming at once: the roofline's memory slope."""
+        return exact_rate(self.bandwidth_bytes_per_cycle) * self.channels
+
+    def transfer_cycles(self, n_bytes: int) -> int:
+        """Cycles one DMA transfer of ``n_bytes`` holds a channel (0 bytes: no transfer, 0 cycles)."""
+        if n_bytes < 0:
+            raise ValueError(f"byte count must be non-negative, got {n_bytes}")
+        if n_bytes == 0:
+            return 0
+        return self.latency_cycles + ceil(n_bytes / exact_rate(self.bandwidth_bytes_per_cycle))

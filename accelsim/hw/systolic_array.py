@@ -1,0 +1,178 @@
+"""Compute-cycle model of a rows x cols systolic array running one GEMM ``Y[M,N] = X[M,K] W[K,N]``.
+
+Each dataflow keeps one operand stationary in the PEs, maps two GEMM dimensions onto the array and
+streams the third through it in time (DESIGN section 5):
+
+=========  ==========  ==========  ========  ==========================
+dataflow   array rows  array cols  streamed  stationary operand
+=========  ==========  ==========  ========  ==========================
+``os``     M           N           K         outputs (accumulate in PE)
+``ws``     K           N           M         weights
+``is``     K           M           N         inputs
+=========  ==========  ==========  ========  ==========================
+
+A GEMM larger than the array is cut into folds, ``ceil(row_dim/rows) * ceil(col_dim/cols)``; every
+fold streams the whole streamed dimension. Two models price the folds (``docs/timing.md`` derives them):
+
+``scalesim``
+    SCALE-Sim 3.0's count, reproduced exactly: each fold runs alone (load the stationary operand,
+    skew it in, stream, drain) and the total is the zero-based index of the last cycle, i.e. one less
+    than the number of cycles.
+``pipelined``
+    Double-buffered stationary registers let the next fold's operand load (or, for ``os``, the
+    previous fold's outputs shift out) while the current fold streams, so folds start
+    ``max(stream, rows)`` cycles apart and the fill/drain skew is paid once; partial sums over K folds
+    stay in an on-chip accumulator instead of being written out per fold.
+
+Everything is closed-form integer arithmetic: the cost does not depend on the layer size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+from typing import Literal, get_args
+
+Dataflow = Literal["os", "ws", "is"]
+ArrayModel = Literal["scalesim", "pipelined"]
+
+DATAFLOWS: tuple[str, ...] = get_args(Dataflow)
+ARRAY_MODELS: tuple[str, ...] = get_args(ArrayModel)
+
+
+@dataclass(frozen=True)
+class GemmMapping:
+    """How a GEMM's dimensions land on the array for one dataflow (the table in the module docstring)."""
+
+    row_dim: int
+    col_dim: int
+    streamed_dim: int
+    k_on_rows: bool  # K is spatial, so K folds produce partial sums that must be reduced across folds
+
+    @classmethod
+    def of(cls, dataflow: str, m: int, k: int, n: int) -> GemmMapping:
+        if dataflow == "os":
+            return cls(row_dim=m, col_dim=n, streamed_dim=k, k_on_rows=False)
+        if dataflow == "ws":
+            return cls(row_dim=k, col_dim=n, streamed_dim=m, k_on_rows=True)
+        if dataflow == "is":
+            return cls(row_dim=k, col_dim=m, streamed_dim=n, k_on_rows=True)
+        raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
+
+
+@dataclass(frozen=True)
+class ArrayTiming:
+    """Compute timing of one GEMM on the array. Per-fold fields describe one fold run on its own.
+
+    ``compute_cycles`` is the model's total; for ``scalesim`` it is SCALE-Sim's "Total Cycles" (one
+    less than ``folds * fold_cycles``), for ``pipelined`` it is
+    ``load_cycles + (folds - 1) * fold_interval_cycles + fill_cycles + stream_cycles + drain_cycles``.
+    """
+
+    dataflow: str
+    model: str
+    rows: int
+    cols: int
+    m: int
+    k: int
+    n: int
+    row_folds: int
+    col_folds: int
+    load_cycles: int  # per fold: shift the stationary operand into the PEs (0 for os)
+    fill_cycles: int  # per fold: skew until the farthest PE has its first operands
+    stream_cycles: int  # per fold: length of the streamed dimension
+    drain_cycles: int  # per fold: skew until the last result has left the array
+    fold_interval_cycles: int  # cycles between the starts of consecutive folds
+    compute_cycles: int
+    ofmap_writes: int  # int32 values the array writes to the output buffer, partial sums included
+
+    @property
+    def folds(self) -> int:
+        return self.row_folds * self.col_folds
+
+    @property
+    def fold_cycles(self) -> int:
+        """Cycles of one fold run on its own, load to drain."""
+        return self.load_cycles + self.fill_cycles + self.stream_cycles + self.drain_cycles
+
+    @property
+    def mac_ops(self) -> int:
+        return self.m * self.k * self.n
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs / (rows * cols * compute_cycles): the fraction of PE-cycles doing GEMM work.
+
+        For ``scalesim`` this equals SCALE-Sim's "Overall Util %" / 100.
+        """
+        return self.mac_ops / (self.rows * self.cols * self.compute_cycles)
+
+
+@dataclass(frozen=True)
+class SystolicArray:
+    """A rows x cols array of int8 MAC PEs (one MAC per PE per cycle) with a fixed dataflow."""
+
+    rows: int
+    cols: int
+    dataflow: Dataflow
+    model: ArrayModel = "pipelined"
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.cols < 1:
+            raise ValueError(f"array must have at least one row and column, got {self.rows}x{self.cols}")
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {self.dataflow!r}")
+        if self.model not in ARRAY_MODELS:
+            raise ValueError(f"model must be one of {ARRAY_MODELS}, got {self.model!r}")
+        if self.model == "scalesim" and self.dataflow == "os" and self.rows == self.cols == 1:
+            # SCALE-Sim counts K*folds - 1 cycles for K*folds MACs here: utilization above 1.
+            raise ValueError("the scalesim model of a 1x1 output-stationary array is degenerate")
+
+    def gemm(self, m: int, k: int, n: int) -> ArrayTiming:
+        """Timing of ``Y[m,n] = X[m,k] W[k,n]`` (a conv lowered by im2col: m = output pixels,
+        k = kh*kw*Cin/groups, n = output channels)."""
+        if min(m, k, n) < 1:
+            raise ValueError(f"GEMM dimensions must be positive, got M={m} K={k} N={n}")
+        mapping = GemmMapping.of(self.dataflow, m, k, n)
+        row_folds = ceil(mapping.row_dim / self.rows)
+        col_folds = ceil(mapping.col_dim / self.cols)
+        folds = row_folds * col_folds
+        stream = mapping.streamed_dim
+        if self.dataflow == "os":
+            # Both operands enter skewed; in SCALE-Sim the fold ends with the far corner PE's last MAC,
+            # the pipelined model also shifts the last fold's results out of the columns (rows cycles).
+            load, fill = 0, self.rows + self.cols - 2
+            drain = self.rows if self.model == "pipelined" else 0
+        else:
+            # Stationary operand shifts in one row per cycle, the streamed operand skews down the rows,
+            # results leave after crossing the columns.
+            load, fill, drain = self.rows, self.rows - 1, self.cols - 1
+        k_folds = row_folds if mapping.k_on_rows else 1
+        if self.model == "scalesim":
+            interval = load + fill + stream + drain
+            compute = folds * interval - 1
+            ofmap_writes = m * n * k_folds
+        else:
+            # The next fold's stationary operand loads (os: this fold's outputs shift out) in `rows`
+            # cycles behind the current stream.
+            interval = max(stream, self.rows)
+            compute = load + (folds - 1) * interval + fill + stream + drain
+            ofmap_writes = m * n
+        return ArrayTiming(
+            dataflow=self.dataflow,
+            model=self.model,
+            rows=self.rows,
+            cols=self.cols,
+            m=m,
+            k=k,
+            n=n,
+            row_folds=row_folds,
+            col_folds=col_folds,
+            load_cycles=load,
+            fill_cycles=fill,
+            stream_cycles=stream,
+            drain_cycles=drain,
+            fold_interval_cycles=interval,
+            compute_cycles=compute,
+            ofmap_writes=ofmap_writes,
+        )
