@@ -1,0 +1,180 @@
+"""Exact integer GEMM of the systolic array: ``acc[m, n] = bias[n] + sum_k (a[m, k] - z_a) * b[k, n]``.
+
+Accumulator semantics (what the modelled hardware does): the accumulator of output (m, n) is
+loaded with ``bias[n]``, then adds one product per step in ascending k. It is ``acc_bits`` wide
+and either wraps (two's complement) or saturates at every step; an output counts as one overflow
+if any of its additions (or the bias load) left the range. With wrap the final value is
+order-independent (``wrap(exact sum)``); with saturate it depends on the order, hence the fixed one.
+
+Two paths give identical bits:
+- ``blas``: int8/uint8 products summed in float32 are exact while every partial sum stays below
+  2**24, so K is cut into chunks with ``chunk * max|a| * max|b| < 2**24`` and each chunk runs as a
+  float32 BLAS GEMM, converted and summed exactly in float64. An O(M*N) bound proves which outputs
+  can never leave the accumulator range; only the others (none for int32 and K < 65794) are
+  replayed step by step.
+- ``numba``: the step-by-step accumulation for every output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+FLOAT32_EXACT_LIMIT = 1 << 24
+OVERFLOW_MODES = ("wrap", "saturate")
+GEMM_METHODS = ("auto", "blas", "numba")
+
+
+@dataclass(frozen=True)
+class AccumulatorResult:
+    """Accumulator contents (int32 if ``acc_bits <= 32`` else int64) and how many outputs overflowed."""
+
+    values: np.ndarray
+    overflows: int
+
+
+def accumulator_range(acc_bits: int) -> tuple[int, int]:
+    """Smallest and largest value of a two's complement accumulator of ``acc_bits`` bits."""
+    if not 2 <= acc_bits <= 64:
+        raise ValueError(f"acc_bits must be in [2, 64], got {acc_bits}")
+    return -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+
+
+@njit(cache=True)
+def _accumulate_step(value, term, lo, hi, saturate):
+    """One accumulator addition: returns (new value, overflowed)."""
+    s = value + term
+    if s > hi or s < lo:
+        if saturate:
+            return (hi if s > hi else lo), True
+        span = hi - lo + 1
+        return ((s - lo) % span) + lo, True
+    return s, False
+
+
+@njit(cache=True)
+def _sequential_gemm(a, b, a_zero_point, bias, lo, hi, saturate):
+    """Every output accumulated step by step in ascending k (the hardware order)."""
+    m_dim, k_dim = a.shape
+    n_dim = b.shape[1]
+    out = np.empty((m_dim, n_dim), dtype=np.int64)
+    flags = np.zeros((m_dim, n_dim), dtype=np.bool_)
+    row = np.empty(n_dim, dtype=np.int64)
+    for i in range(m_dim):
+        for j in range(n_dim):
+            row[j], flags[i, j] = _accumulate_step(0, np.int64(bias[j]), lo, hi, saturate)
+        for k in range(k_dim):
+            av = np.int64(a[i, k]) - a_zero_point
+            if av == 0:
+                continue
+            for j in range(n_dim):
+                row[j], ovf = _accumulate_step(row[j], av * np.int64(b[k, j]), lo, hi, saturate)
+                if ovf:
+                    flags[i, j] = True
+        out[i, :] = row
+    return out, flags
+
+
+@njit(cache=True)
+def _sequential_entries(a, b, a_zero_point, bias, rows, cols, lo, hi, saturate):
+    """Step-by-step accumulation of the listed outputs only (those the bound could not clear)."""
+    n = rows.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    flags = np.zeros(n, dtype=np.bool_)
+    for e in range(n):
+        i = rows[e]
+        j = cols[e]
+        v, f = _accumulate_step(0, np.int64(bias[j]), lo, hi, saturate)
+        for k in range(a.shape[1]):
+            v, ovf = _accumulate_step(v, (np.int64(a[i, k]) - a_zero_point) * np.int64(b[k, j]), lo, hi, saturate)
+            f = f or ovf
+        out[e] = v
+        flags[e] = f
+    return out, flags
+
+
+def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of small integers, exact, as int64, through float32 BLAS on K chunks."""
+    m_dim, k_dim = a.shape
+    n_dim = b.shape[1]
+    max_a = int(np.abs(a.astype(np.int32)).max(initial=0))
+    max_b = int(np.abs(b.astype(np.int32)).max(initial=0))
+    if max_a == 0 or max_b == 0 or k_dim == 0:
+        return np.zeros((m_dim, n_dim), dtype=np.int64)
+    chunk = max(1, (FLOAT32_EXACT_LIMIT - 1) // (max_a * max_b))
+    af = a.astype(np.float32)
+    bf = b.astype(np.float32)
+    if chunk >= k_dim:
+        return np.matmul(af, bf).astype(np.int64)
+    total = np.zeros((m_dim, n_dim), dtype=np.float64)
+    part = np.empty((m_dim, n_dim), dtype=np.float32)
+    for start in range(0, k_dim, chunk):
+        stop = min(start + chunk, k_dim)
+        np.matmul(af[:, start:stop], bf[start:stop, :], out=part)
+        total += part
+    return total.astype(np.int64)
+
+
+def _overflow_candidates(a64: np.ndarray, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:
+    """Mask of outputs whose partial sums might leave ``[-hi-1, hi]``; None when none can.
+
+    |partial sum| <= |bias| + min(L1(row) * max|col|, max|row| * L1(col)) (Hoelder).
+    """
+    abs_a = np.abs(a64)
+    abs_b = np.abs(b.astype(np.int64))
+    row_l1, row_max = abs_a.sum(axis=1), abs_a.max(axis=1, initial=0)
+    col_l1, col_max = abs_b.sum(axis=0), abs_b.max(axis=0, initial=0)
+    abs_bias = np.abs(bias)
+    scalar_bound = int(abs_bias.max(initial=0)) + min(
+        int(row_l1.max(initial=0)) * int(col_max.max(initial=0)),
+        int(row_max.max(initial=0)) * int(col_l1.max(initial=0)),
+    )
+    if scalar_bound <= hi:
+        return None
+    bound = abs_bias[None, :] + np.minimum(np.outer(row_l1, col_max), np.outer(row_max, col_l1))
+    mask = bound > hi
+    return mask if mask.any() else None
+
+
+def int_gemm(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    a_zero_point: int = 0,
+    bias: np.ndarray | None = None,
+    acc_bits: int = 32,
+    overflow: str = "wrap",
+    method: str = "auto",
+) -> AccumulatorResult:
+    """Integer GEMM ``[M, K] x [K, N]`` (int8 or uint8 by int8) with the accumulator semantics above."""
+    if overflow not in OVERFLOW_MODES:
+        raise ValueError(f"overflow must be one of {OVERFLOW_MODES}, got {overflow!r}")
+    if method not in GEMM_METHODS:
+        raise ValueError(f"method must be one of {GEMM_METHODS}, got {method!r}")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"GEMM shapes do not chain: {a.shape} x {b.shape}")
+    lo, hi = accumulator_range(acc_bits)
+    n_dim = b.shape[1]
+    bias64 = np.zeros(n_dim, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(n_dim)
+    saturate = overflow == "saturate"
+    out_dtype = np.int32 if acc_bits <= 32 else np.int64
+    a = np.ascontiguousarray(a)
+    b = np.ascontiguousarray(b)
+    if method == "numba":
+        values, flags = _sequential_gemm(a, b, np.int64(a_zero_point), bias64, lo, hi, saturate)
+        return AccumulatorResult(values.astype(out_dtype), int(flags.sum()))
+    values = exact_product(a, b)
+    if a_zero_point:
+        values -= np.int64(a_zero_point) * b.sum(axis=0, dtype=np.int64)[None, :]
+    values += bias64[None, :]
+    overflows = 0
+    if acc_bits < 64:
+        mask = _overflow_candidates(a.astype(np.int64) - a_zero_point, b, bias64, hi)
+        if mask is not None:
+            rows, cols = np.nonzero(mask)
+            replay, flags = _sequential_entries(a, b, np.int64(a_zero_point), bias64, rows, cols, lo, hi, saturate)
+            values[rows, cols] = replay
+            overflows = int(flags.sum())
+    return AccumulatorResult(values.astype(out_dtype), overflows)

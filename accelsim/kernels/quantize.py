@@ -1,0 +1,169 @@
+"""The vector unit's float <-> int conversions and range reduction.
+
+Frameworks differ in three places when they quantize ``x`` with scale ``s`` and zero point ``z``,
+and each difference changes bits on some inputs, so the kernel takes all three as switches:
+- ``x / s`` (ORT, TFLite QUANTIZE) or ``x * (1/s)`` with ``1/s`` rounded to float32 (fbgemm, TFLite
+  hybrid);
+- round half to even (ORT, fbgemm) or half away from zero (TFLite ``std::round``);
+- ``z`` added after rounding (ORT, fbgemm) or to the float before rounding (TFLite hybrid).
+All float arithmetic is float32 like the C++ sources; rounding happens in float64 where ``v + 0.5``
+is exact (a float32 ``v + 0.5`` can round up 0.49999997 to 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from accelsim.kernels.layout import channel_params, channel_view
+
+
+@njit(cache=True)
+def _round(v, half_away):
+    if half_away:
+        d = np.float64(v)
+        return np.floor(d + 0.5) if d >= 0 else -np.floor(-d + 0.5)
+    return np.float64(np.rint(v))
+
+
+@njit(cache=True)
+def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding):
+    out = np.empty(x.shape, dtype=np.int32)
+    sats = 0
+    for o in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            s = scale[c]
+            inv = inv_scale[c]
+            z = zp[c]
+            for i in range(x.shape[2]):
+                v = x[o, c, i] * inv if reciprocal else x[o, c, i] / s
+                if zp_before_rounding:
+                    r = _round(v + np.float32(z), half_away)
+                else:
+                    r = _round(v, half_away) + z
+                if r < qmin:
+                    r = qmin
+                    sats += 1
+                elif r > qmax:
+                    r = qmax
+                    sats += 1
+                out[o, c, i] = np.int32(r)
+    return out, sats
+
+
+@njit(cache=True)
+def _dequantize(q, scale, zp):
+    out = np.empty(q.shape, dtype=np.float32)
+    for o in range(q.shape[0]):
+        for c in range(q.shape[1]):
+            for i in range(q.shape[2]):
+                out[o, c, i] = np.float32(np.int64(q[o, c, i]) - zp[c]) * scale[c]
+    return out
+
+
+@njit(cache=True)
+def _scale_accumulator(acc, row_scale, channel_scale, bias):
+    out = np.empty(acc.shape, dtype=np.float32)
+    for o in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            s = row_scale[o] * channel_scale[c]
+            b = bias[c]
+            for i in range(acc.shape[2]):
+                out[o, c, i] = np.float32(acc[o, c, i]) * s + b
+    return out
+
+
+@njit(cache=True)
+def _row_minmax(x):
+    rows = x.shape[0]
+    mins = np.empty(rows, dtype=np.float32)
+    maxs = np.empty(rows, dtype=np.float32)
+    for r in range(rows):
+        lo = np.float32(np.inf)
+        hi = np.float32(-np.inf)
+        for v in x[r]:
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+        mins[r] = lo
+        maxs[r] = hi
+    return mins, maxs
+
+
+def quantize(
+    x: np.ndarray,
+    scale: np.ndarray | float,
+    zero_point: np.ndarray | int,
+    *,
+    qmin: int,
+    qmax: int,
+    axis: int | None = None,
+    reciprocal: bool = False,
+    half_away: bool = False,
+    zero_point_before_rounding: bool = False,
+    inv_scale: np.ndarray | float | None = None,
+) -> tuple[np.ndarray, int]:
+    """float32 ``x`` -> int32 codes in ``[qmin, qmax]`` and the number of clamped elements.
+
+    ``inv_scale`` overrides the float32 ``1 / scale`` of the reciprocal rule (TFLite's symmetric
+    path computes ``127 / range`` instead).
+    """
+    view = channel_view(np.asarray(x, dtype=np.float32), axis)
+    ch = view.shape[1]
+    scale_c = channel_params(scale, ch, np.float32)
+    out, sats = _quantize(
+        view,
+        scale_c,
+        np.float32(1.0) / scale_c if inv_scale is None else channel_params(inv_scale, ch, np.float32),
+        channel_params(zero_point, ch, np.int64),
+        qmin,
+        qmax,
+        reciprocal,
+        half_away,
+        zero_point_before_rounding,
+    )
+    return out.reshape(np.shape(x)), int(sats)
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, *, axis: int | None = None) -> np.ndarray:
+    """``float32(q - z) * s`` as ORT DequantizeLinear and PyTorch dequantize compute it."""
+    view = channel_view(q, axis)
+    ch = view.shape[1]
+    out = _dequantize(view, channel_params(scale, ch, np.float32), channel_params(zero_point, ch, np.int64))
+    return out.reshape(q.shape)
+
+
+def scale_accumulator(
+    acc: np.ndarray,
+    row_scale: np.ndarray | float,
+    channel_scale: np.ndarray | float,
+    bias: np.ndarray | float | None,
+    *,
+    axis: int,
+) -> np.ndarray:
+    """Dynamic-quantization output ``float(acc) * (s_x[row] * s_w[c]) + bias[c]`` in float32, no FMA.
+
+    Rows are the leading dims before ``axis`` (per-row or per-image activation scale), channels the
+    ``axis`` dim (per-channel weight scale); scalars broadcast.
+    """
+    view = channel_view(acc, axis)
+    outer, ch = view.shape[0], view.shape[1]
+    out = _scale_accumulator(
+        view,
+        channel_params(row_scale, outer, np.float32),
+        channel_params(channel_scale, ch, np.float32),
+        channel_params(0.0 if bias is None else bias, ch, np.float32),
+    )
+    return out.reshape(acc.shape)
+
+
+def row_minmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of each row of a 2-D float32 array (the vector unit's range pass)."""
+    return _row_minmax(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def tensor_minmax(x: np.ndarray) -> tuple[float, float]:
+    """Min and max of a whole float32 tensor."""
+    mins, maxs = _row_minmax(np.ascontiguousarray(x, dtype=np.float32).reshape(1, -1))
+    return float(mins[0]), float(maxs[0])

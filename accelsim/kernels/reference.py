@@ -1,0 +1,158 @@
+"""Slow pure-numpy twins of every kernel, written independently of the fast paths; tests only.
+
+They follow the C++ sources literally (one accumulation step at a time, integer arithmetic with
+Python ints where C would truncate) so that a disagreement points at the fast kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _acc_step(acc: np.ndarray, term: np.ndarray, lo: int, hi: int, saturate: bool) -> tuple[np.ndarray, np.ndarray]:
+    s = acc + term
+    out_of_range = (s < lo) | (s > hi)
+    if saturate:
+        s = np.clip(s, lo, hi)
+    else:
+        s = (s - lo) % (hi - lo + 1) + lo
+    return s, out_of_range
+
+
+def ref_int_gemm(
+    a: np.ndarray, b: np.ndarray, a_zero_point: int, bias: np.ndarray | None, acc_bits: int, overflow: str
+) -> tuple[np.ndarray, int]:
+    """Accumulate ``bias + sum_k (a - z) b`` one k step at a time with wrap or saturation."""
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    sat = overflow == "saturate"
+    m_dim, n_dim = a.shape[0], b.shape[1]
+    bias_row = np.zeros(n_dim, dtype=object) if bias is None else np.asarray(bias).astype(object)
+    acc, flags = _acc_step(np.zeros((m_dim, n_dim), dtype=object), np.broadcast_to(bias_row, (m_dim, n_dim)), lo, hi, sat)
+    a_obj = a.astype(object) - a_zero_point
+    b_obj = b.astype(object)
+    for k in range(a.shape[1]):
+        acc, f = _acc_step(acc, np.outer(a_obj[:, k], b_obj[k]), lo, hi, sat)
+        flags |= f
+    return acc.astype(np.int64), int(flags.sum())
+
+
+def ref_int_conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    *,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    x_zero_point: int,
+    bias: np.ndarray | None,
+    acc_bits: int,
+    overflow: str,
+) -> tuple[np.ndarray, int]:
+    """Direct convolution (no im2col) over a zero-point padded input, K order (c, ky, kx)."""
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    sat = overflow == "saturate"
+    pt, pl, pb, pr = padding
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=x_zero_point) - x_zero_point
+    n_dim, o_dim, _, kh, kw = x.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3]
+    oh = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    cg, og = x.shape[1] // groups, o_dim // groups
+    b0 = np.zeros(o_dim, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    acc, flags = _acc_step(np.zeros((n_dim, o_dim, oh, ow), dtype=np.int64), b0[None, :, None, None], lo, hi, sat)
+    for g in range(groups):
+        osl = slice(g * og, (g + 1) * og)
+        for c in range(cg):
+            for ky in range(kh):
+                for kx in range(kw):
+                    y0, x0 = ky * dilation[0], kx * dilation[1]
+                    patch = xp[:, g * cg + c, y0 : y0 + stride[0] * (oh - 1) + 1 : stride[0], x0 : x0 + stride[1] * (ow - 1) + 1 : stride[1]]
+                    term = patch[:, None] * w[osl, c, ky, kx].astype(np.int64)[None, :, None, None]
+                    acc[:, osl], f = _acc_step(acc[:, osl], term, lo, hi, sat)
+                    flags[:, osl] |= f
+    return acc, int(flags.sum())
+
+
+def _c_div_pow2(num: int, bits: int) -> int:
+    """C integer division by 2**bits (truncation toward zero)."""
+    q = abs(num) >> bits
+    return q if num >= 0 else -q
+
+
+def ref_multiply_by_quantized_multiplier(x: int, m: int, shift: int, single_rounding: bool) -> int:
+    """TFLite MultiplyByQuantizedMultiplier with Python ints."""
+    if single_rounding:
+        total = 31 - shift
+        return (x * m + (1 << (total - 1))) >> total
+    left, right = max(shift, 0), max(-shift, 0)
+    xl = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
+    if xl == m == INT32_MIN:
+        high = INT32_MAX
+    else:
+        ab = xl * m
+        high = _c_div_pow2(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 31)
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if (high & mask) > threshold else 0)
+
+
+def _clamp(r: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: int) -> tuple[np.ndarray, int]:
+    v = r + zp
+    sats = int(((v < qmin) | (v > qmax)).sum())
+    return np.clip(v, act_min, act_max), sats
+
+
+def ref_requant_fixed_point(
+    acc2d: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: int, single_rounding: bool
+) -> tuple[np.ndarray, int]:
+    """Per-channel (last axis) fixed-point requant, element by element."""
+    acc2d = np.clip(acc2d.astype(np.int64), INT32_MIN, INT32_MAX)
+    m = np.broadcast_to(np.asarray(multiplier).reshape(-1), (acc2d.shape[1],))
+    s = np.broadcast_to(np.asarray(shift).reshape(-1), (acc2d.shape[1],))
+    r = np.empty(acc2d.shape, dtype=np.int64)
+    for (i, c), v in np.ndenumerate(acc2d):
+        r[i, c] = ref_multiply_by_quantized_multiplier(int(v), int(m[c]), int(s[c]), single_rounding)
+    return _clamp(r, zp, act_min, act_max, qmin, qmax)
+
+
+def ref_requant_float(
+    acc2d: np.ndarray, scale: np.ndarray, bias_term: np.ndarray | float, zp: int, act_min: int, act_max: int, qmin: int, qmax: int
+) -> tuple[np.ndarray, int]:
+    """Per-channel (last axis) fp32 requant with numpy float32 arithmetic."""
+    v = (acc2d.astype(np.float32) + np.float32(bias_term)) * np.asarray(scale, dtype=np.float32)
+    return _clamp(np.rint(v).astype(np.float64), zp, act_min, act_max, qmin, qmax)
+
+
+def ref_quantize(
+    x: np.ndarray, scale: float, zp: int, qmin: int, qmax: int, reciprocal: bool, half_away: bool, zp_before_rounding: bool
+) -> tuple[np.ndarray, int]:
+    """Per-tensor quantization with numpy float32 arithmetic."""
+    x = np.asarray(x, dtype=np.float32)
+    s = np.float32(scale)
+    v = x * (np.float32(1.0) / s) if reciprocal else x / s
+    if zp_before_rounding:
+        v = v + np.float32(zp)
+    d = v.astype(np.float64)
+    r = np.sign(d) * np.floor(np.abs(d) + 0.5) if half_away else np.rint(d)
+    if not zp_before_rounding:
+        r = r + zp
+    sats = int(((r < qmin) | (r > qmax)).sum())
+    return np.clip(r, qmin, qmax).astype(np.int32), sats
+
+
+def ref_dequantize(q: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int) -> np.ndarray:
+    """``float32(q - z) * s`` (broadcasting over the last axis)."""
+    return (q.astype(np.int64) - np.asarray(zp, dtype=np.int64)).astype(np.float32) * np.asarray(scale, dtype=np.float32)
+
+
+def ref_scale_accumulator(acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float) -> np.ndarray:
+    """``float(acc) * float32(s_x[row] * s_w[c]) + bias`` with separate float32 roundings."""
+    s = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1) * np.asarray(channel_scale, dtype=np.float32).reshape(1, -1)
+    return acc2d.astype(np.float32) * s + np.asarray(bias, dtype=np.float32)
+
+
+def ref_minmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise min and max."""
+    return x.min(axis=1), x.max(axis=1)

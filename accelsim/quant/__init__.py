@@ -1,0 +1,58 @@
+"""Bit-exact quantization: parameters, calibration, requant modes, dynamic flavours, schemes, layers.
+
+Public API::
+
+    QParams, affine_qparams, symmetric_qparams, weight_qparams      # real = scale * (q - zero_point)
+    quantize_tensor(x, qp, rule) / dequantize_tensor(q, qp); RULES  # per-framework float->int rules
+    quantize_multiplier(real) -> (M0, shift)                        # TFLite QuantizeMultiplier
+    quantize_bias(bias, s_x, s_w) -> (int32 bias, qparams, saturations)
+    MinMaxObserver, MovingAverageMinMaxObserver, PercentileObserver # static calibration
+    REQUANT_MODES, make_requant_params, requantize                  # the requant unit
+    DYNAMIC_FLAVOURS, dynamic_quantize                              # run-time activation quantization
+    SCHEMES, get_scheme                                             # fp32 / woq / dynamic / static as data
+    run_layer(kind, x, weight, bias, scheme=..., ...) -> LayerResult
+    write_golden(result, path)                                      # .npz golden vectors for RTL
+"""
+
+from accelsim.quant.bias import quantize_bias
+from accelsim.quant.dynamic import DYNAMIC_FLAVOURS, dynamic_quantize
+from accelsim.quant.golden import write_golden
+from accelsim.quant.layer import LayerResult, TensorRecord, run_layer
+from accelsim.quant.multiplier import quantize_multiplier, quantize_multipliers
+from accelsim.quant.observers import OBSERVERS, MinMaxObserver, MovingAverageMinMaxObserver, PercentileObserver
+from accelsim.quant.qparams import QParams, affine_qparams, dtype_range, symmetric_qparams, weight_qparams
+from accelsim.quant.requant import REQUANT_MODES, RequantParams, make_requant_params, requantize
+from accelsim.quant.rules import RULES, QuantizeRule, dequantize_tensor, quantize_tensor
+from accelsim.quant.schemes import SCHEMES, Scheme, get_scheme
+
+__all__ = [
+    "DYNAMIC_FLAVOURS",
+    "OBSERVERS",
+    "REQUANT_MODES",
+    "RULES",
+    "SCHEMES",
+    "LayerResult",
+    "MinMaxObserver",
+    "MovingAverageMinMaxObserver",
+    "PercentileObserver",
+    "QParams",
+    "QuantizeRule",
+    "RequantParams",
+    "Scheme",
+    "TensorRecord",
+    "affine_qparams",
+    "dequantize_tensor",
+    "dtype_range",
+    "dynamic_quantize",
+    "get_scheme",
+    "make_requant_params",
+    "quantize_bias",
+    "quantize_multiplier",
+    "quantize_multipliers",
+    "quantize_tensor",
+    "requantize",
+    "run_layer",
+    "symmetric_qparams",
+    "weight_qparams",
+    "write_golden",
+]

@@ -1,0 +1,167 @@
+"""Dynamic (run-time) activation quantization: each framework's flavour as data plus its exact arithmetic.
+
+At run time the vector unit reduces the float input to its range, derives scale and zero point,
+quantizes, the array accumulates int32, and the output is dequantized to float
+``float32(acc) * float32(s_x[row] * s_w[c]) + bias[c]`` (separate float32 roundings: no FMA).
+
+Parameter rules, each the framework's code line by line:
+- ``onnx`` (DynamicQuantizeLinear): float32 throughout, ``scale = (max - min) / 255``,
+  ``zp = rint(clamp(0 - min / scale, 0, 255))``; uint8; 1 when the range is empty.
+- ``pytorch`` (quantize_dynamic Linear, fbgemm): ``ChooseQuantizationParams`` in double with
+  ``reduce_range`` (0..127), the small-scale cut-off at 6.1e-5, zero point from the smaller-error
+  end, ``nearbyint``; the scale is then used as float32.
+- ``tflite`` (hybrid FULLY_CONNECTED, asymmetric_quantize_inputs; per row, per image for conv):
+  ``PortableAsymmetricQuantizeFloats`` in double, int8 -128..127, ties away from zero;
+  ``tflite_symmetric`` is ``PortableSymmetricQuantizeFloats`` (scale = max|x| / 127).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.kernels.quantize import row_minmax
+from accelsim.quant.qparams import QParams
+from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
+
+SMALL_SCALE_THRESHOLD = np.float32(6.1e-5)  # PyTorch QuantUtils.h: fp16 min normal
+
+
+@dataclass(frozen=True)
+class DynamicFlavour:
+    """What a framework's dynamic quantization does to activations."""
+
+    name: str
+    activation_dtype: str
+    granularity: str  # "per_tensor" or "per_row" (per image for conv)
+    symmetric: bool
+    reduce_range: bool
+    rule: QuantizeRule
+    reference: str
+
+
+DYNAMIC_FLAVOURS: dict[str, DynamicFlavour] = {
+    f.name: f
+    for f in (
+        DynamicFlavour("tflite", "int8", "per_row", False, False, TFLITE_HYBRID,
+                       "TFLite hybrid FULLY_CONNECTED / CONV_2D, asymmetric_quantize_inputs=true"),
+        DynamicFlavour("tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID,
+                       "TFLite hybrid kernels, asymmetric_quantize_inputs=false"),
+        DynamicFlavour("onnx", "uint8", "per_tensor", False, False, ONNX,
+                       "ONNX DynamicQuantizeLinear + MatMulInteger/ConvInteger (ORT quantize_dynamic)"),
+        DynamicFlavour("pytorch", "uint8", "per_tensor", False, True, FBGEMM,
+                       "torch.ao.nn.quantized.dynamic.Linear (fbgemm, reduce_range=True)"),
+    )
+}
+
+
+def get_flavour(name: str) -> DynamicFlavour:
+    """Look a flavour up by name with a helpful error."""
+    if name not in DYNAMIC_FLAVOURS:
+        raise ValueError(f"unknown dynamic flavour {name!r}; allowed: {', '.join(DYNAMIC_FLAVOURS)}")
+    return DYNAMIC_FLAVOURS[name]
+
+
+def onnx_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """ORT GetQuantizationParameter<uint8_t>, float32 arithmetic."""
+    lo32, hi32 = min(np.float32(lo), np.float32(0)), max(np.float32(hi), np.float32(0))
+    scale = np.float32(1.0) if hi32 == lo32 else np.float32((hi32 - lo32) / np.float32(255))
+    initial = np.float32(np.float32(0) - lo32 / scale)
+    return float(scale), int(np.rint(np.float32(max(np.float32(0), min(np.float32(255), initial)))))
+
+
+def pytorch_qparams(lo: float, hi: float, *, reduce_range: bool = True) -> tuple[float, int]:
+    """PyTorch/fbgemm ChooseQuantizationParams(min, max, 0, 255, preserve_sparsity=False, reduce_range)."""
+    qmin, qmax = (0, 127) if reduce_range else (0, 255)
+    lo32, hi32 = min(np.float32(lo), np.float32(0)), max(np.float32(hi), np.float32(0))
+    scale = (float(hi32) - float(lo32)) / (qmax - qmin)
+    if np.float32(scale) == 0 or math.isinf(np.float32(1.0) / np.float32(scale)):
+        scale = 0.1
+    if scale < SMALL_SCALE_THRESHOLD:
+        org_scale = np.float32(scale)
+        scale = float(SMALL_SCALE_THRESHOLD)
+        if lo32 == 0:
+            hi32 = np.float32(SMALL_SCALE_THRESHOLD * np.float32(qmax - qmin))
+        elif hi32 == 0:
+            lo32 = np.float32(-SMALL_SCALE_THRESHOLD * np.float32(qmax - qmin))
+        else:
+            amplifier = np.float32(SMALL_SCALE_THRESHOLD / org_scale)
+            lo32, hi32 = np.float32(lo32 * amplifier), np.float32(hi32 * amplifier)
+    zp_from_min = qmin - float(lo32) / scale
+    zp_from_max = qmax - float(hi32) / scale
+    err_min = abs(qmin) - abs(float(lo32) / scale)
+    err_max = abs(qmax) - abs(float(hi32) / scale)
+    initial = zp_from_min if err_min < err_max else zp_from_max
+    zp = qmin if initial < qmin else qmax if initial > qmax else int(np.rint(initial))
+    return float(np.float32(scale)), zp
+
+
+def tflite_asymmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """TFLite PortableAsymmetricQuantizeFloats' scale and offset (double math, float32 scale)."""
+    rmin, rmax = min(0.0, float(np.float32(lo))), max(0.0, float(np.float32(hi)))
+    if rmin == rmax:
+        return 1.0, 0
+    qmin, qmax = -128.0, 127.0
+    scale = (rmax - rmin) / (qmax - qmin)
+    zp_from_min = qmin - rmin / scale
+    zp_from_max = qmax - rmax / scale
+    err_min = abs(qmin) + abs(rmin / scale)
+    err_max = abs(qmax) + abs(rmax / scale)
+    zp_double = zp_from_min if err_min < err_max else zp_from_max
+    if zp_double <= qmin:
+        zp = -128
+    elif zp_double >= qmax:
+        zp = 127
+    else:
+        zp = int(math.copysign(math.floor(abs(zp_double) + 0.5), zp_double))
+    return float(np.float32(scale)), zp
+
+
+def tflite_symmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """TFLite PortableSymmetricQuantizeFloats' scale: ``max|x| / 127`` in float32."""
+    rng = max(abs(np.float32(lo)), abs(np.float32(hi)))
+    return (1.0 if rng == 0 else float(np.float32(rng / np.float32(127)))), 0
+
+
+def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np.ndarray | None]:
+    """Run-time parameters of each row (or of the whole tensor) of a 2-D float32 input.
+
+    Also returns the float32 multiplier TFLite's symmetric path uses instead of ``1 / scale``
+    (``127 / range``, 0 for an all-zero row), None for the other flavours.
+    """
+    if flavour.granularity == "per_tensor":
+        lo, hi = row_minmax(x2d.reshape(1, -1))
+    else:
+        lo, hi = row_minmax(x2d)
+    rule = {
+        "onnx": onnx_qparams,
+        "pytorch": lambda a, b: pytorch_qparams(a, b, reduce_range=flavour.reduce_range),
+        "tflite": tflite_asymmetric_qparams,
+        "tflite_symmetric": tflite_symmetric_qparams,
+    }[flavour.name]
+    pairs = [rule(float(a), float(b)) for a, b in zip(lo, hi)]
+    axis = None if flavour.granularity == "per_tensor" else 0
+    dtype = flavour.activation_dtype
+    narrow = flavour.symmetric  # symmetric TFLite clamps to -127..127
+    qp = QParams([p[0] for p in pairs], [p[1] for p in pairs], dtype, axis, narrow)
+    if flavour.name != "tflite_symmetric":
+        return qp, None
+    rng = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(rng > 0, np.float32(127) / rng, np.float32(0)).astype(np.float32)
+    return qp, inv
+
+
+def dynamic_quantize(x2d: np.ndarray, flavour: str | DynamicFlavour) -> tuple[np.ndarray, QParams]:
+    """Quantize a 2-D float32 activation ``[rows, features]`` at run time: (codes, parameters).
+
+    For per-row flavours a row is what the framework quantizes as one vector (a token for linear,
+    one image's flattened NCHW tensor for conv).
+    """
+    f = get_flavour(flavour) if isinstance(flavour, str) else flavour
+    x2d = np.ascontiguousarray(x2d, dtype=np.float32)
+    qp, inv = _rows_qparams(x2d, f)
+    q, _ = quantize_tensor(x2d, qp, f.rule, inv_scale=inv)
+    return q, qp

@@ -1,0 +1,209 @@
+"""One layer under one scheme, with every intermediate tensor exposed (the golden model's entry point).
+
+Plain numpy in, plain numpy out. Layouts: conv2d activations NCHW and weights ``[O, C/groups, kh, kw]``;
+linear ``x[..., in]`` and weights ``[out, in]``; matmul ``x[..., K] @ weight[K, N]``. Output channels
+(what per-channel parameters index) are axis 1 for conv2d and the last axis otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d
+from accelsim.kernels.gemm import AccumulatorResult, int_gemm
+from accelsim.kernels.quantize import scale_accumulator
+from accelsim.quant.bias import quantize_bias
+from accelsim.quant.dynamic import dynamic_quantize, get_flavour
+from accelsim.quant.observers import MinMaxObserver
+from accelsim.quant.qparams import QParams, weight_qparams
+from accelsim.quant.requant import RequantParams, activation_range, get_mode, make_requant_params, requantize
+from accelsim.quant.rules import dequantize_tensor, quantize_tensor
+from accelsim.quant.schemes import get_scheme
+
+LAYER_KINDS = ("conv2d", "linear", "matmul")
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """A tensor as one unit sees it: values, dtype name and quantization parameters (None if float)."""
+
+    values: np.ndarray
+    dtype: str
+    qparams: QParams | None = None
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Output (float32; dequantized codes for static) plus intermediates and event counts."""
+
+    kind: str
+    scheme: str
+    variant: str | None  # requant mode (static) or dynamic flavour
+    output: np.ndarray
+    tensors: dict[str, TensorRecord]
+    accumulator_overflows: int = 0
+    requant_saturations: int = 0
+    input_saturations: int = 0
+    bias_saturations: int = 0
+    requant: RequantParams | None = None
+    geometry: ConvGeometry | None = None
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """The layer's shape logic: which axis holds output channels and how to run it as GEMM/conv."""
+
+    kind: str
+    geometry: ConvGeometry | None
+
+    @property
+    def channel_axis(self) -> int:
+        return 1 if self.kind == "conv2d" else -1
+
+    @property
+    def weight_axis(self) -> int:
+        return 1 if self.kind == "matmul" else 0
+
+    def gemm_weights(self, w: np.ndarray) -> np.ndarray:
+        return w.T if self.kind == "linear" else w
+
+    def run_float(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        if self.kind == "conv2d":
+            y = float_conv2d(x, w, self.geometry)
+        else:
+            y = (x.astype(np.float32).reshape(-1, x.shape[-1]) @ self.gemm_weights(w).astype(np.float32)).reshape(*x.shape[:-1], -1)
+        if bias is not None:
+            y = y + _channel_broadcast(np.asarray(bias, np.float32), y.ndim, self.channel_axis)
+        return y.astype(np.float32)
+
+    def run_int(self, xq: np.ndarray, wq: np.ndarray, zero_point: int, bias_q: np.ndarray | None, acc_bits: int, overflow: str) -> AccumulatorResult:
+        kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
+        if self.kind == "conv2d":
+            return int_conv2d(xq, wq, self.geometry, x_zero_point=zero_point, **kw)
+        res = int_gemm(xq.reshape(-1, xq.shape[-1]), self.gemm_weights(wq), a_zero_point=zero_point, **kw)
+        return AccumulatorResult(res.values.reshape(*xq.shape[:-1], -1), res.overflows)
+
+
+def _channel_broadcast(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return v.reshape(shape)
+
+
+def _apply_float_activation(y: np.ndarray, activation: str | None) -> np.ndarray:
+    if activation is None:
+        return y
+    y = np.maximum(y, np.float32(0))
+    return np.minimum(y, np.float32(6)) if activation == "relu6" else y
+
+
+def _calibrated(qp: QParams | None, data: np.ndarray, dtype: str) -> QParams:
+    if qp is not None:
+        return qp
+    obs = MinMaxObserver()
+    obs.observe(data)
+    return obs.qparams(dtype=dtype)
+
+
+def run_layer(
+    kind: str,
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    scheme: str = "static",
+    requant_mode: str = "tflite",
+    flavour: str = "tflite",
+    weight_granularity: str = "per_channel",
+    input_qparams: QParams | None = None,
+    output_qparams: QParams | None = None,
+    activation: str | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, ...] = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+    acc_bits: int = 32,
+    overflow: str = "wrap",
+) -> LayerResult:
+    """Run one conv2d / linear / matmul layer under ``scheme`` (fp32, woq, dynamic, static).
+
+    ``requant_mode`` selects the static requant unit (tflite, tflite_single, float_half_even,
+    fbgemm) and with it the framework's input quantization rule and activation dtype;
+    ``flavour`` the dynamic one (tflite, tflite_symmetric, onnx, pytorch). Static input/output
+    parameters default to min-max calibration on ``x`` and on the fp32 output.
+    """
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
+    sch = get_scheme(scheme)
+    geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
+    layer = _Layer(kind, geometry)
+    x = np.asarray(x, dtype=np.float32)
+    weight = np.asarray(weight, dtype=np.float32)
+    bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
+    settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_granularity)
+    tensors = {"input": TensorRecord(x, "float32"), "weight": TensorRecord(weight, "float32")}
+    if bias_f is not None:
+        tensors["bias"] = TensorRecord(bias_f, "float32")
+    reference = _apply_float_activation(layer.run_float(x, weight, bias_f), activation)
+    if not sch.weights.quantized:
+        return LayerResult(kind, scheme, None, reference, tensors | {"output": TensorRecord(reference, "float32")}, geometry=geometry, settings=settings)
+
+    w_qp = weight_qparams(weight, granularity=weight_granularity, axis=layer.weight_axis)
+    w_q, _ = quantize_tensor(weight, w_qp)
+    tensors["weight_q"] = TensorRecord(w_q, w_qp.dtype, w_qp)
+    if scheme == "woq":
+        w_deq = dequantize_tensor(w_q, w_qp)
+        y = _apply_float_activation(layer.run_float(x, w_deq, bias_f), activation)
+        tensors |= {"weight_dequantized": TensorRecord(w_deq, "float32"), "output": TensorRecord(y, "float32")}
+        return LayerResult(kind, scheme, None, y, tensors, geometry=geometry, settings=settings)
+    if scheme == "dynamic":
+        return _run_dynamic(layer, x, w_q, w_qp, bias_f, flavour, activation, acc_bits, overflow, tensors, settings)
+    return _run_static(layer, x, w_q, w_qp, bias_f, requant_mode, input_qparams, output_qparams, reference, activation, acc_bits, overflow, tensors, settings)
+
+
+def _run_dynamic(layer, x, w_q, w_qp, bias_f, flavour, activation, acc_bits, overflow, tensors, settings) -> LayerResult:
+    f = get_flavour(flavour)
+    rows = x.reshape(x.shape[0], -1) if layer.kind == "conv2d" else x.reshape(-1, x.shape[-1])
+    xq_rows, x_qp = dynamic_quantize(rows, f)
+    xq = xq_rows.reshape(x.shape)
+    if x_qp.axis is None:
+        acc = layer.run_int(xq, w_q, int(x_qp.zero_point[0]), None, acc_bits, overflow)
+    else:  # per-row zero points: centre each row first (9-bit operands), no scalar zero point left
+        centred = (xq_rows.astype(np.int16) - x_qp.zero_point.astype(np.int16)[:, None]).reshape(x.shape)
+        acc = layer.run_int(centred, w_q, 0, None, acc_bits, overflow)
+    row_scale = x_qp.scale if x_qp.axis is not None else x_qp.scale[0]
+    y = scale_accumulator(acc.values, row_scale, w_qp.scale, bias_f, axis=layer.channel_axis % acc.values.ndim)
+    y = _apply_float_activation(y, activation)
+    tensors |= {
+        "input_q": TensorRecord(xq, x_qp.dtype, x_qp),
+        "acc": TensorRecord(acc.values, str(acc.values.dtype)),
+        "output": TensorRecord(y, "float32"),
+    }
+    return LayerResult(layer.kind, "dynamic", flavour, y, tensors, acc.overflows, geometry=layer.geometry, settings=settings)
+
+
+def _run_static(layer, x, w_q, w_qp, bias_f, mode_name, in_qp, out_qp, reference, activation, acc_bits, overflow, tensors, settings) -> LayerResult:
+    mode = get_mode(mode_name)
+    in_qp = _calibrated(in_qp, x, mode.activation_dtype)
+    out_qp = _calibrated(out_qp, reference, mode.activation_dtype)
+    xq, in_sats = quantize_tensor(x, in_qp, mode.input_rule)
+    s_x = float(in_qp.scale[0])
+    bias_q, bias_sats = None, 0
+    if bias_f is not None and mode.bias_domain == "int32":
+        bias_q, b_qp, bias_sats = quantize_bias(bias_f, s_x, w_qp.scale)
+        tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
+    acc = layer.run_int(xq, w_q, int(in_qp.zero_point[0]), bias_q, acc_bits, overflow)
+    rq = make_requant_params(mode.name, s_x, w_qp.scale, out_qp, activation=activation, bias=bias_f)
+    yq, sats = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
+    y = dequantize_tensor(yq, out_qp)
+    tensors |= {
+        "input_q": TensorRecord(xq, in_qp.dtype, in_qp),
+        "acc": TensorRecord(acc.values, str(acc.values.dtype)),
+        "output_q": TensorRecord(yq, out_qp.dtype, out_qp),
+        "output": TensorRecord(y, "float32"),
+    }
+    settings = settings | {"act_range": activation_range(out_qp, activation)}
+    return LayerResult(layer.kind, "static", mode.name, y, tensors, acc.overflows, sats, in_sats, bias_sats, rq, layer.geometry, settings)

@@ -1,0 +1,168 @@
+"""The requant unit's modes as data, and the per-channel parameters each mode derives from the scales.
+
+Every mode names the framework whose bits it reproduces; see docs/numerics.md for the arithmetic
+and the tests that prove each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.kernels.requant import requant_fixed_point, requant_float
+from accelsim.quant.multiplier import effective_scale, quantize_multipliers
+from accelsim.quant.qparams import QParams, dtype_range
+from accelsim.quant.rules import FBGEMM, ONNX, TFLITE, QuantizeRule
+
+ACTIVATIONS = (None, "relu", "relu6")
+
+
+@dataclass(frozen=True)
+class RequantMode:
+    """One rounding choice of the requant unit and the framework conventions that go with it."""
+
+    name: str
+    arithmetic: str  # "fixed_point" (M0, shift) or "float32" (scale multiply)
+    single_rounding: bool
+    bias_domain: str  # "int32": bias_q loaded into the accumulator; "float32": added in the requant unit
+    input_rule: QuantizeRule  # how the framework quantizes the float layer input
+    activation_dtype: str  # the framework's activation dtype
+    reference: str
+
+
+REQUANT_MODES: dict[str, RequantMode] = {
+    m.name: m
+    for m in (
+        RequantMode("tflite", "fixed_point", False, "int32", TFLITE, "int8",
+                    "TFLite BUILTIN_REF CONV_2D / FULLY_CONNECTED int8: gemmlowp double rounding"),
+        RequantMode("tflite_single", "fixed_point", True, "int32", TFLITE, "int8",
+                    "TFLite built with TFLITE_SINGLE_ROUNDING=1"),
+        RequantMode("float_half_even", "float32", False, "int32", ONNX, "uint8",
+                    "ONNX Runtime QLinearConv / QLinearMatMul (MlasRequantizeOutput); Gemmini"),
+        RequantMode("fbgemm", "float32", False, "float32", FBGEMM, "uint8",
+                    "PyTorch quantized Conv2d / Linear on fbgemm (requantizeOutputProcessingAvx2)"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class RequantParams:
+    """Everything the requant unit holds for one layer (per output channel where it varies)."""
+
+    mode: str
+    output: QParams
+    act_min: int
+    act_max: int
+    sat_min: int  # below / above these the dtype clamped a value the activation would have kept
+    sat_max: int
+    multiplier: np.ndarray | None = None  # int32 M0 (fixed point)
+    shift: np.ndarray | None = None  # int32 shift (fixed point)
+    scale: np.ndarray | None = None  # float32 effective scale (float32 modes)
+    bias_term: np.ndarray | None = None  # float32 bias in accumulator units (fbgemm)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for golden vectors."""
+        out = {"requant_act_min": np.array(self.act_min, np.int32), "requant_act_max": np.array(self.act_max, np.int32)}
+        for name in ("multiplier", "shift", "scale", "bias_term"):
+            value = getattr(self, name)
+            if value is not None:
+                out[f"requant_{name}"] = value
+        return out
+
+
+def get_mode(name: str) -> RequantMode:
+    """Look a mode up by name with a helpful error."""
+    if name not in REQUANT_MODES:
+        raise ValueError(f"unknown requant mode {name!r}; allowed: {', '.join(REQUANT_MODES)}")
+    return REQUANT_MODES[name]
+
+
+_UNBOUNDED = 1 << 62
+
+
+def _activation_bounds(output: QParams, activation: str | None) -> tuple[int, int]:
+    """The fused activation's own clamp in output codes, before the dtype range applies."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; allowed: {ACTIVATIONS}")
+    zp = int(output.zero_point[0])
+    if activation is None:
+        return -_UNBOUNDED, _UNBOUNDED
+    if activation == "relu":
+        return zp, _UNBOUNDED
+    six = np.float64(np.float32(6.0) / output.scale[0])  # TFLite Quantize(6.0): z + round(6 / s)
+    return zp, zp + int(np.floor(six + 0.5))
+
+
+def activation_range(output: QParams, activation: str | None) -> tuple[int, int]:
+    """Fused activation as a clamp, TFLite's CalculateActivationRangeQuantized."""
+    qmin, qmax = dtype_range(output.dtype)
+    lo, hi = _activation_bounds(output, activation)
+    return max(qmin, lo), min(qmax, hi)
+
+
+def saturation_bounds(output: QParams, activation: str | None) -> tuple[int, int]:
+    """Outside these, the dtype (not the activation) clamped: that is a saturation."""
+    qmin, qmax = dtype_range(output.dtype)
+    lo, hi = _activation_bounds(output, activation)
+    return (qmin if lo < qmin else -_UNBOUNDED), (qmax if hi > qmax else _UNBOUNDED)
+
+
+def make_requant_params(
+    mode: str,
+    input_scale: float,
+    weight_scale: np.ndarray | float,
+    output: QParams,
+    *,
+    activation: str | None = None,
+    bias: np.ndarray | None = None,
+) -> RequantParams:
+    """Derive the requant unit's parameters the way the mode's framework does.
+
+    ``bias`` (float32, per output channel) is only used by ``fbgemm``, whose bias stays in float.
+    """
+    m = get_mode(mode)
+    clamps = (*activation_range(output, activation), *saturation_bounds(output, activation))
+    ws = np.asarray(weight_scale, dtype=np.float32).reshape(-1)
+    if m.arithmetic == "fixed_point":
+        mult, shift = quantize_multipliers(effective_scale(input_scale, ws, float(output.scale[0])), single_rounding=m.single_rounding)
+        return RequantParams(mode, output, *clamps, multiplier=mult, shift=shift)
+    sx, sy = np.float32(input_scale), output.scale[0]
+    if m.bias_domain == "int32":  # ORT: output_scales[i] = X_scale * W_scale[i] / Y_scale in float
+        return RequantParams(mode, output, *clamps, scale=((sx * ws) / sy).astype(np.float32))
+    act_times_w = (sx * ws).astype(np.float32)  # fbgemm: act_times_w_scale, C_multiplier = it / y_scale
+    scale = (act_times_w / sy).astype(np.float32)
+    b = np.zeros(ws.size, np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
+    if ws.size == 1:  # per tensor: bias * float(1.0 / double(act_times_w))
+        bias_term = (b * np.float32(1.0 / np.float64(act_times_w[0]))).astype(np.float32)
+    else:  # per channel: bias / act_times_w[c] in float
+        bias_term = (b / act_times_w).astype(np.float32)
+    return RequantParams(mode, output, *clamps, scale=scale, bias_term=bias_term)
+
+
+def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> tuple[np.ndarray, int]:
+    """Run the requant unit on accumulators whose output channels lie along ``axis``: (codes, saturations)."""
+    out_qp = params.output
+    common = dict(
+        zero_point=int(out_qp.zero_point[0]),
+        act_min=params.act_min,
+        act_max=params.act_max,
+        sat_min=params.sat_min,
+        sat_max=params.sat_max,
+    )
+    per_channel_axis = axis if _channels(params) > 1 else None
+    if params.multiplier is not None:
+        out, sats = requant_fixed_point(
+            acc, params.multiplier, params.shift, single_rounding=get_mode(params.mode).single_rounding, axis=per_channel_axis, **common
+        )
+    else:
+        bias_axis = axis if params.bias_term is not None and params.bias_term.size > 1 else per_channel_axis
+        out, sats = requant_float(
+            acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common
+        )
+    return out.astype(out_qp.numpy_dtype), sats
+
+
+def _channels(params: RequantParams) -> int:
+    values = params.multiplier if params.multiplier is not None else params.scale
+    return int(values.size)

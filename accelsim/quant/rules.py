@@ -1,0 +1,59 @@
+"""How each framework turns a float into a quantized code (the three bit-relevant choices).
+
+See :mod:`accelsim.kernels.quantize` for why each choice changes bits. The rules are data so that
+schemes, dynamic flavours and requant modes can name the one their reference uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.kernels.quantize import dequantize as _dequantize_kernel
+from accelsim.kernels.quantize import quantize as _quantize_kernel
+from accelsim.quant.qparams import QParams
+
+
+@dataclass(frozen=True)
+class QuantizeRule:
+    """``q = clamp(round(x op s) + z)`` with the framework's op, rounding and zero-point placement."""
+
+    name: str
+    reciprocal: bool  # x * float32(1/s) instead of x / s
+    half_away: bool  # std::round instead of round-half-even
+    zero_point_before_rounding: bool  # round(x/s + z) instead of round(x/s) + z
+    reference: str
+
+
+ONNX = QuantizeRule("onnx", False, False, False, "ORT MlasQuantizeLinear: rint(x / s) + z")
+FBGEMM = QuantizeRule("fbgemm", True, False, False, "fbgemm::Quantize<T, LEGACY=false>: rint(x * (1/s)) + z")
+TFLITE = QuantizeRule("tflite", False, True, False, "TFLite reference AffineQuantize: round(x / s) + z")
+TFLITE_HYBRID = QuantizeRule(
+    "tflite_hybrid", True, True, True, "TFLite PortableAsymmetricQuantizeFloats: round(z + x * (1/s))"
+)
+RULES = {r.name: r for r in (ONNX, FBGEMM, TFLITE, TFLITE_HYBRID)}
+
+
+def quantize_tensor(
+    x: np.ndarray, qp: QParams, rule: QuantizeRule = ONNX, *, inv_scale: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Quantize ``x`` with ``qp`` under ``rule``: (codes in ``qp``'s numpy dtype, clamped count)."""
+    q, sats = _quantize_kernel(
+        x,
+        qp.scale,
+        qp.zero_point,
+        qmin=qp.qmin,
+        qmax=qp.qmax,
+        axis=qp.axis,
+        reciprocal=rule.reciprocal,
+        half_away=rule.half_away,
+        zero_point_before_rounding=rule.zero_point_before_rounding,
+        inv_scale=inv_scale,
+    )
+    return q.astype(qp.numpy_dtype), sats
+
+
+def dequantize_tensor(q: np.ndarray, qp: QParams) -> np.ndarray:
+    """``float32(q - z) * s`` (all frameworks agree on this one)."""
+    return _dequantize_kernel(q, qp.scale, qp.zero_point, axis=qp.axis)

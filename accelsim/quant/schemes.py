@@ -1,0 +1,74 @@
+"""The four quantization schemes of DESIGN.md section 4, as data the lowering and timing models read.
+
+For each tensor: is it quantized, at which granularity, when are its parameters known, and which
+dtype does it have in DRAM and inside each unit (array operands/accumulator, requant unit,
+vector unit). Byte counts, unit occupancy and the numerics all derive from this one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    """How one tensor of a layer is represented under a scheme."""
+
+    quantized: bool
+    dram_dtype: str  # dtype stored in / moved from DRAM
+    granularity: str | None = None  # per_tensor, per_channel, per_row (None: float)
+    symmetric: bool | None = None
+    qparams_known: str = "never"  # "offline" (calibration / weights), "runtime" (vector unit), "never"
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """What a scheme quantizes and what each unit computes on."""
+
+    name: str
+    weights: TensorPlan
+    activations: TensorPlan
+    bias: TensorPlan
+    outputs: TensorPlan
+    array_operand_dtype: str  # dtype of the MAC inputs
+    array_accumulator_dtype: str
+    requant_unit: bool  # does the requant unit run (int32 -> int8)?
+    vector_ops: tuple[str, ...]  # what the vector unit does per layer, in order
+    description: str
+
+    def unit_dtypes(self) -> dict[str, tuple[str, str]]:
+        """(input dtype, output dtype) of each unit that runs under this scheme."""
+        out = {"array": (self.array_operand_dtype, self.array_accumulator_dtype)}
+        if self.requant_unit:
+            out["requant"] = (self.array_accumulator_dtype, self.outputs.dram_dtype)
+        if self.vector_ops:
+            out["vector"] = ("float32", self.array_operand_dtype if "quantize" in self.vector_ops else "float32")
+        return out
+
+
+_FLOAT = TensorPlan(False, "float32")
+_WEIGHTS_INT8 = TensorPlan(True, "int8", "per_channel", True, "offline")
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme("fp32", _FLOAT, _FLOAT, _FLOAT, _FLOAT, "float32", "float32", False, (),
+               "everything float32: the reference for error metrics"),
+        Scheme("woq", _WEIGHTS_INT8, _FLOAT, _FLOAT, _FLOAT, "float32", "float32", False, ("dequantize_weights",),
+               "weights int8 in DRAM, dequantized on the way in; float GEMM (array float datapath or vector unit)"),
+        Scheme("dynamic", _WEIGHTS_INT8, TensorPlan(True, "float32", "per_tensor", False, "runtime"), _FLOAT, _FLOAT,
+               "int8", "int32", False, ("range_reduce", "quantize", "dequantize"),
+               "activations quantized at run time from their range (flavour: tflite, onnx, pytorch); float output"),
+        Scheme("static", _WEIGHTS_INT8, TensorPlan(True, "int8", "per_tensor", False, "offline"),
+               TensorPlan(True, "int32", "per_channel", True, "offline"), TensorPlan(True, "int8", "per_tensor", False, "offline"),
+               "int8", "int32", True, (),
+               "full int8: calibrated activations, int32 bias, requant unit writes int8"),
+    )
+}
+
+
+def get_scheme(name: str) -> Scheme:
+    """Look a scheme up by name with a helpful error."""
+    if name not in SCHEMES:
+        raise ValueError(f"unknown scheme {name!r}; allowed: {', '.join(SCHEMES)}")
+    return SCHEMES[name]
