@@ -1,0 +1,132 @@
+"""A layer as the MAC array sees it: ``count`` independent GEMMs ``Y[M,N] = X[M,K] W[K,N]``.
+
+Convolutions lower by im2col (``M = batch*Ho*Wo``, ``K = kh*kw*C/groups``, ``N = out/groups``, once per
+group); linear layers fold every leading dimension and the batch into M; matmuls run one GEMM per
+batch item and head. The im2col matrix is never fetched as such: the ifmap buffer holds the input rows
+a tile's outputs need and the address generator forms the windows, so DRAM and SRAM hold the
+*footprint* of a tile (``ifmap_footprint``), not ``Mt*Kt`` elements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from accelsim.config.workload import Conv2d, LayerShapes, Linear, Matmul, pair
+
+
+@dataclass(frozen=True)
+class ConvWindow:
+    """The sliding-window geometry a conv GEMM's ifmap footprint depends on."""
+
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    def input_rows(self, oh_lo: int, oh_hi: int) -> int:
+        """Input rows (inside the image, padding excluded) that output rows ``oh_lo..oh_hi`` read."""
+        first = oh_lo * self.stride[0] - self.padding[0]
+        last = oh_hi * self.stride[0] - self.padding[0] + self.dilation[0] * (self.kernel[0] - 1)
+        return max(0, min(last, self.in_h - 1) - max(first, 0) + 1)
+
+    def input_cols(self, ow_lo: int, ow_hi: int) -> int:
+        first = ow_lo * self.stride[1] - self.padding[1]
+        last = ow_hi * self.stride[1] - self.padding[1] + self.dilation[1] * (self.kernel[1] - 1)
+        return max(0, min(last, self.in_w - 1) - max(first, 0) + 1)
+
+
+@dataclass(frozen=True)
+class GemmView:
+    """One GEMM-lowered layer. ``packed`` > 1: depthwise groups packed block-diagonally per GEMM."""
+
+    layer: str
+    kind: str  # "conv2d" | "linear" | "matmul"
+    count: int
+    m: int
+    k: int
+    n: int
+    useful_macs: int
+    window: ConvWindow | None = None
+    packed: int = 1
+    b_is_activation: bool = False  # matmul: both operands are activations, no weights
+
+    @property
+    def macs(self) -> int:
+        """MACs the array performs, the zeros of block-diagonal packing included."""
+        return self.count * self.m * self.k * self.n
+
+    @property
+    def taps(self) -> int:
+        """Filter taps per input channel (K = taps * channels)."""
+        return self.window.kernel[0] * self.window.kernel[1] if self.window else 1
+
+    def weight_elements(self, k0: int, k1: int, n0: int, n1: int) -> int:
+        """Stored weights of a block: the diagonal blocks only when groups are packed."""
+        if self.b_is_activation:
+            return 0
+        if self.packed == 1:
+            return (k1 - k0) * (n1 - n0)
+        k_per, n_per = self.k // self.packed, self.n // self.packed  # one group's block
+        total = 0
+        for g in range(max(k0 // k_per, n0 // n_per), min(-(-k1 // k_per), -(-n1 // n_per))):
+            rows = min(k1, (g + 1) * k_per) - max(k0, g * k_per)
+            cols = min(n1, (g + 1) * n_per) - max(n0, g * n_per)
+            total += max(rows, 0) * max(cols, 0)
+        return total
+
+    def ifmap_footprint(self, m0: int, m1: int, k0: int, k1: int) -> int:
+        """Input elements the rows ``m0:m1`` and reduction slice ``k0:k1`` of X touch."""
+        return self.spatial_footprint(m0, m1) * self.k_footprint(k0, k1)
+
+    def k_footprint(self, k0: int, k1: int) -> int:
+        """Input channels (conv) or columns of X a reduction slice reads."""
+        return -(-(k1 - k0) // self.taps)
+
+    def spatial_footprint(self, m0: int, m1: int) -> int:
+        """Input pixels (conv) or rows of X that output rows ``m0:m1`` read."""
+        if self.window is None:
+            return m1 - m0
+        w = self.window
+        pixels = w.out_h * w.out_w
+        total = 0
+        m = m0
+        while m < m1:  # one image at a time: a tile may straddle two images of the batch
+            image_end = min(m1, (m // pixels + 1) * pixels)
+            lo, hi = m % pixels, (image_end - 1) % pixels
+            oh_lo, oh_hi = lo // w.out_w, hi // w.out_w
+            cols = w.input_cols(lo % w.out_w, hi % w.out_w) if oh_lo == oh_hi else w.in_w
+            total += w.input_rows(oh_lo, oh_hi) * cols
+            m = image_end
+        return total
+
+
+def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
+    """Lower one array layer; ``packed`` groups per GEMM for depthwise convolutions."""
+    layer = shapes.layer
+    if isinstance(layer, Conv2d):
+        c, h, w = shapes.input_shapes[0]
+        out, oh, ow = shapes.output_shape
+        kh, kw = pair(layer.kernel)
+        groups = layer.groups
+        window = ConvWindow(h, w, oh, ow, (kh, kw), pair(layer.stride), pair(layer.padding), pair(layer.dilation))
+        k, n = kh * kw * (c // groups), out // groups
+        if packed > 1:
+            if groups % packed:
+                raise ValueError(f"{packed} does not divide {groups} groups")
+            return GemmView(layer.name, "conv2d", groups // packed, batch * oh * ow, k * packed, n * packed,
+                            batch * shapes.macs, window, packed)
+        return GemmView(layer.name, "conv2d", groups, batch * oh * ow, k, n, batch * shapes.macs, window)
+    if isinstance(layer, Linear):
+        leading = prod(shapes.input_shapes[0][:-1])
+        return GemmView(layer.name, "linear", 1, batch * leading, shapes.input_shapes[0][-1], layer.out_features,
+                        batch * shapes.macs)
+    if isinstance(layer, Matmul):
+        a, b = layer.operands(list(shapes.input_shapes))
+        return GemmView(layer.name, "matmul", batch * prod(a[:-2]), a[-2], a[-1], b[-1], batch * shapes.macs,
+                        b_is_activation=True)
+    raise TypeError(f"{layer.type} does not run on the array")

@@ -1,0 +1,249 @@
+"""The lowered program: every layer of a workload as a sequence of tiles for the engine to play.
+
+A tile is plain data: the DRAM bytes it loads per operand class (0 when its block is already
+resident), the unit that computes it and for how many cycles, the post-processing (requant unit or
+vector unit) when it completes an output block, and the bytes it writes back. GEMM layers lower to
+array tiles (``tiling.plan_gemm``); pooling, adds, softmax and layer norm lower to vector-unit chunks
+sized to half the ifmap buffer. Values are computed from the same layers and GEMM views, so timing
+and values describe the same program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil, prod
+
+from accelsim.config.hardware import HardwareConfig
+from accelsim.config.workload import GEMM_LAYERS, Add, AvgPool, Flatten, LayerNorm, LayerShapes, MaxPool, Softmax, Workload, pair
+from accelsim.hw import LanePipeline, SystolicArray
+from accelsim.lowering.gemm_view import GemmView, gemm_view
+from accelsim.lowering.operand_format import OperandFormat, operand_format
+from accelsim.lowering.tiling import BufferHalves, TilePlan, _bounds, plan_gemm, weight_block_bytes
+
+#: vector-unit operations per element for work outside the array (fp32 lanes)
+ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
+SOFTMAX_OPS = 5  # max, subtract, exp, sum, divide
+LAYERNORM_OPS = 5  # mean, variance, normalize, scale, shift
+STATIC_REQUANT_OPS = 2  # dequantize in, quantize out around a float op on int8 data
+DYNAMIC_QUANTIZE_OPS = 1
+RANGE_OPS = 1  # min/max reduction
+FLOAT_OUTPUT_OPS = 2  # acc * (s_x * s_w) + bias
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One step of the program: load operands, (pre-process), compute, (post-process), store."""
+
+    ifmap_bytes: int
+    weight_bytes: int  # for matmul: the second activation operand
+    bias_bytes: int
+    weight_scale_bytes: int
+    new_ifmap: bool  # occupies a fresh ifmap half (else reuses the resident block)
+    new_weights: bool
+    pre_vector_cycles: int  # on-the-fly quantize (dynamic) or weight dequantize (woq)
+    unit: str  # "array" or "vector"
+    compute_cycles: int
+    post_unit: str  # "requant", "vector" or "" (block not complete yet)
+    post_cycles: int
+    ofmap_bytes: int
+    macs: int  # useful MACs done by this tile (zeros of packed depthwise excluded)
+    range_pass: bool = False  # a dynamic-range reduction every later tile of the layer waits for
+
+
+@dataclass(frozen=True)
+class LoweredLayer:
+    name: str
+    type: str
+    scheme: str
+    tiles: tuple[Tile, ...]
+    view: GemmView | None = None
+    plan: TilePlan | None = None
+    b_is_activation: bool = False
+
+    @property
+    def macs(self) -> int:
+        return sum(t.macs for t in self.tiles)
+
+
+@dataclass(frozen=True)
+class Program:
+    workload: str
+    hardware: str
+    scheme: str
+    layers: tuple[LoweredLayer, ...]
+
+
+class Lowerer:
+    """Prices tiles on one hardware config under one scheme."""
+
+    def __init__(self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True) -> None:
+        self.hw = hw
+        self.fmt: OperandFormat = operand_format(scheme, hw)
+        self.array = SystolicArray(hw.array.rows, hw.array.cols, hw.array.dataflow, hw.array.model)
+        self.requant = LanePipeline(hw.requant.lanes, hw.requant.latency_cycles)
+        self.vector = LanePipeline(hw.vector.lanes, hw.vector.latency_cycles)
+        kib = 1024
+        self.halves = BufferHalves(
+            int(hw.sram.ifmap_kib * kib) // 2, int(hw.sram.filter_kib * kib) // 2, int(hw.sram.ofmap_kib * kib) // 2
+        )
+        self.dynamic_per_tensor = dynamic_per_tensor
+        self._cycle_cache: dict[tuple[int, int, int], int] = {}
+
+    # -- array work ------------------------------------------------------------------------------
+    @property
+    def gemm_unit(self) -> str:
+        return "vector" if self.fmt.float_gemm and self.hw.array.float_rate == 0 else "array"
+
+    def tile_cycles(self, m: int, k: int, n: int) -> int:
+        """Compute cycles of one ``m x k x n`` tile on the unit this scheme's GEMMs use."""
+        key = (m, k, n)
+        if key not in self._cycle_cache:
+            if self.gemm_unit == "vector":
+                cycles = self.vector.cycles(m * k * n)
+            else:
+                cycles = self.array.gemm(m, k, n).compute_cycles
+                if self.fmt.float_gemm:
+                    cycles = ceil(cycles / self.hw.array.float_rate)
+            self._cycle_cache[key] = cycles
+        return self._cycle_cache[key]
+
+    def _align(self) -> tuple[int, int, int]:
+        r, c = self.hw.array.rows, self.hw.array.cols
+        return {"os": (r, 1, c), "ws": (1, r, c), "is": (c, r, 1)}[self.hw.array.dataflow]
+
+    def choose_view(self, shapes: LayerShapes, batch: int) -> GemmView:
+        """The GEMM mapping with the fewest compute cycles; depthwise may pack groups block-diagonally."""
+        plain = gemm_view(shapes, batch)
+        groups = getattr(shapes.layer, "groups", 1)
+        if groups == 1:
+            return plain
+        best, best_cycles = plain, plain.count * self.tile_cycles(plain.m, plain.k, plain.n)
+        packed = 2
+        while packed <= groups:
+            if groups % packed == 0:
+                view = gemm_view(shapes, batch, packed)
+                cycles = view.count * self.tile_cycles(view.m, view.k, view.n)
+                if cycles < best_cycles:
+                    best, best_cycles = view, cycles
+            packed *= 2
+        return best
+
+    def post(self, outputs: int, activation: str) -> tuple[str, int]:
+        """Which unit finishes an output block and how long it takes."""
+        if self.fmt.scheme == "static":
+            extra = self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS)) if activation == "gelu" else 0
+            return "requant", self.requant.cycles(outputs) + extra
+        return "vector", self.vector.cycles(outputs * (FLOAT_OUTPUT_OPS * (self.fmt.scheme == "dynamic") + ACTIVATION_OPS[activation] + 1))
+
+    def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
+        view = self.choose_view(shapes, batch)
+        fmt = self.fmt
+        plan = plan_gemm(view, fmt, self.halves, self._align(), self.tile_cycles, self.hw.dram_bytes_per_cycle)
+        activation = getattr(shapes.layer, "activation", "none")
+        tiles: list[Tile] = []
+        input_elems = batch * prod(shapes.input_shapes[0])
+        resident_input = False
+        if fmt.scheme == "dynamic" and self.dynamic_per_tensor:
+            # The range must see the whole input before the first tile is quantized. If the fp32 input
+            # fits in the ifmap buffer it stays there; otherwise tiles read it a second time.
+            resident_input = input_elems * fmt.ifmap_dram <= 2 * self.halves.ifmap
+            tiles.append(Tile(input_elems * fmt.ifmap_dram, 0, 0, 0, True, False, 0, "vector",
+                              self.vector.cycles(input_elems * RANGE_OPS), "", 0, 0, 0, range_pass=True))
+        ms, ks, ns = _bounds(view.m, plan.mt), _bounds(view.k, plan.kt), _bounds(view.n, plan.nt)
+        loops = [(m, n, k) for n in ns for m in ms for k in ks] if plan.order == "nmk" else [
+            (m, n, k) for m in ms for n in ns for k in ks
+        ]
+        useful_fraction = view.useful_macs / view.macs
+        for _ in range(view.count):
+            x_block = w_block = None
+            for m, n, k in loops:
+                new_x, new_w = (m, k) != x_block, (k, n) != w_block
+                x_block, w_block = (m, k), (k, n)
+                footprint = view.ifmap_footprint(m[0], m[1], k[0], k[1]) if new_x else 0
+                w_bytes = weight_block_bytes(view, fmt, k, n, sram=False) if new_w else 0
+                channels = (n[1] - n[0]) * (not view.b_is_activation) * new_w
+                pre = 0
+                if fmt.scheme == "dynamic" and new_x:
+                    pre += self.vector.cycles(footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor)))
+                if fmt.scheme == "woq" and new_w and not view.b_is_activation:
+                    pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
+                last = k[1] == view.k
+                outputs = (m[1] - m[0]) * (n[1] - n[0]) if last else 0
+                post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
+                if view.b_is_activation and new_w and fmt.scheme == "dynamic":
+                    pre += self.vector.cycles((k[1] - k[0]) * (n[1] - n[0]) * DYNAMIC_QUANTIZE_OPS)
+                tiles.append(Tile(
+                    ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
+                    weight_bytes=w_bytes - channels * (fmt.bias_per_channel + fmt.weight_scales_per_channel),
+                    bias_bytes=channels * fmt.bias_per_channel,
+                    weight_scale_bytes=channels * fmt.weight_scales_per_channel,
+                    new_ifmap=new_x and not resident_input,
+                    new_weights=new_w,
+                    pre_vector_cycles=pre,
+                    unit=self.gemm_unit,
+                    compute_cycles=self.tile_cycles(m[1] - m[0], k[1] - k[0], n[1] - n[0]),
+                    post_unit=post_unit,
+                    post_cycles=post_cycles,
+                    ofmap_bytes=outputs * fmt.ofmap_dram,
+                    macs=round((m[1] - m[0]) * (k[1] - k[0]) * (n[1] - n[0]) * useful_fraction),
+                ))
+        return LoweredLayer(shapes.layer.name, shapes.layer.type, fmt.scheme, tuple(tiles), view, plan,
+                            view.b_is_activation)
+
+    # -- vector work -------------------------------------------------------------------------------
+    def vector_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
+        layer = shapes.layer
+        out_elems = batch * prod(shapes.output_shape)
+        in_elems = batch * sum(prod(s) for s in shapes.input_shapes)
+        static = self.fmt.scheme == "static"
+        act = getattr(layer, "activation", "none")
+        if isinstance(layer, Flatten):
+            return LoweredLayer(layer.name, layer.type, self.fmt.scheme, ())
+        if isinstance(layer, (MaxPool, AvgPool)):
+            if layer.global_pool:
+                window = prod(shapes.input_shapes[0][1:])
+            else:
+                window = prod(pair(layer.kernel))
+            ops = out_elems * (window + (isinstance(layer, AvgPool) and static) * STATIC_REQUANT_OPS)
+        elif isinstance(layer, Add):
+            ops = out_elems * (1 + ACTIVATION_OPS[act] + static * (STATIC_REQUANT_OPS + 1))
+        elif isinstance(layer, (Softmax, LayerNorm)):
+            ops = out_elems * ((SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS)
+        else:
+            raise TypeError(f"{layer.type} is not a vector layer")
+        width = self.fmt.ofmap_dram  # activations between layers are stored as the scheme's outputs
+        extra = 2 * prod(shapes.input_shapes[0][-1:]) * 4 if isinstance(layer, LayerNorm) else 0
+        return LoweredLayer(layer.name, layer.type, self.fmt.scheme,
+                            self._chunks(in_elems * width, out_elems * width, ops, extra))
+
+    def _chunks(self, in_bytes: int, out_bytes: int, ops: int, weight_bytes: int = 0) -> tuple[Tile, ...]:
+        """Stream a vector job through half-buffers: load, compute, store, double-buffered."""
+        chunks = max(1, ceil(in_bytes / self.halves.ifmap), ceil(out_bytes / self.halves.ofmap))
+        tiles = []
+        for i in range(chunks):
+            share = lambda total: total * (i + 1) // chunks - total * i // chunks  # noqa: E731
+            tiles.append(Tile(share(in_bytes), weight_bytes if i == 0 else 0, 0, 0, True, i == 0, 0, "vector",
+                              self.vector.cycles(share(ops)), "", 0, share(out_bytes), 0))
+        return tuple(tiles)
+
+    def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:
+        """Quantize the network input / dequantize its output at the static scheme's boundary."""
+        return LoweredLayer(name, "quantize" if out_width < in_width else "dequantize", self.fmt.scheme,
+                            self._chunks(elements * in_width, elements * out_width, elements))
+
+
+def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True) -> Program:
+    """Lower every layer of ``workload`` for ``hw`` under ``scheme``."""
+    lowerer = Lowerer(hw, scheme, dynamic_per_tensor)
+    layers: list[LoweredLayer] = []
+    batch = workload.batch
+    if scheme == "static":
+        layers.append(lowerer.conversion("input.quantize", batch * prod(workload.input_shape), 4, 1))
+    for shapes in workload.shapes:
+        if isinstance(shapes.layer, GEMM_LAYERS):
+            layers.append(lowerer.gemm_layer(shapes, batch))
+        else:
+            layers.append(lowerer.vector_layer(shapes, batch))
+    if scheme == "static":
+        layers.append(lowerer.conversion("output.dequantize", batch * prod(workload.shapes[-1].output_shape), 1, 4))
+    return Program(workload.name, hw.name, scheme, tuple(layers))
