@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accelsim.config.hardware import HardwareConfig
+from accelsim.quant.schemes import get_scheme
 
-SCHEMES = ("fp32", "woq", "dynamic", "static")
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,27 @@ class OperandFormat:
         return self.scheme in ("fp32", "woq")
 
 
+def _bytes(dtype: str) -> int:
+    return {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}[dtype]
+
+
 def operand_format(scheme: str, hw: HardwareConfig) -> OperandFormat:
-    """The formats of ``scheme`` on ``hw`` (the requant mode decides how requant parameters are stored)."""
-    if scheme == "static":
-        fixed_point = hw.requant.rounding in ("tflite", "tflite_single")
-        # fixed point: int32 M0 and int32 shift per channel (TFLite's layout); float modes: one fp32 scale
-        return OperandFormat("static", 1, 1, 1, 1, 1, 4, 8 if fixed_point else 4, 0)
-    if scheme == "dynamic":
-        return OperandFormat("dynamic", 4, 1, 1, 1, 4, 4, 4, 8)
-    if scheme == "woq":
-        return OperandFormat("woq", 4, 4, 1, 4, 4, 4, 4, 0)
-    if scheme == "fp32":
-        return OperandFormat("fp32", 4, 4, 4, 4, 4, 4, 0, 0)
-    raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    """Byte widths of ``scheme`` (from its table in ``accelsim.quant.schemes``) on ``hw``."""
+    plan = get_scheme(scheme)
+    if plan.requant_unit:
+        # per-channel requant parameters replace the weight scales: int32 M0 and int32 shift in the
+        # fixed-point modes (TFLite's layout), one fp32 scale in the float modes
+        scales = 8 if hw.requant.rounding in ("tflite", "tflite_single") else 4
+    else:
+        scales = 4 if plan.weights.quantized else 0
+    return OperandFormat(
+        scheme=scheme,
+        ifmap_dram=_bytes(plan.activations.dram_dtype),
+        ifmap_sram=_bytes(plan.array_operand_dtype),
+        weights_dram=_bytes(plan.weights.dram_dtype),
+        weights_sram=_bytes(plan.array_operand_dtype),
+        ofmap_dram=_bytes(plan.outputs.dram_dtype),
+        bias_per_channel=_bytes(plan.bias.dram_dtype),
+        weight_scales_per_channel=scales,
+        runtime_scales_per_range=8 if plan.activations.qparams_known == "runtime" else 0,
+    )
