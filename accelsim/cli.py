@@ -8,14 +8,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from accelsim.atomic_file import write_atomic
-from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any
+from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any, load_hardware, load_workload
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
 from accelsim.report.table import format_table, si
 
 EXAMPLES = """examples:
+  accelsim compare workloads/resnet18.yaml                 # all schemes on the default hardware
+  accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme static
+  accelsim run resnet50 --hw gemmini --set array.dataflow=os --timing-only
+  accelsim lower workloads/tiny_cnn.yaml --hw edge-npu --tiles
   accelsim validate hwconfigs/*.yaml workloads/*.yaml
   accelsim show workloads/resnet50.yaml
-  accelsim show hwconfigs/gemmini.yaml --set array.rows=32
   accelsim import scalesim Resnet18.csv -o workloads/resnet18_scalesim.yaml
 """
 
@@ -85,6 +88,99 @@ def cmd_import_scalesim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_pair(args: argparse.Namespace) -> tuple[Workload, HardwareConfig]:
+    return load_workload(args.workload, args.set_workload), load_hardware(args.hw, args.set)
+
+
+def _progress(enabled: bool):  # noqa: ANN202
+    """A progress line on stderr for runs longer than a couple of seconds (terminals only)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, delay=2, unit="scheme", leave=False, file=sys.stderr, disable=None)
+
+    def step(scheme: str) -> None:
+        bar.set_description(f"simulating {scheme}")
+        bar.update(1)
+
+    return step
+
+
+def _save(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, runs: list) -> Path:  # noqa: ANN001
+    from accelsim.sim.records import read_results, write_results
+    from accelsim.sim.simulation import results_folder, run_meta
+
+    folder = results_folder(Path(args.out), workload, hw, args.set_workload, args.set)
+    rows = [row for run in runs for row in run.rows + [run.total]]
+    meta = run_meta(workload, hw, runs)
+    if (folder / "results.json").exists():  # keep other schemes' rows from earlier runs of this pair
+        old_rows, old_meta = read_results(folder)
+        fresh = {run.scheme for run in runs}
+        rows = [r for r in old_rows if r.scheme not in fresh] + rows
+        meta["runs"] = {**old_meta.get("runs", {}), **meta["runs"]}
+        meta["events"] = {**old_meta.get("events", {}), **meta["events"]}
+    write_results(folder, rows, meta)
+    return folder
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from accelsim.report.summary import layer_table
+    from accelsim.sim.simulation import simulate
+
+    workload, hw = _load_pair(args)
+    run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
+                   timing_only=args.timing_only)
+    print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}"
+          + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
+    print(layer_table(run.rows, run.total))
+    folder = _save(args, workload, hw, [run])
+    t = run.total
+    print(f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
+          f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
+          f"utilization {100 * t.utilization:.1f}%")
+    print(f"results: {folder}/results.csv, results.json")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from accelsim.report.summary import scheme_table
+    from accelsim.sim.simulation import compare_schemes
+
+    workload, hw = _load_pair(args)
+    runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
+                           timing_only=args.timing_only, progress=_progress(True))
+    print(f"{summary(workload)}\n{summary(hw)}")
+    print(scheme_table([r.total for r in runs]))
+    print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
+    folder = _save(args, workload, hw, runs)
+    print(f"results: {folder}/results.csv, results.json")
+    return 0
+
+
+def cmd_lower(args: argparse.Namespace) -> int:
+    from accelsim.lowering.program import lower
+
+    workload, hw = _load_pair(args)
+    program = lower(workload, hw, args.scheme, dynamic_per_tensor=args.flavour != "tflite")
+    print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}")
+    rows = []
+    for layer in program.layers:
+        view, plan = layer.view, layer.plan
+        gemm = f"{view.count}x {view.m}x{view.k}x{view.n}" + (f" (packed {view.packed})" if view and view.packed > 1 else "") if view else "-"
+        tiling = f"{plan.mt}x{plan.kt}x{plan.nt} {plan.order}" if plan else "-"
+        dram = sum(t.ifmap_bytes + t.weight_bytes + t.bias_bytes + t.weight_scale_bytes + t.ofmap_bytes for t in layer.tiles)
+        rows.append([layer.name, layer.type, gemm, tiling, len(layer.tiles), f"{sum(t.compute_cycles for t in layer.tiles):,}", f"{dram:,}"])
+    print(format_table(["layer", "type", "GEMM count x MxKxN", "tile MxKxN order", "tiles", "compute cycles", "DRAM bytes"], rows))
+    if args.tiles:
+        fields = ["ifmap_bytes", "weight_bytes", "bias_bytes", "weight_scale_bytes", "unit", "compute_cycles",
+                  "pre_vector_cycles", "post_unit", "post_cycles", "ofmap_bytes", "macs"]
+        for layer in program.layers:
+            print(f"\n{layer.name}")
+            print(format_table(["#"] + fields, [[i] + [getattr(t, f) for f in fields] for i, t in enumerate(layer.tiles)]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accelsim",
@@ -106,6 +202,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[overrides], help="a table of a workload's layers (shapes, MACs) or a hardware config")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_show)
+
+    sim = argparse.ArgumentParser(add_help=False, parents=[overrides])
+    sim.add_argument("workload", metavar="WORKLOAD", help="a workload file, or a shipped workload's name")
+    sim.add_argument("--hw", help="hardware file or shipped name (default: hwconfigs/default.yaml)")
+    sim.add_argument("--set-workload", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a workload field, e.g. batch=8 (repeatable)")
+    sim.add_argument("--flavour", choices=("onnx", "pytorch", "tflite"), default="onnx",
+                     help="dynamic quantization flavour (default: onnx)")
+    run_opts = argparse.ArgumentParser(add_help=False, parents=[sim])
+    run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
+    run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
+    run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
+
+    p = sub.add_parser("run", parents=[run_opts], help="simulate a workload under one scheme: per-layer table and totals")
+    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", parents=[run_opts], help="all quantization schemes side by side on the same hardware")
+    p.add_argument("--schemes", nargs="+", choices=("fp32", "woq", "dynamic", "static"),
+                   default=["fp32", "woq", "dynamic", "static"])
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("lower", parents=[sim], help="print the lowered program: GEMMs, tiling, tiles")
+    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.add_argument("--tiles", action="store_true", help="print every tile record")
+    p.set_defaults(func=cmd_lower)
 
     p = sub.add_parser("import", help="convert other tools' files into accelsim workloads")
     fmt = p.add_subparsers(dest="format", required=True, metavar="FORMAT")

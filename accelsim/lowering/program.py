@@ -47,6 +47,8 @@ class Tile:
     post_cycles: int
     ofmap_bytes: int
     macs: int  # useful MACs done by this tile (zeros of packed depthwise excluded)
+    sram_read_bytes: int
+    sram_write_bytes: int
     range_pass: bool = False  # a dynamic-range reduction every later tile of the layer waits for
 
 
@@ -107,6 +109,15 @@ class Lowerer:
             self._cycle_cache[key] = cycles
         return self._cycle_cache[key]
 
+    def _array_reads(self, m: int, k: int, n: int) -> int:
+        """Operand bytes the array reads from SRAM for one tile: the streamed operand is read once per
+        fold of the other spatial dimension, the stationary one once."""
+        r, c = self.hw.array.rows, self.hw.array.cols
+        x, w = m * k * self.fmt.ifmap_sram, k * n * self.fmt.weights_sram
+        folds = {"os": (ceil(n / c), ceil(m / r)), "ws": (ceil(n / c), 1), "is": (1, ceil(m / c))}
+        x_times, w_times = folds[self.hw.array.dataflow]
+        return x * x_times + w * w_times
+
     def _align(self) -> tuple[int, int, int]:
         r, c = self.hw.array.rows, self.hw.array.cols
         return {"os": (r, 1, c), "ws": (1, r, c), "is": (c, r, 1)}[self.hw.array.dataflow]
@@ -147,8 +158,9 @@ class Lowerer:
             # The range must see the whole input before the first tile is quantized. If the fp32 input
             # fits in the ifmap buffer it stays there; otherwise tiles read it a second time.
             resident_input = input_elems * fmt.ifmap_dram <= 2 * self.halves.ifmap
-            tiles.append(Tile(input_elems * fmt.ifmap_dram, 0, 0, 0, True, False, 0, "vector",
-                              self.vector.cycles(input_elems * RANGE_OPS), "", 0, 0, 0, range_pass=True))
+            input_bytes = input_elems * fmt.ifmap_dram
+            tiles.append(Tile(input_bytes, 0, 0, 0, True, False, 0, "vector", self.vector.cycles(input_elems * RANGE_OPS),
+                              "", 0, 0, 0, input_bytes, input_bytes, range_pass=True))
         ms, ks, ns = _bounds(view.m, plan.mt), _bounds(view.k, plan.kt), _bounds(view.n, plan.nt)
         loops = [(m, n, k) for n in ns for m in ms for k in ks] if plan.order == "nmk" else [
             (m, n, k) for m in ms for n in ns for k in ks
@@ -168,7 +180,8 @@ class Lowerer:
                 if fmt.scheme == "woq" and new_w and not view.b_is_activation:
                     pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
                 last = k[1] == view.k
-                outputs = (m[1] - m[0]) * (n[1] - n[0]) if last else 0
+                mt, kt, nt = m[1] - m[0], k[1] - k[0], n[1] - n[0]
+                outputs = mt * nt if last else 0
                 post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
                 if view.b_is_activation and new_w and fmt.scheme == "dynamic":
                     pre += self.vector.cycles((k[1] - k[0]) * (n[1] - n[0]) * DYNAMIC_QUANTIZE_OPS)
@@ -181,11 +194,15 @@ class Lowerer:
                     new_weights=new_w,
                     pre_vector_cycles=pre,
                     unit=self.gemm_unit,
-                    compute_cycles=self.tile_cycles(m[1] - m[0], k[1] - k[0], n[1] - n[0]),
+                    compute_cycles=self.tile_cycles(mt, kt, nt),
                     post_unit=post_unit,
                     post_cycles=post_cycles,
                     ofmap_bytes=outputs * fmt.ofmap_dram,
-                    macs=round((m[1] - m[0]) * (k[1] - k[0]) * (n[1] - n[0]) * useful_fraction),
+                    macs=round(mt * kt * nt * useful_fraction),
+                    sram_read_bytes=self._array_reads(mt, kt, nt) + (k[0] > 0) * mt * nt * fmt.accumulator
+                    + outputs * fmt.accumulator,
+                    sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
+                    + (weight_block_bytes(view, fmt, k, n, sram=True) if new_w else 0) + mt * nt * fmt.accumulator,
                 ))
         return LoweredLayer(shapes.layer.name, shapes.layer.type, fmt.scheme, tuple(tiles), view, plan,
                             view.b_is_activation)
@@ -222,8 +239,9 @@ class Lowerer:
         tiles = []
         for i in range(chunks):
             share = lambda total: total * (i + 1) // chunks - total * i // chunks  # noqa: E731
+            moved = share(in_bytes) + share(out_bytes)
             tiles.append(Tile(share(in_bytes), weight_bytes if i == 0 else 0, 0, 0, True, i == 0, 0, "vector",
-                              self.vector.cycles(share(ops)), "", 0, share(out_bytes), 0))
+                              self.vector.cycles(share(ops)), "", 0, share(out_bytes), 0, moved, moved))
         return tuple(tiles)
 
     def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:

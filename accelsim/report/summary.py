@@ -1,0 +1,69 @@
+"""Terminal summaries of results: a per-layer table for one scheme, a side-by-side table of schemes."""
+
+from __future__ import annotations
+
+import math
+
+from accelsim.report.table import format_table
+from accelsim.sim.records import LayerRecord
+
+
+def _db(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return "exact" if math.isinf(value) else f"{value:.1f}"
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e6:.2f}"
+
+
+def layer_table(rows: list[LayerRecord], total: LayerRecord) -> str:
+    """One row per layer: cycles, stalls, traffic, utilization, error."""
+    body = [
+        [
+            r.layer,
+            r.type,
+            r.unit,
+            f"{r.total_cycles:,}",
+            f"{r.compute_cycles:,}",
+            f"{r.stall_cycles:,}",
+            _mb(r.dram_read_bytes),
+            _mb(r.dram_write_bytes),
+            f"{100 * r.utilization:.1f}",
+            r.bound_by or "-",
+            _db(r.sqnr_db),
+        ]
+        for r in rows + [total]
+    ]
+    headers = ["layer", "type", "unit", "cycles", "compute", "stalls", "read MB", "write MB", "util %", "bound", "SQNR dB"]
+    return format_table(headers, body)
+
+
+def scheme_table(totals: list[LayerRecord], markdown: bool = False) -> str:
+    """Schemes side by side; the fastest is marked ``*``, the least DRAM traffic ``+``."""
+    fastest = min(totals, key=lambda t: t.total_cycles)
+    leanest = min(totals, key=lambda t: t.dram_read_bytes + t.dram_write_bytes)
+    base = next((t for t in totals if t.scheme == "fp32"), None)
+    body = []
+    for t in totals:
+        traffic = t.dram_read_bytes + t.dram_write_bytes
+        mark = ("*" if t is fastest else "") + ("+" if t is leanest else "")
+        body.append([
+            t.scheme + (f" {mark}" if mark else ""),
+            f"{t.latency_s * 1e3:.3f}",
+            f"{t.total_cycles:,}",
+            f"{base.total_cycles / t.total_cycles:.2f}x" if base else "-",
+            f"{t.stall_cycles:,}",
+            _mb(t.dram_read_bytes_weights),
+            _mb(t.dram_read_bytes_ifmap),
+            _mb(t.dram_write_bytes_ofmap),
+            _mb(t.dram_read_bytes_bias + t.dram_read_bytes_weight_scales),
+            _mb(traffic),
+            f"{(base.dram_read_bytes + base.dram_write_bytes) / traffic:.2f}x" if base and traffic else "-",
+            f"{100 * t.utilization:.1f}",
+            _db(t.sqnr_db),
+        ])
+    headers = ["scheme", "latency ms", "cycles", "speedup", "stalls", "weights MB", "ifmap MB", "ofmap MB",
+               "bias+scales MB", "DRAM MB", "traffic cut", "util %", "SQNR dB"]
+    return format_table(headers, body, markdown=markdown)

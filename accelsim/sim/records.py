@@ -1,0 +1,135 @@
+"""Result records: one row per layer and scheme, and totals; field names carry their units.
+
+Every field is defined in docs/metrics.md. Records are plain dataclasses so CSV, JSON and the reports
+read the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from accelsim.atomic_file import write_atomic
+
+STALL_FIELDS = (
+    "stall_cycles_ifmap",
+    "stall_cycles_weights",
+    "stall_cycles_ofmap_buffer",
+    "stall_cycles_vector_unit",
+    "stall_cycles_range_pass",
+)
+READ_FIELDS = (
+    "dram_read_bytes_weights",
+    "dram_read_bytes_weight_scales",
+    "dram_read_bytes_bias",
+    "dram_read_bytes_ifmap",
+)
+
+
+@dataclass
+class LayerRecord:
+    """What one layer cost and how accurate it was under one scheme."""
+
+    workload: str
+    hardware: str
+    scheme: str
+    layer: str
+    type: str
+    unit: str
+    macs: int
+    compute_cycles: int
+    stall_cycles_ifmap: int
+    stall_cycles_weights: int
+    stall_cycles_ofmap_buffer: int
+    stall_cycles_vector_unit: int
+    stall_cycles_range_pass: int
+    stall_cycles: int
+    total_cycles: int
+    latency_s: float
+    utilization: float
+    vector_busy_cycles: int
+    requant_busy_cycles: int
+    dram_read_bytes_weights: int
+    dram_read_bytes_weight_scales: int
+    dram_read_bytes_bias: int
+    dram_read_bytes_ifmap: int
+    dram_write_bytes_ofmap: int
+    dram_read_bytes: int
+    dram_write_bytes: int
+    sram_read_bytes: int
+    sram_write_bytes: int
+    tiles: int
+    roofline_cycles: int
+    bound_by: str
+    accumulator_overflows: int = 0
+    requant_saturations: int = 0
+    sqnr_db: float = math.nan
+    max_abs_error: float = math.nan
+
+
+def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> LayerRecord:
+    """The workload total of one scheme's rows: sums, utilization over the whole run."""
+    first = rows[0]
+    summed = {
+        f.name: sum(getattr(r, f.name) for r in rows)
+        for f in fields(LayerRecord)
+        if f.type == "int"
+    }
+    total_cycles = summed["total_cycles"]
+    return LayerRecord(
+        workload=first.workload,
+        hardware=first.hardware,
+        scheme=first.scheme,
+        layer="total",
+        type="total",
+        unit="",
+        **summed,
+        latency_s=total_cycles / (clock_mhz * 1e6),
+        utilization=summed["macs"] / (pe_count * total_cycles) if total_cycles else 0.0,
+        bound_by="",
+        sqnr_db=math.nan,
+        max_abs_error=math.nan,
+    )
+
+
+def write_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``results.csv`` and ``results.json`` atomically into ``folder``."""
+    names = [f.name for f in fields(LayerRecord)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(v) for k, v in asdict(row).items()})
+    csv_path = write_atomic(folder / "results.csv", buffer.getvalue())
+    doc = {"meta": meta, "rows": [{k: _json_value(v) for k, v in asdict(r).items()} for r in rows]}
+    json_path = write_atomic(folder / "results.json", json.dumps(doc, indent=1) + "\n")
+    return csv_path, json_path
+
+
+def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
+    """Load what ``write_results`` wrote (JSON is the lossless copy)."""
+    doc = json.loads((Path(folder) / "results.json").read_text())
+    floats = {f.name for f in fields(LayerRecord) if f.type == "float"}
+    rows = [LayerRecord(**{k: _from_json(v) if k in floats else v for k, v in r.items()}) for r in doc["rows"]]
+    return rows, doc["meta"]
+
+
+def _from_json(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value

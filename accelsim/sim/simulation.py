@@ -1,0 +1,172 @@
+"""One workload on one hardware config under one scheme: lower, play the engine, compute values, record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelsim import __version__
+from accelsim.config import HardwareConfig, Workload
+from accelsim.hw import DramChannel, roofline_bound
+from accelsim.lowering.program import Program, lower
+from accelsim.sim.engine import Engine, EngineRun
+from accelsim.sim.records import LayerRecord, total_record
+
+SCHEMES = ("fp32", "woq", "dynamic", "static")
+DYNAMIC_FLAVOURS = ("onnx", "pytorch", "tflite")
+
+
+@dataclass
+class SchemeRun:
+    """Everything one scheme's simulation produced."""
+
+    scheme: str
+    program: Program
+    engine: EngineRun
+    rows: list[LayerRecord]
+    total: LayerRecord
+    values: Any = None  # accelsim.sim.values.NetworkValues when values were computed
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def dram_of(hw: HardwareConfig) -> DramChannel:
+    return DramChannel(hw.dram_bytes_per_cycle, hw.dram.latency_cycles, hw.dram.channels)
+
+
+def simulate(
+    workload: Workload,
+    hw: HardwareConfig,
+    scheme: str,
+    *,
+    flavour: str = "onnx",
+    ideal_memory: bool = False,
+    timing_only: bool = False,
+    log: bool = False,
+    reference: Any = None,
+) -> SchemeRun:
+    """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    per_tensor = flavour != "tflite"
+    program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+    dram = dram_of(hw)
+    run = Engine(program, None if ideal_memory else dram, log=log).run()
+    values = None
+    if not timing_only:
+        from accelsim.sim.values import run_values  # numerics only when asked: timing-only sweeps stay light
+
+        values = run_values(workload, hw, scheme, flavour=flavour)
+        if reference is None:  # errors are always against fp32 on the same input
+            reference = values if scheme == "fp32" else run_values(workload, hw, "fp32")
+    rows = _records(workload, hw, program, run, dram, values, reference)
+    total = total_record(rows, hw.pe_count, hw.clock_mhz)
+    if values is not None and reference is not None:
+        out = values.compare_to(reference)
+        total.sqnr_db, total.max_abs_error = out["__output__"].sqnr_db, out["__output__"].max_abs_error
+    settings = {"scheme": scheme, "flavour": flavour if scheme == "dynamic" else None,
+                "requant_rounding": hw.requant.rounding if scheme == "static" else None,
+                "ideal_memory": ideal_memory, "timing_only": timing_only}
+    return SchemeRun(scheme, program, run, rows, total, values, settings)
+
+
+def _records(workload, hw, program, run, dram, values, reference) -> list[LayerRecord]:  # noqa: ANN001
+    errors = values.compare_to(reference) if values is not None and reference is not None else {}
+    rows = []
+    previous_end = 0
+    for lowered, timing in zip(program.layers, run.layers):
+        total = timing.end_cycle - previous_end
+        previous_end = timing.end_cycle
+        reads = {f"dram_read_bytes_{k}": v for k, v in timing.dram_read_bytes.items()}
+        read_total = sum(reads.values())
+        compute = sum(t.compute_cycles for t in lowered.tiles if t.unit == "array")
+        bound = roofline_bound(compute, read_total + timing.dram_write_bytes, dram)
+        stalls = {f"stall_cycles_{k}": v for k, v in timing.stall_cycles.items()}
+        unit = lowered.tiles[0].unit if lowered.tiles else "none"
+        macs = lowered.macs
+        layer_values = values.layers.get(lowered.name) if values is not None else None
+        err = errors.get(lowered.name)
+        rows.append(LayerRecord(
+            workload=workload.name,
+            hardware=hw.name,
+            scheme=program.scheme,
+            layer=lowered.name,
+            type=lowered.type,
+            unit=unit,
+            macs=macs,
+            compute_cycles=timing.compute_cycles,
+            **stalls,
+            stall_cycles=sum(stalls.values()),
+            total_cycles=total,
+            latency_s=total / (hw.clock_mhz * 1e6),
+            utilization=macs / (hw.pe_count * total) if total and unit == "array" else 0.0,
+            vector_busy_cycles=timing.vector_cycles,
+            requant_busy_cycles=timing.requant_cycles,
+            **reads,
+            dram_write_bytes_ofmap=timing.dram_write_bytes,
+            dram_read_bytes=read_total,
+            dram_write_bytes=timing.dram_write_bytes,
+            sram_read_bytes=sum(t.sram_read_bytes for t in lowered.tiles),
+            sram_write_bytes=sum(t.sram_write_bytes for t in lowered.tiles),
+            tiles=len(lowered.tiles),
+            roofline_cycles=bound.bound_cycles if unit == "array" else 0,
+            bound_by=bound.bound_by if unit == "array" else "",
+            accumulator_overflows=getattr(layer_values, "accumulator_overflows", 0) or 0,
+            requant_saturations=getattr(layer_values, "requant_saturations", 0) or 0,
+            sqnr_db=err.sqnr_db if err is not None else math.nan,
+            max_abs_error=err.max_abs_error if err is not None else math.nan,
+        ))
+    return rows
+
+
+def config_tag(model: Any, overrides: list[str]) -> str:
+    """Folder name of a config: its name, plus a short hash of its contents when overrides changed it."""
+    if not overrides:
+        return model.name
+    digest = hashlib.sha256(json.dumps(model.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{model.name}-{digest}"
+
+
+def results_folder(root: Path, workload: Workload, hw: HardwareConfig, wl_overrides: list[str], hw_overrides: list[str]) -> Path:
+    return Path(root) / config_tag(workload, wl_overrides) / config_tag(hw, hw_overrides)
+
+
+def run_meta(workload: Workload, hw: HardwareConfig, runs: list[SchemeRun]) -> dict[str, Any]:
+    """What produced a results file: enough to reproduce it."""
+    return {
+        "accelsim_version": __version__,
+        "workload": workload.model_dump(mode="json"),
+        "hardware": hw.model_dump(mode="json"),
+        "runs": {r.scheme: r.settings for r in runs},
+        "events": {r.scheme: r.engine.events for r in runs},
+    }
+
+
+def compare_schemes(
+    workload: Workload,
+    hw: HardwareConfig,
+    schemes: tuple[str, ...] = SCHEMES,
+    *,
+    flavour: str = "onnx",
+    ideal_memory: bool = False,
+    timing_only: bool = False,
+    progress: Any = None,
+) -> list[SchemeRun]:
+    """Every scheme on the same workload and hardware; fp32 runs first as the error reference."""
+    reference = None
+    if not timing_only and "fp32" not in schemes:
+        from accelsim.sim.values import run_values
+
+        reference = run_values(workload, hw, "fp32")
+    runs = []
+    for scheme in sorted(schemes, key=lambda s: s != "fp32"):
+        if progress is not None:
+            progress(scheme)
+        run = simulate(workload, hw, scheme, flavour=flavour, ideal_memory=ideal_memory, timing_only=timing_only,
+                       reference=reference)
+        reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
+        runs.append(run)
+    return sorted(runs, key=lambda r: SCHEMES.index(r.scheme))

@@ -1,0 +1,128 @@
+"""A workload's tensors: weights, biases, the input batch and the calibration batch, from one seed.
+
+Every tensor draws from its own stream, keyed by the workload seed, a purpose and the layer (or
+input) name, so adding, removing or reordering layers leaves every other tensor's bits unchanged.
+Distributions are those of a trained-looking network at initialization (docs/values.md):
+Kaiming-normal weights scaled by fan-in (gain 2 before a ReLU-like activation, 1 otherwise),
+small normal biases, LayerNorm gamma ~ 1 and beta ~ 0, standard-normal inputs.
+Weights may instead come from an ``.npz`` with keys ``<layer>.weight`` / ``<layer>.bias``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.config.errors import AccelsimError
+from accelsim.config.workload import INPUT, Conv2d, LayerNorm, LayerShapes, Linear, Workload, pair
+
+BIAS_STD = 0.02
+LAYERNORM_STD = 0.02
+#: activations after which a layer's weights get the Kaiming gain of 2 (they zero about half the outputs)
+RECTIFYING = ("relu", "relu6", "gelu")
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    """A layer's learned tensors: conv ``[O, C/g, kh, kw]``, linear ``[out, in]``, LayerNorm gamma; bias / beta."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class WorkloadTensors:
+    """Everything a values run reads: parameters per layer and batch-leading source tensors."""
+
+    params: dict[str, LayerParams]
+    inputs: dict[str, np.ndarray]  # the run batch: "input" and every extra input
+    calibration: dict[str, np.ndarray]  # the static calibration batch, same keys, a different draw
+
+
+def _rng(seed: int, purpose: str, name: str) -> np.random.Generator:
+    """A stream that depends only on (seed, purpose, name), never on the other layers."""
+    key = (zlib.crc32(purpose.encode()), zlib.crc32(name.encode()))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
+    layer = shapes.layer
+    if isinstance(layer, Conv2d):
+        kh, kw = pair(layer.kernel)
+        return (layer.out_channels, shapes.input_shapes[0][0] // layer.groups, kh, kw)
+    if isinstance(layer, Linear):
+        return (layer.out_features, shapes.input_shapes[0][-1])
+    if isinstance(layer, LayerNorm):
+        return (shapes.input_shapes[0][-1],)
+    return None
+
+
+def _random_params(shapes: LayerShapes, seed: int) -> LayerParams:
+    layer = shapes.layer
+    shape = _weight_shape(shapes)
+    assert shape is not None  # only called for layers with parameters
+    rng = _rng(seed, "params", layer.name)
+    if isinstance(layer, LayerNorm):
+        gamma = 1.0 + LAYERNORM_STD * rng.standard_normal(shape)
+        return LayerParams(gamma.astype(np.float32), (LAYERNORM_STD * rng.standard_normal(shape)).astype(np.float32))
+    fan_in = int(np.prod(shape[1:]))
+    gain = 2.0 if getattr(layer, "activation", "none") in RECTIFYING else 1.0
+    weight = (np.sqrt(gain / fan_in) * rng.standard_normal(shape)).astype(np.float32)
+    bias = (BIAS_STD * rng.standard_normal(shape[0])).astype(np.float32) if getattr(layer, "bias", True) else None
+    return LayerParams(weight, bias)
+
+
+def _npz_params(shapes: LayerShapes, stored: dict[str, np.ndarray], file: str) -> LayerParams | None:
+    """The layer's parameters from the file, checked against the inferred shapes; None if absent."""
+    name = shapes.layer.name
+    if f"{name}.weight" not in stored:
+        return None
+    expected = _weight_shape(shapes)
+    weight = np.asarray(stored[f"{name}.weight"], dtype=np.float32)
+    if weight.shape != expected:
+        raise AccelsimError(f"shape {list(weight.shape)}, the workload needs {list(expected)}", file=file, path=f"{name}.weight")
+    bias = stored.get(f"{name}.bias")
+    if bias is not None:
+        bias = np.asarray(bias, dtype=np.float32)
+        if bias.shape != (expected[0],):
+            raise AccelsimError(f"shape {list(bias.shape)}, the workload needs {[expected[0]]}", file=file, path=f"{name}.bias")
+    return LayerParams(weight, bias)
+
+
+def _sources(workload: Workload, seed: int, purpose: str, batches: int) -> dict[str, np.ndarray]:
+    shapes = {INPUT: tuple(workload.input_shape)} | {k: tuple(v) for k, v in workload.extra_inputs.items()}
+    return {
+        name: _rng(seed, purpose, name).standard_normal((batches * workload.batch, *shape)).astype(np.float32)
+        for name, shape in shapes.items()
+    }
+
+
+def materialize(
+    workload: Workload,
+    *,
+    seed: int | None = None,
+    weights: str | Path | None = None,
+    calibration_batches: int = 1,
+) -> WorkloadTensors:
+    """Weights, input batch and calibration batch (``calibration_batches`` batches) of ``workload``.
+
+    ``seed`` overrides ``workload.seed``; ``weights`` names an ``.npz`` whose entries replace the
+    random parameters of the layers it covers (LayerNorm: ``weight`` is gamma, ``bias`` beta).
+    """
+    seed = workload.seed if seed is None else seed
+    stored: dict[str, np.ndarray] = {}
+    if weights is not None:
+        with np.load(weights) as npz:
+            stored = dict(npz)
+    params: dict[str, LayerParams] = {}
+    for shapes in workload.shapes:
+        if _weight_shape(shapes) is None:
+            continue
+        loaded = _npz_params(shapes, stored, str(weights)) if stored else None
+        params[shapes.layer.name] = loaded if loaded is not None else _random_params(shapes, seed)
+    return WorkloadTensors(
+        params, _sources(workload, seed, "input", 1), _sources(workload, seed, "calibration", calibration_batches)
+    )
