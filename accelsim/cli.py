@@ -108,7 +108,7 @@ def _progress(enabled: bool):  # noqa: ANN202
 
 
 def _save(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, runs: list) -> Path:  # noqa: ANN001
-    from accelsim.sim.records import read_results, write_results
+    from accelsim.sim.records import read_results, read_timeline, write_results, write_timeline
     from accelsim.sim.simulation import results_folder, run_meta
 
     folder = results_folder(Path(args.out), workload, hw, args.set_workload, args.set)
@@ -121,6 +121,7 @@ def _save(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, runs
         meta["runs"] = {**old_meta.get("runs", {}), **meta["runs"]}
         meta["events"] = {**old_meta.get("events", {}), **meta["events"]}
     write_results(folder, rows, meta)
+    write_timeline(folder, {**read_timeline(folder), **{run.scheme: run.engine.log for run in runs}})
     return folder
 
 
@@ -130,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
-                   timing_only=args.timing_only)
+                   timing_only=args.timing_only, log=True)
     print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}"
           + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
     print(layer_table(run.rows, run.total))
@@ -149,7 +150,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
-                           timing_only=args.timing_only, progress=_progress(True))
+                           timing_only=args.timing_only, log=True, progress=_progress(True))
     print(f"{summary(workload)}\n{summary(hw)}")
     print(scheme_table([r.total for r in runs]))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")

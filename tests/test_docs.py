@@ -67,3 +67,13 @@ def test_every_workload_field_and_layer_type_is_documented() -> None:
         assert section, f"no section for layer type {tag}"
         missing = [f for f in cls.model_fields if f not in ("name", "type", "inputs") and f"`{f}`" not in section]
         assert not missing, (tag, missing)
+
+
+def test_every_result_field_is_documented() -> None:
+    from dataclasses import fields as dataclass_fields
+
+    from accelsim.sim.records import LayerRecord
+
+    doc = (ROOT / "docs/metrics.md").read_text()
+    missing = [f.name for f in dataclass_fields(LayerRecord) if f"`{f.name}`" not in doc]
+    assert not missing

@@ -5,7 +5,8 @@ and each difference changes bits on some inputs, so the kernel takes all three a
 - ``x / s`` (ORT, TFLite QUANTIZE) or ``x * (1/s)`` with ``1/s`` rounded to float32 (fbgemm, TFLite
   hybrid);
 - round half to even (ORT, fbgemm) or half away from zero (TFLite ``std::round``);
-- ``z`` added after rounding (ORT, fbgemm) or to the float before rounding (TFLite hybrid).
+- ``z`` added after rounding (ORT, fbgemm dynamic) or to the float before rounding (TFLite hybrid,
+  ``torch.quantize_per_tensor``), where PyTorch fuses ``x * (1/s) + z`` into one FMA rounding.
 All float arithmetic is float32 like the C++ sources; rounding happens in float64 where ``v + 0.5``
 is exact (a float32 ``v + 0.5`` can round up 0.49999997 to 1).
 """
@@ -19,6 +20,26 @@ from accelsim.kernels.layout import channel_params, channel_view
 
 
 @njit(cache=True)
+def fma_float32(a, b, c):
+    """float32 fused multiply-add, correctly rounded, without relying on the host's FMA.
+
+    ``a * b`` is exact in float64 (24 + 24 bits); the float64 sum is made round-to-odd (its
+    rounding error, from TwoSum, nudges an even last bit), and round-to-odd to 53 bits followed by
+    rounding to 24 bits equals one correct rounding (53 >= 24 + 2).
+    """
+    p = np.float64(a) * np.float64(b)
+    cd = np.float64(c)
+    s = p + cd
+    bb = s - p
+    err = (p - (s - bb)) + (cd - bb)
+    if err != 0.0 and np.isfinite(s):
+        bits = np.array([s]).view(np.int64)[0]
+        if bits & 1 == 0:
+            s = np.nextafter(s, np.inf if err > 0 else -np.inf)
+    return np.float32(s)
+
+
+@njit(cache=True)
 def _round(v, half_away):
     if half_away:
         d = np.float64(v)
@@ -27,7 +48,7 @@ def _round(v, half_away):
 
 
 @njit(cache=True)
-def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding):
+def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused):
     out = np.empty(x.shape, dtype=np.int32)
     sats = 0
     for o in range(x.shape[0]):
@@ -36,11 +57,15 @@ def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_bef
             inv = inv_scale[c]
             z = zp[c]
             for i in range(x.shape[2]):
-                v = x[o, c, i] * inv if reciprocal else x[o, c, i] / s
-                if zp_before_rounding:
-                    r = _round(v + np.float32(z), half_away)
+                xv = x[o, c, i]
+                if fused:
+                    r = _round(fma_float32(xv, inv, np.float32(z)), half_away)
                 else:
-                    r = _round(v, half_away) + z
+                    v = xv * inv if reciprocal else xv / s
+                    if zp_before_rounding:
+                        r = _round(v + np.float32(z), half_away)
+                    else:
+                        r = _round(v, half_away) + z
                 if r < qmin:
                     r = qmin
                     sats += 1
@@ -62,14 +87,17 @@ def _dequantize(q, scale, zp):
 
 
 @njit(cache=True)
-def _scale_accumulator(acc, row_scale, channel_scale, bias):
+def _scale_accumulator(acc, row_scale, channel_scale, bias, fused):
     out = np.empty(acc.shape, dtype=np.float32)
     for o in range(acc.shape[0]):
         for c in range(acc.shape[1]):
             s = row_scale[o] * channel_scale[c]
             b = bias[c]
             for i in range(acc.shape[2]):
-                out[o, c, i] = np.float32(acc[o, c, i]) * s + b
+                if fused:
+                    out[o, c, i] = fma_float32(np.float32(acc[o, c, i]), s, b)
+                else:
+                    out[o, c, i] = np.float32(acc[o, c, i]) * s + b
     return out
 
 
@@ -103,11 +131,13 @@ def quantize(
     half_away: bool = False,
     zero_point_before_rounding: bool = False,
     inv_scale: np.ndarray | float | None = None,
+    fused: bool = False,
 ) -> tuple[np.ndarray, int]:
     """float32 ``x`` -> int32 codes in ``[qmin, qmax]`` and the number of clamped elements.
 
     ``inv_scale`` overrides the float32 ``1 / scale`` of the reciprocal rule (TFLite's symmetric
-    path computes ``127 / range`` instead).
+    path computes ``127 / range`` instead). ``fused``: ``round(fma(x, 1/s, z))`` (implies reciprocal
+    and zero point before rounding).
     """
     view = channel_view(np.asarray(x, dtype=np.float32), axis)
     ch = view.shape[1]
@@ -122,6 +152,7 @@ def quantize(
         reciprocal,
         half_away,
         zero_point_before_rounding,
+        fused,
     )
     return out.reshape(np.shape(x)), int(sats)
 
@@ -141,8 +172,12 @@ def scale_accumulator(
     bias: np.ndarray | float | None,
     *,
     axis: int,
+    fused: bool = False,
 ) -> np.ndarray:
-    """Dynamic-quantization output ``float(acc) * (s_x[row] * s_w[c]) + bias[c]`` in float32, no FMA.
+    """Dynamic-quantization output ``float(acc) * float32(s_x[row] * s_w[c]) + bias[c]`` in float32.
+
+    ``fused``: one rounding for multiply and add (an FMA, as PyTorch's fbgemm build does);
+    otherwise the product and the sum are rounded separately.
 
     Rows are the leading dims before ``axis`` (per-row or per-image activation scale), channels the
     ``axis`` dim (per-channel weight scale); scalars broadcast.
@@ -154,6 +189,7 @@ def scale_accumulator(
         channel_params(row_scale, outer, np.float32),
         channel_params(channel_scale, ch, np.float32),
         channel_params(0.0 if bias is None else bias, ch, np.float32),
+        fused,
     )
     return out.reshape(acc.shape)
 

@@ -6,6 +6,8 @@ Python ints where C would truncate) so that a disagreement points at the fast ke
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -125,18 +127,34 @@ def ref_requant_float(
     return _clamp(np.rint(v).astype(np.float64), zp, act_min, act_max, qmin, qmax)
 
 
+def ref_fma_float32(a: float, b: float, c: float) -> np.float32:
+    """``a * b + c`` rounded once to float32 (nearest, ties to even), with exact rationals."""
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    guess = np.float32(float(exact))
+    candidates = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    errors = [abs(Fraction(float(f)) - exact) for f in candidates]
+    best = min(errors)
+    ties = [f for f, e in zip(candidates, errors) if e == best]
+    return min(ties, key=lambda f: int(np.array(f, np.float32).view(np.int32)) & 1)
+
+
 def ref_quantize(
-    x: np.ndarray, scale: float, zp: int, qmin: int, qmax: int, reciprocal: bool, half_away: bool, zp_before_rounding: bool
+    x: np.ndarray, scale: float, zp: int, qmin: int, qmax: int, reciprocal: bool, half_away: bool, zp_before_rounding: bool,
+    fused: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Per-tensor quantization with numpy float32 arithmetic."""
+    """Per-tensor quantization with numpy float32 arithmetic (``fused``: exact-rational FMA)."""
     x = np.asarray(x, dtype=np.float32)
     s = np.float32(scale)
-    v = x * (np.float32(1.0) / s) if reciprocal else x / s
-    if zp_before_rounding:
+    if fused:
+        inv = np.float32(1.0) / s
+        v = np.array([ref_fma_float32(e, inv, np.float32(zp)) for e in x.reshape(-1)], np.float32).reshape(x.shape)
+    else:
+        v = x * (np.float32(1.0) / s) if reciprocal else x / s
+    if zp_before_rounding and not fused:
         v = v + np.float32(zp)
     d = v.astype(np.float64)
     r = np.sign(d) * np.floor(np.abs(d) + 0.5) if half_away else np.rint(d)
-    if not zp_before_rounding:
+    if not (zp_before_rounding or fused):
         r = r + zp
     sats = int(((r < qmin) | (r > qmax)).sum())
     return np.clip(r, qmin, qmax).astype(np.int32), sats
@@ -151,6 +169,16 @@ def ref_scale_accumulator(acc2d: np.ndarray, row_scale: np.ndarray | float, chan
     """``float(acc) * float32(s_x[row] * s_w[c]) + bias`` with separate float32 roundings."""
     s = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1) * np.asarray(channel_scale, dtype=np.float32).reshape(1, -1)
     return acc2d.astype(np.float32) * s + np.asarray(bias, dtype=np.float32)
+
+
+def ref_scale_accumulator_fused(acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float) -> np.ndarray:
+    """The same with product and sum rounded once (FMA)."""
+    s = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1) * np.asarray(channel_scale, dtype=np.float32).reshape(1, -1)
+    s, b = np.broadcast_to(s, acc2d.shape), np.broadcast_to(np.asarray(bias, dtype=np.float32), acc2d.shape)
+    out = np.empty(acc2d.shape, np.float32)
+    for idx, v in np.ndenumerate(acc2d):
+        out[idx] = ref_fma_float32(np.float32(v), s[idx], b[idx])
+    return out
 
 
 def ref_minmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,8 @@
 
 At run time the vector unit reduces the float input to its range, derives scale and zero point,
 quantizes, the array accumulates int32, and the output is dequantized to float
-``float32(acc) * float32(s_x[row] * s_w[c]) + bias[c]`` (separate float32 roundings: no FMA).
+``float32(acc) * float32(s_x[row] * s_w[c]) + bias[c]``, product and sum rounded separately
+(TFLite reference, ONNX standard ops) or fused into one FMA rounding (PyTorch fbgemm, measured).
 
 Parameter rules, each the framework's code line by line:
 - ``onnx`` (DynamicQuantizeLinear): float32 throughout, ``scale = (max - min) / 255``,
@@ -24,7 +25,7 @@ import numpy as np
 
 from accelsim.kernels.quantize import row_minmax
 from accelsim.quant.qparams import QParams
-from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
+from accelsim.quant.rules import FBGEMM_DYNAMIC, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
 
 SMALL_SCALE_THRESHOLD = np.float32(6.1e-5)  # PyTorch QuantUtils.h: fp16 min normal
 
@@ -39,19 +40,20 @@ class DynamicFlavour:
     symmetric: bool
     reduce_range: bool
     rule: QuantizeRule
+    fused_output: bool  # output float(acc) * scale + bias with one rounding (FMA)
     reference: str
 
 
 DYNAMIC_FLAVOURS: dict[str, DynamicFlavour] = {
     f.name: f
     for f in (
-        DynamicFlavour("tflite", "int8", "per_row", False, False, TFLITE_HYBRID,
+        DynamicFlavour("tflite", "int8", "per_row", False, False, TFLITE_HYBRID, False,
                        "TFLite hybrid FULLY_CONNECTED / CONV_2D, asymmetric_quantize_inputs=true"),
-        DynamicFlavour("tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID,
+        DynamicFlavour("tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID, False,
                        "TFLite hybrid kernels, asymmetric_quantize_inputs=false"),
-        DynamicFlavour("onnx", "uint8", "per_tensor", False, False, ONNX,
+        DynamicFlavour("onnx", "uint8", "per_tensor", False, False, ONNX, False,
                        "ONNX DynamicQuantizeLinear + MatMulInteger/ConvInteger (ORT quantize_dynamic)"),
-        DynamicFlavour("pytorch", "uint8", "per_tensor", False, True, FBGEMM,
+        DynamicFlavour("pytorch", "uint8", "per_tensor", False, True, FBGEMM_DYNAMIC, True,
                        "torch.ao.nn.quantized.dynamic.Linear (fbgemm, reduce_range=True)"),
     )
 }

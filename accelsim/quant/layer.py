@@ -175,7 +175,9 @@ def _run_dynamic(layer, x, w_q, w_qp, bias_f, flavour, activation, acc_bits, ove
         centred = (xq_rows.astype(np.int16) - x_qp.zero_point.astype(np.int16)[:, None]).reshape(x.shape)
         acc = layer.run_int(centred, w_q, 0, None, acc_bits, overflow)
     row_scale = x_qp.scale if x_qp.axis is not None else x_qp.scale[0]
-    y = scale_accumulator(acc.values, row_scale, w_qp.scale, bias_f, axis=layer.channel_axis % acc.values.ndim)
+    y = scale_accumulator(
+        acc.values, row_scale, w_qp.scale, bias_f, axis=layer.channel_axis % acc.values.ndim, fused=f.fused_output
+    )
     y = _apply_float_activation(y, activation)
     tensors |= {
         "input_q": TensorRecord(xq, x_qp.dtype, x_qp),

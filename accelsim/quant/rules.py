@@ -23,16 +23,22 @@ class QuantizeRule:
     reciprocal: bool  # x * float32(1/s) instead of x / s
     half_away: bool  # std::round instead of round-half-even
     zero_point_before_rounding: bool  # round(x/s + z) instead of round(x/s) + z
+    fused: bool  # x * (1/s) + z in one FMA rounding
     reference: str
 
 
-ONNX = QuantizeRule("onnx", False, False, False, "ORT MlasQuantizeLinear: rint(x / s) + z")
-FBGEMM = QuantizeRule("fbgemm", True, False, False, "fbgemm::Quantize<T, LEGACY=false>: rint(x * (1/s)) + z")
-TFLITE = QuantizeRule("tflite", False, True, False, "TFLite reference AffineQuantize: round(x / s) + z")
-TFLITE_HYBRID = QuantizeRule(
-    "tflite_hybrid", True, True, True, "TFLite PortableAsymmetricQuantizeFloats: round(z + x * (1/s))"
+ONNX = QuantizeRule("onnx", False, False, False, False, "ORT MlasQuantizeLinear: rint(x / s) + z")
+FBGEMM = QuantizeRule(
+    "fbgemm", True, False, True, True, "torch.quantize_per_tensor (fbgemm::Quantize LEGACY): rint(fma(x, 1/s, z))"
 )
-RULES = {r.name: r for r in (ONNX, FBGEMM, TFLITE, TFLITE_HYBRID)}
+FBGEMM_DYNAMIC = QuantizeRule(
+    "fbgemm_dynamic", True, False, False, False, "fbgemm::Quantize<T, LEGACY=false> (dynamic Linear): rint(x * (1/s)) + z"
+)
+TFLITE = QuantizeRule("tflite", False, True, False, False, "TFLite reference AffineQuantize: round(x / s) + z")
+TFLITE_HYBRID = QuantizeRule(
+    "tflite_hybrid", True, True, True, False, "TFLite PortableAsymmetricQuantizeFloats: round(z + x * (1/s))"
+)
+RULES = {r.name: r for r in (ONNX, FBGEMM, FBGEMM_DYNAMIC, TFLITE, TFLITE_HYBRID)}
 
 
 def quantize_tensor(
@@ -50,6 +56,7 @@ def quantize_tensor(
         half_away=rule.half_away,
         zero_point_before_rounding=rule.zero_point_before_rounding,
         inv_scale=inv_scale,
+        fused=rule.fused,
     )
     return q.astype(qp.numpy_dtype), sats
 

@@ -111,6 +111,19 @@ def write_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any]) -
     return csv_path, json_path
 
 
+def write_timeline(folder: Path, logs: dict[str, list[tuple[str, int, int, str]]]) -> Path:
+    """The engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``."""
+    doc = {scheme: [list(event) for event in events] for scheme, events in logs.items()}
+    return write_atomic(folder / "timeline.json", json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def read_timeline(folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
+    path = Path(folder) / "timeline.json"
+    if not path.exists():
+        return {}
+    return {scheme: [tuple(e) for e in events] for scheme, events in json.loads(path.read_text()).items()}
+
+
 def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
     """Load what ``write_results`` wrote (JSON is the lossless copy)."""
     doc = json.loads((Path(folder) / "results.json").read_text())

@@ -153,6 +153,7 @@ def compare_schemes(
     flavour: str = "onnx",
     ideal_memory: bool = False,
     timing_only: bool = False,
+    log: bool = False,
     progress: Any = None,
 ) -> list[SchemeRun]:
     """Every scheme on the same workload and hardware; fp32 runs first as the error reference."""
@@ -166,7 +167,7 @@ def compare_schemes(
         if progress is not None:
             progress(scheme)
         run = simulate(workload, hw, scheme, flavour=flavour, ideal_memory=ideal_memory, timing_only=timing_only,
-                       reference=reference)
+                       log=log, reference=reference)
         reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
         runs.append(run)
     return sorted(runs, key=lambda r: SCHEMES.index(r.scheme))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.config.errors import AccelsimError
-from accelsim.config.workload import INPUT, Conv2d, LayerNorm, LayerShapes, Linear, Workload, pair
+from accelsim.config.workload import INPUT, Conv2d, LayerBase, LayerNorm, LayerShapes, Linear, Workload, pair
 
 BIAS_STD = 0.02
 LAYERNORM_STD = 0.02
@@ -60,10 +60,7 @@ def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
     return None
 
 
-def _random_params(shapes: LayerShapes, seed: int) -> LayerParams:
-    layer = shapes.layer
-    shape = _weight_shape(shapes)
-    assert shape is not None  # only called for layers with parameters
+def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> LayerParams:
     rng = _rng(seed, "params", layer.name)
     if isinstance(layer, LayerNorm):
         gamma = 1.0 + LAYERNORM_STD * rng.standard_normal(shape)
@@ -75,12 +72,10 @@ def _random_params(shapes: LayerShapes, seed: int) -> LayerParams:
     return LayerParams(weight, bias)
 
 
-def _npz_params(shapes: LayerShapes, stored: dict[str, np.ndarray], file: str) -> LayerParams | None:
-    """The layer's parameters from the file, checked against the inferred shapes; None if absent."""
-    name = shapes.layer.name
+def _npz_params(name: str, expected: tuple[int, ...], stored: dict[str, np.ndarray], file: str) -> LayerParams | None:
+    """The layer's parameters from the file, checked against the inferred shape; None if absent."""
     if f"{name}.weight" not in stored:
         return None
-    expected = _weight_shape(shapes)
     weight = np.asarray(stored[f"{name}.weight"], dtype=np.float32)
     if weight.shape != expected:
         raise AccelsimError(f"shape {list(weight.shape)}, the workload needs {list(expected)}", file=file, path=f"{name}.weight")
@@ -119,10 +114,12 @@ def materialize(
             stored = dict(npz)
     params: dict[str, LayerParams] = {}
     for shapes in workload.shapes:
-        if _weight_shape(shapes) is None:
+        shape = _weight_shape(shapes)
+        if shape is None:
             continue
-        loaded = _npz_params(shapes, stored, str(weights)) if stored else None
-        params[shapes.layer.name] = loaded if loaded is not None else _random_params(shapes, seed)
+        name = shapes.layer.name
+        loaded = _npz_params(name, shape, stored, str(weights)) if stored else None
+        params[name] = loaded if loaded is not None else _random_params(shapes.layer, shape, seed)
     return WorkloadTensors(
         params, _sources(workload, seed, "input", 1), _sources(workload, seed, "calibration", calibration_batches)
     )
