@@ -138,6 +138,10 @@ def run_layer(
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
     sch = get_scheme(scheme)
+    if scheme == "static":
+        get_mode(requant_mode)
+    elif scheme == "dynamic":
+        get_flavour(flavour)
     geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
     layer = _Layer(kind, geometry)
     x = np.asarray(x, dtype=np.float32)

@@ -1,0 +1,180 @@
+"""Every fast kernel against its slow numpy twin (accelsim.kernels.reference), bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from accelsim.kernels import (
+    ConvGeometry,
+    dequantize,
+    exact_product,
+    int_conv2d,
+    int_gemm,
+    quantize,
+    requant_fixed_point,
+    requant_float,
+    row_minmax,
+    scale_accumulator,
+)
+from accelsim.kernels import reference as ref
+from accelsim.quant import quantize_multipliers
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def _ints(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, size=shape, dtype=np.int64).astype(dtype)
+
+
+@SETTINGS
+@given(
+    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
+    a_dtype=st.sampled_from([np.int8, np.uint8]), acc_bits=st.sampled_from([12, 16, 20, 32]),
+    overflow=st.sampled_from(["wrap", "saturate"]), with_bias=st.booleans(),
+)
+@example(m=7, k=33, n=5, seed=0, a_dtype=np.uint8, acc_bits=32, overflow="wrap", with_bias=True)
+@example(m=7, k=33, n=5, seed=1, a_dtype=np.int8, acc_bits=16, overflow="saturate", with_bias=True)
+def test_gemm_paths_match_reference(m, k, n, seed, a_dtype, acc_bits, overflow, with_bias):
+    """BLAS and Numba paths equal the step-by-step twin, including wrap/saturate and overflow counts."""
+    rng = np.random.default_rng(seed)
+    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), np.int8)
+    zp = int(rng.integers(np.iinfo(a_dtype).min, np.iinfo(a_dtype).max + 1))
+    bias = rng.integers(-(1 << (acc_bits - 2)), 1 << (acc_bits - 2), n) if with_bias else None
+    want, want_ovf = ref.ref_int_gemm(a, b, zp, bias, acc_bits, overflow)
+    for method in ("blas", "numba"):
+        got = int_gemm(a, b, a_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow, method=method)
+        np.testing.assert_array_equal(got.values, want, err_msg=method)
+        assert got.overflows == want_ovf, method
+
+
+def test_exact_product_large_k_chunks():
+    """K far beyond one float32-exact chunk (uint8 x int8 extremes) stays exact."""
+    rng = np.random.default_rng(0)
+    a = np.full((3, 5000), 255, np.uint8)
+    a[1] = rng.integers(0, 256, 5000)
+    b = np.full((5000, 4), -128, np.int8)
+    b[:, 1] = rng.integers(-128, 128, 5000)
+    np.testing.assert_array_equal(exact_product(a, b), a.astype(np.int64) @ b.astype(np.int64))
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 2), groups=st.sampled_from([1, 2, 3]), cpg=st.integers(1, 3), opg=st.integers(1, 3),
+    h=st.integers(3, 9), w=st.integers(3, 9), kh=st.integers(1, 3), kw=st.integers(1, 3),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pads=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 2**32 - 1),
+    acc_bits=st.sampled_from([14, 32]), overflow=st.sampled_from(["wrap", "saturate"]),
+)
+def test_conv_matches_direct_reference(n, groups, cpg, opg, h, w, kh, kw, stride, dilation, pads, seed, acc_bits, overflow):
+    """im2col + GEMM conv equals a direct convolution over a zero-point padded input."""
+    rng = np.random.default_rng(seed)
+    geom = ConvGeometry.from_args(stride, pads, dilation, groups)
+    try:
+        geom.output_size(h, w, kh, kw)
+    except ValueError:
+        return
+    x = _ints(rng, (n, groups * cpg, h, w), np.uint8)
+    wt = _ints(rng, (groups * opg, cpg, kh, kw), np.int8)
+    zp = int(rng.integers(0, 256))
+    bias = rng.integers(-5000, 5000, groups * opg)
+    want, want_ovf = ref.ref_int_conv2d(
+        x, wt, stride=geom.stride, padding=geom.padding, dilation=geom.dilation, groups=groups,
+        x_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow,
+    )
+    got = int_conv2d(x, wt, geom, x_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow)
+    np.testing.assert_array_equal(got.values, want)
+    assert got.overflows == want_ovf
+
+
+@SETTINGS
+@given(
+    rows=st.integers(1, 6), ch=st.integers(1, 7), seed=st.integers(0, 2**32 - 1),
+    single=st.booleans(), tie_scale=st.sampled_from([None, 0.5, 0.25, 0.375, 1.5, 3.0]),
+    relu=st.booleans(),
+)
+def test_requant_fixed_point_matches_reference(rows, ch, seed, single, tie_scale, relu):
+    """Fixed-point requant (both roundings) equals the Python-int twin, on ties and on saturation."""
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(1 << 31), 1 << 31, (rows, ch)) if seed % 3 == 0 else rng.integers(-3000, 3000, (rows, ch))
+    reals = np.full(ch, tie_scale) if tie_scale else np.exp(rng.uniform(np.log(1e-6), np.log(2.0), ch))
+    mult, shift = quantize_multipliers(reals, single_rounding=single)
+    zp = int(rng.integers(-20, 20))
+    act_min = zp if relu else -128
+    want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, 127, -128, 127, single)
+    got, sats = requant_fixed_point(
+        acc, mult, shift, zero_point=zp, act_min=act_min, act_max=127, sat_min=-128, sat_max=127, single_rounding=single, axis=1
+    )
+    np.testing.assert_array_equal(got, want)
+    assert sats == want_sats
+
+
+@SETTINGS
+@given(
+    rows=st.integers(1, 6), ch=st.integers(1, 7), seed=st.integers(0, 2**32 - 1),
+    tie_scale=st.sampled_from([None, 0.5, 0.25, 0.375]), with_bias=st.booleans(),
+)
+def test_requant_float_matches_reference(rows, ch, seed, tie_scale, with_bias):
+    """fp32 requant equals numpy float32 arithmetic, ties to even included."""
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(1 << 31), 1 << 31, (rows, ch)) if seed % 3 == 0 else rng.integers(-3000, 3000, (rows, ch))
+    scale = np.full(ch, tie_scale, np.float32) if tie_scale else rng.uniform(1e-4, 0.2, ch).astype(np.float32)
+    bias_term = rng.normal(size=ch).astype(np.float32) * 100 if with_bias else np.zeros(ch, np.float32)
+    want, want_sats = ref.ref_requant_float(acc, scale, bias_term, 128, 0, 255, 0, 255)
+    got, sats = requant_float(acc, scale, bias_term=bias_term, zero_point=128, act_min=0, act_max=255, sat_min=0, sat_max=255, axis=1)
+    np.testing.assert_array_equal(got, want)
+    assert sats == want_sats
+
+
+@SETTINGS
+@given(
+    size=st.integers(1, 60), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.5, 0.25, 0.375, 0.0137, 3.1]),
+    reciprocal=st.booleans(), half_away=st.booleans(), zp_before=st.booleans(), ties=st.booleans(), fused=st.booleans(),
+)
+def test_quantize_dequantize_match_reference(size, seed, scale, reciprocal, half_away, zp_before, ties, fused):
+    """All quantize rules (incl. the fused one) equal their numpy twin; dequantize too."""
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(-600, 600, size) / 2.0
+    x = (steps * scale if ties else rng.normal(size=size) * 100 * scale).astype(np.float32)
+    want, want_sats = ref.ref_quantize(x, scale, 7, -128, 127, reciprocal, half_away, zp_before, fused)
+    got, sats = quantize(
+        x, scale, 7, qmin=-128, qmax=127, reciprocal=reciprocal, half_away=half_away, zero_point_before_rounding=zp_before, fused=fused
+    )
+    np.testing.assert_array_equal(got, want)
+    assert sats == want_sats
+    np.testing.assert_array_equal(dequantize(got, scale, 7), ref.ref_dequantize(got, scale, 7))
+
+
+@SETTINGS
+@given(rows=st.integers(1, 5), ch=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+def test_scale_accumulator_and_minmax_match_reference(rows, ch, seed):
+    """Float output path (unfused) and the range reduction equal their twins."""
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(1 << 24), 1 << 24, (rows, ch))
+    rs, cs, b = rng.uniform(1e-3, 1, rows).astype(np.float32), rng.uniform(1e-3, 1, ch).astype(np.float32), rng.normal(size=ch).astype(np.float32)
+    np.testing.assert_array_equal(scale_accumulator(acc, rs, cs, b, axis=1), ref.ref_scale_accumulator(acc, rs, cs, b))
+    x = rng.normal(size=(rows, ch)).astype(np.float32)
+    for got, want in zip(row_minmax(x), ref.ref_minmax(x)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fused_scale_accumulator_is_one_rounding():
+    """The FMA output equals the exactly rounded ``acc * s + b`` (exact rationals in the twin)."""
+    rng = np.random.default_rng(5)
+    acc = rng.integers(-(1 << 20), 1 << 20, (50, 8))
+    s, b = rng.uniform(1e-4, 1e-2, 8).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    got = scale_accumulator(acc, np.float32(0.75), s, b, axis=1, fused=True)
+    np.testing.assert_array_equal(got, ref.ref_scale_accumulator_fused(acc, np.float32(0.75), s, b))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_saturating_accumulator_clamps_each_step(bits):
+    """Saturation is order dependent: +max then -max ends at -max+hi, not at the exact sum 0."""
+    a = np.array([[1, 1]], np.int8)
+    b = np.array([[127], [-128]], np.int8)
+    hi = (1 << (bits - 1)) - 1
+    got = int_gemm(a, b, bias=np.array([hi]), acc_bits=bits, overflow="saturate")
+    assert got.values[0, 0] == hi - 128 and got.overflows == 1

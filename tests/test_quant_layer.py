@@ -1,0 +1,104 @@
+"""The layer API (every scheme, every layer kind) and the golden-vector writer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from accelsim.kernels import ConvGeometry, int_conv2d
+from accelsim.quant import QParams, run_layer, write_golden
+from accelsim.quant.requant import REQUANT_MODES
+
+RNG = np.random.default_rng(0)
+X_CONV = RNG.normal(size=(2, 4, 9, 9)).astype(np.float32)
+W_CONV = (RNG.normal(size=(6, 2, 3, 3)) * 0.2).astype(np.float32)
+B_CONV = RNG.normal(size=6).astype(np.float32)
+CONV_ARGS = dict(stride=2, padding=1, groups=2)
+
+
+def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref - got).astype(np.float64) ** 2)))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "variant"),
+    [("woq", None)] + [("static", m) for m in REQUANT_MODES] + [("dynamic", f) for f in ("tflite", "tflite_symmetric", "onnx", "pytorch")],
+)
+def test_every_scheme_tracks_fp32(scheme, variant):
+    """Each scheme's output is the fp32 output up to quantization noise (SQNR well above 25 dB)."""
+    ref = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="fp32", **CONV_ARGS).output
+    kw = {"requant_mode": variant} if scheme == "static" else {"flavour": variant} if scheme == "dynamic" else {}
+    res = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme=scheme, **kw, **CONV_ARGS)
+    assert res.output.shape == ref.shape and res.output.dtype == np.float32
+    assert _sqnr_db(ref, res.output) > 25
+
+
+def test_static_intermediates_are_consistent():
+    """acc equals the int conv of the recorded int8 tensors plus bias_q; dtypes and qparams are recorded."""
+    res = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", requant_mode="tflite", **CONV_ARGS)
+    t = res.tensors
+    assert t["input_q"].values.dtype == np.int8 and t["weight_q"].values.dtype == np.int8
+    assert t["bias_q"].values.dtype == np.int32 and t["acc"].values.dtype == np.int32
+    assert t["output_q"].qparams.dtype == "int8" and t["weight_q"].qparams.granularity == "per_channel"
+    acc = int_conv2d(t["input_q"].values, t["weight_q"].values, ConvGeometry.from_args(2, 1, 1, 2),
+                     x_zero_point=int(t["input_q"].qparams.zero_point[0]), bias=t["bias_q"].values).values
+    np.testing.assert_array_equal(acc, t["acc"].values)
+    assert res.accumulator_overflows == 0 and res.requant.multiplier.dtype == np.int32
+
+
+def test_linear_and_matmul_agree():
+    """linear(x, W) and matmul(x, W.T) are the same layer (channel axis handled for both)."""
+    x = RNG.normal(size=(3, 5, 16)).astype(np.float32)
+    w = (RNG.normal(size=(8, 16)) * 0.3).astype(np.float32)
+    for scheme, kw in [("static", {"requant_mode": "tflite"}), ("dynamic", {"flavour": "tflite"}), ("woq", {})]:
+        a = run_layer("linear", x, w, scheme=scheme, **kw)
+        b = run_layer("matmul", x, w.T.copy(), scheme=scheme, **kw)
+        np.testing.assert_array_equal(a.output, b.output)
+        assert a.output.shape == (3, 5, 8)
+
+
+def test_narrow_accumulator_overflows_are_counted():
+    """A 16-bit accumulator overflows on a long K; wrap and saturate give different outputs."""
+    x = np.abs(RNG.normal(size=(4, 512))).astype(np.float32) * 3
+    w = np.abs(RNG.normal(size=(8, 512))).astype(np.float32)
+    wide = run_layer("linear", x, w, scheme="static", acc_bits=32)
+    wrap = run_layer("linear", x, w, scheme="static", acc_bits=16, overflow="wrap")
+    sat = run_layer("linear", x, w, scheme="static", acc_bits=16, overflow="saturate")
+    assert wide.accumulator_overflows == 0 and wrap.accumulator_overflows == sat.accumulator_overflows > 0
+    assert not np.array_equal(wrap.output, sat.output)
+
+
+def test_saturation_counts_and_fused_relu():
+    """A too-small output range saturates; ReLU's own clamp is not counted."""
+    tight = QParams(np.float32(0.001), 0, "int8")
+    res = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", output_qparams=tight, **CONV_ARGS)
+    relu = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", output_qparams=tight, activation="relu", **CONV_ARGS)
+    assert res.requant_saturations > relu.requant_saturations > 0
+    assert relu.tensors["output_q"].values.min() >= 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="allowed"):
+        run_layer("conv3d", X_CONV, W_CONV)
+    with pytest.raises(ValueError, match="allowed"):
+        run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], scheme="int4")
+    with pytest.raises(ValueError, match="allowed"):
+        run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], scheme="static", requant_mode="nearest")
+    with pytest.raises(ValueError, match="allowed"):
+        run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], scheme="dynamic", flavour="tensorrt")
+
+
+def test_write_golden_roundtrip(tmp_path):
+    """The .npz carries inputs, int8 weights, qparams, int32 accumulators, outputs and the requant registers."""
+    res = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", requant_mode="tflite", activation="relu6", **CONV_ARGS)
+    path = write_golden(res, tmp_path / "vectors.npz")
+    with np.load(path) as z:
+        for name in ("input", "input_q", "weight_q", "bias_q", "acc", "output_q", "requant_multiplier", "requant_shift"):
+            np.testing.assert_array_equal(z[name], res.tensors[name].values if name in res.tensors else getattr(res.requant, name.split("_", 1)[1]))
+        assert z["weight_q"].dtype == np.int8 and z["acc"].dtype == np.int32
+        assert z["input_q_zero_point"][0] == res.tensors["input_q"].qparams.zero_point[0]
+        meta = json.loads(str(z["meta_json"]))
+    assert meta["scheme"] == "static" and meta["variant"] == "tflite" and meta["geometry"]["groups"] == 2
+    assert meta["settings"]["activation"] == "relu6" and list(tmp_path.iterdir()) == [path]

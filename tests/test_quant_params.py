@@ -1,0 +1,113 @@
+"""QuantizeMultiplier, QParams, bias quantization, observers and the scheme table."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numerics_refs import tfl_quantize_multiplier
+
+from accelsim.quant import (
+    DYNAMIC_FLAVOURS,
+    REQUANT_MODES,
+    SCHEMES,
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    PercentileObserver,
+    QParams,
+    affine_qparams,
+    quantize_bias,
+    quantize_multiplier,
+    symmetric_qparams,
+    weight_qparams,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=1e-12, max_value=1e4, allow_nan=False))
+def test_quantize_multiplier_matches_tflite(real):
+    """Same (M0, shift) as the TFLite source transcribed in numerics_refs; M0 in [2^30, 2^31)."""
+    m0, shift = quantize_multiplier(real)
+    assert (m0, shift) == tfl_quantize_multiplier(real)
+    if m0:
+        assert (1 << 30) <= m0 < (1 << 31)
+        assert abs(m0 * 2.0 ** (shift - 31) - real) <= real * 2.0**-30
+
+
+@pytest.mark.parametrize(
+    ("real", "expected"),
+    [
+        (0.5, (1 << 30, 0)),
+        (1.0, (1 << 30, 1)),
+        (0.375, (3 << 29, -1)),
+        (1.0 - 2.0**-40, (1 << 30, 1)),  # q * 2^31 rounds to exactly 2^31: halved, shift bumped
+        (2.0**-33, (0, 0)),  # shift < -31: flushed to zero
+        (0.0, (0, 0)),
+    ],
+)
+def test_quantize_multiplier_edge_cases(real, expected):
+    assert quantize_multiplier(real) == expected
+
+
+def test_single_rounding_clamps_shift():
+    """TFLITE_SINGLE_ROUNDING saturates shifts above 30."""
+    assert quantize_multiplier(2.0**40, single_rounding=True) == ((1 << 31) - 1, 30)
+    assert quantize_multiplier(2.0**40) == (1 << 30, 41)
+
+
+def test_qparams_ranges_and_granularity():
+    qp = symmetric_qparams(np.array([1.27, 0.0]), axis=0)
+    assert qp.granularity == "per_channel" and qp.symmetric and (qp.qmin, qp.qmax) == (-127, 127)
+    np.testing.assert_array_equal(qp.scale, np.float32([np.float32(1.27) / np.float32(127), 1.0]))
+    a = affine_qparams(-1.0, 3.0, dtype="uint8")
+    assert a.qmin == 0 and a.qmax == 255 and a.zero_point[0] == 64
+    with pytest.raises(ValueError):
+        QParams([1.0, 2.0], [0, 0], "int8")  # per-tensor needs one scale
+
+
+def test_weight_qparams_axis():
+    w = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 10
+    qp = weight_qparams(w, axis=1)
+    np.testing.assert_array_equal(qp.scale * 127, np.abs(w).max(axis=(0, 2)).astype(np.float32) / np.float32(127) * 127)
+    assert weight_qparams(w, granularity="per_tensor").scale.size == 1
+
+
+def test_quantize_bias_scale_and_saturation():
+    q, qp, sats = quantize_bias(np.array([1.0, -2.5, 1e9]), 0.5, np.array([0.25, 0.5, 1e-9]))
+    np.testing.assert_array_equal(qp.scale, np.float32([0.125, 0.25, np.float32(0.5) * np.float32(1e-9)]))
+    assert q[0] == 8 and q[1] == -10 and q[2] == (1 << 31) - 1 and sats == 1
+
+
+def test_observers():
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(size=1000).astype(np.float32) for _ in range(5)]
+    mm, ma, pc = MinMaxObserver(), MovingAverageMinMaxObserver(0.5), PercentileObserver(99.0)
+    for b in batches:
+        for obs in (mm, ma, pc):
+            obs.observe(b)
+    lo, hi = mm.range()
+    assert lo == min(b.min() for b in batches) and hi == max(b.max() for b in batches)
+    mlo, mhi = ma.range()
+    assert lo <= mlo < 0 < mhi <= hi
+    plo, phi = pc.range()
+    allv = np.concatenate(batches)
+    assert abs(plo - np.percentile(allv, 1)) < 0.05 and abs(phi - np.percentile(allv, 99)) < 0.05
+    assert mm.qparams(dtype="uint8").dtype == "uint8"
+    assert pc.qparams(symmetric=True).symmetric
+    p100 = PercentileObserver(100.0)
+    p100.observe(batches[0])
+    assert p100.range() == pytest.approx((batches[0].min(), batches[0].max()))
+
+
+def test_scheme_and_mode_tables():
+    """The tables say what each unit computes on (consumed by lowering and timing)."""
+    assert set(SCHEMES) == {"fp32", "woq", "dynamic", "static"}
+    assert SCHEMES["static"].unit_dtypes() == {"array": ("int8", "int32"), "requant": ("int32", "int8")}
+    assert SCHEMES["dynamic"].unit_dtypes()["vector"] == ("float32", "int8")
+    assert SCHEMES["woq"].weights.dram_dtype == "int8" and SCHEMES["woq"].array_operand_dtype == "float32"
+    assert SCHEMES["fp32"].unit_dtypes() == {"array": ("float32", "float32")}
+    assert set(REQUANT_MODES) == {"tflite", "tflite_single", "float_half_even", "fbgemm"}
+    assert {f.activation_dtype for f in DYNAMIC_FLAVOURS.values()} == {"int8", "uint8"}
+    assert DYNAMIC_FLAVOURS["pytorch"].reduce_range and DYNAMIC_FLAVOURS["tflite"].granularity == "per_row"
