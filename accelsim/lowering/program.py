@@ -10,15 +10,16 @@ and values describe the same program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil, prod
 
+from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Add, AvgPool, Flatten, LayerNorm, LayerShapes, MaxPool, Softmax, Workload, pair
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import GemmView, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, operand_format
-from accelsim.lowering.tiling import BufferHalves, TilePlan, _bounds, plan_gemm, weight_block_bytes
+from accelsim.lowering.tiling import BufferHalves, NoTileFits, TilePlan, _bounds, plan_gemm, weight_block_bytes
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -90,6 +91,7 @@ class Lowerer:
         )
         self.dynamic_per_tensor = dynamic_per_tensor
         self._cycle_cache: dict[tuple[int, int, int], int] = {}
+        self._plans: dict[GemmView, TilePlan] = {}
 
     # -- array work ------------------------------------------------------------------------------
     @property
@@ -139,6 +141,18 @@ class Lowerer:
             packed *= 2
         return best
 
+    def _plan(self, view: GemmView) -> TilePlan:
+        """Tiling of ``view``; layers of the same shape (ResNet's repeated blocks) share one search."""
+        key = replace(view, layer="")
+        if key not in self._plans:
+            try:
+                self._plans[key] = plan_gemm(view, self.fmt, self.halves, self._align(), self.tile_cycles,
+                                             self.hw.dram_bytes_per_cycle)
+            except NoTileFits as exc:
+                raise AccelsimError(f"{exc} under the {self.fmt.scheme} scheme; enlarge the buffers",
+                                    path="sram") from None
+        return self._plans[key]
+
     def post(self, outputs: int, activation: str) -> tuple[str, int]:
         """Which unit finishes an output block and how long it takes."""
         if self.fmt.scheme == "static":
@@ -149,7 +163,7 @@ class Lowerer:
     def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
         view = self.choose_view(shapes, batch)
         fmt = self.fmt
-        plan = plan_gemm(view, fmt, self.halves, self._align(), self.tile_cycles, self.hw.dram_bytes_per_cycle)
+        plan = self._plan(view)
         activation = getattr(shapes.layer, "activation", "none")
         tiles: list[Tile] = []
         input_elems = batch * prod(shapes.input_shapes[0])

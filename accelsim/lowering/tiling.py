@@ -114,6 +114,33 @@ def plan_gemm(
     bytes_per_cycle: float,
 ) -> TilePlan:
     """Choose tile sizes and loop order for ``view``; ``align`` is the array's (M, K, N) granularity."""
+    best = _search(view, fmt, halves, align, tile_cycles, bytes_per_cycle)
+    if best is None:  # no array-aligned tile fits: try tiles that use part of the array
+        best = _search(view, fmt, halves, (1, 1, 1), tile_cycles, bytes_per_cycle)
+    if best is None:
+        raise NoTileFits(view.layer, halves)
+    return best
+
+
+class NoTileFits(ValueError):
+    """Even the smallest tile of a layer overflows a buffer half: the SRAM is too small for it."""
+
+    def __init__(self, layer: str, halves: BufferHalves) -> None:
+        super().__init__(
+            f"layer {layer}: no tile fits the SRAM buffers (halves: ifmap {halves.ifmap} B, "
+            f"filter {halves.filter} B, ofmap {halves.ofmap} B)"
+        )
+        self.layer = layer
+
+
+def _search(
+    view: GemmView,
+    fmt: OperandFormat,
+    halves: BufferHalves,
+    align: tuple[int, int, int],
+    tile_cycles: Callable[[int, int, int], int],
+    bytes_per_cycle: float,
+) -> TilePlan | None:
     m_align, k_align, n_align = align
     k_align = max(k_align, view.taps) if view.window is not None else k_align
     best: TilePlan | None = None
@@ -131,11 +158,6 @@ def plan_gemm(
                 key = (plan.estimated_cycles, plan.dram_bytes, plan.tiles)
                 if best is None or key < (best.estimated_cycles, best.dram_bytes, best.tiles):
                     best = plan
-    if best is None:
-        raise ValueError(
-            f"layer {view.layer}: no tile fits the SRAM buffers (halves: ifmap {halves.ifmap} B, "
-            f"filter {halves.filter} B, ofmap {halves.ofmap} B)"
-        )
     return best
 
 
@@ -152,7 +174,7 @@ def _evaluate(
 ) -> TilePlan:
     ms, ks, ns = _bounds(view.m, mt), _bounds(view.k, kt), _bounds(view.n, nt)
     x_bytes = spatial.total(mt) * sum(view.k_footprint(k0, k1) for k0, k1 in ks) * fmt.ifmap_dram
-    w_bytes = sum(weight_block_bytes(view, fmt, k, n, sram=False) for k in ks for n in ns)
+    w_bytes = weight_block_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
     if order == "nmk":
         x_passes = 1 if len(ms) == 1 and len(ks) == 1 else len(ns)
         w_passes = 1 if len(ks) == 1 else len(ms)
