@@ -1,0 +1,506 @@
+"""A whole workload's numbers under one scheme, layer by layer, and their error against fp32.
+
+Array layers (conv2d, linear, matmul) run through :func:`accelsim.quant.run_layer` or, for the
+static product of two activations, through the same kernels directly; every other layer is the
+vector unit's float32 op. Under ``static`` every tensor between layers is int8 (uint8 for the
+ONNX/fbgemm requant modes) with per-tensor parameters calibrated on the calibration batch; the
+vector unit dequantizes, computes in float32 and quantizes again, except maxpool (on the codes) and
+flatten (a reshape). Under ``fp32``, ``woq`` and ``dynamic`` activations stay float32 between layers.
+docs/values.md states every choice and the error formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import vectorize
+from numpy.lib.stride_tricks import sliding_window_view
+
+from accelsim.config.errors import AccelsimError
+from accelsim.config.hardware import HardwareConfig
+from accelsim.config.workload import (
+    INPUT,
+    Add,
+    AvgPool,
+    Conv2d,
+    Flatten,
+    LayerBase,
+    LayerNorm,
+    LayerShapes,
+    Linear,
+    Matmul,
+    MaxPool,
+    Pool,
+    Softmax,
+    Workload,
+    pair,
+)
+from accelsim.kernels.gemm import int_gemm
+from accelsim.quant.observers import Observer
+from accelsim.quant import (
+    DYNAMIC_FLAVOURS,
+    OBSERVERS,
+    REQUANT_MODES,
+    SCHEMES,
+    LayerResult,
+    QParams,
+    TensorRecord,
+    dequantize_tensor,
+    make_requant_params,
+    quantize_tensor,
+    requantize,
+    run_layer,
+)
+from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
+
+#: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
+PRE_ACTIVATION = ":pre_activation"
+#: activations the requant unit fuses as a clamp; GELU runs on the vector unit
+FUSED_ACTIVATIONS = ("relu", "relu6")
+
+
+@vectorize(["float32(float32)"], cache=True)
+def gelu(x):  # pragma: no cover - compiled
+    """Exact (erf) GELU as BERT uses it, in float64, rounded once to float32."""
+    return np.float32(0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))))
+
+
+# ---------------------------------------------------------------------------------------------------
+# records
+
+
+@dataclass(frozen=True)
+class LayerValues:
+    """One layer's output under a scheme and what the array / requant / vector units counted doing it."""
+
+    name: str
+    type: str
+    output: np.ndarray  # float32, batch first; static: the dequantized codes
+    codes: np.ndarray | None = None  # static: the int8/uint8 codes stored to memory
+    qparams: QParams | None = None  # static: the parameters of ``codes``
+    results: tuple[LayerResult, ...] = ()  # every GEMM's intermediates, if kept (one per sample and head for matmul)
+    accumulator_overflows: int = 0  # outputs whose accumulator left its range (any step)
+    requant_saturations: int = 0  # outputs the requant unit clamped to the dtype range
+    input_saturations: int = 0  # inputs clamped when quantized for the array
+    vector_saturations: int = 0  # static: outputs clamped when the vector unit quantized its float result
+    accumulator_min: int | None = None  # smallest / largest accumulator value actually held (int schemes)
+    accumulator_max: int | None = None
+
+
+@dataclass(frozen=True)
+class ErrorMetrics:
+    """Error of one tensor against the fp32 run on the same input (formulas in docs/values.md)."""
+
+    sqnr_db: float
+    max_abs_error: float
+    top1_agreement: float | None = None  # classifier outputs [batch, classes] only
+
+
+@dataclass(frozen=True)
+class NetworkValues:
+    """Every layer's values under one scheme, in layer order; the last layer is the network output."""
+
+    workload: str
+    scheme: str
+    variant: str | None  # requant mode (static) or dynamic flavour
+    layers: dict[str, LayerValues]
+    qparams: dict[str, QParams] = field(default_factory=dict)  # static: calibrated, per tensor
+    source_saturations: dict[str, int] = field(default_factory=dict)  # static: clamps quantizing the inputs
+
+    @property
+    def output_name(self) -> str:
+        return next(reversed(self.layers))
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.layers[self.output_name].output
+
+    def compare_to(self, reference: "NetworkValues") -> dict[str, ErrorMetrics]:
+        """Per-layer error against ``reference`` (the fp32 run); the output also gets top-1 agreement."""
+        out = {name: error_metrics(reference.layers[name].output, lv.output) for name, lv in self.layers.items()}
+        ref, got = reference.output, self.output
+        if ref.ndim == 2:
+            agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
+            base = out[self.output_name]
+            out[self.output_name] = ErrorMetrics(base.sqnr_db, base.max_abs_error, agree)
+        return out
+
+
+def error_metrics(reference: np.ndarray, values: np.ndarray) -> ErrorMetrics:
+    """SQNR in dB (+inf when exact) and max abs error, accumulated in float64."""
+    ref = np.asarray(reference, np.float64)
+    err = ref - np.asarray(values, np.float64)
+    noise = float(np.sum(err * err))
+    signal = float(np.sum(ref * ref))
+    if noise == 0.0:
+        sqnr = math.inf
+    elif signal == 0.0:
+        sqnr = -math.inf
+    else:
+        sqnr = 10.0 * math.log10(signal / noise)
+    return ErrorMetrics(sqnr, float(np.max(np.abs(err), initial=0.0)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the vector unit's float32 ops, shared by every scheme
+
+
+def _pool_windows(x: np.ndarray, layer: Pool, pad_value: float | int) -> np.ndarray:
+    """``[N, C, OH, OW, kh, kw]`` windows of NCHW ``x`` padded with ``pad_value`` (floor output size)."""
+    assert layer.kernel is not None  # global pools never window
+    kh, kw = pair(layer.kernel)
+    sh, sw = pair(layer.stride if layer.stride is not None else layer.kernel)
+    ph, pw = pair(layer.padding)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+    return sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float | int) -> np.ndarray:
+    """Max over each window; works on float values and on quantized codes alike (max is monotonic)."""
+    if layer.global_pool:
+        return x.max(axis=(2, 3), keepdims=True)
+    return _pool_windows(x, layer, pad_value).max(axis=(-2, -1))
+
+
+def avgpool(x: np.ndarray, layer: AvgPool) -> np.ndarray:
+    """Mean over each window's in-image taps (padding excluded, as TFLite and count_include_pad=False)."""
+    if layer.global_pool:
+        return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
+    sums = _pool_windows(x, layer, 0).sum(axis=(-2, -1), dtype=np.float32)
+    taps = _pool_windows(np.ones((1, 1, *x.shape[2:]), np.float32), layer, 0).sum(axis=(-2, -1), dtype=np.float32)
+    return (sums / taps).astype(np.float32)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, max subtracted first."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).astype(np.float32)
+
+
+def layernorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
+    """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance)."""
+    mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True, dtype=np.float32)
+    y = centred / np.sqrt(var + np.float32(eps)) * params.weight
+    return (y if params.bias is None else y + params.bias).astype(np.float32)
+
+
+def activate(y: np.ndarray, activation: str) -> np.ndarray:
+    """A float32 activation function by its workload name."""
+    if activation == "relu":
+        return np.maximum(y, np.float32(0))
+    if activation == "relu6":
+        return np.clip(y, np.float32(0), np.float32(6))
+    if activation == "gelu":
+        return gelu(y)
+    return y
+
+
+def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | None) -> np.ndarray:
+    """A non-array layer on float32 inputs (batch first)."""
+    (x, *rest) = inputs
+    if isinstance(layer, MaxPool):
+        return maxpool(x, layer, -np.inf)
+    if isinstance(layer, AvgPool):
+        return avgpool(x, layer)
+    if isinstance(layer, Add):
+        return activate((x + rest[0]).astype(np.float32), layer.activation)
+    if isinstance(layer, Flatten):
+        return x.reshape(x.shape[0], -1)
+    if isinstance(layer, Softmax):
+        return softmax(x)
+    if isinstance(layer, LayerNorm):
+        assert params is not None  # materialize gives every LayerNorm its gamma and beta
+        return layernorm(x, params, layer.eps)
+    raise TypeError(f"{layer.type} is not a vector-unit layer")
+
+
+# ---------------------------------------------------------------------------------------------------
+# array layers
+
+
+@dataclass(frozen=True)
+class _Numerics:
+    """What the scheme and the hardware fix for every array layer."""
+
+    scheme: str
+    variant: str | None
+    acc_bits: int
+    overflow: str
+    keep: frozenset[str]
+
+    def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
+        scheme = scheme or self.scheme
+        args: dict[str, object] = dict(scheme=scheme, acc_bits=self.acc_bits, overflow=self.overflow)
+        if scheme == "dynamic":
+            args["flavour"] = self.variant
+        if scheme == "static":
+            args["requant_mode"] = self.variant
+        return args
+
+
+def _geometry(layer: LayerBase) -> dict[str, object]:
+    """run_layer's conv geometry arguments (none for linear)."""
+    if not isinstance(layer, Conv2d):
+        return {}
+    return dict(stride=pair(layer.stride), padding=pair(layer.padding), dilation=pair(layer.dilation), groups=layer.groups)
+
+
+def _kind(layer: LayerBase) -> str:
+    return "conv2d" if isinstance(layer, Conv2d) else "linear"
+
+
+def _fused(layer: LayerBase) -> str | None:
+    """The activation the requant unit / run_layer applies; GELU is left to the vector unit."""
+    activation = getattr(layer, "activation", "none")
+    return activation if activation in FUSED_ACTIVATIONS else None
+
+
+def _heads(x: np.ndarray, heads: int) -> np.ndarray:
+    """Batch-first operand as ``[B, heads, T, D/heads]`` (a per-sample ``[T, D]`` split by columns)."""
+    if heads == 1 or x.ndim == 4:
+        return x
+    b, t, d = x.shape
+    return x.reshape(b, t, heads, d // heads).transpose(0, 2, 1, 3)
+
+
+def _matmul_operands(layer: Matmul, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _heads(a, layer.heads), _heads(b, layer.heads)
+    return a, (np.swapaxes(b, -1, -2) if layer.transpose_b else b)
+
+
+def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
+    """``[B, H, M, N]`` -> ``[B, M, H*N]`` when the layer merges heads."""
+    if not layer.merge_heads:
+        return y
+    b, h, m, n = y.shape
+    return y.transpose(0, 2, 1, 3).reshape(b, m, h * n)
+
+
+def _counts(name: str, type_: str, output: np.ndarray, results: list[LayerResult], num: _Numerics, **extra) -> LayerValues:
+    """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
+    accs = [r.tensors["acc"].values for r in results if "acc" in r.tensors]
+    return LayerValues(
+        name,
+        type_,
+        output,
+        results=tuple(results) if name in num.keep else (),
+        accumulator_overflows=sum(r.accumulator_overflows for r in results),
+        requant_saturations=sum(r.requant_saturations for r in results),
+        input_saturations=sum(r.input_saturations for r in results),
+        accumulator_min=min(int(a.min()) for a in accs) if accs else None,
+        accumulator_max=max(int(a.max()) for a in accs) if accs else None,
+        **extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# one executor per activation representation
+
+
+class _FloatRun:
+    """fp32 / woq / dynamic: float32 tensors between layers, array layers through run_layer.
+
+    ``observe(name, tensor)`` sees every tensor as it is produced (calibration uses it).
+    """
+
+    def __init__(self, num: _Numerics, params: dict[str, LayerParams], observe: Callable[[str, np.ndarray], None] | None = None):
+        self.num = num
+        self.params = params
+        self.observe = observe or (lambda name, x: None)
+
+    def source(self, name: str, x: np.ndarray) -> np.ndarray:
+        self.observe(name, x)
+        return x
+
+    def layer(self, shapes: LayerShapes, inputs: list[np.ndarray]) -> tuple[np.ndarray, LayerValues]:
+        layer = shapes.layer
+        params = self.params.get(layer.name)
+        if isinstance(layer, (Conv2d, Linear)):
+            assert params is not None  # materialize gives every conv / linear its weights
+            res = run_layer(_kind(layer), inputs[0], params.weight, params.bias, activation=_fused(layer),
+                            **self.num.run_layer_args(), **_geometry(layer))
+            y = res.output
+            if layer.activation == "gelu":
+                self.observe(layer.name + PRE_ACTIVATION, y)
+                y = gelu(y)
+            values = _counts(layer.name, layer.type, y, [res], self.num)
+        elif isinstance(layer, Matmul):
+            values = self._matmul(layer, *inputs)
+            y = values.output
+        else:
+            y = vector_op(layer, inputs, params)
+            values = LayerValues(layer.name, layer.type, y)
+        self.observe(layer.name, y)
+        return y, values
+
+    def _matmul(self, layer: Matmul, a: np.ndarray, b: np.ndarray) -> LayerValues:
+        """One run_layer per (sample, head): under dynamic both operands are quantized at run time,
+        the second one as the array's weight port takes it (symmetric int8 per column)."""
+        a, b = _matmul_operands(layer, a, b)
+        args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
+        results = [run_layer("matmul", a[i], b[i], None, **args) for i in np.ndindex(*a.shape[:-2])]
+        y = np.stack([r.output for r in results]).reshape(*a.shape[:-1], b.shape[-1])
+        if layer.alpha != 1.0:
+            y = (y * np.float32(layer.alpha)).astype(np.float32)
+        return _counts(layer.name, layer.type, _merge(layer, y), results, self.num)
+
+
+@dataclass(frozen=True)
+class _Quantized:
+    """A static tensor: codes and their per-tensor parameters."""
+
+    codes: np.ndarray
+    qparams: QParams
+
+    def real(self) -> np.ndarray:
+        return dequantize_tensor(self.codes, self.qparams)
+
+
+class _StaticRun:
+    """Full int8: every tensor stored as codes with calibrated parameters (``qparams`` by tensor name)."""
+
+    def __init__(self, num: _Numerics, params: dict[str, LayerParams], qparams: dict[str, QParams]):
+        self.num = num
+        self.params = params
+        self.qparams = qparams
+        self.rule = REQUANT_MODES[num.variant].input_rule  # the framework's QUANTIZE on the vector unit
+        self.source_saturations: dict[str, int] = {}
+
+    def _quantize(self, x: np.ndarray, name: str) -> tuple[_Quantized, int]:
+        qp = self.qparams[name]
+        codes, sats = quantize_tensor(x, qp, self.rule)
+        return _Quantized(codes, qp), sats
+
+    def source(self, name: str, x: np.ndarray) -> _Quantized:
+        q, self.source_saturations[name] = self._quantize(x, name)
+        return q
+
+    def layer(self, shapes: LayerShapes, inputs: list[_Quantized]) -> tuple[_Quantized, LayerValues]:
+        layer = shapes.layer
+        name = layer.name
+        params = self.params.get(name)
+        vector_sats = 0
+        results: list[LayerResult] = []
+        if isinstance(layer, (Conv2d, Linear)):
+            assert params is not None  # materialize gives every conv / linear its weights
+            gelu_after = layer.activation == "gelu"
+            target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
+            res = run_layer(_kind(layer), inputs[0].real(), params.weight, params.bias, activation=_fused(layer),
+                            input_qparams=inputs[0].qparams, output_qparams=target,
+                            **self.num.run_layer_args(), **_geometry(layer))
+            results = [res]
+            out = _Quantized(res.tensors["output_q"].values, target)
+            if gelu_after:
+                out, vector_sats = self._quantize(gelu(out.real()), name)
+        elif isinstance(layer, Matmul):
+            out, results = self._matmul(layer, *inputs)
+        elif isinstance(layer, MaxPool):
+            x = inputs[0]
+            out = _Quantized(maxpool(x.codes, layer, x.qparams.qmin), x.qparams)
+        elif isinstance(layer, Flatten):
+            x = inputs[0]
+            out = _Quantized(x.codes.reshape(x.codes.shape[0], -1), x.qparams)
+        else:
+            out, vector_sats = self._quantize(vector_op(layer, [q.real() for q in inputs], params), name)
+        values = _counts(name, layer.type, out.real(), results, self.num,
+                         codes=out.codes, qparams=out.qparams, vector_saturations=vector_sats)
+        return out, values
+
+    def _matmul(self, layer: Matmul, a: _Quantized, b: _Quantized) -> tuple[_Quantized, list[LayerResult]]:
+        """Both operands int8 with their calibrated per-tensor parameters; the second one is centred
+        (``b - z_b``, 9-bit) on its way into the array; ``alpha`` scales the requant multiplier."""
+        a_codes, b_codes = _matmul_operands(layer, a.codes, b.codes)
+        b_centred = (b_codes.astype(np.int16) - np.int16(b.qparams.zero_point[0])).astype(np.int16)
+        out_qp = self.qparams[layer.name]
+        # alpha * s_a * s_b / s_y == s_a * s_b / (s_y / alpha): the requant unit's multiplier absorbs alpha
+        folded = QParams(out_qp.scale / np.float32(layer.alpha), out_qp.zero_point, out_qp.dtype)
+        rq = make_requant_params(self.num.variant, float(a.qparams.scale[0]), b.qparams.scale, folded)
+        results = []
+        for i in np.ndindex(*a_codes.shape[:-2]):  # one GEMM per (sample, head), as lowered
+            acc = int_gemm(a_codes[i], b_centred[i], a_zero_point=int(a.qparams.zero_point[0]),
+                           acc_bits=self.num.acc_bits, overflow=self.num.overflow)
+            codes, sats = requantize(acc.values, rq, axis=-1)
+            tensors = {
+                "input_q": TensorRecord(a_codes[i], a.qparams.dtype, a.qparams),
+                "weight_q": TensorRecord(b_codes[i], b.qparams.dtype, b.qparams),
+                "acc": TensorRecord(acc.values, str(acc.values.dtype)),
+                "output_q": TensorRecord(codes, out_qp.dtype, out_qp),
+                "output": TensorRecord(dequantize_tensor(codes, out_qp), "float32"),
+            }
+            settings = dict(alpha=layer.alpha, acc_bits=self.num.acc_bits, overflow=self.num.overflow)
+            results.append(LayerResult("matmul", "static", self.num.variant, tensors["output"].values, tensors,
+                                       acc.overflows, sats, requant=rq, settings=settings))
+        codes = np.stack([r.tensors["output_q"].values for r in results]).reshape(*a_codes.shape[:-1], b_codes.shape[-1])
+        return _Quantized(_merge(layer, codes), out_qp), results
+
+
+# ---------------------------------------------------------------------------------------------------
+# whole networks
+
+
+def _execute(workload: Workload, run: _FloatRun | _StaticRun, sources: dict[str, np.ndarray]) -> dict[str, LayerValues]:
+    """Play the graph in layer order, each layer reading its inputs by name."""
+    store = {name: run.source(name, x) for name, x in sources.items()}
+    layers: dict[str, LayerValues] = {}
+    for shapes in workload.shapes:
+        store[shapes.layer.name], layers[shapes.layer.name] = run.layer(shapes, [store[n] for n in shapes.input_names])
+    return layers
+
+
+def calibrate(workload: Workload, tensors: WorkloadTensors, *, dtype: str = "int8", observer: str = "minmax") -> dict[str, QParams]:
+    """Per-tensor activation parameters from the fp32 network on the calibration batch, one batch at a time."""
+    observers: dict[str, Observer] = {}
+
+    def observe(name: str, x: np.ndarray) -> None:
+        observers.setdefault(name, OBSERVERS[observer]()).observe(x)
+
+    run = _FloatRun(_Numerics("fp32", None, 32, "wrap", frozenset()), tensors.params, observe)
+    batches = tensors.calibration[INPUT].shape[0] // workload.batch
+    for k in range(batches):
+        chunk = slice(k * workload.batch, (k + 1) * workload.batch)
+        _execute(workload, run, {name: x[chunk] for name, x in tensors.calibration.items()})
+    return {name: obs.qparams(dtype=dtype) for name, obs in observers.items()}
+
+
+def _check(scheme: str, flavour: str, observer: str) -> None:
+    for value, allowed, what in ((scheme, SCHEMES, "scheme"), (flavour, DYNAMIC_FLAVOURS, "flavour"), (observer, OBSERVERS, "observer")):
+        if value not in allowed:
+            raise AccelsimError(f"unknown {what} {value!r}", path=what, allowed=list(allowed))
+
+
+def run_values(
+    workload: Workload,
+    hw: HardwareConfig,
+    scheme: str,
+    *,
+    flavour: str = "onnx",
+    seed: int | None = None,
+    tensors: WorkloadTensors | None = None,
+    observer: str = "minmax",
+    keep_results: Collection[str] = (),
+) -> NetworkValues:
+    """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
+
+    ``flavour`` is the dynamic flavour; static uses ``hw.requant.rounding`` and calibrates with
+    ``observer``. ``tensors`` (from :func:`materialize`) takes precedence over ``seed``; pass the
+    same object to every scheme to skip re-drawing. ``keep_results`` names layers whose
+    intermediates (every ``LayerResult``) are kept for ``accelsim explain``.
+    """
+    _check(scheme, flavour, observer)
+    tensors = tensors if tensors is not None else materialize(workload, seed=seed)
+    acc = hw.array.accumulator
+    keep = frozenset(keep_results)
+    if scheme != "static":
+        num = _Numerics(scheme, flavour if scheme == "dynamic" else None, acc.bits, acc.overflow, keep)
+        layers = _execute(workload, _FloatRun(num, tensors.params), tensors.inputs)
+        return NetworkValues(workload.name, scheme, num.variant, layers)
+    mode = hw.requant.rounding
+    qparams = calibrate(workload, tensors, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
+    run = _StaticRun(_Numerics(scheme, mode, acc.bits, acc.overflow, keep), tensors.params, qparams)
+    layers = _execute(workload, run, tensors.inputs)
+    return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations)
