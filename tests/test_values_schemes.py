@@ -17,7 +17,7 @@ from accelsim.config.workload import Workload
 from accelsim.lowering.gemm_view import gemm_view
 from accelsim.quant import DYNAMIC_FLAVOURS
 from accelsim.sim.tensors import materialize
-from accelsim.sim.values import error_metrics, run_values
+from accelsim.sim.values import OUTPUT, error_metrics, run_values
 
 FLOAT_BOUND_DB = 25.0  # woq and every dynamic flavour
 STATIC_BOUND_DB = 18.0
@@ -33,7 +33,7 @@ def test_error_against_fp32_within_bounds(name: str) -> None:
     for scheme, flavour in RUNS:
         values = run_values(wl, hw, scheme, flavour=flavour, tensors=tensors)
         metrics = values.compare_to(reference)
-        out = metrics[values.output_name]
+        out = metrics[OUTPUT]
         bound = STATIC_BOUND_DB if scheme == "static" else FLOAT_BOUND_DB
         assert out.sqnr_db > bound, (scheme, flavour, out)
         assert out.top1_agreement is not None and out.top1_agreement >= 0.9, (scheme, flavour, out)
@@ -64,7 +64,7 @@ def test_bert_attention_runs_under_every_scheme() -> None:
     view = gemm_view(next(s for s in wl.shapes if s.layer.name == scores), wl.batch)
     for scheme, flavour in RUNS:
         values = run_values(wl, hw, scheme, flavour=flavour, tensors=tensors, keep_results=[scores])
-        out = values.compare_to(reference)[values.output_name]
+        out = values.compare_to(reference)[OUTPUT]
         assert out.sqnr_db > (STATIC_BOUND_DB if scheme == "static" else FLOAT_BOUND_DB), (scheme, flavour, out)
         assert out.top1_agreement is None  # [tokens, hidden] is not a classifier output
         assert len(values.layers[scores].results) == view.count  # one GEMM per head, as lowered

@@ -60,15 +60,19 @@ def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
     return None
 
 
+def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float, mean: float = 0.0) -> np.ndarray:
+    """float32 draws (float32 sampling: half the time and memory of float64 on ResNet-50's 25M weights)."""
+    return (np.float32(mean) + np.float32(std) * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+
+
 def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> LayerParams:
     rng = _rng(seed, "params", layer.name)
     if isinstance(layer, LayerNorm):
-        gamma = 1.0 + LAYERNORM_STD * rng.standard_normal(shape)
-        return LayerParams(gamma.astype(np.float32), (LAYERNORM_STD * rng.standard_normal(shape)).astype(np.float32))
+        return LayerParams(_normal(rng, shape, LAYERNORM_STD, 1.0), _normal(rng, shape, LAYERNORM_STD))
     fan_in = int(np.prod(shape[1:]))
     gain = 2.0 if getattr(layer, "activation", "none") in RECTIFYING else 1.0
-    weight = (np.sqrt(gain / fan_in) * rng.standard_normal(shape)).astype(np.float32)
-    bias = (BIAS_STD * rng.standard_normal(shape[0])).astype(np.float32) if getattr(layer, "bias", True) else None
+    weight = _normal(rng, shape, np.sqrt(gain / fan_in))
+    bias = _normal(rng, shape[:1], BIAS_STD) if getattr(layer, "bias", True) else None
     return LayerParams(weight, bias)
 
 
@@ -90,7 +94,7 @@ def _npz_params(name: str, expected: tuple[int, ...], stored: dict[str, np.ndarr
 def _sources(workload: Workload, seed: int, purpose: str, batches: int) -> dict[str, np.ndarray]:
     shapes = {INPUT: tuple(workload.input_shape)} | {k: tuple(v) for k, v in workload.extra_inputs.items()}
     return {
-        name: _rng(seed, purpose, name).standard_normal((batches * workload.batch, *shape)).astype(np.float32)
+        name: _normal(_rng(seed, purpose, name), (batches * workload.batch, *shape), 1.0)
         for name, shape in shapes.items()
     }
 

@@ -58,6 +58,8 @@ from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
 PRE_ACTIVATION = ":pre_activation"
+#: key of the network output's metrics in :meth:`NetworkValues.compare_to`
+OUTPUT = "__output__"
 #: activations the requant unit fuses as a clamp; GELU runs on the vector unit
 FUSED_ACTIVATIONS = ("relu", "relu6")
 
@@ -119,13 +121,13 @@ class NetworkValues:
         return self.layers[self.output_name].output
 
     def compare_to(self, reference: "NetworkValues") -> dict[str, ErrorMetrics]:
-        """Per-layer error against ``reference`` (the fp32 run); the output also gets top-1 agreement."""
+        """Error against ``reference`` (the fp32 run) per layer name, and under :data:`OUTPUT` at the
+        network output, with top-1 agreement there when the output is a classifier's ``[batch, classes]``."""
         out = {name: error_metrics(reference.layers[name].output, lv.output) for name, lv in self.layers.items()}
         ref, got = reference.output, self.output
-        if ref.ndim == 2:
-            agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
-            base = out[self.output_name]
-            out[self.output_name] = ErrorMetrics(base.sqnr_db, base.max_abs_error, agree)
+        agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1))) if ref.ndim == 2 else None
+        last = out[self.output_name]
+        out[OUTPUT] = ErrorMetrics(last.sqnr_db, last.max_abs_error, agree)
         return out
 
 
