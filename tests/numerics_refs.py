@@ -81,7 +81,8 @@ def tfl_multiply_by_quantized_multiplier(x: int, quantized_multiplier: int, shif
     """MultiplyByQuantizedMultiplier, default (double rounding) build."""
     left_shift = shift if shift > 0 else 0
     right_shift = 0 if shift > 0 else -shift
-    return tfl_rounding_divide_by_pot(tfl_srdhm(x * (1 << left_shift), quantized_multiplier), right_shift)
+    shifted = (x * (1 << left_shift) - INT32_MIN) % (1 << 32) + INT32_MIN  # int32 '*': overflow wraps in practice
+    return tfl_rounding_divide_by_pot(tfl_srdhm(shifted, quantized_multiplier), right_shift)
 
 
 def tfl_multiply_by_quantized_multiplier_single(x: int, quantized_multiplier: int, shift: int) -> int:

@@ -136,13 +136,17 @@ def test_static_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
 
 
 def tfl_asymmetric_quantize_floats(values: np.ndarray):
-    """PortableAsymmetricQuantizeFloats: (int8 codes, float scaling_factor, int offset)."""
-    rmin = min(0.0, float(values.min()))
-    rmax = max(0.0, float(values.max()))
+    """PortableAsymmetricQuantizeFloats: (int8 codes, float scaling_factor, int offset).
+
+    ``rmin``/``rmax`` are floats: their difference is a float32 subtraction (as in TF 2.21's build).
+    """
+    rmin = min(np.float32(0.0), values.min())
+    rmax = max(np.float32(0.0), values.max())
     if rmin == rmax:
         return np.zeros(values.shape, np.int8), np.float32(1.0), 0
     qmin_double, qmax_double = -128.0, 127.0
-    scale = (rmax - rmin) / (qmax_double - qmin_double)
+    scale = float(np.float32(rmax - rmin)) / (qmax_double - qmin_double)
+    rmin, rmax = float(rmin), float(rmax)
     zero_point_from_min = qmin_double - rmin / scale
     zero_point_from_max = qmax_double - rmax / scale
     zero_point_from_min_error = abs(qmin_double) + abs(rmin / scale)

@@ -12,7 +12,8 @@ Parameter rules, each the framework's code line by line:
   ``reduce_range`` (0..127), the small-scale cut-off at 6.1e-5, zero point from the smaller-error
   end, ``nearbyint``; the scale is then used as float32.
 - ``tflite`` (hybrid FULLY_CONNECTED, asymmetric_quantize_inputs; per row, per image for conv):
-  ``PortableAsymmetricQuantizeFloats`` in double, int8 -128..127, ties away from zero;
+  ``PortableAsymmetricQuantizeFloats``: float32 range, double scale and zero point, int8 -128..127,
+  ties away from zero;
   ``tflite_symmetric`` is ``PortableSymmetricQuantizeFloats`` (scale = max|x| / 127).
 """
 
@@ -101,16 +102,20 @@ def pytorch_qparams(lo: float, hi: float, *, reduce_range: bool = True) -> tuple
 
 
 def tflite_asymmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
-    """TFLite PortableAsymmetricQuantizeFloats' scale and offset (double math, float32 scale)."""
-    rmin, rmax = min(0.0, float(np.float32(lo))), max(0.0, float(np.float32(hi)))
+    """TFLite PortableAsymmetricQuantizeFloats' scale and offset.
+
+    ``rmin``/``rmax`` are float, so ``rmax - rmin`` is rounded to float32 before the double
+    division by 255 (measured against TF 2.21's interpreter, whose scaling-factor tensor it matches).
+    """
+    rmin, rmax = min(np.float32(0), np.float32(lo)), max(np.float32(0), np.float32(hi))
     if rmin == rmax:
         return 1.0, 0
     qmin, qmax = -128.0, 127.0
-    scale = (rmax - rmin) / (qmax - qmin)
-    zp_from_min = qmin - rmin / scale
-    zp_from_max = qmax - rmax / scale
-    err_min = abs(qmin) + abs(rmin / scale)
-    err_max = abs(qmax) + abs(rmax / scale)
+    scale = float(np.float32(rmax - rmin)) / (qmax - qmin)
+    zp_from_min = qmin - float(rmin) / scale
+    zp_from_max = qmax - float(rmax) / scale
+    err_min = abs(qmin) + abs(float(rmin) / scale)
+    err_max = abs(qmax) + abs(float(rmax) / scale)
     zp_double = zp_from_min if err_min < err_max else zp_from_max
     if zp_double <= qmin:
         zp = -128
