@@ -8,7 +8,8 @@ from accelsim.report.table import format_table
 from accelsim.sim.records import LayerRecord
 
 
-def _db(value: float) -> str:
+def decibels(value: float) -> str:
+    """SQNR as the tables print it: ``-`` when not computed, ``exact`` when the error is zero."""
     if math.isnan(value):
         return "-"
     return "exact" if math.isinf(value) else f"{value:.1f}"
@@ -20,6 +21,11 @@ def _mb(n_bytes: float) -> str:
 
 def layer_table(rows: list[LayerRecord], total: LayerRecord) -> str:
     """One row per layer: cycles, stalls, traffic, utilization, error."""
+    return format_table(*layer_rows(rows, total))
+
+
+def layer_rows(rows: list[LayerRecord], total: LayerRecord) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of ``layer_table``, for renderers other than the terminal."""
     body = [
         [
             r.layer,
@@ -32,16 +38,21 @@ def layer_table(rows: list[LayerRecord], total: LayerRecord) -> str:
             _mb(r.dram_write_bytes),
             f"{100 * r.utilization:.1f}",
             r.bound_by or "-",
-            _db(r.sqnr_db),
+            decibels(r.sqnr_db),
         ]
         for r in rows + [total]
     ]
     headers = ["layer", "type", "unit", "cycles", "compute", "stalls", "read MB", "write MB", "util %", "bound", "SQNR dB"]
-    return format_table(headers, body)
+    return headers, body
 
 
 def scheme_table(totals: list[LayerRecord], markdown: bool = False) -> str:
     """Schemes side by side; the fastest is marked ``*``, the least DRAM traffic ``+``."""
+    return format_table(*scheme_rows(totals), markdown=markdown)
+
+
+def scheme_rows(totals: list[LayerRecord]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of ``scheme_table``, for renderers other than the terminal."""
     fastest = min(totals, key=lambda t: t.total_cycles)
     leanest = min(totals, key=lambda t: t.dram_read_bytes + t.dram_write_bytes)
     base = next((t for t in totals if t.scheme == "fp32"), None)
@@ -62,8 +73,8 @@ def scheme_table(totals: list[LayerRecord], markdown: bool = False) -> str:
             _mb(traffic),
             f"{(base.dram_read_bytes + base.dram_write_bytes) / traffic:.2f}x" if base and traffic else "-",
             f"{100 * t.utilization:.1f}",
-            _db(t.sqnr_db),
+            decibels(t.sqnr_db),
         ])
     headers = ["scheme", "latency ms", "cycles", "speedup", "stalls", "weights MB", "ifmap MB", "ofmap MB",
                "bias+scales MB", "DRAM MB", "traffic cut", "util %", "SQNR dB"]
-    return format_table(headers, body, markdown=markdown)
+    return headers, body

@@ -1,0 +1,118 @@
+"""A few generated sentences that say what the numbers mean: who wins, where time goes, what is memory-bound.
+
+Every claim is computed from the records, so the text cannot drift from the tables and plots.
+"""
+
+from __future__ import annotations
+
+import math
+
+from accelsim.report.cycle_accounting import STALL_CAUSES, cycle_parts, dram_bytes
+from accelsim.report.results import Results
+from accelsim.report.summary import decibels
+from accelsim.sim.records import LayerRecord
+
+_OPERAND_FIELDS = {"weights": "dram_read_bytes_weights", "ifmap": "dram_read_bytes_ifmap",
+                   "ofmap": "dram_write_bytes_ofmap"}
+
+
+def fastest_scheme(results: Results) -> str:
+    return min(results.schemes, key=lambda s: results.totals[s].total_cycles)
+
+
+def array_layers(rows: list[LayerRecord]) -> list[LayerRecord]:
+    """Layers that ran on the array and moved data: the roofline's points."""
+    return [r for r in rows if r.unit == "array" and r.macs > 0 and r.total_cycles > 0 and dram_bytes(r) > 0]
+
+
+def _latency(results: Results) -> str:
+    totals = results.totals
+    best = fastest_scheme(results)
+    t = totals[best]
+    text = f"**{best}** takes {t.latency_s * 1e3:.3f} ms ({t.total_cycles:,} cycles)"
+    if len(results.schemes) == 1:
+        return text + f", array utilization {100 * t.utilization:.1f}%."
+    others = sorted((s for s in results.schemes if s != best), key=lambda s: totals[s].total_cycles)
+    text = f"Fastest: {text}"
+    if results.baseline and results.baseline != best:
+        text += f", {totals[results.baseline].total_cycles / t.total_cycles:.2f}x faster than {results.baseline}"
+    runner = others[0]
+    return text + f"; the runner-up {runner} is {totals[runner].total_cycles / t.total_cycles:.2f}x slower."
+
+
+def _traffic(results: Results) -> str:
+    totals = results.totals
+    leanest = min(results.schemes, key=lambda s: dram_bytes(totals[s]))
+    t = totals[leanest]
+    largest = max(_OPERAND_FIELDS, key=lambda k: getattr(t, _OPERAND_FIELDS[k]))
+    share = 100 * getattr(t, _OPERAND_FIELDS[largest]) / (dram_bytes(t) or 1)
+    lead = "Least DRAM traffic: " if len(results.schemes) > 1 else "DRAM traffic: "
+    text = f"{lead}**{leanest}** moves {dram_bytes(t) / 1e6:.2f} MB"
+    if results.baseline and results.baseline != leanest:
+        text += f", {dram_bytes(totals[results.baseline]) / (dram_bytes(t) or 1):.2f}x less than {results.baseline}"
+    return text + f", {share:.0f}% of it {largest}."
+
+
+def _accuracy(results: Results) -> str:
+    scored = {s: results.totals[s].sqnr_db for s in results.schemes
+              if s != results.baseline and not math.isnan(results.totals[s].sqnr_db)}
+    if not scored:
+        return "Accuracy was not computed (`--timing-only` results); run without it for SQNR against fp32."
+    listed = ", ".join(f"{s} {decibels(v)}" + (" dB" if math.isfinite(v) else "") for s, v in scored.items())
+    if len(scored) == 1:
+        return f"SQNR at the network output against fp32: {listed} (higher is better)."
+    best = max(scored, key=lambda s: scored[s])
+    return f"Most accurate: **{best}**; SQNR at the network output against fp32: {listed} (higher is better)."
+
+
+def _cycles(results: Results, scheme: str) -> str:
+    parts = cycle_parts(results.layers[scheme])
+    total = sum(parts.values()) or 1
+    stalls = {label: parts[label] for label in STALL_CAUSES.values()}
+    stall_total = sum(stalls.values())
+    compute = ", ".join(f"{100 * parts[p] / total:.0f}% {p}" for p in ("array compute", "vector-unit layers") if parts[p])
+    text = f"Under {scheme}, the cycles are {compute or 'no compute'}, {100 * stall_total / total:.0f}% stalls"
+    if stall_total:
+        worst = max(stalls, key=lambda k: stalls[k])
+        text += f" (mostly {worst.removeprefix('stall: ')}, {100 * stalls[worst] / stall_total:.0f}% of them)"
+    return text + f" and {100 * parts['exposed latency and drain'] / total:.0f}% exposed latency and drain."
+
+
+def _memory_bound(results: Results, scheme: str) -> str:
+    layers = array_layers(results.layers[scheme])
+    ridge = results.ridge_macs_per_byte
+    if not layers:
+        return f"No layer ran on the array under {scheme}, so none is placed on the roofline."
+    bound = [r for r in layers if r.bound_by == "memory"]
+    if not bound:
+        low = min(layers, key=lambda r: r.macs / dram_bytes(r))
+        return (f"No array layer is memory-bound under {scheme}: even the lowest operational intensity "
+                f"({low.layer}, {low.macs / dram_bytes(low):.1f} MAC/B) is above the ridge at {ridge:.3g} MAC/B.")
+    share = 100 * sum(r.total_cycles for r in bound) / (results.totals[scheme].total_cycles or 1)
+    reasons = []
+    for r in sorted(bound, key=lambda r: -r.total_cycles)[:3]:
+        operand = max(_OPERAND_FIELDS, key=lambda k: getattr(r, _OPERAND_FIELDS[k]))
+        moved = getattr(r, _OPERAND_FIELDS[operand])
+        reasons.append(f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
+                       f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {operand} byte)")
+    return (f"{len(bound)} of {len(layers)} array layers are memory-bound under {scheme} ({share:.0f}% of its "
+            f"cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
+            f"{results.peak_dram_bytes_per_cycle:g} B/cycle cannot feed {results.peak_macs_per_cycle} PEs. "
+            f"The longest: " + "; ".join(reasons) + ".")
+
+
+def _bound_counts(results: Results) -> str:
+    counts = []
+    for s in results.schemes:
+        layers = array_layers(results.layers[s])
+        if layers:
+            counts.append(f"{s} {sum(r.bound_by == 'memory' for r in layers)}/{len(layers)}")
+    return "Memory-bound array layers per scheme: " + ", ".join(counts) + "." if len(counts) > 1 else ""
+
+
+def conclusions(results: Results) -> list[str]:
+    """The report's opening bullets, most decision-relevant first."""
+    best = fastest_scheme(results)
+    items = [_latency(results), _traffic(results), _accuracy(results), _cycles(results, best),
+             _memory_bound(results, best), _bound_counts(results)]
+    return [item for item in items if item]

@@ -1,0 +1,148 @@
+"""What a performance report of one results folder (a ``run`` or a ``compare``) contains, in order.
+
+Cross-scheme comparisons (speedup, traffic cut, runner-up) appear only when the folder holds more than
+one scheme; everything else is the same for a single run.
+"""
+
+from __future__ import annotations
+
+import math
+
+from accelsim.report.conclusions import array_layers, conclusions, fastest_scheme
+from accelsim.report.cycle_accounting import busy_cycles, cycle_parts, dram_bytes, traffic_parts
+from accelsim.report.document import Block, Bullets, Document, Image, Paragraph, Section, Table
+from accelsim.report.palette import SeriesStyle, scheme_styles
+from accelsim.report.plots import RooflinePoints, cycle_breakdown, layer_dots, roofline, traffic_by_operand
+from accelsim.report.results import Results
+from accelsim.report.summary import layer_rows, scheme_rows
+from accelsim.report.svg_figure import svg_bytes
+from accelsim.report.table import si
+from accelsim.report.timeline_plot import layer_window, timeline
+
+#: array/vector runs shown in the timeline: a few whole tiles with their transfers
+TIMELINE_COMPUTE_EVENTS = 12
+
+
+def layer_order(results: Results) -> list[str]:
+    """Every layer of every scheme once, in execution order (pseudo-layers slot in where they ran)."""
+    order: list[str] = []
+    for scheme in results.schemes:
+        position = 0
+        for row in results.layers[scheme]:
+            if row.layer in order:
+                position = order.index(row.layer) + 1
+            else:
+                order.insert(position, row.layer)
+                position += 1
+    return order
+
+
+def _per_layer(results: Results, names: list[str], value) -> dict[str, list[float]]:  # noqa: ANN001
+    by_name = {s: {r.layer: r for r in results.layers[s]} for s in results.schemes}
+    return {s: [value(by_name[s][n]) if n in by_name[s] else math.nan for n in names] for s in results.schemes}
+
+
+def _setup(results: Results) -> Section:
+    meta, hw = results.meta, results.hardware
+    workload = meta["workload"]
+    any_total = results.totals[results.schemes[0]]
+    runs = []
+    for scheme in results.schemes:
+        run = meta.get("runs", {}).get(scheme, {})
+        notes = [f"{k.replace('_', ' ')} {run[k]}" for k in ("flavour", "requant_rounding") if run.get(k)]
+        notes += [k.replace("_", " ") for k in ("ideal_memory", "timing_only") if run.get(k)]
+        runs.append(f"{scheme}" + (f" ({', '.join(notes)})" if notes else ""))
+    return Section("Setup", [Bullets([
+        f"workload `{results.workload_name}`: {workload.get('description', '')}; batch {workload.get('batch', 1)}, "
+        f"{si(any_total.macs)}MAC",
+        f"hardware `{hw.name}`: {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array "
+        f"({hw.array.model} model) at {hw.clock_mhz:g} MHz, SRAM {hw.sram_total_kib:g} KiB, DRAM "
+        f"{hw.dram_bytes_per_cycle:.3g} B/cycle x {hw.dram.channels} channel(s), latency {hw.dram.latency_cycles} cycles",
+        "schemes: " + ", ".join(runs),
+    ])])
+
+
+def _summary(results: Results) -> Section:
+    headers, rows = scheme_rows([results.totals[s] for s in results.schemes])
+    note = "MB are 10^6 bytes; latency at the hardware clock."
+    if len(results.schemes) > 1:
+        note = ("`*` fastest, `+` least DRAM traffic; speedup and traffic cut are relative to fp32 "
+                "(`-` when the folder has no fp32 run). " + note)
+    return Section("Summary" if len(results.schemes) > 1 else "Totals", [Table(headers, rows), Paragraph(note)])
+
+
+def _image(name: str, figure, caption: str) -> Image:  # noqa: ANN001
+    return Image(name, caption, svg_bytes(figure))
+
+
+def _timeline(results: Results, styles: dict[str, SeriesStyle]) -> list[Block]:
+    if not results.timeline:
+        return [Paragraph("No `timeline.json` in the folder, so no timeline.")]
+    best = fastest_scheme(results)
+    candidates = array_layers(results.layers[best]) or results.layers[best]
+    layer = max(candidates, key=lambda r: (r.stall_cycles, r.total_cycles)).layer
+    windows = {s: layer_window(results.timeline[s], layer, TIMELINE_COMPUTE_EVENTS)
+               for s in results.schemes if s in results.timeline}
+    caption = (f"Layer `{layer}`, the one with the most stall cycles under {best}, up to its "
+               f"{TIMELINE_COMPUTE_EVENTS + 1}th array or vector-unit run, per scheme. Gaps in the array lane are "
+               "stalls; DMA bars span request to completion, so stacked bars in one lane queued for the channel.")
+    return [_image("timeline", timeline(windows, styles, layer), caption)]
+
+
+def performance_document(results: Results) -> Document:
+    """The report of a ``run`` or ``compare`` folder, plots rendered."""
+    styles = scheme_styles(results.schemes)
+    schemes = results.schemes
+    names = layer_order(results)
+    points = {s: RooflinePoints([r.macs / dram_bytes(r) for r in layers], [r.macs / r.total_cycles for r in layers],
+                                [r.bound_by == "memory" for r in layers])
+              for s in schemes if (layers := array_layers(results.layers[s]))}
+    sqnr = {s: series for s, series in _per_layer(results, names, lambda r: r.sqnr_db).items()
+            if s != results.baseline and not all(math.isnan(v) for v in series)}
+
+    sections = [
+        _setup(results),
+        Section("Conclusions", [Bullets(conclusions(results))]),
+        _summary(results),
+        Section("Where the cycles go", [_image(
+            "cycles",
+            cycle_breakdown({s: cycle_parts(results.layers[s]) for s in schemes},
+                            {s: busy_cycles(results.layers[s]) for s in schemes}, styles),
+            "Left: each scheme's cycles split into compute (array, vector-unit layers), stalls by cause, and the "
+            "exposed rest (pipeline fill/drain, DMA latency, last requant and store); the parts add up to the total "
+            "under the scheme's name. Right: how long each unit was busy, as a share of the same total; these run in "
+            "parallel with the critical path.")]),
+        Section("DRAM traffic by operand", [_image(
+            "traffic", traffic_by_operand({s: traffic_parts(results.totals[s]) for s in schemes}, styles),
+            "Bytes read (weights, weight scales or requant multipliers, bias, ifmap) and written (ofmap) per scheme, "
+            "re-reads included.")]),
+        Section("Per-layer latency", [_image(
+            "layer_latency",
+            layer_dots(names, _per_layer(results, names, lambda r: r.latency_s * 1e6 if r.total_cycles else math.nan),
+                       styles, "layer latency (µs, log scale)", log=True),
+            "Each layer's share of the run per scheme, in execution order; the rows add up to the total latency.")]),
+        Section("Roofline", [_image(
+            "roofline", roofline(points, results.peak_macs_per_cycle, results.peak_dram_bytes_per_cycle, styles),
+            "Each array layer is a point: its MACs per DRAM byte against the MACs per cycle it attained. Left of the "
+            "ridge DRAM cannot feed the array at full rate; the gap below a roof is time lost to stalls, fill and "
+            "drain. Hollow points are memory-bound layers (their DRAM time at peak bandwidth exceeds their array "
+            "compute); a filled point left of the ridge is a layer whose array compute, with its fill, drain and "
+            "partly used folds, takes even longer." + _missing(schemes, points, "ran no layer on the array"))]
+            if points else [Paragraph("No layer ran on the array, so there is no roofline.")]),
+        Section("Per-layer accuracy (SQNR)", [_image(
+            "layer_sqnr", layer_dots(names, sqnr, styles, "SQNR against fp32 (dB, higher is better)"),
+            "Signal-to-quantization-noise ratio of each layer's output against the fp32 run; a triangle at the "
+            "right edge is an exact layer.")]
+            if sqnr else [Paragraph("No SQNR in these results (`--timing-only`, or only the fp32 baseline).")]),
+        Section("Timeline", _timeline(results, styles)),
+    ]
+    sections += [Section(f"Per-layer numbers: {s}", [Table(*layer_rows(results.layers[s], results.totals[s]))],
+                         collapsed=True) for s in schemes]
+    title = f"{results.workload_name} on {results.hardware.name}: " + (
+        "scheme comparison" if len(schemes) > 1 else f"{schemes[0]} run")
+    return Document(title, sections)
+
+
+def _missing(schemes: list[str], shown: dict, why: str) -> str:
+    absent = [s for s in schemes if s not in shown]
+    return f" Not shown: {', '.join(absent)} ({why})." if absent else ""

@@ -1,0 +1,81 @@
+"""A results folder as a report sees it: rows grouped by scheme, totals, and the hardware's roofs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from accelsim.config import AccelsimError, HardwareConfig
+from accelsim.report.palette import ordered_schemes
+from accelsim.sim.records import LayerRecord, read_results, read_timeline
+
+TimelineEvent = tuple[str, int, int, str]
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything one results folder holds, in the order reports show it."""
+
+    folder: Path
+    meta: dict[str, Any]
+    workload_name: str
+    hardware: HardwareConfig
+    schemes: list[str]
+    layers: dict[str, list[LayerRecord]]
+    totals: dict[str, LayerRecord]
+    timeline: dict[str, list[TimelineEvent]]
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """The compute roof: one int8 MAC per PE per cycle."""
+        return self.hardware.pe_count
+
+    @property
+    def peak_dram_bytes_per_cycle(self) -> float:
+        """The bandwidth roof's slope: every channel streaming at once."""
+        return self.hardware.dram_bytes_per_cycle * self.hardware.dram.channels
+
+    @property
+    def ridge_macs_per_byte(self) -> float:
+        """Operational intensity where the two roofs meet; below it a layer cannot reach the compute roof."""
+        return self.peak_macs_per_cycle / self.peak_dram_bytes_per_cycle
+
+    @property
+    def baseline(self) -> str | None:
+        """The scheme speedups and traffic cuts are measured against, if the folder has it."""
+        return "fp32" if "fp32" in self.totals else None
+
+
+def load_results(folder: Path) -> Results:
+    """Read a ``run``/``compare`` folder; a path that is not one is a user error (exit 2), not a traceback."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AccelsimError("no such results folder", file=str(folder))
+    if not (folder / "results.json").is_file():
+        raise AccelsimError("not a results folder: no results.json (write one with `accelsim run` or `accelsim compare`)",
+                            file=str(folder))
+    try:
+        rows, meta = read_results(folder)
+        hardware = HardwareConfig.model_validate(meta["hardware"])
+        timeline = read_timeline(folder)
+        workload_name = str(meta["workload"]["name"])
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+        raise AccelsimError(f"unreadable results.json ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                            file=str(folder)) from exc
+    layers: dict[str, list[LayerRecord]] = {}
+    totals: dict[str, LayerRecord] = {}
+    for row in rows:
+        if row.layer == "total":
+            totals[row.scheme] = row
+        else:
+            layers.setdefault(row.scheme, []).append(row)
+    schemes = ordered_schemes(s for s in totals if s in layers)
+    if not schemes:
+        raise AccelsimError("results.json holds no scheme with layers and a total row", file=str(folder))
+    return Results(folder, meta, workload_name, hardware, schemes, {s: layers[s] for s in schemes}, {s: totals[s] for s in schemes},
+                   timeline)
+
+
