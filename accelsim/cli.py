@@ -14,6 +14,7 @@ from accelsim.report.table import format_table, si
 
 EXAMPLES = """examples:
   accelsim compare workloads/resnet18.yaml                 # all schemes on the default hardware
+  accelsim report reports/resnet18/default-32x32           # report.md + report.html with plots (or --report)
   accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme static
   accelsim run resnet50 --hw gemmini --set array.dataflow=os --timing-only
   accelsim lower workloads/tiny_cnn.yaml --hw edge-npu --tiles
@@ -141,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
           f"utilization {100 * t.utilization:.1f}%")
     print(f"results: {folder}/results.csv, results.json")
+    if args.report:
+        _write_report(folder)
     return 0
 
 
@@ -156,6 +159,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
     folder = _save(args, workload, hw, runs)
     print(f"results: {folder}/results.csv, results.json")
+    if args.report:
+        _write_report(folder)
+    return 0
+
+
+def _write_report(folder: Path) -> None:
+    from accelsim.report.writer import write_report
+
+    markdown, html = write_report(folder)
+    print(f"report: {markdown}, {html}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _write_report(Path(args.results_dir))
     return 0
 
 
@@ -215,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
     run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
+    run_opts.add_argument("--report", action="store_true",
+                          help="also write report.md and a self-contained report.html into the results folder")
 
     p = sub.add_parser("run", parents=[run_opts], help="simulate a workload under one scheme: per-layer table and totals")
     p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
@@ -229,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
     p.add_argument("--tiles", action="store_true", help="print every tile record")
     p.set_defaults(func=cmd_lower)
+
+    p = sub.add_parser("report", help="write report.md and report.html (plots, conclusions) for a results folder")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder `run` or `compare` wrote, e.g. "
+                   "reports/resnet18/default-32x32")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("import", help="convert other tools' files into accelsim workloads")
     fmt = p.add_subparsers(dest="format", required=True, metavar="FORMAT")
