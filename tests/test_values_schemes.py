@@ -1,8 +1,6 @@
 """Every scheme end to end: error against fp32 within the documented bounds, attention, determinism.
 
-Bounds (docs/values.md, "Error bounds"): measured at the shipped seeds, then given ~10 dB of margin.
-Measured output SQNR, tiny_cnn / mlp: woq 44.4 / 37.9 dB; dynamic onnx 42.9 / 34.5, tflite 44.3 /
-36.6, pytorch 40.6 / 31.7; static (tflite requant) 38.8 / 28.9 dB.
+Bounds: docs/values.md "Measured error" (at the shipped seeds) with about 10 dB of margin.
 """
 
 from __future__ import annotations
