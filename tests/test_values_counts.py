@@ -1,4 +1,5 @@
-"""Event counts the values run reports: accumulator overflows, saturations, the accumulator range used."""
+"""What the values run reports besides outputs (overflows, saturations, accumulator range), weights from
+``.npz``, user errors, and the vector unit's float ops against PyTorch."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from accelsim.config import AccelsimError, load_hardware, load_workload
-from accelsim.sim.tensors import materialize
-from accelsim.sim.values import run_values
+from accelsim.config.workload import AvgPool, MaxPool
+from accelsim.sim.tensors import LayerParams, materialize
+from accelsim.sim.values import avgpool, gelu, layernorm, maxpool, run_values, softmax
 
 ARRAY_LAYERS = ("conv1", "conv2", "dw", "pw", "fc")
 
@@ -66,3 +68,25 @@ def test_unknown_scheme_is_a_user_error() -> None:
         run_values(wl, hw, "int4")
     with pytest.raises(AccelsimError, match="flavour"):
         run_values(wl, hw, "dynamic", flavour="tensorrt")
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 2, 0), (3, 1, 1)])
+def test_vector_ops_match_pytorch(kernel: int, stride: int, padding: int) -> None:
+    """Pooling (ResNet's 3x3/2 pad 1 included), softmax, layernorm and GELU against torch on float32."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    geo = dict(kernel=kernel, stride=stride, padding=padding)
+    mp, ap = MaxPool(name="m", type="maxpool", **geo), AvgPool(name="a", type="avgpool", **geo)
+    t = torch.from_numpy(x)
+    assert np.array_equal(maxpool(x, mp, -np.inf), F.max_pool2d(t, kernel, stride, padding).numpy())
+    codes = (x * 20).astype(np.int8)  # on codes, padding with the dtype minimum
+    assert np.array_equal(maxpool(codes, mp, -128), F.max_pool2d(torch.from_numpy(codes.astype(np.float32)), kernel, stride, padding).numpy())
+    expected = F.avg_pool2d(t, kernel, stride, padding, count_include_pad=False).numpy()
+    assert np.allclose(avgpool(x, ap), expected, rtol=1e-6, atol=1e-6)
+    seq = x.reshape(2, 27, 9)
+    assert np.allclose(softmax(seq), F.softmax(torch.from_numpy(seq), -1).numpy(), rtol=1e-6, atol=1e-7)
+    gamma, beta = np.full(9, 1.5, np.float32), np.full(9, 0.25, np.float32)
+    ln = F.layer_norm(torch.from_numpy(seq), (9,), torch.from_numpy(gamma), torch.from_numpy(beta), 1e-5).numpy()
+    assert np.allclose(layernorm(seq, LayerParams(gamma, beta), 1e-5), ln, rtol=1e-5, atol=1e-5)
+    assert np.allclose(gelu(seq), F.gelu(torch.from_numpy(seq)).numpy(), rtol=1e-6, atol=1e-6)  # torch: float32 erf

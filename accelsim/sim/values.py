@@ -39,7 +39,6 @@ from accelsim.config.workload import (
     pair,
 )
 from accelsim.kernels.gemm import int_gemm
-from accelsim.quant.observers import Observer
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
@@ -54,6 +53,7 @@ from accelsim.quant import (
     requantize,
     run_layer,
 )
+from accelsim.quant.observers import Observer
 from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
@@ -283,7 +283,7 @@ def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
     return y.transpose(0, 2, 1, 3).reshape(b, m, h * n)
 
 
-def _counts(name: str, type_: str, output: np.ndarray, results: list[LayerResult], num: _Numerics, **extra) -> LayerValues:
+def _counts(name: str, type_: str, output: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object) -> LayerValues:
     """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
     accs = [r.tensors["acc"].values for r in results if "acc" in r.tensors]
     return LayerValues(
