@@ -113,6 +113,20 @@ def test_conclusion_names_the_fastest_scheme_with_its_csv_cycles(compare_dir: Pa
     assert f"{totals['fp32'] / totals[fastest]:.2f}x faster than fp32" in conclusions
 
 
+def test_layers_the_conclusion_calls_memory_bound_are_memory_bound_in_the_csv(compare_dir: Path) -> None:
+    rows = csv_rows(compare_dir)
+    sentence = next(line for line in (compare_dir / "report.md").read_text().splitlines() if "memory-bound under" in line)
+    scheme = re.search(r"memory-bound under (\w+)", sentence)[1]
+    array = [r for (s, _), r in rows.items() if s == scheme and r["unit"] == "array" and int(r["macs"]) > 0]
+    bound = [r["layer"] for r in array if r["bound_by"] == "memory"]
+    if bound:
+        assert sentence.startswith(f"- {len(bound)} of {len(array)} array layer")
+        named = re.findall(r"`([^`]+)` \(\d", sentence.split("The longest:")[1].split(" left of the ridge")[0])
+        assert named and set(named) <= set(bound)
+    else:
+        assert "No array layer is memory-bound" in sentence
+
+
 def svg_ok(data: bytes) -> None:
     root = ET.fromstring(data)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"

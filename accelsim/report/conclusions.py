@@ -10,10 +10,20 @@ import math
 from accelsim.report.cycle_accounting import STALL_CAUSES, cycle_parts, dram_bytes
 from accelsim.report.results import Results
 from accelsim.report.summary import decibels
+from accelsim.report.table import si
 from accelsim.sim.records import LayerRecord
 
 _OPERAND_FIELDS = {"weights": "dram_read_bytes_weights", "ifmap": "dram_read_bytes_ifmap",
                    "ofmap": "dram_write_bytes_ofmap"}
+_OPERAND_BYTE = {"weights": "weight byte", "ifmap": "ifmap byte", "ofmap": "ofmap byte"}
+
+
+def duration(seconds: float) -> str:
+    """``0.00234`` -> ``'2.34 ms'``: latencies span µs (tiny nets) to seconds (fp32 on a vector unit)."""
+    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if seconds >= factor:
+            return f"{seconds / factor:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
 
 
 def fastest_scheme(results: Results) -> str:
@@ -29,7 +39,7 @@ def _latency(results: Results) -> str:
     totals = results.totals
     best = fastest_scheme(results)
     t = totals[best]
-    text = f"**{best}** takes {t.latency_s * 1e3:.3f} ms ({t.total_cycles:,} cycles)"
+    text = f"**{best}** takes {duration(t.latency_s)} ({t.total_cycles:,} cycles)"
     if len(results.schemes) == 1:
         return text + f", array utilization {100 * t.utilization:.1f}%."
     others = sorted((s for s in results.schemes if s != best), key=lambda s: totals[s].total_cycles)
@@ -47,7 +57,7 @@ def _traffic(results: Results) -> str:
     largest = max(_OPERAND_FIELDS, key=lambda k: getattr(t, _OPERAND_FIELDS[k]))
     share = 100 * getattr(t, _OPERAND_FIELDS[largest]) / (dram_bytes(t) or 1)
     lead = "Least DRAM traffic: " if len(results.schemes) > 1 else "DRAM traffic: "
-    text = f"{lead}**{leanest}** moves {dram_bytes(t) / 1e6:.2f} MB"
+    text = f"{lead}**{leanest}** moves {si(dram_bytes(t), 'B')}"
     if results.baseline and results.baseline != leanest:
         text += f", {dram_bytes(totals[results.baseline]) / (dram_bytes(t) or 1):.2f}x less than {results.baseline}"
     return text + f", {share:.0f}% of it {largest}."
@@ -84,21 +94,31 @@ def _memory_bound(results: Results, scheme: str) -> str:
     if not layers:
         return f"No layer ran on the array under {scheme}, so none is placed on the roofline."
     bound = [r for r in layers if r.bound_by == "memory"]
-    if not bound:
-        low = min(layers, key=lambda r: r.macs / dram_bytes(r))
-        return (f"No array layer is memory-bound under {scheme}: even the lowest operational intensity "
-                f"({low.layer}, {low.macs / dram_bytes(low):.1f} MAC/B) is above the ridge at {ridge:.3g} MAC/B.")
-    share = 100 * sum(r.total_cycles for r in bound) / (results.totals[scheme].total_cycles or 1)
-    reasons = []
-    for r in sorted(bound, key=lambda r: -r.total_cycles)[:3]:
-        operand = max(_OPERAND_FIELDS, key=lambda k: getattr(r, _OPERAND_FIELDS[k]))
-        moved = getattr(r, _OPERAND_FIELDS[operand])
-        reasons.append(f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
-                       f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {operand} byte)")
-    return (f"{len(bound)} of {len(layers)} array layers are memory-bound under {scheme} ({share:.0f}% of its "
-            f"cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
-            f"{results.peak_dram_bytes_per_cycle:g} B/cycle cannot feed {results.peak_macs_per_cycle} PEs. "
-            f"The longest: " + "; ".join(reasons) + ".")
+    # left of the ridge yet compute-bound: the array's own fill/drain and idle PEs outlast the transfers
+    slow_compute = [r for r in layers if r.bound_by != "memory" and r.macs / dram_bytes(r) < ridge]
+    if bound:
+        share = 100 * sum(r.total_cycles for r in bound) / (results.totals[scheme].total_cycles or 1)
+        reasons = []
+        for r in sorted(bound, key=lambda r: -r.total_cycles)[:3]:
+            operand = max(_OPERAND_FIELDS, key=lambda k: getattr(r, _OPERAND_FIELDS[k]))
+            moved = getattr(r, _OPERAND_FIELDS[operand])
+            reasons.append(f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
+                           f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {_OPERAND_BYTE[operand]})")
+        text = (f"{len(bound)} of {len(layers)} array layers {'is' if len(bound) == 1 else 'are'} memory-bound under {scheme} ({share:.0f}% of its "
+                f"cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
+                f"{results.peak_dram_bytes_per_cycle:g} B/cycle cannot feed {results.peak_macs_per_cycle} PEs. "
+                f"The longest: " + "; ".join(reasons) + ".")
+    elif slow_compute:
+        text = f"No array layer is memory-bound under {scheme}."
+    else:
+        return (f"No array layer is memory-bound under {scheme}: every one's operational intensity is above the "
+                f"ridge at {ridge:.3g} MAC/B.")
+    if slow_compute:
+        low = min(slow_compute, key=lambda r: r.macs / dram_bytes(r))
+        text += (f" {len(slow_compute)} layer(s) left of the ridge (lowest: `{low.layer}`, "
+                 f"{low.macs / dram_bytes(low):.1f} MAC/B) are still compute-bound: their array compute, with fill, "
+                 "drain and partly used folds, outlasts their transfers at peak bandwidth.")
+    return text
 
 
 def _bound_counts(results: Results) -> str:

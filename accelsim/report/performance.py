@@ -85,7 +85,8 @@ def _timeline(results: Results, styles: dict[str, SeriesStyle]) -> list[Block]:
                for s in results.schemes if s in results.timeline}
     caption = (f"Layer `{layer}`, the one with the most stall cycles under {best}, up to its "
                f"{TIMELINE_COMPUTE_EVENTS + 1}th array or vector-unit run, per scheme. Gaps in the array lane are "
-               "stalls; DMA bars span request to completion, so stacked bars in one lane queued for the channel.")
+               "stalls; DMA bars span request to completion, so stacked bars in one lane queued for the channel. Cycle 0 is "
+               "the layer's first event, which may be a prefetch issued during the previous layer.")
     return [_image("timeline", timeline(windows, styles, layer), caption)]
 
 
