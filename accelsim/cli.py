@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   accelsim lower workloads/tiny_cnn.yaml --hw edge-npu --tiles
   accelsim validate hwconfigs/*.yaml workloads/*.yaml
   accelsim show workloads/resnet50.yaml
+  accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report
   accelsim import scalesim Resnet18.csv -o workloads/resnet18_scalesim.yaml
 """
 
@@ -199,6 +200,26 @@ def cmd_lower(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from accelsim.config.sweep import load_sweep
+    from accelsim.sweep import DaskCluster, LocalPool, run_sweep
+
+    sweep = load_sweep(args.spec)
+    executor = DaskCluster(args.dask, args.workers) if args.dask else LocalPool(args.workers)
+    try:
+        outcome = run_sweep(sweep, executor, batch_size=args.batch)
+    except KeyboardInterrupt:
+        print(f"accelsim: interrupted; finished points are in {sweep.output}: run the same command to finish",
+              file=sys.stderr)
+        return 130
+    print(outcome.describe())
+    if args.report:
+        from accelsim.report.sweep_report import write_sweep_report
+
+        print(f"report: {write_sweep_report(sweep.output)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accelsim",
@@ -253,6 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder `run` or `compare` wrote, e.g. "
                    "reports/resnet18/default-32x32")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sweep", help="run a hardware sweep spec in parallel into a resumable store")
+    p.add_argument("spec", metavar="SPEC", help="a sweep spec, e.g. hwconfigs/sweeps/array_dataflow.yaml")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler (tcp://host:8786), or 'local' for a "
+                   "LocalCluster (needs the distributed extra)")
+    p.add_argument("--workers", type=int, help="local processes, or LocalCluster workers (default: one per core)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="points per task: raise it when points take milliseconds (default: 1)")
+    p.add_argument("--report", action="store_true", help="also write the sweep report into its output folder")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("import", help="convert other tools' files into accelsim workloads")
     fmt = p.add_subparsers(dest="format", required=True, metavar="FORMAT")

@@ -1,0 +1,171 @@
+"""The resumable result store: SQLite in the sweep's output folder, one row per finished point.
+
+Each batch of results is committed as it arrives (WAL journal), so killing the sweep at any moment
+loses at most the points still running; a rerun reads the stored ids and runs only the rest. Tables:
+
+- ``points``: the points of the spec as last run (id, position, workload, scheme, axis values as JSON);
+  exports and ``load_results`` show these, so results of points a since-edited spec dropped stay in
+  the file but out of the way.
+- ``results``: one row per finished point: status ``ok`` or ``error`` (with the message), the point's
+  hardware facts and the workload total's metrics. Deterministic: an interrupted-and-resumed sweep
+  stores exactly the rows an uninterrupted one does.
+- ``executions``: which worker ran each stored point and how long it took (timing, so kept apart).
+- ``meta``: the sweep's name and axis paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from accelsim.atomic_file import write_atomic
+from accelsim.config.errors import AccelsimError
+from accelsim.sweep.points import Point
+from accelsim.sweep.worker import RESULT_COLUMNS, PointResult
+
+STORE_NAME = "sweep.sqlite"
+CSV_NAME = "results.csv"
+KEY_COLUMNS = ("point_id", "workload", "scheme")
+
+
+class ResultStore:
+    """An open store; one sweep process at a time holds it (a lock file says who)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.folder / ".lock", "w")  # noqa: SIM115 - held for the store's lifetime
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise AccelsimError("another accelsim sweep is writing to this folder", file=str(self.folder)) from None
+        self.db = sqlite3.connect(self.folder / STORE_NAME, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+        self._create_tables()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock.close()
+
+    def _create_tables(self) -> None:
+        with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS points (point_id TEXT PRIMARY KEY, position INTEGER NOT NULL, "
+                            "workload TEXT NOT NULL, scheme TEXT NOT NULL, params TEXT NOT NULL)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS results (point_id TEXT PRIMARY KEY, workload TEXT NOT NULL, "
+                            "scheme TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, error TEXT)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS executions (point_id TEXT NOT NULL, worker TEXT NOT NULL, "
+                            "seconds REAL NOT NULL, finished_unix_s REAL NOT NULL)")
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+            for name, kind in RESULT_COLUMNS.items():  # a store from an older accelsim gains new metrics
+                if name not in have:
+                    self.db.execute(f'ALTER TABLE results ADD COLUMN "{name}" {kind}')
+
+    def plan(self, meta: dict[str, str], points: list[Point]) -> None:
+        """Record the points the current spec asks for, and what produced them (replacing an earlier plan).
+
+        ``meta`` must hold ``axes``, the JSON list of axis paths that exports turn into columns.
+        """
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
+            self.db.execute("DELETE FROM points")
+            self.db.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?)",
+                                ((p.id, p.position, p.workload, p.scheme, p.params) for p in points))
+
+    def finished_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT point_id FROM results")}
+
+    def errors(self) -> int:
+        """How many of the planned points failed."""
+        sql = "SELECT COUNT(*) FROM points p JOIN results r ON r.point_id = p.point_id WHERE r.status = 'error'"
+        return self.db.execute(sql).fetchone()[0]
+
+    def record(self, results: Iterable[PointResult]) -> None:
+        """Store finished points and commit at once: after this returns, a kill cannot lose them."""
+        columns = [*KEY_COLUMNS, "params", "status", "error", *RESULT_COLUMNS]
+        sql = f"INSERT OR IGNORE INTO results ({', '.join(map(_quote, columns))}) VALUES ({', '.join('?' * len(columns))})"
+        now = time.time()
+        results = list(results)
+        with self.db:
+            self.db.executemany(sql, ([r.point.id, r.point.workload, r.point.scheme, r.point.params, r.status, r.error,
+                                       *(r.values.get(c) for c in RESULT_COLUMNS)] for r in results))
+            self.db.executemany("INSERT INTO executions VALUES (?, ?, ?, ?)",
+                                ((r.point.id, r.worker, r.seconds, now) for r in results))
+
+
+def _quote(column: str) -> str:
+    return f'"{column}"'
+
+
+def connect(folder: Path) -> sqlite3.Connection:
+    """A connection to the store in ``folder``; readers may use it while a sweep is writing."""
+    path = Path(folder) / STORE_NAME
+    if not path.is_file():
+        raise AccelsimError("no sweep results here", file=str(path), allowed="the output folder of an accelsim sweep")
+    return sqlite3.connect(path, timeout=30)
+
+
+def read_rows(folder: Path) -> tuple[list[str], Iterator[list[Any]]]:
+    """Columns and rows of the planned points' results, in spec order, one column per axis.
+
+    A planned point that has not finished yet is left out; an errored one has empty metrics.
+    """
+    db = connect(folder)
+    axes = json.loads((db.execute("SELECT value FROM meta WHERE key = 'axes'").fetchone() or ["[]"])[0])
+    columns = [*KEY_COLUMNS, *axes, "status", "error", *RESULT_COLUMNS]
+    select = ", ".join(f"r.{_quote(c)}" for c in ("point_id", "workload", "scheme", "params", "status", "error", *RESULT_COLUMNS))
+    cursor = db.execute(f"SELECT {select} FROM points p JOIN results r ON r.point_id = p.point_id ORDER BY p.position")
+
+    def rows() -> Iterator[list[Any]]:
+        try:
+            for point_id, workload, scheme, params, *rest in cursor:
+                values = json.loads(params)
+                yield [point_id, workload, scheme, *(values.get(a) for a in axes), *rest]
+        finally:
+            db.close()
+
+    return columns, rows()
+
+
+def export_csv(folder: Path) -> Path:
+    """Write ``results.csv`` beside the store (atomically), one row per finished planned point."""
+    columns, rows = read_rows(folder)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    return write_atomic(Path(folder) / CSV_NAME, buffer.getvalue())
+
+
+def _csv_cell(value: Any) -> Any:
+    """Empty for missing, full precision for floats, JSON for section-valued axes."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def load_results(folder: str | Path) -> Any:
+    """A sweep's results as a pandas DataFrame, one row per finished point, one column per axis and metric."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise AccelsimError("load_results needs pandas", allowed="pip install pandas") from None
+    columns, rows = read_rows(Path(folder))
+    return pd.DataFrame(list(rows), columns=columns)

@@ -1,0 +1,79 @@
+"""What runs inside a worker process: simulate a batch of points, turn each into a result row.
+
+The sweep (base config, validated workloads) reaches a worker once, not with every task: local pools
+install it with ``install`` at process start, Dask scatters it to every worker. Tasks then carry only
+points (axis values, workload name, scheme), so a task costs bytes, not a pickled ResNet-50.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+from accelsim.config.sweep import Sweep
+from accelsim.sim.records import LayerRecord
+from accelsim.sim.simulation import simulate
+from accelsim.sweep.points import Point
+
+#: The hardware a point ran on, for plots that need it without re-resolving the config.
+HARDWARE_COLUMNS = {"pe_count": "INTEGER", "sram_total_kib": "REAL", "dram_bytes_per_cycle": "REAL"}
+#: The workload total's numeric fields (docs/metrics.md), one store column each.
+METRIC_COLUMNS = {f.name: "INTEGER" if f.type == "int" else "REAL" for f in fields(LayerRecord) if f.type in ("int", "float")}
+RESULT_COLUMNS = {**HARDWARE_COLUMNS, **METRIC_COLUMNS}
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """A finished point: its metrics, or the error it raised (then ``values`` is empty)."""
+
+    point: Point
+    values: dict[str, Any]
+    error: str | None
+    seconds: float
+    worker: str
+
+    @property
+    def status(self) -> str:
+        return "error" if self.error is not None else "ok"
+
+
+_installed: Sweep | None = None
+
+
+def install(sweep: Sweep) -> None:
+    """Process initializer of local pools: keep the sweep for every later task of this process."""
+    global _installed
+    _installed = sweep
+
+
+def run_installed(batch: list[Point]) -> list[PointResult]:
+    """A local pool task: run ``batch`` against the sweep ``install`` left in this process."""
+    if _installed is None:
+        raise RuntimeError("worker has no sweep installed")
+    return run_batch(_installed, batch)
+
+
+def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
+    """The result columns of one point (hardware facts, then the workload total's metrics)."""
+    hw = sweep.hardware(point.overrides)
+    run = simulate(sweep.workloads[point.workload], hw, point.scheme, flavour=sweep.spec.flavour,
+                   timing_only=sweep.spec.timing_only)
+    return {**{name: getattr(hw, name) for name in HARDWARE_COLUMNS},
+            **{name: getattr(run.total, name) for name in METRIC_COLUMNS}}
+
+
+def run_batch(sweep: Sweep, batch: list[Point]) -> list[PointResult]:
+    """Run each point; one that raises becomes an error result and the batch goes on."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    out = []
+    for point in batch:
+        start = time.perf_counter()
+        try:
+            values, error = run_point(sweep, point), None
+        except Exception as exc:  # noqa: BLE001 - any failure of one point is that point's result
+            values, error = {}, f"{type(exc).__name__}: {exc}"
+        out.append(PointResult(point, values, error, time.perf_counter() - start, worker))
+    return out
