@@ -88,6 +88,14 @@ def _cycles(results: Results, scheme: str) -> str:
     return text + f" and {100 * parts['exposed latency and drain'] / total:.0f}% exposed latency and drain."
 
 
+def _why_memory_bound(r: LayerRecord) -> str:
+    """Name the operand that dominates a layer's traffic and how little compute each of its bytes feeds."""
+    operand = max(_OPERAND_FIELDS, key=lambda k: getattr(r, _OPERAND_FIELDS[k]))
+    moved = getattr(r, _OPERAND_FIELDS[operand])
+    return (f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
+            f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {_OPERAND_BYTE[operand]})")
+
+
 def _memory_bound(results: Results, scheme: str) -> str:
     layers = array_layers(results.layers[scheme])
     ridge = results.ridge_macs_per_byte
@@ -98,16 +106,12 @@ def _memory_bound(results: Results, scheme: str) -> str:
     slow_compute = [r for r in layers if r.bound_by != "memory" and r.macs / dram_bytes(r) < ridge]
     if bound:
         share = 100 * sum(r.total_cycles for r in bound) / (results.totals[scheme].total_cycles or 1)
-        reasons = []
-        for r in sorted(bound, key=lambda r: -r.total_cycles)[:3]:
-            operand = max(_OPERAND_FIELDS, key=lambda k: getattr(r, _OPERAND_FIELDS[k]))
-            moved = getattr(r, _OPERAND_FIELDS[operand])
-            reasons.append(f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
-                           f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {_OPERAND_BYTE[operand]})")
-        text = (f"{len(bound)} of {len(layers)} array layers {'is' if len(bound) == 1 else 'are'} memory-bound under {scheme} ({share:.0f}% of its "
-                f"cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
+        longest = "; ".join(_why_memory_bound(r) for r in sorted(bound, key=lambda r: -r.total_cycles)[:3])
+        verb = "is" if len(bound) == 1 else "are"
+        text = (f"{len(bound)} of {len(layers)} array layers {verb} memory-bound under {scheme} ({share:.0f}% of "
+                f"its cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
                 f"{results.peak_dram_bytes_per_cycle:g} B/cycle cannot feed {results.peak_macs_per_cycle} PEs. "
-                f"The longest: " + "; ".join(reasons) + ".")
+                f"The longest: {longest}.")
     elif slow_compute:
         text = f"No array layer is memory-bound under {scheme}."
     else:

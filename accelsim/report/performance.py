@@ -7,10 +7,13 @@ one scheme; everything else is the same for a single run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+
+from matplotlib.figure import Figure
 
 from accelsim.report.conclusions import array_layers, conclusions, fastest_scheme
 from accelsim.report.cycle_accounting import busy_cycles, cycle_parts, dram_bytes, traffic_parts
-from accelsim.report.document import Block, Bullets, Document, Image, Paragraph, Section, Table
+from accelsim.report.document import Bullets, Document, Image, Paragraph, Section, Table
 from accelsim.report.palette import SeriesStyle, scheme_styles
 from accelsim.report.plots import RooflinePoints, cycle_breakdown, layer_dots, roofline, traffic_by_operand
 from accelsim.report.results import Results
@@ -18,6 +21,9 @@ from accelsim.report.summary import layer_rows, scheme_rows
 from accelsim.report.svg_figure import svg_bytes
 from accelsim.report.table import si
 from accelsim.report.timeline_plot import layer_window, timeline
+from accelsim.sim.records import LayerRecord
+
+Styles = dict[str, SeriesStyle]
 
 #: array/vector runs shown in the timeline: a few whole tiles with their transfers
 TIMELINE_COMPUTE_EVENTS = 12
@@ -37,7 +43,8 @@ def layer_order(results: Results) -> list[str]:
     return order
 
 
-def _per_layer(results: Results, names: list[str], value) -> dict[str, list[float]]:  # noqa: ANN001
+def _per_layer(results: Results, names: list[str], value: Callable[[LayerRecord], float]) -> dict[str, list[float]]:
+    """``value`` of each named layer per scheme, NaN where a scheme has no such layer."""
     by_name = {s: {r.layer: r for r in results.layers[s]} for s in results.schemes}
     return {s: [value(by_name[s][n]) if n in by_name[s] else math.nan for n in names] for s in results.schemes}
 
@@ -71,79 +78,94 @@ def _summary(results: Results) -> Section:
     return Section("Summary" if len(results.schemes) > 1 else "Totals", [Table(headers, rows), Paragraph(note)])
 
 
-def _image(name: str, figure, caption: str) -> Image:  # noqa: ANN001
+def _image(name: str, figure: Figure, caption: str) -> Image:
     return Image(name, caption, svg_bytes(figure))
 
 
-def _timeline(results: Results, styles: dict[str, SeriesStyle]) -> list[Block]:
+def _cycles(results: Results, styles: Styles) -> Section:
+    layers = results.layers
+    figure = cycle_breakdown({s: cycle_parts(layers[s]) for s in results.schemes},
+                             {s: busy_cycles(layers[s]) for s in results.schemes}, styles)
+    return Section("Where the cycles go", [_image("cycles", figure, (
+        "Left: each scheme's cycles split into compute (array, vector-unit layers), stalls by cause, and the "
+        "exposed rest (pipeline fill/drain, DMA latency, last requant and store); the parts add up to the total "
+        "under the scheme's name. Right: how long each unit was busy, as a share of the same total; these run in "
+        "parallel with the critical path."))])
+
+
+def _traffic(results: Results, styles: Styles) -> Section:
+    figure = traffic_by_operand({s: traffic_parts(results.totals[s]) for s in results.schemes}, styles)
+    return Section("DRAM traffic by operand", [_image("traffic", figure, (
+        "Bytes read (weights, weight scales or requant multipliers, bias, ifmap) and written (ofmap) per scheme, "
+        "re-reads included."))])
+
+
+def _latency(results: Results, styles: Styles, names: list[str]) -> Section:
+    latency_us = _per_layer(results, names, lambda r: r.latency_s * 1e6 if r.total_cycles else math.nan)
+    figure = layer_dots(names, latency_us, styles, "layer latency (µs, log scale)", log=True)
+    return Section("Per-layer latency", [_image("layer_latency", figure, (
+        "Each layer's share of the run per scheme, in execution order; the rows add up to the total latency."))])
+
+
+def _roofline(results: Results, styles: Styles) -> Section:
+    points = {s: RooflinePoints([r.macs / dram_bytes(r) for r in layers], [r.macs / r.total_cycles for r in layers],
+                                [r.bound_by == "memory" for r in layers])
+              for s in results.schemes if (layers := array_layers(results.layers[s]))}
+    if not points:
+        return Section("Roofline", [Paragraph("No layer ran on the array, so there is no roofline.")])
+    absent = [s for s in results.schemes if s not in points]
+    figure = roofline(points, results.peak_macs_per_cycle, results.peak_dram_bytes_per_cycle, styles)
+    return Section("Roofline", [_image("roofline", figure, (
+        "Each array layer is a point: its MACs per DRAM byte against the MACs per cycle it attained. Left of the "
+        "ridge DRAM cannot feed the array at full rate; the gap below a roof is time lost to stalls, fill and "
+        "drain. Hollow points are memory-bound layers (their DRAM time at peak bandwidth exceeds their array "
+        "compute); a filled point left of the ridge is a layer whose array compute, with its fill, drain and "
+        "partly used folds, takes even longer."
+        + (f" Not shown: {', '.join(absent)} (ran no layer on the array)." if absent else "")))])
+
+
+def _sqnr(results: Results, styles: Styles, names: list[str]) -> Section:
+    sqnr = {s: series for s, series in _per_layer(results, names, lambda r: r.sqnr_db).items()
+            if s != results.baseline and not all(math.isnan(v) for v in series)}
+    if not sqnr:
+        return Section("Per-layer accuracy (SQNR)",
+                       [Paragraph("No SQNR in these results (`--timing-only`, or only the fp32 baseline).")])
+    figure = layer_dots(names, sqnr, styles, "SQNR against fp32 (dB, higher is better)")
+    return Section("Per-layer accuracy (SQNR)", [_image("layer_sqnr", figure, (
+        "Signal-to-quantization-noise ratio of each layer's output against the fp32 run; a triangle at the "
+        "right edge is an exact layer."))])
+
+
+def _timeline(results: Results, styles: Styles) -> Section:
     if not results.timeline:
-        return [Paragraph("No `timeline.json` in the folder, so no timeline.")]
+        return Section("Timeline", [Paragraph("No `timeline.json` in the folder, so no timeline.")])
     best = fastest_scheme(results)
     candidates = array_layers(results.layers[best]) or results.layers[best]
     layer = max(candidates, key=lambda r: (r.stall_cycles, r.total_cycles)).layer
     windows = {s: layer_window(results.timeline[s], layer, TIMELINE_COMPUTE_EVENTS)
                for s in results.schemes if s in results.timeline}
-    caption = (f"Layer `{layer}`, the one with the most stall cycles under {best}, up to its "
-               f"{TIMELINE_COMPUTE_EVENTS + 1}th array or vector-unit run, per scheme. Gaps in the array lane are "
-               "stalls; DMA bars span request to completion, so stacked bars in one lane queued for the channel. Cycle 0 is "
-               "the layer's first event, which may be a prefetch issued during the previous layer.")
-    return [_image("timeline", timeline(windows, styles, layer), caption)]
+    return Section("Timeline", [_image("timeline", timeline(windows, styles, layer), (
+        f"Layer `{layer}`, the one with the most stall cycles under {best}, up to its "
+        f"{TIMELINE_COMPUTE_EVENTS + 1}th array or vector-unit run, per scheme. Gaps in the array lane are stalls; "
+        "DMA bars span request to completion, so stacked bars in one lane queued for the channel. Cycle 0 is the "
+        "layer's first event, which may be a prefetch issued during the previous layer."))])
 
 
 def performance_document(results: Results) -> Document:
     """The report of a ``run`` or ``compare`` folder, plots rendered."""
     styles = scheme_styles(results.schemes)
-    schemes = results.schemes
     names = layer_order(results)
-    points = {s: RooflinePoints([r.macs / dram_bytes(r) for r in layers], [r.macs / r.total_cycles for r in layers],
-                                [r.bound_by == "memory" for r in layers])
-              for s in schemes if (layers := array_layers(results.layers[s]))}
-    sqnr = {s: series for s, series in _per_layer(results, names, lambda r: r.sqnr_db).items()
-            if s != results.baseline and not all(math.isnan(v) for v in series)}
-
     sections = [
         _setup(results),
         Section("Conclusions", [Bullets(conclusions(results))]),
         _summary(results),
-        Section("Where the cycles go", [_image(
-            "cycles",
-            cycle_breakdown({s: cycle_parts(results.layers[s]) for s in schemes},
-                            {s: busy_cycles(results.layers[s]) for s in schemes}, styles),
-            "Left: each scheme's cycles split into compute (array, vector-unit layers), stalls by cause, and the "
-            "exposed rest (pipeline fill/drain, DMA latency, last requant and store); the parts add up to the total "
-            "under the scheme's name. Right: how long each unit was busy, as a share of the same total; these run in "
-            "parallel with the critical path.")]),
-        Section("DRAM traffic by operand", [_image(
-            "traffic", traffic_by_operand({s: traffic_parts(results.totals[s]) for s in schemes}, styles),
-            "Bytes read (weights, weight scales or requant multipliers, bias, ifmap) and written (ofmap) per scheme, "
-            "re-reads included.")]),
-        Section("Per-layer latency", [_image(
-            "layer_latency",
-            layer_dots(names, _per_layer(results, names, lambda r: r.latency_s * 1e6 if r.total_cycles else math.nan),
-                       styles, "layer latency (µs, log scale)", log=True),
-            "Each layer's share of the run per scheme, in execution order; the rows add up to the total latency.")]),
-        Section("Roofline", [_image(
-            "roofline", roofline(points, results.peak_macs_per_cycle, results.peak_dram_bytes_per_cycle, styles),
-            "Each array layer is a point: its MACs per DRAM byte against the MACs per cycle it attained. Left of the "
-            "ridge DRAM cannot feed the array at full rate; the gap below a roof is time lost to stalls, fill and "
-            "drain. Hollow points are memory-bound layers (their DRAM time at peak bandwidth exceeds their array "
-            "compute); a filled point left of the ridge is a layer whose array compute, with its fill, drain and "
-            "partly used folds, takes even longer." + _missing(schemes, points, "ran no layer on the array"))]
-            if points else [Paragraph("No layer ran on the array, so there is no roofline.")]),
-        Section("Per-layer accuracy (SQNR)", [_image(
-            "layer_sqnr", layer_dots(names, sqnr, styles, "SQNR against fp32 (dB, higher is better)"),
-            "Signal-to-quantization-noise ratio of each layer's output against the fp32 run; a triangle at the "
-            "right edge is an exact layer.")]
-            if sqnr else [Paragraph("No SQNR in these results (`--timing-only`, or only the fp32 baseline).")]),
-        Section("Timeline", _timeline(results, styles)),
-    ]
-    sections += [Section(f"Per-layer numbers: {s}", [Table(*layer_rows(results.layers[s], results.totals[s]))],
-                         collapsed=True) for s in schemes]
-    title = f"{results.workload_name} on {results.hardware.name}: " + (
-        "scheme comparison" if len(schemes) > 1 else f"{schemes[0]} run")
-    return Document(title, sections)
-
-
-def _missing(schemes: list[str], shown: dict, why: str) -> str:
-    absent = [s for s in schemes if s not in shown]
-    return f" Not shown: {', '.join(absent)} ({why})." if absent else ""
+        _cycles(results, styles),
+        _traffic(results, styles),
+        _latency(results, styles, names),
+        _roofline(results, styles),
+        _sqnr(results, styles, names),
+        _timeline(results, styles),
+    ] + [Section(f"Per-layer numbers: {s}", [Table(*layer_rows(results.layers[s], results.totals[s]))], collapsed=True)
+         for s in results.schemes]
+    kind = "scheme comparison" if len(results.schemes) > 1 else f"{results.schemes[0]} run"
+    return Document(f"{results.workload_name} on {results.hardware.name}: {kind}", sections)

@@ -55,7 +55,7 @@ def load_results(folder: Path) -> Results:
     if not folder.is_dir():
         raise AccelsimError("no such results folder", file=str(folder))
     if not (folder / "results.json").is_file():
-        raise AccelsimError("not a results folder: no results.json (write one with `accelsim run` or `accelsim compare`)",
+        raise AccelsimError("not a results folder: no results.json (write one with `accelsim run` or `compare`)",
                             file=str(folder))
     try:
         rows, meta = read_results(folder)
@@ -63,8 +63,8 @@ def load_results(folder: Path) -> Results:
         timeline = read_timeline(folder)
         workload_name = str(meta["workload"]["name"])
     except (ValueError, KeyError, TypeError, ValidationError) as exc:  # JSONDecodeError is a ValueError
-        raise AccelsimError(f"unreadable results.json ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                            file=str(folder)) from exc
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise AccelsimError(f"unreadable results.json ({type(exc).__name__}: {first_line})", file=str(folder)) from exc
     layers: dict[str, list[LayerRecord]] = {}
     totals: dict[str, LayerRecord] = {}
     for row in rows:
@@ -75,7 +75,7 @@ def load_results(folder: Path) -> Results:
     schemes = ordered_schemes(s for s in totals if s in layers)
     if not schemes:
         raise AccelsimError("results.json holds no scheme with layers and a total row", file=str(folder))
-    return Results(folder, meta, workload_name, hardware, schemes, {s: layers[s] for s in schemes}, {s: totals[s] for s in schemes},
-                   timeline)
+    return Results(folder, meta, workload_name, hardware, schemes, {s: layers[s] for s in schemes},
+                   {s: totals[s] for s in schemes}, timeline)
 
 
