@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme static
   accelsim run resnet50 --hw gemmini --set array.dataflow=os --timing-only
   accelsim lower workloads/tiny_cnn.yaml --hw edge-npu --tiles
+  accelsim explain resnet18 --layer conv1 --scheme dynamic
+  accelsim golden resnet18 --layer layer1.0.conv1 --scheme static -o conv.npz
   accelsim validate hwconfigs/*.yaml workloads/*.yaml
   accelsim show workloads/resnet50.yaml
   accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report
@@ -216,7 +218,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.report:
         from accelsim.report.sweep_report import write_sweep_report
 
-        print(f"report: {write_sweep_report(sweep.output)}")
+        markdown, html = write_sweep_report(sweep.output)
+        print(f"report: {markdown}, {html}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from accelsim.sim.explain import explain
+
+    workload, hw = _load_pair(args)
+    print(explain(workload, hw, args.layer, args.scheme, args.flavour))
+    return 0
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    from accelsim.quant.golden import write_golden
+    from accelsim.sim.values import run_values
+
+    workload, hw = _load_pair(args)
+    names = [s.layer.name for s in workload.shapes]
+    if args.layer not in names:
+        raise AccelsimError(f"no layer {args.layer!r} in workload {workload.name}", path="--layer", allowed=", ".join(names[:15]))
+    results = run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer]).layers[args.layer].results
+    if not results:
+        raise AccelsimError(f"layer {args.layer!r} does not run on the array; golden vectors are for conv2d, linear and matmul",
+                            path="--layer")
+    if not 0 <= args.index < len(results):
+        raise AccelsimError(f"index {args.index} out of range", path="--index", allowed=f"0..{len(results) - 1}")
+    path = write_golden(results[args.index], args.output)
+    print(f"wrote {path}: {args.layer} ({results[args.index].kind}) under {args.scheme}, "
+          f"GEMM {args.index + 1} of {len(results)}")
     return 0
 
 
@@ -284,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="points per task: raise it when points take milliseconds (default: 1)")
     p.add_argument("--report", action="store_true", help="also write the sweep report into its output folder")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("explain", parents=[sim], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges")
+    p.add_argument("--layer", required=True, help="layer name (see accelsim show)")
+    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("golden", parents=[sim], help="write one layer's golden vectors (.npz) for an RTL testbench")
+    p.add_argument("--layer", required=True, help="layer name (conv2d, linear or matmul)")
+    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.add_argument("--index", type=int, default=0, help="which GEMM of a matmul (sample x head), default 0")
+    p.add_argument("-o", "--output", required=True, metavar="VECTORS.npz")
+    p.set_defaults(func=cmd_golden)
 
     p = sub.add_parser("import", help="convert other tools' files into accelsim workloads")
     fmt = p.add_subparsers(dest="format", required=True, metavar="FORMAT")

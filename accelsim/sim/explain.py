@@ -1,0 +1,198 @@
+"""``accelsim explain``: one layer's datapath, step by step, with the simulator's own numbers.
+
+It answers "what exactly does the hardware compute?" for a layer under a scheme: which unit does
+what, the dtype and bit width at every step, where quantize and dequantize happen, the accumulator
+range the layer actually used, the requant unit's M0, shift and int64 product, and saturations.
+Every number comes from the values run (``run_values(..., keep_results=[layer])``) and the lowered
+program, never from a template.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.config.errors import AccelsimError
+from accelsim.config.hardware import HardwareConfig
+from accelsim.config.workload import GEMM_LAYERS, Workload
+from accelsim.kernels.quantize import scale_accumulator
+from accelsim.lowering.program import LoweredLayer, lower
+from accelsim.quant import LayerResult, QParams
+from accelsim.sim.values import run_values
+
+
+def _fmt(values: np.ndarray, n: int = 4) -> str:
+    flat = np.asarray(values).reshape(-1)[:n]
+    if flat.dtype.kind == "f":
+        return "[" + ", ".join(f"{v:.4g}" for v in flat) + (", ...]" if np.asarray(values).size > n else "]")
+    return "[" + ", ".join(str(int(v)) for v in flat) + (", ...]" if np.asarray(values).size > n else "]")
+
+
+def _qp(qp: QParams | None) -> str:
+    if qp is None:
+        return "float32"
+    if qp.axis is None:
+        return f"{qp.dtype}, per tensor, scale {float(qp.scale[0]):.6g}, zero point {int(qp.zero_point[0])}"
+    return (f"{qp.dtype}, per {'channel' if qp.zero_point.size else 'row'} ({qp.scale.size} scales, "
+            f"{float(qp.scale.min()):.4g}..{float(qp.scale.max()):.4g}), zero points {_fmt(qp.zero_point, 3)}")
+
+
+def _bits(lo: int, hi: int) -> int:
+    """Two's-complement bits needed to hold every value in [lo, hi]."""
+    return max(int(lo).bit_length() if lo >= 0 else (-int(lo) - 1).bit_length(), int(hi).bit_length()) + 1
+
+
+def _doubling_high_mul(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul, written out with Python integers."""
+    if a == b == -(2**31):
+        return 2**31 - 1
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    q = (ab + nudge) // (1 << 31) if ab + nudge >= 0 else -((-(ab + nudge)) // (1 << 31))  # C truncation
+    return q
+
+
+def _divide_by_pot(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT: round half away from zero."""
+    mask = (1 << exponent) - 1
+    remainder, threshold = x & mask, (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def _requant_example(result: LayerResult, hw: HardwareConfig, channel_axis: int) -> list[str]:
+    """The requant unit on one accumulator, register by register."""
+    acc = result.tensors["acc"].values
+    out = result.tensors["output_q"].values
+    rq = result.requant
+    index = np.unravel_index(int(np.argmax(np.abs(acc))), acc.shape)
+    c = index[channel_axis % acc.ndim] if rq.multiplier is not None and rq.multiplier.size > 1 else 0
+    a = int(acc[index])
+    lines = [f"   example output {tuple(int(i) for i in index)} (the largest |accumulator|), channel {c}: acc = {a}"]
+    zp = int(rq.output.zero_point[0])
+    if rq.multiplier is not None:
+        m0, shift = int(rq.multiplier.reshape(-1)[c]), int(rq.shift.reshape(-1)[c])
+        lines.append(f"   M0 = {m0} (int32, M0 / 2^31 = {m0 / 2**31:.9f}), shift = {shift} "
+                     f"(real multiplier M0 * 2^(shift-31) = {m0 * 2.0 ** (shift - 31):.6g})")
+        lines.append(f"   int64 product acc * M0 = {a * m0}")
+        if hw.requant.rounding == "tflite":
+            left, right = max(shift, 0), max(-shift, 0)
+            high = _doubling_high_mul(a * (1 << left), m0)
+            scaled = _divide_by_pot(high, right)
+            lines.append(f"   SaturatingRoundingDoublingHighMul(acc << {left}, M0) = {high}; "
+                         f"RoundingDivideByPOT(., {right}) = {scaled} (ties away from zero)")
+        else:
+            lines.append(f"   single rounding: (acc * M0 + 2^({30 - shift})) >> {31 - shift}")
+    else:
+        scale = float(rq.scale.reshape(-1)[c if rq.scale.size > 1 else 0])
+        lines.append(f"   float32 scale {scale:.7g}: acc * scale = {np.float32(a) * np.float32(scale):.6g}, "
+                     "rounded half to even")
+    lines.append(f"   + output zero point {zp}, clamp to [{rq.act_min}, {rq.act_max}] -> code {int(out[index])}")
+    return lines
+
+
+def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str, flavour: str = "onnx") -> str:
+    """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw``."""
+    shapes = {s.layer.name: s for s in workload.shapes}
+    if layer_name not in shapes:
+        raise AccelsimError(f"no layer {layer_name!r} in workload {workload.name}", path="--layer",
+                            allowed=", ".join(list(shapes)[:15]) + (", ..." if len(shapes) > 15 else ""))
+    s = shapes[layer_name]
+    lowered = next(l for l in lower(workload, hw, scheme, dynamic_per_tensor=flavour != "tflite").layers if l.name == layer_name)
+    values = run_values(workload, hw, scheme, flavour=flavour, keep_results=[layer_name])
+    lv = values.layers[layer_name]
+    act = getattr(s.layer, "activation", "none")
+    head = (f"layer {layer_name} ({s.layer.type}, input {list(s.input_shapes[0])} -> output {list(s.output_shape)}, "
+            f"activation {act}) under {scheme}" + (f" ({flavour} flavour)" if scheme == "dynamic" else "")
+            + f" on {hw.name}")
+    if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
+        return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])
+    result = lv.results[0]
+    lines = [head, _units(lowered, hw)]
+    steps = {"static": _static, "dynamic": _dynamic, "woq": _float_gemm, "fp32": _float_gemm}[scheme]
+    lines += steps(result, lv, hw, act, s.layer.type)
+    return "\n".join(lines)
+
+
+def _units(lowered: LoweredLayer, hw: HardwareConfig) -> str:
+    view = lowered.view
+    unit = lowered.tiles[-1].unit
+    where = f"the {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array" if unit == "array" else "the vector unit"
+    tiles = sum(not t.range_pass for t in lowered.tiles)
+    return (f"GEMM: {view.count} x ({view.m} x {view.k}) . ({view.k} x {view.n}) on {where}, "
+            f"{tiles} tile{'s' if tiles > 1 else ''} of {lowered.plan.mt}x{lowered.plan.kt}x{lowered.plan.nt} ({lowered.plan.order} order)")
+
+
+def _accumulator(lv, hw: HardwareConfig) -> str:  # noqa: ANN001
+    acc = hw.array.accumulator
+    lo, hi = lv.accumulator_min, lv.accumulator_max
+    return (f"int32 accumulator ({acc.bits}-bit register, {acc.overflow} on overflow): values used "
+            f"[{lo}, {hi}] = {_bits(lo, hi)} of {acc.bits} bits; {lv.accumulator_overflows} overflows")
+
+
+def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
+    t = result.tensors
+    x, xq, w_q = t["input"], t["input_q"], t["weight_q"]
+    axis = 1 if kind == "conv2d" else -1
+    lines = [
+        f"1. DRAM -> ifmap SRAM: input activations are stored as {_qp(xq.qparams)} "
+        f"(real {_fmt(x.values)} -> codes {_fmt(xq.values)}); they are never float in memory",
+        f"2. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}, codes {_fmt(w_q.values)}"
+        + (f"; bias int32 = round(b / (s_x * s_w[c])) = {_fmt(t['bias_q'].values)}" if "bias_q" in t else
+           "; bias stays float32 and is added in the requant unit (fbgemm)"),
+        f"3. array: 8-bit x 8-bit products (16-bit), summed with the bias in the {_accumulator(lv, hw)}; "
+        f"accumulators {_fmt(t['acc'].values)}",
+        f"4. requant unit ({hw.requant.rounding}): int32 -> {result.requant.output.dtype}, "
+        f"output {_qp(result.requant.output)}"
+        + (f"; {act} is fused as the clamp [{result.requant.act_min}, {result.requant.act_max}]" if act in ("relu", "relu6") else ""),
+        *_requant_example(result, hw, axis),
+        f"   {lv.requant_saturations} outputs saturated at the int8 range",
+        f"5. DRAM: outputs stored as {result.requant.output.dtype} codes {_fmt(t['output_q'].values)} "
+        f"(real {_fmt(t['output'].values)})",
+        f"Answer: activations are int8 in memory; the output before {act if act != 'none' else 'the requant unit'} is the "
+        "int32 accumulator, never a float: the requant unit scales it straight to int8.",
+    ]
+    return lines
+
+
+def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
+    t = result.tensors
+    x, xq, w_q, acc = t["input"], t["input_q"], t["weight_q"], t["acc"]
+    axis = 1 if kind == "conv2d" else acc.values.ndim - 1
+    x_scale = xq.qparams.scale if xq.qparams.axis is not None else xq.qparams.scale[0]
+    bias = t["bias"].values if "bias" in t else None
+    pre = scale_accumulator(acc.values, x_scale, w_q.qparams.scale, bias, axis=axis)
+    return [
+        f"1. DRAM: input activations are stored as float32 ({_fmt(x.values)}), {x.values.nbytes:,} bytes",
+        f"2. vector unit: range of the input min {float(x.values.min()):.5g}, max {float(x.values.max()):.5g} "
+        f"-> {_qp(xq.qparams)}",
+        f"3. vector unit: quantize float32 -> {xq.qparams.dtype} on the way into SRAM: codes {_fmt(xq.values)}",
+        f"4. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}; bias stays float32",
+        f"5. array: {xq.qparams.dtype} (minus zero point) x int8 into the {_accumulator(lv, hw)}; "
+        f"accumulators {_fmt(acc.values)}",
+        f"6. vector unit: dequantize float32(acc) * (s_x * s_w[c]) + bias -> float32 {_fmt(pre)}"
+        + (f"; then {act} in float32 -> {_fmt(t['output'].values)}" if act != "none" else ""),
+        f"7. DRAM: outputs stored as float32, {t['output'].values.nbytes:,} bytes",
+        f"Answer: yes, activations are stored in float32 under dynamic range quantization (int8 only between "
+        f"the vector unit and the array), and the output before {act if act != 'none' else 'storing'} is float32, "
+        "dequantized from the int32 accumulator by the vector unit.",
+    ]
+
+
+def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
+    t = result.tensors
+    where = (f"the array's float datapath at {hw.array.float_rate:g}x the int8 rate" if hw.array.float_rate
+             else f"the vector unit ({hw.vector.lanes} fp32 MACs per cycle: this array has no float datapath)")
+    weights = (f"{_qp(t['weight_q'].qparams)} in DRAM, dequantized to float32 on the way into SRAM "
+               f"({_fmt(t['weight_dequantized'].values)})" if "weight_q" in t else "float32")
+    return [
+        f"1. DRAM: input activations float32 ({_fmt(t['input'].values)})",
+        f"2. weights: {weights}",
+        f"3. GEMM in float32 on {where}",
+        f"4. vector unit: bias and {act} in float32; outputs stored as float32 {_fmt(t['output'].values)}",
+    ]
+
+
+def _vector_layer(lowered: LoweredLayer, scheme: str, output: np.ndarray) -> str:
+    dtype = "int8 codes (dequantized to float32, computed, quantized back; maxpool compares codes directly)" \
+        if scheme == "static" else "float32"
+    return (f"runs on the vector unit in {len(lowered.tiles)} chunks; data in memory is {dtype}; "
+            f"output {_fmt(output)}")
