@@ -31,10 +31,13 @@ def test_ci_runs_the_readme_install_and_test_commands() -> None:
     assert main_job.strip().startswith("pip install -e . && accelsim ")
 
 
-def test_readme_main_job_runs(capsys: typing.Any) -> None:
+def test_readme_main_job_runs(capsys: typing.Any, tmp_path: Path) -> None:
+    """The README's main command, with its results sent to a temporary folder instead of reports/."""
     main_job = blocks(README, "bash")[0].strip().split("&&")[1]
-    assert main(shlex.split(main_job)[1:]) == 0
-    assert capsys.readouterr().out
+    assert main([*shlex.split(main_job)[1:], "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert all(scheme in out for scheme in ("fp32", "woq", "dynamic", "static"))
+    assert (tmp_path / "resnet18" / "default-32x32" / "results.csv").is_file()
 
 
 def test_readme_yaml_examples_validate() -> None:
