@@ -20,6 +20,7 @@ from accelsim.kernels import (
     scale_accumulator,
 )
 from accelsim.kernels import reference as ref
+from accelsim.kernels import vnni
 from accelsim.quant import quantize_multipliers
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -45,7 +46,7 @@ def test_gemm_paths_match_reference(m, k, n, seed, a_dtype, acc_bits, overflow, 
     zp = int(rng.integers(np.iinfo(a_dtype).min, np.iinfo(a_dtype).max + 1))
     bias = rng.integers(-(1 << (acc_bits - 2)), 1 << (acc_bits - 2), n) if with_bias else None
     want, want_ovf = ref.ref_int_gemm(a, b, zp, bias, acc_bits, overflow)
-    for method in ("blas", "numba"):
+    for method in ("blas", "numba") + (("vnni",) if vnni.AVAILABLE else ()):
         got = int_gemm(a, b, a_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow, method=method)
         np.testing.assert_array_equal(got.values, want, err_msg=method)
         assert got.overflows == want_ovf, method
@@ -59,6 +60,31 @@ def test_exact_product_large_k_chunks():
     b = np.full((5000, 4), -128, np.int8)
     b[:, 1] = rng.integers(-128, 128, 5000)
     np.testing.assert_array_equal(exact_product(a, b), a.astype(np.int64) @ b.astype(np.int64))
+
+
+@pytest.mark.skipif(not vnni.AVAILABLE, reason="needs AVX512-VNNI")
+@pytest.mark.parametrize(("m", "k", "n"), [(7, 33, 5), (385, 300, 130), (13, 4, 64), (1, 1030, 200)])
+@pytest.mark.parametrize("a_dtype", [np.uint8, np.int8])
+def test_vnni_paths_match_blas(m, k, n, a_dtype):
+    """The VNNI kernel's tiling edges (row/column panels, K blocks, K not a multiple of 4) are exact."""
+    rng = np.random.default_rng(m * k + n)
+    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), np.int8)
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    np.testing.assert_array_equal(vnni.vnni_product(a, b), want)
+    np.testing.assert_array_equal(int_gemm(a, b, a_zero_point=3, method="vnni").values, int_gemm(a, b, a_zero_point=3, method="blas").values)
+
+
+def test_wrapping_int32_accumulator_on_long_k():
+    """K = 70000 of 255 * 127 overflows int32: all paths give the two's complement wrap and count it."""
+    a = np.full((2, 70000), 255, np.uint8)
+    b = np.full((70000, 3), 127, np.int8)
+    exact = 70000 * 255 * 127
+    wrapped = (exact + (1 << 31)) % (1 << 32) - (1 << 31)
+    for method in ("blas",) + (("vnni",) if vnni.AVAILABLE else ()):
+        res = int_gemm(a, b, method=method)
+        assert (res.values == wrapped).all() and res.overflows == 6
+    sat = int_gemm(a, b, overflow="saturate")
+    assert (sat.values == (1 << 31) - 1).all() and sat.overflows == 6
 
 
 @SETTINGS

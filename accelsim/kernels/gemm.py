@@ -6,13 +6,16 @@ and either wraps (two's complement) or saturates at every step; an output counts
 if any of its additions (or the bias load) left the range. With wrap the final value is
 order-independent (``wrap(exact sum)``); with saturate it depends on the order, hence the fixed one.
 
-Two paths give identical bits:
+Three paths give identical bits:
+- ``vnni`` (default where the CPU has AVX512-VNNI): :mod:`accelsim.kernels.vnni`, the exact sum
+  modulo 2**32, zero-point and bias corrections in wrapping int32.
 - ``blas``: int8/uint8 products summed in float32 are exact while every partial sum stays below
   2**24, so K is cut into chunks with ``chunk * max|a| * max|b| < 2**24`` and each chunk runs as a
-  float32 BLAS GEMM, converted and summed exactly in float64. An O(M*N) bound proves which outputs
-  can never leave the accumulator range; only the others (none for int32 and K < 65794) are
-  replayed step by step.
+  float32 BLAS GEMM, converted and summed exactly in float64.
 - ``numba``: the step-by-step accumulation for every output.
+For ``vnni`` and ``blas`` an O(M*N) bound proves which outputs can never leave the accumulator
+range (then the wrapped/exact value is the answer); only the others (none for int32 and
+K < 65794) are replayed step by step.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from accelsim.kernels import vnni
+
 FLOAT32_EXACT_LIMIT = 1 << 24
 OVERFLOW_MODES = ("wrap", "saturate")
-GEMM_METHODS = ("auto", "blas", "numba")
+GEMM_METHODS = ("auto", "vnni", "blas", "numba")
 
 
 @dataclass(frozen=True)
@@ -165,10 +170,15 @@ def int_gemm(
     if method == "numba":
         values, flags = _sequential_gemm(a, b, np.int64(a_zero_point), bias64, lo, hi, saturate)
         return AccumulatorResult(values.astype(out_dtype), int(flags.sum()))
-    values = exact_product(a, b)
-    if a_zero_point:
-        values -= np.int64(a_zero_point) * b.sum(axis=0, dtype=np.int64)[None, :]
-    values += bias64[None, :]
+    use_vnni = vnni.AVAILABLE and acc_bits <= 32 and a.dtype in (np.uint8, np.int8) and b.dtype == np.int8
+    if method == "vnni" and not use_vnni:
+        raise ValueError("method 'vnni' needs AVX512-VNNI, uint8/int8 x int8 operands and acc_bits <= 32")
+    corrections = bias64 - np.int64(a_zero_point) * b.sum(axis=0, dtype=np.int64)
+    if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
+        values = vnni.vnni_product(a, b)
+        values += corrections.astype(np.int32)[None, :]
+    else:
+        values = exact_product(a, b) + corrections[None, :]
     overflows = 0
     if acc_bits < 64:
         mask = _overflow_candidates(a.astype(np.int64) - a_zero_point, b, bias64, hi)

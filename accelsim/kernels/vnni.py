@@ -1,0 +1,240 @@
+"""uint8 x int8 GEMM on AVX512-VNNI (``vpdpbusd``), the instruction ONNX Runtime's MLAS uses.
+
+Numba cannot express SIMD types, so the register-blocked micro-kernel is emitted as LLVM IR by a
+Numba ``@intrinsic``: MR x NR = 6 x 64 int32 accumulators live in 24 zmm registers while K runs in
+steps of 4 bytes. Operands are packed first (A: per 6-row panel, 4 consecutive k bytes per int32
+word; B: per 64-column panel, the same 4 k bytes per column), then panels run in parallel.
+
+Exactness: each ``vpdpbusd`` adds four u8*s8 products (|p| <= 32640) to an int32 lane with
+two's complement wrap, so the result is the exact product modulo 2**32: exact whenever the true
+value fits int32, and otherwise its two's complement wrap (the caller's bound decides which). Work is split over a thread pool (the kernels
+release the GIL): a pool degrades gracefully on a loaded machine, where an OpenMP barrier waits for
+descheduled threads. Hosts without AVX512-VNNI use the float32-BLAS path (``AVAILABLE`` is False).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+MR = 6
+NR = 64
+_LANES = 16
+_NV = NR // _LANES
+KC4 = 64  # K block of 256 bytes
+MC_PANELS = 64  # row panels (384 rows) per block
+_features = llvm_binding.get_host_cpu_features()
+_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+_POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="accelsim-gemm")
+AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw", False))
+
+
+@intrinsic
+def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ldc, accumulate):
+    """C[MR, NR] (at c_off, row stride ldc) (+)= sum over k4 steps of vpdpbusd(broadcast(A word), B vector)."""
+    sig = types.void(a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ldc, accumulate)
+
+    def codegen(context, builder, signature, args):
+        a_arr, a_start, b_arr, b_start, steps, c_arr, c_start, c_ld, acc_flag = args
+        a_ty, _, b_ty, _, _, c_ty = signature.args[:6]
+        i32 = ir.IntType(32)
+        vec = ir.VectorType(i32, _LANES)
+        intp = context.get_value_type(types.intp)
+        a_base = builder.gep(context.make_array(a_ty)(context, builder, a_arr).data, [a_start])
+        b_base = builder.gep(context.make_array(b_ty)(context, builder, b_arr).data, [b_start])
+        c_base = builder.gep(context.make_array(c_ty)(context, builder, c_arr).data, [c_start])
+        dpbusd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.x86.avx512.vpdpbusd.512")
+        zero = ir.Constant(vec, None)
+        splat_mask = ir.Constant(ir.VectorType(i32, _LANES), None)
+        c_ptrs = [
+            builder.bitcast(builder.gep(c_base, [builder.add(builder.mul(ir.Constant(intp, r), c_ld), ir.Constant(intp, v * _LANES))]), vec.as_pointer())
+            for r in range(MR)
+            for v in range(_NV)
+        ]
+        keep = builder.icmp_signed("!=", acc_flag, ir.Constant(acc_flag.type, 0))
+        inits = [builder.select(keep, builder.load(ptr, align=4), zero) for ptr in c_ptrs]
+        entry = builder.block
+        loop = builder.append_basic_block("vnni.loop")
+        done = builder.append_basic_block("vnni.done")
+        builder.cbranch(builder.icmp_signed("<=", steps, ir.Constant(intp, 0)), done, loop)
+
+        builder.position_at_end(loop)
+        idx = builder.phi(intp)
+        idx.add_incoming(ir.Constant(intp, 0), entry)
+        accs = [builder.phi(vec) for _ in range(MR * _NV)]
+        for acc, init in zip(accs, inits):
+            acc.add_incoming(init, entry)
+        b_row = builder.gep(b_base, [builder.mul(idx, ir.Constant(intp, NR))])
+        b_vecs = [
+            builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4)
+            for v in range(_NV)
+        ]
+        a_row = builder.gep(a_base, [builder.mul(idx, ir.Constant(intp, MR))])
+        new = []
+        for r in range(MR):
+            word = builder.load(builder.gep(a_row, [ir.Constant(intp, r)]), align=4)
+            splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), word, ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined), splat_mask)
+            new.extend(builder.call(dpbusd, [accs[r * _NV + v], splat, b_vecs[v]]) for v in range(_NV))
+        nxt = builder.add(idx, ir.Constant(intp, 1))
+        loop_end = builder.block
+        idx.add_incoming(nxt, loop_end)
+        for acc, value in zip(accs, new):
+            acc.add_incoming(value, loop_end)
+        builder.cbranch(builder.icmp_signed("<", nxt, steps), loop, done)
+
+        builder.position_at_end(done)
+        results = []
+        for value, init in zip(new, inits):
+            results.append(builder.phi(vec))
+            results[-1].add_incoming(init, entry)
+            results[-1].add_incoming(value, loop_end)
+        for result, ptr in zip(results, c_ptrs):
+            builder.store(result, ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _pack_b_panels(b, k4, packed, first, last):
+    """Panels [first, last) of [K, N] int8: per 64-column panel, per 4-k step, 64 words of 4 k bytes.
+
+    Every byte of a panel is written (zero padding included): the buffer is reused, not zeroed.
+    """
+    k_dim, n_dim = b.shape
+    for p in range(first, last):
+        c0 = p * NR
+        width = min(NR, n_dim - c0)
+        for kk in range(k4):
+            base = (p * k4 + kk) * NR * 4
+            k0 = kk * 4
+            if width == NR and k0 + 4 <= k_dim:  # full block: one int32 word per column
+                words = packed[base : base + NR * 4].view(np.int32)
+                for j in range(NR):
+                    words[j] = (
+                        np.int32(np.uint8(b[k0, c0 + j]))
+                        | (np.int32(np.uint8(b[k0 + 1, c0 + j])) << 8)
+                        | (np.int32(np.uint8(b[k0 + 2, c0 + j])) << 16)
+                        | (np.int32(np.uint8(b[k0 + 3, c0 + j])) << 24)
+                    )
+            else:
+                packed[base : base + NR * 4] = 0
+                for t in range(min(4, k_dim - k0)):
+                    for j in range(width):
+                        packed[base + 4 * j + t] = b[k0 + t, c0 + j]
+
+
+@njit(cache=True, nogil=True)
+def _pack_a(a, k4, flip_sign, packed):
+    """[M, K] uint8 (int8 + 128 when ``flip_sign``): per 6-row panel, per 4-k step, 6 words."""
+    m_dim, k_dim = a.shape
+    flip = np.uint8(128) if flip_sign else np.uint8(0)
+    packed[:] = 0
+    for p in range((m_dim + MR - 1) // MR):
+        base = p * k4 * MR * 4
+        for r in range(min(MR, m_dim - p * MR)):
+            row = a[p * MR + r]
+            for k in range(k_dim):
+                packed[base + ((k >> 2) * MR + r) * 4 + (k & 3)] = np.uint8(row[k]) ^ flip
+
+
+@njit(cache=True, nogil=True)
+def _run_tiles(a_packed, b_packed, k4, out, p0, p1, q0, q1):
+    """Output tiles of column panels [p0, p1) x row panels [q0, q1).
+
+    A block of MC_PANELS row panels (384 rows: its packed A, <= 1 MiB for K <= 2730, stays in L2)
+    meets each column panel in turn; their C block accumulates in a contiguous buffer (96 KiB, no
+    power-of-two row stride to alias in the caches) while K runs in blocks of KC4 steps (the B
+    block, 16 KiB, stays in L1); the block is then copied out.
+    """
+    m_dim, n_dim = out.shape
+    block = np.empty(MC_PANELS * MR * NR, dtype=np.int32)
+    for qb in range(q0, q1, MC_PANELS):
+        q_end = min(qb + MC_PANELS, q1)
+        for p in range(p0, p1):
+            cols = min(NR, n_dim - p * NR)
+            for k_start in range(0, k4, KC4):
+                steps = min(KC4, k4 - k_start)
+                b_off = (p * k4 + k_start) * NR
+                for q in range(qb, q_end):
+                    a_off = (q * k4 + k_start) * MR
+                    _micro_kernel(a_packed, a_off, b_packed, b_off, steps, block, (q - qb) * MR * NR, NR, k_start > 0)
+            for row in range(qb * MR, min(q_end * MR, m_dim)):
+                src = (row - qb * MR) * NR
+                out[row, p * NR : p * NR + cols] = block[src : src + cols]
+
+
+@njit(cache=True, nogil=True)
+def _pack_and_run_columns(a_packed, b, k4, b_packed, out, first, last):
+    """One worker's share when splitting by column panels: pack its B panels, then run their tiles."""
+    m_dim, n_dim = out.shape
+    _pack_b_panels(b, k4, b_packed, first, last)
+    _run_tiles(a_packed, b_packed.view(np.int32), k4, out, first, last, 0, (m_dim + MR - 1) // MR)
+
+
+@njit(cache=True, nogil=True)
+def _run_rows(a_packed, b_packed, k4, out, first, last):
+    """One worker's share when splitting by row panels (few column panels)."""
+    m_dim, n_dim = out.shape
+    _run_tiles(a_packed, b_packed, k4, out, 0, (n_dim + NR - 1) // NR, first, last)
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(name: str, size: int, dtype: type) -> np.ndarray:
+    """A per-thread, grow-only scratch buffer: packing buffers are reused, not re-faulted, per call."""
+    buffers = _LOCAL.__dict__.setdefault("buffers", {})
+    buf = buffers.get(name)
+    if buf is None or buf.size < size * np.dtype(dtype).itemsize:
+        buf = buffers[name] = np.empty(size * np.dtype(dtype).itemsize, np.uint8)
+    return buf[: size * np.dtype(dtype).itemsize].view(dtype)
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    step = -(-n // parts)
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _in_parallel(fn, n: int, *args) -> None:
+    """Run ``fn(*args, first, last)`` over [0, n) on the thread pool (the kernels release the GIL)."""
+    chunks = _split(n, _THREADS)
+    if len(chunks) == 1:
+        fn(*args, 0, n)
+        return
+    for future in [_POOL.submit(fn, *args, lo, hi) for lo, hi in chunks[1:]]:
+        future.result()
+    fn(*args, *chunks[0])
+
+
+def vnni_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (a: uint8 or int8 [M, K], b: int8 [K, N]) as int32 with two's complement wrap.
+
+    The result is the exact product modulo 2**32: exact whenever it fits int32, and the right
+    ``wrap`` value otherwise (the caller decides from its bound which case holds).
+    """
+    m_dim, k_dim = a.shape
+    n_dim = b.shape[1]
+    out = np.empty((m_dim, n_dim), dtype=np.int32)
+    n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
+    k4 = -(-k_dim // 4)
+    a_packed = _workspace("a", m_panels * k4 * MR * 4, np.uint8)
+    b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
+    _pack_a(np.ascontiguousarray(a.view(np.uint8)), k4, a.dtype == np.int8, a_packed)
+    b = np.ascontiguousarray(b)
+    if n_panels >= _THREADS:
+        _in_parallel(_pack_and_run_columns, n_panels, a_packed.view(np.int32), b, k4, b_packed, out)
+    else:
+        _pack_b_panels(b, k4, b_packed, 0, n_panels)
+        _in_parallel(_run_rows, m_panels, a_packed.view(np.int32), b_packed.view(np.int32), k4, out)
+    if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
+        out -= (128 * b.sum(axis=0, dtype=np.int64)).astype(np.int32)[None, :]
+    return out
