@@ -56,7 +56,7 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
     points, pruned = expand(sweep)
     start = time.perf_counter()
     with ResultStore(sweep.output) as store:
-        store.plan({"name": sweep.name, "axes": canonical_json(list(sweep.spec.axes)),
+        store.plan({"name": canonical_json(sweep.name), "axes": canonical_json(list(sweep.spec.axes)),
                     "spec": canonical_json(sweep.spec.model_dump(mode="json")), "base": canonical_json(sweep.base)},
                    points)
         finished = store.finished_ids()

@@ -9,7 +9,8 @@ loses at most the points still running; a rerun reads the stored ids and runs on
 - ``results``: one row per finished point: status ``ok`` or ``error`` (with the message), the point's
   hardware facts and the workload total's metrics. Deterministic: an interrupted-and-resumed sweep
   stores exactly the rows an uninterrupted one does.
-- ``executions``: which worker ran each stored point and how long it took (timing, so kept apart).
+- ``executions``: which worker ran each stored point, its wall and CPU seconds, when it was stored
+  (timing varies run to run, so it is kept apart from the results).
 - ``meta``: the sweep's name and axis paths.
 """
 
@@ -70,7 +71,7 @@ class ResultStore:
             self.db.execute("CREATE TABLE IF NOT EXISTS results (point_id TEXT PRIMARY KEY, workload TEXT NOT NULL, "
                             "scheme TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, error TEXT)")
             self.db.execute("CREATE TABLE IF NOT EXISTS executions (point_id TEXT NOT NULL, worker TEXT NOT NULL, "
-                            "seconds REAL NOT NULL, finished_unix_s REAL NOT NULL)")
+                            "seconds REAL NOT NULL, cpu_seconds REAL NOT NULL, stored_unix_s REAL NOT NULL)")
             have = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
             for name, kind in RESULT_COLUMNS.items():  # a store from an older accelsim gains new metrics
                 if name not in have:
@@ -79,7 +80,7 @@ class ResultStore:
     def plan(self, meta: dict[str, str], points: list[Point]) -> None:
         """Record the points the current spec asks for, and what produced them (replacing an earlier plan).
 
-        ``meta`` must hold ``axes``, the JSON list of axis paths that exports turn into columns.
+        ``meta`` values are JSON; ``axes``, the list of axis paths, becomes the exports' columns.
         """
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
@@ -104,8 +105,8 @@ class ResultStore:
         with self.db:
             self.db.executemany(sql, ([r.point.id, r.point.workload, r.point.scheme, r.point.params, r.status, r.error,
                                        *(r.values.get(c) for c in RESULT_COLUMNS)] for r in results))
-            self.db.executemany("INSERT INTO executions VALUES (?, ?, ?, ?)",
-                                ((r.point.id, r.worker, r.seconds, now) for r in results))
+            self.db.executemany("INSERT INTO executions VALUES (?, ?, ?, ?, ?)",
+                                ((r.point.id, r.worker, r.seconds, r.cpu_seconds, now) for r in results))
 
 
 def _quote(column: str) -> str:
@@ -118,6 +119,15 @@ def connect(folder: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise AccelsimError("no sweep results here", file=str(path), allowed="the output folder of an accelsim sweep")
     return sqlite3.connect(path, timeout=30)
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """What the last run of the sweep recorded about itself: name, axes, spec and base config."""
+    db = connect(folder)
+    try:
+        return {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
+    finally:
+        db.close()
 
 
 def read_rows(folder: Path) -> tuple[list[str], Iterator[list[Any]]]:

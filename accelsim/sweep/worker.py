@@ -33,6 +33,7 @@ class PointResult:
     values: dict[str, Any]
     error: str | None
     seconds: float
+    cpu_seconds: float
     worker: str
 
     @property
@@ -70,10 +71,10 @@ def run_batch(sweep: Sweep, batch: list[Point]) -> list[PointResult]:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     out = []
     for point in batch:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             values, error = run_point(sweep, point), None
         except Exception as exc:  # noqa: BLE001 - any failure of one point is that point's result
             values, error = {}, f"{type(exc).__name__}: {exc}"
-        out.append(PointResult(point, values, error, time.perf_counter() - start, worker))
+        out.append(PointResult(point, values, error, time.perf_counter() - start, time.process_time() - cpu, worker))
     return out

@@ -1,0 +1,108 @@
+"""Sweep throughput: points per second of a ResNet-50 timing-only sweep on 1 and 2 local workers and on a
+local Dask cluster, the scaling factor, and the time a 1,000-point sweep takes (measured or extrapolated).
+
+The 1,000-point design space is array rows x cols (8..128) x dataflow (os, ws) x DRAM bandwidth
+(8..128 B/cycle) x filter SRAM (128..1024 KiB). Per-point cost varies about 5x across it (small arrays
+have many more tiles), so the benchmark runs an evenly spaced sample of it, not its first points.
+
+    python benchmarks/bench_sweep.py                 # 40-point sample per executor, extrapolate to 1,000
+    python benchmarks/bench_sweep.py --points 1000   # run the whole 1,000-point sweep (2 workers only)
+
+Wall rates include starting the workers; "steady" rates are measured from the first stored result to
+the last. CPU seconds per point come from the workers' own clocks, so they stay meaningful when other
+processes share the cores (the script prints the load average for that reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from accelsim.config.sweep import canonical_json, load_sweep
+from accelsim.sweep import DaskCluster, Executor, LocalPool, expand, run_sweep
+
+DESIGN_SPACE = {
+    "array.rows": [8, 16, 32, 64, 128],
+    "array.cols": [8, 16, 32, 64, 128],
+    "array.dataflow": ["os", "ws"],
+    "dram.bandwidth_bytes_per_cycle": [8, 16, 32, 64, 128],
+    "sram.filter_kib": [128, 256, 512, 1024],
+}  # 5 * 5 * 2 * 5 * 4 = 1,000 points
+
+
+def spec_text(name: str, axes: dict[str, list], combine: str, output: Path) -> str:
+    return canonical_json({"schema_version": 1, "name": name, "base": "default", "axes": axes, "combine": combine,
+                           "workloads": ["resnet50"], "schemes": ["static"], "output": str(output)})
+
+
+def sample_spec(folder: Path, n: int, name: str) -> Path:
+    """A zip spec of ``n`` points spread evenly over the 1,000-point grid (JSON is YAML)."""
+    grid = folder / "grid.yaml"
+    grid.write_text(spec_text("grid", DESIGN_SPACE, "grid", folder / "unused"))
+    points, _ = expand(load_sweep(grid))
+    chosen = [points[round(i * (len(points) - 1) / max(n - 1, 1))] for i in range(n)] if n < len(points) else points
+    axes = {path: [p.overrides[path] for p in chosen] for path in DESIGN_SPACE}
+    spec = folder / f"{name}.yaml"
+    spec.write_text(spec_text(name, axes, "zip", folder / name))
+    return spec
+
+
+def measure(spec: Path, executor: Executor, batch: int) -> dict[str, float]:
+    """Run ``spec`` into a fresh folder; rates from wall clock and from the store's commit times."""
+    sweep = load_sweep(spec)
+    load = os.getloadavg()[0]
+    start = time.time()
+    outcome = run_sweep(sweep, executor, batch_size=batch, progress=False)
+    wall = time.time() - start
+    db = sqlite3.connect(sweep.output / "sweep.sqlite")
+    first, last, cpu, busy = db.execute(
+        "SELECT MIN(stored_unix_s), MAX(stored_unix_s), AVG(cpu_seconds), AVG(seconds) FROM executions").fetchone()
+    errors = db.execute("SELECT COUNT(*) FROM results WHERE status = 'error'").fetchone()[0]
+    db.close()
+    first_batch = min(outcome.ran, batch * executor.workers)
+    steady = (outcome.ran - first_batch) / (last - first) if last > first else float("nan")
+    return {"points": outcome.ran, "errors": errors, "wall_s": wall, "startup_s": first - start, "rate": outcome.ran / wall,
+            "steady_rate": steady, "cpu_per_point_s": cpu, "wall_per_point_s": busy, "load": load}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", type=int, default=40, help="sample size per executor (1000: the full sweep)")
+    parser.add_argument("--batch", type=int, default=1, help="points per task")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} cores; ResNet-50 static timing-only; {args.points} points per run, batch {args.batch}")
+    executors: dict[str, Executor] = {"local, 1 worker": LocalPool(1), "local, 2 workers": LocalPool(2),
+                                      "dask local, 2 workers": DaskCluster("local", 2)}
+    if args.points >= 1000:
+        executors = {"local, 2 workers": LocalPool(2)}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, executor) in enumerate(executors.items()):
+            spec = sample_spec(Path(tmp), args.points, f"run{i}")
+            results[label] = r = measure(spec, executor, args.batch)
+            print(f"{label:>22}: {r['points']} points ({r['errors']} failed) in {r['wall_s']:6.1f} s = "
+                  f"{r['rate']:.2f} points/s (steady {r['steady_rate']:.2f}, startup {r['startup_s']:.1f} s); "
+                  f"per point {r['cpu_per_point_s']:.3f} s CPU, {r['wall_per_point_s']:.3f} s wall; "
+                  f"load average {r['load']:.1f}")
+    two = results["local, 2 workers"]
+    if "local, 1 worker" in results:
+        one = results["local, 1 worker"]
+        print(f"scaling 1 -> 2 local workers: {two['rate'] / one['rate']:.2f}x wall, "
+              f"{two['steady_rate'] / one['steady_rate']:.2f}x steady")
+    if args.points < 1000:
+        estimate = two["startup_s"] + 1000 / two["steady_rate"]
+        idle = two["startup_s"] + 1000 * two["cpu_per_point_s"] / 2
+        print(f"1,000-point sweep on 2 local workers, extrapolated from {two['points']} points: {estimate:.0f} s at "
+              f"this load, {idle:.0f} s on 2 otherwise idle cores (CPU per point / 2) "
+              f"({'within' if idle < 300 else 'over'} the 300 s goal)")
+    else:
+        print(f"1,000-point sweep on 2 local workers, measured: {two['wall_s']:.0f} s "
+              f"({'within' if two['wall_s'] < 300 else 'over'} the 300 s goal)")
+
+
+if __name__ == "__main__":
+    main()
