@@ -122,23 +122,24 @@ def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return total.astype(np.int64)
 
 
-def _overflow_candidates(a64: np.ndarray, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:
+def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:
     """Mask of outputs whose partial sums might leave ``[-hi-1, hi]``; None when none can.
 
-    |partial sum| <= |bias| + min(L1(row) * max|col|, max|row| * L1(col)) (Hoelder).
+    First the O(1) bound ``|bias| + K * max|a - z| * max|b|`` (enough for int32 and K < 65794),
+    then per output ``|bias| + min(L1(row) * max|col|, max|row| * L1(col))`` (Hoelder).
     """
-    abs_a = np.abs(a64)
-    abs_b = np.abs(b.astype(np.int64))
-    row_l1, row_max = abs_a.sum(axis=1), abs_a.max(axis=1, initial=0)
-    col_l1, col_max = abs_b.sum(axis=0), abs_b.max(axis=0, initial=0)
-    abs_bias = np.abs(bias)
-    scalar_bound = int(abs_bias.max(initial=0)) + min(
-        int(row_l1.max(initial=0)) * int(col_max.max(initial=0)),
-        int(row_max.max(initial=0)) * int(col_l1.max(initial=0)),
-    )
-    if scalar_bound <= hi:
+    if a.size == 0 or b.size == 0:
         return None
-    bound = abs_bias[None, :] + np.minimum(np.outer(row_l1, col_max), np.outer(row_max, col_l1))
+    max_a = max(abs(int(a.min()) - a_zero_point), abs(int(a.max()) - a_zero_point))
+    max_b = max(abs(int(b.min())), abs(int(b.max())))
+    max_bias = int(np.abs(bias).max(initial=0))
+    if max_bias + a.shape[1] * max_a * max_b <= hi:
+        return None
+    abs_a = np.abs(a.astype(np.int64) - a_zero_point)
+    abs_b = np.abs(b.astype(np.int64))
+    row_l1, row_max = abs_a.sum(axis=1), abs_a.max(axis=1)
+    col_l1, col_max = abs_b.sum(axis=0), abs_b.max(axis=0)
+    bound = np.abs(bias)[None, :] + np.minimum(np.outer(row_l1, col_max), np.outer(row_max, col_l1))
     mask = bound > hi
     return mask if mask.any() else None
 
@@ -173,18 +174,19 @@ def int_gemm(
     use_vnni = vnni.AVAILABLE and acc_bits <= 32 and a.dtype in (np.uint8, np.int8) and b.dtype == np.int8
     if method == "vnni" and not use_vnni:
         raise ValueError("method 'vnni' needs AVX512-VNNI, uint8/int8 x int8 operands and acc_bits <= 32")
-    corrections = bias64 - np.int64(a_zero_point) * b.sum(axis=0, dtype=np.int64)
+    corrections = bias64 - np.int64(a_zero_point) * b.sum(axis=0, dtype=np.int64) if a_zero_point else bias64
     if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
         values = vnni.vnni_product(a, b)
-        values += corrections.astype(np.int32)[None, :]
+        if corrections.any():
+            values += corrections.astype(np.int32)[None, :]
     else:
         values = exact_product(a, b) + corrections[None, :]
     overflows = 0
     if acc_bits < 64:
-        mask = _overflow_candidates(a.astype(np.int64) - a_zero_point, b, bias64, hi)
+        mask = _overflow_candidates(a, a_zero_point, b, bias64, hi)
         if mask is not None:
             rows, cols = np.nonzero(mask)
             replay, flags = _sequential_entries(a, b, np.int64(a_zero_point), bias64, rows, cols, lo, hi, saturate)
             values[rows, cols] = replay
             overflows = int(flags.sum())
-    return AccumulatorResult(values.astype(out_dtype), overflows)
+    return AccumulatorResult(values.astype(out_dtype, copy=False), overflows)

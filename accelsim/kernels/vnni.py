@@ -104,32 +104,39 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ld
 
 
 @njit(cache=True, nogil=True)
+def _interleave4(r0, r1, r2, r3, words):
+    """words[j] = bytes (r0[j], r1[j], r2[j], r3[j]): four k rows of one column as one int32."""
+    for j in range(words.shape[0]):
+        words[j] = (
+            np.int32(np.uint8(r0[j]))
+            | (np.int32(np.uint8(r1[j])) << 8)
+            | (np.int32(np.uint8(r2[j])) << 16)
+            | (np.int32(np.uint8(r3[j])) << 24)
+        )
+
+
+@njit(cache=True, nogil=True)
 def _pack_b_panels(b, k4, packed, first, last):
     """Panels [first, last) of [K, N] int8: per 64-column panel, per 4-k step, 64 words of 4 k bytes.
 
     Every byte of a panel is written (zero padding included): the buffer is reused, not zeroed.
     """
     k_dim, n_dim = b.shape
+    words = packed.view(np.int32)
     for p in range(first, last):
         c0 = p * NR
         width = min(NR, n_dim - c0)
         for kk in range(k4):
-            base = (p * k4 + kk) * NR * 4
+            base = (p * k4 + kk) * NR
             k0 = kk * 4
-            if width == NR and k0 + 4 <= k_dim:  # full block: one int32 word per column
-                words = packed[base : base + NR * 4].view(np.int32)
-                for j in range(NR):
-                    words[j] = (
-                        np.int32(np.uint8(b[k0, c0 + j]))
-                        | (np.int32(np.uint8(b[k0 + 1, c0 + j])) << 8)
-                        | (np.int32(np.uint8(b[k0 + 2, c0 + j])) << 16)
-                        | (np.int32(np.uint8(b[k0 + 3, c0 + j])) << 24)
-                    )
+            if width == NR and k0 + 4 <= k_dim:
+                c1 = c0 + NR
+                _interleave4(b[k0, c0:c1], b[k0 + 1, c0:c1], b[k0 + 2, c0:c1], b[k0 + 3, c0:c1], words[base : base + NR])
             else:
-                packed[base : base + NR * 4] = 0
+                packed[base * 4 : (base + NR) * 4] = 0
                 for t in range(min(4, k_dim - k0)):
                     for j in range(width):
-                        packed[base + 4 * j + t] = b[k0 + t, c0 + j]
+                        packed[(base + j) * 4 + t] = b[k0 + t, c0 + j]
 
 
 @njit(cache=True, nogil=True)
