@@ -16,6 +16,10 @@ from numba import njit
 from accelsim.kernels.gemm import AccumulatorResult, int_gemm
 
 
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     """Stride, padding (top, left, bottom, right), dilation and groups of one conv2d."""
@@ -34,14 +38,13 @@ class ConvGeometry:
         groups: int = 1,
     ) -> "ConvGeometry":
         """Accept PyTorch-style ints / pairs and ONNX-style 4-tuples (top, left, bottom, right)."""
-        pair = lambda v: (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))  # noqa: E731
         if np.isscalar(padding):
             pads = (int(padding),) * 4
         elif len(padding) == 2:
             pads = (int(padding[0]), int(padding[1]), int(padding[0]), int(padding[1]))
         else:
             pads = tuple(int(p) for p in padding)
-        return cls(pair(stride), pads, pair(dilation), int(groups))  # type: ignore[arg-type]
+        return cls(_pair(stride), pads, _pair(dilation), int(groups))  # type: ignore[arg-type]
 
     def output_size(self, height: int, width: int, kh: int, kw: int) -> tuple[int, int]:
         """Output height and width."""

@@ -61,16 +61,20 @@ class _Layer:
 
     @property
     def channel_axis(self) -> int:
+        """Output channels: axis 1 of NCHW conv outputs, the last axis of linear/matmul outputs."""
         return 1 if self.kind == "conv2d" else -1
 
     @property
     def weight_axis(self) -> int:
+        """The weight axis holding output channels (per-channel scales index it)."""
         return 1 if self.kind == "matmul" else 0
 
     def gemm_weights(self, w: np.ndarray) -> np.ndarray:
+        """Weights as the GEMM's ``[K, N]`` operand."""
         return w.T if self.kind == "linear" else w
 
     def run_float(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """float32 reference of the layer (fp32 and woq schemes, and static calibration)."""
         if self.kind == "conv2d":
             y = float_conv2d(x, w, self.geometry)
         else:
@@ -80,6 +84,7 @@ class _Layer:
         return y.astype(np.float32)
 
     def run_int(self, xq: np.ndarray, wq: np.ndarray, zero_point: int, bias_q: np.ndarray | None, acc_bits: int, overflow: str) -> AccumulatorResult:
+        """The array's integer accumulation, output laid out like the float output."""
         kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
         if self.kind == "conv2d":
             return int_conv2d(xq, wq, self.geometry, x_zero_point=zero_point, **kw)
@@ -168,7 +173,19 @@ def run_layer(
     return _run_static(layer, x, w_q, w_qp, bias_f, requant_mode, input_qparams, output_qparams, reference, activation, acc_bits, overflow, tensors, settings)
 
 
-def _run_dynamic(layer, x, w_q, w_qp, bias_f, flavour, activation, acc_bits, overflow, tensors, settings) -> LayerResult:
+def _run_dynamic(
+    layer: _Layer,
+    x: np.ndarray,
+    w_q: np.ndarray,
+    w_qp: QParams,
+    bias_f: np.ndarray | None,
+    flavour: str,
+    activation: str | None,
+    acc_bits: int,
+    overflow: str,
+    tensors: dict[str, TensorRecord],
+    settings: dict[str, object],
+) -> LayerResult:
     f = get_flavour(flavour)
     rows = x.reshape(x.shape[0], -1) if layer.kind == "conv2d" else x.reshape(-1, x.shape[-1])
     xq_rows, x_qp = dynamic_quantize(rows, f)
@@ -191,7 +208,22 @@ def _run_dynamic(layer, x, w_q, w_qp, bias_f, flavour, activation, acc_bits, ove
     return LayerResult(layer.kind, "dynamic", flavour, y, tensors, acc.overflows, geometry=layer.geometry, settings=settings)
 
 
-def _run_static(layer, x, w_q, w_qp, bias_f, mode_name, in_qp, out_qp, reference, activation, acc_bits, overflow, tensors, settings) -> LayerResult:
+def _run_static(
+    layer: _Layer,
+    x: np.ndarray,
+    w_q: np.ndarray,
+    w_qp: QParams,
+    bias_f: np.ndarray | None,
+    mode_name: str,
+    in_qp: QParams | None,
+    out_qp: QParams | None,
+    reference: np.ndarray,
+    activation: str | None,
+    acc_bits: int,
+    overflow: str,
+    tensors: dict[str, TensorRecord],
+    settings: dict[str, object],
+) -> LayerResult:
     mode = get_mode(mode_name)
     in_qp = _calibrated(in_qp, x, mode.activation_dtype)
     out_qp = _calibrated(out_qp, reference, mode.activation_dtype)
