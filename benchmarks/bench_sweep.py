@@ -7,6 +7,7 @@ have many more tiles), so the benchmark runs an evenly spaced sample of it, not 
 
     python benchmarks/bench_sweep.py                 # 40-point sample per executor, extrapolate to 1,000
     python benchmarks/bench_sweep.py --points 1000   # run the whole 1,000-point sweep (2 workers only)
+    python benchmarks/bench_sweep.py --overheads     # store commits/s, message sizes, per-task overhead
 
 Wall rates include starting the workers; "steady" rates are measured from the first stored result to
 the last. CPU seconds per point come from the workers' own clocks, so they stay meaningful when other
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sqlite3
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from accelsim.config.sweep import canonical_json, load_sweep
 from accelsim.sweep import DaskCluster, Executor, LocalPool, expand, run_sweep
+from accelsim.sweep.store import ResultStore
+from accelsim.sweep.worker import run_batch
 
 DESIGN_SPACE = {
     "array.rows": [8, 16, 32, 64, 128],
@@ -61,19 +66,52 @@ def measure(spec: Path, executor: Executor, batch: int) -> dict[str, float]:
     db = sqlite3.connect(sweep.output / "sweep.sqlite")
     first, last, cpu, busy = db.execute(
         "SELECT MIN(stored_unix_s), MAX(stored_unix_s), AVG(cpu_seconds), AVG(seconds) FROM executions").fetchone()
+    in_first = db.execute("SELECT COUNT(*) FROM executions WHERE stored_unix_s = ?", (first,)).fetchone()[0]
     errors = db.execute("SELECT COUNT(*) FROM results WHERE status = 'error'").fetchone()[0]
     db.close()
-    first_batch = min(outcome.ran, batch * executor.workers)
-    steady = (outcome.ran - first_batch) / (last - first) if last > first else float("nan")
+    steady = (outcome.ran - in_first) / (last - first) if last > first else float("nan")
     return {"points": outcome.ran, "errors": errors, "wall_s": wall, "startup_s": first - start, "rate": outcome.ran / wall,
             "steady_rate": steady, "cpu_per_point_s": cpu, "wall_per_point_s": busy, "load": load}
+
+
+def overheads(folder: Path) -> None:
+    """What limits a sweep beyond the simulation: store commits, message sizes, per-task executor cost.
+
+    Per-task cost is measured with points that fail at once, at batch 1 and batch 50.
+    """
+    sweep = load_sweep(sample_spec(folder, 2, "sizes"))
+    points, _ = expand(sweep)
+    results = run_batch(sweep, points)
+    print(f"sizes: a task of 1 point pickles to {len(pickle.dumps([points[0]]))} B, its result to "
+          f"{len(pickle.dumps(results[:1]))} B; the sweep sent once per worker: {len(pickle.dumps(sweep)) / 1e3:.0f} kB")
+    with ResultStore(folder / "commits") as store:
+        fake = [replace(results[0], point=replace(points[0], id=f"{i:016x}")) for i in range(2000)]
+        start = time.perf_counter()
+        for result in fake:
+            store.record([result])
+        print(f"store: {len(fake) / (time.perf_counter() - start):,.0f} commits/s (one point per commit, WAL)")
+    # 2,000 points that fail in 0.2 ms (no tile fits a 10-byte filter buffer): what is measured is the
+    # machinery around a point (dispatch, result transfer, store commit), the limit of any sweep
+    axes = {"array.rows": list(range(1, 51)), "array.cols": list(range(1, 41)), "sram.filter_kib": [0.01]}
+    for label, executor in {"local, 2 workers": LocalPool(2), "dask local, 2 workers": DaskCluster("local", 2)}.items():
+        for batch in (1, 50):
+            spec = folder / f"empty_{batch}_{executor.__class__.__name__}.yaml"
+            spec.write_text(spec_text(spec.stem, axes, "grid", folder / spec.stem).replace("resnet50", "mlp"))
+            r = measure(spec, executor, batch)
+            print(f"{label:>22}, batch {batch:2}: {r['points']} empty points, {r['steady_rate']:,.0f} points/s steady "
+                  f"= {1e3 / r['steady_rate']:.2f} ms per point of overhead ({r['load']:.1f} load average)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=40, help="sample size per executor (1000: the full sweep)")
     parser.add_argument("--batch", type=int, default=1, help="points per task")
+    parser.add_argument("--overheads", action="store_true", help="measure store commits, message sizes, task overhead")
     args = parser.parse_args()
+    if args.overheads:
+        with tempfile.TemporaryDirectory() as tmp:
+            overheads(Path(tmp))
+        return
     print(f"{os.cpu_count()} cores; ResNet-50 static timing-only; {args.points} points per run, batch {args.batch}")
     executors: dict[str, Executor] = {"local, 1 worker": LocalPool(1), "local, 2 workers": LocalPool(2),
                                       "dask local, 2 workers": DaskCluster("local", 2)}

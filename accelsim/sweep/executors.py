@@ -17,8 +17,9 @@ from accelsim.config.sweep import Sweep
 from accelsim.sweep.points import Point
 from accelsim.sweep.worker import PointResult, install, run_batch, run_installed
 
-#: Batches queued per worker beyond the one it runs: enough to hide the round trip, little to discard.
-IN_FLIGHT_PER_WORKER = 2
+#: Batches queued per worker beyond the one it runs: enough to hide a Dask round trip (tens of ms on a
+#: busy machine) behind millisecond points, little to redo after a kill.
+IN_FLIGHT_PER_WORKER = 8
 
 
 class Executor(Protocol):
