@@ -91,6 +91,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, capsys
 
 
 def test_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
     spec = tmp_path / "fail.yaml"
     spec.write_text(f"""\
 schema_version: 1
@@ -115,6 +116,7 @@ output: {tmp_path / 'out'}
 
 def test_results_show_the_current_spec_only(tmp_path: Path) -> None:
     """Dropping a value from an axis keeps its stored rows in the file but out of exports."""
+    pytest.importorskip("pandas")
     spec = tmp_path / "s.yaml"
     text = f"schema_version: 1\nbase: default\naxes: {{array.rows: [8, 16]}}\nworkloads: [mlp]\noutput: {tmp_path / 'out'}\n"
     spec.write_text(text)

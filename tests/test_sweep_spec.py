@@ -41,6 +41,9 @@ CASES = [
     ("bad_literal", SPEC.replace("[os, ws]", "[os, xs]"), ["axes.array.dataflow[1]", "'xs' is not allowed", "allowed: os, ws, is"]),
     ("value_breaks_other_field", SPEC.replace("array.dataflow: [os, ws]", "dram.bandwidth_gb_per_s: [10]"),
      ["axes.dram.bandwidth_gb_per_s[0]", "in default.yaml, dram.bandwidth_bytes_per_cycle", "exactly one"]),
+    ("combination_invalid", SPEC.replace("array.dataflow: [os, ws]", "dram: [{bandwidth_gb_per_s: 10, latency_cycles: 9}]\n"
+                                         "  dram.bandwidth_bytes_per_cycle: [32]"),
+     ["axes: the combination", "is not a valid hardware config", "dram.bandwidth_bytes_per_cycle: give exactly one"]),
     ("duplicate_value", SPEC.replace("[8, 16]", "[8, 8]"), ["axes.array.rows[1]", "8 is listed twice"]),
     ("zip_mismatch", SPEC.replace("[os, ws]", "[os, ws, is]") + "combine: zip\n",
      ["axes.array.dataflow", "zip needs axes of equal length", "array.rows has 2 values, array.dataflow has 3"]),

@@ -122,7 +122,8 @@ def _check_axis_path(path: str, file: str) -> None:
     parts = path.split(".")
     depth = max((i for i in range(len(parts)) if ".".join(parts[:i]) in known), default=0)
     parent = ".".join(parts[:depth])
-    children = sorted({k.split(".")[depth] for k in known if k.count(".") >= depth and k.startswith(parent)})
+    children = sorted({k.split(".")[depth] for k in known
+                       if k.count(".") >= depth and (not parent or k.startswith(parent + "."))})
     raise AccelsimError(f"unknown hardware field {parts[depth]!r}" + (f" in {parent}" if parent else ""),
                         file=file, path=format_path(("axes", path)), allowed=children)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from accelsim.config.errors import AccelsimError
@@ -53,7 +54,12 @@ class LocalPool:
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    try:
+                        results = future.result()
+                    except BrokenProcessPool as exc:
+                        raise RuntimeError("a sweep worker process died (out of memory?); the finished points are "
+                                           "stored: run the same command to continue") from exc
+                    yield results
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -53,15 +53,15 @@ def expand(sweep: Sweep) -> tuple[list[Point], int]:
     pruned = 0
     seen: set[str] = set()
     for overrides in _combinations(sweep):
-        if canonical_json(overrides) in seen:  # zip can pair the same values twice
-            raise AccelsimError(f"the combination {canonical_json(overrides)} appears twice",
-                                file=sweep.file, path="axes")
-        seen.add(canonical_json(overrides))
+        combination = canonical_json(overrides)
+        if combination in seen:  # zip can pair the same values twice
+            raise AccelsimError(f"the combination {combination} appears twice", file=sweep.file, path="axes")
+        seen.add(combination)
         try:
             hw = sweep.hardware(overrides)
         except AccelsimError as exc:
             raise AccelsimError(
-                f"the combination {canonical_json(overrides)} is not a valid hardware config: "
+                f"the combination {combination} is not a valid hardware config: "
                 f"{exc.path + ': ' if exc.path else ''}{exc.message}",
                 file=sweep.file, path="axes", allowed=exc.allowed,
             ) from None

@@ -173,9 +173,9 @@ def _csv_cell(value: Any) -> Any:
 
 def load_results(folder: str | Path) -> Any:
     """A sweep's results as a pandas DataFrame, one row per finished point, one column per axis and metric."""
+    columns, rows = read_rows(Path(folder))
     try:
         import pandas as pd
     except ImportError:
         raise AccelsimError("load_results needs pandas", allowed="pip install pandas") from None
-    columns, rows = read_rows(Path(folder))
     return pd.DataFrame(list(rows), columns=columns)
