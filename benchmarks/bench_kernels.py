@@ -1,9 +1,10 @@
 """GOP/s of accelsim's exact int8 GEMM vs ONNX Runtime MatMulInteger (uint8 x int8) vs numpy float32.
 
 Run: ``python benchmarks/bench_kernels.py [--repeats N]``. One op = one multiply or one add
-(2 * M * K * N per GEMM). Each figure is the best of N timed runs after a warm-up, measured
-interleaved so that all three see the same machine load; accelsim's output is checked against
-ORT's bit for bit on every shape.
+(2 * M * K * N per GEMM). Each figure is the best of N timed runs after a warm-up; accelsim and
+ORT are measured interleaved so that both see the same machine load, numpy separately afterwards
+(OpenBLAS threads keep spinning after a call and would steal the CPU from the next measurement).
+accelsim's output is checked against ORT's bit for bit on every shape.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from accelsim.kernels import int_gemm, vnni
 SHAPES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (128, 768, 3072)]
 
 
-def _ort_matmul_integer(m: int, k: int, n: int):
+def _ort_matmul_integer(m: int, k: int, n: int, threads: int):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -30,7 +31,9 @@ def _ort_matmul_integer(m: int, k: int, n: int):
         [helper.make_tensor_value_info("Y", TensorProto.INT32, [m, n])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return lambda a, b: session.run(None, {"A": a, "B": b})[0]
 
 
@@ -49,18 +52,21 @@ def _best_times(fns: dict, repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for accelsim and ORT (numpy: BLAS default)")
     args = parser.parse_args()
+    vnni.set_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"cpus={os.cpu_count()} vnni={vnni.AVAILABLE} (accelsim path: {'vnni' if vnni.AVAILABLE else 'blas'})")
+    print(f"cpus={os.cpu_count()} threads={args.threads} vnni={vnni.AVAILABLE} (accelsim path: {'vnni' if vnni.AVAILABLE else 'blas'})")
     print(f"{'M x K x N':>18} | {'accelsim':>9} | {'ORT':>9} | {'np fp32':>9} | accelsim/ORT   [GOP/s]")
     for m, k, n in SHAPES:
         a = rng.integers(0, 256, (m, k), dtype=np.uint8)
         b = rng.integers(-128, 128, (k, n)).astype(np.int8)
         af, bf = a.astype(np.float32), b.astype(np.float32)
-        ort_mm = _ort_matmul_integer(m, k, n)
+        ort_mm = _ort_matmul_integer(m, k, n, args.threads)
         if not np.array_equal(int_gemm(a, b).values, ort_mm(a, b)):
             raise SystemExit(f"accelsim and ORT disagree on {m}x{k}x{n}")
-        best = _best_times({"accelsim": lambda: int_gemm(a, b), "ort": lambda: ort_mm(a, b), "np": lambda: af @ bf}, args.repeats)
+        best = _best_times({"accelsim": lambda: int_gemm(a, b), "ort": lambda: ort_mm(a, b)}, args.repeats)
+        best |= _best_times({"np": lambda: af @ bf}, args.repeats)
         gops = {name: 2 * m * k * n / t / 1e9 for name, t in best.items()}
         print(f"{f'{m}x{k}x{n}':>18} | {gops['accelsim']:9.1f} | {gops['ort']:9.1f} | {gops['np']:9.1f} | {gops['accelsim'] / gops['ort']:.2f}")
 

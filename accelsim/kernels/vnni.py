@@ -103,16 +103,33 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ld
     return sig, codegen
 
 
-@njit(cache=True, nogil=True)
-def _interleave4(r0, r1, r2, r3, words):
-    """words[j] = bytes (r0[j], r1[j], r2[j], r3[j]): four k rows of one column as one int32."""
-    for j in range(words.shape[0]):
-        words[j] = (
-            np.int32(np.uint8(r0[j]))
-            | (np.int32(np.uint8(r1[j])) << 8)
-            | (np.int32(np.uint8(r2[j])) << 16)
-            | (np.int32(np.uint8(r3[j])) << 24)
-        )
+@intrinsic
+def _interleave_rows(typingctx, src, offset, stride, dst, dst_offset):
+    """dst words[j] (j < 64) = bytes src[offset + t * stride + j], t = 0..3: a 4 x 64 byte transpose.
+
+    Two shuffles interleave bytes (rows 0/1 and 2/3), a third interleaves the resulting 16-bit pairs.
+    """
+    sig = types.void(src, offset, stride, dst, dst_offset)
+
+    def codegen(context, builder, signature, args):
+        s_arr, start, row_stride, d_arr, d_start = args
+        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+        intp = context.get_value_type(types.intp)
+        v64 = ir.VectorType(i8, NR)
+        src_ptr = context.make_array(signature.args[0])(context, builder, s_arr).data
+        dst_ptr = context.make_array(signature.args[3])(context, builder, d_arr).data
+        rows = [
+            builder.load(builder.bitcast(builder.gep(src_ptr, [builder.add(start, builder.mul(row_stride, ir.Constant(intp, t)))]), v64.as_pointer()), align=1)
+            for t in range(4)
+        ]
+        mask = ir.Constant(ir.VectorType(i32, 2 * NR), [j // 2 + (j % 2) * NR for j in range(2 * NR)])
+        pairs01 = builder.bitcast(builder.shuffle_vector(rows[0], rows[1], mask), ir.VectorType(i16, NR))
+        pairs23 = builder.bitcast(builder.shuffle_vector(rows[2], rows[3], mask), ir.VectorType(i16, NR))
+        words = builder.shuffle_vector(pairs01, pairs23, mask)
+        builder.store(words, builder.bitcast(builder.gep(dst_ptr, [d_start]), ir.VectorType(i16, 2 * NR).as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
@@ -122,6 +139,7 @@ def _pack_b_panels(b, k4, packed, first, last):
     Every byte of a panel is written (zero padding included): the buffer is reused, not zeroed.
     """
     k_dim, n_dim = b.shape
+    flat = b.reshape(-1)
     words = packed.view(np.int32)
     for p in range(first, last):
         c0 = p * NR
@@ -130,8 +148,7 @@ def _pack_b_panels(b, k4, packed, first, last):
             base = (p * k4 + kk) * NR
             k0 = kk * 4
             if width == NR and k0 + 4 <= k_dim:
-                c1 = c0 + NR
-                _interleave4(b[k0, c0:c1], b[k0 + 1, c0:c1], b[k0 + 2, c0:c1], b[k0 + 3, c0:c1], words[base : base + NR])
+                _interleave_rows(flat, k0 * n_dim + c0, n_dim, words, base)
             else:
                 packed[base * 4 : (base + NR) * 4] = 0
                 for t in range(min(4, k_dim - k0)):
@@ -140,17 +157,32 @@ def _pack_b_panels(b, k4, packed, first, last):
 
 
 @njit(cache=True, nogil=True)
-def _pack_a(a, k4, flip_sign, packed):
-    """[M, K] uint8 (int8 + 128 when ``flip_sign``): per 6-row panel, per 4-k step, 6 words."""
-    m_dim, k_dim = a.shape
-    flip = np.uint8(128) if flip_sign else np.uint8(0)
-    packed[:] = 0
+def _pack_a_words(a_words, flip, packed):
+    """[M, K/4] int32 words (4 k bytes each) -> per 6-row panel, per 4-k step, 6 words (xor ``flip``)."""
+    m_dim, k4 = a_words.shape
     for p in range((m_dim + MR - 1) // MR):
-        base = p * k4 * MR * 4
-        for r in range(min(MR, m_dim - p * MR)):
-            row = a[p * MR + r]
-            for k in range(k_dim):
-                packed[base + ((k >> 2) * MR + r) * 4 + (k & 3)] = np.uint8(row[k]) ^ flip
+        rows = min(MR, m_dim - p * MR)
+        base = p * k4 * MR
+        if rows < MR:
+            packed[base : base + k4 * MR] = 0
+        for r in range(rows):
+            row = a_words[p * MR + r]
+            for kk in range(k4):
+                packed[base + kk * MR + r] = row[kk] ^ flip
+
+
+def _pack_a(a: np.ndarray, k4: int, packed: np.ndarray) -> None:
+    """Pack uint8/int8 A: 4 consecutive k bytes already form the little-endian word vpdpbusd reads.
+
+    int8 A is flipped to uint8 (``a + 128``: xor 0x80 in every byte) for the u8 x s8 instruction.
+    """
+    m_dim, k_dim = a.shape
+    flip = np.int32(-0x7F7F7F80) if a.dtype == np.int8 else np.int32(0)  # 0x80808080
+    if k_dim % 4:
+        padded = np.zeros((m_dim, k4 * 4), np.uint8)
+        padded[:, :k_dim] = a.view(np.uint8)
+        a = padded
+    _pack_a_words(np.ascontiguousarray(a).view(np.int32), flip, packed)
 
 
 @njit(cache=True, nogil=True)
@@ -206,6 +238,16 @@ def _workspace(name: str, size: int, dtype: type) -> np.ndarray:
     return buf[: size * np.dtype(dtype).itemsize].view(dtype)
 
 
+def set_threads(n: int) -> None:
+    """Use ``n`` threads for the GEMM (default: the CPUs this process may run on)."""
+    global _THREADS, _POOL
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    _POOL.shutdown(wait=True)
+    _THREADS = n
+    _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="accelsim-gemm")
+
+
 def _split(n: int, parts: int) -> list[tuple[int, int]]:
     step = -(-n // parts)
     return [(i, min(i + step, n)) for i in range(0, n, step)]
@@ -235,7 +277,7 @@ def vnni_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k4 = -(-k_dim // 4)
     a_packed = _workspace("a", m_panels * k4 * MR * 4, np.uint8)
     b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
-    _pack_a(np.ascontiguousarray(a.view(np.uint8)), k4, a.dtype == np.int8, a_packed)
+    _pack_a(a, k4, a_packed.view(np.int32))
     b = np.ascontiguousarray(b)
     if n_panels >= _THREADS:
         _in_parallel(_pack_and_run_columns, n_panels, a_packed.view(np.int32), b, k4, b_packed, out)
