@@ -30,7 +30,6 @@ Everything is closed-form integer arithmetic: the cost does not depend on the la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
 from typing import Literal, get_args
 
 Dataflow = Literal["os", "ws", "is"]
@@ -134,8 +133,8 @@ class SystolicArray:
         if min(m, k, n) < 1:
             raise ValueError(f"GEMM dimensions must be positive, got M={m} K={k} N={n}")
         mapping = GemmMapping.of(self.dataflow, m, k, n)
-        row_folds = ceil(mapping.row_dim / self.rows)
-        col_folds = ceil(mapping.col_dim / self.cols)
+        row_folds = -(-mapping.row_dim // self.rows)  # integer ceil: exact for any size
+        col_folds = -(-mapping.col_dim // self.cols)
         folds = row_folds * col_folds
         stream = mapping.streamed_dim
         if self.dataflow == "os":
