@@ -2,7 +2,7 @@
 local Dask cluster, the scaling factor, and the time a 1,000-point sweep takes (measured or extrapolated).
 
 The 1,000-point design space is array rows x cols (8..128) x dataflow (os, ws) x DRAM bandwidth
-(8..128 B/cycle) x filter SRAM (128..1024 KiB). Per-point cost varies about 5x across it (small arrays
+(8..128 B/cycle) x filter SRAM (128..1024 KiB). Per-point cost varies about 2.5x across it (small arrays
 have many more tiles), so the benchmark runs an evenly spaced sample of it, not its first points.
 
     python benchmarks/bench_sweep.py                 # 40-point sample per executor, extrapolate to 1,000

@@ -34,7 +34,7 @@ class SweepSpec(StrictModel):
     """A sweep as written in ``hwconfigs/sweeps/*.yaml`` (fields documented in docs/sweeps.md)."""
 
     schema_version: Literal[1]
-    name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a folder name, never ".."
     description: str = ""
     base: str = Field(min_length=1)
     axes: dict[str, list[Any]]
