@@ -27,8 +27,16 @@ EXAMPLES = """examples:
 """
 
 
-def summary(model: HardwareConfig | Workload) -> str:
+def summary(model: object) -> str:
     """One line that says what a file holds."""
+    from accelsim.config.sweep import Sweep
+
+    if isinstance(model, Sweep):
+        from accelsim.sweep.points import expand
+
+        points, pruned = expand(model)
+        return (f"sweep {model.name}: {len(points)} points ({model.spec.combine} over {', '.join(model.spec.axes)}; "
+                f"{pruned} configs pruned by constraints) on base {model.base_file}")
     if isinstance(model, Workload):
         return (
             f"workload {model.name}: {len(model.layers)} layers, batch {model.batch}, "
@@ -80,7 +88,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     model = load_any(args.file, args.set)
     print(summary(model))
-    print(workload_table(model) if isinstance(model, Workload) else hardware_table(model))
+    if isinstance(model, (Workload, HardwareConfig)):
+        print(workload_table(model) if isinstance(model, Workload) else hardware_table(model))
     return 0
 
 

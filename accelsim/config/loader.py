@@ -60,14 +60,23 @@ def kind_of(doc: dict[str, Any], file: str) -> str:
         return "workload"
     if "array" in doc:
         return "hardware"
+    if "axes" in doc:
+        return "sweep"
     raise AccelsimError(
-        "cannot tell what this file describes", file=file, allowed="a workload (with 'layers') or a hardware config (with 'array')"
+        "cannot tell what this file describes", file=file,
+        allowed="a workload (with 'layers'), a hardware config (with 'array') or a sweep spec (with 'axes')",
     )
 
 
-def load_any(path: str | Path, overrides: Sequence[str] = ()) -> HardwareConfig | Workload:
-    """Load a file that may be either kind (for ``accelsim validate`` and ``accelsim show``)."""
+def load_any(path: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """Load a workload, hardware config or sweep spec, whichever the file is (``validate``, ``show``)."""
     file = str(path)
     doc = read_yaml_mapping(path)
-    model = Workload if kind_of(doc, file) == "workload" else HardwareConfig
-    return _from_doc(model, doc, overrides, file)
+    kind = kind_of(doc, file)
+    if kind == "sweep":
+        from accelsim.config.sweep import load_sweep  # the sweep loader builds on this module
+
+        if overrides:
+            raise AccelsimError("--set applies to hardware and workload files, not sweep specs", file=file)
+        return load_sweep(path)
+    return _from_doc(Workload if kind == "workload" else HardwareConfig, doc, overrides, file)
