@@ -182,6 +182,9 @@ def test_scale_accumulator_and_minmax_match_reference(rows, ch, seed):
     acc = rng.integers(-(1 << 24), 1 << 24, (rows, ch))
     rs, cs, b = rng.uniform(1e-3, 1, rows).astype(np.float32), rng.uniform(1e-3, 1, ch).astype(np.float32), rng.normal(size=ch).astype(np.float32)
     np.testing.assert_array_equal(scale_accumulator(acc, rs, cs, b, axis=1), ref.ref_scale_accumulator(acc, rs, cs, b))
+    np.testing.assert_array_equal(
+        scale_accumulator(acc, rs, cs, b, axis=1, channel_scale_first=True), ref.ref_scale_accumulator(acc, rs, cs, b, True)
+    )
     x = rng.normal(size=(rows, ch)).astype(np.float32)
     for got, want in zip(row_minmax(x), ref.ref_minmax(x)):
         np.testing.assert_array_equal(got, want)

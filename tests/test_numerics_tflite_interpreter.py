@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm, scale_accumulator  # noqa: E402
-from accelsim.quant import QParams, dynamic_quantize, make_requant_params, requantize  # noqa: E402
+from accelsim.quant import QParams, dynamic_quantize, make_requant_params, requantize, run_layer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 RNG = np.random.default_rng(7)
@@ -136,3 +136,29 @@ def test_hybrid_fully_connected_float_output():
         centred = q.astype(np.int16) - qp.zero_point.astype(np.int16)[:, None]
         got = scale_accumulator(int_gemm(centred, w_q.T).values, qp.scale, s_w, interp.get_tensor(b_idx), axis=1)
         np.testing.assert_array_equal(got, want)
+
+
+def test_hybrid_conv_per_image_float_output():
+    """Dynamic-range CONV_2D (hybrid, per-channel): per-image asymmetric inputs; the layer API, flavour tflite.
+
+    TFLite's hybrid conv output is ``(float(acc) * s_w[c]) * s_x[image] + bias``: measured, it is the
+    only operation order of the three that matches (the FC kernel multiplies by ``s_x * s_w`` first).
+    """
+    shape = (3, 9, 8, 16)
+    inp = tf.keras.Input(shape[1:], batch_size=shape[0])
+    conv = tf.keras.layers.Conv2D(24, 3, strides=(2, 1), padding="valid")
+    model = tf.keras.Model(inp, conv(inp))
+    conv.set_weights([w + RNG.normal(size=w.shape).astype(np.float32) * 0.1 for w in conv.get_weights()])
+    interp = _interpreter(model, shape, full_int8=False)
+    x = (RNG.normal(size=shape) * 2).astype(np.float32)
+    op, details, want = _run_op(interp, x)
+    _, w_idx, b_idx = op["inputs"]
+    w_q = interp.get_tensor(w_idx)
+    s_w, _ = _quant(details[w_idx])
+    res = run_layer(
+        "conv2d", np.transpose(x, (0, 3, 1, 2)), np.transpose(w_q, (0, 3, 1, 2)).astype(np.float32) * s_w[:, None, None, None],
+        interp.get_tensor(b_idx), scheme="dynamic", flavour="tflite", stride=(2, 1),
+    )
+    np.testing.assert_array_equal(res.tensors["weight_q"].values, np.transpose(w_q, (0, 3, 1, 2)))
+    np.testing.assert_array_equal(res.tensors["weight_q"].qparams.scale, s_w)
+    np.testing.assert_array_equal(np.transpose(res.output, (0, 2, 3, 1)), want)

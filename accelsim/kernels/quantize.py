@@ -87,17 +87,20 @@ def _dequantize(q, scale, zp):
 
 
 @njit(cache=True)
-def _scale_accumulator(acc, row_scale, channel_scale, bias, fused):
+def _scale_accumulator(acc, row_scale, channel_scale, bias, fused, channel_scale_first):
     out = np.empty(acc.shape, dtype=np.float32)
     for o in range(acc.shape[0]):
         for c in range(acc.shape[1]):
             s = row_scale[o] * channel_scale[c]
             b = bias[c]
             for i in range(acc.shape[2]):
-                if fused:
-                    out[o, c, i] = fma_float32(np.float32(acc[o, c, i]), s, b)
+                a = np.float32(acc[o, c, i])
+                if channel_scale_first:
+                    out[o, c, i] = (a * channel_scale[c]) * row_scale[o] + b
+                elif fused:
+                    out[o, c, i] = fma_float32(a, s, b)
                 else:
-                    out[o, c, i] = np.float32(acc[o, c, i]) * s + b
+                    out[o, c, i] = a * s + b
     return out
 
 
@@ -173,11 +176,13 @@ def scale_accumulator(
     *,
     axis: int,
     fused: bool = False,
+    channel_scale_first: bool = False,
 ) -> np.ndarray:
     """Dynamic-quantization output ``float(acc) * float32(s_x[row] * s_w[c]) + bias[c]`` in float32.
 
     ``fused``: one rounding for multiply and add (an FMA, as PyTorch's fbgemm build does);
-    otherwise the product and the sum are rounded separately.
+    otherwise the product and the sum are rounded separately. ``channel_scale_first``:
+    ``(float(acc) * s_w[c]) * s_x[row] + bias[c]``, three roundings (TFLite's hybrid conv).
 
     Rows are the leading dims before ``axis`` (per-row or per-image activation scale), channels the
     ``axis`` dim (per-channel weight scale); scalars broadcast.
@@ -190,6 +195,7 @@ def scale_accumulator(
         channel_params(channel_scale, ch, np.float32),
         channel_params(0.0 if bias is None else bias, ch, np.float32),
         fused,
+        channel_scale_first,
     )
     return out.reshape(acc.shape)
 

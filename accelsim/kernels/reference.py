@@ -165,10 +165,16 @@ def ref_dequantize(q: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | in
     return (q.astype(np.int64) - np.asarray(zp, dtype=np.int64)).astype(np.float32) * np.asarray(scale, dtype=np.float32)
 
 
-def ref_scale_accumulator(acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float) -> np.ndarray:
-    """``float(acc) * float32(s_x[row] * s_w[c]) + bias`` with separate float32 roundings."""
-    s = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1) * np.asarray(channel_scale, dtype=np.float32).reshape(1, -1)
-    return acc2d.astype(np.float32) * s + np.asarray(bias, dtype=np.float32)
+def ref_scale_accumulator(
+    acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float,
+    channel_scale_first: bool = False,
+) -> np.ndarray:
+    """``float(acc) * float32(s_x[row] * s_w[c]) + bias`` (or ``(acc * s_w) * s_x + bias``), float32 roundings."""
+    rs = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1)
+    cs = np.asarray(channel_scale, dtype=np.float32).reshape(1, -1)
+    if channel_scale_first:
+        return (acc2d.astype(np.float32) * cs) * rs + np.asarray(bias, dtype=np.float32)
+    return acc2d.astype(np.float32) * (rs * cs) + np.asarray(bias, dtype=np.float32)
 
 
 def ref_scale_accumulator_fused(acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float) -> np.ndarray:

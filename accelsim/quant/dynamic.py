@@ -3,7 +3,8 @@
 At run time the vector unit reduces the float input to its range, derives scale and zero point,
 quantizes, the array accumulates int32, and the output is dequantized to float
 ``float32(acc) * float32(s_x[row] * s_w[c]) + bias[c]``, product and sum rounded separately
-(TFLite reference, ONNX standard ops) or fused into one FMA rounding (PyTorch fbgemm, measured).
+(TFLite reference, ONNX standard ops) or fused into one FMA rounding (PyTorch fbgemm, measured);
+TFLite's hybrid conv instead computes ``(float32(acc) * s_w[c]) * s_x[image] + bias[c]`` (measured).
 
 Parameter rules, each the framework's code line by line:
 - ``onnx`` (DynamicQuantizeLinear): float32 throughout, ``scale = (max - min) / 255``,
@@ -42,19 +43,20 @@ class DynamicFlavour:
     reduce_range: bool
     rule: QuantizeRule
     fused_output: bool  # output float(acc) * scale + bias with one rounding (FMA)
+    conv_channel_scale_first: bool  # conv output (float(acc) * s_w[c]) * s_x[image] + bias
     reference: str
 
 
 DYNAMIC_FLAVOURS: dict[str, DynamicFlavour] = {
     f.name: f
     for f in (
-        DynamicFlavour("tflite", "int8", "per_row", False, False, TFLITE_HYBRID, False,
+        DynamicFlavour("tflite", "int8", "per_row", False, False, TFLITE_HYBRID, False, True,
                        "TFLite hybrid FULLY_CONNECTED / CONV_2D, asymmetric_quantize_inputs=true"),
-        DynamicFlavour("tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID, False,
+        DynamicFlavour("tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID, False, True,
                        "TFLite hybrid kernels, asymmetric_quantize_inputs=false"),
-        DynamicFlavour("onnx", "uint8", "per_tensor", False, False, ONNX, False,
+        DynamicFlavour("onnx", "uint8", "per_tensor", False, False, ONNX, False, False,
                        "ONNX DynamicQuantizeLinear + MatMulInteger/ConvInteger (ORT quantize_dynamic)"),
-        DynamicFlavour("pytorch", "uint8", "per_tensor", False, True, FBGEMM_DYNAMIC, True,
+        DynamicFlavour("pytorch", "uint8", "per_tensor", False, True, FBGEMM_DYNAMIC, True, False,
                        "torch.ao.nn.quantized.dynamic.Linear (fbgemm, reduce_range=True)"),
     )
 }

@@ -197,7 +197,13 @@ def _run_dynamic(
         acc = layer.run_int(centred, w_q, 0, None, acc_bits, overflow)
     row_scale = x_qp.scale if x_qp.axis is not None else x_qp.scale[0]
     y = scale_accumulator(
-        acc.values, row_scale, w_qp.scale, bias_f, axis=layer.channel_axis % acc.values.ndim, fused=f.fused_output
+        acc.values,
+        row_scale,
+        w_qp.scale,
+        bias_f,
+        axis=layer.channel_axis % acc.values.ndim,
+        fused=f.fused_output,
+        channel_scale_first=f.conv_channel_scale_first and layer.kind == "conv2d",
     )
     y = _apply_float_activation(y, activation)
     tensors |= {
