@@ -38,29 +38,36 @@ AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw"
 
 
 @intrinsic
-def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ldc, accumulate):
-    """C[MR, NR] (at c_off, row stride ldc) (+)= sum over k4 steps of vpdpbusd(broadcast(A word), B vector)."""
-    sig = types.void(a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ldc, accumulate)
+def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, accumulate, c_out, c_out_off, c_out_ld):
+    """C_out[MR, NR] = (accumulate ? C_in : 0) + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
+
+    C_in and C_out are int32 arrays addressed by element offset and row stride; they may coincide.
+    """
+    sig = types.void(a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, accumulate, c_out, c_out_off, c_out_ld)
 
     def codegen(context, builder, signature, args):
-        a_arr, a_start, b_arr, b_start, steps, c_arr, c_start, c_ld, acc_flag = args
-        a_ty, _, b_ty, _, _, c_ty = signature.args[:6]
+        a_arr, a_start, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, acc_flag, cout_arr, cout_start, cout_ld = args
+        a_ty, _, b_ty, _, _, cin_ty = signature.args[:6]
+        cout_ty = signature.args[9]
         i32 = ir.IntType(32)
         vec = ir.VectorType(i32, _LANES)
         intp = context.get_value_type(types.intp)
         a_base = builder.gep(context.make_array(a_ty)(context, builder, a_arr).data, [a_start])
         b_base = builder.gep(context.make_array(b_ty)(context, builder, b_arr).data, [b_start])
-        c_base = builder.gep(context.make_array(c_ty)(context, builder, c_arr).data, [c_start])
+        cin_base = builder.gep(context.make_array(cin_ty)(context, builder, cin_arr).data, [cin_start])
+        cout_base = builder.gep(context.make_array(cout_ty)(context, builder, cout_arr).data, [cout_start])
         dpbusd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.x86.avx512.vpdpbusd.512")
         zero = ir.Constant(vec, None)
         splat_mask = ir.Constant(ir.VectorType(i32, _LANES), None)
-        c_ptrs = [
-            builder.bitcast(builder.gep(c_base, [builder.add(builder.mul(ir.Constant(intp, r), c_ld), ir.Constant(intp, v * _LANES))]), vec.as_pointer())
-            for r in range(MR)
-            for v in range(_NV)
-        ]
+        def tile_pointers(base, ld):
+            return [
+                builder.bitcast(builder.gep(base, [builder.add(builder.mul(ir.Constant(intp, r), ld), ir.Constant(intp, v * _LANES))]), vec.as_pointer())
+                for r in range(MR)
+                for v in range(_NV)
+            ]
+
         keep = builder.icmp_signed("!=", acc_flag, ir.Constant(acc_flag.type, 0))
-        inits = [builder.select(keep, builder.load(ptr, align=4), zero) for ptr in c_ptrs]
+        inits = [builder.select(keep, builder.load(ptr, align=4), zero) for ptr in tile_pointers(cin_base, cin_ld)]
         entry = builder.block
         loop = builder.append_basic_block("vnni.loop")
         done = builder.append_basic_block("vnni.done")
@@ -96,7 +103,7 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_flat, c_off, ld
             results.append(builder.phi(vec))
             results[-1].add_incoming(init, entry)
             results[-1].add_incoming(value, loop_end)
-        for result, ptr in zip(results, c_ptrs):
+        for result, ptr in zip(results, tile_pointers(cout_base, cout_ld)):
             builder.store(result, ptr, align=4)
         return context.get_dummy_value()
 
@@ -190,25 +197,37 @@ def _run_tiles(a_packed, b_packed, k4, out, p0, p1, q0, q1):
     """Output tiles of column panels [p0, p1) x row panels [q0, q1).
 
     A block of MC_PANELS row panels (384 rows: its packed A, <= 1 MiB for K <= 2730, stays in L2)
-    meets each column panel in turn; their C block accumulates in a contiguous buffer (96 KiB, no
-    power-of-two row stride to alias in the caches) while K runs in blocks of KC4 steps (the B
-    block, 16 KiB, stays in L1); the block is then copied out.
+    meets each column panel in turn. K runs in blocks of KC4 steps (the B block, 16 KiB, stays in
+    L1); partial sums live in a contiguous C block (96 KiB, no power-of-two row stride to alias in
+    the caches) and the last K block stores full tiles straight into ``out``; only edge tiles are
+    copied out of the block.
     """
     m_dim, n_dim = out.shape
+    flat = out.reshape(-1)
     block = np.empty(MC_PANELS * MR * NR, dtype=np.int32)
     for qb in range(q0, q1, MC_PANELS):
         q_end = min(qb + MC_PANELS, q1)
         for p in range(p0, p1):
-            cols = min(NR, n_dim - p * NR)
+            c0 = p * NR
+            cols = min(NR, n_dim - c0)
             for k_start in range(0, k4, KC4):
                 steps = min(KC4, k4 - k_start)
+                last = k_start + KC4 >= k4
                 b_off = (p * k4 + k_start) * NR
                 for q in range(qb, q_end):
                     a_off = (q * k4 + k_start) * MR
-                    _micro_kernel(a_packed, a_off, b_packed, b_off, steps, block, (q - qb) * MR * NR, NR, k_start > 0)
-            for row in range(qb * MR, min(q_end * MR, m_dim)):
-                src = (row - qb * MR) * NR
-                out[row, p * NR : p * NR + cols] = block[src : src + cols]
+                    b_pos = (q - qb) * MR * NR
+                    if last and cols == NR and m_dim - q * MR >= MR:
+                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, block, b_pos, NR, k_start > 0, flat, q * MR * n_dim + c0, n_dim)
+                    else:
+                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, block, b_pos, NR, k_start > 0, block, b_pos, NR)
+            for q in range(qb, q_end):
+                rows = min(MR, m_dim - q * MR)
+                if rows < MR or cols < NR:
+                    for r in range(rows):
+                        src = ((q - qb) * MR + r) * NR
+                        for j in range(cols):
+                            out[q * MR + r, c0 + j] = block[src + j]
 
 
 @njit(cache=True, nogil=True)
@@ -259,9 +278,10 @@ def _in_parallel(fn, n: int, *args) -> None:
     if len(chunks) == 1:
         fn(*args, 0, n)
         return
-    for future in [_POOL.submit(fn, *args, lo, hi) for lo, hi in chunks[1:]]:
-        future.result()
+    futures = [_POOL.submit(fn, *args, lo, hi) for lo, hi in chunks[1:]]
     fn(*args, *chunks[0])
+    for future in futures:
+        future.result()
 
 
 def vnni_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
