@@ -33,6 +33,9 @@ def _ort_matmul_integer(m: int, k: int, n: int, threads: int):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    # ORT's pool threads spin after each run by default; interleaved, they would steal the CPU from
+    # the next measurement (accelsim's). accelsim's pool threads block instead.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return lambda a, b: session.run(None, {"A": a, "B": b})[0]
 

@@ -125,14 +125,19 @@ def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:
     """Mask of outputs whose partial sums might leave ``[-hi-1, hi]``; None when none can.
 
-    First the O(1) bound ``|bias| + K * max|a - z| * max|b|`` (enough for int32 and K < 65794),
-    then per output ``|bias| + min(L1(row) * max|col|, max|row| * L1(col))`` (Hoelder).
+    First ``|bias| + K * max|a - z| * max|b|`` with the dtypes' extremes (O(1); enough for int32
+    and K < 65794), then with the data's extremes, then per output
+    ``|bias| + min(L1(row) * max|col|, max|row| * L1(col))`` (Hoelder).
     """
     if a.size == 0 or b.size == 0:
         return None
+    max_bias = int(np.abs(bias).max(initial=0))
+    a_info, b_info = np.iinfo(a.dtype), np.iinfo(b.dtype)  # dtype bounds first: no pass over the data
+    max_a = max(abs(a_info.min - a_zero_point), abs(a_info.max - a_zero_point))
+    if max_bias + a.shape[1] * max_a * max(abs(b_info.min), b_info.max) <= hi:
+        return None
     max_a = max(abs(int(a.min()) - a_zero_point), abs(int(a.max()) - a_zero_point))
     max_b = max(abs(int(b.min())), abs(int(b.max())))
-    max_bias = int(np.abs(bias).max(initial=0))
     if max_bias + a.shape[1] * max_a * max_b <= hi:
         return None
     abs_a = np.abs(a.astype(np.int64) - a_zero_point)

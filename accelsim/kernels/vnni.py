@@ -31,6 +31,7 @@ _LANES = 16
 _NV = NR // _LANES
 KC4 = 64  # K block of 256 bytes
 MC_PANELS = 64  # row panels (384 rows) per block
+PARALLEL_MIN_MACS = 1 << 25  # below ~33M MACs a thread hand-off costs more than it saves (measured)
 _features = llvm_binding.get_host_cpu_features()
 _THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="accelsim-gemm")
@@ -272,9 +273,9 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _in_parallel(fn, n: int, *args) -> None:
-    """Run ``fn(*args, first, last)`` over [0, n) on the thread pool (the kernels release the GIL)."""
-    chunks = _split(n, _THREADS)
+def _in_parallel(fn, n: int, threads: int, *args) -> None:
+    """Run ``fn(*args, first, last)`` over [0, n) on ``threads`` pool threads (the kernels release the GIL)."""
+    chunks = _split(n, threads)
     if len(chunks) == 1:
         fn(*args, 0, n)
         return
@@ -299,11 +300,12 @@ def vnni_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
     _pack_a(a, k4, a_packed.view(np.int32))
     b = np.ascontiguousarray(b)
-    if n_panels >= _THREADS:
-        _in_parallel(_pack_and_run_columns, n_panels, a_packed.view(np.int32), b, k4, b_packed, out)
+    threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
+    if n_panels >= threads:
+        _in_parallel(_pack_and_run_columns, n_panels, threads, a_packed.view(np.int32), b, k4, b_packed, out)
     else:
         _pack_b_panels(b, k4, b_packed, 0, n_panels)
-        _in_parallel(_run_rows, m_panels, a_packed.view(np.int32), b_packed.view(np.int32), k4, out)
+        _in_parallel(_run_rows, m_panels, threads, a_packed.view(np.int32), b_packed.view(np.int32), k4, out)
     if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
         out -= (128 * b.sum(axis=0, dtype=np.int64)).astype(np.int32)[None, :]
     return out
