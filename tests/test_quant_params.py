@@ -111,3 +111,16 @@ def test_scheme_and_mode_tables():
     assert set(REQUANT_MODES) == {"tflite", "tflite_single", "float_half_even", "fbgemm"}
     assert {f.activation_dtype for f in DYNAMIC_FLAVOURS.values()} == {"int8", "uint8"}
     assert DYNAMIC_FLAVOURS["pytorch"].reduce_range and DYNAMIC_FLAVOURS["tflite"].granularity == "per_row"
+
+
+def test_vectorized_quantize_multipliers_equal_the_scalar_transcription() -> None:
+    """The per-channel (numpy) QuantizeMultiplier gives the scalar TFLite transcription's bits, edge cases included."""
+    from accelsim.quant.multiplier import quantize_multiplier, quantize_multipliers
+
+    rng = np.random.default_rng(0)
+    edges = [0.0, 1.0, 0.5, 2.0**-31, 2.0**-32, 2.0**-33, 1 - 2.0**-40, 2.0**31, 1e-300, 0.999999999999]
+    reals = np.concatenate([rng.uniform(0, 1, 20000), 10 ** rng.uniform(-12, 3, 20000), edges])
+    for single in (False, True):
+        m0, shift = quantize_multipliers(reals, single_rounding=single)
+        scalar = [quantize_multiplier(float(r), single_rounding=single) for r in reals]
+        assert m0.tolist() == [s[0] for s in scalar] and shift.tolist() == [s[1] for s in scalar]

@@ -7,6 +7,7 @@ linear ``x[..., in]`` and weights ``[out, in]``; matmul ``x[..., K] @ weight[K, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,15 +102,18 @@ def _channel_broadcast(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 def _apply_float_activation(y: np.ndarray, activation: str | None) -> np.ndarray:
     if activation is None:
         return y
+    if activation not in ("relu", "relu6"):  # what the requant clamp can fuse; GELU runs after the layer
+        raise ValueError(f"unknown fused activation {activation!r}; allowed: None, 'relu', 'relu6'")
     y = np.maximum(y, np.float32(0))
     return np.minimum(y, np.float32(6)) if activation == "relu6" else y
 
 
-def _calibrated(qp: QParams | None, data: np.ndarray, dtype: str) -> QParams:
+def _calibrated(qp: QParams | None, data: Callable[[], np.ndarray], dtype: str) -> QParams:
+    """``qp`` if given, else min-max of ``data()`` (computed only then: the float reference is costly)."""
     if qp is not None:
         return qp
     obs = MinMaxObserver()
-    obs.observe(data)
+    obs.observe(data())
     return obs.qparams(dtype=dtype)
 
 
@@ -156,9 +160,12 @@ def run_layer(
     tensors = {"input": TensorRecord(x, "float32"), "weight": TensorRecord(weight, "float32")}
     if bias_f is not None:
         tensors["bias"] = TensorRecord(bias_f, "float32")
-    reference = _apply_float_activation(layer.run_float(x, weight, bias_f), activation)
+    def reference() -> np.ndarray:
+        return _apply_float_activation(layer.run_float(x, weight, bias_f), activation)
+
     if not sch.weights.quantized:
-        return LayerResult(kind, scheme, None, reference, tensors | {"output": TensorRecord(reference, "float32")}, geometry=geometry, settings=settings)
+        y = reference()
+        return LayerResult(kind, scheme, None, y, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings)
 
     w_qp = weight_qparams(weight, granularity=weight_granularity, axis=layer.weight_axis)
     w_q, _ = quantize_tensor(weight, w_qp)
@@ -223,7 +230,7 @@ def _run_static(
     mode_name: str,
     in_qp: QParams | None,
     out_qp: QParams | None,
-    reference: np.ndarray,
+    reference: Callable[[], np.ndarray],
     activation: str | None,
     acc_bits: int,
     overflow: str,
@@ -231,7 +238,7 @@ def _run_static(
     settings: dict[str, object],
 ) -> LayerResult:
     mode = get_mode(mode_name)
-    in_qp = _calibrated(in_qp, x, mode.activation_dtype)
+    in_qp = _calibrated(in_qp, lambda: x, mode.activation_dtype)
     out_qp = _calibrated(out_qp, reference, mode.activation_dtype)
     xq, in_sats = quantize_tensor(x, in_qp, mode.input_rule)
     s_x = float(in_qp.scale[0])

@@ -485,13 +485,15 @@ def run_values(
     tensors: WorkloadTensors | None = None,
     observer: str = "minmax",
     keep_results: Collection[str] = (),
+    qparams: dict[str, QParams] | None = None,
 ) -> NetworkValues:
     """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
 
     ``flavour`` is the dynamic flavour; static uses ``hw.requant.rounding`` and calibrates with
     ``observer``. ``tensors`` (from :func:`materialize`) takes precedence over ``seed``; pass the
     same object to every scheme to skip re-drawing. ``keep_results`` names layers whose
-    intermediates (every ``LayerResult``) are kept for ``accelsim explain``.
+    intermediates (every ``LayerResult``) are kept for ``accelsim explain``. ``qparams`` (from
+    :func:`calibrate`) skips static calibration, as a deployed model has its parameters already.
     """
     _check(scheme, flavour, observer)
     tensors = tensors if tensors is not None else materialize(workload, seed=seed)
@@ -502,7 +504,8 @@ def run_values(
         layers = _execute(workload, _FloatRun(num, tensors.params), tensors.inputs)
         return NetworkValues(workload.name, scheme, num.variant, layers)
     mode = hw.requant.rounding
-    qparams = calibrate(workload, tensors, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
+    if qparams is None:
+        qparams = calibrate(workload, tensors, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
     run = _StaticRun(_Numerics(scheme, mode, acc.bits, acc.overflow, keep), tensors.params, qparams)
     layers = _execute(workload, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations)
