@@ -105,16 +105,15 @@ def _load_pair(args: argparse.Namespace) -> tuple[Workload, HardwareConfig]:
     return load_workload(args.workload, args.set_workload), load_hardware(args.hw, args.set)
 
 
-def _progress(enabled: bool):  # noqa: ANN202
-    """A progress line on stderr for runs longer than a couple of seconds (terminals only)."""
-    if not enabled:
-        return None
+def _progress():  # noqa: ANN202
+    """A progress line on stderr, shown only when a run takes longer than two seconds (terminals only)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, delay=2, unit="scheme", leave=False, file=sys.stderr, disable=None)
+    bar = tqdm(total=None, delay=2, unit="step", leave=False, file=sys.stderr, disable=None,
+               bar_format="{desc} [{elapsed}]")
 
-    def step(scheme: str) -> None:
-        bar.set_description(f"simulating {scheme}")
+    def step(what: str) -> None:
+        bar.set_description(f"simulating: {what}")
         bar.update(1)
 
     return step
@@ -144,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
-                   timing_only=args.timing_only, log=True)
+                   timing_only=args.timing_only, log=True, progress=_progress())
     print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}"
           + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
     print(layer_table(run.rows, run.total))
@@ -165,7 +164,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
-                           timing_only=args.timing_only, log=True, progress=_progress(True))
+                           timing_only=args.timing_only, log=True, progress=_progress())
     print(f"{summary(workload)}\n{summary(hw)}")
     print(scheme_table([r.total for r in runs]))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")

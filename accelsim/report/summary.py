@@ -74,7 +74,8 @@ def scheme_rows(totals: list[LayerRecord]) -> tuple[list[str], list[list[str]]]:
             f"{(base.dram_read_bytes + base.dram_write_bytes) / traffic:.2f}x" if base and traffic else "-",
             f"{100 * t.utilization:.1f}",
             decibels(t.sqnr_db),
+            "-" if math.isnan(t.top1_agreement) else f"{100 * t.top1_agreement:.0f}",
         ])
     headers = ["scheme", "latency ms", "cycles", "speedup", "stalls", "weights MB", "ifmap MB", "ofmap MB",
-               "bias+scales MB", "DRAM MB", "traffic cut", "util %", "SQNR dB"]
+               "bias+scales MB", "DRAM MB", "traffic cut", "util %", "SQNR dB", "top-1 %"]
     return headers, body

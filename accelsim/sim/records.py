@@ -70,6 +70,7 @@ class LayerRecord:
     requant_saturations: int = 0
     sqnr_db: float = math.nan
     max_abs_error: float = math.nan
+    top1_agreement: float = math.nan
 
 
 def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> LayerRecord:
@@ -94,6 +95,7 @@ def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> La
         bound_by="",
         sqnr_db=math.nan,
         max_abs_error=math.nan,
+        top1_agreement=math.nan,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,16 @@ def simulate(
     timing_only: bool = False,
     log: bool = False,
     reference: Any = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SchemeRun:
-    """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors."""
+    """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
+
+    ``progress`` is told each step as it starts (for a progress display)."""
+    step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     per_tensor = flavour != "tflite"
+    step(f"{scheme}: timing")
     program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
     dram = dram_of(hw)
     run = Engine(program, None if ideal_memory else dram, log=log).run()
@@ -59,14 +65,19 @@ def simulate(
     if not timing_only:
         from accelsim.sim.values import run_values  # numerics only when asked: timing-only sweeps stay light
 
+        step(f"{scheme}: values")
         values = run_values(workload, hw, scheme, flavour=flavour)
         if reference is None:  # errors are always against fp32 on the same input
+            step("fp32 reference values")
             reference = values if scheme == "fp32" else run_values(workload, hw, "fp32")
     rows = _records(workload, hw, program, run, dram, values, reference)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     if values is not None and reference is not None:
         out = values.compare_to(reference)
-        total.sqnr_db, total.max_abs_error = out["__output__"].sqnr_db, out["__output__"].max_abs_error
+        at_output = out["__output__"]
+        total.sqnr_db, total.max_abs_error = at_output.sqnr_db, at_output.max_abs_error
+        if at_output.top1_agreement is not None:
+            total.top1_agreement = at_output.top1_agreement
     settings = {"scheme": scheme, "flavour": flavour if scheme == "dynamic" else None,
                 "requant_rounding": hw.requant.rounding if scheme == "static" else None,
                 "ideal_memory": ideal_memory, "timing_only": timing_only}
@@ -161,13 +172,13 @@ def compare_schemes(
     if not timing_only and "fp32" not in schemes:
         from accelsim.sim.values import run_values
 
+        if progress is not None:
+            progress("fp32 reference values")
         reference = run_values(workload, hw, "fp32")
     runs = []
     for scheme in sorted(schemes, key=lambda s: s != "fp32"):
-        if progress is not None:
-            progress(scheme)
         run = simulate(workload, hw, scheme, flavour=flavour, ideal_memory=ideal_memory, timing_only=timing_only,
-                       log=log, reference=reference)
+                       log=log, reference=reference, progress=progress)
         reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
         runs.append(run)
     return sorted(runs, key=lambda r: SCHEMES.index(r.scheme))
