@@ -2,7 +2,8 @@
 
 from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
-from accelsim.config.loader import DEFAULT_HARDWARE, load_any, load_hardware, load_workload
+from accelsim.config.any_config import load_any
+from accelsim.config.loader import DEFAULT_HARDWARE, load_hardware, load_workload
 from accelsim.config.workload import GEMM_LAYERS, LayerShapes, Workload
 
 __all__ = [

@@ -35,13 +35,14 @@ def resolve(name: str | Path, kind: str) -> Path:
     raise AccelsimError("file not found", file=str(name), allowed=f"a path, or a shipped {kind}: {', '.join(choices)}")
 
 
-def _from_doc(model: type[M], doc: dict[str, Any], overrides: Sequence[str], file: str) -> M:
+def validate_doc(model: type[M], doc: dict[str, Any], overrides: Sequence[str], file: str) -> M:
+    """Apply ``overrides`` to a loaded document and validate it as ``model``, errors naming ``file``."""
     return validate(model, apply_overrides(doc, overrides, file), file)
 
 
 def _load(model: type[M], path: str | Path, overrides: Sequence[str], kind: str) -> M:
     file = resolve(path, kind)
-    return _from_doc(model, read_yaml_mapping(file), overrides, str(file))
+    return validate_doc(model, read_yaml_mapping(file), overrides, str(file))
 
 
 def load_hardware(path: str | Path | None = None, overrides: Sequence[str] = ()) -> HardwareConfig:
@@ -52,31 +53,3 @@ def load_hardware(path: str | Path | None = None, overrides: Sequence[str] = ())
 def load_workload(path: str | Path, overrides: Sequence[str] = ()) -> Workload:
     """Load a workload and infer its shapes."""
     return _load(Workload, path, overrides, "workload")
-
-
-def kind_of(doc: dict[str, Any], file: str) -> str:
-    """Tell a workload from a hardware config by its top-level keys."""
-    if "layers" in doc:
-        return "workload"
-    if "array" in doc:
-        return "hardware"
-    if "axes" in doc:
-        return "sweep"
-    raise AccelsimError(
-        "cannot tell what this file describes", file=file,
-        allowed="a workload (with 'layers'), a hardware config (with 'array') or a sweep spec (with 'axes')",
-    )
-
-
-def load_any(path: str | Path, overrides: Sequence[str] = ()) -> Any:
-    """Load a workload, hardware config or sweep spec, whichever the file is (``validate``, ``show``)."""
-    file = str(path)
-    doc = read_yaml_mapping(path)
-    kind = kind_of(doc, file)
-    if kind == "sweep":
-        from accelsim.config.sweep import load_sweep  # the sweep loader builds on this module
-
-        if overrides:
-            raise AccelsimError("--set applies to hardware and workload files, not sweep specs", file=file)
-        return load_sweep(path)
-    return _from_doc(Workload if kind == "workload" else HardwareConfig, doc, overrides, file)

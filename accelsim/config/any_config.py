@@ -1,0 +1,44 @@
+"""Files of any kind: tell a workload, a hardware config and a sweep spec apart by their top-level keys.
+
+For ``accelsim validate`` and ``accelsim show``, which take whatever they are given. It sits above both
+the loader and the sweep spec (which builds on the loader), so neither imports the other back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from accelsim.config.errors import AccelsimError
+from accelsim.config.hardware import HardwareConfig
+from accelsim.config.loader import validate_doc
+from accelsim.config.sweep import load_sweep
+from accelsim.config.workload import Workload
+from accelsim.config.yaml_source import read_yaml_mapping
+
+
+def kind_of(doc: dict[str, Any], file: str) -> str:
+    """Tell a workload from a hardware config by its top-level keys."""
+    if "layers" in doc:
+        return "workload"
+    if "array" in doc:
+        return "hardware"
+    if "axes" in doc:
+        return "sweep"
+    raise AccelsimError(
+        "cannot tell what this file describes", file=file,
+        allowed="a workload (with 'layers'), a hardware config (with 'array') or a sweep spec (with 'axes')",
+    )
+
+
+def load_any(path: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """Load a workload, hardware config or sweep spec, whichever the file is (``validate``, ``show``)."""
+    file = str(path)
+    doc = read_yaml_mapping(path)
+    kind = kind_of(doc, file)
+    if kind == "sweep":
+        if overrides:
+            raise AccelsimError("--set applies to hardware and workload files, not sweep specs", file=file)
+        return load_sweep(path)
+    return validate_doc(Workload if kind == "workload" else HardwareConfig, doc, overrides, file)
