@@ -8,7 +8,7 @@ from accelsim.config import load_hardware, load_workload
 from accelsim.config.workload import GEMM_LAYERS
 from accelsim.lowering.gemm_view import gemm_view
 from accelsim.lowering.program import Lowerer, lower
-from accelsim.lowering.tiling import _bounds, weight_block_bytes
+from accelsim.lowering.tiling import tile_bounds, weight_block_bytes
 
 HARDWARE = ["default", "edge-npu", "gemmini", "eyeriss", "tpu-v1"]
 
@@ -28,11 +28,11 @@ def test_tiles_fit_their_buffer_halves_and_conserve_macs(hw_name: str, scheme: s
                 continue
             view, plan = layer.view, layer.plan
             gemm_macs += layer.macs
-            for m0, m1 in _bounds(view.m, plan.mt):
-                for k0, k1 in _bounds(view.k, plan.kt):
+            for m0, m1 in tile_bounds(view.m, plan.mt):
+                for k0, k1 in tile_bounds(view.k, plan.kt):
                     assert view.ifmap_footprint(m0, m1, k0, k1) * fmt.ifmap_sram <= halves.ifmap, layer.name
-            for k in _bounds(view.k, plan.kt):
-                for n in _bounds(view.n, plan.nt):
+            for k in tile_bounds(view.k, plan.kt):
+                for n in tile_bounds(view.n, plan.nt):
                     assert weight_block_bytes(view, fmt, k, n, sram=True) <= halves.filter, layer.name
             assert plan.mt * plan.nt * fmt.accumulator <= halves.ofmap, layer.name
         assert gemm_macs == workload.macs, (name, hw_name)

@@ -19,7 +19,7 @@ from accelsim.config.workload import GEMM_LAYERS, Add, AvgPool, Flatten, LayerNo
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import GemmView, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, operand_format
-from accelsim.lowering.tiling import BufferHalves, NoTileFits, TilePlan, _bounds, plan_gemm, weight_block_bytes
+from accelsim.lowering.tiling import BufferHalves, NoTileFits, TilePlan, tile_bounds, plan_gemm, weight_block_bytes
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -178,7 +178,7 @@ class Lowerer:
             input_bytes = input_elems * fmt.ifmap_dram
             tiles.append(Tile(input_bytes, 0, 0, 0, True, False, 0, "vector", self.vector.cycles(input_elems * RANGE_OPS),
                               "", 0, 0, 0, input_bytes, input_bytes, range_pass=True))
-        ms, ks, ns = _bounds(view.m, plan.mt), _bounds(view.k, plan.kt), _bounds(view.n, plan.nt)
+        ms, ks, ns = tile_bounds(view.m, plan.mt), tile_bounds(view.k, plan.kt), tile_bounds(view.n, plan.nt)
         loops = [(m, n, k) for n in ns for m in ms for k in ks] if plan.order == "nmk" else [
             (m, n, k) for m in ms for n in ns for k in ks
         ]

@@ -40,7 +40,7 @@ class TilePlan:
     estimated_cycles: float
 
 
-def _bounds(total: int, step: int) -> list[tuple[int, int]]:
+def tile_bounds(total: int, step: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
 
 
@@ -80,13 +80,13 @@ class _SpatialCache:
     def total(self, mt: int) -> int:
         """Sum over all M tiles of their spatial footprints."""
         if mt not in self._sums:
-            self._sums[mt] = sum(self.view.spatial_footprint(lo, hi) for lo, hi in _bounds(self.view.m, mt))
+            self._sums[mt] = sum(self.view.spatial_footprint(lo, hi) for lo, hi in tile_bounds(self.view.m, mt))
         return self._sums[mt]
 
     def worst(self, mt: int) -> int:
         """Largest spatial footprint of any M tile."""
         if mt not in self._worst:
-            self._worst[mt] = max(self.view.spatial_footprint(lo, hi) for lo, hi in _bounds(self.view.m, mt))
+            self._worst[mt] = max(self.view.spatial_footprint(lo, hi) for lo, hi in tile_bounds(self.view.m, mt))
         return self._worst[mt]
 
     def max_mt(self, budget: int, cap: int, align: int) -> int:
@@ -172,7 +172,7 @@ def _evaluate(
     tile_cycles: Callable[[int, int, int], int],
     bytes_per_cycle: float,
 ) -> TilePlan:
-    ms, ks, ns = _bounds(view.m, mt), _bounds(view.k, kt), _bounds(view.n, nt)
+    ms, ks, ns = tile_bounds(view.m, mt), tile_bounds(view.k, kt), tile_bounds(view.n, nt)
     x_bytes = spatial.total(mt) * sum(view.k_footprint(k0, k1) for k0, k1 in ks) * fmt.ifmap_dram
     w_bytes = weight_block_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
     if order == "nmk":

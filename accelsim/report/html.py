@@ -7,7 +7,7 @@ import re
 from html import escape
 
 from accelsim.report.document import Block, Bullets, Document, Image, Paragraph, Section, Table
-from accelsim.report.table import _is_number
+from accelsim.report.table import is_number
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -32,7 +32,7 @@ def _inline(text: str) -> str:
 
 
 def _table(table: Table) -> str:
-    numeric = [bool(table.rows) and all(_is_number(row[i]) for row in table.rows) for i in range(len(table.headers))]
+    numeric = [bool(table.rows) and all(is_number(row[i]) for row in table.rows) for i in range(len(table.headers))]
     cls = [' class="num"' if n else "" for n in numeric]
     head = "".join(f"<th{c}>{escape(h)}</th>" for h, c in zip(table.headers, cls))
     body = "".join("<tr>" + "".join(f"<td{c}>{escape(v)}</td>" for v, c in zip(row, cls)) + "</tr>" for row in table.rows)

@@ -16,7 +16,7 @@ def si(value: float, unit: str = "") -> str:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False) -> str:
     """Left-aligned text columns, right-aligned numbers; ``markdown`` adds pipes and a rule."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    numeric = [all(_is_number(r[i]) for r in cells[1:]) if rows else False for i in range(len(headers))]
+    numeric = [all(is_number(r[i]) for r in cells[1:]) if rows else False for i in range(len(headers))]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
@@ -31,7 +31,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markd
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text.split()[0].replace(",", "").rstrip("x%"))
     except (ValueError, IndexError):
