@@ -58,9 +58,15 @@ class _Memory:
         self.env = env
         self.dram = dram
         self.channels = simpy.Resource(env, capacity=dram.channels if dram else 1)
+        self._cycles: dict[int, int] = {}
 
     def cycles(self, n_bytes: int) -> int:
-        return 0 if self.dram is None else self.dram.transfer_cycles(n_bytes)
+        """Cycles of one transfer, memoized: tiles repeat a few sizes and the exact rate is a Fraction."""
+        if self.dram is None:
+            return 0
+        if n_bytes not in self._cycles:
+            self._cycles[n_bytes] = self.dram.transfer_cycles(n_bytes)
+        return self._cycles[n_bytes]
 
     def transfer(self, n_bytes: int):  # noqa: ANN201 - a SimPy process
         cycles = self.cycles(n_bytes)
