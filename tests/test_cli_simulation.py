@@ -96,3 +96,16 @@ def test_golden_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert data["output_q"].shape == (2, 32, 8, 8)
     assert json.loads(str(data["meta_json"]))["scheme"] == "static"
     assert run_cli(capsys, "golden", "tiny_cnn", "--layer", "add", "-o", str(out))[0] == 2
+
+
+@pytest.mark.parametrize("scheme", ["fp32", "woq", "dynamic", "static"])
+def test_explain_every_kind_of_layer(scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Attention matmuls (two activations, heads, alpha), a GELU linear and a vector-unit add, every scheme."""
+    for layer in ("attention.self.scores", "attention.self.context", "intermediate.dense", "attention.output.add"):
+        code, out, err = run_cli(capsys, "explain", "bert_base_layer", "--set-workload", "input_shape=[16, 768]",
+                                 "--layer", layer, "--scheme", scheme)
+        assert code == 0 and err == "" and out.startswith(f"layer {layer}"), (layer, err)
+    if scheme == "static":
+        assert "alpha 0.125 is folded into the requant multiplier" in run_cli(
+            capsys, "explain", "bert_base_layer", "--set-workload", "input_shape=[16, 768]", "--layer",
+            "attention.self.scores", "--scheme", "static")[1]

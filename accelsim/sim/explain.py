@@ -16,7 +16,7 @@ from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.lowering.program import LoweredLayer, lower
-from accelsim.quant import LayerResult, QParams
+from accelsim.quant import LayerResult, QParams, dequantize_tensor
 from accelsim.sim.values import run_values
 
 
@@ -130,15 +130,25 @@ def _accumulator(lv, hw: HardwareConfig) -> str:  # noqa: ANN001
 
 def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
     t = result.tensors
-    x, xq, w_q = t["input"], t["input_q"], t["weight_q"]
+    xq, w_q = t["input_q"], t["weight_q"]
     axis = 1 if kind == "conv2d" else -1
+    real = dequantize_tensor(xq.values, xq.qparams)
+    if kind == "matmul":
+        operand = (f"2. DRAM -> filter SRAM: the second operand is an activation too, {_qp(w_q.qparams)}, codes "
+                   f"{_fmt(w_q.values)}; its zero point is subtracted on the way into the array (9-bit operand); "
+                   f"alpha {result.settings.get('alpha', 1.0):g} is folded into the requant multiplier")
+    else:
+        operand = (f"2. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}, codes {_fmt(w_q.values)}"
+                   + (f"; bias int32 = round(b / (s_x * s_w[c])) = {_fmt(t['bias_q'].values)}" if "bias_q" in t else
+                      "; bias stays float32 and is added in the requant unit (fbgemm)"))
+    after = (f"; then {act} on the vector unit (dequantize, {act} in float32, quantize): {_fmt(lv.output)}"
+             if act not in ("none", "relu", "relu6") else "")
     lines = [
         f"1. DRAM -> ifmap SRAM: input activations are stored as {_qp(xq.qparams)} "
-        f"(real {_fmt(x.values)} -> codes {_fmt(xq.values)}); they are never float in memory",
-        f"2. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}, codes {_fmt(w_q.values)}"
-        + (f"; bias int32 = round(b / (s_x * s_w[c])) = {_fmt(t['bias_q'].values)}" if "bias_q" in t else
-           "; bias stays float32 and is added in the requant unit (fbgemm)"),
-        f"3. array: 8-bit x 8-bit products (16-bit), summed with the bias in the {_accumulator(lv, hw)}; "
+        f"(codes {_fmt(xq.values)} = real {_fmt(real)}); they are never float in memory",
+        operand,
+        f"3. array: 8-bit x 8-bit products (16-bit), summed{' with the bias' if 'bias_q' in t else ''} in the "
+        f"{_accumulator(lv, hw)}; "
         f"accumulators {_fmt(t['acc'].values)}",
         f"4. requant unit ({hw.requant.rounding}): int32 -> {result.requant.output.dtype}, "
         f"output {_qp(result.requant.output)}"
@@ -146,11 +156,20 @@ def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) ->
         *_requant_example(result, hw, axis),
         f"   {lv.requant_saturations} outputs saturated at the int8 range",
         f"5. DRAM: outputs stored as {result.requant.output.dtype} codes {_fmt(t['output_q'].values)} "
-        f"(real {_fmt(t['output'].values)})",
-        f"Answer: activations are int8 in memory; the output before {act if act != 'none' else 'the requant unit'} is the "
-        "int32 accumulator, never a float: the requant unit scales it straight to int8.",
+        f"(real {_fmt(t['output'].values)}){after}",
+        f"Answer: activations are int8 in memory; {_static_answer(act)}",
     ]
     return lines
+
+
+def _static_answer(act: str) -> str:
+    if act in ("relu", "relu6"):
+        return (f"the output before {act} is the int32 accumulator, never a float: the requant unit scales it to "
+                f"int8 and applies {act} as its clamp")
+    if act == "none":
+        return "the output is the int32 accumulator, scaled straight to int8 by the requant unit, never a float"
+    return (f"the layer output is requantized to int8; {act}, which a clamp cannot express, runs on the vector unit "
+            "in float32 between a dequantize and a quantize")
 
 
 def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
@@ -169,7 +188,7 @@ def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -
         f"5. array: {xq.qparams.dtype} (minus zero point) x int8 into the {_accumulator(lv, hw)}; "
         f"accumulators {_fmt(acc.values)}",
         f"6. vector unit: dequantize float32(acc) * (s_x * s_w[c]) + bias -> float32 {_fmt(pre)}"
-        + (f"; then {act} in float32 -> {_fmt(t['output'].values)}" if act != "none" else ""),
+        + (f"; then {act} in float32 -> {_fmt(lv.output)}" if act != "none" else ""),
         f"7. DRAM: outputs stored as float32, {t['output'].values.nbytes:,} bytes",
         f"Answer: yes, activations are stored in float32 under dynamic range quantization (int8 only between "
         f"the vector unit and the array), and the output before {act if act != 'none' else 'storing'} is float32, "
@@ -187,7 +206,7 @@ def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str
         f"1. DRAM: input activations float32 ({_fmt(t['input'].values)})",
         f"2. weights: {weights}",
         f"3. GEMM in float32 on {where}",
-        f"4. vector unit: bias and {act} in float32; outputs stored as float32 {_fmt(t['output'].values)}",
+        f"4. vector unit: bias and {act} in float32; outputs stored as float32 {_fmt(lv.output)}",
     ]
 
 
