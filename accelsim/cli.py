@@ -9,9 +9,11 @@ from pathlib import Path
 
 from accelsim.atomic_file import write_atomic
 from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any, load_hardware, load_workload
+from accelsim.config.loader import DEFAULT_HARDWARE, resolve
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
 from accelsim.report.table import format_table, si
 
+HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
 EXAMPLES = """examples:
   accelsim compare workloads/resnet18.yaml                 # all schemes on the default hardware
   accelsim report reports/resnet18/default-32x32           # report.md + report.html with plots (or --report)
@@ -351,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except AccelsimError as exc:
+        if exc.file is None and exc.path.split(".")[0] in HARDWARE_SECTIONS and hasattr(args, "hw"):
+            exc.file = str(resolve(args.hw or DEFAULT_HARDWARE, "hardware"))  # a config the simulation rejected
         print(f"accelsim: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -38,11 +38,14 @@ def layer_rows(rows: list[LayerRecord], total: LayerRecord) -> tuple[list[str], 
             _mb(r.dram_write_bytes),
             f"{100 * r.utilization:.1f}",
             r.bound_by or "-",
+            f"{r.accumulator_overflows:,}",
+            f"{r.requant_saturations:,}",
             decibels(r.sqnr_db),
         ]
         for r in rows + [total]
     ]
-    headers = ["layer", "type", "unit", "cycles", "compute", "stalls", "read MB", "write MB", "util %", "bound", "SQNR dB"]
+    headers = ["layer", "type", "unit", "cycles", "compute", "stalls", "read MB", "write MB", "util %", "bound",
+               "acc overflows", "requant sats", "SQNR dB"]
     return headers, body
 
 
