@@ -42,3 +42,12 @@ def test_bad_override_is_a_user_error(item: str, fragment: str, capsys: pytest.C
 def test_override_index_out_of_range() -> None:
     with pytest.raises(AccelsimError, match=r"index 99 out of range \(allowed: 0\.\.8\)"):
         load_workload("tiny_cnn", ["layers[99].stride=1"])
+
+
+def test_show_and_validate_take_shipped_names(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's `accelsim show gemmini --set array.rows=32`: shipped configs by name, from any folder."""
+    assert main(["show", "gemmini", "--set", "array.rows=32"]) == 0
+    assert "32x16 WS array" in capsys.readouterr().out
+    assert main(["validate", "tiny_cnn", "default"]) == 0
+    assert main(["show", "no_such_config"]) == 2
+    assert "no_such_config: file not found" in capsys.readouterr().err

@@ -12,10 +12,22 @@ from typing import Any
 
 from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
-from accelsim.config.loader import validate_doc
+from accelsim.config.loader import resolve, validate_doc
 from accelsim.config.sweep import load_sweep
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
+
+
+def _shipped(name: str | Path) -> Path:
+    """``name`` as given if it exists, else the shipped hardware config or workload of that name."""
+    if Path(name).exists():
+        return Path(name)
+    for kind in ("hardware", "workload"):
+        try:
+            return resolve(name, kind)
+        except AccelsimError:
+            continue
+    return Path(name)  # read_yaml_mapping reports the missing file
 
 
 def kind_of(doc: dict[str, Any], file: str) -> str:
@@ -34,6 +46,7 @@ def kind_of(doc: dict[str, Any], file: str) -> str:
 
 def load_any(path: str | Path, overrides: Sequence[str] = ()) -> Any:
     """Load a workload, hardware config or sweep spec, whichever the file is (``validate``, ``show``)."""
+    path = _shipped(path)
     file = str(path)
     doc = read_yaml_mapping(path)
     kind = kind_of(doc, file)
