@@ -80,3 +80,10 @@ def test_every_result_field_is_documented() -> None:
     doc = (ROOT / "docs/metrics.md").read_text()
     missing = [f.name for f in dataclass_fields(LayerRecord) if f"`{f.name}`" not in doc]
     assert not missing
+
+
+def test_readme_links_point_to_files() -> None:
+    links = re.findall(r"\]\(([^)#]+)\)", README)
+    assert links
+    missing = [link for link in links if not link.startswith("http") and not (ROOT / link).exists()]
+    assert not missing
