@@ -48,11 +48,13 @@ def simulate(
     timing_only: bool = False,
     log: bool = False,
     reference: Any = None,
+    tensors: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
 
-    ``progress`` is told each step as it starts (for a progress display)."""
+    ``tensors`` (from ``accelsim.sim.tensors.materialize``) lets several schemes share one draw of the
+    weights and inputs; ``progress`` is told each step as it starts (for a progress display)."""
     step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
@@ -63,13 +65,15 @@ def simulate(
     run = Engine(program, None if ideal_memory else dram, log=log).run()
     values = None
     if not timing_only:
-        from accelsim.sim.values import run_values  # numerics only when asked: timing-only sweeps stay light
+        from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
+        from accelsim.sim.values import run_values
 
         step(f"{scheme}: values")
-        values = run_values(workload, hw, scheme, flavour=flavour)
+        tensors = tensors if tensors is not None else materialize(workload)
+        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors)
         if reference is None:  # errors are always against fp32 on the same input
             step("fp32 reference values")
-            reference = values if scheme == "fp32" else run_values(workload, hw, "fp32")
+            reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
     rows = _records(workload, hw, program, run, dram, values, reference)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     if values is not None and reference is not None:
@@ -168,17 +172,20 @@ def compare_schemes(
     progress: Any = None,
 ) -> list[SchemeRun]:
     """Every scheme on the same workload and hardware; fp32 runs first as the error reference."""
-    reference = None
-    if not timing_only and "fp32" not in schemes:
+    reference = tensors = None
+    if not timing_only:
+        from accelsim.sim.tensors import materialize
         from accelsim.sim.values import run_values
 
-        if progress is not None:
-            progress("fp32 reference values")
-        reference = run_values(workload, hw, "fp32")
+        tensors = materialize(workload)  # one draw of weights and inputs for every scheme
+        if "fp32" not in schemes:
+            if progress is not None:
+                progress("fp32 reference values")
+            reference = run_values(workload, hw, "fp32", tensors=tensors)
     runs = []
     for scheme in sorted(schemes, key=lambda s: s != "fp32"):
         run = simulate(workload, hw, scheme, flavour=flavour, ideal_memory=ideal_memory, timing_only=timing_only,
-                       log=log, reference=reference, progress=progress)
+                       log=log, reference=reference, tensors=tensors, progress=progress)
         reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
         runs.append(run)
     return sorted(runs, key=lambda r: SCHEMES.index(r.scheme))
