@@ -17,7 +17,7 @@ Public API::
 from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import DYNAMIC_FLAVOURS, dynamic_quantize
 from accelsim.quant.golden import write_golden
-from accelsim.quant.layer import LayerResult, TensorRecord, run_layer
+from accelsim.quant.layer import LayerResult, TensorRecord, quantize_weight, run_layer
 from accelsim.quant.multiplier import quantize_multiplier, quantize_multipliers
 from accelsim.quant.observers import OBSERVERS, MinMaxObserver, MovingAverageMinMaxObserver, PercentileObserver
 from accelsim.quant.qparams import QParams, affine_qparams, dtype_range, symmetric_qparams, weight_qparams
@@ -51,6 +51,7 @@ __all__ = [
     "quantize_multipliers",
     "quantize_tensor",
     "requantize",
+    "quantize_weight",
     "run_layer",
     "symmetric_qparams",
     "weight_qparams",

@@ -117,6 +117,13 @@ def _calibrated(qp: QParams | None, data: Callable[[], np.ndarray], dtype: str) 
     return obs.qparams(dtype=dtype)
 
 
+def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel") -> tuple[np.ndarray, QParams]:
+    """int8 symmetric codes and parameters of a layer's weight, per output channel or per tensor."""
+    weight = np.asarray(weight, dtype=np.float32)
+    w_qp = weight_qparams(weight, granularity=granularity, axis=_Layer(kind, None).weight_axis)
+    return quantize_tensor(weight, w_qp)[0], w_qp
+
+
 def run_layer(
     kind: str,
     x: np.ndarray,
@@ -136,13 +143,16 @@ def run_layer(
     groups: int = 1,
     acc_bits: int = 32,
     overflow: str = "wrap",
+    weight_q: tuple[np.ndarray, QParams] | None = None,
 ) -> LayerResult:
     """Run one conv2d / linear / matmul layer under ``scheme`` (fp32, woq, dynamic, static).
 
     ``requant_mode`` selects the static requant unit (tflite, tflite_single, float_half_even,
     fbgemm) and with it the framework's input quantization rule and activation dtype;
     ``flavour`` the dynamic one (tflite, tflite_symmetric, onnx, pytorch). Static input/output
-    parameters default to min-max calibration on ``x`` and on the fp32 output.
+    parameters default to min-max calibration on ``x`` and on the fp32 output. ``weight_q`` is the
+    weight's codes and parameters from :func:`quantize_weight` when the caller keeps them between runs
+    (a prepared model), so they are not derived again.
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
@@ -167,8 +177,7 @@ def run_layer(
         y = reference()
         return LayerResult(kind, scheme, None, y, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings)
 
-    w_qp = weight_qparams(weight, granularity=weight_granularity, axis=layer.weight_axis)
-    w_q, _ = quantize_tensor(weight, w_qp)
+    w_q, w_qp = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity)
     tensors["weight_q"] = TensorRecord(w_q, w_qp.dtype, w_qp)
     if scheme == "woq":
         w_deq = dequantize_tensor(w_q, w_qp)

@@ -11,13 +11,14 @@ Weights may instead come from an ``.npz`` with keys ``<layer>.weight`` / ``<laye
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.config.errors import AccelsimError
 from accelsim.config.workload import INPUT, Conv2d, LayerBase, LayerNorm, LayerShapes, Linear, Workload, pair
+from accelsim.quant import QParams, quantize_weight
 
 BIAS_STD = 0.02
 LAYERNORM_STD = 0.02
@@ -31,6 +32,15 @@ class LayerParams:
 
     weight: np.ndarray
     bias: np.ndarray | None
+    _quantized: dict[tuple[str, str], tuple[np.ndarray, QParams]] = field(default_factory=dict, compare=False, repr=False)
+
+    def quantized_weight(self, kind: str, granularity: str = "per_channel") -> tuple[np.ndarray, QParams]:
+        """The weight's int8 codes and parameters, derived once and kept, as a deployed model keeps them:
+        every scheme and run that shares these tensors skips re-quantizing the weights."""
+        key = (kind, granularity)
+        if key not in self._quantized:
+            self._quantized[key] = quantize_weight(kind, self.weight, granularity)
+        return self._quantized[key]
 
 
 @dataclass(frozen=True)

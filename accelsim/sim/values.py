@@ -235,6 +235,12 @@ class _Numerics:
     overflow: str
     keep: frozenset[str]
 
+    def prepared(self, layer: LayerBase, params: LayerParams) -> dict[str, object]:
+        """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
+        if not SCHEMES[self.scheme].weights.quantized:
+            return {}
+        return {"weight_q": params.quantized_weight(_kind(layer))}
+
     def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
         scheme = scheme or self.scheme
         args: dict[str, object] = dict(scheme=scheme, acc_bits=self.acc_bits, overflow=self.overflow)
@@ -325,7 +331,7 @@ class _FloatRun:
         if isinstance(layer, (Conv2d, Linear)):
             assert params is not None  # materialize gives every conv / linear its weights
             res = run_layer(_kind(layer), inputs[0], params.weight, params.bias, activation=_fused(layer),
-                            **self.num.run_layer_args(), **_geometry(layer))
+                            **self.num.run_layer_args(), **self.num.prepared(layer, params), **_geometry(layer))
             y = res.output
             if layer.activation == "gelu":
                 self.observe(layer.name + PRE_ACTIVATION, y)
@@ -394,7 +400,7 @@ class _StaticRun:
             target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
             res = run_layer(_kind(layer), inputs[0].real(), params.weight, params.bias, activation=_fused(layer),
                             input_qparams=inputs[0].qparams, output_qparams=target,
-                            **self.num.run_layer_args(), **_geometry(layer))
+                            **self.num.run_layer_args(), **self.num.prepared(layer, params), **_geometry(layer))
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
             if gelu_after:
