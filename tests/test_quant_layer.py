@@ -102,3 +102,19 @@ def test_write_golden_roundtrip(tmp_path):
         meta = json.loads(str(z["meta_json"]))
     assert meta["scheme"] == "static" and meta["variant"] == "tflite" and meta["geometry"]["groups"] == 2
     assert meta["settings"]["activation"] == "relu6" and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("scheme", ["woq", "dynamic", "static"])
+def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
+    """run_layer(weight_q=quantize_weight(...)) is the same layer as quantizing the weights inside."""
+    from accelsim.quant import quantize_weight
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((8, 6, 3, 3)).astype(np.float32) * 0.2
+    b = rng.standard_normal(8).astype(np.float32) * 0.1
+    args = dict(scheme=scheme, stride=2, padding=1, activation="relu")
+    inside = run_layer("conv2d", x, w, b, **args)
+    kept = run_layer("conv2d", x, w, b, weight_q=quantize_weight("conv2d", w), **args)
+    for name, record in inside.tensors.items():
+        assert np.array_equal(record.values, kept.tensors[name].values), name
