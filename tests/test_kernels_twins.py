@@ -207,3 +207,16 @@ def test_saturating_accumulator_clamps_each_step(bits):
     hi = (1 << (bits - 1)) - 1
     got = int_gemm(a, b, bias=np.array([hi]), acc_bits=bits, overflow="saturate")
     assert got.values[0, 0] == hi - 128 and got.overflows == 1
+
+
+@pytest.mark.parametrize("shape,stride", [((2, 16, 7, 9), (1, 1)), ((1, 8, 8, 8), (2, 2)), ((3, 5, 9, 6), (2, 3)), ((1, 4, 1, 1), (1, 1))])
+def test_pointwise_im2col_fast_path_equals_the_window_loop(shape: tuple[int, ...], stride: tuple[int, int]) -> None:
+    """1x1 unpadded convolutions take a strided NCHW -> NHWC copy instead of the window loop: same rows, same K order."""
+    from accelsim.kernels.conv import ConvGeometry, _im2col, im2col
+
+    x = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
+    geometry = ConvGeometry.from_args(stride, 0, 1, 1)
+    oh, ow = geometry.output_size(shape[2], shape[3], 1, 1)
+    loop = _im2col(x, 1, 1, stride[0], stride[1], 0, 0, 1, 1, oh, ow, np.int8(0))
+    fast = im2col(x, 1, 1, geometry, 0)
+    assert fast.flags.c_contiguous and np.array_equal(fast, loop)

@@ -82,6 +82,10 @@ def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: f
     """Patches of NCHW ``x`` as rows ``[N*OH*OW, C*kh*kw]`` (K order c, ky, kx)."""
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
     pt, pl, _, _ = geometry.padding
+    if kh == kw == 1 and not any(geometry.padding):
+        # pointwise: every patch is one pixel's channels, so im2col is a strided NCHW -> NHWC copy
+        sh, sw = geometry.stride
+        return np.ascontiguousarray(x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
     pad = x.dtype.type(pad_value)
     return _im2col(np.ascontiguousarray(x), kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, pad)
 
