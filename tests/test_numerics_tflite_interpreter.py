@@ -63,7 +63,11 @@ def _same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_int8_conv_matches_builtin_ref(depthwise):
-    """CONV_2D (ReLU) and DEPTHWISE_CONV_2D (multiplier 2, ReLU6), SAME padding, stride 2: tflite mode."""
+    """CONV_2D (ReLU) and DEPTHWISE_CONV_2D (multiplier 2, ReLU6), SAME padding, stride 2: tflite mode.
+
+    Double rounding, measured on 80 random models: ``tflite`` matched all, ``tflite_single`` failed 27.
+    """
+    tf.keras.utils.set_random_seed(11 + depthwise)
     shape = (1, 9, 8, 4)
     inp = tf.keras.Input(shape[1:], batch_size=1)
     if depthwise:
@@ -93,21 +97,29 @@ def test_int8_conv_matches_builtin_ref(depthwise):
     np.testing.assert_array_equal(np.transpose(got, (0, 2, 3, 1)), want)
 
 
-def test_int8_fully_connected_matches_builtin_ref():
-    """FULLY_CONNECTED int8, odd sizes (7 x 33 -> 5)."""
+@pytest.mark.parametrize("seed", range(6))
+def test_int8_fully_connected_matches_builtin_ref(seed):
+    """FULLY_CONNECTED int8, odd sizes (7 x 33 -> 5): TF 2.21's BUILTIN_REF kernel rounds ONCE.
+
+    Measured on 120 random models: ``tflite_single`` matched every output; ``tflite`` (gemmlowp double
+    rounding, which CONV_2D uses: see the conv test) was off by one in 1 of 35 outputs of 10 models. The
+    seeds fix Keras' initializers so the test is the same every run.
+    """
+    tf.keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
     inp = tf.keras.Input((33,), batch_size=7)
     dense = tf.keras.layers.Dense(5)
     model = tf.keras.Model(inp, dense(inp))
-    dense.set_weights([w + RNG.normal(size=w.shape).astype(np.float32) * 0.1 for w in dense.get_weights()])
+    dense.set_weights([w + rng.normal(size=w.shape).astype(np.float32) * 0.1 for w in dense.get_weights()])
     interp = _interpreter(model, (7, 33), full_int8=True)
     (s_x,), (z_x,) = _quant(interp.get_input_details()[0])
-    x_q = RNG.integers(-128, 128, (7, 33)).astype(np.int8)
+    x_q = rng.integers(-128, 128, (7, 33)).astype(np.int8)
     op, details, want = _run_op(interp, x_q)
     _, w_idx, b_idx = op["inputs"]
     s_w, _ = _quant(details[w_idx])
     (s_y,), (z_y,) = _quant(details[op["outputs"][0]])
     acc = int_gemm(x_q, interp.get_tensor(w_idx).T, a_zero_point=int(z_x), bias=interp.get_tensor(b_idx)).values
-    got, _ = requantize(acc, make_requant_params("tflite", s_x, s_w, QParams(s_y, int(z_y), "int8")), axis=1)
+    got, _ = requantize(acc, make_requant_params("tflite_single", s_x, s_w, QParams(s_y, int(z_y), "int8")), axis=1)
     np.testing.assert_array_equal(got, want)
 
 
@@ -116,6 +128,7 @@ def test_hybrid_fully_connected_float_output():
 
     The kernel's temporaries (quantized input, scaling factors, offsets) are compared too.
     """
+    tf.keras.utils.set_random_seed(21)
     inp = tf.keras.Input((40,), batch_size=64)
     dense = tf.keras.layers.Dense(48)
     model = tf.keras.Model(inp, dense(inp))
@@ -144,6 +157,7 @@ def test_hybrid_conv_per_image_float_output():
     TFLite's hybrid conv output is ``(float(acc) * s_w[c]) * s_x[image] + bias``: measured, it is the
     only operation order of the three that matches (the FC kernel multiplies by ``s_x * s_w`` first).
     """
+    tf.keras.utils.set_random_seed(22)
     shape = (3, 9, 8, 16)
     inp = tf.keras.Input(shape[1:], batch_size=shape[0])
     conv = tf.keras.layers.Conv2D(24, 3, strides=(2, 1), padding="valid")
