@@ -172,15 +172,17 @@ def _evaluate(
     tile_cycles: Callable[[int, int, int], int],
     bytes_per_cycle: float,
 ) -> TilePlan:
-    ms, ks, ns = tile_bounds(view.m, mt), tile_bounds(view.k, kt), tile_bounds(view.n, nt)
-    x_bytes = spatial.total(mt) * sum(view.k_footprint(k0, k1) for k0, k1 in ks) * fmt.ifmap_dram
+    # closed forms over the distinct tile sizes: a search prices thousands of candidates
+    nm, nk, nn = -(-view.m // mt), -(-view.k // kt), -(-view.n // nt)
+    k_blocks = sum(view.k_footprint(0, size) * count for size, count in _sizes(view.k, kt))
+    x_bytes = spatial.total(mt) * k_blocks * fmt.ifmap_dram
     w_bytes = weight_block_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
     if order == "nmk":
-        x_passes = 1 if len(ms) == 1 and len(ks) == 1 else len(ns)
-        w_passes = 1 if len(ks) == 1 else len(ms)
+        x_passes = 1 if nm == 1 and nk == 1 else nn
+        w_passes = 1 if nk == 1 else nm
     else:
-        x_passes = 1 if len(ks) == 1 else len(ns)
-        w_passes = 1 if len(ns) == 1 and len(ks) == 1 else len(ms)
+        x_passes = 1 if nk == 1 else nn
+        w_passes = 1 if nn == 1 and nk == 1 else nm
     y_bytes = view.m * view.n * fmt.ofmap_dram
     dram = view.count * (x_bytes * x_passes + w_bytes * w_passes + y_bytes)
     compute = view.count * sum(
@@ -189,5 +191,5 @@ def _evaluate(
         for ks_, b in _sizes(view.k, kt)
         for ns_, c in _sizes(view.n, nt)
     )
-    tiles = view.count * len(ms) * len(ks) * len(ns)
+    tiles = view.count * nm * nk * nn
     return TilePlan(mt, kt, nt, order, dram, compute, tiles, max(compute, dram / bytes_per_cycle))
