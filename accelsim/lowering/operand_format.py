@@ -26,7 +26,6 @@ class OperandFormat:
     ofmap_dram: int
     bias_per_channel: int
     weight_scales_per_channel: int
-    runtime_scales_per_range: int  # scale and zero point computed at run time (dynamic)
     accumulator: int = 4  # int32 (or fp32) partial sums in the ofmap buffer
 
     @property
@@ -57,5 +56,4 @@ def operand_format(scheme: str, hw: HardwareConfig) -> OperandFormat:
         ofmap_dram=_bytes(plan.outputs.dram_dtype),
         bias_per_channel=_bytes(plan.bias.dram_dtype),
         weight_scales_per_channel=scales,
-        runtime_scales_per_range=8 if plan.activations.qparams_known == "runtime" else 0,
     )

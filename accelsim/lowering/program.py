@@ -57,15 +57,18 @@ class Tile:
 class LoweredLayer:
     name: str
     type: str
-    scheme: str
     tiles: tuple[Tile, ...]
     view: GemmView | None = None
     plan: TilePlan | None = None
-    b_is_activation: bool = False
 
     @property
     def macs(self) -> int:
         return sum(t.macs for t in self.tiles)
+
+    @property
+    def b_is_activation(self) -> bool:
+        """A matmul of two activations: its second operand is traffic of the ifmap class."""
+        return self.view is not None and self.view.b_is_activation
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,7 @@ class Lowerer:
                     sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
                     + (weight_block_bytes(view, fmt, k, n, sram=True) if new_w else 0) + mt * nt * fmt.accumulator,
                 ))
-        return LoweredLayer(shapes.layer.name, shapes.layer.type, fmt.scheme, tuple(tiles), view, plan,
-                            view.b_is_activation)
+        return LoweredLayer(shapes.layer.name, shapes.layer.type, tuple(tiles), view, plan)
 
     # -- vector work -------------------------------------------------------------------------------
     def vector_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
@@ -232,7 +234,7 @@ class Lowerer:
         static = self.fmt.scheme == "static"
         act = getattr(layer, "activation", "none")
         if isinstance(layer, Flatten):
-            return LoweredLayer(layer.name, layer.type, self.fmt.scheme, ())
+            return LoweredLayer(layer.name, layer.type, ())
         if isinstance(layer, (MaxPool, AvgPool)):
             if layer.global_pool:
                 window = prod(shapes.input_shapes[0][1:])
@@ -247,7 +249,7 @@ class Lowerer:
             raise TypeError(f"{layer.type} is not a vector layer")
         width = self.fmt.ofmap_dram  # activations between layers are stored as the scheme's outputs
         extra = 2 * prod(shapes.input_shapes[0][-1:]) * 4 if isinstance(layer, LayerNorm) else 0
-        return LoweredLayer(layer.name, layer.type, self.fmt.scheme,
+        return LoweredLayer(layer.name, layer.type,
                             self._chunks(in_elems * width, out_elems * width, ops, extra))
 
     def _chunks(self, in_bytes: int, out_bytes: int, ops: int, weight_bytes: int = 0) -> tuple[Tile, ...]:
@@ -263,7 +265,7 @@ class Lowerer:
 
     def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:
         """Quantize the network input / dequantize its output at the static scheme's boundary."""
-        return LoweredLayer(name, "quantize" if out_width < in_width else "dequantize", self.fmt.scheme,
+        return LoweredLayer(name, "quantize" if out_width < in_width else "dequantize",
                             self._chunks(elements * in_width, elements * out_width, elements))
 
 

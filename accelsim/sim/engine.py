@@ -25,7 +25,6 @@ from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile
 
 STALL_CAUSES = ("ifmap", "weights", "ofmap_buffer", "vector_unit", "range_pass")
-LANES = ("dma_in", "array", "vector", "requant", "dma_out")
 
 
 @dataclass
@@ -35,7 +34,6 @@ class LayerTiming:
     name: str
     compute_cycles: int = 0
     stall_cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_CAUSES, 0))
-    start_cycle: int = 0
     end_cycle: int = 0
     dram_read_bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("weights", "weight_scales", "bias", "ifmap"), 0))
     dram_write_bytes: int = 0
@@ -184,7 +182,6 @@ class Engine:
         env = self.env
         for li, layer in enumerate(self.program.layers):
             timing = self.timings[li]
-            timing.start_cycle = int(env.now)
             drains = []
             holding = {"ifmap": False, "weights": False, "ofmap": False}
             for ti, tile in enumerate(layer.tiles):

@@ -16,20 +16,6 @@ from typing import Any
 
 from accelsim.atomic_file import write_atomic
 
-STALL_FIELDS = (
-    "stall_cycles_ifmap",
-    "stall_cycles_weights",
-    "stall_cycles_ofmap_buffer",
-    "stall_cycles_vector_unit",
-    "stall_cycles_range_pass",
-)
-READ_FIELDS = (
-    "dram_read_bytes_weights",
-    "dram_read_bytes_weight_scales",
-    "dram_read_bytes_bias",
-    "dram_read_bytes_ifmap",
-)
-
 
 @dataclass
 class LayerRecord:
