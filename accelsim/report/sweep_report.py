@@ -14,14 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.atomic_file import write_atomic
 from accelsim.report.conclusions import duration
 from accelsim.report.document import Document, Image, Paragraph, Section, Table
-from accelsim.report.html import render_html
-from accelsim.report.markdown import FIGURE_DIR, render_markdown
 from accelsim.report.palette import ordered_schemes, scheme_styles
 from accelsim.report.svg_figure import svg_bytes
 from accelsim.report.sweep_plots import heatmaps, pareto
+from accelsim.report.writer import write_document
 from accelsim.sweep.store import read_meta, read_rows
 
 Row = dict[str, Any]
@@ -150,10 +148,4 @@ def sweep_document(folder: Path) -> Document:
 def write_sweep_report(folder: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` (+ figures) and ``report.html`` into the sweep's folder; returns their paths."""
     folder = Path(folder)
-    document = sweep_document(folder)
-    figures = folder / FIGURE_DIR
-    written = {write_atomic(figures / f"{image.name}.svg", image.svg) for image in document.images}
-    for stale in set(figures.glob("*.svg")) - written:
-        stale.unlink()
-    return write_atomic(folder / "report.md", render_markdown(document)), write_atomic(folder / "report.html",
-                                                                                       render_html(document))
+    return write_document(folder, sweep_document(folder))
