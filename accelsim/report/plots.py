@@ -17,10 +17,8 @@ from matplotlib.ticker import FuncFormatter
 
 from accelsim.report.cycle_accounting import ARRAY_COMPUTE, BUSY_UNITS, EXPOSED, STALL_CAUSES, VECTOR_LAYERS
 from accelsim.report.palette import LANE_COLORS, SeriesStyle
-from accelsim.report.svg_figure import new_figure, report_style
+from accelsim.report.svg_figure import WIDTH_IN, new_figure, report_style
 from accelsim.report.table import si
-
-WIDTH_IN = 7.5
 
 PART_COLORS = {
     ARRAY_COMPUTE: LANE_COLORS["array"],

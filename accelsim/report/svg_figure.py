@@ -14,6 +14,9 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+#: every report figure is this wide, so plots line up on the page
+WIDTH_IN = 7.5
+
 _STYLE = {
     "svg.hashsalt": "accelsim",
     "svg.fonttype": "none",  # text stays text: small files, selectable labels

@@ -15,9 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from accelsim.report.palette import SeriesStyle
-from accelsim.report.svg_figure import new_figure, report_style
-
-WIDTH_IN = 7.5
+from accelsim.report.svg_figure import WIDTH_IN, new_figure, report_style
 
 
 def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:

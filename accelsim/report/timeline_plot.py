@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from matplotlib.figure import Figure
 
 from accelsim.report.palette import LANE_COLORS, LANE_LABELS, LANE_ORDER, SeriesStyle
-from accelsim.report.plots import SI_TICKS, WIDTH_IN
+from accelsim.report.plots import SI_TICKS
 from accelsim.report.results import TimelineEvent
-from accelsim.report.svg_figure import new_figure, report_style
+from accelsim.report.svg_figure import WIDTH_IN, new_figure, report_style
 
 MAX_SUBROWS = 4
 
