@@ -186,44 +186,45 @@ class Lowerer:
             (m, n, k) for m in ms for n in ns for k in ks
         ]
         useful_fraction = view.useful_macs / view.macs
-        for _ in range(view.count):
-            x_block = w_block = None
-            for m, n, k in loops:
-                new_x, new_w = (m, k) != x_block, (k, n) != w_block
-                x_block, w_block = (m, k), (k, n)
-                footprint = view.ifmap_footprint(m[0], m[1], k[0], k[1]) if new_x else 0
-                w_bytes = weight_block_bytes(view, fmt, k, n, sram=False) if new_w else 0
-                channels = (n[1] - n[0]) * (not view.b_is_activation) * new_w
-                pre = 0
-                if fmt.scheme == "dynamic" and new_x:
-                    pre += self.vector.cycles(footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor)))
-                if fmt.scheme == "woq" and new_w and not view.b_is_activation:
-                    pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
-                last = k[1] == view.k
-                mt, kt, nt = m[1] - m[0], k[1] - k[0], n[1] - n[0]
-                outputs = mt * nt if last else 0
-                post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
-                if view.b_is_activation and new_w and fmt.scheme == "dynamic":
-                    pre += self.vector.cycles((k[1] - k[0]) * (n[1] - n[0]) * DYNAMIC_QUANTIZE_OPS)
-                tiles.append(Tile(
-                    ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
-                    weight_bytes=w_bytes - channels * (fmt.bias_per_channel + fmt.weight_scales_per_channel),
-                    bias_bytes=channels * fmt.bias_per_channel,
-                    weight_scale_bytes=channels * fmt.weight_scales_per_channel,
-                    new_ifmap=new_x and not resident_input,
-                    new_weights=new_w,
-                    pre_vector_cycles=pre,
-                    unit=self.gemm_unit,
-                    compute_cycles=self.tile_cycles(mt, kt, nt),
-                    post_unit=post_unit,
-                    post_cycles=post_cycles,
-                    ofmap_bytes=outputs * fmt.ofmap_dram,
-                    macs=round(mt * kt * nt * useful_fraction),
-                    sram_read_bytes=self._array_reads(mt, kt, nt) + (k[0] > 0) * mt * nt * fmt.accumulator
-                    + outputs * fmt.accumulator,
-                    sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
-                    + (weight_block_bytes(view, fmt, k, n, sram=True) if new_w else 0) + mt * nt * fmt.accumulator,
-                ))
+        gemm: list[Tile] = []  # one GEMM's tiles; the layer's `count` GEMMs (groups, heads) repeat them
+        x_block = w_block = None
+        for m, n, k in loops:
+            new_x, new_w = (m, k) != x_block, (k, n) != w_block
+            x_block, w_block = (m, k), (k, n)
+            mt, kt, nt = m[1] - m[0], k[1] - k[0], n[1] - n[0]
+            footprint = view.ifmap_footprint(m[0], m[1], k[0], k[1]) if new_x else 0
+            w_bytes = weight_block_bytes(view, fmt, k, n, sram=False) if new_w else 0
+            channels = nt * (not view.b_is_activation) * new_w
+            pre = 0
+            if fmt.scheme == "dynamic" and new_x:
+                pre += self.vector.cycles(footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor)))
+            if fmt.scheme == "dynamic" and new_w and view.b_is_activation:
+                pre += self.vector.cycles(kt * nt * DYNAMIC_QUANTIZE_OPS)
+            if fmt.scheme == "woq" and new_w and not view.b_is_activation:
+                pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
+            last = k[1] == view.k
+            outputs = mt * nt if last else 0
+            post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
+            gemm.append(Tile(
+                ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
+                weight_bytes=w_bytes - channels * (fmt.bias_per_channel + fmt.weight_scales_per_channel),
+                bias_bytes=channels * fmt.bias_per_channel,
+                weight_scale_bytes=channels * fmt.weight_scales_per_channel,
+                new_ifmap=new_x and not resident_input,
+                new_weights=new_w,
+                pre_vector_cycles=pre,
+                unit=self.gemm_unit,
+                compute_cycles=self.tile_cycles(mt, kt, nt),
+                post_unit=post_unit,
+                post_cycles=post_cycles,
+                ofmap_bytes=outputs * fmt.ofmap_dram,
+                macs=round(mt * kt * nt * useful_fraction),
+                sram_read_bytes=self._array_reads(mt, kt, nt) + (k[0] > 0) * mt * nt * fmt.accumulator
+                + outputs * fmt.accumulator,
+                sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
+                + (weight_block_bytes(view, fmt, k, n, sram=True) if new_w else 0) + mt * nt * fmt.accumulator,
+            ))
+        tiles.extend(gemm * view.count)
         return LoweredLayer(shapes.layer.name, shapes.layer.type, tuple(tiles), view, plan)
 
     # -- vector work -------------------------------------------------------------------------------
