@@ -63,10 +63,10 @@ def simulate(
     program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
     dram = dram_of(hw)
     run = Engine(program, None if ideal_memory else dram, log=log).run()
-    values = None
+    values, errors = None, {}
     if not timing_only:
         from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
-        from accelsim.sim.values import run_values
+        from accelsim.sim.values import OUTPUT, run_values
 
         step(f"{scheme}: values")
         tensors = tensors if tensors is not None else materialize(workload)
@@ -74,11 +74,11 @@ def simulate(
         if reference is None:  # errors are always against fp32 on the same input
             step("fp32 reference values")
             reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
-    rows = _records(workload, hw, program, run, dram, values, reference)
+        errors = values.compare_to(reference)
+    rows = _records(workload, hw, program, run, dram, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
-    if values is not None and reference is not None:
-        out = values.compare_to(reference)
-        at_output = out["__output__"]
+    if errors:
+        at_output = errors[OUTPUT]
         total.sqnr_db, total.max_abs_error = at_output.sqnr_db, at_output.max_abs_error
         if at_output.top1_agreement is not None:
             total.top1_agreement = at_output.top1_agreement
@@ -88,8 +88,7 @@ def simulate(
     return SchemeRun(scheme, program, run, rows, total, values, settings)
 
 
-def _records(workload, hw, program, run, dram, values, reference) -> list[LayerRecord]:  # noqa: ANN001
-    errors = values.compare_to(reference) if values is not None and reference is not None else {}
+def _records(workload, hw, program, run, dram, values, errors) -> list[LayerRecord]:  # noqa: ANN001
     rows = []
     previous_end = 0
     for lowered, timing in zip(program.layers, run.layers):
