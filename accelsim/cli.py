@@ -122,20 +122,12 @@ def _progress():  # noqa: ANN202
 
 
 def _save(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, runs: list) -> Path:  # noqa: ANN001
-    from accelsim.sim.records import read_results, read_timeline, write_results, write_timeline
+    from accelsim.sim.records import update_results
     from accelsim.sim.simulation import results_folder, run_meta
 
     folder = results_folder(Path(args.out), workload, hw, args.set_workload, args.set)
-    rows = [row for run in runs for row in run.rows + [run.total]]
-    meta = run_meta(workload, hw, runs)
-    if (folder / "results.json").exists():  # keep other schemes' rows from earlier runs of this pair
-        old_rows, old_meta = read_results(folder)
-        fresh = {run.scheme for run in runs}
-        rows = [r for r in old_rows if r.scheme not in fresh] + rows
-        meta["runs"] = {**old_meta.get("runs", {}), **meta["runs"]}
-        meta["events"] = {**old_meta.get("events", {}), **meta["events"]}
-    write_results(folder, rows, meta)
-    write_timeline(folder, {**read_timeline(folder), **{run.scheme: run.engine.log for run in runs}})
+    update_results(folder, [row for run in runs for row in run.rows + [run.total]], run_meta(workload, hw, runs),
+                   {run.scheme: run.engine.log for run in runs})
     return folder
 
 

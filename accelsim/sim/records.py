@@ -112,6 +112,19 @@ def read_timeline(folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
     return {scheme: [tuple(e) for e in events] for scheme, events in json.loads(path.read_text()).items()}
 
 
+def update_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any],
+                   logs: dict[str, list[tuple[str, int, int, str]]]) -> None:
+    """Write these schemes' rows, meta and event logs into ``folder``, keeping other schemes' from
+    earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison)."""
+    if (folder / "results.json").exists():
+        old_rows, old_meta = read_results(folder)
+        fresh = {row.scheme for row in rows}
+        rows = [r for r in old_rows if r.scheme not in fresh] + rows
+        meta = {**meta, **{key: {**old_meta.get(key, {}), **meta[key]} for key in ("runs", "events")}}
+    write_results(folder, rows, meta)
+    write_timeline(folder, {**read_timeline(folder), **logs})
+
+
 def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
     """Load what ``write_results`` wrote (JSON is the lossless copy)."""
     doc = json.loads((Path(folder) / "results.json").read_text())
