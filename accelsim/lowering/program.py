@@ -66,6 +66,12 @@ class LoweredLayer:
         return sum(t.macs for t in self.tiles)
 
     @property
+    def unit(self) -> str:
+        """Where the layer's main work runs: ``array``, ``vector``, or ``none`` (a view); a dynamic range
+        pass ahead of an array layer's tiles does not count."""
+        return next((t.unit for t in self.tiles if not t.range_pass), "none")
+
+    @property
     def b_is_activation(self) -> bool:
         """A matmul of two activations: its second operand is traffic of the ifmap class."""
         return self.view is not None and self.view.b_is_activation

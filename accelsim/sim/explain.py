@@ -114,7 +114,7 @@ def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str
 
 def _units(lowered: LoweredLayer, hw: HardwareConfig) -> str:
     view = lowered.view
-    unit = lowered.tiles[-1].unit
+    unit = lowered.unit
     where = f"the {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array" if unit == "array" else "the vector unit"
     tiles = sum(not t.range_pass for t in lowered.tiles)
     return (f"GEMM: {view.count} x ({view.m} x {view.k}) . ({view.k} x {view.n}) on {where}, "

@@ -99,7 +99,7 @@ def _records(workload, hw, program, run, dram, values, errors) -> list[LayerReco
         compute = sum(t.compute_cycles for t in lowered.tiles if t.unit == "array")
         bound = roofline_bound(compute, read_total + timing.dram_write_bytes, dram)
         stalls = {f"stall_cycles_{k}": v for k, v in timing.stall_cycles.items()}
-        unit = next((t.unit for t in lowered.tiles if not t.range_pass), "none")  # not the dynamic range pass
+        unit = lowered.unit
         macs = lowered.macs
         layer_values = values.layers.get(lowered.name) if values is not None else None
         err = errors.get(lowered.name)
