@@ -41,26 +41,6 @@ def _model_classes(annotation: Any) -> list[type[BaseModel]]:
     return out
 
 
-def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """Follow ``loc`` (as pydantic reports it) from ``root`` to the model class that holds its end."""
-    current: list[type[BaseModel]] = [root]
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        nxt: list[type[BaseModel]] = []
-        for cls in current:
-            tagged = [c for c in current if _tag_of(c) == part]
-            if tagged:
-                nxt = tagged
-                break
-            if part in cls.model_fields:
-                nxt.extend(_model_classes(cls.model_fields[part].annotation))
-        if not nxt:
-            return None
-        current = nxt
-    return current[0] if len(current) == 1 else None
-
-
 def _tag_of(cls: type[BaseModel]) -> str | None:
     field = cls.model_fields.get("type")
     if field is None:
@@ -69,8 +49,9 @@ def _tag_of(cls: type[BaseModel]) -> str | None:
     return args[0] if len(args) == 1 and isinstance(args[0], str) else None
 
 
-def _user_loc(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Drop the parts pydantic adds that users never wrote: union tags and type names."""
+def _walk(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[type[BaseModel]]]:
+    """Follow a pydantic location from ``root``: the location as users wrote it (union tags and
+    pydantic's type names dropped) and the model classes that may hold its end (none past a scalar)."""
     out: list[str | int] = []
     current: list[type[BaseModel]] = [root]
     for part in loc:
@@ -81,12 +62,9 @@ def _user_loc(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str | 
             continue
         out.append(part)
         if isinstance(part, str):
-            nxt: list[type[BaseModel]] = []
-            for cls in current:
-                if part in cls.model_fields:
-                    nxt.extend(_model_classes(cls.model_fields[part].annotation))
-            current = nxt or current
-    return tuple(out)
+            current = [m for cls in current if part in cls.model_fields
+                       for m in _model_classes(cls.model_fields[part].annotation)]
+    return tuple(out), current
 
 
 def _listing(expected: str | None) -> str | None:
@@ -102,7 +80,7 @@ def _describe(value: Any) -> str:
 def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> AccelsimError:
     ctx = err.get("ctx") or {}
     original = ctx.get("error")
-    loc = _user_loc(root, tuple(err["loc"]))
+    loc = _walk(root, tuple(err["loc"]))[0]
     if isinstance(original, FieldError):
         return AccelsimError(
             original.message, file=file, path=format_path(loc + original.loc), allowed=original.allowed
@@ -110,9 +88,9 @@ def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> Ac
     kind = err["type"]
     allowed: Any = None
     if kind == "extra_forbidden":
-        parent = _model_at(root, tuple(err["loc"])[:-1])
+        parents = _walk(root, tuple(err["loc"])[:-1])[1]
         message = "unknown field"
-        allowed = sorted(parent.model_fields) if parent else None
+        allowed = sorted(parents[0].model_fields) if len(parents) == 1 else None
     elif kind == "missing":
         message = "required field is missing"
     elif kind == "literal_error":
