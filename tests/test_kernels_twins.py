@@ -217,6 +217,39 @@ def test_pointwise_im2col_fast_path_equals_the_window_loop(shape: tuple[int, ...
     x = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
     geometry = ConvGeometry.from_args(stride, 0, 1, 1)
     oh, ow = geometry.output_size(shape[2], shape[3], 1, 1)
-    loop = _im2col(x, 1, 1, stride[0], stride[1], 0, 0, 1, 1, oh, ow, np.int8(0))
+    loop = _im2col(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 1, 1, stride[0], stride[1], 0, 0, 1, 1, oh, ow, np.int8(0))
     fast = im2col(x, 1, 1, geometry, 0)
     assert fast.flags.c_contiguous and np.array_equal(fast, loop)
+
+
+def test_channels_last_memory_is_read_in_place_with_the_same_results() -> None:
+    """A conv's output is NCHW in shape and channels-last in memory; the next conv, the requant unit,
+    quantize and dequantize give the same bits on it as on a contiguous copy (and keep its layout)."""
+    from accelsim.kernels.conv import ConvGeometry, int_conv2d
+    from accelsim.kernels.quantize import dequantize, quantize
+    from accelsim.kernels.requant import requant_fixed_point
+
+    rng = np.random.default_rng(3)
+    geometry = ConvGeometry.from_args(1, 1, 1, 1)
+    x = rng.integers(-128, 128, (2, 8, 6, 5)).astype(np.int8)
+    w = rng.integers(-127, 128, (12, 8, 3, 3)).astype(np.int8)
+    acc = int_conv2d(x, w, geometry, x_zero_point=3).values
+    assert acc.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last in memory
+    want_acc, _ = ref.ref_int_conv2d(x, w, stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1, x_zero_point=3,
+                                     bias=None, acc_bits=32, overflow="wrap")
+    np.testing.assert_array_equal(acc, want_acc)
+    dense = np.ascontiguousarray(acc)
+    m0, shift = rng.integers(1 << 30, (1 << 31) - 1, 12), rng.integers(-12, -6, 12)
+    args = dict(zero_point=-3, act_min=-128, act_max=127, sat_min=-128, sat_max=127, single_rounding=False, axis=1)
+    codes, sats = requant_fixed_point(acc, m0, shift, **args)
+    want, want_sats = requant_fixed_point(dense, m0, shift, **args)
+    np.testing.assert_array_equal(codes, want)
+    assert sats == want_sats and codes.transpose(0, 2, 3, 1).flags.c_contiguous
+    codes8, w2 = codes.astype(np.int8), rng.integers(-127, 128, (4, 12, 3, 3)).astype(np.int8)
+    np.testing.assert_array_equal(int_conv2d(codes8, w2, geometry, x_zero_point=-3).values,
+                                  int_conv2d(np.ascontiguousarray(codes8), w2, geometry, x_zero_point=-3).values)
+    real = dequantize(codes, np.float32(0.05), -3, axis=None)
+    np.testing.assert_array_equal(real, dequantize(np.ascontiguousarray(codes), np.float32(0.05), -3, axis=None))
+    scales = rng.uniform(0.01, 0.1, 12).astype(np.float32)
+    np.testing.assert_array_equal(quantize(real, scales, 0, qmin=-128, qmax=127, axis=1)[0],
+                                  quantize(np.ascontiguousarray(real), scales, 0, qmin=-128, qmax=127, axis=1)[0])

@@ -98,6 +98,7 @@ def test_write_golden_roundtrip(tmp_path):
         for name in ("input", "input_q", "weight_q", "bias_q", "acc", "output_q", "requant_multiplier", "requant_shift"):
             np.testing.assert_array_equal(z[name], res.tensors[name].values if name in res.tensors else getattr(res.requant, name.split("_", 1)[1]))
         assert z["weight_q"].dtype == np.int8 and z["acc"].dtype == np.int32
+        np.testing.assert_array_equal(z["output"], res.output)
         assert z["input_q_zero_point"][0] == res.tensors["input_q"].qparams.zero_point[0]
         meta = json.loads(str(z["meta_json"]))
     assert meta["scheme"] == "static" and meta["variant"] == "tflite" and meta["geometry"]["groups"] == 2
@@ -118,3 +119,4 @@ def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
     kept = run_layer("conv2d", x, w, b, weight_q=quantize_weight("conv2d", w), **args)
     for name, record in inside.tensors.items():
         assert np.array_equal(record.values, kept.tensors[name].values), name
+    assert np.array_equal(inside.output, kept.output)

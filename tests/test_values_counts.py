@@ -81,7 +81,11 @@ def test_vector_ops_match_pytorch(kernel: int, stride: int, padding: int) -> Non
     t = torch.from_numpy(x)
     assert np.array_equal(maxpool(x, mp, -np.inf), F.max_pool2d(t, kernel, stride, padding).numpy())
     codes = (x * 20).astype(np.int8)  # on codes, padding with the dtype minimum
-    assert np.array_equal(maxpool(codes, mp, -128), F.max_pool2d(torch.from_numpy(codes.astype(np.float32)), kernel, stride, padding).numpy())
+    want = F.max_pool2d(torch.from_numpy(codes.astype(np.float32)), kernel, stride, padding).numpy()
+    assert np.array_equal(maxpool(codes, mp, -128), want)
+    channels_last = np.ascontiguousarray(codes.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # a conv output's layout
+    assert np.array_equal(maxpool(channels_last, mp, -128), want)
+    assert np.array_equal(maxpool(-np.abs(x), mp, 0.0), F.max_pool2d(F.pad(torch.from_numpy(-np.abs(x)), [padding] * 4, value=0.0), kernel, stride).numpy())
     expected = F.avg_pool2d(t, kernel, stride, padding, count_include_pad=False).numpy()
     assert np.allclose(avgpool(x, ap), expected, rtol=1e-6, atol=1e-6)
     seq = x.reshape(2, 27, 9)

@@ -4,6 +4,9 @@ Layouts follow PyTorch/ONNX: input NCHW, weights ``[O, C/groups, kh, kw]``. The 
 over ``(c, ky, kx)`` of one group, row-major, which fixes the accumulation order used by the
 saturating accumulator. Padding is filled with the input zero point so that padded taps add
 exactly ``(z_x - z_x) * w = 0``, as TFLite's "skip out-of-image taps" and ORT/PyTorch do.
+
+The array writes outputs pixel by pixel (GEMM rows), so an output is NCHW in shape but channels-last
+in memory (a transposed view, not a copy); im2col reads such an input in its memory order.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from accelsim.kernels.gemm import AccumulatorResult, int_gemm
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, int_gemm
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -58,23 +61,26 @@ class ConvGeometry:
 
 @njit(cache=True)
 def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
-    n_dim, c_dim, h_dim, w_dim = x.shape
-    cols = np.empty((n_dim * oh * ow, c_dim * kh * kw), dtype=x.dtype)
+    """Patches of an NHWC ``x`` (read in memory order) as rows with K order (c, ky, kx)."""
+    n_dim, h_dim, w_dim, c_dim = x.shape
+    taps = kh * kw
+    cols = np.empty((n_dim * oh * ow, c_dim * taps), dtype=x.dtype)
     for n in range(n_dim):
         for oy in range(oh):
             for ox in range(ow):
-                r = (n * oh + oy) * ow + ox
-                col = 0
-                for c in range(c_dim):
-                    for ky in range(kh):
-                        iy = oy * sh - pt + ky * dh
-                        for kx in range(kw):
-                            ix = ox * sw - pl + kx * dw
-                            if 0 <= iy < h_dim and 0 <= ix < w_dim:
-                                cols[r, col] = x[n, c, iy, ix]
-                            else:
-                                cols[r, col] = pad_value
-                            col += 1
+                row = cols[(n * oh + oy) * ow + ox]
+                for ky in range(kh):
+                    iy = oy * sh - pt + ky * dh
+                    for kx in range(kw):
+                        ix = ox * sw - pl + kx * dw
+                        tap = ky * kw + kx
+                        if 0 <= iy < h_dim and 0 <= ix < w_dim:
+                            pixel = x[n, iy, ix]
+                            for c in range(c_dim):
+                                row[c * taps + tap] = pixel[c]
+                        else:
+                            for c in range(c_dim):
+                                row[c * taps + tap] = pad_value
     return cols
 
 
@@ -87,7 +93,7 @@ def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: f
         sh, sw = geometry.stride
         return np.ascontiguousarray(x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
     pad = x.dtype.type(pad_value)
-    return _im2col(np.ascontiguousarray(x), kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, pad)
+    return _im2col(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, pad)
 
 
 def _group_slices(x: np.ndarray, w: np.ndarray, groups: int):
@@ -101,7 +107,14 @@ def _group_slices(x: np.ndarray, w: np.ndarray, groups: int):
 
 
 def _to_nchw(y2d: np.ndarray, n_dim: int, oh: int, ow: int) -> np.ndarray:
+    """GEMM rows (n, oy, ox) as an NCHW view, channels-last in memory."""
     return y2d.reshape(n_dim, oh, ow, -1).transpose(0, 3, 1, 2)
+
+
+def pack_conv_weights(w: np.ndarray, groups: int) -> tuple[PackedWeights, ...]:
+    """Each group's ``[C/g * kh * kw, O/g]`` GEMM operand of int8 ``w``, packed once for a prepared model."""
+    og = w.shape[0] // groups
+    return tuple(PackedWeights.of(w[g * og : (g + 1) * og].reshape(og, -1).T) for g in range(groups))
 
 
 def int_conv2d(
@@ -114,18 +127,20 @@ def int_conv2d(
     acc_bits: int = 32,
     overflow: str = "wrap",
     method: str = "auto",
+    packed: tuple[PackedWeights, ...] | None = None,
 ) -> AccumulatorResult:
-    """Integer conv2d into the accumulator, one GEMM per group: NCHW int32 (or int64) output."""
+    """Integer conv2d into the accumulator, one GEMM per group: NCHW int32 (or int64) output.
+
+    ``packed`` is :func:`pack_conv_weights` of ``w``, kept by the caller between calls."""
     n_dim, kh, kw = x.shape[0], w.shape[2], w.shape[3]
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
     out = np.empty((n_dim * oh * ow, w.shape[0]), dtype=np.int32 if acc_bits <= 32 else np.int64)
     overflows = 0
-    for cs, os_ in _group_slices(x, w, geometry.groups):
+    for g, (cs, os_) in enumerate(_group_slices(x, w, geometry.groups)):
         cols = im2col(x[:, cs], kh, kw, geometry, x_zero_point)
-        wmat = w[os_].reshape(w[os_].shape[0], -1).T
         part = int_gemm(
             cols,
-            wmat,
+            packed[g] if packed is not None else w[os_].reshape(w[os_].shape[0], -1).T,
             a_zero_point=x_zero_point,
             bias=None if bias is None else np.asarray(bias)[os_],
             acc_bits=acc_bits,
@@ -134,7 +149,7 @@ def int_conv2d(
         )
         out[:, os_] = part.values
         overflows += part.overflows
-    return AccumulatorResult(np.ascontiguousarray(_to_nchw(out, n_dim, oh, ow)), overflows)
+    return AccumulatorResult(_to_nchw(out, n_dim, oh, ow), overflows)
 
 
 def float_conv2d(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:

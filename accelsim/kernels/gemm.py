@@ -40,6 +40,23 @@ class AccumulatorResult:
     overflows: int
 
 
+@dataclass(frozen=True)
+class PackedWeights:
+    """A GEMM's ``[K, N]`` int8 weight operand prepared once, as ORT and fbgemm prepack a model's weights:
+    the contiguous codes, their column sums (zero-point corrections) and the VNNI panels."""
+
+    matrix: np.ndarray
+    col_sums: np.ndarray  # int64 [N]
+    vnni_panels: np.ndarray | None  # None where the host has no AVX512-VNNI
+
+    @classmethod
+    def of(cls, b: np.ndarray) -> "PackedWeights":
+        b = np.ascontiguousarray(b)
+        if b.ndim != 2 or b.dtype != np.int8:
+            raise ValueError(f"packed weights are int8 [K, N], got {b.dtype} {b.shape}")
+        return cls(b, b.sum(axis=0, dtype=np.int64), vnni.pack_b(b) if vnni.AVAILABLE else None)
+
+
 def accumulator_range(acc_bits: int) -> tuple[int, int]:
     """Smallest and largest value of a two's complement accumulator of ``acc_bits`` bits."""
     if not 2 <= acc_bits <= 64:
@@ -151,7 +168,7 @@ def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: 
 
 def int_gemm(
     a: np.ndarray,
-    b: np.ndarray,
+    b: np.ndarray | PackedWeights,
     *,
     a_zero_point: int = 0,
     bias: np.ndarray | None = None,
@@ -159,7 +176,11 @@ def int_gemm(
     overflow: str = "wrap",
     method: str = "auto",
 ) -> AccumulatorResult:
-    """Integer GEMM ``[M, K] x [K, N]`` (int8 or uint8 by int8) with the accumulator semantics above."""
+    """Integer GEMM ``[M, K] x [K, N]`` (int8 or uint8 by int8) with the accumulator semantics above.
+
+    ``b`` may be :class:`PackedWeights` (a prepared model's weights): same bits, no per-call packing."""
+    packed = b if isinstance(b, PackedWeights) else None
+    b = packed.matrix if packed is not None else b
     if overflow not in OVERFLOW_MODES:
         raise ValueError(f"overflow must be one of {OVERFLOW_MODES}, got {overflow!r}")
     if method not in GEMM_METHODS:
@@ -179,9 +200,10 @@ def int_gemm(
     use_vnni = vnni.AVAILABLE and acc_bits <= 32 and a.dtype in (np.uint8, np.int8) and b.dtype == np.int8
     if method == "vnni" and not use_vnni:
         raise ValueError("method 'vnni' needs AVX512-VNNI, uint8/int8 x int8 operands and acc_bits <= 32")
-    corrections = bias64 - np.int64(a_zero_point) * b.sum(axis=0, dtype=np.int64) if a_zero_point else bias64
+    col_sums = packed.col_sums if packed is not None else (b.sum(axis=0, dtype=np.int64) if a_zero_point or a.dtype == np.int8 else None)
+    corrections = bias64 - np.int64(a_zero_point) * col_sums if a_zero_point else bias64
     if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
-        values = vnni.vnni_product(a, b)
+        values = vnni.vnni_product(a, b, b_packed=packed.vnni_panels if packed is not None else None, b_col_sums=col_sums)
         if corrections.any():
             values += corrections.astype(np.int32)[None, :]
     else:

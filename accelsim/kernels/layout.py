@@ -6,7 +6,10 @@ axis (NCHW conv outputs: axis 1; GEMM outputs: last axis) and per-row (axis 0) p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numba import njit
 
 
 def channel_view(x: np.ndarray, axis: int | None) -> np.ndarray:
@@ -20,6 +23,30 @@ def channel_view(x: np.ndarray, axis: int | None) -> np.ndarray:
     return x.reshape(outer, x.shape[axis], inner)
 
 
+def elementwise_view(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """``[outer, channels, inner]`` view of ``x`` taken in its memory order, and the function giving a
+    result of the view's shape ``x``'s shape.
+
+    For kernels that treat every element alike but for its channel, which elements share an outer
+    index does not matter, so an axis permutation of a contiguous array (the NCHW view of a conv's
+    channels-last output) is read in place instead of copied; the result keeps that memory order.
+    """
+    order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
+    moved = x.transpose(order)
+    if not moved.flags.c_contiguous:
+        order, moved = list(range(x.ndim)), np.ascontiguousarray(x)
+    inverse = np.argsort(order)
+
+    def restore(out: np.ndarray) -> np.ndarray:
+        return out.reshape(moved.shape).transpose(inverse)
+
+    if axis is None:
+        return moved.reshape(1, 1, -1), restore
+    pos = order.index(axis % x.ndim)
+    outer = int(np.prod(moved.shape[:pos], dtype=np.int64))
+    return moved.reshape(outer, moved.shape[pos], -1), restore
+
+
 def channel_params(values: np.ndarray | float | int, channels: int, dtype: type) -> np.ndarray:
     """Broadcast a scalar or per-channel parameter to a contiguous 1-D array of ``channels`` entries."""
     arr = np.asarray(values, dtype=dtype).reshape(-1)
@@ -28,3 +55,20 @@ def channel_params(values: np.ndarray | float | int, channels: int, dtype: type)
     if arr.size != channels:
         raise ValueError(f"expected 1 or {channels} per-channel values, got {arr.size}")
     return np.ascontiguousarray(arr)
+
+
+@njit(cache=True)
+def _min_max(flat):
+    lo = flat[0]
+    hi = flat[0]
+    for v in flat:
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+def value_range(x: np.ndarray) -> tuple[int, int]:
+    """Smallest and largest value of a non-empty integer tensor, read in its memory order (one pass)."""
+    view, _ = elementwise_view(x, None)
+    lo, hi = _min_max(view.reshape(-1))
+    return int(lo), int(hi)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from accelsim.kernels.layout import channel_params, channel_view
+from accelsim.kernels.layout import channel_params, channel_view, elementwise_view
 
 
 @njit(cache=True)
@@ -142,7 +142,7 @@ def quantize(
     path computes ``127 / range`` instead). ``fused``: ``round(fma(x, 1/s, z))`` (implies reciprocal
     and zero point before rounding).
     """
-    view = channel_view(np.asarray(x, dtype=np.float32), axis)
+    view, restore = elementwise_view(np.asarray(x, dtype=np.float32), axis)
     ch = view.shape[1]
     scale_c = channel_params(scale, ch, np.float32)
     out, sats = _quantize(
@@ -157,15 +157,14 @@ def quantize(
         zero_point_before_rounding,
         fused,
     )
-    return out.reshape(np.shape(x)), int(sats)
+    return restore(out), int(sats)
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, *, axis: int | None = None) -> np.ndarray:
     """``float32(q - z) * s`` as ORT DequantizeLinear and PyTorch dequantize compute it."""
-    view = channel_view(q, axis)
+    view, restore = elementwise_view(np.asarray(q), axis)
     ch = view.shape[1]
-    out = _dequantize(view, channel_params(scale, ch, np.float32), channel_params(zero_point, ch, np.int64))
-    return out.reshape(q.shape)
+    return restore(_dequantize(view, channel_params(scale, ch, np.float32), channel_params(zero_point, ch, np.int64)))
 
 
 def scale_accumulator(

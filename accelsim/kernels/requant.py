@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from accelsim.kernels.layout import channel_params, channel_view
+from accelsim.kernels.layout import channel_params, elementwise_view
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -76,18 +76,29 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     return v, saturated
 
 
+@njit(cache=True, inline="always")
+def _requant_fixed_one(a, m, s, zp, act_min, act_max, sat_min, sat_max, single_rounding):
+    x = min(max(np.int64(a), INT32_MIN), INT32_MAX)
+    return _clamp_output(multiply_by_quantized_multiplier(x, m, s, single_rounding), zp, act_min, act_max, sat_min, sat_max)
+
+
 @njit(cache=True)
 def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding):
     out = np.empty(acc.shape, dtype=np.int32)
     sats = 0
+    if acc.shape[2] == 1:  # channels last: the channel loop innermost
+        for o in range(acc.shape[0]):
+            for c in range(acc.shape[1]):
+                v, sat = _requant_fixed_one(acc[o, c, 0], multiplier[c], shift[c], zp, act_min, act_max, sat_min, sat_max, single_rounding)
+                out[o, c, 0] = v
+                sats += sat
+        return out, sats
     for o in range(acc.shape[0]):
         for c in range(acc.shape[1]):
             m = np.int64(multiplier[c])
             s = np.int64(shift[c])
             for i in range(acc.shape[2]):
-                x = min(max(np.int64(acc[o, c, i]), INT32_MIN), INT32_MAX)
-                r = multiply_by_quantized_multiplier(x, m, s, single_rounding)
-                v, sat = _clamp_output(r, zp, act_min, act_max, sat_min, sat_max)
+                v, sat = _requant_fixed_one(acc[o, c, i], m, s, zp, act_min, act_max, sat_min, sat_max, single_rounding)
                 out[o, c, i] = v
                 sats += sat
     return out, sats
@@ -124,7 +135,7 @@ def requant_fixed_point(
     axis: int | None,
 ) -> tuple[np.ndarray, int]:
     """TFLite fixed-point requant of ``acc`` with per-channel (``axis``) or per-tensor M0/shift."""
-    view = channel_view(acc, axis)
+    view, restore = elementwise_view(acc, axis)
     ch = view.shape[1]
     out, sats = _requant_fixed(
         view,
@@ -137,7 +148,7 @@ def requant_fixed_point(
         sat_max,
         single_rounding,
     )
-    return out.reshape(acc.shape), int(sats)
+    return restore(out), int(sats)
 
 
 def requant_float(
@@ -153,7 +164,7 @@ def requant_float(
     axis: int | None,
 ) -> tuple[np.ndarray, int]:
     """fp32 requant ``rint((float(acc) + bias_term) * scale)`` (ORT MLAS / fbgemm)."""
-    view = channel_view(acc, axis)
+    view, restore = elementwise_view(acc, axis)
     ch = view.shape[1]
     out, sats = _requant_float(
         view,
@@ -165,4 +176,4 @@ def requant_float(
         sat_min,
         sat_max,
     )
-    return out.reshape(acc.shape), int(sats)
+    return restore(out), int(sats)

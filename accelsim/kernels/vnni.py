@@ -240,6 +240,12 @@ def _pack_and_run_columns(a_packed, b, k4, b_packed, out, first, last):
 
 
 @njit(cache=True, nogil=True)
+def _run_columns(a_packed, b_packed, k4, out, first, last):
+    """One worker's share of prepacked B when splitting by column panels."""
+    _run_tiles(a_packed, b_packed, k4, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
+
+
+@njit(cache=True, nogil=True)
 def _run_rows(a_packed, b_packed, k4, out, first, last):
     """One worker's share when splitting by row panels (few column panels)."""
     m_dim, n_dim = out.shape
@@ -285,11 +291,22 @@ def _in_parallel(fn, n: int, threads: int, *args) -> None:
         future.result()
 
 
-def vnni_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pack_b(b: np.ndarray) -> np.ndarray:
+    """B's panels packed once (an int8 [K, N] weight kept between calls, as ORT and fbgemm prepack):
+    :func:`vnni_product` then packs only A."""
+    k_dim, n_dim = b.shape
+    k4, n_panels = -(-k_dim // 4), -(-n_dim // NR)
+    packed = np.empty(n_panels * k4 * NR * 4, np.int8)
+    _pack_b_panels(np.ascontiguousarray(b), k4, packed, 0, n_panels)
+    return packed.view(np.int32)
+
+
+def vnni_product(a: np.ndarray, b: np.ndarray, *, b_packed: np.ndarray | None = None, b_col_sums: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` (a: uint8 or int8 [M, K], b: int8 [K, N]) as int32 with two's complement wrap.
 
     The result is the exact product modulo 2**32: exact whenever it fits int32, and the right
-    ``wrap`` value otherwise (the caller decides from its bound which case holds).
+    ``wrap`` value otherwise (the caller decides from its bound which case holds). ``b_packed``
+    (from :func:`pack_b`) and ``b_col_sums`` (int64 column sums) are ``b``'s, kept by the caller.
     """
     m_dim, k_dim = a.shape
     n_dim = b.shape[1]
@@ -297,15 +314,19 @@ def vnni_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     k4 = -(-k_dim // 4)
     a_packed = _workspace("a", m_panels * k4 * MR * 4, np.uint8)
-    b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
     _pack_a(a, k4, a_packed.view(np.int32))
-    b = np.ascontiguousarray(b)
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
-    if n_panels >= threads:
-        _in_parallel(_pack_and_run_columns, n_panels, threads, a_packed.view(np.int32), b, k4, b_packed, out)
+    if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
+        _in_parallel(_pack_and_run_columns, n_panels, threads, a_packed.view(np.int32), np.ascontiguousarray(b), k4,
+                     _workspace("b", n_panels * k4 * NR * 4, np.int8), out)
     else:
-        _pack_b_panels(b, k4, b_packed, 0, n_panels)
-        _in_parallel(_run_rows, m_panels, threads, a_packed.view(np.int32), b_packed.view(np.int32), k4, out)
+        if b_packed is None:
+            b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
+            _pack_b_panels(np.ascontiguousarray(b), k4, b_packed, 0, n_panels)
+            b_packed = b_packed.view(np.int32)
+        fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
+        _in_parallel(fn, parts, threads, a_packed.view(np.int32), b_packed, k4, out)
     if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
-        out -= (128 * b.sum(axis=0, dtype=np.int64)).astype(np.int32)[None, :]
+        sums = b_col_sums if b_col_sums is not None else b.sum(axis=0, dtype=np.int64)
+        out -= (128 * sums).astype(np.int32)[None, :]
     return out

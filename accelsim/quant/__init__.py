@@ -11,13 +11,15 @@ Public API::
     DYNAMIC_FLAVOURS, dynamic_quantize                              # run-time activation quantization
     SCHEMES, get_scheme                                             # fp32 / woq / dynamic / static as data
     run_layer(kind, x, weight, bias, scheme=..., ...) -> LayerResult
+    quantize_weight(kind, w) -> QuantizedWeight                     # kept codes, packed GEMM operands
+    run_static_codes(kind, xq, in_qp, weight_q, bias, out_qp, ...)   # a static layer on stored codes
     write_golden(result, path)                                      # .npz golden vectors for RTL
 """
 
 from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import DYNAMIC_FLAVOURS, dynamic_quantize
 from accelsim.quant.golden import write_golden
-from accelsim.quant.layer import LayerResult, TensorRecord, quantize_weight, run_layer
+from accelsim.quant.layer import LayerResult, QuantizedWeight, TensorRecord, quantize_weight, run_layer, run_static_codes
 from accelsim.quant.multiplier import quantize_multiplier, quantize_multipliers
 from accelsim.quant.observers import OBSERVERS, MinMaxObserver, MovingAverageMinMaxObserver, PercentileObserver
 from accelsim.quant.qparams import QParams, affine_qparams, dtype_range, symmetric_qparams, weight_qparams
@@ -37,6 +39,7 @@ __all__ = [
     "PercentileObserver",
     "QParams",
     "QuantizeRule",
+    "QuantizedWeight",
     "RequantParams",
     "Scheme",
     "TensorRecord",
@@ -53,6 +56,7 @@ __all__ = [
     "requantize",
     "quantize_weight",
     "run_layer",
+    "run_static_codes",
     "symmetric_qparams",
     "weight_qparams",
     "write_golden",

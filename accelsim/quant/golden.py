@@ -21,6 +21,7 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         arrays[name] = np.ascontiguousarray(rec.values)
         if rec.qparams is not None:
             arrays |= rec.qparams.as_arrays(name)
+    arrays["output"] = np.ascontiguousarray(result.output)  # static: the dequantized codes
     if result.requant is not None:
         arrays |= result.requant.as_arrays()
     meta = {
@@ -28,7 +29,7 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         "kind": result.kind,
         "scheme": result.scheme,
         "variant": result.variant,
-        "dtypes": {name: rec.dtype for name, rec in result.tensors.items()},
+        "dtypes": {"output": "float32"} | {name: rec.dtype for name, rec in result.tensors.items()},
         "geometry": None if result.geometry is None else {
             "stride": result.geometry.stride,
             "padding_top_left_bottom_right": result.geometry.padding,

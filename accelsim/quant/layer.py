@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d
-from accelsim.kernels.gemm import AccumulatorResult, int_gemm
+from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d, pack_conv_weights
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, int_gemm
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
@@ -37,12 +38,11 @@ class TensorRecord:
 
 @dataclass(frozen=True)
 class LayerResult:
-    """Output (float32; dequantized codes for static) plus intermediates and event counts."""
+    """Intermediates and event counts of one layer; :attr:`output` is its float32 output."""
 
     kind: str
     scheme: str
     variant: str | None  # requant mode (static) or dynamic flavour
-    output: np.ndarray
     tensors: dict[str, TensorRecord]
     accumulator_overflows: int = 0
     requant_saturations: int = 0
@@ -51,6 +51,14 @@ class LayerResult:
     requant: RequantParams | None = None
     geometry: ConvGeometry | None = None
     settings: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def output(self) -> np.ndarray:
+        """float32 output; static: the output codes dequantized, on first use (a network chains the codes)."""
+        if "output" in self.tensors:
+            return self.tensors["output"].values
+        out = self.tensors["output_q"]
+        return dequantize_tensor(out.values, out.qparams)
 
 
 @dataclass(frozen=True)
@@ -84,12 +92,13 @@ class _Layer:
             y = y + _channel_broadcast(np.asarray(bias, np.float32), y.ndim, self.channel_axis)
         return y.astype(np.float32)
 
-    def run_int(self, xq: np.ndarray, wq: np.ndarray, zero_point: int, bias_q: np.ndarray | None, acc_bits: int, overflow: str) -> AccumulatorResult:
+    def run_int(self, xq: np.ndarray, wq: "QuantizedWeight", zero_point: int, bias_q: np.ndarray | None, acc_bits: int, overflow: str) -> AccumulatorResult:
         """The array's integer accumulation, output laid out like the float output."""
         kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
         if self.kind == "conv2d":
-            return int_conv2d(xq, wq, self.geometry, x_zero_point=zero_point, **kw)
-        res = int_gemm(xq.reshape(-1, xq.shape[-1]), self.gemm_weights(wq), a_zero_point=zero_point, **kw)
+            return int_conv2d(xq, wq.codes, self.geometry, x_zero_point=zero_point, packed=wq.packed(self), **kw)
+        b = wq.packed(self)[0] if self.kind == "linear" else wq.codes  # a matmul's operand is used once
+        res = int_gemm(xq.reshape(-1, xq.shape[-1]), b, a_zero_point=zero_point, **kw)
         return AccumulatorResult(res.values.reshape(*xq.shape[:-1], -1), res.overflows)
 
 
@@ -117,11 +126,30 @@ def _calibrated(qp: QParams | None, data: Callable[[], np.ndarray], dtype: str) 
     return obs.qparams(dtype=dtype)
 
 
-def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel") -> tuple[np.ndarray, QParams]:
+@dataclass(frozen=True)
+class QuantizedWeight:
+    """A layer's int8 weight codes and parameters; a caller that keeps it between runs (a prepared
+    model) also keeps the GEMM operands packed on first use."""
+
+    codes: np.ndarray
+    qparams: QParams
+    _packed: dict[tuple[str, int], tuple[PackedWeights, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def packed(self, layer: _Layer) -> tuple[PackedWeights, ...]:
+        """Each group's packed ``[K, N]`` operand (linear: one)."""
+        groups = layer.geometry.groups if layer.geometry is not None else 1
+        key = (layer.kind, groups)
+        if key not in self._packed:
+            self._packed[key] = (pack_conv_weights(self.codes, groups) if layer.kind == "conv2d"
+                                 else (PackedWeights.of(layer.gemm_weights(self.codes)),))
+        return self._packed[key]
+
+
+def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel") -> QuantizedWeight:
     """int8 symmetric codes and parameters of a layer's weight, per output channel or per tensor."""
     weight = np.asarray(weight, dtype=np.float32)
     w_qp = weight_qparams(weight, granularity=granularity, axis=_Layer(kind, None).weight_axis)
-    return quantize_tensor(weight, w_qp)[0], w_qp
+    return QuantizedWeight(quantize_tensor(weight, w_qp)[0], w_qp)
 
 
 def run_layer(
@@ -143,7 +171,7 @@ def run_layer(
     groups: int = 1,
     acc_bits: int = 32,
     overflow: str = "wrap",
-    weight_q: tuple[np.ndarray, QParams] | None = None,
+    weight_q: QuantizedWeight | None = None,
 ) -> LayerResult:
     """Run one conv2d / linear / matmul layer under ``scheme`` (fp32, woq, dynamic, static).
 
@@ -175,25 +203,25 @@ def run_layer(
 
     if not sch.weights.quantized:
         y = reference()
-        return LayerResult(kind, scheme, None, y, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings)
+        return LayerResult(kind, scheme, None, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings)
 
-    w_q, w_qp = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity)
-    tensors["weight_q"] = TensorRecord(w_q, w_qp.dtype, w_qp)
+    w_q = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity)
+    w_qp = w_q.qparams
+    tensors["weight_q"] = TensorRecord(w_q.codes, w_qp.dtype, w_qp)
     if scheme == "woq":
-        w_deq = dequantize_tensor(w_q, w_qp)
+        w_deq = dequantize_tensor(w_q.codes, w_qp)
         y = _apply_float_activation(layer.run_float(x, w_deq, bias_f), activation)
         tensors |= {"weight_dequantized": TensorRecord(w_deq, "float32"), "output": TensorRecord(y, "float32")}
-        return LayerResult(kind, scheme, None, y, tensors, geometry=geometry, settings=settings)
+        return LayerResult(kind, scheme, None, tensors, geometry=geometry, settings=settings)
     if scheme == "dynamic":
-        return _run_dynamic(layer, x, w_q, w_qp, bias_f, flavour, activation, acc_bits, overflow, tensors, settings)
-    return _run_static(layer, x, w_q, w_qp, bias_f, requant_mode, input_qparams, output_qparams, reference, activation, acc_bits, overflow, tensors, settings)
+        return _run_dynamic(layer, x, w_q, bias_f, flavour, activation, acc_bits, overflow, tensors, settings)
+    return _run_static(layer, x, w_q, bias_f, requant_mode, input_qparams, output_qparams, reference, activation, acc_bits, overflow, tensors, settings)
 
 
 def _run_dynamic(
     layer: _Layer,
     x: np.ndarray,
-    w_q: np.ndarray,
-    w_qp: QParams,
+    w_q: QuantizedWeight,
     bias_f: np.ndarray | None,
     flavour: str,
     activation: str | None,
@@ -215,7 +243,7 @@ def _run_dynamic(
     y = scale_accumulator(
         acc.values,
         row_scale,
-        w_qp.scale,
+        w_q.qparams.scale,
         bias_f,
         axis=layer.channel_axis % acc.values.ndim,
         fused=f.fused_output,
@@ -227,14 +255,13 @@ def _run_dynamic(
         "acc": TensorRecord(acc.values, str(acc.values.dtype)),
         "output": TensorRecord(y, "float32"),
     }
-    return LayerResult(layer.kind, "dynamic", flavour, y, tensors, acc.overflows, geometry=layer.geometry, settings=settings)
+    return LayerResult(layer.kind, "dynamic", flavour, tensors, acc.overflows, geometry=layer.geometry, settings=settings)
 
 
 def _run_static(
     layer: _Layer,
     x: np.ndarray,
-    w_q: np.ndarray,
-    w_qp: QParams,
+    w_q: QuantizedWeight,
     bias_f: np.ndarray | None,
     mode_name: str,
     in_qp: QParams | None,
@@ -250,20 +277,64 @@ def _run_static(
     in_qp = _calibrated(in_qp, lambda: x, mode.activation_dtype)
     out_qp = _calibrated(out_qp, reference, mode.activation_dtype)
     xq, in_sats = quantize_tensor(x, in_qp, mode.input_rule)
+    return _static_array(layer, xq, in_qp, in_sats, w_q, bias_f, mode_name, out_qp, activation, acc_bits, overflow, tensors, settings)
+
+
+def run_static_codes(
+    kind: str,
+    xq: np.ndarray,
+    input_qparams: QParams,
+    weight_q: QuantizedWeight,
+    bias: np.ndarray | None,
+    output_qparams: QParams,
+    *,
+    requant_mode: str = "tflite",
+    activation: str | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, ...] = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+    acc_bits: int = 32,
+    overflow: str = "wrap",
+) -> LayerResult:
+    """A static layer on input codes already in memory (a network's previous output), as the array reads
+    them: the same datapath as :func:`run_layer` after its input quantization, with no float input."""
+    geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
+    bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
+    settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_q.qparams.granularity)
+    return _static_array(_Layer(kind, geometry), xq, input_qparams, 0, weight_q, bias_f, requant_mode, output_qparams,
+                         activation, acc_bits, overflow, {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)}, settings)
+
+
+def _static_array(
+    layer: _Layer,
+    xq: np.ndarray,
+    in_qp: QParams,
+    in_sats: int,
+    w_q: QuantizedWeight,
+    bias_f: np.ndarray | None,
+    mode_name: str,
+    out_qp: QParams,
+    activation: str | None,
+    acc_bits: int,
+    overflow: str,
+    tensors: dict[str, TensorRecord],
+    settings: dict[str, object],
+) -> LayerResult:
+    """From input codes on: int32 bias, the array's accumulation, the requant unit."""
+    mode = get_mode(mode_name)
     s_x = float(in_qp.scale[0])
     bias_q, bias_sats = None, 0
     if bias_f is not None and mode.bias_domain == "int32":
-        bias_q, b_qp, bias_sats = quantize_bias(bias_f, s_x, w_qp.scale)
+        bias_q, b_qp, bias_sats = quantize_bias(bias_f, s_x, w_q.qparams.scale)
         tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
     acc = layer.run_int(xq, w_q, int(in_qp.zero_point[0]), bias_q, acc_bits, overflow)
-    rq = make_requant_params(mode.name, s_x, w_qp.scale, out_qp, activation=activation, bias=bias_f)
+    rq = make_requant_params(mode.name, s_x, w_q.qparams.scale, out_qp, activation=activation, bias=bias_f)
     yq, sats = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
-    y = dequantize_tensor(yq, out_qp)
     tensors |= {
         "input_q": TensorRecord(xq, in_qp.dtype, in_qp),
         "acc": TensorRecord(acc.values, str(acc.values.dtype)),
         "output_q": TensorRecord(yq, out_qp.dtype, out_qp),
-        "output": TensorRecord(y, "float32"),
     }
     settings = settings | {"act_range": activation_range(out_qp, activation)}
-    return LayerResult(layer.kind, "static", mode.name, y, tensors, acc.overflows, sats, in_sats, bias_sats, rq, layer.geometry, settings)
+    return LayerResult(layer.kind, "static", mode.name, tensors, acc.overflows, sats, in_sats, bias_sats, rq, layer.geometry, settings)

@@ -156,7 +156,7 @@ def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) ->
         *_requant_example(result, hw, axis),
         f"   {lv.requant_saturations} outputs saturated at the int8 range",
         f"5. DRAM: outputs stored as {result.requant.output.dtype} codes {_fmt(t['output_q'].values)} "
-        f"(real {_fmt(t['output'].values)}){after}",
+        f"(real {_fmt(result.output)}){after}",
         f"Answer: activations are int8 in memory; {_static_answer(act)}",
     ]
     return lines

@@ -18,7 +18,7 @@ import numpy as np
 
 from accelsim.config.errors import AccelsimError
 from accelsim.config.workload import INPUT, Conv2d, LayerBase, LayerNorm, LayerShapes, Linear, Workload, pair
-from accelsim.quant import QParams, quantize_weight
+from accelsim.quant import QuantizedWeight, quantize_weight
 
 BIAS_STD = 0.02
 LAYERNORM_STD = 0.02
@@ -32,11 +32,11 @@ class LayerParams:
 
     weight: np.ndarray
     bias: np.ndarray | None
-    _quantized: dict[tuple[str, str], tuple[np.ndarray, QParams]] = field(default_factory=dict, compare=False, repr=False)
+    _quantized: dict[tuple[str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
 
-    def quantized_weight(self, kind: str, granularity: str = "per_channel") -> tuple[np.ndarray, QParams]:
-        """The weight's int8 codes and parameters, derived once and kept, as a deployed model keeps them:
-        every scheme and run that shares these tensors skips re-quantizing the weights."""
+    def quantized_weight(self, kind: str, granularity: str = "per_channel") -> QuantizedWeight:
+        """The weight's int8 codes and parameters (and packed GEMM operands), derived once and kept, as a
+        deployed model keeps them: every scheme and run that shares these tensors skips re-quantizing."""
         key = (kind, granularity)
         if key not in self._quantized:
             self._quantized[key] = quantize_weight(kind, self.weight, granularity)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numba import vectorize
@@ -39,6 +40,8 @@ from accelsim.config.workload import (
     pair,
 )
 from accelsim.kernels.gemm import int_gemm
+from accelsim.kernels.layout import value_range
+from accelsim.kernels.pool import max_pool2d
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
@@ -52,6 +55,7 @@ from accelsim.quant import (
     quantize_tensor,
     requantize,
     run_layer,
+    run_static_codes,
 )
 from accelsim.quant.observers import Observer
 from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
@@ -80,9 +84,8 @@ class LayerValues:
 
     name: str
     type: str
-    output: np.ndarray  # float32, batch first; static: the dequantized codes
-    codes: np.ndarray | None = None  # static: the int8/uint8 codes stored to memory
-    qparams: QParams | None = None  # static: the parameters of ``codes``
+    stored: np.ndarray  # batch first, what the layer writes to memory: float32, or static int8/uint8 codes
+    qparams: QParams | None = None  # static: the parameters of the codes
     results: tuple[LayerResult, ...] = ()  # every GEMM's intermediates, if kept (one per sample and head for matmul)
     accumulator_overflows: int = 0  # outputs whose accumulator left its range (any step)
     requant_saturations: int = 0  # outputs the requant unit clamped to the dtype range
@@ -90,6 +93,16 @@ class LayerValues:
     vector_saturations: int = 0  # static: outputs clamped when the vector unit quantized its float result
     accumulator_min: int | None = None  # smallest / largest accumulator value actually held (int schemes)
     accumulator_max: int | None = None
+
+    @property
+    def codes(self) -> np.ndarray | None:
+        """Static: the int8/uint8 codes stored to memory."""
+        return self.stored if self.qparams is not None else None
+
+    @cached_property
+    def output(self) -> np.ndarray:
+        """float32 output; static: the codes dequantized on first use (only errors and reports read it)."""
+        return self.stored if self.qparams is None else dequantize_tensor(self.stored, self.qparams)
 
 
 @dataclass(frozen=True)
@@ -164,11 +177,15 @@ def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float | int) -> np.ndarray
     """Max over each window; works on float values and on quantized codes alike (max is monotonic)."""
     if layer.global_pool:
         return x.max(axis=(2, 3), keepdims=True)
-    return _pool_windows(x, layer, pad_value).max(axis=(-2, -1))
+    assert layer.kernel is not None  # only global pools have no kernel
+    return max_pool2d(x, pair(layer.kernel), pair(layer.stride if layer.stride is not None else layer.kernel), pair(layer.padding), pad_value)
 
 
 def avgpool(x: np.ndarray, layer: AvgPool) -> np.ndarray:
-    """Mean over each window's in-image taps (padding excluded, as TFLite and count_include_pad=False)."""
+    """Mean over each window's in-image taps (padding excluded, as TFLite and count_include_pad=False).
+
+    Summed in NCHW order whatever the memory layout, so the float32 result does not depend on it."""
+    x = np.ascontiguousarray(x)
     if layer.global_pool:
         return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
     sums = _pool_windows(x, layer, 0).sum(axis=(-2, -1), dtype=np.float32)
@@ -289,19 +306,19 @@ def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
     return y.transpose(0, 2, 1, 3).reshape(b, m, h * n)
 
 
-def _counts(name: str, type_: str, output: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object) -> LayerValues:
+def _counts(name: str, type_: str, stored: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object) -> LayerValues:
     """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
-    accs = [r.tensors["acc"].values for r in results if "acc" in r.tensors]
+    ranges = [value_range(r.tensors["acc"].values) for r in results if "acc" in r.tensors]
     return LayerValues(
         name,
         type_,
-        output,
+        stored,
         results=tuple(results) if name in num.keep else (),
         accumulator_overflows=sum(r.accumulator_overflows for r in results),
         requant_saturations=sum(r.requant_saturations for r in results),
         input_saturations=sum(r.input_saturations for r in results),
-        accumulator_min=min(int(a.min()) for a in accs) if accs else None,
-        accumulator_max=max(int(a.max()) for a in accs) if accs else None,
+        accumulator_min=min(lo for lo, _ in ranges) if ranges else None,
+        accumulator_max=max(hi for _, hi in ranges) if ranges else None,
         **extra,
     )
 
@@ -398,9 +415,10 @@ class _StaticRun:
             assert params is not None  # materialize gives every conv / linear its weights
             gelu_after = layer.activation == "gelu"
             target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
-            res = run_layer(_kind(layer), inputs[0].real(), params.weight, params.bias, activation=_fused(layer),
-                            input_qparams=inputs[0].qparams, output_qparams=target,
-                            **self.num.run_layer_args(), **self.num.prepared(layer, params), **_geometry(layer))
+            x = inputs[0]
+            res = run_static_codes(_kind(layer), x.codes, x.qparams, params.quantized_weight(_kind(layer)), params.bias, target,
+                                   requant_mode=self.num.variant, activation=_fused(layer), acc_bits=self.num.acc_bits,
+                                   overflow=self.num.overflow, **_geometry(layer))
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
             if gelu_after:
@@ -415,8 +433,7 @@ class _StaticRun:
             out = _Quantized(x.codes.reshape(x.codes.shape[0], -1), x.qparams)
         else:
             out, vector_sats = self._quantize(vector_op(layer, [q.real() for q in inputs], params), name)
-        values = _counts(name, layer.type, out.real(), results, self.num,
-                         codes=out.codes, qparams=out.qparams, vector_saturations=vector_sats)
+        values = _counts(name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats)
         return out, values
 
     def _matmul(self, layer: Matmul, a: _Quantized, b: _Quantized) -> tuple[_Quantized, list[LayerResult]]:
@@ -438,10 +455,9 @@ class _StaticRun:
                 "weight_q": TensorRecord(b_codes[i], b.qparams.dtype, b.qparams),
                 "acc": TensorRecord(acc.values, str(acc.values.dtype)),
                 "output_q": TensorRecord(codes, out_qp.dtype, out_qp),
-                "output": TensorRecord(dequantize_tensor(codes, out_qp), "float32"),
             }
             settings = dict(alpha=layer.alpha, acc_bits=self.num.acc_bits, overflow=self.num.overflow)
-            results.append(LayerResult("matmul", "static", self.num.variant, tensors["output"].values, tensors,
+            results.append(LayerResult("matmul", "static", self.num.variant, tensors,
                                        acc.overflows, sats, requant=rq, settings=settings))
         codes = np.stack([r.tensors["output_q"].values for r in results]).reshape(*a_codes.shape[:-1], b_codes.shape[-1])
         return _Quantized(_merge(layer, codes), out_qp), results
