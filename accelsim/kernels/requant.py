@@ -24,12 +24,12 @@ INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _wrap_int32(v):
     return ((v - INT32_MIN) & 0xFFFFFFFF) + INT32_MIN
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def saturating_rounding_doubling_high_mul(a, b):
     """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64."""
     if a == b and a == INT32_MIN:
@@ -37,12 +37,12 @@ def saturating_rounding_doubling_high_mul(a, b):
     ab = a * b
     nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
     num = ab + nudge
-    if num >= 0:
-        return num // (1 << 31)
-    return -((-num) // (1 << 31))
+    if num >= 0:  # C division by 2**31, truncating toward zero
+        return num >> 31
+    return -((-num) >> 31)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rounding_divide_by_pot(x, exponent):
     """gemmlowp RoundingDivideByPOT: arithmetic shift right, ties away from zero."""
     mask = (1 << exponent) - 1
@@ -51,7 +51,7 @@ def rounding_divide_by_pot(x, exponent):
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding):
     """TFLite MultiplyByQuantizedMultiplier (both builds) on one int32 value."""
     if single_rounding:
@@ -64,7 +64,7 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     """(output value, saturated) for the rounded value ``r`` (float64 or int64)."""
     v = r + zp
