@@ -33,7 +33,8 @@ KC4 = 64  # K block of 256 bytes
 MC_PANELS = 64  # row panels (384 rows) per block
 PARALLEL_MIN_MACS = 1 << 25  # below ~33M MACs a thread hand-off costs more than it saves (measured)
 _features = llvm_binding.get_host_cpu_features()
-_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+CPUS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+_THREADS = CPUS
 _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="accelsim-gemm")
 AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw", False))
 
