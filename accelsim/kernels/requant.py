@@ -52,16 +52,18 @@ def rounding_divide_by_pot(x, exponent):
 
 
 @njit(cache=True, inline="always")
+def _shifted_multiply(x, multiplier, left, right, single_rounding):
+    """MultiplyByQuantizedMultiplier with ``shift = left - right`` split once (hoisted out of element loops)."""
+    if single_rounding:
+        total_shift = 31 - (left - right)
+        return (x * multiplier + (1 << (total_shift - 1))) >> total_shift
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(_wrap_int32(x << left), multiplier), right)
+
+
+@njit(cache=True, inline="always")
 def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding):
     """TFLite MultiplyByQuantizedMultiplier (both builds) on one int32 value."""
-    if single_rounding:
-        total_shift = 31 - shift
-        return (x * multiplier + (1 << (total_shift - 1))) >> total_shift
-    left = shift if shift > 0 else 0
-    right = -shift if shift < 0 else 0
-    return rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(_wrap_int32(x * (1 << left)), multiplier), right
-    )
+    return _shifted_multiply(x, multiplier, shift if shift > 0 else 0, -shift if shift < 0 else 0, single_rounding)
 
 
 @njit(cache=True, inline="always")
@@ -76,37 +78,40 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     return v, saturated
 
 
-@njit(cache=True, inline="always")
-def _requant_fixed_one(a, m, s, zp, act_min, act_max, sat_min, sat_max, single_rounding):
-    x = min(max(np.int64(a), INT32_MIN), INT32_MAX)
-    return _clamp_output(multiply_by_quantized_multiplier(x, m, s, single_rounding), zp, act_min, act_max, sat_min, sat_max)
-
-
 @njit(cache=True)
-def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding):
-    out = np.empty(acc.shape, dtype=np.int32)
+def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
+    """Fill ``out`` (the output dtype) from ``acc`` ``[outer, C, inner]``; returns the saturation count."""
+    channels = acc.shape[1]
+    left = np.empty(channels, np.int64)
+    right = np.empty(channels, np.int64)
+    for c in range(channels):
+        left[c] = max(np.int64(shift[c]), 0)
+        right[c] = max(-np.int64(shift[c]), 0)
     sats = 0
     if acc.shape[2] == 1:  # channels last: the channel loop innermost
+        flat = acc.reshape(acc.shape[0], channels)
+        dest = out.reshape(acc.shape[0], channels)
         for o in range(acc.shape[0]):
-            for c in range(acc.shape[1]):
-                v, sat = _requant_fixed_one(acc[o, c, 0], multiplier[c], shift[c], zp, act_min, act_max, sat_min, sat_max, single_rounding)
-                out[o, c, 0] = v
+            for c in range(channels):
+                x = min(max(np.int64(flat[o, c]), INT32_MIN), INT32_MAX)
+                v, sat = _clamp_output(_shifted_multiply(x, np.int64(multiplier[c]), left[c], right[c], single_rounding),
+                                       zp, act_min, act_max, sat_min, sat_max)
+                dest[o, c] = v
                 sats += sat
-        return out, sats
+        return sats
     for o in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            m = np.int64(multiplier[c])
-            s = np.int64(shift[c])
+        for c in range(channels):
+            m, lc, rc = np.int64(multiplier[c]), left[c], right[c]
             for i in range(acc.shape[2]):
-                v, sat = _requant_fixed_one(acc[o, c, i], m, s, zp, act_min, act_max, sat_min, sat_max, single_rounding)
+                x = min(max(np.int64(acc[o, c, i]), INT32_MIN), INT32_MAX)
+                v, sat = _clamp_output(_shifted_multiply(x, m, lc, rc, single_rounding), zp, act_min, act_max, sat_min, sat_max)
                 out[o, c, i] = v
                 sats += sat
-    return out, sats
+    return sats
 
 
 @njit(cache=True)
-def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max):
-    out = np.empty(acc.shape, dtype=np.int32)
+def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max, out):
     sats = 0
     for o in range(acc.shape[0]):
         for c in range(acc.shape[1]):
@@ -118,7 +123,7 @@ def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max
                 v, sat = _clamp_output(r, np.float64(zp), act_min, act_max, sat_min, sat_max)
                 out[o, c, i] = np.int32(v)
                 sats += sat
-    return out, sats
+    return sats
 
 
 def requant_fixed_point(
@@ -133,11 +138,14 @@ def requant_fixed_point(
     sat_max: int,
     single_rounding: bool,
     axis: int | None,
+    out_dtype: type = np.int32,
 ) -> tuple[np.ndarray, int]:
-    """TFLite fixed-point requant of ``acc`` with per-channel (``axis``) or per-tensor M0/shift."""
+    """TFLite fixed-point requant of ``acc`` with per-channel (``axis``) or per-tensor M0/shift; codes in
+    ``out_dtype`` (the clamp range lies inside it)."""
     view, restore = elementwise_view(acc, axis)
     ch = view.shape[1]
-    out, sats = _requant_fixed(
+    out = np.empty(view.shape, out_dtype)
+    sats = _requant_fixed(
         view,
         channel_params(multiplier, ch, np.int64),
         channel_params(shift, ch, np.int64),
@@ -147,6 +155,7 @@ def requant_fixed_point(
         sat_min,
         sat_max,
         single_rounding,
+        out,
     )
     return restore(out), int(sats)
 
@@ -162,11 +171,13 @@ def requant_float(
     sat_min: int,
     sat_max: int,
     axis: int | None,
+    out_dtype: type = np.int32,
 ) -> tuple[np.ndarray, int]:
-    """fp32 requant ``rint((float(acc) + bias_term) * scale)`` (ORT MLAS / fbgemm)."""
+    """fp32 requant ``rint((float(acc) + bias_term) * scale)`` (ORT MLAS / fbgemm); codes in ``out_dtype``."""
     view, restore = elementwise_view(acc, axis)
     ch = view.shape[1]
-    out, sats = _requant_float(
+    out = np.empty(view.shape, out_dtype)
+    sats = _requant_float(
         view,
         channel_params(scale, ch, np.float32),
         channel_params(bias_term, ch, np.float32),
@@ -175,5 +186,6 @@ def requant_float(
         act_max,
         sat_min,
         sat_max,
+        out,
     )
     return restore(out), int(sats)

@@ -149,6 +149,7 @@ def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> tuple[np
         act_max=params.act_max,
         sat_min=params.sat_min,
         sat_max=params.sat_max,
+        out_dtype=out_qp.numpy_dtype,
     )
     per_channel_axis = axis if _channels(params) > 1 else None
     if params.multiplier is not None:
@@ -160,7 +161,7 @@ def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> tuple[np
         out, sats = requant_float(
             acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common
         )
-    return out.astype(out_qp.numpy_dtype), sats
+    return out, sats
 
 
 def _channels(params: RequantParams) -> int:
