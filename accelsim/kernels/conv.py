@@ -134,12 +134,9 @@ def int_conv2d(
     ``packed`` is :func:`pack_conv_weights` of ``w``, kept by the caller between calls."""
     n_dim, kh, kw = x.shape[0], w.shape[2], w.shape[3]
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
-    out = np.empty((n_dim * oh * ow, w.shape[0]), dtype=np.int32 if acc_bits <= 32 else np.int64)
-    overflows = 0
-    for g, (cs, os_) in enumerate(_group_slices(x, w, geometry.groups)):
-        cols = im2col(x[:, cs], kh, kw, geometry, x_zero_point)
-        part = int_gemm(
-            cols,
+    parts = [
+        int_gemm(
+            im2col(x[:, cs], kh, kw, geometry, x_zero_point),
             packed[g] if packed is not None else w[os_].reshape(w[os_].shape[0], -1).T,
             a_zero_point=x_zero_point,
             bias=None if bias is None else np.asarray(bias)[os_],
@@ -147,9 +144,10 @@ def int_conv2d(
             overflow=overflow,
             method=method,
         )
-        out[:, os_] = part.values
-        overflows += part.overflows
-    return AccumulatorResult(_to_nchw(out, n_dim, oh, ow), overflows)
+        for g, (cs, os_) in enumerate(_group_slices(x, w, geometry.groups))
+    ]
+    out = parts[0].values if len(parts) == 1 else np.concatenate([p.values for p in parts], axis=1)
+    return AccumulatorResult(_to_nchw(out, n_dim, oh, ow), sum(p.overflows for p in parts))
 
 
 def float_conv2d(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:

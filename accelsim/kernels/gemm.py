@@ -203,9 +203,8 @@ def int_gemm(
     col_sums = packed.col_sums if packed is not None else (b.sum(axis=0, dtype=np.int64) if a_zero_point or a.dtype == np.int8 else None)
     corrections = bias64 - np.int64(a_zero_point) * col_sums if a_zero_point else bias64
     if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
-        values = vnni.vnni_product(a, b, b_packed=packed.vnni_panels if packed is not None else None, b_col_sums=col_sums)
-        if corrections.any():
-            values += corrections.astype(np.int32)[None, :]
+        values = vnni.vnni_product(a, b, b_packed=packed.vnni_panels if packed is not None else None, b_col_sums=col_sums,
+                                   row_offset=corrections)
     else:
         values = exact_product(a, b) + corrections[None, :]
     overflows = 0

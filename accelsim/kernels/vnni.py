@@ -302,12 +302,17 @@ def pack_b(b: np.ndarray) -> np.ndarray:
     return packed.view(np.int32)
 
 
-def vnni_product(a: np.ndarray, b: np.ndarray, *, b_packed: np.ndarray | None = None, b_col_sums: np.ndarray | None = None) -> np.ndarray:
+def vnni_product(
+    a: np.ndarray, b: np.ndarray, *, b_packed: np.ndarray | None = None, b_col_sums: np.ndarray | None = None,
+    row_offset: np.ndarray | None = None,
+) -> np.ndarray:
     """``a @ b`` (a: uint8 or int8 [M, K], b: int8 [K, N]) as int32 with two's complement wrap.
 
     The result is the exact product modulo 2**32: exact whenever it fits int32, and the right
     ``wrap`` value otherwise (the caller decides from its bound which case holds). ``b_packed``
     (from :func:`pack_b`) and ``b_col_sums`` (int64 column sums) are ``b``'s, kept by the caller.
+    ``row_offset`` (int64 [N]) is added to every row, modulo 2**32 like the products, in the same pass
+    as the int8-A correction.
     """
     m_dim, k_dim = a.shape
     n_dim = b.shape[1]
@@ -327,7 +332,9 @@ def vnni_product(a: np.ndarray, b: np.ndarray, *, b_packed: np.ndarray | None = 
             b_packed = b_packed.view(np.int32)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
         _in_parallel(fn, parts, threads, a_packed.view(np.int32), b_packed, k4, out)
+    offset = np.zeros(n_dim, np.int64) if row_offset is None else row_offset
     if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
-        sums = b_col_sums if b_col_sums is not None else b.sum(axis=0, dtype=np.int64)
-        out -= (128 * sums).astype(np.int32)[None, :]
+        offset = offset - 128 * (b_col_sums if b_col_sums is not None else b.sum(axis=0, dtype=np.int64))
+    if offset.any():
+        out += offset.astype(np.int32)[None, :]  # the cast keeps the low 32 bits: a wrapping add
     return out
