@@ -253,3 +253,25 @@ def test_channels_last_memory_is_read_in_place_with_the_same_results() -> None:
     scales = rng.uniform(0.01, 0.1, 12).astype(np.float32)
     np.testing.assert_array_equal(quantize(real, scales, 0, qmin=-128, qmax=127, axis=1)[0],
                                   quantize(np.ascontiguousarray(real), scales, 0, qmin=-128, qmax=127, axis=1)[0])
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [(3, 1, 1, 1), (7, 2, 3, 1), (3, 2, (0, 2, 1, 0), 2), (2, 3, 0, 1)])
+def test_im2col_tap_order_is_a_column_permutation(kernel: int, stride: int, padding, dilation: int) -> None:
+    """K order (ky, kx, c) holds the same patch values as (c, ky, kx), and int_conv2d gives the reference's
+    accumulators with it (int32, no overflow possible) and with (c, ky, kx) (a 12-bit saturating accumulator)."""
+    from accelsim.kernels.conv import ConvGeometry, im2col, int_conv2d
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, (2, 5, 11, 9)).astype(np.int8)
+    geometry = ConvGeometry.from_args(stride, padding, dilation, 1)
+    cyx = im2col(x, kernel, kernel, geometry, 3)
+    yxc = im2col(x, kernel, kernel, geometry, 3, "yxc")
+    perm = np.arange(5 * kernel * kernel).reshape(5, kernel, kernel).transpose(1, 2, 0).reshape(-1)
+    np.testing.assert_array_equal(yxc, cyx[:, perm])
+    w = rng.integers(-127, 128, (4, 5, kernel, kernel)).astype(np.int8)
+    for bits, mode in ((32, "wrap"), (12, "saturate")):
+        got = int_conv2d(x, w, geometry, x_zero_point=3, acc_bits=bits, overflow=mode)
+        want, overflows = ref.ref_int_conv2d(x, w, stride=geometry.stride, padding=geometry.padding, dilation=geometry.dilation,
+                                             groups=1, x_zero_point=3, bias=None, acc_bits=bits, overflow=mode)
+        np.testing.assert_array_equal(got.values, want)
+        assert got.overflows == overflows

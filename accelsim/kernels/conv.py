@@ -6,17 +6,21 @@ saturating accumulator. Padding is filled with the input zero point so that padd
 exactly ``(z_x - z_x) * w = 0``, as TFLite's "skip out-of-image taps" and ORT/PyTorch do.
 
 The array writes outputs pixel by pixel (GEMM rows), so an output is NCHW in shape but channels-last
-in memory (a transposed view, not a copy); im2col reads such an input in its memory order.
+in memory (a transposed view, not a copy); im2col reads such an input in its memory order. When no
+partial sum can leave the accumulator whatever the order (:func:`never_overflows`, true for int8
+operands, int32 accumulators and K < 65794), the order of the K steps cannot change a result, and the
+GEMM runs with K order ``(ky, kx, c)`` instead: each tap is then a run of C channels-last bytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, int_gemm
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, int_gemm, never_overflows
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -84,16 +88,50 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
     return cols
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: float | int = 0) -> np.ndarray:
-    """Patches of NCHW ``x`` as rows ``[N*OH*OW, C*kh*kw]`` (K order c, ky, kx)."""
+@njit(cache=True)
+def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
+    """Patches of an NHWC ``x`` as rows with K order (ky, kx, c): a tap is a run of C bytes, and a
+    whole in-image row of taps (dilation 1) one run of kw * C."""
+    n_dim, h_dim, w_dim, c_dim = x.shape
+    flat = x.reshape(-1)
+    run = kw * c_dim
+    cols = np.empty((n_dim * oh * ow, kh * run), dtype=x.dtype)
+    for n in range(n_dim):
+        for oy in range(oh):
+            for ox in range(ow):
+                row = cols[(n * oh + oy) * ow + ox]
+                ix0 = ox * sw - pl
+                for ky in range(kh):
+                    iy = oy * sh - pt + ky * dh
+                    dst = ky * run
+                    if not 0 <= iy < h_dim:
+                        row[dst : dst + run] = pad_value
+                    elif dw == 1 and ix0 >= 0 and ix0 + kw <= w_dim:
+                        src = ((n * h_dim + iy) * w_dim + ix0) * c_dim
+                        row[dst : dst + run] = flat[src : src + run]
+                    else:
+                        for kx in range(kw):
+                            ix = ix0 + kx * dw
+                            at = dst + kx * c_dim
+                            if 0 <= ix < w_dim:
+                                src = ((n * h_dim + iy) * w_dim + ix) * c_dim
+                                row[at : at + c_dim] = flat[src : src + c_dim]
+                            else:
+                                row[at : at + c_dim] = pad_value
+    return cols
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: float | int = 0, k_order: str = "cyx") -> np.ndarray:
+    """Patches of NCHW ``x`` as rows ``[N*OH*OW, C*kh*kw]``, K order (c, ky, kx) or (ky, kx, c)."""
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
     pt, pl, _, _ = geometry.padding
     if kh == kw == 1 and not any(geometry.padding):
         # pointwise: every patch is one pixel's channels, so im2col is a strided NCHW -> NHWC copy
         sh, sw = geometry.stride
         return np.ascontiguousarray(x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
-    pad = x.dtype.type(pad_value)
-    return _im2col(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, pad)
+    kernel = {"cyx": _im2col, "yxc": _im2col_taps}[k_order]
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return kernel(nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, nhwc.dtype.type(pad_value))
 
 
 def _group_slices(x: np.ndarray, w: np.ndarray, groups: int):
@@ -111,10 +149,20 @@ def _to_nchw(y2d: np.ndarray, n_dim: int, oh: int, ow: int) -> np.ndarray:
     return y2d.reshape(n_dim, oh, ow, -1).transpose(0, 3, 1, 2)
 
 
-def pack_conv_weights(w: np.ndarray, groups: int) -> tuple[PackedWeights, ...]:
-    """Each group's ``[C/g * kh * kw, O/g]`` GEMM operand of int8 ``w``, packed once for a prepared model."""
+def conv_gemm_weights(w: np.ndarray, groups: int, k_order: str = "cyx") -> list[np.ndarray]:
+    """Each group's ``[K, O/g]`` GEMM operand of ``w`` ``[O, C/g, kh, kw]`` with K in ``k_order``."""
     og = w.shape[0] // groups
-    return tuple(PackedWeights.of(w[g * og : (g + 1) * og].reshape(og, -1).T) for g in range(groups))
+    w = w if k_order == "cyx" else w.transpose(0, 2, 3, 1)
+    return [w[g * og : (g + 1) * og].reshape(og, -1).T for g in range(groups)]
+
+
+def pack_conv_weights(w: np.ndarray, groups: int, k_order: str = "cyx") -> tuple[PackedWeights, ...]:
+    """Each group's int8 GEMM operand, packed once for a prepared model."""
+    return tuple(PackedWeights.of(b) for b in conv_gemm_weights(w, groups, k_order))
+
+
+#: a prepared model's packed weights by K order (see QuantizedWeight.packed)
+PackedConvWeights = Callable[[str], tuple[PackedWeights, ...]]
 
 
 def int_conv2d(
@@ -127,17 +175,21 @@ def int_conv2d(
     acc_bits: int = 32,
     overflow: str = "wrap",
     method: str = "auto",
-    packed: tuple[PackedWeights, ...] | None = None,
+    packed: PackedConvWeights | None = None,
 ) -> AccumulatorResult:
     """Integer conv2d into the accumulator, one GEMM per group: NCHW int32 (or int64) output.
 
-    ``packed`` is :func:`pack_conv_weights` of ``w``, kept by the caller between calls."""
+    ``packed(k_order)`` gives :func:`pack_conv_weights` of ``w``, kept by the caller between calls."""
     n_dim, kh, kw = x.shape[0], w.shape[2], w.shape[3]
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
+    max_bias = 0 if bias is None else int(np.abs(np.asarray(bias, dtype=np.int64)).max(initial=0))
+    free = kh * kw > 1 and never_overflows(x.dtype, x_zero_point, w.dtype, w[0].size, max_bias, accumulator_range(acc_bits)[1])
+    k_order = "yxc" if free else "cyx"
+    weights = packed(k_order) if packed is not None else conv_gemm_weights(w, geometry.groups, k_order)
     parts = [
         int_gemm(
-            im2col(x[:, cs], kh, kw, geometry, x_zero_point),
-            packed[g] if packed is not None else w[os_].reshape(w[os_].shape[0], -1).T,
+            im2col(x[:, cs], kh, kw, geometry, x_zero_point, k_order),
+            weights[g],
             a_zero_point=x_zero_point,
             bias=None if bias is None else np.asarray(bias)[os_],
             acc_bits=acc_bits,

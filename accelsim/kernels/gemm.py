@@ -139,6 +139,14 @@ def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return total.astype(np.int64)
 
 
+def never_overflows(a_dtype: np.dtype, a_zero_point: int, b_dtype: np.dtype, k_dim: int, max_bias: int, hi: int) -> bool:
+    """True when no partial sum of any output can leave ``[-hi-1, hi]`` whatever the operands' values
+    and the order of the K steps: ``|bias| + K * max|a - z| * max|b|`` over the dtypes' extremes."""
+    a_info, b_info = np.iinfo(a_dtype), np.iinfo(b_dtype)
+    max_a = max(abs(a_info.min - a_zero_point), abs(a_info.max - a_zero_point))
+    return max_bias + k_dim * max_a * max(abs(b_info.min), b_info.max) <= hi
+
+
 def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:
     """Mask of outputs whose partial sums might leave ``[-hi-1, hi]``; None when none can.
 
@@ -149,9 +157,7 @@ def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: 
     if a.size == 0 or b.size == 0:
         return None
     max_bias = int(np.abs(bias).max(initial=0))
-    a_info, b_info = np.iinfo(a.dtype), np.iinfo(b.dtype)  # dtype bounds first: no pass over the data
-    max_a = max(abs(a_info.min - a_zero_point), abs(a_info.max - a_zero_point))
-    if max_bias + a.shape[1] * max_a * max(abs(b_info.min), b_info.max) <= hi:
+    if never_overflows(a.dtype, a_zero_point, b.dtype, a.shape[1], max_bias, hi):  # no pass over the data
         return None
     max_a = max(abs(int(a.min()) - a_zero_point), abs(int(a.max()) - a_zero_point))
     max_b = max(abs(int(b.min())), abs(int(b.max())))

@@ -96,8 +96,9 @@ class _Layer:
         """The array's integer accumulation, output laid out like the float output."""
         kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
         if self.kind == "conv2d":
-            return int_conv2d(xq, wq.codes, self.geometry, x_zero_point=zero_point, packed=wq.packed(self), **kw)
-        b = wq.packed(self)[0] if self.kind == "linear" else wq.codes  # a matmul's operand is used once
+            groups = self.geometry.groups
+            return int_conv2d(xq, wq.codes, self.geometry, x_zero_point=zero_point, packed=lambda order: wq.packed(groups, order), **kw)
+        b = wq.packed(1)[0] if self.kind == "linear" else wq.codes  # a matmul's operand is used once
         res = int_gemm(xq.reshape(-1, xq.shape[-1]), b, a_zero_point=zero_point, **kw)
         return AccumulatorResult(res.values.reshape(*xq.shape[:-1], -1), res.overflows)
 
@@ -133,15 +134,15 @@ class QuantizedWeight:
 
     codes: np.ndarray
     qparams: QParams
-    _packed: dict[tuple[str, int], tuple[PackedWeights, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _packed: dict[tuple[int, str], tuple[PackedWeights, ...]] = field(default_factory=dict, compare=False, repr=False)
 
-    def packed(self, layer: _Layer) -> tuple[PackedWeights, ...]:
-        """Each group's packed ``[K, N]`` operand (linear: one)."""
-        groups = layer.geometry.groups if layer.geometry is not None else 1
-        key = (layer.kind, groups)
+    def packed(self, groups: int, k_order: str = "cyx") -> tuple[PackedWeights, ...]:
+        """Each group's packed ``[K, N]`` conv operand with K in ``k_order`` (a linear layer's weight
+        ``[out, in]`` is its own single operand, transposed)."""
+        key = (groups, k_order)
         if key not in self._packed:
-            self._packed[key] = (pack_conv_weights(self.codes, groups) if layer.kind == "conv2d"
-                                 else (PackedWeights.of(layer.gemm_weights(self.codes)),))
+            self._packed[key] = (pack_conv_weights(self.codes, groups, k_order) if self.codes.ndim == 4
+                                 else (PackedWeights.of(self.codes.T),))
         return self._packed[key]
 
 
