@@ -48,8 +48,7 @@ def _round(v, half_away):
 
 
 @njit(cache=True)
-def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused):
-    out = np.empty(x.shape, dtype=np.int32)
+def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused, out):
     sats = 0
     for o in range(x.shape[0]):
         for c in range(x.shape[1]):
@@ -73,7 +72,7 @@ def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_bef
                     r = qmax
                     sats += 1
                 out[o, c, i] = np.int32(r)
-    return out, sats
+    return sats
 
 
 @njit(cache=True)
@@ -135,8 +134,9 @@ def quantize(
     zero_point_before_rounding: bool = False,
     inv_scale: np.ndarray | float | None = None,
     fused: bool = False,
+    out_dtype: type = np.int32,
 ) -> tuple[np.ndarray, int]:
-    """float32 ``x`` -> int32 codes in ``[qmin, qmax]`` and the number of clamped elements.
+    """float32 ``x`` -> codes in ``[qmin, qmax]`` (``out_dtype``) and the number of clamped elements.
 
     ``inv_scale`` overrides the float32 ``1 / scale`` of the reciprocal rule (TFLite's symmetric
     path computes ``127 / range`` instead). ``fused``: ``round(fma(x, 1/s, z))`` (implies reciprocal
@@ -145,7 +145,8 @@ def quantize(
     view, restore = elementwise_view(np.asarray(x, dtype=np.float32), axis)
     ch = view.shape[1]
     scale_c = channel_params(scale, ch, np.float32)
-    out, sats = _quantize(
+    out = np.empty(view.shape, out_dtype)
+    sats = _quantize(
         view,
         scale_c,
         np.float32(1.0) / scale_c if inv_scale is None else channel_params(inv_scale, ch, np.float32),
@@ -156,6 +157,7 @@ def quantize(
         half_away,
         zero_point_before_rounding,
         fused,
+        out,
     )
     return restore(out), int(sats)
 

@@ -57,8 +57,9 @@ def quantize_tensor(
         zero_point_before_rounding=rule.zero_point_before_rounding,
         inv_scale=inv_scale,
         fused=rule.fused,
+        out_dtype=qp.numpy_dtype,
     )
-    return q.astype(qp.numpy_dtype), sats
+    return q, sats
 
 
 def dequantize_tensor(q: np.ndarray, qp: QParams) -> np.ndarray:
