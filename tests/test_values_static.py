@@ -82,3 +82,24 @@ def test_static_tiny_cnn_equals_hand_chain(mode: str) -> None:
         assert np.array_equal(lv.codes, codes[name]), name
     assert np.array_equal(values.output, dequantize_tensor(codes["fc"], qp["fc"]))
     assert values.layers["maxpool"].qparams is values.layers["add"].qparams
+
+
+@pytest.mark.parametrize("rule", ["onnx", "fbgemm", "tflite"])
+@pytest.mark.parametrize("activation", ["none", "relu", "relu6"])
+def test_fused_residual_add_equals_its_steps(rule: str, activation: str) -> None:
+    """The one-pass residual add gives the codes and clamp count of dequantize, float32 add, activation,
+    quantize, also when its operands lie in different memory orders and the output saturates."""
+    from accelsim.quant import RULES, QParams
+    from accelsim.quant.rules import add_tensors
+    from accelsim.sim.values import activate
+
+    rng = np.random.default_rng(11)
+    a = rng.integers(-128, 128, (2, 6, 5, 4)).astype(np.int8)
+    b = np.ascontiguousarray(rng.integers(-128, 128, (2, 5, 4, 6)).astype(np.int8)).transpose(0, 3, 1, 2)  # channels last
+    qa, qb = QParams(np.float32([0.031]), np.int32([3]), "int8"), QParams(np.float32([0.017]), np.int32([-9]), "int8")
+    out = QParams(np.float32([0.02]), np.int32([5]), "int8")  # narrower than the sum: some outputs saturate
+    y = (dequantize_tensor(a, qa) + dequantize_tensor(b, qb)).astype(np.float32)
+    want, want_sats = quantize_tensor(activate(y, activation), out, RULES[rule])
+    got, sats = add_tensors(a, qa, b, qb, out, RULES[rule], activation)
+    np.testing.assert_array_equal(got, want)
+    assert sats == want_sats and want_sats > 0 and got.dtype == np.int8

@@ -47,6 +47,24 @@ def _round(v, half_away):
     return np.float64(np.rint(v))
 
 
+@njit(cache=True, inline="always")
+def _quantize_one(xv, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused):
+    """(code, clamped) of one float32 value."""
+    if fused:
+        r = _round(fma_float32(xv, inv, np.float32(z)), half_away)
+    else:
+        v = xv * inv if reciprocal else xv / s
+        if zp_before_rounding:
+            r = _round(v + np.float32(z), half_away)
+        else:
+            r = _round(v, half_away) + z
+    if r < qmin:
+        return qmin, True
+    if r > qmax:
+        return qmax, True
+    return r, False
+
+
 @njit(cache=True)
 def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused, out):
     sats = 0
@@ -56,22 +74,23 @@ def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_bef
             inv = inv_scale[c]
             z = zp[c]
             for i in range(x.shape[2]):
-                xv = x[o, c, i]
-                if fused:
-                    r = _round(fma_float32(xv, inv, np.float32(z)), half_away)
-                else:
-                    v = xv * inv if reciprocal else xv / s
-                    if zp_before_rounding:
-                        r = _round(v + np.float32(z), half_away)
-                    else:
-                        r = _round(v, half_away) + z
-                if r < qmin:
-                    r = qmin
-                    sats += 1
-                elif r > qmax:
-                    r = qmax
-                    sats += 1
+                r, sat = _quantize_one(x[o, c, i], s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
                 out[o, c, i] = np.int32(r)
+                sats += sat
+    return sats
+
+
+@njit(cache=True)
+def _add_codes(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused, out):
+    """Per element: dequantize both codes, add, clamp (ReLU / ReLU6 / none), quantize; all float32."""
+    sats = 0
+    inv = np.float32(1.0) / s
+    for i in range(a.shape[0]):
+        y = np.float32(np.int64(a[i]) - za) * sa + np.float32(np.int64(b[i]) - zb) * sb
+        y = min(max(y, clamp_low), clamp_high)
+        r, sat = _quantize_one(y, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
+        out[i] = np.int32(r)
+        sats += sat
     return sats
 
 
@@ -159,6 +178,40 @@ def quantize(
         fused,
         out,
     )
+    return restore(out), int(sats)
+
+
+def add_codes(
+    a: np.ndarray,
+    a_params: tuple[float, int],
+    b: np.ndarray,
+    b_params: tuple[float, int],
+    clamp: tuple[float, float],
+    out_params: tuple[float, int],
+    *,
+    qmin: int,
+    qmax: int,
+    reciprocal: bool,
+    half_away: bool,
+    zero_point_before_rounding: bool,
+    fused: bool,
+    out_dtype: type,
+) -> tuple[np.ndarray, int]:
+    """The vector unit's residual add on per-tensor codes in one pass: ``dequantize(a) + dequantize(b)``,
+    clamped to ``clamp`` (a fused ReLU / ReLU6, or +-inf), quantized with the rule's switches; each
+    step in float32 exactly as the separate dequantize, add, activation and quantize. ``(scale, zero point)``
+    pairs; the result has ``a``'s shape and memory order."""
+    if b.strides != a.strides:  # lay b out like a, so that both views walk the same elements
+        like = np.empty_like(a)
+        like[...] = b
+        b = like
+    view, restore = elementwise_view(a, None)
+    b_view = elementwise_view(b, None)[0]
+    out = np.empty(view.shape, out_dtype)
+    f32 = np.float32
+    sats = _add_codes(view.reshape(-1), f32(a_params[0]), a_params[1], b_view.reshape(-1), f32(b_params[0]), b_params[1],
+                      f32(clamp[0]), f32(clamp[1]), f32(out_params[0]), out_params[1], qmin, qmax, reciprocal, half_away,
+                      zero_point_before_rounding, fused, out.reshape(-1))
     return restore(out), int(sats)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.kernels.quantize import add_codes
 from accelsim.kernels.quantize import dequantize as _dequantize_kernel
 from accelsim.kernels.quantize import quantize as _quantize_kernel
 from accelsim.quant.qparams import QParams
@@ -65,3 +66,18 @@ def quantize_tensor(
 def dequantize_tensor(q: np.ndarray, qp: QParams) -> np.ndarray:
     """``float32(q - z) * s`` (all frameworks agree on this one)."""
     return _dequantize_kernel(q, qp.scale, qp.zero_point, axis=qp.axis)
+
+
+#: float32 clamp of the activations a residual add can fuse
+ADD_CLAMPS = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6.0)}
+
+
+def add_tensors(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams, rule: QuantizeRule, activation: str) -> tuple[np.ndarray, int]:
+    """Per-tensor codes ``a + b`` on the vector unit (dequantize, add, activation, quantize with ``rule``,
+    all float32) in one pass: (codes in ``out_qp``'s dtype, clamped count)."""
+    def pair(qp: QParams) -> tuple[float, int]:
+        return float(qp.scale[0]), int(qp.zero_point[0])
+
+    return add_codes(a, pair(a_qp), b, pair(b_qp), ADD_CLAMPS[activation], pair(out_qp), qmin=out_qp.qmin, qmax=out_qp.qmax,
+                     reciprocal=rule.reciprocal, half_away=rule.half_away, zero_point_before_rounding=rule.zero_point_before_rounding,
+                     fused=rule.fused, out_dtype=out_qp.numpy_dtype)

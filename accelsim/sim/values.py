@@ -58,6 +58,7 @@ from accelsim.quant import (
     run_static_codes,
 )
 from accelsim.quant.observers import Observer
+from accelsim.quant.rules import ADD_CLAMPS, add_tensors
 from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
@@ -431,6 +432,10 @@ class _StaticRun:
         elif isinstance(layer, Flatten):
             x = inputs[0]
             out = _Quantized(x.codes.reshape(x.codes.shape[0], -1), x.qparams)
+        elif isinstance(layer, Add) and layer.activation in ADD_CLAMPS:
+            (a, b), qp = inputs, self.qparams[name]
+            codes, vector_sats = add_tensors(a.codes, a.qparams, b.codes, b.qparams, qp, self.rule, layer.activation)
+            out = _Quantized(codes, qp)
         else:
             out, vector_sats = self._quantize(vector_op(layer, [q.real() for q in inputs], params), name)
         values = _counts(name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats)
