@@ -13,18 +13,33 @@ Processes (one event per DMA transfer or tile, never per cycle):
 
 A layer's activation loads wait until every earlier layer has stored its outputs (layers run one
 after another, reading their inputs from DRAM); weights of the next layer prefetch earlier.
+
+How it runs: SimPy's clock holds the timed steps, one SimPy event per unit or DMA hold, scheduled
+when the unit is granted (its length is known then). What happens in reaction within one cycle (a
+unit handed on, a buffer half returned, a block arriving, a process starting or ending) runs as
+zero-delay steps of ``_Steps``, in exactly the order SimPy runs such events (first in, first out per
+cycle, a newly started process first) but without a SimPy event each. That order settles ties: which
+of two requests in the same cycle gets a unit first, what a stall is attributed to, the log's order.
+So the results are those of the plain SimPy formulation (a Resource per unit, a Container per buffer,
+a process per tile, fetch and drain) at about a sixth of its SimPy events.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
+from simpy.core import StopSimulation
 
 from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile
 
 STALL_CAUSES = ("ifmap", "weights", "ofmap_buffer", "vector_unit", "range_pass")
+
+Step = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 @dataclass
@@ -49,13 +64,194 @@ class EngineRun:
     log: list[tuple[str, int, int, str]]  # (lane, start, end, layer) when logging is on
 
 
-class _Memory:
-    """DRAM channels as a SimPy resource; one transfer holds one channel for its duration."""
+class _Steps:
+    """Zero-delay steps in SimPy's order on SimPy's clock.
 
-    def __init__(self, env: simpy.Environment, dram: DramChannel | None) -> None:
+    SimPy runs the events due in one cycle first in, first out, except that a process started by a
+    step runs right after that step (its Initialize event is URGENT). A step queued here runs in this
+    cycle's deque while SimPy has nothing else due now; otherwise it rides in one carrier event queued
+    behind SimPy's due events, as its own event would have. Timed steps are SimPy timeouts.
+    """
+
+    def __init__(self, env: simpy.Environment) -> None:
         self.env = env
+        self.fifo: deque[Step] = deque()
+        self.urgent: deque[Step] = deque()
+        self.carrier: list[Step] | None = None
+        # whether SimPy has other events due this cycle; steps only add later events (or the carrier),
+        # so it holds from the start of the SimPy event being processed to its end
+        self.others_due = False
+
+    def soon(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` later in this cycle, where SimPy would process an event triggered now."""
+        if self.carrier is not None:
+            self.carrier.append((fn, args))
+        elif self.others_due:
+            self.carrier = [(fn, args)]
+            event = self.env.event()
+            event.callbacks.append(self._run_carrier)
+            event.succeed(self.carrier)
+        else:
+            self.fifo.append((fn, args))
+
+    def start(self, fn: Callable[..., None], *args: Any) -> None:
+        """Start a process whose first step is ``fn(*args)``: it runs right after the current step."""
+        self.urgent.append((fn, args))
+
+    def after(self, delay: int, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """Run ``fn(*args)`` in ``delay`` > 0 cycles: one SimPy timeout."""
+        self.env.timeout(delay, (fn, args)).callbacks.append(self._run_timed)
+
+    def kick_off(self) -> None:
+        """Run the started processes at cycle 0, inside SimPy's loop."""
+        self.env.event().succeed().callbacks.append(lambda _: self._run())
+
+    def _run_timed(self, event: simpy.Event) -> None:
+        fn, args = event.value
+        self.others_due = self.env.peek() == self.env.now
+        fn(*args)
+        self._run()
+
+    def _run_carrier(self, event: simpy.Event) -> None:
+        self.carrier = None
+        self.fifo.extend(event.value)
+        self._run()
+
+    def _run(self) -> None:
+        fifo, urgent = self.fifo, self.urgent
+        while urgent or fifo:
+            fn, args = (urgent or fifo).popleft()
+            fn(*args)
+        self.others_due = False
+
+
+class _Process:
+    """A generator driven by ``_Steps``: before each ``yield`` it arranges for ``wake`` to be called."""
+
+    def __init__(self, body: Callable[[Callable[..., None]], Generator[None, Any, None]], on_exit: Callable[[], None] | None) -> None:
+        self.gen = body(self.wake)
+        self.on_exit = on_exit
+
+    def wake(self, value: Any = None) -> None:
+        try:
+            self.gen.send(value)
+        except StopIteration:
+            if self.on_exit is not None:
+                self.on_exit()
+
+
+class _Unit:
+    """``capacity`` servers handed out first come, first served, each held for a length known at the
+    request: a ``simpy.Resource`` with one event per hold instead of three (grant, end, release).
+
+    As in SimPy, a request or a processed release hands a free server to the head of the queue only.
+    The hold's end is scheduled when the server is granted rather than a step later, which keeps the
+    order of holds ending in the same cycle: grants are processed in the order they are made.
+    """
+
+    def __init__(self, steps: _Steps, capacity: int) -> None:
+        self.steps = steps
+        self.capacity = capacity
+        self.free = capacity
+        self.queue: deque[tuple[int, Callable[..., None], tuple[Any, ...]]] = deque()
+
+    def request(self, cycles: int, fn: Callable[..., None], *args: Any) -> None:
+        """Hold a server for ``cycles``; ``fn(grant_cycle, *args)`` runs when the hold ends."""
+        self.queue.append((cycles, fn, args))
+        if self.free:
+            self._grant()
+
+    def release(self) -> None:
+        self.free += 1
+        # SimPy's release event hands the server on when processed; with one server and nobody queued
+        # it cannot: a request made meanwhile took the server itself and holds it past that step
+        if self.queue or self.capacity > 1:
+            self.steps.soon(self._grant)
+
+    def _grant(self) -> None:
+        if self.queue and self.free:
+            cycles, fn, args = self.queue.popleft()
+            self.free -= 1
+            args = (self.steps.env.now, *args)
+            if cycles > 0:
+                self.steps.after(cycles, fn, args)
+            else:  # SimPy's Timeout(0) is a step of its own, after the grant's
+                self.steps.soon(self.steps.soon, fn, *args)
+
+
+class _Halves:
+    """The two halves of a double buffer, taken by one process: a ``simpy.Container`` of capacity 2.
+
+    Every put returns a half taken before, so a put never has to wait for room.
+    """
+
+    def __init__(self, steps: _Steps) -> None:
+        self.steps = steps
+        self.level = 2
+        self.taker: Step | None = None
+
+    def get(self, fn: Callable[..., None], *args: Any) -> None:
+        """``fn(*args)`` runs once a half is taken: a step later, or a step after the put that frees one."""
+        if self.level:
+            self.level -= 1
+            self.steps.soon(fn, *args)
+        else:
+            self.taker = (fn, args)
+
+    def put(self, then: Callable[[], None] | None = None) -> None:
+        """Return a half; ``then()`` runs when SimPy would process the put (the putter waiting on it)."""
+        self.level += 1
+        if then is not None or self.taker is not None:  # else processing the put would find nobody to serve
+            self.steps.soon(self._processed, then)
+
+    def _processed(self, then: Callable[[], None] | None) -> None:
+        if self.taker is not None and self.level:
+            (fn, args), self.taker = self.taker, None
+            self.level -= 1
+            self.steps.soon(fn, *args)
+        if then is not None:
+            then()
+
+
+class _Signal:
+    """A one-shot ``simpy.Event``: triggered when it succeeds, its callbacks run a step later in order.
+
+    Without ``late`` nobody waits once it has triggered (waiters check ``triggered`` first), so a signal
+    nobody waits for yet needs no processing step; with it, waiting is possible until and after that step.
+    """
+
+    __slots__ = ("callbacks", "late", "steps", "triggered", "value")
+
+    def __init__(self, steps: _Steps, *, late: bool = False) -> None:
+        self.steps = steps
+        self.late = late
+        self.triggered = False
+        self.value: Any = None
+        self.callbacks: list[Step] | None = []
+
+    def succeed(self, value: Any = None) -> None:
+        self.triggered, self.value = True, value
+        if self.callbacks or self.late:
+            self.steps.soon(self._process)
+
+    def wait(self, fn: Callable[..., None], *args: Any) -> None:
+        """``fn(*args)`` once processed; at once if it already was (a process yielding it continues)."""
+        if self.callbacks is None:
+            fn(*args)
+        else:
+            self.callbacks.append((fn, args))
+
+    def _process(self) -> None:
+        callbacks, self.callbacks = self.callbacks or [], None
+        for fn, args in callbacks:
+            fn(*args)
+
+
+class _Memory:
+    """Transfer lengths on the DRAM channels (``dram=None``: ideal memory, every transfer takes zero cycles)."""
+
+    def __init__(self, dram: DramChannel | None) -> None:
         self.dram = dram
-        self.channels = simpy.Resource(env, capacity=dram.channels if dram else 1)
         self._cycles: dict[int, int] = {}
 
     def cycles(self, n_bytes: int) -> int:
@@ -66,13 +262,18 @@ class _Memory:
             self._cycles[n_bytes] = self.dram.transfer_cycles(n_bytes)
         return self._cycles[n_bytes]
 
-    def transfer(self, n_bytes: int):  # noqa: ANN201 - a SimPy process
-        cycles = self.cycles(n_bytes)
-        if cycles == 0:
-            return
-        with self.channels.request() as slot:
-            yield slot
-            yield self.env.timeout(cycles)
+
+@dataclass(eq=False)
+class _Load:
+    """One tile's loads in flight: its fetches still to arrive and when each kind did."""
+
+    li: int
+    layer: LoweredLayer
+    tile: Tile
+    done: _Signal
+    range_done: _Signal | None
+    left: int = 0
+    arrivals: dict[str, int] = field(default_factory=dict)
 
 
 class Engine:
@@ -81,18 +282,24 @@ class Engine:
     def __init__(self, program: Program, dram: DramChannel | None, *, log: bool = False) -> None:
         self.program = program
         self.env = simpy.Environment()
-        self.memory = _Memory(self.env, dram)
-        self.array = simpy.Resource(self.env, 1)
-        self.vector = simpy.Resource(self.env, 1)
-        self.requant = simpy.Resource(self.env, 1)
-        self.ifmap_halves = simpy.Container(self.env, 2, init=2)
-        self.filter_halves = simpy.Container(self.env, 2, init=2)
-        self.ofmap_halves = simpy.Container(self.env, 2, init=2)
+        self.steps = _Steps(self.env)
+        self.memory = _Memory(dram)
+        self.channels = _Unit(self.steps, dram.channels if dram else 1)
+        self.array = _Unit(self.steps, 1)
+        self.vector = _Unit(self.steps, 1)
+        self.requant = _Unit(self.steps, 1)
+        self.ifmap_halves = _Halves(self.steps)
+        self.filter_halves = _Halves(self.steps)
+        self.ofmap_halves = _Halves(self.steps)
         self.timings = [LayerTiming(layer.name) for layer in program.layers]
-        self.layer_stored = [self.env.event() for _ in program.layers]
+        self.layer_stored = [_Signal(self.steps, late=True) for _ in program.layers]
+        self.ready = [[_Signal(self.steps) for _ in layer.tiles] for layer in program.layers]
         self.logging = log
         self.log: list[tuple[str, int, int, str]] = []
         self.events = 0
+        self._drains_open = 0  # drains of the current layer whose end SimPy has not processed yet
+        self._drains_waiter: Callable[[], None] | None = None
+        self._finished = False
 
     # -- helpers -------------------------------------------------------------------------------------
     def _mark(self, lane: str, start: float, layer: str) -> None:
@@ -100,134 +307,193 @@ class Engine:
         if self.logging and self.env.now > start:
             self.log.append((lane, int(start), int(self.env.now), layer))
 
-    def _on(self, unit: simpy.Resource, cycles: int, lane: str, layer: str):  # noqa: ANN202
-        """Hold ``unit`` for ``cycles``."""
+    def _on(self, unit: _Unit, cycles: int, lane: str, layer: str, then: Callable[..., None], *args: Any) -> None:
+        """Hold ``unit`` for ``cycles``, then ``then(*args)``."""
         if cycles <= 0:
-            return
-        with unit.request() as slot:
-            yield slot
-            start = self.env.now
-            yield self.env.timeout(cycles)
-            self._mark(lane, start, layer)
+            then(*args)
+        else:
+            unit.request(cycles, self._off, unit, lane, layer, then, args)
 
-    def _dma(self, n_bytes: int, lane: str, layer: str):  # noqa: ANN202
-        start = self.env.now
-        yield from self.memory.transfer(n_bytes)
+    def _off(self, start: int, unit: _Unit, lane: str, layer: str, then: Callable[..., None], args: tuple[Any, ...]) -> None:
         self._mark(lane, start, layer)
+        unit.release()
+        then(*args)
+
+    def _dma(self, n_bytes: int, then: Callable[..., None], *args: Any) -> None:
+        """Move ``n_bytes`` over a DRAM channel, then ``then(start, *args)`` (start: when it was asked for)."""
+        start = self.env.now
+        cycles = self.memory.cycles(n_bytes)
+        if cycles == 0:
+            then(start, *args)
+        else:
+            self.channels.request(cycles, self._dma_done, then, start, args)
+
+    def _dma_done(self, _grant: int, then: Callable[..., None], start: int, args: tuple[Any, ...]) -> None:
+        self.channels.release()
+        then(start, *args)
 
     # -- processes ----------------------------------------------------------------------------------
-    def _loader(self, ready: list[list[simpy.Event]]):  # noqa: ANN202
+    def _loader(self, wake: Callable[..., None]) -> Generator[None, Any, None]:
         for li, layer in enumerate(self.program.layers):
             timing = self.timings[li]
-            range_done: simpy.Event | None = None
+            range_done: _Signal | None = None
             for ti, tile in enumerate(layer.tiles):
                 if tile.new_ifmap:
-                    yield self.ifmap_halves.get(1)
+                    self.ifmap_halves.get(wake)
+                    yield
                 if tile.new_weights:
-                    yield self.filter_halves.get(1)
-                self.env.process(self._load_tile(li, layer, tile, ready[li][ti], range_done))
+                    self.filter_halves.get(wake)
+                    yield
+                self.steps.start(self._load_tile, _Load(li, layer, tile, self.ready[li][ti], range_done))
                 if tile.range_pass:
-                    range_done = ready[li][ti]
+                    range_done = self.ready[li][ti]
                 timing.dram_read_bytes["ifmap"] += tile.ifmap_bytes
                 key = "ifmap" if layer.b_is_activation else "weights"
                 timing.dram_read_bytes[key] += tile.weight_bytes
                 timing.dram_read_bytes["bias"] += tile.bias_bytes
                 timing.dram_read_bytes["weight_scales"] += tile.weight_scale_bytes
 
-    def _load_tile(self, li: int, layer: LoweredLayer, tile: Tile, done: simpy.Event, range_done: simpy.Event | None):  # noqa: ANN202
+    def _load_tile(self, load: _Load) -> None:
         """DMA a tile's new blocks (activations only after earlier layers stored theirs), then pre-process."""
-        arrivals: dict[str, float] = {}
-
-        def fetch(kind: str, n_bytes: int, activation: bool):  # noqa: ANN202
-            if activation and li > 0:
-                yield self.layer_stored[li - 1]
-            yield from self._dma(n_bytes, "dma_in", layer.name)
-            arrivals[kind] = self.env.now
-
+        tile, li = load.tile, load.li
         parts = []
         if tile.ifmap_bytes:
-            parts.append(self.env.process(fetch("ifmap", tile.ifmap_bytes, True)))
+            parts.append(("ifmap", tile.ifmap_bytes, True))
         elif li > 0 and not self.layer_stored[li - 1].triggered:
-            parts.append(self.env.process(fetch("ifmap", 0, True)))
+            parts.append(("ifmap", 0, True))
         weight_bytes = tile.weight_bytes + tile.bias_bytes + tile.weight_scale_bytes
         if weight_bytes:
-            parts.append(self.env.process(fetch("weights", weight_bytes, layer.b_is_activation)))
-        if parts:
-            yield simpy.AllOf(self.env, parts)
-        cause = max(arrivals, key=arrivals.get) if arrivals else "ifmap"
-        if tile.pre_vector_cycles:
-            if range_done is not None and not range_done.triggered:
-                yield range_done
-                cause = "range_pass"
-            start = self.env.now
-            yield from self._on(self.vector, tile.pre_vector_cycles, "vector", layer.name)
-            self.timings[li].vector_cycles += tile.pre_vector_cycles
-            if self.env.now - start > tile.pre_vector_cycles:
-                cause = "vector_unit"
-        done.succeed(cause)
+            parts.append(("weights", weight_bytes, load.layer.b_is_activation))
+        load.left = len(parts)
+        for kind, n_bytes, activation in parts:
+            self.steps.start(self._fetch, load, kind, n_bytes, activation)
+        if not parts:
+            self._pre_process(load)
 
-    def _drain(self, li: int, layer: LoweredLayer, tile: Tile):  # noqa: ANN202
-        timing = self.timings[li]
+    def _fetch(self, load: _Load, kind: str, n_bytes: int, activation: bool) -> None:
+        """One block's DMA, started as its own process (after the tile's first step, before its vector work)."""
+        if activation and load.li > 0:
+            self.layer_stored[load.li - 1].wait(self._dma, n_bytes, self._arrived, load, kind)
+        else:
+            self._dma(n_bytes, self._arrived, load, kind)
+
+    def _arrived(self, start: int, load: _Load, kind: str) -> None:
+        self._mark("dma_in", start, load.layer.name)
+        load.arrivals[kind] = self.env.now
+        load.left -= 1
+        if load.left == 0:  # the last fetch ends, then SimPy processes the AllOf of the fetches
+            self.steps.soon(self.steps.soon, self._pre_process, load)
+
+    def _pre_process(self, load: _Load) -> None:
+        arrivals = load.arrivals
+        cause = max(arrivals, key=arrivals.get) if arrivals else "ifmap"
+        if not load.tile.pre_vector_cycles:
+            load.done.succeed(cause)
+        elif load.range_done is not None and not load.range_done.triggered:
+            load.range_done.wait(self._pre_vector, load, "range_pass")
+        else:
+            self._pre_vector(load, cause)
+
+    def _pre_vector(self, load: _Load, cause: str) -> None:
+        self._on(self.vector, load.tile.pre_vector_cycles, "vector", load.layer.name, self._pre_done, load, cause, self.env.now)
+
+    def _pre_done(self, load: _Load, cause: str, start: int) -> None:
+        self.timings[load.li].vector_cycles += load.tile.pre_vector_cycles
+        if self.env.now - start > load.tile.pre_vector_cycles:
+            cause = "vector_unit"
+        load.done.succeed(cause)
+
+    def _drain(self, li: int, layer: LoweredLayer, tile: Tile) -> None:
         unit = self.requant if tile.post_unit == "requant" else self.vector
-        yield from self._on(unit, tile.post_cycles, tile.post_unit, layer.name)
+        self._on(unit, tile.post_cycles, tile.post_unit, layer.name, self._drain_out, li, layer, tile)
+
+    def _drain_out(self, li: int, layer: LoweredLayer, tile: Tile) -> None:
+        timing = self.timings[li]
         if tile.post_unit == "requant":
             timing.requant_cycles += tile.post_cycles
         else:
             timing.vector_cycles += tile.post_cycles
-        yield from self._dma(tile.ofmap_bytes, "dma_out", layer.name)
-        timing.dram_write_bytes += tile.ofmap_bytes
-        yield self.ofmap_halves.put(1)
+        self._dma(tile.ofmap_bytes, self._stored, li, layer, tile)
 
-    def _sequencer(self, ready: list[list[simpy.Event]]):  # noqa: ANN202
+    def _stored(self, start: int, li: int, layer: LoweredLayer, tile: Tile) -> None:
+        self._mark("dma_out", start, layer.name)
+        self.timings[li].dram_write_bytes += tile.ofmap_bytes
+        self.ofmap_halves.put(self._drain_ends)
+
+    def _drain_ends(self) -> None:
+        """The drain continues once its put is processed and ends: SimPy processes the end a step later."""
+        self.steps.soon(self._drain_ended)
+
+    def _drain_ended(self) -> None:
+        self._drains_open -= 1
+        if self._drains_open == 0 and self._drains_waiter is not None:
+            self.steps.soon(self._drains_waiter)
+            self._drains_waiter = None
+
+    def _sequencer(self, wake: Callable[..., None]) -> Generator[None, Any, None]:
         env = self.env
         for li, layer in enumerate(self.program.layers):
             timing = self.timings[li]
-            drains = []
+            drained = False
             holding = {"ifmap": False, "weights": False, "ofmap": False}
             for ti, tile in enumerate(layer.tiles):
+                ready = self.ready[li][ti]
                 wait_from = env.now
-                if not ready[li][ti].triggered:
-                    yield ready[li][ti]
-                timing.stall_cycles[ready[li][ti].value] += int(env.now - wait_from)
+                if not ready.triggered:
+                    ready.wait(wake)
+                    yield
+                timing.stall_cycles[ready.value] += int(env.now - wait_from)
                 holding["ifmap"] |= tile.new_ifmap
                 holding["weights"] |= tile.new_weights
                 if not tile.range_pass and not holding["ofmap"]:
                     wait_from = env.now
-                    yield self.ofmap_halves.get(1)
+                    self.ofmap_halves.get(wake)
+                    yield
                     timing.stall_cycles["ofmap_buffer"] += int(env.now - wait_from)
                     holding["ofmap"] = True
                 unit, lane = (self.array, "array") if tile.unit == "array" else (self.vector, "vector")
                 wait_from = env.now
-                with unit.request() as slot:
-                    yield slot
-                    timing.stall_cycles["vector_unit"] += int(env.now - wait_from)
-                    start = env.now
-                    yield env.timeout(tile.compute_cycles)
-                    self._mark(lane, start, layer.name)
+                unit.request(tile.compute_cycles, wake)
+                start = yield
+                timing.stall_cycles["vector_unit"] += int(start - wait_from)
+                self._mark(lane, start, layer.name)
+                unit.release()
                 timing.compute_cycles += tile.compute_cycles
                 if tile.unit == "vector":
                     timing.vector_cycles += tile.compute_cycles
                 nxt = layer.tiles[ti + 1] if ti + 1 < len(layer.tiles) else None
                 # free the blocks the next tile does not reuse
                 if holding["ifmap"] and (nxt is None or nxt.new_ifmap):
-                    self.ifmap_halves.put(1)
+                    self.ifmap_halves.put()
                     holding["ifmap"] = False
                 if holding["weights"] and (nxt is None or nxt.new_weights):
-                    self.filter_halves.put(1)
+                    self.filter_halves.put()
                     holding["weights"] = False
                 if tile.post_unit or tile.ofmap_bytes:
-                    drains.append(env.process(self._drain(li, layer, tile)))
+                    self._drains_open += 1
+                    self.steps.start(self._drain, li, layer, tile)
+                    drained = True
                     holding["ofmap"] = False
             if holding["ofmap"]:
-                self.ofmap_halves.put(1)
-            if drains:
-                yield simpy.AllOf(env, drains)
+                self.ofmap_halves.put()
+            if drained:  # wait for every drain's end, as an AllOf of the drain processes
+                if self._drains_open == 0:
+                    self.steps.soon(wake)
+                else:
+                    self._drains_waiter = wake
+                yield
             timing.end_cycle = int(env.now)
             self.layer_stored[li].succeed()
 
+    def _finish(self) -> None:
+        self._finished = True
+        raise StopSimulation(None)
+
     def run(self) -> EngineRun:
-        ready = [[self.env.event() for _ in layer.tiles] for layer in self.program.layers]
-        self.env.process(self._loader(ready))
-        done = self.env.process(self._sequencer(ready))
-        self.env.run(until=done)
+        self.steps.start(_Process(self._loader, None).wake)
+        self.steps.start(_Process(self._sequencer, lambda: self.steps.soon(self._finish)).wake)
+        self.steps.kick_off()
+        self.env.run()
+        if not self._finished:
+            raise RuntimeError("the program deadlocked: no events left before the last layer was stored")
         return EngineRun(int(self.env.now), self.timings, self.events, self.log)
