@@ -13,7 +13,7 @@ import pytest
 from accelsim.config import load_hardware, load_workload
 from accelsim.config.workload import Workload
 from accelsim.lowering.gemm_view import gemm_view
-from accelsim.quant import DYNAMIC_FLAVOURS
+from accelsim.quant import DYNAMIC_FLAVOURS, dynamic_quantize
 from accelsim.sim.tensors import materialize
 from accelsim.sim.values import OUTPUT, error_metrics, run_values
 
@@ -66,6 +66,11 @@ def test_bert_attention_runs_under_every_scheme() -> None:
         assert out.sqnr_db > (STATIC_BOUND_DB if scheme == "static" else FLOAT_BOUND_DB), (scheme, flavour, out)
         assert out.top1_agreement is None  # [tokens, hidden] is not a classifier output
         assert len(values.layers[scores].results) == view.count  # one GEMM per head, as lowered
+        if flavour in ("onnx", "pytorch") and scheme == "dynamic":  # per tensor: one range over all heads
+            whole = dynamic_quantize(values.layers["attention.self.query"].output.reshape(-1, 768), flavour)[1]
+            for r in values.layers[scores].results:
+                used = r.tensors["input_q"].qparams
+                assert used.axis is None and used.scale == whole.scale and used.zero_point == whole.zero_point
     first = values.layers[scores].results[0]  # the static run (last)
     assert first.tensors["input_q"].dtype == first.tensors["weight_q"].dtype == "int8"
     assert first.settings["alpha"] == 0.125

@@ -179,7 +179,9 @@ def run_layer(
     ``requant_mode`` selects the static requant unit (tflite, tflite_single, float_half_even,
     fbgemm) and with it the framework's input quantization rule and activation dtype;
     ``flavour`` the dynamic one (tflite, tflite_symmetric, onnx, pytorch). Static input/output
-    parameters default to min-max calibration on ``x`` and on the fp32 output. ``weight_q`` is the
+    parameters default to min-max calibration on ``x`` and on the fp32 output. Under dynamic,
+    ``input_qparams`` are per-tensor parameters the run-time range pass took over a larger tensor
+    than ``x`` (an attention matmul's whole first operand, of which ``x`` is one sample and head). ``weight_q`` is the
     weight's codes and parameters from :func:`quantize_weight` when the caller keeps them between runs
     (a prepared model), so they are not derived again.
     """
@@ -215,7 +217,7 @@ def run_layer(
         tensors |= {"weight_dequantized": TensorRecord(w_deq, "float32"), "output": TensorRecord(y, "float32")}
         return LayerResult(kind, scheme, None, tensors, geometry=geometry, settings=settings)
     if scheme == "dynamic":
-        return _run_dynamic(layer, x, w_q, bias_f, flavour, activation, acc_bits, overflow, tensors, settings)
+        return _run_dynamic(layer, x, w_q, bias_f, flavour, input_qparams, activation, acc_bits, overflow, tensors, settings)
     return _run_static(layer, x, w_q, bias_f, requant_mode, input_qparams, output_qparams, reference, activation, acc_bits, overflow, tensors, settings)
 
 
@@ -225,6 +227,7 @@ def _run_dynamic(
     w_q: QuantizedWeight,
     bias_f: np.ndarray | None,
     flavour: str,
+    in_qp: QParams | None,
     activation: str | None,
     acc_bits: int,
     overflow: str,
@@ -233,7 +236,12 @@ def _run_dynamic(
 ) -> LayerResult:
     f = get_flavour(flavour)
     rows = x.reshape(x.shape[0], -1) if layer.kind == "conv2d" else x.reshape(-1, x.shape[-1])
-    xq_rows, x_qp = dynamic_quantize(rows, f)
+    if in_qp is None:
+        xq_rows, x_qp = dynamic_quantize(rows, f)
+    else:
+        if in_qp.axis is not None or f.granularity != "per_tensor":
+            raise ValueError(f"dynamic input_qparams must be per tensor, for a per-tensor flavour (not {f.name!r})")
+        xq_rows, x_qp = quantize_tensor(rows, in_qp, f.rule)[0], in_qp
     xq = xq_rows.reshape(x.shape)
     if x_qp.axis is None:
         acc = layer.run_int(xq, w_q, int(x_qp.zero_point[0]), None, acc_bits, overflow)

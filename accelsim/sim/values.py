@@ -51,6 +51,7 @@ from accelsim.quant import (
     QParams,
     TensorRecord,
     dequantize_tensor,
+    dynamic_quantize,
     make_requant_params,
     quantize_tensor,
     requantize,
@@ -365,10 +366,13 @@ class _FloatRun:
         return y, values
 
     def _matmul(self, layer: Matmul, a: np.ndarray, b: np.ndarray) -> LayerValues:
-        """One run_layer per (sample, head): under dynamic both operands are quantized at run time,
-        the second one as the array's weight port takes it (symmetric int8 per column)."""
+        """One run_layer per (sample, head): under dynamic both operands are quantized at run time, the
+        first with its flavour (a per-tensor range over the whole operand), the second as the array's
+        weight port takes it (symmetric int8 per column)."""
         a, b = _matmul_operands(layer, a, b)
         args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
+        if self.num.scheme == "dynamic" and DYNAMIC_FLAVOURS[self.num.variant].granularity == "per_tensor":
+            args["input_qparams"] = dynamic_quantize(a.reshape(-1, a.shape[-1]), self.num.variant)[1]  # one range pass over the whole operand
         results = [run_layer("matmul", a[i], b[i], None, **args) for i in np.ndindex(*a.shape[:-2])]
         y = np.stack([r.output for r in results]).reshape(*a.shape[:-1], b.shape[-1])
         if layer.alpha != 1.0:
