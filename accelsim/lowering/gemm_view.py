@@ -9,7 +9,7 @@ a tile's outputs need and the address generator forms the windows, so DRAM and S
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 from accelsim.config.workload import Conv2d, LayerShapes, Linear, Matmul, pair
@@ -42,9 +42,12 @@ class ConvWindow:
 
 @dataclass(frozen=True)
 class GemmView:
-    """One GEMM-lowered layer. ``packed`` > 1: depthwise groups packed block-diagonally per GEMM."""
+    """One GEMM-lowered layer. ``packed`` > 1: depthwise groups packed block-diagonally per GEMM.
 
-    layer: str
+    Views compare by their GEMM, not by the layer's name: layers of the same shape (ResNet's repeated
+    blocks) share one tiling and one set of tiles."""
+
+    layer: str = field(compare=False)
     kind: str  # "conv2d" | "linear" | "matmul"
     count: int
     m: int
@@ -72,12 +75,19 @@ class GemmView:
         if self.packed == 1:
             return (k1 - k0) * (n1 - n0)
         k_per, n_per = self.k // self.packed, self.n // self.packed  # one group's block
-        total = 0
-        for g in range(max(k0 // k_per, n0 // n_per), min(-(-k1 // k_per), -(-n1 // n_per))):
+        first, last = max(k0 // k_per, n0 // n_per), min(-(-k1 // k_per), -(-n1 // n_per)) - 1
+        if first > last:
+            return 0
+
+        def stored(g: int) -> int:
             rows = min(k1, (g + 1) * k_per) - max(k0, g * k_per)
             cols = min(n1, (g + 1) * n_per) - max(n0, g * n_per)
-            total += max(rows, 0) * max(cols, 0)
-        return total
+            return max(rows, 0) * max(cols, 0)
+
+        # the groups strictly between the first and the last lie inside both ranges: whole blocks (a
+        # tiling search asks for blocks of many groups)
+        inner = max(last - first - 1, 0)
+        return sum(stored(g) for g in {first, last}) + inner * k_per * n_per
 
     def ifmap_footprint(self, m0: int, m1: int, k0: int, k1: int) -> int:
         """Input elements the rows ``m0:m1`` and reduction slice ``k0:k1`` of X touch."""

@@ -10,16 +10,17 @@ and values describe the same program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import ceil, prod
 
 from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Add, AvgPool, Flatten, LayerNorm, LayerShapes, MaxPool, Softmax, Workload, pair
 from accelsim.hw import LanePipeline, SystolicArray
-from accelsim.lowering.gemm_view import GemmView, gemm_view
+from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, operand_format
-from accelsim.lowering.tiling import BufferHalves, NoTileFits, TilePlan, tile_bounds, plan_gemm, weight_block_bytes
+from accelsim.lowering.tiling import (BufferHalves, NoTileFits, SpatialFootprints, TilePlan, plan_gemm, tile_bounds,
+                                     weight_block_bytes)
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -101,6 +102,9 @@ class Lowerer:
         self.dynamic_per_tensor = dynamic_per_tensor
         self._cycle_cache: dict[tuple[int, int, int], int] = {}
         self._plans: dict[GemmView, TilePlan] = {}
+        self._footprints: dict[tuple[ConvWindow | None, int], SpatialFootprints] = {}
+        self._gemm_tiles: dict[tuple[GemmView, str, int], tuple[Tile, ...]] = {}
+        self._vector_jobs: dict[tuple[int, int, int, int], tuple[Tile, ...]] = {}
 
     # -- array work ------------------------------------------------------------------------------
     @property
@@ -154,16 +158,18 @@ class Lowerer:
         return best
 
     def _plan(self, view: GemmView) -> TilePlan:
-        """Tiling of ``view``; layers of the same shape (ResNet's repeated blocks) share one search."""
-        key = replace(view, layer="")
-        if key not in self._plans:
+        """Tiling of ``view``; layers of the same shape (views compare by their GEMM) share one search."""
+        if view not in self._plans:
+            geometry = (view.window, view.m)  # layers of different channels share M-tile footprints
+            if geometry not in self._footprints:
+                self._footprints[geometry] = SpatialFootprints(view)
             try:
-                self._plans[key] = plan_gemm(view, self.fmt, self.halves, self._align(), self.tile_cycles,
-                                             self.hw.dram_bytes_per_cycle)
+                self._plans[view] = plan_gemm(view, self.fmt, self.halves, self._align(), self.tile_cycles,
+                                               self.hw.dram_bytes_per_cycle, self._footprints[geometry])
             except NoTileFits as exc:
                 raise AccelsimError(f"{exc} under the {self.fmt.scheme} scheme; enlarge the buffers",
                                     path="sram") from None
-        return self._plans[key]
+        return self._plans[view]
 
     def post(self, outputs: int, activation: str) -> tuple[str, int]:
         """Which unit finishes an output block and how long it takes."""
@@ -174,11 +180,18 @@ class Lowerer:
 
     def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
         view = self.choose_view(shapes, batch)
-        fmt = self.fmt
         plan = self._plan(view)
         activation = getattr(shapes.layer, "activation", "none")
-        tiles: list[Tile] = []
         input_elems = batch * prod(shapes.input_shapes[0])
+        key = (view, activation, input_elems)
+        if key not in self._gemm_tiles:  # layers alike share their tiles: a Tile is immutable
+            self._gemm_tiles[key] = self._array_tiles(view, plan, activation, input_elems)
+        return LoweredLayer(shapes.layer.name, shapes.layer.type, self._gemm_tiles[key], view, plan)
+
+    def _array_tiles(self, view: GemmView, plan: TilePlan, activation: str, input_elems: int) -> tuple[Tile, ...]:
+        """The tiles of one array layer in loop order, after the dynamic range pass if it has one."""
+        fmt = self.fmt
+        tiles: list[Tile] = []
         resident_input = False
         if fmt.scheme == "dynamic" and self.dynamic_per_tensor:
             # The range must see the whole input before the first tile is quantized. If the fp32 input
@@ -192,13 +205,10 @@ class Lowerer:
             (m, n, k) for m in ms for n in ns for k in ks
         ]
         useful_fraction = view.useful_macs / view.macs
-        gemm: list[Tile] = []  # one GEMM's tiles; the layer's `count` GEMMs (groups, heads) repeat them
-        x_block = w_block = None
-        for m, n, k in loops:
-            new_x, new_w = (m, k) != x_block, (k, n) != w_block
-            x_block, w_block = (m, k), (k, n)
-            mt, kt, nt = m[1] - m[0], k[1] - k[0], n[1] - n[0]
-            footprint = view.ifmap_footprint(m[0], m[1], k[0], k[1]) if new_x else 0
+        unit = self.gemm_unit
+
+        def tile(mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, footprint: int) -> Tile:
+            kt, nt = k[1] - k[0], n[1] - n[0]
             w_bytes = weight_block_bytes(view, fmt, k, n, sram=False) if new_w else 0
             channels = nt * (not view.b_is_activation) * new_w
             pre = 0
@@ -211,7 +221,7 @@ class Lowerer:
             last = k[1] == view.k
             outputs = mt * nt if last else 0
             post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
-            gemm.append(Tile(
+            return Tile(
                 ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
                 weight_bytes=w_bytes - channels * (fmt.bias_per_channel + fmt.weight_scales_per_channel),
                 bias_bytes=channels * fmt.bias_per_channel,
@@ -219,7 +229,7 @@ class Lowerer:
                 new_ifmap=new_x and not resident_input,
                 new_weights=new_w,
                 pre_vector_cycles=pre,
-                unit=self.gemm_unit,
+                unit=unit,
                 compute_cycles=self.tile_cycles(mt, kt, nt),
                 post_unit=post_unit,
                 post_cycles=post_cycles,
@@ -229,9 +239,28 @@ class Lowerer:
                 + outputs * fmt.accumulator,
                 sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
                 + (weight_block_bytes(view, fmt, k, n, sram=True) if new_w else 0) + mt * nt * fmt.accumulator,
-            ))
+            )
+
+        # A tile depends on its blocks only through their sizes, the ifmap footprint and where the K block
+        # sits (first, last); packed groups store weights on the diagonal only, so there the blocks
+        # themselves. Equal tiles are priced once: most of a layer's tiles repeat a few.
+        spatial = {m: view.spatial_footprint(*m) for m in ms}
+        k_footprint = {k: view.k_footprint(*k) for k in ks}
+        made: dict[tuple, Tile] = {}
+        gemm: list[Tile] = []  # one GEMM's tiles; the layer's `count` GEMMs (groups, heads) repeat them
+        x_block = w_block = None
+        for m, n, k in loops:
+            new_x, new_w = (m, k) != x_block, (k, n) != w_block
+            x_block, w_block = (m, k), (k, n)
+            mt = m[1] - m[0]
+            footprint = spatial[m] * k_footprint[k] if new_x else 0
+            where = (k, n) if view.packed > 1 else (k[0] > 0, k[1] == view.k)
+            key = (mt, k[1] - k[0], n[1] - n[0], new_x, new_w, footprint, where)
+            if key not in made:
+                made[key] = tile(mt, k, n, new_x, new_w, footprint)
+            gemm.append(made[key])
         tiles.extend(gemm * view.count)
-        return LoweredLayer(shapes.layer.name, shapes.layer.type, tuple(tiles), view, plan)
+        return tuple(tiles)
 
     # -- vector work -------------------------------------------------------------------------------
     def vector_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
@@ -260,15 +289,22 @@ class Lowerer:
                             self._chunks(in_elems * width, out_elems * width, ops, extra))
 
     def _chunks(self, in_bytes: int, out_bytes: int, ops: int, weight_bytes: int = 0) -> tuple[Tile, ...]:
-        """Stream a vector job through half-buffers: load, compute, store, double-buffered."""
-        chunks = max(1, ceil(in_bytes / self.halves.ifmap), ceil(out_bytes / self.halves.ofmap))
-        tiles = []
-        for i in range(chunks):
-            share = lambda total: total * (i + 1) // chunks - total * i // chunks  # noqa: E731
-            moved = share(in_bytes) + share(out_bytes)
-            tiles.append(Tile(share(in_bytes), weight_bytes if i == 0 else 0, 0, 0, True, i == 0, 0, "vector",
-                              self.vector.cycles(share(ops)), "", 0, share(out_bytes), 0, moved, moved))
-        return tuple(tiles)
+        """Stream a vector job through half-buffers: load, compute, store, double-buffered. Jobs alike
+        (ResNet's residual adds) share their chunks and chunks alike one Tile: a Tile is immutable."""
+        key = (in_bytes, out_bytes, ops, weight_bytes)
+        if key not in self._vector_jobs:
+            chunks = max(1, ceil(in_bytes / self.halves.ifmap), ceil(out_bytes / self.halves.ofmap))
+            made: dict[tuple[int, int, int, bool], Tile] = {}
+            tiles = []
+            for i in range(chunks):
+                load, store, work = (total * (i + 1) // chunks - total * i // chunks for total in (in_bytes, out_bytes, ops))
+                chunk = (load, store, work, i == 0)
+                if chunk not in made:
+                    made[chunk] = Tile(load, weight_bytes if i == 0 else 0, 0, 0, True, i == 0, 0, "vector",
+                                       self.vector.cycles(work), "", 0, store, 0, load + store, load + store)
+                tiles.append(made[chunk])
+            self._vector_jobs[key] = tuple(tiles)
+        return self._vector_jobs[key]
 
     def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:
         """Quantize the network input / dequantize its output at the static scheme's boundary."""

@@ -11,11 +11,12 @@ then the lower traffic, then fewer tiles.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
 
-from accelsim.lowering.gemm_view import GemmView
+from accelsim.lowering.gemm_view import ConvWindow, GemmView
 from accelsim.lowering.operand_format import OperandFormat
 
 
@@ -69,32 +70,52 @@ def weight_block_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n
     return view.weight_elements(k[0], k[1], n[0], n[1]) * per + channels
 
 
-class _SpatialCache:
-    """Per-GEMM memo of M-tile footprints: they depend on the M tiling only, not on Kt or Nt."""
+class SpatialFootprints:
+    """Memo of M-tile footprints: they depend on the M tiling only, not on Kt or Nt, and on the view's
+    M and sliding window only, so layers of the same geometry can share one."""
 
     def __init__(self, view: GemmView) -> None:
         self.view = view
-        self._sums: dict[int, int] = {}
-        self._worst: dict[int, int] = {}
+        self._stats: dict[int, tuple[int, int]] = {}
+        self._prefixes: dict[int, int] = {}
+
+    def _tile_stats(self, mt: int) -> tuple[int, int]:
+        """Sum and maximum of the M tiles' spatial footprints: one pass over the tiles serves both."""
+        if mt not in self._stats:
+            footprints = [self.view.spatial_footprint(lo, hi) for lo, hi in tile_bounds(self.view.m, mt)]
+            self._stats[mt] = (sum(footprints), max(footprints))
+        return self._stats[mt]
 
     def total(self, mt: int) -> int:
         """Sum over all M tiles of their spatial footprints."""
-        if mt not in self._sums:
-            self._sums[mt] = sum(self.view.spatial_footprint(lo, hi) for lo, hi in tile_bounds(self.view.m, mt))
-        return self._sums[mt]
+        return self._tile_stats(mt)[0]
 
     def worst(self, mt: int) -> int:
         """Largest spatial footprint of any M tile."""
-        if mt not in self._worst:
-            self._worst[mt] = max(self.view.spatial_footprint(lo, hi) for lo, hi in tile_bounds(self.view.m, mt))
-        return self._worst[mt]
+        return self._tile_stats(mt)[1]
+
+    def _longest_prefix(self, budget: int) -> int:
+        """Largest ``mt`` whose first tile is within ``budget`` elements.
+
+        The first tile's footprint grows with ``mt`` in steps (whole images of the batch, then whole
+        input rows, then the columns of the first output row): finding the step in closed form is much
+        cheaper than bisecting over every ``mt`` with the footprint function, and a search prices many
+        budgets."""
+        view, window = self.view, self.view.window
+        if window is None:
+            return min(budget, view.m)
+        if budget not in self._prefixes:
+            pixels = window.out_h * window.out_w
+            image = view.spatial_footprint(0, pixels)
+            images = view.m // pixels
+            whole = min(budget // image, images) if image else images
+            partial = _image_prefix(window, budget - whole * image) if whole < images else 0
+            self._prefixes[budget] = whole * pixels + partial
+        return self._prefixes[budget]
 
     def max_mt(self, budget: int, cap: int, align: int) -> int:
         """Largest M tile (at most ``cap``) whose every footprint is within ``budget`` elements."""
-        lo, hi = 0, min(self.view.m, cap)
-        while lo < hi:  # footprints grow with mt
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if self.view.spatial_footprint(0, mid) <= budget else (lo, mid - 1)
+        lo = min(self._longest_prefix(budget), cap)  # footprints grow with mt: capping commutes with the search
         window = self.view.window
         if window is not None and window.out_w <= lo < self.view.m:
             lo -= lo % window.out_w  # whole output rows: no input row is fetched twice per tile
@@ -105,6 +126,18 @@ class _SpatialCache:
         return lo
 
 
+def _image_prefix(window: ConvWindow, budget: int) -> int:
+    """Most leading output pixels of one image whose input footprint is within ``budget`` (which is
+    less than the whole image's footprint)."""
+    # output rows 0..j with j >= 1: input rows 0..(the last that row j reads), at full width
+    rows = bisect_right(range(1, window.out_h), budget, key=lambda j: window.input_rows(0, j) * window.in_w)
+    if rows:
+        return (rows + 1) * window.out_w
+    # within output row 0: its input rows x the input columns read so far
+    first = window.input_rows(0, 0)
+    return bisect_right(range(1, window.out_w + 1), budget, key=lambda c: first * window.input_cols(0, c - 1))
+
+
 def plan_gemm(
     view: GemmView,
     fmt: OperandFormat,
@@ -112,11 +145,14 @@ def plan_gemm(
     align: tuple[int, int, int],
     tile_cycles: Callable[[int, int, int], int],
     bytes_per_cycle: float,
+    spatial: SpatialFootprints | None = None,
 ) -> TilePlan:
-    """Choose tile sizes and loop order for ``view``; ``align`` is the array's (M, K, N) granularity."""
-    best = _search(view, fmt, halves, align, tile_cycles, bytes_per_cycle)
+    """Choose tile sizes and loop order for ``view``; ``align`` is the array's (M, K, N) granularity;
+    ``spatial`` the footprints of ``view``'s M tiles, if other searches already priced some."""
+    spatial = SpatialFootprints(view) if spatial is None else spatial
+    best = _search(view, fmt, halves, align, spatial, tile_cycles, bytes_per_cycle)
     if best is None:  # no array-aligned tile fits: try tiles that use part of the array
-        best = _search(view, fmt, halves, (1, 1, 1), tile_cycles, bytes_per_cycle)
+        best = _search(view, fmt, halves, (1, 1, 1), spatial, tile_cycles, bytes_per_cycle)
     if best is None:
         raise NoTileFits(view.layer, halves)
     return best
@@ -138,58 +174,46 @@ def _search(
     fmt: OperandFormat,
     halves: BufferHalves,
     align: tuple[int, int, int],
+    spatial: SpatialFootprints,
     tile_cycles: Callable[[int, int, int], int],
     bytes_per_cycle: float,
 ) -> TilePlan | None:
     m_align, k_align, n_align = align
     k_align = max(k_align, view.taps) if view.window is not None else k_align
-    best: TilePlan | None = None
-    spatial = _SpatialCache(view)
+    w_bytes = weight_block_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
+    y_bytes = view.m * view.n * fmt.ofmap_dram
+    n_tilings = [(nt, -(-view.n // nt), _sizes(view.n, nt), halves.ofmap // (nt * fmt.accumulator))
+                 for nt in _halvings(view.n, n_align)]
+    # candidates are compared as plain tuples; only the winner becomes a TilePlan
+    best_key: tuple[float, int, int] | None = None
+    best: tuple[int, int, int, str, int, int, int] | None = None
     for kt in _halvings(view.k, k_align):
         budget = halves.ifmap // (view.k_footprint(0, kt) * fmt.ifmap_sram)
-        for nt in _halvings(view.n, n_align):
+        nk, k_sizes = -(-view.k // kt), _sizes(view.k, kt)
+        x_block_bytes = sum(view.k_footprint(0, size) * times for size, times in k_sizes) * fmt.ifmap_dram
+        for nt, nn, n_sizes, cap in n_tilings:
             if weight_block_bytes(view, fmt, (0, kt), (0, nt), sram=True) > halves.filter:
                 continue
-            mt = spatial.max_mt(budget, halves.ofmap // (nt * fmt.accumulator), m_align)
+            mt = spatial.max_mt(budget, cap, m_align)
             if mt < 1:
                 continue
-            for order in ("nmk", "mnk"):
-                plan = _evaluate(view, fmt, spatial, mt, kt, nt, order, tile_cycles, bytes_per_cycle)
-                key = (plan.estimated_cycles, plan.dram_bytes, plan.tiles)
-                if best is None or key < (best.estimated_cycles, best.dram_bytes, best.tiles):
-                    best = plan
-    return best
-
-
-def _evaluate(
-    view: GemmView,
-    fmt: OperandFormat,
-    spatial: _SpatialCache,
-    mt: int,
-    kt: int,
-    nt: int,
-    order: str,
-    tile_cycles: Callable[[int, int, int], int],
-    bytes_per_cycle: float,
-) -> TilePlan:
-    # closed forms over the distinct tile sizes: a search prices thousands of candidates
-    nm, nk, nn = -(-view.m // mt), -(-view.k // kt), -(-view.n // nt)
-    k_blocks = sum(view.k_footprint(0, size) * count for size, count in _sizes(view.k, kt))
-    x_bytes = spatial.total(mt) * k_blocks * fmt.ifmap_dram
-    w_bytes = weight_block_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
-    if order == "nmk":
-        x_passes = 1 if nm == 1 and nk == 1 else nn
-        w_passes = 1 if nk == 1 else nm
-    else:
-        x_passes = 1 if nk == 1 else nn
-        w_passes = 1 if nn == 1 and nk == 1 else nm
-    y_bytes = view.m * view.n * fmt.ofmap_dram
-    dram = view.count * (x_bytes * x_passes + w_bytes * w_passes + y_bytes)
-    compute = view.count * sum(
-        tile_cycles(ms_, ks_, ns_) * a * b * c
-        for ms_, a in _sizes(view.m, mt)
-        for ks_, b in _sizes(view.k, kt)
-        for ns_, c in _sizes(view.n, nt)
-    )
-    tiles = view.count * nm * nk * nn
-    return TilePlan(mt, kt, nt, order, dram, compute, tiles, max(compute, dram / bytes_per_cycle))
+            # closed forms over the distinct tile sizes: a search prices thousands of candidates
+            nm = -(-view.m // mt)
+            x_bytes = spatial.total(mt) * x_block_bytes
+            # DRAM bytes of each loop order: how often it loads each X block and each W block
+            nmk = view.count * (x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm) + y_bytes)
+            mnk = view.count * (x_bytes * (1 if nk == 1 else nn) + w_bytes * (1 if nn == 1 and nk == 1 else nm) + y_bytes)
+            if best_key is not None and min(nmk, mnk) / bytes_per_cycle > best_key[0]:
+                continue  # its traffic alone takes longer than the best plan: no need to price its compute
+            compute = 0
+            for ms_, a in _sizes(view.m, mt):
+                for ks_, b in k_sizes:
+                    for ns_, c in n_sizes:
+                        compute += tile_cycles(ms_, ks_, ns_) * a * b * c
+            compute *= view.count
+            tiles = view.count * nm * nk * nn
+            for order, dram in (("nmk", nmk), ("mnk", mnk)):
+                key = (max(compute, dram / bytes_per_cycle), dram, tiles)
+                if best_key is None or key < best_key:
+                    best_key, best = key, (mt, kt, nt, order, dram, compute, tiles)
+    return None if best is None else TilePlan(*best, estimated_cycles=best_key[0])
