@@ -226,3 +226,18 @@ def test_requant_ties_match_tflite(real, seed, single, zp):
     raw = [mbqm(int(a), m, s) + zp for a in acc]
     np.testing.assert_array_equal(got.reshape(-1), np.clip(raw, -128, 127))
     assert sats == sum(1 for r in raw if r < -128 or r > 127)
+
+
+def test_gemmlowp_helpers_at_the_int32_extremes() -> None:
+    """The kernels' branch-free SaturatingRoundingDoublingHighMul and RoundingDivideByPOT equal the
+    transcriptions on the edges: both INT32_MIN (the saturating case), +-1, 0 and every exponent."""
+    from numerics_refs import tfl_rounding_divide_by_pot, tfl_srdhm
+
+    from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
+
+    edges = [-(1 << 31), -(1 << 31) + 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, (1 << 30), (1 << 31) - 1, 123456789, -987654321]
+    for a in edges:
+        for b in edges:
+            assert saturating_rounding_doubling_high_mul(a, b) == tfl_srdhm(a, b), (a, b)
+        for exponent in range(32):
+            assert rounding_divide_by_pot(a, exponent) == tfl_rounding_divide_by_pot(a, exponent), (a, exponent)
