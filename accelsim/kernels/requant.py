@@ -138,21 +138,16 @@ def requant_fixed_point(
 ) -> tuple[np.ndarray, int]:
     """TFLite fixed-point requant of ``acc`` with per-channel (``axis``) or per-tensor M0/shift; codes in
     ``out_dtype`` (the clamp range lies inside it)."""
+    clamps = (zero_point, act_min, act_max, sat_min, sat_max)
+    return _per_channel(_requant_fixed, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, single_rounding)
+
+
+def _per_channel(kernel, acc: np.ndarray, axis: int | None, out_dtype: type, channel_args, *args) -> tuple[np.ndarray, int]:  # noqa: ANN001
+    """``kernel(view, *per-channel arrays, *args, out)`` on ``acc``'s memory-order channel view: the
+    codes in ``acc``'s shape and the kernel's saturation count."""
     view, restore = elementwise_view(acc, axis)
-    ch = view.shape[1]
     out = np.empty(view.shape, out_dtype)
-    sats = _requant_fixed(
-        view,
-        channel_params(multiplier, ch, np.int64),
-        channel_params(shift, ch, np.int64),
-        zero_point,
-        act_min,
-        act_max,
-        sat_min,
-        sat_max,
-        single_rounding,
-        out,
-    )
+    sats = kernel(view, *(channel_params(v, view.shape[1], t) for v, t in channel_args), *args, out)
     return restore(out), int(sats)
 
 
@@ -170,18 +165,5 @@ def requant_float(
     out_dtype: type = np.int32,
 ) -> tuple[np.ndarray, int]:
     """fp32 requant ``rint((float(acc) + bias_term) * scale)`` (ORT MLAS / fbgemm); codes in ``out_dtype``."""
-    view, restore = elementwise_view(acc, axis)
-    ch = view.shape[1]
-    out = np.empty(view.shape, out_dtype)
-    sats = _requant_float(
-        view,
-        channel_params(scale, ch, np.float32),
-        channel_params(bias_term, ch, np.float32),
-        zero_point,
-        act_min,
-        act_max,
-        sat_min,
-        sat_max,
-        out,
-    )
-    return restore(out), int(sats)
+    clamps = (zero_point, act_min, act_max, sat_min, sat_max)
+    return _per_channel(_requant_float, acc, axis, out_dtype, ((scale, np.float32), (bias_term, np.float32)), *clamps)
