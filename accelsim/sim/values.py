@@ -261,12 +261,11 @@ class _Numerics:
         return {"weight_q": params.quantized_weight(_kind(layer))}
 
     def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
+        """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
         scheme = scheme or self.scheme
         args: dict[str, object] = dict(scheme=scheme, acc_bits=self.acc_bits, overflow=self.overflow)
         if scheme == "dynamic":
             args["flavour"] = self.variant
-        if scheme == "static":
-            args["requant_mode"] = self.variant
         return args
 
 
