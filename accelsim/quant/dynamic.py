@@ -163,6 +163,12 @@ def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np
     return qp, inv
 
 
+def dynamic_qparams(x2d: np.ndarray, flavour: str) -> QParams:
+    """The parameters :func:`dynamic_quantize` takes from ``x2d``'s range, without quantizing it (a range
+    pass over a tensor that is then quantized in parts)."""
+    return _rows_qparams(np.ascontiguousarray(x2d, dtype=np.float32), get_flavour(flavour))[0]
+
+
 def dynamic_quantize(x2d: np.ndarray, flavour: str | DynamicFlavour) -> tuple[np.ndarray, QParams]:
     """Quantize a 2-D float32 activation ``[rows, features]`` at run time: (codes, parameters).
 

@@ -51,13 +51,13 @@ from accelsim.quant import (
     QParams,
     TensorRecord,
     dequantize_tensor,
-    dynamic_quantize,
     make_requant_params,
     quantize_tensor,
     requantize,
     run_layer,
     run_static_codes,
 )
+from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
 from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
@@ -371,7 +371,7 @@ class _FloatRun:
         a, b = _matmul_operands(layer, a, b)
         args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
         if self.num.scheme == "dynamic" and DYNAMIC_FLAVOURS[self.num.variant].granularity == "per_tensor":
-            args["input_qparams"] = dynamic_quantize(a.reshape(-1, a.shape[-1]), self.num.variant)[1]  # one range pass over the whole operand
+            args["input_qparams"] = dynamic_qparams(a.reshape(-1, a.shape[-1]), self.num.variant)  # one range pass over the whole operand
         results = [run_layer("matmul", a[i], b[i], None, **args) for i in np.ndindex(*a.shape[:-2])]
         y = np.stack([r.output for r in results]).reshape(*a.shape[:-1], b.shape[-1])
         if layer.alpha != 1.0:
