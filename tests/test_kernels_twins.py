@@ -131,11 +131,43 @@ def test_requant_fixed_point_matches_reference(rows, ch, seed, single, tie_scale
     zp = int(rng.integers(-20, 20))
     act_min = zp if relu else -128
     want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, 127, -128, 127, single)
-    got, sats = requant_fixed_point(
+    got, sats, _, _ = requant_fixed_point(
         acc, mult, shift, zero_point=zp, act_min=act_min, act_max=127, sat_min=-128, sat_max=127, single_rounding=single, axis=1
     )
     np.testing.assert_array_equal(got, want)
     assert sats == want_sats
+
+
+@SETTINGS
+@given(
+    rows=st.integers(1, 5), ch=st.integers(16, 50), seed=st.integers(0, 2**32 - 1), single=st.booleans(),
+    out_dtype=st.sampled_from([np.int8, np.uint8]), activation=st.sampled_from([None, "relu", "relu6"]),
+    values=st.sampled_from(["small", "int32", "extremes"]),
+)
+@example(rows=2, ch=17, seed=1, single=False, out_dtype=np.int8, activation=None, values="extremes")
+def test_requant_lanes_match_reference(rows, ch, seed, single, out_dtype, activation, values):
+    """The 16-lane requant kernel (channels-last int32 accumulators, 1-byte codes) equals the Python-int
+    twin on every code and saturation, at the int32 extremes and INT32_MIN multipliers included, with
+    every shift its lanes take, and reports the accumulators' range."""
+    rng = np.random.default_rng(seed)
+    if values == "extremes":
+        acc = rng.choice(np.array([-(1 << 31), (1 << 31) - 1, 0, -1, 1, 1 << 30, -(1 << 30)]), (rows, ch))
+    else:
+        acc = rng.integers(-(1 << 31), 1 << 31, (rows, ch)) if values == "int32" else rng.integers(-3000, 3000, (rows, ch))
+    mult = rng.integers(1 << 30, 1 << 31, ch)
+    if values == "extremes":
+        mult[rng.integers(0, ch)] = -(1 << 31)
+    shift = rng.integers(-32 if single else -31, 31, ch)
+    qmin, qmax = int(np.iinfo(out_dtype).min), int(np.iinfo(out_dtype).max)
+    zp = int(rng.integers(qmin, qmax + 1))
+    act_min, sat_min = (zp, -(1 << 62)) if activation else (qmin, qmin)
+    act_max, sat_max = (min(qmax, zp + 40), 1 << 62) if activation == "relu6" and zp + 40 < qmax else (qmax, qmax)
+    want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, act_max, sat_min, sat_max, single)
+    got = requant_fixed_point(acc.astype(np.int32), mult, shift, zero_point=zp, act_min=act_min, act_max=act_max, sat_min=sat_min,
+                              sat_max=sat_max, single_rounding=single, axis=1, out_dtype=out_dtype)
+    assert got.codes.dtype == out_dtype
+    np.testing.assert_array_equal(got.codes, want)
+    assert (got.saturations, got.acc_min, got.acc_max) == (want_sats, acc.min(), acc.max())
 
 
 @SETTINGS
@@ -150,7 +182,7 @@ def test_requant_float_matches_reference(rows, ch, seed, tie_scale, with_bias):
     scale = np.full(ch, tie_scale, np.float32) if tie_scale else rng.uniform(1e-4, 0.2, ch).astype(np.float32)
     bias_term = rng.normal(size=ch).astype(np.float32) * 100 if with_bias else np.zeros(ch, np.float32)
     want, want_sats = ref.ref_requant_float(acc, scale, bias_term, 128, 0, 255, 0, 255)
-    got, sats = requant_float(acc, scale, bias_term=bias_term, zero_point=128, act_min=0, act_max=255, sat_min=0, sat_max=255, axis=1)
+    got, sats, _, _ = requant_float(acc, scale, bias_term=bias_term, zero_point=128, act_min=0, act_max=255, sat_min=0, sat_max=255, axis=1)
     np.testing.assert_array_equal(got, want)
     assert sats == want_sats
 
@@ -241,8 +273,8 @@ def test_channels_last_memory_is_read_in_place_with_the_same_results() -> None:
     dense = np.ascontiguousarray(acc)
     m0, shift = rng.integers(1 << 30, (1 << 31) - 1, 12), rng.integers(-12, -6, 12)
     args = dict(zero_point=-3, act_min=-128, act_max=127, sat_min=-128, sat_max=127, single_rounding=False, axis=1)
-    codes, sats = requant_fixed_point(acc, m0, shift, **args)
-    want, want_sats = requant_fixed_point(dense, m0, shift, **args)
+    codes, sats, _, _ = requant_fixed_point(acc, m0, shift, **args)
+    want, want_sats, _, _ = requant_fixed_point(dense, m0, shift, **args)
     np.testing.assert_array_equal(codes, want)
     assert sats == want_sats and codes.transpose(0, 2, 3, 1).flags.c_contiguous
     codes8, w2 = codes.astype(np.int8), rng.integers(-127, 128, (4, 12, 3, 3)).astype(np.int8)

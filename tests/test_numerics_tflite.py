@@ -220,7 +220,7 @@ def test_requant_ties_match_tflite(real, seed, single, zp):
     acc = np.concatenate([rng.integers(-4000, 4000, 64), rng.integers(-(1 << 31), 1 << 31, 8), [-(1 << 31), (1 << 31) - 1]])
     out = QParams(np.float32(1.0), zp, "int8")
     rq = make_requant_params("tflite_single" if single else "tflite", np.float32(real), np.float32(1.0), out)
-    got, sats = requantize(acc.reshape(-1, 1), rq, axis=1)
+    got, sats, _, _ = requantize(acc.reshape(-1, 1), rq, axis=1)
     m, s = tfl_quantize_multiplier(real)
     mbqm = tfl_multiply_by_quantized_multiplier_single if single else tfl_multiply_by_quantized_multiplier
     raw = [mbqm(int(a), m, s) + zp for a in acc]

@@ -15,8 +15,13 @@ wider than int32 are saturated to int32 on entry to the fixed-point modes (their
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from accelsim.kernels.layout import channel_params, elementwise_view
 
@@ -74,9 +79,138 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     return v, saturated
 
 
+LANES = 16  # requant unit lanes per step of the vectorized kernel (one zmm of int32)
+_FAR = 1 << 30
+
+
+def _lanes_kernel(single_rounding: bool):  # noqa: ANN202
+    """An intrinsic that requantizes 16 consecutive channels-last int32 accumulators, as LLVM vector code.
+
+    Numba widens every int32 operation to int64, which halves the SIMD width and turns the product
+    into a slow 64-bit multiply; here the lanes stay int32 except the 32 x 32 -> 64-bit product.
+    Same arithmetic as :func:`_shifted_multiply` then :func:`_clamp_output`, written for int32 lanes:
+    - double rounding: SaturatingRoundingDoublingHighMul is ``(a*b + 2**30) >> 31`` (a floor shift:
+      its nudge-and-truncate rounds half up), saturating only for a == b == INT32_MIN; then
+      RoundingDivideByPOT in int32 (``right`` <= 31 lanes, checked by the caller);
+    - single rounding: ``(x*m + 2**(t-1)) >> t`` in int64 lanes (``t`` in [1, 63]), then clamped to int32;
+    - before ``+ z_y`` the value is clamped to +-2**30, far beyond every bound of a narrow output and its
+      zero point (bounds given clamped to int32), so clamps and saturation counts are unchanged.
+    Args: acc, acc offset, M0 (int32 [C]), left shift and right shift or total shift (int32 [C]),
+    channel offset, z_y, act_min, act_max, sat_min, sat_max, out, out offset, extremes (int32 [32]:
+    running per-lane min then max of the accumulators). Returns the lanes' saturation count.
+    """
+
+    @intrinsic
+    def lanes(typingctx, acc, acc_at, mult, shift_a, shift_b, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes):  # noqa: ANN001, ANN202
+        sig = types.int64(acc, acc_at, mult, shift_a, shift_b, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes)
+
+        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+            acc_a, acc_i, mult_a, sa_a, sb_a, ch_i, zp_v, lo_v, hi_v, slo_v, shi_v, out_a, out_i, ext_a = args
+            tys = signature.args
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            v32, v64 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES)
+            v_out = ir.VectorType(context.get_data_type(tys[11].dtype), LANES)
+
+            def pointer(k, arr, at, vt):  # noqa: ANN001, ANN202
+                return builder.bitcast(builder.gep(context.make_array(tys[k])(context, builder, arr).data, [at]), vt.as_pointer())
+
+            def load(k, arr, at, offset=0):  # noqa: ANN001, ANN202
+                return builder.load(pointer(k, arr, builder.add(at, ir.Constant(at.type, offset)), v32), align=4)
+
+            def splat(value):  # noqa: ANN001, ANN202
+                one = builder.insert_element(ir.Constant(v32, ir.Undefined), builder.trunc(value, i32), ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, ir.Constant(v32, ir.Undefined), ir.Constant(v32, None))
+
+            def const(value, vt=v32):  # noqa: ANN001, ANN202
+                return ir.Constant(vt, [value] * LANES)
+
+            def smin(a, b):  # noqa: ANN001, ANN202
+                return builder.select(builder.icmp_signed("<", a, b), a, b)
+
+            def smax(a, b):  # noqa: ANN001, ANN202
+                return builder.select(builder.icmp_signed(">", a, b), a, b)
+
+            x = load(0, acc_a, acc_i)
+            m = load(2, mult_a, ch_i)
+            if single_rounding:
+                total = builder.zext(load(4, sb_a, ch_i), v64)
+                prod = builder.mul(builder.sext(x, v64), builder.sext(m, v64))
+                rounded = builder.ashr(builder.add(prod, builder.shl(const(1, v64), builder.sub(total, const(1, v64)))), total)
+                y = builder.trunc(smin(smax(rounded, const(INT32_MIN, v64)), const(INT32_MAX, v64)), v32)
+            else:
+                right = load(4, sb_a, ch_i)
+                a = builder.shl(x, load(3, sa_a, ch_i))
+                prod = builder.mul(builder.sext(a, v64), builder.sext(m, v64))
+                high = builder.trunc(builder.ashr(builder.add(prod, const(1 << 30, v64)), const(31, v64)), v32)
+                both_min = builder.and_(builder.icmp_signed("==", a, const(INT32_MIN)), builder.icmp_signed("==", m, const(INT32_MIN)))
+                high = builder.select(both_min, const(INT32_MAX), high)
+                mask = builder.sub(builder.shl(const(1), right), const(1))
+                threshold = builder.add(builder.ashr(mask, const(1)), builder.lshr(high, const(31)))
+                up = builder.zext(builder.icmp_signed(">", builder.and_(high, mask), threshold), v32)
+                y = builder.add(builder.ashr(high, right), up)
+            v = builder.add(smin(smax(y, const(-_FAR)), const(_FAR)), splat(zp_v))
+            saturated = builder.or_(builder.icmp_signed("<", v, splat(slo_v)), builder.icmp_signed(">", v, splat(shi_v)))
+            ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(LANES), [ir.IntType(LANES)]), f"llvm.ctpop.i{LANES}")
+            count = builder.zext(builder.call(ctpop, [builder.bitcast(saturated, ir.IntType(LANES))]), i64)
+            v = smin(smax(v, splat(lo_v)), splat(hi_v))
+            builder.store(builder.trunc(v, v_out), pointer(11, out_a, out_i, v_out), align=1)
+            zero = ir.Constant(ch_i.type, 0)
+            builder.store(smin(x, load(13, ext_a, zero)), pointer(13, ext_a, zero, v32), align=4)
+            top = ir.Constant(ch_i.type, LANES)
+            builder.store(smax(x, load(13, ext_a, top)), pointer(13, ext_a, top, v32), align=4)
+            return count
+
+        return sig, codegen
+
+    return lanes
+
+
+_double_rounding_lanes = _lanes_kernel(False)
+_single_rounding_lanes = _lanes_kernel(True)
+
+
+@njit(cache=True)
+def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
+    """:func:`_requant_fixed` for channels-last int32 ``acc`` ``[outer, C, 1]`` and a 1-byte output, 16
+    channels at a time (the channel tail element by element); returns (saturations, acc min, acc max)."""
+    rows, channels = acc.shape[0], acc.shape[1]
+    m32 = multiplier.astype(np.int32)
+    left = np.empty(channels, np.int32)
+    right = np.empty(channels, np.int32)
+    for c in range(channels):
+        left[c] = max(shift[c], 0)
+        right[c] = 31 - shift[c] if single_rounding else max(-shift[c], 0)
+    lo32, hi32 = max(sat_min, INT32_MIN), min(sat_max, INT32_MAX)
+    extremes = np.empty(2 * LANES, np.int32)
+    extremes[:LANES] = INT32_MAX
+    extremes[LANES:] = INT32_MIN
+    flat = acc.reshape(rows * channels)
+    dest = out.reshape(rows * channels)
+    body = channels - channels % LANES
+    sats = 0
+    lo, hi = INT32_MAX, INT32_MIN
+    for o in range(rows):
+        base = o * channels
+        for c in range(0, body, LANES):
+            if single_rounding:
+                sats += _single_rounding_lanes(flat, base + c, m32, left, right, c, zp, act_min, act_max, lo32, hi32, dest, base + c, extremes)
+            else:
+                sats += _double_rounding_lanes(flat, base + c, m32, left, right, c, zp, act_min, act_max, lo32, hi32, dest, base + c, extremes)
+        for c in range(body, channels):
+            x = np.int64(flat[base + c])
+            lo, hi = min(lo, x), max(hi, x)
+            v, sat = _clamp_output(_shifted_multiply(x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), single_rounding),
+                                   zp, act_min, act_max, sat_min, sat_max)
+            dest[base + c] = v
+            sats += sat
+    if body:
+        lo, hi = min(lo, np.int64(extremes[:LANES].min())), max(hi, np.int64(extremes[LANES:].max()))
+    return sats, lo, hi
+
+
 @njit(cache=True)
 def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
-    """Fill ``out`` (the output dtype) from ``acc`` ``[outer, C, inner]``; returns the saturation count."""
+    """Fill ``out`` (the output dtype) from ``acc`` ``[outer, C, inner]``; returns (saturations, acc min, acc max)."""
     channels = acc.shape[1]
     left = np.empty(channels, np.int64)
     right = np.empty(channels, np.int64)
@@ -84,42 +218,58 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
         left[c] = max(np.int64(shift[c]), 0)
         right[c] = max(-np.int64(shift[c]), 0)
     sats = 0
+    lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
     if acc.shape[2] == 1:  # channels last: the channel loop innermost
         flat = acc.reshape(acc.shape[0], channels)
         dest = out.reshape(acc.shape[0], channels)
         for o in range(acc.shape[0]):
             for c in range(channels):
-                x = min(max(np.int64(flat[o, c]), INT32_MIN), INT32_MAX)
-                v, sat = _clamp_output(_shifted_multiply(x, np.int64(multiplier[c]), left[c], right[c], single_rounding),
-                                       zp, act_min, act_max, sat_min, sat_max)
+                raw = np.int64(flat[o, c])
+                lo, hi = min(lo, raw), max(hi, raw)
+                v, sat = _clamp_output(_shifted_multiply(min(max(raw, INT32_MIN), INT32_MAX), np.int64(multiplier[c]), left[c], right[c],
+                                                         single_rounding), zp, act_min, act_max, sat_min, sat_max)
                 dest[o, c] = v
                 sats += sat
-        return sats
+        return sats, lo, hi
     for o in range(acc.shape[0]):
         for c in range(channels):
             m, lc, rc = np.int64(multiplier[c]), left[c], right[c]
             for i in range(acc.shape[2]):
-                x = min(max(np.int64(acc[o, c, i]), INT32_MIN), INT32_MAX)
-                v, sat = _clamp_output(_shifted_multiply(x, m, lc, rc, single_rounding), zp, act_min, act_max, sat_min, sat_max)
+                raw = np.int64(acc[o, c, i])
+                lo, hi = min(lo, raw), max(hi, raw)
+                v, sat = _clamp_output(_shifted_multiply(min(max(raw, INT32_MIN), INT32_MAX), m, lc, rc, single_rounding),
+                                       zp, act_min, act_max, sat_min, sat_max)
                 out[o, c, i] = v
                 sats += sat
-    return sats
+    return sats, lo, hi
 
 
 @njit(cache=True)
 def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max, out):
     sats = 0
+    lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
     for o in range(acc.shape[0]):
         for c in range(acc.shape[1]):
             sc = scale[c]
             bt = bias_term[c]
             for i in range(acc.shape[2]):
-                v32 = (np.float32(acc[o, c, i]) + bt) * sc
+                raw = acc[o, c, i]
+                lo, hi = min(lo, np.int64(raw)), max(hi, np.int64(raw))
+                v32 = (np.float32(raw) + bt) * sc
                 r = np.float64(np.rint(v32))
                 v, sat = _clamp_output(r, np.float64(zp), act_min, act_max, sat_min, sat_max)
                 out[o, c, i] = np.int32(v)
                 sats += sat
-    return sats
+    return sats, lo, hi
+
+
+class Requantized(NamedTuple):
+    """The requant unit's output codes, its saturation count and the accumulator range it read."""
+
+    codes: np.ndarray
+    saturations: int
+    acc_min: int
+    acc_max: int
 
 
 def requant_fixed_point(
@@ -135,20 +285,31 @@ def requant_fixed_point(
     single_rounding: bool,
     axis: int | None,
     out_dtype: type = np.int32,
-) -> tuple[np.ndarray, int]:
+) -> Requantized:
     """TFLite fixed-point requant of ``acc`` with per-channel (``axis``) or per-tensor M0/shift; codes in
     ``out_dtype`` (the clamp range lies inside it)."""
     clamps = (zero_point, act_min, act_max, sat_min, sat_max)
-    return _per_channel(_requant_fixed, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, single_rounding)
+    return _per_channel(_fixed_point_kernel, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, single_rounding)
 
 
-def _per_channel(kernel, acc: np.ndarray, axis: int | None, out_dtype: type, channel_args, *args) -> tuple[np.ndarray, int]:  # noqa: ANN001
+def _fixed_point_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object) -> tuple[int, int, int]:
+    """The 16-lane kernel where it applies (channels-last int32 accumulators, a 1-byte output, shifts
+    its int32 lanes can hold), else the element loop."""
+    single_rounding, out = args[-2], args[-1]
+    lowest = -32 if single_rounding else -31
+    if (view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and out.itemsize == 1
+            and shift.min() >= lowest and shift.max() <= 30):
+        return _requant_fixed_lanes(view, multiplier, shift, *args)
+    return _requant_fixed(view, multiplier, shift, *args)
+
+
+def _per_channel(kernel, acc: np.ndarray, axis: int | None, out_dtype: type, channel_args, *args) -> Requantized:  # noqa: ANN001
     """``kernel(view, *per-channel arrays, *args, out)`` on ``acc``'s memory-order channel view: the
-    codes in ``acc``'s shape and the kernel's saturation count."""
+    codes in ``acc``'s shape, the kernel's saturation count and accumulator range."""
     view, restore = elementwise_view(acc, axis)
     out = np.empty(view.shape, out_dtype)
-    sats = kernel(view, *(channel_params(v, view.shape[1], t) for v, t in channel_args), *args, out)
-    return restore(out), int(sats)
+    sats, lo, hi = kernel(view, *(channel_params(v, view.shape[1], t) for v, t in channel_args), *args, out)
+    return Requantized(restore(out), int(sats), int(lo), int(hi))
 
 
 def requant_float(
@@ -163,7 +324,7 @@ def requant_float(
     sat_max: int,
     axis: int | None,
     out_dtype: type = np.int32,
-) -> tuple[np.ndarray, int]:
+) -> Requantized:
     """fp32 requant ``rint((float(acc) + bias_term) * scale)`` (ORT MLAS / fbgemm); codes in ``out_dtype``."""
     clamps = (zero_point, act_min, act_max, sat_min, sat_max)
     return _per_channel(_requant_float, acc, axis, out_dtype, ((scale, np.float32), (bias_term, np.float32)), *clamps)

@@ -15,6 +15,7 @@ import numpy as np
 
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d, pack_conv_weights
 from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, int_gemm
+from accelsim.kernels.layout import value_range
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
@@ -51,6 +52,14 @@ class LayerResult:
     requant: RequantParams | None = None
     geometry: ConvGeometry | None = None
     settings: dict[str, object] = field(default_factory=dict)
+    acc_range: tuple[int, int] | None = None  # (min, max) of "acc" when its producer saw them (the requant unit)
+
+    @property
+    def accumulator_range(self) -> tuple[int, int] | None:
+        """Smallest and largest accumulator value; None when the layer has no integer accumulator."""
+        if self.acc_range is not None:
+            return self.acc_range
+        return value_range(self.tensors["acc"].values) if "acc" in self.tensors else None
 
     @cached_property
     def output(self) -> np.ndarray:
@@ -339,11 +348,12 @@ def _static_array(
         tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
     acc = layer.run_int(xq, w_q, int(in_qp.zero_point[0]), bias_q, acc_bits, overflow)
     rq = make_requant_params(mode.name, s_x, w_q.qparams.scale, out_qp, activation=activation, bias=bias_f)
-    yq, sats = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
+    out = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
     tensors |= {
         "input_q": TensorRecord(xq, in_qp.dtype, in_qp),
         "acc": TensorRecord(acc.values, str(acc.values.dtype)),
-        "output_q": TensorRecord(yq, out_qp.dtype, out_qp),
+        "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
     }
     settings = settings | {"act_range": activation_range(out_qp, activation)}
-    return LayerResult(layer.kind, "static", mode.name, tensors, acc.overflows, sats, in_sats, bias_sats, rq, layer.geometry, settings)
+    return LayerResult(layer.kind, "static", mode.name, tensors, acc.overflows, out.saturations, in_sats, bias_sats, rq, layer.geometry,
+                       settings, (out.acc_min, out.acc_max))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.kernels.requant import requant_fixed_point, requant_float
+from accelsim.kernels.requant import Requantized, requant_fixed_point, requant_float
 from accelsim.quant.multiplier import effective_scale, quantize_multipliers
 from accelsim.quant.qparams import QParams, dtype_range
 from accelsim.quant.rules import FBGEMM, ONNX, TFLITE, QuantizeRule
@@ -140,8 +140,8 @@ def make_requant_params(
     return RequantParams(mode, output, *clamps, scale=scale, bias_term=bias_term)
 
 
-def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> tuple[np.ndarray, int]:
-    """Run the requant unit on accumulators whose output channels lie along ``axis``: (codes, saturations)."""
+def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> Requantized:
+    """Run the requant unit on accumulators whose output channels lie along ``axis``."""
     out_qp = params.output
     common = dict(
         zero_point=int(out_qp.zero_point[0]),
@@ -153,15 +153,11 @@ def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> tuple[np
     )
     per_channel_axis = axis if _channels(params) > 1 else None
     if params.multiplier is not None:
-        out, sats = requant_fixed_point(
+        return requant_fixed_point(
             acc, params.multiplier, params.shift, single_rounding=get_mode(params.mode).single_rounding, axis=per_channel_axis, **common
         )
-    else:
-        bias_axis = axis if params.bias_term is not None and params.bias_term.size > 1 else per_channel_axis
-        out, sats = requant_float(
-            acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common
-        )
-    return out, sats
+    bias_axis = axis if params.bias_term is not None and params.bias_term.size > 1 else per_channel_axis
+    return requant_float(acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common)
 
 
 def _channels(params: RequantParams) -> int:

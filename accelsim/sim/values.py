@@ -40,7 +40,6 @@ from accelsim.config.workload import (
     pair,
 )
 from accelsim.kernels.gemm import int_gemm
-from accelsim.kernels.layout import value_range
 from accelsim.kernels.pool import max_pool2d
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
@@ -309,7 +308,7 @@ def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
 
 def _counts(name: str, type_: str, stored: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object) -> LayerValues:
     """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
-    ranges = [value_range(r.tensors["acc"].values) for r in results if "acc" in r.tensors]
+    ranges = [r.accumulator_range for r in results if "acc" in r.tensors]
     return LayerValues(
         name,
         type_,
@@ -457,16 +456,16 @@ class _StaticRun:
         for i in np.ndindex(*a_codes.shape[:-2]):  # one GEMM per (sample, head), as lowered
             acc = int_gemm(a_codes[i], b_centred[i], a_zero_point=int(a.qparams.zero_point[0]),
                            acc_bits=self.num.acc_bits, overflow=self.num.overflow)
-            codes, sats = requantize(acc.values, rq, axis=-1)
+            out = requantize(acc.values, rq, axis=-1)
             tensors = {
                 "input_q": TensorRecord(a_codes[i], a.qparams.dtype, a.qparams),
                 "weight_q": TensorRecord(b_codes[i], b.qparams.dtype, b.qparams),
                 "acc": TensorRecord(acc.values, str(acc.values.dtype)),
-                "output_q": TensorRecord(codes, out_qp.dtype, out_qp),
+                "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
             }
             settings = dict(alpha=layer.alpha, acc_bits=self.num.acc_bits, overflow=self.num.overflow)
-            results.append(LayerResult("matmul", "static", self.num.variant, tensors,
-                                       acc.overflows, sats, requant=rq, settings=settings))
+            results.append(LayerResult("matmul", "static", self.num.variant, tensors, acc.overflows, out.saturations,
+                                       requant=rq, settings=settings, acc_range=(out.acc_min, out.acc_max)))
         codes = np.stack([r.tensors["output_q"].values for r in results]).reshape(*a_codes.shape[:-1], b_codes.shape[-1])
         return _Quantized(_merge(layer, codes), out_qp), results
 
