@@ -40,17 +40,18 @@ AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw"
 
 
 @intrinsic
-def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, accumulate, c_out, c_out_off, c_out_ld):
-    """C_out[MR, NR] = (accumulate ? C_in : 0) + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
+def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld):
+    """C_out[MR, NR] = C_in + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
 
-    C_in and C_out are int32 arrays addressed by element offset and row stride; they may coincide.
+    C_in and C_out are int32 arrays addressed by element offset and row stride; they may coincide,
+    and C_in's stride may be 0 (every row starts from the same offsets).
     """
-    sig = types.void(a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, accumulate, c_out, c_out_off, c_out_ld)
+    sig = types.void(a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld)
 
     def codegen(context, builder, signature, args):
-        a_arr, a_start, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, acc_flag, cout_arr, cout_start, cout_ld = args
+        a_arr, a_start, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args
         a_ty, _, b_ty, _, _, cin_ty = signature.args[:6]
-        cout_ty = signature.args[9]
+        cout_ty = signature.args[8]
         i32 = ir.IntType(32)
         vec = ir.VectorType(i32, _LANES)
         intp = context.get_value_type(types.intp)
@@ -59,7 +60,6 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c
         cin_base = builder.gep(context.make_array(cin_ty)(context, builder, cin_arr).data, [cin_start])
         cout_base = builder.gep(context.make_array(cout_ty)(context, builder, cout_arr).data, [cout_start])
         dpbusd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.x86.avx512.vpdpbusd.512")
-        zero = ir.Constant(vec, None)
         splat_mask = ir.Constant(ir.VectorType(i32, _LANES), None)
         def tile_pointers(base, ld):
             return [
@@ -68,8 +68,7 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c
                 for v in range(_NV)
             ]
 
-        keep = builder.icmp_signed("!=", acc_flag, ir.Constant(acc_flag.type, 0))
-        inits = [builder.select(keep, builder.load(ptr, align=4), zero) for ptr in tile_pointers(cin_base, cin_ld)]
+        inits = [builder.load(ptr, align=4) for ptr in tile_pointers(cin_base, cin_ld)]
         entry = builder.block
         loop = builder.append_basic_block("vnni.loop")
         done = builder.append_basic_block("vnni.done")
@@ -195,8 +194,9 @@ def _pack_a(a: np.ndarray, k4: int, packed: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _run_tiles(a_packed, b_packed, k4, out, p0, p1, q0, q1):
-    """Output tiles of column panels [p0, p1) x row panels [q0, q1).
+def _run_tiles(a_packed, b_packed, k4, row_offset, out, p0, p1, q0, q1):
+    """Output tiles of column panels [p0, p1) x row panels [q0, q1), each starting from ``row_offset``
+    (int32, one entry per padded column: read with row stride 0, so the offset costs no pass).
 
     A block of MC_PANELS row panels (384 rows: its packed A, <= 1 MiB for K <= 2730, stays in L2)
     meets each column panel in turn. K runs in blocks of KC4 steps (the B block, 16 KiB, stays in
@@ -219,10 +219,11 @@ def _run_tiles(a_packed, b_packed, k4, out, p0, p1, q0, q1):
                 for q in range(qb, q_end):
                     a_off = (q * k4 + k_start) * MR
                     b_pos = (q - qb) * MR * NR
+                    c_in, c_in_off, c_in_ld = (block, b_pos, NR) if k_start > 0 else (row_offset, c0, 0)
                     if last and cols == NR and m_dim - q * MR >= MR:
-                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, block, b_pos, NR, k_start > 0, flat, q * MR * n_dim + c0, n_dim)
+                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, flat, q * MR * n_dim + c0, n_dim)
                     else:
-                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, block, b_pos, NR, k_start > 0, block, b_pos, NR)
+                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, block, b_pos, NR)
             for q in range(qb, q_end):
                 rows = min(MR, m_dim - q * MR)
                 if rows < MR or cols < NR:
@@ -233,24 +234,24 @@ def _run_tiles(a_packed, b_packed, k4, out, p0, p1, q0, q1):
 
 
 @njit(cache=True, nogil=True)
-def _pack_and_run_columns(a_packed, b, k4, b_packed, out, first, last):
+def _pack_and_run_columns(a_packed, b, k4, b_packed, row_offset, out, first, last):
     """One worker's share when splitting by column panels: pack its B panels, then run their tiles."""
     m_dim, n_dim = out.shape
     _pack_b_panels(b, k4, b_packed, first, last)
-    _run_tiles(a_packed, b_packed.view(np.int32), k4, out, first, last, 0, (m_dim + MR - 1) // MR)
+    _run_tiles(a_packed, b_packed.view(np.int32), k4, row_offset, out, first, last, 0, (m_dim + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
-def _run_columns(a_packed, b_packed, k4, out, first, last):
+def _run_columns(a_packed, b_packed, k4, row_offset, out, first, last):
     """One worker's share of prepacked B when splitting by column panels."""
-    _run_tiles(a_packed, b_packed, k4, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
+    _run_tiles(a_packed, b_packed, k4, row_offset, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
-def _run_rows(a_packed, b_packed, k4, out, first, last):
+def _run_rows(a_packed, b_packed, k4, row_offset, out, first, last):
     """One worker's share when splitting by row panels (few column panels)."""
     m_dim, n_dim = out.shape
-    _run_tiles(a_packed, b_packed, k4, out, 0, (n_dim + NR - 1) // NR, first, last)
+    _run_tiles(a_packed, b_packed, k4, row_offset, out, 0, (n_dim + NR - 1) // NR, first, last)
 
 
 _LOCAL = threading.local()
@@ -321,20 +322,21 @@ def vnni_product(
     k4 = -(-k_dim // 4)
     a_packed = _workspace("a", m_panels * k4 * MR * 4, np.uint8)
     _pack_a(a, k4, a_packed.view(np.int32))
+    offset = np.zeros(n_panels * NR, np.int64)
+    if row_offset is not None:
+        offset[:n_dim] = row_offset
+    if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
+        offset[:n_dim] -= 128 * (b_col_sums if b_col_sums is not None else b.sum(axis=0, dtype=np.int64))
+    offset32 = offset.astype(np.int32)  # the cast keeps the low 32 bits: accumulating from it wraps like the products
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         _in_parallel(_pack_and_run_columns, n_panels, threads, a_packed.view(np.int32), np.ascontiguousarray(b), k4,
-                     _workspace("b", n_panels * k4 * NR * 4, np.int8), out)
+                     _workspace("b", n_panels * k4 * NR * 4, np.int8), offset32, out)
     else:
         if b_packed is None:
             b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
             _pack_b_panels(np.ascontiguousarray(b), k4, b_packed, 0, n_panels)
             b_packed = b_packed.view(np.int32)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
-        _in_parallel(fn, parts, threads, a_packed.view(np.int32), b_packed, k4, out)
-    offset = np.zeros(n_dim, np.int64) if row_offset is None else row_offset
-    if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
-        offset = offset - 128 * (b_col_sums if b_col_sums is not None else b.sum(axis=0, dtype=np.int64))
-    if offset.any():
-        out += offset.astype(np.int32)[None, :]  # the cast keeps the low 32 bits: a wrapping add
+        _in_parallel(fn, parts, threads, a_packed.view(np.int32), b_packed, k4, offset32, out)
     return out
