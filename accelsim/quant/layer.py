@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
 from accelsim.quant.observers import MinMaxObserver
 from accelsim.quant.qparams import QParams, weight_qparams
-from accelsim.quant.requant import RequantParams, activation_range, get_mode, make_requant_params, requantize
+from accelsim.quant.requant import RequantMode, RequantParams, activation_range, get_mode, make_requant_params, requantize
 from accelsim.quant.rules import dequantize_tensor, quantize_tensor
 from accelsim.quant.schemes import get_scheme
 
@@ -144,6 +145,7 @@ class QuantizedWeight:
     codes: np.ndarray
     qparams: QParams
     _packed: dict[tuple[int, str], tuple[PackedWeights, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _requant: dict[tuple, _RequantSetup] = field(default_factory=dict, compare=False, repr=False)
 
     def packed(self, groups: int, k_order: str = "cyx") -> tuple[PackedWeights, ...]:
         """Each group's packed ``[K, N]`` conv operand with K in ``k_order`` (a linear layer's weight
@@ -153,6 +155,23 @@ class QuantizedWeight:
             self._packed[key] = (pack_conv_weights(self.codes, groups, k_order) if self.codes.ndim == 4
                                  else (PackedWeights.of(self.codes.T),))
         return self._packed[key]
+
+
+    def requant_setup(self, mode: RequantMode, s_x: float, bias: np.ndarray | None, out_qp: QParams, activation: str | None) -> _RequantSetup:
+        """The int32 bias and the requant unit's parameters for this weight between ``s_x`` and ``out_qp``,
+        derived once per input/output parameters (a deployed model's are fixed, as in ORT's prepared kernels)."""
+        key = (mode.name, s_x, None if bias is None else bias.tobytes(), out_qp.scale.tobytes(), out_qp.zero_point.tobytes(),
+               out_qp.dtype, activation)
+        if key not in self._requant:
+            bias_q = quantize_bias(bias, s_x, self.qparams.scale) if bias is not None and mode.bias_domain == "int32" else None
+            rq = make_requant_params(mode.name, s_x, self.qparams.scale, out_qp, activation=activation, bias=bias)
+            self._requant[key] = _RequantSetup(bias_q, rq)
+        return self._requant[key]
+
+
+class _RequantSetup(NamedTuple):
+    bias: tuple[np.ndarray, QParams, int] | None  # int32 bias, its parameters, saturations (quantize_bias)
+    requant: RequantParams
 
 
 def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel") -> QuantizedWeight:
@@ -341,13 +360,12 @@ def _static_array(
 ) -> LayerResult:
     """From input codes on: int32 bias, the array's accumulation, the requant unit."""
     mode = get_mode(mode_name)
-    s_x = float(in_qp.scale[0])
-    bias_q, bias_sats = None, 0
-    if bias_f is not None and mode.bias_domain == "int32":
-        bias_q, b_qp, bias_sats = quantize_bias(bias_f, s_x, w_q.qparams.scale)
+    setup = w_q.requant_setup(mode, float(in_qp.scale[0]), bias_f, out_qp, activation)
+    bias_q, bias_sats, rq = None, 0, setup.requant
+    if setup.bias is not None:
+        bias_q, b_qp, bias_sats = setup.bias
         tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
     acc = layer.run_int(xq, w_q, int(in_qp.zero_point[0]), bias_q, acc_bits, overflow)
-    rq = make_requant_params(mode.name, s_x, w_q.qparams.scale, out_qp, activation=activation, bias=bias_f)
     out = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
     tensors |= {
         "input_q": TensorRecord(xq, in_qp.dtype, in_qp),
