@@ -13,6 +13,8 @@ is exact (a float32 ``v + 0.5`` can round up 0.49999997 to 1).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -39,59 +41,72 @@ def fma_float32(a, b, c):
     return np.float32(s)
 
 
-@njit(cache=True)
-def _round(v, half_away):
+_RINT_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds a float64 below 2**51 to an integer, half to even
+
+
+@njit(cache=True, inline="always")
+def _round(d, half_away):
+    """Round float64 ``|d| < 2**51`` to an integer float64 without calls, so element loops vectorize:
+    half to even by the 1.5 * 2**52 shift (numba's ``np.rint`` is a libm call per lane), half away from
+    zero as ``floor(|d| + 0.5)`` (a truncating conversion: the operand is non-negative) with ``d``'s sign."""
     if half_away:
-        d = np.float64(v)
-        return np.floor(d + 0.5) if d >= 0 else -np.floor(-d + 0.5)
-    return np.float64(np.rint(v))
+        t = np.float64(np.int64(np.abs(d) + 0.5))
+        return t if d >= 0 else -t
+    return (d + _RINT_MAGIC) - _RINT_MAGIC
 
 
 @njit(cache=True, inline="always")
 def _quantize_one(xv, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused):
-    """(code, clamped) of one float32 value."""
+    """(code, clamped) of one float32 value (float64 code), without branches on the data.
+
+    The value to round is first held within one step beyond the codes it can reach (``[qmin, qmax]``
+    less a zero point added after rounding): rounding is monotonic, so a value beyond still clamps
+    and counts as clamped, and the rounding only ever sees small numbers.
+    """
     if fused:
-        r = _round(fma_float32(xv, inv, np.float32(z)), half_away)
+        v, after = fma_float32(xv, inv, np.float32(z)), 0
     else:
         v = xv * inv if reciprocal else xv / s
         if zp_before_rounding:
-            r = _round(v + np.float32(z), half_away)
+            v, after = v + np.float32(z), 0
         else:
-            r = _round(v, half_away) + z
-    if r < qmin:
-        return qmin, True
-    if r > qmax:
-        return qmax, True
-    return r, False
+            after = z
+    d = min(max(np.float64(v), np.float64(qmin - after - 1)), np.float64(qmax - after + 1))
+    r = _round(d, half_away) + after
+    return min(max(r, np.float64(qmin)), np.float64(qmax)), (r < qmin) | (r > qmax)
 
 
-@njit(cache=True)
-def _quantize(x, scale, inv_scale, zp, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused, out):
-    sats = 0
-    for o in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            s = scale[c]
-            inv = inv_scale[c]
-            z = zp[c]
-            for i in range(x.shape[2]):
-                r, sat = _quantize_one(x[o, c, i], s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
-                out[o, c, i] = np.int32(r)
-                sats += sat
-    return sats
+@functools.cache
+def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fused: bool):  # noqa: ANN202
+    """The quantize and residual-add element loops compiled for one rule: its switches are compile-time
+    constants, so the loops have no branches and vectorize. Clamped elements are flagged and counted
+    after the loop (a running int64 count would narrow the SIMD lanes)."""
 
+    @njit(cache=True)
+    def quantize_loop(x, scale, inv_scale, zp, qmin, qmax, out):  # noqa: ANN001, ANN202
+        clamped = np.empty(x.shape, np.bool_)
+        for o in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                s, inv, z = scale[c], inv_scale[c], zp[c]
+                for i in range(x.shape[2]):
+                    r, clamped[o, c, i] = _quantize_one(x[o, c, i], s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
+                    out[o, c, i] = np.int32(r)
+        return np.count_nonzero(clamped)
 
-@njit(cache=True)
-def _add_codes(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused, out):
-    """Per element: dequantize both codes, add, clamp (ReLU / ReLU6 / none), quantize; all float32."""
-    sats = 0
-    inv = np.float32(1.0) / s
-    for i in range(a.shape[0]):
-        y = np.float32(np.int64(a[i]) - za) * sa + np.float32(np.int64(b[i]) - zb) * sb
-        y = min(max(y, clamp_low), clamp_high)
-        r, sat = _quantize_one(y, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
-        out[i] = np.int32(r)
-        sats += sat
-    return sats
+    @njit(cache=True)
+    def add_loop(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, out):  # noqa: ANN001, ANN202
+        """Per element: dequantize both codes, add, clamp (ReLU / ReLU6 / none), quantize; all float32."""
+        clamped = np.empty(a.shape[0], np.bool_)
+        inv = np.float32(1.0) / s
+        fza, fzb = np.float32(za), np.float32(zb)  # code - z is a small integer: exact in float32 either way
+        for i in range(a.shape[0]):
+            y = (np.float32(a[i]) - fza) * sa + (np.float32(b[i]) - fzb) * sb
+            y = min(max(y, clamp_low), clamp_high)
+            r, clamped[i] = _quantize_one(y, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
+            out[i] = np.int32(r)
+        return np.count_nonzero(clamped)
+
+    return quantize_loop, add_loop
 
 
 @njit(cache=True)
@@ -165,17 +180,13 @@ def quantize(
     ch = view.shape[1]
     scale_c = channel_params(scale, ch, np.float32)
     out = np.empty(view.shape, out_dtype)
-    sats = _quantize(
+    sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[0](
         view,
         scale_c,
         np.float32(1.0) / scale_c if inv_scale is None else channel_params(inv_scale, ch, np.float32),
         channel_params(zero_point, ch, np.int64),
         qmin,
         qmax,
-        reciprocal,
-        half_away,
-        zero_point_before_rounding,
-        fused,
         out,
     )
     return restore(out), int(sats)
@@ -209,9 +220,9 @@ def add_codes(
     b_view = elementwise_view(b, None)[0]
     out = np.empty(view.shape, out_dtype)
     f32 = np.float32
-    sats = _add_codes(view.reshape(-1), f32(a_params[0]), a_params[1], b_view.reshape(-1), f32(b_params[0]), b_params[1],
-                      f32(clamp[0]), f32(clamp[1]), f32(out_params[0]), out_params[1], qmin, qmax, reciprocal, half_away,
-                      zero_point_before_rounding, fused, out.reshape(-1))
+    sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[1](
+        view.reshape(-1), f32(a_params[0]), a_params[1], b_view.reshape(-1), f32(b_params[0]), b_params[1],
+        f32(clamp[0]), f32(clamp[1]), f32(out_params[0]), out_params[1], qmin, qmax, out.reshape(-1))
     return restore(out), int(sats)
 
 
