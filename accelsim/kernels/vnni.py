@@ -2,8 +2,9 @@
 
 Numba cannot express SIMD types, so the register-blocked micro-kernel is emitted as LLVM IR by a
 Numba ``@intrinsic``: MR x NR = 6 x 64 int32 accumulators live in 24 zmm registers while K runs in
-steps of 4 bytes. Operands are packed first (A: per 6-row panel, 4 consecutive k bytes per int32
-word; B: per 64-column panel, the same 4 k bytes per column), then panels run in parallel.
+steps of 4 bytes. B is packed (per 64-column panel, 4 consecutive k bytes per column in one int32
+word); A is read in place from its rows (4 consecutive k bytes are already the word ``vpdpbusd``
+broadcasts), after one linear copy that flips int8 to uint8 and pads; then panels run in parallel.
 
 Exactness: each ``vpdpbusd`` adds four u8*s8 products (|p| <= 32640) to an int32 lane with
 two's complement wrap, so the result is the exact product modulo 2**32: exact whenever the true
@@ -40,18 +41,19 @@ AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw"
 
 
 @intrinsic
-def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld):
+def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld):
     """C_out[MR, NR] = C_in + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
 
-    C_in and C_out are int32 arrays addressed by element offset and row stride; they may coincide,
-    and C_in's stride may be 0 (every row starts from the same offsets).
+    A is read as int32 words (4 k bytes each) from MR rows ``a_ld`` words apart; C_in and C_out are
+    int32 arrays addressed by element offset and row stride; they may coincide, and C_in's stride
+    may be 0 (every row starts from the same offsets).
     """
-    sig = types.void(a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld)
+    sig = types.void(a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld)
 
     def codegen(context, builder, signature, args):
-        a_arr, a_start, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args
-        a_ty, _, b_ty, _, _, cin_ty = signature.args[:6]
-        cout_ty = signature.args[8]
+        a_arr, a_start, a_row, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args
+        a_ty, _, _, b_ty, _, _, cin_ty = signature.args[:7]
+        cout_ty = signature.args[9]
         i32 = ir.IntType(32)
         vec = ir.VectorType(i32, _LANES)
         intp = context.get_value_type(types.intp)
@@ -85,10 +87,10 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, k4, c_in, c_in_off, c
             builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4)
             for v in range(_NV)
         ]
-        a_row = builder.gep(a_base, [builder.mul(idx, ir.Constant(intp, MR))])
+        a_col = builder.gep(a_base, [idx])
         new = []
         for r in range(MR):
-            word = builder.load(builder.gep(a_row, [ir.Constant(intp, r)]), align=4)
+            word = builder.load(builder.gep(a_col, [builder.mul(a_row, ir.Constant(intp, r))]), align=4)
             splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), word, ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined), splat_mask)
             new.extend(builder.call(dpbusd, [accs[r * _NV + v], splat, b_vecs[v]]) for v in range(_NV))
         nxt = builder.add(idx, ir.Constant(intp, 1))
@@ -165,40 +167,26 @@ def _pack_b_panels(b, k4, packed, first, last):
 
 
 @njit(cache=True, nogil=True)
-def _pack_a_words(a_words, flip, packed):
-    """[M, K/4] int32 words (4 k bytes each) -> per 6-row panel, per 4-k step, 6 words (xor ``flip``)."""
-    m_dim, k4 = a_words.shape
-    for p in range((m_dim + MR - 1) // MR):
-        rows = min(MR, m_dim - p * MR)
-        base = p * k4 * MR
-        if rows < MR:
-            packed[base : base + k4 * MR] = 0
-        for r in range(rows):
-            row = a_words[p * MR + r]
-            for kk in range(k4):
-                packed[base + kk * MR + r] = row[kk] ^ flip
-
-
-def _pack_a(a: np.ndarray, k4: int, packed: np.ndarray) -> None:
-    """Pack uint8/int8 A: 4 consecutive k bytes already form the little-endian word vpdpbusd reads.
-
-    int8 A is flipped to uint8 (``a + 128``: xor 0x80 in every byte) for the u8 x s8 instruction.
-    """
+def _prepare_a_rows(a, flip, words):
+    """A ``[M, K]`` (1-byte codes) as the rows the micro-kernel reads: ``words`` ``[M rounded up to MR,
+    K/4 rounded up]`` int32, every byte xor ``flip`` (0x80 turns int8 into the uint8 ``a + 128``),
+    zero beyond A. A plain row copy that vectorizes; tiles read it in place (no panel packing)."""
     m_dim, k_dim = a.shape
-    flip = np.int32(-0x7F7F7F80) if a.dtype == np.int8 else np.int32(0)  # 0x80808080
-    if k_dim % 4:
-        padded = np.zeros((m_dim, k4 * 4), np.uint8)
-        padded[:, :k_dim] = a.view(np.uint8)
-        a = padded
-    _pack_a_words(np.ascontiguousarray(a).view(np.int32), flip, packed)
+    dest = words.view(np.uint8).reshape(words.shape[0], words.shape[1] * 4)
+    src = a.view(np.uint8)
+    for i in range(m_dim):
+        for k in range(k_dim):
+            dest[i, k] = src[i, k] ^ flip
+        dest[i, k_dim:] = 0
+    dest[m_dim:] = 0
 
 
 @njit(cache=True, nogil=True)
-def _run_tiles(a_packed, b_packed, k4, row_offset, out, p0, p1, q0, q1):
+def _run_tiles(a_words, b_packed, k4, row_offset, out, p0, p1, q0, q1):
     """Output tiles of column panels [p0, p1) x row panels [q0, q1), each starting from ``row_offset``
     (int32, one entry per padded column: read with row stride 0, so the offset costs no pass).
 
-    A block of MC_PANELS row panels (384 rows: its packed A, <= 1 MiB for K <= 2730, stays in L2)
+    A block of MC_PANELS row panels (384 rows of A, <= 1 MiB for K <= 2730, stays in L2)
     meets each column panel in turn. K runs in blocks of KC4 steps (the B block, 16 KiB, stays in
     L1); partial sums live in a contiguous C block (96 KiB, no power-of-two row stride to alias in
     the caches) and the last K block stores full tiles straight into ``out``; only edge tiles are
@@ -217,13 +205,13 @@ def _run_tiles(a_packed, b_packed, k4, row_offset, out, p0, p1, q0, q1):
                 last = k_start + KC4 >= k4
                 b_off = (p * k4 + k_start) * NR
                 for q in range(qb, q_end):
-                    a_off = (q * k4 + k_start) * MR
+                    a_off = q * MR * k4 + k_start
                     b_pos = (q - qb) * MR * NR
                     c_in, c_in_off, c_in_ld = (block, b_pos, NR) if k_start > 0 else (row_offset, c0, 0)
                     if last and cols == NR and m_dim - q * MR >= MR:
-                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, flat, q * MR * n_dim + c0, n_dim)
+                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, flat, q * MR * n_dim + c0, n_dim)
                     else:
-                        _micro_kernel(a_packed, a_off, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, block, b_pos, NR)
+                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, block, b_pos, NR)
             for q in range(qb, q_end):
                 rows = min(MR, m_dim - q * MR)
                 if rows < MR or cols < NR:
@@ -234,24 +222,24 @@ def _run_tiles(a_packed, b_packed, k4, row_offset, out, p0, p1, q0, q1):
 
 
 @njit(cache=True, nogil=True)
-def _pack_and_run_columns(a_packed, b, k4, b_packed, row_offset, out, first, last):
+def _pack_and_run_columns(a_words, b, k4, b_packed, row_offset, out, first, last):
     """One worker's share when splitting by column panels: pack its B panels, then run their tiles."""
     m_dim, n_dim = out.shape
     _pack_b_panels(b, k4, b_packed, first, last)
-    _run_tiles(a_packed, b_packed.view(np.int32), k4, row_offset, out, first, last, 0, (m_dim + MR - 1) // MR)
+    _run_tiles(a_words, b_packed.view(np.int32), k4, row_offset, out, first, last, 0, (m_dim + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
-def _run_columns(a_packed, b_packed, k4, row_offset, out, first, last):
+def _run_columns(a_words, b_packed, k4, row_offset, out, first, last):
     """One worker's share of prepacked B when splitting by column panels."""
-    _run_tiles(a_packed, b_packed, k4, row_offset, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
+    _run_tiles(a_words, b_packed, k4, row_offset, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
-def _run_rows(a_packed, b_packed, k4, row_offset, out, first, last):
+def _run_rows(a_words, b_packed, k4, row_offset, out, first, last):
     """One worker's share when splitting by row panels (few column panels)."""
     m_dim, n_dim = out.shape
-    _run_tiles(a_packed, b_packed, k4, row_offset, out, 0, (n_dim + NR - 1) // NR, first, last)
+    _run_tiles(a_words, b_packed, k4, row_offset, out, 0, (n_dim + NR - 1) // NR, first, last)
 
 
 _LOCAL = threading.local()
@@ -320,8 +308,9 @@ def vnni_product(
     out = np.empty((m_dim, n_dim), dtype=np.int32)
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     k4 = -(-k_dim // 4)
-    a_packed = _workspace("a", m_panels * k4 * MR * 4, np.uint8)
-    _pack_a(a, k4, a_packed.view(np.int32))
+    a_words = _workspace("a", m_panels * MR * k4, np.int32).reshape(m_panels * MR, k4)
+    _prepare_a_rows(np.ascontiguousarray(a), np.uint8(0x80 if a.dtype == np.int8 else 0), a_words)
+    a_words = a_words.reshape(-1)
     offset = np.zeros(n_panels * NR, np.int64)
     if row_offset is not None:
         offset[:n_dim] = row_offset
@@ -330,7 +319,7 @@ def vnni_product(
     offset32 = offset.astype(np.int32)  # the cast keeps the low 32 bits: accumulating from it wraps like the products
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
-        _in_parallel(_pack_and_run_columns, n_panels, threads, a_packed.view(np.int32), np.ascontiguousarray(b), k4,
+        _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
                      _workspace("b", n_panels * k4 * NR * 4, np.int8), offset32, out)
     else:
         if b_packed is None:
@@ -338,5 +327,5 @@ def vnni_product(
             _pack_b_panels(np.ascontiguousarray(b), k4, b_packed, 0, n_panels)
             b_packed = b_packed.view(np.int32)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
-        _in_parallel(fn, parts, threads, a_packed.view(np.int32), b_packed, k4, offset32, out)
+        _in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, out)
     return out
