@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, int_gemm, never_overflows
+from accelsim.kernels.memory import copy_elements
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -107,15 +108,13 @@ def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
                     if not 0 <= iy < h_dim:
                         row[dst : dst + run] = pad_value
                     elif dw == 1 and ix0 >= 0 and ix0 + kw <= w_dim:
-                        src = ((n * h_dim + iy) * w_dim + ix0) * c_dim
-                        row[dst : dst + run] = flat[src : src + run]
+                        copy_elements(row, dst, flat, ((n * h_dim + iy) * w_dim + ix0) * c_dim, run)
                     else:
                         for kx in range(kw):
                             ix = ix0 + kx * dw
                             at = dst + kx * c_dim
                             if 0 <= ix < w_dim:
-                                src = ((n * h_dim + iy) * w_dim + ix) * c_dim
-                                row[at : at + c_dim] = flat[src : src + c_dim]
+                                copy_elements(row, at, flat, ((n * h_dim + iy) * w_dim + ix) * c_dim, c_dim)
                             else:
                                 row[at : at + c_dim] = pad_value
     return cols
