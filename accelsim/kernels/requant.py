@@ -20,9 +20,9 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
+from accelsim.kernels.lanes import LANES, V32, V64, Lanes
 from accelsim.kernels.layout import channel_params, elementwise_view
 
 INT32_MIN = -(1 << 31)
@@ -79,15 +79,12 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     return v, saturated
 
 
-LANES = 16  # requant unit lanes per step of the vectorized kernel (one zmm of int32)
 _FAR = 1 << 30
 
 
 def _lanes_kernel(single_rounding: bool):  # noqa: ANN202
-    """An intrinsic that requantizes 16 consecutive channels-last int32 accumulators, as LLVM vector code.
-
-    Numba widens every int32 operation to int64, which halves the SIMD width and turns the product
-    into a slow 64-bit multiply; here the lanes stay int32 except the 32 x 32 -> 64-bit product.
+    """An intrinsic that requantizes 16 consecutive channels-last int32 accumulators, as LLVM vector code:
+    the lanes stay int32 except the 32 x 32 -> 64-bit product (numba's own loop runs in int64).
     Same arithmetic as :func:`_shifted_multiply` then :func:`_clamp_output`, written for int32 lanes:
     - double rounding: SaturatingRoundingDoublingHighMul is ``(a*b + 2**30) >> 31`` (a floor shift:
       its nudge-and-truncate rounds half up), saturating only for a == b == INT32_MIN; then
@@ -105,59 +102,33 @@ def _lanes_kernel(single_rounding: bool):  # noqa: ANN202
         sig = types.int64(acc, acc_at, mult, shift_a, shift_b, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            acc_a, acc_i, mult_a, sa_a, sb_a, ch_i, zp_v, lo_v, hi_v, slo_v, shi_v, out_a, out_i, ext_a = args
-            tys = signature.args
-            i32, i64 = ir.IntType(32), ir.IntType(64)
-            v32, v64 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES)
-            v_out = ir.VectorType(context.get_data_type(tys[11].dtype), LANES)
-
-            def pointer(k, arr, at, vt):  # noqa: ANN001, ANN202
-                return builder.bitcast(builder.gep(context.make_array(tys[k])(context, builder, arr).data, [at]), vt.as_pointer())
-
-            def load(k, arr, at, offset=0):  # noqa: ANN001, ANN202
-                return builder.load(pointer(k, arr, builder.add(at, ir.Constant(at.type, offset)), v32), align=4)
-
-            def splat(value):  # noqa: ANN001, ANN202
-                one = builder.insert_element(ir.Constant(v32, ir.Undefined), builder.trunc(value, i32), ir.Constant(i32, 0))
-                return builder.shuffle_vector(one, ir.Constant(v32, ir.Undefined), ir.Constant(v32, None))
-
-            def const(value, vt=v32):  # noqa: ANN001, ANN202
-                return ir.Constant(vt, [value] * LANES)
-
-            def smin(a, b):  # noqa: ANN001, ANN202
-                return builder.select(builder.icmp_signed("<", a, b), a, b)
-
-            def smax(a, b):  # noqa: ANN001, ANN202
-                return builder.select(builder.icmp_signed(">", a, b), a, b)
-
-            x = load(0, acc_a, acc_i)
-            m = load(2, mult_a, ch_i)
+            _, acc_i, _, _, _, ch_i, zp_v, lo_v, hi_v, slo_v, shi_v, _, out_i, _ = args
+            v = Lanes(context, builder, signature, args)
+            b = builder
+            x = v.load(0, acc_i)
+            m = v.load(2, ch_i)
             if single_rounding:
-                total = builder.zext(load(4, sb_a, ch_i), v64)
-                prod = builder.mul(builder.sext(x, v64), builder.sext(m, v64))
-                rounded = builder.ashr(builder.add(prod, builder.shl(const(1, v64), builder.sub(total, const(1, v64)))), total)
-                y = builder.trunc(smin(smax(rounded, const(INT32_MIN, v64)), const(INT32_MAX, v64)), v32)
+                total = b.zext(v.load(4, ch_i), V64)
+                prod = b.mul(b.sext(x, V64), b.sext(m, V64))
+                rounded = b.ashr(b.add(prod, b.shl(v.const(1, V64), b.sub(total, v.const(1, V64)))), total)
+                y = b.trunc(v.smin(v.smax(rounded, v.const(INT32_MIN, V64)), v.const(INT32_MAX, V64)), V32)
             else:
-                right = load(4, sb_a, ch_i)
-                a = builder.shl(x, load(3, sa_a, ch_i))
-                prod = builder.mul(builder.sext(a, v64), builder.sext(m, v64))
-                high = builder.trunc(builder.ashr(builder.add(prod, const(1 << 30, v64)), const(31, v64)), v32)
-                both_min = builder.and_(builder.icmp_signed("==", a, const(INT32_MIN)), builder.icmp_signed("==", m, const(INT32_MIN)))
-                high = builder.select(both_min, const(INT32_MAX), high)
-                mask = builder.sub(builder.shl(const(1), right), const(1))
-                threshold = builder.add(builder.ashr(mask, const(1)), builder.lshr(high, const(31)))
-                up = builder.zext(builder.icmp_signed(">", builder.and_(high, mask), threshold), v32)
-                y = builder.add(builder.ashr(high, right), up)
-            v = builder.add(smin(smax(y, const(-_FAR)), const(_FAR)), splat(zp_v))
-            saturated = builder.or_(builder.icmp_signed("<", v, splat(slo_v)), builder.icmp_signed(">", v, splat(shi_v)))
-            ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(LANES), [ir.IntType(LANES)]), f"llvm.ctpop.i{LANES}")
-            count = builder.zext(builder.call(ctpop, [builder.bitcast(saturated, ir.IntType(LANES))]), i64)
-            v = smin(smax(v, splat(lo_v)), splat(hi_v))
-            builder.store(builder.trunc(v, v_out), pointer(11, out_a, out_i, v_out), align=1)
-            zero = ir.Constant(ch_i.type, 0)
-            builder.store(smin(x, load(13, ext_a, zero)), pointer(13, ext_a, zero, v32), align=4)
-            top = ir.Constant(ch_i.type, LANES)
-            builder.store(smax(x, load(13, ext_a, top)), pointer(13, ext_a, top, v32), align=4)
+                right = v.load(4, ch_i)
+                a = b.shl(x, v.load(3, ch_i))
+                prod = b.mul(b.sext(a, V64), b.sext(m, V64))
+                high = b.trunc(b.ashr(b.add(prod, v.const(1 << 30, V64)), v.const(31, V64)), V32)
+                both_min = b.and_(b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN)))
+                high = b.select(both_min, v.const(INT32_MAX), high)
+                mask = b.sub(b.shl(v.const(1), right), v.const(1))
+                threshold = b.add(b.ashr(mask, v.const(1)), b.lshr(high, v.const(31)))
+                up = b.zext(b.icmp_signed(">", b.and_(high, mask), threshold), V32)
+                y = b.add(b.ashr(high, right), up)
+            y = b.add(v.smin(v.smax(y, v.const(-_FAR)), v.const(_FAR)), v.splat(zp_v, V32))
+            count = v.count(b.or_(b.icmp_signed("<", y, v.splat(slo_v, V32)), b.icmp_signed(">", y, v.splat(shi_v, V32))))
+            v.store(v.smin(v.smax(y, v.splat(lo_v, V32)), v.splat(hi_v, V32)), 11, out_i)
+            zero, top = ir.Constant(ch_i.type, 0), ir.Constant(ch_i.type, LANES)
+            v.store(v.smin(x, v.load(13, zero)), 13, zero)
+            v.store(v.smax(x, v.load(13, top)), 13, top)
             return count
 
         return sig, codegen
