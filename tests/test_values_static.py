@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.config import load_hardware, load_workload
 from accelsim.quant import REQUANT_MODES, affine_qparams, dequantize_tensor, quantize_tensor, run_layer
@@ -103,3 +105,26 @@ def test_fused_residual_add_equals_its_steps(rule: str, activation: str) -> None
     got, sats = add_tensors(a, qa, b, qb, out, RULES[rule], activation)
     np.testing.assert_array_equal(got, want)
     assert sats == want_sats and want_sats > 0 and got.dtype == np.int8
+
+
+@settings(max_examples=60, deadline=None)
+@given(rule=st.sampled_from(["onnx", "fbgemm", "fbgemm_dynamic", "tflite", "tflite_hybrid"]),
+       activation=st.sampled_from(["none", "relu", "relu6"]), dtype=st.sampled_from(["int8", "uint8"]),
+       size=st.integers(1, 70), seed=st.integers(0, 2**32 - 1), ties=st.booleans())
+def test_residual_add_lanes_equal_their_steps(rule, activation, dtype, size, seed, ties):
+    """The residual add's 16-lane path (and its element tail) equals dequantize, add, activation,
+    quantize on random codes, on exact ties of every rule's rounding and on saturating outputs."""
+    from accelsim.quant import RULES, QParams
+    from accelsim.quant.rules import add_tensors
+    from accelsim.sim.values import activate
+
+    rng = np.random.default_rng(seed)
+    lo, hi = (-128, 128) if dtype == "int8" else (0, 256)
+    a, b = rng.integers(lo, hi, size).astype(dtype), rng.integers(lo, hi, size).astype(dtype)
+    scales = (0.5, 0.5, 1.0) if ties else tuple(rng.uniform(0.005, 0.1, 3))  # ties: half-integer sums on the unit grid
+    qa, qb, out = (QParams(np.float32([sc]), np.int32([rng.integers(lo, hi)]), dtype) for sc in scales)
+    y = (dequantize_tensor(a, qa) + dequantize_tensor(b, qb)).astype(np.float32)
+    want, want_sats = quantize_tensor(activate(y, activation), out, RULES[rule])
+    got, sats = add_tensors(a, qa, b, qb, out, RULES[rule], activation)
+    np.testing.assert_array_equal(got, want)
+    assert sats == want_sats
