@@ -20,6 +20,7 @@ K < 65794) are replayed step by step.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,9 +143,15 @@ def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def never_overflows(a_dtype: np.dtype, a_zero_point: int, b_dtype: np.dtype, k_dim: int, max_bias: int, hi: int) -> bool:
     """True when no partial sum of any output can leave ``[-hi-1, hi]`` whatever the operands' values
     and the order of the K steps: ``|bias| + K * max|a - z| * max|b|`` over the dtypes' extremes."""
-    a_info, b_info = np.iinfo(a_dtype), np.iinfo(b_dtype)
-    max_a = max(abs(a_info.min - a_zero_point), abs(a_info.max - a_zero_point))
-    return max_bias + k_dim * max_a * max(abs(b_info.min), b_info.max) <= hi
+    (a_min, a_max), (b_min, b_max) = _limits(a_dtype), _limits(b_dtype)
+    max_a = max(abs(a_min - a_zero_point), abs(a_max - a_zero_point))
+    return max_bias + k_dim * max_a * max(abs(b_min), b_max) <= hi
+
+
+@functools.cache
+def _limits(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
 
 
 def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:

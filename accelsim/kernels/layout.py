@@ -6,6 +6,7 @@ axis (NCHW conv outputs: axis 1; GEMM outputs: last axis) and per-row (axis 0) p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -29,21 +30,32 @@ def elementwise_view(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, Calla
     For kernels that treat every element alike but for its channel, which elements share an outer
     index does not matter, so an axis permutation of a contiguous array (the NCHW view of a conv's
     channels-last output) is read in place instead of copied; the result keeps that memory order.
+    (Plain tuples and ``math.prod``: this runs for every tensor of a network, where numpy's per-call
+    overhead showed.)
     """
-    order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
-    moved = x.transpose(order)
-    if not moved.flags.c_contiguous:
-        order, moved = list(range(x.ndim)), np.ascontiguousarray(x)
-    inverse = np.argsort(order)
+    order: list[int] | None = None
+    moved = x
+    if not x.flags.c_contiguous:
+        order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
+        moved = x.transpose(order)
+        if not moved.flags.c_contiguous:
+            order, moved = None, np.ascontiguousarray(x)
+    if order is None:
+        shape = x.shape
 
-    def restore(out: np.ndarray) -> np.ndarray:
-        return out.reshape(moved.shape).transpose(inverse)
+        def restore(out: np.ndarray) -> np.ndarray:
+            return out.reshape(shape)
+    else:
+        inverse = [order.index(d) for d in range(x.ndim)]
+
+        def restore(out: np.ndarray) -> np.ndarray:
+            return out.reshape(moved.shape).transpose(inverse)
 
     if axis is None:
         return moved.reshape(1, 1, -1), restore
-    pos = order.index(axis % x.ndim)
-    outer = int(np.prod(moved.shape[:pos], dtype=np.int64))
-    return moved.reshape(outer, moved.shape[pos], -1), restore
+    axis %= x.ndim
+    pos = axis if order is None else order.index(axis)
+    return moved.reshape(math.prod(moved.shape[:pos]), moved.shape[pos], -1), restore
 
 
 def channel_params(values: np.ndarray | float | int, channels: int, dtype: type) -> np.ndarray:
