@@ -102,3 +102,15 @@ def test_more_bandwidth_never_slows_down() -> None:
         for bw in (2, 8, 32, 128)
     ]
     assert cycles == sorted(cycles, reverse=True)
+
+
+def test_a_program_lowered_once_runs_like_a_fresh_lowering() -> None:
+    """A prepared (lowered once) program gives the same records as lowering anew; one lowered for
+    another workload, hardware or scheme is refused."""
+    workload, hw = load_workload("tiny_cnn"), load_hardware(None)
+    program = lower(workload, hw, "static")
+    fresh = simulate(workload, hw, "static", timing_only=True)
+    again = simulate(workload, hw, "static", timing_only=True, program=program)
+    assert again.rows == fresh.rows and again.engine.total_cycles == fresh.engine.total_cycles
+    with pytest.raises(ValueError, match="lowered for tiny_cnn"):
+        simulate(workload, hw, "dynamic", timing_only=True, program=program)

@@ -50,17 +50,24 @@ def simulate(
     reference: Any = None,
     tensors: Any = None,
     progress: Callable[[str], None] | None = None,
+    program: Program | None = None,
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
 
     ``tensors`` (from ``accelsim.sim.tensors.materialize``) lets several schemes share one draw of the
-    weights and inputs; ``progress`` is told each step as it starts (for a progress display)."""
+    weights and inputs; ``progress`` is told each step as it starts (for a progress display);
+    ``program`` is this workload, hardware and scheme lowered before (``lower`` is deterministic: a
+    model compiled once for an accelerator and run many times)."""
     step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     per_tensor = flavour != "tflite"
     step(f"{scheme}: timing")
-    program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+    if program is None:
+        program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+    elif (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
+        raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
+                         f"not {workload.name} on {hw.name} ({scheme})")
     dram = dram_of(hw)
     run = Engine(program, None if ideal_memory else dram, log=log).run()
     values, errors = None, {}
