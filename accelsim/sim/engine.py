@@ -75,6 +75,7 @@ class _Steps:
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
+        self.queue = env._queue  # SimPy's event heap, read directly: peek() and now cost calls per event
         self.fifo: deque[Step] = deque()
         self.urgent: deque[Step] = deque()
         self.carrier: list[Step] | None = None
@@ -108,7 +109,8 @@ class _Steps:
 
     def _run_timed(self, event: simpy.Event) -> None:
         fn, args = event.value
-        self.others_due = self.env.peek() == self.env.now
+        queue = self.queue
+        self.others_due = bool(queue) and queue[0][0] == event.env._now
         fn(*args)
         self._run()
 
@@ -157,6 +159,9 @@ class _Unit:
 
     def request(self, cycles: int, fn: Callable[..., None], *args: Any) -> None:
         """Hold a server for ``cycles``; ``fn(grant_cycle, *args)`` runs when the hold ends."""
+        if self.free and not self.queue:  # what _grant does with a queue of one, without the queue
+            self._hold(cycles, fn, args)
+            return
         self.queue.append((cycles, fn, args))
         if self.free:
             self._grant()
@@ -170,13 +175,15 @@ class _Unit:
 
     def _grant(self) -> None:
         if self.queue and self.free:
-            cycles, fn, args = self.queue.popleft()
-            self.free -= 1
-            args = (self.steps.env.now, *args)
-            if cycles > 0:
-                self.steps.after(cycles, fn, args)
-            else:  # SimPy's Timeout(0) is a step of its own, after the grant's
-                self.steps.soon(self.steps.soon, fn, *args)
+            self._hold(*self.queue.popleft())
+
+    def _hold(self, cycles: int, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.free -= 1
+        args = (self.steps.env._now, *args)
+        if cycles > 0:
+            self.steps.after(cycles, fn, args)
+        else:  # SimPy's Timeout(0) is a step of its own, after the grant's
+            self.steps.soon(self.steps.soon, fn, *args)
 
 
 class _Halves:
