@@ -11,16 +11,35 @@ and values describe the same program.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import ceil, prod
 
 from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
-from accelsim.config.workload import GEMM_LAYERS, Add, AvgPool, Flatten, LayerNorm, LayerShapes, MaxPool, Softmax, Workload, pair
+from accelsim.config.workload import (
+    GEMM_LAYERS,
+    Add,
+    AvgPool,
+    Flatten,
+    LayerNorm,
+    LayerShapes,
+    MaxPool,
+    Softmax,
+    Workload,
+    pair,
+)
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, operand_format
-from accelsim.lowering.tiling import (BufferHalves, NoTileFits, SpatialFootprints, TilePlan, plan_gemm, tile_bounds,
-                                     weight_block_bytes)
+from accelsim.lowering.tiling import (
+    BufferHalves,
+    NoTileFits,
+    SpatialFootprints,
+    TilePlan,
+    plan_gemm,
+    tile_bounds,
+    weight_block_bytes,
+)
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -62,11 +81,24 @@ class LoweredLayer:
     view: GemmView | None = None
     plan: TilePlan | None = None
 
-    @property
+    # sums over the tiles, computed once per lowered program (a prepared program is played many times)
+    @cached_property
     def macs(self) -> int:
         return sum(t.macs for t in self.tiles)
 
-    @property
+    @cached_property
+    def array_compute_cycles(self) -> int:
+        return sum(t.compute_cycles for t in self.tiles if t.unit == "array")
+
+    @cached_property
+    def sram_read_bytes(self) -> int:
+        return sum(t.sram_read_bytes for t in self.tiles)
+
+    @cached_property
+    def sram_write_bytes(self) -> int:
+        return sum(t.sram_write_bytes for t in self.tiles)
+
+    @cached_property
     def unit(self) -> str:
         """Where the layer's main work runs: ``array``, ``vector``, or ``none`` (a view); a dynamic range
         pass ahead of an array layer's tiles does not count."""

@@ -103,8 +103,7 @@ def _records(workload, hw, program, run, dram, values, errors) -> list[LayerReco
         previous_end = timing.end_cycle
         reads = {f"dram_read_bytes_{k}": v for k, v in timing.dram_read_bytes.items()}
         read_total = sum(reads.values())
-        compute = sum(t.compute_cycles for t in lowered.tiles if t.unit == "array")
-        bound = roofline_bound(compute, read_total + timing.dram_write_bytes, dram)
+        bound = roofline_bound(lowered.array_compute_cycles, read_total + timing.dram_write_bytes, dram)
         stalls = {f"stall_cycles_{k}": v for k, v in timing.stall_cycles.items()}
         unit = lowered.unit
         macs = lowered.macs
@@ -130,8 +129,8 @@ def _records(workload, hw, program, run, dram, values, errors) -> list[LayerReco
             dram_write_bytes_ofmap=timing.dram_write_bytes,
             dram_read_bytes=read_total,
             dram_write_bytes=timing.dram_write_bytes,
-            sram_read_bytes=sum(t.sram_read_bytes for t in lowered.tiles),
-            sram_write_bytes=sum(t.sram_write_bytes for t in lowered.tiles),
+            sram_read_bytes=lowered.sram_read_bytes,
+            sram_write_bytes=lowered.sram_write_bytes,
             tiles=len(lowered.tiles),
             roofline_cycles=bound.bound_cycles if unit == "array" else 0,
             bound_by=bound.bound_by if unit == "array" else "",
