@@ -143,21 +143,24 @@ _single_rounding_lanes = _lanes_kernel(True)
 @njit(cache=True)
 def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
     """:func:`_requant_fixed` for channels-last int32 ``acc`` ``[outer, C, 1]`` and a 1-byte output, 16
-    channels at a time (the channel tail element by element); returns (saturations, acc min, acc max)."""
+    channels at a time (the channel tail, or every channel if a shift is beyond the int32 lanes, element
+    by element); returns (saturations, acc min, acc max)."""
     rows, channels = acc.shape[0], acc.shape[1]
     m32 = multiplier.astype(np.int32)
     left = np.empty(channels, np.int32)
     right = np.empty(channels, np.int32)
+    lanes_hold = True
     for c in range(channels):
         left[c] = max(shift[c], 0)
         right[c] = 31 - shift[c] if single_rounding else max(-shift[c], 0)
+        lanes_hold &= (-32 if single_rounding else -31) <= shift[c] <= 30
     lo32, hi32 = max(sat_min, INT32_MIN), min(sat_max, INT32_MAX)
     extremes = np.empty(2 * LANES, np.int32)
     extremes[:LANES] = INT32_MAX
     extremes[LANES:] = INT32_MIN
     flat = acc.reshape(rows * channels)
     dest = out.reshape(rows * channels)
-    body = channels - channels % LANES
+    body = channels - channels % LANES if lanes_hold else 0
     sats = 0
     lo, hi = INT32_MAX, INT32_MIN
     for o in range(rows):
@@ -266,10 +269,7 @@ def requant_fixed_point(
 def _fixed_point_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object) -> tuple[int, int, int]:
     """The 16-lane kernel where it applies (channels-last int32 accumulators, a 1-byte output, shifts
     its int32 lanes can hold), else the element loop."""
-    single_rounding, out = args[-2], args[-1]
-    lowest = -32 if single_rounding else -31
-    if (view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and out.itemsize == 1
-            and shift.min() >= lowest and shift.max() <= 30):
+    if view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and args[-1].itemsize == 1:
         return _requant_fixed_lanes(view, multiplier, shift, *args)
     return _requant_fixed(view, multiplier, shift, *args)
 

@@ -22,7 +22,7 @@ from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
 from accelsim.quant.observers import MinMaxObserver
 from accelsim.quant.qparams import QParams, weight_qparams
-from accelsim.quant.requant import RequantMode, RequantParams, activation_range, get_mode, make_requant_params, requantize
+from accelsim.quant.requant import RequantMode, RequantParams, get_mode, make_requant_params, requantize
 from accelsim.quant.rules import dequantize_tensor, quantize_tensor
 from accelsim.quant.schemes import get_scheme
 
@@ -372,6 +372,6 @@ def _static_array(
         "acc": TensorRecord(acc.values, str(acc.values.dtype)),
         "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
     }
-    settings = settings | {"act_range": activation_range(out_qp, activation)}
+    settings = settings | {"act_range": (rq.act_min, rq.act_max)}  # the fused activation's clamp (activation_range)
     return LayerResult(layer.kind, "static", mode.name, tensors, acc.overflows, out.saturations, in_sats, bias_sats, rq, layer.geometry,
                        settings, (out.acc_min, out.acc_max))
