@@ -79,30 +79,31 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     return v, saturated
 
 
-_FAR = 1 << 30
 
 
-def _lanes_kernel(single_rounding: bool):  # noqa: ANN202
+def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
     """An intrinsic that requantizes 16 consecutive channels-last int32 accumulators, as LLVM vector code:
     the lanes stay int32 except the 32 x 32 -> 64-bit product (numba's own loop runs in int64).
     Same arithmetic as :func:`_shifted_multiply` then :func:`_clamp_output`, written for int32 lanes:
     - double rounding: SaturatingRoundingDoublingHighMul is ``(a*b + 2**30) >> 31`` (a floor shift:
       its nudge-and-truncate rounds half up), saturating only for a == b == INT32_MIN; then
-      RoundingDivideByPOT in int32 (``right`` <= 31 lanes, checked by the caller);
+      RoundingDivideByPOT in int32 with its per-channel mask and half-mask precomputed (``right`` <= 31);
+      ``plain``: no channel shifts left and none has M0 == INT32_MIN, so both steps are left out;
     - single rounding: ``(x*m + 2**(t-1)) >> t`` in int64 lanes (``t`` in [1, 63]), then clamped to int32;
-    - before ``+ z_y`` the value is clamped to +-2**30, far beyond every bound of a narrow output and its
-      zero point (bounds given clamped to int32), so clamps and saturation counts are unchanged.
-    Args: acc, acc offset, M0 (int32 [C]), left shift and right shift or total shift (int32 [C]),
-    channel offset, z_y, act_min, act_max, sat_min, sat_max, out, out offset, extremes (int32 [32]:
-    running per-lane min then max of the accumulators). Returns the lanes' saturation count.
+    - ``z_y`` is added after the clamp and saturation tests, whose bounds come less ``z_y`` (as int64,
+      then held within int32: a bound beyond int32 cannot be crossed), so nothing overflows.
+    Args: acc, acc offset, M0, left shift, right shift (or total shift), mask, half-mask (int32 [C]),
+    channel offset, z_y, act_min, act_max, sat_min, sat_max (the four less z_y), out, out offset,
+    extremes (int32 [32]: running per-lane min then max of the accumulators). Returns the saturations.
     """
 
     @intrinsic
-    def lanes(typingctx, acc, acc_at, mult, shift_a, shift_b, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes):  # noqa: ANN001, ANN202
-        sig = types.int64(acc, acc_at, mult, shift_a, shift_b, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes)
+    def lanes(typingctx, acc, acc_at, mult, left, right, mask, half, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes):  # noqa: ANN001, ANN202
+        sig = types.int64(acc, acc_at, mult, left, right, mask, half, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            _, acc_i, _, _, _, ch_i, zp_v, lo_v, hi_v, slo_v, shi_v, _, out_i, _ = args
+            acc_i, ch_i = args[1], args[7]
+            zp_v, lo_v, hi_v, slo_v, shi_v = (Lanes(context, builder, signature, args).splat(a, V32) for a in args[8:13])
             v = Lanes(context, builder, signature, args)
             b = builder
             x = v.load(0, acc_i)
@@ -113,22 +114,21 @@ def _lanes_kernel(single_rounding: bool):  # noqa: ANN202
                 rounded = b.ashr(b.add(prod, b.shl(v.const(1, V64), b.sub(total, v.const(1, V64)))), total)
                 y = b.trunc(v.smin(v.smax(rounded, v.const(INT32_MIN, V64)), v.const(INT32_MAX, V64)), V32)
             else:
-                right = v.load(4, ch_i)
-                a = b.shl(x, v.load(3, ch_i))
+                a = x if plain else b.shl(x, v.load(3, ch_i))
                 prod = b.mul(b.sext(a, V64), b.sext(m, V64))
                 high = b.trunc(b.ashr(b.add(prod, v.const(1 << 30, V64)), v.const(31, V64)), V32)
-                both_min = b.and_(b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN)))
-                high = b.select(both_min, v.const(INT32_MAX), high)
-                mask = b.sub(b.shl(v.const(1), right), v.const(1))
-                threshold = b.add(b.ashr(mask, v.const(1)), b.lshr(high, v.const(31)))
-                up = b.zext(b.icmp_signed(">", b.and_(high, mask), threshold), V32)
-                y = b.add(b.ashr(high, right), up)
-            y = b.add(v.smin(v.smax(y, v.const(-_FAR)), v.const(_FAR)), v.splat(zp_v, V32))
-            count = v.count(b.or_(b.icmp_signed("<", y, v.splat(slo_v, V32)), b.icmp_signed(">", y, v.splat(shi_v, V32))))
-            v.store(v.smin(v.smax(y, v.splat(lo_v, V32)), v.splat(hi_v, V32)), 11, out_i)
+                if not plain:
+                    both_min = b.and_(b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN)))
+                    high = b.select(both_min, v.const(INT32_MAX), high)
+                threshold = b.add(v.load(6, ch_i), b.lshr(high, v.const(31)))
+                up = b.icmp_signed(">", b.and_(high, v.load(5, ch_i)), threshold)
+                y = b.ashr(high, v.load(4, ch_i))
+                y = b.select(up, b.add(y, v.const(1)), y)
+            count = v.count(b.or_(b.icmp_signed("<", y, slo_v), b.icmp_signed(">", y, shi_v)))
+            v.store(b.add(v.smin(v.smax(y, lo_v), hi_v), zp_v), 13, args[14])
             zero, top = ir.Constant(ch_i.type, 0), ir.Constant(ch_i.type, LANES)
-            v.store(v.smin(x, v.load(13, zero)), 13, zero)
-            v.store(v.smax(x, v.load(13, top)), 13, top)
+            v.store(v.smin(x, v.load(15, zero)), 15, zero)
+            v.store(v.smax(x, v.load(15, top)), 15, top)
             return count
 
         return sig, codegen
@@ -136,8 +136,9 @@ def _lanes_kernel(single_rounding: bool):  # noqa: ANN202
     return lanes
 
 
-_double_rounding_lanes = _lanes_kernel(False)
-_single_rounding_lanes = _lanes_kernel(True)
+_LANE_KERNELS = {(single, plain): _lanes_kernel(single, plain) for single in (False, True) for plain in (False, True)}
+_double_rounding_lanes, _plain_double_rounding_lanes = _LANE_KERNELS[False, False], _LANE_KERNELS[False, True]
+_single_rounding_lanes = _LANE_KERNELS[True, False]
 
 
 @njit(cache=True)
@@ -149,12 +150,18 @@ def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, 
     m32 = multiplier.astype(np.int32)
     left = np.empty(channels, np.int32)
     right = np.empty(channels, np.int32)
-    lanes_hold = True
+    mask = np.empty(channels, np.int32)
+    half = np.empty(channels, np.int32)
+    lanes_hold, plain = True, True
     for c in range(channels):
         left[c] = max(shift[c], 0)
         right[c] = 31 - shift[c] if single_rounding else max(-shift[c], 0)
         lanes_hold &= (-32 if single_rounding else -31) <= shift[c] <= 30
-    lo32, hi32 = max(sat_min, INT32_MIN), min(sat_max, INT32_MAX)
+        plain &= left[c] == 0 and multiplier[c] != INT32_MIN
+        bits = (np.int64(1) << max(-np.int64(shift[c]), 0)) - 1
+        mask[c], half[c] = np.int32(bits & 0xFFFFFFFF), np.int32(bits >> 1)
+    bounds = np.array([act_min - zp, act_max - zp, sat_min - zp, sat_max - zp], np.int64)
+    lo32, hi32, slo32, shi32 = np.minimum(np.maximum(bounds, INT32_MIN), INT32_MAX)
     extremes = np.empty(2 * LANES, np.int32)
     extremes[:LANES] = INT32_MAX
     extremes[LANES:] = INT32_MIN
@@ -166,10 +173,13 @@ def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, 
     for o in range(rows):
         base = o * channels
         for c in range(0, body, LANES):
+            at = base + c
             if single_rounding:
-                sats += _single_rounding_lanes(flat, base + c, m32, left, right, c, zp, act_min, act_max, lo32, hi32, dest, base + c, extremes)
+                sats += _single_rounding_lanes(flat, at, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, dest, at, extremes)
+            elif plain:
+                sats += _plain_double_rounding_lanes(flat, at, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, dest, at, extremes)
             else:
-                sats += _double_rounding_lanes(flat, base + c, m32, left, right, c, zp, act_min, act_max, lo32, hi32, dest, base + c, extremes)
+                sats += _double_rounding_lanes(flat, at, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, dest, at, extremes)
         for c in range(body, channels):
             x = np.int64(flat[base + c])
             lo, hi = min(lo, x), max(hi, x)
