@@ -7,6 +7,7 @@ linear ``x[..., in]`` and weights ``[out, in]``; matmul ``x[..., K] @ weight[K, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,6 +28,12 @@ from accelsim.quant.rules import dequantize_tensor, quantize_tensor
 from accelsim.quant.schemes import get_scheme
 
 LAYER_KINDS = ("conv2d", "linear", "matmul")
+
+
+@functools.cache
+def dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)``, memoized: numpy builds the name in Python on every call."""
+    return str(dtype)
 
 
 @dataclass(frozen=True)
@@ -289,7 +296,7 @@ def _run_dynamic(
     y = _apply_float_activation(y, activation)
     tensors |= {
         "input_q": TensorRecord(xq, x_qp.dtype, x_qp),
-        "acc": TensorRecord(acc.values, str(acc.values.dtype)),
+        "acc": TensorRecord(acc.values, dtype_name(acc.values.dtype)),
         "output": TensorRecord(y, "float32"),
     }
     return LayerResult(layer.kind, "dynamic", flavour, tensors, acc.overflows, geometry=layer.geometry, settings=settings)
@@ -369,7 +376,7 @@ def _static_array(
     out = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
     tensors |= {
         "input_q": TensorRecord(xq, in_qp.dtype, in_qp),
-        "acc": TensorRecord(acc.values, str(acc.values.dtype)),
+        "acc": TensorRecord(acc.values, dtype_name(acc.values.dtype)),
         "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
     }
     settings = settings | {"act_range": (rq.act_min, rq.act_max)}  # the fused activation's clamp (activation_range)

@@ -57,6 +57,7 @@ from accelsim.quant import (
     run_static_codes,
 )
 from accelsim.quant.dynamic import dynamic_qparams
+from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
 from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
@@ -460,7 +461,7 @@ class _StaticRun:
             tensors = {
                 "input_q": TensorRecord(a_codes[i], a.qparams.dtype, a.qparams),
                 "weight_q": TensorRecord(b_codes[i], b.qparams.dtype, b.qparams),
-                "acc": TensorRecord(acc.values, str(acc.values.dtype)),
+                "acc": TensorRecord(acc.values, dtype_name(acc.values.dtype)),
                 "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
             }
             settings = dict(alpha=layer.alpha, acc_bits=self.num.acc_bits, overflow=self.num.overflow)
