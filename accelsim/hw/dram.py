@@ -9,6 +9,7 @@ an exact fraction of its decimal form so ``128 / 12.8`` is 10 cycles, not 11 by 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 from math import ceil
 
@@ -30,16 +31,21 @@ class DramChannel:
     channels: int = 1
 
     def __post_init__(self) -> None:
-        exact_rate(self.bandwidth_bytes_per_cycle)
+        self.rate  # noqa: B018 (validates the bandwidth)
         if self.latency_cycles < 0:
             raise ValueError(f"latency_cycles must be non-negative, got {self.latency_cycles}")
         if self.channels < 1:
             raise ValueError(f"channels must be at least 1, got {self.channels}")
 
-    @property
+    @cached_property
+    def rate(self) -> Fraction:
+        """One channel's bandwidth as an exact fraction (built once: a Fraction from a string is slow)."""
+        return exact_rate(self.bandwidth_bytes_per_cycle)
+
+    @cached_property
     def peak_bandwidth_bytes_per_cycle(self) -> Fraction:
         """All channels streaming at once: the roofline's memory slope."""
-        return exact_rate(self.bandwidth_bytes_per_cycle) * self.channels
+        return self.rate * self.channels
 
     def transfer_cycles(self, n_bytes: int) -> int:
         """Cycles one DMA transfer of ``n_bytes`` holds a channel (0 bytes: no transfer, 0 cycles)."""
@@ -47,4 +53,4 @@ class DramChannel:
             raise ValueError(f"byte count must be non-negative, got {n_bytes}")
         if n_bytes == 0:
             return 0
-        return self.latency_cycles + ceil(n_bytes / exact_rate(self.bandwidth_bytes_per_cycle))
+        return self.latency_cycles + ceil(n_bytes / self.rate)
