@@ -142,54 +142,73 @@ _single_rounding_lanes = _LANE_KERNELS[True, False]
 
 
 @njit(cache=True)
-def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
-    """:func:`_requant_fixed` for channels-last int32 ``acc`` ``[outer, C, 1]`` and a 1-byte output, 16
-    channels at a time (the channel tail, or every channel if a shift is beyond the int32 lanes, element
-    by element); returns (saturations, acc min, acc max)."""
-    rows, channels = acc.shape[0], acc.shape[1]
-    m32 = multiplier.astype(np.int32)
-    left = np.empty(channels, np.int32)
-    right = np.empty(channels, np.int32)
-    mask = np.empty(channels, np.int32)
-    half = np.empty(channels, np.int32)
+def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding):
+    """What the 16-lane kernel needs of a layer's requant parameters, derived once: ``table`` (int32
+    [5, C]: M0, left shift, right or total shift, RoundingDivideByPOT mask and half-mask) and
+    ``scalars`` (int64: z_y, act_min, act_max, sat_min, sat_max, the four less z_y held within int32,
+    single rounding, whether every shift fits the int32 lanes, whether the plain variant applies)."""
+    channels = multiplier.shape[0]
+    table = np.empty((5, channels), np.int32)
     lanes_hold, plain = True, True
     for c in range(channels):
-        left[c] = max(shift[c], 0)
-        right[c] = 31 - shift[c] if single_rounding else max(-shift[c], 0)
-        lanes_hold &= (-32 if single_rounding else -31) <= shift[c] <= 30
-        plain &= left[c] == 0 and multiplier[c] != INT32_MIN
-        bits = (np.int64(1) << max(-np.int64(shift[c]), 0)) - 1
-        mask[c], half[c] = np.int32(bits & 0xFFFFFFFF), np.int32(bits >> 1)
-    bounds = np.array([act_min - zp, act_max - zp, sat_min - zp, sat_max - zp], np.int64)
-    lo32, hi32, slo32, shi32 = np.minimum(np.maximum(bounds, INT32_MIN), INT32_MAX)
+        s = np.int64(shift[c])
+        table[0, c] = multiplier[c]
+        table[1, c] = max(s, 0)
+        table[2, c] = 31 - s if single_rounding else max(-s, 0)
+        bits = (np.int64(1) << max(-s, 0)) - 1
+        table[3, c], table[4, c] = np.int32(bits & 0xFFFFFFFF), np.int32(bits >> 1)
+        lanes_hold &= (-32 if single_rounding else -31) <= s <= 30
+        plain &= s <= 0 and multiplier[c] != INT32_MIN
+    scalars = np.empty(12, np.int64)
+    scalars[:5] = zp, act_min, act_max, sat_min, sat_max
+    for i in range(4):
+        scalars[5 + i] = min(max(scalars[1 + i] - zp, INT32_MIN), INT32_MAX)
+    scalars[9:] = single_rounding, lanes_hold, plain
+    return table, scalars
+
+
+@njit(cache=True, nogil=True)
+def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, table, scalars):
+    """The requant unit on ``rows`` x channels [c0, c1) of flat int32 ``acc`` (row stride ``acc_ld``,
+    channel c at column c) into flat 1-byte ``out`` (row stride ``out_ld``): 16 channels at a time,
+    the channel tail (and every channel when a shift is beyond the int32 lanes) element by element.
+    Returns (saturations, acc min, acc max)."""
+    zp, act_min, act_max, sat_min, sat_max, lo32, hi32, slo32, shi32, single, lanes_hold, plain = scalars
+    m32, left, right, mask, half = table[0], table[1], table[2], table[3], table[4]
     extremes = np.empty(2 * LANES, np.int32)
     extremes[:LANES] = INT32_MAX
     extremes[LANES:] = INT32_MIN
-    flat = acc.reshape(rows * channels)
-    dest = out.reshape(rows * channels)
-    body = channels - channels % LANES if lanes_hold else 0
+    body = c1 - (c1 - c0) % LANES if lanes_hold else c0
     sats = 0
     lo, hi = INT32_MAX, INT32_MIN
-    for o in range(rows):
-        base = o * channels
-        for c in range(0, body, LANES):
-            at = base + c
-            if single_rounding:
-                sats += _single_rounding_lanes(flat, at, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, dest, at, extremes)
+    for r in range(rows):
+        a0, o0 = r * acc_ld, r * out_ld
+        for c in range(c0, body, LANES):
+            if single:
+                sats += _single_rounding_lanes(acc, a0 + c, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, out, o0 + c, extremes)
             elif plain:
-                sats += _plain_double_rounding_lanes(flat, at, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, dest, at, extremes)
+                sats += _plain_double_rounding_lanes(acc, a0 + c, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, out, o0 + c, extremes)
             else:
-                sats += _double_rounding_lanes(flat, at, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, dest, at, extremes)
-        for c in range(body, channels):
-            x = np.int64(flat[base + c])
+                sats += _double_rounding_lanes(acc, a0 + c, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, out, o0 + c, extremes)
+        for c in range(body, c1):
+            x = np.int64(acc[a0 + c])
             lo, hi = min(lo, x), max(hi, x)
-            v, sat = _clamp_output(_shifted_multiply(x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), single_rounding),
+            v, sat = _clamp_output(_shifted_multiply(x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), single != 0),
                                    zp, act_min, act_max, sat_min, sat_max)
-            dest[base + c] = v
+            out[o0 + c] = v
             sats += sat
-    if body:
+    if body > c0 and rows:
         lo, hi = min(lo, np.int64(extremes[:LANES].min())), max(hi, np.int64(extremes[LANES:].max()))
     return sats, lo, hi
+
+
+@njit(cache=True)
+def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
+    """:func:`_requant_fixed` for channels-last int32 ``acc`` ``[outer, C, 1]`` and a 1-byte output by
+    :func:`requant_region`; returns (saturations, acc min, acc max)."""
+    rows, channels = acc.shape[0], acc.shape[1]
+    table, scalars = lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding)
+    return requant_region(acc.reshape(-1), channels, out.reshape(-1), channels, rows, 0, channels, multiplier, shift, table, scalars)
 
 
 @njit(cache=True)
