@@ -74,6 +74,36 @@ def test_vnni_paths_match_blas(m, k, n, a_dtype):
     np.testing.assert_array_equal(int_gemm(a, b, a_zero_point=3, method="vnni").values, int_gemm(a, b, a_zero_point=3, method="blas").values)
 
 
+@pytest.mark.skipif(not vnni.AVAILABLE, reason="needs AVX512-VNNI")
+@SETTINGS
+@given(m=st.integers(1, 1300), k=st.integers(1, 200), n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1),
+       a_dtype=st.sampled_from([np.int8, np.uint8]), single=st.booleans(), threads=st.sampled_from([1, 2]))
+@example(m=2000, k=64, n=256, seed=0, a_dtype=np.int8, single=False, threads=1)  # several scratch chunks
+def test_requant_product_equals_gemm_then_requant(m, k, n, seed, a_dtype, single, threads):
+    """The GEMM handing its accumulators straight to the requant unit (scratch chunks kept in cache,
+    column or row split over threads) gives the codes, saturations and accumulator range of the
+    int32 GEMM followed by the requant pass."""
+    from accelsim.kernels.gemm import PackedWeights
+    from accelsim.kernels.requant import lane_plan
+
+    rng = np.random.default_rng(seed)
+    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), np.int8)
+    packed, offset = PackedWeights.of(b), rng.integers(-(2**20), 2**20, n)
+    mult, shift = rng.integers(1 << 30, 1 << 31, n), rng.integers(-32 if single else -40, 4, n)
+    zp = int(rng.integers(-20, 20))
+    clamps = dict(zero_point=zp, act_min=zp, act_max=127, sat_min=-(2**62), sat_max=127)  # a fused ReLU
+    vnni.set_threads(threads)
+    try:
+        acc = vnni.vnni_product(a, b, b_packed=packed.vnni_panels, b_col_sums=packed.col_sums, row_offset=offset)
+        want = requant_fixed_point(acc, mult, shift, single_rounding=single, axis=1, out_dtype=np.int8, **clamps)
+        plan = (mult, shift, *lane_plan(mult, shift, zp, zp, 127, -(2**62), 127, single))
+        got = vnni.requant_product(a, packed.vnni_panels, vnni.offset_row(n, a.dtype, packed.col_sums, offset), n, plan, np.int8)
+    finally:
+        vnni.set_threads(vnni.CPUS)
+    np.testing.assert_array_equal(got[0], want.codes)
+    assert got[1:] == (want.saturations, want.acc_min, want.acc_max)
+
+
 def test_wrapping_int32_accumulator_on_long_k():
     """K = 70000 of 255 * 127 overflows int32: all paths give the two's complement wrap and count it."""
     a = np.full((2, 70000), 255, np.uint8)

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.kernels import ConvGeometry, int_conv2d
 from accelsim.quant import QParams, run_layer, write_golden
@@ -120,3 +122,34 @@ def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
     for name, record in inside.tensors.items():
         assert np.array_equal(record.values, kept.tensors[name].values), name
     assert np.array_equal(inside.output, kept.output)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["conv1x1", "conv3x3", "conv3x3s2", "linear"]), channels=st.integers(1, 70), out=st.integers(1, 90),
+       size=st.integers(3, 12), mode=st.sampled_from(list(REQUANT_MODES)), activation=st.sampled_from([None, "relu", "relu6"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, channels, out, size, mode, activation, seed):
+    """Without kept accumulators a static layer may skip the int32 tensor (the array feeding the
+    requant unit directly): codes, counts and the accumulator range equal the kept-accumulator run."""
+    from accelsim.kernels import vnni
+    from accelsim.quant.layer import quantize_weight, run_static_codes
+
+    rng = np.random.default_rng(seed)
+    dtype = REQUANT_MODES[mode].activation_dtype
+    lo, hi = (-128, 128) if dtype == "int8" else (0, 256)
+    conv = kind != "linear"
+    x = (rng.integers(lo, hi, (2, channels, size, size)) if conv else rng.integers(lo, hi, (3, channels))).astype(dtype)
+    kernel = 3 if kind.startswith("conv3") else 1
+    w = rng.standard_normal((out, channels, kernel, kernel) if conv else (out, channels)).astype(np.float32)
+    geometry = dict(stride=2 if kind.endswith("s2") else 1, padding=kernel // 2) if conv else {}
+    args = ("conv2d" if conv else "linear", x, QParams(np.float32([0.05]), np.int32([int(rng.integers(lo, hi))]), dtype),
+            quantize_weight("conv2d" if conv else "linear", w), rng.standard_normal(out).astype(np.float32),
+            QParams(np.float32([0.2]), np.int32([int(rng.integers(lo, hi))]), dtype))
+    kept = run_static_codes(*args, requant_mode=mode, activation=activation, **geometry)
+    handed = run_static_codes(*args, requant_mode=mode, activation=activation, keep_accumulators=False, **geometry)
+    np.testing.assert_array_equal(handed.tensors["output_q"].values, kept.tensors["output_q"].values)
+    assert (handed.requant_saturations, handed.accumulator_overflows, handed.accumulator_range) == (
+        kept.requant_saturations, kept.accumulator_overflows, kept.accumulator_range)
+    assert kept.accumulator_range == (int(kept.tensors["acc"].values.min()), int(kept.tensors["acc"].values.max()))
+    if vnni.AVAILABLE and REQUANT_MODES[mode].arithmetic == "fixed_point":
+        assert "acc" not in handed.tensors

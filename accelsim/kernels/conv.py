@@ -143,7 +143,7 @@ def _group_slices(x: np.ndarray, w: np.ndarray, groups: int):
         yield slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
 
 
-def _to_nchw(y2d: np.ndarray, n_dim: int, oh: int, ow: int) -> np.ndarray:
+def gemm_rows_as_nchw(y2d: np.ndarray, n_dim: int, oh: int, ow: int) -> np.ndarray:
     """GEMM rows (n, oy, ox) as an NCHW view, channels-last in memory."""
     return y2d.reshape(n_dim, oh, ow, -1).transpose(0, 3, 1, 2)
 
@@ -198,7 +198,7 @@ def int_conv2d(
         for g, (cs, os_) in enumerate(_group_slices(x, w, geometry.groups))
     ]
     out = parts[0].values if len(parts) == 1 else np.concatenate([p.values for p in parts], axis=1)
-    return AccumulatorResult(_to_nchw(out, n_dim, oh, ow), sum(p.overflows for p in parts))
+    return AccumulatorResult(gemm_rows_as_nchw(out, n_dim, oh, ow), sum(p.overflows for p in parts))
 
 
 def float_conv2d(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
@@ -211,4 +211,4 @@ def float_conv2d(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.nda
     for cs, os_ in _group_slices(x, w, geometry.groups):
         cols = im2col(x[:, cs], kh, kw, geometry, 0.0)
         out[:, os_] = cols @ w[os_].reshape(w[os_].shape[0], -1).T
-    return np.ascontiguousarray(_to_nchw(out, n_dim, oh, ow))
+    return np.ascontiguousarray(gemm_rows_as_nchw(out, n_dim, oh, ow))

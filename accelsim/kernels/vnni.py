@@ -26,6 +26,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from accelsim.kernels.requant import requant_region
+
 MR = 6
 NR = 64
 _LANES = 16
@@ -269,16 +271,14 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _in_parallel(fn, n: int, threads: int, *args) -> None:
-    """Run ``fn(*args, first, last)`` over [0, n) on ``threads`` pool threads (the kernels release the GIL)."""
+def _in_parallel(fn, n: int, threads: int, *args) -> list:
+    """Run ``fn(*args, first, last)`` over [0, n) on ``threads`` pool threads (the kernels release the
+    GIL); the results in order of ``first``."""
     chunks = _split(n, threads)
     if len(chunks) == 1:
-        fn(*args, 0, n)
-        return
+        return [fn(*args, 0, n)]
     futures = [_POOL.submit(fn, *args, lo, hi) for lo, hi in chunks[1:]]
-    fn(*args, *chunks[0])
-    for future in futures:
-        future.result()
+    return [fn(*args, *chunks[0]), *(future.result() for future in futures)]
 
 
 def pack_b(b: np.ndarray) -> np.ndarray:
@@ -307,16 +307,9 @@ def vnni_product(
     n_dim = b.shape[1]
     out = np.empty((m_dim, n_dim), dtype=np.int32)
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
-    k4 = -(-k_dim // 4)
-    a_words = _workspace("a", m_panels * MR * k4, np.int32).reshape(m_panels * MR, k4)
-    _prepare_a_rows(np.ascontiguousarray(a), np.uint8(0x80 if a.dtype == np.int8 else 0), a_words)
-    a_words = a_words.reshape(-1)
-    offset = np.zeros(n_panels * NR, np.int64)
-    if row_offset is not None:
-        offset[:n_dim] = row_offset
-    if a.dtype == np.int8:  # (a + 128) was multiplied: subtract 128 * column sums
-        offset[:n_dim] -= 128 * (b_col_sums if b_col_sums is not None else b.sum(axis=0, dtype=np.int64))
-    offset32 = offset.astype(np.int32)  # the cast keeps the low 32 bits: accumulating from it wraps like the products
+    a_words, k4 = _prepare_a(a)
+    offset32 = offset_row(n_dim, a.dtype, b_col_sums if b_col_sums is not None or a.dtype != np.int8 else b.sum(axis=0, dtype=np.int64),
+                           row_offset)
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
@@ -329,3 +322,67 @@ def vnni_product(
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
         _in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, out)
     return out
+
+
+def _prepare_a(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """A's rows as the micro-kernel reads them (:func:`_prepare_a_rows`, in this thread's workspace), and K/4."""
+    m_dim, k_dim = a.shape
+    k4 = -(-k_dim // 4)
+    a_words = _workspace("a", -(-m_dim // MR) * MR * k4, np.int32).reshape(-1, k4)
+    _prepare_a_rows(np.ascontiguousarray(a), np.uint8(0x80 if a.dtype == np.int8 else 0), a_words)
+    return a_words.reshape(-1), k4
+
+
+def offset_row(n_dim: int, a_dtype: np.dtype, b_col_sums: np.ndarray | None, row_offset: np.ndarray | None) -> np.ndarray:
+    """The int32 row every tile's accumulators start from: ``row_offset`` less ``128 * colsum(B)`` for
+    int8 A (run as ``a + 128``), each kept to its low 32 bits (accumulating from it wraps like the
+    products), zero-padded to whole column panels."""
+    offset = np.zeros(-(-n_dim // NR) * NR, np.int64)
+    if row_offset is not None:
+        offset[:n_dim] = row_offset
+    if a_dtype == np.int8:
+        offset[:n_dim] -= 128 * b_col_sums
+    return offset.astype(np.int32)
+
+
+SCRATCH_BYTES = 1 << 19  # accumulator rows kept in cache per worker while they go through the requant unit
+
+
+@njit(cache=True, nogil=True)
+def _run_requant(a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, multiplier, shift, table, scalars, codes, p0, p1, q0, q1):
+    """One worker's tiles (column panels [p0, p1) x row panels [q0, q1)) in chunks of ``chunk`` row
+    panels: a chunk's int32 accumulators are written to a scratch that stays in cache and go straight
+    through the requant unit into ``codes`` (flat, 1-byte). Returns (saturations, acc min, acc max)."""
+    scratch = np.empty(chunk * MR * n_dim, np.int32)
+    c0, c1 = p0 * NR, min(p1 * NR, n_dim)
+    sats, lo, hi = 0, np.int64(2**31 - 1), np.int64(-(2**31))
+    for qs in range(q0, q1, chunk):
+        qe = min(qs + chunk, q1)
+        rows = min(qe * MR, m_dim) - qs * MR
+        _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, scratch[: rows * n_dim].reshape(rows, n_dim), p0, p1, 0, qe - qs)
+        s, l, h = requant_region(scratch, n_dim, codes[qs * MR * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars)
+        sats, lo, hi = sats + s, min(lo, l), max(hi, h)
+    return sats, lo, hi
+
+
+def requant_product(
+    a: np.ndarray, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int,
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], out_dtype: type,
+) -> tuple[np.ndarray, int, int, int]:
+    """``a @ b`` from :func:`offset_row` ``offset32`` through the requant unit without the int32 result in
+    memory, as the array hands its accumulators to the requant unit: (1-byte codes ``[M, N]``,
+    saturations, accumulator min, max). Same bits as :func:`vnni_product` then the requant unit's
+    :func:`~accelsim.kernels.requant.requant_region` (the caller proves no accumulator wraps).
+    ``plan``: the layer's (M0, shift, lane table, scalars) from :func:`~accelsim.kernels.requant.lane_plan`."""
+    m_dim, k_dim = a.shape
+    n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
+    a_words, k4 = _prepare_a(a)
+    codes = np.empty((m_dim, n_dim), out_dtype)
+    chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
+    threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
+    common = (a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
+    if n_panels >= threads:
+        parts = _in_parallel(lambda *args: _run_requant(*args[:-2], args[-2], args[-1], 0, m_panels), n_panels, threads, *common)
+    else:
+        parts = _in_parallel(lambda *args: _run_requant(*args[:-2], 0, n_panels, args[-2], args[-1]), m_panels, threads, *common)
+    return codes, sum(p[0] for p in parts), min(p[1] for p in parts), max(p[2] for p in parts)

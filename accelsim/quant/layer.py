@@ -11,13 +11,14 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
 
 import numpy as np
 
-from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d, pack_conv_weights
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, int_gemm
+from accelsim.kernels import vnni
+from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, int_gemm, never_overflows
 from accelsim.kernels.layout import value_range
+from accelsim.kernels.requant import Requantized, lane_plan
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
@@ -109,6 +110,33 @@ class _Layer:
             y = y + _channel_broadcast(np.asarray(bias, np.float32), y.ndim, self.channel_axis)
         return y.astype(np.float32)
 
+    def run_requantized(self, xq: np.ndarray, wq: "QuantizedWeight", zero_point: int, setup: "_RequantSetup") -> Requantized | None:
+        """The array handing its int32 accumulators straight to the requant unit (no int32 tensor in
+        memory), where that gives the same bits as :meth:`run_int` then the requant unit: a VNNI host,
+        int32 accumulators that provably never wrap, one group, a fixed-point requant mode and 1-byte
+        codes in and out. None otherwise."""
+        rq = setup.requant
+        if (not vnni.AVAILABLE or rq.multiplier is None or xq.dtype.itemsize != 1 or np.dtype(rq.output.numpy_dtype).itemsize != 1
+                or (self.kind == "conv2d" and self.geometry.groups != 1) or self.kind == "matmul"):
+            return None
+        k_dim = wq.codes[0].size
+        if not never_overflows(xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1]):
+            return None
+        if self.kind == "conv2d":
+            kh, kw = wq.codes.shape[2:]
+            k_order = "yxc" if kh * kw > 1 else "cyx"  # (ky, kx, c) moves runs of C bytes; free as nothing can wrap
+            packed = wq.packed(1, k_order)[0]
+            oh, ow = self.geometry.output_size(xq.shape[2], xq.shape[3], kh, kw)
+            a = im2col(xq, kh, kw, self.geometry, zero_point, k_order)
+        else:
+            packed = wq.packed(1)[0]
+            a = xq.reshape(-1, xq.shape[-1])
+        n_dim = packed.col_sums.shape[0]
+        codes, sats, lo, hi = vnni.requant_product(a, packed.vnni_panels, setup.offset_row(packed, zero_point, xq.dtype), n_dim,
+                                                   setup.lanes, rq.output.numpy_dtype)
+        codes = gemm_rows_as_nchw(codes, xq.shape[0], oh, ow) if self.kind == "conv2d" else codes.reshape(*xq.shape[:-1], -1)
+        return Requantized(codes, sats, lo, hi)
+
     def run_int(self, xq: np.ndarray, wq: "QuantizedWeight", zero_point: int, bias_q: np.ndarray | None, acc_bits: int, overflow: str) -> AccumulatorResult:
         """The array's integer accumulation, output laid out like the float output."""
         kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
@@ -176,9 +204,33 @@ class QuantizedWeight:
         return self._requant[key]
 
 
-class _RequantSetup(NamedTuple):
+@dataclass(frozen=True)
+class _RequantSetup:
+    """A prepared layer's constants between given input and output parameters."""
+
     bias: tuple[np.ndarray, QParams, int] | None  # int32 bias, its parameters, saturations (quantize_bias)
     requant: RequantParams
+    _offsets: dict[tuple, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def max_bias(self) -> int:
+        return 0 if self.bias is None else int(np.abs(self.bias[0].astype(np.int64)).max(initial=0))
+
+    @cached_property
+    def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The requant unit's 16-lane plan (fixed-point modes): M0, shift, lane table, scalars."""
+        rq = self.requant
+        mult, shift = rq.multiplier.astype(np.int64), rq.shift.astype(np.int64)
+        return (mult, shift, *lane_plan(mult, shift, int(rq.output.zero_point[0]), rq.act_min, rq.act_max, rq.sat_min, rq.sat_max,
+                                        get_mode(rq.mode).single_rounding))
+
+    def offset_row(self, packed: PackedWeights, zero_point: int, a_dtype: np.dtype) -> np.ndarray:
+        """The GEMM's start row (int32 bias, input zero point and int8-A corrections), once per operand."""
+        key = (id(packed), zero_point, a_dtype)
+        if key not in self._offsets:
+            bias = np.zeros(packed.col_sums.shape, np.int64) if self.bias is None else self.bias[0].astype(np.int64)
+            self._offsets[key] = vnni.offset_row(packed.col_sums.shape[0], a_dtype, packed.col_sums, bias - zero_point * packed.col_sums)
+        return self._offsets[key]
 
 
 def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel") -> QuantizedWeight:
@@ -340,14 +392,19 @@ def run_static_codes(
     groups: int = 1,
     acc_bits: int = 32,
     overflow: str = "wrap",
+    keep_accumulators: bool = True,
 ) -> LayerResult:
     """A static layer on input codes already in memory (a network's previous output), as the array reads
-    them: the same datapath as :func:`run_layer` after its input quantization, with no float input."""
+    them: the same datapath as :func:`run_layer` after its input quantization, with no float input.
+    Without ``keep_accumulators`` the int32 accumulators go straight to the requant unit where that
+    gives the same bits (:meth:`_Layer.run_requantized`): the result then has no ``"acc"`` tensor, only
+    the accumulator range."""
     geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
     bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
     settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_q.qparams.granularity)
     return _static_array(_Layer(kind, geometry), xq, input_qparams, 0, weight_q, bias_f, requant_mode, output_qparams,
-                         activation, acc_bits, overflow, {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)}, settings)
+                         activation, acc_bits, overflow, {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)}, settings,
+                         keep_accumulators)
 
 
 def _static_array(
@@ -364,6 +421,7 @@ def _static_array(
     overflow: str,
     tensors: dict[str, TensorRecord],
     settings: dict[str, object],
+    keep_accumulators: bool = True,
 ) -> LayerResult:
     """From input codes on: int32 bias, the array's accumulation, the requant unit."""
     mode = get_mode(mode_name)
@@ -372,13 +430,15 @@ def _static_array(
     if setup.bias is not None:
         bias_q, b_qp, bias_sats = setup.bias
         tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
-    acc = layer.run_int(xq, w_q, int(in_qp.zero_point[0]), bias_q, acc_bits, overflow)
-    out = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim)
-    tensors |= {
-        "input_q": TensorRecord(xq, in_qp.dtype, in_qp),
-        "acc": TensorRecord(acc.values, dtype_name(acc.values.dtype)),
-        "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
-    }
+    zero_point = int(in_qp.zero_point[0])
+    tensors["input_q"] = TensorRecord(xq, in_qp.dtype, in_qp)
+    out = None if keep_accumulators or acc_bits != 32 else layer.run_requantized(xq, w_q, zero_point, setup)
+    overflows = 0  # run_requantized runs only where no accumulator can overflow
+    if out is None:
+        acc = layer.run_int(xq, w_q, zero_point, bias_q, acc_bits, overflow)
+        out, overflows = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim), acc.overflows
+        tensors["acc"] = TensorRecord(acc.values, dtype_name(acc.values.dtype))
+    tensors["output_q"] = TensorRecord(out.codes, out_qp.dtype, out_qp)
     settings = settings | {"act_range": (rq.act_min, rq.act_max)}  # the fused activation's clamp (activation_range)
-    return LayerResult(layer.kind, "static", mode.name, tensors, acc.overflows, out.saturations, in_sats, bias_sats, rq, layer.geometry,
+    return LayerResult(layer.kind, "static", mode.name, tensors, overflows, out.saturations, in_sats, bias_sats, rq, layer.geometry,
                        settings, (out.acc_min, out.acc_max))

@@ -309,7 +309,7 @@ def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
 
 def _counts(name: str, type_: str, stored: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object) -> LayerValues:
     """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
-    ranges = [r.accumulator_range for r in results if "acc" in r.tensors]
+    ranges = [rng for rng in (r.accumulator_range for r in results) if rng is not None]
     return LayerValues(
         name,
         type_,
@@ -422,7 +422,7 @@ class _StaticRun:
             x = inputs[0]
             res = run_static_codes(_kind(layer), x.codes, x.qparams, params.quantized_weight(_kind(layer)), params.bias, target,
                                    requant_mode=self.num.variant, activation=_fused(layer), acc_bits=self.num.acc_bits,
-                                   overflow=self.num.overflow, **_geometry(layer))
+                                   overflow=self.num.overflow, keep_accumulators=name in self.num.keep, **_geometry(layer))
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
             if gelu_after:
