@@ -97,7 +97,7 @@ def test_requant_product_equals_gemm_then_requant(m, k, n, seed, a_dtype, single
         acc = vnni.vnni_product(a, b, b_packed=packed.vnni_panels, b_col_sums=packed.col_sums, row_offset=offset)
         want = requant_fixed_point(acc, mult, shift, single_rounding=single, axis=1, out_dtype=np.int8, **clamps)
         plan = (mult, shift, *lane_plan(mult, shift, zp, zp, 127, -(2**62), 127, single))
-        got = vnni.requant_product(a, packed.vnni_panels, vnni.offset_row(n, a.dtype, packed.col_sums, offset), n, plan, np.int8)
+        got = vnni.requant_product(vnni.prepare_a(a), m, packed.vnni_panels, vnni.offset_row(n, a.dtype, packed.col_sums, offset), n, plan, np.int8)
     finally:
         vnni.set_threads(vnni.CPUS)
     np.testing.assert_array_equal(got[0], want.codes)

@@ -125,8 +125,8 @@ def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(kind=st.sampled_from(["conv1x1", "conv3x3", "conv3x3s2", "linear"]), channels=st.integers(1, 70), out=st.integers(1, 90),
-       size=st.integers(3, 12), mode=st.sampled_from(list(REQUANT_MODES)), activation=st.sampled_from([None, "relu", "relu6"]),
+@given(kind=st.sampled_from(["conv1x1", "conv1x1s2", "conv3x3", "conv3x3s2", "conv3x3d2", "linear"]), channels=st.integers(1, 70), out=st.integers(1, 90),
+       size=st.integers(5, 12), mode=st.sampled_from(list(REQUANT_MODES)), activation=st.sampled_from([None, "relu", "relu6"]),
        seed=st.integers(0, 2**32 - 1))
 def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, channels, out, size, mode, activation, seed):
     """Without kept accumulators a static layer may skip the int32 tensor (the array feeding the
@@ -141,7 +141,8 @@ def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, chann
     x = (rng.integers(lo, hi, (2, channels, size, size)) if conv else rng.integers(lo, hi, (3, channels))).astype(dtype)
     kernel = 3 if kind.startswith("conv3") else 1
     w = rng.standard_normal((out, channels, kernel, kernel) if conv else (out, channels)).astype(np.float32)
-    geometry = dict(stride=2 if kind.endswith("s2") else 1, padding=kernel // 2) if conv else {}
+    geometry = dict(stride=2 if kind.endswith("s2") else 1, padding=kernel // 2 * (1 + kind.endswith("d2")),
+                    dilation=2 if kind.endswith("d2") else 1) if conv else {}
     args = ("conv2d" if conv else "linear", x, QParams(np.float32([0.05]), np.int32([int(rng.integers(lo, hi))]), dtype),
             quantize_weight("conv2d" if conv else "linear", w), rng.standard_normal(out).astype(np.float32),
             QParams(np.float32([0.2]), np.int32([int(rng.integers(lo, hi))]), dtype))

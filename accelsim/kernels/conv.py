@@ -90,13 +90,12 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
 
 
 @njit(cache=True)
-def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
-    """Patches of an NHWC ``x`` as rows with K order (ky, kx, c): a tap is a run of C bytes, and a
-    whole in-image row of taps (dilation 1) one run of kw * C."""
+def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value, cols):
+    """Patches of an NHWC ``x`` into the first K columns of ``cols``' rows with K order (ky, kx, c): a
+    tap is a run of C bytes, and a whole in-image row of taps (dilation 1) one run of kw * C."""
     n_dim, h_dim, w_dim, c_dim = x.shape
     flat = x.reshape(-1)
     run = kw * c_dim
-    cols = np.empty((n_dim * oh * ow, kh * run), dtype=x.dtype)
     for n in range(n_dim):
         for oy in range(oh):
             for ox in range(ow):
@@ -117,7 +116,6 @@ def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
                                 copy_elements(row, at, flat, ((n * h_dim + iy) * w_dim + ix) * c_dim, c_dim)
                             else:
                                 row[at : at + c_dim] = pad_value
-    return cols
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: float | int = 0, k_order: str = "cyx") -> np.ndarray:
@@ -128,9 +126,28 @@ def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: f
         # pointwise: every patch is one pixel's channels, so im2col is a strided NCHW -> NHWC copy
         sh, sw = geometry.stride
         return np.ascontiguousarray(x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
-    kernel = {"cyx": _im2col, "yxc": _im2col_taps}[k_order]
     nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    return kernel(nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, nhwc.dtype.type(pad_value))
+    args = (nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, nhwc.dtype.type(pad_value))
+    if k_order == "cyx":
+        return _im2col(*args)
+    cols = np.empty((x.shape[0] * oh * ow, kh * kw * x.shape[1]), dtype=x.dtype)
+    _im2col_taps(*args, cols)
+    return cols
+
+
+def patches_into(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: int, flip: int, rows: np.ndarray) -> None:
+    """im2col of 1-byte NCHW ``x`` in K order (ky, kx, c), every byte xor ``flip``, written straight into
+    ``rows`` (uint8, at least ``[N*OH*OW, K]``; the rest zeroed): the GEMM's A rows without an im2col
+    matrix in between. The flip is applied to ``x`` (a ninth of the patches' bytes for a 3x3 kernel)."""
+    oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
+    pt, pl, _, _ = geometry.padding
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).view(np.uint8)
+    if flip:
+        nhwc = nhwc ^ np.uint8(flip)
+    m_dim, k_dim = x.shape[0] * oh * ow, kh * kw * x.shape[1]
+    _im2col_taps(nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, np.uint8((pad_value ^ flip) & 0xFF), rows)
+    rows[:m_dim, k_dim:] = 0
+    rows[m_dim:] = 0
 
 
 def _group_slices(x: np.ndarray, w: np.ndarray, groups: int):

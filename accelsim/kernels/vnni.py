@@ -307,7 +307,8 @@ def vnni_product(
     n_dim = b.shape[1]
     out = np.empty((m_dim, n_dim), dtype=np.int32)
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
-    a_words, k4 = _prepare_a(a)
+    a_words = prepare_a(a)
+    a_words, k4 = a_words.reshape(-1), a_words.shape[1]
     offset32 = offset_row(n_dim, a.dtype, b_col_sums if b_col_sums is not None or a.dtype != np.int8 else b.sum(axis=0, dtype=np.int64),
                            row_offset)
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
@@ -324,13 +325,17 @@ def vnni_product(
     return out
 
 
-def _prepare_a(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """A's rows as the micro-kernel reads them (:func:`_prepare_a_rows`, in this thread's workspace), and K/4."""
-    m_dim, k_dim = a.shape
-    k4 = -(-k_dim // 4)
-    a_words = _workspace("a", -(-m_dim // MR) * MR * k4, np.int32).reshape(-1, k4)
-    _prepare_a_rows(np.ascontiguousarray(a), np.uint8(0x80 if a.dtype == np.int8 else 0), a_words)
-    return a_words.reshape(-1), k4
+def a_rows(m_dim: int, k_dim: int) -> np.ndarray:
+    """This thread's buffer for A's rows as the micro-kernel reads them: int32 ``[M rounded up to MR,
+    K/4 rounded up]`` (4 k bytes per word)."""
+    return _workspace("a", -(-m_dim // MR) * MR * -(-k_dim // 4), np.int32).reshape(-(-m_dim // MR) * MR, -(-k_dim // 4))
+
+
+def prepare_a(a: np.ndarray) -> np.ndarray:
+    """A's rows as the micro-kernel reads them (:func:`_prepare_a_rows`, in :func:`a_rows`)."""
+    words = a_rows(*a.shape)
+    _prepare_a_rows(np.ascontiguousarray(a), np.uint8(0x80 if a.dtype == np.int8 else 0), words)
+    return words
 
 
 def offset_row(n_dim: int, a_dtype: np.dtype, b_col_sums: np.ndarray | None, row_offset: np.ndarray | None) -> np.ndarray:
@@ -366,17 +371,18 @@ def _run_requant(a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, multiplie
 
 
 def requant_product(
-    a: np.ndarray, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int,
+    a_words: np.ndarray, m_dim: int, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int,
     plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], out_dtype: type,
 ) -> tuple[np.ndarray, int, int, int]:
-    """``a @ b`` from :func:`offset_row` ``offset32`` through the requant unit without the int32 result in
+    """``A @ B`` from :func:`offset_row` ``offset32`` through the requant unit without the int32 result in
     memory, as the array hands its accumulators to the requant unit: (1-byte codes ``[M, N]``,
-    saturations, accumulator min, max). Same bits as :func:`vnni_product` then the requant unit's
+    saturations, accumulator min, max). ``a_words``: A's ``m_dim`` rows from :func:`prepare_a` (or
+    written in place into :func:`a_rows`). Same bits as :func:`vnni_product` then the requant unit's
     :func:`~accelsim.kernels.requant.requant_region` (the caller proves no accumulator wraps).
     ``plan``: the layer's (M0, shift, lane table, scalars) from :func:`~accelsim.kernels.requant.lane_plan`."""
-    m_dim, k_dim = a.shape
+    k4 = a_words.shape[1]
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
-    a_words, k4 = _prepare_a(a)
+    a_words, k_dim = a_words.reshape(-1), 4 * k4
     codes = np.empty((m_dim, n_dim), out_dtype)
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from accelsim.kernels import vnni
-from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights
+from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights, patches_into
 from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, int_gemm, never_overflows
 from accelsim.kernels.layout import value_range
 from accelsim.kernels.requant import Requantized, lane_plan
@@ -127,13 +127,19 @@ class _Layer:
             k_order = "yxc" if kh * kw > 1 else "cyx"  # (ky, kx, c) moves runs of C bytes; free as nothing can wrap
             packed = wq.packed(1, k_order)[0]
             oh, ow = self.geometry.output_size(xq.shape[2], xq.shape[3], kh, kw)
-            a = im2col(xq, kh, kw, self.geometry, zero_point, k_order)
+            m_dim = xq.shape[0] * oh * ow
+            if kh * kw == 1 and not any(self.geometry.padding):  # pixels' channel runs: A is (a strided view of) x
+                words = vnni.prepare_a(im2col(xq, 1, 1, self.geometry))
+            else:  # the patches go straight into the GEMM's A rows
+                words = vnni.a_rows(m_dim, k_dim)
+                patches_into(xq, kh, kw, self.geometry, zero_point, 0x80 if xq.dtype == np.int8 else 0, words.view(np.uint8))
         else:
             packed = wq.packed(1)[0]
-            a = xq.reshape(-1, xq.shape[-1])
+            m_dim = xq.size // xq.shape[-1]
+            words = vnni.prepare_a(xq.reshape(m_dim, -1))
         n_dim = packed.col_sums.shape[0]
-        codes, sats, lo, hi = vnni.requant_product(a, packed.vnni_panels, setup.offset_row(packed, zero_point, xq.dtype), n_dim,
-                                                   setup.lanes, rq.output.numpy_dtype)
+        codes, sats, lo, hi = vnni.requant_product(words, m_dim, packed.vnni_panels, setup.offset_row(packed, zero_point, xq.dtype),
+                                                   n_dim, setup.lanes, rq.output.numpy_dtype)
         codes = gemm_rows_as_nchw(codes, xq.shape[0], oh, ow) if self.kind == "conv2d" else codes.reshape(*xq.shape[:-1], -1)
         return Requantized(codes, sats, lo, hi)
 
