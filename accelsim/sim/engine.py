@@ -441,47 +441,50 @@ class Engine:
         env = self.env
         for li, layer in enumerate(self.program.layers):
             timing = self.timings[li]
+            stalls = timing.stall_cycles
             drained = False
-            holding = {"ifmap": False, "weights": False, "ofmap": False}
-            for ti, tile in enumerate(layer.tiles):
+            hold_ifmap = hold_weights = hold_ofmap = False  # blocks this layer's tiles hold a buffer half for
+            tiles = layer.tiles
+            for ti, tile in enumerate(tiles):
                 ready = self.ready[li][ti]
-                wait_from = env.now
+                wait_from = env._now
                 if not ready.triggered:
                     ready.wait(wake)
                     yield
-                timing.stall_cycles[ready.value] += int(env.now - wait_from)
-                holding["ifmap"] |= tile.new_ifmap
-                holding["weights"] |= tile.new_weights
-                if not tile.range_pass and not holding["ofmap"]:
-                    wait_from = env.now
+                stalls[ready.value] += int(env._now - wait_from)
+                hold_ifmap |= tile.new_ifmap
+                hold_weights |= tile.new_weights
+                if not tile.range_pass and not hold_ofmap:
+                    wait_from = env._now
                     self.ofmap_halves.get(wake)
                     yield
-                    timing.stall_cycles["ofmap_buffer"] += int(env.now - wait_from)
-                    holding["ofmap"] = True
-                unit, lane = (self.array, "array") if tile.unit == "array" else (self.vector, "vector")
-                wait_from = env.now
+                    stalls["ofmap_buffer"] += int(env._now - wait_from)
+                    hold_ofmap = True
+                array = tile.unit == "array"
+                unit = self.array if array else self.vector
+                wait_from = env._now
                 unit.request(tile.compute_cycles, wake)
                 start = yield
-                timing.stall_cycles["vector_unit"] += int(start - wait_from)
-                self._mark(lane, start, layer.name)
+                stalls["vector_unit"] += int(start - wait_from)
+                self._mark("array" if array else "vector", start, layer.name)
                 unit.release()
                 timing.compute_cycles += tile.compute_cycles
-                if tile.unit == "vector":
+                if not array:
                     timing.vector_cycles += tile.compute_cycles
-                nxt = layer.tiles[ti + 1] if ti + 1 < len(layer.tiles) else None
+                nxt = tiles[ti + 1] if ti + 1 < len(tiles) else None
                 # free the blocks the next tile does not reuse
-                if holding["ifmap"] and (nxt is None or nxt.new_ifmap):
+                if hold_ifmap and (nxt is None or nxt.new_ifmap):
                     self.ifmap_halves.put()
-                    holding["ifmap"] = False
-                if holding["weights"] and (nxt is None or nxt.new_weights):
+                    hold_ifmap = False
+                if hold_weights and (nxt is None or nxt.new_weights):
                     self.filter_halves.put()
-                    holding["weights"] = False
+                    hold_weights = False
                 if tile.post_unit or tile.ofmap_bytes:
                     self._drains_open += 1
                     self.steps.start(self._drain, li, layer, tile)
                     drained = True
-                    holding["ofmap"] = False
-            if holding["ofmap"]:
+                    hold_ofmap = False
+            if hold_ofmap:
                 self.ofmap_halves.put()
             if drained:  # wait for every drain's end, as an AllOf of the drain processes
                 if self._drains_open == 0:
@@ -489,7 +492,7 @@ class Engine:
                 else:
                     self._drains_waiter = wake
                 yield
-            timing.end_cycle = int(env.now)
+            timing.end_cycle = int(env._now)
             self.layer_stored[li].succeed()
 
     def _finish(self) -> None:
