@@ -328,7 +328,7 @@ class Engine:
 
     def _dma(self, n_bytes: int, then: Callable[..., None], *args: Any) -> None:
         """Move ``n_bytes`` over a DRAM channel, then ``then(start, *args)`` (start: when it was asked for)."""
-        start = self.env.now
+        start = self.env._now
         cycles = self.memory.cycles(n_bytes)
         if cycles == 0:
             then(start, *args)
@@ -386,7 +386,7 @@ class Engine:
 
     def _arrived(self, start: int, load: _Load, kind: str) -> None:
         self._mark("dma_in", start, load.layer.name)
-        load.arrivals[kind] = self.env.now
+        load.arrivals[kind] = self.env._now
         load.left -= 1
         if load.left == 0:  # the last fetch ends, then SimPy processes the AllOf of the fetches
             self.steps.soon(self.steps.soon, self._pre_process, load)
@@ -402,11 +402,11 @@ class Engine:
             self._pre_vector(load, cause)
 
     def _pre_vector(self, load: _Load, cause: str) -> None:
-        self._on(self.vector, load.tile.pre_vector_cycles, "vector", load.layer.name, self._pre_done, load, cause, self.env.now)
+        self._on(self.vector, load.tile.pre_vector_cycles, "vector", load.layer.name, self._pre_done, load, cause, self.env._now)
 
     def _pre_done(self, load: _Load, cause: str, start: int) -> None:
         self.timings[load.li].vector_cycles += load.tile.pre_vector_cycles
-        if self.env.now - start > load.tile.pre_vector_cycles:
+        if self.env._now - start > load.tile.pre_vector_cycles:
             cause = "vector_unit"
         load.done.succeed(cause)
 
