@@ -5,7 +5,9 @@
    --timing-only`` of the same topology imported with ``accelsim import scalesim``. Goal: accelsim at
    least 1000x faster.
 2. Full bit-exact static int8 ResNet-50 (timing simulation plus every layer's exact int8 values, the
-   model prepared once as ORT's is: weights drawn and activations calibrated beforehand)
+   model prepared once as ORT's session is: weights drawn, quantized and packed, activations
+   calibrated and the model lowered for the accelerator beforehand; the ratio with lowering in
+   every run is printed too)
    against ONNX Runtime running an int8 model of the same shapes (float model built from the same
    workload YAML, quantized with onnxruntime.quantization.quantize_static, QOperator format:
    QLinearConv/QLinearAdd/QLinearMatMul). Goal: within 3x of ONNX Runtime's time.
