@@ -309,8 +309,9 @@ def vnni_product(
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     a_words = prepare_a(a)
     a_words, k4 = a_words.reshape(-1), a_words.shape[1]
-    offset32 = offset_row(n_dim, a.dtype, b_col_sums if b_col_sums is not None or a.dtype != np.int8 else b.sum(axis=0, dtype=np.int64),
-                           row_offset)
+    if b_col_sums is None and a.dtype == np.int8:
+        b_col_sums = b.sum(axis=0, dtype=np.int64)
+    offset32 = offset_row(n_dim, a.dtype, b_col_sums, row_offset)
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
@@ -387,8 +388,8 @@ def requant_product(
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
     threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
     common = (a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
-    if n_panels >= threads:
-        parts = _in_parallel(lambda *args: _run_requant(*args[:-2], args[-2], args[-1], 0, m_panels), n_panels, threads, *common)
+    if n_panels >= threads:  # workers split the column panels (each requantizes its own channels)
+        parts = _in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads)
     else:
-        parts = _in_parallel(lambda *args: _run_requant(*args[:-2], 0, n_panels, args[-2], args[-1]), m_panels, threads, *common)
+        parts = _in_parallel(lambda lo, hi: _run_requant(*common, 0, n_panels, lo, hi), m_panels, threads)
     return codes, sum(p[0] for p in parts), min(p[1] for p in parts), max(p[2] for p in parts)
