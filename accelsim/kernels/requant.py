@@ -103,8 +103,8 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
             acc_i, ch_i = args[1], args[7]
-            zp_v, lo_v, hi_v, slo_v, shi_v = (Lanes(context, builder, signature, args).splat(a, V32) for a in args[8:13])
             v = Lanes(context, builder, signature, args)
+            zp_v, lo_v, hi_v, slo_v, shi_v = (v.splat(a, V32) for a in args[8:13])
             b = builder
             x = v.load(0, acc_i)
             m = v.load(2, ch_i)
