@@ -114,3 +114,14 @@ def test_folds_cover_the_gemm(rows, cols, dataflow, model, m, k, n) -> None:
     assert (t.col_folds - 1) * cols < mapping.col_dim <= t.col_folds * cols
     assert t.stream_cycles == mapping.streamed_dim
     assert t.mac_ops == mapping.row_dim * mapping.col_dim * mapping.streamed_dim
+
+
+@given(sides, sides, dataflows, models, dims, dims, dims)
+def test_a_tile_takes_the_full_length_of_its_folds(rows, cols, dataflow, model, m, k, n) -> None:
+    """``tile_cycles`` (the tiling search's price) is the model's compute cycles, except that a tile
+    takes SCALE-Sim's whole fold length, not the index of its last cycle."""
+    arr = array(rows, cols, dataflow, model)
+    t = arr.gemm(m, k, n)
+    assert arr.tile_cycles(m, k, n) == (t.folds * t.fold_cycles if model == "scalesim" else t.compute_cycles)
+    if model == "scalesim":
+        assert arr.tile_cycles(m, k, n) == t.compute_cycles + 1

@@ -130,6 +130,36 @@ class SystolicArray:
     def gemm(self, m: int, k: int, n: int) -> ArrayTiming:
         """Timing of ``Y[m,n] = X[m,k] W[k,n]`` (a conv lowered by im2col: m = output pixels,
         k = kh*kw*Cin/groups, n = output channels)."""
+        row_folds, col_folds, load, fill, stream, drain, interval, compute, k_folds = self._folds(m, k, n)
+        return ArrayTiming(
+            dataflow=self.dataflow,
+            model=self.model,
+            rows=self.rows,
+            cols=self.cols,
+            m=m,
+            k=k,
+            n=n,
+            row_folds=row_folds,
+            col_folds=col_folds,
+            load_cycles=load,
+            fill_cycles=fill,
+            stream_cycles=stream,
+            drain_cycles=drain,
+            fold_interval_cycles=interval,
+            compute_cycles=compute,
+            ofmap_writes=m * n * (k_folds if self.model == "scalesim" else 1),
+        )
+
+    def tile_cycles(self, m: int, k: int, n: int) -> int:
+        """Cycles one GEMM tile occupies the array. SCALE-Sim's ``compute_cycles`` is the index of a
+        layer's last cycle (one less than its length); a tile takes its full length, so splitting a
+        layer into tiles cannot look cheaper. (A tiling search prices thousands of tiles: no
+        :class:`ArrayTiming` is built.)"""
+        row_folds, col_folds, *_, interval, compute, _ = self._folds(m, k, n)
+        return row_folds * col_folds * interval if self.model == "scalesim" else compute
+
+    def _folds(self, m: int, k: int, n: int) -> tuple[int, int, int, int, int, int, int, int, int]:
+        """(row folds, col folds, load, fill, stream, drain, fold interval, compute cycles, K folds)."""
         if min(m, k, n) < 1:
             raise ValueError(f"GEMM dimensions must be positive, got M={m} K={k} N={n}")
         mapping = GemmMapping.of(self.dataflow, m, k, n)
@@ -150,28 +180,9 @@ class SystolicArray:
         if self.model == "scalesim":
             interval = load + fill + stream + drain
             compute = folds * interval - 1
-            ofmap_writes = m * n * k_folds
         else:
             # The next fold's stationary operand loads (os: this fold's outputs shift out) in `rows`
-            # cycles behind the current stream.
+            # cycles behind the current stream; partial sums stay in the on-chip accumulator.
             interval = max(stream, self.rows)
             compute = load + (folds - 1) * interval + fill + stream + drain
-            ofmap_writes = m * n
-        return ArrayTiming(
-            dataflow=self.dataflow,
-            model=self.model,
-            rows=self.rows,
-            cols=self.cols,
-            m=m,
-            k=k,
-            n=n,
-            row_folds=row_folds,
-            col_folds=col_folds,
-            load_cycles=load,
-            fill_cycles=fill,
-            stream_cycles=stream,
-            drain_cycles=drain,
-            fold_interval_cycles=interval,
-            compute_cycles=compute,
-            ofmap_writes=ofmap_writes,
-        )
+        return row_folds, col_folds, load, fill, stream, drain, interval, compute, k_folds

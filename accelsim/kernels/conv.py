@@ -64,7 +64,7 @@ class ConvGeometry:
         return oh, ow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
     """Patches of an NHWC ``x`` (read in memory order) as rows with K order (c, ky, kx)."""
     n_dim, h_dim, w_dim, c_dim = x.shape
@@ -89,7 +89,7 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value):
     return cols
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value, cols):
     """Patches of an NHWC ``x`` into the first K columns of ``cols``' rows with K order (ky, kx, c): a
     tap is a run of C bytes, and a whole in-image row of taps (dilation 1) one run of kw * C."""

@@ -65,7 +65,7 @@ def accumulator_range(acc_bits: int) -> tuple[int, int]:
     return -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accumulate_step(value, term, lo, hi, saturate):
     """One accumulator addition: returns (new value, overflowed)."""
     s = value + term
@@ -77,7 +77,7 @@ def _accumulate_step(value, term, lo, hi, saturate):
     return s, False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sequential_gemm(a, b, a_zero_point, bias, lo, hi, saturate):
     """Every output accumulated step by step in ascending k (the hardware order)."""
     m_dim, k_dim = a.shape
@@ -100,7 +100,7 @@ def _sequential_gemm(a, b, a_zero_point, bias, lo, hi, saturate):
     return out, flags
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sequential_entries(a, b, a_zero_point, bias, rows, cols, lo, hi, saturate):
     """Step-by-step accumulation of the listed outputs only (those the bound could not clear)."""
     n = rows.shape[0]

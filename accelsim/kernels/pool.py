@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _max_pool_nhwc(x, kh, kw, sh, sw, ph, pw, oh, ow, pad_value):
     n_dim, h_dim, w_dim, c_dim = x.shape
     out = np.empty((n_dim, oh, ow, c_dim), dtype=x.dtype)

@@ -23,7 +23,7 @@ from accelsim.kernels.lanes import LANES, V32, VF32, Lanes
 from accelsim.kernels.layout import channel_params, channel_view, elementwise_view
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fma_float32(a, b, c):
     """float32 fused multiply-add, correctly rounded, without relying on the host's FMA.
 
@@ -120,7 +120,7 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
     constants, so the loops have no branches and vectorize. Clamped elements are flagged and counted
     after the loop (a running int64 count would narrow the SIMD lanes)."""
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def quantize_loop(x, scale, inv_scale, zp, qmin, qmax, out):  # noqa: ANN001, ANN202
         clamped = np.empty(x.shape, np.bool_)
         for o in range(x.shape[0]):
@@ -133,7 +133,7 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
 
     add_lanes = _add_lanes_kernel(reciprocal, half_away, zp_before_rounding)
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def add_loop(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, out):  # noqa: ANN001, ANN202
         """Per element: dequantize both codes, add, clamp (ReLU / ReLU6 / none), quantize; all float32.
         16 lanes at a time for outputs of at most 16 bits (not the fused rule), the rest one by one."""
@@ -158,7 +158,7 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
     return quantize_loop, add_loop
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dequantize(q, scale, zp):
     out = np.empty(q.shape, dtype=np.float32)
     for o in range(q.shape[0]):
@@ -168,7 +168,7 @@ def _dequantize(q, scale, zp):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scale_accumulator(acc, row_scale, channel_scale, bias, fused, channel_scale_first):
     out = np.empty(acc.shape, dtype=np.float32)
     for o in range(acc.shape[0]):
@@ -186,7 +186,7 @@ def _scale_accumulator(acc, row_scale, channel_scale, bias, fused, channel_scale
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_minmax(x):
     rows = x.shape[0]
     mins = np.empty(rows, dtype=np.float32)

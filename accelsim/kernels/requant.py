@@ -141,7 +141,7 @@ _double_rounding_lanes, _plain_double_rounding_lanes = _LANE_KERNELS[False, Fals
 _single_rounding_lanes = _LANE_KERNELS[True, False]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding):
     """What the 16-lane kernel needs of a layer's requant parameters, derived once: ``table`` (int32
     [5, C]: M0, left shift, right or total shift, RoundingDivideByPOT mask and half-mask) and
@@ -202,7 +202,7 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     return sats, lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
     """:func:`_requant_fixed` for channels-last int32 ``acc`` ``[outer, C, 1]`` and a 1-byte output by
     :func:`requant_region`; returns (saturations, acc min, acc max)."""
@@ -211,7 +211,7 @@ def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, 
     return requant_region(acc.reshape(-1), channels, out.reshape(-1), channels, rows, 0, channels, multiplier, shift, table, scalars)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
     """Fill ``out`` (the output dtype) from ``acc`` ``[outer, C, inner]``; returns (saturations, acc min, acc max)."""
     channels = acc.shape[1]
@@ -247,7 +247,7 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
     return sats, lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max, out):
     sats = 0
     lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)

@@ -150,10 +150,7 @@ class Lowerer:
             if self.gemm_unit == "vector":
                 cycles = self.vector.cycles(m * k * n)
             else:
-                timing = self.array.gemm(m, k, n)
-                # SCALE-Sim reports the index of a layer's last cycle (one less than its length); a tile
-                # takes its full length, so splitting a layer into tiles cannot look cheaper
-                cycles = timing.folds * timing.fold_cycles if timing.model == "scalesim" else timing.compute_cycles
+                cycles = self.array.tile_cycles(m, k, n)
                 if self.fmt.float_gemm:
                     cycles = ceil(cycles / self.hw.array.float_rate)
             self._cycle_cache[key] = cycles
