@@ -78,40 +78,40 @@ def _quantize_one(xv, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_ro
     return min(max(r, np.float64(qmin)), np.float64(qmax)), (r < qmin) | (r > qmax)
 
 
-def _add_lanes_kernel(reciprocal: bool, half_away: bool, zp_before_rounding: bool):  # noqa: ANN202
-    """An intrinsic doing :func:`_rule_loops`' residual add on 16 elements as float32 LLVM vector code,
-    step for step the scalar loop's float32 operations (no FMA contraction): dequantize both codes,
-    add, clamp, divide (or multiply by the reciprocal), hold within one step beyond the codes, round
-    (``llvm.round``: half away from zero, ``llvm.roundeven``: half to even), add the zero point.
+@intrinsic
+def _add_lanes(typingctx, a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, hold_high, qmin, qmax, out,  # noqa: ANN001, ANN201
+               reciprocal, half_away, zp_before_rounding):
+    """:func:`_rule_loops`' residual add on 16 elements as float32 LLVM vector code, step for step the
+    scalar loop's float32 operations (no FMA contraction): dequantize both codes, add, clamp, divide (or
+    multiply by the reciprocal), hold within one step beyond the codes, round (``llvm.round``: half away
+    from zero, ``llvm.roundeven``: half to even), add the zero point.
     Args: a, b, element offset, s_a, z_a, s_b, z_b (float32), clamp low/high, s (or 1/s), z (float32),
-    the bounds to hold within, qmin, qmax (float32), out. Returns the lanes' clamp count. For outputs
-    of at most 16 bits, whose bounds and zero points float32 holds exactly.
-    """
+    the bounds to hold within, qmin, qmax (float32), out, then the rule's three switches. Returns the
+    lanes' clamp count. For outputs of at most 16 bits, whose bounds and zero points float32 holds
+    exactly. The switches choose between both paths' values: a loop passing its compile-time constants
+    keeps one path (LLVM folds the choice away). (Switches as arguments, not an intrinsic built per rule
+    inside the loop's closure: numba's disk cache keys a closure by its pickled cells, and an
+    intrinsic's pickle changes once it has compiled, so such a loop compiled afresh in every process.)"""
+    sig = types.int64(a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, hold_high, qmin, qmax, out, reciprocal, half_away, zp_before_rounding)
 
-    @intrinsic
-    def lanes(typingctx, a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, hold_high, qmin, qmax, out):  # noqa: ANN001, ANN202
-        sig = types.int64(a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, hold_high, qmin, qmax, out)
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        v, bb = Lanes(context, builder, signature, args), builder
+        sa_, za_, sb_, zb_, low_, high_, s_, z_, hl, hh, qmin_, qmax_ = (v.splat(x, VF32) for x in args[3:15])
+        at_ = args[2]
+        by_reciprocal, away, zp_first = args[16:19]
+        ya = bb.fmul(bb.fsub(v.to_float(v.load(0, at_), 0), za_), sa_)
+        y = bb.fadd(ya, bb.fmul(bb.fsub(v.to_float(v.load(1, at_), 1), zb_), sb_))
+        y = v.fmin(v.fmax(y, low_), high_)
+        q = bb.select(by_reciprocal, bb.fmul(y, s_), bb.fdiv(y, s_))
+        q = bb.select(zp_first, bb.fadd(q, z_), q)
+        held = v.fmin(v.fmax(q, hl), hh)
+        r = bb.select(away, v.call("llvm.round", VF32, held), v.call("llvm.roundeven", VF32, held))
+        r = bb.select(zp_first, r, bb.fadd(r, z_))
+        count = v.count(bb.or_(bb.fcmp_ordered("<", r, qmin_), bb.fcmp_ordered(">", r, qmax_)))
+        v.store(bb.fptosi(v.fmin(v.fmax(r, qmin_), qmax_), V32), 15, at_)
+        return count
 
-        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            v, bb = Lanes(context, builder, signature, args), builder
-            sa_, za_, sb_, zb_, low_, high_, s_, z_, hl, hh, qmin_, qmax_ = (v.splat(x, VF32) for x in args[3:15])
-            at_ = args[2]
-            ya = bb.fmul(bb.fsub(v.to_float(v.load(0, at_), 0), za_), sa_)
-            y = bb.fadd(ya, bb.fmul(bb.fsub(v.to_float(v.load(1, at_), 1), zb_), sb_))
-            y = v.fmin(v.fmax(y, low_), high_)
-            q = bb.fmul(y, s_) if reciprocal else bb.fdiv(y, s_)
-            if zp_before_rounding:
-                q = bb.fadd(q, z_)
-            r = v.call("llvm.round" if half_away else "llvm.roundeven", VF32, v.fmin(v.fmax(q, hl), hh))
-            if not zp_before_rounding:
-                r = bb.fadd(r, z_)
-            count = v.count(bb.or_(bb.fcmp_ordered("<", r, qmin_), bb.fcmp_ordered(">", r, qmax_)))
-            v.store(bb.fptosi(v.fmin(v.fmax(r, qmin_), qmax_), V32), 15, at_)
-            return count
-
-        return sig, codegen
-
-    return lanes
+    return sig, codegen
 
 
 @functools.cache
@@ -131,8 +131,6 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
                     out[o, c, i] = np.int32(r)
         return np.count_nonzero(clamped)
 
-    add_lanes = _add_lanes_kernel(reciprocal, half_away, zp_before_rounding)
-
     @njit(cache=True, nogil=True)
     def add_loop(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, out):  # noqa: ANN001, ANN202
         """Per element: dequantize both codes, add, clamp (ReLU / ReLU6 / none), quantize; all float32.
@@ -145,8 +143,9 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
         f32 = np.float32
         count = 0
         for i in range(0, body, LANES):
-            count += add_lanes(a, b, i, sa, fza, sb, fzb, clamp_low, clamp_high, inv if reciprocal else s, f32(z),
-                               f32(qmin - after - 1), f32(qmax - after + 1), f32(qmin), f32(qmax), out)
+            count += _add_lanes(a, b, i, sa, fza, sb, fzb, clamp_low, clamp_high, inv if reciprocal else s, f32(z),
+                                f32(qmin - after - 1), f32(qmax - after + 1), f32(qmin), f32(qmax), out,
+                                reciprocal, half_away, zp_before_rounding)
         clamped = np.empty(n - body, np.bool_)
         for i in range(body, n):
             y = (np.float32(a[i]) - fza) * sa + (np.float32(b[i]) - fzb) * sb
