@@ -266,6 +266,28 @@ def set_threads(n: int) -> None:
     _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="accelsim-gemm")
 
 
+def threads() -> int:
+    """The GEMM's thread budget (:func:`set_threads`)."""
+    return _THREADS
+
+
+_RESERVED = 0
+_RESERVED_LOCK = threading.Lock()
+
+
+def reserve_cpus(n: int) -> None:
+    """Leave ``n`` more of the GEMM's threads' CPUs to other work (``n`` < 0 gives them back): a timing
+    worker process busy on one CPU would otherwise hold up every split GEMM's slower half."""
+    global _RESERVED
+    with _RESERVED_LOCK:
+        _RESERVED += n
+
+
+def _gemm_threads(macs: int) -> int:
+    """Threads to split a GEMM of ``macs`` over."""
+    return max(1, _THREADS - _RESERVED) if macs >= PARALLEL_MIN_MACS else 1
+
+
 def _split(n: int, parts: int) -> list[tuple[int, int]]:
     step = -(-n // parts)
     return [(i, min(i + step, n)) for i in range(0, n, step)]
@@ -312,7 +334,7 @@ def vnni_product(
     if b_col_sums is None and a.dtype == np.int8:
         b_col_sums = b.sum(axis=0, dtype=np.int64)
     offset32 = offset_row(n_dim, a.dtype, b_col_sums, row_offset)
-    threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
+    threads = _gemm_threads(m_dim * n_dim * k_dim)
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
                      _workspace("b", n_panels * k4 * NR * 4, np.int8), offset32, out)
@@ -386,7 +408,7 @@ def requant_product(
     a_words, k_dim = a_words.reshape(-1), 4 * k4
     codes = np.empty((m_dim, n_dim), out_dtype)
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
-    threads = _THREADS if m_dim * n_dim * k_dim >= PARALLEL_MIN_MACS else 1
+    threads = _gemm_threads(m_dim * n_dim * k_dim)
     common = (a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
     if n_panels >= threads:  # workers split the column panels (each requantizes its own channels)
         parts = _in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from accelsim.config import HardwareConfig, Workload
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower
 from accelsim.sim.engine import Engine, EngineRun
+from accelsim.sim import timing_worker
 from accelsim.sim.records import LayerRecord, total_record
 
 SCHEMES = ("fp32", "woq", "dynamic", "static")
@@ -51,25 +54,33 @@ def simulate(
     tensors: Any = None,
     progress: Callable[[str], None] | None = None,
     program: Program | None = None,
+    qparams: dict[str, Any] | None = None,
+    errors_against_fp32: bool = True,
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
 
     ``tensors`` (from ``accelsim.sim.tensors.materialize``) lets several schemes share one draw of the
     weights and inputs; ``progress`` is told each step as it starts (for a progress display);
     ``program`` is this workload, hardware and scheme lowered before (``lower`` is deterministic: a
-    model compiled once for an accelerator and run many times)."""
+    model compiled once for an accelerator and run many times); ``qparams`` the static scheme's
+    calibrated activation parameters (``accelsim.sim.values.calibrate``), as a deployed model has them;
+    ``errors_against_fp32=False`` leaves out the fp32 run and the error fields (a run that only needs
+    the values and the timing). With values to compute and a GEMM thread budget of two or more, the
+    timing runs meanwhile in a child process (``accelsim.sim.timing_worker``)."""
     step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     per_tensor = flavour != "tflite"
     step(f"{scheme}: timing")
-    if program is None:
-        program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
-    elif (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
+    if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
                          f"not {workload.name} on {hw.name} ({scheme})")
-    dram = dram_of(hw)
-    run = Engine(program, None if ideal_memory else dram, log=log).run()
+    play = partial(_play, workload, hw, scheme, per_tensor, ideal_memory, log)
+    # with values to compute, the timing runs in a child process meanwhile (a prepared program is lowered
+    # again there once, not sent every run: pickling here is on the critical path, the child's work not)
+    pending = None if timing_only else timing_worker.start(play, None, program is not None)
+    if pending is None:
+        lowered, run = play(program, False)
     values, errors = None, {}
     if not timing_only:
         from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
@@ -77,11 +88,16 @@ def simulate(
 
         step(f"{scheme}: values")
         tensors = tensors if tensors is not None else materialize(workload)
-        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors)
-        if reference is None:  # errors are always against fp32 on the same input
-            step("fp32 reference values")
-            reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
-        errors = values.compare_to(reference)
+        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors, qparams=qparams)
+        if errors_against_fp32:
+            if reference is None:  # errors are always against fp32 on the same input
+                step("fp32 reference values")
+                reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
+            errors = values.compare_to(reference)
+    if pending is not None:
+        lowered, run = timing_worker.finish(pending, lambda: play(program, False))
+    program = program or lowered
+    dram = dram_of(hw)
     rows = _records(workload, hw, program, run, dram, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     if errors:
@@ -140,6 +156,27 @@ def _records(workload, hw, program, run, dram, values, errors) -> list[LayerReco
             max_abs_error=err.max_abs_error if err is not None else math.nan,
         ))
     return rows
+
+
+_PREPARED: dict[bytes, Program] = {}  # a timing worker's own copies of programs its parent prepared
+_PREPARED_KEPT = 8
+
+
+def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool, ideal_memory: bool, log: bool,
+          program: Program | None, prepared: bool) -> tuple[Program | None, EngineRun]:
+    """The timing simulation: lower (unless ``program`` is given), play the engine. ``prepared``: in a
+    timing worker whose parent holds this program lowered already: lower it once here too, and return
+    no copy (the parent's unpickling would be on its critical path); otherwise return the program."""
+    if program is None and prepared:
+        key = hashlib.sha256(pickle.dumps((workload, hw, scheme, per_tensor))).digest()
+        if key not in _PREPARED:
+            while len(_PREPARED) >= _PREPARED_KEPT:
+                _PREPARED.pop(next(iter(_PREPARED)))
+            _PREPARED[key] = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+        program = _PREPARED[key]
+    elif program is None:
+        program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+    return (None if prepared else program), Engine(program, None if ideal_memory else dram_of(hw), log=log).run()
 
 
 def config_tag(model: Any, overrides: list[str]) -> str:

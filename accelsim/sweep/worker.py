@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from accelsim.config.sweep import Sweep
+from accelsim.kernels import vnni
 from accelsim.sim.records import LayerRecord
 from accelsim.sim.simulation import simulate
 from accelsim.sweep.points import Point
@@ -67,7 +68,11 @@ def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
 
 
 def run_batch(sweep: Sweep, batch: list[Point]) -> list[PointResult]:
-    """Run each point; one that raises becomes an error result and the batch goes on."""
+    """Run each point; one that raises becomes an error result and the batch goes on. A sweep worker is
+    one of the sweep's CPUs: its GEMMs run on one thread and it plays its timing itself (no timing
+    worker process of its own, whose CPU time ``cpu_seconds`` would not count)."""
+    if vnni.threads() != 1:
+        vnni.set_threads(1)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     out = []
     for point in batch:

@@ -1,0 +1,78 @@
+"""The timing simulation in a child process while the values run: same results, errors and a dead child
+handled, the GEMM's CPUs given back."""
+
+from __future__ import annotations
+
+import pytest
+
+from accelsim.config import load_hardware, load_workload
+from accelsim.config.errors import AccelsimError
+from accelsim.kernels import vnni
+from accelsim.lowering.program import lower
+from accelsim.sim import timing_worker
+from accelsim.sim.simulation import simulate
+
+
+@pytest.fixture
+def fresh_child(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A GEMM budget of two threads (so runs use a child) and a child of this test's own."""
+    previous = vnni.threads()
+    vnni.set_threads(2)
+    monkeypatch.setattr(timing_worker, "_child", None)
+    monkeypatch.setattr(timing_worker, "_failed", False)
+    yield
+    if timing_worker._child is not None:
+        timing_worker._child.close()
+    vnni.set_threads(previous)
+
+
+def in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timing_worker, "_get_child", lambda: None)
+
+
+@pytest.mark.parametrize("scheme", ["static", "dynamic"])
+def test_timing_in_the_child_gives_the_same_run(fresh_child, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:  # noqa: ANN001
+    workload, hw = load_workload("tiny_cnn"), load_hardware(None, ["dram.bandwidth_bytes_per_cycle=4"])
+    program = lower(workload, hw, scheme)
+    beside = simulate(workload, hw, scheme, log=True)
+    prepared = simulate(workload, hw, scheme, program=program)
+    assert timing_worker._child is not None  # the child played them
+    assert vnni._RESERVED == 0  # and the GEMM has its CPU back
+    in_one_process(monkeypatch)
+    alone = simulate(workload, hw, scheme, log=True)
+    for run in (beside, prepared):
+        assert run.rows == alone.rows and run.total == alone.total
+        assert run.engine.total_cycles == alone.engine.total_cycles and run.engine.events == alone.engine.events
+    assert beside.engine.log == alone.engine.log
+    assert prepared.program is program
+
+
+def test_the_childs_errors_are_raised_here(fresh_child) -> None:  # noqa: ANN001
+    """A buffer too small for any tile fails the lowering in the child: the same clear error here."""
+    workload, hw = load_workload("tiny_cnn"), load_hardware(None, ["sram.filter_kib=0.01"])
+    with pytest.raises(AccelsimError, match="no tile fits"):
+        simulate(workload, hw, "static")
+    assert timing_worker._child is not None and vnni._RESERVED == 0
+
+
+def test_a_dead_child_is_replaced_by_this_process(fresh_child) -> None:  # noqa: ANN001
+    workload, hw = load_workload("tiny_cnn"), load_hardware(None)
+    expected = simulate(workload, hw, "static")
+    timing_worker._child.process.kill()
+    timing_worker._child.process.wait()
+    again = simulate(workload, hw, "static")
+    assert again.rows == expected.rows
+    assert timing_worker._child is None and timing_worker._failed and vnni._RESERVED == 0
+
+
+def test_one_thread_plays_the_timing_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget of one thread (``vnni.set_threads(1)``, as sweep workers run) starts no child."""
+    previous = vnni.threads()
+    monkeypatch.setattr(timing_worker, "_child", None)
+    monkeypatch.setattr(timing_worker, "_failed", False)
+    vnni.set_threads(1)
+    try:
+        simulate(load_workload("tiny_cnn"), load_hardware(None), "static")
+        assert timing_worker._child is None
+    finally:
+        vnni.set_threads(previous)
