@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from accelsim.kernels.lanes import LANES, V32, V64, Lanes
@@ -82,9 +83,12 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
 
 
 def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
-    """An intrinsic that requantizes 16 consecutive channels-last int32 accumulators, as LLVM vector code:
-    the lanes stay int32 except the 32 x 32 -> 64-bit product (numba's own loop runs in int64).
-    Same arithmetic as :func:`_shifted_multiply` then :func:`_clamp_output`, written for int32 lanes:
+    """An intrinsic that requantizes one row of channels-last int32 accumulators, channels [c0, c1) 16 at
+    a time (c1 - c0 a multiple of 16), as an LLVM vector loop: the lanes stay int32 except the
+    32 x 32 -> 64-bit product (numba's own loop runs in int64), and the row's running accumulator
+    min/max and saturation count stay in registers (kept in memory per 16 lanes, they were a store and
+    a reload on every step's critical path). Same arithmetic as :func:`_shifted_multiply` then
+    :func:`_clamp_output`, written for int32 lanes:
     - double rounding: SaturatingRoundingDoublingHighMul is ``(a*b + 2**30) >> 31`` (a floor shift:
       its nudge-and-truncate rounds half up), saturating only for a == b == INT32_MIN; then
       RoundingDivideByPOT in int32 with its per-channel mask and half-mask precomputed (``right`` <= 31);
@@ -92,44 +96,51 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
     - single rounding: ``(x*m + 2**(t-1)) >> t`` in int64 lanes (``t`` in [1, 63]), then clamped to int32;
     - ``z_y`` is added after the clamp and saturation tests, whose bounds come less ``z_y`` (as int64,
       then held within int32: a bound beyond int32 cannot be crossed), so nothing overflows.
-    Args: acc, acc offset, M0, left shift, right shift (or total shift), mask, half-mask (int32 [C]),
-    channel offset, z_y, act_min, act_max, sat_min, sat_max (the four less z_y), out, out offset,
-    extremes (int32 [32]: running per-lane min then max of the accumulators). Returns the saturations.
+    Args: acc, the row's first element in acc, M0, left shift, right shift (or total shift), mask,
+    half-mask (int32 [C]), c0, c1, z_y, act_min, act_max, sat_min, sat_max (the four less z_y), out,
+    the row's first element in out, extremes (int32 [32]: running per-lane min then max of the
+    accumulators, updated). Returns the row's saturations.
     """
 
     @intrinsic
-    def lanes(typingctx, acc, acc_at, mult, left, right, mask, half, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes):  # noqa: ANN001, ANN202
-        sig = types.int64(acc, acc_at, mult, left, right, mask, half, ch_at, zp, act_min, act_max, sat_min, sat_max, out, out_at, extremes)
+    def lanes(typingctx, acc, acc_row, mult, left, right, mask, half, c0, c1, zp, act_min, act_max, sat_min, sat_max, out, out_row, extremes):  # noqa: ANN001, ANN202
+        sig = types.int64(acc, acc_row, mult, left, right, mask, half, c0, c1, zp, act_min, act_max, sat_min, sat_max, out, out_row, extremes)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            acc_i, ch_i = args[1], args[7]
             v = Lanes(context, builder, signature, args)
-            zp_v, lo_v, hi_v, slo_v, shi_v = (v.splat(a, V32) for a in args[8:13])
             b = builder
-            x = v.load(0, acc_i)
-            m = v.load(2, ch_i)
-            if single_rounding:
-                total = b.zext(v.load(4, ch_i), V64)
-                prod = b.mul(b.sext(x, V64), b.sext(m, V64))
-                rounded = b.ashr(b.add(prod, b.shl(v.const(1, V64), b.sub(total, v.const(1, V64)))), total)
-                y = b.trunc(v.smin(v.smax(rounded, v.const(INT32_MIN, V64)), v.const(INT32_MAX, V64)), V32)
-            else:
-                a = x if plain else b.shl(x, v.load(3, ch_i))
-                prod = b.mul(b.sext(a, V64), b.sext(m, V64))
-                high = b.trunc(b.ashr(b.add(prod, v.const(1 << 30, V64)), v.const(31, V64)), V32)
-                if not plain:
-                    both_min = b.and_(b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN)))
-                    high = b.select(both_min, v.const(INT32_MAX), high)
-                threshold = b.add(v.load(6, ch_i), b.lshr(high, v.const(31)))
-                up = b.icmp_signed(">", b.and_(high, v.load(5, ch_i)), threshold)
-                y = b.ashr(high, v.load(4, ch_i))
-                y = b.select(up, b.add(y, v.const(1)), y)
-            count = v.count(b.or_(b.icmp_signed("<", y, slo_v), b.icmp_signed(">", y, shi_v)))
-            v.store(b.add(v.smin(v.smax(y, lo_v), hi_v), zp_v), 13, args[14])
-            zero, top = ir.Constant(ch_i.type, 0), ir.Constant(ch_i.type, LANES)
-            v.store(v.smin(x, v.load(15, zero)), 15, zero)
-            v.store(v.smax(x, v.load(15, top)), 15, top)
-            return count
+            zp_v, lo_v, hi_v, slo_v, shi_v = (v.splat(a, V32) for a in args[9:14])
+            zero, top = ir.Constant(args[7].type, 0), ir.Constant(args[7].type, LANES)
+            low = cgutils.alloca_once_value(b, v.load(16, zero))
+            high = cgutils.alloca_once_value(b, v.load(16, top))
+            count = cgutils.alloca_once_value(b, ir.Constant(ir.IntType(64), 0))
+            with cgutils.for_range_slice(b, args[7], args[8], ir.Constant(args[7].type, LANES)) as (c, _):
+                x = v.load(0, b.add(args[1], c))
+                m = v.load(2, c)
+                if single_rounding:
+                    total = b.zext(v.load(4, c), V64)
+                    prod = b.mul(b.sext(x, V64), b.sext(m, V64))
+                    rounded = b.ashr(b.add(prod, b.shl(v.const(1, V64), b.sub(total, v.const(1, V64)))), total)
+                    y = b.trunc(v.smin(v.smax(rounded, v.const(INT32_MIN, V64)), v.const(INT32_MAX, V64)), V32)
+                else:
+                    a = x if plain else b.shl(x, v.load(3, c))
+                    prod = b.mul(b.sext(a, V64), b.sext(m, V64))
+                    high_mul = b.trunc(b.ashr(b.add(prod, v.const(1 << 30, V64)), v.const(31, V64)), V32)
+                    if not plain:
+                        both_min = b.and_(b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN)))
+                        high_mul = b.select(both_min, v.const(INT32_MAX), high_mul)
+                    threshold = b.add(v.load(6, c), b.lshr(high_mul, v.const(31)))
+                    up = b.icmp_signed(">", b.and_(high_mul, v.load(5, c)), threshold)
+                    y = b.ashr(high_mul, v.load(4, c))
+                    y = b.select(up, b.add(y, v.const(1)), y)
+                saturated = v.count(b.or_(b.icmp_signed("<", y, slo_v), b.icmp_signed(">", y, shi_v)))
+                b.store(b.add(b.load(count), saturated), count)
+                v.store(b.add(v.smin(v.smax(y, lo_v), hi_v), zp_v), 14, b.add(args[15], c))
+                b.store(v.smin(x, b.load(low)), low)
+                b.store(v.smax(x, b.load(high)), high)
+            v.store(b.load(low), 16, zero)
+            v.store(b.load(high), 16, top)
+            return b.load(count)
 
         return sig, codegen
 
@@ -183,13 +194,12 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     lo, hi = INT32_MAX, INT32_MIN
     for r in range(rows):
         a0, o0 = r * acc_ld, r * out_ld
-        for c in range(c0, body, LANES):
-            if single:
-                sats += _single_rounding_lanes(acc, a0 + c, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, out, o0 + c, extremes)
-            elif plain:
-                sats += _plain_double_rounding_lanes(acc, a0 + c, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, out, o0 + c, extremes)
-            else:
-                sats += _double_rounding_lanes(acc, a0 + c, m32, left, right, mask, half, c, zp, lo32, hi32, slo32, shi32, out, o0 + c, extremes)
+        if single:
+            sats += _single_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+        elif plain:
+            sats += _plain_double_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+        else:
+            sats += _double_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
         for c in range(body, c1):
             x = np.int64(acc[a0 + c])
             lo, hi = min(lo, x), max(hi, x)
