@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,7 +79,7 @@ def simulate(
     # again there once, not sent every run: pickling here is on the critical path, the child's work not)
     pending = None if timing_only else timing_worker.start(play, None, program is not None)
     if pending is None:
-        lowered, run = play(program, False)
+        lowered, run, rows = play(program, False)
     values, errors = None, {}
     if not timing_only:
         from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
@@ -95,10 +94,10 @@ def simulate(
                 reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
             errors = values.compare_to(reference)
     if pending is not None:
-        lowered, run = timing_worker.finish(pending, lambda: play(program, False))
+        lowered, run, rows = timing_worker.finish(pending, lambda: play(program, False))
     program = program or lowered
-    dram = dram_of(hw)
-    rows = _records(workload, hw, program, run, dram, values, errors)
+    if values is not None:
+        _add_values(rows, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     if errors:
         at_output = errors[OUTPUT]
@@ -111,7 +110,9 @@ def simulate(
     return SchemeRun(scheme, program, run, rows, total, values, settings)
 
 
-def _records(workload, hw, program, run, dram, values, errors) -> list[LayerRecord]:  # noqa: ANN001
+def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, run: EngineRun) -> list[LayerRecord]:
+    """Per-layer records of a played program; the value fields are filled by :func:`_add_values`."""
+    dram = dram_of(hw)
     rows = []
     previous_end = 0
     for lowered, timing in zip(program.layers, run.layers):
@@ -123,8 +124,6 @@ def _records(workload, hw, program, run, dram, values, errors) -> list[LayerReco
         stalls = {f"stall_cycles_{k}": v for k, v in timing.stall_cycles.items()}
         unit = lowered.unit
         macs = lowered.macs
-        layer_values = values.layers.get(lowered.name) if values is not None else None
-        err = errors.get(lowered.name)
         rows.append(LayerRecord(
             workload=workload.name,
             hardware=hw.name,
@@ -150,12 +149,19 @@ def _records(workload, hw, program, run, dram, values, errors) -> list[LayerReco
             tiles=len(lowered.tiles),
             roofline_cycles=bound.bound_cycles if unit == "array" else 0,
             bound_by=bound.bound_by if unit == "array" else "",
-            accumulator_overflows=getattr(layer_values, "accumulator_overflows", 0) or 0,
-            requant_saturations=getattr(layer_values, "requant_saturations", 0) or 0,
-            sqnr_db=err.sqnr_db if err is not None else math.nan,
-            max_abs_error=err.max_abs_error if err is not None else math.nan,
         ))
     return rows
+
+
+def _add_values(rows: list[LayerRecord], values: Any, errors: dict[str, Any]) -> None:
+    """Each row's overflow and saturation counts and its errors against fp32."""
+    for row in rows:
+        layer_values = values.layers.get(row.layer)
+        row.accumulator_overflows = getattr(layer_values, "accumulator_overflows", 0) or 0
+        row.requant_saturations = getattr(layer_values, "requant_saturations", 0) or 0
+        err = errors.get(row.layer)
+        if err is not None:
+            row.sqnr_db, row.max_abs_error = err.sqnr_db, err.max_abs_error
 
 
 _PREPARED: dict[bytes, Program] = {}  # a timing worker's own copies of programs its parent prepared
@@ -163,10 +169,11 @@ _PREPARED_KEPT = 8
 
 
 def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool, ideal_memory: bool, log: bool,
-          program: Program | None, prepared: bool) -> tuple[Program | None, EngineRun]:
-    """The timing simulation: lower (unless ``program`` is given), play the engine. ``prepared``: in a
-    timing worker whose parent holds this program lowered already: lower it once here too, and return
-    no copy (the parent's unpickling would be on its critical path); otherwise return the program."""
+          program: Program | None, prepared: bool) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
+    """The timing simulation: lower (unless ``program`` is given), play the engine, the records' timing
+    fields. ``prepared``: in a timing worker whose parent holds this program lowered already: lower it
+    once here too, and return no copy (the parent's unpickling would be on its critical path);
+    otherwise return the program."""
     if program is None and prepared:
         key = hashlib.sha256(pickle.dumps((workload, hw, scheme, per_tensor))).digest()
         if key not in _PREPARED:
@@ -176,7 +183,8 @@ def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool,
         program = _PREPARED[key]
     elif program is None:
         program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
-    return (None if prepared else program), Engine(program, None if ideal_memory else dram_of(hw), log=log).run()
+    run = Engine(program, None if ideal_memory else dram_of(hw), log=log).run()
+    return (None if prepared else program), run, _timing_records(workload, hw, program, run)
 
 
 def config_tag(model: Any, overrides: list[str]) -> str:
