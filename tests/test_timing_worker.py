@@ -76,3 +76,19 @@ def test_one_thread_plays_the_timing_here(monkeypatch: pytest.MonkeyPatch) -> No
         assert timing_worker._child is None
     finally:
         vnni.set_threads(previous)
+
+
+def test_the_child_plays_the_program_it_is_given(fresh_child, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """A given program is played as given, not lowered again: here one lowered with per-row dynamic
+    ranges under the per-tensor flavour, which a fresh lowering would not produce; and kept by the
+    child after its first run (later runs send a number)."""
+    workload, hw = load_workload("tiny_cnn"), load_hardware(None, ["dram.bandwidth_bytes_per_cycle=4"])
+    program = lower(workload, hw, "dynamic", dynamic_per_tensor=False)
+    runs = [simulate(workload, hw, "dynamic", program=program) for _ in range(2)]
+    assert timing_worker._child is not None and id(program) in timing_worker._sent
+    in_one_process(monkeypatch)
+    alone = simulate(workload, hw, "dynamic", program=program)
+    fresh = simulate(workload, hw, "dynamic")
+    for run in runs:
+        assert repr(run.rows) == repr(alone.rows)
+    assert alone.engine.total_cycles != fresh.engine.total_cycles

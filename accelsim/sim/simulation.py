@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -75,11 +74,10 @@ def simulate(
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
                          f"not {workload.name} on {hw.name} ({scheme})")
     play = partial(_play, workload, hw, scheme, per_tensor, ideal_memory, log)
-    # with values to compute, the timing runs in a child process meanwhile (a prepared program is lowered
-    # again there once, not sent every run: pickling here is on the critical path, the child's work not)
-    pending = None if timing_only else timing_worker.start(play, None, program is not None)
+    # with values to compute, the timing runs in a child process meanwhile
+    pending = None if timing_only else timing_worker.start(play, program if program is None else timing_worker.Kept(program))
     if pending is None:
-        lowered, run, rows = play(program, False)
+        lowered, run, rows = play(program)
     values, errors = None, {}
     if not timing_only:
         from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
@@ -94,7 +92,7 @@ def simulate(
                 reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
             errors = values.compare_to(reference)
     if pending is not None:
-        lowered, run, rows = timing_worker.finish(pending, lambda: play(program, False))
+        lowered, run, rows = timing_worker.finish(pending, lambda: play(program))
     program = program or lowered
     if values is not None:
         _add_values(rows, values, errors)
@@ -164,27 +162,14 @@ def _add_values(rows: list[LayerRecord], values: Any, errors: dict[str, Any]) ->
             row.sqnr_db, row.max_abs_error = err.sqnr_db, err.max_abs_error
 
 
-_PREPARED: dict[bytes, Program] = {}  # a timing worker's own copies of programs its parent prepared
-_PREPARED_KEPT = 8
-
-
 def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool, ideal_memory: bool, log: bool,
-          program: Program | None, prepared: bool) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
-    """The timing simulation: lower (unless ``program`` is given), play the engine, the records' timing
-    fields. ``prepared``: in a timing worker whose parent holds this program lowered already: lower it
-    once here too, and return no copy (the parent's unpickling would be on its critical path);
-    otherwise return the program."""
-    if program is None and prepared:
-        key = hashlib.sha256(pickle.dumps((workload, hw, scheme, per_tensor))).digest()
-        if key not in _PREPARED:
-            while len(_PREPARED) >= _PREPARED_KEPT:
-                _PREPARED.pop(next(iter(_PREPARED)))
-            _PREPARED[key] = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
-        program = _PREPARED[key]
-    elif program is None:
-        program = lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
-    run = Engine(program, None if ideal_memory else dram_of(hw), log=log).run()
-    return (None if prepared else program), run, _timing_records(workload, hw, program, run)
+          program: Program | None) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
+    """The timing simulation: lower unless ``program`` is given, play the engine, the records' timing
+    fields. Returns the program it lowered (None if it was given one), the engine run, the records."""
+    lowered = None if program is not None else lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+    played = program if program is not None else lowered
+    run = Engine(played, None if ideal_memory else dram_of(hw), log=log).run()
+    return lowered, run, _timing_records(workload, hw, played, run)
 
 
 def config_tag(model: Any, overrides: list[str]) -> str:
