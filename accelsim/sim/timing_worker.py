@@ -60,7 +60,7 @@ class _Child:
         while True:
             try:
                 ok, value = pickle.load(self.process.stdout)
-            except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            except Exception as exc:  # noqa: BLE001 - EOF, a broken pipe or stream: nothing more will come
                 with self.lock:
                     while self.waiting:
                         self.waiting.popleft().set_exception(ChildDied(f"the timing worker process exited ({exc!r})"))
@@ -178,9 +178,10 @@ def _serve(calls: BinaryIO, answers: BinaryIO) -> None:
         except Exception as exc:  # noqa: BLE001 - the parent raises it
             answer = (False, exc)
         try:
-            pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)  # whole, before any byte is written
         except Exception as exc:  # noqa: BLE001 - an exception that does not pickle
-            pickle.dump((False, RuntimeError(f"timing worker: {answer[1]!r} ({exc})")), answers)
+            data = pickle.dumps((False, RuntimeError(f"timing worker: {answer[1]!r} ({exc})")))
+        answers.write(data)
         answers.flush()
 
 
