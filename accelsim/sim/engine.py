@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
+from heapq import heappush
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 from simpy.core import StopSimulation
+from simpy.events import NORMAL
 
 from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile
@@ -100,18 +102,20 @@ class _Steps:
         self.urgent.append((fn, args))
 
     def after(self, delay: int, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        """Run ``fn(*args)`` in ``delay`` > 0 cycles: one SimPy timeout."""
-        self.env.timeout(delay, (fn, args)).callbacks.append(self._run_timed)
+        """Run ``fn(*args)`` in ``delay`` > 0 cycles: the heap entry ``env.timeout`` would push (time,
+        priority, sequence number), holding a :class:`_Due` instead of a Timeout (a tenth of the engine's
+        time went to building Timeouts)."""
+        env = self.env
+        heappush(self.queue, (env._now + delay, NORMAL, next(env._eid), _Due(self._run_timed, fn, args)))
 
     def kick_off(self) -> None:
         """Run the started processes at cycle 0, inside SimPy's loop."""
         self.env.event().succeed().callbacks.append(lambda _: self._run())
 
-    def _run_timed(self, event: simpy.Event) -> None:
-        fn, args = event.value
+    def _run_timed(self, due: _Due) -> None:
         queue = self.queue
-        self.others_due = bool(queue) and queue[0][0] == event.env._now
-        fn(*args)
+        self.others_due = bool(queue) and queue[0][0] == self.env._now
+        due.fn(*due.args)
         self._run()
 
     def _run_carrier(self, event: simpy.Event) -> None:
@@ -125,6 +129,18 @@ class _Steps:
             fn, args = (urgent or fifo).popleft()
             fn(*args)
         self.others_due = False
+
+
+class _Due:
+    """A timed step on SimPy's heap: what ``Environment.step`` reads of an event (its callbacks, and
+    that it succeeded) and the step to run."""
+
+    __slots__ = ("args", "callbacks", "fn")
+    _ok = True
+
+    def __init__(self, run: Callable[[_Due], None], fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.callbacks = [run]
+        self.fn, self.args = fn, args
 
 
 class _Process:
