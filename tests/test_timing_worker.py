@@ -13,6 +13,13 @@ from accelsim.sim import timing_worker
 from accelsim.sim.simulation import simulate
 
 
+def test_runs_play_their_timing_here_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``overlap_timing`` no child is started (a one-shot run is faster without one)."""
+    monkeypatch.setattr(timing_worker, "_child", None)
+    simulate(load_workload("tiny_cnn"), load_hardware(None), "static")
+    assert timing_worker._child is None
+
+
 @pytest.fixture
 def fresh_child(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """A GEMM budget of two threads (so runs use a child) and a child of this test's own."""
@@ -34,8 +41,8 @@ def in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_timing_in_the_child_gives_the_same_run(fresh_child, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:  # noqa: ANN001
     workload, hw = load_workload("tiny_cnn"), load_hardware(None, ["dram.bandwidth_bytes_per_cycle=4"])
     program = lower(workload, hw, scheme)
-    beside = simulate(workload, hw, scheme, log=True)
-    prepared = simulate(workload, hw, scheme, program=program)
+    beside = simulate(workload, hw, scheme, log=True, overlap_timing=True)
+    prepared = simulate(workload, hw, scheme, program=program, overlap_timing=True)
     assert timing_worker._child is not None  # the child played them
     assert vnni._RESERVED == 0  # and the GEMM has its CPU back
     in_one_process(monkeypatch)
@@ -51,16 +58,16 @@ def test_the_childs_errors_are_raised_here(fresh_child) -> None:  # noqa: ANN001
     """A buffer too small for any tile fails the lowering in the child: the same clear error here."""
     workload, hw = load_workload("tiny_cnn"), load_hardware(None, ["sram.filter_kib=0.01"])
     with pytest.raises(AccelsimError, match="no tile fits"):
-        simulate(workload, hw, "static")
+        simulate(workload, hw, "static", overlap_timing=True)
     assert timing_worker._child is not None and vnni._RESERVED == 0
 
 
 def test_a_dead_child_is_replaced_by_this_process(fresh_child) -> None:  # noqa: ANN001
     workload, hw = load_workload("tiny_cnn"), load_hardware(None)
-    expected = simulate(workload, hw, "static")
+    expected = simulate(workload, hw, "static", overlap_timing=True)
     timing_worker._child.process.kill()
     timing_worker._child.process.wait()
-    again = simulate(workload, hw, "static")
+    again = simulate(workload, hw, "static", overlap_timing=True)
     assert repr(again.rows) == repr(expected.rows)
     assert timing_worker._child is None and timing_worker._failed and vnni._RESERVED == 0
 
@@ -72,7 +79,7 @@ def test_one_thread_plays_the_timing_here(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(timing_worker, "_failed", False)
     vnni.set_threads(1)
     try:
-        simulate(load_workload("tiny_cnn"), load_hardware(None), "static")
+        simulate(load_workload("tiny_cnn"), load_hardware(None), "static", overlap_timing=True)
         assert timing_worker._child is None
     finally:
         vnni.set_threads(previous)
@@ -84,7 +91,7 @@ def test_the_child_plays_the_program_it_is_given(fresh_child, monkeypatch: pytes
     child after its first run (later runs send a number)."""
     workload, hw = load_workload("tiny_cnn"), load_hardware(None, ["dram.bandwidth_bytes_per_cycle=4"])
     program = lower(workload, hw, "dynamic", dynamic_per_tensor=False)
-    runs = [simulate(workload, hw, "dynamic", program=program) for _ in range(2)]
+    runs = [simulate(workload, hw, "dynamic", program=program, overlap_timing=True) for _ in range(2)]
     assert timing_worker._child is not None and id(program) in timing_worker._sent
     in_one_process(monkeypatch)
     alone = simulate(workload, hw, "dynamic", program=program)

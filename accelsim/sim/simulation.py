@@ -54,6 +54,7 @@ def simulate(
     program: Program | None = None,
     qparams: dict[str, Any] | None = None,
     errors_against_fp32: bool = True,
+    overlap_timing: bool = False,
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
 
@@ -63,8 +64,11 @@ def simulate(
     model compiled once for an accelerator and run many times); ``qparams`` the static scheme's
     calibrated activation parameters (``accelsim.sim.values.calibrate``), as a deployed model has them;
     ``errors_against_fp32=False`` leaves out the fp32 run and the error fields (a run that only needs
-    the values and the timing). With values to compute and a GEMM thread budget of two or more, the
-    timing runs meanwhile in a child process (``accelsim.sim.timing_worker``)."""
+    the values and the timing). ``overlap_timing``: with values to compute and a GEMM thread budget
+    of two or more, play the timing in a child process (``accelsim.sim.timing_worker``) while the
+    values run here. It pays for a prepared model run again and again (the child starts once, in
+    about half a second); a one-shot run, or one whose values run on multithreaded BLAS (fp32, WOQ),
+    is faster without it."""
     step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
@@ -74,8 +78,8 @@ def simulate(
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
                          f"not {workload.name} on {hw.name} ({scheme})")
     play = partial(_play, workload, hw, scheme, per_tensor, ideal_memory, log)
-    # with values to compute, the timing runs in a child process meanwhile
-    pending = None if timing_only else timing_worker.start(play, program if program is None else timing_worker.Kept(program))
+    overlap = overlap_timing and not timing_only
+    pending = timing_worker.start(play, program if program is None else timing_worker.Kept(program)) if overlap else None
     if pending is None:
         lowered, run, rows = play(program)
     values, errors = None, {}

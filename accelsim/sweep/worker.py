@@ -69,8 +69,8 @@ def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
 
 def run_batch(sweep: Sweep, batch: list[Point]) -> list[PointResult]:
     """Run each point; one that raises becomes an error result and the batch goes on. A sweep worker is
-    one of the sweep's CPUs: its GEMMs run on one thread and it plays its timing itself (no timing
-    worker process of its own, whose CPU time ``cpu_seconds`` would not count)."""
+    one of the sweep's CPUs: its GEMMs run on one thread (a worker per core, each splitting its GEMMs
+    over every core, would oversubscribe them)."""
     if vnni.threads() != 1:
         vnni.set_threads(1)
     worker = f"{socket.gethostname()}:{os.getpid()}"
