@@ -3,10 +3,12 @@
 The timing simulation (lowering and the SimPy engine) is pure Python and holds the GIL throughout; the
 values are numba kernels that release it but need it back between kernels. In two threads of one
 process they take turns at the GIL (a ResNet-50 run gained little: each hand-off waits out the other
-thread's switch interval); in two processes they run on two CPUs. A run with values and a GEMM thread
-budget of two or more (``vnni.set_threads``, default: every CPU) sends its timing here first, and its
-GEMMs leave one of those CPUs to the child until the timing is back. The child runs the same
-deterministic code on the same inputs: same cycles as in one process.
+thread's switch interval); in two processes they run on two CPUs. A run that asks for it
+(``simulate(..., overlap_timing=True)``: it pays for a prepared model run again and again, not for a
+one-shot run), has values to compute and a GEMM thread budget of two or more (``vnni.set_threads``,
+default: every CPU) sends its timing here first, and its GEMMs leave one of those CPUs to the child
+until the timing is back. The child runs the same deterministic code on the same inputs: same cycles
+as in one process.
 
 The child is ``python -m accelsim.sim.timing_worker`` reading pickled calls on stdin and writing
 pickled results on stdout, not a ``multiprocessing`` pool: spawn and forkserver children import the
