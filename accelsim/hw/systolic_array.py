@@ -50,13 +50,18 @@ class GemmMapping:
 
     @classmethod
     def of(cls, dataflow: str, m: int, k: int, n: int) -> GemmMapping:
-        if dataflow == "os":
-            return cls(row_dim=m, col_dim=n, streamed_dim=k, k_on_rows=False)
-        if dataflow == "ws":
-            return cls(row_dim=k, col_dim=n, streamed_dim=m, k_on_rows=True)
-        if dataflow == "is":
-            return cls(row_dim=k, col_dim=m, streamed_dim=n, k_on_rows=True)
-        raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
+        return cls(*_mapped(dataflow, m, k, n))
+
+
+def _mapped(dataflow: str, m: int, k: int, n: int) -> tuple[int, int, int, bool]:
+    """:class:`GemmMapping`'s fields as a tuple (a tiling search maps hundreds of tiles)."""
+    if dataflow == "os":
+        return m, n, k, False
+    if dataflow == "ws":
+        return k, n, m, True
+    if dataflow == "is":
+        return k, m, n, True
+    raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
 
 
 @dataclass(frozen=True)
@@ -162,11 +167,10 @@ class SystolicArray:
         """(row folds, col folds, load, fill, stream, drain, fold interval, compute cycles, K folds)."""
         if min(m, k, n) < 1:
             raise ValueError(f"GEMM dimensions must be positive, got M={m} K={k} N={n}")
-        mapping = GemmMapping.of(self.dataflow, m, k, n)
-        row_folds = -(-mapping.row_dim // self.rows)  # integer ceil: exact for any size
-        col_folds = -(-mapping.col_dim // self.cols)
+        row_dim, col_dim, stream, k_on_rows = _mapped(self.dataflow, m, k, n)
+        row_folds = -(-row_dim // self.rows)  # integer ceil: exact for any size
+        col_folds = -(-col_dim // self.cols)
         folds = row_folds * col_folds
-        stream = mapping.streamed_dim
         if self.dataflow == "os":
             # Both operands enter skewed; in SCALE-Sim the fold ends with the far corner PE's last MAC,
             # the pipelined model also shifts the last fold's results out of the columns (rows cycles).
@@ -176,7 +180,7 @@ class SystolicArray:
             # Stationary operand shifts in one row per cycle, the streamed operand skews down the rows,
             # results leave after crossing the columns.
             load, fill, drain = self.rows, self.rows - 1, self.cols - 1
-        k_folds = row_folds if mapping.k_on_rows else 1
+        k_folds = row_folds if k_on_rows else 1
         if self.model == "scalesim":
             interval = load + fill + stream + drain
             compute = folds * interval - 1
