@@ -187,31 +187,35 @@ def _search(
     # candidates are compared as plain tuples; only the winner becomes a TilePlan
     best_key: tuple[float, int, int] | None = None
     best: tuple[int, int, int, str, int, int, int] | None = None
+    m, count = view.m, view.count
     for kt in _halvings(view.k, k_align):
         budget = halves.ifmap // (view.k_footprint(0, kt) * fmt.ifmap_sram)
         nk, k_sizes = -(-view.k // kt), _sizes(view.k, kt)
         x_block_bytes = sum(view.k_footprint(0, size) * times for size, times in k_sizes) * fmt.ifmap_dram
+        fits = False  # the N tilings come largest first and a W block's bytes grow with its width
         for nt, nn, n_sizes, cap in n_tilings:
-            if weight_block_bytes(view, fmt, (0, kt), (0, nt), sram=True) > halves.filter:
-                continue
+            if not fits:
+                if weight_block_bytes(view, fmt, (0, kt), (0, nt), sram=True) > halves.filter:
+                    continue
+                fits = True
             mt = spatial.max_mt(budget, cap, m_align)
             if mt < 1:
                 continue
             # closed forms over the distinct tile sizes: a search prices thousands of candidates
-            nm = -(-view.m // mt)
+            nm = -(-m // mt)
             x_bytes = spatial.total(mt) * x_block_bytes
             # DRAM bytes of each loop order: how often it loads each X block and each W block
-            nmk = view.count * (x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm) + y_bytes)
-            mnk = view.count * (x_bytes * (1 if nk == 1 else nn) + w_bytes * (1 if nn == 1 and nk == 1 else nm) + y_bytes)
+            nmk = count * (x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm) + y_bytes)
+            mnk = count * (x_bytes * (1 if nk == 1 else nn) + w_bytes * (1 if nn == 1 and nk == 1 else nm) + y_bytes)
             if best_key is not None and min(nmk, mnk) / bytes_per_cycle > best_key[0]:
                 continue  # its traffic alone takes longer than the best plan: no need to price its compute
             compute = 0
-            for ms_, a in _sizes(view.m, mt):
+            for ms_, a in _sizes(m, mt):
                 for ks_, b in k_sizes:
                     for ns_, c in n_sizes:
                         compute += tile_cycles(ms_, ks_, ns_) * a * b * c
-            compute *= view.count
-            tiles = view.count * nm * nk * nn
+            compute *= count
+            tiles = count * nm * nk * nn
             for order, dram in (("nmk", nmk), ("mnk", mnk)):
                 key = (max(compute, dram / bytes_per_cycle), dram, tiles)
                 if best_key is None or key < best_key:
