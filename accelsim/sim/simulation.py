@@ -78,8 +78,11 @@ def simulate(
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
                          f"not {workload.name} on {hw.name} ({scheme})")
     play = partial(_play, workload, hw, scheme, per_tensor, ideal_memory, log)
-    overlap = overlap_timing and not timing_only
-    pending = timing_worker.start(play, program if program is None else timing_worker.Kept(program)) if overlap else None
+    pending = None
+    if overlap_timing and not timing_only:  # the child keeps what it was sent (all immutable) for later runs
+        kept = timing_worker.Kept
+        pending = timing_worker.start(_play, kept(workload), kept(hw), scheme, per_tensor, ideal_memory, log,
+                                      None if program is None else kept(program))
     if pending is None:
         lowered, run, rows = play(program)
     values, errors = None, {}

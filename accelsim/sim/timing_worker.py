@@ -128,9 +128,9 @@ def finish(future: Future[T], fallback: Callable[[], T]) -> T:
 
 class Kept:
     """An argument the child keeps: sent whole with the first call that carries it, by a number after
-    (a prepared program is played run after run; sending it every time cost ~1.5 ms of a ResNet-50
-    run, its unpickling and its layers' cached sums included). The parent mirrors the child's store,
-    the last ``KEPT`` objects, so both agree on what the child holds."""
+    (a prepared program, its workload and hardware are sent run after run; pickling them every time
+    cost ~1.5 ms of a ResNet-50 run). For immutable objects only: the child never sees a change. The
+    parent mirrors the child's store, the last ``KEPT`` objects, so both agree on what it holds."""
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
@@ -146,7 +146,7 @@ class Kept:
         return _hold, (token, self.obj)
 
 
-KEPT = 8
+KEPT = 24
 _sent: dict[int, tuple[int, Any]] = {}  # parent: id of a kept object -> (token, the object)
 _held: dict[int, Any] = {}  # child: token -> object, the same last KEPT
 _tokens = itertools.count()
