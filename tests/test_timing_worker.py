@@ -99,3 +99,9 @@ def test_the_child_plays_the_program_it_is_given(fresh_child, monkeypatch: pytes
     for run in runs:
         assert repr(run.rows) == repr(alone.rows)
     assert alone.engine.total_cycles != fresh.engine.total_cycles
+
+
+def test_no_interpreter_to_start_plays_the_timing_here(fresh_child, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(timing_worker.sys, "executable", "")
+    run = simulate(load_workload("tiny_cnn"), load_hardware(None), "static", overlap_timing=True)
+    assert run.engine.total_cycles > 0 and timing_worker._child is None and timing_worker._failed

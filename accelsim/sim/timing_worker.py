@@ -91,8 +91,10 @@ def _get_child() -> _Child | None:
     global _child, _failed
     if _child is None and not _failed and vnni.threads() >= 2:
         try:
+            if not sys.executable:  # an embedded interpreter: nothing to start
+                raise OSError("no Python executable")
             _child = _Child()
-        except OSError:  # pragma: no cover - no interpreter to start
+        except OSError:
             _failed = True
             return None
         atexit.register(_child.close)
