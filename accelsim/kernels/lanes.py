@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from llvmlite import ir
-from numba import types
 from numba.core import cgutils
 
 LANES = 16  # one zmm of int32 / float32
@@ -88,7 +87,3 @@ class Lanes:
         """Integer lanes loaded from array ``k`` as float32, signed or not as its dtype."""
         signed = self.types[k].dtype.signed
         return self.b.sitofp(value, VF32) if signed else self.b.uitofp(value, VF32)
-
-
-def is_array(*tys: Any) -> bool:
-    return all(isinstance(t, types.Array) for t in tys)

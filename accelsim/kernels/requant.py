@@ -147,9 +147,9 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
     return lanes
 
 
-_LANE_KERNELS = {(single, plain): _lanes_kernel(single, plain) for single in (False, True) for plain in (False, True)}
-_double_rounding_lanes, _plain_double_rounding_lanes = _LANE_KERNELS[False, False], _LANE_KERNELS[False, True]
-_single_rounding_lanes = _LANE_KERNELS[True, False]
+_double_rounding_lanes = _lanes_kernel(single_rounding=False, plain=False)
+_plain_double_rounding_lanes = _lanes_kernel(single_rounding=False, plain=True)
+_single_rounding_lanes = _lanes_kernel(single_rounding=True, plain=False)  # has no plain variant
 
 
 @njit(cache=True, nogil=True)

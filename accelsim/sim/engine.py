@@ -72,7 +72,8 @@ class _Steps:
     SimPy runs the events due in one cycle first in, first out, except that a process started by a
     step runs right after that step (its Initialize event is URGENT). A step queued here runs in this
     cycle's deque while SimPy has nothing else due now; otherwise it rides in one carrier event queued
-    behind SimPy's due events, as its own event would have. Timed steps are SimPy timeouts.
+    behind SimPy's due events, as its own event would have. Timed steps are entries on SimPy's event
+    heap, as timeouts would be (:meth:`after`).
     """
 
     def __init__(self, env: simpy.Environment) -> None:
