@@ -30,14 +30,45 @@ class ConvWindow:
 
     def input_rows(self, oh_lo: int, oh_hi: int) -> int:
         """Input rows (inside the image, padding excluded) that output rows ``oh_lo..oh_hi`` read."""
-        first = oh_lo * self.stride[0] - self.padding[0]
-        last = oh_hi * self.stride[0] - self.padding[0] + self.dilation[0] * (self.kernel[0] - 1)
-        return max(0, min(last, self.in_h - 1) - max(first, 0) + 1)
+        return indices_read(oh_lo, oh_hi, self.stride[0], self.padding[0], self.dilation[0], self.kernel[0], self.in_h)
 
     def input_cols(self, ow_lo: int, ow_hi: int) -> int:
-        first = ow_lo * self.stride[1] - self.padding[1]
-        last = ow_hi * self.stride[1] - self.padding[1] + self.dilation[1] * (self.kernel[1] - 1)
-        return max(0, min(last, self.in_w - 1) - max(first, 0) + 1)
+        """Input columns (padding excluded) that output columns ``ow_lo..ow_hi`` read."""
+        return indices_read(ow_lo, ow_hi, self.stride[1], self.padding[1], self.dilation[1], self.kernel[1], self.in_w)
+
+    @property
+    def row_width(self) -> int:
+        """Input columns a whole output row reads: the width of a footprint spanning output rows."""
+        return self.input_cols(0, self.out_w - 1)
+
+
+def indices_read(lo: int, hi: int, stride: int, padding: int, dilation: int, kernel: int, extent: int) -> int:
+    """Distinct input indices in ``[0, extent)`` that outputs ``lo..hi`` read along one axis.
+
+    Output ``o`` reads ``o*stride - padding + r*dilation`` for taps ``r < kernel``. When consecutive
+    windows touch or overlap (``dilation == 1`` and ``kernel >= stride``, most convs) that is one
+    contiguous run; otherwise (a stride-2 1x1 conv, a dilated conv) the run has holes that no window
+    reads, and the DMA skips them (docs/lowering.md). Taps whose offsets ``r*dilation`` are congruent
+    modulo the stride read the same lattice of input indices, shifted by whole strides: per residue,
+    the union of the taps' shifted output ranges, clipped to the image."""
+    if dilation == 1 and kernel >= stride:
+        first, last = lo * stride - padding, hi * stride - padding + kernel - 1
+        return max(0, min(last, extent - 1) - max(first, 0) + 1)
+    shifts: dict[int, list[int]] = {}  # residue -> the taps' shifts in strides, ascending with the tap
+    for tap in range(kernel):
+        shift, residue = divmod(tap * dilation, stride)
+        shifts.setdefault(residue, []).append(shift)
+    total = 0
+    for residue, residue_shifts in shifts.items():
+        # lattice index j reads input j*stride + residue - padding: inside the image for j in [j_min, j_max]
+        j_min, j_max = -((residue - padding) // stride), (extent - 1 + padding - residue) // stride
+        covered = j_min - 1
+        for shift in residue_shifts:  # ranges [lo+shift, hi+shift], ascending: merge as they come
+            start, end = max(lo + shift, covered + 1), min(hi + shift, j_max)
+            if end >= start:
+                total += end - start + 1
+                covered = end
+    return total
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,7 @@ class GemmView:
     window: ConvWindow | None = None
     packed: int = 1
     b_is_activation: bool = False  # matmul: both operands are activations, no weights
+    bias: bool = True  # the layer adds a bias (``bias: false`` layers read none)
 
     @property
     def macs(self) -> int:
@@ -109,7 +141,7 @@ class GemmView:
             image_end = min(m1, (m // pixels + 1) * pixels)
             lo, hi = m % pixels, (image_end - 1) % pixels
             oh_lo, oh_hi = lo // w.out_w, hi // w.out_w
-            cols = w.input_cols(lo % w.out_w, hi % w.out_w) if oh_lo == oh_hi else w.in_w
+            cols = w.input_cols(lo % w.out_w, hi % w.out_w) if oh_lo == oh_hi else w.row_width
             total += w.input_rows(oh_lo, oh_hi) * cols
             m = image_end
         return total
@@ -134,9 +166,9 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
     if isinstance(layer, Linear):
         leading = prod(shapes.input_shapes[0][:-1])
         return GemmView(layer.name, "linear", 1, batch * leading, shapes.input_shapes[0][-1], layer.out_features,
-                        batch * shapes.macs)
+                        batch * shapes.macs, bias=layer.bias)
     if isinstance(layer, Matmul):
         a, b = layer.operands(list(shapes.input_shapes))
         return GemmView(layer.name, "matmul", batch * prod(a[:-2]), a[-2], a[-1], b[-1], batch * shapes.macs,
-                        b_is_activation=True)
+                        b_is_activation=True, bias=False)
     raise TypeError(f"{layer.type} does not run on the array")

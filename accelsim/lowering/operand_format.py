@@ -3,6 +3,9 @@
 Traffic depends on the scheme (DESIGN.md section 4): static int8 moves int8 activations; dynamic and
 weight-only keep fp32 activations in DRAM (dynamic quantizes them on the way into SRAM); weight-only
 dequantizes int8 weights to fp32 on the way in; fp32 moves everything as fp32.
+
+The per-output-channel parameters (bias, weight scales or requant multipliers and shifts, weight zero
+points) are priced here and nowhere else: :meth:`OperandFormat.channel_parameters`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,18 @@ from dataclasses import dataclass
 from accelsim.config.hardware import HardwareConfig
 from accelsim.quant.schemes import get_scheme
 
+
+@dataclass(frozen=True)
+class ChannelParameters:
+    """Bytes of the per-output-channel parameters of a number of channels, by the operand they are
+    reported under (``dram_read_bytes_bias``, ``dram_read_bytes_weight_scales``)."""
+
+    bias: int
+    weight_scales: int  # scales (or requant M0 and shift) plus the weight zero points, if any
+
+    @property
+    def total(self) -> int:
+        return self.bias + self.weight_scales
 
 
 @dataclass(frozen=True)
@@ -26,7 +41,17 @@ class OperandFormat:
     ofmap_dram: int
     bias_per_channel: int
     weight_scales_per_channel: int
+    weight_zero_points_per_channel: int = 0  # asymmetric weights: one int8/uint8 zero point per channel
     accumulator: int = 4  # int32 (or fp32) partial sums in the ofmap buffer
+
+    def channel_parameters(self, channels: int, bias: bool = True) -> ChannelParameters:
+        """Per-channel parameters of ``channels`` output channels of a layer with or without a bias.
+        The zero points travel and are reported with the scales: both describe the weights' code
+        mapping and the requant or dequant step reads them together."""
+        return ChannelParameters(
+            bias=channels * self.bias_per_channel * bias,
+            weight_scales=channels * (self.weight_scales_per_channel + self.weight_zero_points_per_channel),
+        )
 
     @property
     def float_gemm(self) -> bool:
@@ -38,8 +63,11 @@ def _bytes(dtype: str) -> int:
     return {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}[dtype]
 
 
-def operand_format(scheme: str, hw: HardwareConfig) -> OperandFormat:
-    """Byte widths of ``scheme`` (from its table in ``accelsim.quant.schemes``) on ``hw``."""
+def operand_format(scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool = False) -> OperandFormat:
+    """Byte widths of ``scheme`` (from its table in ``accelsim.quant.schemes``) on ``hw``.
+
+    ``asymmetric_weights``: the quantized weights carry a zero point per output channel (ONNX
+    Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none."""
     plan = get_scheme(scheme)
     if plan.requant_unit:
         # per-channel requant parameters replace the weight scales: int32 M0 and int32 shift in the
@@ -56,4 +84,5 @@ def operand_format(scheme: str, hw: HardwareConfig) -> OperandFormat:
         ofmap_dram=_bytes(plan.outputs.dram_dtype),
         bias_per_channel=_bytes(plan.bias.dram_dtype),
         weight_scales_per_channel=scales,
+        weight_zero_points_per_channel=1 if asymmetric_weights and plan.weights.quantized else 0,
     )

@@ -36,9 +36,10 @@ from accelsim.lowering.tiling import (
     NoTileFits,
     SpatialFootprints,
     TilePlan,
+    channel_parameters,
     plan_gemm,
+    stored_weight_bytes,
     tile_bounds,
-    weight_block_bytes,
 )
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
@@ -121,9 +122,10 @@ class Program:
 class Lowerer:
     """Prices tiles on one hardware config under one scheme."""
 
-    def __init__(self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True) -> None:
+    def __init__(self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *,
+                 asymmetric_weights: bool = False) -> None:
         self.hw = hw
-        self.fmt: OperandFormat = operand_format(scheme, hw)
+        self.fmt: OperandFormat = operand_format(scheme, hw, asymmetric_weights=asymmetric_weights)
         self.array = SystolicArray(hw.array.rows, hw.array.cols, hw.array.dataflow, hw.array.model)
         self.requant = LanePipeline(hw.requant.lanes, hw.requant.latency_cycles)
         self.vector = LanePipeline(hw.vector.lanes, hw.vector.latency_cycles)
@@ -236,10 +238,12 @@ class Lowerer:
         useful_fraction = view.useful_macs / view.macs
         unit = self.gemm_unit
 
-        def tile(mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, footprint: int) -> Tile:
+        def tile(mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, new_n: bool,
+                 footprint: int) -> Tile:
             kt, nt = k[1] - k[0], n[1] - n[0]
-            w_bytes = weight_block_bytes(view, fmt, k, n, sram=False) if new_w else 0
-            channels = nt * (not view.b_is_activation) * new_w
+            # the per-channel parameters arrive with the first weight block of an N block and stay beside
+            # the array until its last K block is requantized: once per N block, not per K block
+            params = channel_parameters(view, fmt, nt * new_n)
             pre = 0
             if fmt.scheme == "dynamic" and new_x:
                 pre += self.vector.cycles(footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor)))
@@ -252,9 +256,9 @@ class Lowerer:
             post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
             return Tile(
                 ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
-                weight_bytes=w_bytes - channels * (fmt.bias_per_channel + fmt.weight_scales_per_channel),
-                bias_bytes=channels * fmt.bias_per_channel,
-                weight_scale_bytes=channels * fmt.weight_scales_per_channel,
+                weight_bytes=stored_weight_bytes(view, fmt, k, n, sram=False) if new_w else 0,
+                bias_bytes=params.bias,
+                weight_scale_bytes=params.weight_scales,
                 new_ifmap=new_x and not resident_input,
                 new_weights=new_w,
                 pre_vector_cycles=pre,
@@ -267,7 +271,8 @@ class Lowerer:
                 sram_read_bytes=self._array_reads(mt, kt, nt) + (k[0] > 0) * mt * nt * fmt.accumulator
                 + outputs * fmt.accumulator,
                 sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
-                + (weight_block_bytes(view, fmt, k, n, sram=True) if new_w else 0) + mt * nt * fmt.accumulator,
+                + (stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0) + params.total
+                + mt * nt * fmt.accumulator,
             )
 
         # A tile depends on its blocks only through their sizes, the ifmap footprint and where the K block
@@ -277,16 +282,16 @@ class Lowerer:
         k_footprint = {k: view.k_footprint(*k) for k in ks}
         made: dict[tuple, Tile] = {}
         gemm: list[Tile] = []  # one GEMM's tiles; the layer's `count` GEMMs (groups, heads) repeat them
-        x_block = w_block = None
+        x_block = w_block = n_block = None
         for m, n, k in loops:
-            new_x, new_w = (m, k) != x_block, (k, n) != w_block
-            x_block, w_block = (m, k), (k, n)
+            new_x, new_w, new_n = (m, k) != x_block, (k, n) != w_block, n != n_block
+            x_block, w_block, n_block = (m, k), (k, n), n
             mt = m[1] - m[0]
             footprint = spatial[m] * k_footprint[k] if new_x else 0
             where = (k, n) if view.packed > 1 else (k[0] > 0, k[1] == view.k)
-            key = (mt, k[1] - k[0], n[1] - n[0], new_x, new_w, footprint, where)
+            key = (mt, k[1] - k[0], n[1] - n[0], new_x, new_w, new_n, footprint, where)
             if key not in made:
-                made[key] = tile(mt, k, n, new_x, new_w, footprint)
+                made[key] = tile(mt, k, n, new_x, new_w, new_n, footprint)
             gemm.append(made[key])
         tiles.extend(gemm * view.count)
         return tuple(tiles)
@@ -341,9 +346,11 @@ class Lowerer:
                             self._chunks(elements * in_width, elements * out_width, elements))
 
 
-def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True) -> Program:
-    """Lower every layer of ``workload`` for ``hw`` under ``scheme``."""
-    lowerer = Lowerer(hw, scheme, dynamic_per_tensor)
+def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *,
+          asymmetric_weights: bool = False) -> Program:
+    """Lower every layer of ``workload`` for ``hw`` under ``scheme``; ``asymmetric_weights``: the
+    quantized weights carry a zero point per output channel, read with the weight scales."""
+    lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights)
     layers: list[LoweredLayer] = []
     batch = workload.batch
     if scheme == "static":

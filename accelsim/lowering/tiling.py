@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from accelsim.lowering.gemm_view import ConvWindow, GemmView
-from accelsim.lowering.operand_format import OperandFormat
+from accelsim.lowering.operand_format import ChannelParameters, OperandFormat
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,22 @@ def _halvings(total: int, align: int) -> list[int]:
     return out
 
 
-def weight_block_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n: tuple[int, int], sram: bool) -> int:
-    """Bytes of W block ``k x n`` plus the per-channel bias and scales that travel with it."""
-    per = fmt.weights_sram if sram else fmt.weights_dram
+def stored_weight_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n: tuple[int, int], sram: bool) -> int:
+    """Bytes of the stored elements of W block ``k x n`` (for a matmul, of its second activation)."""
     if view.b_is_activation:  # matmul: B is an activation, stored like the ifmap
         return (k[1] - k[0]) * (n[1] - n[0]) * (fmt.ifmap_sram if sram else fmt.ifmap_dram)
-    channels = (n[1] - n[0]) * (fmt.bias_per_channel + fmt.weight_scales_per_channel)
-    return view.weight_elements(k[0], k[1], n[0], n[1]) * per + channels
+    return view.weight_elements(k[0], k[1], n[0], n[1]) * (fmt.weights_sram if sram else fmt.weights_dram)
+
+
+def channel_parameters(view: GemmView, fmt: OperandFormat, channels: int) -> ChannelParameters:
+    """Per-channel parameters (bias, scales, zero points) of ``channels`` of ``view``'s output channels."""
+    return fmt.channel_parameters(0 if view.b_is_activation else channels, view.bias)
+
+
+def weight_block_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n: tuple[int, int], sram: bool) -> int:
+    """Filter-buffer bytes of W block ``k x n``: its elements and the per-channel parameters of its
+    output channels, which sit beside it while its N block runs."""
+    return stored_weight_bytes(view, fmt, k, n, sram) + channel_parameters(view, fmt, n[1] - n[0]).total
 
 
 class SpatialFootprints:
@@ -114,13 +123,21 @@ class SpatialFootprints:
         return self._prefixes[budget]
 
     def max_mt(self, budget: int, cap: int, align: int) -> int:
-        """Largest M tile (at most ``cap``) whose every footprint is within ``budget`` elements."""
+        """Largest M tile (at most ``cap``) whose every footprint is within ``budget`` elements.
+
+        A tile shorter than M is trimmed to whole output rows (conv: no input row is fetched twice per
+        tile), or else to a multiple of ``align``, the array's M granularity, so that only the last tile
+        has a partly used fold. That trim only pays when it adds no tile: a tile that covers all of M
+        is the only tile, and a trim that adds one moves the partial fold into a tile of its own, paying
+        its fill, drain and halo once more for nothing."""
+        m = self.view.m
         lo = min(self._longest_prefix(budget), cap)  # footprints grow with mt: capping commutes with the search
         window = self.view.window
-        if window is not None and window.out_w <= lo < self.view.m:
-            lo -= lo % window.out_w  # whole output rows: no input row is fetched twice per tile
-        elif lo >= align:
-            lo -= lo % align
+        if lo < m:
+            if window is not None and window.out_w <= lo:
+                lo -= lo % window.out_w
+            elif lo >= align and -(-m // (lo - lo % align)) == -(-m // lo):
+                lo -= lo % align
         while lo > 0 and self.worst(lo) > budget:  # a tile straddling two images needs more rows
             lo -= window.out_w if window is not None and lo > window.out_w else 1
         return lo
@@ -129,8 +146,8 @@ class SpatialFootprints:
 def _image_prefix(window: ConvWindow, budget: int) -> int:
     """Most leading output pixels of one image whose input footprint is within ``budget`` (which is
     less than the whole image's footprint)."""
-    # output rows 0..j with j >= 1: input rows 0..(the last that row j reads), at full width
-    rows = bisect_right(range(1, window.out_h), budget, key=lambda j: window.input_rows(0, j) * window.in_w)
+    # output rows 0..j with j >= 1: the input rows they read, at the width a whole output row reads
+    rows = bisect_right(range(1, window.out_h), budget, key=lambda j: window.input_rows(0, j) * window.row_width)
     if rows:
         return (rows + 1) * window.out_w
     # within output row 0: its input rows x the input columns read so far
@@ -180,7 +197,8 @@ def _search(
 ) -> TilePlan | None:
     m_align, k_align, n_align = align
     k_align = max(k_align, view.taps) if view.window is not None else k_align
-    w_bytes = weight_block_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
+    w_bytes = stored_weight_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
+    p_bytes = channel_parameters(view, fmt, view.n).total  # read when an N block starts (docs/lowering.md)
     y_bytes = view.m * view.n * fmt.ofmap_dram
     n_tilings = [(nt, -(-view.n // nt), _sizes(view.n, nt), halves.ofmap // (nt * fmt.accumulator))
                  for nt in _halvings(view.n, n_align)]
@@ -205,8 +223,10 @@ def _search(
             nm = -(-m // mt)
             x_bytes = spatial.total(mt) * x_block_bytes
             # DRAM bytes of each loop order: how often it loads each X block and each W block
-            nmk = count * (x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm) + y_bytes)
-            mnk = count * (x_bytes * (1 if nk == 1 else nn) + w_bytes * (1 if nn == 1 and nk == 1 else nm) + y_bytes)
+            nmk = count * (x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm)
+                           + p_bytes + y_bytes)
+            mnk = count * (x_bytes * (1 if nk == 1 else nn) + w_bytes * (1 if nn == 1 and nk == 1 else nm)
+                           + p_bytes * (1 if nn == 1 else nm) + y_bytes)
             if best_key is not None and min(nmk, mnk) / bytes_per_cycle > best_key[0]:
                 continue  # its traffic alone takes longer than the best plan: no need to price its compute
             compute = 0
