@@ -280,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--hw", help="hardware file or shipped name (default: hwconfigs/default.yaml)")
     sim.add_argument("--set-workload", action="append", default=[], metavar="PATH=VALUE",
                      help="override a workload field, e.g. batch=8 (repeatable)")
-    sim.add_argument("--flavour", choices=("onnx", "pytorch", "tflite"), default="onnx",
-                     help="dynamic quantization flavour (default: onnx)")
+    sim.add_argument("--flavour", choices=("onnx", "pytorch", "pytorch_qnnpack", "tflite"), default="onnx",
+                     help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
+                          "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
+                          "full 0..255), tflite (per-row hybrid); see docs/numerics.md")
     run_opts = argparse.ArgumentParser(add_help=False, parents=[sim])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")

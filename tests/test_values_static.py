@@ -108,7 +108,7 @@ def test_fused_residual_add_equals_its_steps(rule: str, activation: str) -> None
 
 
 @settings(max_examples=60, deadline=None)
-@given(rule=st.sampled_from(["onnx", "fbgemm", "fbgemm_dynamic", "tflite", "tflite_hybrid"]),
+@given(rule=st.sampled_from(["onnx", "fbgemm", "torch_fake_quant", "tflite", "tflite_hybrid"]),
        activation=st.sampled_from(["none", "relu", "relu6"]), dtype=st.sampled_from(["int8", "uint8"]),
        size=st.integers(1, 70), seed=st.integers(0, 2**32 - 1), ties=st.booleans())
 def test_residual_add_lanes_equal_their_steps(rule, activation, dtype, size, seed, ties):

@@ -41,7 +41,7 @@ class SweepSpec(StrictModel):
     combine: Literal["grid", "zip"] = "grid"
     workloads: list[str] = Field(min_length=1)
     schemes: list[Scheme] = Field(["static"], min_length=1)
-    flavour: Literal["onnx", "pytorch", "tflite"] = "onnx"
+    flavour: Literal["onnx", "pytorch", "pytorch_qnnpack", "tflite"] = "onnx"
     constraints: list[str] = []
     timing_only: bool = True
     output: str | None = Field(None, min_length=1)

@@ -3,15 +3,21 @@
 At run time the vector unit reduces the float input to its range, derives scale and zero point,
 quantizes, the array accumulates int32, and the output is dequantized to float
 ``float32(acc) * float32(s_x[row] * s_w[c]) + bias[c]``, product and sum rounded separately
-(TFLite reference, ONNX standard ops) or fused into one FMA rounding (PyTorch fbgemm, measured);
-TFLite's hybrid conv instead computes ``(float32(acc) * s_w[c]) * s_x[image] + bias[c]`` (measured).
+(TFLite reference, ONNX standard ops, PyTorch qnnpack) or fused into one FMA rounding (PyTorch fbgemm,
+measured); TFLite's hybrid conv instead computes ``(float32(acc) * s_w[c]) * s_x[image] + bias[c]``
+(measured).
 
 Parameter rules, each the framework's code line by line:
 - ``onnx`` (DynamicQuantizeLinear): float32 throughout, ``scale = (max - min) / 255``,
   ``zp = rint(clamp(0 - min / scale, 0, 255))``; uint8; 1 when the range is empty.
-- ``pytorch`` (quantize_dynamic Linear, fbgemm): ``ChooseQuantizationParams`` in double with
-  ``reduce_range`` (0..127), the small-scale cut-off at 6.1e-5, zero point from the smaller-error
-  end, ``nearbyint``; the scale is then used as float32.
+- ``pytorch`` (quantize_dynamic Linear, fbgemm / x86 engine): ``ChooseQuantizationParams`` in double
+  with ``reduce_range`` (0..127, the module passes True), the small-scale cut-off at 6.1e-5, zero
+  point from the smaller-error end, ``nearbyint``; the scale is then used as float32. The input is
+  quantized by ``PackAWithQuantRowOffset::pack`` -> ``QuantizeAvx2<uint8_t>`` with its default
+  ``LEGACY=true``: ``cvtps(fma(x, 1/s, z))``, clamped to 0..255 (not to the reduced range).
+- ``pytorch_qnnpack`` (same module, qnnpack engine): the same parameters over the full 0..255
+  (qnnpack ignores ``reduce_range``), ``at::quantize_per_tensor`` (the same fused rounding), and an
+  unfused output ``float32(acc) * scale + bias`` (the q8gemm ``dq`` kernels).
 - ``tflite`` (hybrid FULLY_CONNECTED, asymmetric_quantize_inputs; per row, per image for conv):
   ``PortableAsymmetricQuantizeFloats``: float32 range, double scale and zero point, int8 -128..127,
   ties away from zero;
@@ -21,22 +27,31 @@ Parameter rules, each the framework's code line by line:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from accelsim.kernels.quantize import row_minmax
 from accelsim.quant.qparams import QParams
-from accelsim.quant.rules import FBGEMM_DYNAMIC, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
+from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
 
 SMALL_SCALE_THRESHOLD = np.float32(6.1e-5)  # PyTorch QuantUtils.h: fp16 min normal
 
 
 @dataclass(frozen=True)
 class DynamicFlavour:
-    """What a framework's dynamic quantization does to activations."""
+    """What a framework's dynamic quantization does to activations.
+
+    ``params`` names the parameter rule (a key of ``PARAM_RULES``); ``reduce_range`` halves the
+    code range the parameters are chosen for (PyTorch's fbgemm engine: 0..127, so that a uint8 x int8
+    pair sum fits int16 on AVX2 without saturation), while quantization still clamps to the dtype.
+    A flavour is data: ``dataclasses.replace(get_flavour("pytorch"), reduce_range=False)`` is fbgemm's
+    ``torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False)`` for :func:`dynamic_quantize`.
+    """
 
     name: str
+    params: str
     activation_dtype: str
     granularity: str  # "per_tensor" or "per_row" (per image for conv)
     symmetric: bool
@@ -50,14 +65,16 @@ class DynamicFlavour:
 DYNAMIC_FLAVOURS: dict[str, DynamicFlavour] = {
     f.name: f
     for f in (
-        DynamicFlavour("tflite", "int8", "per_row", False, False, TFLITE_HYBRID, False, True,
+        DynamicFlavour("tflite", "tflite", "int8", "per_row", False, False, TFLITE_HYBRID, False, True,
                        "TFLite hybrid FULLY_CONNECTED / CONV_2D, asymmetric_quantize_inputs=true"),
-        DynamicFlavour("tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID, False, True,
+        DynamicFlavour("tflite_symmetric", "tflite_symmetric", "int8", "per_row", True, False, TFLITE_HYBRID, False, True,
                        "TFLite hybrid kernels, asymmetric_quantize_inputs=false"),
-        DynamicFlavour("onnx", "uint8", "per_tensor", False, False, ONNX, False, False,
+        DynamicFlavour("onnx", "onnx", "uint8", "per_tensor", False, False, ONNX, False, False,
                        "ONNX DynamicQuantizeLinear + MatMulInteger/ConvInteger (ORT quantize_dynamic)"),
-        DynamicFlavour("pytorch", "uint8", "per_tensor", False, True, FBGEMM_DYNAMIC, True, False,
-                       "torch.ao.nn.quantized.dynamic.Linear (fbgemm, reduce_range=True)"),
+        DynamicFlavour("pytorch", "pytorch", "uint8", "per_tensor", False, True, FBGEMM, True, False,
+                       "torch.ao.nn.quantized.dynamic.Linear, fbgemm / x86 engine (reduce_range=True)"),
+        DynamicFlavour("pytorch_qnnpack", "pytorch", "uint8", "per_tensor", False, False, FBGEMM, False, False,
+                       "torch.ao.nn.quantized.dynamic.Linear, qnnpack engine (reduce_range ignored: full 0..255)"),
     )
 }
 
@@ -134,6 +151,15 @@ def tflite_symmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
     return (1.0 if rng == 0 else float(np.float32(rng / np.float32(127)))), 0
 
 
+#: (range min, range max, reduce_range) -> (float32 scale, zero point) of each parameter rule
+PARAM_RULES: dict[str, Callable[[float, float, bool], tuple[float, int]]] = {
+    "onnx": lambda lo, hi, _: onnx_qparams(lo, hi),
+    "pytorch": lambda lo, hi, reduce_range: pytorch_qparams(lo, hi, reduce_range=reduce_range),
+    "tflite": lambda lo, hi, _: tflite_asymmetric_qparams(lo, hi),
+    "tflite_symmetric": lambda lo, hi, _: tflite_symmetric_qparams(lo, hi),
+}
+
+
 def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np.ndarray | None]:
     """Run-time parameters of each row (or of the whole tensor) of a 2-D float32 input.
 
@@ -144,18 +170,13 @@ def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np
         lo, hi = row_minmax(x2d.reshape(1, -1))
     else:
         lo, hi = row_minmax(x2d)
-    rule = {
-        "onnx": onnx_qparams,
-        "pytorch": lambda a, b: pytorch_qparams(a, b, reduce_range=flavour.reduce_range),
-        "tflite": tflite_asymmetric_qparams,
-        "tflite_symmetric": tflite_symmetric_qparams,
-    }[flavour.name]
-    pairs = [rule(float(a), float(b)) for a, b in zip(lo, hi)]
+    rule = PARAM_RULES[flavour.params]
+    pairs = [rule(float(a), float(b), flavour.reduce_range) for a, b in zip(lo, hi)]
     axis = None if flavour.granularity == "per_tensor" else 0
     dtype = flavour.activation_dtype
     narrow = flavour.symmetric  # symmetric TFLite clamps to -127..127
     qp = QParams([p[0] for p in pairs], [p[1] for p in pairs], dtype, axis, narrow)
-    if flavour.name != "tflite_symmetric":
+    if flavour.params != "tflite_symmetric":
         return qp, None
     rng = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float32)
     with np.errstate(divide="ignore"):

@@ -30,16 +30,19 @@ class QuantizeRule:
 
 ONNX = QuantizeRule("onnx", False, False, False, False, "ORT MlasQuantizeLinear: rint(x / s) + z")
 FBGEMM = QuantizeRule(
-    "fbgemm", True, False, True, True, "torch.quantize_per_tensor (fbgemm::Quantize LEGACY): rint(fma(x, 1/s, z))"
+    "fbgemm", True, False, True, True,
+    "torch.quantize_per_tensor and the dynamic Linear's input (fbgemm QuantizeAvx2<T, LEGACY=true>: "
+    "_mm256_fmadd_ps then _mm256_cvtps_epi32): rint(fma(x, float32(1/s), z))",
 )
-FBGEMM_DYNAMIC = QuantizeRule(
-    "fbgemm_dynamic", True, False, False, False, "fbgemm::Quantize<T, LEGACY=false> (dynamic Linear): rint(x * (1/s)) + z"
+TORCH_FAKE_QUANT = QuantizeRule(
+    "torch_fake_quant", True, False, False, False,
+    "torch.fake_quantize_per_tensor_affine (QAT; the arithmetic of fbgemm Quantize<T, LEGACY=false>): z + rint(x * float32(1/s))",
 )
 TFLITE = QuantizeRule("tflite", False, True, False, False, "TFLite reference AffineQuantize: round(x / s) + z")
 TFLITE_HYBRID = QuantizeRule(
     "tflite_hybrid", True, True, True, False, "TFLite PortableAsymmetricQuantizeFloats: round(z + x * (1/s))"
 )
-RULES = {r.name: r for r in (ONNX, FBGEMM, FBGEMM_DYNAMIC, TFLITE, TFLITE_HYBRID)}
+RULES = {r.name: r for r in (ONNX, FBGEMM, TORCH_FAKE_QUANT, TFLITE, TFLITE_HYBRID)}
 
 
 def quantize_tensor(

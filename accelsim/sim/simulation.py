@@ -19,7 +19,7 @@ from accelsim.sim import timing_worker
 from accelsim.sim.records import LayerRecord, total_record
 
 SCHEMES = ("fp32", "woq", "dynamic", "static")
-DYNAMIC_FLAVOURS = ("onnx", "pytorch", "tflite")
+DYNAMIC_FLAVOURS = ("onnx", "pytorch", "pytorch_qnnpack", "tflite")
 
 
 @dataclass
