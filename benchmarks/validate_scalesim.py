@@ -4,6 +4,11 @@ Runs SCALE-Sim (pip ``scalesim``, in its own virtual environment under ``~/.cach
 on first use) and accelsim on the same layers, for arrays 8x8, 32x32, 16x64, 128x128 and dataflows
 os, ws, is, and prints both "Total Cycles" (ideal memory: CALC bandwidth mode, SRAMs large enough
 that SCALE-Sim reports zero stalls), their difference and accelsim's ``pipelined`` figure beside them.
+It also compares the DRAM traffic of the same topology row (SCALE-Sim's "DRAM IFMAP Reads", "DRAM
+Filter Reads" and "DRAM OFMAP Writes" against the bytes of accelsim's lowered program under the int8
+``static`` scheme, one byte per element, with SRAMs as large as SCALE-Sim's): ifmap and filter reads
+must be equal, the OFMAP writes equal for ``os`` and ``row_folds`` times accelsim's for ``ws``/``is``
+(SCALE-Sim writes every K fold's partial sums; docs/timing.md lists the difference classes).
 Not run in CI.
 
 Layers:
@@ -43,7 +48,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from accelsim.config import load_hardware
+from accelsim.config.scalesim_topology import import_topology
 from accelsim.hw import SystolicArray, scalesim_conv_gemm
+from accelsim.lowering.program import lower
 
 TOPOLOGIES = Path("/work/shared/scalesim-topologies")
 VENV = Path.home() / ".cache" / "accelsim" / "scalesim-venv"
@@ -179,23 +187,58 @@ def scalesim_seconds(layer: Layer, rows: int, cols: int, dataflow: str) -> float
     return timing.folds * timing.fold_cycles * (55e-6 + 0.76e-6 * (rows + 2 * cols))
 
 
-def run_scalesim(python: Path, rows: int, cols: int, dataflow: str, layer: Layer) -> tuple[int, int]:
-    """SCALE-Sim's (Total Cycles, Stall Cycles) for one layer on one array and dataflow."""
+def topology_csv(layer: Layer) -> str:
+    """The layer as a one-row SCALE-Sim topology file: both tools read this same text."""
+    header = "Layer, M, N, K," if layer.kind == "gemm" else \
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
+    # The trailing comma matters: SCALE-Sim drops the last field of every row.
+    return f"{header}\n{', '.join([layer.name, *map(str, layer.row)])},\n"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One run's figures: cycles, and DRAM traffic in elements (words for SCALE-Sim, int8 bytes for accelsim)."""
+
+    cycles: int
+    stalls: int
+    ifmap_reads: int
+    filter_reads: int
+    ofmap_writes: int
+
+
+def run_scalesim(python: Path, rows: int, cols: int, dataflow: str, layer: Layer) -> Measured:
+    """SCALE-Sim's cycles, stalls and DRAM accesses for one layer on one array and dataflow."""
     with tempfile.TemporaryDirectory(prefix="scalesim-") as tmp:
         config = Path(tmp, "scale.cfg")
         config.write_text(CONFIG.format(rows=rows, cols=cols, dataflow=dataflow))
         topology = Path(tmp, "topology.csv")
-        header = "Layer, M, N, K," if layer.kind == "gemm" else \
-            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
-        # The trailing comma matters: SCALE-Sim drops the last field of every row.
-        topology.write_text(f"{header}\n{', '.join([layer.name, *map(str, layer.row)])},\n")
+        topology.write_text(topology_csv(layer))
         out = Path(tmp, "out")
         subprocess.run([str(python), "-c", RUNNER, str(config), str(topology),
                         str(TOPOLOGIES / "layout_dummy.csv"), str(out), layer.kind],
                        check=True, stdout=subprocess.DEVNULL)
         with (out / "run" / "COMPUTE_REPORT.csv").open() as f:
             report = [[c.strip() for c in row] for row in csv.reader(f)]
-    return int(report[1][2]), int(report[1][3])
+        with (out / "run" / "DETAILED_ACCESS_REPORT.csv").open() as f:
+            access = [[c.strip() for c in row] for row in csv.reader(f)]
+    dram = dict(zip(access[0], access[1]))
+    return Measured(int(report[1][2]), int(report[1][3]), int(dram["DRAM IFMAP Reads"]),
+                    int(dram["DRAM Filter Reads"]), int(dram["DRAM OFMAP Writes"]))
+
+
+def accelsim_traffic(layer: Layer, rows: int, cols: int, dataflow: str) -> tuple[int, int, int]:
+    """accelsim's DRAM (ifmap reads, filter reads, ofmap writes) for the same topology row, imported as
+    ``accelsim import scalesim`` does, lowered under ``static`` (int8: bytes = elements) on an array
+    of the same shape with SRAMs that hold every operand, as SCALE-Sim's 8 MiB ones do."""
+    with tempfile.TemporaryDirectory(prefix="accelsim-") as tmp:
+        topology = Path(tmp, f"{layer.name}.csv")
+        topology.write_text(topology_csv(layer))
+        workload = import_topology(topology)
+    hw = load_hardware(None, [f"array.rows={rows}", f"array.cols={cols}", f"array.dataflow={dataflow}",
+                              "sram.ifmap_kib=16384", "sram.filter_kib=16384", "sram.ofmap_kib=16384"])
+    tiles = [t for lowered in lower(workload, hw, "static").layers if lowered.view is not None for t in lowered.tiles]
+    return (sum(t.ifmap_bytes for t in tiles), sum(t.weight_bytes for t in tiles),
+            sum(t.ofmap_bytes for t in tiles))
 
 
 @dataclass(frozen=True)
@@ -229,23 +272,33 @@ def main() -> int:
     elapsed = time.monotonic() - start
 
     header = (f"{'layer':<22} {'array':>7} {'df':>2} {'M':>6} {'K':>5} {'N':>5} "
-              f"{'scalesim':>10} {'accelsim':>10} {'diff':>5} {'pipelined':>10} {'stalls':>6}")
+              f"{'scalesim':>10} {'accelsim':>10} {'diff':>5} {'pipelined':>10} {'stalls':>6} "
+              f"{'ifmap ss/as':>17} {'filter ss/as':>17} {'ofmap ss/as':>19} {'dram':>5}")
     print(header)
     print("-" * len(header))
-    zero = 0
+    zero = dram_agree = 0
     for row in table:
-        cycles, stalls = measured[row]
+        ss = measured[row]
         layer = row.layer
         ours = SystolicArray(row.rows, row.cols, row.dataflow, "scalesim").gemm(layer.m, layer.k, layer.n)
         piped = SystolicArray(row.rows, row.cols, row.dataflow, "pipelined").gemm(layer.m, layer.k, layer.n)
-        zero += ours.compute_cycles == cycles and stalls == 0
+        zero += ours.compute_cycles == ss.cycles and ss.stalls == 0
+        ifmap, filters, ofmap = accelsim_traffic(layer, row.rows, row.cols, row.dataflow)
+        # SCALE-Sim writes each K fold's partial sums to DRAM (ws, is: K is spatial); accelsim the outputs once
+        k_folds = 1 if row.dataflow == "os" else -(-layer.k // row.rows)
+        agree = (ss.ifmap_reads, ss.filter_reads, ss.ofmap_writes) == (ifmap, filters, ofmap * k_folds)
+        dram_agree += agree
         print(f"{layer.group + '/' + layer.name:<22} {f'{row.rows}x{row.cols}':>7} {row.dataflow:>2} "
-              f"{layer.m:>6} {layer.k:>5} {layer.n:>5} {cycles:>10} {ours.compute_cycles:>10} "
-              f"{ours.compute_cycles - cycles:>5} {piped.compute_cycles:>10} {stalls:>6}")
+              f"{layer.m:>6} {layer.k:>5} {layer.n:>5} {ss.cycles:>10} {ours.compute_cycles:>10} "
+              f"{ours.compute_cycles - ss.cycles:>5} {piped.compute_cycles:>10} {ss.stalls:>6} "
+              f"{f'{ss.ifmap_reads}/{ifmap}':>17} {f'{ss.filter_reads}/{filters}':>17} "
+              f"{f'{ss.ofmap_writes}/{ofmap}':>19} {'ok' if agree else 'DIFF':>5}")
     print(f"\nskipped (estimated SCALE-Sim time > {args.max_row_seconds:g} s): {', '.join(skipped)}")
-    print(f"{zero}/{len(table)} rows with zero difference and zero SCALE-Sim stalls; "
+    print(f"{zero}/{len(table)} rows with zero cycle difference and zero SCALE-Sim stalls; "
           f"SCALE-Sim wall time {elapsed:.0f} s on {args.jobs} workers")
-    return 0 if zero == len(table) else 1
+    print(f"{dram_agree}/{len(table)} rows with equal DRAM ifmap and filter reads and OFMAP writes equal "
+          f"(os) or K folds times accelsim's (ws, is)")
+    return 0 if zero == dram_agree == len(table) else 1
 
 
 if __name__ == "__main__":
