@@ -173,7 +173,7 @@ def conv_gemm_weights(w: np.ndarray, groups: int, k_order: str = "cyx") -> list[
 
 
 def pack_conv_weights(w: np.ndarray, groups: int, k_order: str = "cyx") -> tuple[PackedWeights, ...]:
-    """Each group's int8 GEMM operand, packed once for a prepared model."""
+    """Each group's int8 (or uint8) GEMM operand, packed once for a prepared model."""
     return tuple(PackedWeights.of(b) for b in conv_gemm_weights(w, groups, k_order))
 
 
@@ -187,6 +187,7 @@ def int_conv2d(
     geometry: ConvGeometry,
     *,
     x_zero_point: int = 0,
+    w_zero_point: int | np.ndarray = 0,
     bias: np.ndarray | None = None,
     acc_bits: int = 32,
     overflow: str = "wrap",
@@ -195,18 +196,22 @@ def int_conv2d(
 ) -> AccumulatorResult:
     """Integer conv2d into the accumulator, one GEMM per group: NCHW int32 (or int64) output.
 
+    ``w_zero_point``: the weights' zero point, scalar or one per output channel (ONNX ConvInteger /
+    QLinearConv ``w_zero_point``); padded taps hold ``x_zero_point``, so they add ``0 * (w - z_w) = 0``.
     ``packed(k_order)`` gives :func:`pack_conv_weights` of ``w``, kept by the caller between calls."""
     n_dim, kh, kw = x.shape[0], w.shape[2], w.shape[3]
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
     max_bias = 0 if bias is None else int(np.abs(np.asarray(bias, dtype=np.int64)).max(initial=0))
-    free = kh * kw > 1 and never_overflows(x.dtype, x_zero_point, w.dtype, w[0].size, max_bias, accumulator_range(acc_bits)[1])
+    free = kh * kw > 1 and never_overflows(x.dtype, x_zero_point, w.dtype, w[0].size, max_bias, accumulator_range(acc_bits)[1], w_zero_point)
     k_order = "yxc" if free else "cyx"
     weights = packed(k_order) if packed is not None else conv_gemm_weights(w, geometry.groups, k_order)
+    w_zp = np.asarray(w_zero_point).reshape(-1)
     parts = [
         int_gemm(
             im2col(x[:, cs], kh, kw, geometry, x_zero_point, k_order),
             weights[g],
             a_zero_point=x_zero_point,
+            b_zero_point=int(w_zp[0]) if w_zp.size == 1 else w_zp[os_],
             bias=None if bias is None else np.asarray(bias)[os_],
             acc_bits=acc_bits,
             overflow=overflow,

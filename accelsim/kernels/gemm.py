@@ -1,4 +1,4 @@
-"""Exact integer GEMM of the systolic array: ``acc[m, n] = bias[n] + sum_k (a[m, k] - z_a) * b[k, n]``.
+"""Exact integer GEMM of the systolic array: ``acc[m, n] = bias[n] + sum_k (a[m, k] - z_a) * (b[k, n] - z_b[n])``.
 
 Accumulator semantics (what the modelled hardware does): the accumulator of output (m, n) is
 loaded with ``bias[n]``, then adds one product per step in ascending k. It is ``acc_bits`` wide
@@ -9,6 +9,10 @@ order-independent (``wrap(exact sum)``); with saturate it depends on the order, 
 Three paths give identical bits:
 - ``vnni`` (default where the CPU has AVX512-VNNI): :mod:`accelsim.kernels.vnni`, the exact sum
   modulo 2**32, zero-point and bias corrections in wrapping int32.
+The weight zero point ``z_b`` (scalar or per column) is the mirror of the input's: ``sum_k (a - z_a)
+(b - z_b) = sum_k (a - z_a) b - z_b[n] * rowsum_k(a - z_a)``, a rank-1 correction from A's row sums.
+uint8 B runs as the int8 operand ``b - 128`` with ``z_b - 128`` (same differences, so the same
+products at every step).
 - ``blas``: int8/uint8 products summed in float32 are exact while every partial sum stays below
   2**24, so K is cut into chunks with ``chunk * max|a| * max|b| < 2**24`` and each chunk runs as a
   float32 BLAS GEMM, converted and summed exactly in float64.
@@ -43,19 +47,41 @@ class AccumulatorResult:
 
 @dataclass(frozen=True)
 class PackedWeights:
-    """A GEMM's ``[K, N]`` int8 weight operand prepared once, as ORT and fbgemm prepack a model's weights:
-    the contiguous codes, their column sums (zero-point corrections) and the VNNI panels."""
+    """A GEMM's ``[K, N]`` int8 or uint8 weight operand prepared once, as ORT and fbgemm prepack a model's
+    weights: the contiguous int8 operand (uint8 codes less ``shift`` = 128), its column sums
+    (zero-point corrections) and the VNNI panels."""
 
-    matrix: np.ndarray
+    matrix: np.ndarray  # int8 [K, N]: the codes, less ``shift``
     col_sums: np.ndarray  # int64 [N]
     vnni_panels: np.ndarray | None  # None where the host has no AVX512-VNNI
+    shift: int = 0  # 128 for uint8 codes
 
     @classmethod
     def of(cls, b: np.ndarray) -> "PackedWeights":
-        b = np.ascontiguousarray(b)
-        if b.ndim != 2 or b.dtype != np.int8:
-            raise ValueError(f"packed weights are int8 [K, N], got {b.dtype} {b.shape}")
-        return cls(b, b.sum(axis=0, dtype=np.int64), vnni.pack_b(b) if vnni.AVAILABLE else None)
+        if b.ndim != 2 or b.dtype not in (np.int8, np.uint8):
+            raise ValueError(f"packed weights are int8 or uint8 [K, N], got {b.dtype} {b.shape}")
+        b8, shift = int8_operand(np.ascontiguousarray(b))
+        return cls(b8, b8.sum(axis=0, dtype=np.int64), vnni.pack_b(b8) if vnni.AVAILABLE else None, shift)
+
+
+def int8_operand(b: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(b - shift, shift)``: uint8 codes as the int8 operand ``b - 128`` (a sign-bit flip, exact); other
+    dtypes unchanged with shift 0."""
+    if b.dtype == np.uint8:
+        return (b ^ np.uint8(0x80)).view(np.int8), 128
+    return b, 0
+
+
+def column_zero_points(b_zero_point: int | np.ndarray, shift: int, n_dim: int) -> np.ndarray | None:
+    """The weight zero point of the (shifted) operand per column, int64 ``[N]``; None when it is 0 (no
+    correction: the symmetric path is unchanged)."""
+    if shift == 0 and np.ndim(b_zero_point) == 0 and int(b_zero_point) == 0:
+        return None
+    zb = np.asarray(b_zero_point, dtype=np.int64).reshape(-1) - shift
+    if zb.size not in (1, n_dim):
+        raise ValueError(f"weight zero point must be a scalar or one per column ({n_dim}), got {zb.size}")
+    zb = np.broadcast_to(zb, (n_dim,))
+    return None if not zb.any() else np.ascontiguousarray(zb)
 
 
 def accumulator_range(acc_bits: int) -> tuple[int, int]:
@@ -78,8 +104,9 @@ def _accumulate_step(value, term, lo, hi, saturate):
 
 
 @njit(cache=True, nogil=True)
-def _sequential_gemm(a, b, a_zero_point, bias, lo, hi, saturate):
-    """Every output accumulated step by step in ascending k (the hardware order)."""
+def _sequential_gemm(a, b, a_zero_point, b_zero_point, bias, lo, hi, saturate):
+    """Every output accumulated step by step in ascending k (the hardware order), each step adding
+    ``(a - z_a) * (b - z_b[n])``."""
     m_dim, k_dim = a.shape
     n_dim = b.shape[1]
     out = np.empty((m_dim, n_dim), dtype=np.int64)
@@ -93,7 +120,7 @@ def _sequential_gemm(a, b, a_zero_point, bias, lo, hi, saturate):
             if av == 0:
                 continue
             for j in range(n_dim):
-                row[j], ovf = _accumulate_step(row[j], av * np.int64(b[k, j]), lo, hi, saturate)
+                row[j], ovf = _accumulate_step(row[j], av * (np.int64(b[k, j]) - b_zero_point[j]), lo, hi, saturate)
                 if ovf:
                     flags[i, j] = True
         out[i, :] = row
@@ -101,7 +128,7 @@ def _sequential_gemm(a, b, a_zero_point, bias, lo, hi, saturate):
 
 
 @njit(cache=True, nogil=True)
-def _sequential_entries(a, b, a_zero_point, bias, rows, cols, lo, hi, saturate):
+def _sequential_entries(a, b, a_zero_point, b_zero_point, bias, rows, cols, lo, hi, saturate):
     """Step-by-step accumulation of the listed outputs only (those the bound could not clear)."""
     n = rows.shape[0]
     out = np.empty(n, dtype=np.int64)
@@ -110,8 +137,9 @@ def _sequential_entries(a, b, a_zero_point, bias, rows, cols, lo, hi, saturate):
         i = rows[e]
         j = cols[e]
         v, f = _accumulate_step(0, np.int64(bias[j]), lo, hi, saturate)
+        zb = b_zero_point[j]
         for k in range(a.shape[1]):
-            v, ovf = _accumulate_step(v, (np.int64(a[i, k]) - a_zero_point) * np.int64(b[k, j]), lo, hi, saturate)
+            v, ovf = _accumulate_step(v, (np.int64(a[i, k]) - a_zero_point) * (np.int64(b[k, j]) - zb), lo, hi, saturate)
             f = f or ovf
         out[e] = v
         flags[e] = f
@@ -140,12 +168,19 @@ def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return total.astype(np.int64)
 
 
-def never_overflows(a_dtype: np.dtype, a_zero_point: int, b_dtype: np.dtype, k_dim: int, max_bias: int, hi: int) -> bool:
+def never_overflows(
+    a_dtype: np.dtype, a_zero_point: int, b_dtype: np.dtype, k_dim: int, max_bias: int, hi: int, b_zero_point: int | np.ndarray = 0,
+) -> bool:
     """True when no partial sum of any output can leave ``[-hi-1, hi]`` whatever the operands' values
-    and the order of the K steps: ``|bias| + K * max|a - z| * max|b|`` over the dtypes' extremes."""
+    and the order of the K steps: ``|bias| + K * max|a - z_a| * max|b - z_b|`` over the dtypes' extremes
+    (``z_b`` scalar or per column: its smallest and largest value bound every column)."""
     (a_min, a_max), (b_min, b_max) = _limits(a_dtype), _limits(b_dtype)
     max_a = max(abs(a_min - a_zero_point), abs(a_max - a_zero_point))
-    return max_bias + k_dim * max_a * max(abs(b_min), b_max) <= hi
+    if np.ndim(b_zero_point) == 0:
+        zb_lo = zb_hi = int(b_zero_point)
+    else:
+        zb_lo, zb_hi = int(np.min(b_zero_point)), int(np.max(b_zero_point))
+    return max_bias + k_dim * max_a * max(b_max - zb_lo, zb_hi - b_min) <= hi
 
 
 @functools.cache
@@ -154,24 +189,27 @@ def _limits(dtype: np.dtype) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, bias: np.ndarray, hi: int) -> np.ndarray | None:
+def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, b_zero_point: np.ndarray | None, bias: np.ndarray,
+                         hi: int) -> np.ndarray | None:
     """Mask of outputs whose partial sums might leave ``[-hi-1, hi]``; None when none can.
 
-    First ``|bias| + K * max|a - z| * max|b|`` with the dtypes' extremes (O(1); enough for int32
-    and K < 65794), then with the data's extremes, then per output
-    ``|bias| + min(L1(row) * max|col|, max|row| * L1(col))`` (Hoelder).
+    First ``|bias| + K * max|a - z_a| * max|b - z_b|`` with the dtypes' extremes (O(1); enough for
+    int32 and K < 65794 with symmetric int8 weights, K < 33025 with any weight zero point), then with
+    the data's extremes, then per output ``|bias| + min(L1(row) * max|col|, max|row| * L1(col))``
+    (Hoelder) on the centred operands.
     """
     if a.size == 0 or b.size == 0:
         return None
     max_bias = int(np.abs(bias).max(initial=0))
-    if never_overflows(a.dtype, a_zero_point, b.dtype, a.shape[1], max_bias, hi):  # no pass over the data
+    zb = 0 if b_zero_point is None else b_zero_point
+    if never_overflows(a.dtype, a_zero_point, b.dtype, a.shape[1], max_bias, hi, zb):  # no pass over the data
         return None
     max_a = max(abs(int(a.min()) - a_zero_point), abs(int(a.max()) - a_zero_point))
-    max_b = max(abs(int(b.min())), abs(int(b.max())))
-    if max_bias + a.shape[1] * max_a * max_b <= hi:
+    zb_lo, zb_hi = (0, 0) if b_zero_point is None else (int(b_zero_point.min()), int(b_zero_point.max()))
+    if max_bias + a.shape[1] * max_a * max(int(b.max()) - zb_lo, zb_hi - int(b.min())) <= hi:
         return None
     abs_a = np.abs(a.astype(np.int64) - a_zero_point)
-    abs_b = np.abs(b.astype(np.int64))
+    abs_b = np.abs(b.astype(np.int64) - (0 if b_zero_point is None else b_zero_point[None, :]))
     row_l1, row_max = abs_a.sum(axis=1), abs_a.max(axis=1)
     col_l1, col_max = abs_b.sum(axis=0), abs_b.max(axis=0)
     bound = np.abs(bias)[None, :] + np.minimum(np.outer(row_l1, col_max), np.outer(row_max, col_l1))
@@ -184,16 +222,22 @@ def int_gemm(
     b: np.ndarray | PackedWeights,
     *,
     a_zero_point: int = 0,
+    b_zero_point: int | np.ndarray = 0,
     bias: np.ndarray | None = None,
     acc_bits: int = 32,
     overflow: str = "wrap",
     method: str = "auto",
 ) -> AccumulatorResult:
-    """Integer GEMM ``[M, K] x [K, N]`` (int8 or uint8 by int8) with the accumulator semantics above.
+    """Integer GEMM ``[M, K] x [K, N]`` (int8 or uint8 by int8 or uint8) with the accumulator semantics above.
 
-    ``b`` may be :class:`PackedWeights` (a prepared model's weights): same bits, no per-call packing."""
+    ``b_zero_point``: the weights' zero point, scalar or one per column (ONNX MatMulInteger's
+    ``b_zero_point``). ``b`` may be :class:`PackedWeights` (a prepared model's weights): same bits, no
+    per-call packing."""
     packed = b if isinstance(b, PackedWeights) else None
-    b = packed.matrix if packed is not None else b
+    if packed is not None:
+        b, shift = packed.matrix, packed.shift
+    else:
+        b, shift = int8_operand(np.asarray(b))
     if overflow not in OVERFLOW_MODES:
         raise ValueError(f"overflow must be one of {OVERFLOW_MODES}, got {overflow!r}")
     if method not in GEMM_METHODS:
@@ -202,30 +246,34 @@ def int_gemm(
         raise ValueError(f"GEMM shapes do not chain: {a.shape} x {b.shape}")
     lo, hi = accumulator_range(acc_bits)
     n_dim = b.shape[1]
+    zb = column_zero_points(b_zero_point, shift, n_dim)
     bias64 = np.zeros(n_dim, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(n_dim)
     saturate = overflow == "saturate"
     out_dtype = np.int32 if acc_bits <= 32 else np.int64
     a = np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
+    zb_steps = np.zeros(n_dim, np.int64) if zb is None else zb  # the step-by-step paths subtract it per product
     if method == "numba":
-        values, flags = _sequential_gemm(a, b, np.int64(a_zero_point), bias64, lo, hi, saturate)
+        values, flags = _sequential_gemm(a, b, np.int64(a_zero_point), zb_steps, bias64, lo, hi, saturate)
         return AccumulatorResult(values.astype(out_dtype), int(flags.sum()))
     use_vnni = vnni.AVAILABLE and acc_bits <= 32 and a.dtype in (np.uint8, np.int8) and b.dtype == np.int8
     if method == "vnni" and not use_vnni:
-        raise ValueError("method 'vnni' needs AVX512-VNNI, uint8/int8 x int8 operands and acc_bits <= 32")
+        raise ValueError("method 'vnni' needs AVX512-VNNI, uint8/int8 x int8/uint8 operands and acc_bits <= 32")
     col_sums = packed.col_sums if packed is not None else (b.sum(axis=0, dtype=np.int64) if a_zero_point or a.dtype == np.int8 else None)
     corrections = bias64 - np.int64(a_zero_point) * col_sums if a_zero_point else bias64
     if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
         values = vnni.vnni_product(a, b, b_packed=packed.vnni_panels if packed is not None else None, b_col_sums=col_sums,
-                                   row_offset=corrections)
+                                   row_offset=corrections, a_zero_point=int(a_zero_point), b_zero_point=zb)
     else:
         values = exact_product(a, b) + corrections[None, :]
+        if zb is not None:  # - z_b[n] * rowsum(a - z_a)[m]
+            values -= np.outer(a.sum(axis=1, dtype=np.int64) - a.shape[1] * np.int64(a_zero_point), zb)
     overflows = 0
     if acc_bits < 64:
-        mask = _overflow_candidates(a, a_zero_point, b, bias64, hi)
+        mask = _overflow_candidates(a, a_zero_point, b, zb, bias64, hi)
         if mask is not None:
             rows, cols = np.nonzero(mask)
-            replay, flags = _sequential_entries(a, b, np.int64(a_zero_point), bias64, rows, cols, lo, hi, saturate)
+            replay, flags = _sequential_entries(a, b, np.int64(a_zero_point), zb_steps, bias64, rows, cols, lo, hi, saturate)
             values[rows, cols] = replay
             overflows = int(flags.sum())
     return AccumulatorResult(values.astype(out_dtype, copy=False), overflows)

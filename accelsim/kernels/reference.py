@@ -24,16 +24,17 @@ def _acc_step(acc: np.ndarray, term: np.ndarray, lo: int, hi: int, saturate: boo
 
 
 def ref_int_gemm(
-    a: np.ndarray, b: np.ndarray, a_zero_point: int, bias: np.ndarray | None, acc_bits: int, overflow: str
+    a: np.ndarray, b: np.ndarray, a_zero_point: int, bias: np.ndarray | None, acc_bits: int, overflow: str,
+    b_zero_point: int | np.ndarray = 0,
 ) -> tuple[np.ndarray, int]:
-    """Accumulate ``bias + sum_k (a - z) b`` one k step at a time with wrap or saturation."""
+    """Accumulate ``bias + sum_k (a - z_a) (b - z_b[n])`` one k step at a time with wrap or saturation."""
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     sat = overflow == "saturate"
     m_dim, n_dim = a.shape[0], b.shape[1]
     bias_row = np.zeros(n_dim, dtype=object) if bias is None else np.asarray(bias).astype(object)
     acc, flags = _acc_step(np.zeros((m_dim, n_dim), dtype=object), np.broadcast_to(bias_row, (m_dim, n_dim)), lo, hi, sat)
     a_obj = a.astype(object) - a_zero_point
-    b_obj = b.astype(object)
+    b_obj = b.astype(object) - np.broadcast_to(np.asarray(b_zero_point, dtype=np.int64).reshape(-1), (n_dim,)).astype(object)[None, :]
     for k in range(a.shape[1]):
         acc, f = _acc_step(acc, np.outer(a_obj[:, k], b_obj[k]), lo, hi, sat)
         flags |= f
@@ -52,8 +53,10 @@ def ref_int_conv2d(
     bias: np.ndarray | None,
     acc_bits: int,
     overflow: str,
+    w_zero_point: int | np.ndarray = 0,
 ) -> tuple[np.ndarray, int]:
-    """Direct convolution (no im2col) over a zero-point padded input, K order (c, ky, kx)."""
+    """Direct convolution (no im2col) over a zero-point padded input, K order (c, ky, kx); each step adds
+    ``(x - z_x) * (w - z_w[o])``."""
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     sat = overflow == "saturate"
     pt, pl, pb, pr = padding
@@ -63,6 +66,7 @@ def ref_int_conv2d(
     ow = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     cg, og = x.shape[1] // groups, o_dim // groups
     b0 = np.zeros(o_dim, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    w = w.astype(np.int64) - np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o_dim,))[:, None, None, None]
     acc, flags = _acc_step(np.zeros((n_dim, o_dim, oh, ow), dtype=np.int64), b0[None, :, None, None], lo, hi, sat)
     for g in range(groups):
         osl = slice(g * og, (g + 1) * og)

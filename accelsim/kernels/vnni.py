@@ -43,17 +43,22 @@ AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw"
 
 
 @intrinsic
-def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld):
-    """C_out[MR, NR] = C_in + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
+def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld,
+                  row_terms, rt_off, col_factors, cf_off):
+    """C_out[MR, NR] = C_in (+ row_terms[r] * col_factors[n]) + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
 
     A is read as int32 words (4 k bytes each) from MR rows ``a_ld`` words apart; C_in and C_out are
     int32 arrays addressed by element offset and row stride; they may coincide, and C_in's stride
-    may be 0 (every row starts from the same offsets).
+    may be 0 (every row starts from the same offsets). ``row_terms`` / ``col_factors`` (int32, from
+    ``rt_off`` / ``cf_off``) add the rank-1 weight-zero-point correction to the start values (one
+    ``vpmulld`` per register); passed as None, the code is the plain kernel's.
     """
-    sig = types.void(a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld)
+    sig = types.void(a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld,
+                     row_terms, rt_off, col_factors, cf_off)
+    rank_one = not isinstance(row_terms, types.NoneType)
 
     def codegen(context, builder, signature, args):
-        a_arr, a_start, a_row, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args
+        a_arr, a_start, a_row, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args[:12]
         a_ty, _, _, b_ty, _, _, cin_ty = signature.args[:7]
         cout_ty = signature.args[9]
         i32 = ir.IntType(32)
@@ -73,6 +78,18 @@ def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in
             ]
 
         inits = [builder.load(ptr, align=4) for ptr in tile_pointers(cin_base, cin_ld)]
+        if rank_one:  # start values + row_terms[r] * col_factors[n], wrapping int32 like the products
+            rt_arr, rt_start, cf_arr, cf_start = args[12:]
+            rt_base = builder.gep(context.make_array(signature.args[12])(context, builder, rt_arr).data, [rt_start])
+            cf_base = builder.gep(context.make_array(signature.args[14])(context, builder, cf_arr).data, [cf_start])
+            factors = [builder.load(builder.bitcast(builder.gep(cf_base, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4)
+                       for v in range(_NV)]
+            for r in range(MR):
+                term = builder.load(builder.gep(rt_base, [ir.Constant(intp, r)]), align=4)
+                splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), term, ir.Constant(i32, 0)),
+                                               ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, _LANES), None))
+                for v in range(_NV):
+                    inits[r * _NV + v] = builder.add(inits[r * _NV + v], builder.mul(splat, factors[v]))
         entry = builder.block
         loop = builder.append_basic_block("vnni.loop")
         done = builder.append_basic_block("vnni.done")
@@ -184,9 +201,10 @@ def _prepare_a_rows(a, flip, words):
 
 
 @njit(cache=True, nogil=True)
-def _run_tiles(a_words, b_packed, k4, row_offset, out, p0, p1, q0, q1):
+def _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, p0, p1, q0, q1):
     """Output tiles of column panels [p0, p1) x row panels [q0, q1), each starting from ``row_offset``
-    (int32, one entry per padded column: read with row stride 0, so the offset costs no pass).
+    (int32, one entry per padded column: read with row stride 0, so the offset costs no pass) plus
+    ``row_terms[m] * col_factors[n]`` unless they are None (:func:`zero_point_terms`).
 
     A block of MC_PANELS row panels (384 rows of A, <= 1 MiB for K <= 2730, stays in L2)
     meets each column panel in turn. K runs in blocks of KC4 steps (the B block, 16 KiB, stays in
@@ -209,11 +227,12 @@ def _run_tiles(a_words, b_packed, k4, row_offset, out, p0, p1, q0, q1):
                 for q in range(qb, q_end):
                     a_off = q * MR * k4 + k_start
                     b_pos = (q - qb) * MR * NR
-                    c_in, c_in_off, c_in_ld = (block, b_pos, NR) if k_start > 0 else (row_offset, c0, 0)
-                    if last and cols == NR and m_dim - q * MR >= MR:
-                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, flat, q * MR * n_dim + c0, n_dim)
+                    c_out, c_out_off, c_out_ld = (flat, q * MR * n_dim + c0, n_dim) if last and cols == NR and m_dim - q * MR >= MR else (block, b_pos, NR)
+                    if k_start == 0:
+                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, row_offset, c0, 0, c_out, c_out_off, c_out_ld,
+                                      row_terms, q * MR, col_factors, c0)
                     else:
-                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, c_in, c_in_off, c_in_ld, block, b_pos, NR)
+                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, block, b_pos, NR, c_out, c_out_off, c_out_ld, None, 0, None, 0)
             for q in range(qb, q_end):
                 rows = min(MR, m_dim - q * MR)
                 if rows < MR or cols < NR:
@@ -224,24 +243,24 @@ def _run_tiles(a_words, b_packed, k4, row_offset, out, p0, p1, q0, q1):
 
 
 @njit(cache=True, nogil=True)
-def _pack_and_run_columns(a_words, b, k4, b_packed, row_offset, out, first, last):
+def _pack_and_run_columns(a_words, b, k4, b_packed, row_offset, row_terms, col_factors, out, first, last):
     """One worker's share when splitting by column panels: pack its B panels, then run their tiles."""
     m_dim, n_dim = out.shape
     _pack_b_panels(b, k4, b_packed, first, last)
-    _run_tiles(a_words, b_packed.view(np.int32), k4, row_offset, out, first, last, 0, (m_dim + MR - 1) // MR)
+    _run_tiles(a_words, b_packed.view(np.int32), k4, row_offset, row_terms, col_factors, out, first, last, 0, (m_dim + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
-def _run_columns(a_words, b_packed, k4, row_offset, out, first, last):
+def _run_columns(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
     """One worker's share of prepacked B when splitting by column panels."""
-    _run_tiles(a_words, b_packed, k4, row_offset, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
+    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
-def _run_rows(a_words, b_packed, k4, row_offset, out, first, last):
+def _run_rows(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
     """One worker's share when splitting by row panels (few column panels)."""
     m_dim, n_dim = out.shape
-    _run_tiles(a_words, b_packed, k4, row_offset, out, 0, (n_dim + NR - 1) // NR, first, last)
+    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, 0, (n_dim + NR - 1) // NR, first, last)
 
 
 _LOCAL = threading.local()
@@ -315,7 +334,7 @@ def pack_b(b: np.ndarray) -> np.ndarray:
 
 def vnni_product(
     a: np.ndarray, b: np.ndarray, *, b_packed: np.ndarray | None = None, b_col_sums: np.ndarray | None = None,
-    row_offset: np.ndarray | None = None,
+    row_offset: np.ndarray | None = None, a_zero_point: int = 0, b_zero_point: np.ndarray | None = None,
 ) -> np.ndarray:
     """``a @ b`` (a: uint8 or int8 [M, K], b: int8 [K, N]) as int32 with two's complement wrap.
 
@@ -323,13 +342,15 @@ def vnni_product(
     ``wrap`` value otherwise (the caller decides from its bound which case holds). ``b_packed``
     (from :func:`pack_b`) and ``b_col_sums`` (int64 column sums) are ``b``'s, kept by the caller.
     ``row_offset`` (int64 [N]) is added to every row, modulo 2**32 like the products, in the same pass
-    as the int8-A correction.
+    as the int8-A correction. ``b_zero_point`` (int64 [N] or None) subtracts
+    ``b_zero_point[n] * sum_k (a[m, k] - a_zero_point)`` in the tiles' start values (:func:`zero_point_terms`).
     """
     m_dim, k_dim = a.shape
     n_dim = b.shape[1]
     out = np.empty((m_dim, n_dim), dtype=np.int32)
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     a_words = prepare_a(a)
+    row_terms, col_factors = zero_point_terms(a_words, m_dim, k_dim, a_zero_point, a.dtype, b_zero_point)
     a_words, k4 = a_words.reshape(-1), a_words.shape[1]
     if b_col_sums is None and a.dtype == np.int8:
         b_col_sums = b.sum(axis=0, dtype=np.int64)
@@ -337,15 +358,46 @@ def vnni_product(
     threads = _gemm_threads(m_dim * n_dim * k_dim)
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
-                     _workspace("b", n_panels * k4 * NR * 4, np.int8), offset32, out)
+                     _workspace("b", n_panels * k4 * NR * 4, np.int8), offset32, row_terms, col_factors, out)
     else:
         if b_packed is None:
             b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
             _pack_b_panels(np.ascontiguousarray(b), k4, b_packed, 0, n_panels)
             b_packed = b_packed.view(np.int32)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
-        _in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, out)
+        _in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _row_sums(words, m_dim, k_dim, a_offset):
+    """``sum_k words[m, k] - K * a_offset`` per row (the bytes the micro-kernel reads), int64, zero for
+    the padding rows."""
+    rows = words.view(np.uint8).reshape(words.shape[0], words.shape[1] * 4)
+    sums = np.zeros(words.shape[0], np.int64)
+    for i in range(m_dim):
+        s = np.int64(0)
+        for k in range(k_dim):
+            s += rows[i, k]
+        sums[i] = s - k_dim * a_offset
+    return sums
+
+
+def zero_point_terms(
+    a_words: np.ndarray, m_dim: int, k_dim: int, a_zero_point: int, a_dtype: np.dtype, b_zero_point: np.ndarray | None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The weight-zero-point correction ``-z_b[n] * sum_k (a[m, k] - z_a)`` as the rank-1 pair the tiles'
+    start values take: (row sums of A centred, int32 per padded row; ``-z_b``, int32 per padded column),
+    each kept to its low 32 bits (their product wraps like the accumulators). A's row sums are read
+    from its prepared rows (``a + 128`` for int8 A). (None, None) when there is no zero point."""
+    if b_zero_point is None:
+        return None, None
+    a_offset = a_zero_point + (128 if a_dtype == np.int8 else 0)
+    row_terms = _row_sums(a_words, m_dim, k_dim, np.int64(a_offset)).astype(np.int32)
+    n_dim = b_zero_point.shape[0]
+    col_factors = np.zeros(-(-n_dim // NR) * NR, np.int64)
+    col_factors[:n_dim] = -b_zero_point
+    return row_terms, col_factors.astype(np.int32)
 
 
 def a_rows(m_dim: int, k_dim: int) -> np.ndarray:
@@ -377,7 +429,8 @@ SCRATCH_BYTES = 1 << 19  # accumulator rows kept in cache per worker while they 
 
 
 @njit(cache=True, nogil=True)
-def _run_requant(a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, multiplier, shift, table, scalars, codes, p0, p1, q0, q1):
+def _run_requant(a_words, b_packed, k4, offset32, row_terms, col_factors, m_dim, n_dim, chunk, multiplier, shift, table, scalars, codes,
+                 p0, p1, q0, q1):
     """One worker's tiles (column panels [p0, p1) x row panels [q0, q1)) in chunks of ``chunk`` row
     panels: a chunk's int32 accumulators are written to a scratch that stays in cache and go straight
     through the requant unit into ``codes`` (flat, 1-byte). Returns (saturations, acc min, acc max)."""
@@ -387,7 +440,11 @@ def _run_requant(a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, multiplie
     for qs in range(q0, q1, chunk):
         qe = min(qs + chunk, q1)
         rows = min(qe * MR, m_dim) - qs * MR
-        _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, scratch[: rows * n_dim].reshape(rows, n_dim), p0, p1, 0, qe - qs)
+        acc = scratch[: rows * n_dim].reshape(rows, n_dim)
+        if row_terms is None:
+            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, None, None, acc, p0, p1, 0, qe - qs)
+        else:
+            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, row_terms[qs * MR :], col_factors, acc, p0, p1, 0, qe - qs)
         s, l, h = requant_region(scratch, n_dim, codes[qs * MR * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars)
         sats, lo, hi = sats + s, min(lo, l), max(hi, h)
     return sats, lo, hi
@@ -396,20 +453,22 @@ def _run_requant(a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, multiplie
 def requant_product(
     a_words: np.ndarray, m_dim: int, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int,
     plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], out_dtype: type,
+    zero_point_terms: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> tuple[np.ndarray, int, int, int]:
     """``A @ B`` from :func:`offset_row` ``offset32`` through the requant unit without the int32 result in
     memory, as the array hands its accumulators to the requant unit: (1-byte codes ``[M, N]``,
     saturations, accumulator min, max). ``a_words``: A's ``m_dim`` rows from :func:`prepare_a` (or
     written in place into :func:`a_rows`). Same bits as :func:`vnni_product` then the requant unit's
     :func:`~accelsim.kernels.requant.requant_region` (the caller proves no accumulator wraps).
-    ``plan``: the layer's (M0, shift, lane table, scalars) from :func:`~accelsim.kernels.requant.lane_plan`."""
+    ``plan``: the layer's (M0, shift, lane table, scalars) from :func:`~accelsim.kernels.requant.lane_plan`;
+    ``zero_point_terms``: the weight zero point's rank-1 correction (:func:`zero_point_terms`)."""
     k4 = a_words.shape[1]
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     a_words, k_dim = a_words.reshape(-1), 4 * k4
     codes = np.empty((m_dim, n_dim), out_dtype)
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
     threads = _gemm_threads(m_dim * n_dim * k_dim)
-    common = (a_words, b_packed, k4, offset32, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
+    common = (a_words, b_packed, k4, offset32, *zero_point_terms, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
     if n_panels >= threads:  # workers split the column panels (each requantizes its own channels)
         parts = _in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads)
     else:

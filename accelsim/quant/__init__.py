@@ -11,7 +11,9 @@ Public API::
     DYNAMIC_FLAVOURS, dynamic_quantize                              # run-time activation quantization
     SCHEMES, get_scheme                                             # fp32 / woq / dynamic / static as data
     run_layer(kind, x, weight, bias, scheme=..., ...) -> LayerResult
-    quantize_weight(kind, w) -> QuantizedWeight                     # kept codes, packed GEMM operands
+    quantize_weight(kind, w, weights=) -> QuantizedWeight           # kept codes, packed GEMM operands
+    WEIGHT_FORMATS: symmetric / asymmetric (uint8) / asymmetric_int8  # weight zero points
+    zero_point_correction(result)                                   # -z_w[c] * rowsum(x_q - z_x), for RTL checks
     run_static_codes(kind, xq, in_qp, weight_q, bias, out_qp, ...)   # a static layer on stored codes
     write_golden(result, path)                                      # .npz golden vectors for RTL
 """
@@ -19,13 +21,22 @@ Public API::
 from accelsim.quant.bias import quantize_bias
 from accelsim.quant.dynamic import DYNAMIC_FLAVOURS, dynamic_quantize
 from accelsim.quant.golden import write_golden
-from accelsim.quant.layer import LayerResult, QuantizedWeight, TensorRecord, quantize_weight, run_layer, run_static_codes
+from accelsim.quant.layer import (
+    LayerResult,
+    QuantizedWeight,
+    TensorRecord,
+    input_row_sums,
+    quantize_weight,
+    run_layer,
+    run_static_codes,
+    zero_point_correction,
+)
 from accelsim.quant.multiplier import quantize_multiplier, quantize_multipliers
 from accelsim.quant.observers import OBSERVERS, MinMaxObserver, MovingAverageMinMaxObserver, PercentileObserver
 from accelsim.quant.qparams import QParams, affine_qparams, dtype_range, symmetric_qparams, weight_qparams
 from accelsim.quant.requant import REQUANT_MODES, RequantParams, make_requant_params, requantize
 from accelsim.quant.rules import RULES, QuantizeRule, dequantize_tensor, quantize_tensor
-from accelsim.quant.schemes import SCHEMES, Scheme, get_scheme
+from accelsim.quant.schemes import SCHEMES, WEIGHT_FORMATS, Scheme, WeightFormat, get_scheme, get_weight_format
 
 __all__ = [
     "DYNAMIC_FLAVOURS",
@@ -33,6 +44,7 @@ __all__ = [
     "REQUANT_MODES",
     "RULES",
     "SCHEMES",
+    "WEIGHT_FORMATS",
     "LayerResult",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",
@@ -43,11 +55,14 @@ __all__ = [
     "RequantParams",
     "Scheme",
     "TensorRecord",
+    "WeightFormat",
     "affine_qparams",
     "dequantize_tensor",
     "dtype_range",
     "dynamic_quantize",
     "get_scheme",
+    "get_weight_format",
+    "input_row_sums",
     "make_requant_params",
     "quantize_bias",
     "quantize_multiplier",
@@ -60,4 +75,5 @@ __all__ = [
     "symmetric_qparams",
     "weight_qparams",
     "write_golden",
+    "zero_point_correction",
 ]

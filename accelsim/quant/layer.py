@@ -16,17 +16,17 @@ import numpy as np
 
 from accelsim.kernels import vnni
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights, patches_into
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, int_gemm, never_overflows
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, column_zero_points, int_gemm, never_overflows
 from accelsim.kernels.layout import value_range
 from accelsim.kernels.requant import Requantized, lane_plan
 from accelsim.kernels.quantize import scale_accumulator
-from accelsim.quant.bias import quantize_bias
+from accelsim.quant.bias import bias_qparams, quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
 from accelsim.quant.observers import MinMaxObserver
 from accelsim.quant.qparams import QParams, weight_qparams
 from accelsim.quant.requant import RequantMode, RequantParams, get_mode, make_requant_params, requantize
 from accelsim.quant.rules import dequantize_tensor, quantize_tensor
-from accelsim.quant.schemes import get_scheme
+from accelsim.quant.schemes import get_scheme, get_weight_format
 
 LAYER_KINDS = ("conv2d", "linear", "matmul")
 
@@ -120,7 +120,7 @@ class _Layer:
                 or (self.kind == "conv2d" and self.geometry.groups != 1) or self.kind == "matmul"):
             return None
         k_dim = wq.codes[0].size
-        if not never_overflows(xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1]):
+        if not never_overflows(xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1], wq.zero_point):
             return None
         if self.kind == "conv2d":
             kh, kw = wq.codes.shape[2:]
@@ -138,8 +138,9 @@ class _Layer:
             m_dim = xq.size // xq.shape[-1]
             words = vnni.prepare_a(xq.reshape(m_dim, -1))
         n_dim = packed.col_sums.shape[0]
+        terms = vnni.zero_point_terms(words, m_dim, k_dim, zero_point, xq.dtype, column_zero_points(wq.zero_point, packed.shift, n_dim))
         codes, sats, lo, hi = vnni.requant_product(words, m_dim, packed.vnni_panels, setup.offset_row(packed, zero_point, xq.dtype),
-                                                   n_dim, setup.lanes, rq.output.numpy_dtype)
+                                                   n_dim, setup.lanes, rq.output.numpy_dtype, terms)
         codes = gemm_rows_as_nchw(codes, xq.shape[0], oh, ow) if self.kind == "conv2d" else codes.reshape(*xq.shape[:-1], -1)
         return Requantized(codes, sats, lo, hi)
 
@@ -148,9 +149,10 @@ class _Layer:
         kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
         if self.kind == "conv2d":
             groups = self.geometry.groups
-            return int_conv2d(xq, wq.codes, self.geometry, x_zero_point=zero_point, packed=lambda order: wq.packed(groups, order), **kw)
+            return int_conv2d(xq, wq.codes, self.geometry, x_zero_point=zero_point, w_zero_point=wq.zero_point,
+                              packed=lambda order: wq.packed(groups, order), **kw)
         b = wq.packed(1)[0] if self.kind == "linear" else wq.codes  # a matmul's operand is used once
-        res = int_gemm(xq.reshape(-1, xq.shape[-1]), b, a_zero_point=zero_point, **kw)
+        res = int_gemm(xq.reshape(-1, xq.shape[-1]), b, a_zero_point=zero_point, b_zero_point=wq.zero_point, **kw)
         return AccumulatorResult(res.values.reshape(*xq.shape[:-1], -1), res.overflows)
 
 
@@ -180,13 +182,30 @@ def _calibrated(qp: QParams | None, data: Callable[[], np.ndarray], dtype: str) 
 
 @dataclass(frozen=True)
 class QuantizedWeight:
-    """A layer's int8 weight codes and parameters; a caller that keeps it between runs (a prepared
-    model) also keeps the GEMM operands packed on first use."""
+    """A layer's weight codes (int8, or uint8 / int8 with a zero point) and parameters; a caller that
+    keeps it between runs (a prepared model) also keeps the GEMM operands packed on first use.
+
+    Built by :func:`quantize_weight`, or directly from codes and :class:`QParams` given elsewhere (an
+    imported ONNX model's ``w`` and ``w_scale`` / ``w_zero_point``): the zero point is a scalar or
+    one per output channel."""
 
     codes: np.ndarray
     qparams: QParams
     _packed: dict[tuple[int, str], tuple[PackedWeights, ...]] = field(default_factory=dict, compare=False, repr=False)
     _requant: dict[tuple, _RequantSetup] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.codes.dtype != np.dtype(self.qparams.numpy_dtype) or self.qparams.dtype not in ("int8", "uint8"):
+            raise ValueError(f"weight codes are {self.codes.dtype}, their parameters {self.qparams.dtype}: "
+                             "the array takes int8 or uint8 weights of the parameters' dtype")
+
+    @cached_property
+    def zero_point(self) -> int | np.ndarray:
+        """The zero point the array subtracts: 0 (symmetric), a scalar, or int64 per output channel."""
+        zp = self.qparams.zero_point
+        if zp.size == 1:
+            return int(zp[0])
+        return zp.astype(np.int64) if zp.any() else 0
 
     def packed(self, groups: int, k_order: str = "cyx") -> tuple[PackedWeights, ...]:
         """Each group's packed ``[K, N]`` conv operand with K in ``k_order`` (a linear layer's weight
@@ -201,11 +220,17 @@ class QuantizedWeight:
     def requant_setup(self, mode: RequantMode, s_x: float, bias: np.ndarray | None, out_qp: QParams, activation: str | None) -> _RequantSetup:
         """The int32 bias and the requant unit's parameters for this weight between ``s_x`` and ``out_qp``,
         derived once per input/output parameters (a deployed model's are fixed, as in ORT's prepared kernels)."""
-        key = (mode.name, s_x, None if bias is None else bias.tobytes(), out_qp.scale.tobytes(), out_qp.zero_point.tobytes(),
-               out_qp.dtype, activation)
+        key = (mode.name, s_x, None if bias is None else (bias.dtype.str, bias.tobytes()), out_qp.scale.tobytes(),
+               out_qp.zero_point.tobytes(), out_qp.dtype, activation)
         if key not in self._requant:
-            bias_q = quantize_bias(bias, s_x, self.qparams.scale) if bias is not None and mode.bias_domain == "int32" else None
-            rq = make_requant_params(mode.name, s_x, self.qparams.scale, out_qp, activation=activation, bias=bias)
+            given = bias is not None and bias.dtype == np.int32  # already int32 with scale s_x * s_w[c] (ONNX QLinearConv's B)
+            if given and mode.bias_domain != "int32":
+                raise ValueError(f"requant mode {mode.name!r} adds a float bias; an int32 bias needs an int32-bias mode")
+            if given:
+                bias_q = (bias, bias_qparams(s_x, self.qparams.scale), 0)
+            else:
+                bias_q = quantize_bias(bias, s_x, self.qparams.scale) if bias is not None and mode.bias_domain == "int32" else None
+            rq = make_requant_params(mode.name, s_x, self.qparams.scale, out_qp, activation=activation, bias=None if given else bias)
             self._requant[key] = _RequantSetup(bias_q, rq)
         return self._requant[key]
 
@@ -239,11 +264,45 @@ class _RequantSetup:
         return self._offsets[key]
 
 
-def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel") -> QuantizedWeight:
-    """int8 symmetric codes and parameters of a layer's weight, per output channel or per tensor."""
+def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel", weights: str = "symmetric") -> QuantizedWeight:
+    """Codes and parameters of a layer's weight, per output channel or per tensor, in the weight format
+    ``weights`` (``accelsim.quant.schemes.WEIGHT_FORMATS``: symmetric int8, asymmetric uint8 or int8)."""
+    fmt = get_weight_format(weights)
     weight = np.asarray(weight, dtype=np.float32)
-    w_qp = weight_qparams(weight, granularity=granularity, axis=_Layer(kind, None).weight_axis)
+    w_qp = weight_qparams(weight, granularity=granularity, axis=_Layer(kind, None).weight_axis, dtype=fmt.dtype, symmetric=fmt.symmetric)
     return QuantizedWeight(quantize_tensor(weight, w_qp)[0], w_qp)
+
+
+def input_row_sums(result: LayerResult) -> np.ndarray:
+    """``sum_k (x_q - z_x)`` of every GEMM row of a result's input codes, int64: the per-row sum the weight
+    zero point multiplies. Linear/matmul ``[..., 1]``; conv2d ``[N, groups, OH, OW]`` (a ones-kernel
+    convolution per group over the zero-point padded input). Dynamic per-row zero points included."""
+    xq = result.tensors["input_q"]
+    zp = xq.qparams.zero_point.astype(np.int64)
+    if result.kind != "conv2d":
+        codes = xq.values.reshape(-1, xq.values.shape[-1])
+        sums = codes.sum(axis=1, dtype=np.int64) - codes.shape[1] * (zp if zp.size > 1 else zp[0])
+        return sums.reshape(*xq.values.shape[:-1], 1)
+    g = result.geometry
+    kh, kw = result.tensors["weight_q"].values.shape[2:]
+    codes = xq.values if zp.size == 1 else (xq.values.astype(np.int16) - zp.reshape(-1, 1, 1, 1).astype(np.int16))  # per image
+    ones = np.ones((g.groups, codes.shape[1] // g.groups, kh, kw), np.int8)
+    return int_conv2d(codes, ones, g, x_zero_point=int(zp[0]) if zp.size == 1 else 0, acc_bits=64).values.astype(np.int64)
+
+
+def zero_point_correction(result: LayerResult) -> np.ndarray | None:
+    """``-z_w[c] * rowsum(x_q - z_x)``, shaped like the accumulators: what the weight zero point adds to
+    ``sum (x_q - z_x) * w_q`` (golden vectors and ``accelsim explain`` show it); None when the weights
+    are symmetric."""
+    w_qp = result.tensors["weight_q"].qparams
+    if w_qp.symmetric:
+        return None
+    sums = input_row_sums(result)
+    zw = np.broadcast_to(w_qp.zero_point.astype(np.int64), (result.tensors["weight_q"].values.shape[_Layer(result.kind, None).weight_axis],))
+    if result.kind != "conv2d":
+        return -sums * zw
+    groups = sums.shape[1]
+    return -np.repeat(sums, zw.size // groups, axis=1) * zw.reshape(1, -1, 1, 1)
 
 
 def run_layer(
@@ -266,6 +325,7 @@ def run_layer(
     acc_bits: int = 32,
     overflow: str = "wrap",
     weight_q: QuantizedWeight | None = None,
+    weights: str = "symmetric",
 ) -> LayerResult:
     """Run one conv2d / linear / matmul layer under ``scheme`` (fp32, woq, dynamic, static).
 
@@ -276,7 +336,8 @@ def run_layer(
     ``input_qparams`` are per-tensor parameters the run-time range pass took over a larger tensor
     than ``x`` (an attention matmul's whole first operand, of which ``x`` is one sample and head). ``weight_q`` is the
     weight's codes and parameters from :func:`quantize_weight` when the caller keeps them between runs
-    (a prepared model), so they are not derived again.
+    (a prepared model), so they are not derived again; ``weights`` is the weight format otherwise
+    (symmetric int8; asymmetric uint8 or asymmetric_int8 with zero points: ONNX Runtime's affine weights).
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
@@ -291,6 +352,8 @@ def run_layer(
     weight = np.asarray(weight, dtype=np.float32)
     bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
     settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_granularity)
+    if sch.weights.quantized:
+        settings["weights"] = _weight_format_name(weight_q.qparams) if weight_q is not None else get_weight_format(weights).name
     tensors = {"input": TensorRecord(x, "float32"), "weight": TensorRecord(weight, "float32")}
     if bias_f is not None:
         tensors["bias"] = TensorRecord(bias_f, "float32")
@@ -301,7 +364,7 @@ def run_layer(
         y = reference()
         return LayerResult(kind, scheme, None, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings)
 
-    w_q = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity)
+    w_q = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity, weights)
     w_qp = w_q.qparams
     tensors["weight_q"] = TensorRecord(w_q.codes, w_qp.dtype, w_qp)
     if scheme == "woq":
@@ -382,6 +445,13 @@ def _run_static(
     return _static_array(layer, xq, in_qp, in_sats, w_q, bias_f, mode_name, out_qp, activation, acc_bits, overflow, tensors, settings)
 
 
+def _weight_format_name(qp: QParams) -> str:
+    """The weight format a weight's parameters are in (given codes may come from elsewhere)."""
+    if qp.dtype == "uint8":
+        return "asymmetric"
+    return "symmetric" if qp.symmetric else "asymmetric_int8"
+
+
 def run_static_codes(
     kind: str,
     xq: np.ndarray,
@@ -404,10 +474,14 @@ def run_static_codes(
     them: the same datapath as :func:`run_layer` after its input quantization, with no float input.
     Without ``keep_accumulators`` the int32 accumulators go straight to the requant unit where that
     gives the same bits (:meth:`_Layer.run_requantized`): the result then has no ``"acc"`` tensor, only
-    the accumulator range."""
+    the accumulator range. ``weight_q`` may be built from given codes and parameters with zero points
+    (:class:`QuantizedWeight`) and ``bias`` may be int32 codes of scale ``s_x * s_w[c]`` (taken verbatim;
+    a float bias is quantized), as an imported QLinearConv / QLinearMatMul hands them in."""
     geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
-    bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
-    settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_q.qparams.granularity)
+    bias_f = None if bias is None else np.asarray(bias).reshape(-1)
+    bias_f = bias_f if bias_f is None or bias_f.dtype == np.int32 else bias_f.astype(np.float32)
+    settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_q.qparams.granularity,
+                    weights=_weight_format_name(weight_q.qparams))
     return _static_array(_Layer(kind, geometry), xq, input_qparams, 0, weight_q, bias_f, requant_mode, output_qparams,
                          activation, acc_bits, overflow, {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)}, settings,
                          keep_accumulators)

@@ -114,12 +114,19 @@ def affine_qparams(
 
 
 def weight_qparams(
-    w: np.ndarray, *, granularity: str = "per_channel", axis: int = 0, dtype: str = "int8", narrow_range: bool = True
+    w: np.ndarray, *, granularity: str = "per_channel", axis: int = 0, dtype: str = "int8", narrow_range: bool = True,
+    symmetric: bool = True,
 ) -> QParams:
-    """Symmetric weight parameters per output channel (``axis``) or per tensor."""
-    if granularity == "per_tensor":
-        return symmetric_qparams(np.abs(w).max(initial=0.0), dtype=dtype, narrow_range=narrow_range)
-    if granularity != "per_channel":
+    """Weight parameters per output channel (``axis``) or per tensor: symmetric (zero point 0), or
+    affine over each channel's min-max (:func:`affine_qparams`, the ORT quantization tool's rule for
+    ``WeightSymmetric=False`` / uint8 weights; ``narrow_range`` is then unused)."""
+    if granularity not in ("per_tensor", "per_channel"):
         raise ValueError(f"weight granularity must be per_tensor or per_channel, got {granularity!r}")
-    moved = np.moveaxis(np.abs(w), axis, 0).reshape(w.shape[axis], -1)
-    return symmetric_qparams(moved.max(axis=1, initial=0.0), dtype=dtype, narrow_range=narrow_range, axis=axis)
+    if granularity == "per_tensor":
+        if symmetric:
+            return symmetric_qparams(np.abs(w).max(initial=0.0), dtype=dtype, narrow_range=narrow_range)
+        return affine_qparams(w.min(initial=0.0), w.max(initial=0.0), dtype=dtype)
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    if symmetric:
+        return symmetric_qparams(np.abs(moved).max(axis=1, initial=0.0), dtype=dtype, narrow_range=narrow_range, axis=axis)
+    return affine_qparams(moved.min(axis=1, initial=0.0), moved.max(axis=1, initial=0.0), dtype=dtype, axis=axis)

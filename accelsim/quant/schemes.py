@@ -7,7 +7,7 @@ vector unit). Byte counts, unit occupancy and the numerics all derive from this 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,14 @@ class Scheme:
     requant_unit: bool  # does the requant unit run (int32 -> int8)?
     vector_ops: tuple[str, ...]  # what the vector unit does per layer, in order
     description: str
+
+    def with_weights(self, weights: str) -> "Scheme":
+        """This scheme with its weights stored in format ``weights`` (:data:`WEIGHT_FORMATS`); a scheme
+        whose weights stay float (fp32) is unchanged."""
+        fmt = get_weight_format(weights)
+        if not self.weights.quantized or fmt.name == "symmetric":
+            return self
+        return replace(self, weights=replace(self.weights, dram_dtype=fmt.dtype, symmetric=False))
 
     def unit_dtypes(self) -> dict[str, tuple[str, str]]:
         """(input dtype, output dtype) of each unit that runs under this scheme."""
@@ -67,8 +75,36 @@ SCHEMES: dict[str, Scheme] = {
 }
 
 
-def get_scheme(name: str) -> Scheme:
-    """Look a scheme up by name with a helpful error."""
+@dataclass(frozen=True)
+class WeightFormat:
+    """How quantized weights map to codes: dtype, and whether they carry a zero point (affine)."""
+
+    name: str
+    dtype: str
+    symmetric: bool  # zero point 0, narrow range (-127..127); else affine min-max with a zero point
+    reference: str
+
+
+#: weight code formats a run can select (``simulate(..., weights=)``, ``--weights``)
+WEIGHT_FORMATS: dict[str, WeightFormat] = {
+    f.name: f
+    for f in (
+        WeightFormat("symmetric", "int8", True, "int8, zero point 0, -127..127 (TFLite, PyTorch, ORT QInt8 default)"),
+        WeightFormat("asymmetric", "uint8", False, "uint8 affine, a zero point per channel (ORT quantize_static weight_type=QUInt8)"),
+        WeightFormat("asymmetric_int8", "int8", False, "int8 affine -128..127 with a zero point (ORT QInt8, WeightSymmetric=False)"),
+    )
+}
+
+
+def get_weight_format(name: str) -> WeightFormat:
+    """Look a weight format up by name with a helpful error."""
+    if name not in WEIGHT_FORMATS:
+        raise ValueError(f"unknown weight format {name!r}; allowed: {', '.join(WEIGHT_FORMATS)}")
+    return WEIGHT_FORMATS[name]
+
+
+def get_scheme(name: str, weights: str = "symmetric") -> Scheme:
+    """Look a scheme up by name with a helpful error; ``weights`` selects the weight format."""
     if name not in SCHEMES:
         raise ValueError(f"unknown scheme {name!r}; allowed: {', '.join(SCHEMES)}")
-    return SCHEMES[name]
+    return SCHEMES[name].with_weights(weights)
