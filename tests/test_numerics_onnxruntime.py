@@ -341,31 +341,59 @@ def test_requant_fused_gemm_matches_ort_accumulators(kind, x_shape, o, conv, fou
     assert np.any(_tflite_codes(acc2d, multipliers, zy, True) != want), "tflite_single would pass too"
 
 
+# DynamicQuantizeLinear takes scale (61.125 + 2.625) / 255 = 0.25 exactly from these, a zero point from
+# -min / scale = 10.5 (a tie), and every other x / scale is k + 0.5: a tie for each code.
+TIE_ACTIVATIONS = np.concatenate([[-2.625, 61.125], (np.arange(-10, 244) + 0.5) * 0.25]).astype(np.float32).reshape(8, 32)
+
+
+def _half_away_codes(x, qp: QParams) -> np.ndarray:
+    """``x`` quantized with ORT's parameters but std::round (half away from zero): the wrong rounding."""
+    return quantize_tensor(x, qp, RULES["tflite"])[0]
+
+
+def _assert_dynamic_quantize_linear(x):
+    """DynamicQuantizeLinear in ORT and the onnx flavour: same scale, zero point and codes; returns them."""
+    y, ys, yz = run_onnx_node("DynamicQuantizeLinear", {"x": x}, ["y", "ys", "yz"], opset=13)
+    q, qp = dynamic_quantize(x.reshape(1, -1), "onnx")
+    assert qp.scale[0] == ys and qp.zero_point[0] == yz
+    np.testing.assert_array_equal(q.reshape(x.shape), y)
+    return y, qp
+
+
 @SETTINGS
 @given(shape=st.tuples(st.integers(1, 7), st.integers(1, 33)), seed=st.integers(0, 2**32 - 1), spread=st.sampled_from([1e-3, 1.0, 100.0]), sign=st.sampled_from([-1, 0, 1]))
 def test_dynamic_quantize_linear(shape, seed, spread, sign):
     """DynamicQuantizeLinear: same scale, zero point and codes (incl. all-positive / all-negative inputs)."""
     rng = np.random.default_rng(seed)
     x = (rng.normal(size=shape) * spread).astype(np.float32)
-    x = np.abs(x) * sign if sign else x
-    y, ys, yz = run_onnx_node("DynamicQuantizeLinear", {"x": x}, ["y", "ys", "yz"], opset=13)
-    q, qp = dynamic_quantize(x.reshape(1, -1), "onnx")
-    assert qp.scale[0] == ys and qp.zero_point[0] == yz
-    np.testing.assert_array_equal(q.reshape(shape), y)
+    _assert_dynamic_quantize_linear(np.abs(x) * sign if sign else x)
+
+
+def test_dynamic_quantize_linear_ties():
+    """Exact ties in the zero point and in every code: ORT rounds them to even, half away would not.
+    (DynamicQuantizeLinear cannot saturate: the range is the input's.)"""
+    y, qp = _assert_dynamic_quantize_linear(TIE_ACTIVATIONS)
+    assert qp.scale[0] == 0.25 and np.all((TIE_ACTIVATIONS / qp.scale[0]) % 1 == 0.5)
+    assert np.any(_half_away_codes(TIE_ACTIVATIONS, qp) != y)
 
 
 @SETTINGS
 @given(size=st.integers(1, 64), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173]), dtype=st.sampled_from(["int8", "uint8"]), ties=st.booleans())
+@example(size=64, seed=0, scale=0.375, dtype="uint8", ties=True)
+@example(size=64, seed=1, scale=0.5, dtype="int8", ties=True)
 def test_quantize_dequantize_linear(size, seed, scale, dtype, ties):
-    """QuantizeLinear (x / s, half to even, saturate) and DequantizeLinear."""
+    """QuantizeLinear (x / s, half to even, saturate) and DequantizeLinear. With 32 or more exact ties
+    (+-700 steps: most saturate) half away from zero must give other codes."""
     rng = np.random.default_rng(seed)
     x = ((rng.integers(-700, 700, size) + 0.5) * scale if ties else rng.normal(size=size) * 200 * scale).astype(np.float32)
     npd = np.int8 if dtype == "int8" else np.uint8
     zp = _ints(rng, (), npd)
     qp = QParams(np.float32(scale), int(zp), dtype)
     (want,) = run_onnx_node("QuantizeLinear", {"x": x, "s": np.float32(scale), "z": zp}, ["y"])
-    got, _ = quantize_tensor(x, qp, RULES["onnx"])
+    got, clamped = quantize_tensor(x, qp, RULES["onnx"])
     np.testing.assert_array_equal(got, want)
+    if ties and size >= 32:
+        assert clamped > 0 and np.any(_half_away_codes(x, qp) != want)
     (want_f,) = run_onnx_node("DequantizeLinear", {"q": want, "s": np.float32(scale), "z": zp}, ["y"])
     np.testing.assert_array_equal(dequantize_tensor(got, qp), want_f)
 
@@ -381,55 +409,107 @@ def _dynamic_matmul_graph():
     ]
 
 
+def _dynamic_output(q, qp: QParams, wq, ws, bias):
+    """The dynamic linear output from codes ``q`` (``[M, K]``) and int8 ``wq`` (``[K, N]``)."""
+    return scale_accumulator(int_gemm(q, wq, a_zero_point=int(qp.zero_point[0])).values, qp.scale[0], ws, bias, axis=1)
+
+
+def _assert_dynamic_graph(x, n, per_column, rng):
+    """ORT quantize_dynamic's graph (DQL, MatMulInteger, Cast, Mul, Add) == layer API, flavour onnx:
+    the quantized input and the output. Returns (ORT's output, the layer's result, int8 [K, N] weights, ws, bias)."""
+    w = (rng.normal(size=(n, x.shape[1])) * 0.1).astype(np.float32)
+    bias = rng.normal(size=n).astype(np.float32)
+    res = run_layer("linear", x, w, bias, scheme="dynamic", flavour="onnx", weight_granularity="per_channel" if per_column else "per_tensor")
+    wq = res.tensors["weight_q"]
+    ws = wq.qparams.scale if per_column else wq.qparams.scale[0]
+    w_kn = np.ascontiguousarray(wq.values.T)
+    want, xq = run_onnx_graph(_dynamic_matmul_graph(), {"x": x}, {"w": w_kn, "ws": ws, "b": bias}, ["y", "xq"])
+    np.testing.assert_array_equal(res.tensors["input_q"].values, xq)
+    np.testing.assert_array_equal(res.output, want)
+    return want, res, w_kn, ws, bias
+
+
 @SETTINGS
 @given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), per_column=st.booleans())
 @example(m=7, k=33, n=5, seed=0, per_column=False)
 def test_dynamic_onnx_flavour_float_output(m, k, n, seed, per_column):
     """ORT quantize_dynamic's graph (DQL, MatMulInteger, Cast, Mul, Add) == layer API, flavour onnx."""
     rng = np.random.default_rng(seed)
-    x = (rng.normal(size=(m, k)) * 2).astype(np.float32)
-    w = (rng.normal(size=(n, k)) * 0.1).astype(np.float32)
-    bias = rng.normal(size=n).astype(np.float32)
-    res = run_layer("linear", x, w, bias, scheme="dynamic", flavour="onnx", weight_granularity="per_channel" if per_column else "per_tensor")
-    wq = res.tensors["weight_q"]
-    ws = wq.qparams.scale if per_column else wq.qparams.scale[0]
-    (want,) = run_onnx_graph(_dynamic_matmul_graph(), {"x": x}, {"w": np.ascontiguousarray(wq.values.T), "ws": ws, "b": bias}, ["y"])
-    np.testing.assert_array_equal(res.output, want)
+    _assert_dynamic_graph((rng.normal(size=(m, k)) * 2).astype(np.float32), n, per_column, rng)
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_dynamic_onnx_flavour_ties(per_column):
+    """The same graph on an input whose every code is an exact tie: equal, and half away from zero
+    would change the quantized input and the output."""
+    want, res, w_kn, ws, bias = _assert_dynamic_graph(TIE_ACTIVATIONS, 7, per_column, np.random.default_rng(7))
+    qp = res.tensors["input_q"].qparams
+    away = _half_away_codes(TIE_ACTIVATIONS, qp)
+    assert np.any(away != res.tensors["input_q"].values)
+    assert max_ulp_diff(_dynamic_output(away, qp, w_kn, ws, bias), want) > 0
 
 
 def test_dynamic_quantize_matmul_contrib_ulps():
-    """ORT's fused com.microsoft DynamicQuantizeMatMul: measured against the unfused formula."""
+    """ORT's fused com.microsoft DynamicQuantizeMatMul: measured against the unfused formula, incl. an
+    input of exact ties on which half-away-from-zero quantization differs."""
     rng = np.random.default_rng(11)
     worst = 0
-    for m, k, n in [(7, 33, 5), (16, 64, 24), (3, 300, 17)]:
-        x = (rng.normal(size=(m, k)) * 2).astype(np.float32)
-        wq = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    inputs = [(rng.normal(size=(m, k)) * 2).astype(np.float32) for m, k in [(7, 33), (16, 64), (3, 300)]] + [TIE_ACTIVATIONS]
+    for x, n in zip(inputs, [5, 24, 17, 9]):
+        wq = rng.integers(-127, 128, (x.shape[1], n)).astype(np.int8)
         ws, bias = np.float32(0.01), rng.normal(size=n).astype(np.float32)
         (want,) = run_onnx_node("DynamicQuantizeMatMul", {"A": x, "B": wq, "b_scale": ws, "b_zero_point": np.int8(0), "bias": bias}, ["Y"], domain="com.microsoft")
         q, qp = dynamic_quantize(x, "onnx")
-        got = scale_accumulator(int_gemm(q, wq, a_zero_point=int(qp.zero_point[0])).values, qp.scale[0], ws, bias, axis=1)
-        worst = max(worst, max_ulp_diff(got, want))
+        worst = max(worst, max_ulp_diff(_dynamic_output(q, qp, wq, ws, bias), want))
     assert worst == 0, f"DynamicQuantizeMatMul differs by up to {worst} ulp"
+    assert max_ulp_diff(_dynamic_output(_half_away_codes(x, qp), qp, wq, ws, bias), want) > 0
+
+
+def _assert_static_conv(x, w, b, groups, activation, **qparams):
+    """run_layer(static, float_half_even) conv (stride 2, padding 1) == ORT: its input codes ==
+    QuantizeLinear, its output == QLinearConv fed the layer's tensors. Returns (result, ORT's codes)."""
+    res = run_layer("conv2d", x, w, b, scheme="static", requant_mode="float_half_even", stride=2, padding=1, groups=groups,
+                    activation=activation, **qparams)
+    t = res.tensors
+    iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
+    (xq,) = run_onnx_node("QuantizeLinear", {"x": x, "s": iq.scale[0], "z": np.uint8(iq.zero_point[0])}, ["y"])
+    np.testing.assert_array_equal(t["input_q"].values, xq)
+    want = _ort_qlinear_conv(xq, wq.values, np.uint8(iq.zero_point[0]), np.uint8(oq.zero_point[0]), iq.scale[0], wq.qparams.scale,
+                             oq.scale[0], t["bias_q"].values, True, (2, 2), (1, 1, 1, 1), groups)
+    if activation == "relu":
+        want = np.maximum(want, np.uint8(oq.zero_point[0]))
+    np.testing.assert_array_equal(t["output_q"].values, want)
+    return res, want
 
 
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), depthwise=st.booleans(), relu=st.booleans())
 def test_static_layer_matches_qlinear_conv(seed, depthwise, relu):
-    """run_layer(static, float_half_even) conv == QLinearConv fed the layer's own quantized tensors."""
+    """run_layer(static, float_half_even) conv == QuantizeLinear + QLinearConv fed the layer's own tensors."""
     rng = np.random.default_rng(seed)
     groups = 3 if depthwise else 1
     x = rng.normal(size=(1, 3, 7, 6)).astype(np.float32)
     w = (rng.normal(size=(6 if not depthwise else 3, 1 if depthwise else 3, 3, 3)) * 0.3).astype(np.float32)
-    b = rng.normal(size=w.shape[0]).astype(np.float32)
-    res = run_layer("conv2d", x, w, b, scheme="static", requant_mode="float_half_even", stride=2, padding=1, groups=groups, activation="relu" if relu else None)
+    _assert_static_conv(x, w, rng.normal(size=w.shape[0]).astype(np.float32), groups, "relu" if relu else None)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_static_layer_ties_match_qlinear_conv(depthwise):
+    """The layer on power-of-two parameters: inputs on k + 0.5 steps of s_x = 0.25 (a tie each; a few
+    far beyond the range: input saturation), weights whose per-channel scale is 2**-7 exactly, integer
+    bias, s_y = 2**-4, so acc * 2**-5 ties in range and saturates. The tflite mode (half away from
+    zero in the input quantization and the requant unit) must mismatch ORT."""
+    rng = np.random.default_rng(3)
+    groups, o, cpg = (8, 8, 1) if depthwise else (1, 16, 8)
+    x = ((rng.integers(-6, 6, (2, 8, 16, 16)) + 0.5) * 0.25).astype(np.float32)
+    x[0, :, 0] = 60.125  # beyond the uint8 range of s_x 0.25, zero point 128
+    codes = rng.integers(-127, 128, (o, cpg, 3, 3))
+    codes[:, 0, 0, 0] = 127  # max |w| = 127 * 2**-7 in every channel
+    w = (codes * 2.0**-7).astype(np.float32)
+    b = (rng.integers(-40, 40, o) * 2.0**-9).astype(np.float32)
+    qparams = dict(input_qparams=QParams(np.float32(0.25), 128, "uint8"), output_qparams=QParams(np.float32(2.0**-4), 128, "uint8"))
+    res, want = _assert_static_conv(x, w, b, groups, None, **qparams)
     t = res.tensors
-    iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
-    feeds = {
-        "x": t["input_q"].values, "x_scale": iq.scale[0], "x_zero_point": np.uint8(iq.zero_point[0]), "w": wq.values,
-        "w_scale": wq.qparams.scale, "w_zero_point": np.zeros(w.shape[0], np.int8), "y_scale": oq.scale[0],
-        "y_zero_point": np.uint8(oq.zero_point[0]), "B": t["bias_q"].values,
-    }
-    (want,) = run_onnx_node("QLinearConv", feeds, ["y"], strides=[2, 2], pads=[1, 1, 1, 1], group=groups)
-    if relu:
-        want = np.maximum(want, np.uint8(oq.zero_point[0]))
-    np.testing.assert_array_equal(t["output_q"].values, want)
+    _assert_ties_decide(t["acc"].values, t["input_q"].qparams.scale[0], t["weight_q"].qparams.scale, t["output_q"].qparams, want, 1)
+    swapped = run_layer("conv2d", x, w, b, scheme="static", requant_mode="tflite", stride=2, padding=1, groups=groups, **qparams)
+    assert np.any(swapped.tensors["output_q"].values != want)
