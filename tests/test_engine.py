@@ -9,8 +9,9 @@ import pytest
 from accelsim.config import load_hardware, load_workload
 from accelsim.config.validation import validate
 from accelsim.config.workload import Workload
-from accelsim.lowering.program import lower
-from accelsim.sim.engine import Engine
+from accelsim.hw import DramChannel
+from accelsim.lowering.program import LoweredLayer, Program, Tile, lower
+from accelsim.sim.engine import Engine, EngineRun
 from accelsim.sim.simulation import dram_of, simulate
 
 FAST_REQUANT = ["requant.lanes=4096", "requant.latency_cycles=0", "vector.lanes=4096", "vector.latency_cycles=0"]
@@ -114,3 +115,72 @@ def test_a_program_lowered_once_runs_like_a_fresh_lowering() -> None:
     assert again.rows == fresh.rows and again.engine.total_cycles == fresh.engine.total_cycles
     with pytest.raises(ValueError, match="lowered for tiny_cnn"):
         simulate(workload, hw, "dynamic", timing_only=True, program=program)
+
+
+# -- hand-derived schedules: Tile records built here, expected cycles worked out by hand ----------------
+# DRAM in these: 4 B/cycle, 10 cycles latency, so a transfer of b bytes holds a channel 10 + b/4 cycles
+# (40 B: 20, 80 B: 30). The expectations follow docs/engine.md's rules, not the engine's code.
+
+def _tile(*, ifmap: int = 0, weights: int = 0, new_ifmap: bool = False, new_weights: bool = False,
+          compute: int, requant: int = 0, ofmap: int = 0) -> Tile:
+    return Tile(ifmap_bytes=ifmap, weight_bytes=weights, bias_bytes=0, weight_scale_bytes=0,
+                new_ifmap=new_ifmap, new_weights=new_weights, pre_vector_cycles=0, unit="array",
+                compute_cycles=compute, post_unit="requant" if requant else "", post_cycles=requant,
+                ofmap_bytes=ofmap, macs=0, sram_read_bytes=0, sram_write_bytes=0)
+
+
+def _play(layers: dict[str, list[Tile]], channels: int = 1) -> EngineRun:
+    program = Program("hand", "hand", "static",
+                      tuple(LoweredLayer(name, "linear", tuple(tiles)) for name, tiles in layers.items()))
+    return Engine(program, DramChannel(4, 10, channels)).run()
+
+
+def test_two_tiles_sharing_weights_by_hand() -> None:
+    """Tile A loads a 40 B ifmap block and 80 B of weights; tile B a new 40 B ifmap block and reuses
+    A's weights. Each computes 50 cycles and finishes an output block: requant 5, store 20 B.
+
+    One channel, first come first served: A's ifmap 0-20, A's weights 20-50, B's ifmap 50-70 (the
+    loader issues B's load at once: a second ifmap half is free). A waits for its weights until 50
+    (a 50-cycle weights stall), computes 50-100; B arrived at 70, computes 100-150 with no stall.
+    A's drain: requant 100-105, store 105-120; B's: requant 150-155, store 155-170. Total 170."""
+    run = _play({"fc": [_tile(ifmap=40, weights=80, new_ifmap=True, new_weights=True, compute=50, requant=5, ofmap=20),
+                        _tile(ifmap=40, new_ifmap=True, compute=50, requant=5, ofmap=20)]})
+    (fc,) = run.layers
+    assert run.total_cycles == fc.end_cycle == 170
+    assert fc.stall_cycles == {"ifmap": 0, "weights": 50, "ofmap_buffer": 0, "vector_unit": 0, "range_pass": 0}
+    assert fc.compute_cycles == 100 and fc.requant_cycles == 10
+    assert fc.dram_read_bytes["ifmap"] == 80 and fc.dram_read_bytes["weights"] == 80 and fc.dram_write_bytes == 40
+
+
+def test_three_tiles_wait_for_a_free_ifmap_half_by_hand() -> None:
+    """Three K blocks of one output block, each a new 40 B ifmap block (20 cycles) and 10 cycles of
+    compute; two DRAM channels, so the double buffer, not the channel, limits the prefetch.
+
+    T1 and T2 load at once, 0-20 on the two channels; T3 finds both ifmap halves taken. T1 waits
+    until 20 (stall 20), computes 20-30 and returns its half at 30: T3 loads 30-50. T2 computes 30-40;
+    T3 waits 40-50 (stall 10), computes 50-60; the block's requant 60-70 and 40 B store 70-90.
+    Total 90 (with a third buffer half T3 would have arrived at 20 and the total would be 80)."""
+    k_block = dict(ifmap=40, new_ifmap=True, compute=10)
+    run = _play({"fc": [_tile(**k_block), _tile(**k_block), _tile(**k_block, requant=10, ofmap=40)]}, channels=2)
+    (fc,) = run.layers
+    assert run.total_cycles == 90
+    assert fc.stall_cycles["ifmap"] == 30 and sum(fc.stall_cycles.values()) == 30
+    assert fc.compute_cycles == 30
+
+
+def test_next_layer_prefetches_weights_but_waits_for_its_input_by_hand() -> None:
+    """Layer 1: one tile, 40 B ifmap and 40 B weights, compute 100, requant 10, store 40 B. Layer 2:
+    one tile, 40 B ifmap and 80 B weights, compute 50, requant 10, store 40 B. One channel.
+
+    L1's ifmap 0-20 and weights 20-40; L2's weights do not wait for L1 and follow at 40-70. L1
+    stalls 40 (weights), computes 40-140, requant 140-150, store 150-170: layer 1 ends at 170. L2's
+    input is L1's output, so its ifmap load starts at 170 and arrives at 190: a 20-cycle ifmap stall,
+    compute 190-240, requant 240-250, store 250-270. Layer 2's share is 270 - 170 = 100."""
+    run = _play({
+        "l1": [_tile(ifmap=40, weights=40, new_ifmap=True, new_weights=True, compute=100, requant=10, ofmap=40)],
+        "l2": [_tile(ifmap=40, weights=80, new_ifmap=True, new_weights=True, compute=50, requant=10, ofmap=40)],
+    })
+    l1, l2 = run.layers
+    assert (l1.end_cycle, l2.end_cycle, run.total_cycles) == (170, 270, 270)
+    assert l1.stall_cycles["weights"] == 40 and sum(l1.stall_cycles.values()) == 40
+    assert l2.stall_cycles["ifmap"] == 20 and sum(l2.stall_cycles.values()) == 20
