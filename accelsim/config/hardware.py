@@ -10,7 +10,7 @@ from accelsim.config.validation import FieldError, StrictModel
 
 Dataflow = Literal["os", "ws", "is"]
 ArrayModel = Literal["pipelined", "scalesim"]
-Rounding = Literal["tflite", "tflite_single", "float_half_even", "fbgemm"]
+Rounding = Literal["tflite", "tflite_single", "tflite_float64", "float_half_even", "fbgemm"]
 
 
 class Accumulator(StrictModel):

@@ -14,8 +14,8 @@ from llvmlite import ir
 from numba.core import cgutils
 
 LANES = 16  # one zmm of int32 / float32
-I32, I64, F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
-V32, V64, VF32 = ir.VectorType(I32, LANES), ir.VectorType(I64, LANES), ir.VectorType(F32, LANES)
+I32, I64, F32, F64 = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.DoubleType()
+V32, V64, VF32, VF64 = ir.VectorType(I32, LANES), ir.VectorType(I64, LANES), ir.VectorType(F32, LANES), ir.VectorType(F64, LANES)
 
 
 class Lanes:
@@ -73,7 +73,8 @@ class Lanes:
 
     def call(self, name: str, vector: ir.VectorType, *values: ir.Value) -> ir.Value:
         """An LLVM vector intrinsic such as ``llvm.round`` on ``vector`` operands."""
-        suffix = f"v{LANES}f32" if vector.element == F32 else f"v{LANES}i{vector.element.width}"
+        floats = {F32: "f32", F64: "f64"}
+        suffix = f"v{LANES}{floats[vector.element]}" if vector.element in floats else f"v{LANES}i{vector.element.width}"
         fn = cgutils.get_or_insert_function(self.b.module, ir.FunctionType(vector, [vector] * len(values)), f"{name}.{suffix}")
         return self.b.call(fn, list(values))
 

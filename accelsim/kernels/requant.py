@@ -1,9 +1,12 @@
 """The requant unit: int32 accumulators -> int8/uint8 outputs, per channel, with clamp and zero point.
 
-Two arithmetic families cover the four modes of DESIGN.md section 4:
+Three arithmetic families cover the modes of DESIGN.md section 4:
 - fixed point (``tflite``, ``tflite_single``): ``MultiplyByQuantizedMultiplier(acc, M0[c], shift[c])``
   of TFLite, with gemmlowp's double rounding or TFLITE_SINGLE_ROUNDING, in integer arithmetic
   (C truncating division written out: Python's ``//`` floors).
+- fp64 (``tflite_float64`` = TFLite's reference FULLY_CONNECTED): ``round(double(acc) * scale[c])``,
+  half away from zero, converted to int32 as x86 does; it shares the fixed-point kernels (int32 in,
+  the scale's bits in the int64 multiplier array).
 - fp32 (``float_half_even`` = ORT MLAS, ``fbgemm`` = PyTorch): ``rint((float(acc) + bias_term[c])
   * scale[c])`` in float32 with round-half-even; ORT has ``bias_term = 0`` (its bias is int32, in acc).
 
@@ -23,11 +26,12 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from accelsim.kernels.lanes import LANES, V32, V64, Lanes
+from accelsim.kernels.lanes import LANES, V32, V64, VF64, Lanes
 from accelsim.kernels.layout import channel_params, elementwise_view
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
+DOUBLE_ROUNDING, SINGLE_ROUNDING, FLOAT64 = 0, 1, 2  # arithmetics of int32 accumulators (``arithmetic`` below)
 
 
 @njit(cache=True, inline="always")
@@ -62,6 +66,38 @@ def _shifted_multiply(x, multiplier, left, right, single_rounding):
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(_wrap_int32(x << left), multiplier), right)
 
 
+@intrinsic
+def _bits_as_double(typingctx, bits):  # noqa: ANN001, ANN202
+    """The float64 whose IEEE bits are the int64 ``bits`` (how the fp64 scale rides in the multiplier array)."""
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, inline="always")
+def _float64_multiply(x, scale, zp):
+    """TFLite's reference FULLY_CONNECTED requant: ``static_cast<int32_t>(round(double(acc) * scale))``
+    (std::round: half away from zero; an out-of-range conversion gives x86's INT32_MIN), then ``+ z_y``
+    in int32, which wraps. Returned less ``zp``, so that :func:`_clamp_output`'s ``r + zp`` is that
+    wrapped sum. ``v - trunc(v)`` is exact, so the tie test is."""
+    v = np.float64(x) * scale
+    r = np.trunc(v)
+    if abs(v - r) >= 0.5:
+        r += 1.0 if v > 0 else -1.0
+    q = np.int64(r) if -2147483648.0 <= r < 2147483648.0 else np.int64(INT32_MIN)
+    return _wrap_int32(q + zp) - zp
+
+
+@njit(cache=True, inline="always")
+def _requant_value(x, multiplier, left, right, arithmetic, zp):
+    """The requant unit's value of int32 ``x`` in one channel before ``+ z_y`` and the clamp, for any
+    arithmetic: ``multiplier`` is M0, or the fp64 scale's bits for FLOAT64."""
+    if arithmetic == FLOAT64:
+        return _float64_multiply(x, _bits_as_double(multiplier), zp)
+    return _shifted_multiply(x, multiplier, left, right, arithmetic == SINGLE_ROUNDING)
+
+
 @njit(cache=True, inline="always")
 def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding):
     """TFLite MultiplyByQuantizedMultiplier (both builds) on one int32 value."""
@@ -82,7 +118,7 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
 
 
 
-def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
+def _lanes_kernel(arithmetic: int, plain: bool):  # noqa: ANN202
     """An intrinsic that requantizes one row of channels-last int32 accumulators, channels [c0, c1) 16 at
     a time (c1 - c0 a multiple of 16), as an LLVM vector loop: the lanes stay int32 except the
     32 x 32 -> 64-bit product (numba's own loop runs in int64), and the row's running accumulator
@@ -95,9 +131,13 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
       ``plain``: no channel shifts left and none has M0 == INT32_MIN, so both steps are left out;
     - single rounding: ``(x*m + 2**(t-1)) >> t`` in int64 lanes (``t`` in [1, 63]), then clamped to int32;
     - ``z_y`` is added after the clamp and saturation tests, whose bounds come less ``z_y`` (as int64,
-      then held within int32: a bound beyond int32 cannot be crossed), so nothing overflows.
-    Args: acc, the row's first element in acc, M0, left shift, right shift (or total shift), mask,
-    half-mask (int32 [C]), c0, c1, z_y, act_min, act_max, sat_min, sat_max (the four less z_y), out,
+      then held within int32: a bound beyond int32 cannot be crossed), so nothing overflows;
+    - FLOAT64: ``llvm.round`` (half away from zero) of ``double(x) * scale`` in double lanes (the scale's
+      bits are the int64 ``M0`` argument), out of int32 range -> INT32_MIN, ``+ z_y`` in wrapping int32
+      lanes before the tests, whose bounds are then the plain ones (held within int32), as TFLite does.
+    Args: acc, the row's first element in acc, M0 (int32 [C], or int64 [C] for FLOAT64), left shift,
+    right shift (or total shift), mask, half-mask (int32 [C]), c0, c1, z_y, act_min, act_max, sat_min,
+    sat_max (the four less z_y, except for FLOAT64), out,
     the row's first element in out, extremes (int32 [32]: running per-lane min then max of the
     accumulators, updated). Returns the row's saturations.
     """
@@ -117,7 +157,11 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
             with cgutils.for_range_slice(b, args[7], args[8], ir.Constant(args[7].type, LANES)) as (c, _):
                 x = v.load(0, b.add(args[1], c))
                 m = v.load(2, c)
-                if single_rounding:
+                if arithmetic == FLOAT64:
+                    r = v.call("llvm.round", VF64, b.fmul(b.sitofp(x, VF64), b.bitcast(m, VF64)))
+                    fits = b.and_(b.fcmp_ordered(">=", r, v.const(-(2.0**31), VF64)), b.fcmp_ordered("<", r, v.const(2.0**31, VF64)))
+                    y = b.add(b.fptosi(b.select(fits, r, v.const(-(2.0**31), VF64)), V32), zp_v)
+                elif arithmetic == SINGLE_ROUNDING:
                     total = b.zext(v.load(4, c), V64)
                     prod = b.mul(b.sext(x, V64), b.sext(m, V64))
                     rounded = b.ashr(b.add(prod, b.shl(v.const(1, V64), b.sub(total, v.const(1, V64)))), total)
@@ -135,7 +179,8 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
                     y = b.select(up, b.add(y, v.const(1)), y)
                 saturated = v.count(b.or_(b.icmp_signed("<", y, slo_v), b.icmp_signed(">", y, shi_v)))
                 b.store(b.add(b.load(count), saturated), count)
-                v.store(b.add(v.smin(v.smax(y, lo_v), hi_v), zp_v), 14, b.add(args[15], c))
+                clamped = v.smin(v.smax(y, lo_v), hi_v)
+                v.store(clamped if arithmetic == FLOAT64 else b.add(clamped, zp_v), 14, b.add(args[15], c))
                 b.store(v.smin(x, b.load(low)), low)
                 b.store(v.smax(x, b.load(high)), high)
             v.store(b.load(low), 16, zero)
@@ -147,21 +192,25 @@ def _lanes_kernel(single_rounding: bool, plain: bool):  # noqa: ANN202
     return lanes
 
 
-_double_rounding_lanes = _lanes_kernel(single_rounding=False, plain=False)
-_plain_double_rounding_lanes = _lanes_kernel(single_rounding=False, plain=True)
-_single_rounding_lanes = _lanes_kernel(single_rounding=True, plain=False)  # has no plain variant
+_double_rounding_lanes = _lanes_kernel(DOUBLE_ROUNDING, plain=False)
+_plain_double_rounding_lanes = _lanes_kernel(DOUBLE_ROUNDING, plain=True)
+_single_rounding_lanes = _lanes_kernel(SINGLE_ROUNDING, plain=False)  # has no plain variant
+_float64_lanes = _lanes_kernel(FLOAT64, plain=False)
 
 
 @njit(cache=True, nogil=True)
-def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding):
+def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithmetic):
     """What the 16-lane kernel needs of a layer's requant parameters, derived once: ``table`` (int32
-    [5, C]: M0, left shift, right or total shift, RoundingDivideByPOT mask and half-mask) and
-    ``scalars`` (int64: z_y, act_min, act_max, sat_min, sat_max, the four less z_y held within int32,
-    single rounding, whether every shift fits the int32 lanes, whether the plain variant applies)."""
+    [5, C]: M0, left shift, right or total shift, RoundingDivideByPOT mask and half-mask; zeros for
+    FLOAT64, whose ``multiplier`` holds the scales' bits) and ``scalars`` (int64: z_y, act_min,
+    act_max, sat_min, sat_max, the four less z_y (plain for FLOAT64) held within int32, the arithmetic
+    (DOUBLE_ROUNDING, SINGLE_ROUNDING or FLOAT64; a bool is single rounding or not), whether every
+    shift fits the int32 lanes, whether the plain variant applies)."""
     channels = multiplier.shape[0]
-    table = np.empty((5, channels), np.int32)
-    lanes_hold, plain = True, True
-    for c in range(channels):
+    table = np.zeros((5, channels), np.int32)
+    single_rounding, fixed = arithmetic == SINGLE_ROUNDING, arithmetic != FLOAT64
+    lanes_hold, plain = True, fixed
+    for c in range(channels if fixed else 0):
         s = np.int64(shift[c])
         table[0, c] = multiplier[c]
         table[1, c] = max(s, 0)
@@ -173,8 +222,8 @@ def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_
     scalars = np.empty(12, np.int64)
     scalars[:5] = zp, act_min, act_max, sat_min, sat_max
     for i in range(4):
-        scalars[5 + i] = min(max(scalars[1 + i] - zp, INT32_MIN), INT32_MAX)
-    scalars[9:] = single_rounding, lanes_hold, plain
+        scalars[5 + i] = min(max(scalars[1 + i] - (zp if fixed else 0), INT32_MIN), INT32_MAX)
+    scalars[9:] = np.int64(arithmetic), np.int64(lanes_hold), np.int64(plain)
     return table, scalars
 
 
@@ -183,8 +232,8 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     """The requant unit on ``rows`` x channels [c0, c1) of flat int32 ``acc`` (row stride ``acc_ld``,
     channel c at column c) into flat 1-byte ``out`` (row stride ``out_ld``): 16 channels at a time,
     the channel tail (and every channel when a shift is beyond the int32 lanes) element by element.
-    Returns (saturations, acc min, acc max)."""
-    zp, act_min, act_max, sat_min, sat_max, lo32, hi32, slo32, shi32, single, lanes_hold, plain = scalars
+    ``multiplier``: int64 M0, or the fp64 scales' bits for FLOAT64. Returns (saturations, acc min, acc max)."""
+    zp, act_min, act_max, sat_min, sat_max, lo32, hi32, slo32, shi32, arithmetic, lanes_hold, plain = scalars
     m32, left, right, mask, half = table[0], table[1], table[2], table[3], table[4]
     extremes = np.empty(2 * LANES, np.int32)
     extremes[:LANES] = INT32_MAX
@@ -194,7 +243,9 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     lo, hi = INT32_MAX, INT32_MIN
     for r in range(rows):
         a0, o0 = r * acc_ld, r * out_ld
-        if single:
+        if arithmetic == FLOAT64:
+            sats += _float64_lanes(acc, a0, multiplier, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+        elif arithmetic == SINGLE_ROUNDING:
             sats += _single_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
         elif plain:
             sats += _plain_double_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
@@ -203,8 +254,8 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
         for c in range(body, c1):
             x = np.int64(acc[a0 + c])
             lo, hi = min(lo, x), max(hi, x)
-            v, sat = _clamp_output(_shifted_multiply(x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), single != 0),
-                                   zp, act_min, act_max, sat_min, sat_max)
+            r = _requant_value(x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), arithmetic, zp)
+            v, sat = _clamp_output(r, zp, act_min, act_max, sat_min, sat_max)
             out[o0 + c] = v
             sats += sat
     if body > c0 and rows:
@@ -213,17 +264,18 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
 
 
 @njit(cache=True, nogil=True)
-def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
+def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithmetic, out):
     """:func:`_requant_fixed` for channels-last int32 ``acc`` ``[outer, C, 1]`` and a 1-byte output by
     :func:`requant_region`; returns (saturations, acc min, acc max)."""
     rows, channels = acc.shape[0], acc.shape[1]
-    table, scalars = lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding)
+    table, scalars = lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithmetic)
     return requant_region(acc.reshape(-1), channels, out.reshape(-1), channels, rows, 0, channels, multiplier, shift, table, scalars)
 
 
 @njit(cache=True, nogil=True)
-def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, single_rounding, out):
-    """Fill ``out`` (the output dtype) from ``acc`` ``[outer, C, inner]``; returns (saturations, acc min, acc max)."""
+def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithmetic, out):
+    """Fill ``out`` (the output dtype) from ``acc`` ``[outer, C, inner]`` with an int32-input arithmetic
+    (``multiplier``: M0, or the fp64 scales' bits); returns (saturations, acc min, acc max)."""
     channels = acc.shape[1]
     left = np.empty(channels, np.int64)
     right = np.empty(channels, np.int64)
@@ -239,8 +291,8 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
             for c in range(channels):
                 raw = np.int64(flat[o, c])
                 lo, hi = min(lo, raw), max(hi, raw)
-                v, sat = _clamp_output(_shifted_multiply(min(max(raw, INT32_MIN), INT32_MAX), np.int64(multiplier[c]), left[c], right[c],
-                                                         single_rounding), zp, act_min, act_max, sat_min, sat_max)
+                r = _requant_value(min(max(raw, INT32_MIN), INT32_MAX), np.int64(multiplier[c]), left[c], right[c], arithmetic, zp)
+                v, sat = _clamp_output(r, zp, act_min, act_max, sat_min, sat_max)
                 dest[o, c] = v
                 sats += sat
         return sats, lo, hi
@@ -250,7 +302,7 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
             for i in range(acc.shape[2]):
                 raw = np.int64(acc[o, c, i])
                 lo, hi = min(lo, raw), max(hi, raw)
-                v, sat = _clamp_output(_shifted_multiply(min(max(raw, INT32_MIN), INT32_MAX), m, lc, rc, single_rounding),
+                v, sat = _clamp_output(_requant_value(min(max(raw, INT32_MIN), INT32_MAX), m, lc, rc, arithmetic, zp),
                                        zp, act_min, act_max, sat_min, sat_max)
                 out[o, c, i] = v
                 sats += sat
@@ -302,10 +354,30 @@ def requant_fixed_point(
     """TFLite fixed-point requant of ``acc`` with per-channel (``axis``) or per-tensor M0/shift; codes in
     ``out_dtype`` (the clamp range lies inside it)."""
     clamps = (zero_point, act_min, act_max, sat_min, sat_max)
-    return _per_channel(_fixed_point_kernel, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, single_rounding)
+    arithmetic = SINGLE_ROUNDING if single_rounding else DOUBLE_ROUNDING
+    return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, arithmetic)
 
 
-def _fixed_point_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object) -> tuple[int, int, int]:
+def requant_float64(
+    acc: np.ndarray,
+    scale: np.ndarray,
+    *,
+    zero_point: int,
+    act_min: int,
+    act_max: int,
+    sat_min: int,
+    sat_max: int,
+    axis: int | None,
+    out_dtype: type = np.int32,
+) -> Requantized:
+    """TFLite's fp64 requant (reference FULLY_CONNECTED) of ``acc`` with per-channel (``axis``) or
+    per-tensor float64 ``scale``: the fixed-point kernels with the scales' bits as their multiplier."""
+    clamps = (zero_point, act_min, act_max, sat_min, sat_max)
+    bits = np.ascontiguousarray(np.asarray(scale, np.float64).reshape(-1)).view(np.int64)
+    return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((bits, np.int64), (0, np.int64)), *clamps, FLOAT64)
+
+
+def _int32_input_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object) -> tuple[int, int, int]:
     """The 16-lane kernel where it applies (channels-last int32 accumulators, a 1-byte output, shifts
     its int32 lanes can hold), else the element loop."""
     if view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and args[-1].itemsize == 1:

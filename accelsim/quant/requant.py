@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.kernels.requant import Requantized, requant_fixed_point, requant_float
+from accelsim.kernels.requant import DOUBLE_ROUNDING, FLOAT64, SINGLE_ROUNDING, Requantized, lane_plan, requant_fixed_point, requant_float, requant_float64
 from accelsim.quant.multiplier import effective_scale, quantize_multipliers
 from accelsim.quant.qparams import QParams, dtype_range
 from accelsim.quant.rules import FBGEMM, ONNX, TFLITE, QuantizeRule
@@ -23,7 +23,7 @@ class RequantMode:
     """One rounding choice of the requant unit and the framework conventions that go with it."""
 
     name: str
-    arithmetic: str  # "fixed_point" (M0, shift) or "float32" (scale multiply)
+    arithmetic: str  # "fixed_point" (M0, shift), "float64" or "float32" (scale multiply)
     single_rounding: bool
     bias_domain: str  # "int32": bias_q loaded into the accumulator; "float32": added in the requant unit
     input_rule: QuantizeRule  # how the framework quantizes the float layer input
@@ -35,9 +35,11 @@ REQUANT_MODES: dict[str, RequantMode] = {
     m.name: m
     for m in (
         RequantMode("tflite", "fixed_point", False, "int32", TFLITE, "int8",
-                    "TFLite BUILTIN_REF CONV_2D / FULLY_CONNECTED int8: gemmlowp double rounding"),
+                    "TFLite BUILTIN_REF CONV_2D / DEPTHWISE_CONV_2D int8: gemmlowp double rounding"),
         RequantMode("tflite_single", "fixed_point", True, "int32", TFLITE, "int8",
                     "TFLite built with TFLITE_SINGLE_ROUNDING=1"),
+        RequantMode("tflite_float64", "float64", False, "int32", TFLITE, "int8",
+                    "TFLite BUILTIN_REF FULLY_CONNECTED int8 (TF 2.21): round(double(acc) * (s_x * s_w / s_y) in double)"),
         RequantMode("float_half_even", "float32", False, "int32", ONNX, "uint8",
                     "ONNX Runtime QLinearConv / QLinearMatMul (MlasRequantizeOutput); Gemmini"),
         RequantMode("fbgemm", "float32", False, "float32", FBGEMM, "uint8",
@@ -58,8 +60,22 @@ class RequantParams:
     sat_max: int
     multiplier: np.ndarray | None = None  # int32 M0 (fixed point)
     shift: np.ndarray | None = None  # int32 shift (fixed point)
-    scale: np.ndarray | None = None  # float32 effective scale (float32 modes)
+    scale: np.ndarray | None = None  # effective scale: float32 (float32 modes) or float64 (tflite_float64)
     bias_term: np.ndarray | None = None  # float32 bias in accumulator units (fbgemm)
+
+    def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(multiplier, shift, lane table, scalars) for :func:`~accelsim.kernels.requant.requant_region`
+        (the int32-input modes: fixed point, and float64 with its scales' bits as the int64 multiplier);
+        None for the float32 modes."""
+        if self.multiplier is not None:
+            mult, shift = self.multiplier.astype(np.int64), self.shift.astype(np.int64)
+            arithmetic = SINGLE_ROUNDING if get_mode(self.mode).single_rounding else DOUBLE_ROUNDING
+        elif get_mode(self.mode).arithmetic == "float64":
+            mult, shift, arithmetic = self.scale.astype(np.float64).view(np.int64), np.zeros(self.scale.size, np.int64), FLOAT64
+        else:
+            return None
+        zp = int(self.output.zero_point[0])
+        return (mult, shift, *lane_plan(mult, shift, zp, self.act_min, self.act_max, self.sat_min, self.sat_max, arithmetic))
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """Flat arrays for golden vectors."""
@@ -127,6 +143,8 @@ def make_requant_params(
     if m.arithmetic == "fixed_point":
         mult, shift = quantize_multipliers(effective_scale(input_scale, ws, float(output.scale[0])), single_rounding=m.single_rounding)
         return RequantParams(mode, output, *clamps, multiplier=mult, shift=shift)
+    if m.arithmetic == "float64":  # reference FullyConnected(PerChannel): double(s_x) * s_w[c] / double(s_y)
+        return RequantParams(mode, output, *clamps, scale=effective_scale(input_scale, ws, float(output.scale[0])))
     sx, sy = np.float32(input_scale), output.scale[0]
     if m.bias_domain == "int32":  # ORT: output_scales[i] = X_scale * W_scale[i] / Y_scale in float
         return RequantParams(mode, output, *clamps, scale=((sx * ws) / sy).astype(np.float32))
@@ -156,6 +174,8 @@ def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> Requanti
         return requant_fixed_point(
             acc, params.multiplier, params.shift, single_rounding=get_mode(params.mode).single_rounding, axis=per_channel_axis, **common
         )
+    if get_mode(params.mode).arithmetic == "float64":
+        return requant_float64(acc, params.scale, axis=per_channel_axis, **common)
     bias_axis = axis if params.bias_term is not None and params.bias_term.size > 1 else per_channel_axis
     return requant_float(acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common)
 
