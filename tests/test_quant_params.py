@@ -90,7 +90,7 @@ def test_observers():
     lo, hi = mm.range()
     assert lo == min(b.min() for b in batches) and hi == max(b.max() for b in batches)
     mlo, mhi = ma.range()
-    assert lo <= mlo < 0 < mhi <= hi
+    assert lo <= mlo < 0 < mhi <= hi  # bit-exact against torch's observer: test_numerics_pytorch.py
     plo, phi = pc.range()
     allv = np.concatenate(batches)
     assert abs(plo - np.percentile(allv, 1)) < 0.05 and abs(phi - np.percentile(allv, 99)) < 0.05
@@ -108,9 +108,26 @@ def test_scheme_and_mode_tables():
     assert SCHEMES["dynamic"].unit_dtypes()["vector"] == ("float32", "int8")
     assert SCHEMES["woq"].weights.dram_dtype == "int8" and SCHEMES["woq"].array_operand_dtype == "float32"
     assert SCHEMES["fp32"].unit_dtypes() == {"array": ("float32", "float32")}
-    assert set(REQUANT_MODES) == {"tflite", "tflite_single", "float_half_even", "fbgemm"}
+    assert set(REQUANT_MODES) == {"tflite", "tflite_single", "tflite_float64", "float_half_even", "fbgemm"}
     assert {f.activation_dtype for f in DYNAMIC_FLAVOURS.values()} == {"int8", "uint8"}
     assert DYNAMIC_FLAVOURS["pytorch"].reduce_range and DYNAMIC_FLAVOURS["tflite"].granularity == "per_row"
+    qnnpack = DYNAMIC_FLAVOURS["pytorch_qnnpack"]
+    assert not qnnpack.reduce_range and not qnnpack.fused_output and qnnpack.rule == DYNAMIC_FLAVOURS["pytorch"].rule
+
+
+def test_observer_parameter_rules():
+    """The pytorch rule divides a symmetric range by (qmax - qmin) / 2 = 127.5 and centres uint8 on 128;
+    the onnxruntime rule divides by 127 with zero point 0; an unknown rule is refused."""
+    obs = MinMaxObserver()
+    obs.observe(np.float32([-1.0, 127.5]))
+    torch_u8 = obs.qparams(dtype="uint8", symmetric=True, rule="pytorch")
+    assert (torch_u8.scale[0], torch_u8.zero_point[0]) == (1.0, 128)
+    assert obs.qparams(dtype="int8", symmetric=True, rule="pytorch").zero_point[0] == 0
+    assert obs.qparams(dtype="int8", symmetric=True).scale[0] == np.float32(127.5) / np.float32(127)
+    affine = obs.qparams(dtype="uint8", rule="pytorch")
+    assert (affine.scale[0], affine.zero_point[0]) == (np.float32(128.5 / 255), 2)
+    with pytest.raises(ValueError):
+        obs.qparams(rule="tensorrt")
 
 
 def test_vectorized_quantize_multipliers_equal_the_scalar_transcription() -> None:
