@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
-                   timing_only=args.timing_only, log=True, progress=_progress())
+                   timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}"
           + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
     print(layer_table(run.rows, run.total))
@@ -158,7 +158,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
-                           timing_only=args.timing_only, log=True, progress=_progress())
+                           timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(f"{summary(workload)}\n{summary(hw)}")
     print(scheme_table([r.total for r in runs]))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
@@ -185,7 +185,7 @@ def cmd_lower(args: argparse.Namespace) -> int:
     from accelsim.lowering.program import lower
 
     workload, hw = _load_pair(args)
-    program = lower(workload, hw, args.scheme, dynamic_per_tensor=args.flavour != "tflite")
+    program = lower(workload, hw, args.scheme, dynamic_per_tensor=args.flavour != "tflite", asymmetric_weights=args.weights != "symmetric")
     print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}")
     rows = []
     for layer in program.layers:
@@ -229,7 +229,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from accelsim.sim.explain import explain
 
     workload, hw = _load_pair(args)
-    print(explain(workload, hw, args.layer, args.scheme, args.flavour))
+    print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights))
     return 0
 
 
@@ -241,7 +241,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
     names = [s.layer.name for s in workload.shapes]
     if args.layer not in names:
         raise AccelsimError(f"no layer {args.layer!r} in workload {workload.name}", path="--layer", allowed=", ".join(names[:15]))
-    results = run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer]).layers[args.layer].results
+    results = run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer],
+                         weights=args.weights).layers[args.layer].results
     if not results:
         raise AccelsimError(f"layer {args.layer!r} does not run on the array; golden vectors are for conv2d, linear and matmul",
                             path="--layer")
@@ -284,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
                           "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
                           "full 0..255), tflite (per-row hybrid); see docs/numerics.md")
+    sim.add_argument("--weights", choices=("symmetric", "asymmetric", "asymmetric_int8"), default="symmetric",
+                     help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)")
     run_opts = argparse.ArgumentParser(add_help=False, parents=[sim])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")

@@ -31,23 +31,36 @@ def _ints(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     return rng.integers(info.min, info.max + 1, size=shape, dtype=np.int64).astype(dtype)
 
 
+def _weight_zero_point(rng: np.random.Generator, dtype, n: int, kind: str):
+    """No weight zero point, a scalar, or one per column, anywhere in the dtype (extremes included)."""
+    info = np.iinfo(dtype)
+    if kind == "none":
+        return 0
+    zp = rng.choice([info.min, info.max, int(rng.integers(info.min, info.max + 1))], n if kind == "per_column" else None)
+    return np.asarray(zp) if kind == "per_column" else int(zp)
+
+
 @SETTINGS
 @given(
     m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
     a_dtype=st.sampled_from([np.int8, np.uint8]), acc_bits=st.sampled_from([12, 16, 20, 32]),
     overflow=st.sampled_from(["wrap", "saturate"]), with_bias=st.booleans(),
+    b_dtype=st.sampled_from([np.int8, np.uint8]), b_zp=st.sampled_from(["none", "scalar", "per_column"]),
 )
-@example(m=7, k=33, n=5, seed=0, a_dtype=np.uint8, acc_bits=32, overflow="wrap", with_bias=True)
-@example(m=7, k=33, n=5, seed=1, a_dtype=np.int8, acc_bits=16, overflow="saturate", with_bias=True)
-def test_gemm_paths_match_reference(m, k, n, seed, a_dtype, acc_bits, overflow, with_bias):
-    """BLAS and Numba paths equal the step-by-step twin, including wrap/saturate and overflow counts."""
+@example(m=7, k=33, n=5, seed=0, a_dtype=np.uint8, acc_bits=32, overflow="wrap", with_bias=True, b_dtype=np.int8, b_zp="none")
+@example(m=7, k=33, n=5, seed=1, a_dtype=np.int8, acc_bits=16, overflow="saturate", with_bias=True, b_dtype=np.int8, b_zp="none")
+@example(m=7, k=33, n=5, seed=2, a_dtype=np.uint8, acc_bits=16, overflow="saturate", with_bias=True, b_dtype=np.uint8, b_zp="per_column")
+def test_gemm_paths_match_reference(m, k, n, seed, a_dtype, acc_bits, overflow, with_bias, b_dtype, b_zp):
+    """BLAS, VNNI and Numba paths equal the step-by-step twin, including wrap/saturate, overflow counts and
+    weight zero points (each step adds ``(a - z_a) * (b - z_b[n])``, so saturation sees the same order)."""
     rng = np.random.default_rng(seed)
-    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), np.int8)
+    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), b_dtype)
     zp = int(rng.integers(np.iinfo(a_dtype).min, np.iinfo(a_dtype).max + 1))
+    zb = _weight_zero_point(rng, b_dtype, n, b_zp)
     bias = rng.integers(-(1 << (acc_bits - 2)), 1 << (acc_bits - 2), n) if with_bias else None
-    want, want_ovf = ref.ref_int_gemm(a, b, zp, bias, acc_bits, overflow)
+    want, want_ovf = ref.ref_int_gemm(a, b, zp, bias, acc_bits, overflow, zb)
     for method in ("blas", "numba") + (("vnni",) if vnni.AVAILABLE else ()):
-        got = int_gemm(a, b, a_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow, method=method)
+        got = int_gemm(a, b, a_zero_point=zp, b_zero_point=zb, bias=bias, acc_bits=acc_bits, overflow=overflow, method=method)
         np.testing.assert_array_equal(got.values, want, err_msg=method)
         assert got.overflows == want_ovf, method
 
@@ -65,13 +78,18 @@ def test_exact_product_large_k_chunks():
 @pytest.mark.skipif(not vnni.AVAILABLE, reason="needs AVX512-VNNI")
 @pytest.mark.parametrize(("m", "k", "n"), [(7, 33, 5), (385, 300, 130), (13, 4, 64), (1, 1030, 200)])
 @pytest.mark.parametrize("a_dtype", [np.uint8, np.int8])
-def test_vnni_paths_match_blas(m, k, n, a_dtype):
-    """The VNNI kernel's tiling edges (row/column panels, K blocks, K not a multiple of 4) are exact."""
+@pytest.mark.parametrize("b_dtype", [np.int8, np.uint8])
+def test_vnni_paths_match_blas(m, k, n, a_dtype, b_dtype):
+    """The VNNI kernel's tiling edges (row/column panels, K blocks, K not a multiple of 4) are exact, with
+    and without per-column weight zero points (the rank-1 start-value term of every tile)."""
     rng = np.random.default_rng(m * k + n)
-    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), np.int8)
-    want = a.astype(np.int64) @ b.astype(np.int64)
-    np.testing.assert_array_equal(vnni.vnni_product(a, b), want)
-    np.testing.assert_array_equal(int_gemm(a, b, a_zero_point=3, method="vnni").values, int_gemm(a, b, a_zero_point=3, method="blas").values)
+    a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), b_dtype)
+    if b_dtype == np.int8:
+        np.testing.assert_array_equal(vnni.vnni_product(a, b), a.astype(np.int64) @ b.astype(np.int64))
+    zb = _ints(rng, (n,), b_dtype)
+    for z in (0, zb):
+        np.testing.assert_array_equal(int_gemm(a, b, a_zero_point=3, b_zero_point=z, method="vnni").values,
+                                      int_gemm(a, b, a_zero_point=3, b_zero_point=z, method="blas").values)
 
 
 @pytest.mark.skipif(not vnni.AVAILABLE, reason="needs AVX512-VNNI")
@@ -82,22 +100,27 @@ def test_vnni_paths_match_blas(m, k, n, a_dtype):
 def test_requant_product_equals_gemm_then_requant(m, k, n, seed, a_dtype, single, threads):
     """The GEMM handing its accumulators straight to the requant unit (scratch chunks kept in cache,
     column or row split over threads) gives the codes, saturations and accumulator range of the
-    int32 GEMM followed by the requant pass."""
+    int32 GEMM followed by the requant pass, with a per-column weight zero point on odd seeds."""
     from accelsim.kernels.gemm import PackedWeights
     from accelsim.kernels.requant import lane_plan
 
     rng = np.random.default_rng(seed)
     a, b = _ints(rng, (m, k), a_dtype), _ints(rng, (k, n), np.int8)
+    zb = rng.integers(-128, 128, n) if seed % 2 else None
     packed, offset = PackedWeights.of(b), rng.integers(-(2**20), 2**20, n)
     mult, shift = rng.integers(1 << 30, 1 << 31, n), rng.integers(-32 if single else -40, 4, n)
     zp = int(rng.integers(-20, 20))
     clamps = dict(zero_point=zp, act_min=zp, act_max=127, sat_min=-(2**62), sat_max=127)  # a fused ReLU
     vnni.set_threads(threads)
     try:
-        acc = vnni.vnni_product(a, b, b_packed=packed.vnni_panels, b_col_sums=packed.col_sums, row_offset=offset)
+        acc = vnni.vnni_product(a, b, b_packed=packed.vnni_panels, b_col_sums=packed.col_sums, row_offset=offset, b_zero_point=zb)
+        if zb is not None:
+            np.testing.assert_array_equal(acc, a.astype(np.int64) @ (b.astype(np.int64) - zb) + offset)
         want = requant_fixed_point(acc, mult, shift, single_rounding=single, axis=1, out_dtype=np.int8, **clamps)
         plan = (mult, shift, *lane_plan(mult, shift, zp, zp, 127, -(2**62), 127, single))
-        got = vnni.requant_product(vnni.prepare_a(a), m, packed.vnni_panels, vnni.offset_row(n, a.dtype, packed.col_sums, offset), n, plan, np.int8)
+        words = vnni.prepare_a(a)
+        terms = vnni.zero_point_terms(words, m, k, 0, a.dtype, zb)
+        got = vnni.requant_product(words, m, packed.vnni_panels, vnni.offset_row(n, a.dtype, packed.col_sums, offset), n, plan, np.int8, terms)
     finally:
         vnni.set_threads(vnni.CPUS)
     np.testing.assert_array_equal(got[0], want.codes)
@@ -124,9 +147,11 @@ def test_wrapping_int32_accumulator_on_long_k():
     stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
     pads=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 2**32 - 1),
     acc_bits=st.sampled_from([14, 32]), overflow=st.sampled_from(["wrap", "saturate"]),
+    w_dtype=st.sampled_from([np.int8, np.uint8]), w_zp=st.sampled_from(["none", "scalar", "per_column"]),
 )
-def test_conv_matches_direct_reference(n, groups, cpg, opg, h, w, kh, kw, stride, dilation, pads, seed, acc_bits, overflow):
-    """im2col + GEMM conv equals a direct convolution over a zero-point padded input."""
+def test_conv_matches_direct_reference(n, groups, cpg, opg, h, w, kh, kw, stride, dilation, pads, seed, acc_bits, overflow, w_dtype, w_zp):
+    """im2col + GEMM conv equals a direct convolution over a zero-point padded input, with weight zero
+    points (scalar or per output channel, int8 or uint8 weights)."""
     rng = np.random.default_rng(seed)
     geom = ConvGeometry.from_args(stride, pads, dilation, groups)
     try:
@@ -134,14 +159,15 @@ def test_conv_matches_direct_reference(n, groups, cpg, opg, h, w, kh, kw, stride
     except ValueError:
         return
     x = _ints(rng, (n, groups * cpg, h, w), np.uint8)
-    wt = _ints(rng, (groups * opg, cpg, kh, kw), np.int8)
+    wt = _ints(rng, (groups * opg, cpg, kh, kw), w_dtype)
     zp = int(rng.integers(0, 256))
+    zw = _weight_zero_point(rng, w_dtype, groups * opg, w_zp)
     bias = rng.integers(-5000, 5000, groups * opg)
     want, want_ovf = ref.ref_int_conv2d(
         x, wt, stride=geom.stride, padding=geom.padding, dilation=geom.dilation, groups=groups,
-        x_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow,
+        x_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow, w_zero_point=zw,
     )
-    got = int_conv2d(x, wt, geom, x_zero_point=zp, bias=bias, acc_bits=acc_bits, overflow=overflow)
+    got = int_conv2d(x, wt, geom, x_zero_point=zp, w_zero_point=zw, bias=bias, acc_bits=acc_bits, overflow=overflow)
     np.testing.assert_array_equal(got.values, want)
     assert got.overflows == want_ovf
 

@@ -127,10 +127,11 @@ def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
 @settings(max_examples=40, deadline=None)
 @given(kind=st.sampled_from(["conv1x1", "conv1x1s2", "conv3x3", "conv3x3s2", "conv3x3d2", "linear"]), channels=st.integers(1, 70), out=st.integers(1, 90),
        size=st.integers(5, 12), mode=st.sampled_from(list(REQUANT_MODES)), activation=st.sampled_from([None, "relu", "relu6"]),
-       seed=st.integers(0, 2**32 - 1))
-def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, channels, out, size, mode, activation, seed):
+       seed=st.integers(0, 2**32 - 1), weights=st.sampled_from(["symmetric", "asymmetric", "asymmetric_int8"]))
+def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, channels, out, size, mode, activation, seed, weights):
     """Without kept accumulators a static layer may skip the int32 tensor (the array feeding the
-    requant unit directly): codes, counts and the accumulator range equal the kept-accumulator run."""
+    requant unit directly): codes, counts and the accumulator range equal the kept-accumulator run,
+    also with weight zero points (their row-sum term in the tiles' start values)."""
     from accelsim.kernels import vnni
     from accelsim.quant.layer import quantize_weight, run_static_codes
 
@@ -144,7 +145,7 @@ def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, chann
     geometry = dict(stride=2 if kind.endswith("s2") else 1, padding=kernel // 2 * (1 + kind.endswith("d2")),
                     dilation=2 if kind.endswith("d2") else 1) if conv else {}
     args = ("conv2d" if conv else "linear", x, QParams(np.float32([0.05]), np.int32([int(rng.integers(lo, hi))]), dtype),
-            quantize_weight("conv2d" if conv else "linear", w), rng.standard_normal(out).astype(np.float32),
+            quantize_weight("conv2d" if conv else "linear", w, weights=weights), rng.standard_normal(out).astype(np.float32),
             QParams(np.float32([0.2]), np.int32([int(rng.integers(lo, hi))]), dtype))
     kept = run_static_codes(*args, requant_mode=mode, activation=activation, **geometry)
     handed = run_static_codes(*args, requant_mode=mode, activation=activation, keep_accumulators=False, **geometry)
@@ -154,3 +155,76 @@ def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, chann
     assert kept.accumulator_range == (int(kept.tensors["acc"].values.min()), int(kept.tensors["acc"].values.max()))
     if vnni.AVAILABLE and REQUANT_MODES[mode].arithmetic == "fixed_point":
         assert "acc" not in handed.tensors
+
+
+@pytest.mark.parametrize("weights,dtype", [("asymmetric", np.uint8), ("asymmetric_int8", np.int8)])
+@pytest.mark.parametrize("granularity", ["per_channel", "per_tensor"])
+def test_asymmetric_weight_codes_cover_each_channel_range(weights, dtype, granularity):
+    """Affine weights: codes of the format's dtype, zero points per channel (or one), min and max of each
+    channel representable, and dequantized codes within half a step of the float weights."""
+    from accelsim.quant import dequantize_tensor, quantize_weight
+
+    rng = np.random.default_rng(4)
+    w = (rng.standard_normal((6, 5, 3, 3)) * 0.1 + np.linspace(-0.2, 0.3, 6)[:, None, None, None]).astype(np.float32)
+    wq = quantize_weight("conv2d", w, granularity, weights)
+    qp = wq.qparams
+    assert wq.codes.dtype == dtype and not qp.symmetric and qp.zero_point.size == (6 if granularity == "per_channel" else 1)
+    err = np.abs(dequantize_tensor(wq.codes, qp) - w)
+    step = qp.scale.reshape(-1, 1, 1, 1) if qp.axis is not None else qp.scale[0]
+    assert (err <= step / 2 + 1e-7).all()
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "linear"])
+@pytest.mark.parametrize("scheme,variant", [("static", "tflite"), ("dynamic", "tflite"), ("dynamic", "onnx")])
+def test_golden_vectors_carry_the_weight_zero_point_correction(tmp_path, kind, scheme, variant):
+    """With weight zero points the golden file holds the row sums and the correction, and they add up:
+    ``acc = bias_q + sum (x_q - z_x) * w_q + correction`` with the codes' plain product computed here
+    (per-row input zero points of the tflite dynamic flavour included)."""
+    from accelsim.kernels import reference as ref
+
+    conv = kind == "conv2d"
+    x, w = (X_CONV, W_CONV) if conv else (X_CONV.reshape(4, -1)[:, :18], W_CONV.reshape(W_CONV.shape[0], -1))
+    args = dict(CONV_ARGS) if conv else {}
+    variant_arg = {"requant_mode": variant} if scheme == "static" else {"flavour": variant}
+    res = run_layer(kind, x, w, B_CONV, scheme=scheme, weights="asymmetric", **variant_arg, **args)
+    with np.load(write_golden(res, tmp_path / "g.npz")) as z:
+        acc, corr, sums = z["acc"].astype(np.int64), z["weight_zero_point_correction"], z["input_row_sums"]
+        xq, wq = z["input_q"].astype(np.int64), z["weight_q"].astype(np.int64)
+        zx, zw = z["input_q_zero_point"].astype(np.int64), z["weight_q_zero_point"]
+        bias = z["bias_q"].astype(np.int64) if "bias_q" in z.files else np.zeros(acc.shape[1 if conv else -1], np.int64)
+        meta, w_dtype = json.loads(str(z["meta_json"])), z["weight_q"].dtype
+    assert w_dtype == np.uint8 and meta["settings"]["weights"] == "asymmetric" and (zw != 0).any()
+    if conv:
+        g = res.geometry
+        centred = xq - zx.reshape(-1, 1, 1, 1) if zx.size > 1 else xq
+        plain, _ = ref.ref_int_conv2d(centred, wq, stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups,
+                                      x_zero_point=0 if zx.size > 1 else int(zx[0]), bias=bias, acc_bits=48, overflow="wrap")
+    else:
+        plain = (xq - (zx[:, None] if zx.size > 1 else zx[0])) @ wq.T + bias
+        assert sums.shape == (xq.shape[0], 1) and np.array_equal(corr, -sums * zw)
+    np.testing.assert_array_equal(acc, plain + corr)
+
+
+def test_asymmetric_weights_in_a_network_run():
+    """run_values(weights=asymmetric): uint8 weight codes with zero points in every array layer, errors
+    against fp32 of the same order as symmetric int8, and the timing reads the zero points."""
+    from accelsim.config import load_hardware, load_workload
+    from accelsim.sim.simulation import simulate
+    from accelsim.sim.tensors import materialize
+    from accelsim.sim.values import OUTPUT, run_values
+
+    wl, hw = load_workload("tiny_cnn"), load_hardware("default")
+    tensors = materialize(wl)
+    ref = run_values(wl, hw, "fp32", tensors=tensors)
+    for scheme in ("static", "dynamic"):
+        sym = run_values(wl, hw, scheme, tensors=tensors, keep_results=["conv2"])
+        asym = run_values(wl, hw, scheme, tensors=tensors, keep_results=["conv2"], weights="asymmetric")
+        wq = asym.layers["conv2"].results[0].tensors["weight_q"]
+        assert asym.weights == "asymmetric" and wq.dtype == "uint8" and wq.qparams.zero_point.size == 32
+        assert sym.layers["conv2"].results[0].tensors["weight_q"].dtype == "int8"
+        assert asym.compare_to(ref)[OUTPUT].sqnr_db > 0.8 * sym.compare_to(ref)[OUTPUT].sqnr_db
+    runs = {w: simulate(wl, hw, "static", tensors=tensors, weights=w) for w in ("symmetric", "asymmetric")}
+    assert runs["asymmetric"].settings["weights"] == "asymmetric"
+    assert runs["asymmetric"].values.weights == "asymmetric"
+    extra = runs["asymmetric"].total.dram_read_bytes_weight_scales - runs["symmetric"].total.dram_read_bytes_weight_scales
+    assert extra > 0 and runs["asymmetric"].total.dram_read_bytes_weights == runs["symmetric"].total.dram_read_bytes_weights

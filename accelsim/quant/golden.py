@@ -1,4 +1,9 @@
-"""Golden vectors for an RTL testbench: one layer's inputs, int8 weights, parameters, accumulators, outputs."""
+"""Golden vectors for an RTL testbench: one layer's inputs, int8 weights, parameters, accumulators, outputs.
+
+With weight zero points (asymmetric weights) the file also holds ``input_row_sums`` (``sum_k (x_q - z_x)``
+per GEMM row) and ``weight_zero_point_correction`` (``-z_w[c] * row sum``, shaped like ``acc``), so a
+testbench can check the row-sum unit and the accumulator's start value separately; ``weight_q_zero_point``
+holds the zero points themselves."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.atomic_file import write_atomic
-from accelsim.quant.layer import LayerResult
+from accelsim.quant.layer import LayerResult, input_row_sums, zero_point_correction
 
 GOLDEN_FORMAT_VERSION = 1
 
@@ -22,6 +27,9 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         if rec.qparams is not None:
             arrays |= rec.qparams.as_arrays(name)
     arrays["output"] = np.ascontiguousarray(result.output)  # static: the dequantized codes
+    if "weight_q" in result.tensors and "input_q" in result.tensors and not result.tensors["weight_q"].qparams.symmetric:
+        arrays["input_row_sums"] = input_row_sums(result)
+        arrays["weight_zero_point_correction"] = zero_point_correction(result)
     if result.requant is not None:
         arrays |= result.requant.as_arrays()
     meta = {
@@ -29,7 +37,8 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         "kind": result.kind,
         "scheme": result.scheme,
         "variant": result.variant,
-        "dtypes": {"output": "float32"} | {name: rec.dtype for name, rec in result.tensors.items()},
+        "dtypes": {"output": "float32"} | {name: rec.dtype for name, rec in result.tensors.items()}
+        | ({"input_row_sums": "int64", "weight_zero_point_correction": "int64"} if "input_row_sums" in arrays else {}),
         "geometry": None if result.geometry is None else {
             "stride": result.geometry.stride,
             "padding_top_left_bottom_right": result.geometry.padding,

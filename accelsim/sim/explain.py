@@ -16,7 +16,7 @@ from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.lowering.program import LoweredLayer, lower
-from accelsim.quant import LayerResult, QParams, dequantize_tensor
+from accelsim.quant import LayerResult, QParams, dequantize_tensor, get_weight_format, input_row_sums, zero_point_correction
 from accelsim.sim.values import run_values
 
 
@@ -89,15 +89,17 @@ def _requant_example(result: LayerResult, hw: HardwareConfig, channel_axis: int)
     return lines
 
 
-def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str, flavour: str = "onnx") -> str:
-    """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw``."""
+def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str, flavour: str = "onnx",
+            weights: str = "symmetric") -> str:
+    """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw`` with weights in format ``weights``."""
     shapes = {s.layer.name: s for s in workload.shapes}
     if layer_name not in shapes:
         raise AccelsimError(f"no layer {layer_name!r} in workload {workload.name}", path="--layer",
                             allowed=", ".join(list(shapes)[:15]) + (", ..." if len(shapes) > 15 else ""))
     s = shapes[layer_name]
-    lowered = next(l for l in lower(workload, hw, scheme, dynamic_per_tensor=flavour != "tflite").layers if l.name == layer_name)
-    values = run_values(workload, hw, scheme, flavour=flavour, keep_results=[layer_name])
+    program = lower(workload, hw, scheme, dynamic_per_tensor=flavour != "tflite", asymmetric_weights=not get_weight_format(weights).symmetric)
+    lowered = next(l for l in program.layers if l.name == layer_name)
+    values = run_values(workload, hw, scheme, flavour=flavour, keep_results=[layer_name], weights=weights)
     lv = values.layers[layer_name]
     act = getattr(s.layer, "activation", "none")
     head = (f"layer {layer_name} ({s.layer.type}, input {list(s.input_shapes[0])} -> output {list(s.output_shape)}, "
@@ -135,7 +137,7 @@ def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) ->
     real = dequantize_tensor(xq.values, xq.qparams)
     if kind == "matmul":
         operand = (f"2. DRAM -> filter SRAM: the second operand is an activation too, {_qp(w_q.qparams)}, codes "
-                   f"{_fmt(w_q.values)}; its zero point is subtracted on the way into the array (9-bit operand); "
+                   f"{_fmt(w_q.values)}; its zero point is the array's weight zero point (row-sum correction); "
                    f"alpha {result.settings.get('alpha', 1.0):g} is folded into the requant multiplier")
     else:
         operand = (f"2. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}, codes {_fmt(w_q.values)}"
@@ -150,6 +152,7 @@ def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) ->
         f"3. array: 8-bit x 8-bit products (16-bit), summed{' with the bias' if 'bias_q' in t else ''} in the "
         f"{_accumulator(lv, hw)}; "
         f"accumulators {_fmt(t['acc'].values)}",
+        *_zero_point_lines(result, axis),
         f"4. requant unit ({hw.requant.rounding}): int32 -> {result.requant.output.dtype}, "
         f"output {_qp(result.requant.output)}"
         + (f"; {act} is fused as the clamp [{result.requant.act_min}, {result.requant.act_max}]" if act in ("relu", "relu6") else ""),
@@ -160,6 +163,30 @@ def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) ->
         f"Answer: activations are int8 in memory; {_static_answer(act)}",
     ]
     return lines
+
+
+def _zero_point_lines(result: LayerResult, channel_axis: int) -> list[str]:
+    """The weight zero point's row-sum correction on one output, with its numbers (none for symmetric weights)."""
+    correction = zero_point_correction(result)
+    if correction is None:
+        return []
+    acc = result.tensors["acc"].values
+    index = np.unravel_index(int(np.argmax(np.abs(acc))), acc.shape)
+    c = index[channel_axis % acc.ndim]
+    zw = result.tensors["weight_q"].qparams.zero_point
+    z = int(zw[c] if zw.size > 1 else zw[0])
+    sums = input_row_sums(result)
+    row = tuple(int(i) for i in index)
+    rowsum = int(sums[row[0], c // (acc.shape[1] // sums.shape[1]), row[2], row[3]] if result.kind == "conv2d" else sums[row[:-1] + (0,)])
+    fix = int(correction[index])
+    return [
+        f"   weight zero point: acc = bias + sum (x_q - z_x) * w_q - z_w[c] * rowsum(x_q - z_x); the array sums the "
+        "codes and starts each output from the correction (one row sum of the input per output row, times the "
+        "channel's zero point)",
+        f"   example output {row}, channel {c}: rowsum(x_q - z_x) = {rowsum}, z_w[{c}] = {z}, correction "
+        f"-{z} * {rowsum} = {fix}; sum (x_q - z_x) * w_q{' + bias' if 'bias_q' in result.tensors else ''} = {int(acc[index]) - fix}; "
+        f"acc = {int(acc[index])}",
+    ]
 
 
 def _static_answer(act: str) -> str:
@@ -185,8 +212,9 @@ def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -
         f"-> {_qp(xq.qparams)}",
         f"3. vector unit: quantize float32 -> {xq.qparams.dtype} on the way into SRAM: codes {_fmt(xq.values)}",
         f"4. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}; bias stays float32",
-        f"5. array: {xq.qparams.dtype} (minus zero point) x int8 into the {_accumulator(lv, hw)}; "
+        f"5. array: {xq.qparams.dtype} (minus zero point) x {w_q.qparams.dtype} into the {_accumulator(lv, hw)}; "
         f"accumulators {_fmt(acc.values)}",
+        *_zero_point_lines(result, axis),
         f"6. vector unit: dequantize float32(acc) * (s_x * s_w[c]) + bias -> float32 {_fmt(pre)}"
         + (f"; then {act} in float32 -> {_fmt(lv.output)}" if act != "none" else ""),
         f"7. DRAM: outputs stored as float32, {t['output'].values.nbytes:,} bytes",

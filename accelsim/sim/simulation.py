@@ -14,6 +14,7 @@ from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower
+from accelsim.quant.schemes import get_scheme, get_weight_format
 from accelsim.sim.engine import Engine, EngineRun
 from accelsim.sim import timing_worker
 from accelsim.sim.records import LayerRecord, total_record
@@ -55,6 +56,7 @@ def simulate(
     qparams: dict[str, Any] | None = None,
     errors_against_fp32: bool = True,
     overlap_timing: bool = False,
+    weights: str = "symmetric",
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
 
@@ -68,20 +70,23 @@ def simulate(
     of two or more, play the timing in a child process (``accelsim.sim.timing_worker``) while the
     values run here. It pays for a prepared model run again and again (the child starts once, in
     about half a second); a one-shot run, or one whose values run on multithreaded BLAS (fp32, WOQ),
-    is faster without it."""
+    is faster without it. ``weights``: the weight format (``symmetric``, ``asymmetric`` uint8 or
+    ``asymmetric_int8``, ``accelsim.quant.WEIGHT_FORMATS``): the values use weight zero points and the
+    timing reads one zero-point byte per output channel with the weight scales (fp32 has neither)."""
     step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    asymmetric = not get_weight_format(weights).symmetric
     per_tensor = flavour != "tflite"
     step(f"{scheme}: timing")
     if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
                          f"not {workload.name} on {hw.name} ({scheme})")
-    play = partial(_play, workload, hw, scheme, per_tensor, ideal_memory, log)
+    play = partial(_play, workload, hw, scheme, per_tensor, asymmetric, ideal_memory, log)
     pending = None
     if overlap_timing and not timing_only:  # the child keeps what it was sent (all immutable) for later runs
         kept = timing_worker.Kept
-        pending = timing_worker.start(_play, kept(workload), kept(hw), scheme, per_tensor, ideal_memory, log,
+        pending = timing_worker.start(_play, kept(workload), kept(hw), scheme, per_tensor, asymmetric, ideal_memory, log,
                                       None if program is None else kept(program))
     if pending is None:
         lowered, run, rows = play(program)
@@ -92,7 +97,7 @@ def simulate(
 
         step(f"{scheme}: values")
         tensors = tensors if tensors is not None else materialize(workload)
-        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors, qparams=qparams)
+        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors, qparams=qparams, weights=weights)
         if errors_against_fp32:
             if reference is None:  # errors are always against fp32 on the same input
                 step("fp32 reference values")
@@ -111,6 +116,7 @@ def simulate(
             total.top1_agreement = at_output.top1_agreement
     settings = {"scheme": scheme, "flavour": flavour if scheme == "dynamic" else None,
                 "requant_rounding": hw.requant.rounding if scheme == "static" else None,
+                "weights": weights if get_scheme(scheme).weights.quantized else None,
                 "ideal_memory": ideal_memory, "timing_only": timing_only}
     return SchemeRun(scheme, program, run, rows, total, values, settings)
 
@@ -169,11 +175,11 @@ def _add_values(rows: list[LayerRecord], values: Any, errors: dict[str, Any]) ->
             row.sqnr_db, row.max_abs_error = err.sqnr_db, err.max_abs_error
 
 
-def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool, ideal_memory: bool, log: bool,
+def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool, asymmetric: bool, ideal_memory: bool, log: bool,
           program: Program | None) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
     """The timing simulation: lower unless ``program`` is given, play the engine, the records' timing
     fields. Returns the program it lowered (None if it was given one), the engine run, the records."""
-    lowered = None if program is not None else lower(workload, hw, scheme, dynamic_per_tensor=per_tensor)
+    lowered = None if program is not None else lower(workload, hw, scheme, dynamic_per_tensor=per_tensor, asymmetric_weights=asymmetric)
     played = program if program is not None else lowered
     run = Engine(played, None if ideal_memory else dram_of(hw), log=log).run()
     return lowered, run, _timing_records(workload, hw, played, run)
@@ -212,8 +218,10 @@ def compare_schemes(
     timing_only: bool = False,
     log: bool = False,
     progress: Any = None,
+    weights: str = "symmetric",
 ) -> list[SchemeRun]:
-    """Every scheme on the same workload and hardware; fp32 runs first as the error reference."""
+    """Every scheme on the same workload and hardware; fp32 runs first as the error reference; ``weights``
+    is the weight format of the schemes that quantize weights."""
     reference = tensors = None
     if not timing_only:
         from accelsim.sim.tensors import materialize
@@ -227,7 +235,7 @@ def compare_schemes(
     runs = []
     for scheme in sorted(schemes, key=lambda s: s != "fp32"):
         run = simulate(workload, hw, scheme, flavour=flavour, ideal_memory=ideal_memory, timing_only=timing_only,
-                       log=log, reference=reference, tensors=tensors, progress=progress)
+                       log=log, reference=reference, tensors=tensors, progress=progress, weights=weights)
         reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
         runs.append(run)
     return sorted(runs, key=lambda r: SCHEMES.index(r.scheme))

@@ -32,14 +32,15 @@ class LayerParams:
 
     weight: np.ndarray
     bias: np.ndarray | None
-    _quantized: dict[tuple[str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
+    _quantized: dict[tuple[str, str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
 
-    def quantized_weight(self, kind: str, granularity: str = "per_channel") -> QuantizedWeight:
-        """The weight's int8 codes and parameters (and packed GEMM operands), derived once and kept, as a
-        deployed model keeps them: every scheme and run that shares these tensors skips re-quantizing."""
-        key = (kind, granularity)
+    def quantized_weight(self, kind: str, granularity: str = "per_channel", weights: str = "symmetric") -> QuantizedWeight:
+        """The weight's codes and parameters in format ``weights`` (and packed GEMM operands), derived once
+        and kept, as a deployed model keeps them: every scheme and run that shares these tensors skips
+        re-quantizing."""
+        key = (kind, granularity, weights)
         if key not in self._quantized:
-            self._quantized[key] = quantize_weight(kind, self.weight, granularity)
+            self._quantized[key] = quantize_weight(kind, self.weight, granularity, weights)
         return self._quantized[key]
 
 

@@ -46,8 +46,10 @@ from accelsim.quant import (
     OBSERVERS,
     REQUANT_MODES,
     SCHEMES,
+    WEIGHT_FORMATS,
     LayerResult,
     QParams,
+    QuantizedWeight,
     TensorRecord,
     dequantize_tensor,
     make_requant_params,
@@ -126,6 +128,7 @@ class NetworkValues:
     layers: dict[str, LayerValues]
     qparams: dict[str, QParams] = field(default_factory=dict)  # static: calibrated, per tensor
     source_saturations: dict[str, int] = field(default_factory=dict)  # static: clamps quantizing the inputs
+    weights: str = "symmetric"  # the weight format (accelsim.quant.WEIGHT_FORMATS)
 
     @property
     def output_name(self) -> str:
@@ -253,12 +256,17 @@ class _Numerics:
     acc_bits: int
     overflow: str
     keep: frozenset[str]
+    weights: str = "symmetric"  # weight format: symmetric int8, or asymmetric with zero points
 
     def prepared(self, layer: LayerBase, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
         if not SCHEMES[self.scheme].weights.quantized:
             return {}
-        return {"weight_q": params.quantized_weight(_kind(layer))}
+        return {"weight_q": self.weight_codes(layer, params)}
+
+    def weight_codes(self, layer: LayerBase, params: LayerParams) -> QuantizedWeight:
+        """The layer's weight codes in this run's weight format, kept with its parameters."""
+        return params.quantized_weight(_kind(layer), weights=self.weights)
 
     def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
         """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
@@ -420,7 +428,7 @@ class _StaticRun:
             gelu_after = layer.activation == "gelu"
             target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
             x = inputs[0]
-            res = run_static_codes(_kind(layer), x.codes, x.qparams, params.quantized_weight(_kind(layer)), params.bias, target,
+            res = run_static_codes(_kind(layer), x.codes, x.qparams, self.num.weight_codes(layer, params), params.bias, target,
                                    requant_mode=self.num.variant, activation=_fused(layer), acc_bits=self.num.acc_bits,
                                    overflow=self.num.overflow, keep_accumulators=name in self.num.keep, **_geometry(layer))
             results = [res]
@@ -445,17 +453,16 @@ class _StaticRun:
         return out, values
 
     def _matmul(self, layer: Matmul, a: _Quantized, b: _Quantized) -> tuple[_Quantized, list[LayerResult]]:
-        """Both operands int8 with their calibrated per-tensor parameters; the second one is centred
-        (``b - z_b``, 9-bit) on its way into the array; ``alpha`` scales the requant multiplier."""
+        """Both operands int8 with their calibrated per-tensor parameters; the second one's zero point is
+        the array's weight zero point (the row-sum correction); ``alpha`` scales the requant multiplier."""
         a_codes, b_codes = _matmul_operands(layer, a.codes, b.codes)
-        b_centred = (b_codes.astype(np.int16) - np.int16(b.qparams.zero_point[0])).astype(np.int16)
         out_qp = self.qparams[layer.name]
         # alpha * s_a * s_b / s_y == s_a * s_b / (s_y / alpha): the requant unit's multiplier absorbs alpha
         folded = QParams(out_qp.scale / np.float32(layer.alpha), out_qp.zero_point, out_qp.dtype)
         rq = make_requant_params(self.num.variant, float(a.qparams.scale[0]), b.qparams.scale, folded)
         results = []
         for i in np.ndindex(*a_codes.shape[:-2]):  # one GEMM per (sample, head), as lowered
-            acc = int_gemm(a_codes[i], b_centred[i], a_zero_point=int(a.qparams.zero_point[0]),
+            acc = int_gemm(a_codes[i], b_codes[i], a_zero_point=int(a.qparams.zero_point[0]), b_zero_point=int(b.qparams.zero_point[0]),
                            acc_bits=self.num.acc_bits, overflow=self.num.overflow)
             out = requantize(acc.values, rq, axis=-1)
             tensors = {
@@ -499,8 +506,9 @@ def calibrate(workload: Workload, tensors: WorkloadTensors, *, dtype: str = "int
     return {name: obs.qparams(dtype=dtype) for name, obs in observers.items()}
 
 
-def _check(scheme: str, flavour: str, observer: str) -> None:
-    for value, allowed, what in ((scheme, SCHEMES, "scheme"), (flavour, DYNAMIC_FLAVOURS, "flavour"), (observer, OBSERVERS, "observer")):
+def _check(scheme: str, flavour: str, observer: str, weights: str = "symmetric") -> None:
+    for value, allowed, what in ((scheme, SCHEMES, "scheme"), (flavour, DYNAMIC_FLAVOURS, "flavour"), (observer, OBSERVERS, "observer"),
+                                 (weights, WEIGHT_FORMATS, "weights")):
         if value not in allowed:
             raise AccelsimError(f"unknown {what} {value!r}", path=what, allowed=list(allowed))
 
@@ -516,6 +524,7 @@ def run_values(
     observer: str = "minmax",
     keep_results: Collection[str] = (),
     qparams: dict[str, QParams] | None = None,
+    weights: str = "symmetric",
 ) -> NetworkValues:
     """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
 
@@ -524,18 +533,25 @@ def run_values(
     same object to every scheme to skip re-drawing. ``keep_results`` names layers whose
     intermediates (every ``LayerResult``) are kept for ``accelsim explain``. ``qparams`` (from
     :func:`calibrate`) skips static calibration, as a deployed model has its parameters already.
+    ``weights``: the weight format (``symmetric`` int8; ``asymmetric`` uint8 or ``asymmetric_int8`` with a
+    zero point per channel, as ONNX Runtime's quantizer writes them); fp32 has no quantized weights.
     """
-    _check(scheme, flavour, observer)
+    _check(scheme, flavour, observer, weights)
     tensors = tensors if tensors is not None else materialize(workload, seed=seed)
     acc = hw.array.accumulator
     keep = frozenset(keep_results)
     if scheme != "static":
-        num = _Numerics(scheme, flavour if scheme == "dynamic" else None, acc.bits, acc.overflow, keep)
+        num = _Numerics(scheme, flavour if scheme == "dynamic" else None, acc.bits, acc.overflow, keep, weights)
         layers = _execute(workload, _FloatRun(num, tensors.params), tensors.inputs)
-        return NetworkValues(workload.name, scheme, num.variant, layers)
+        return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(scheme, weights))
     mode = hw.requant.rounding
     if qparams is None:
         qparams = calibrate(workload, tensors, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
-    run = _StaticRun(_Numerics(scheme, mode, acc.bits, acc.overflow, keep), tensors.params, qparams)
+    run = _StaticRun(_Numerics(scheme, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
     layers = _execute(workload, run, tensors.inputs)
-    return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations)
+    return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
+
+
+def _weights_of(scheme: str, weights: str) -> str:
+    """The weight format a run used: fp32 keeps float weights, so it is always symmetric (no zero points)."""
+    return weights if SCHEMES[scheme].weights.quantized else "symmetric"
