@@ -228,3 +228,19 @@ def test_asymmetric_weights_in_a_network_run():
     assert runs["asymmetric"].values.weights == "asymmetric"
     extra = runs["asymmetric"].total.dram_read_bytes_weight_scales - runs["symmetric"].total.dram_read_bytes_weight_scales
     assert extra > 0 and runs["asymmetric"].total.dram_read_bytes_weights == runs["symmetric"].total.dram_read_bytes_weights
+
+
+def test_scheme_table_weight_formats():
+    """get_scheme(name, weights): the weights' plan carries the format's dtype and symmetry for the schemes
+    that quantize weights; fp32 is unchanged; an unknown format is an error naming the allowed ones."""
+    from accelsim.quant import SCHEMES, get_scheme
+    from accelsim.quant.schemes import TensorPlan
+
+    for name in ("woq", "dynamic", "static"):
+        assert get_scheme(name).weights == TensorPlan(True, "int8", "per_channel", True, "offline")
+        assert get_scheme(name, "asymmetric").weights == TensorPlan(True, "uint8", "per_channel", False, "offline")
+        assert get_scheme(name, "asymmetric_int8").weights == TensorPlan(True, "int8", "per_channel", False, "offline")
+        assert get_scheme(name, "asymmetric").activations == SCHEMES[name].activations
+    assert get_scheme("fp32", "asymmetric") == SCHEMES["fp32"]
+    with pytest.raises(ValueError, match="asymmetric_int8"):
+        get_scheme("static", "uint4")

@@ -179,13 +179,13 @@ def _zero_point_lines(result: LayerResult, channel_axis: int) -> list[str]:
     row = tuple(int(i) for i in index)
     rowsum = int(sums[row[0], c // (acc.shape[1] // sums.shape[1]), row[2], row[3]] if result.kind == "conv2d" else sums[row[:-1] + (0,)])
     fix = int(correction[index])
+    bias = "bias + " if "bias_q" in result.tensors else ""
     return [
-        f"   weight zero point: acc = bias + sum (x_q - z_x) * w_q - z_w[c] * rowsum(x_q - z_x); the array sums the "
+        f"   weight zero point: acc = {bias}sum (x_q - z_x) * w_q - z_w[c] * rowsum(x_q - z_x); the array sums the "
         "codes and starts each output from the correction (one row sum of the input per output row, times the "
         "channel's zero point)",
         f"   example output {row}, channel {c}: rowsum(x_q - z_x) = {rowsum}, z_w[{c}] = {z}, correction "
-        f"-{z} * {rowsum} = {fix}; sum (x_q - z_x) * w_q{' + bias' if 'bias_q' in result.tensors else ''} = {int(acc[index]) - fix}; "
-        f"acc = {int(acc[index])}",
+        f"-({z}) * ({rowsum}) = {fix}; {bias}sum (x_q - z_x) * w_q = {int(acc[index]) - fix}; acc = {int(acc[index])}",
     ]
 
 
