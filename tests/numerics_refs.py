@@ -107,3 +107,26 @@ def tfl_quantize_multiplier(double_multiplier: float) -> tuple[int, int]:
         shift = 0
         q_fixed = 0
     return q_fixed, shift
+
+
+def c_round(v: float) -> int:
+    """std::round on a double, exactly (a rational, so 0.5 - 2**-54 is not a tie): half away from zero."""
+    f = Fraction(v)
+    q = (abs(f.numerator) * 2 + f.denominator) // (2 * f.denominator)
+    return q if f >= 0 else -q
+
+
+def tfl_fully_connected_requant(acc: int, input_scale: float, filter_scale: float, output_scale: float, output_offset: int) -> int:
+    """TF 2.21 reference_integer_ops::FullyConnected(PerChannel), float scales, before the activation clamp:
+
+        effective_output_scale = double(input_scale) * double(filter_scale) / double(output_scale);
+        acc_scaled = static_cast<int32_t>(round(static_cast<double>(acc) * effective_output_scale));
+        acc_scaled += output_offset;
+
+    The cast of an out-of-range double is x86's cvttsd2si (INT32_MIN); the int32 ``+=`` wraps.
+    """
+    effective_output_scale = float(np.float32(input_scale)) * float(np.float32(filter_scale)) / float(np.float32(output_scale))
+    acc_scaled = c_round(float(acc) * effective_output_scale)  # one double multiplication, then std::round
+    if not INT32_MIN <= acc_scaled <= INT32_MAX:
+        acc_scaled = INT32_MIN
+    return (acc_scaled + output_offset - INT32_MIN) % (1 << 32) + INT32_MIN

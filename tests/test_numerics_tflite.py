@@ -3,7 +3,9 @@
 The transcriptions (and numerics_refs' gemmlowp helpers) follow tensorflow/lite/kernels/internal:
 reference_integer_ops::ConvPerChannel / FullyConnected, reference_ops::AffineQuantize, and
 portable_tensor_utils (hybrid kernels). They never call accelsim; the layer API is run on the same
-float inputs and its intermediates are compared.
+float inputs and its intermediates are compared. Every comparison has a tie-forcing case: weights
+``n * 2**-4`` with a 127 in each channel (so ``s_w = 2**-4`` exactly) and power-of-two activation
+scales, which put ``acc * M`` on exact halves.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numerics_refs import (
+    INT32_MAX,
+    INT32_MIN,
+    tfl_fully_connected_requant,
     tfl_multiply_by_quantized_multiplier,
     tfl_multiply_by_quantized_multiplier_single,
     tfl_quantize_multiplier,
@@ -21,6 +26,21 @@ from numerics_refs import (
 from accelsim.quant import QParams, run_layer
 
 SETTINGS = settings(max_examples=20, deadline=None)
+TIE_INPUT, TIE_OUTPUT = QParams(np.float32(2.0), 1, "int8"), QParams(np.float32(0.5), -5, "int8")  # M = 2 * 2**-4 / 0.5
+
+
+def tie_weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 weights ``n * 2**-4``, ``|n| <= 4`` but one 127 per output channel: ``s_w = 127 * 2**-4 / 127 = 2**-4``
+    exactly, so with TIE_INPUT / TIE_OUTPUT the requant multiplier is 0.25 and one accumulator in four is a tie."""
+    n = rng.integers(-4, 5, shape)
+    n.reshape(shape[0], -1)[:, 0] = 127
+    return (n * 2.0**-4).astype(np.float32)
+
+
+def exact_ties(acc: np.ndarray, multiplier: float) -> int:
+    """Accumulators whose ``acc * multiplier`` (exact in float64 for a power of two) is a half."""
+    v = acc.astype(np.float64) * multiplier
+    return int((v - np.floor(v) == 0.5).sum())
 
 
 def tfl_affine_quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -88,10 +108,10 @@ def test_static_conv_matches_tflite_reference(seed, depthwise, single, activatio
     c = 3
     groups = c if depthwise else 1
     x = rng.normal(size=(1, c, 7, 6)).astype(np.float32)
-    w = (rng.normal(size=(6, 1 if depthwise else c, 3, 3)) * 0.3).astype(np.float32)
+    w_shape = (6, 1 if depthwise else c, 3, 3)
+    w = tie_weights(rng, w_shape) if ties else (rng.normal(size=w_shape) * 0.3).astype(np.float32)
     b = rng.normal(size=6).astype(np.float32)
-    in_qp = QParams(np.float32(0.5), 3, "int8") if ties else None
-    out_qp = QParams(np.float32(0.25), -5, "int8") if ties else None
+    in_qp, out_qp = (TIE_INPUT, TIE_OUTPUT) if ties else (None, None)
     res = run_layer(
         "conv2d", x, w, b, scheme="static", requant_mode="tflite_single" if single else "tflite", stride=stride,
         padding=1, dilation=dilation, groups=groups, activation=activation, input_qparams=in_qp, output_qparams=out_qp,
@@ -111,28 +131,45 @@ def test_static_conv_matches_tflite_reference(seed, depthwise, single, activatio
         stride, (1, 1), dilation, groups, act_min, act_max, single,
     )
     np.testing.assert_array_equal(t["output_q"].values, want)
+    if ties and not depthwise:  # the tie-forcing case does force ties
+        assert exact_ties(t["acc"].values, 0.25) > 0
 
 
 @SETTINGS
-@given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), per_channel=st.booleans())
-@example(m=7, k=33, n=5, seed=0, per_channel=True)
-def test_static_fully_connected_matches_tflite_reference(m, k, n, seed, per_channel):
-    """reference_integer_ops::FullyConnected(PerChannel): acc = sum w * (x + in_offset) + bias."""
+@given(
+    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), per_channel=st.booleans(),
+    mode=st.sampled_from(["tflite", "tflite_float64"]), ties=st.booleans(),
+)
+@example(m=7, k=33, n=5, seed=0, per_channel=True, mode="tflite_float64", ties=True)
+@example(m=7, k=33, n=5, seed=0, per_channel=False, mode="tflite", ties=True)
+def test_static_fully_connected_matches_tflite_reference(m, k, n, seed, per_channel, mode, ties):
+    """reference_integer_ops::FullyConnected(PerChannel): acc = sum w * (x + in_offset) + bias, requantized
+    by TF 2.21's reference (float scales, ``round(double(acc) * scale)``: ``tflite_float64``) or by the
+    integer MultiplyByQuantizedMultiplier of TFLite's other FC kernels (``tflite``)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(m, k)).astype(np.float32)
-    w = (rng.normal(size=(n, k)) * 0.2).astype(np.float32)
+    w = tie_weights(rng, (n, k)) if ties else (rng.normal(size=(n, k)) * 0.2).astype(np.float32)
     b = rng.normal(size=n).astype(np.float32)
-    res = run_layer("linear", x, w, b, scheme="static", requant_mode="tflite", weight_granularity="per_channel" if per_channel else "per_tensor")
+    in_qp, out_qp = (TIE_INPUT, TIE_OUTPUT) if ties else (None, None)
+    res = run_layer("linear", x, w, b, scheme="static", requant_mode=mode, weight_granularity="per_channel" if per_channel else "per_tensor",
+                    input_qparams=in_qp, output_qparams=out_qp)
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
-    mults, shifts = _tflite_multipliers(iq.scale[0], np.broadcast_to(wq.qparams.scale, (n,)), oq.scale[0], False)
-    want = np.empty((m, n), np.int8)
+    w_scales = np.broadcast_to(wq.qparams.scale, (n,))
+    mults, shifts = _tflite_multipliers(iq.scale[0], w_scales, oq.scale[0], False)
+    accs, want = np.empty((m, n), np.int64), np.empty((m, n), np.int8)
     for i in range(m):
         for o in range(n):
             acc = sum(int(wq.values[o, j]) * (int(t["input_q"].values[i, j]) - int(iq.zero_point[0])) for j in range(k))
-            acc = tfl_multiply_by_quantized_multiplier(acc + int(t["bias_q"].values[o]), mults[o], shifts[o]) + int(oq.zero_point[0])
+            accs[i, o] = acc = acc + int(t["bias_q"].values[o])
+            if mode == "tflite_float64":
+                acc = tfl_fully_connected_requant(acc, iq.scale[0], w_scales[o], oq.scale[0], int(oq.zero_point[0]))
+            else:
+                acc = tfl_multiply_by_quantized_multiplier(acc, mults[o], shifts[o]) + int(oq.zero_point[0])
             want[i, o] = min(max(acc, -128), 127)
     np.testing.assert_array_equal(t["output_q"].values, want)
+    if ties and m * n >= 35:
+        assert exact_ties(accs, 0.25) > 0
 
 
 def tfl_asymmetric_quantize_floats(values: np.ndarray):
@@ -210,22 +247,64 @@ def test_hybrid_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
 @settings(max_examples=60, deadline=None)
 @given(
     real=st.sampled_from([0.5, 0.25, 0.375, 0.75, 1.5, 2.0**-9, 3.0]), seed=st.integers(0, 2**32 - 1),
-    single=st.booleans(), zp=st.integers(-10, 10),
+    mode=st.sampled_from(["tflite", "tflite_single", "tflite_float64"]), zp=st.integers(-10, 10),
 )
-def test_requant_ties_match_tflite(real, seed, single, zp):
-    """Exact ties (odd accumulators times 0.5, ...) round like MultiplyByQuantizedMultiplier, both builds."""
+def test_requant_ties_match_tflite(real, seed, mode, zp):
+    """Exact ties (odd accumulators times 0.5, ...) round like MultiplyByQuantizedMultiplier (both builds)
+    or the reference FULLY_CONNECTED's ``round(double(acc) * scale)``, through the element loop (one
+    channel) and the 16-lane kernel (16 channels of the same scale)."""
     from accelsim.quant import make_requant_params, requantize
 
     rng = np.random.default_rng(seed)
-    acc = np.concatenate([rng.integers(-4000, 4000, 64), rng.integers(-(1 << 31), 1 << 31, 8), [-(1 << 31), (1 << 31) - 1]])
+    acc = np.concatenate([rng.integers(-4000, 4000, 64), rng.integers(INT32_MIN, INT32_MAX + 1, 14), [INT32_MIN, INT32_MAX]])
     out = QParams(np.float32(1.0), zp, "int8")
-    rq = make_requant_params("tflite_single" if single else "tflite", np.float32(real), np.float32(1.0), out)
-    got, sats, _, _ = requantize(acc.reshape(-1, 1), rq, axis=1)
+    rq = make_requant_params(mode, np.float32(real), np.float32(1.0), out)
     m, s = tfl_quantize_multiplier(real)
-    mbqm = tfl_multiply_by_quantized_multiplier_single if single else tfl_multiply_by_quantized_multiplier
-    raw = [mbqm(int(a), m, s) + zp for a in acc]
-    np.testing.assert_array_equal(got.reshape(-1), np.clip(raw, -128, 127))
-    assert sats == sum(1 for r in raw if r < -128 or r > 127)
+    if mode == "tflite_float64":
+        raw = [tfl_fully_connected_requant(int(a), real, 1.0, 1.0, zp) for a in acc]
+    else:
+        mbqm = tfl_multiply_by_quantized_multiplier_single if mode == "tflite_single" else tfl_multiply_by_quantized_multiplier
+        raw = [mbqm(int(a), m, s) + zp for a in acc]
+    for channels in (1, 16):
+        got, sats, _, _ = requantize(acc.astype(np.int32).reshape(-1, channels), rq, axis=1)
+        np.testing.assert_array_equal(got.reshape(-1), np.clip(raw, -128, 127))
+        assert sats == sum(1 for r in raw if r < -128 or r > 127)
+    assert exact_ties(acc[:64], real) > 0 or real not in (0.5, 0.25, 0.75, 1.5)
+
+
+# (K, m, acc): acc * m == (2K + 1) * 2**46 - 1, so acc * m * 2**-47 is a double rounding onto K + 1/2
+NEAR_TIES = [(69, 11822029, 827375355), (78, 11011699, 1003286853), (79, 12998705, 860749615), (81, 9031411, 1270023621)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), channels=st.sampled_from([1, 5, 16, 37]), zp=st.integers(-128, 127),
+       activation=st.sampled_from([None, "relu", "relu6"]), channels_last=st.booleans())
+@example(seed=0, channels=16, zp=-2, activation=None, channels_last=True)
+def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, activation, channels_last):
+    """``tflite_float64`` per channel on random scales, exact ties, double-product near ties and int32
+    extremes (out-of-range conversion, wrapping ``+ z_y``) equals the transcribed reference, in the
+    16-lane kernel (channels last, 16+ channels) and the element loop; saturations counted alike."""
+    from accelsim.quant import make_requant_params, requantize
+
+    rng = np.random.default_rng(seed)
+    s_x, s_y = np.float32(2.0 ** -int(rng.integers(4, 12))), np.float32(rng.choice([1.0, 0.75, 2.0**-3, 12.0]))
+    s_w = rng.uniform(2.0**-14, 2.0**-6, channels).astype(np.float32)
+    s_w[: channels // 3] = np.float32(0.5 * s_y / s_x)  # multiplier 0.5: every odd accumulator a tie
+    near = NEAR_TIES[int(rng.integers(len(NEAR_TIES)))]
+    s_w[-1] = np.float32(near[1] * 2.0**-47 * s_y / s_x)
+    acc = rng.integers(-5000, 5000, (9, channels))
+    acc[0] = rng.integers(INT32_MIN, INT32_MAX + 1, channels)
+    acc[1, -1], acc[2, -1], acc[3, 0], acc[4, 0] = near[2], -near[2], INT32_MIN, INT32_MAX
+    out = QParams(s_y, zp, "int8")
+    rq = make_requant_params("tflite_float64", s_x, s_w, out, activation=activation)
+    raw = np.array([[tfl_fully_connected_requant(int(a), s_x, s_w[c], s_y, zp) for c, a in enumerate(row)] for row in acc])
+    lo = zp if activation else -128
+    hi = min(127, zp + tfl_round(float(np.float32(6.0) / s_y))) if activation == "relu6" else 127
+    acc32 = acc.astype(np.int32)
+    got, sats, _, _ = requantize(acc32 if channels_last else np.ascontiguousarray(acc32.T).T, rq, axis=1)
+    np.testing.assert_array_equal(got, np.clip(raw, lo, hi))
+    if activation is None:
+        assert sats == int(((raw < -128) | (raw > 127)).sum())
 
 
 def test_gemmlowp_helpers_at_the_int32_extremes() -> None:
