@@ -130,3 +130,11 @@ def tfl_fully_connected_requant(acc: int, input_scale: float, filter_scale: floa
     if not INT32_MIN <= acc_scaled <= INT32_MAX:
         acc_scaled = INT32_MIN
     return (acc_scaled + output_offset - INT32_MIN) % (1 << 32) + INT32_MIN
+
+
+# (K, m, acc) with acc * m == (2K + 1) * 2**46 - 1: for the multiplier M = m * 2**-47 (m 24-bit, so a float32
+# scale holds it), acc * M = K + 1/2 - 2**-47 exactly, and the double product (55 bits) rounds onto K + 1/2.
+# Exact arithmetic rounds to K, TF 2.21's reference FULLY_CONNECTED to K + 1. Found with sympy.divisors.
+PRODUCT_ROUNDS_ONTO_TIE = [(69, 11822029, 827375355), (78, 11011699, 1003286853), (79, 12998705, 860749615),
+                           (81, 9031411, 1270023621), (87, 14970987, 822559677), (90, 13968141, 911842363),
+                           (93, 8761343, 1501933569), (95, 16389689, 820054007)]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from numerics_refs import (
     INT32_MAX,
     INT32_MIN,
+    PRODUCT_ROUNDS_ONTO_TIE,
     tfl_fully_connected_requant,
     tfl_multiply_by_quantized_multiplier,
     tfl_multiply_by_quantized_multiplier_single,
@@ -272,10 +273,6 @@ def test_requant_ties_match_tflite(real, seed, mode, zp):
     assert exact_ties(acc[:64], real) > 0 or real not in (0.5, 0.25, 0.75, 1.5)
 
 
-# (K, m, acc): acc * m == (2K + 1) * 2**46 - 1, so acc * m * 2**-47 is a double rounding onto K + 1/2
-NEAR_TIES = [(69, 11822029, 827375355), (78, 11011699, 1003286853), (79, 12998705, 860749615), (81, 9031411, 1270023621)]
-
-
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), channels=st.sampled_from([1, 5, 16, 37]), zp=st.integers(-128, 127),
        activation=st.sampled_from([None, "relu", "relu6"]), channels_last=st.booleans())
@@ -290,7 +287,7 @@ def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, a
     s_x, s_y = np.float32(2.0 ** -int(rng.integers(4, 12))), np.float32(rng.choice([1.0, 0.75, 2.0**-3, 12.0]))
     s_w = rng.uniform(2.0**-14, 2.0**-6, channels).astype(np.float32)
     s_w[: channels // 3] = np.float32(0.5 * s_y / s_x)  # multiplier 0.5: every odd accumulator a tie
-    near = NEAR_TIES[int(rng.integers(len(NEAR_TIES)))]
+    near = PRODUCT_ROUNDS_ONTO_TIE[int(rng.integers(len(PRODUCT_ROUNDS_ONTO_TIE)))]
     s_w[-1] = np.float32(near[1] * 2.0**-47 * s_y / s_x)
     acc = rng.integers(-5000, 5000, (9, channels))
     acc[0] = rng.integers(INT32_MIN, INT32_MAX + 1, channels)

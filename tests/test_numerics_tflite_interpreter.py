@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 from tensorflow.lite.python import schema_py_generated as schema  # noqa: E402
 from tensorflow.lite.tools import flatbuffer_utils  # noqa: E402
+from numerics_refs import PRODUCT_ROUNDS_ONTO_TIE  # noqa: E402
 
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm, scale_accumulator  # noqa: E402
 from accelsim.quant import QParams, dynamic_quantize, make_requant_params, requantize, run_layer  # noqa: E402
@@ -183,13 +184,6 @@ def test_fully_connected_ties_round_half_away_in_double(per_tensor):
     assert ties > elements // 10
     assert totals["tflite_float64"] == 0, totals
     assert totals["tflite"] > 0 and totals["tflite_single"] > 0, totals
-
-
-# (K, m, acc) with acc * m == (2K + 1) * 2**46 - 1: with M = m * 2**-47, acc * M = K + 1/2 - 2**-47
-# exactly, and the double product (55 bits) rounds onto K + 1/2. Found with sympy.divisors.
-PRODUCT_ROUNDS_ONTO_TIE = [(69, 11822029, 827375355), (78, 11011699, 1003286853), (79, 12998705, 860749615),
-                           (81, 9031411, 1270023621), (87, 14970987, 822559677), (90, 13968141, 911842363),
-                           (93, 8761343, 1501933569), (95, 16389689, 820054007)]
 
 
 def test_fully_connected_near_ties_are_double_products():

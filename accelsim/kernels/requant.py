@@ -358,23 +358,17 @@ def requant_fixed_point(
     return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, arithmetic)
 
 
-def requant_float64(
-    acc: np.ndarray,
-    scale: np.ndarray,
-    *,
-    zero_point: int,
-    act_min: int,
-    act_max: int,
-    sat_min: int,
-    sat_max: int,
-    axis: int | None,
-    out_dtype: type = np.int32,
-) -> Requantized:
+def requant_float64(acc: np.ndarray, scale: np.ndarray, *, axis: int | None, out_dtype: type = np.int32, **clamps: int) -> Requantized:
     """TFLite's fp64 requant (reference FULLY_CONNECTED) of ``acc`` with per-channel (``axis``) or
-    per-tensor float64 ``scale``: the fixed-point kernels with the scales' bits as their multiplier."""
-    clamps = (zero_point, act_min, act_max, sat_min, sat_max)
+    per-tensor float64 ``scale``: the fixed-point kernels with the scales' bits as their multiplier.
+    ``clamps``: zero_point, act_min, act_max, sat_min, sat_max, as for :func:`requant_fixed_point`."""
     bits = np.ascontiguousarray(np.asarray(scale, np.float64).reshape(-1)).view(np.int64)
-    return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((bits, np.int64), (0, np.int64)), *clamps, FLOAT64)
+    return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((bits, np.int64), (0, np.int64)), *_clamp_args(**clamps), FLOAT64)
+
+
+def _clamp_args(*, zero_point: int, act_min: int, act_max: int, sat_min: int, sat_max: int) -> tuple[int, ...]:
+    """The kernels' clamp arguments in their order."""
+    return zero_point, act_min, act_max, sat_min, sat_max
 
 
 def _int32_input_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object) -> tuple[int, int, int]:
