@@ -280,7 +280,9 @@ def test_requant_ties_match_tflite(real, seed, mode, zp):
 def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, activation, channels_last):
     """``tflite_float64`` per channel on random scales, exact ties, double-product near ties and int32
     extremes (out-of-range conversion, wrapping ``+ z_y``) equals the transcribed reference, in the
-    16-lane kernel (channels last, 16+ channels) and the element loop; saturations counted alike."""
+    16-lane kernel (channels last, 16+ channels), the element loop, and ``requant_region`` run on
+    ``RequantParams.lanes()`` (what the fused array -> requant path would run); saturations counted alike."""
+    from accelsim.kernels.requant import requant_region
     from accelsim.quant import make_requant_params, requantize
 
     rng = np.random.default_rng(seed)
@@ -302,6 +304,10 @@ def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, a
     np.testing.assert_array_equal(got, np.clip(raw, lo, hi))
     if activation is None:
         assert sats == int(((raw < -128) | (raw > 127)).sum())
+    codes = np.empty(acc.shape, np.int8)  # the plan the array -> requant hand-off (vnni.requant_product) runs
+    region = requant_region(acc32.reshape(-1), channels, codes.reshape(-1), channels, acc.shape[0], 0, channels, *rq.lanes())
+    np.testing.assert_array_equal(codes, got)
+    assert region == (sats, acc.min(), acc.max())
 
 
 def test_gemmlowp_helpers_at_the_int32_extremes() -> None:
