@@ -262,3 +262,15 @@ def test_a_matmul_of_two_activations_reads_no_per_channel_parameters() -> None:
     layer = next(layer for layer in lower(load_workload("bert_base_layer"), load_hardware(None), "static").layers
                  if layer.b_is_activation)
     assert sum(t.bias_bytes + t.weight_scale_bytes for t in layer.tiles) == 0
+
+
+@pytest.mark.parametrize("groups", [1, 16])
+def test_a_conv_without_bias_reads_none(groups: int) -> None:
+    """A 3x3 conv (and a depthwise one, packed block-diagonally) with ``bias: false`` reads no bias and
+    its 16 channels' requant parameters once: 16 x 8 bytes; with a bias, 16 x 4 bias bytes too."""
+    for bias, bias_bytes in ((False, 0), (True, 16 * 4)):
+        w = _workload([{"name": "c", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1,
+                        "groups": groups, "bias": bias}], [16, 12, 12])
+        layer = _only_gemm_layer(lower(w, load_hardware(None), "static"))
+        assert sum(t.bias_bytes for t in layer.tiles) == bias_bytes
+        assert sum(t.weight_scale_bytes for t in layer.tiles) == 16 * 8

@@ -161,8 +161,9 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
             if groups % packed:
                 raise ValueError(f"{packed} does not divide {groups} groups")
             return GemmView(layer.name, "conv2d", groups // packed, batch * oh * ow, k * packed, n * packed,
-                            batch * shapes.macs, window, packed)
-        return GemmView(layer.name, "conv2d", groups, batch * oh * ow, k, n, batch * shapes.macs, window)
+                            batch * shapes.macs, window, packed, bias=layer.bias)
+        return GemmView(layer.name, "conv2d", groups, batch * oh * ow, k, n, batch * shapes.macs, window,
+                        bias=layer.bias)
     if isinstance(layer, Linear):
         leading = prod(shapes.input_shapes[0][:-1])
         return GemmView(layer.name, "linear", 1, batch * leading, shapes.input_shapes[0][-1], layer.out_features,
