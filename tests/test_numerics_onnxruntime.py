@@ -378,14 +378,18 @@ def test_dynamic_quantize_linear_ties():
 
 
 @SETTINGS
-@given(size=st.integers(1, 64), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173]), dtype=st.sampled_from(["int8", "uint8"]), ties=st.booleans())
+@given(size=st.integers(2, 64), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173]), dtype=st.sampled_from(["int8", "uint8"]), ties=st.booleans())
+@example(size=35, seed=2913, scale=0.5, dtype="int8", ties=True)  # all but four ties saturated
 @example(size=64, seed=0, scale=0.375, dtype="uint8", ties=True)
 @example(size=64, seed=1, scale=0.5, dtype="int8", ties=True)
 def test_quantize_dequantize_linear(size, seed, scale, dtype, ties):
     """QuantizeLinear (x / s, half to even, saturate) and DequantizeLinear. With 32 or more exact ties
-    (+-700 steps: most saturate) half away from zero must give other codes."""
+    (+-700 steps: most saturate, and +-s/2, of which one always lands in range whatever the zero point)
+    half away from zero must give other codes."""
     rng = np.random.default_rng(seed)
     x = ((rng.integers(-700, 700, size) + 0.5) * scale if ties else rng.normal(size=size) * 200 * scale).astype(np.float32)
+    if ties:
+        x[:2] = np.float32(0.5 * scale), np.float32(-0.5 * scale)
     npd = np.int8 if dtype == "int8" else np.uint8
     zp = _ints(rng, (), npd)
     qp = QParams(np.float32(scale), int(zp), dtype)
