@@ -12,6 +12,10 @@ Public API::
 ``accelsim.kernels.reference`` holds the slow numpy twins; tests only.
 """
 
+from accelsim.kernels import numba_cache
+
+numba_cache.refresh()  # before any kernel module is compiled or loaded from the cache
+
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, im2col, int_conv2d, pack_conv_weights
 from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, exact_product, int_gemm
 from accelsim.kernels.pool import max_pool2d
