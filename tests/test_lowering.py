@@ -242,6 +242,20 @@ def test_decode_layer_reads_its_per_channel_parameters_once(bias: bool, scheme: 
     assert reads["weights"] == 4096 * 4096 * (4 if scheme == "fp32" else 1)
 
 
+@pytest.mark.parametrize(("rounding", "scale_bytes"), [
+    ("tflite", 8), ("tflite_single", 8),     # int32 M0 + int32 shift per channel
+    ("tflite_float64", 8),                   # one float64 scale (TF's float-scale FULLY_CONNECTED)
+    ("float_half_even", 4), ("fbgemm", 4),   # one float32 scale
+])
+def test_requant_parameters_per_channel_follow_the_rounding_mode(rounding: str, scale_bytes: int) -> None:
+    """The requant unit's per-channel parameters, by mode, on the decode layer (read once per channel)."""
+    w, hw = _workload(DECODE, [4096]), load_hardware(None, [f"requant.rounding={rounding}"])
+    program = lower(w, hw, "static")
+    layer = _only_gemm_layer(program)
+    reads = Engine(program, dram_of(hw)).run().layers[program.layers.index(layer)].dram_read_bytes
+    assert reads["weight_scales"] == 4096 * scale_bytes
+
+
 def test_per_channel_parameters_with_m_and_k_split_follow_the_loop_order() -> None:
     """Batch of 96 rows, 2048 -> 512, static, a 16 KiB filter buffer (8 KiB halves): K and N are split.
     The parameters of an N block are read when it starts: once per layer in ``nmk`` order (each N block

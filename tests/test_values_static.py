@@ -43,7 +43,7 @@ def _float_chain(x: np.ndarray, params) -> dict[str, np.ndarray]:
     return t
 
 
-@pytest.mark.parametrize("mode", ["tflite", "float_half_even"])
+@pytest.mark.parametrize("mode", ["tflite", "tflite_float64", "float_half_even"])
 def test_static_tiny_cnn_equals_hand_chain(mode: str) -> None:
     wl = load_workload("tiny_cnn")
     hw = load_hardware(None, [f"requant.rounding={mode}"])

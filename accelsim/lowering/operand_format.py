@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accelsim.config.hardware import HardwareConfig
+from accelsim.quant.requant import get_mode
 from accelsim.quant.schemes import get_scheme
 
 
@@ -70,9 +71,7 @@ def operand_format(scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool 
     Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none."""
     plan = get_scheme(scheme)
     if plan.requant_unit:
-        # per-channel requant parameters replace the weight scales: int32 M0 and int32 shift in the
-        # fixed-point modes (TFLite's layout), one fp32 scale in the float modes
-        scales = 8 if hw.requant.rounding in ("tflite", "tflite_single") else 4
+        scales = get_mode(hw.requant.rounding).channel_parameter_bytes  # requant parameters replace the weight scales
     else:
         scales = 4 if plan.weights.quantized else 0
     return OperandFormat(

@@ -18,7 +18,7 @@ from accelsim.kernels import vnni
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights, patches_into
 from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, column_zero_points, int_gemm, never_overflows
 from accelsim.kernels.layout import value_range
-from accelsim.kernels.requant import Requantized, lane_plan
+from accelsim.kernels.requant import Requantized
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.quant.bias import bias_qparams, quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
@@ -113,10 +113,10 @@ class _Layer:
     def run_requantized(self, xq: np.ndarray, wq: "QuantizedWeight", zero_point: int, setup: "_RequantSetup") -> Requantized | None:
         """The array handing its int32 accumulators straight to the requant unit (no int32 tensor in
         memory), where that gives the same bits as :meth:`run_int` then the requant unit: a VNNI host,
-        int32 accumulators that provably never wrap, one group, a fixed-point requant mode and 1-byte
-        codes in and out. None otherwise."""
+        int32 accumulators that provably never wrap, one group, an int32-input requant mode (fixed point
+        or float64) and 1-byte codes in and out. None otherwise."""
         rq = setup.requant
-        if (not vnni.AVAILABLE or rq.multiplier is None or xq.dtype.itemsize != 1 or np.dtype(rq.output.numpy_dtype).itemsize != 1
+        if (not vnni.AVAILABLE or setup.lanes is None or xq.dtype.itemsize != 1 or np.dtype(rq.output.numpy_dtype).itemsize != 1
                 or (self.kind == "conv2d" and self.geometry.groups != 1) or self.kind == "matmul"):
             return None
         k_dim = wq.codes[0].size
@@ -248,12 +248,9 @@ class _RequantSetup:
         return 0 if self.bias is None else int(np.abs(self.bias[0].astype(np.int64)).max(initial=0))
 
     @cached_property
-    def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The requant unit's 16-lane plan (fixed-point modes): M0, shift, lane table, scalars."""
-        rq = self.requant
-        mult, shift = rq.multiplier.astype(np.int64), rq.shift.astype(np.int64)
-        return (mult, shift, *lane_plan(mult, shift, int(rq.output.zero_point[0]), rq.act_min, rq.act_max, rq.sat_min, rq.sat_max,
-                                        get_mode(rq.mode).single_rounding))
+    def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The requant unit's 16-lane plan (int32-input modes), None for the float32 modes."""
+        return self.requant.lanes()
 
     def offset_row(self, packed: PackedWeights, zero_point: int, a_dtype: np.dtype) -> np.ndarray:
         """The GEMM's start row (int32 bias, input zero point and int8-A corrections), once per operand."""

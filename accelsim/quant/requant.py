@@ -30,6 +30,12 @@ class RequantMode:
     activation_dtype: str  # the framework's activation dtype
     reference: str
 
+    @property
+    def channel_parameter_bytes(self) -> int:
+        """Bytes the requant unit loads per output channel: int32 M0 and int32 shift (TFLite's layout),
+        one float64 scale (TF's float-scale FULLY_CONNECTED) or one float32 scale."""
+        return {"fixed_point": 8, "float64": 8, "float32": 4}[self.arithmetic]
+
 
 REQUANT_MODES: dict[str, RequantMode] = {
     m.name: m

@@ -17,6 +17,7 @@ from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.lowering.program import LoweredLayer, lower
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, get_weight_format, input_row_sums, zero_point_correction
+from accelsim.quant.requant import get_mode
 from accelsim.sim.values import run_values
 
 
@@ -64,7 +65,8 @@ def _requant_example(result: LayerResult, hw: HardwareConfig, channel_axis: int)
     out = result.tensors["output_q"].values
     rq = result.requant
     index = np.unravel_index(int(np.argmax(np.abs(acc))), acc.shape)
-    c = index[channel_axis % acc.ndim] if rq.multiplier is not None and rq.multiplier.size > 1 else 0
+    per_channel = rq.multiplier if rq.multiplier is not None else rq.scale
+    c = index[channel_axis % acc.ndim] if per_channel.size > 1 else 0
     a = int(acc[index])
     lines = [f"   example output {tuple(int(i) for i in index)} (the largest |accumulator|), channel {c}: acc = {a}"]
     zp = int(rq.output.zero_point[0])
@@ -81,8 +83,12 @@ def _requant_example(result: LayerResult, hw: HardwareConfig, channel_axis: int)
                          f"RoundingDivideByPOT(., {right}) = {scaled} (ties away from zero)")
         else:
             lines.append(f"   single rounding: (acc * M0 + 2^({30 - shift})) >> {31 - shift}")
+    elif get_mode(rq.mode).arithmetic == "float64":
+        scale = float(rq.scale.reshape(-1)[c])
+        lines.append(f"   float64 scale s_x*s_w/s_y = {scale:.17g}: acc * scale = {a * scale:.17g}, "
+                     "std::round (ties away from zero)")
     else:
-        scale = float(rq.scale.reshape(-1)[c if rq.scale.size > 1 else 0])
+        scale = float(rq.scale.reshape(-1)[c])
         lines.append(f"   float32 scale {scale:.7g}: acc * scale = {np.float32(a) * np.float32(scale):.6g}, "
                      "rounded half to even")
     lines.append(f"   + output zero point {zp}, clamp to [{rq.act_min}, {rq.act_max}] -> code {int(out[index])}")
