@@ -214,3 +214,15 @@ def test_bad_results_dir_is_one_line_exit_2(tmp_path: Path, make: str, capsys: p
     assert main(["report", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"accelsim: error: {folder}: ") and err.count("\n") == 1
+
+
+def test_setup_names_each_schemes_settings(tmp_path: Path) -> None:
+    """The setup line says what each scheme ran with: the dynamic flavour, the requant rounding and a
+    weight format other than the default symmetric int8."""
+    assert main(["compare", "tiny_cnn", "--timing-only", "--out", str(tmp_path), "--report", "--weights", "asymmetric",
+                 "--flavour", "pytorch"]) == 0
+    (folder,) = tmp_path.glob("tiny_cnn/*")
+    setup = (folder / "report.md").read_text()
+    assert "dynamic (flavour pytorch, asymmetric weights, timing only)" in setup
+    assert "static (requant rounding tflite, asymmetric weights, timing only)" in setup
+    assert "woq (asymmetric weights, timing only)" in setup and "fp32 (timing only)" in setup

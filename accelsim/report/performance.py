@@ -57,6 +57,8 @@ def _setup(results: Results) -> Section:
     for scheme in results.schemes:
         run = meta.get("runs", {}).get(scheme, {})
         notes = [f"{k.replace('_', ' ')} {run[k]}" for k in ("flavour", "requant_rounding") if run.get(k)]
+        if run.get("weights") not in (None, "symmetric"):  # the default int8 symmetric weights go unsaid
+            notes.append(f"{run['weights']} weights")
         notes += [k.replace("_", " ") for k in ("ideal_memory", "timing_only") if run.get(k)]
         runs.append(f"{scheme}" + (f" ({', '.join(notes)})" if notes else ""))
     return Section("Setup", [Bullets([
