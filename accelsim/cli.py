@@ -182,10 +182,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_lower(args: argparse.Namespace) -> int:
-    from accelsim.lowering.program import lower
+    from accelsim.lowering.program import lower, lowering_options
 
     workload, hw = _load_pair(args)
-    program = lower(workload, hw, args.scheme, dynamic_per_tensor=args.flavour != "tflite", asymmetric_weights=args.weights != "symmetric")
+    program = lower(workload, hw, args.scheme, **lowering_options(args.flavour, args.weights))
     print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}")
     rows = []
     for layer in program.layers:

@@ -41,6 +41,8 @@ from accelsim.lowering.tiling import (
     stored_weight_bytes,
     tile_bounds,
 )
+from accelsim.quant.dynamic import get_flavour
+from accelsim.quant.schemes import get_weight_format
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -344,6 +346,13 @@ class Lowerer:
         """Quantize the network input / dequantize its output at the static scheme's boundary."""
         return LoweredLayer(name, "quantize" if out_width < in_width else "dequantize",
                             self._chunks(elements * in_width, elements * out_width, elements))
+
+
+def lowering_options(flavour: str, weights: str) -> dict[str, bool]:
+    """:func:`lower`'s options for a run's dynamic flavour (a per-tensor range pass or per-row ranges)
+    and weight format (zero points or not), from their tables."""
+    return {"dynamic_per_tensor": get_flavour(flavour).granularity == "per_tensor",
+            "asymmetric_weights": not get_weight_format(weights).symmetric}
 
 
 def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *,

@@ -15,8 +15,8 @@ from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.kernels.quantize import scale_accumulator
-from accelsim.lowering.program import LoweredLayer, lower
-from accelsim.quant import LayerResult, QParams, dequantize_tensor, get_weight_format, input_row_sums, zero_point_correction
+from accelsim.lowering.program import LoweredLayer, lower, lowering_options
+from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
 from accelsim.quant.requant import get_mode
 from accelsim.sim.values import run_values
 
@@ -103,7 +103,7 @@ def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str
         raise AccelsimError(f"no layer {layer_name!r} in workload {workload.name}", path="--layer",
                             allowed=", ".join(list(shapes)[:15]) + (", ..." if len(shapes) > 15 else ""))
     s = shapes[layer_name]
-    program = lower(workload, hw, scheme, dynamic_per_tensor=flavour != "tflite", asymmetric_weights=not get_weight_format(weights).symmetric)
+    program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
     lowered = next(l for l in program.layers if l.name == layer_name)
     values = run_values(workload, hw, scheme, flavour=flavour, keep_results=[layer_name], weights=weights)
     lv = values.layers[layer_name]

@@ -13,8 +13,8 @@ from typing import Any
 from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
 from accelsim.hw import DramChannel, roofline_bound
-from accelsim.lowering.program import Program, lower
-from accelsim.quant.schemes import get_scheme, get_weight_format
+from accelsim.lowering.program import Program, lower, lowering_options
+from accelsim.quant.schemes import get_scheme
 from accelsim.sim.engine import Engine, EngineRun
 from accelsim.sim import timing_worker
 from accelsim.sim.records import LayerRecord, total_record
@@ -76,8 +76,8 @@ def simulate(
     step = progress or (lambda _: None)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
-    asymmetric = not get_weight_format(weights).symmetric
-    per_tensor = flavour != "tflite"
+    options = lowering_options(flavour, weights)
+    per_tensor, asymmetric = options["dynamic_per_tensor"], options["asymmetric_weights"]
     step(f"{scheme}: timing")
     if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
