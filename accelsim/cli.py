@@ -25,7 +25,7 @@ EXAMPLES = """examples:
   accelsim validate hwconfigs/*.yaml workloads/*.yaml
   accelsim show workloads/resnet50.yaml
   accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report
-  accelsim import scalesim Resnet18.csv -o workloads/resnet18_scalesim.yaml
+  accelsim import scalesim workloads/tiny_topology.csv -o tiny.yaml
 """
 
 

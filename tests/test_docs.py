@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import typing
 from pathlib import Path
 
+import pytest
 import yaml
 from pydantic import BaseModel
 
@@ -38,6 +40,56 @@ def test_readme_main_job_runs(capsys: typing.Any, tmp_path: Path) -> None:
     out = capsys.readouterr().out
     assert all(scheme in out for scheme in ("fp32", "woq", "dynamic", "static"))
     assert (tmp_path / "resnet18" / "default-32x32" / "results.csv").is_file()
+
+
+def commands(text: str) -> list[list[str]]:
+    """Every ``accelsim ...`` line of a text's bash blocks (or an epilog), split into argv lists; ``&&`` chains
+    become consecutive commands."""
+    out = []
+    for block in [*blocks(text, "bash"), text if "```" not in text else ""]:
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                argv = shlex.split(part, comments=True)
+                if argv[:1] == ["accelsim"]:
+                    out.append(argv[1:])
+    return out
+
+
+# Sweeps take tens of seconds: their commands are parsed and their specs validated, not run.
+PARSE_ONLY = {"sweep"}
+
+
+def run_as_documented(argv: list[str], cwd: Path) -> None:
+    """One documented command in ``cwd``: globs expanded as a shell would, simulations with --timing-only
+    (the values path is the main job's test), sweeps only parsed and validated."""
+    from accelsim.cli import build_parser
+    from accelsim.config.sweep import load_sweep
+
+    argv = [e for a in argv for e in ([str(p.relative_to(cwd)) for p in sorted(cwd.glob(a))] if "*" in a else [a])]
+    if argv[0] in PARSE_ONLY:
+        load_sweep(build_parser().parse_args(argv).spec)
+        return
+    if argv[0] in ("run", "compare") and "--timing-only" not in argv:
+        argv.append("--timing-only")
+    assert main(argv) == 0, argv
+
+
+@pytest.mark.parametrize("source", ["README.md", "accelsim --help"])
+def test_every_documented_command_runs(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh clone's view: every command of the README (all bash blocks but the install and test lines) and
+    of the CLI's examples epilog runs from a copy of the shipped folders, writing only there."""
+    from accelsim.cli import EXAMPLES
+
+    text = README if source == "README.md" else EXAMPLES
+    for folder in ("workloads", "hwconfigs"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    documented = commands(text)
+    assert len(documented) >= (13 if source == "README.md" else 11)
+    for argv in documented:
+        run_as_documented(argv, tmp_path)
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_readme_yaml_examples_validate() -> None:
