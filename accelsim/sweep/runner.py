@@ -14,7 +14,7 @@ from accelsim.config.errors import AccelsimError
 from accelsim.config.sweep import Sweep, canonical_json
 from accelsim.sweep.executors import Executor
 from accelsim.sweep.points import Point, expand
-from accelsim.sweep.store import ResultStore, export_csv
+from accelsim.sweep.store import ResultStore, check_folder, export_csv
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,25 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
         raise AccelsimError(f"batches of {batch_size} points: need at least 1", path="--batch", allowed="1 or more")
     points, pruned = expand(sweep)
     start = time.perf_counter()
-    with ResultStore(sweep.output) as store:
-        store.plan({"name": canonical_json(sweep.name), "axes": canonical_json(list(sweep.spec.axes)),
-                    "spec": canonical_json(sweep.spec.model_dump(mode="json")), "base": canonical_json(sweep.base)},
-                   points)
-        finished = store.finished_ids()
-        todo = [p for p in points if p.id not in finished]
-        bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="pt", desc=sweep.name, file=sys.stderr,
-                   disable=None if progress else True, smoothing=0.05, dynamic_ncols=True)
-        with bar:
-            if todo:
-                bar.set_postfix_str(executor.describe())
-                for results in executor.run(sweep, batches(todo, batch_size)):
-                    store.record(results)
-                    bar.update(len(results))
-        errors = store.errors()
+    check_folder(sweep.output, sweep.file)
+    executor.start(sweep)  # connect before creating anything: a wrong --dask address leaves no empty store
+    try:
+        with ResultStore(sweep.output, spec_file=sweep.file) as store:
+            store.plan({"name": canonical_json(sweep.name), "axes": canonical_json(list(sweep.spec.axes)),
+                        "spec": canonical_json(sweep.spec.model_dump(mode="json")),
+                        "base": canonical_json(sweep.base)}, points)
+            finished = store.finished_ids()
+            todo = [p for p in points if p.id not in finished]
+            bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="pt", desc=sweep.name,
+                       file=sys.stderr, disable=None if progress else True, smoothing=0.05, dynamic_ncols=True)
+            with bar:
+                if todo:
+                    bar.set_postfix_str(executor.describe())
+                    for results in executor.run(batches(todo, batch_size)):
+                        store.record(results)
+                        bar.update(len(results))
+            errors = store.errors()
+    finally:
+        executor.close()
     return SweepOutcome(sweep.name, sweep.output, len(points), pruned, len(points) - len(todo), len(todo), errors,
                         export_csv(sweep.output), time.perf_counter() - start)

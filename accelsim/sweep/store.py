@@ -17,7 +17,6 @@ loses at most the points still running; a rerun reads the stored ids and runs on
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import sqlite3
@@ -25,6 +24,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from accelsim.atomic_file import write_atomic
 from accelsim.config.errors import AccelsimError
@@ -36,22 +37,37 @@ CSV_NAME = "results.csv"
 KEY_COLUMNS = ("point_id", "workload", "scheme")
 
 
-class ResultStore:
-    """An open store; one sweep process at a time holds it (a lock file says who)."""
+LOCK_NAME = ".lock"
 
-    def __init__(self, folder: Path) -> None:
+
+class ResultStore:
+    """An open store; one sweep process at a time holds it (a lock file says who).
+
+    The lock is an ``flock`` through ``filelock``: the kernel releases it when its holder dies, however it
+    dies, and ``filelock`` closes its descriptor in forked children, so a worker process that outlived a
+    killed sweep cannot keep the folder locked (a plain rerun resumes).
+    """
+
+    def __init__(self, folder: Path, spec_file: str | None = None) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.folder / ".lock", "w")  # noqa: SIM115 - held for the store's lifetime
+        check_folder(self.folder, spec_file)
+        self._lock = FileLock(self.folder / LOCK_NAME, timeout=0)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise AccelsimError("another accelsim sweep is writing to this folder", file=str(self.folder)) from None
-        self.db = sqlite3.connect(self.folder / STORE_NAME, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
-        self._create_tables()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except Timeout:
+            raise AccelsimError("another accelsim sweep is writing to this folder", file=str(self.folder),
+                                allowed="wait for it to end, or end it: the lock goes with its process") from None
+        except OSError as exc:
+            raise _folder_error(self.folder, spec_file, f"cannot create it: {exc.strerror or exc}") from None
+        try:
+            self.db = sqlite3.connect(self.folder / STORE_NAME, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+            self._create_tables()
+        except sqlite3.Error as exc:
+            self._lock.release()
+            raise _folder_error(self.folder, spec_file, f"cannot open {STORE_NAME} there: {exc}") from None
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -61,7 +77,7 @@ class ResultStore:
 
     def close(self) -> None:
         self.db.close()
-        self._lock.close()
+        self._lock.release()
 
     def _create_tables(self) -> None:
         with self.db:
@@ -107,6 +123,32 @@ class ResultStore:
                                        *(r.values.get(c) for c in RESULT_COLUMNS)] for r in results))
             self.db.executemany("INSERT INTO executions VALUES (?, ?, ?, ?, ?)",
                                 ((r.point.id, r.worker, r.seconds, r.cpu_seconds, now) for r in results))
+
+
+def check_folder(folder: Path, spec_file: str | None = None) -> None:
+    """Refuse, before anything is created, an output folder a sweep cannot or must not write.
+
+    It must be a folder (or not exist yet, below a folder), and an existing one must be empty or already a
+    sweep's: results.csv and the report would otherwise land among, or over, someone else's files.
+    """
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise _folder_error(folder, spec_file, "this is a file, not a folder")
+        if folder.is_dir() and not (folder / STORE_NAME).exists() and {p.name for p in folder.iterdir()} - {LOCK_NAME}:
+            raise _folder_error(folder, spec_file, f"this folder holds other files and no {STORE_NAME}",
+                                allowed="a new or empty folder, or a sweep's output folder")
+        existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    except OSError as exc:
+        raise _folder_error(folder, spec_file, f"cannot use it: {exc.strerror or exc}") from None
+    if not existing.is_dir():
+        raise _folder_error(folder, spec_file, f"{existing} is a file, not a folder")
+
+
+def _folder_error(folder: Path, spec_file: str | None, message: str, allowed: str | None = None) -> AccelsimError:
+    """The error for an unusable output folder: against the spec's ``output`` field when there is a spec."""
+    if spec_file is None:
+        return AccelsimError(message, file=str(folder), allowed=allowed)
+    return AccelsimError(f"{folder}: {message}", file=spec_file, path="output", allowed=allowed)
 
 
 def _quote(column: str) -> str:

@@ -17,6 +17,7 @@ from accelsim.config.sweep import Sweep
 from accelsim.kernels import vnni
 from accelsim.sim.records import LayerRecord
 from accelsim.sim.simulation import simulate
+from accelsim.sweep.lifeline import die_with_parent
 from accelsim.sweep.points import Point
 
 #: The hardware a point ran on, for plots that need it without re-resolving the config.
@@ -45,9 +46,10 @@ class PointResult:
 _installed: Sweep | None = None
 
 
-def install(sweep: Sweep) -> None:
-    """Process initializer of local pools: keep the sweep for every later task of this process."""
+def install(sweep: Sweep, parent_pid: int) -> None:
+    """Process initializer of local pools: die with the sweep process, keep the sweep for every later task."""
     global _installed
+    die_with_parent(parent_pid)
     _installed = sweep
 
 
