@@ -1,4 +1,10 @@
-"""Reading YAML files safely: ``yaml.safe_load`` only, and every failure becomes an AccelsimError."""
+"""Reading YAML files safely: ``yaml.safe_load`` semantics only, and every failure becomes an AccelsimError.
+
+The loader is PyYAML's SafeLoader with three checks added, because plain safe_load accepts what a
+config must not contain: a key given twice in one mapping (safe_load silently keeps the last one, so a
+sweep once lost an axis value), nesting so deep that composing it exhausts Python's recursion limit,
+and integer literals so long that ``int()`` refuses them (Python caps decimal conversions at 4300 digits).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from accelsim.config.errors import AccelsimError, format_path
 
@@ -14,6 +21,90 @@ from accelsim.config.errors import AccelsimError, format_path
 MAX_EXPANDED_NODES = 1_000_000
 #: Larger files are certainly not hand-written configs.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+#: Deepest nesting of lists and mappings, aliases followed. Configs nest 4 levels; composing a document
+#: recurses a few Python frames per level, so ~300 levels would raise RecursionError.
+MAX_DEPTH = 32
+#: Longest integer literal, in characters: far past any physical quantity (ranges are checked later)
+#: and far below the 4300 digits where ``int()`` raises ValueError.
+MAX_INT_CHARS = 100
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class ConfigYAMLError(yaml.MarkedYAMLError):
+    """A document PyYAML would accept but a config must not be; ``path_mark`` locates the field."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None, path_mark: yaml.Mark | None = None, key: str = "") -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.path_mark = path_mark
+        self.key = key
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, too-deep nesting, recursive aliases and huge integers."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._heights: dict[int, int] = {}  # id(node) -> nesting height, once composed
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        mark = self.peek_event().start_mark
+        if self._depth >= MAX_DEPTH:
+            raise ConfigYAMLError(f"nested more than {MAX_DEPTH} levels deep", mark)
+        alias = self.check_event(yaml.AliasEvent)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        height = self._heights.get(id(node))
+        if height is None:
+            if alias:  # the anchored node is still being composed: it contains this alias
+                raise ConfigYAMLError("an alias refers to a list or mapping that contains it", mark)
+            height = 1 + max((self._heights[id(child)] for child in _children(node)), default=0)
+            self._heights[id(node)] = height
+        if self._depth + height > MAX_DEPTH:  # an alias brings its whole nesting along
+            raise ConfigYAMLError(f"nested more than {MAX_DEPTH} levels deep once aliases are followed", mark)
+        return node
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            seen: dict[Any, Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, ScalarNode):
+                    continue  # merged keys may be overridden; unhashable keys are PyYAML's error
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise ConfigYAMLError(
+                        f"duplicate key {key!r} at {_position(seen[key].start_mark)} and again at "
+                        f"{_position(key_node.start_mark)} (each key may appear once in a mapping)",
+                        key_node.start_mark, node.start_mark, str(key),
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        if len(node.value) > MAX_INT_CHARS:
+            raise ConfigYAMLError(
+                f"integer of {len(node.value)} digits (at most {MAX_INT_CHARS})", node.start_mark, node.start_mark
+            )
+        return super().construct_yaml_int(node)
+
+
+StrictSafeLoader.add_constructor("tag:yaml.org,2002:int", StrictSafeLoader.construct_yaml_int)
+
+
+def _position(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def expanded_size(doc: Any, limit: int = MAX_EXPANDED_NODES) -> int:
@@ -48,7 +139,7 @@ def expanded_size(doc: Any, limit: int = MAX_EXPANDED_NODES) -> int:
 
 def _problem_line(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    where = f"{_position(mark)}: " if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return where + problem
 
@@ -58,7 +149,7 @@ def _path_at(text: str, mark: yaml.Mark | None) -> str:
     if mark is None:
         return ""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=StrictSafeLoader)
     except yaml.YAMLError:
         return ""
     stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())] if root is not None else []
@@ -74,9 +165,13 @@ def _path_at(text: str, mark: yaml.Mark | None) -> str:
 
 
 def parse_yaml_text(text: str, file: str) -> Any:
-    """Parse YAML text with ``yaml.safe_load``; raise AccelsimError naming ``file`` on any problem."""
+    """Parse YAML text with safe_load semantics (StrictSafeLoader); raise AccelsimError naming ``file``."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 -- a SafeLoader subclass
+    except ConfigYAMLError as exc:
+        where = _path_at(text, exc.path_mark)
+        path = ".".join(p for p in (where, exc.key) if p) if exc.key else where
+        raise AccelsimError(exc.problem if exc.key else _problem_line(exc), file=file, path=path) from None
     except yaml.constructor.ConstructorError as exc:
         raise AccelsimError(
             f"{_problem_line(exc)} (tags that construct objects are never loaded)",
