@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,23 +29,37 @@ from accelsim.config.yaml_source import read_yaml_mapping
 
 Scheme = Literal["fp32", "woq", "dynamic", "static"]
 SWEEP_OUTPUT_ROOT = Path("reports/sweeps")
+#: Points a spec may ask for unless it raises ``max_points``: expanding validates every hardware
+#: combination (~0.2 ms each) and keeps every point in memory (~0.6 kB), so 100,000 points take ~20 s
+#: and ~60 MB before the first one runs.
+DEFAULT_MAX_POINTS = 100_000
+#: The most ``max_points`` may be raised to (~3 min and ~600 MB of expansion).
+MAX_POINTS_LIMIT = 1_000_000
 
 
 class SweepSpec(StrictModel):
     """A sweep as written in ``hwconfigs/sweeps/*.yaml`` (fields documented in docs/sweeps.md)."""
 
     schema_version: Literal[1]
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a folder name, never ".."
-    description: str = ""
+    name: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a folder name, never ".."
+    description: str = Field("", max_length=10_000)
     base: str = Field(min_length=1)
     axes: dict[str, list[Any]]
     combine: Literal["grid", "zip"] = "grid"
     workloads: list[str] = Field(min_length=1)
     schemes: list[Scheme] = Field(["static"], min_length=1)
     flavour: Literal["onnx", "pytorch", "pytorch_qnnpack", "tflite"] = "onnx"
-    constraints: list[str] = []
+    constraints: list[str] = Field([], max_length=100)
     timing_only: bool = True
-    output: str | None = Field(None, min_length=1)
+    output: str | None = Field(None, min_length=1, max_length=4096)
+    max_points: int = Field(DEFAULT_MAX_POINTS, ge=1, le=MAX_POINTS_LIMIT)
+
+    @field_validator("output")
+    @classmethod
+    def _output_is_a_plain_path(cls, output: str | None) -> str | None:
+        if output is not None and any(ord(c) < 32 or ord(c) == 127 for c in output):
+            raise ValueError("a folder path cannot hold control characters (NUL, newline, tab, ...)")
+        return output
 
     @field_validator("axes")
     @classmethod
@@ -59,9 +74,7 @@ class SweepSpec(StrictModel):
     @field_validator("workloads", "schemes")
     @classmethod
     def _unique(cls, items: list[str]) -> list[str]:
-        for i, item in enumerate(items):
-            if item in items[:i]:
-                raise FieldError((i,), f"{item!r} is listed twice")
+        _first_repeat(items, items)
         return items
 
     @field_validator("constraints")
@@ -74,15 +87,30 @@ class SweepSpec(StrictModel):
                 raise FieldError((i,), str(exc)) from None
         return texts
 
+    @property
+    def point_count(self) -> int:
+        """Points before constraints prune any, from the axis lengths alone (nothing is expanded)."""
+        configs = len(next(iter(self.axes.values()))) if self.combine == "zip" else math.prod(map(len, self.axes.values()))
+        return configs * len(self.workloads) * len(self.schemes)
+
+    @model_validator(mode="after")
+    def _within_max_points(self) -> "SweepSpec":
+        """Refuse a grid too large to expand before expanding it (200 x 200 x 200 would take half an hour)."""
+        if self.point_count > self.max_points:
+            lengths = [len(v) for v in self.axes.values()]
+            configs = " x ".join(map(str, lengths)) if self.combine == "grid" else str(lengths[0])
+            raise FieldError(("axes",), f"{self.point_count:,} points ({configs} hardware configs, "
+                             f"{_count(len(self.workloads), 'workload')}, {_count(len(self.schemes), 'scheme')}) is "
+                             f"more than max_points ({self.max_points:,}): thin the axes, or raise max_points in the spec",
+                             allowed=f"max_points up to {MAX_POINTS_LIMIT:,}")
+        return self
+
     @model_validator(mode="after")
     def _combinations_are_distinct(self) -> "SweepSpec":
         """A grid axis listing a value twice, or zip axes of unequal length, would not mean what it says."""
         if self.combine == "grid":
             for path, values in self.axes.items():
-                seen = [canonical_json(v) for v in values]
-                for i, value in enumerate(seen):
-                    if value in seen[:i]:
-                        raise FieldError(("axes", path, i), f"{values[i]!r} is listed twice")
+                _first_repeat(values, [canonical_json(v) for v in values], ("axes", path))
         else:
             lengths = {path: len(values) for path, values in self.axes.items()}
             first = next(iter(lengths))
@@ -93,6 +121,19 @@ class SweepSpec(StrictModel):
                         f"combine: zip needs axes of equal length: {first} has {lengths[first]} values, {path} has {n}",
                     )
         return self
+
+
+def _first_repeat(items: list[Any], keys: list[str], loc: tuple[str | int, ...] = ()) -> None:
+    """Raise at the first item whose key an earlier item has (linear: an axis may hold 100,000 values)."""
+    seen: set[str] = set()
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise FieldError((*loc, i), f"{items[i]!r} is listed twice")
+        seen.add(key)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def canonical_json(value: Any) -> str:

@@ -163,10 +163,13 @@ def _connect(distributed: Any, address: str) -> Any:
     """
     try:
         return distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - see the docstring
+    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, not an address
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise AccelsimError(f"no Dask scheduler answered at {address!r} within {CONNECT_TIMEOUT_S} s: {reason}",
-                            path="--dask", allowed="a scheduler address like tcp://host:8786, or local") from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        reason = f"what answers there does not speak Dask's protocol ({type(exc).__name__})"
+    raise AccelsimError(f"no Dask scheduler at {address!r}: {reason}", path="--dask",
+                        allowed=f"a scheduler address like tcp://host:8786 that answers within {CONNECT_TIMEOUT_S} s, "
+                        "or local")
 
 
 def _take(queue: Iterator[list[Point]], n: int) -> list[list[Point]]:
