@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from accelsim.atomic_file import write_atomic
 from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any, load_hardware, load_workload
 from accelsim.config.loader import DEFAULT_HARDWARE, resolve
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
-from accelsim.report.table import format_table, si
+from accelsim.report.table import format_table, si, terminal_width
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
 EXAMPLES = """examples:
@@ -29,8 +30,43 @@ EXAMPLES = """examples:
 """
 
 
-def summary(model: object) -> str:
-    """One line that says what a file holds."""
+def overridden(overrides: Sequence[str]) -> str:
+    """A config's name is the file's: say when ``--set`` changed it, so a title never claims the shipped one."""
+    return f" (overridden: {', '.join(overrides)})" if overrides else ""
+
+
+SCHEMES = ("fp32", "woq", "dynamic", "static")
+SCHEME_HELP = ("quantization scheme: fp32 (no quantization), woq (int8 weights, float compute), dynamic (int8, "
+               "activation ranges measured at run time), static (int8 throughout, calibrated ranges) (default: %(default)s)")
+# Examples under each command's --help; tests/test_docs.py runs every one of them (in this order).
+COMMAND_EXAMPLES = {
+    "validate": ["accelsim validate hwconfigs/*.yaml workloads/*.yaml   # one summary line per file",
+                 "accelsim validate gemmini --set array.rows=32          # check an override before running it"],
+    "show": ["accelsim show workloads/mobilenetv2.yaml   # layers, shapes, MACs, parameters",
+             "accelsim show gemmini --set array.rows=32  # a shipped config by name, with an override"],
+    "run": ["accelsim run resnet18                                     # static int8 on hwconfigs/default.yaml",
+            "accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme dynamic --flavour pytorch",
+            "accelsim run resnet50 --set array.dataflow=os --timing-only # cycles only: fast, for exploring",
+            "accelsim run resnet18 --set-workload batch=4 --scheme woq --report"],
+    "compare": ["accelsim compare resnet18                           # fp32, woq, dynamic, static side by side",
+                "accelsim compare resnet18 --hw gemmini --schemes fp32 static --report",
+                "accelsim compare resnet50 --timing-only --wide      # every column, however wide"],
+    "report": ["accelsim report reports/resnet18/default-32x32   # a folder written by run or compare"],
+    "lower": ["accelsim lower resnet18 --hw edge-npu                  # GEMM and tile sizes per layer",
+              "accelsim lower workloads/tiny_cnn.yaml --tiles          # and every tile record"],
+    "explain": ["accelsim explain resnet18 --layer conv1 --scheme dynamic"],
+    "golden": ["accelsim golden resnet18 --layer layer1.0.conv1 -o conv.npz   # inputs, weights, qparams, outputs"],
+    "sweep": ["accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report   # rerun to resume"],
+    "import scalesim": ["accelsim import scalesim workloads/tiny_topology.csv -o tiny.yaml"],
+}
+LOWER_LEGEND = (
+    "Each array layer runs as GEMMs (matrix products) Y[M,N] = X[M,K] x W[K,N]: M output positions (pixels x batch), "
+    "K products summed into each output (input channels x kernel size), N output channels. A tile is the M x K x N "
+    "block held in SRAM at once; loop order nmk walks N blocks outermost, mnk M blocks (docs/lowering.md).")
+
+
+def summary(model: object, overrides: Sequence[str] = ()) -> str:
+    """One line that says what a file holds (and the ``--set`` overrides applied to it)."""
     from accelsim.config.sweep import Sweep
 
     if isinstance(model, Sweep):
@@ -41,18 +77,18 @@ def summary(model: object) -> str:
                 f"{pruned} configs pruned by constraints) on base {model.base_file}")
     if isinstance(model, Workload):
         return (
-            f"workload {model.name}: {len(model.layers)} layers, batch {model.batch}, "
+            f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers, batch {model.batch}, "
             f"{si(model.macs)}MAC, {si(model.params)} parameters ({si(model.params, 'B')} as int8)"
         )
     a = model.array
     return (
-        f"hardware {model.name}: {a.rows}x{a.cols} {a.dataflow.upper()} array ({a.model} model), "
+        f"hardware {model.name}{overridden(overrides)}: {a.rows}x{a.cols} {a.dataflow.upper()} array ({a.model} model), "
         f"{model.clock_mhz:g} MHz, SRAM {model.sram_total_kib:g} KiB, "
         f"DRAM {model.dram_bytes_per_cycle:.3g} B/cycle"
     )
 
 
-def workload_table(workload: Workload) -> str:
+def workload_table(workload: Workload, width: int | None = None) -> str:
     rows = []
     for s in workload.shapes:
         rows.append(
@@ -66,7 +102,8 @@ def workload_table(workload: Workload) -> str:
             ]
         )
     rows.append(["total", "", "", "", f"{workload.macs:,}", f"{workload.params:,}"])
-    return format_table(["layer", "type", "inputs", "output (per sample)", "MACs (batch)", "params"], rows)
+    return format_table(["layer", "type", "inputs", "output (per sample)", "MACs (batch)", "params"], rows,
+                        width=width, hide_order=("inputs", "params"))
 
 
 def hardware_table(hw: HardwareConfig) -> str:
@@ -83,15 +120,15 @@ def hardware_table(hw: HardwareConfig) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.files:
-        print(f"{path}: ok: {summary(load_any(path, args.set))}")
+        print(f"{path}: ok: {summary(load_any(path, args.set), args.set)}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     model = load_any(args.file, args.set)
-    print(summary(model))
+    print(summary(model, args.set))
     if isinstance(model, (Workload, HardwareConfig)):
-        print(workload_table(model) if isinstance(model, Workload) else hardware_table(model))
+        print(workload_table(model, terminal_width(args.wide)) if isinstance(model, Workload) else hardware_table(model))
     return 0
 
 
@@ -105,6 +142,20 @@ def cmd_import_scalesim(args: argparse.Namespace) -> int:
 
 def _load_pair(args: argparse.Namespace) -> tuple[Workload, HardwareConfig]:
     return load_workload(args.workload, args.set_workload), load_hardware(args.hw, args.set)
+
+
+def _describe_pair(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> str:
+    return f"{summary(workload, args.set_workload)}\n{summary(hw, args.set)}"
+
+
+def _results_line(args: argparse.Namespace, folder: Path, workload: Workload, hw: HardwareConfig) -> str:
+    """Where the results went; a ``-<hash>`` folder suffix is explained, since --set made it."""
+    line = f"results: {folder}/results.csv, results.json"
+    for model, overrides, part in ((workload, args.set_workload, folder.parent.name), (hw, args.set, folder.name)):
+        if overrides and part.startswith(f"{model.name}-"):
+            line += (f"\n  ({part.removeprefix(model.name)}: a hash of {model.name} with {', '.join(overrides)}, "
+                     "so each overridden config gets its own folder)")
+    return line
 
 
 def _progress():  # noqa: ANN202
@@ -138,15 +189,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     workload, hw = _load_pair(args)
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
                    timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
-    print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}"
+    print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
           + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
-    print(layer_table(run.rows, run.total))
+    width = terminal_width(args.wide)
+    print(layer_table(run.rows, run.total, width))
     folder = _save(args, workload, hw, [run])
     t = run.total
-    print(f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
-          f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
-          f"utilization {100 * t.utilization:.1f}%")
-    print(f"results: {folder}/results.csv, results.json")
+    print(textwrap.fill(f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
+                        f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
+                        f"utilization {100 * t.utilization:.1f}%", width or 1000, subsequent_indent="  "))
+    print(_results_line(args, folder, workload, hw))
     if args.report:
         _write_report(folder)
     return 0
@@ -159,11 +211,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     workload, hw = _load_pair(args)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
                            timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
-    print(f"{summary(workload)}\n{summary(hw)}")
-    print(scheme_table([r.total for r in runs]))
+    print(_describe_pair(args, workload, hw))
+    print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
     folder = _save(args, workload, hw, runs)
-    print(f"results: {folder}/results.csv, results.json")
+    print(_results_line(args, folder, workload, hw))
     if args.report:
         _write_report(folder)
     return 0
@@ -186,15 +238,19 @@ def cmd_lower(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     program = lower(workload, hw, args.scheme, **lowering_options(args.flavour, args.weights))
-    print(f"{summary(workload)}\n{summary(hw)}\nscheme {args.scheme}")
+    print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}")
     rows = []
     for layer in program.layers:
         view, plan = layer.view, layer.plan
-        gemm = f"{view.count}x {view.m}x{view.k}x{view.n}" + (f" (packed {view.packed})" if view and view.packed > 1 else "") if view else "-"
-        tiling = f"{plan.mt}x{plan.kt}x{plan.nt} {plan.order}" if plan else "-"
+        gemm = f"{view.m}x{view.k}x{view.n}" + (f" (packed {view.packed})" if view.packed > 1 else "") if view else "-"
+        tiling = [f"{plan.mt}x{plan.kt}x{plan.nt}", plan.order] if plan else ["-", "-"]
         dram = sum(t.ifmap_bytes + t.weight_bytes + t.bias_bytes + t.weight_scale_bytes + t.ofmap_bytes for t in layer.tiles)
-        rows.append([layer.name, layer.type, gemm, tiling, len(layer.tiles), f"{sum(t.compute_cycles for t in layer.tiles):,}", f"{dram:,}"])
-    print(format_table(["layer", "type", "GEMM count x MxKxN", "tile MxKxN order", "tiles", "compute cycles", "DRAM bytes"], rows))
+        rows.append([layer.name, layer.type, view.count if view else "-", gemm, *tiling, len(layer.tiles),
+                     f"{sum(t.compute_cycles for t in layer.tiles):,}", f"{dram:,}"])
+    width = terminal_width(args.wide)
+    print(format_table(["layer", "type", "GEMMs", "GEMM size M x K x N", "tile size M x K x N", "loop order", "tiles",
+                        "compute cycles", "DRAM bytes"], rows, width=width, hide_order=("loop order", "tiles", "type")))
+    print(textwrap.fill(LOWER_LEGEND, width or 120))
     if args.tiles:
         fields = ["ifmap_bytes", "weight_bytes", "bias_bytes", "weight_scale_bytes", "unit", "compute_cycles",
                   "pre_vector_cycles", "post_unit", "post_cycles", "ofmap_bytes", "macs"]
@@ -268,12 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="PATH=VALUE", help="override a field by dotted path (repeatable)"
     )
 
+    wide = argparse.ArgumentParser(add_help=False)
+    wide.add_argument("--wide", action="store_true",
+                      help="print every table column (default: fit the terminal, hiding the least important columns)")
+
     p = sub.add_parser("validate", parents=[overrides], help="check hardware and workload files, one summary line each")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="hardware, workload or sweep files, or shipped names")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("show", parents=[overrides], help="a table of a workload's layers (shapes, MACs) or a hardware config")
-    p.add_argument("file", metavar="FILE")
+    p = sub.add_parser("show", parents=[overrides, wide], help="a table of a workload's layers (shapes, MACs) or a hardware config")
+    p.add_argument("file", metavar="FILE", help="a hardware or workload file, or a shipped name (e.g. gemmini, resnet18)")
     p.set_defaults(func=cmd_show)
 
     sim = argparse.ArgumentParser(add_help=False, parents=[overrides])
@@ -287,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "full 0..255), tflite (per-row hybrid); see docs/numerics.md")
     sim.add_argument("--weights", choices=("symmetric", "asymmetric", "asymmetric_int8"), default="symmetric",
                      help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)")
-    run_opts = argparse.ArgumentParser(add_help=False, parents=[sim])
+    run_opts = argparse.ArgumentParser(add_help=False, parents=[sim, wide])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
     run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
@@ -295,16 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write report.md and a self-contained report.html into the results folder")
 
     p = sub.add_parser("run", parents=[run_opts], help="simulate a workload under one scheme: per-layer table and totals")
-    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", parents=[run_opts], help="all quantization schemes side by side on the same hardware")
-    p.add_argument("--schemes", nargs="+", choices=("fp32", "woq", "dynamic", "static"),
-                   default=["fp32", "woq", "dynamic", "static"])
+    p.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES),
+                   help="the schemes to compare, fp32 first as the error reference (default: all four)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("lower", parents=[sim], help="print the lowered program: GEMMs, tiling, tiles")
-    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p = sub.add_parser("lower", parents=[sim, wide], help="print the lowered program: GEMMs, tiling, tiles")
+    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
     p.add_argument("--tiles", action="store_true", help="print every tile record")
     p.set_defaults(func=cmd_lower)
 
@@ -325,12 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", parents=[sim], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges")
     p.add_argument("--layer", required=True, help="layer name (see accelsim show)")
-    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("golden", parents=[sim], help="write one layer's golden vectors (.npz) for an RTL testbench")
     p.add_argument("--layer", required=True, help="layer name (conv2d, linear or matmul)")
-    p.add_argument("--scheme", choices=("fp32", "woq", "dynamic", "static"), default="static")
+    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
     p.add_argument("--index", type=int, default=0, help="which GEMM of a matmul (sample x head), default 0")
     p.add_argument("-o", "--output", required=True, metavar="VECTORS.npz")
     p.set_defaults(func=cmd_golden)
@@ -342,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", metavar="WORKLOAD.yaml", help="default: the CSV's name with .yaml, here")
     q.add_argument("--name", help="workload name (default: the CSV's file name)")
     q.set_defaults(func=cmd_import_scalesim)
+    commands = {**sub.choices, "import scalesim": q}
+    for name, examples in COMMAND_EXAMPLES.items():
+        commands[name].epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
+        commands[name].formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

@@ -79,14 +79,14 @@ def test_every_documented_command_runs(source: str, tmp_path: Path, monkeypatch:
                                        capsys: pytest.CaptureFixture[str]) -> None:
     """A fresh clone's view: every command of the README (all bash blocks but the install and test lines) and
     of the CLI's examples epilog runs from a copy of the shipped folders, writing only there."""
-    from accelsim.cli import EXAMPLES
+    from accelsim.cli import COMMAND_EXAMPLES, EXAMPLES
 
-    text = README if source == "README.md" else EXAMPLES
+    text = README if source == "README.md" else "\n".join([EXAMPLES, *(e for ex in COMMAND_EXAMPLES.values() for e in ex)])
     for folder in ("workloads", "hwconfigs"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     monkeypatch.chdir(tmp_path)
     documented = commands(text)
-    assert len(documented) >= (13 if source == "README.md" else 11)
+    assert len(documented) >= (13 if source == "README.md" else 25)
     for argv in documented:
         run_as_documented(argv, tmp_path)
     assert "Traceback" not in capsys.readouterr().err

@@ -19,9 +19,15 @@ def _mb(n_bytes: float) -> str:
     return f"{n_bytes / 1e6:.2f}"
 
 
-def layer_table(rows: list[LayerRecord], total: LayerRecord) -> str:
-    """One row per layer: cycles, stalls, traffic, utilization, error."""
-    return format_table(*layer_rows(rows, total))
+# Columns a narrow terminal hides first: detail that other columns or the report already give.
+LAYER_HIDE_ORDER = ("unit", "compute", "write MB", "requant sats", "acc overflows", "bound", "read MB", "stalls")
+SCHEME_HIDE_ORDER = ("bias+scales MB", "ofmap MB", "ifmap MB", "weights MB", "stalls", "cycles", "traffic cut",
+                     "util %")
+
+
+def layer_table(rows: list[LayerRecord], total: LayerRecord, width: int | None = None) -> str:
+    """One row per layer: cycles, stalls, traffic, utilization, error; fitted to ``width`` characters."""
+    return format_table(*layer_rows(rows, total), width=width, hide_order=LAYER_HIDE_ORDER)
 
 
 def layer_rows(rows: list[LayerRecord], total: LayerRecord) -> tuple[list[str], list[list[str]]]:
@@ -49,9 +55,9 @@ def layer_rows(rows: list[LayerRecord], total: LayerRecord) -> tuple[list[str], 
     return headers, body
 
 
-def scheme_table(totals: list[LayerRecord], markdown: bool = False) -> str:
-    """Schemes side by side; the fastest is marked ``*``, the least DRAM traffic ``+``."""
-    return format_table(*scheme_rows(totals), markdown=markdown)
+def scheme_table(totals: list[LayerRecord], markdown: bool = False, width: int | None = None) -> str:
+    """Schemes side by side; the fastest is marked ``*``, the least DRAM traffic ``+``; fitted to ``width``."""
+    return format_table(*scheme_rows(totals), markdown=markdown, width=width, hide_order=SCHEME_HIDE_ORDER)
 
 
 def scheme_rows(totals: list[LayerRecord]) -> tuple[list[str], list[list[str]]]:
