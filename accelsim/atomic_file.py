@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+#: what :func:`write_atomic`'s temporary files are named: ``.<name>.<mkstemp's 8 characters>.tmp``
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
 def _umask() -> int:
@@ -29,3 +34,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def stale_temp_files(folder: str | Path) -> Iterator[Path]:
+    """Temporary files :func:`write_atomic` left in ``folder`` when its process was killed mid-write.
+
+    Only a caller that knows no write is in progress there (one holding the folder's lock) may remove them.
+    """
+    for path in Path(folder).iterdir():
+        if _TEMP_NAME.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            yield path

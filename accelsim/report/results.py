@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from accelsim.config import AccelsimError, HardwareConfig
 from accelsim.report.palette import ordered_schemes
-from accelsim.sim.records import LayerRecord, read_results, read_timeline
+from accelsim.sim.records import LayerRecord, read_saved
 
 TimelineEvent = tuple[str, int, int, str]
 
@@ -54,17 +54,16 @@ def load_results(folder: Path) -> Results:
     folder = Path(folder)
     if not folder.is_dir():
         raise AccelsimError("no such results folder", file=str(folder))
-    if not (folder / "results.json").is_file():
-        raise AccelsimError("not a results folder: no results.json (write one with `accelsim run` or `compare`)",
-                            file=str(folder))
+    saved = read_saved(folder)  # one generation, checked against its manifest, every field validated
+    rows, meta, timeline = saved.rows, saved.meta, saved.timeline
     try:
-        rows, meta = read_results(folder)
         hardware = HardwareConfig.model_validate(meta["hardware"])
-        timeline = read_timeline(folder)
         workload_name = str(meta["workload"]["name"])
-    except (ValueError, KeyError, TypeError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+    except (KeyError, ValidationError) as exc:
         first_line = (str(exc).splitlines() or [""])[0]
-        raise AccelsimError(f"unreadable results.json ({type(exc).__name__}: {first_line})", file=str(folder)) from exc
+        raise AccelsimError(f"not the hardware and workload accelsim saved ({type(exc).__name__}: {first_line}); "
+                            "remove the folder or use another --out", file=str(folder / "results.json"),
+                            path="meta") from exc
     layers: dict[str, list[LayerRecord]] = {}
     totals: dict[str, LayerRecord] = {}
     for row in rows:

@@ -7,6 +7,7 @@ read the same numbers.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -14,7 +15,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from accelsim.atomic_file import write_atomic
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from accelsim.config.errors import AccelsimError, format_path
+from accelsim.sim import results_folder
 
 
 @dataclass
@@ -86,55 +90,201 @@ def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> La
 
 
 def write_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.json`` atomically into ``folder``."""
+    """Save ``rows`` and ``meta`` as ``folder``'s new generation, keeping its event logs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with results_folder.locked(folder):
+        saved = results_folder.current(folder)
+        logs = _parse_timeline(saved["timeline.json"], folder) if saved and "timeline.json" in saved else {}
+        results_folder.commit(folder, _files(rows, meta, logs))
+    return folder / "results.csv", folder / "results.json"
+
+
+def update_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any],
+                   logs: dict[str, list[tuple[str, int, int, str]]]) -> None:
+    """Write these schemes' rows, meta and event logs into ``folder``, keeping other schemes' from
+    earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison).
+
+    Under the folder's lock, so concurrent runs merge rather than overwrite each other; results of
+    another configuration already there are an error (:func:`check_mergeable`).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "config_digest": config_digest(shared_config(meta))}
+    with results_folder.locked(folder):
+        saved = results_folder.current(folder)
+        if saved is not None:
+            old = _parse(saved, folder)
+            _check_same_config(folder, old.meta, shared_config(meta))
+            fresh = {row.scheme for row in rows}
+            rows = [r for r in old.rows if r.scheme not in fresh] + rows
+            meta = {**meta, **{key: {**old.meta.get(key, {}), **meta[key]} for key in ("runs", "events")}}
+            logs = {**old.timeline, **logs}
+        results_folder.commit(folder, _files(rows, meta, logs))
+
+
+def check_mergeable(folder: Path, workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: bool) -> None:
+    """Before simulating: results already in ``folder`` are readable and of this configuration, so a
+    long run does not fail only when it saves (:func:`update_results` checks again under the lock)."""
+    folder = Path(folder)
+    with results_folder.guarded(folder):
+        saved = results_folder.current(folder) if folder.is_dir() else None
+        if saved is not None:
+            _check_same_config(folder, _parse(saved, folder).meta, _config(workload, hardware, [ideal_memory]))
+
+
+def shared_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """What every scheme in one folder must share for their numbers to be comparable: the workload and
+    hardware as validated, and whether DRAM was ideal. (A scheme's own settings, e.g. the dynamic flavour
+    or the weight format, are stored and replaced with its rows, and the report shows them.)"""
+    return _config(meta["workload"], meta["hardware"], [bool(r.get("ideal_memory", False)) for r in meta["runs"].values()])
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """A short fingerprint of :func:`shared_config`, stored in ``results.json`` as ``meta.config_digest``."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _config(workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: list[bool]) -> dict[str, Any]:
+    return {"workload": workload, "hardware": hardware, "ideal_memory": sorted(set(ideal_memory))}
+
+
+def _check_same_config(folder: Path, old_meta: dict[str, Any], new: dict[str, Any]) -> None:
+    old = shared_config(old_meta)
+    if config_digest(old) == config_digest(new):
+        return
+    changed = [f"{path} {_short(a)} -> {_short(b)}" for path, a, b in _differences(old, new)]
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    raise AccelsimError(f"holds results of another configuration under the same name ({shown}); merging them would "
+                        f"mix the two: save into another --out, or remove this folder to start over",
+                        file=str(folder / "results.json"))
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Dotted paths where two JSON documents differ, with both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))]
+    return [] if old == new else [(path, old, new)]
+
+
+def _short(value: Any) -> str:
+    value = value[0] if isinstance(value, list) and len(value) == 1 else value
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class SavedResults:
+    """One generation of a results folder, parsed."""
+
+    rows: list[LayerRecord]
+    meta: dict[str, Any]
+    timeline: dict[str, list[tuple[str, int, int, str]]]
+
+
+def read_saved(folder: Path) -> SavedResults:
+    """Rows, meta and event logs of ``folder``'s current generation, read together under its lock."""
+    folder = Path(folder)
+    with results_folder.guarded(folder):
+        saved = results_folder.current(folder) if folder.is_dir() else None
+    if saved is None:
+        raise AccelsimError("not a results folder: no results.json (write one with `accelsim run` or `compare`)",
+                            file=str(folder))
+    return _parse(saved, folder)
+
+
+def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
+    """Load what ``write_results`` wrote (JSON is the lossless copy)."""
+    saved = read_saved(folder)
+    return saved.rows, saved.meta
+
+
+def read_timeline(folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
+    return read_saved(folder).timeline
+
+
+def _files(rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]) -> dict[str, bytes]:
+    """The three files of a generation: ``results.csv``, ``results.json`` and ``timeline.json`` (the
+    engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``)."""
     names = [f.name for f in fields(LayerRecord)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(v) for k, v in asdict(row).items()})
-    csv_path = write_atomic(folder / "results.csv", buffer.getvalue())
     doc = {"meta": meta, "rows": [{k: _json_value(v) for k, v in asdict(r).items()} for r in rows]}
-    json_path = write_atomic(folder / "results.json", json.dumps(doc, indent=1) + "\n")
-    return csv_path, json_path
+    timeline = {scheme: [list(event) for event in events] for scheme, events in logs.items()}
+    return {"results.csv": buffer.getvalue().encode(), "results.json": (json.dumps(doc, indent=1) + "\n").encode(),
+            "timeline.json": (json.dumps(timeline, separators=(",", ":")) + "\n").encode()}
 
 
-def write_timeline(folder: Path, logs: dict[str, list[tuple[str, int, int, str]]]) -> Path:
-    """The engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``."""
-    doc = {scheme: [list(event) for event in events] for scheme, events in logs.items()}
-    return write_atomic(folder / "timeline.json", json.dumps(doc, separators=(",", ":")) + "\n")
+class _Meta(BaseModel):
+    """What merging and reports need of ``results.json``'s ``meta``; other keys pass through."""
+
+    model_config = ConfigDict(extra="allow")
+    workload: dict[str, Any]
+    hardware: dict[str, Any]
+    runs: dict[str, dict[str, Any]]
+    events: dict[str, Any]
 
 
-def read_timeline(folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
-    path = Path(folder) / "timeline.json"
-    if not path.exists():
-        return {}
-    return {scheme: [tuple(e) for e in events] for scheme, events in json.loads(path.read_text()).items()}
+_ROWS = TypeAdapter(list[LayerRecord])
+_TIMELINE = TypeAdapter(dict[str, list[tuple[str, int, int, str]]])
+_FLOATS = frozenset(f.name for f in fields(LayerRecord) if f.type == "float")
 
 
-def update_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any],
-                   logs: dict[str, list[tuple[str, int, int, str]]]) -> None:
-    """Write these schemes' rows, meta and event logs into ``folder``, keeping other schemes' from
-    earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison)."""
-    if (folder / "results.json").exists():
-        old_rows, old_meta = read_results(folder)
-        fresh = {row.scheme for row in rows}
-        rows = [r for r in old_rows if r.scheme not in fresh] + rows
-        meta = {**meta, **{key: {**old_meta.get(key, {}), **meta[key]} for key in ("runs", "events")}}
-    write_results(folder, rows, meta)
-    write_timeline(folder, {**read_timeline(folder), **logs})
+def _parse(saved: dict[str, bytes], folder: Path) -> SavedResults:
+    """Parse and check a generation's JSON files: anything else is one error line naming file and field."""
+    path = folder / "results.json"
+    doc = _json(saved["results.json"], path)
+    if not isinstance(doc, dict) or not {"meta", "rows"} <= set(doc):
+        raise AccelsimError("not an accelsim results file (an object with meta and rows, as `accelsim run` writes); "
+                            "remove the folder or use another --out", file=str(path), path="meta")
+    try:
+        _Meta.model_validate(doc["meta"])
+    except ValidationError as exc:
+        raise _field_error(exc, path, "meta") from None
+    try:
+        rows = _ROWS.validate_python([{k: _from_json(v) if k in _FLOATS else v for k, v in r.items()}
+                                      if isinstance(r, dict) else r for r in doc["rows"]]
+                                     if isinstance(doc["rows"], list) else doc["rows"])
+    except ValidationError as exc:
+        raise _field_error(exc, path, "rows") from None
+    timeline = _parse_timeline(saved["timeline.json"], folder) if "timeline.json" in saved else {}
+    return SavedResults(rows, doc["meta"], timeline)
 
 
-def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
-    """Load what ``write_results`` wrote (JSON is the lossless copy)."""
-    doc = json.loads((Path(folder) / "results.json").read_text())
-    floats = {f.name for f in fields(LayerRecord) if f.type == "float"}
-    rows = [LayerRecord(**{k: _from_json(v) if k in floats else v for k, v in r.items()}) for r in doc["rows"]]
-    return rows, doc["meta"]
+def _parse_timeline(data: bytes, folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
+    path = folder / "timeline.json"
+    try:
+        return _TIMELINE.validate_python(_json(data, path))
+    except ValidationError as exc:
+        raise _field_error(exc, path, "") from None
 
 
-def _from_json(value: Any) -> float:
-    return math.nan if value is None else float(value)
+def _json(data: bytes, path: Path) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AccelsimError(f"unreadable: not valid JSON ({first}); remove the folder or use another --out",
+                            file=str(path)) from None
+
+
+def _field_error(exc: ValidationError, path: Path, prefix: str) -> AccelsimError:
+    first = exc.errors()[0]
+    where = format_path([p for p in ([prefix] if prefix else []) + list(first["loc"])])
+    more = exc.error_count() - 1
+    error = AccelsimError(f"{first['msg'][0].lower()}{first['msg'][1:]} (not as accelsim writes it: remove the folder "
+                          f"or use another --out)", file=str(path), path=where)
+    error.more = more
+    return error
+
+
+def _from_json(value: Any) -> Any:
+    """NaN is stored as null; ``"inf"`` strings are left for validation to read as floats."""
+    return math.nan if value is None else value
 
 
 def _csv_value(value: Any) -> Any:

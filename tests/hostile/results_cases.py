@@ -51,7 +51,7 @@ def _write(name: str, content: str | bytes) -> Callable[[Path], None]:
 
 
 def _edit_results(edit: Callable[[dict], None]) -> Callable[[Path], None]:
-    """Change ``results.json`` in place (the manifest no longer matches it: an outside edit)."""
+    """Change ``results.json`` in place (pair with :func:`_no_manifest`, or the manifest catches the edit)."""
 
     def step(folder: Path) -> None:
         doc = json.loads((folder / "results.json").read_text())
@@ -59,6 +59,11 @@ def _edit_results(edit: Callable[[dict], None]) -> Callable[[Path], None]:
         (folder / "results.json").write_text(json.dumps(doc))
 
     return step
+
+
+def _no_manifest(folder: Path) -> None:
+    """A folder as accelsim wrote them before manifests: its files are read unchecked, so every field must be."""
+    (folder / "manifest.json").unlink()
 
 
 def _mixed_generations(tmp: Path) -> None:
@@ -123,17 +128,21 @@ CASES: list[Case] = [
     Case("results-json-deep-nesting", RUN_WOQ, files=_corrupt("results.json", "[" * 200_000), match=r"results\.json"),
     Case("results-json-old-format-no-meta", RUN_WOQ, files=_corrupt("results.json", '{"rows": []}'), match=r"results\.json.*meta"),
     Case("results-json-is-a-folder", RUN_WOQ, setup=_results_dir_is_folder, match=r"results\.json"),
-    Case("results-json-rows-missing-fields", RUN, setup=_saved(_edit_results(_drop("rows.0.macs")), scheme="fp32"),
+    Case("results-json-rows-missing-fields", RUN, setup=_saved(_edit_results(_drop("rows.0.macs")), _no_manifest, scheme="fp32"),
          match=r"results\.json.*rows\[0\]\.macs"),
-    Case("results-json-row-wrong-type", RUN, setup=_saved(_edit_results(_first_row("total_cycles", "many")), scheme="fp32"),
+    Case("results-json-row-wrong-type", RUN, setup=_saved(_edit_results(_first_row("total_cycles", "many")), _no_manifest, scheme="fp32"),
          match=r"results\.json.*rows\[0\]\.total_cycles"),
-    Case("results-json-meta-hardware-missing", RUN, setup=_saved(_edit_results(_drop("meta.hardware")), scheme="fp32"),
+    Case("results-json-meta-hardware-missing", RUN, setup=_saved(_edit_results(_drop("meta.hardware")), _no_manifest, scheme="fp32"),
          match=r"results\.json.*meta\.hardware"),
-    Case("results-json-runs-not-a-mapping", RUN, setup=_saved(_edit_results(lambda d: d["meta"].update(runs=[1])), scheme="fp32"),
+    Case("results-json-runs-not-a-mapping", RUN, setup=_saved(_edit_results(lambda d: d["meta"].update(runs=[1])), _no_manifest, scheme="fp32"),
          match=r"results\.json.*meta\.runs"),
     Case("timeline-json-corrupt", RUN, setup=_saved(_write("timeline.json", "{"), scheme="fp32"), match=r"timeline\.json"),
-    Case("timeline-json-wrong-shape", RUN, setup=_saved(_write("timeline.json", '{"woq": 3}'), scheme="fp32"),
-         match=r"timeline\.json"),
+    Case("timeline-json-wrong-shape", RUN, setup=_saved(_write("timeline.json", '{"woq": 3}'), _no_manifest, scheme="fp32"),
+         match=r"timeline\.json.*woq"),
+    Case("timeline-json-corrupt-no-manifest", RUN, setup=_saved(_write("timeline.json", "[[["), _no_manifest, scheme="fp32"),
+         match=r"timeline\.json.*not valid JSON"),
+    Case("results-csv-missing", ("report", f"{{tmp}}/{FOLDER}"), setup=_saved(lambda f: (f / "results.csv").unlink()),
+         match=r"results\.csv.*missing"),
     Case("manifest-corrupt", RUN, setup=_saved(_write("manifest.json", "]"), scheme="fp32"), match=r"manifest\.json"),
     # item 3: files of different saves side by side
     Case("report-mixed-generations", ("report", f"{{tmp}}/{FOLDER}"), setup=_mixed_generations,
