@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -133,8 +134,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_import_scalesim(args: argparse.Namespace) -> int:
-    workload = import_topology(args.topology, name=args.name)
     out = args.output or Path(args.topology).with_suffix(".yaml").name
+    if Path(out).exists() and Path(args.topology).exists() and os.path.samefile(out, args.topology):
+        raise AccelsimError(f"would overwrite the input topology {args.topology}: give another output file",
+                            file=str(out), path="--output")
+    workload = import_topology(args.topology, name=args.name)
     write_atomic(out, workload_yaml(workload))
     print(f"wrote {out}: {summary(workload)}")
     return 0
@@ -172,14 +176,22 @@ def _progress():  # noqa: ANN202
     return step
 
 
-def _save(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, runs: list) -> Path:  # noqa: ANN001
-    from accelsim.sim.records import update_results
-    from accelsim.sim.simulation import results_folder, run_meta
+def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> Path:
+    """The results folder, checked before simulating: what it holds can be merged with this run."""
+    from accelsim.sim.records import check_mergeable
+    from accelsim.sim.simulation import results_folder
 
     folder = results_folder(Path(args.out), workload, hw, args.set_workload, args.set)
+    check_mergeable(folder, workload.model_dump(mode="json"), hw.model_dump(mode="json"), args.ideal_memory)
+    return folder
+
+
+def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> None:  # noqa: ANN001
+    from accelsim.sim.records import update_results
+    from accelsim.sim.simulation import run_meta
+
     update_results(folder, [row for run in runs for row in run.rows + [run.total]], run_meta(workload, hw, runs),
                    {run.scheme: run.engine.log for run in runs})
-    return folder
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -187,13 +199,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.sim.simulation import simulate
 
     workload, hw = _load_pair(args)
+    folder = _target(args, workload, hw)
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
                    timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
           + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
     width = terminal_width(args.wide)
     print(layer_table(run.rows, run.total, width))
-    folder = _save(args, workload, hw, [run])
+    _save(folder, workload, hw, [run])
     t = run.total
     print(textwrap.fill(f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
                         f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
@@ -209,12 +222,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.sim.simulation import compare_schemes
 
     workload, hw = _load_pair(args)
+    folder = _target(args, workload, hw)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
                            timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(_describe_pair(args, workload, hw))
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
-    folder = _save(args, workload, hw, runs)
+    _save(folder, workload, hw, runs)
     print(_results_line(args, folder, workload, hw))
     if args.report:
         _write_report(folder)
@@ -223,8 +237,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _write_report(folder: Path) -> None:
     from accelsim.report.writer import write_report
+    from accelsim.sim.results_folder import guarded
 
-    markdown, html = write_report(folder)
+    with guarded(folder):  # the report describes one generation; a concurrent save waits for it
+        markdown, html = write_report(folder)
     print(f"report: {markdown}, {html}")
 
 

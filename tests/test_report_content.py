@@ -213,7 +213,8 @@ def test_bad_results_dir_is_one_line_exit_2(tmp_path: Path, make: str, capsys: p
         (folder / "results.json").write_text(json.dumps({"meta": {"workload": {"name": "w"}}, "rows": []}))
     assert main(["report", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"accelsim: error: {folder}: ") and err.count("\n") == 1
+    named = f"{folder}/results.json" if make in ("corrupt", "no_hardware") else str(folder)  # the file at fault
+    assert err.startswith(f"accelsim: error: {named}: ") and err.count("\n") == 1
 
 
 def test_setup_names_each_schemes_settings(tmp_path: Path) -> None:
