@@ -2,51 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from accelsim.config.ranges import PLAIN_NAME_CHECK, number, whole
 from accelsim.config.validation import FieldError, StrictModel
 
 Dataflow = Literal["os", "ws", "is"]
 ArrayModel = Literal["pipelined", "scalesim"]
 Rounding = Literal["tflite", "tflite_single", "tflite_float64", "float_half_even", "fbgemm"]
 
+# Plausible ranges (docs/hardware.md gives the reason for each bound).
+ArraySide = Annotated[int, whole(1, 4096, "PEs")]
+SramKiB = Annotated[float, number(1 / 1024, 1024 * 1024, "KiB (1 byte to 1 GiB)")]
+Lanes = Annotated[int, whole(1, 65536, "lanes")]
+PipelineCycles = Annotated[int, whole(0, 10_000, "cycles")]
+
 
 class Accumulator(StrictModel):
     """The PE accumulator: int32 in every shipped design, narrower ones show overflow."""
 
-    bits: int = Field(32, ge=8, le=64)
+    bits: Annotated[int, whole(8, 64, "bits")] = 32
     overflow: Literal["wrap", "saturate"] = "wrap"
 
 
 class SystolicArrayConfig(StrictModel):
     """rows x cols MAC PEs, one int8 MAC per PE per cycle."""
 
-    rows: int = Field(gt=0)
-    cols: int = Field(gt=0)
+    rows: ArraySide
+    cols: ArraySide
     dataflow: Dataflow
     model: ArrayModel = "pipelined"
     accumulator: Accumulator = Accumulator()
-    float_rate: float = Field(0.0, ge=0.0)
+    float_rate: Annotated[float, number(0, 1, "float MACs per int8 MAC")] = 0.0
     """Float MACs per PE per cycle relative to int8; 0 means float GEMMs run on the vector unit."""
 
 
 class SramConfig(StrictModel):
     """On-chip buffers; each is split into two halves for double buffering."""
 
-    ifmap_kib: float = Field(gt=0)
-    filter_kib: float = Field(gt=0)
-    ofmap_kib: float = Field(gt=0)
+    ifmap_kib: SramKiB
+    filter_kib: SramKiB
+    ofmap_kib: SramKiB
 
 
 class DramConfig(StrictModel):
     """Off-chip memory: bandwidth as bytes per accelerator cycle or as GB/s (then the clock converts)."""
 
-    bandwidth_bytes_per_cycle: float | None = Field(None, gt=0)
-    bandwidth_gb_per_s: float | None = Field(None, gt=0)
-    latency_cycles: int = Field(ge=0)
-    channels: int = Field(1, gt=0)
+    bandwidth_bytes_per_cycle: Annotated[float, number(0.001, 2**20, "bytes per cycle")] | None = None
+    bandwidth_gb_per_s: Annotated[float, number(0.001, 100_000, "GB/s")] | None = None
+    latency_cycles: Annotated[int, whole(0, 1_000_000, "cycles")]
+    channels: Annotated[int, whole(1, 1024, "channels")] = 1
 
     @model_validator(mode="after")
     def _one_bandwidth(self) -> "DramConfig":
@@ -63,26 +70,26 @@ class DramConfig(StrictModel):
 class RequantConfig(StrictModel):
     """Fixed-point requantization unit after the array: int32 accumulators -> int8 outputs."""
 
-    lanes: int = Field(gt=0)
-    latency_cycles: int = Field(ge=0)
+    lanes: Lanes
+    latency_cycles: PipelineCycles
     rounding: Rounding = "tflite"
-    multiplier_bits: int = Field(32, ge=8, le=32)
+    multiplier_bits: Annotated[int, whole(8, 32, "bits")] = 32
 
 
 class VectorConfig(StrictModel):
     """fp32 vector unit: quantize, dequantize, range reduction, activations, pooling, WOQ dequant."""
 
-    lanes: int = Field(gt=0)
-    latency_cycles: int = Field(ge=0)
+    lanes: Lanes
+    latency_cycles: PipelineCycles
 
 
 class HardwareConfig(StrictModel):
     """A whole accelerator, as loaded from ``hwconfigs/*.yaml``."""
 
     schema_version: Literal[1]
-    name: str = Field(min_length=1)
+    name: Annotated[str, PLAIN_NAME_CHECK]
     description: str = ""
-    clock_mhz: float = Field(gt=0)
+    clock_mhz: Annotated[float, number(1, 10_000, "MHz")]
     array: SystolicArrayConfig
     sram: SramConfig
     dram: DramConfig

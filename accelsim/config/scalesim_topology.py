@@ -20,17 +20,24 @@ SCALE-Sim's conventions, kept here so the imported layers are the ones SCALE-Sim
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from accelsim.config.errors import AccelsimError
-from accelsim.config.validation import validate
-from accelsim.config.workload import INPUT, Workload
+from accelsim.config.ranges import plain_name, whole
+from accelsim.config.validation import FieldError, describe, validate
+from accelsim.config.workload import INPUT, MAX_DIM, Workload
 
 CONV_COLUMNS = ["name", "ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "filters", "stride"]
 GEMM_COLUMNS = ["name", "m", "n", "k"]
+#: words each conv-format header field holds (SCALE-Sim: "IFMAP Height, ..., Num Filter, Strides"), so a
+#: layout or other SCALE-Sim CSV with as many columns is not read as a topology
+CONV_HEADER_WORDS = ["height", "width", "height", "width", "channel", "filter", "stride"]
+#: the plausible range of each column: the workload's bounds for the layer field it becomes
+WINDOW_COLUMNS = {"filter_h", "filter_w", "stride"}
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -56,11 +63,26 @@ def _ints(line: int, row: list[str], columns: list[str], file: str) -> dict[str,
         )
     out: dict[str, Any] = {"name": row[0]}
     for column, value in zip(columns[1:], row[1 : len(columns)]):
+        check = whole(1, 1024 if column in WINDOW_COLUMNS else MAX_DIM).func
+        where = f"line {line}, column {column}"
+        if not re.fullmatch(r"[-+]?[0-9]{1,30}", value):
+            raise AccelsimError(f"{describe(value)} is not a whole number", file=file, path=where)
         try:
-            out[column] = int(value)
-        except ValueError:
-            raise AccelsimError(f"{column} is {value!r}, expected a whole number", file=file, path=f"line {line}") from None
+            out[column] = check(int(value))
+        except FieldError as exc:
+            raise AccelsimError(exc.message, file=file, path=where, allowed=exc.allowed) from None
     return out
+
+
+def _check_header(header: list[str], file: str) -> None:
+    """A conv-format header must name SCALE-Sim's topology columns (a layout CSV has as many)."""
+    fields = [h.lower() for h in header[1:8]]
+    if len(fields) < len(CONV_HEADER_WORDS) or any(w not in f for w, f in zip(CONV_HEADER_WORDS, fields)):
+        raise AccelsimError(
+            f"header {describe(', '.join(header))} is not a SCALE-Sim topology", file=file, path="line 1",
+            allowed="Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                    "Strides (conv) or Layer, M, N, K (GEMM)",
+        )
 
 
 def _ceil_padding(size: int, kernel: int, stride: int) -> int:
@@ -98,6 +120,8 @@ def import_topology(path: str | Path, name: str | None = None) -> Workload:
     columns, make = (GEMM_COLUMNS, _gemm_layer) if gemm else (CONV_COLUMNS, _conv_layer)
     if not rows:
         raise AccelsimError("no layer rows after the header", file=file)
+    if not gemm:
+        _check_header(header, file)
     layers, extra = [], {}
     for index, (line, row) in enumerate(rows):
         parsed = _ints(line, row, columns, file)
@@ -110,7 +134,7 @@ def import_topology(path: str | Path, name: str | None = None) -> Workload:
         layers.append(layer)
     doc = {
         "schema_version": 1,
-        "name": name or path.stem,
+        "name": name or plain_name(path.stem, "topology"),
         "description": f"Imported from SCALE-Sim topology {path.name} ({'GEMM M,N,K' if gemm else 'conv'} format); "
         "each row is an independent layer, extents as SCALE-Sim simulates them",
         "source": path.name,
@@ -118,7 +142,14 @@ def import_topology(path: str | Path, name: str | None = None) -> Workload:
         "extra_inputs": extra,
         "layers": layers,
     }
-    return validate(Workload, doc, file)
+    try:
+        return validate(Workload, doc, file)
+    except AccelsimError as exc:
+        index = re.match(r"layers\[(\d+)\]", exc.path)
+        if index:  # name the CSV row the layer came from
+            exc.message = f"{exc.path}: {exc.message}"
+            exc.path = f"line {rows[int(index.group(1))][0]}"
+        raise
 
 
 def workload_yaml(workload: Workload) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any, TypeVar
 
@@ -49,17 +50,26 @@ def _tag_of(cls: type[BaseModel]) -> str | None:
     return args[0] if len(args) == 1 and isinstance(args[0], str) else None
 
 
+#: How pydantic names the schema it tried (``constrained-int``, ``function-before[...]``, ``list[int]``):
+#: such location parts are its internals, never a field users wrote.
+_SCHEMA_TAG = re.compile(r"[a-z]+(-[a-z]+)*\[.*\]|(constrained|function|lax|strict|json-or-python|is-instance)-.*"
+                         r"|int|float|str|bool|bytes|none|list|dict|tuple")
+
+
 def _walk(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[type[BaseModel]]]:
     """Follow a pydantic location from ``root``: the location as users wrote it (union tags and
-    pydantic's type names dropped) and the model classes that may hold its end (none past a scalar)."""
+    pydantic's schema names dropped) and the model classes that may hold its end (none past a scalar)."""
     out: list[str | int] = []
     current: list[type[BaseModel]] = [root]
     for part in loc:
         if isinstance(part, str) and any(_tag_of(c) == part for c in current):
             current = [c for c in current if _tag_of(c) == part]
             continue
-        if isinstance(part, str) and (part.startswith(("function-", "list[", "tuple[", "int", "float"))):
-            continue
+        if isinstance(part, str):
+            if current and not any(part in cls.model_fields for cls in current):
+                continue  # inside a model, a part that is no field is a schema name
+            if not current and _SCHEMA_TAG.fullmatch(part):
+                continue
         out.append(part)
         if isinstance(part, str):
             current = [m for cls in current if part in cls.model_fields
@@ -67,12 +77,22 @@ def _walk(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str 
     return tuple(out), current
 
 
+#: What a value of the wrong type should have been, for pydantic's type errors.
+_EXPECTED = {
+    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+    "string_type": "text", "bool_type": "true or false", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+
+
 def _listing(expected: str | None) -> str | None:
     """pydantic's "'os', 'ws' or 'is'" as users write the values: "os, ws, is"."""
     return expected.replace("'", "").replace(" or ", ", ") if expected else None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A value as the message shows it: its repr, cut to 60 characters."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -81,6 +101,8 @@ def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> Ac
     ctx = err.get("ctx") or {}
     original = ctx.get("error")
     loc = _walk(root, tuple(err["loc"]))[0]
+    if err["type"] == "extra_forbidden":  # the unknown key is no field, but it is what the user wrote
+        loc = _walk(root, tuple(err["loc"])[:-1])[0] + tuple(err["loc"])[-1:]
     if isinstance(original, FieldError):
         return AccelsimError(
             original.message, file=file, path=format_path(loc + original.loc), allowed=original.allowed
@@ -94,17 +116,19 @@ def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> Ac
     elif kind == "missing":
         message = "required field is missing"
     elif kind == "literal_error":
-        message = f"{_describe(err['input'])} is not allowed"
+        message = f"{describe(err['input'])} is not allowed"
         allowed = _listing(ctx.get("expected"))
-    elif kind == "union_tag_invalid":
-        message = f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {_describe(ctx.get('tag'))}"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = ctx.get("discriminator", "type").strip("'")
+        loc += (discriminator,)
+        found = kind == "union_tag_invalid"
+        message = f"unknown {discriminator} {describe(ctx.get('tag'))}" if found else "required field is missing"
         allowed = _listing(ctx.get("expected_tags"))
-    elif kind == "union_tag_not_found":
-        message = f"required field {ctx.get('discriminator', '').strip(chr(39))} is missing"
     else:
         msg = err["msg"]
         msg = msg.removeprefix("Value error, ")
-        message = f"{msg[0].lower()}{msg[1:]}, got {_describe(err['input'])}"
+        message = f"{msg[0].lower()}{msg[1:]}, got {describe(err['input'])}"
+        allowed = _EXPECTED.get(kind)
     return AccelsimError(message, file=file, path=format_path(loc), allowed=allowed)
 
 

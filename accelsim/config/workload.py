@@ -13,13 +13,24 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, pair as pair_of, whole
 from accelsim.config.validation import FieldError, StrictModel
 
 Activation = Literal["none", "relu", "relu6", "gelu"]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
-PadPair = Union[NonNegativeInt, Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]]
+# Plausible ranges (docs/workloads.md gives the reason for each bound).
+#: tensor extents, channels, features, groups: a 1M-token context or a 256k vocabulary still fits
+MAX_DIM = 2**20
+#: elements of one tensor of one sample: its int32 partial sums alone take 4 GiB
+MAX_TENSOR_ELEMENTS = 2**30
+#: weights of one layer: the largest weight matrices published (LLM embeddings) have ~10^9
+MAX_LAYER_PARAMS = 2**32
+MAX_LAYERS = 10_000
+Dim = Annotated[int, whole(1, MAX_DIM)]
+Window = Union[int, list[int]]
+Pair = Annotated[Window, pair_of(1, 1024)]
+PadPair = Annotated[Window, pair_of(0, 1024)]
+Label = Annotated[str, LABEL_CHECK]
+TensorShape = Annotated[list[Dim], Field(min_length=1, max_length=4)]
 INPUT = "input"
 Shape = tuple[int, ...]
 
@@ -30,8 +41,8 @@ def pair(value: int | list[int]) -> tuple[int, int]:
 
 
 class LayerBase(StrictModel):
-    name: str = Field(min_length=1)
-    inputs: list[str] | None = Field(None, min_length=1)
+    name: Label
+    inputs: list[Label] | None = Field(None, min_length=1)
 
     @field_validator("name")
     @classmethod
@@ -59,15 +70,15 @@ class LayerBase(StrictModel):
 
 class Conv2d(LayerBase):
     type: Literal["conv2d"]
-    out_channels: PositiveInt
+    out_channels: Dim
     kernel: Pair
     stride: Pair = 1
     padding: PadPair = 0
     dilation: Pair = 1
-    groups: PositiveInt = 1
+    groups: Dim = 1
     bias: bool = True
     activation: Activation = "none"
-    in_channels: PositiveInt | None = None
+    in_channels: Dim | None = None
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
@@ -95,10 +106,10 @@ class Conv2d(LayerBase):
 
 class Linear(LayerBase):
     type: Literal["linear"]
-    out_features: PositiveInt
+    out_features: Dim
     bias: bool = True
     activation: Activation = "none"
-    in_features: PositiveInt | None = None
+    in_features: Dim | None = None
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
@@ -119,8 +130,8 @@ class Matmul(LayerBase):
     type: Literal["matmul"]
     arity: ClassVar[int] = 2
     transpose_b: bool = False
-    heads: PositiveInt = 1
-    alpha: float = 1.0
+    heads: Annotated[int, whole(1, 1024, "heads")] = 1
+    alpha: Annotated[float, number(-1e6, 1e6)] = 1.0
     merge_heads: bool = False
 
     def _operand(self, shape: Shape, which: str) -> Shape:
@@ -230,7 +241,7 @@ class LayerNorm(LayerBase):
     """Normalization over the last dimension with a learned scale and shift."""
 
     type: Literal["layernorm"]
-    eps: float = Field(1e-5, gt=0)
+    eps: Annotated[float, number(1e-12, 1.0)] = 1e-5
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
         return in_shapes[0]
@@ -276,15 +287,15 @@ class Workload(StrictModel):
     """A network to run: loaded from ``workloads/*.yaml``, shapes inferred and checked at load."""
 
     schema_version: Literal[1]
-    name: str = Field(min_length=1)
+    name: Annotated[str, PLAIN_NAME_CHECK]
     description: str = ""
     source: str = ""
-    batch: PositiveInt = 1
-    seed: NonNegativeInt = 0
-    input_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
-    extra_inputs: dict[str, Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]] = {}
+    batch: Annotated[int, whole(1, 4096, "samples")] = 1
+    seed: Annotated[int, whole(0, 2**64 - 1)] = 0
+    input_shape: TensorShape
+    extra_inputs: dict[Label, TensorShape] = {}
     """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
-    layers: Annotated[list[Layer], Field(min_length=1)]
+    layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
@@ -331,6 +342,15 @@ def _find_cycle(layers: list[LayerBase], start: int, names: dict[str, int]) -> l
     return walk(start, {start})
 
 
+def _bounded(shape: Shape, where: tuple[str | int, ...], what: str) -> Shape:
+    """``shape``, if one sample's tensor of it has at most MAX_TENSOR_ELEMENTS elements."""
+    elements = math.prod(shape)
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise FieldError(where, f"{what} {list(shape)} has {elements:,} elements per sample",
+                         f"at most {MAX_TENSOR_ELEMENTS:,}")
+    return shape
+
+
 def infer_shapes(workload: Workload) -> list[LayerShapes]:
     """Walk the graph in order, checking every reference and shape; errors name the layer."""
     layers = workload.layers
@@ -339,11 +359,11 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
         if layer.name in names:
             raise FieldError(("layers", i, "name"), f"duplicate layer name {layer.name!r}")
         names[layer.name] = i
-    shapes: dict[str, Shape] = {INPUT: tuple(workload.input_shape)}
+    shapes: dict[str, Shape] = {INPUT: _bounded(tuple(workload.input_shape), ("input_shape",), "the input")}
     for name, shape in workload.extra_inputs.items():
         if name in names or name == INPUT:
             raise FieldError(("extra_inputs", name), f"{name!r} is already the name of a layer or the input")
-        shapes[name] = tuple(shape)
+        shapes[name] = _bounded(tuple(shape), ("extra_inputs", name), f"input {name!r}")
     out: list[LayerShapes] = []
     previous = INPUT
     for i, layer in enumerate(layers):
@@ -372,9 +392,11 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
             shape = layer.infer(in_shapes)
         except FieldError as exc:
             raise FieldError((*where, *exc.loc), f"layer {layer.name!r}: {exc.message}", exc.allowed) from None
-        shapes[layer.name] = shape
-        out.append(
-            LayerShapes(layer, ins, tuple(in_shapes), shape, layer.macs(in_shapes, shape), layer.weight_params(in_shapes))
-        )
+        shapes[layer.name] = _bounded(shape, where, f"layer {layer.name!r}: output")
+        params = layer.weight_params(in_shapes)
+        if params > MAX_LAYER_PARAMS:
+            raise FieldError(where, f"layer {layer.name!r} has {params:,} weights and biases",
+                             f"at most {MAX_LAYER_PARAMS:,} per layer")
+        out.append(LayerShapes(layer, ins, tuple(in_shapes), shape, layer.macs(in_shapes, shape), params))
         previous = layer.name
     return out

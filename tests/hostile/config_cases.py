@@ -80,7 +80,7 @@ def _yaml() -> list[Case]:
     """Item 10: duplicate keys, deep nesting, huge integers, recursive aliases."""
     return [
         Case("config-dup-key-top", ("validate", "{tmp}/w.yaml"), {"w.yaml": WL + "batch: 4\n"},
-             match=r"w\.yaml: batch: duplicate key.*line 3.*line 8"),
+             match=r"w\.yaml: batch: duplicate key .batch. at line 3, column 1 and again at line 8"),
         Case("config-dup-key-nested", ("validate", "{tmp}/h.yaml"),
              _hw("rows: 16, cols: 16", "rows: 16, cols: 16, rows: 4"), match=r"h\.yaml: array\.rows: duplicate key"),
         Case("config-dup-key-layer", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", "stride: 1, stride: 2}"),
@@ -102,7 +102,7 @@ def _yaml() -> list[Case]:
         Case("config-huge-int-set", ("validate", "tiny_cnn", "--set", "seed=" + "7" * 5000), match=r"digits"),
         Case("config-huge-hex-int", ("validate", "{tmp}/w.yaml"), _wl("batch: 1", "batch: 0x" + "f" * 5000),
              match=r"w\.yaml: .*digits"),
-        Case("config-huge-float-literal", ("validate", "{tmp}/h.yaml"), _hw("clock_mhz: 1000", "clock_mhz: 1e999"),
+        Case("config-huge-float-literal", ("validate", "{tmp}/h.yaml"), _hw("clock_mhz: 1000", "clock_mhz: 1.0e+999"),
              match=r"h\.yaml: clock_mhz: .*finite"),
     ]
 
@@ -129,7 +129,7 @@ def _sizes() -> list[Case]:
     cases = [Case(f"config-hw-huge-{key}", ("validate", "{tmp}/h.yaml"), _hw(old, new), match=rf"h\.yaml: {path}: .*allowed")
              for key, (old, new, path) in hw_fields.items()]
     wl_fields = {"batch": ("batch: 1", "batch: 1000000000", r"batch"),
-                 "input": ("input_shape: [3, 8, 8]", "input_shape: [3, 1000000000, 1000000000]", r"input_shape"),
+                 "input": ("input_shape: [3, 8, 8]", "input_shape: [3, 1000000000, 1000000000]", r"input_shape\[1\]"),
                  "input-float": ("input_shape: [3, 8, 8]", "input_shape: [3, 1e9, 1e9]", r"input_shape\[1\]"),
                  "input-elements": ("input_shape: [3, 8, 8]", "input_shape: [65536, 65536, 65536]", r"input_shape"),
                  "channels": ("out_channels: 4, kernel: 3, padding", f"out_channels: {huge}, kernel: 3, padding",
@@ -141,7 +141,8 @@ def _sizes() -> list[Case]:
               for key, (old, new, path) in wl_fields.items()]
     cases += [
         Case("config-wl-huge-output", ("validate", "{tmp}/w.yaml"),
-             _wl("input_shape: [3, 8, 8]", "input_shape: [3, 16384, 16384]"), match=r"w\.yaml: layers\[0\]"),
+             {"w.yaml": WL.replace("[3, 8, 8]", "[3, 16384, 16384]").replace("out_channels: 4", "out_channels: 64", 1)},
+             match=r"w\.yaml: layers\[0\]: .*elements"),
         Case("config-wl-batch-set", ("run", "tiny_cnn", "--set-workload", "batch=1000000000", *RUN),
              match=r"tiny_cnn\.yaml: batch: "),
         Case("config-hw-rows-set", ("run", "tiny_cnn", "--set", f"array.rows={huge}", *RUN),
@@ -183,7 +184,7 @@ def _scalesim() -> list[Case]:
             "channels-huge": (f"c1, 8, 8, 3, 3, {10**30}, 8, 1,", r"line 2"),
             "filter-larger": ("c1, 4, 4, 9, 9, 4, 8, 1,", r"line 2"),
             "ifmap-0": ("c1, 0, 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
-            "bad-name": ("../c1, 8, 8, 3, 3, 4, 8, 1,", r"line 2.*name"),
+            "bad-name": ("c\x1b1, 8, 8, 3, 3, 4, 8, 1,", r"line 2.*name"),
             "huge-digits": ("c1, " + "9" * 5000 + ", 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
             "nan": ("c1, nan, 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h")}
     cases = [Case(f"config-scalesim-{key}", imp, {"t.csv": TOPOLOGY + row + "\n"}, match=rf"t\.csv: {where}")
