@@ -10,10 +10,10 @@ from accelsim.report.document import Block, Bullets, Document, Image, Paragraph,
 from accelsim.report.table import is_number
 
 _STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 66rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.85rem; margin: 0.8rem 0; }
-th, td { padding: 0.2rem 0.45rem; border-bottom: 1px solid #eee; text-align: left; }
+table { border-collapse: collapse; font-size: 0.8rem; margin: 0.8rem 0; }
+th, td { padding: 0.2rem 0.35rem; border-bottom: 1px solid #eee; text-align: left; }
 td { white-space: nowrap; } th { vertical-align: bottom; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; }
@@ -34,7 +34,8 @@ def _inline(text: str) -> str:
 def _table(table: Table) -> str:
     numeric = [bool(table.rows) and all(is_number(row[i]) for row in table.rows) for i in range(len(table.headers))]
     cls = [' class="num"' if n else "" for n in numeric]
-    head = "".join(f"<th{c}>{escape(h)}</th>" for h, c in zip(table.headers, cls))
+    # "bias+scales MB" may break after the "+" too: a header, not its numbers, sets most columns' width
+    head = "".join(f"<th{c}>{escape(h).replace('+', '+<wbr>')}</th>" for h, c in zip(table.headers, cls))
     body = "".join("<tr>" + "".join(f"<td{c}>{escape(v)}</td>" for v, c in zip(row, cls)) + "</tr>" for row in table.rows)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 

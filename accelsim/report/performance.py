@@ -106,7 +106,10 @@ def _latency(results: Results, styles: Styles, names: list[str]) -> Section:
     latency_us = _per_layer(results, names, lambda r: r.latency_s * 1e6 if r.total_cycles else math.nan)
     figure = layer_dots(names, latency_us, styles, "layer latency (µs, log scale)", log=True)
     return Section("Per-layer latency", [_image("layer_latency", figure, (
-        "Each layer's share of the run per scheme, in execution order; the rows add up to the total latency."))])
+        "Each layer's latency per scheme in µs on a log axis, layers in execution order (a layer's latency is its "
+        "part of the run, so a scheme's markers add up to its total). Each scheme has its own line within a row, "
+        "top to bottom as in the legend, so equal latencies stay visible. A wide spread in a row marks the layer "
+        "where the scheme choice matters most."))])
 
 
 def _roofline(results: Results, styles: Styles) -> Section:

@@ -108,22 +108,25 @@ def layer_dots(layers: Sequence[str], values: Mapping[str, Sequence[float]], sty
                xlabel: str, log: bool = False) -> Figure:
     """One row per layer, one dot per label: 50 layers x 4 schemes stay readable where bars would not.
 
-    NaN values are left out; +inf (an exact result) is drawn as a triangle at the right edge.
+    Each label has its own line within a row (the first on top), so labels with equal values (fp32 and woq
+    on the vector unit) sit side by side instead of hiding one another. NaN values are left out; +inf (an
+    exact result) is drawn as a triangle at the right edge.
     """
-    figure = new_figure(WIDTH_IN, 1.3 + 0.15 * len(layers))
+    figure = new_figure(WIDTH_IN, 1.3 + (0.1 + 0.03 * len(values)) * len(layers))
     ax = figure.subplots()
     y = np.arange(len(layers))[::-1]
     finite = [v for series in values.values() for v in series if math.isfinite(v)]
     high = max(finite, default=1.0)
     edge = high * 2 if log else high + max(5.0, 0.05 * abs(high))
-    for label, series in values.items():
+    offsets = np.linspace(0.27, -0.27, len(values)) if len(values) > 1 else np.zeros(1)
+    for (label, series), offset in zip(values.items(), offsets):
         data = np.array(series, dtype=float)
         exact = np.isposinf(data)
         style = styles[label]
-        ax.scatter(np.where(exact, np.nan, data), y, s=16, color=style.color, marker=style.marker, label=label,
-                   alpha=0.85, linewidths=0, zorder=3)
+        ax.scatter(np.where(exact, np.nan, data), y + offset, s=16, color=style.color, marker=style.marker,
+                   label=label, alpha=0.9, linewidths=0.4, edgecolors="white", zorder=3)
         if exact.any():
-            ax.scatter(np.full(exact.sum(), edge), y[exact], s=18, marker=">", color=style.color, zorder=3)
+            ax.scatter(np.full(exact.sum(), edge), y[exact] + offset, s=18, marker=">", color=style.color, zorder=3)
     ax.set_yticks(y, layers, fontsize=6.5)
     ax.set_ylim(-0.7, len(layers) - 0.3)
     ax.grid(axis="y", alpha=0.15)
