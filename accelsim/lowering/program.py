@@ -38,6 +38,7 @@ from accelsim.lowering.tiling import (
     TilePlan,
     channel_parameters,
     plan_gemm,
+    smallest_halves,
     stored_weight_bytes,
     tile_bounds,
 )
@@ -141,6 +142,25 @@ class Lowerer:
         self._footprints: dict[tuple[ConvWindow | None, int], SpatialFootprints] = {}
         self._gemm_tiles: dict[tuple[GemmView, str, int], tuple[Tile, ...]] = {}
         self._vector_jobs: dict[tuple[int, int, int, int], tuple[Tile, ...]] = {}
+
+    def check_buffers(self, workload: Workload) -> None:
+        """Refuse SRAM buffers too small for some layer's smallest tile before planning any layer, naming
+        the buffer and the smallest size that runs the whole workload (a vector job streams through
+        the ifmap and ofmap halves and needs one byte of each)."""
+        need = {"ifmap": (1, "a vector layer"), "filter": (0, ""), "ofmap": (1, "a vector layer")}
+        for shapes in workload.shapes:
+            if isinstance(shapes.layer, GEMM_LAYERS):
+                smallest = smallest_halves(self.choose_view(shapes, workload.batch), self.fmt)
+                for buffer, (bytes_, _) in need.items():
+                    if getattr(smallest, buffer) > bytes_:
+                        need[buffer] = (getattr(smallest, buffer), f"layer {shapes.layer.name!r}")
+        for buffer, (bytes_, by) in need.items():
+            if getattr(self.halves, buffer) < bytes_:
+                raise AccelsimError(
+                    f"{by} needs {bytes_:,} bytes in each half of the double-buffered {buffer} buffer for its smallest "
+                    f"tile under the {self.fmt.scheme} scheme; {getattr(self.hw.sram, buffer + '_kib')} KiB gives "
+                    f"{getattr(self.halves, buffer):,}", path=f"sram.{buffer}_kib",
+                    allowed=f"at least {2 * bytes_ / 1024!r} KiB ({2 * bytes_:,} bytes) for this workload")
 
     # -- array work ------------------------------------------------------------------------------
     @property
@@ -360,6 +380,7 @@ def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tenso
     """Lower every layer of ``workload`` for ``hw`` under ``scheme``; ``asymmetric_weights``: the
     quantized weights carry a zero point per output channel, read with the weight scales."""
     lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights)
+    lowerer.check_buffers(workload)
     layers: list[LoweredLayer] = []
     batch = workload.batch
     if scheme == "static":

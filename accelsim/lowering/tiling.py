@@ -175,8 +175,26 @@ def plan_gemm(
     return best
 
 
+def smallest_halves(view: GemmView, fmt: OperandFormat) -> BufferHalves:
+    """Bytes each buffer half needs for ``view``'s smallest tile: one output row (pixel) of M, one output
+    channel of N, and the fewest reduction elements a tile takes (one input channel's taps for a conv).
+    Every buffer's need grows with each tile dimension, so the layer fits iff each half holds this much."""
+    kt = min(view.k, view.taps) if view.window is not None else 1
+    if view.window is None:
+        pixel = 1
+    else:  # a window clipped least by the image edges reads the most: the centre pixel's
+        centre = (view.window.out_h // 2) * view.window.out_w + view.window.out_w // 2
+        pixel = max(view.spatial_footprint(0, 1), view.spatial_footprint(centre, centre + 1))
+    return BufferHalves(
+        ifmap=pixel * view.k_footprint(0, kt) * fmt.ifmap_sram,
+        filter=weight_block_bytes(view, fmt, (0, kt), (0, 1), sram=True),
+        ofmap=fmt.accumulator,
+    )
+
+
 class NoTileFits(ValueError):
-    """Even the smallest tile of a layer overflows a buffer half: the SRAM is too small for it."""
+    """Even the smallest tile of a layer overflows a buffer half: the SRAM is too small for it.
+    (``Lowerer.check_buffers`` refuses such buffers first, with the size that works.)"""
 
     def __init__(self, layer: str, halves: BufferHalves) -> None:
         super().__init__(
