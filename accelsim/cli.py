@@ -13,6 +13,7 @@ from accelsim.atomic_file import write_atomic
 from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any, load_hardware, load_workload
 from accelsim.config.loader import DEFAULT_HARDWARE, resolve
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
+from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
 from accelsim.report.table import format_table, si, terminal_width
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
@@ -135,6 +136,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_import_scalesim(args: argparse.Namespace) -> int:
     out = args.output or Path(args.topology).with_suffix(".yaml").name
+    check_output_file(out, field="--output")
     if Path(out).exists() and Path(args.topology).exists() and os.path.samefile(out, args.topology):
         raise AccelsimError(f"would overwrite the input topology {args.topology}: give another output file",
                             file=str(out), path="--output")
@@ -181,7 +183,8 @@ def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) ->
     from accelsim.sim.records import check_mergeable
     from accelsim.sim.simulation import results_folder
 
-    folder = results_folder(Path(args.out), workload, hw, args.set_workload, args.set)
+    check_output_folder(args.out, field="--out")
+    folder = check_output_folder(results_folder(Path(args.out), workload, hw, args.set_workload, args.set), field="--out")
     check_mergeable(folder, workload.model_dump(mode="json"), hw.model_dump(mode="json"), args.ideal_memory)
     return folder
 
@@ -309,6 +312,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from accelsim.quant.golden import write_golden
     from accelsim.sim.values import run_values
 
+    check_output_file(args.output, field="--output")
     workload, hw = _load_pair(args)
     names = [s.layer.name for s in workload.shapes]
     if args.layer not in names:
@@ -425,9 +429,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: arguments that name files or folders, as the user wrote them in the command line
+PATH_ARGUMENTS = {"files": "FILE", "file": "FILE", "workload": "WORKLOAD", "hw": "--hw", "results_dir": "RESULTS_DIR",
+                  "spec": "SPEC", "topology": "TOPO.csv", "output": "--output", "out": "--out"}
+
+
+def _check_path_arguments(args: argparse.Namespace) -> None:
+    """An empty name or a NUL in any path argument, refused before it reaches the file system (ValueError there)."""
+    for attr, shown in PATH_ARGUMENTS.items():
+        value = getattr(args, attr, None)
+        for name in value if isinstance(value, list) else [value]:
+            if name is not None:
+                check_name(name, field=shown)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_path_arguments(args)
         return args.func(args)
     except AccelsimError as exc:
         if exc.file is None and exc.path.split(".")[0] in HARDWARE_SECTIONS and hasattr(args, "hw"):
@@ -436,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the user named: missing, unwritable, a full disk (the name is in exc.filename)
+        print(f"accelsim: error: {os_error(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from typing import Any
 
 import yaml
 
+from accelsim import file_checks
 from accelsim.config.errors import AccelsimError
+from accelsim.config.yaml_source import MAX_FILE_BYTES
 from accelsim.config.ranges import plain_name, whole
 from accelsim.config.validation import FieldError, describe, validate
 from accelsim.config.workload import INPUT, MAX_DIM, Workload
@@ -41,14 +43,11 @@ WINDOW_COLUMNS = {"filter_h", "filter_w", "stride"}
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    raw = file_checks.read_user_file(path, MAX_FILE_BYTES, expected="a SCALE-Sim topology CSV")  # type and size before reading
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AccelsimError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise AccelsimError("is a directory, expected a SCALE-Sim topology CSV", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccelsimError(f"cannot read: {exc}", file=str(path)) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AccelsimError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
     rows = [(i + 1, [c.strip() for c in row]) for i, row in enumerate(csv.reader(text.splitlines()))]
     rows = [(n, r[:-1] if r and r[-1] == "" else r) for n, r in rows if any(r)]
     if not rows:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from accelsim import file_checks
 from accelsim.config.errors import AccelsimError, format_path
 
 #: Largest number of values a document may expand to once aliases are followed. Real configs have a
@@ -193,17 +194,7 @@ def parse_yaml_text(text: str, file: str) -> Any:
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Load a YAML file whose top level must be a mapping (every accelsim config is one)."""
     file = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise AccelsimError("file not found", file=file)
-    if p.is_dir():
-        raise AccelsimError("is a directory, expected a YAML file", file=file)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise AccelsimError(f"cannot read file: {exc.strerror}", file=file) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise AccelsimError(f"file is larger than {MAX_FILE_BYTES // 2**20} MiB", file=file)
+    raw = file_checks.read_user_file(path, MAX_FILE_BYTES, expected="a YAML file")  # type and size before reading
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

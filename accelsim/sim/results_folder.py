@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -34,6 +33,8 @@ from typing import Any, ContextManager
 
 from accelsim.atomic_file import stale_temp_files, write_atomic
 from accelsim.config.errors import AccelsimError
+from accelsim.file_checks import read_user_file
+from accelsim.file_checks import read_user_file
 
 FILES = ("results.json", "results.csv", "timeline.json")
 MANIFEST = "manifest.json"
@@ -180,16 +181,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 
 def _read(path: Path) -> bytes:
     """A results file's bytes; anything but a regular file of plausible size is an error, not a hang."""
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise AccelsimError("not a regular file; remove the folder or use another --out", file=str(path))
-        if info.st_size > MAX_FILE_BYTES:
-            raise AccelsimError(f"{info.st_size:,} bytes, larger than any results file accelsim writes "
-                                f"({MAX_FILE_BYTES // 2**20} MiB)", file=str(path))
-        return path.read_bytes()
-    except OSError as exc:
-        raise AccelsimError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    return read_user_file(path, MAX_FILE_BYTES, expected="a results file as accelsim writes it")
 
 
 def _first_line(exc: BaseException) -> str:
