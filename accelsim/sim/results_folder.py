@@ -34,7 +34,6 @@ from typing import Any, ContextManager
 from accelsim.atomic_file import stale_temp_files, write_atomic
 from accelsim.config.errors import AccelsimError
 from accelsim.file_checks import read_user_file
-from accelsim.file_checks import read_user_file
 
 FILES = ("results.json", "results.csv", "timeline.json")
 MANIFEST = "manifest.json"
