@@ -200,10 +200,6 @@ def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
     return saved.rows, saved.meta
 
 
-def read_timeline(folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
-    return read_saved(folder).timeline
-
-
 def _files(rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]) -> dict[str, bytes]:
     """The three files of a generation: ``results.csv``, ``results.json`` and ``timeline.json`` (the
     engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``)."""
