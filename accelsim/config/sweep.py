@@ -98,7 +98,7 @@ class SweepSpec(StrictModel):
         """Refuse a grid too large to expand before expanding it (200 x 200 x 200 would take half an hour)."""
         if self.point_count > self.max_points:
             lengths = [len(v) for v in self.axes.values()]
-            configs = " x ".join(map(str, lengths)) if self.combine == "grid" else str(lengths[0])
+            configs = " x ".join(f"{n:,}" for n in lengths) if self.combine == "grid" else f"{lengths[0]:,}"
             raise FieldError(("axes",), f"{self.point_count:,} points ({configs} hardware configs, "
                              f"{_count(len(self.workloads), 'workload')}, {_count(len(self.schemes), 'scheme')}) is "
                              f"more than max_points ({self.max_points:,}): thin the axes, or raise max_points in the spec",
@@ -133,7 +133,7 @@ def _first_repeat(items: list[Any], keys: list[str], loc: tuple[str | int, ...] 
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def canonical_json(value: Any) -> str:

@@ -161,8 +161,18 @@ def _connect(distributed: Any, address: str) -> Any:
     handshake fail in arbitrary ways (a length prefix read from garbage asks numpy for exabytes), so
     every failure of the connection attempt is reported as "not a reachable Dask scheduler".
     """
+    class Client(distributed.Client):
+        def start(self, **kwargs: Any) -> None:
+            """Close a client that failed to connect at once, while its event loop runs: left to the garbage
+            collector, its ``__del__`` waits 20 s for a stopped loop and prints a traceback."""
+            try:
+                super().start(**kwargs)
+            except BaseException:
+                self.close()
+                raise
+
     try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
+        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, not an address
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - see the docstring
