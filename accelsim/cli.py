@@ -15,6 +15,7 @@ from accelsim.config.loader import DEFAULT_HARDWARE, resolve
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
 from accelsim.report.table import format_table, si, terminal_width
+from accelsim.sim.footprint import check_values_fit
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
 EXAMPLES = """examples:
@@ -178,6 +179,15 @@ def _progress():  # noqa: ANN202
     return step
 
 
+def _compile_kernels(args: argparse.Namespace, schemes: Sequence[str]) -> None:
+    """First run on this machine: the kernels these schemes need compiled ahead, in parallel, with a
+    progress line on a terminal (accelsim.kernels.first_run; nothing to do once Numba's cache holds them)."""
+    if not args.timing_only:
+        from accelsim.kernels.first_run import compile_ahead
+
+        compile_ahead(schemes)
+
+
 def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> Path:
     """The results folder, checked before simulating: what it holds can be merged with this run."""
     from accelsim.sim.records import check_mergeable
@@ -203,6 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     folder = _target(args, workload, hw)
+    if not args.timing_only:
+        check_values_fit(workload, 1)
+    _compile_kernels(args, [args.scheme])
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
                    timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
@@ -226,6 +239,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     folder = _target(args, workload, hw)
+    if not args.timing_only:
+        check_values_fit(workload, len(args.schemes))
+    _compile_kernels(args, args.schemes)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
                            timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(_describe_pair(args, workload, hw))
@@ -304,6 +320,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from accelsim.sim.explain import explain
 
     workload, hw = _load_pair(args)
+    check_values_fit(workload, 1, timing_only_flag=False)
     print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights))
     return 0
 
@@ -317,6 +334,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     names = [s.layer.name for s in workload.shapes]
     if args.layer not in names:
         raise AccelsimError(f"no layer {args.layer!r} in workload {workload.name}", path="--layer", allowed=", ".join(names[:15]))
+    check_values_fit(workload, 1, timing_only_flag=False)
     results = run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer],
                          weights=args.weights).layers[args.layer].results
     if not results:
@@ -455,6 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except MemoryError:  # the estimate (accelsim.sim.footprint) let through a run that still did not fit
+        print("accelsim: error: out of memory: use --timing-only (no values) or a smaller batch "
+              "(--set-workload batch=N)", file=sys.stderr)
+        return 2
     except OSError as exc:  # a file the user named: missing, unwritable, a full disk (the name is in exc.filename)
         print(f"accelsim: error: {os_error(exc)}", file=sys.stderr)
         return 2
