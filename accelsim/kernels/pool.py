@@ -30,8 +30,10 @@ def _max_pool_nhwc(x, kh, kw, sh, sw, ph, pw, oh, ow, pad_value):
                             pixel = x[n, iy, ix]
                             for c in range(c_dim):
                                 best[c] = max(best[c], pixel[c])
-                        else:
-                            best[:] = x[n, iy, ix]
+                        else:  # a loop, not ``best[:] = ...``: an array slice assignment compiles numba's error formatting
+                            pixel = x[n, iy, ix]
+                            for c in range(c_dim):
+                                best[c] = pixel[c]
                             started = True
                 if padded:  # padding taps count as values equal to pad_value
                     for c in range(c_dim):

@@ -120,7 +120,8 @@ def _add_lanes(typingctx, a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, h
 def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fused: bool):  # noqa: ANN202
     """The quantize and residual-add element loops compiled for one rule: its switches are compile-time
     constants, so the loops have no branches and vectorize. Clamped elements are flagged and counted
-    after the loop (a running int64 count would narrow the SIMD lanes)."""
+    after the loop (a running int64 count would narrow the SIMD lanes), by a loop: ``np.count_nonzero``
+    compiles a ravel, a comparison and a sum in every first run."""
 
     @njit(cache=True, nogil=True)
     def quantize_loop(x, scale, inv_scale, zp, qmin, qmax, out):  # noqa: ANN001, ANN202
@@ -131,7 +132,12 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
                 for i in range(x.shape[2]):
                     r, clamped[o, c, i] = _quantize_one(x[o, c, i], s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
                     out[o, c, i] = np.int32(r)
-        return np.count_nonzero(clamped)
+        count = 0
+        for o in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                for i in range(x.shape[2]):
+                    count += clamped[o, c, i]
+        return count
 
     @njit(cache=True, nogil=True)
     def add_loop(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, out):  # noqa: ANN001, ANN202
@@ -154,7 +160,9 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
             y = min(max(y, clamp_low), clamp_high)
             r, clamped[i - body] = _quantize_one(y, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
             out[i] = np.int32(r)
-        return count + np.count_nonzero(clamped)
+        for i in range(n - body):
+            count += clamped[i]
+        return count
 
     return quantize_loop, add_loop
 

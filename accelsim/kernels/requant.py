@@ -219,11 +219,11 @@ def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithme
         table[3, c], table[4, c] = np.int32(bits & 0xFFFFFFFF), np.int32(bits >> 1)
         lanes_hold &= (-32 if single_rounding else -31) <= s <= 30
         plain &= s <= 0 and multiplier[c] != INT32_MIN
-    scalars = np.empty(12, np.int64)
-    scalars[:5] = zp, act_min, act_max, sat_min, sat_max
+    scalars = np.empty(12, np.int64)  # element by element: a tuple assigned to a slice compiles numba's error formatting
+    scalars[0], scalars[1], scalars[2], scalars[3], scalars[4] = zp, act_min, act_max, sat_min, sat_max
     for i in range(4):
         scalars[5 + i] = min(max(scalars[1 + i] - (zp if fixed else 0), INT32_MIN), INT32_MAX)
-    scalars[9:] = np.int64(arithmetic), np.int64(lanes_hold), np.int64(plain)
+    scalars[9], scalars[10], scalars[11] = arithmetic, lanes_hold, plain
     return table, scalars
 
 
@@ -233,11 +233,13 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     channel c at column c) into flat 1-byte ``out`` (row stride ``out_ld``): 16 channels at a time,
     the channel tail (and every channel when a shift is beyond the int32 lanes) element by element.
     ``multiplier``: int64 M0, or the fp64 scales' bits for FLOAT64. Returns (saturations, acc min, acc max)."""
-    zp, act_min, act_max, sat_min, sat_max, lo32, hi32, slo32, shi32, arithmetic, lanes_hold, plain = scalars
+    zp, act_min, act_max, sat_min, sat_max = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
+    lo32, hi32, slo32, shi32 = scalars[5], scalars[6], scalars[7], scalars[8]
+    arithmetic, lanes_hold, plain = scalars[9], scalars[10], scalars[11]
     m32, left, right, mask, half = table[0], table[1], table[2], table[3], table[4]
     extremes = np.empty(2 * LANES, np.int32)
-    extremes[:LANES] = INT32_MAX
-    extremes[LANES:] = INT32_MIN
+    for i in range(LANES):
+        extremes[i], extremes[LANES + i] = INT32_MAX, INT32_MIN
     body = c1 - (c1 - c0) % LANES if lanes_hold else c0
     sats = 0
     lo, hi = INT32_MAX, INT32_MIN
@@ -259,7 +261,8 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
             out[o0 + c] = v
             sats += sat
     if body > c0 and rows:
-        lo, hi = min(lo, np.int64(extremes[:LANES].min())), max(hi, np.int64(extremes[LANES:].max()))
+        for i in range(LANES):  # a loop: ``.min()`` / ``.max()`` compile numba's reductions in every first run
+            lo, hi = min(lo, np.int64(extremes[i])), max(hi, np.int64(extremes[LANES + i]))
     return sats, lo, hi
 
 

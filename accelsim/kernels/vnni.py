@@ -162,14 +162,15 @@ def _interleave_rows(typingctx, src, offset, stride, dst, dst_offset):
 
 
 @njit(cache=True, nogil=True)
-def _pack_b_panels(b, k4, packed, first, last):
+def _pack_b_panels(b, k4, packed, words, first, last):
     """Panels [first, last) of [K, N] int8: per 64-column panel, per 4-k step, 64 words of 4 k bytes.
+    ``words`` is ``packed`` viewed as int32 (views are taken outside the kernels: ``.view`` compiles
+    numba's error formatting in every first run).
 
     Every byte of a panel is written (zero padding included): the buffer is reused, not zeroed.
     """
     k_dim, n_dim = b.shape
     flat = b.reshape(-1)
-    words = packed.view(np.int32)
     for p in range(first, last):
         c0 = p * NR
         width = min(NR, n_dim - c0)
@@ -186,13 +187,12 @@ def _pack_b_panels(b, k4, packed, first, last):
 
 
 @njit(cache=True, nogil=True)
-def _prepare_a_rows(a, flip, words):
-    """A ``[M, K]`` (1-byte codes) as the rows the micro-kernel reads: ``words`` ``[M rounded up to MR,
-    K/4 rounded up]`` int32, every byte xor ``flip`` (0x80 turns int8 into the uint8 ``a + 128``),
-    zero beyond A. A plain row copy that vectorizes; tiles read it in place (no panel packing)."""
-    m_dim, k_dim = a.shape
-    dest = words.view(np.uint8).reshape(words.shape[0], words.shape[1] * 4)
-    src = a.view(np.uint8)
+def _prepare_a_rows(src, flip, dest):
+    """A ``[M, K]`` (1-byte codes, as uint8) as the rows the micro-kernel reads: ``dest``, the bytes of
+    int32 words ``[M rounded up to MR, K/4 rounded up]``, every byte xor ``flip`` (0x80 turns int8 into
+    the uint8 ``a + 128``), zero beyond A. A plain row copy that vectorizes; tiles read it in place (no
+    panel packing). One compilation for int8 and uint8 A: the caller passes both as uint8."""
+    m_dim, k_dim = src.shape
     for i in range(m_dim):
         for k in range(k_dim):
             dest[i, k] = src[i, k] ^ flip
@@ -243,24 +243,24 @@ def _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, p
 
 
 @njit(cache=True, nogil=True)
-def _pack_and_run_columns(a_words, b, k4, b_packed, row_offset, row_terms, col_factors, out, first, last):
-    """One worker's share when splitting by column panels: pack its B panels, then run their tiles."""
-    m_dim, n_dim = out.shape
-    _pack_b_panels(b, k4, b_packed, first, last)
-    _run_tiles(a_words, b_packed.view(np.int32), k4, row_offset, row_terms, col_factors, out, first, last, 0, (m_dim + MR - 1) // MR)
+def _pack_and_run_columns(a_words, b, k4, b_packed, b_words, row_offset, row_terms, col_factors, out, first, last):
+    """One worker's share when splitting by column panels: pack its B panels (``b_packed``, and as int32
+    ``b_words``), then run their tiles."""
+    _pack_b_panels(b, k4, b_packed, b_words, first, last)
+    _run_tiles(a_words, b_words, k4, row_offset, row_terms, col_factors, out, first, last, first - first, (out.shape[0] + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
 def _run_columns(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
     """One worker's share of prepacked B when splitting by column panels."""
-    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last, 0, (out.shape[0] + MR - 1) // MR)
+    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last, first - first, (out.shape[0] + MR - 1) // MR)
 
 
 @njit(cache=True, nogil=True)
 def _run_rows(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
-    """One worker's share when splitting by row panels (few column panels)."""
-    m_dim, n_dim = out.shape
-    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, 0, (n_dim + NR - 1) // NR, first, last)
+    """One worker's share when splitting by row panels (few column panels). (``first - first``, not a
+    literal 0, here and in the other callers: numba compiles a callee again for a literal argument.)"""
+    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first - first, (out.shape[1] + NR - 1) // NR, first, last)
 
 
 _LOCAL = threading.local()
@@ -328,7 +328,7 @@ def pack_b(b: np.ndarray) -> np.ndarray:
     k_dim, n_dim = b.shape
     k4, n_panels = -(-k_dim // 4), -(-n_dim // NR)
     packed = np.empty(n_panels * k4 * NR * 4, np.int8)
-    _pack_b_panels(np.ascontiguousarray(b), k4, packed, 0, n_panels)
+    _pack_b_panels(np.ascontiguousarray(b), k4, packed, packed.view(np.int32), 0, n_panels)
     return packed.view(np.int32)
 
 
@@ -357,24 +357,24 @@ def vnni_product(
     offset32 = offset_row(n_dim, a.dtype, b_col_sums, row_offset)
     threads = _gemm_threads(m_dim * n_dim * k_dim)
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
+        b_bytes = _workspace("b", n_panels * k4 * NR * 4, np.int8)
         _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
-                     _workspace("b", n_panels * k4 * NR * 4, np.int8), offset32, row_terms, col_factors, out)
+                     b_bytes, b_bytes.view(np.int32), offset32, row_terms, col_factors, out)
     else:
         if b_packed is None:
-            b_packed = _workspace("b", n_panels * k4 * NR * 4, np.int8)
-            _pack_b_panels(np.ascontiguousarray(b), k4, b_packed, 0, n_panels)
-            b_packed = b_packed.view(np.int32)
+            b_bytes = _workspace("b", n_panels * k4 * NR * 4, np.int8)
+            b_packed = b_bytes.view(np.int32)
+            _pack_b_panels(np.ascontiguousarray(b), k4, b_bytes, b_packed, 0, n_panels)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
         _in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _row_sums(words, m_dim, k_dim, a_offset):
-    """``sum_k words[m, k] - K * a_offset`` per row (the bytes the micro-kernel reads), int64, zero for
-    the padding rows."""
-    rows = words.view(np.uint8).reshape(words.shape[0], words.shape[1] * 4)
-    sums = np.zeros(words.shape[0], np.int64)
+def _row_sums(rows, m_dim, k_dim, a_offset):
+    """``sum_k rows[m, k] - K * a_offset`` per row of the bytes the micro-kernel reads (uint8 [padded M,
+    4 * K/4]), int64, zero for the padding rows."""
+    sums = np.zeros(rows.shape[0], np.int64)
     for i in range(m_dim):
         s = np.int64(0)
         for k in range(k_dim):
@@ -393,7 +393,7 @@ def zero_point_terms(
     if b_zero_point is None:
         return None, None
     a_offset = a_zero_point + (128 if a_dtype == np.int8 else 0)
-    row_terms = _row_sums(a_words, m_dim, k_dim, np.int64(a_offset)).astype(np.int32)
+    row_terms = _row_sums(word_bytes(a_words), m_dim, k_dim, np.int64(a_offset)).astype(np.int32)
     n_dim = b_zero_point.shape[0]
     col_factors = np.zeros(-(-n_dim // NR) * NR, np.int64)
     col_factors[:n_dim] = -b_zero_point
@@ -406,10 +406,15 @@ def a_rows(m_dim: int, k_dim: int) -> np.ndarray:
     return _workspace("a", -(-m_dim // MR) * MR * -(-k_dim // 4), np.int32).reshape(-(-m_dim // MR) * MR, -(-k_dim // 4))
 
 
+def word_bytes(words: np.ndarray) -> np.ndarray:
+    """The bytes of 2-D int32 ``words`` as uint8 ``[rows, 4 * columns]`` (a view)."""
+    return words.view(np.uint8).reshape(words.shape[0], words.shape[1] * 4)
+
+
 def prepare_a(a: np.ndarray) -> np.ndarray:
     """A's rows as the micro-kernel reads them (:func:`_prepare_a_rows`, in :func:`a_rows`)."""
     words = a_rows(*a.shape)
-    _prepare_a_rows(np.ascontiguousarray(a), np.uint8(0x80 if a.dtype == np.int8 else 0), words)
+    _prepare_a_rows(np.ascontiguousarray(a).view(np.uint8), np.uint8(0x80 if a.dtype == np.int8 else 0), word_bytes(words))
     return words
 
 
@@ -442,9 +447,9 @@ def _run_requant(a_words, b_packed, k4, offset32, row_terms, col_factors, m_dim,
         rows = min(qe * MR, m_dim) - qs * MR
         acc = scratch[: rows * n_dim].reshape(rows, n_dim)
         if row_terms is None:
-            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, None, None, acc, p0, p1, 0, qe - qs)
+            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, None, None, acc, p0, p1, q0 - q0, qe - qs)
         else:
-            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, row_terms[qs * MR :], col_factors, acc, p0, p1, 0, qe - qs)
+            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, row_terms[qs * MR :], col_factors, acc, p0, p1, q0 - q0, qe - qs)
         s, l, h = requant_region(scratch, n_dim, codes[qs * MR * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars)
         sats, lo, hi = sats + s, min(lo, l), max(hi, h)
     return sats, lo, hi
