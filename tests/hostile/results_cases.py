@@ -63,7 +63,7 @@ def _edit_results(edit: Callable[[dict], None]) -> Callable[[Path], None]:
 
 def _no_manifest(folder: Path) -> None:
     """A folder as accelsim wrote them before manifests: its files are read unchecked, so every field must be."""
-    (folder / "manifest.json").unlink()
+    (folder / "manifest.json").unlink(missing_ok=True)
 
 
 def _mixed_generations(tmp: Path) -> None:
@@ -83,6 +83,17 @@ def _symlink(link: str, target: str) -> Callable[[Path], None]:
 
 def _results_dir_is_folder(tmp: Path) -> None:
     (tmp / FOLDER / "results.json").mkdir(parents=True)
+
+
+def _results_json_is_fifo(tmp: Path) -> None:
+    (tmp / FOLDER).mkdir(parents=True)
+    os.mkfifo(tmp / FOLDER / "results.json")
+
+
+def _results_json_sparse_600_mib(tmp: Path) -> None:
+    (tmp / FOLDER).mkdir(parents=True)
+    with open(tmp / FOLDER / "results.json", "wb") as handle:
+        handle.truncate(600 * 2**20)  # sparse: no disk used, but no results file is this large
 
 
 def _drop(*keys: str) -> Callable[[dict], None]:
@@ -143,6 +154,11 @@ CASES: list[Case] = [
          match=r"timeline\.json.*not valid JSON"),
     Case("results-csv-missing", ("report", f"{{tmp}}/{FOLDER}"), setup=_saved(lambda f: (f / "results.csv").unlink()),
          match=r"results\.csv.*missing"),
+    Case("results-json-is-a-fifo", RUN_WOQ, setup=_results_json_is_fifo, match=r"results\.json.*FIFO", timeout_s=10),
+    Case("results-json-600-mib", RUN_WOQ, setup=_results_json_sparse_600_mib, match=r"results\.json.*larger"),
+    Case("manifest-generation-is-a-path", RUN, setup=_saved(_write("manifest.json", json.dumps(
+        {"format": 1, "generation": "../../../x", "files": {"results.json": "0" * 64}})), scheme="fp32"),
+        match=r"manifest\.json.*not an accelsim results manifest"),
     Case("manifest-corrupt", RUN, setup=_saved(_write("manifest.json", "]"), scheme="fp32"), match=r"manifest\.json"),
     # item 3: files of different saves side by side
     Case("report-mixed-generations", ("report", f"{{tmp}}/{FOLDER}"), setup=_mixed_generations,
