@@ -233,7 +233,7 @@ _FLOATS = frozenset(f.name for f in fields(LayerRecord) if f.type == "float")
 def _parse(saved: dict[str, bytes], folder: Path) -> SavedResults:
     """Parse and check a generation's JSON files: anything else is one error line naming file and field."""
     path = folder / "results.json"
-    doc = _json(saved["results.json"], path)
+    doc = results_folder.load_json(saved["results.json"], path)
     if not isinstance(doc, dict) or not {"meta", "rows"} <= set(doc):
         raise AccelsimError("not an accelsim results file (an object with meta and rows, as `accelsim run` writes); "
                             "remove the folder or use another --out", file=str(path), path="meta")
@@ -254,18 +254,9 @@ def _parse(saved: dict[str, bytes], folder: Path) -> SavedResults:
 def _parse_timeline(data: bytes, folder: Path) -> dict[str, list[tuple[str, int, int, str]]]:
     path = folder / "timeline.json"
     try:
-        return _TIMELINE.validate_python(_json(data, path))
+        return _TIMELINE.validate_python(results_folder.load_json(data, path))
     except ValidationError as exc:
         raise _field_error(exc, path, "") from None
-
-
-def _json(data: bytes, path: Path) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise AccelsimError(f"unreadable: not valid JSON ({first}); remove the folder or use another --out",
-                            file=str(path)) from None
 
 
 def _field_error(exc: ValidationError, path: Path, prefix: str) -> AccelsimError:

@@ -164,11 +164,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST
     if not path.exists() and not path.is_symlink():
         return None
-    try:
-        manifest = json.loads(_read(path))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise AccelsimError(f"unreadable: not valid JSON ({_first_line(exc)}); remove the folder or use another "
-                            f"--out", file=str(path)) from None
+    manifest = load_json(_read(path), path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not (isinstance(files, dict) and "results.json" in files and set(files) <= set(FILES)
             and all(isinstance(d, str) for d in files.values())
@@ -183,8 +179,14 @@ def _read(path: Path) -> bytes:
     return read_user_file(path, MAX_FILE_BYTES, expected="a results file as accelsim writes it")
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
+def load_json(data: bytes, path: Path) -> Any:
+    """One of the folder's JSON files, parsed; damage (not JSON, binary, nesting too deep) is one line."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AccelsimError(f"unreadable: not valid JSON ({first}); remove the folder or use another --out",
+                            file=str(path)) from None
 
 
 def _fsync_dir(folder: Path) -> None:
