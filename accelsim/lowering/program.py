@@ -157,9 +157,10 @@ class Lowerer:
         for buffer, (bytes_, by) in need.items():
             if getattr(self.halves, buffer) < bytes_:
                 raise AccelsimError(
-                    f"{by} needs {bytes_:,} bytes in each half of the double-buffered {buffer} buffer for its smallest "
-                    f"tile under the {self.fmt.scheme} scheme; {getattr(self.hw.sram, buffer + '_kib')} KiB gives "
-                    f"{getattr(self.halves, buffer):,}", path=f"sram.{buffer}_kib",
+                    f"no tile fits the SRAM buffers: {by} needs {bytes_:,} byte{'s' * (bytes_ > 1)} in each half of the "
+                    f"double-buffered {buffer} buffer for its smallest tile under the {self.fmt.scheme} scheme; "
+                    f"{getattr(self.hw.sram, buffer + '_kib')} KiB gives {getattr(self.halves, buffer):,}",
+                    path=f"sram.{buffer}_kib",
                     allowed=f"at least {2 * bytes_ / 1024!r} KiB ({2 * bytes_:,} bytes) for this workload")
 
     # -- array work ------------------------------------------------------------------------------
