@@ -58,13 +58,17 @@ def _types(signature: str) -> tuple[Any, ...]:
     return tuple(eval(signature, {"__builtins__": {}, "bool": types.boolean, **names}))  # noqa: S307 - our own record
 
 
-def _cached(dispatcher: Any, signature: tuple[Any, ...]) -> bool:  # noqa: ANN401
-    """Whether Numba's cache holds ``signature`` for this CPU and these sources (read from the cache's
-    index, without loading the code); False when that cannot be told."""
+def _cached(entry: dict[str, Any]) -> bool:
+    """Whether Numba's cache holds the entry's signature for this CPU and these sources (read from the
+    cache's index, without loading the code). An entry the kernels no longer match (a stale record: the
+    test of the record fails) counts as cached, so it is left to compile on first call as before."""
+    try:
+        dispatcher, signature = _dispatcher(entry), _types(entry["signature"])
+    except Exception:  # noqa: BLE001
+        return True
     try:
         cache = dispatcher._cache
-        key = cache._index_key(signature, dispatcher.targetctx.codegen())
-        return key in cache._cache_file._load_index()
+        return cache._index_key(signature, dispatcher.targetctx.codegen()) in cache._cache_file._load_index()
     except Exception:  # noqa: BLE001 - numba internals of another version: compile (cheap when cached)
         return False
 
@@ -81,12 +85,15 @@ def pending_jobs(schemes: Iterable[str]) -> list[dict[str, Any]]:
     """The jobs a run of ``schemes`` needs that Numba's cache does not hold yet."""
     wanted = set(schemes)
     jobs = [job for job in load_jobs() if wanted & set(job["schemes"])]
-    return [job for job in jobs if not all(_cached(_dispatcher(e), _types(e["signature"])) for e in job["entries"])]
+    return [job for job in jobs if not all(_cached(e) for e in job["entries"])]
 
 
 def _compile(job: dict[str, Any]) -> None:
     for entry in job["entries"]:
-        _dispatcher(entry).compile(_types(entry["signature"]))
+        try:
+            _dispatcher(entry).compile(_types(entry["signature"]))
+        except Exception:  # noqa: BLE001 - a stale record: the kernel compiles on first call instead
+            continue
 
 
 def _work(jobs: list[dict[str, Any]], claims: Path) -> None:

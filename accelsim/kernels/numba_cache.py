@@ -28,11 +28,24 @@ def sources_digest(package: Path = PACKAGE) -> str:
     return digest.hexdigest()
 
 
+def cache_folders(package: Path = PACKAGE) -> list[Path]:
+    """Where Numba caches the package's functions: each source folder's ``__pycache__``, or with
+    ``NUMBA_CACHE_DIR`` set, the folders Numba names after them there (the package's own first)."""
+    from numba.core import caching, config
+
+    folders = sorted({path.parent for path in package.rglob("*.py")}, key=lambda f: (f != package, f))
+    locator = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator", None)
+    if config.CACHE_DIR and locator is not None:
+        return [Path(config.CACHE_DIR) / locator.get_suitable_cache_subpath(str(f / "x.py")) for f in folders]
+    return [f / "__pycache__" for f in folders]
+
+
 def refresh(package: Path = PACKAGE) -> bool:
-    """Drop the package's Numba cache files (``__pycache__/*.nbi|nbc``) if the sources changed since
-    they were written; True if it dropped them. A read-only install is left alone (Numba then caches in
-    the user's cache folder, keyed by the same file stamps; nothing better can be done there)."""
-    stamp = package / "__pycache__" / STAMP
+    """Drop the package's Numba cache files (``*.nbi|nbc`` in :func:`cache_folders`) if the sources
+    changed since they were written; True if it dropped them. A read-only install is left alone (Numba
+    then caches in the user's cache folder, keyed by the same file stamps; nothing better can be done there)."""
+    folders = cache_folders(package)
+    stamp = folders[0] / STAMP
     digest = sources_digest(package)
     try:
         if stamp.read_text() == digest:
@@ -40,9 +53,9 @@ def refresh(package: Path = PACKAGE) -> bool:
     except OSError:
         pass
     try:
-        for cached in (*package.rglob("__pycache__/*.nbi"), *package.rglob("__pycache__/*.nbc")):
+        for cached in (path for folder in folders for pattern in ("*.nbi", "*.nbc") for path in folder.glob(pattern)):
             cached.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
         temp = stamp.with_suffix(f".{digest[:8]}.tmp")
         temp.write_text(digest)
         temp.replace(stamp)
