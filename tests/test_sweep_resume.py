@@ -3,6 +3,7 @@ and ends with exactly the store of an uninterrupted run; failed points are recor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from accelsim.cli import main
@@ -55,7 +57,11 @@ def sweep_command(spec: Path) -> list[str]:
     return [sys.executable, "-m", "accelsim", "sweep", str(spec), "--workers", "2"]
 
 
-def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kill", ["group", "main_only"])
+def test_killed_sweep_resumes_to_the_uninterrupted_result(kill: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL of the CLI and its workers, or of the CLI alone (its workers must not outlive it and keep
+    the folder locked): a plain rerun finishes the sweep."""
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     spec = tmp_path / "kill.yaml"
     spec.write_text(KILL_SPEC.format(output=killed))
@@ -68,8 +74,20 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, capsys
         assert proc.poll() is None, f"sweep ended before it could be killed: {proc.communicate()}"
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, mid-commit or not
-    proc.wait()
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) == 2
+    try:
+        if kill == "group":
+            os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, mid-commit or not
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _, orphans = psutil.wait_procs(workers, timeout=5)
+        assert not orphans, f"workers outlived the killed sweep: {orphans}"
+    finally:
+        for worker in workers:  # a failed run must not leave them to the rest of the suite
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
     at_kill = stored(killed)
     assert 20 <= at_kill < TOTAL
 
