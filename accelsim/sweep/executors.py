@@ -7,9 +7,10 @@ and an interrupted one has little queued work to throw away.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
@@ -138,7 +139,7 @@ class DaskCluster:
         queue = iter(batches)
         first = [client.submit(run_batch, shared, batch, pure=False)
                  for batch in _take(queue, self.workers * (1 + IN_FLIGHT_PER_WORKER))]
-        completed = distributed.as_completed(first)
+        completed = distributed.as_completed(first, loop=client.loop)  # this client's, not a default client's
         for future in completed:
             yield future.result()
             for batch in _take(queue, 1):
@@ -159,8 +160,11 @@ def _connect(distributed: Any, address: str) -> Any:
 
     Whatever answers at the address is remote input: a server that is not a Dask scheduler makes the
     handshake fail in arbitrary ways (a length prefix read from garbage asks numpy for exabytes), so
-    every failure of the connection attempt is reported as "not a reachable Dask scheduler".
+    every failure of the connection attempt is reported as "no Dask scheduler". A peer that accepts and
+    stays silent makes ``Client`` wait forever whatever its timeout, so a bounded handshake of Dask's
+    own comm layer comes first, on an event loop of its own.
     """
+
     class Client(distributed.Client):
         def start(self, **kwargs: Any) -> None:
             """Close a client that failed to connect at once, while its event loop runs: left to the garbage
@@ -171,15 +175,22 @@ def _connect(distributed: Any, address: str) -> Any:
                 self.close()
                 raise
 
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(distributed.comm.connect(address, timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S)
+        comm.abort()
+
     try:
+        with ThreadPoolExecutor(1) as thread:  # asyncio.run needs a thread without a running loop (Jupyter's has one)
+            thread.submit(asyncio.run, handshake()).result()
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, not an address
+    except TimeoutError:  # refused until the deadline, or a silent peer
+        reason = f"nothing answered within {CONNECT_TIMEOUT_S} s"
+    except (OSError, ValueError) as exc:  # unresolvable, not an address
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - see the docstring
         reason = f"what answers there does not speak Dask's protocol ({type(exc).__name__})"
     raise AccelsimError(f"no Dask scheduler at {address!r}: {reason}", path="--dask",
-                        allowed=f"a scheduler address like tcp://host:8786 that answers within {CONNECT_TIMEOUT_S} s, "
-                        "or local")
+                        allowed="a scheduler address like tcp://host:8786, or local")
 
 
 def _take(queue: Iterator[list[Point]], n: int) -> list[list[Point]]:
