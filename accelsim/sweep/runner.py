@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from accelsim.config.errors import AccelsimError
 from accelsim.config.sweep import Sweep, canonical_json
 from accelsim.sweep.executors import Executor
 from accelsim.sweep.points import Point, expand
-from accelsim.sweep.store import ResultStore, check_folder, export_csv
+from accelsim.sweep.store import STORE_NAME, ResultStore, check_folder, export_csv
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
                         store.record(results)
                         bar.update(len(results))
             errors = store.errors()
+    except sqlite3.Error as exc:  # a store another program wrote, a full disk
+        raise AccelsimError(f"cannot use the sweep store: {exc}", file=str(sweep.output / STORE_NAME),
+                            allowed="delete it to start the sweep afresh") from None
     finally:
         executor.close()
     return SweepOutcome(sweep.name, sweep.output, len(points), pruned, len(points) - len(todo), len(todo), errors,

@@ -6,6 +6,7 @@ Every spec is a tiny timing-only sweep of tiny_cnn, so a case that wrongly runs 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from .case import Case
@@ -28,6 +29,14 @@ def make_proc_self_link(tmp: Path) -> None:
     (tmp / "proc").symlink_to("/proc/self")
 
 
+def foreign_store(tmp: Path) -> None:
+    """An SQLite file of another program, with a ``results`` table of its own."""
+    db = sqlite3.connect(tmp / "out/sweep.sqlite")
+    db.execute("CREATE TABLE results (x INTEGER)")
+    db.commit()
+    db.close()
+
+
 #: 200 x 200 x 200: eight million points, refused from the axis lengths before anything is expanded
 HUGE_AXES = {"array.rows": list(range(1, 201)), "array.cols": list(range(1, 201)), "sram.ofmap_kib": list(range(1, 201))}
 OUTPUT_ERROR = r"spec\.yaml: output: "
@@ -43,6 +52,11 @@ CASES: list[Case] = [
     Case("sweep-output-below-a-file", sweep(), files={**spec("taken.txt/out"), "taken.txt": "mine"},
          match=OUTPUT_ERROR + r"taken\.txt/out: .*taken\.txt is a file, not a folder"),
     Case("sweep-output-current-folder", sweep(), files=spec("."), match=OUTPUT_ERROR + r"\.: this folder holds other files"),
+    # a store that is not one (the lock file is created before the store is read: writes=True)
+    Case("sweep-store-garbage", sweep(), files={**spec(), "out/sweep.sqlite": b"not a database" * 100}, writes=True,
+         match=r"spec\.yaml: output: out: cannot open sweep\.sqlite there: file is not a database"),
+    Case("sweep-store-foreign", sweep(), files={**spec(), "out/sweep.sqlite": b""}, setup=foreign_store,
+         writes=True, match=r"out/sweep\.sqlite: cannot use the sweep store: "),
     Case("sweep-output-empty", sweep(), files=spec(""), match=r"spec\.yaml: output"),
     Case("sweep-output-nul", sweep(), files=spec("out\u0000x"), match=r"spec\.yaml: output: a folder path cannot hold control"),
     Case("sweep-output-newline", sweep(), files=spec("out\nx"), match=r"spec\.yaml: output: a folder path cannot hold control"),
