@@ -57,8 +57,8 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
     points, pruned = expand(sweep)
     start = time.perf_counter()
     check_folder(sweep.output, sweep.file)
-    executor.start(sweep)  # connect before creating anything: a wrong --dask address leaves no empty store
     try:
+        executor.start(sweep)  # connect before creating anything: a wrong --dask address leaves no empty store
         with ResultStore(sweep.output, spec_file=sweep.file) as store:
             store.plan({"name": canonical_json(sweep.name), "axes": canonical_json(list(sweep.spec.axes)),
                         "spec": canonical_json(sweep.spec.model_dump(mode="json")),
