@@ -145,28 +145,28 @@ def check_output_file(path: str | os.PathLike[str], *, field: str = "") -> Path:
     if file.endswith(os.sep):
         raise AccelsimError("names a folder, expected a file name", file=file, path=field)
     target = Path(file)
-    try:
-        mode = os.stat(target).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise os_error(exc, file, path=field) from None
+    mode = _existing_mode(target, file, field)
     if mode is not None and not stat.S_ISREG(mode):
         raise AccelsimError(f"is {describe_type(mode)}, expected a file name to write", file=file, path=field)
     _check_parts(target, file, field)
     return target
 
 
+def _existing_mode(target: Path, file: str, field: str) -> int | None:
+    """The file type bits of what already sits at ``target``, None if nothing does."""
+    try:
+        return os.stat(target).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise os_error(exc, file, path=field) from None
+
+
 def check_output_folder(path: str | os.PathLike[str], *, field: str = "") -> Path:
     """``path`` as a folder a command will create or write into, refused before any work if it cannot be."""
     file = check_name(path, field=field)
     target = Path(file)
-    try:
-        mode = os.stat(target).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise os_error(exc, file, path=field) from None
+    mode = _existing_mode(target, file, field)
     if mode is not None and not stat.S_ISDIR(mode):
         raise AccelsimError(f"is {describe_type(mode)}, expected a directory", file=file, path=field)
     _check_parts(target / "x", file, field)

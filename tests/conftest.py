@@ -11,11 +11,17 @@ forces the rule, ``=0`` turns it off.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the shared hostile cases (tests/hostile/) import as tests.hostile.*
+    sys.path.insert(0, str(REPO))
 
 pytest_plugins = ("pytester",)  # tests/test_skip_policy.py runs this file on tiny suites
 

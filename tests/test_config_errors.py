@@ -11,17 +11,8 @@ from pathlib import Path
 import pytest
 
 from accelsim.cli import main
+from tests.hostile.config_cases import HW  # one minimal hardware file for the config tests
 
-HW = """\
-schema_version: 1
-name: t
-clock_mhz: 1000
-array: {rows: 16, cols: 16, dataflow: ws}
-sram: {ifmap_kib: 64, filter_kib: 64, ofmap_kib: 32}
-dram: {bandwidth_bytes_per_cycle: 16, latency_cycles: 100}
-requant: {lanes: 16, latency_cycles: 3}
-vector: {lanes: 16, latency_cycles: 4}
-"""
 
 WL = """\
 schema_version: 1

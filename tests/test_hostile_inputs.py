@@ -18,7 +18,6 @@ import os
 import pkgutil
 import re
 import resource
-import signal
 import sys
 import traceback
 from collections import Counter
@@ -30,11 +29,11 @@ import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
+if str(REPO) not in sys.path:  # also run as a script (python tests/test_hostile_inputs.py), without conftest
     sys.path.insert(0, str(REPO))
 
 from accelsim.cli import main  # noqa: E402
-from tests.hostile.case import Case  # noqa: E402
+from tests.hostile.case import Case, CaseTimeout, deadline  # noqa: E402
 
 #: room a case may allocate beyond what the process already maps: far above any legitimate case
 MEMORY_HEADROOM = 6 * 2**30
@@ -49,24 +48,6 @@ def load_cases() -> list[Case]:
         if info.name != "case":
             cases.extend(getattr(importlib.import_module(f"tests.hostile.{info.name}"), "CASES", []))
     return cases
-
-
-class CaseTimeout(BaseException):
-    """Raised by SIGALRM in the case's main thread; a BaseException so ``except Exception`` cannot swallow it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise CaseTimeout
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @contextlib.contextmanager

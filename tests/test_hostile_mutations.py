@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accelsim.cli import main
+from tests.hostile.case import deadline
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted([*REPO.glob("workloads/*.yaml"), *REPO.glob("hwconfigs/*.yaml"), *REPO.glob("hwconfigs/sweeps/*.yaml")])
@@ -108,22 +107,6 @@ def mutations(draw: st.DrawFn) -> tuple[str, str, bool]:
     return name, text, must_fail
 
 
-class Timeout(BaseException):
-    """Raised by SIGALRM; a BaseException so no ``except Exception`` in the code under test swallows it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise Timeout
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

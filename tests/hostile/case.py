@@ -7,7 +7,9 @@ with ``{tmp}`` in ``argv`` and ``match`` replaced by that folder's path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import signal
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,3 +30,22 @@ class Case:
     def __post_init__(self) -> None:
         if self.expect not in ("error", "ok"):
             raise ValueError(f"case {self.id}: expect must be 'error' or 'ok', not {self.expect!r}")
+
+
+class CaseTimeout(BaseException):
+    """Raised by SIGALRM in the case's main thread; a BaseException so ``except Exception`` cannot swallow it."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`CaseTimeout` in the main thread after ``seconds`` (interrupts blocking opens and reads too)."""
+    def expire(signum: int, frame: object) -> None:
+        raise CaseTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
