@@ -291,7 +291,10 @@ def cmd_lower(args: argparse.Namespace) -> int:
                   "pre_vector_cycles", "post_unit", "post_cycles", "ofmap_bytes", "macs"]
         for layer in program.layers:
             print(f"\n{layer.name}")
-            print(format_table(["#"] + fields, [[i] + [getattr(t, f) for f in fields] for i, t in enumerate(layer.tiles)]))
+            print(format_table(["#"] + [f.replace("_", " ") for f in fields],
+                               [[i] + [getattr(t, f) for f in fields] for i, t in enumerate(layer.tiles)], width=width,
+                               hide_order=("pre vector cycles", "post unit", "post cycles", "macs", "bias bytes",
+                                           "weight scale bytes")))
     return 0
 
 

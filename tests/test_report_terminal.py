@@ -56,7 +56,7 @@ def test_compare_and_run_fit_the_terminal(columns: int, tmp_path: Path, monkeypa
                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COLUMNS", str(columns))
     simulate = ["--timing-only", "--out", str(tmp_path)]
-    for command in (["compare", "resnet18", *simulate], ["run", "resnet18", *simulate], ["lower", "resnet18"]):
+    for command in (["compare", "resnet18", *simulate], ["run", "resnet18", *simulate], ["lower", "resnet18", "--tiles"]):
         out = run_cli(command, capsys)
         table = [line for line in lines(out) if not line.startswith(("workload ", "hardware ", "results: "))]
         assert max(map(len, table)) <= columns, (command, max(table, key=len))
