@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from accelsim.cli import main
-from accelsim.kernels.requant import requant_fixed_point
-from accelsim.sim.explain import _divide_by_pot, _doubling_high_mul
+from accelsim.sim.explain import fixed_point_steps
+from numerics_refs import tfl_multiply_by_quantized_multiplier, tfl_srdhm
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -75,16 +75,15 @@ def test_explain_static_shows_the_requant_registers(capsys: pytest.CaptureFixtur
         assert fragment in out
 
 
-def test_explain_transcription_equals_the_kernel() -> None:
-    """The register-by-register example explain prints uses the same arithmetic as the requant kernel."""
+def test_explain_register_steps_equal_tflite() -> None:
+    """The register-by-register example explain prints (the kernels' gemmlowp steps) equals TFLite's
+    SaturatingRoundingDoublingHighMul and MultiplyByQuantizedMultiplier, transcribed in the tests."""
     rng = np.random.default_rng(0)
-    acc = rng.integers(-(2**20), 2**20, 500).astype(np.int32)
-    for m0, shift in ((1 << 30, -3), (1518500250, -9), (2**31 - 1, 1), (1176055960, -7)):
-        expected = requant_fixed_point(acc, np.array([m0]), np.array([shift]), zero_point=0, act_min=-(2**31),
-                                          act_max=2**31 - 1, sat_min=-(2**62), sat_max=2**62, single_rounding=False, axis=None)
-        left, right = max(shift, 0), max(-shift, 0)
-        ours = [_divide_by_pot(_doubling_high_mul(int(a) * (1 << left), m0), right) for a in acc]
-        assert ours == expected.codes.tolist()
+    acc = [*rng.integers(-(2**31), 2**31, 300).tolist(), -(2**31), 2**31 - 1, 0, -1]
+    for m0, shift in ((1 << 30, -3), (1518500250, -9), (2**31 - 1, 1), (1176055960, -7), (-(2**31), 0), (1 << 30, 4)):
+        for a in acc:
+            wrapped = (a * (1 << max(shift, 0)) + 2**31) % 2**32 - 2**31
+            assert fixed_point_steps(a, m0, shift) == (tfl_srdhm(wrapped, m0), tfl_multiply_by_quantized_multiplier(a, m0, shift))
 
 
 def test_golden_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

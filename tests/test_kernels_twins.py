@@ -22,8 +22,14 @@ from accelsim.kernels import (
 from accelsim.kernels import reference as ref
 from accelsim.kernels import vnni
 from accelsim.quant import quantize_multipliers
+from numerics_refs import tfl_multiply_by_quantized_multiplier, tfl_multiply_by_quantized_multiplier_single
 
 SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def _tflite_multiply(single_rounding: bool):
+    """TFLite's MultiplyByQuantizedMultiplier (either build), transcribed in the tests, for the requant twin."""
+    return tfl_multiply_by_quantized_multiplier_single if single_rounding else tfl_multiply_by_quantized_multiplier
 
 
 def _ints(rng: np.random.Generator, shape, dtype) -> np.ndarray:
@@ -186,7 +192,7 @@ def test_requant_fixed_point_matches_reference(rows, ch, seed, single, tie_scale
     mult, shift = quantize_multipliers(reals, single_rounding=single)
     zp = int(rng.integers(-20, 20))
     act_min = zp if relu else -128
-    want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, 127, -128, 127, single)
+    want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, 127, -128, 127, _tflite_multiply(single))
     got, sats, _, _ = requant_fixed_point(
         acc, mult, shift, zero_point=zp, act_min=act_min, act_max=127, sat_min=-128, sat_max=127, single_rounding=single, axis=1
     )
@@ -218,7 +224,7 @@ def test_requant_lanes_match_reference(rows, ch, seed, single, out_dtype, activa
     zp = int(rng.integers(qmin, qmax + 1))
     act_min, sat_min = (zp, -(1 << 62)) if activation else (qmin, qmin)
     act_max, sat_max = (min(qmax, zp + 40), 1 << 62) if activation == "relu6" and zp + 40 < qmax else (qmax, qmax)
-    want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, act_max, sat_min, sat_max, single)
+    want, want_sats = ref.ref_requant_fixed_point(acc, mult, shift, zp, act_min, act_max, sat_min, sat_max, _tflite_multiply(single))
     got = requant_fixed_point(acc.astype(np.int32), mult, shift, zero_point=zp, act_min=act_min, act_max=act_max, sat_min=sat_min,
                               sat_max=sat_max, single_rounding=single, axis=1, out_dtype=out_dtype)
     assert got.codes.dtype == out_dtype

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim.config.errors import AccelsimError
 from accelsim.kernels import ConvGeometry, int_conv2d
 from accelsim.quant import QParams, run_layer, write_golden
 from accelsim.quant.requant import REQUANT_MODES
@@ -84,12 +85,35 @@ def test_saturation_counts_and_fused_relu():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="allowed"):
         run_layer("conv3d", X_CONV, W_CONV)
-    with pytest.raises(ValueError, match="allowed"):
+    with pytest.raises(AccelsimError, match="allowed"):
         run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], scheme="int4")
     with pytest.raises(ValueError, match="allowed"):
         run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], scheme="static", requant_mode="nearest")
-    with pytest.raises(ValueError, match="allowed"):
+    with pytest.raises(AccelsimError, match="allowed"):
         run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], scheme="dynamic", flavour="tensorrt")
+
+
+@pytest.mark.parametrize("mistake", [{"scheme": "int4"}, {"flavour": "tensorrt"}, {"weights": "uint4"}])
+def test_an_unknown_name_is_one_error_everywhere(mistake):
+    """An unknown scheme, flavour or weight format is the same AccelsimError (one line, what is allowed)
+    whether it reaches the library through ``simulate``, ``run_values`` or the scheme table itself."""
+    from accelsim.config import load_hardware, load_workload
+    from accelsim.quant.dynamic import get_flavour
+    from accelsim.quant.schemes import get_scheme
+    from accelsim.sim.simulation import simulate
+    from accelsim.sim.values import run_values
+
+    workload, hw = load_workload("tiny_cnn"), load_hardware("edge-npu")
+    args = {"scheme": "static", "flavour": "onnx", "weights": "symmetric"} | mistake
+    scheme = args.pop("scheme")
+    messages = set()
+    for call in (lambda: simulate(workload, hw, scheme, timing_only=True, **args),
+                 lambda: run_values(workload, hw, scheme, **args),
+                 lambda: get_scheme(scheme, args["weights"]) and get_flavour(args["flavour"])):
+        with pytest.raises(AccelsimError, match="allowed") as err:
+            call()
+        messages.add(str(err.value))
+    assert len(messages) == 1, messages
 
 
 def test_write_golden_roundtrip(tmp_path):
@@ -242,5 +266,5 @@ def test_scheme_table_weight_formats():
         assert get_scheme(name, "asymmetric_int8").weights == TensorPlan(True, "int8", "per_channel", False, "offline")
         assert get_scheme(name, "asymmetric").activations == SCHEMES[name].activations
     assert get_scheme("fp32", "asymmetric") == SCHEMES["fp32"]
-    with pytest.raises(ValueError, match="asymmetric_int8"):
+    with pytest.raises(AccelsimError, match="asymmetric_int8"):
         get_scheme("static", "uint4")

@@ -6,6 +6,7 @@ Python ints where C would truncate) so that a disagreement points at the fast ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -81,29 +82,6 @@ def ref_int_conv2d(
     return acc, int(flags.sum())
 
 
-def _c_div_pow2(num: int, bits: int) -> int:
-    """C integer division by 2**bits (truncation toward zero)."""
-    q = abs(num) >> bits
-    return q if num >= 0 else -q
-
-
-def ref_multiply_by_quantized_multiplier(x: int, m: int, shift: int, single_rounding: bool) -> int:
-    """TFLite MultiplyByQuantizedMultiplier with Python ints."""
-    if single_rounding:
-        total = 31 - shift
-        return (x * m + (1 << (total - 1))) >> total
-    left, right = max(shift, 0), max(-shift, 0)
-    xl = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
-    if xl == m == INT32_MIN:
-        high = INT32_MAX
-    else:
-        ab = xl * m
-        high = _c_div_pow2(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 31)
-    mask = (1 << right) - 1
-    threshold = (mask >> 1) + (1 if high < 0 else 0)
-    return (high >> right) + (1 if (high & mask) > threshold else 0)
-
-
 def _clamp(r: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: int) -> tuple[np.ndarray, int]:
     v = r + zp
     sats = int(((v < qmin) | (v > qmax)).sum())
@@ -111,15 +89,18 @@ def _clamp(r: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: 
 
 
 def ref_requant_fixed_point(
-    acc2d: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: int, single_rounding: bool
+    acc2d: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: int,
+    multiply: Callable[[int, int, int], int],
 ) -> tuple[np.ndarray, int]:
-    """Per-channel (last axis) fixed-point requant, element by element."""
+    """Per-channel (last axis) fixed-point requant, element by element. ``multiply(acc, M0, shift)`` is
+    MultiplyByQuantizedMultiplier on Python ints: the library has one implementation (the kernels'), so
+    the independent transcription of TFLite's formula is the tests' (``tests/numerics_refs.py``)."""
     acc2d = np.clip(acc2d.astype(np.int64), INT32_MIN, INT32_MAX)
     m = np.broadcast_to(np.asarray(multiplier).reshape(-1), (acc2d.shape[1],))
     s = np.broadcast_to(np.asarray(shift).reshape(-1), (acc2d.shape[1],))
     r = np.empty(acc2d.shape, dtype=np.int64)
     for (i, c), v in np.ndenumerate(acc2d):
-        r[i, c] = ref_multiply_by_quantized_multiplier(int(v), int(m[c]), int(s[c]), single_rounding)
+        r[i, c] = multiply(int(v), int(m[c]), int(s[c]))
     return _clamp(r, zp, act_min, act_max, qmin, qmax)
 
 

@@ -10,11 +10,12 @@ Exactness: each ``vpdpbusd`` adds four u8*s8 products (|p| <= 32640) to an int32
 two's complement wrap, so the result is the exact product modulo 2**32: exact whenever the true
 value fits int32, and otherwise its two's complement wrap (the caller's bound decides which). Work is split over a thread pool (the kernels
 release the GIL): a pool degrades gracefully on a loaded machine, where an OpenMP barrier waits for
-descheduled threads. Hosts without AVX512-VNNI use the float32-BLAS path (``AVAILABLE`` is False).
+descheduled threads. Hosts without AVX512-VNNI, or run with ``ACCELSIM_VNNI=0``, use the float32-BLAS path (``AVAILABLE`` is False).
 """
 
 from __future__ import annotations
 
+import os
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,11 @@ _features = llvm_binding.get_host_cpu_features()
 CPUS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 _THREADS = CPUS
 _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="accelsim-gemm")
-AVAILABLE = bool(_features.get("avx512vnni", False) and _features.get("avx512bw", False))
+#: the environment variable that turns the VNNI path off on a host that has it (``ACCELSIM_VNNI=0``), so
+#: the float32-BLAS path runs end to end there too (the test suite runs the kernel tests both ways)
+ENV_VAR = "ACCELSIM_VNNI"
+AVAILABLE = (bool(_features.get("avx512vnni", False) and _features.get("avx512bw", False))
+             and os.environ.get(ENV_VAR, "").strip() != "0")
 
 
 @intrinsic

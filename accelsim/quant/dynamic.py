@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.config.errors import AccelsimError
 from accelsim.kernels.quantize import row_minmax
 from accelsim.quant.qparams import QParams
 from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
@@ -80,9 +81,9 @@ DYNAMIC_FLAVOURS: dict[str, DynamicFlavour] = {
 
 
 def get_flavour(name: str) -> DynamicFlavour:
-    """Look a flavour up by name with a helpful error."""
+    """Look a flavour up by name; an unknown one is the user's mistake (:class:`AccelsimError`, as for a scheme)."""
     if name not in DYNAMIC_FLAVOURS:
-        raise ValueError(f"unknown dynamic flavour {name!r}; allowed: {', '.join(DYNAMIC_FLAVOURS)}")
+        raise AccelsimError(f"unknown flavour {name!r}", path="flavour", allowed=list(DYNAMIC_FLAVOURS))
     return DYNAMIC_FLAVOURS[name]
 
 

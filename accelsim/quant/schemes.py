@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from accelsim.config.errors import AccelsimError
+
 
 @dataclass(frozen=True)
 class TensorPlan:
@@ -97,14 +99,15 @@ WEIGHT_FORMATS: dict[str, WeightFormat] = {
 
 
 def get_weight_format(name: str) -> WeightFormat:
-    """Look a weight format up by name with a helpful error."""
+    """Look a weight format up by name; an unknown one is the user's mistake (:class:`AccelsimError`)."""
     if name not in WEIGHT_FORMATS:
-        raise ValueError(f"unknown weight format {name!r}; allowed: {', '.join(WEIGHT_FORMATS)}")
+        raise AccelsimError(f"unknown weights {name!r}", path="weights", allowed=list(WEIGHT_FORMATS))
     return WEIGHT_FORMATS[name]
 
 
 def get_scheme(name: str, weights: str = "symmetric") -> Scheme:
-    """Look a scheme up by name with a helpful error; ``weights`` selects the weight format."""
+    """Look a scheme up by name; ``weights`` selects the weight format. An unknown name is the user's
+    mistake: the same :class:`AccelsimError` wherever the name arrives (``simulate``, ``run_values``, the CLI)."""
     if name not in SCHEMES:
-        raise ValueError(f"unknown scheme {name!r}; allowed: {', '.join(SCHEMES)}")
+        raise AccelsimError(f"unknown scheme {name!r}", path="scheme", allowed=list(SCHEMES))
     return SCHEMES[name].with_weights(weights)

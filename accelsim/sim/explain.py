@@ -15,6 +15,7 @@ from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.kernels.quantize import scale_accumulator
+from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from accelsim.lowering.program import LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
 from accelsim.quant.requant import get_mode
@@ -42,24 +43,18 @@ def _bits(lo: int, hi: int) -> int:
     return max(int(lo).bit_length() if lo >= 0 else (-int(lo) - 1).bit_length(), int(hi).bit_length()) + 1
 
 
-def _doubling_high_mul(a: int, b: int) -> int:
-    """gemmlowp SaturatingRoundingDoublingHighMul, written out with Python integers."""
-    if a == b == -(2**31):
-        return 2**31 - 1
-    ab = a * b
-    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
-    q = (ab + nudge) // (1 << 31) if ab + nudge >= 0 else -((-(ab + nudge)) // (1 << 31))  # C truncation
-    return q
+def fixed_point_steps(acc: int, m0: int, shift: int) -> tuple[int, int]:
+    """The requant unit's two gemmlowp steps on one accumulator, with the kernels' own arithmetic (so
+    what explain prints is what the values computed): ``SaturatingRoundingDoublingHighMul(acc << left,
+    M0)`` (the shifted value wraps to int32, as TFLite's int32 multiply does), then
+    ``RoundingDivideByPOT(., right)``."""
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = int(np.int64(acc << left).astype(np.int32))
+    high = int(saturating_rounding_doubling_high_mul(shifted, m0))
+    return high, int(rounding_divide_by_pot(high, right))
 
 
-def _divide_by_pot(x: int, exponent: int) -> int:
-    """gemmlowp RoundingDivideByPOT: round half away from zero."""
-    mask = (1 << exponent) - 1
-    remainder, threshold = x & mask, (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
-
-
-def _requant_example(result: LayerResult, hw: HardwareConfig, channel_axis: int) -> list[str]:
+def _requant_example(result: LayerResult, channel_axis: int) -> list[str]:
     """The requant unit on one accumulator, register by register."""
     acc = result.tensors["acc"].values
     out = result.tensors["output_q"].values
@@ -75,10 +70,9 @@ def _requant_example(result: LayerResult, hw: HardwareConfig, channel_axis: int)
         lines.append(f"   M0 = {m0} (int32, M0 / 2^31 = {m0 / 2**31:.9f}), shift = {shift} "
                      f"(real multiplier M0 * 2^(shift-31) = {m0 * 2.0 ** (shift - 31):.6g})")
         lines.append(f"   int64 product acc * M0 = {a * m0}")
-        if hw.requant.rounding == "tflite":
+        if not get_mode(rq.mode).single_rounding:  # the mode's own table, not its name
             left, right = max(shift, 0), max(-shift, 0)
-            high = _doubling_high_mul(a * (1 << left), m0)
-            scaled = _divide_by_pot(high, right)
+            high, scaled = fixed_point_steps(a, m0, shift)
             lines.append(f"   SaturatingRoundingDoublingHighMul(acc << {left}, M0) = {high}; "
                          f"RoundingDivideByPOT(., {right}) = {scaled} (ties away from zero)")
         else:
@@ -162,7 +156,7 @@ def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) ->
         f"4. requant unit ({hw.requant.rounding}): int32 -> {result.requant.output.dtype}, "
         f"output {_qp(result.requant.output)}"
         + (f"; {act} is fused as the clamp [{result.requant.act_min}, {result.requant.act_max}]" if act in ("relu", "relu6") else ""),
-        *_requant_example(result, hw, axis),
+        *_requant_example(result, axis),
         f"   {lv.requant_saturations} outputs saturated at the int8 range",
         f"5. DRAM: outputs stored as {result.requant.output.dtype} codes {_fmt(t['output_q'].values)} "
         f"(real {_fmt(result.output)}){after}",

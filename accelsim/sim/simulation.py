@@ -14,13 +14,10 @@ from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
-from accelsim.quant.schemes import get_scheme
+from accelsim.quant.schemes import SCHEMES, get_scheme
 from accelsim.sim.engine import Engine, EngineRun
 from accelsim.sim import timing_worker
 from accelsim.sim.records import LayerRecord, total_record
-
-SCHEMES = ("fp32", "woq", "dynamic", "static")
-DYNAMIC_FLAVOURS = ("onnx", "pytorch", "pytorch_qnnpack", "tflite")
 
 
 @dataclass
@@ -74,8 +71,7 @@ def simulate(
     ``asymmetric_int8``, ``accelsim.quant.WEIGHT_FORMATS``): the values use weight zero points and the
     timing reads one zero-point byte per output channel with the weight scales (fp32 has neither)."""
     step = progress or (lambda _: None)
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    get_scheme(scheme)  # an unknown scheme is the AccelsimError run_values and the CLI give
     options = lowering_options(flavour, weights)
     per_tensor, asymmetric = options["dynamic_per_tensor"], options["asymmetric_weights"]
     step(f"{scheme}: timing")
@@ -211,7 +207,7 @@ def run_meta(workload: Workload, hw: HardwareConfig, runs: list[SchemeRun]) -> d
 def compare_schemes(
     workload: Workload,
     hw: HardwareConfig,
-    schemes: tuple[str, ...] = SCHEMES,
+    schemes: tuple[str, ...] = tuple(SCHEMES),
     *,
     flavour: str = "onnx",
     ideal_memory: bool = False,
@@ -238,4 +234,4 @@ def compare_schemes(
                        log=log, reference=reference, tensors=tensors, progress=progress, weights=weights)
         reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
         runs.append(run)
-    return sorted(runs, key=lambda r: SCHEMES.index(r.scheme))
+    return sorted(runs, key=lambda r: list(SCHEMES).index(r.scheme))
