@@ -55,7 +55,7 @@ def test_compare_marks_fastest_and_leanest_with_errors(tmp_path: Path, capsys: p
 
 def test_lower_prints_tiles(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "lower", "tiny_cnn", "--hw", "edge-npu", "--tiles")
-    assert code == 0 and "packed" in out and "compute_cycles" in out
+    assert code == 0 and "packed" in out and "compute cycles" in out and "weight scale bytes" in out
 
 
 def test_explain_answers_the_dynamic_question(capsys: pytest.CaptureFixture[str]) -> None:
