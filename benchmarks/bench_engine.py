@@ -13,9 +13,8 @@
    beforehand; the ratio with lowering in every run is printed too), against ONNX Runtime running an
    int8 model of the same shapes (float model built from the same workload YAML, quantized with
    onnxruntime.quantization.quantize_static, QOperator format: QLinearConv/QLinearAdd/QGemm), at 1
-   thread each and at every CPU each (accelsim then plays the timing in a worker process while the
-   values run: ``simulate(..., overlap_timing=True)``, for a prepared model run again and again).
-   Goal: within 3x of ONNX Runtime's time.
+   thread each and at every CPU each (accelsim's GEMMs split over the threads; the timing simulation
+   runs before the values, on one). Goal: within 3x of ONNX Runtime's time.
 3. Events and peak memory of the ResNet-50 run.
 
     python benchmarks/bench_engine.py [--array 32] [--dataflow ws] [--skip-scalesim]
@@ -36,7 +35,7 @@ import numpy as np
 from accelsim.config import load_hardware, load_workload
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
 from accelsim.config.workload import Add, AvgPool, Conv2d, Flatten, Linear, MaxPool, Workload, pair
-from accelsim.kernels import vnni
+from accelsim.kernels import threads as gemm_threads
 from accelsim.lowering.program import Program, lower
 from accelsim.quant import REQUANT_MODES
 from accelsim.sim.simulation import simulate
@@ -219,33 +218,31 @@ def main() -> int:
     # quantized and packed (on the first run), activations calibrated, and the model compiled for the
     # accelerator (lowered: tiling and dataflow per layer, which depend on the model and hardware only).
     tensors = materialize(workload)
-    qparams = calibrate(workload, tensors, dtype=REQUANT_MODES[hw.requant.rounding].activation_dtype)
-    lowering_seconds = min(_timed(lambda: lower(workload, hw, "static")) for _ in range(5))
     program = lower(workload, hw, "static")
+    qparams = calibrate(workload, tensors, program, dtype=REQUANT_MODES[hw.requant.rounding].activation_dtype)
+    lowering_seconds = min(_timed(lambda: lower(workload, hw, "static")) for _ in range(5))
 
     def run(prepared: Program | None) -> None:
         """One bit-exact static run with its timing simulation and records (no fp32 run for errors)."""
-        simulate(workload, hw, "static", tensors=tensors, qparams=qparams, program=prepared, errors_against_fp32=False,
-                 overlap_timing=True)
+        simulate(workload, hw, "static", tensors=tensors, qparams=qparams, program=prepared, errors_against_fp32=False)
 
-    cores = vnni.CPUS
+    cores = gemm_threads.CPUS
     print(f"2. ResNet-50 static int8, batch 1, default hardware, best of {REPEATS} after a warm-up")
     print(f"   preparation, once: lowering {lowering_seconds * 1e3:.1f} ms")
     for threads in sorted({1, cores}):
-        vnni.set_threads(threads)
+        gemm_threads.set_threads(threads)
         ort_seconds, ops = time_onnxruntime_int8(workload, threads)
-        run(program), run(None)  # JIT (disk-cached), weight packing, the timing worker's start
+        run(program), run(None)  # JIT (disk-cached), weight packing
         ours = _best(lambda: run(program))
         fresh = _best(lambda: run(None))
-        values = _best(lambda: run_values(workload, hw, "static", tensors=tensors, qparams=qparams))
+        values = _best(lambda: run_values(workload, hw, "static", tensors=tensors, qparams=qparams, program=program))
         timing = _best(lambda: simulate(workload, hw, "static", timing_only=True, program=program))
-        where = "the timing in a worker process beside the values" if threads > 1 else "values, then timing"
-        print(f"   {threads} thread{'s' if threads > 1 else ''} each ({where})")
+        print(f"   {threads} thread{'s' if threads > 1 else ''} each (timing, then values)")
         print(f"   ONNX Runtime int8 ({ops}): {ort_seconds * 1e3:8.1f} ms")
         print(f"   accelsim values + timing + records:  {ours * 1e3:8.1f} ms   ratio accelsim/ORT {ours / ort_seconds:.1f}x (goal <= 3x)")
         print(f"   the same, lowering in every run:     {fresh * 1e3:8.1f} ms   ratio {fresh / ort_seconds:.1f}x")
         print(f"   (alone: bit-exact values {values * 1e3:.1f} ms, timing simulation {timing * 1e3:.1f} ms)")
-    vnni.set_threads(cores)
+    gemm_threads.set_threads(cores)
     tracemalloc.start()
     full_seconds = _timed(lambda: simulate(workload, hw, "static"))
     peak = tracemalloc.get_traced_memory()[1]

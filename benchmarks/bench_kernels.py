@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from accelsim.kernels import int_gemm, vnni
+from accelsim.kernels import threads as gemm_threads
 
 SHAPES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (128, 768, 3072)]
 
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for accelsim and ORT (numpy: BLAS default)")
     args = parser.parse_args()
-    vnni.set_threads(args.threads)
+    gemm_threads.set_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"cpus={os.cpu_count()} threads={args.threads} vnni={vnni.AVAILABLE} (accelsim path: {'vnni' if vnni.AVAILABLE else 'blas'})")
     print(f"{'M x K x N':>18} | {'accelsim':>9} | {'ORT':>9} | {'np fp32':>9} | accelsim/ORT   [GOP/s]")

@@ -20,6 +20,7 @@ from accelsim.kernels import (
     scale_accumulator,
 )
 from accelsim.kernels import reference as ref
+from accelsim.kernels import threads as gemm_threads
 from accelsim.kernels import vnni
 from accelsim.quant import quantize_multipliers
 from numerics_refs import tfl_multiply_by_quantized_multiplier, tfl_multiply_by_quantized_multiplier_single
@@ -117,7 +118,7 @@ def test_requant_product_equals_gemm_then_requant(m, k, n, seed, a_dtype, single
     mult, shift = rng.integers(1 << 30, 1 << 31, n), rng.integers(-32 if single else -40, 4, n)
     zp = int(rng.integers(-20, 20))
     clamps = dict(zero_point=zp, act_min=zp, act_max=127, sat_min=-(2**62), sat_max=127)  # a fused ReLU
-    vnni.set_threads(threads)
+    gemm_threads.set_threads(threads)
     try:
         acc = vnni.vnni_product(a, b, b_packed=packed.vnni_panels, b_col_sums=packed.col_sums, row_offset=offset, b_zero_point=zb)
         if zb is not None:
@@ -128,7 +129,7 @@ def test_requant_product_equals_gemm_then_requant(m, k, n, seed, a_dtype, single
         terms = vnni.zero_point_terms(words, m, k, 0, a.dtype, zb)
         got = vnni.requant_product(words, m, packed.vnni_panels, vnni.offset_row(n, a.dtype, packed.col_sums, offset), n, plan, np.int8, terms)
     finally:
-        vnni.set_threads(vnni.CPUS)
+        gemm_threads.set_threads(gemm_threads.CPUS)
     np.testing.assert_array_equal(got[0], want.codes)
     assert got[1:] == (want.saturations, want.acc_min, want.acc_max)
 

@@ -19,6 +19,7 @@ from numerics_refs import (  # noqa: E402
 from onnx import helper  # noqa: E402
 
 from accelsim.kernels import ConvGeometry, PackedWeights, int_conv2d, int_gemm, scale_accumulator, vnni  # noqa: E402
+from accelsim.kernels import threads as gemm_threads  # noqa: E402
 from accelsim.quant import (  # noqa: E402
     RULES,
     QParams,
@@ -215,10 +216,10 @@ def test_qlinear_conv(n, groups, cpg, opg, depthwise, hw, kernel, stride, pads, 
 @pytest.fixture
 def four_threads():
     """The GEMM on 4 threads (whatever this machine has), so the split directions are fixed."""
-    before = vnni.threads()
-    vnni.set_threads(4)
+    before = gemm_threads.threads()
+    gemm_threads.set_threads(4)
     yield 4
-    vnni.set_threads(before)
+    gemm_threads.set_threads(before)
 
 
 # Per-channel tie scales: x 0.5, w 0.25 / 0.125 alternately, y 0.25 (multipliers 0.5 and 0.25).
@@ -239,7 +240,7 @@ def test_threaded_matmul_matches_ort(m, k, n, packed, four_threads):
     by column panels when there are at least as many as threads, else by row panels; B packed per call
     (each worker packs its panels) or prepacked. int8 A (the 128 * colsum correction), per-column tie
     scales: the case has in-range exact ties and saturations, and half away from zero fails on it."""
-    assert m * k * n >= vnni.PARALLEL_MIN_MACS
+    assert m * k * n >= gemm_threads.PARALLEL_MIN_MACS
     rng = np.random.default_rng(m)
     za, zy = np.int8(-3), np.int8(5)
     a, b = _mixed(rng, (m, k), np.int8, za, 0), _mixed(rng, (k, n), np.int8, 0, 1)
@@ -264,7 +265,7 @@ def test_threaded_conv_matches_ort(x_shape, o, kernel, stride, pads, four_thread
     w[w == -128] = -127
     geom = ConvGeometry.from_args(stride, pads, 1, 1)
     oh, ow = geom.output_size(*x_shape[2:], kernel, kernel)
-    assert x_shape[0] * oh * ow * w[0].size * o >= vnni.PARALLEL_MIN_MACS
+    assert x_shape[0] * oh * ow * w[0].size * o >= gemm_threads.PARALLEL_MIN_MACS
     (want_acc,) = run_onnx_node("ConvInteger", {"x": x, "w": w, "x_zero_point": zx}, ["y"], strides=[stride] * 2, pads=list(pads))
     bias = _mixed_bias(rng, o)
     acc = int_conv2d(x, w, geom, x_zero_point=int(zx), bias=bias).values

@@ -11,8 +11,9 @@ Numba's compile events). A function compiled inside another is compiled with it;
 share a compiled callee or a cache index file are one job, so no two processes compile (or write the
 index of) the same function. A kernel the record misses is compiled on first call, as before.
 
-The helpers are ``python -m accelsim.kernels.first_run CLAIMS``, not a ``multiprocessing`` pool, for the
-reasons :mod:`accelsim.sim.timing_worker` gives; a job is taken by creating its claim file
+The helpers are ``python -m accelsim.kernels.first_run CLAIMS``, not a ``multiprocessing`` pool: spawn
+and forkserver children import the parent's ``__main__`` again (a user's unguarded script would run
+twice), and a fork would inherit the locks of the GEMM's threads. A job is taken by creating its claim file
 (``O_EXCL``), so the processes share the jobs, longest first, without talking to each other.
 """
 
@@ -116,7 +117,7 @@ def compile_ahead(schemes: Iterable[str], *, show: bool | None = None) -> int:
         return 0
     from tqdm import tqdm
 
-    from accelsim.kernels.vnni import CPUS
+    from accelsim.kernels.threads import CPUS
 
     helpers = min(CPUS, len(jobs)) - 1
     estimate = max(jobs[0]["seconds"], sum(job["seconds"] for job in jobs) / (helpers + 1)) + 0.5

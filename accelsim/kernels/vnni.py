@@ -8,17 +8,15 @@ broadcasts), after one linear copy that flips int8 to uint8 and pads; then panel
 
 Exactness: each ``vpdpbusd`` adds four u8*s8 products (|p| <= 32640) to an int32 lane with
 two's complement wrap, so the result is the exact product modulo 2**32: exact whenever the true
-value fits int32, and otherwise its two's complement wrap (the caller's bound decides which). Work is split over a thread pool (the kernels
-release the GIL): a pool degrades gracefully on a loaded machine, where an OpenMP barrier waits for
-descheduled threads. Hosts without AVX512-VNNI, or run with ``ACCELSIM_VNNI=0``, use the float32-BLAS path (``AVAILABLE`` is False).
+value fits int32, and otherwise its two's complement wrap (the caller's bound decides which). Work
+is split over :mod:`accelsim.kernels.threads` (the kernels release the GIL). Hosts without
+AVX512-VNNI, or run with ``ACCELSIM_VNNI=0``, use the float32-BLAS path (``AVAILABLE`` is False).
 """
 
 from __future__ import annotations
 
 import os
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import binding as llvm_binding
@@ -28,6 +26,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from accelsim.kernels.requant import requant_region
+from accelsim.kernels.threads import for_gemm, in_parallel
 
 MR = 6
 NR = 64
@@ -35,11 +34,7 @@ _LANES = 16
 _NV = NR // _LANES
 KC4 = 64  # K block of 256 bytes
 MC_PANELS = 64  # row panels (384 rows) per block
-PARALLEL_MIN_MACS = 1 << 25  # below ~33M MACs a thread hand-off costs more than it saves (measured)
 _features = llvm_binding.get_host_cpu_features()
-CPUS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-_THREADS = CPUS
-_POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="accelsim-gemm")
 #: the environment variable that turns the VNNI path off on a host that has it (``ACCELSIM_VNNI=0``), so
 #: the float32-BLAS path runs end to end there too (the test suite runs the kernel tests both ways)
 ENV_VAR = "ACCELSIM_VNNI"
@@ -280,53 +275,6 @@ def _workspace(name: str, size: int, dtype: type) -> np.ndarray:
     return buf[: size * np.dtype(dtype).itemsize].view(dtype)
 
 
-def set_threads(n: int) -> None:
-    """Use ``n`` threads for the GEMM (default: the CPUs this process may run on)."""
-    global _THREADS, _POOL
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
-    _POOL.shutdown(wait=True)
-    _THREADS = n
-    _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="accelsim-gemm")
-
-
-def threads() -> int:
-    """The GEMM's thread budget (:func:`set_threads`)."""
-    return _THREADS
-
-
-_RESERVED = 0
-_RESERVED_LOCK = threading.Lock()
-
-
-def reserve_cpus(n: int) -> None:
-    """Leave ``n`` more of the GEMM's threads' CPUs to other work (``n`` < 0 gives them back): a timing
-    worker process busy on one CPU would otherwise hold up every split GEMM's slower half."""
-    global _RESERVED
-    with _RESERVED_LOCK:
-        _RESERVED += n
-
-
-def _gemm_threads(macs: int) -> int:
-    """Threads to split a GEMM of ``macs`` over."""
-    return max(1, _THREADS - _RESERVED) if macs >= PARALLEL_MIN_MACS else 1
-
-
-def _split(n: int, parts: int) -> list[tuple[int, int]]:
-    step = -(-n // parts)
-    return [(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def _in_parallel(fn, n: int, threads: int, *args) -> list:
-    """Run ``fn(*args, first, last)`` over [0, n) on ``threads`` pool threads (the kernels release the
-    GIL); the results in order of ``first``."""
-    chunks = _split(n, threads)
-    if len(chunks) == 1:
-        return [fn(*args, 0, n)]
-    futures = [_POOL.submit(fn, *args, lo, hi) for lo, hi in chunks[1:]]
-    return [fn(*args, *chunks[0]), *(future.result() for future in futures)]
-
-
 def pack_b(b: np.ndarray) -> np.ndarray:
     """B's panels packed once (an int8 [K, N] weight kept between calls, as ORT and fbgemm prepack):
     :func:`vnni_product` then packs only A."""
@@ -360,10 +308,10 @@ def vnni_product(
     if b_col_sums is None and a.dtype == np.int8:
         b_col_sums = b.sum(axis=0, dtype=np.int64)
     offset32 = offset_row(n_dim, a.dtype, b_col_sums, row_offset)
-    threads = _gemm_threads(m_dim * n_dim * k_dim)
+    threads = for_gemm(m_dim * n_dim * k_dim)
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         b_bytes = _workspace("b", n_panels * k4 * NR * 4, np.int8)
-        _in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
+        in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
                      b_bytes, b_bytes.view(np.int32), offset32, row_terms, col_factors, out)
     else:
         if b_packed is None:
@@ -371,7 +319,7 @@ def vnni_product(
             b_packed = b_bytes.view(np.int32)
             _pack_b_panels(np.ascontiguousarray(b), k4, b_bytes, b_packed, 0, n_panels)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
-        _in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out)
+        in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out)
     return out
 
 
@@ -477,10 +425,10 @@ def requant_product(
     a_words, k_dim = a_words.reshape(-1), 4 * k4
     codes = np.empty((m_dim, n_dim), out_dtype)
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
-    threads = _gemm_threads(m_dim * n_dim * k_dim)
+    threads = for_gemm(m_dim * n_dim * k_dim)
     common = (a_words, b_packed, k4, offset32, *zero_point_terms, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
     if n_panels >= threads:  # workers split the column panels (each requantizes its own channels)
-        parts = _in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads)
+        parts = in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads)
     else:
-        parts = _in_parallel(lambda lo, hi: _run_requant(*common, 0, n_panels, lo, hi), m_panels, threads)
+        parts = in_parallel(lambda lo, hi: _run_requant(*common, 0, n_panels, lo, hi), m_panels, threads)
     return codes, sum(p[0] for p in parts), min(p[1] for p in parts), max(p[2] for p in parts)

@@ -18,25 +18,37 @@ Public API::
     write_golden(result, path)                                      # .npz golden vectors for RTL
 """
 
-from accelsim.quant.bias import quantize_bias
-from accelsim.quant.dynamic import DYNAMIC_FLAVOURS, dynamic_quantize
-from accelsim.quant.golden import write_golden
-from accelsim.quant.layer import (
-    LayerResult,
-    QuantizedWeight,
-    TensorRecord,
-    input_row_sums,
-    quantize_weight,
-    run_layer,
-    run_static_codes,
-    zero_point_correction,
-)
-from accelsim.quant.multiplier import quantize_multiplier, quantize_multipliers
-from accelsim.quant.observers import OBSERVERS, MinMaxObserver, MovingAverageMinMaxObserver, PercentileObserver
-from accelsim.quant.qparams import QParams, affine_qparams, dtype_range, symmetric_qparams, weight_qparams
-from accelsim.quant.requant import REQUANT_MODES, RequantParams, make_requant_params, requantize
-from accelsim.quant.rules import RULES, QuantizeRule, dequantize_tensor, quantize_tensor
-from accelsim.quant.schemes import SCHEMES, WEIGHT_FORMATS, Scheme, WeightFormat, get_scheme, get_weight_format
+import importlib
+from typing import Any
+
+# Each public name's module, imported on first use: lowering (the timing) reads the scheme, requant and
+# flavour tables through this package, and must not pay for the Numba kernels the layer functions load.
+_HOME = {
+    "quantize_bias": "bias",
+    "DYNAMIC_FLAVOURS": "dynamic", "dynamic_quantize": "dynamic",
+    "write_golden": "golden",
+    **dict.fromkeys(("LayerResult", "QuantizedWeight", "TensorRecord", "input_row_sums", "quantize_weight", "run_layer",
+                     "run_static_codes", "zero_point_correction"), "layer"),
+    "quantize_multiplier": "multiplier", "quantize_multipliers": "multiplier",
+    **dict.fromkeys(("OBSERVERS", "MinMaxObserver", "MovingAverageMinMaxObserver", "PercentileObserver"), "observers"),
+    **dict.fromkeys(("QParams", "affine_qparams", "dtype_range", "symmetric_qparams", "weight_qparams"), "qparams"),
+    **dict.fromkeys(("REQUANT_MODES", "RequantParams", "make_requant_params", "requantize"), "requant"),
+    **dict.fromkeys(("RULES", "QuantizeRule", "dequantize_tensor", "quantize_tensor"), "rules"),
+    **dict.fromkeys(("SCHEMES", "WEIGHT_FORMATS", "Scheme", "WeightFormat", "get_scheme", "get_weight_format"), "schemes"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])
+
 
 __all__ = [
     "DYNAMIC_FLAVOURS",

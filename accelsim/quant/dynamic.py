@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.config.errors import AccelsimError
-from accelsim.kernels.quantize import row_minmax
 from accelsim.quant.qparams import QParams
 from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
 
@@ -167,6 +166,8 @@ def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np
     Also returns the float32 multiplier TFLite's symmetric path uses instead of ``1 / scale``
     (``127 / range``, 0 for an all-zero row), None for the other flavours.
     """
+    from accelsim.kernels.quantize import row_minmax  # here, not at import: lowering reads the flavours without Numba
+
     if flavour.granularity == "per_tensor":
         lo, hi = row_minmax(x2d.reshape(1, -1))
     else:

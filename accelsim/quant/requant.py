@@ -1,19 +1,23 @@
 """The requant unit's modes as data, and the per-channel parameters each mode derives from the scales.
 
 Every mode names the framework whose bits it reproduces; see docs/numerics.md for the arithmetic
-and the tests that prove each one.
+and the tests that prove each one. The kernels are imported by the functions that call them:
+lowering reads the modes' table without loading Numba.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from accelsim.kernels.requant import DOUBLE_ROUNDING, FLOAT64, SINGLE_ROUNDING, Requantized, lane_plan, requant_fixed_point, requant_float, requant_float64
 from accelsim.quant.multiplier import effective_scale, quantize_multipliers
 from accelsim.quant.qparams import QParams, dtype_range
 from accelsim.quant.rules import FBGEMM, ONNX, TFLITE, QuantizeRule
+
+if TYPE_CHECKING:
+    from accelsim.kernels.requant import Requantized
 
 ACTIVATIONS = (None, "relu", "relu6")
 
@@ -73,6 +77,8 @@ class RequantParams:
         """(multiplier, shift, lane table, scalars) for :func:`~accelsim.kernels.requant.requant_region`
         (the int32-input modes: fixed point, and float64 with its scales' bits as the int64 multiplier);
         None for the float32 modes."""
+        from accelsim.kernels.requant import DOUBLE_ROUNDING, FLOAT64, SINGLE_ROUNDING, lane_plan
+
         if self.multiplier is not None:
             mult, shift = self.multiplier.astype(np.int64), self.shift.astype(np.int64)
             arithmetic = SINGLE_ROUNDING if get_mode(self.mode).single_rounding else DOUBLE_ROUNDING
@@ -166,6 +172,8 @@ def make_requant_params(
 
 def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> Requantized:
     """Run the requant unit on accumulators whose output channels lie along ``axis``."""
+    from accelsim.kernels.requant import requant_fixed_point, requant_float, requant_float64
+
     out_qp = params.output
     common = dict(
         zero_point=int(out_qp.zero_point[0]),

@@ -1,7 +1,8 @@
 """How each framework turns a float into a quantized code (the three bit-relevant choices).
 
 See :mod:`accelsim.kernels.quantize` for why each choice changes bits. The rules are data so that
-schemes, dynamic flavours and requant modes can name the one their reference uses.
+schemes, dynamic flavours and requant modes can name the one their reference uses. The kernels are
+imported by the functions that call them: lowering reads these tables without loading Numba.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.kernels.quantize import add_codes
-from accelsim.kernels.quantize import dequantize as _dequantize_kernel
-from accelsim.kernels.quantize import quantize as _quantize_kernel
 from accelsim.quant.qparams import QParams
 
 
@@ -49,7 +47,9 @@ def quantize_tensor(
     x: np.ndarray, qp: QParams, rule: QuantizeRule = ONNX, *, inv_scale: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
     """Quantize ``x`` with ``qp`` under ``rule``: (codes in ``qp``'s numpy dtype, clamped count)."""
-    q, sats = _quantize_kernel(
+    from accelsim.kernels.quantize import quantize
+
+    q, sats = quantize(
         x,
         qp.scale,
         qp.zero_point,
@@ -68,7 +68,9 @@ def quantize_tensor(
 
 def dequantize_tensor(q: np.ndarray, qp: QParams) -> np.ndarray:
     """``float32(q - z) * s`` (all frameworks agree on this one)."""
-    return _dequantize_kernel(q, qp.scale, qp.zero_point, axis=qp.axis)
+    from accelsim.kernels.quantize import dequantize
+
+    return dequantize(q, qp.scale, qp.zero_point, axis=qp.axis)
 
 
 #: float32 clamp of the activations a residual add can fuse
@@ -78,6 +80,8 @@ ADD_CLAMPS = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6
 def add_tensors(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams, rule: QuantizeRule, activation: str) -> tuple[np.ndarray, int]:
     """Per-tensor codes ``a + b`` on the vector unit (dequantize, add, activation, quantize with ``rule``,
     all float32) in one pass: (codes in ``out_qp``'s dtype, clamped count)."""
+    from accelsim.kernels.quantize import add_codes
+
     def pair(qp: QParams) -> tuple[float, int]:
         return float(qp.scale[0]), int(qp.zero_point[0])
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
 from accelsim.quant.schemes import SCHEMES, get_scheme
 from accelsim.sim.engine import Engine, EngineRun
-from accelsim.sim import timing_worker
 from accelsim.sim.records import LayerRecord, total_record
 
 
@@ -52,7 +50,6 @@ def simulate(
     program: Program | None = None,
     qparams: dict[str, Any] | None = None,
     errors_against_fp32: bool = True,
-    overlap_timing: bool = False,
     weights: str = "symmetric",
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
@@ -63,11 +60,7 @@ def simulate(
     model compiled once for an accelerator and run many times); ``qparams`` the static scheme's
     calibrated activation parameters (``accelsim.sim.values.calibrate``), as a deployed model has them;
     ``errors_against_fp32=False`` leaves out the fp32 run and the error fields (a run that only needs
-    the values and the timing). ``overlap_timing``: with values to compute and a GEMM thread budget
-    of two or more, play the timing in a child process (``accelsim.sim.timing_worker``) while the
-    values run here. It pays for a prepared model run again and again (the child starts once, in
-    about half a second); a one-shot run, or one whose values run on multithreaded BLAS (fp32, WOQ),
-    is faster without it. ``weights``: the weight format (``symmetric``, ``asymmetric`` uint8 or
+    the values and the timing). ``weights``: the weight format (``symmetric``, ``asymmetric`` uint8 or
     ``asymmetric_int8``, ``accelsim.quant.WEIGHT_FORMATS``): the values use weight zero points and the
     timing reads one zero-point byte per output channel with the weight scales (fp32 has neither)."""
     step = progress or (lambda _: None)
@@ -78,14 +71,7 @@ def simulate(
     if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
         raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
                          f"not {workload.name} on {hw.name} ({scheme})")
-    play = partial(_play, workload, hw, scheme, per_tensor, asymmetric, ideal_memory, log)
-    pending = None
-    if overlap_timing and not timing_only:  # the child keeps what it was sent (all immutable) for later runs
-        kept = timing_worker.Kept
-        pending = timing_worker.start(_play, kept(workload), kept(hw), scheme, per_tensor, asymmetric, ideal_memory, log,
-                                      None if program is None else kept(program))
-    if pending is None:
-        lowered, run, rows = play(program)
+    lowered, run, rows = _play(workload, hw, scheme, per_tensor, asymmetric, ideal_memory, log, program)
     values, errors = None, {}
     if not timing_only:
         from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
@@ -99,8 +85,6 @@ def simulate(
                 step("fp32 reference values")
                 reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
             errors = values.compare_to(reference)
-    if pending is not None:
-        lowered, run, rows = timing_worker.finish(pending, lambda: play(program))
     program = program or lowered
     if values is not None:
         _add_values(rows, values, errors)

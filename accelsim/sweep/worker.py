@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from accelsim.config.sweep import Sweep
-from accelsim.kernels import vnni
+from accelsim.kernels import threads as gemm_threads
 from accelsim.sim.records import LayerRecord
 from accelsim.sim.simulation import simulate
 from accelsim.sweep.lifeline import die_with_parent
@@ -73,8 +73,7 @@ def run_batch(sweep: Sweep, batch: list[Point]) -> list[PointResult]:
     """Run each point; one that raises becomes an error result and the batch goes on. A sweep worker is
     one of the sweep's CPUs: its GEMMs run on one thread (a worker per core, each splitting its GEMMs
     over every core, would oversubscribe them)."""
-    if vnni.threads() != 1:
-        vnni.set_threads(1)
+    gemm_threads.set_threads(1)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     out = []
     for point in batch:

@@ -1,0 +1,66 @@
+"""Plumbing that costs only when used: the timing path loads no Numba, the GEMM's pool starts on demand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> str:
+    """``code`` in a fresh interpreter (imports already made by this test process do not count)."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_timing_only_simulation_imports_no_numba() -> None:
+    """A timing-only run (lowering reads the scheme, requant and flavour tables) never imports Numba or
+    the kernels; `accelsim.quant`'s names still resolve, loading the kernels on first use."""
+    out = _run("""
+        import sys
+        from accelsim.config import load_hardware, load_workload
+        from accelsim.sim.simulation import simulate
+        run = simulate(load_workload("resnet50"), load_hardware(None), "static", timing_only=True)
+        assert run.total.total_cycles > 0
+        print(sorted(m for m in sys.modules if m == "numba" or m.startswith("accelsim.kernels")))
+        import accelsim.quant as quant
+        assert callable(quant.run_layer) and "numba" in sys.modules
+    """)
+    assert out.strip() == "[]"
+
+
+def test_gemm_pool_starts_on_first_split_gemm() -> None:
+    """No GEMM thread exists after importing the kernels; a GEMM big enough to split starts the pool,
+    and a one-thread budget never does."""
+    out = _run("""
+        import threading
+        import numpy as np
+        from accelsim.kernels import int_gemm, threads
+        def gemm_threads():
+            return sum(t.name.startswith("accelsim-gemm") for t in threading.enumerate())
+        a = np.ones((512, 512), np.int8)
+        b = np.ones((512, 256), np.int8)  # 2**26 MACs: above PARALLEL_MIN_MACS
+        assert a.shape[0] * a.shape[1] * b.shape[1] >= threads.PARALLEL_MIN_MACS
+        print(gemm_threads())
+        threads.set_threads(1)
+        int_gemm(a, b)
+        print(gemm_threads())
+        threads.set_threads(2)
+        threads.in_parallel(lambda lo, hi: None, 4, 2)
+        print(gemm_threads())
+    """)
+    assert out.split() == ["0", "0", "1"]
+
+
+def test_in_parallel_keeps_chunk_order() -> None:
+    """The chunks' results come back in order of their first index, whichever thread finished first."""
+    from accelsim.kernels import threads
+
+    before = threads.threads()
+    threads.set_threads(3)
+    try:
+        assert threads.in_parallel(lambda base, lo, hi: (base, lo, hi), 10, 3, "x") == [("x", 0, 4), ("x", 4, 8), ("x", 8, 10)]
+        assert threads.for_gemm(threads.PARALLEL_MIN_MACS - 1) == 1 and threads.for_gemm(threads.PARALLEL_MIN_MACS) == 3
+    finally:
+        threads.set_threads(before)
