@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, int_gemm, never_overflows
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, float_gemm, int_gemm, never_overflows
 from accelsim.kernels.memory import copy_elements
 
 
@@ -232,5 +232,5 @@ def float_conv2d(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.nda
     out = np.empty((n_dim * oh * ow, w.shape[0]), dtype=np.float32)
     for cs, os_ in _group_slices(x, w, geometry.groups):
         cols = im2col(x[:, cs], kh, kw, geometry, 0.0)
-        out[:, os_] = cols @ w[os_].reshape(w[os_].shape[0], -1).T
+        out[:, os_] = float_gemm(cols, w[os_].reshape(w[os_].shape[0], -1).T)
     return np.ascontiguousarray(gemm_rows_as_nchw(out, n_dim, oh, ow))

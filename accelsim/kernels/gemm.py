@@ -168,6 +168,14 @@ def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return total.astype(np.int64)
 
 
+def float_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float32 GEMM ``[M, K] x [K, N]`` on the float datapath (fp32 and weight-only schemes): BLAS.
+
+    The one float entry point, as :func:`int_gemm` is the integer one: every float product of the
+    values runs here, so a test can see each GEMM the kernels execute."""
+    return a @ b
+
+
 def never_overflows(
     a_dtype: np.dtype, a_zero_point: int, b_dtype: np.dtype, k_dim: int, max_bias: int, hi: int, b_zero_point: int | np.ndarray = 0,
 ) -> bool:

@@ -96,6 +96,17 @@ class GemmView:
         return self.count * self.m * self.k * self.n
 
     @property
+    def gemms(self) -> int:
+        """The layer's independent GEMMs before packing (conv groups, matmul samples x heads): the
+        kernels compute each on its own; packing is the array's mapping of the same GEMMs."""
+        return self.count * self.packed
+
+    @property
+    def gemm_shape(self) -> tuple[int, int, int]:
+        """``(M, K, N)`` of each of the :attr:`gemms` independent GEMMs."""
+        return self.m, self.k // self.packed, self.n // self.packed
+
+    @property
     def taps(self) -> int:
         """Filter taps per input channel (K = taps * channels)."""
         return self.window.kernel[0] * self.window.kernel[1] if self.window else 1

@@ -114,12 +114,26 @@ class LoweredLayer:
         return self.view is not None and self.view.b_is_activation
 
 
+#: the types of the static scheme's boundary layers (network input quantized, output dequantized)
+CONVERSIONS = ("quantize", "dequantize")
+
+
 @dataclass(frozen=True)
 class Program:
+    """What the accelerator executes for one workload on one hardware config under one scheme: the
+    engine plays its tiles and the values (``accelsim.sim.values``) compute its layers through their
+    GEMM views, so neither can run a layer the other does not know."""
+
     workload: str
     hardware: str
     scheme: str
     layers: tuple[LoweredLayer, ...]
+    operand_format: OperandFormat | None = None  # the operands' bytes per element (None: a hand-built program)
+
+    @property
+    def workload_layers(self) -> tuple[LoweredLayer, ...]:
+        """The workload's own layers in order, without the static scheme's boundary conversions."""
+        return tuple(layer for layer in self.layers if layer.type not in CONVERSIONS)
 
 
 class Lowerer:
@@ -365,7 +379,7 @@ class Lowerer:
 
     def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:
         """Quantize the network input / dequantize its output at the static scheme's boundary."""
-        return LoweredLayer(name, "quantize" if out_width < in_width else "dequantize",
+        return LoweredLayer(name, CONVERSIONS[0] if out_width < in_width else CONVERSIONS[1],
                             self._chunks(elements * in_width, elements * out_width, elements))
 
 
@@ -393,4 +407,4 @@ def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tenso
             layers.append(lowerer.vector_layer(shapes, batch))
     if scheme == "static":
         layers.append(lowerer.conversion("output.dequantize", batch * prod(workload.shapes[-1].output_shape), 1, 4))
-    return Program(workload.name, hw.name, scheme, tuple(layers))
+    return Program(workload.name, hw.name, scheme, tuple(layers), lowerer.fmt)

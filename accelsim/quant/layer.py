@@ -16,7 +16,7 @@ import numpy as np
 
 from accelsim.kernels import vnni
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights, patches_into
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, column_zero_points, int_gemm, never_overflows
+from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, column_zero_points, float_gemm, int_gemm, never_overflows
 from accelsim.kernels.layout import value_range
 from accelsim.kernels.requant import Requantized
 from accelsim.kernels.quantize import scale_accumulator
@@ -105,7 +105,7 @@ class _Layer:
         if self.kind == "conv2d":
             y = float_conv2d(x, w, self.geometry)
         else:
-            y = (x.astype(np.float32).reshape(-1, x.shape[-1]) @ self.gemm_weights(w).astype(np.float32)).reshape(*x.shape[:-1], -1)
+            y = float_gemm(x.astype(np.float32).reshape(-1, x.shape[-1]), self.gemm_weights(w).astype(np.float32)).reshape(*x.shape[:-1], -1)
         if bias is not None:
             y = y + _channel_broadcast(np.asarray(bias, np.float32), y.ndim, self.channel_axis)
         return y.astype(np.float32)

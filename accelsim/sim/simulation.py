@@ -79,7 +79,8 @@ def simulate(
 
         step(f"{scheme}: values")
         tensors = tensors if tensors is not None else materialize(workload)
-        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors, qparams=qparams, weights=weights)
+        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors, qparams=qparams, weights=weights,
+                            program=program or lowered)  # the values compute the program the engine played
         if errors_against_fp32:
             if reference is None:  # errors are always against fp32 on the same input
                 step("fp32 reference values")

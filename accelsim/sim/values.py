@@ -1,8 +1,11 @@
 """A whole workload's numbers under one scheme, layer by layer, and their error against fp32.
 
-Array layers (conv2d, linear, matmul) run through :func:`accelsim.quant.run_layer` or, for the
-static product of two activations, through the same kernels directly; every other layer is the
-vector unit's float32 op. Under ``static`` every tensor between layers is int8 (uint8 for the
+The values compute the lowered program (:class:`accelsim.lowering.program.Program`) the engine
+plays: its layers in its order, each array layer through its GEMM view (kind, groups, im2col window,
+samples x heads), so a layer the timing does not know cannot be computed, and the reverse. Array
+layers (conv2d, linear, matmul) run through :func:`accelsim.quant.run_layer` or, for the static
+product of two activations, through the same kernels directly; every other layer is the vector
+unit's float32 op. Under ``static`` every tensor between layers is int8 (uint8 for the
 ONNX/fbgemm requant modes) with per-tensor parameters calibrated on the calibration batch; the
 vector unit dequantizes, computes in float32 and quantizes again, except maxpool (on the codes) and
 flatten (a reshape). Under ``fp32``, ``woq`` and ``dynamic`` activations stay float32 between layers.
@@ -23,15 +26,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
+    GEMM_LAYERS,
     INPUT,
     Add,
     AvgPool,
-    Conv2d,
     Flatten,
     LayerBase,
     LayerNorm,
     LayerShapes,
-    Linear,
     Matmul,
     MaxPool,
     Pool,
@@ -41,6 +43,8 @@ from accelsim.config.workload import (
 )
 from accelsim.kernels.gemm import int_gemm
 from accelsim.kernels.pool import max_pool2d
+from accelsim.lowering.gemm_view import GemmView
+from accelsim.lowering.program import Program, lower, lowering_options
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
@@ -258,15 +262,15 @@ class _Numerics:
     keep: frozenset[str]
     weights: str = "symmetric"  # weight format: symmetric int8, or asymmetric with zero points
 
-    def prepared(self, layer: LayerBase, params: LayerParams) -> dict[str, object]:
+    def prepared(self, view: GemmView, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
         if not SCHEMES[self.scheme].weights.quantized:
             return {}
-        return {"weight_q": self.weight_codes(layer, params)}
+        return {"weight_q": self.weight_codes(view, params)}
 
-    def weight_codes(self, layer: LayerBase, params: LayerParams) -> QuantizedWeight:
+    def weight_codes(self, view: GemmView, params: LayerParams) -> QuantizedWeight:
         """The layer's weight codes in this run's weight format, kept with its parameters."""
-        return params.quantized_weight(_kind(layer), weights=self.weights)
+        return params.quantized_weight(view.kind, weights=self.weights)
 
     def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
         """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
@@ -277,15 +281,13 @@ class _Numerics:
         return args
 
 
-def _geometry(layer: LayerBase) -> dict[str, object]:
-    """run_layer's conv geometry arguments (none for linear)."""
-    if not isinstance(layer, Conv2d):
+def _geometry(view: GemmView) -> dict[str, object]:
+    """run_layer's conv geometry from the program's GEMM view: its im2col window and one GEMM per
+    group (none for linear)."""
+    window = view.window
+    if window is None:
         return {}
-    return dict(stride=pair(layer.stride), padding=pair(layer.padding), dilation=pair(layer.dilation), groups=layer.groups)
-
-
-def _kind(layer: LayerBase) -> str:
-    return "conv2d" if isinstance(layer, Conv2d) else "linear"
+    return dict(stride=window.stride, padding=window.padding, dilation=window.dilation, groups=view.gemms)
 
 
 def _fused(layer: LayerBase) -> str | None:
@@ -302,9 +304,17 @@ def _heads(x: np.ndarray, heads: int) -> np.ndarray:
     return x.reshape(b, t, heads, d // heads).transpose(0, 2, 1, 3)
 
 
-def _matmul_operands(layer: Matmul, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _matmul_operands(layer: Matmul, view: GemmView, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both operands as the view's GEMMs (one per sample and head): ``[G, M, K]`` and ``[G, K, N]``."""
     a, b = _heads(a, layer.heads), _heads(b, layer.heads)
-    return a, (np.swapaxes(b, -1, -2) if layer.transpose_b else b)
+    b = np.swapaxes(b, -1, -2) if layer.transpose_b else b
+    m, k, n = view.gemm_shape
+    return a.reshape(view.gemms, m, k), b.reshape(view.gemms, k, n)
+
+
+def _heads_shape(layer: Matmul, x: np.ndarray) -> tuple[int, ...]:
+    """The ``[B, heads, M]`` leading shape of the product of first operand ``x`` (before the merge)."""
+    return x.shape[:-1] if layer.heads == 1 or x.ndim == 4 else (x.shape[0], layer.heads, x.shape[1])
 
 
 def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
@@ -351,37 +361,38 @@ class _FloatRun:
         self.observe(name, x)
         return x
 
-    def layer(self, shapes: LayerShapes, inputs: list[np.ndarray]) -> tuple[np.ndarray, LayerValues]:
+    def layer(self, shapes: LayerShapes, view: GemmView | None, inputs: list[np.ndarray]) -> tuple[np.ndarray, LayerValues]:
         layer = shapes.layer
         params = self.params.get(layer.name)
-        if isinstance(layer, (Conv2d, Linear)):
+        if view is not None and isinstance(layer, Matmul):
+            values = self._matmul(layer, view, *inputs)
+            y = values.output
+        elif view is not None:
             assert params is not None  # materialize gives every conv / linear its weights
-            res = run_layer(_kind(layer), inputs[0], params.weight, params.bias, activation=_fused(layer),
-                            **self.num.run_layer_args(), **self.num.prepared(layer, params), **_geometry(layer))
+            res = run_layer(view.kind, inputs[0], params.weight, params.bias, activation=_fused(layer),
+                            **self.num.run_layer_args(), **self.num.prepared(view, params), **_geometry(view))
             y = res.output
-            if layer.activation == "gelu":
+            if getattr(layer, "activation", "none") == "gelu":
                 self.observe(layer.name + PRE_ACTIVATION, y)
                 y = gelu(y)
             values = _counts(layer.name, layer.type, y, [res], self.num)
-        elif isinstance(layer, Matmul):
-            values = self._matmul(layer, *inputs)
-            y = values.output
         else:
             y = vector_op(layer, inputs, params)
             values = LayerValues(layer.name, layer.type, y)
         self.observe(layer.name, y)
         return y, values
 
-    def _matmul(self, layer: Matmul, a: np.ndarray, b: np.ndarray) -> LayerValues:
-        """One run_layer per (sample, head): under dynamic both operands are quantized at run time, the
-        first with its flavour (a per-tensor range over the whole operand), the second as the array's
-        weight port takes it (symmetric int8 per column)."""
-        a, b = _matmul_operands(layer, a, b)
+    def _matmul(self, layer: Matmul, view: GemmView, a: np.ndarray, b: np.ndarray) -> LayerValues:
+        """One run_layer per GEMM of the view (sample, head): under dynamic both operands are quantized
+        at run time, the first with its flavour (a per-tensor range over the whole operand), the second
+        as the array's weight port takes it (symmetric int8 per column)."""
+        lead = _heads_shape(layer, a)
+        a, b = _matmul_operands(layer, view, a, b)
         args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
         if self.num.scheme == "dynamic" and DYNAMIC_FLAVOURS[self.num.variant].granularity == "per_tensor":
             args["input_qparams"] = dynamic_qparams(a.reshape(-1, a.shape[-1]), self.num.variant)  # one range pass over the whole operand
-        results = [run_layer("matmul", a[i], b[i], None, **args) for i in np.ndindex(*a.shape[:-2])]
-        y = np.stack([r.output for r in results]).reshape(*a.shape[:-1], b.shape[-1])
+        results = [run_layer("matmul", a[i], b[i], None, **args) for i in range(view.gemms)]
+        y = np.stack([r.output for r in results]).reshape(*lead, b.shape[-1])
         if layer.alpha != 1.0:
             y = (y * np.float32(layer.alpha)).astype(np.float32)
         return _counts(layer.name, layer.type, _merge(layer, y), results, self.num)
@@ -417,26 +428,26 @@ class _StaticRun:
         q, self.source_saturations[name] = self._quantize(x, name)
         return q
 
-    def layer(self, shapes: LayerShapes, inputs: list[_Quantized]) -> tuple[_Quantized, LayerValues]:
+    def layer(self, shapes: LayerShapes, view: GemmView | None, inputs: list[_Quantized]) -> tuple[_Quantized, LayerValues]:
         layer = shapes.layer
         name = layer.name
         params = self.params.get(name)
         vector_sats = 0
         results: list[LayerResult] = []
-        if isinstance(layer, (Conv2d, Linear)):
+        if view is not None and isinstance(layer, Matmul):
+            out, results = self._matmul(layer, view, *inputs)
+        elif view is not None:
             assert params is not None  # materialize gives every conv / linear its weights
-            gelu_after = layer.activation == "gelu"
+            gelu_after = getattr(layer, "activation", "none") == "gelu"
             target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
             x = inputs[0]
-            res = run_static_codes(_kind(layer), x.codes, x.qparams, self.num.weight_codes(layer, params), params.bias, target,
+            res = run_static_codes(view.kind, x.codes, x.qparams, self.num.weight_codes(view, params), params.bias, target,
                                    requant_mode=self.num.variant, activation=_fused(layer), acc_bits=self.num.acc_bits,
-                                   overflow=self.num.overflow, keep_accumulators=name in self.num.keep, **_geometry(layer))
+                                   overflow=self.num.overflow, keep_accumulators=name in self.num.keep, **_geometry(view))
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
             if gelu_after:
                 out, vector_sats = self._quantize(gelu(out.real()), name)
-        elif isinstance(layer, Matmul):
-            out, results = self._matmul(layer, *inputs)
         elif isinstance(layer, MaxPool):
             x = inputs[0]
             out = _Quantized(maxpool(x.codes, layer, x.qparams.qmin), x.qparams)
@@ -452,16 +463,17 @@ class _StaticRun:
         values = _counts(name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats)
         return out, values
 
-    def _matmul(self, layer: Matmul, a: _Quantized, b: _Quantized) -> tuple[_Quantized, list[LayerResult]]:
+    def _matmul(self, layer: Matmul, view: GemmView, a: _Quantized, b: _Quantized) -> tuple[_Quantized, list[LayerResult]]:
         """Both operands int8 with their calibrated per-tensor parameters; the second one's zero point is
         the array's weight zero point (the row-sum correction); ``alpha`` scales the requant multiplier."""
-        a_codes, b_codes = _matmul_operands(layer, a.codes, b.codes)
+        lead = _heads_shape(layer, a.codes)
+        a_codes, b_codes = _matmul_operands(layer, view, a.codes, b.codes)
         out_qp = self.qparams[layer.name]
         # alpha * s_a * s_b / s_y == s_a * s_b / (s_y / alpha): the requant unit's multiplier absorbs alpha
         folded = QParams(out_qp.scale / np.float32(layer.alpha), out_qp.zero_point, out_qp.dtype)
         rq = make_requant_params(self.num.variant, float(a.qparams.scale[0]), b.qparams.scale, folded)
         results = []
-        for i in np.ndindex(*a_codes.shape[:-2]):  # one GEMM per (sample, head), as lowered
+        for i in range(view.gemms):  # one GEMM per (sample, head), as lowered
             acc = int_gemm(a_codes[i], b_codes[i], a_zero_point=int(a.qparams.zero_point[0]), b_zero_point=int(b.qparams.zero_point[0]),
                            acc_bits=self.num.acc_bits, overflow=self.num.overflow)
             out = requantize(acc.values, rq, axis=-1)
@@ -474,7 +486,7 @@ class _StaticRun:
             settings = dict(alpha=layer.alpha, acc_bits=self.num.acc_bits, overflow=self.num.overflow)
             results.append(LayerResult("matmul", "static", self.num.variant, tensors, acc.overflows, out.saturations,
                                        requant=rq, settings=settings, acc_range=(out.acc_min, out.acc_max)))
-        codes = np.stack([r.tensors["output_q"].values for r in results]).reshape(*a_codes.shape[:-1], b_codes.shape[-1])
+        codes = np.stack([r.tensors["output_q"].values for r in results]).reshape(*lead, b_codes.shape[-1])
         return _Quantized(_merge(layer, codes), out_qp), results
 
 
@@ -482,27 +494,53 @@ class _StaticRun:
 # whole networks
 
 
-def _execute(workload: Workload, run: _FloatRun | _StaticRun, sources: dict[str, np.ndarray]) -> dict[str, LayerValues]:
-    """Play the graph in layer order, each layer reading its inputs by name."""
+#: one step of the values: a workload layer's shapes and the GEMM view the program lowered it to (None:
+#: the vector unit's layer)
+Step = tuple[LayerShapes, GemmView | None]
+
+
+def program_steps(program: Program, workload: Workload) -> list[Step]:
+    """The program's layers, in its order, with the workload's shapes they were lowered from.
+
+    Refuses a program that is not this workload's (a layer missing on either side, or out of order)
+    and a layer whose kind the program and the workload disagree on (an array layer without a GEMM
+    view, a vector layer with one): the values compute exactly what the engine plays."""
+    lowered = program.workload_layers
+    shapes = workload.shapes
+    if program.workload != workload.name or [layer.name for layer in lowered] != [s.layer.name for s in shapes]:
+        raise AccelsimError(f"the program lowered for {program.workload!r} does not have the layers of workload {workload.name!r}",
+                            path="program")
+    for layer, s in zip(lowered, shapes):
+        if (layer.view is not None) != isinstance(s.layer, GEMM_LAYERS):
+            raise AccelsimError(f"layer {layer.name!r} ({s.layer.type}) is lowered {'with' if layer.view else 'without'} a GEMM view",
+                                path="program")
+    return [(s, layer.view) for layer, s in zip(lowered, shapes)]
+
+
+def _execute(steps: list[Step], run: _FloatRun | _StaticRun, sources: dict[str, np.ndarray]) -> dict[str, LayerValues]:
+    """Play the program's layers in order, each layer reading its inputs by name."""
     store = {name: run.source(name, x) for name, x in sources.items()}
     layers: dict[str, LayerValues] = {}
-    for shapes in workload.shapes:
-        store[shapes.layer.name], layers[shapes.layer.name] = run.layer(shapes, [store[n] for n in shapes.input_names])
+    for shapes, view in steps:
+        store[shapes.layer.name], layers[shapes.layer.name] = run.layer(shapes, view, [store[n] for n in shapes.input_names])
     return layers
 
 
-def calibrate(workload: Workload, tensors: WorkloadTensors, *, dtype: str = "int8", observer: str = "minmax") -> dict[str, QParams]:
-    """Per-tensor activation parameters from the fp32 network on the calibration batch, one batch at a time."""
+def calibrate(workload: Workload, tensors: WorkloadTensors, program: Program, *, dtype: str = "int8",
+              observer: str = "minmax") -> dict[str, QParams]:
+    """Per-tensor activation parameters from the fp32 network on the calibration batch, one batch at a
+    time, computed through ``program``'s layers and GEMM views (the program the static run plays)."""
     observers: dict[str, Observer] = {}
 
     def observe(name: str, x: np.ndarray) -> None:
         observers.setdefault(name, OBSERVERS[observer]()).observe(x)
 
     run = _FloatRun(_Numerics("fp32", None, 32, "wrap", frozenset()), tensors.params, observe)
+    steps = program_steps(program, workload)
     batches = tensors.calibration[INPUT].shape[0] // workload.batch
     for k in range(batches):
         chunk = slice(k * workload.batch, (k + 1) * workload.batch)
-        _execute(workload, run, {name: x[chunk] for name, x in tensors.calibration.items()})
+        _execute(steps, run, {name: x[chunk] for name, x in tensors.calibration.items()})
     return {name: obs.qparams(dtype=dtype) for name, obs in observers.items()}
 
 
@@ -525,6 +563,7 @@ def run_values(
     keep_results: Collection[str] = (),
     qparams: dict[str, QParams] | None = None,
     weights: str = "symmetric",
+    program: Program | None = None,
 ) -> NetworkValues:
     """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
 
@@ -535,20 +574,27 @@ def run_values(
     :func:`calibrate`) skips static calibration, as a deployed model has its parameters already.
     ``weights``: the weight format (``symmetric`` int8; ``asymmetric`` uint8 or ``asymmetric_int8`` with a
     zero point per channel, as ONNX Runtime's quantizer writes them); fp32 has no quantized weights.
+    ``program``: the lowered program the values compute (the one the engine plays; :func:`program_steps`);
+    lowered here for ``scheme`` when not given, as a prepared model passes the one it compiled.
     """
     _check(scheme, flavour, observer, weights)
+    if program is None:
+        program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
+    elif program.scheme != scheme:
+        raise AccelsimError(f"the program is lowered for the {program.scheme} scheme, not {scheme}", path="program")
+    steps = program_steps(program, workload)
     tensors = tensors if tensors is not None else materialize(workload, seed=seed)
     acc = hw.array.accumulator
     keep = frozenset(keep_results)
     if scheme != "static":
         num = _Numerics(scheme, flavour if scheme == "dynamic" else None, acc.bits, acc.overflow, keep, weights)
-        layers = _execute(workload, _FloatRun(num, tensors.params), tensors.inputs)
+        layers = _execute(steps, _FloatRun(num, tensors.params), tensors.inputs)
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(scheme, weights))
     mode = hw.requant.rounding
     if qparams is None:
-        qparams = calibrate(workload, tensors, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
+        qparams = calibrate(workload, tensors, program, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
     run = _StaticRun(_Numerics(scheme, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
-    layers = _execute(workload, run, tensors.inputs)
+    layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
 
 
