@@ -21,20 +21,19 @@ zero-delay steps of ``_Steps``, in exactly the order SimPy runs such events (fir
 cycle, a newly started process first) but without a SimPy event each. That order settles ties: which
 of two requests in the same cycle gets a unit first, what a stall is attributed to, the log's order.
 So the results are those of the plain SimPy formulation (a Resource per unit, a Container per buffer,
-a process per tile, fetch and drain) at about a sixth of its SimPy events.
+a process per tile, fetch and drain) at about a sixth of its SimPy events; tests/test_engine_reference.py
+holds that formulation and compares the two on fuzzed programs. Only SimPy's public API is used.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from heapq import heappush
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
-from simpy.core import StopSimulation
-from simpy.events import NORMAL
+from simpy import Timeout
 
 from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile
@@ -42,6 +41,9 @@ from accelsim.lowering.program import LoweredLayer, Program, Tile
 STALL_CAUSES = ("ifmap", "weights", "ofmap_buffer", "vector_unit", "range_pass")
 
 Step = tuple[Callable[..., None], tuple[Any, ...]]
+#: a cycle no run reaches; an int, not ``math.inf``: SimPy's heap then compares ints with ints (3% of
+#: the engine's time on ResNet-50)
+NEVER = 1 << 62
 
 
 @dataclass
@@ -67,18 +69,22 @@ class EngineRun:
 
 
 class _Steps:
-    """Zero-delay steps in SimPy's order on SimPy's clock.
+    """Zero-delay steps in SimPy's order on SimPy's clock, through SimPy's public API.
 
     SimPy runs the events due in one cycle first in, first out, except that a process started by a
     step runs right after that step (its Initialize event is URGENT). A step queued here runs in this
-    cycle's deque while SimPy has nothing else due now; otherwise it rides in one carrier event queued
-    behind SimPy's due events, as its own event would have. Timed steps are entries on SimPy's event
-    heap, as timeouts would be (:meth:`after`).
+    cycle's deque while SimPy has nothing else due now (``env.peek()``); otherwise it rides in one
+    carrier event queued behind SimPy's due events, as its own event would have. Timed steps are
+    ``Timeout`` events carrying the step and its cycle (built by :meth:`_Unit._hold`, run by
+    :meth:`_run_timed`). ``now`` is the cycle of the step running, the due cycle of the timeout that
+    started it, kept here because the engine reads it a few times a step (``env.now`` is a property).
     """
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
-        self.queue = env._queue  # SimPy's event heap, read directly: peek() and now cost calls per event
+        self.now = 0
+        self.timed = self._run_timed  # the timeouts' callback, bound once
+        self.peek = env.peek
         self.fifo: deque[Step] = deque()
         self.urgent: deque[Step] = deque()
         self.carrier: list[Step] | None = None
@@ -102,22 +108,25 @@ class _Steps:
         """Start a process whose first step is ``fn(*args)``: it runs right after the current step."""
         self.urgent.append((fn, args))
 
-    def after(self, delay: int, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        """Run ``fn(*args)`` in ``delay`` > 0 cycles: the heap entry ``env.timeout`` would push (time,
-        priority, sequence number), holding a :class:`_Due` instead of a Timeout (a tenth of the engine's
-        time went to building Timeouts)."""
-        env = self.env
-        heappush(self.queue, (env._now + delay, NORMAL, next(env._eid), _Due(self._run_timed, fn, args)))
+    def kick_off(self, deadlocked: Callable[[], None]) -> None:
+        """Run the started processes at cycle 0, inside SimPy's loop.
 
-    def kick_off(self) -> None:
-        """Run the started processes at cycle 0, inside SimPy's loop."""
+        A timeout at ``NEVER`` keeps SimPy's queue from running empty, so ``env.peek()`` in
+        :meth:`_run_timed` is a lookup (on an empty queue, a third of the time on ResNet-50, it raises
+        and catches an IndexError); if it is ever processed, nothing else is left: ``deadlocked()``."""
+        Timeout(self.env, NEVER).callbacks.append(lambda _: deadlocked())
         self.env.event().succeed().callbacks.append(lambda _: self._run())
 
-    def _run_timed(self, due: _Due) -> None:
-        queue = self.queue
-        self.others_due = bool(queue) and queue[0][0] == self.env._now
-        due.fn(*due.args)
-        self._run()
+    def _run_timed(self, timeout: Timeout) -> None:
+        """The timeout's callback: run the timed step it carries, then what that queued for this cycle."""
+        now, fn, args = timeout.value
+        self.now = now
+        self.others_due = self.peek() == now
+        fn(*args)
+        if self.urgent or self.fifo:
+            self._run()
+        else:
+            self.others_due = False
 
     def _run_carrier(self, event: simpy.Event) -> None:
         self.carrier = None
@@ -125,35 +134,28 @@ class _Steps:
         self._run()
 
     def _run(self) -> None:
-        fifo, urgent = self.fifo, self.urgent
-        while urgent or fifo:
-            fn, args = (urgent or fifo).popleft()
+        urgent, fifo = self.urgent, self.fifo
+        while True:
+            if urgent:
+                fn, args = urgent.popleft()
+            elif fifo:
+                fn, args = fifo.popleft()
+            else:
+                break
             fn(*args)
         self.others_due = False
-
-
-class _Due:
-    """A timed step on SimPy's heap: what ``Environment.step`` reads of an event (its callbacks, and
-    that it succeeded) and the step to run."""
-
-    __slots__ = ("args", "callbacks", "fn")
-    _ok = True
-
-    def __init__(self, run: Callable[[_Due], None], fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        self.callbacks = [run]
-        self.fn, self.args = fn, args
 
 
 class _Process:
     """A generator driven by ``_Steps``: before each ``yield`` it arranges for ``wake`` to be called."""
 
     def __init__(self, body: Callable[[Callable[..., None]], Generator[None, Any, None]], on_exit: Callable[[], None] | None) -> None:
-        self.gen = body(self.wake)
+        self.send = body(self.wake).send  # the generator's send, bound once: wake runs per step
         self.on_exit = on_exit
 
     def wake(self, value: Any = None) -> None:
         try:
-            self.gen.send(value)
+            self.send(value)
         except StopIteration:
             if self.on_exit is not None:
                 self.on_exit()
@@ -196,11 +198,12 @@ class _Unit:
 
     def _hold(self, cycles: int, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
         self.free -= 1
-        args = (self.steps.env._now, *args)
-        if cycles > 0:
-            self.steps.after(cycles, fn, args)
+        steps = self.steps
+        now = steps.now
+        if cycles > 0:  # a timed step: see _Steps
+            Timeout(steps.env, cycles, (now + cycles, fn, (now, *args))).callbacks.append(steps.timed)
         else:  # SimPy's Timeout(0) is a step of its own, after the grant's
-            self.steps.soon(self.steps.soon, fn, *args)
+            steps.soon(steps.soon, fn, now, *args)
 
 
 class _Halves:
@@ -271,20 +274,18 @@ class _Signal:
             fn(*args)
 
 
-class _Memory:
-    """Transfer lengths on the DRAM channels (``dram=None``: ideal memory, every transfer takes zero cycles)."""
+class _Memory(dict[int, int]):
+    """Cycles of one transfer of so many bytes on a DRAM channel (``dram=None``: ideal memory, every
+    transfer takes zero cycles), memoized as a dict lookup: tiles repeat a few sizes, and the exact
+    rate is a Fraction."""
 
     def __init__(self, dram: DramChannel | None) -> None:
+        super().__init__()
         self.dram = dram
-        self._cycles: dict[int, int] = {}
 
-    def cycles(self, n_bytes: int) -> int:
-        """Cycles of one transfer, memoized: tiles repeat a few sizes and the exact rate is a Fraction."""
-        if self.dram is None:
-            return 0
-        if n_bytes not in self._cycles:
-            self._cycles[n_bytes] = self.dram.transfer_cycles(n_bytes)
-        return self._cycles[n_bytes]
+    def __missing__(self, n_bytes: int) -> int:
+        cycles = self[n_bytes] = 0 if self.dram is None else self.dram.transfer_cycles(n_bytes)
+        return cycles
 
 
 @dataclass(eq=False)
@@ -323,13 +324,14 @@ class Engine:
         self.events = 0
         self._drains_open = 0  # drains of the current layer whose end SimPy has not processed yet
         self._drains_waiter: Callable[[], None] | None = None
-        self._finished = False
+        self._end: int | None = None  # the cycle the last layer was stored in
+        self._done = self.env.event()  # succeeds then: the run stops
 
     # -- helpers -------------------------------------------------------------------------------------
     def _mark(self, lane: str, start: float, layer: str) -> None:
         self.events += 1
-        if self.logging and self.env.now > start:
-            self.log.append((lane, int(start), int(self.env.now), layer))
+        if self.logging and self.steps.now > start:
+            self.log.append((lane, int(start), int(self.steps.now), layer))
 
     def _on(self, unit: _Unit, cycles: int, lane: str, layer: str, then: Callable[..., None], *args: Any) -> None:
         """Hold ``unit`` for ``cycles``, then ``then(*args)``."""
@@ -345,8 +347,8 @@ class Engine:
 
     def _dma(self, n_bytes: int, then: Callable[..., None], *args: Any) -> None:
         """Move ``n_bytes`` over a DRAM channel, then ``then(start, *args)`` (start: when it was asked for)."""
-        start = self.env._now
-        cycles = self.memory.cycles(n_bytes)
+        start = self.steps.now
+        cycles = self.memory[n_bytes]
         if cycles == 0:
             then(start, *args)
         else:
@@ -361,6 +363,7 @@ class Engine:
         for li, layer in enumerate(self.program.layers):
             timing = self.timings[li]
             range_done: _Signal | None = None
+            weights_key = "ifmap" if layer.b_is_activation else "weights"
             for ti, tile in enumerate(layer.tiles):
                 if tile.new_ifmap:
                     self.ifmap_halves.get(wake)
@@ -372,8 +375,7 @@ class Engine:
                 if tile.range_pass:
                     range_done = self.ready[li][ti]
                 timing.dram_read_bytes["ifmap"] += tile.ifmap_bytes
-                key = "ifmap" if layer.b_is_activation else "weights"
-                timing.dram_read_bytes[key] += tile.weight_bytes
+                timing.dram_read_bytes[weights_key] += tile.weight_bytes
                 timing.dram_read_bytes["bias"] += tile.bias_bytes
                 timing.dram_read_bytes["weight_scales"] += tile.weight_scale_bytes
 
@@ -403,7 +405,7 @@ class Engine:
 
     def _arrived(self, start: int, load: _Load, kind: str) -> None:
         self._mark("dma_in", start, load.layer.name)
-        load.arrivals[kind] = self.env._now
+        load.arrivals[kind] = self.steps.now
         load.left -= 1
         if load.left == 0:  # the last fetch ends, then SimPy processes the AllOf of the fetches
             self.steps.soon(self.steps.soon, self._pre_process, load)
@@ -419,11 +421,11 @@ class Engine:
             self._pre_vector(load, cause)
 
     def _pre_vector(self, load: _Load, cause: str) -> None:
-        self._on(self.vector, load.tile.pre_vector_cycles, "vector", load.layer.name, self._pre_done, load, cause, self.env._now)
+        self._on(self.vector, load.tile.pre_vector_cycles, "vector", load.layer.name, self._pre_done, load, cause, self.steps.now)
 
     def _pre_done(self, load: _Load, cause: str, start: int) -> None:
         self.timings[load.li].vector_cycles += load.tile.pre_vector_cycles
-        if self.env._now - start > load.tile.pre_vector_cycles:
+        if self.steps.now - start > load.tile.pre_vector_cycles:
             cause = "vector_unit"
         load.done.succeed(cause)
 
@@ -455,7 +457,7 @@ class Engine:
             self._drains_waiter = None
 
     def _sequencer(self, wake: Callable[..., None]) -> Generator[None, Any, None]:
-        env = self.env
+        steps = self.steps
         for li, layer in enumerate(self.program.layers):
             timing = self.timings[li]
             stalls = timing.stall_cycles
@@ -464,22 +466,22 @@ class Engine:
             tiles = layer.tiles
             for ti, tile in enumerate(tiles):
                 ready = self.ready[li][ti]
-                wait_from = env._now
+                wait_from = steps.now
                 if not ready.triggered:
                     ready.wait(wake)
                     yield
-                stalls[ready.value] += int(env._now - wait_from)
+                stalls[ready.value] += int(steps.now - wait_from)
                 hold_ifmap |= tile.new_ifmap
                 hold_weights |= tile.new_weights
                 if not tile.range_pass and not hold_ofmap:
-                    wait_from = env._now
+                    wait_from = steps.now
                     self.ofmap_halves.get(wake)
                     yield
-                    stalls["ofmap_buffer"] += int(env._now - wait_from)
+                    stalls["ofmap_buffer"] += int(steps.now - wait_from)
                     hold_ofmap = True
                 array = tile.unit == "array"
                 unit = self.array if array else self.vector
-                wait_from = env._now
+                wait_from = steps.now
                 unit.request(tile.compute_cycles, wake)
                 start = yield
                 stalls["vector_unit"] += int(start - wait_from)
@@ -509,18 +511,21 @@ class Engine:
                 else:
                     self._drains_waiter = wake
                 yield
-            timing.end_cycle = int(env._now)
+            timing.end_cycle = int(steps.now)
             self.layer_stored[li].succeed()
 
     def _finish(self) -> None:
-        self._finished = True
-        raise StopSimulation(None)
+        self._end = self.steps.now
+        self._done.succeed()
+
+    @staticmethod
+    def _deadlocked() -> None:
+        raise RuntimeError("the program deadlocked: no events left before the last layer was stored")
 
     def run(self) -> EngineRun:
         self.steps.start(_Process(self._loader, None).wake)
-        self.steps.start(_Process(self._sequencer, lambda: self.steps.soon(self._finish)).wake)
-        self.steps.kick_off()
-        self.env.run()
-        if not self._finished:
-            raise RuntimeError("the program deadlocked: no events left before the last layer was stored")
-        return EngineRun(int(self.env.now), self.timings, self.events, self.log)
+        self.steps.start(_Process(self._sequencer, self._finish).wake)
+        self.steps.kick_off(self._deadlocked)
+        self.env.run(until=self._done)
+        assert self._end is not None
+        return EngineRun(self._end, self.timings, self.events, self.log)
