@@ -14,6 +14,7 @@ from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any, l
 from accelsim.config.loader import DEFAULT_HARDWARE, resolve
 from accelsim.config.scalesim_topology import import_topology, workload_yaml
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
+from accelsim.quant.schemes import SCHEMES as SCHEME_TABLE, WEIGHT_FORMATS
 from accelsim.report.table import format_table, si, terminal_width
 from accelsim.sim.footprint import check_values_fit
 
@@ -38,7 +39,7 @@ def overridden(overrides: Sequence[str]) -> str:
     return f" (overridden: {', '.join(overrides)})" if overrides else ""
 
 
-SCHEMES = ("fp32", "woq", "dynamic", "static")
+SCHEMES = tuple(SCHEME_TABLE)  # the scheme table's names, in its order
 SCHEME_HELP = ("quantization scheme: fp32 (no quantization), woq (int8 weights, float compute), dynamic (int8, "
                "activation ranges measured at run time), static (int8 throughout, calibrated ranges) (default: %(default)s)")
 # Examples under each command's --help; tests/test_docs.py runs every one of them (in this order).
@@ -386,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
                           "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
                           "full 0..255), tflite (per-row hybrid); see docs/numerics.md")
-    sim.add_argument("--weights", choices=("symmetric", "asymmetric", "asymmetric_int8"), default="symmetric",
+    sim.add_argument("--weights", choices=tuple(WEIGHT_FORMATS), default="symmetric",
                      help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)")
     run_opts = argparse.ArgumentParser(add_help=False, parents=[sim, wide])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: The shipped schemes in the order reports list them (baseline first, most quantized last).
-SCHEME_ORDER = ("fp32", "woq", "dynamic", "static")
+from accelsim.quant.schemes import SCHEMES
+
+#: The shipped schemes in the order reports list them: the scheme table's (baseline first, most quantized last).
+SCHEME_ORDER = tuple(SCHEMES)
 
 _SCHEME_STYLES = {"fp32": ("#4d4d4d", "o"), "woq": ("#1f77b4", "s"), "dynamic": ("#ff7f0e", "^"),
                   "static": ("#2ca02c", "D")}
