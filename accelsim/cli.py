@@ -8,15 +8,17 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from accelsim.atomic_file import write_atomic
-from accelsim.config import AccelsimError, HardwareConfig, Workload, load_any, load_hardware, load_workload
-from accelsim.config.loader import DEFAULT_HARDWARE, resolve
-from accelsim.config.scalesim_topology import import_topology, workload_yaml
+# Only what building the parser needs is imported here; each command imports the rest (pydantic models,
+# simulation, reports), so `accelsim --help` stays fast (tests/test_lazy_plumbing.py).
+from accelsim.config.errors import AccelsimError
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
 from accelsim.quant.schemes import SCHEMES as SCHEME_TABLE, WEIGHT_FORMATS
 from accelsim.report.table import format_table, si, terminal_width
-from accelsim.sim.footprint import check_values_fit
+
+if TYPE_CHECKING:
+    from accelsim.config import HardwareConfig, Workload
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
 EXAMPLES = """examples:
@@ -71,6 +73,7 @@ LOWER_LEGEND = (
 
 def summary(model: object, overrides: Sequence[str] = ()) -> str:
     """One line that says what a file holds (and the ``--set`` overrides applied to it)."""
+    from accelsim.config import Workload
     from accelsim.config.sweep import Sweep
 
     if isinstance(model, Sweep):
@@ -123,12 +126,16 @@ def hardware_table(hw: HardwareConfig) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from accelsim.config import load_any
+
     for path in args.files:
         print(f"{path}: ok: {summary(load_any(path, args.set), args.set)}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from accelsim.config import HardwareConfig, Workload, load_any
+
     model = load_any(args.file, args.set)
     print(summary(model, args.set))
     if isinstance(model, (Workload, HardwareConfig)):
@@ -137,6 +144,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_import_scalesim(args: argparse.Namespace) -> int:
+    from accelsim.atomic_file import write_atomic
+    from accelsim.config.scalesim_topology import import_topology, workload_yaml
+
     out = args.output or Path(args.topology).with_suffix(".yaml").name
     check_output_file(out, field="--output")
     if Path(out).exists() and Path(args.topology).exists() and os.path.samefile(out, args.topology):
@@ -149,6 +159,8 @@ def cmd_import_scalesim(args: argparse.Namespace) -> int:
 
 
 def _load_pair(args: argparse.Namespace) -> tuple[Workload, HardwareConfig]:
+    from accelsim.config import load_hardware, load_workload
+
     return load_workload(args.workload, args.set_workload), load_hardware(args.hw, args.set)
 
 
@@ -210,6 +222,7 @@ def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> N
 
 def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.report.summary import layer_table
+    from accelsim.sim.footprint import check_values_fit
     from accelsim.sim.simulation import simulate
 
     workload, hw = _load_pair(args)
@@ -236,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.report.summary import scheme_table
+    from accelsim.sim.footprint import check_values_fit
     from accelsim.sim.simulation import compare_schemes
 
     workload, hw = _load_pair(args)
@@ -322,6 +336,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from accelsim.sim.explain import explain
+    from accelsim.sim.footprint import check_values_fit
 
     workload, hw = _load_pair(args)
     check_values_fit(workload, 1, timing_only_flag=False)
@@ -331,6 +346,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_golden(args: argparse.Namespace) -> int:
     from accelsim.quant.golden import write_golden
+    from accelsim.sim.footprint import check_values_fit
     from accelsim.sim.values import run_values
 
     check_output_file(args.output, field="--output")
@@ -472,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except AccelsimError as exc:
         if exc.file is None and exc.path.split(".")[0] in HARDWARE_SECTIONS and hasattr(args, "hw"):
+            from accelsim.config.loader import DEFAULT_HARDWARE, resolve
+
             exc.file = str(resolve(args.hw or DEFAULT_HARDWARE, "hardware"))  # a config the simulation rejected
         print(f"accelsim: error: {exc}", file=sys.stderr)
         return 2

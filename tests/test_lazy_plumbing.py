@@ -64,3 +64,19 @@ def test_in_parallel_keeps_chunk_order() -> None:
         assert threads.for_gemm(threads.PARALLEL_MIN_MACS - 1) == 1 and threads.for_gemm(threads.PARALLEL_MIN_MACS) == 3
     finally:
         threads.set_threads(before)
+
+
+def test_cli_import_loads_no_heavy_modules() -> None:
+    """`accelsim --help` builds the parser from light modules only: importing the CLI (and `accelsim.config`,
+    whose names resolve on first use) loads no pydantic, Numba, Matplotlib, SimPy or NumPy; the names still work."""
+    out = _run("""
+        import sys
+        import accelsim.cli
+        heavy = ("pydantic", "numba", "matplotlib", "simpy", "numpy")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+        from accelsim.config import HardwareConfig, Workload, load_workload
+        import accelsim.config as config
+        assert config.__all__ and all(getattr(config, name) is not None for name in config.__all__)
+        assert load_workload("resnet18").name and "pydantic" in sys.modules
+    """)
+    assert out.strip() == "[]"
