@@ -1,9 +1,7 @@
 """Validated models of hardware and workloads, loaded from YAML (DESIGN.md sections 1, 3, 7)."""
 
-import importlib
-from typing import Any
-
 from accelsim.config.errors import AccelsimError
+from accelsim.lazy_exports import lazy_exports
 
 # Each public name's module, imported on first use: `accelsim` and the CLI import `accelsim.config.errors`,
 # which runs this file, and `accelsim --help` must not pay for pydantic and the models.
@@ -15,16 +13,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)
 
 
 __all__ = [

@@ -18,8 +18,7 @@ Public API::
     write_golden(result, path)                                      # .npz golden vectors for RTL
 """
 
-import importlib
-from typing import Any
+from accelsim.lazy_exports import lazy_exports
 
 # Each public name's module, imported on first use: lowering (the timing) reads the scheme, requant and
 # flavour tables through this package, and must not pay for the Numba kernels the layer functions load.
@@ -38,16 +37,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)
 
 
 __all__ = [
