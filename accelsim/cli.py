@@ -192,13 +192,19 @@ def _progress():  # noqa: ANN202
     return step
 
 
-def _compile_kernels(args: argparse.Namespace, schemes: Sequence[str]) -> None:
-    """First run on this machine: the kernels these schemes need compiled ahead, in parallel, with a
-    progress line on a terminal (accelsim.kernels.first_run; nothing to do once Numba's cache holds them)."""
+def _prepare(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, schemes: Sequence[str]) -> Path:
+    """Everything `run` and `compare` check or do before simulating ``schemes``: the results folder
+    (:func:`_target`); with values, that they fit in memory and, on a first run on this machine, the
+    kernels they need compiled ahead in parallel with a progress line (accelsim.kernels.first_run;
+    nothing to do once Numba's cache holds them). Returns the results folder."""
+    folder = _target(args, workload, hw)
     if not args.timing_only:
         from accelsim.kernels.first_run import compile_ahead
+        from accelsim.sim.footprint import check_values_fit
 
+        check_values_fit(workload, len(schemes))
         compile_ahead(schemes)
+    return folder
 
 
 def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> Path:
@@ -222,14 +228,10 @@ def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> N
 
 def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.report.summary import layer_table
-    from accelsim.sim.footprint import check_values_fit
     from accelsim.sim.simulation import simulate
 
     workload, hw = _load_pair(args)
-    folder = _target(args, workload, hw)
-    if not args.timing_only:
-        check_values_fit(workload, 1)
-    _compile_kernels(args, [args.scheme])
+    folder = _prepare(args, workload, hw, [args.scheme])
     run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
                    timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
@@ -249,14 +251,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.report.summary import scheme_table
-    from accelsim.sim.footprint import check_values_fit
     from accelsim.sim.simulation import compare_schemes
 
     workload, hw = _load_pair(args)
-    folder = _target(args, workload, hw)
-    if not args.timing_only:
-        check_values_fit(workload, len(args.schemes))
-    _compile_kernels(args, args.schemes)
+    folder = _prepare(args, workload, hw, args.schemes)
     runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
                            timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
     print(_describe_pair(args, workload, hw))
