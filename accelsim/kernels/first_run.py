@@ -132,9 +132,12 @@ def compile_ahead(schemes: Iterable[str], *, show: bool | None = None) -> int:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(helpers)]
         stop = threading.Event()
 
+        def advance() -> None:
+            bar.update(len(list(claims.glob("*.done"))) - bar.n)
+
         def watch() -> None:  # the bar moves while this thread's owner compiles (numba's compiler is Python)
             while not stop.wait(0.2):
-                bar.update(len(list(claims.glob("*.done"))) - bar.n)
+                advance()
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -149,6 +152,7 @@ def compile_ahead(schemes: Iterable[str], *, show: bool | None = None) -> int:
                     proc.wait()
             stop.set()
             watcher.join()
+            advance()  # the jobs done since the watcher's last look: the line ends at the true count
             bar.close()
         # a helper that died left its claimed job uncompiled: compile it here (cheap if it got cached)
         for i, job in enumerate(jobs):
