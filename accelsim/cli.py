@@ -8,7 +8,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 # Only what building the parser needs is imported here; each command imports the rest (pydantic models,
 # simulation, reports), so `accelsim --help` stays fast (tests/test_lazy_plumbing.py).
@@ -366,8 +366,16 @@ def cmd_golden(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: a usage mistake is one line naming the option and what is
+    allowed, exit 2, like every other user error (argparse would print the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="accelsim",
         description="Cycle-approximate, bit-exact simulator of an int8 systolic-array accelerator.",
         epilog=EXAMPLES,

@@ -196,7 +196,23 @@ SIZE_CASES = [
          expect="ok", writes=True, timeout_s=60),
 ]
 
-CASES: list[Case] = _reader_cases() + _writer_cases() + _report_cases() + SIZE_CASES + [
+#: usage mistakes, the options this issue's work added among them: one line naming the option, no usage block
+USAGE_CASES = [
+    Case("usage-weights-unknown", ("run", "tiny_cnn", "--weights", "lopsided"), match=r"--weights: invalid choice: 'lopsided'"),
+    Case("usage-weights-path", ("golden", "tiny_cnn", "--layer", "conv1", "--weights", "../../x", "-o", "{tmp}/g.npz"),
+         match=r"--weights: invalid choice"),
+    Case("usage-flavour-unknown", ("compare", "tiny_cnn", "--flavour", "tflite_symmetric\x00"), match=r"--flavour: invalid choice"),
+    Case("usage-scheme-unknown", ("lower", "tiny_cnn", "--scheme", "int4"), match=r"--scheme: invalid choice: 'int4'"),
+    Case("usage-wide-with-value", ("show", "tiny_cnn", "--wide=yes"), match=r"--wide: ignored explicit argument"),
+    Case("usage-unknown-command", ("frobnicate",), match=r"accelsim: error: argument COMMAND: invalid choice"),
+    Case("usage-missing-workload", ("run",), match=r"accelsim run: error: .*WORKLOAD"),
+    Case("usage-unknown-option", ("run", "tiny_cnn", "--colour"), match=r"unrecognized arguments: --colour"),
+    Case("usage-new-options-ok", ("run", "tiny_cnn", "--timing-only", "--weights", "asymmetric_int8", "--wide",
+                                  "--flavour", "pytorch_qnnpack", "--scheme", "dynamic", "--out", "{tmp}/out"),
+         expect="ok", writes=True),
+]
+
+CASES: list[Case] = _reader_cases() + _writer_cases() + _report_cases() + SIZE_CASES + USAGE_CASES + [
     Case("validate-ok", ("validate", "tiny_cnn", "default"), expect="ok"),
     Case("read-validate-dev-null", ("validate", "/dev/null"), match="/dev/null"),
     Case("read-import-huge-csv", ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/w.yaml"),
