@@ -42,6 +42,11 @@ def run_onnx_graph(nodes, feeds: dict[str, np.ndarray], initializers: dict[str, 
     return sess.run(None, feeds)
 
 
+#: DynamicQuantizeLinear input whose range gives the scale 0.25 exactly (and a zero point 10.5, itself a
+#: tie) and whose every other value lies half a step between two codes: ties for the input quantization
+TIE_ACTIVATIONS = np.concatenate([[-2.625, 61.125], (np.arange(-10, 244) + 0.5) * 0.25]).astype(np.float32).reshape(8, 32)
+
+
 def max_ulp_diff(a: np.ndarray, b: np.ndarray) -> int:
     """Largest distance in float32 units in the last place between two arrays of finite floats."""
     def ordered(v: np.ndarray) -> np.ndarray:

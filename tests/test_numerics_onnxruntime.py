@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
 from numerics_refs import (  # noqa: E402
+    TIE_ACTIVATIONS,
     max_ulp_diff,
     run_onnx_graph,
     run_onnx_node,
@@ -344,7 +345,6 @@ def test_requant_fused_gemm_matches_ort_accumulators(kind, x_shape, o, conv, fou
 
 # DynamicQuantizeLinear takes scale (61.125 + 2.625) / 255 = 0.25 exactly from these, a zero point from
 # -min / scale = 10.5 (a tie), and every other x / scale is k + 0.5: a tie for each code.
-TIE_ACTIVATIONS = np.concatenate([[-2.625, 61.125], (np.arange(-10, 244) + 0.5) * 0.25]).astype(np.float32).reshape(8, 32)
 
 
 def _half_away_codes(x, qp: QParams) -> np.ndarray:

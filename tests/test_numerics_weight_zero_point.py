@@ -15,12 +15,12 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
-from numerics_refs import run_onnx_graph, run_onnx_node  # noqa: E402
+from numerics_refs import TIE_ACTIVATIONS, run_onnx_graph, run_onnx_node  # noqa: E402
 from onnx import helper  # noqa: E402
 
 from accelsim.kernels import ConvGeometry, PackedWeights, int_conv2d, int_gemm  # noqa: E402
 from accelsim.kernels.gemm import accumulator_range, never_overflows  # noqa: E402
-from accelsim.quant import QParams, QuantizedWeight, run_layer, run_static_codes  # noqa: E402
+from accelsim.quant import RULES, QParams, QuantizedWeight, quantize_tensor, run_layer, run_static_codes  # noqa: E402
 
 SETTINGS = settings(max_examples=25, deadline=None)
 DTYPES = {"uint8": np.uint8, "int8": np.int8}
@@ -269,12 +269,16 @@ def test_static_layer_with_asymmetric_weights_matches_qlinear_conv(weights, gran
 
 @pytest.mark.parametrize("weights", ["asymmetric", "asymmetric_int8"])
 @pytest.mark.parametrize("per_column", [True, False])
-def test_dynamic_layer_with_asymmetric_weights_matches_ort_graph(weights, per_column):
+@pytest.mark.parametrize("ties", [False, True])
+def test_dynamic_layer_with_asymmetric_weights_matches_ort_graph(weights, per_column, ties):
     """ORT quantize_dynamic's graph with a weight zero point (DynamicQuantizeLinear, MatMulInteger with
-    ``b_zero_point``, Cast, Mul, Add) == run_layer(scheme=dynamic, flavour=onnx, weights=...)."""
+    ``b_zero_point``, Cast, Mul, Add) == run_layer(scheme=dynamic, flavour=onnx, weights=...). With
+    ``ties`` every input lies half a step between two codes (scale 0.25 exactly): the graph's codes are
+    then half-to-even ones, which half away from zero would change. (DynamicQuantizeLinear takes its
+    range from the data, so its codes cannot saturate.)"""
     rng = np.random.default_rng(8)
-    x = (rng.normal(size=(9, 70)) * 2).astype(np.float32)
-    w = (rng.normal(size=(33, 70)) * 0.1 + 0.03).astype(np.float32)
+    x = TIE_ACTIVATIONS if ties else (rng.normal(size=(9, 70)) * 2).astype(np.float32)
+    w = (rng.normal(size=(33, x.shape[1])) * 0.1 + 0.03).astype(np.float32)
     bias = rng.normal(size=33).astype(np.float32)
     res = run_layer("linear", x, w, bias, scheme="dynamic", flavour="onnx", weights=weights,
                     weight_granularity="per_channel" if per_column else "per_tensor")
@@ -290,8 +294,13 @@ def test_dynamic_layer_with_asymmetric_weights_matches_ort_graph(weights, per_co
         helper.make_node("Add", ["ys", "b"], ["y"]),
     ]
     inits = {"w": np.ascontiguousarray(wq.values.T), "wz": zw if per_column else zw[0], "ws": ws, "b": bias}
-    (want,) = run_onnx_graph(nodes, {"x": x}, inits, ["y"])
+    want, want_codes = run_onnx_graph(nodes, {"x": x}, inits, ["y", "xq"])
     np.testing.assert_array_equal(res.output, want)
+    xq = res.tensors["input_q"]
+    np.testing.assert_array_equal(xq.values, want_codes)
+    if ties:
+        assert xq.qparams.scale[0] == 0.25
+        assert np.any(quantize_tensor(x, xq.qparams, RULES["tflite"])[0] != want_codes)  # half away from zero
 
 
 def test_overflow_bound_counts_the_weight_zero_point():
