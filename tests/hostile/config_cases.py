@@ -6,6 +6,8 @@ Each error case must end with exit 2 and a short message naming the file and the
 
 from __future__ import annotations
 
+import re
+
 from .case import Case
 
 HW = """\
@@ -199,33 +201,31 @@ def _scalesim() -> list[Case]:
     return cases
 
 
+#: item 15 cases: (id, the file's edit, the field the message names: regex after "<file>: ")
+_MESSAGE_EDITS = [
+    ("stride-string", _wl("stride: 1}", 'stride: "x"}'), r"layers\[1\]\.stride: .*allowed"),
+    ("stride-zero", _wl("stride: 1}", "stride: 0}"), r"layers\[1\]\.stride: .*allowed"),
+    ("stride-list3", _wl("stride: 1}", "stride: [1, 2, 3]}"), r"layers\[1\]\.stride: "),
+    ("stride-list-zero", _wl("stride: 1}", "stride: [1, 0]}"), r"layers\[1\]\.stride\[1\]: "),
+    ("in-channels-str", _wl("stride: 1}", "stride: 1, in_channels: x}"), r"layers\[1\]\.in_channels: "),
+    ("input-shape-str", _wl("[3, 8, 8]", "[3, x, 8]"), r"input_shape\[1\]: "),
+    ("extra-inputs", _wl("batch: 1", "batch: 1\nextra_inputs: {a: [0]}"), r"extra_inputs\.a\[0\]: "),
+    ("bandwidth-str", _hw("bandwidth_bytes_per_cycle: 16", "bandwidth_bytes_per_cycle: fast"),
+     r"dram\.bandwidth_bytes_per_cycle: "),
+    ("layer-type", _wl("type: conv2d, out_channels: 4, kernel: 3, stride", "type: conv3d, out_channels: 4, kernel: 3, stride"),
+     r"layers\[1\]\.type: .*allowed: conv2d"),
+    ("layer-not-mapping", {"w.yaml": WL + "  - 7\n"}, r"layers\[2\]: "),
+]
+
+
 def _messages() -> list[Case]:
     """Item 15: messages name the field as users write it, never pydantic's type names."""
     no_internals = r"^(?!.*(constrained|function-|union\[|list\[|tagged-union|literal\[))"
-    return [
-        Case("config-msg-stride-string", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", 'stride: "x"}'),
-             match=no_internals + r".*w\.yaml: layers\[1\]\.stride: .*allowed"),
-        Case("config-msg-stride-zero", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", "stride: 0}"),
-             match=no_internals + r".*w\.yaml: layers\[1\]\.stride: .*allowed"),
-        Case("config-msg-stride-list3", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", "stride: [1, 2, 3]}"),
-             match=no_internals + r".*w\.yaml: layers\[1\]\.stride: "),
-        Case("config-msg-stride-list-zero", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", "stride: [1, 0]}"),
-             match=no_internals + r".*w\.yaml: layers\[1\]\.stride\[1\]: "),
-        Case("config-msg-in-channels-str", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", "stride: 1, in_channels: x}"),
-             match=no_internals + r".*w\.yaml: layers\[1\]\.in_channels: "),
-        Case("config-msg-input-shape-str", ("validate", "{tmp}/w.yaml"), _wl("[3, 8, 8]", "[3, x, 8]"),
-             match=no_internals + r".*w\.yaml: input_shape\[1\]: "),
-        Case("config-msg-extra-inputs", ("validate", "{tmp}/w.yaml"), _wl("batch: 1", "batch: 1\nextra_inputs: {a: [0]}"),
-             match=no_internals + r".*w\.yaml: extra_inputs\.a\[0\]: "),
-        Case("config-msg-bandwidth-str", ("validate", "{tmp}/h.yaml"),
-             _hw("bandwidth_bytes_per_cycle: 16", "bandwidth_bytes_per_cycle: fast"),
-             match=no_internals + r".*h\.yaml: dram\.bandwidth_bytes_per_cycle: "),
-        Case("config-msg-layer-type", ("validate", "{tmp}/w.yaml"), _wl("type: conv2d, out_channels: 4, kernel: 3, stride",
-                                                                         "type: conv3d, out_channels: 4, kernel: 3, stride"),
-             match=no_internals + r".*w\.yaml: layers\[1\]\.type: .*allowed: conv2d"),
-        Case("config-msg-layer-not-mapping", ("validate", "{tmp}/w.yaml"), {"w.yaml": WL + "  - 7\n"},
-             match=no_internals + r".*w\.yaml: layers\[2\]: "),
-    ]
-
+    cases = []
+    for name, files, field in _MESSAGE_EDITS:
+        (file,) = files
+        cases.append(Case(f"config-msg-{name}", ("validate", f"{{tmp}}/{file}"), files,
+                          match=no_internals + rf".*{re.escape(file)}: {field}"))
+    return cases
 
 CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages()
