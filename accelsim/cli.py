@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, NoReturn
 # simulation, reports), so `accelsim --help` stays fast (tests/test_lazy_plumbing.py).
 from accelsim.config.errors import AccelsimError
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
-from accelsim.quant.schemes import SCHEMES as SCHEME_TABLE, WEIGHT_FORMATS
+from accelsim.quant.schemes import SCHEMES as SCHEME_TABLE
+from accelsim.quant.schemes import WEIGHT_FORMATS
 from accelsim.report.table import format_table, si, terminal_width
 
 if TYPE_CHECKING:
@@ -42,24 +43,36 @@ def overridden(overrides: Sequence[str]) -> str:
 
 
 SCHEMES = tuple(SCHEME_TABLE)  # the scheme table's names, in its order
-SCHEME_HELP = ("quantization scheme: fp32 (no quantization), woq (int8 weights, float compute), dynamic (int8, "
-               "activation ranges measured at run time), static (int8 throughout, calibrated ranges) (default: %(default)s)")
+SCHEME_HELP = (
+    "quantization scheme: fp32 (no quantization), woq (int8 weights, float compute), dynamic (int8, "
+    "activation ranges measured at run time), static (int8 throughout, calibrated ranges) (default: %(default)s)"
+)
 # Examples under each command's --help; tests/test_docs.py runs every one of them (in this order).
 COMMAND_EXAMPLES = {
-    "validate": ["accelsim validate hwconfigs/*.yaml workloads/*.yaml   # one summary line per file",
-                 "accelsim validate gemmini --set array.rows=32          # check an override before running it"],
-    "show": ["accelsim show workloads/mobilenetv2.yaml   # layers, shapes, MACs, parameters",
-             "accelsim show gemmini --set array.rows=32  # a shipped config by name, with an override"],
-    "run": ["accelsim run resnet18                                     # static int8 on hwconfigs/default.yaml",
-            "accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme dynamic --flavour pytorch",
-            "accelsim run resnet50 --set array.dataflow=os --timing-only # cycles only: fast, for exploring",
-            "accelsim run resnet18 --set-workload batch=4 --scheme woq --report"],
-    "compare": ["accelsim compare resnet18                           # fp32, woq, dynamic, static side by side",
-                "accelsim compare resnet18 --hw gemmini --schemes fp32 static --report",
-                "accelsim compare resnet50 --timing-only --wide      # every column, however wide"],
+    "validate": [
+        "accelsim validate hwconfigs/*.yaml workloads/*.yaml   # one summary line per file",
+        "accelsim validate gemmini --set array.rows=32          # check an override before running it",
+    ],
+    "show": [
+        "accelsim show workloads/mobilenetv2.yaml   # layers, shapes, MACs, parameters",
+        "accelsim show gemmini --set array.rows=32  # a shipped config by name, with an override",
+    ],
+    "run": [
+        "accelsim run resnet18                                     # static int8 on hwconfigs/default.yaml",
+        "accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme dynamic --flavour pytorch",
+        "accelsim run resnet50 --set array.dataflow=os --timing-only # cycles only: fast, for exploring",
+        "accelsim run resnet18 --set-workload batch=4 --scheme woq --report",
+    ],
+    "compare": [
+        "accelsim compare resnet18                           # fp32, woq, dynamic, static side by side",
+        "accelsim compare resnet18 --hw gemmini --schemes fp32 static --report",
+        "accelsim compare resnet50 --timing-only --wide      # every column, however wide",
+    ],
     "report": ["accelsim report reports/resnet18/default-32x32   # a folder written by run or compare"],
-    "lower": ["accelsim lower resnet18 --hw edge-npu                  # GEMM and tile sizes per layer",
-              "accelsim lower workloads/tiny_cnn.yaml --tiles          # and every tile record"],
+    "lower": [
+        "accelsim lower resnet18 --hw edge-npu                  # GEMM and tile sizes per layer",
+        "accelsim lower workloads/tiny_cnn.yaml --tiles          # and every tile record",
+    ],
     "explain": ["accelsim explain resnet18 --layer conv1 --scheme dynamic"],
     "golden": ["accelsim golden resnet18 --layer layer1.0.conv1 -o conv.npz   # inputs, weights, qparams, outputs"],
     "sweep": ["accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report   # rerun to resume"],
@@ -68,7 +81,8 @@ COMMAND_EXAMPLES = {
 LOWER_LEGEND = (
     "Each array layer runs as GEMMs (matrix products) Y[M,N] = X[M,K] x W[K,N]: M output positions (pixels x batch), "
     "K products summed into each output (input channels x kernel size), N output channels. A tile is the M x K x N "
-    "block held in SRAM at once; loop order nmk walks N blocks outermost, mnk M blocks (docs/lowering.md).")
+    "block held in SRAM at once; loop order nmk walks N blocks outermost, mnk M blocks (docs/lowering.md)."
+)
 
 
 def summary(model: object, overrides: Sequence[str] = ()) -> str:
@@ -80,8 +94,10 @@ def summary(model: object, overrides: Sequence[str] = ()) -> str:
         from accelsim.sweep.points import expand
 
         points, pruned = expand(model)
-        return (f"sweep {model.name}: {len(points)} points ({model.spec.combine} over {', '.join(model.spec.axes)}; "
-                f"{pruned} configs pruned by constraints) on base {model.base_file}")
+        return (
+            f"sweep {model.name}: {len(points)} points ({model.spec.combine} over {', '.join(model.spec.axes)}; "
+            f"{pruned} configs pruned by constraints) on base {model.base_file}"
+        )
     if isinstance(model, Workload):
         return (
             f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers, batch {model.batch}, "
@@ -109,8 +125,12 @@ def workload_table(workload: Workload, width: int | None = None) -> str:
             ]
         )
     rows.append(["total", "", "", "", f"{workload.macs:,}", f"{workload.params:,}"])
-    return format_table(["layer", "type", "inputs", "output (per sample)", "MACs (batch)", "params"], rows,
-                        width=width, hide_order=("inputs", "params"))
+    return format_table(
+        ["layer", "type", "inputs", "output (per sample)", "MACs (batch)", "params"],
+        rows,
+        width=width,
+        hide_order=("inputs", "params"),
+    )
 
 
 def hardware_table(hw: HardwareConfig) -> str:
@@ -139,7 +159,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     model = load_any(args.file, args.set)
     print(summary(model, args.set))
     if isinstance(model, (Workload, HardwareConfig)):
-        print(workload_table(model, terminal_width(args.wide)) if isinstance(model, Workload) else hardware_table(model))
+        print(
+            workload_table(model, terminal_width(args.wide)) if isinstance(model, Workload) else hardware_table(model)
+        )
     return 0
 
 
@@ -150,8 +172,11 @@ def cmd_import_scalesim(args: argparse.Namespace) -> int:
     out = args.output or Path(args.topology).with_suffix(".yaml").name
     check_output_file(out, field="--output")
     if Path(out).exists() and Path(args.topology).exists() and os.path.samefile(out, args.topology):
-        raise AccelsimError(f"would overwrite the input topology {args.topology}: give another output file",
-                            file=str(out), path="--output")
+        raise AccelsimError(
+            f"would overwrite the input topology {args.topology}: give another output file",
+            file=str(out),
+            path="--output",
+        )
     workload = import_topology(args.topology, name=args.name)
     write_atomic(out, workload_yaml(workload))
     print(f"wrote {out}: {summary(workload)}")
@@ -173,17 +198,20 @@ def _results_line(args: argparse.Namespace, folder: Path, workload: Workload, hw
     line = f"results: {folder}/results.csv, results.json"
     for model, overrides, part in ((workload, args.set_workload, folder.parent.name), (hw, args.set, folder.name)):
         if overrides and part.startswith(f"{model.name}-"):
-            line += (f"\n  ({part.removeprefix(model.name)}: a hash of {model.name} with {', '.join(overrides)}, "
-                     "so each overridden config gets its own folder)")
+            line += (
+                f"\n  ({part.removeprefix(model.name)}: a hash of {model.name} with {', '.join(overrides)}, "
+                "so each overridden config gets its own folder)"
+            )
     return line
 
 
-def _progress():  # noqa: ANN202
+def _progress():
     """A progress line on stderr, shown only when a run takes longer than two seconds (terminals only)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, delay=2, unit="step", leave=False, file=sys.stderr, disable=None,
-               bar_format="{desc} [{elapsed}]")
+    bar = tqdm(
+        total=None, delay=2, unit="step", leave=False, file=sys.stderr, disable=None, bar_format="{desc} [{elapsed}]"
+    )
 
     def step(what: str) -> None:
         bar.set_description(f"simulating: {what}")
@@ -213,17 +241,23 @@ def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) ->
     from accelsim.sim.simulation import results_folder
 
     check_output_folder(args.out, field="--out")
-    folder = check_output_folder(results_folder(Path(args.out), workload, hw, args.set_workload, args.set), field="--out")
+    folder = check_output_folder(
+        results_folder(Path(args.out), workload, hw, args.set_workload, args.set), field="--out"
+    )
     check_mergeable(folder, workload.model_dump(mode="json"), hw.model_dump(mode="json"), args.ideal_memory)
     return folder
 
 
-def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> None:  # noqa: ANN001
+def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> None:
     from accelsim.sim.records import update_results
     from accelsim.sim.simulation import run_meta
 
-    update_results(folder, [row for run in runs for row in run.rows + [run.total]], run_meta(workload, hw, runs),
-                   {run.scheme: run.engine.log for run in runs})
+    update_results(
+        folder,
+        [row for run in runs for row in run.rows + [run.total]],
+        run_meta(workload, hw, runs),
+        {run.scheme: run.engine.log for run in runs},
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -232,17 +266,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     folder = _prepare(args, workload, hw, [args.scheme])
-    run = simulate(workload, hw, args.scheme, flavour=args.flavour, ideal_memory=args.ideal_memory,
-                   timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
-    print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
-          + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else ""))
+    run = simulate(
+        workload,
+        hw,
+        args.scheme,
+        flavour=args.flavour,
+        ideal_memory=args.ideal_memory,
+        timing_only=args.timing_only,
+        log=True,
+        progress=_progress(),
+        weights=args.weights,
+    )
+    print(
+        f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
+        + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else "")
+    )
     width = terminal_width(args.wide)
     print(layer_table(run.rows, run.total, width))
     _save(folder, workload, hw, [run])
     t = run.total
-    print(textwrap.fill(f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
-                        f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
-                        f"utilization {100 * t.utilization:.1f}%", width or 1000, subsequent_indent="  "))
+    print(
+        textwrap.fill(
+            f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
+            f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
+            f"utilization {100 * t.utilization:.1f}%",
+            width or 1000,
+            subsequent_indent="  ",
+        )
+    )
     print(_results_line(args, folder, workload, hw))
     if args.report:
         _write_report(folder)
@@ -255,8 +306,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     folder = _prepare(args, workload, hw, args.schemes)
-    runs = compare_schemes(workload, hw, tuple(args.schemes), flavour=args.flavour, ideal_memory=args.ideal_memory,
-                           timing_only=args.timing_only, log=True, progress=_progress(), weights=args.weights)
+    runs = compare_schemes(
+        workload,
+        hw,
+        tuple(args.schemes),
+        flavour=args.flavour,
+        ideal_memory=args.ideal_memory,
+        timing_only=args.timing_only,
+        log=True,
+        progress=_progress(),
+        weights=args.weights,
+    )
     print(_describe_pair(args, workload, hw))
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
@@ -292,22 +352,72 @@ def cmd_lower(args: argparse.Namespace) -> int:
         view, plan = layer.view, layer.plan
         gemm = f"{view.m}x{view.k}x{view.n}" + (f" (packed {view.packed})" if view.packed > 1 else "") if view else "-"
         tiling = [f"{plan.mt}x{plan.kt}x{plan.nt}", plan.order] if plan else ["-", "-"]
-        dram = sum(t.ifmap_bytes + t.weight_bytes + t.bias_bytes + t.weight_scale_bytes + t.ofmap_bytes for t in layer.tiles)
-        rows.append([layer.name, layer.type, view.count if view else "-", gemm, *tiling, len(layer.tiles),
-                     f"{sum(t.compute_cycles for t in layer.tiles):,}", f"{dram:,}"])
+        dram = sum(
+            t.ifmap_bytes + t.weight_bytes + t.bias_bytes + t.weight_scale_bytes + t.ofmap_bytes for t in layer.tiles
+        )
+        rows.append(
+            [
+                layer.name,
+                layer.type,
+                view.count if view else "-",
+                gemm,
+                *tiling,
+                len(layer.tiles),
+                f"{sum(t.compute_cycles for t in layer.tiles):,}",
+                f"{dram:,}",
+            ]
+        )
     width = terminal_width(args.wide)
-    print(format_table(["layer", "type", "GEMMs", "GEMM size M x K x N", "tile size M x K x N", "loop order", "tiles",
-                        "compute cycles", "DRAM bytes"], rows, width=width, hide_order=("loop order", "tiles", "type")))
+    print(
+        format_table(
+            [
+                "layer",
+                "type",
+                "GEMMs",
+                "GEMM size M x K x N",
+                "tile size M x K x N",
+                "loop order",
+                "tiles",
+                "compute cycles",
+                "DRAM bytes",
+            ],
+            rows,
+            width=width,
+            hide_order=("loop order", "tiles", "type"),
+        )
+    )
     print(textwrap.fill(LOWER_LEGEND, width or 120))
     if args.tiles:
-        fields = ["ifmap_bytes", "weight_bytes", "bias_bytes", "weight_scale_bytes", "unit", "compute_cycles",
-                  "pre_vector_cycles", "post_unit", "post_cycles", "ofmap_bytes", "macs"]
+        fields = [
+            "ifmap_bytes",
+            "weight_bytes",
+            "bias_bytes",
+            "weight_scale_bytes",
+            "unit",
+            "compute_cycles",
+            "pre_vector_cycles",
+            "post_unit",
+            "post_cycles",
+            "ofmap_bytes",
+            "macs",
+        ]
         for layer in program.layers:
             print(f"\n{layer.name}")
-            print(format_table(["#"] + [f.replace("_", " ") for f in fields],
-                               [[i] + [getattr(t, f) for f in fields] for i, t in enumerate(layer.tiles)], width=width,
-                               hide_order=("pre vector cycles", "post unit", "post cycles", "macs", "bias bytes",
-                                           "weight scale bytes")))
+            print(
+                format_table(
+                    ["#"] + [f.replace("_", " ") for f in fields],
+                    [[i] + [getattr(t, f) for f in fields] for i, t in enumerate(layer.tiles)],
+                    width=width,
+                    hide_order=(
+                        "pre vector cycles",
+                        "post unit",
+                        "post cycles",
+                        "macs",
+                        "bias bytes",
+                        "weight scale bytes",
+                    ),
+                )
+            )
     return 0
 
 
@@ -320,8 +430,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         outcome = run_sweep(sweep, executor, batch_size=args.batch)
     except KeyboardInterrupt:
-        print(f"accelsim: interrupted; finished points are in {sweep.output}: run the same command to finish",
-              file=sys.stderr)
+        print(
+            f"accelsim: interrupted; finished points are in {sweep.output}: run the same command to finish",
+            file=sys.stderr,
+        )
         return 130
     print(outcome.describe())
     if args.report:
@@ -351,18 +463,27 @@ def cmd_golden(args: argparse.Namespace) -> int:
     workload, hw = _load_pair(args)
     names = [s.layer.name for s in workload.shapes]
     if args.layer not in names:
-        raise AccelsimError(f"no layer {args.layer!r} in workload {workload.name}", path="--layer", allowed=", ".join(names[:15]))
+        raise AccelsimError(
+            f"no layer {args.layer!r} in workload {workload.name}", path="--layer", allowed=", ".join(names[:15])
+        )
     check_values_fit(workload, 1, timing_only_flag=False)
-    results = run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer],
-                         weights=args.weights).layers[args.layer].results
+    results = (
+        run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer], weights=args.weights)
+        .layers[args.layer]
+        .results
+    )
     if not results:
-        raise AccelsimError(f"layer {args.layer!r} does not run on the array; golden vectors are for conv2d, linear and matmul",
-                            path="--layer")
+        raise AccelsimError(
+            f"layer {args.layer!r} does not run on the array; golden vectors are for conv2d, linear and matmul",
+            path="--layer",
+        )
     if not 0 <= args.index < len(results):
         raise AccelsimError(f"index {args.index} out of range", path="--index", allowed=f"0..{len(results) - 1}")
     path = write_golden(results[args.index], args.output)
-    print(f"wrote {path}: {args.layer} ({results[args.index].kind}) under {args.scheme}, "
-          f"GEMM {args.index + 1} of {len(results)}")
+    print(
+        f"wrote {path}: {args.layer} ({results[args.index].kind}) under {args.scheme}, "
+        f"GEMM {args.index + 1} of {len(results)}"
+    )
     return 0
 
 
@@ -389,42 +510,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     wide = argparse.ArgumentParser(add_help=False)
-    wide.add_argument("--wide", action="store_true",
-                      help="print every table column (default: fit the terminal, hiding the least important columns)")
+    wide.add_argument(
+        "--wide",
+        action="store_true",
+        help="print every table column (default: fit the terminal, hiding the least important columns)",
+    )
 
     p = sub.add_parser("validate", parents=[overrides], help="check hardware and workload files, one summary line each")
     p.add_argument("files", nargs="+", metavar="FILE", help="hardware, workload or sweep files, or shipped names")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("show", parents=[overrides, wide], help="a table of a workload's layers (shapes, MACs) or a hardware config")
-    p.add_argument("file", metavar="FILE", help="a hardware or workload file, or a shipped name (e.g. gemmini, resnet18)")
+    p = sub.add_parser(
+        "show", parents=[overrides, wide], help="a table of a workload's layers (shapes, MACs) or a hardware config"
+    )
+    p.add_argument(
+        "file", metavar="FILE", help="a hardware or workload file, or a shipped name (e.g. gemmini, resnet18)"
+    )
     p.set_defaults(func=cmd_show)
 
     sim = argparse.ArgumentParser(add_help=False, parents=[overrides])
     sim.add_argument("workload", metavar="WORKLOAD", help="a workload file, or a shipped workload's name")
     sim.add_argument("--hw", help="hardware file or shipped name (default: hwconfigs/default.yaml)")
-    sim.add_argument("--set-workload", action="append", default=[], metavar="PATH=VALUE",
-                     help="override a workload field, e.g. batch=8 (repeatable)")
-    sim.add_argument("--flavour", choices=("onnx", "pytorch", "pytorch_qnnpack", "tflite"), default="onnx",
-                     help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
-                          "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
-                          "full 0..255), tflite (per-row hybrid); see docs/numerics.md")
-    sim.add_argument("--weights", choices=tuple(WEIGHT_FORMATS), default="symmetric",
-                     help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)")
+    sim.add_argument(
+        "--set-workload",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a workload field, e.g. batch=8 (repeatable)",
+    )
+    sim.add_argument(
+        "--flavour",
+        choices=("onnx", "pytorch", "pytorch_qnnpack", "tflite"),
+        default="onnx",
+        help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
+        "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
+        "full 0..255), tflite (per-row hybrid); see docs/numerics.md",
+    )
+    sim.add_argument(
+        "--weights",
+        choices=tuple(WEIGHT_FORMATS),
+        default="symmetric",
+        help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)",
+    )
     run_opts = argparse.ArgumentParser(add_help=False, parents=[sim, wide])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
     run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
-    run_opts.add_argument("--report", action="store_true",
-                          help="also write report.md and a self-contained report.html into the results folder")
+    run_opts.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.md and a self-contained report.html into the results folder",
+    )
 
-    p = sub.add_parser("run", parents=[run_opts], help="simulate a workload under one scheme: per-layer table and totals")
+    p = sub.add_parser(
+        "run", parents=[run_opts], help="simulate a workload under one scheme: per-layer table and totals"
+    )
     p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", parents=[run_opts], help="all quantization schemes side by side on the same hardware")
-    p.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES),
-                   help="the schemes to compare, fp32 first as the error reference (default: all four)")
+    p.add_argument(
+        "--schemes",
+        nargs="+",
+        choices=SCHEMES,
+        default=list(SCHEMES),
+        help="the schemes to compare, fp32 first as the error reference (default: all four)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("lower", parents=[sim, wide], help="print the lowered program: GEMMs, tiling, tiles")
@@ -433,21 +584,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lower)
 
     p = sub.add_parser("report", help="write report.md and report.html (plots, conclusions) for a results folder")
-    p.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder `run` or `compare` wrote, e.g. "
-                   "reports/resnet18/default-32x32")
+    p.add_argument(
+        "results_dir",
+        metavar="RESULTS_DIR",
+        help="a folder `run` or `compare` wrote, e.g. reports/resnet18/default-32x32",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sweep", help="run a hardware sweep spec in parallel into a resumable store")
     p.add_argument("spec", metavar="SPEC", help="a sweep spec, e.g. hwconfigs/sweeps/array_dataflow.yaml")
-    p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler (tcp://host:8786), or 'local' for a "
-                   "LocalCluster (needs the distributed extra)")
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster (needs the distributed extra)",
+    )
     p.add_argument("--workers", type=int, help="local processes, or LocalCluster workers (default: one per core)")
-    p.add_argument("--batch", type=int, default=1, metavar="N",
-                   help="points per task: raise it when points take milliseconds (default: 1)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="points per task: raise it when points take milliseconds (default: 1)",
+    )
     p.add_argument("--report", action="store_true", help="also write the sweep report into its output folder")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("explain", parents=[sim], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges")
+    p = sub.add_parser(
+        "explain", parents=[sim], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges"
+    )
     p.add_argument("--layer", required=True, help="layer name (see accelsim show)")
     p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
     p.set_defaults(func=cmd_explain)
@@ -474,8 +638,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: arguments that name files or folders, as the user wrote them in the command line
-PATH_ARGUMENTS = {"files": "FILE", "file": "FILE", "workload": "WORKLOAD", "hw": "--hw", "results_dir": "RESULTS_DIR",
-                  "spec": "SPEC", "topology": "TOPO.csv", "output": "--output", "out": "--out"}
+PATH_ARGUMENTS = {
+    "files": "FILE",
+    "file": "FILE",
+    "workload": "WORKLOAD",
+    "hw": "--hw",
+    "results_dir": "RESULTS_DIR",
+    "spec": "SPEC",
+    "topology": "TOPO.csv",
+    "output": "--output",
+    "out": "--out",
+}
 
 
 def _check_path_arguments(args: argparse.Namespace) -> None:
@@ -502,8 +675,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except MemoryError:  # the estimate (accelsim.sim.footprint) let through a run that still did not fit
-        print("accelsim: error: out of memory: use --timing-only (no values) or a smaller batch "
-              "(--set-workload batch=N)", file=sys.stderr)
+        print(
+            "accelsim: error: out of memory: use --timing-only (no values) or a smaller batch (--set-workload batch=N)",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:  # a file the user named: missing, unwritable, a full disk (the name is in exc.filename)
         print(f"accelsim: error: {os_error(exc)}", file=sys.stderr)

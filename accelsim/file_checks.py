@@ -36,8 +36,14 @@ _REASONS = {
 
 def describe_type(mode: int) -> str:
     """The kind of file ``mode`` says, as a user would name it."""
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file"))
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISREG, "a regular file"),
+    )
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -64,8 +70,9 @@ def check_name(path: str | os.PathLike[str], *, field: str = "") -> str:
     return text
 
 
-def read_user_file(path: str | os.PathLike[str], max_bytes: int, *, expected: str = "a regular file",
-                   field: str = "") -> bytes:
+def read_user_file(
+    path: str | os.PathLike[str], max_bytes: int, *, expected: str = "a regular file", field: str = ""
+) -> bytes:
     """The contents of the regular file at ``path``, refused before reading if it is anything else or larger
     than ``max_bytes``. ``expected`` says what the file should be ("a YAML file"), for the message.
 
@@ -83,8 +90,9 @@ def read_user_file(path: str | os.PathLike[str], max_bytes: int, *, expected: st
         if not stat.S_ISREG(st.st_mode):
             raise AccelsimError(f"is {describe_type(st.st_mode)}, expected {expected}", file=file, path=field)
         if st.st_size > max_bytes:
-            raise AccelsimError(f"file is {st.st_size:,} bytes, larger than the {_mib(max_bytes)} limit",
-                                file=file, path=field)
+            raise AccelsimError(
+                f"file is {st.st_size:,} bytes, larger than the {_mib(max_bytes)} limit", file=file, path=field
+            )
         data = _read_at_most(fd, max_bytes + 1)
     except OSError as exc:
         raise os_error(exc, file, path=field) from None

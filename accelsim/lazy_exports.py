@@ -16,14 +16,14 @@ def lazy_exports(package: str, homes: Mapping[str, str]) -> tuple[Callable[[str]
     """The ``__getattr__`` and ``__dir__`` of ``package``, whose name ``n`` lives in module
     ``package.homes[n]``; a name is imported once, then kept in the package's namespace."""
 
-    def __getattr__(name: str) -> Any:  # noqa: N807 - the module hook's own name
+    def __getattr__(name: str) -> Any:
         if name not in homes:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f"{package}.{homes[name]}"), name)
         setattr(sys.modules[package], name, value)
         return value
 
-    def __dir__() -> list[str]:  # noqa: N807
+    def __dir__() -> list[str]:
         return sorted([*vars(sys.modules[package]), *homes])
 
     return __getattr__, __dir__

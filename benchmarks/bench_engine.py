@@ -43,7 +43,7 @@ from accelsim.sim.tensors import materialize
 from accelsim.sim.values import calibrate, run_values
 
 sys.path.insert(0, str(Path(__file__).parent))
-from validate_scalesim import CONFIG, RUNNER, TOPOLOGIES, scalesim_python  # noqa: E402
+from validate_scalesim import CONFIG, RUNNER, TOPOLOGIES, scalesim_python
 
 
 def time_scalesim(rows: int, cols: int, dataflow: str) -> float:
@@ -52,16 +52,28 @@ def time_scalesim(rows: int, cols: int, dataflow: str) -> float:
         config = Path(tmp, "scale.cfg")
         config.write_text(CONFIG.format(rows=rows, cols=cols, dataflow=dataflow))
         start = time.perf_counter()
-        subprocess.run([str(python), "-c", RUNNER, str(config), str(TOPOLOGIES / "Resnet18.csv"),
-                        str(TOPOLOGIES / "layout_dummy.csv"), str(Path(tmp, "out")), "conv"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(python),
+                "-c",
+                RUNNER,
+                str(config),
+                str(TOPOLOGIES / "Resnet18.csv"),
+                str(TOPOLOGIES / "layout_dummy.csv"),
+                str(Path(tmp, "out")),
+                "conv",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return time.perf_counter() - start
 
 
 def time_accelsim_timing(rows: int, cols: int, dataflow: str, repeats: int = 5) -> float:
     workload = import_topology(TOPOLOGIES / "Resnet18.csv")
-    hw = load_hardware(None, [f"array.rows={rows}", f"array.cols={cols}", f"array.dataflow={dataflow}",
-                              "array.model=scalesim"])
+    hw = load_hardware(
+        None, [f"array.rows={rows}", f"array.cols={cols}", f"array.dataflow={dataflow}", "array.model=scalesim"]
+    )
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -75,14 +87,32 @@ def time_accelsim_process(rows: int, cols: int, dataflow: str, repeats: int = 3)
     with tempfile.TemporaryDirectory(prefix="bench-accelsim-") as tmp:
         workload = Path(tmp, "resnet18_scalesim.yaml")
         workload.write_text(workload_yaml(import_topology(TOPOLOGIES / "Resnet18.csv")))
-        command = [sys.executable, "-m", "accelsim", "run", str(workload), "--timing-only", "--scheme", "static",
-                   "--set", f"array.rows={rows}", "--set", f"array.cols={cols}", "--set", f"array.dataflow={dataflow}",
-                   "--set", "array.model=scalesim", "--out", str(Path(tmp, "reports"))]
-        return min(_timed(lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL))
-                   for _ in range(repeats))
+        command = [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "run",
+            str(workload),
+            "--timing-only",
+            "--scheme",
+            "static",
+            "--set",
+            f"array.rows={rows}",
+            "--set",
+            f"array.cols={cols}",
+            "--set",
+            f"array.dataflow={dataflow}",
+            "--set",
+            "array.model=scalesim",
+            "--out",
+            str(Path(tmp, "reports")),
+        ]
+        return min(
+            _timed(lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL)) for _ in range(repeats)
+        )
 
 
-def onnx_float_model(workload: Workload, weights_seed: int = 0):  # noqa: ANN201
+def onnx_float_model(workload: Workload, weights_seed: int = 0):
     """A float ONNX graph of a CNN workload (conv, linear, add, pooling, flatten) with random weights."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -96,7 +126,10 @@ def onnx_float_model(workload: Workload, weights_seed: int = 0):  # noqa: ANN201
             nodes.append(helper.make_node("Relu", [name], [out]))
             return out
         if activation == "relu6":
-            lo, hi = numpy_helper.from_array(np.float32(0), out + ".lo"), numpy_helper.from_array(np.float32(6), out + ".hi")
+            lo, hi = (
+                numpy_helper.from_array(np.float32(0), out + ".lo"),
+                numpy_helper.from_array(np.float32(6), out + ".hi"),
+            )
             inits.extend([lo, hi])
             nodes.append(helper.make_node("Clip", [name, lo.name, hi.name], [out]))
             return out
@@ -111,18 +144,31 @@ def onnx_float_model(workload: Workload, weights_seed: int = 0):  # noqa: ANN201
             kh, kw = pair(layer.kernel)
             w = rng.standard_normal((layer.out_channels, c // layer.groups, kh, kw)).astype(np.float32)
             w *= np.sqrt(2.0 / (c // layer.groups * kh * kw))
-            inits += [numpy_helper.from_array(w, layer.name + ".w"),
-                      numpy_helper.from_array(rng.normal(0, 0.01, layer.out_channels).astype(np.float32), layer.name + ".b")]
+            inits += [
+                numpy_helper.from_array(w, layer.name + ".w"),
+                numpy_helper.from_array(rng.normal(0, 0.01, layer.out_channels).astype(np.float32), layer.name + ".b"),
+            ]
             ph, pw = pair(layer.padding)
-            nodes.append(helper.make_node("Conv", [ins[0], layer.name + ".w", layer.name + ".b"], [raw],
-                                          kernel_shape=[kh, kw], strides=list(pair(layer.stride)),
-                                          pads=[ph, pw, ph, pw], dilations=list(pair(layer.dilation)), group=layer.groups))
+            nodes.append(
+                helper.make_node(
+                    "Conv",
+                    [ins[0], layer.name + ".w", layer.name + ".b"],
+                    [raw],
+                    kernel_shape=[kh, kw],
+                    strides=list(pair(layer.stride)),
+                    pads=[ph, pw, ph, pw],
+                    dilations=list(pair(layer.dilation)),
+                    group=layer.groups,
+                )
+            )
             produced[layer.name] = act(raw, layer.name, layer.activation)
         elif isinstance(layer, Linear):
             k = s.input_shapes[0][-1]
             w = (rng.standard_normal((layer.out_features, k)) * np.sqrt(1.0 / k)).astype(np.float32)
-            inits += [numpy_helper.from_array(w, layer.name + ".w"),
-                      numpy_helper.from_array(np.zeros(layer.out_features, np.float32), layer.name + ".b")]
+            inits += [
+                numpy_helper.from_array(w, layer.name + ".w"),
+                numpy_helper.from_array(np.zeros(layer.out_features, np.float32), layer.name + ".b"),
+            ]
             nodes.append(helper.make_node("Gemm", [ins[0], layer.name + ".w", layer.name + ".b"], [raw], transB=1))
             produced[layer.name] = act(raw, layer.name, layer.activation)
         elif isinstance(layer, Add):
@@ -131,8 +177,16 @@ def onnx_float_model(workload: Workload, weights_seed: int = 0):  # noqa: ANN201
         elif isinstance(layer, MaxPool):
             kh, kw = pair(layer.kernel)
             ph, pw = pair(layer.padding)
-            nodes.append(helper.make_node("MaxPool", ins, [layer.name], kernel_shape=[kh, kw],
-                                          strides=list(pair(layer.stride or layer.kernel)), pads=[ph, pw, ph, pw]))
+            nodes.append(
+                helper.make_node(
+                    "MaxPool",
+                    ins,
+                    [layer.name],
+                    kernel_shape=[kh, kw],
+                    strides=list(pair(layer.stride or layer.kernel)),
+                    pads=[ph, pw, ph, pw],
+                )
+            )
             produced[layer.name] = layer.name
         elif isinstance(layer, AvgPool) and layer.global_pool:
             nodes.append(helper.make_node("GlobalAveragePool", ins, [layer.name]))
@@ -144,9 +198,12 @@ def onnx_float_model(workload: Workload, weights_seed: int = 0):  # noqa: ANN201
             raise NotImplementedError(f"{layer.type} is not needed for the CNN benchmark")
     out = produced[workload.layers[-1].name]
     graph = helper.make_graph(
-        nodes, workload.name,
+        nodes,
+        workload.name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, *workload.input_shape])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        inits,
+    )
     return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -162,14 +219,21 @@ def time_onnxruntime_int8(workload: Workload, threads: int, repeats: int = 10) -
             rng = np.random.default_rng(1)
             self.batches = iter([{"input": rng.standard_normal(shape).astype(np.float32)} for _ in range(2)])
 
-        def get_next(self):  # noqa: ANN201
+        def get_next(self):
             return next(self.batches, None)
 
     with tempfile.TemporaryDirectory(prefix="bench-ort-") as tmp:
         fp32, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         onnx.save(onnx_float_model(workload), fp32)
-        quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(fp32),
+            str(int8),
+            Reader(),
+            quant_format=QuantFormat.QOperator,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
@@ -187,13 +251,13 @@ def time_onnxruntime_int8(workload: Workload, threads: int, repeats: int = 10) -
 REPEATS = 10
 
 
-def _timed(fn) -> float:  # noqa: ANN001
+def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def _best(fn) -> float:  # noqa: ANN001
+def _best(fn) -> float:
     return min(_timed(fn) for _ in range(REPEATS))
 
 
@@ -208,10 +272,16 @@ def main() -> int:
         ours = time_accelsim_timing(args.array, args.array, args.dataflow)
         process = time_accelsim_process(args.array, args.array, args.dataflow)
         theirs = time_scalesim(args.array, args.array, args.dataflow)
-        print(f"1. ResNet-18 convs (SCALE-Sim Resnet18.csv, 21 layers), {args.array}x{args.array} {args.dataflow.upper()}, timing only")
+        print(
+            f"1. ResNet-18 convs (SCALE-Sim Resnet18.csv, 21 layers), {args.array}x{args.array} {args.dataflow.upper()}, timing only"
+        )
         print(f"   SCALE-Sim 3.0, whole process: {theirs:9.2f} s")
-        print(f"   accelsim, warm in-process simulate: {ours * 1e3:9.2f} ms   {theirs / ours:,.0f}x faster (goal >= 1000x)")
-        print(f"   accelsim, whole process (accelsim run --timing-only): {process:6.2f} s   {theirs / process:,.0f}x faster")
+        print(
+            f"   accelsim, warm in-process simulate: {ours * 1e3:9.2f} ms   {theirs / ours:,.0f}x faster (goal >= 1000x)"
+        )
+        print(
+            f"   accelsim, whole process (accelsim run --timing-only): {process:6.2f} s   {theirs / process:,.0f}x faster"
+        )
 
     workload, hw = load_workload("resnet50"), load_hardware(None)
     # Like ORT's session, the deployed model is prepared once, before the timed runs: weights drawn,
@@ -239,7 +309,9 @@ def main() -> int:
         timing = _best(lambda: simulate(workload, hw, "static", timing_only=True, program=program))
         print(f"   {threads} thread{'s' if threads > 1 else ''} each (timing, then values)")
         print(f"   ONNX Runtime int8 ({ops}): {ort_seconds * 1e3:8.1f} ms")
-        print(f"   accelsim values + timing + records:  {ours * 1e3:8.1f} ms   ratio accelsim/ORT {ours / ort_seconds:.1f}x (goal <= 3x)")
+        print(
+            f"   accelsim values + timing + records:  {ours * 1e3:8.1f} ms   ratio accelsim/ORT {ours / ort_seconds:.1f}x (goal <= 3x)"
+        )
         print(f"   the same, lowering in every run:     {fresh * 1e3:8.1f} ms   ratio {fresh / ort_seconds:.1f}x")
         print(f"   (alone: bit-exact values {values * 1e3:.1f} ms, timing simulation {timing * 1e3:.1f} ms)")
     gemm_threads.set_threads(cores)
@@ -248,9 +320,13 @@ def main() -> int:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     timing = simulate(workload, hw, "static", timing_only=True)
-    print(f"   whole `accelsim run --scheme static` work (weights, calibration, fp32 reference, errors): {full_seconds:.1f} s")
-    print(f"3. events: {timing.engine.events:,} engine events, {sum(len(l.tiles) for l in timing.program.layers):,} tiles; "
-          f"peak Python heap of the whole run {peak / 2**20:.0f} MiB (tracemalloc)")
+    print(
+        f"   whole `accelsim run --scheme static` work (weights, calibration, fp32 reference, errors): {full_seconds:.1f} s"
+    )
+    print(
+        f"3. events: {timing.engine.events:,} engine events, {sum(len(l.tiles) for l in timing.program.layers):,} tiles; "
+        f"peak Python heap of the whole run {peak / 2**20:.0f} MiB (tracemalloc)"
+    )
     return 0
 
 

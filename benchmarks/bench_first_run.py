@@ -56,10 +56,20 @@ def fresh_copy(dest: Path, source: Path = REPO) -> Path:
     """``source``'s files copied under ``dest``: in a git checkout those ``git ls-files`` lists (tracked or
     new, not ignored), elsewhere (an exported tree) all but ``__pycache__`` and ``reports``."""
     if (source / ".git").exists():
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=source,
-                                check=True, capture_output=True).stdout.decode().split("\0")
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=source,
+                check=True,
+                capture_output=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
     else:
-        listed = [str(p.relative_to(source)) for p in source.rglob("*") if "reports" not in p.relative_to(source).parts[:1]]
+        listed = [
+            str(p.relative_to(source)) for p in source.rglob("*") if "reports" not in p.relative_to(source).parts[:1]
+        ]
     for rel in filter(None, listed):
         src = source / rel
         if src.is_file() and "__pycache__" not in src.parts:
@@ -83,9 +93,13 @@ def _children_cpu() -> float:
 def run_command(clone: Path, command: tuple[str, ...], record: Path | None = None) -> tuple[float, float]:
     """Wall time and CPU time (its processes together) of one run of the CLI in ``clone`` (seconds);
     fails loudly if the command fails. The CPU time tells a loaded machine from a slow run."""
-    argv = [sys.executable, "-c", _RECORDING_MAIN, str(record), *command] if record else [sys.executable, "-m", "accelsim", *command]
+    argv = (
+        [sys.executable, "-c", _RECORDING_MAIN, str(record), *command]
+        if record
+        else [sys.executable, "-m", "accelsim", *command]
+    )
     start, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run(argv, cwd=clone, env=_env(clone), capture_output=True, text=True)
+    done = subprocess.run(argv, cwd=clone, env=_env(clone), capture_output=True, text=True, check=False)
     elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed in {clone} (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -98,7 +112,7 @@ def exclusive_times(records: list[tuple[str, str, float, float]]) -> dict[str, t
     own: dict[str, list[float]] = {}
     for i, (name, _sig, start, end) in enumerate(spans):
         inner, reach = 0.0, start
-        for _n, _s, s2, e2 in spans[i + 1:]:
+        for _n, _s, s2, e2 in spans[i + 1 :]:
             if s2 >= end:
                 break
             if s2 >= reach:  # a direct child (not nested in an earlier child)
@@ -114,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="cold runs, each in a new copy (the median is printed)")
     parser.add_argument("--top", type=int, default=25, help="functions to list by compile time")
-    parser.add_argument("--command", nargs="+", default=list(README_COMMAND), help="accelsim arguments (default: the README's)")
+    parser.add_argument(
+        "--command", nargs="+", default=list(README_COMMAND), help="accelsim arguments (default: the README's)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     parser.add_argument("--source", type=Path, default=REPO, help="the tree to copy (default: this checkout)")
     args = parser.parse_args(argv)
@@ -130,15 +146,28 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(t for t, _ in compiled.values())
     print(f"accelsim {' '.join(command)}   (fresh copy, {os.cpu_count()} CPUs, {args.runs} run(s), median)")
     for name, runs in (("cold (empty Numba cache)", cold), ("warm (cache filled)", warm)):
-        print(f"  {name + ':':26s}{statistics.median(w for w, _ in runs):6.2f} s wall, {statistics.median(c for _, c in runs):6.2f} s CPU"
-              f"   (each run: {', '.join(f'{w:.2f}/{c:.2f}' for w, c in runs)})")
-    print(f"  Numba compiling in the main process (last cold run): {total:.2f} s in {sum(n for _, n in compiled.values())}"
-          f" compilations of {len(compiled)} functions; exclusive time each:")
+        print(
+            f"  {name + ':':26s}{statistics.median(w for w, _ in runs):6.2f} s wall, {statistics.median(c for _, c in runs):6.2f} s CPU"
+            f"   (each run: {', '.join(f'{w:.2f}/{c:.2f}' for w, c in runs)})"
+        )
+    print(
+        f"  Numba compiling in the main process (last cold run): {total:.2f} s in {sum(n for _, n in compiled.values())}"
+        f" compilations of {len(compiled)} functions; exclusive time each:"
+    )
     for name, (secs, n) in sorted(compiled.items(), key=lambda kv: -kv[1][0])[: args.top]:
         print(f"    {secs:6.2f} s  {n:3d}x  {name}")
     if args.json:
-        args.json.write_text(json.dumps({"command": command, "cold_s": cold, "warm_s": warm,
-                                         "compile_s": {k: v[0] for k, v in compiled.items()}}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": command,
+                    "cold_s": cold,
+                    "warm_s": warm,
+                    "compile_s": {k: v[0] for k, v in compiled.items()},
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -40,8 +40,18 @@ DESIGN_SPACE = {
 
 
 def spec_text(name: str, axes: dict[str, list], combine: str, output: Path) -> str:
-    return canonical_json({"schema_version": 1, "name": name, "base": "default", "axes": axes, "combine": combine,
-                           "workloads": ["resnet50"], "schemes": ["static"], "output": str(output)})
+    return canonical_json(
+        {
+            "schema_version": 1,
+            "name": name,
+            "base": "default",
+            "axes": axes,
+            "combine": combine,
+            "workloads": ["resnet50"],
+            "schemes": ["static"],
+            "output": str(output),
+        }
+    )
 
 
 def sample_spec(folder: Path, n: int, name: str) -> Path:
@@ -65,13 +75,23 @@ def measure(spec: Path, executor: Executor, batch: int) -> dict[str, float]:
     wall = time.time() - start
     db = sqlite3.connect(sweep.output / "sweep.sqlite")
     first, last, cpu, busy = db.execute(
-        "SELECT MIN(stored_unix_s), MAX(stored_unix_s), AVG(cpu_seconds), AVG(seconds) FROM executions").fetchone()
+        "SELECT MIN(stored_unix_s), MAX(stored_unix_s), AVG(cpu_seconds), AVG(seconds) FROM executions"
+    ).fetchone()
     in_first = db.execute("SELECT COUNT(*) FROM executions WHERE stored_unix_s = ?", (first,)).fetchone()[0]
     errors = db.execute("SELECT COUNT(*) FROM results WHERE status = 'error'").fetchone()[0]
     db.close()
     steady = (outcome.ran - in_first) / (last - first) if last > first else float("nan")
-    return {"points": outcome.ran, "errors": errors, "wall_s": wall, "startup_s": first - start, "rate": outcome.ran / wall,
-            "steady_rate": steady, "cpu_per_point_s": cpu, "wall_per_point_s": busy, "load": load}
+    return {
+        "points": outcome.ran,
+        "errors": errors,
+        "wall_s": wall,
+        "startup_s": first - start,
+        "rate": outcome.ran / wall,
+        "steady_rate": steady,
+        "cpu_per_point_s": cpu,
+        "wall_per_point_s": busy,
+        "load": load,
+    }
 
 
 def overheads(folder: Path) -> None:
@@ -82,8 +102,10 @@ def overheads(folder: Path) -> None:
     sweep = load_sweep(sample_spec(folder, 2, "sizes"))
     points, _ = expand(sweep)
     results = run_batch(sweep, points)
-    print(f"sizes: a task of 1 point pickles to {len(pickle.dumps([points[0]]))} B, its result to "
-          f"{len(pickle.dumps(results[:1]))} B; the sweep sent once per worker: {len(pickle.dumps(sweep)) / 1e3:.0f} kB")
+    print(
+        f"sizes: a task of 1 point pickles to {len(pickle.dumps([points[0]]))} B, its result to "
+        f"{len(pickle.dumps(results[:1]))} B; the sweep sent once per worker: {len(pickle.dumps(sweep)) / 1e3:.0f} kB"
+    )
     with ResultStore(folder / "commits") as store:
         fake = [replace(results[0], point=replace(points[0], id=f"{i:016x}")) for i in range(2000)]
         start = time.perf_counter()
@@ -98,8 +120,10 @@ def overheads(folder: Path) -> None:
             spec = folder / f"empty_{batch}_{executor.__class__.__name__}.yaml"
             spec.write_text(spec_text(spec.stem, axes, "grid", folder / spec.stem).replace("resnet50", "mlp"))
             r = measure(spec, executor, batch)
-            print(f"{label:>22}, batch {batch:2}: {r['points']} empty points, {r['steady_rate']:,.0f} points/s steady "
-                  f"= {1e3 / r['steady_rate']:.2f} ms per point of overhead ({r['load']:.1f} load average)")
+            print(
+                f"{label:>22}, batch {batch:2}: {r['points']} empty points, {r['steady_rate']:,.0f} points/s steady "
+                f"= {1e3 / r['steady_rate']:.2f} ms per point of overhead ({r['load']:.1f} load average)"
+            )
 
 
 def main() -> None:
@@ -113,8 +137,11 @@ def main() -> None:
             overheads(Path(tmp))
         return
     print(f"{os.cpu_count()} cores; ResNet-50 static timing-only; {args.points} points per run, batch {args.batch}")
-    executors: dict[str, Executor] = {"local, 1 worker": LocalPool(1), "local, 2 workers": LocalPool(2),
-                                      "dask local, 2 workers": DaskCluster("local", 2)}
+    executors: dict[str, Executor] = {
+        "local, 1 worker": LocalPool(1),
+        "local, 2 workers": LocalPool(2),
+        "dask local, 2 workers": DaskCluster("local", 2),
+    }
     if args.points >= 1000:
         executors = {"local, 2 workers": LocalPool(2)}
     results = {}
@@ -122,24 +149,32 @@ def main() -> None:
         for i, (label, executor) in enumerate(executors.items()):
             spec = sample_spec(Path(tmp), args.points, f"run{i}")
             results[label] = r = measure(spec, executor, args.batch)
-            print(f"{label:>22}: {r['points']} points ({r['errors']} failed) in {r['wall_s']:6.1f} s = "
-                  f"{r['rate']:.2f} points/s (steady {r['steady_rate']:.2f}, startup {r['startup_s']:.1f} s); "
-                  f"per point {r['cpu_per_point_s']:.3f} s CPU, {r['wall_per_point_s']:.3f} s wall; "
-                  f"load average {r['load']:.1f}")
+            print(
+                f"{label:>22}: {r['points']} points ({r['errors']} failed) in {r['wall_s']:6.1f} s = "
+                f"{r['rate']:.2f} points/s (steady {r['steady_rate']:.2f}, startup {r['startup_s']:.1f} s); "
+                f"per point {r['cpu_per_point_s']:.3f} s CPU, {r['wall_per_point_s']:.3f} s wall; "
+                f"load average {r['load']:.1f}"
+            )
     two = results["local, 2 workers"]
     if "local, 1 worker" in results:
         one = results["local, 1 worker"]
-        print(f"scaling 1 -> 2 local workers: {two['rate'] / one['rate']:.2f}x wall, "
-              f"{two['steady_rate'] / one['steady_rate']:.2f}x steady")
+        print(
+            f"scaling 1 -> 2 local workers: {two['rate'] / one['rate']:.2f}x wall, "
+            f"{two['steady_rate'] / one['steady_rate']:.2f}x steady"
+        )
     if args.points < 1000:
         estimate = two["startup_s"] + 1000 / two["steady_rate"]
         idle = two["startup_s"] + 1000 * two["cpu_per_point_s"] / 2
-        print(f"1,000-point sweep on 2 local workers, extrapolated from {two['points']} points: {estimate:.0f} s at "
-              f"this load, {idle:.0f} s on 2 otherwise idle cores (CPU per point / 2) "
-              f"({'within' if idle < 300 else 'over'} the 300 s goal)")
+        print(
+            f"1,000-point sweep on 2 local workers, extrapolated from {two['points']} points: {estimate:.0f} s at "
+            f"this load, {idle:.0f} s on 2 otherwise idle cores (CPU per point / 2) "
+            f"({'within' if idle < 300 else 'over'} the 300 s goal)"
+        )
     else:
-        print(f"1,000-point sweep on 2 local workers, measured: {two['wall_s']:.0f} s "
-              f"({'within' if two['wall_s'] < 300 else 'over'} the 300 s goal)")
+        print(
+            f"1,000-point sweep on 2 local workers, measured: {two['wall_s']:.0f} s "
+            f"({'within' if two['wall_s'] < 300 else 'over'} the 300 s goal)"
+        )
 
 
 if __name__ == "__main__":

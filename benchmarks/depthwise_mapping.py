@@ -33,9 +33,21 @@ def main() -> None:
                 best = lowerer.choose_view(shapes, workload.batch)
                 packed += best.count * lowerer.tile_cycles(best.m, best.k, best.n)
                 packings.add(best.packed)
-            rows.append([dataflow, f"{size}x{size}", f"{plain:,}", f"{packed:,}", f"{plain / packed:.1f}x",
-                         ",".join(map(str, sorted(packings)))])
-    print(format_table(["dataflow", "array", "G GEMMs cycles", "packed cycles", "packed speedup", "groups per GEMM"], rows))
+            rows.append(
+                [
+                    dataflow,
+                    f"{size}x{size}",
+                    f"{plain:,}",
+                    f"{packed:,}",
+                    f"{plain / packed:.1f}x",
+                    ",".join(map(str, sorted(packings))),
+                ]
+            )
+    print(
+        format_table(
+            ["dataflow", "array", "G GEMMs cycles", "packed cycles", "packed speedup", "groups per GEMM"], rows
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -124,8 +124,9 @@ class Layer:
     n: int
 
 
-def conv_layer(group: str, name: str, h: int, w: int, r: int, s: int, c: int, filters: int,
-               stride: int, pad: int) -> Layer:
+def conv_layer(
+    group: str, name: str, h: int, w: int, r: int, s: int, c: int, filters: int, stride: int, pad: int
+) -> Layer:
     """A padded conv as SCALE-Sim must see it: it has no padding field and computes
     ``ceil((H - R) / stride) + 1`` output rows, so it is fed the extent the conv actually reads,
     ``(Ho - 1) * stride + R``, which gives the real ``Ho = (H + 2*pad - R) // stride + 1``."""
@@ -189,8 +190,11 @@ def scalesim_seconds(layer: Layer, rows: int, cols: int, dataflow: str) -> float
 
 def topology_csv(layer: Layer) -> str:
     """The layer as a one-row SCALE-Sim topology file: both tools read this same text."""
-    header = "Layer, M, N, K," if layer.kind == "gemm" else \
-        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
+    header = (
+        "Layer, M, N, K,"
+        if layer.kind == "gemm"
+        else "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
+    )
     # The trailing comma matters: SCALE-Sim drops the last field of every row.
     return f"{header}\n{', '.join([layer.name, *map(str, layer.row)])},\n"
 
@@ -214,16 +218,32 @@ def run_scalesim(python: Path, rows: int, cols: int, dataflow: str, layer: Layer
         topology = Path(tmp, "topology.csv")
         topology.write_text(topology_csv(layer))
         out = Path(tmp, "out")
-        subprocess.run([str(python), "-c", RUNNER, str(config), str(topology),
-                        str(TOPOLOGIES / "layout_dummy.csv"), str(out), layer.kind],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(python),
+                "-c",
+                RUNNER,
+                str(config),
+                str(topology),
+                str(TOPOLOGIES / "layout_dummy.csv"),
+                str(out),
+                layer.kind,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with (out / "run" / "COMPUTE_REPORT.csv").open() as f:
             report = [[c.strip() for c in row] for row in csv.reader(f)]
         with (out / "run" / "DETAILED_ACCESS_REPORT.csv").open() as f:
             access = [[c.strip() for c in row] for row in csv.reader(f)]
     dram = dict(zip(access[0], access[1]))
-    return Measured(int(report[1][2]), int(report[1][3]), int(dram["DRAM IFMAP Reads"]),
-                    int(dram["DRAM Filter Reads"]), int(dram["DRAM OFMAP Writes"]))
+    return Measured(
+        int(report[1][2]),
+        int(report[1][3]),
+        int(dram["DRAM IFMAP Reads"]),
+        int(dram["DRAM Filter Reads"]),
+        int(dram["DRAM OFMAP Writes"]),
+    )
 
 
 def accelsim_traffic(layer: Layer, rows: int, cols: int, dataflow: str) -> tuple[int, int, int]:
@@ -234,11 +254,19 @@ def accelsim_traffic(layer: Layer, rows: int, cols: int, dataflow: str) -> tuple
         topology = Path(tmp, f"{layer.name}.csv")
         topology.write_text(topology_csv(layer))
         workload = import_topology(topology)
-    hw = load_hardware(None, [f"array.rows={rows}", f"array.cols={cols}", f"array.dataflow={dataflow}",
-                              "sram.ifmap_kib=16384", "sram.filter_kib=16384", "sram.ofmap_kib=16384"])
+    hw = load_hardware(
+        None,
+        [
+            f"array.rows={rows}",
+            f"array.cols={cols}",
+            f"array.dataflow={dataflow}",
+            "sram.ifmap_kib=16384",
+            "sram.filter_kib=16384",
+            "sram.ofmap_kib=16384",
+        ],
+    )
     tiles = [t for lowered in lower(workload, hw, "static").layers if lowered.view is not None for t in lowered.tiles]
-    return (sum(t.ifmap_bytes for t in tiles), sum(t.weight_bytes for t in tiles),
-            sum(t.ofmap_bytes for t in tiles))
+    return (sum(t.ifmap_bytes for t in tiles), sum(t.weight_bytes for t in tiles), sum(t.ofmap_bytes for t in tiles))
 
 
 @dataclass(frozen=True)
@@ -252,8 +280,12 @@ class Row:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel SCALE-Sim runs")
-    parser.add_argument("--max-row-seconds", type=float, default=15.0,
-                        help="skip a (layer, array) whose estimated SCALE-Sim time exceeds this in any dataflow")
+    parser.add_argument(
+        "--max-row-seconds",
+        type=float,
+        default=15.0,
+        help="skip a (layer, array) whose estimated SCALE-Sim time exceeds this in any dataflow",
+    )
     args = parser.parse_args()
     python = scalesim_python()
     table, skipped = [], []
@@ -271,9 +303,11 @@ def main() -> int:
         measured = dict(zip(order, runs))
     elapsed = time.monotonic() - start
 
-    header = (f"{'layer':<22} {'array':>7} {'df':>2} {'M':>6} {'K':>5} {'N':>5} "
-              f"{'scalesim':>10} {'accelsim':>10} {'diff':>5} {'pipelined':>10} {'stalls':>6} "
-              f"{'ifmap ss/as':>17} {'filter ss/as':>17} {'ofmap ss/as':>19} {'dram':>5}")
+    header = (
+        f"{'layer':<22} {'array':>7} {'df':>2} {'M':>6} {'K':>5} {'N':>5} "
+        f"{'scalesim':>10} {'accelsim':>10} {'diff':>5} {'pipelined':>10} {'stalls':>6} "
+        f"{'ifmap ss/as':>17} {'filter ss/as':>17} {'ofmap ss/as':>19} {'dram':>5}"
+    )
     print(header)
     print("-" * len(header))
     zero = dram_agree = 0
@@ -288,16 +322,22 @@ def main() -> int:
         k_folds = 1 if row.dataflow == "os" else -(-layer.k // row.rows)
         agree = (ss.ifmap_reads, ss.filter_reads, ss.ofmap_writes) == (ifmap, filters, ofmap * k_folds)
         dram_agree += agree
-        print(f"{layer.group + '/' + layer.name:<22} {f'{row.rows}x{row.cols}':>7} {row.dataflow:>2} "
-              f"{layer.m:>6} {layer.k:>5} {layer.n:>5} {ss.cycles:>10} {ours.compute_cycles:>10} "
-              f"{ours.compute_cycles - ss.cycles:>5} {piped.compute_cycles:>10} {ss.stalls:>6} "
-              f"{f'{ss.ifmap_reads}/{ifmap}':>17} {f'{ss.filter_reads}/{filters}':>17} "
-              f"{f'{ss.ofmap_writes}/{ofmap}':>19} {'ok' if agree else 'DIFF':>5}")
+        print(
+            f"{layer.group + '/' + layer.name:<22} {f'{row.rows}x{row.cols}':>7} {row.dataflow:>2} "
+            f"{layer.m:>6} {layer.k:>5} {layer.n:>5} {ss.cycles:>10} {ours.compute_cycles:>10} "
+            f"{ours.compute_cycles - ss.cycles:>5} {piped.compute_cycles:>10} {ss.stalls:>6} "
+            f"{f'{ss.ifmap_reads}/{ifmap}':>17} {f'{ss.filter_reads}/{filters}':>17} "
+            f"{f'{ss.ofmap_writes}/{ofmap}':>19} {'ok' if agree else 'DIFF':>5}"
+        )
     print(f"\nskipped (estimated SCALE-Sim time > {args.max_row_seconds:g} s): {', '.join(skipped)}")
-    print(f"{zero}/{len(table)} rows with zero cycle difference and zero SCALE-Sim stalls; "
-          f"SCALE-Sim wall time {elapsed:.0f} s on {args.jobs} workers")
-    print(f"{dram_agree}/{len(table)} rows with equal DRAM ifmap and filter reads and OFMAP writes equal "
-          f"(os) or K folds times accelsim's (ws, is)")
+    print(
+        f"{zero}/{len(table)} rows with zero cycle difference and zero SCALE-Sim stalls; "
+        f"SCALE-Sim wall time {elapsed:.0f} s on {args.jobs} workers"
+    )
+    print(
+        f"{dram_agree}/{len(table)} rows with equal DRAM ifmap and filter reads and OFMAP writes equal "
+        f"(os) or K folds times accelsim's (ws, is)"
+    )
     return 0 if zero == dram_agree == len(table) else 1
 
 

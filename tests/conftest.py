@@ -45,11 +45,16 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def extra_installed(requires: Iterable[str], version: Callable[[str], str | None] = _installed_version, extra: str = "test") -> bool:
+def extra_installed(
+    requires: Iterable[str], version: Callable[[str], str | None] = _installed_version, extra: str = "test"
+) -> bool:
     """Whether every requirement of ``extra`` among ``requires`` (a distribution's ``Requires-Dist``)
     is installed at a version its specifier allows."""
-    wanted = [r for r in map(Requirement, requires) if r.marker is not None and r.marker.evaluate({"extra": extra})
-              and not r.marker.evaluate({"extra": ""})]
+    wanted = [
+        r
+        for r in map(Requirement, requires)
+        if r.marker is not None and r.marker.evaluate({"extra": extra}) and not r.marker.evaluate({"extra": ""})
+    ]
     found = [(r, version(r.name)) for r in wanted]
     return bool(wanted) and all(v is not None and r.specifier.contains(v, prereleases=True) for r, v in found)
 
@@ -80,9 +85,11 @@ def _fail_unallowed_skip(config: pytest.Config, report: pytest.CollectReport | p
     reason = _skip_reason(report)
     if not any(allowed in reason for allowed in ALLOWED_SKIPS):
         report.outcome = "failed"
-        report.longrepr = (f"skipped although accelsim's test extra is installed (or {ENV_VAR}=1): {reason}\n"
-                           f"Reinstall the references (pip install -e \".[test]\"), or add the reason to ALLOWED_SKIPS in tests/conftest.py "
-                           f"if no package can provide what is missing.")
+        report.longrepr = (
+            f"skipped although accelsim's test extra is installed (or {ENV_VAR}=1): {reason}\n"
+            f'Reinstall the references (pip install -e ".[test]"), or add the reason to ALLOWED_SKIPS in tests/conftest.py '
+            f"if no package can provide what is missing."
+        )
 
 
 @pytest.hookimpl(wrapper=True)

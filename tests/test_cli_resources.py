@@ -52,10 +52,11 @@ def test_estimate_covers_the_values_run(schemes: tuple[str, ...]) -> None:
     assert values_bytes(workload, len(schemes)) >= peak > values_bytes(workload, len(schemes)) / 10, peak
 
 
-def test_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The refusal comes before the simulation: nothing is simulated, nothing written."""
-    import accelsim.sim.simulation as simulation
+    from accelsim.sim import simulation
 
     monkeypatch.setattr(simulation, "simulate", lambda *a, **k: pytest.fail("simulated a run that cannot fit"))
     code = main(["run", "resnet50", "--set-workload", "batch=1000", "--out", str(tmp_path / "r")])
@@ -73,8 +74,12 @@ def test_timing_only_allocates_nothing_batch_sized(tmp_path: Path, capsys: pytes
     tensor_bytes = 4 * batch * sum(prod(s.output_shape) for s in workload.shapes)  # float32 activations, whole batch
     tracemalloc.start()
     try:
-        assert main(["run", "tiny_cnn", "--timing-only", "--set-workload", f"batch={batch}",
-                     "--out", str(tmp_path / "big")]) == 0
+        assert (
+            main(
+                ["run", "tiny_cnn", "--timing-only", "--set-workload", f"batch={batch}", "--out", str(tmp_path / "big")]
+            )
+            == 0
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

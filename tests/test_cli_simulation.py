@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numerics_refs import tfl_multiply_by_quantized_multiplier, tfl_srdhm
 
 from accelsim.cli import main
 from accelsim.sim.explain import fixed_point_steps
-from numerics_refs import tfl_multiply_by_quantized_multiplier, tfl_srdhm
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -45,7 +45,11 @@ def test_runs_of_other_schemes_accumulate_and_overrides_get_their_own_folder(
 def test_compare_marks_fastest_and_leanest_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "compare", "tiny_cnn", "--out", str(tmp_path))
     assert code == 0
-    lines = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in ("fp32", "woq", "dynamic", "static")}
+    lines = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("fp32", "woq", "dynamic", "static")
+    }
     assert set(lines) == {"fp32", "woq", "dynamic", "static"}
     assert "*" in lines["static"] and "exact" in lines["fp32"]
     rows = list(csv.DictReader((tmp_path / "tiny_cnn" / "default-32x32" / "results.csv").open()))
@@ -83,7 +87,10 @@ def test_explain_register_steps_equal_tflite() -> None:
     for m0, shift in ((1 << 30, -3), (1518500250, -9), (2**31 - 1, 1), (1176055960, -7), (-(2**31), 0), (1 << 30, 4)):
         for a in acc:
             wrapped = (a * (1 << max(shift, 0)) + 2**31) % 2**32 - 2**31
-            assert fixed_point_steps(a, m0, shift) == (tfl_srdhm(wrapped, m0), tfl_multiply_by_quantized_multiplier(a, m0, shift))
+            assert fixed_point_steps(a, m0, shift) == (
+                tfl_srdhm(wrapped, m0),
+                tfl_multiply_by_quantized_multiplier(a, m0, shift),
+            )
 
 
 def test_golden_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,10 +108,30 @@ def test_golden_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_explain_every_kind_of_layer(scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Attention matmuls (two activations, heads, alpha), a GELU linear and a vector-unit add, every scheme."""
     for layer in ("attention.self.scores", "attention.self.context", "intermediate.dense", "attention.output.add"):
-        code, out, err = run_cli(capsys, "explain", "bert_base_layer", "--set-workload", "input_shape=[16, 768]",
-                                 "--layer", layer, "--scheme", scheme)
+        code, out, err = run_cli(
+            capsys,
+            "explain",
+            "bert_base_layer",
+            "--set-workload",
+            "input_shape=[16, 768]",
+            "--layer",
+            layer,
+            "--scheme",
+            scheme,
+        )
         assert code == 0 and err == "" and out.startswith(f"layer {layer}"), (layer, err)
     if scheme == "static":
-        assert "alpha 0.125 is folded into the requant multiplier" in run_cli(
-            capsys, "explain", "bert_base_layer", "--set-workload", "input_shape=[16, 768]", "--layer",
-            "attention.self.scores", "--scheme", "static")[1]
+        assert (
+            "alpha 0.125 is folded into the requant multiplier"
+            in run_cli(
+                capsys,
+                "explain",
+                "bert_base_layer",
+                "--set-workload",
+                "input_shape=[16, 768]",
+                "--layer",
+                "attention.self.scores",
+                "--scheme",
+                "static",
+            )[1]
+        )

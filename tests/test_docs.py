@@ -22,13 +22,17 @@ README = (ROOT / "README.md").read_text()
 
 
 def blocks(text: str, lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_ci_runs_the_readme_install_and_test_commands() -> None:
     main_job, tests = blocks(README, "bash")[:2]
     install, test_command = [part.strip() for part in tests.strip().split("&&")]
-    ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert ci.index(install) < ci.index(test_command)
     assert main_job.strip().startswith("pip install -e . && accelsim ")
 
@@ -75,13 +79,16 @@ def run_as_documented(argv: list[str], cwd: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["README.md", "accelsim --help"])
-def test_every_documented_command_runs(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_documented_command_runs(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A fresh clone's view: every command of the README (all bash blocks but the install and test lines) and
     of the CLI's examples epilog runs from a copy of the shipped folders, writing only there."""
     from accelsim.cli import COMMAND_EXAMPLES, EXAMPLES
 
-    text = README if source == "README.md" else "\n".join([EXAMPLES, *(e for ex in COMMAND_EXAMPLES.values() for e in ex)])
+    text = (
+        README if source == "README.md" else "\n".join([EXAMPLES, *(e for ex in COMMAND_EXAMPLES.values() for e in ex)])
+    )
     for folder in ("workloads", "hwconfigs"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     monkeypatch.chdir(tmp_path)
@@ -101,7 +108,11 @@ def test_readme_yaml_examples_validate() -> None:
 def fields(model: type[BaseModel], prefix: str = "") -> list[str]:
     out = []
     for name, info in model.model_fields.items():
-        nested = [a for a in typing.get_args(info.annotation) or (info.annotation,) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a
+            for a in typing.get_args(info.annotation) or (info.annotation,)
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         out.extend(fields(nested[0], f"{prefix}{name}.") if nested else [f"{prefix}{name}"])
     return out
 

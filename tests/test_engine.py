@@ -18,7 +18,9 @@ FAST_REQUANT = ["requant.lanes=4096", "requant.latency_cycles=0", "vector.lanes=
 
 
 def workload(layers: list[dict], input_shape: list[int], batch: int = 1) -> Workload:
-    return validate(Workload, {"schema_version": 1, "name": "t", "batch": batch, "input_shape": input_shape, "layers": layers})
+    return validate(
+        Workload, {"schema_version": 1, "name": "t", "batch": batch, "input_shape": input_shape, "layers": layers}
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny_cnn", "resnet18", "bert_base_layer"])
@@ -77,7 +79,9 @@ def test_dynamic_range_pass_reads_the_input_twice_when_it_does_not_fit() -> None
     small = load_hardware(None, ["sram.ifmap_kib=64"])
     big = load_hardware(None, ["sram.ifmap_kib=4096"])
     x_bytes = 1024 * 256 * 4
-    read = lambda hw: next(r for r in simulate(w, hw, "dynamic", timing_only=True).rows if r.layer == "fc").dram_read_bytes_ifmap  # noqa: E731
+    read = lambda hw: (
+        next(r for r in simulate(w, hw, "dynamic", timing_only=True).rows if r.layer == "fc").dram_read_bytes_ifmap
+    )
     assert read(big) == x_bytes
     assert read(small) == 2 * x_bytes
     per_row = next(r for r in simulate(w, small, "dynamic", flavour="tflite", timing_only=True).rows if r.layer == "fc")
@@ -99,7 +103,9 @@ def test_totals_respect_roofline_and_are_deterministic() -> None:
 def test_more_bandwidth_never_slows_down() -> None:
     w = load_workload("mobilenetv2")
     cycles = [
-        simulate(w, load_hardware(None, [f"dram.bandwidth_bytes_per_cycle={bw}"]), "static", timing_only=True).total.total_cycles
+        simulate(
+            w, load_hardware(None, [f"dram.bandwidth_bytes_per_cycle={bw}"]), "static", timing_only=True
+        ).total.total_cycles
         for bw in (2, 8, 32, 128)
     ]
     assert cycles == sorted(cycles, reverse=True)
@@ -121,17 +127,40 @@ def test_a_program_lowered_once_runs_like_a_fresh_lowering() -> None:
 # DRAM in these: 4 B/cycle, 10 cycles latency, so a transfer of b bytes holds a channel 10 + b/4 cycles
 # (40 B: 20, 80 B: 30). The expectations follow docs/engine.md's rules, not the engine's code.
 
-def _tile(*, ifmap: int = 0, weights: int = 0, new_ifmap: bool = False, new_weights: bool = False,
-          compute: int, requant: int = 0, ofmap: int = 0) -> Tile:
-    return Tile(ifmap_bytes=ifmap, weight_bytes=weights, bias_bytes=0, weight_scale_bytes=0,
-                new_ifmap=new_ifmap, new_weights=new_weights, pre_vector_cycles=0, unit="array",
-                compute_cycles=compute, post_unit="requant" if requant else "", post_cycles=requant,
-                ofmap_bytes=ofmap, macs=0, sram_read_bytes=0, sram_write_bytes=0)
+
+def _tile(
+    *,
+    ifmap: int = 0,
+    weights: int = 0,
+    new_ifmap: bool = False,
+    new_weights: bool = False,
+    compute: int,
+    requant: int = 0,
+    ofmap: int = 0,
+) -> Tile:
+    return Tile(
+        ifmap_bytes=ifmap,
+        weight_bytes=weights,
+        bias_bytes=0,
+        weight_scale_bytes=0,
+        new_ifmap=new_ifmap,
+        new_weights=new_weights,
+        pre_vector_cycles=0,
+        unit="array",
+        compute_cycles=compute,
+        post_unit="requant" if requant else "",
+        post_cycles=requant,
+        ofmap_bytes=ofmap,
+        macs=0,
+        sram_read_bytes=0,
+        sram_write_bytes=0,
+    )
 
 
 def _play(layers: dict[str, list[Tile]], channels: int = 1) -> EngineRun:
-    program = Program("hand", "hand", "static",
-                      tuple(LoweredLayer(name, "linear", tuple(tiles)) for name, tiles in layers.items()))
+    program = Program(
+        "hand", "hand", "static", tuple(LoweredLayer(name, "linear", tuple(tiles)) for name, tiles in layers.items())
+    )
     return Engine(program, DramChannel(4, 10, channels)).run()
 
 
@@ -143,8 +172,14 @@ def test_two_tiles_sharing_weights_by_hand() -> None:
     loader issues B's load at once: a second ifmap half is free). A waits for its weights until 50
     (a 50-cycle weights stall), computes 50-100; B arrived at 70, computes 100-150 with no stall.
     A's drain: requant 100-105, store 105-120; B's: requant 150-155, store 155-170. Total 170."""
-    run = _play({"fc": [_tile(ifmap=40, weights=80, new_ifmap=True, new_weights=True, compute=50, requant=5, ofmap=20),
-                        _tile(ifmap=40, new_ifmap=True, compute=50, requant=5, ofmap=20)]})
+    run = _play(
+        {
+            "fc": [
+                _tile(ifmap=40, weights=80, new_ifmap=True, new_weights=True, compute=50, requant=5, ofmap=20),
+                _tile(ifmap=40, new_ifmap=True, compute=50, requant=5, ofmap=20),
+            ]
+        }
+    )
     (fc,) = run.layers
     assert run.total_cycles == fc.end_cycle == 170
     assert fc.stall_cycles == {"ifmap": 0, "weights": 50, "ofmap_buffer": 0, "vector_unit": 0, "range_pass": 0}
@@ -160,7 +195,7 @@ def test_three_tiles_wait_for_a_free_ifmap_half_by_hand() -> None:
     until 20 (stall 20), computes 20-30 and returns its half at 30: T3 loads 30-50. T2 computes 30-40;
     T3 waits 40-50 (stall 10), computes 50-60; the block's requant 60-70 and 40 B store 70-90.
     Total 90 (with a third buffer half T3 would have arrived at 20 and the total would be 80)."""
-    k_block = dict(ifmap=40, new_ifmap=True, compute=10)
+    k_block = {"ifmap": 40, "new_ifmap": True, "compute": 10}
     run = _play({"fc": [_tile(**k_block), _tile(**k_block), _tile(**k_block, requant=10, ofmap=40)]}, channels=2)
     (fc,) = run.layers
     assert run.total_cycles == 90
@@ -176,10 +211,12 @@ def test_next_layer_prefetches_weights_but_waits_for_its_input_by_hand() -> None
     stalls 40 (weights), computes 40-140, requant 140-150, store 150-170: layer 1 ends at 170. L2's
     input is L1's output, so its ifmap load starts at 170 and arrives at 190: a 20-cycle ifmap stall,
     compute 190-240, requant 240-250, store 250-270. Layer 2's share is 270 - 170 = 100."""
-    run = _play({
-        "l1": [_tile(ifmap=40, weights=40, new_ifmap=True, new_weights=True, compute=100, requant=10, ofmap=40)],
-        "l2": [_tile(ifmap=40, weights=80, new_ifmap=True, new_weights=True, compute=50, requant=10, ofmap=40)],
-    })
+    run = _play(
+        {
+            "l1": [_tile(ifmap=40, weights=40, new_ifmap=True, new_weights=True, compute=100, requant=10, ofmap=40)],
+            "l2": [_tile(ifmap=40, weights=80, new_ifmap=True, new_weights=True, compute=50, requant=10, ofmap=40)],
+        }
+    )
     l1, l2 = run.layers
     assert (l1.end_cycle, l2.end_cycle, run.total_cycles) == (170, 270, 270)
     assert l1.stall_cycles["weights"] == 40 and sum(l1.stall_cycles.values()) == 40

@@ -82,7 +82,9 @@ class Reference:
                 timing.dram_read_bytes["bias"] += tile.bias_bytes
                 timing.dram_read_bytes["weight_scales"] += tile.weight_scale_bytes
 
-    def _load_tile(self, li: int, layer: LoweredLayer, tile: Tile, done: simpy.Event, range_done: simpy.Event | None) -> Proc:
+    def _load_tile(
+        self, li: int, layer: LoweredLayer, tile: Tile, done: simpy.Event, range_done: simpy.Event | None
+    ) -> Proc:
         arrivals: dict[str, int] = {}
 
         def fetch(kind: str, n_bytes: int, activation: bool) -> Proc:
@@ -115,7 +117,9 @@ class Reference:
 
     def _drain(self, li: int, layer: LoweredLayer, tile: Tile) -> Proc:
         timing = self.timings[li]
-        yield from self._on(self.requant if tile.post_unit == "requant" else self.vector, tile.post_cycles, tile.post_unit, layer.name)
+        yield from self._on(
+            self.requant if tile.post_unit == "requant" else self.vector, tile.post_cycles, tile.post_unit, layer.name
+        )
         if tile.post_unit == "requant":
             timing.requant_cycles += tile.post_cycles
         else:
@@ -192,13 +196,23 @@ _cycles = st.sampled_from([0, 1, 2, 5, 10])
 def tiles(draw: st.DrawFn, first: bool) -> Tile:
     new_ifmap, new_weights = first or draw(st.booleans()), first or draw(st.booleans())
     post_unit = draw(st.sampled_from(["", "requant", "vector"]))
-    return Tile(ifmap_bytes=draw(st.sampled_from([0, 4, 8, 40])) if new_ifmap else 0,
-                weight_bytes=draw(st.sampled_from([0, 4, 40])) if new_weights else 0,
-                bias_bytes=draw(st.sampled_from([0, 4])), weight_scale_bytes=draw(st.sampled_from([0, 4])),
-                new_ifmap=new_ifmap, new_weights=new_weights, pre_vector_cycles=draw(_cycles),
-                unit=draw(st.sampled_from(["array", "array", "vector"])), compute_cycles=draw(_cycles.filter(bool)),
-                post_unit=post_unit, post_cycles=draw(_cycles) if post_unit else 0,
-                ofmap_bytes=draw(st.sampled_from([0, 4, 40])), macs=0, sram_read_bytes=0, sram_write_bytes=0)
+    return Tile(
+        ifmap_bytes=draw(st.sampled_from([0, 4, 8, 40])) if new_ifmap else 0,
+        weight_bytes=draw(st.sampled_from([0, 4, 40])) if new_weights else 0,
+        bias_bytes=draw(st.sampled_from([0, 4])),
+        weight_scale_bytes=draw(st.sampled_from([0, 4])),
+        new_ifmap=new_ifmap,
+        new_weights=new_weights,
+        pre_vector_cycles=draw(_cycles),
+        unit=draw(st.sampled_from(["array", "array", "vector"])),
+        compute_cycles=draw(_cycles.filter(bool)),
+        post_unit=post_unit,
+        post_cycles=draw(_cycles) if post_unit else 0,
+        ofmap_bytes=draw(st.sampled_from([0, 4, 40])),
+        macs=0,
+        sram_read_bytes=0,
+        sram_write_bytes=0,
+    )
 
 
 @st.composite
@@ -206,8 +220,24 @@ def range_passes(draw: st.DrawFn) -> Tile:
     """A dynamic range pass, as lowering puts it first in a layer: the whole input read on the vector
     unit, no output block (it holds no ofmap half)."""
     input_bytes = draw(st.sampled_from([4, 40, 80]))
-    return Tile(input_bytes, 0, 0, 0, True, False, 0, "vector", draw(_cycles.filter(bool)), "", 0, 0, 0, input_bytes, 0,
-                range_pass=True)
+    return Tile(
+        input_bytes,
+        0,
+        0,
+        0,
+        True,
+        False,
+        0,
+        "vector",
+        draw(_cycles.filter(bool)),
+        "",
+        0,
+        0,
+        0,
+        input_bytes,
+        0,
+        range_pass=True,
+    )
 
 
 @st.composite
@@ -220,7 +250,9 @@ def programs(draw: st.DrawFn) -> Program:
     return Program("fuzz", "fuzz", "static", tuple(layers))
 
 
-_drams = st.one_of(st.none(), st.builds(DramChannel, st.sampled_from([1, 2, 4, 8]), st.sampled_from([0, 3, 10]), st.integers(1, 3)))
+_drams = st.one_of(
+    st.none(), st.builds(DramChannel, st.sampled_from([1, 2, 4, 8]), st.sampled_from([0, 3, 10]), st.integers(1, 3))
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

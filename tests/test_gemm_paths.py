@@ -32,8 +32,21 @@ def test_the_switch_turns_vnni_off() -> None:
 
 def test_kernels_without_vnni() -> None:
     """The kernel twins and the ORT GEMM tests pass on the fallback path (about 40 s)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(TESTS / "test_kernels_twins.py"),
-           str(TESTS / "test_numerics_onnxruntime.py"), "-k", GEMM_TESTS]
-    run = subprocess.run(cmd, env=_forced_off(), capture_output=True, text=True, cwd=TESTS.parent, timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        str(TESTS / "test_kernels_twins.py"),
+        str(TESTS / "test_numerics_onnxruntime.py"),
+        "-k",
+        GEMM_TESTS,
+    ]
+    run = subprocess.run(
+        cmd, env=_forced_off(), capture_output=True, text=True, cwd=TESTS.parent, timeout=600, check=False
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "failed" not in run.stdout

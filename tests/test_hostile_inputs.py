@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # also run as a script (python tests/test_hostile_inputs.py), without conftest
     sys.path.insert(0, str(REPO))
 
-from accelsim.cli import main  # noqa: E402
-from tests.hostile.case import Case, CaseTimeout, deadline  # noqa: E402
+from accelsim.cli import main
+from tests.hostile.case import Case, CaseTimeout, deadline
 
 #: room a case may allocate beyond what the process already maps: far above any legitimate case
 MEMORY_HEADROOM = 6 * 2**30
@@ -85,8 +85,10 @@ class Outcome:
     changed: list[str]
 
     def explain(self, case: Case) -> str:
-        return (f"{case.id}: {self.kind} (exit {self.code}); changed {self.changed}\n"
-                f"argv: {case.argv}\nstderr:\n{self.stderr}\nstdout (first 2000 characters):\n{self.stdout[:2000]}")
+        return (
+            f"{case.id}: {self.kind} (exit {self.code}); changed {self.changed}\n"
+            f"argv: {case.argv}\nstderr:\n{self.stderr}\nstdout (first 2000 characters):\n{self.stdout[:2000]}"
+        )
 
 
 def prepare(case: Case, tmp: Path) -> None:

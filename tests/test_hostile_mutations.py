@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from accelsim.cli import main
 from tests.hostile.case import deadline
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted([*REPO.glob("workloads/*.yaml"), *REPO.glob("hwconfigs/*.yaml"), *REPO.glob("hwconfigs/sweeps/*.yaml")])
+SHIPPED = sorted(
+    [*REPO.glob("workloads/*.yaml"), *REPO.glob("hwconfigs/*.yaml"), *REPO.glob("hwconfigs/sweeps/*.yaml")]
+)
 DOCS = {path.name: yaml.safe_load(path.read_text()) for path in SHIPPED}
 DEADLINE_S = 10
 #: placeholders for values safe_dump cannot write (too deep, too many digits): spliced into the text
@@ -82,9 +85,13 @@ def mutations(draw: st.DrawFn) -> tuple[str, str, bool]:
         leaf = at(doc, path)
         doc = replace(doc, path, value)
         # every number a hardware config or workload gives has a finite, bounded range
-        must_fail = (isinstance(leaf, (int, float)) and not isinstance(leaf, bool) and "axes" not in path
-                     and value in (10**30, 1e308, float("inf"), float("-inf")))
-        must_fail |= value != value and isinstance(leaf, float)  # NaN
+        must_fail = (
+            isinstance(leaf, (int, float))
+            and not isinstance(leaf, bool)
+            and "axes" not in path
+            and value in (10**30, 1e308, float("inf"), float("-inf"))
+        )
+        must_fail |= isinstance(leaf, float) and math.isnan(value)
     elif kind == "string":
         doc = replace(doc, path, draw(st.sampled_from(STRINGS)))
     elif kind == "other":
@@ -107,14 +114,14 @@ def mutations(draw: st.DrawFn) -> tuple[str, str, bool]:
     return name, text, must_fail
 
 
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mutations")
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutation=mutations())
 def test_mutated_shipped_yaml_validates_or_fails_cleanly(mutation: tuple[str, str, bool], folder: Path) -> None:
     name, text, must_fail = mutation

@@ -116,16 +116,18 @@ SCALESIM_GEMM = [
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
 @pytest.mark.parametrize(("row", "rows", "cols", "expected"), SCALESIM_CONV)
-def test_matches_measured_scalesim_conv(row: tuple[int, ...], rows: int, cols: int,
-                                        expected: dict[str, int], dataflow: str) -> None:
+def test_matches_measured_scalesim_conv(
+    row: tuple[int, ...], rows: int, cols: int, expected: dict[str, int], dataflow: str
+) -> None:
     gemm = scalesim_conv_gemm(*row)
     assert SystolicArray(rows, cols, dataflow, "scalesim").gemm(*gemm).compute_cycles == expected[dataflow]
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
 @pytest.mark.parametrize(("mkn", "rows", "cols", "expected"), SCALESIM_GEMM)
-def test_matches_measured_scalesim_gemm(mkn: tuple[int, int, int], rows: int, cols: int,
-                                        expected: dict[str, int], dataflow: str) -> None:
+def test_matches_measured_scalesim_gemm(
+    mkn: tuple[int, int, int], rows: int, cols: int, expected: dict[str, int], dataflow: str
+) -> None:
     assert SystolicArray(rows, cols, dataflow, "scalesim").gemm(*mkn).compute_cycles == expected[dataflow]
 
 

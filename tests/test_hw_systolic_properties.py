@@ -40,18 +40,29 @@ def test_utilization_in_unit_interval(rows, cols, dataflow, model, m, k, n) -> N
 
 
 @given(sides, sides, st.integers(0, 64), st.integers(0, 64), dataflows, models, dims, dims, dims)
-def test_more_pes_never_increase_folds_or_streamed_cycles(rows, cols, extra_rows, extra_cols,
-                                                          dataflow, model, m, k, n) -> None:
+def test_more_pes_never_increase_folds_or_streamed_cycles(
+    rows, cols, extra_rows, extra_cols, dataflow, model, m, k, n
+) -> None:
     small = array(rows, cols, dataflow, model).gemm(m, k, n)
     big = array(rows + extra_rows, cols + extra_cols, dataflow, model).gemm(m, k, n)
     assert big.folds <= small.folds
     assert big.folds * big.stream_cycles <= small.folds * small.stream_cycles
 
 
-@given(st.integers(1, 32), st.integers(1, 32), st.integers(1, 4), st.integers(1, 4),
-       st.integers(1, 6), st.integers(1, 6), st.integers(1, 3000), dataflows, models)
+@given(
+    st.integers(1, 32),
+    st.integers(1, 32),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.integers(1, 3000),
+    dataflows,
+    models,
+)
 def test_more_pes_never_increase_compute_cycles_when_all_are_used(
-        rows, cols, row_factor, col_factor, row_folds, col_folds, streamed, dataflow, model) -> None:
+    rows, cols, row_factor, col_factor, row_folds, col_folds, streamed, dataflow, model
+) -> None:
     """Grow the array by integer factors; the mapped dims are multiples of the grown array's."""
     big_rows, big_cols = rows * row_factor, cols * col_factor
     if model == "pipelined":
@@ -65,8 +76,10 @@ def test_more_pes_never_increase_compute_cycles_when_all_are_used(
 def test_bigger_array_can_be_slower_on_a_tiny_gemm() -> None:
     """1x1x1 GEMM: one fold either way, and the skew grows with the array (WS 2R + C - 1 - 1)."""
     for model in ARRAY_MODELS:
-        assert (SystolicArray(8, 8, "ws", model).gemm(1, 1, 1).compute_cycles
-                > SystolicArray(4, 4, "ws", model).gemm(1, 1, 1).compute_cycles)
+        assert (
+            SystolicArray(8, 8, "ws", model).gemm(1, 1, 1).compute_cycles
+            > SystolicArray(4, 4, "ws", model).gemm(1, 1, 1).compute_cycles
+        )
 
 
 @given(sides, sides, dataflows, dims, dims, dims, st.integers(0, 500))
@@ -81,7 +94,8 @@ def test_scalesim_is_affine_in_streamed_dim(rows, cols, dataflow, row_dim, col_d
 
 @given(sides, sides, dataflows, dims, dims, st.integers(1, 3000), st.integers(0, 500))
 def test_pipelined_is_affine_in_streamed_dim_once_it_covers_the_rows(
-        rows, cols, dataflow, row_dim, col_dim, streamed, extra) -> None:
+    rows, cols, dataflow, row_dim, col_dim, streamed, extra
+) -> None:
     """pipelined: folds start max(S, rows) apart, so for S >= rows, cycles(S + d) - cycles(S) =
     folds * d exactly; below that the interval is pinned at rows and only the last fold grows."""
     arr = array(rows, cols, dataflow, "pipelined")

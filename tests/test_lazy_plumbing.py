@@ -9,7 +9,9 @@ import textwrap
 
 def _run(code: str) -> str:
     """``code`` in a fresh interpreter (imports already made by this test process do not count)."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -60,7 +62,11 @@ def test_in_parallel_keeps_chunk_order() -> None:
     before = threads.threads()
     threads.set_threads(3)
     try:
-        assert threads.in_parallel(lambda base, lo, hi: (base, lo, hi), 10, 3, "x") == [("x", 0, 4), ("x", 4, 8), ("x", 8, 10)]
+        assert threads.in_parallel(lambda base, lo, hi: (base, lo, hi), 10, 3, "x") == [
+            ("x", 0, 4),
+            ("x", 4, 8),
+            ("x", 8, 10),
+        ]
         assert threads.for_gemm(threads.PARALLEL_MIN_MACS - 1) == 1 and threads.for_gemm(threads.PARALLEL_MIN_MACS) == 3
     finally:
         threads.set_threads(before)

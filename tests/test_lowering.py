@@ -44,8 +44,10 @@ def test_tiles_fit_their_buffer_halves_and_conserve_macs(hw_name: str, scheme: s
                     assert weight_block_bytes(view, fmt, k, n, sram=True) <= halves.filter, layer.name
             assert plan.mt * plan.nt * fmt.accumulator <= halves.ofmap, layer.name
             if scheme != "dynamic":  # (a dynamic input kept on chip after its range pass is read by no tile)
-                moved = sum(t.ifmap_bytes + t.weight_bytes + t.bias_bytes + t.weight_scale_bytes + t.ofmap_bytes
-                            for t in layer.tiles)
+                moved = sum(
+                    t.ifmap_bytes + t.weight_bytes + t.bias_bytes + t.weight_scale_bytes + t.ofmap_bytes
+                    for t in layer.tiles
+                )
                 assert moved == plan.dram_bytes, layer.name  # the search priced the tiles it built
         assert gemm_macs == workload.macs, (name, hw_name)
 
@@ -69,8 +71,15 @@ def test_conv_ifmap_footprint_is_the_input_rows_not_im2col() -> None:
     from accelsim.config.validation import validate
     from accelsim.config.workload import Workload
 
-    w = validate(Workload, {"schema_version": 1, "name": "t", "input_shape": [4, 8, 8],
-                            "layers": [{"name": "c", "type": "conv2d", "out_channels": 2, "kernel": 3, "padding": 1}]})
+    w = validate(
+        Workload,
+        {
+            "schema_version": 1,
+            "name": "t",
+            "input_shape": [4, 8, 8],
+            "layers": [{"name": "c", "type": "conv2d", "out_channels": 2, "kernel": 3, "padding": 1}],
+        },
+    )
     view = gemm_view(w.shapes[0], batch=1)
     assert view.ifmap_footprint(0, 16, 0, 36) == 3 * 8 * 4  # 2 output rows -> 3 input rows x 8 cols x 4 ch
     assert view.ifmap_footprint(0, 64, 0, 36) == 8 * 8 * 4  # the whole image once, not 9x (im2col)
@@ -101,7 +110,9 @@ def test_depthwise_packs_groups_when_it_is_faster() -> None:
         view = lowerer.choose_view(shapes, 1)
         plain = gemm_view(shapes, 1)
         assert view.packed > 1
-        assert view.count * lowerer.tile_cycles(view.m, view.k, view.n) < plain.count * lowerer.tile_cycles(plain.m, plain.k, plain.n)
+        assert view.count * lowerer.tile_cycles(view.m, view.k, view.n) < plain.count * lowerer.tile_cycles(
+            plain.m, plain.k, plain.n
+        )
         assert view.useful_macs == plain.macs  # the zeros are not counted as work
 
 
@@ -115,9 +126,11 @@ def test_every_gemm_layer_lowers_to_array_tiles_under_int8() -> None:
 
 # -- issue 13 section 4: no needless remainder tile --------------------------------------------------
 
+
 def _workload(layers: list[dict], input_shape: list[int], batch: int = 1) -> Workload:
-    return validate(Workload, {"schema_version": 1, "name": "t", "batch": batch, "input_shape": input_shape,
-                               "layers": layers})
+    return validate(
+        Workload, {"schema_version": 1, "name": "t", "batch": batch, "input_shape": input_shape, "layers": layers}
+    )
 
 
 def _only_gemm_layer(program: Program) -> LoweredLayer:
@@ -164,6 +177,7 @@ def test_the_array_alignment_of_m_tiles_never_adds_a_tile() -> None:
 
 # -- issue 13 section 5: strided and dilated convs read only what windows touch ------------------------
 
+
 def test_a_strided_1x1_conv_reads_every_other_row() -> None:
     """1x1 stride-2 conv from 55x55 to 28x28: output rows 0..27 read input rows 0, 2, ..., 54."""
     window = ConvWindow(55, 55, 28, 28, (1, 1), (2, 2), (0, 0), (1, 1))
@@ -183,10 +197,18 @@ def test_a_dilated_conv_reads_only_its_taps() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(lo=st.integers(0, 12), span=st.integers(0, 12), stride=st.integers(1, 5), padding=st.integers(0, 4),
-       dilation=st.integers(1, 4), kernel=st.integers(1, 7), extent=st.integers(1, 40))
-def test_indices_read_counts_the_distinct_indices_windows_touch(lo: int, span: int, stride: int, padding: int,
-                                                                dilation: int, kernel: int, extent: int) -> None:
+@given(
+    lo=st.integers(0, 12),
+    span=st.integers(0, 12),
+    stride=st.integers(1, 5),
+    padding=st.integers(0, 4),
+    dilation=st.integers(1, 4),
+    kernel=st.integers(1, 7),
+    extent=st.integers(1, 40),
+)
+def test_indices_read_counts_the_distinct_indices_windows_touch(
+    lo: int, span: int, stride: int, padding: int, dilation: int, kernel: int, extent: int
+) -> None:
     """Against the definition: the set of ``o*stride - padding + r*dilation`` inside the image."""
     hi = lo + span
     touched = {o * stride - padding + r * dilation for o in range(lo, hi + 1) for r in range(kernel)}
@@ -217,16 +239,20 @@ DECODE = [{"name": "fc", "type": "linear", "out_features": 4096, "bias": False}]
 
 
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize(("scheme", "asymmetric", "scale_bytes", "bias_bytes"), [
-    ("static", False, 8, 4),   # int32 M0 + int32 shift; int32 bias
-    ("static", True, 9, 4),    # + one zero-point byte per channel
-    ("dynamic", False, 4, 4),  # fp32 scale; fp32 bias
-    ("dynamic", True, 5, 4),
-    ("woq", False, 4, 4),
-    ("fp32", True, 0, 4),      # float weights have no zero points
-])
-def test_decode_layer_reads_its_per_channel_parameters_once(bias: bool, scheme: str, asymmetric: bool,
-                                                            scale_bytes: int, bias_bytes: int) -> None:
+@pytest.mark.parametrize(
+    ("scheme", "asymmetric", "scale_bytes", "bias_bytes"),
+    [
+        ("static", False, 8, 4),  # int32 M0 + int32 shift; int32 bias
+        ("static", True, 9, 4),  # + one zero-point byte per channel
+        ("dynamic", False, 4, 4),  # fp32 scale; fp32 bias
+        ("dynamic", True, 5, 4),
+        ("woq", False, 4, 4),
+        ("fp32", True, 0, 4),  # float weights have no zero points
+    ],
+)
+def test_decode_layer_reads_its_per_channel_parameters_once(
+    bias: bool, scheme: str, asymmetric: bool, scale_bytes: int, bias_bytes: int
+) -> None:
     """A decode-style linear layer, 4096 -> 4096 at batch 1, on the default hardware: its weights do not
     fit the 128 KiB filter half, so K is split into many blocks; the bias and scales of each output
     channel are still read once (4096 channels x their bytes), and a layer without a bias reads none.
@@ -242,11 +268,16 @@ def test_decode_layer_reads_its_per_channel_parameters_once(bias: bool, scheme: 
     assert reads["weights"] == 4096 * 4096 * (4 if scheme == "fp32" else 1)
 
 
-@pytest.mark.parametrize(("rounding", "scale_bytes"), [
-    ("tflite", 8), ("tflite_single", 8),     # int32 M0 + int32 shift per channel
-    ("tflite_float64", 8),                   # one float64 scale (TF's float-scale FULLY_CONNECTED)
-    ("float_half_even", 4), ("fbgemm", 4),   # one float32 scale
-])
+@pytest.mark.parametrize(
+    ("rounding", "scale_bytes"),
+    [
+        ("tflite", 8),
+        ("tflite_single", 8),  # int32 M0 + int32 shift per channel
+        ("tflite_float64", 8),  # one float64 scale (TF's float-scale FULLY_CONNECTED)
+        ("float_half_even", 4),
+        ("fbgemm", 4),  # one float32 scale
+    ],
+)
 def test_requant_parameters_per_channel_follow_the_rounding_mode(rounding: str, scale_bytes: int) -> None:
     """The requant unit's per-channel parameters, by mode, on the decode layer (read once per channel)."""
     w, hw = _workload(DECODE, [4096]), load_hardware(None, [f"requant.rounding={rounding}"])
@@ -273,8 +304,11 @@ def test_per_channel_parameters_with_m_and_k_split_follow_the_loop_order() -> No
 
 
 def test_a_matmul_of_two_activations_reads_no_per_channel_parameters() -> None:
-    layer = next(layer for layer in lower(load_workload("bert_base_layer"), load_hardware(None), "static").layers
-                 if layer.b_is_activation)
+    layer = next(
+        layer
+        for layer in lower(load_workload("bert_base_layer"), load_hardware(None), "static").layers
+        if layer.b_is_activation
+    )
     assert sum(t.bias_bytes + t.weight_scale_bytes for t in layer.tiles) == 0
 
 
@@ -283,8 +317,20 @@ def test_a_conv_without_bias_reads_none(groups: int) -> None:
     """A 3x3 conv (and a depthwise one, packed block-diagonally) with ``bias: false`` reads no bias and
     its 16 channels' requant parameters once: 16 x 8 bytes; with a bias, 16 x 4 bias bytes too."""
     for bias, bias_bytes in ((False, 0), (True, 16 * 4)):
-        w = _workload([{"name": "c", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1,
-                        "groups": groups, "bias": bias}], [16, 12, 12])
+        w = _workload(
+            [
+                {
+                    "name": "c",
+                    "type": "conv2d",
+                    "out_channels": 16,
+                    "kernel": 3,
+                    "padding": 1,
+                    "groups": groups,
+                    "bias": bias,
+                }
+            ],
+            [16, 12, 12],
+        )
         layer = _only_gemm_layer(lower(w, load_hardware(None), "static"))
         assert sum(t.bias_bytes for t in layer.tiles) == bias_bytes
         assert sum(t.weight_scale_bytes for t in layer.tiles) == 16 * 8

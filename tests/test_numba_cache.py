@@ -33,7 +33,7 @@ def _run(root: Path, refresh: bool) -> int:
         from pathlib import Path
         from accelsim.kernels import numba_cache
         if {refresh}:
-            numba_cache.refresh(Path({str(root / 'pkg')!r}))
+            numba_cache.refresh(Path({str(root / "pkg")!r}))
         from pkg.caller import run
         print(run(1))
     """)

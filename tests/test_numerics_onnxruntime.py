@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
-from numerics_refs import (  # noqa: E402
+from numerics_refs import (
     TIE_ACTIVATIONS,
     max_ulp_diff,
     run_onnx_graph,
@@ -17,11 +17,11 @@ from numerics_refs import (  # noqa: E402
     tfl_multiply_by_quantized_multiplier_single,
     tfl_quantize_multiplier,
 )
-from onnx import helper  # noqa: E402
+from onnx import helper
 
-from accelsim.kernels import ConvGeometry, PackedWeights, int_conv2d, int_gemm, scale_accumulator, vnni  # noqa: E402
-from accelsim.kernels import threads as gemm_threads  # noqa: E402
-from accelsim.quant import (  # noqa: E402
+from accelsim.kernels import ConvGeometry, PackedWeights, int_conv2d, int_gemm, scale_accumulator, vnni
+from accelsim.kernels import threads as gemm_threads
+from accelsim.quant import (
     RULES,
     QParams,
     dequantize_tensor,
@@ -32,7 +32,7 @@ from accelsim.quant import (  # noqa: E402
     run_layer,
     run_static_codes,
 )
-from accelsim.quant.layer import QuantizedWeight  # noqa: E402
+from accelsim.quant.layer import QuantizedWeight
 
 SETTINGS = settings(max_examples=25, deadline=None)
 EDGE_SETTINGS = settings(max_examples=60, deadline=None)  # the GEMM / conv tests: sizes across the kernel's blocks
@@ -92,8 +92,13 @@ def _assert_ties_decide(acc, sx, sw, out_qp: QParams, want, axis):
 
 
 @EDGE_SETTINGS
-@given(m=_around(1, 9, M_EDGES), k=_around(1, 40, K_EDGES), n=_around(1, 9, N_EDGES), seed=st.integers(0, 2**32 - 1),
-       a_dtype=st.sampled_from([np.uint8, np.int8]))
+@given(
+    m=_around(1, 9, M_EDGES),
+    k=_around(1, 40, K_EDGES),
+    n=_around(1, 9, N_EDGES),
+    seed=st.integers(0, 2**32 - 1),
+    a_dtype=st.sampled_from([np.uint8, np.int8]),
+)
 @example(m=7, k=33, n=5, seed=0, a_dtype=np.uint8)
 @example(m=385, k=259, n=129, seed=1, a_dtype=np.int8)
 def test_matmul_integer(m, k, n, seed, a_dtype):
@@ -104,20 +109,38 @@ def test_matmul_integer(m, k, n, seed, a_dtype):
     np.testing.assert_array_equal(int_gemm(a, b, a_zero_point=int(za)).values, want)
 
 
-
 CPG_EDGES = (29, 57, 257)  # K = C/g * kh * kw crosses 256 bytes (261, 513, 2313 with 3x3), not a multiple of 4
 HW_LARGE = (20, 21)  # with N = 2 images, GEMM rows beyond one 384-row block
 
 
 @EDGE_SETTINGS
 @given(
-    n=st.integers(1, 2), groups=st.sampled_from([1, 2, 3]), cpg=_around(1, 3, CPG_EDGES), opg=_around(1, 3, N_EDGES[:3]),
-    hw=st.one_of(st.tuples(st.integers(3, 9), st.integers(3, 9)), st.just(HW_LARGE)), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    pads=st.tuples(*[st.integers(0, 1)] * 4), seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 2),
+    groups=st.sampled_from([1, 2, 3]),
+    cpg=_around(1, 3, CPG_EDGES),
+    opg=_around(1, 3, N_EDGES[:3]),
+    hw=st.one_of(st.tuples(st.integers(3, 9), st.integers(3, 9)), st.just(HW_LARGE)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pads=st.tuples(*[st.integers(0, 1)] * 4),
+    seed=st.integers(0, 2**32 - 1),
 )
-@example(n=2, groups=1, cpg=29, opg=65, hw=HW_LARGE, kernel=(3, 3), stride=(1, 1), dilation=(1, 1), pads=(1, 0, 1, 1), seed=2)
-@example(n=2, groups=2, cpg=257, opg=63, hw=HW_LARGE, kernel=(1, 1), stride=(1, 2), dilation=(1, 1), pads=(0, 0, 0, 0), seed=3)
+@example(
+    n=2, groups=1, cpg=29, opg=65, hw=HW_LARGE, kernel=(3, 3), stride=(1, 1), dilation=(1, 1), pads=(1, 0, 1, 1), seed=2
+)
+@example(
+    n=2,
+    groups=2,
+    cpg=257,
+    opg=63,
+    hw=HW_LARGE,
+    kernel=(1, 1),
+    stride=(1, 2),
+    dilation=(1, 1),
+    pads=(0, 0, 0, 0),
+    seed=3,
+)
 def test_conv_integer(n, groups, cpg, opg, hw, kernel, stride, dilation, pads, seed):
     rng = np.random.default_rng(seed)
     geom = ConvGeometry.from_args(stride, pads, dilation, groups)
@@ -128,8 +151,13 @@ def test_conv_integer(n, groups, cpg, opg, hw, kernel, stride, dilation, pads, s
     x, w = _ints(rng, (n, groups * cpg, *hw), np.uint8), _ints(rng, (groups * opg, cpg, *kernel), np.int8)
     zx = _ints(rng, (), np.uint8)
     (want,) = run_onnx_node(
-        "ConvInteger", {"x": x, "w": w, "x_zero_point": zx}, ["y"],
-        strides=list(stride), pads=[pads[0], pads[1], pads[2], pads[3]], dilations=list(dilation), group=groups,
+        "ConvInteger",
+        {"x": x, "w": w, "x_zero_point": zx},
+        ["y"],
+        strides=list(stride),
+        pads=[pads[0], pads[1], pads[2], pads[3]],
+        dilations=list(dilation),
+        group=groups,
     )
     np.testing.assert_array_equal(int_conv2d(x, w, geom, x_zero_point=int(zx)).values, want)
 
@@ -146,9 +174,14 @@ def _ort_qlinear_matmul(a, b, za, zy, sa, sb, sy, per_column):
     """ORT's QLinearMatMul codes (per tensor, or per column with one scale per column of ``b``)."""
     n = b.shape[1]
     feeds = {
-        "a": a, "a_scale": sa, "a_zero_point": za, "b": b,
-        "b_scale": sb if per_column else sb[0], "b_zero_point": np.zeros(n, np.int8) if per_column else np.int8(0),
-        "y_scale": sy, "y_zero_point": zy,
+        "a": a,
+        "a_scale": sa,
+        "a_zero_point": za,
+        "b": b,
+        "b_scale": sb if per_column else sb[0],
+        "b_zero_point": np.zeros(n, np.int8) if per_column else np.int8(0),
+        "y_scale": sy,
+        "y_zero_point": zy,
     }
     return run_onnx_node("QLinearMatMul", feeds, ["y"])[0]
 
@@ -157,8 +190,15 @@ def _ort_qlinear_conv(x, w, zx, zy, sx, sw, sy, bias, per_channel, stride, pads,
     """ORT's QLinearConv codes with an int32 bias."""
     o = w.shape[0]
     feeds = {
-        "x": x, "x_scale": sx, "x_zero_point": zx, "w": w, "w_scale": sw if per_channel else sw[0],
-        "w_zero_point": np.zeros(o, np.int8) if per_channel else np.int8(0), "y_scale": sy, "y_zero_point": zy, "B": bias,
+        "x": x,
+        "x_scale": sx,
+        "x_zero_point": zx,
+        "w": w,
+        "w_scale": sw if per_channel else sw[0],
+        "w_zero_point": np.zeros(o, np.int8) if per_channel else np.int8(0),
+        "y_scale": sy,
+        "y_zero_point": zy,
+        "B": bias,
     }
     return run_onnx_node("QLinearConv", feeds, ["y"], strides=list(stride), pads=list(pads), group=groups)[0]
 
@@ -170,8 +210,13 @@ def _half_even(acc, sx, sw, out_qp: QParams, axis):
 
 @EDGE_SETTINGS
 @given(
-    m=_around(1, 9, M_EDGES), k=_around(1, 40, K_EDGES), n=_around(1, 9, N_EDGES), seed=st.integers(0, 2**32 - 1),
-    per_column=st.booleans(), ties=st.sampled_from(TIE_SCALES), a_dtype=st.sampled_from([np.uint8, np.int8]),
+    m=_around(1, 9, M_EDGES),
+    k=_around(1, 40, K_EDGES),
+    n=_around(1, 9, N_EDGES),
+    seed=st.integers(0, 2**32 - 1),
+    per_column=st.booleans(),
+    ties=st.sampled_from(TIE_SCALES),
+    a_dtype=st.sampled_from([np.uint8, np.int8]),
 )
 @example(m=7, k=33, n=5, seed=3, per_column=True, ties=(0.5, 0.25, 0.25), a_dtype=np.uint8)
 @example(m=383, k=257, n=65, seed=4, per_column=False, ties=(0.25, 0.375, 0.125), a_dtype=np.int8)
@@ -188,13 +233,33 @@ def test_qlinear_matmul(m, k, n, seed, per_column, ties, a_dtype):
 
 @EDGE_SETTINGS
 @given(
-    n=st.integers(1, 2), groups=st.sampled_from([1, 2, 4]), cpg=_around(1, 3, CPG_EDGES[:2]), opg=_around(1, 3, N_EDGES[:3]),
-    depthwise=st.booleans(), hw=st.one_of(st.tuples(st.integers(3, 8), st.integers(3, 8)), st.just(HW_LARGE)),
-    kernel=st.sampled_from([(1, 1), (3, 3), (2, 3)]), stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]),
-    pads=st.tuples(*[st.integers(0, 1)] * 4), per_channel=st.booleans(), ties=st.sampled_from(TIE_SCALES), seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 2),
+    groups=st.sampled_from([1, 2, 4]),
+    cpg=_around(1, 3, CPG_EDGES[:2]),
+    opg=_around(1, 3, N_EDGES[:3]),
+    depthwise=st.booleans(),
+    hw=st.one_of(st.tuples(st.integers(3, 8), st.integers(3, 8)), st.just(HW_LARGE)),
+    kernel=st.sampled_from([(1, 1), (3, 3), (2, 3)]),
+    stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]),
+    pads=st.tuples(*[st.integers(0, 1)] * 4),
+    per_channel=st.booleans(),
+    ties=st.sampled_from(TIE_SCALES),
+    seed=st.integers(0, 2**32 - 1),
 )
-@example(n=2, groups=1, cpg=29, opg=65, depthwise=False, hw=HW_LARGE, kernel=(3, 3), stride=(1, 1), pads=(1, 1, 0, 1),
-         per_channel=True, ties=(0.5, 0.25, 0.25), seed=5)
+@example(
+    n=2,
+    groups=1,
+    cpg=29,
+    opg=65,
+    depthwise=False,
+    hw=HW_LARGE,
+    kernel=(3, 3),
+    stride=(1, 1),
+    pads=(1, 1, 0, 1),
+    per_channel=True,
+    ties=(0.5, 0.25, 0.25),
+    seed=5,
+)
 def test_qlinear_conv(n, groups, cpg, opg, depthwise, hw, kernel, stride, pads, per_channel, ties, seed):
     """QLinearConv (per tensor, per channel, depthwise) == im2col GEMM + int32 bias + float_half_even."""
     rng = np.random.default_rng(seed)
@@ -232,10 +297,13 @@ def _tie_weight_scales(n):
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["packs-b", "prepacked-b"])
-@pytest.mark.parametrize("m, k, n", [
-    pytest.param(391, 261, 333, id="split-by-6-column-panels(tail-13)_2-row-blocks(tail-7)_k-261"),
-    pytest.param(1153, 513, 63, id="split-by-193-row-panels(tail-1)_1-column-panel_k-513"),
-])
+@pytest.mark.parametrize(
+    "m, k, n",
+    [
+        pytest.param(391, 261, 333, id="split-by-6-column-panels(tail-13)_2-row-blocks(tail-7)_k-261"),
+        pytest.param(1153, 513, 63, id="split-by-193-row-panels(tail-1)_1-column-panel_k-513"),
+    ],
+)
 def test_threaded_matmul_matches_ort(m, k, n, packed, four_threads):
     """MatMulInteger and QLinearMatMul on GEMMs of >= 2**25 MACs, which the kernel splits over threads:
     by column panels when there are at least as many as threads, else by row panels; B packed per call
@@ -253,10 +321,13 @@ def test_threaded_matmul_matches_ort(m, k, n, packed, four_threads):
     _assert_ties_decide(acc, TIE_X, sb, out_qp, want, 1)
 
 
-@pytest.mark.parametrize("x_shape, o, kernel, stride, pads", [
-    pytest.param((2, 35, 22, 23), 130, 3, 1, (1, 1, 1, 1), id="3x3-k315-m1012-n130_split-by-rows"),
-    pytest.param((2, 257, 20, 20), 200, 1, 1, (0, 0, 0, 0), id="1x1-k257-m800-n200_split-by-columns"),
-])
+@pytest.mark.parametrize(
+    "x_shape, o, kernel, stride, pads",
+    [
+        pytest.param((2, 35, 22, 23), 130, 3, 1, (1, 1, 1, 1), id="3x3-k315-m1012-n130_split-by-rows"),
+        pytest.param((2, 257, 20, 20), 200, 1, 1, (0, 0, 0, 0), id="1x1-k257-m800-n200_split-by-columns"),
+    ],
+)
 def test_threaded_conv_matches_ort(x_shape, o, kernel, stride, pads, four_threads):
     """ConvInteger and QLinearConv on convolutions whose GEMM (>= 2**25 MACs) is split over threads,
     with rows, K and columns past the kernel's blocks: bit-exact, ties that separate the roundings."""
@@ -267,7 +338,9 @@ def test_threaded_conv_matches_ort(x_shape, o, kernel, stride, pads, four_thread
     geom = ConvGeometry.from_args(stride, pads, 1, 1)
     oh, ow = geom.output_size(*x_shape[2:], kernel, kernel)
     assert x_shape[0] * oh * ow * w[0].size * o >= gemm_threads.PARALLEL_MIN_MACS
-    (want_acc,) = run_onnx_node("ConvInteger", {"x": x, "w": w, "x_zero_point": zx}, ["y"], strides=[stride] * 2, pads=list(pads))
+    (want_acc,) = run_onnx_node(
+        "ConvInteger", {"x": x, "w": w, "x_zero_point": zx}, ["y"], strides=[stride] * 2, pads=list(pads)
+    )
     bias = _mixed_bias(rng, o)
     acc = int_conv2d(x, w, geom, x_zero_point=int(zx), bias=bias).values
     np.testing.assert_array_equal(acc, want_acc + bias[None, :, None, None])
@@ -300,12 +373,23 @@ def _tflite_codes(acc2d: np.ndarray, multipliers: np.ndarray, zero_point: int, s
     return np.clip(out + zero_point, -128, 127)
 
 
-@pytest.mark.parametrize("kind, x_shape, o, conv", [
-    pytest.param("linear", (130, 129), 2100, {}, id="linear-3-chunks-of-60-rows_split-by-33-column-panels"),
-    pytest.param("linear", (8400, 64), 63, {}, id="linear-1-column-panel_split-by-rows_2076-row-chunks"),
-    pytest.param("conv2d", (2, 29, 20, 20), 320, dict(kernel=3, stride=1, padding=1), id="conv3x3-patches-into-a-rows_k261_2-chunks"),
-    pytest.param("conv2d", (2, 257, 20, 20), 65, dict(kernel=1, stride=2, padding=0), id="conv1x1-stride2-k257-n65"),
-])
+@pytest.mark.parametrize(
+    "kind, x_shape, o, conv",
+    [
+        pytest.param("linear", (130, 129), 2100, {}, id="linear-3-chunks-of-60-rows_split-by-33-column-panels"),
+        pytest.param("linear", (8400, 64), 63, {}, id="linear-1-column-panel_split-by-rows_2076-row-chunks"),
+        pytest.param(
+            "conv2d",
+            (2, 29, 20, 20),
+            320,
+            {"kernel": 3, "stride": 1, "padding": 1},
+            id="conv3x3-patches-into-a-rows_k261_2-chunks",
+        ),
+        pytest.param(
+            "conv2d", (2, 257, 20, 20), 65, {"kernel": 1, "stride": 2, "padding": 0}, id="conv1x1-stride2-k257-n65"
+        ),
+    ],
+)
 def test_requant_fused_gemm_matches_ort_accumulators(kind, x_shape, o, conv, four_threads):
     """run_static_codes(keep_accumulators=False): the accumulators go through the requant unit a scratch
     chunk at a time (vnni.requant_product), never stored as int32. Its codes equal TFLite's
@@ -318,15 +402,33 @@ def test_requant_fused_gemm_matches_ort_accumulators(kind, x_shape, o, conv, fou
     kernel = conv.get("kernel")
     wq = _ints(rng, (o, x_shape[1], kernel, kernel) if conv else (o, x_shape[1]), np.int8)
     bias_q = rng.integers(-5000, 5000, o)
-    res = run_static_codes(kind, xq, QParams(sx, zx, "uint8"), QuantizedWeight(wq, QParams(sw, np.zeros(o, np.int32), "int8", axis=0)),
-                           (bias_q * (sx * sw)).astype(np.float32), QParams(sy, zy, "int8"), requant_mode="tflite",
-                           keep_accumulators=False, **{k: v for k, v in conv.items() if k != "kernel"})
+    res = run_static_codes(
+        kind,
+        xq,
+        QParams(sx, zx, "uint8"),
+        QuantizedWeight(wq, QParams(sw, np.zeros(o, np.int32), "int8", axis=0)),
+        (bias_q * (sx * sw)).astype(np.float32),
+        QParams(sy, zy, "int8"),
+        requant_mode="tflite",
+        keep_accumulators=False,
+        **{k: v for k, v in conv.items() if k != "kernel"},
+    )
     if conv:
-        (acc,) = run_onnx_node("ConvInteger", {"x": xq, "w": wq, "x_zero_point": np.uint8(zx)}, ["y"],
-                               strides=[conv["stride"]] * 2, pads=[conv["padding"]] * 4)
-        acc2d, got = acc.transpose(0, 2, 3, 1).reshape(-1, o), res.tensors["output_q"].values.transpose(0, 2, 3, 1).reshape(-1, o)
+        (acc,) = run_onnx_node(
+            "ConvInteger",
+            {"x": xq, "w": wq, "x_zero_point": np.uint8(zx)},
+            ["y"],
+            strides=[conv["stride"]] * 2,
+            pads=[conv["padding"]] * 4,
+        )
+        acc2d, got = (
+            acc.transpose(0, 2, 3, 1).reshape(-1, o),
+            res.tensors["output_q"].values.transpose(0, 2, 3, 1).reshape(-1, o),
+        )
     else:
-        (acc2d,) = run_onnx_node("MatMulInteger", {"A": xq, "B": np.ascontiguousarray(wq.T), "a_zero_point": np.uint8(zx)}, ["Y"])
+        (acc2d,) = run_onnx_node(
+            "MatMulInteger", {"A": xq, "B": np.ascontiguousarray(wq.T), "a_zero_point": np.uint8(zx)}, ["Y"]
+        )
         got = res.tensors["output_q"].values
     acc2d = acc2d.astype(np.int64) + bias_q
     multipliers = np.float64(sx) * sw.astype(np.float64) / np.float64(sy)
@@ -334,7 +436,9 @@ def test_requant_fused_gemm_matches_ort_accumulators(kind, x_shape, o, conv, fou
     for single in (False, True):  # the vectorized transcription equals the scalar one
         m0, shift = tfl_quantize_multiplier(float(multipliers[0]))
         scalar = tfl_multiply_by_quantized_multiplier_single if single else tfl_multiply_by_quantized_multiplier
-        assert _tflite_rescale(sample, float(multipliers[0]), single).tolist() == [scalar(int(v), m0, shift) for v in sample]
+        assert _tflite_rescale(sample, float(multipliers[0]), single).tolist() == [
+            scalar(int(v), m0, shift) for v in sample
+        ]
     want = _tflite_codes(acc2d, multipliers, zy, False)
     np.testing.assert_array_equal(got, want)
     if vnni.AVAILABLE:
@@ -362,7 +466,12 @@ def _assert_dynamic_quantize_linear(x):
 
 
 @SETTINGS
-@given(shape=st.tuples(st.integers(1, 7), st.integers(1, 33)), seed=st.integers(0, 2**32 - 1), spread=st.sampled_from([1e-3, 1.0, 100.0]), sign=st.sampled_from([-1, 0, 1]))
+@given(
+    shape=st.tuples(st.integers(1, 7), st.integers(1, 33)),
+    seed=st.integers(0, 2**32 - 1),
+    spread=st.sampled_from([1e-3, 1.0, 100.0]),
+    sign=st.sampled_from([-1, 0, 1]),
+)
 def test_dynamic_quantize_linear(shape, seed, spread, sign):
     """DynamicQuantizeLinear: same scale, zero point and codes (incl. all-positive / all-negative inputs)."""
     rng = np.random.default_rng(seed)
@@ -379,7 +488,13 @@ def test_dynamic_quantize_linear_ties():
 
 
 @SETTINGS
-@given(size=st.integers(2, 64), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173]), dtype=st.sampled_from(["int8", "uint8"]), ties=st.booleans())
+@given(
+    size=st.integers(2, 64),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173]),
+    dtype=st.sampled_from(["int8", "uint8"]),
+    ties=st.booleans(),
+)
 @example(size=35, seed=2913, scale=0.5, dtype="int8", ties=True)  # all but four ties saturated
 @example(size=64, seed=0, scale=0.375, dtype="uint8", ties=True)
 @example(size=64, seed=1, scale=0.5, dtype="int8", ties=True)
@@ -388,7 +503,9 @@ def test_quantize_dequantize_linear(size, seed, scale, dtype, ties):
     (+-700 steps: most saturate, and +-s/2, of which one always lands in range whatever the zero point)
     half away from zero must give other codes."""
     rng = np.random.default_rng(seed)
-    x = ((rng.integers(-700, 700, size) + 0.5) * scale if ties else rng.normal(size=size) * 200 * scale).astype(np.float32)
+    x = ((rng.integers(-700, 700, size) + 0.5) * scale if ties else rng.normal(size=size) * 200 * scale).astype(
+        np.float32
+    )
     if ties:
         x[:2] = np.float32(0.5 * scale), np.float32(-0.5 * scale)
     npd = np.int8 if dtype == "int8" else np.uint8
@@ -424,7 +541,15 @@ def _assert_dynamic_graph(x, n, per_column, rng):
     the quantized input and the output. Returns (ORT's output, the layer's result, int8 [K, N] weights, ws, bias)."""
     w = (rng.normal(size=(n, x.shape[1])) * 0.1).astype(np.float32)
     bias = rng.normal(size=n).astype(np.float32)
-    res = run_layer("linear", x, w, bias, scheme="dynamic", flavour="onnx", weight_granularity="per_channel" if per_column else "per_tensor")
+    res = run_layer(
+        "linear",
+        x,
+        w,
+        bias,
+        scheme="dynamic",
+        flavour="onnx",
+        weight_granularity="per_channel" if per_column else "per_tensor",
+    )
     wq = res.tensors["weight_q"]
     ws = wq.qparams.scale if per_column else wq.qparams.scale[0]
     w_kn = np.ascontiguousarray(wq.values.T)
@@ -435,7 +560,13 @@ def _assert_dynamic_graph(x, n, per_column, rng):
 
 
 @SETTINGS
-@given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), per_column=st.booleans())
+@given(
+    m=st.integers(1, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    per_column=st.booleans(),
+)
 @example(m=7, k=33, n=5, seed=0, per_column=False)
 def test_dynamic_onnx_flavour_float_output(m, k, n, seed, per_column):
     """ORT quantize_dynamic's graph (DQL, MatMulInteger, Cast, Mul, Add) == layer API, flavour onnx."""
@@ -459,11 +590,18 @@ def test_dynamic_quantize_matmul_contrib_ulps():
     input of exact ties on which half-away-from-zero quantization differs."""
     rng = np.random.default_rng(11)
     worst = 0
-    inputs = [(rng.normal(size=(m, k)) * 2).astype(np.float32) for m, k in [(7, 33), (16, 64), (3, 300)]] + [TIE_ACTIVATIONS]
+    inputs = [(rng.normal(size=(m, k)) * 2).astype(np.float32) for m, k in [(7, 33), (16, 64), (3, 300)]] + [
+        TIE_ACTIVATIONS
+    ]
     for x, n in zip(inputs, [5, 24, 17, 9]):
         wq = rng.integers(-127, 128, (x.shape[1], n)).astype(np.int8)
         ws, bias = np.float32(0.01), rng.normal(size=n).astype(np.float32)
-        (want,) = run_onnx_node("DynamicQuantizeMatMul", {"A": x, "B": wq, "b_scale": ws, "b_zero_point": np.int8(0), "bias": bias}, ["Y"], domain="com.microsoft")
+        (want,) = run_onnx_node(
+            "DynamicQuantizeMatMul",
+            {"A": x, "B": wq, "b_scale": ws, "b_zero_point": np.int8(0), "bias": bias},
+            ["Y"],
+            domain="com.microsoft",
+        )
         q, qp = dynamic_quantize(x, "onnx")
         worst = max(worst, max_ulp_diff(_dynamic_output(q, qp, wq, ws, bias), want))
     assert worst == 0, f"DynamicQuantizeMatMul differs by up to {worst} ulp"
@@ -473,14 +611,37 @@ def test_dynamic_quantize_matmul_contrib_ulps():
 def _assert_static_conv(x, w, b, groups, activation, **qparams):
     """run_layer(static, float_half_even) conv (stride 2, padding 1) == ORT: its input codes ==
     QuantizeLinear, its output == QLinearConv fed the layer's tensors. Returns (result, ORT's codes)."""
-    res = run_layer("conv2d", x, w, b, scheme="static", requant_mode="float_half_even", stride=2, padding=1, groups=groups,
-                    activation=activation, **qparams)
+    res = run_layer(
+        "conv2d",
+        x,
+        w,
+        b,
+        scheme="static",
+        requant_mode="float_half_even",
+        stride=2,
+        padding=1,
+        groups=groups,
+        activation=activation,
+        **qparams,
+    )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
     (xq,) = run_onnx_node("QuantizeLinear", {"x": x, "s": iq.scale[0], "z": np.uint8(iq.zero_point[0])}, ["y"])
     np.testing.assert_array_equal(t["input_q"].values, xq)
-    want = _ort_qlinear_conv(xq, wq.values, np.uint8(iq.zero_point[0]), np.uint8(oq.zero_point[0]), iq.scale[0], wq.qparams.scale,
-                             oq.scale[0], t["bias_q"].values, True, (2, 2), (1, 1, 1, 1), groups)
+    want = _ort_qlinear_conv(
+        xq,
+        wq.values,
+        np.uint8(iq.zero_point[0]),
+        np.uint8(oq.zero_point[0]),
+        iq.scale[0],
+        wq.qparams.scale,
+        oq.scale[0],
+        t["bias_q"].values,
+        True,
+        (2, 2),
+        (1, 1, 1, 1),
+        groups,
+    )
     if activation == "relu":
         want = np.maximum(want, np.uint8(oq.zero_point[0]))
     np.testing.assert_array_equal(t["output_q"].values, want)
@@ -512,9 +673,16 @@ def test_static_layer_ties_match_qlinear_conv(depthwise):
     codes[:, 0, 0, 0] = 127  # max |w| = 127 * 2**-7 in every channel
     w = (codes * 2.0**-7).astype(np.float32)
     b = (rng.integers(-40, 40, o) * 2.0**-9).astype(np.float32)
-    qparams = dict(input_qparams=QParams(np.float32(0.25), 128, "uint8"), output_qparams=QParams(np.float32(2.0**-4), 128, "uint8"))
+    qparams = {
+        "input_qparams": QParams(np.float32(0.25), 128, "uint8"),
+        "output_qparams": QParams(np.float32(2.0**-4), 128, "uint8"),
+    }
     res, want = _assert_static_conv(x, w, b, groups, None, **qparams)
     t = res.tensors
-    _assert_ties_decide(t["acc"].values, t["input_q"].qparams.scale[0], t["weight_q"].qparams.scale, t["output_q"].qparams, want, 1)
-    swapped = run_layer("conv2d", x, w, b, scheme="static", requant_mode="tflite", stride=2, padding=1, groups=groups, **qparams)
+    _assert_ties_decide(
+        t["acc"].values, t["input_q"].qparams.scale[0], t["weight_q"].qparams.scale, t["output_q"].qparams, want, 1
+    )
+    swapped = run_layer(
+        "conv2d", x, w, b, scheme="static", requant_mode="tflite", stride=2, padding=1, groups=groups, **qparams
+    )
     assert np.any(swapped.tensors["output_q"].values != want)

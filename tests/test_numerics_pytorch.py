@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm  # noqa: E402
-from accelsim.kernels.quantize import scale_accumulator  # noqa: E402
-from accelsim.quant import RULES, QParams, make_requant_params, quantize_tensor, requantize, run_layer  # noqa: E402
-from accelsim.quant.dynamic import DynamicFlavour, dynamic_quantize, get_flavour, pytorch_qparams  # noqa: E402
-from accelsim.quant.observers import MovingAverageMinMaxObserver  # noqa: E402
+from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
+from accelsim.kernels.quantize import scale_accumulator
+from accelsim.quant import RULES, QParams, make_requant_params, quantize_tensor, requantize, run_layer
+from accelsim.quant.dynamic import DynamicFlavour, dynamic_quantize, get_flavour, pytorch_qparams
+from accelsim.quant.observers import MovingAverageMinMaxObserver
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -41,22 +41,36 @@ def _torch_weight(w_int: np.ndarray, scale: np.ndarray):
         return torch._make_per_tensor_quantized_tensor(torch.from_numpy(w_int), float(scale[0]), 0)
     shape = [-1] + [1] * (w_int.ndim - 1)
     return torch.quantize_per_channel(
-        w_f * torch.from_numpy(scale.astype(np.float32)).reshape(shape), torch.from_numpy(scale.astype(np.float64)),
-        torch.zeros(scale.size, dtype=torch.long), 0, torch.qint8,
+        w_f * torch.from_numpy(scale.astype(np.float32)).reshape(shape),
+        torch.from_numpy(scale.astype(np.float64)),
+        torch.zeros(scale.size, dtype=torch.long),
+        0,
+        torch.qint8,
     )
 
 
 @SETTINGS
-@given(size=st.integers(1, 70), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173, 0.1]), ties=st.booleans(), dtype=st.sampled_from(["uint8", "int8"]))
+@given(
+    size=st.integers(1, 70),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([0.5, 0.25, 0.375, 0.0173, 0.1]),
+    ties=st.booleans(),
+    dtype=st.sampled_from(["uint8", "int8"]),
+)
 def test_quantize_per_tensor(size, seed, scale, ties, dtype):
     """torch.quantize_per_tensor == rule fbgemm: rint(fma(x, float(1/s), z)), ties included, across SIMD tails."""
     rng = np.random.default_rng(seed)
-    x = ((rng.integers(-400, 400, size) + 0.5) * scale if ties else rng.normal(size=size) * 150 * scale).astype(np.float32)
+    x = ((rng.integers(-400, 400, size) + 0.5) * scale if ties else rng.normal(size=size) * 150 * scale).astype(
+        np.float32
+    )
     zp = int(rng.integers(0, 256)) if dtype == "uint8" else int(rng.integers(-128, 128))
-    want = torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, torch.quint8 if dtype == "uint8" else torch.qint8).int_repr().numpy()
+    want = (
+        torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, torch.quint8 if dtype == "uint8" else torch.qint8)
+        .int_repr()
+        .numpy()
+    )
     got, _ = quantize_tensor(x, QParams(np.float32(scale), zp, dtype), RULES["fbgemm"])
     np.testing.assert_array_equal(got, want)
-
 
 
 def _half_steps(rng: np.random.Generator, lo: int, hi: int, size: int | tuple[int, ...], scale: float) -> np.ndarray:
@@ -78,7 +92,11 @@ def test_quantize_per_tensor_ties_and_saturation(dtype):
     rng = np.random.default_rng(17)
     scale, zp = 0.125, (77 if dtype == "uint8" else -51)
     x = _half_steps(rng, -300, 300, 4000, scale)
-    want = torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, torch.quint8 if dtype == "uint8" else torch.qint8).int_repr().numpy()
+    want = (
+        torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, torch.quint8 if dtype == "uint8" else torch.qint8)
+        .int_repr()
+        .numpy()
+    )
     qp = QParams(np.float32(scale), zp, dtype)
     got, sats = quantize_tensor(x, qp, RULES["fbgemm"])
     np.testing.assert_array_equal(got, want)
@@ -111,8 +129,13 @@ def test_fake_quantize_per_tensor(ties):
 
 @SETTINGS
 @given(
-    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
-    per_channel=st.booleans(), relu=st.booleans(), ties=st.booleans(),
+    m=st.integers(1, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    per_channel=st.booleans(),
+    relu=st.booleans(),
+    ties=st.booleans(),
 )
 @example(m=7, k=33, n=5, seed=0, per_channel=True, relu=False, ties=False)
 def test_quantized_linear(m, k, n, seed, per_channel, relu, ties):
@@ -121,7 +144,11 @@ def test_quantized_linear(m, k, n, seed, per_channel, relu, ties):
     x_q = rng.integers(0, 256, (m, k)).astype(np.uint8)
     w_q = rng.integers(-128, 128, (n, k)).astype(np.int8)
     sx, zx = (0.5, 128) if ties else (float(rng.uniform(1e-3, 0.05)), int(rng.integers(0, 256)))
-    sw = np.full(n if per_channel else 1, 0.25, np.float32) if ties else rng.uniform(1e-3, 2e-2, n if per_channel else 1).astype(np.float32)
+    sw = (
+        np.full(n if per_channel else 1, 0.25, np.float32)
+        if ties
+        else rng.uniform(1e-3, 2e-2, n if per_channel else 1).astype(np.float32)
+    )
     sy, zy = (0.25 if ties else float(rng.uniform(0.01, 0.5))), int(rng.integers(0, 256))
     bias = (rng.integers(-50, 50, n) * 0.0625 if ties else rng.normal(size=n)).astype(np.float32)
     cls = torch.ao.nn.intrinsic.quantized.LinearReLU if relu else torch.ao.nn.quantized.Linear
@@ -130,13 +157,22 @@ def test_quantized_linear(m, k, n, seed, per_channel, relu, ties):
     lin.scale, lin.zero_point = sy, zy
     xt = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x_q), sx, zx)
     want = lin(xt).int_repr().numpy()
-    rq = make_requant_params("fbgemm", np.float32(sx), sw, QParams(np.float32(sy), zy, "uint8"), activation="relu" if relu else None, bias=bias)
+    rq = make_requant_params(
+        "fbgemm",
+        np.float32(sx),
+        sw,
+        QParams(np.float32(sy), zy, "uint8"),
+        activation="relu" if relu else None,
+        bias=bias,
+    )
     got = requantize(int_gemm(x_q, w_q.T, a_zero_point=zx).values, rq, axis=1).codes
     np.testing.assert_array_equal(got, want)
 
 
-
-@pytest.mark.parametrize(("kind", "per_channel", "relu"), [("linear", True, False), ("linear", False, True), ("conv2d", True, False), ("conv2d", False, False)])
+@pytest.mark.parametrize(
+    ("kind", "per_channel", "relu"),
+    [("linear", True, False), ("linear", False, True), ("conv2d", True, False), ("conv2d", False, False)],
+)
 def test_static_requant_ties_and_saturation(kind, per_channel, relu):
     """Quantized Linear(ReLU) / Conv2d with power-of-two scales: ``(acc + bias / (s_x s_w)) * s_x s_w / s_y``
     lands on exact halves in an eighth of the outputs or more; accelsim's fbgemm requant equals torch there,
@@ -163,7 +199,14 @@ def test_static_requant_ties_and_saturation(kind, per_channel, relu):
     mod.set_weight_bias(_torch_weight(w_q, sw), torch.from_numpy(bias))
     mod.scale, mod.zero_point = sy, zy
     want = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x_q), sx, zx)).int_repr().numpy()
-    rq = make_requant_params("fbgemm", np.float32(sx), sw, QParams(np.float32(sy), zy, "uint8"), activation="relu" if relu else None, bias=bias)
+    rq = make_requant_params(
+        "fbgemm",
+        np.float32(sx),
+        sw,
+        QParams(np.float32(sy), zy, "uint8"),
+        activation="relu" if relu else None,
+        bias=bias,
+    )
     got = requantize(acc, rq, axis=1).codes
     np.testing.assert_array_equal(got, want)
     shape = [1, -1] + [1] * (acc.ndim - 2)
@@ -173,12 +216,20 @@ def test_static_requant_ties_and_saturation(kind, per_channel, relu):
     assert _count_ties(v) > v.size // 8 and np.count_nonzero(away != want) > v.size // 20
     assert np.count_nonzero(want == 255) > 0 and np.count_nonzero(v + zy < (zy if relu else 0)) > 0
 
+
 @SETTINGS
 @given(
-    n=st.integers(1, 2), groups=st.sampled_from([1, 2, 4]), opg=st.integers(1, 3), depthwise=st.booleans(),
-    hw=st.tuples(st.integers(3, 8), st.integers(3, 8)), kernel=st.sampled_from([(1, 1), (3, 3), (2, 3)]),
-    stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]), padding=st.sampled_from([(0, 0), (1, 1), (1, 0)]),
-    dilation=st.sampled_from([(1, 1), (2, 1)]), per_channel=st.booleans(), seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 2),
+    groups=st.sampled_from([1, 2, 4]),
+    opg=st.integers(1, 3),
+    depthwise=st.booleans(),
+    hw=st.tuples(st.integers(3, 8), st.integers(3, 8)),
+    kernel=st.sampled_from([(1, 1), (3, 3), (2, 3)]),
+    stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]),
+    padding=st.sampled_from([(0, 0), (1, 1), (1, 0)]),
+    dilation=st.sampled_from([(1, 1), (2, 1)]),
+    per_channel=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
 )
 def test_quantized_conv2d(n, groups, opg, depthwise, hw, kernel, stride, padding, dilation, per_channel, seed):
     """torch.ao.nn.quantized.Conv2d (grouped, depthwise, dilated) == im2col GEMM + fbgemm requant."""
@@ -209,7 +260,9 @@ def test_quantized_conv2d(n, groups, opg, depthwise, hw, kernel, stride, padding
 DYNAMIC_ENGINES = {"pytorch": "fbgemm", "pytorch_qnnpack": "qnnpack"}
 
 
-def _torch_dynamic_linear(engine: str, x: np.ndarray, w_q: np.ndarray, sw: np.ndarray, bias: np.ndarray, *, reduce_range: bool | None = None) -> np.ndarray:
+def _torch_dynamic_linear(
+    engine: str, x: np.ndarray, w_q: np.ndarray, sw: np.ndarray, bias: np.ndarray, *, reduce_range: bool | None = None
+) -> np.ndarray:
     """torch's dynamic Linear on ``engine`` with exactly these int8 weights; ``reduce_range=None`` calls the
     module (which passes True; qnnpack ignores it), a bool calls ``quantized::linear_dynamic`` with it."""
     torch.backends.quantized.engine = engine
@@ -217,18 +270,26 @@ def _torch_dynamic_linear(engine: str, x: np.ndarray, w_q: np.ndarray, sw: np.nd
     dl.set_weight_bias(_torch_weight(w_q, sw), torch.from_numpy(bias))
     if reduce_range is None:
         return dl(torch.from_numpy(x)).numpy()
-    return torch.ops.quantized.linear_dynamic(torch.from_numpy(x), dl._packed_params._packed_params, reduce_range=reduce_range).numpy()
+    return torch.ops.quantized.linear_dynamic(
+        torch.from_numpy(x), dl._packed_params._packed_params, reduce_range=reduce_range
+    ).numpy()
 
 
-def _torch_dynamic_codes(engine: str, x: np.ndarray, params_reduce_range: bool, *, reduce_range: bool | None = None) -> np.ndarray:
+def _torch_dynamic_codes(
+    engine: str, x: np.ndarray, params_reduce_range: bool, *, reduce_range: bool | None = None
+) -> np.ndarray:
     """The uint8 codes torch's dynamic Linear quantizes ``x`` to, read through identity weights of
     scale 1 and no bias: the output is ``(q - z) * s``, exact for a power-of-two ``s``; ``s`` and ``z``
     are ChooseQuantizationParams' (``pytorch_qparams``, checked against torch's own below)."""
     k = x.shape[-1]
-    y = _torch_dynamic_linear(engine, x, np.eye(k, dtype=np.int8), np.float32([1.0]), np.zeros(k, np.float32), reduce_range=reduce_range)
+    y = _torch_dynamic_linear(
+        engine, x, np.eye(k, dtype=np.int8), np.float32([1.0]), np.zeros(k, np.float32), reduce_range=reduce_range
+    )
     s, z = pytorch_qparams(float(x.min()), float(x.max()), reduce_range=params_reduce_range)
     steps = y.astype(np.float64) / s
-    assert np.log2(s) == int(np.log2(s)) and np.array_equal(steps, np.rint(steps)), "codes are read exactly only with a power-of-two scale"
+    assert np.log2(s) == int(np.log2(s)) and np.array_equal(steps, np.rint(steps)), (
+        "codes are read exactly only with a power-of-two scale"
+    )
     return (steps + z).astype(np.int64)
 
 
@@ -243,9 +304,15 @@ def _tie_input(rng: np.random.Generator, shape: tuple[int, int], scale: float, l
 
 @SETTINGS
 @given(
-    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
-    per_channel=st.booleans(), spread=st.sampled_from([1e-4, 1.0, 30.0]), sign=st.sampled_from([-1, 0, 1]),
-    ties=st.booleans(), flavour=st.sampled_from(sorted(DYNAMIC_ENGINES)),
+    m=st.integers(1, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    per_channel=st.booleans(),
+    spread=st.sampled_from([1e-4, 1.0, 30.0]),
+    sign=st.sampled_from([-1, 0, 1]),
+    ties=st.booleans(),
+    flavour=st.sampled_from(sorted(DYNAMIC_ENGINES)),
 )
 @example(m=7, k=33, n=5, seed=0, per_channel=False, spread=1.0, sign=0, ties=False, flavour="pytorch")
 @example(m=7, k=33, n=5, seed=0, per_channel=True, spread=1.0, sign=0, ties=True, flavour="pytorch_qnnpack")
@@ -255,26 +322,45 @@ def test_dynamic_linear(m, k, n, seed, per_channel, spread, sign, ties, flavour)
     tie-forcing inputs (power-of-two scale, half steps)."""
     rng = np.random.default_rng(seed)
     if ties:
-        x = _tie_input(rng, (m, k), 2.0 ** int(rng.integers(-4, 3)), int(rng.integers(0, 128)), 127 if flavour == "pytorch" else 255)
+        x = _tie_input(
+            rng,
+            (m, k),
+            2.0 ** int(rng.integers(-4, 3)),
+            int(rng.integers(0, 128)),
+            127 if flavour == "pytorch" else 255,
+        )
     else:
         x = (rng.normal(size=(m, k)) * spread).astype(np.float32)
         x = np.abs(x) * sign if sign else x
     w = (rng.normal(size=(n, k)) * 0.1).astype(np.float32)
     bias = rng.normal(size=n).astype(np.float32)
-    res = run_layer("linear", x, w, bias, scheme="dynamic", flavour=flavour, weight_granularity="per_channel" if per_channel else "per_tensor")
+    res = run_layer(
+        "linear",
+        x,
+        w,
+        bias,
+        scheme="dynamic",
+        flavour=flavour,
+        weight_granularity="per_channel" if per_channel else "per_tensor",
+    )
     wq = res.tensors["weight_q"]
-    np.testing.assert_array_equal(res.output, _torch_dynamic_linear(DYNAMIC_ENGINES[flavour], x, wq.values, wq.qparams.scale, bias))
+    np.testing.assert_array_equal(
+        res.output, _torch_dynamic_linear(DYNAMIC_ENGINES[flavour], x, wq.values, wq.qparams.scale, bias)
+    )
 
 
 PYTORCH_FULL_RANGE = dataclasses.replace(get_flavour("pytorch"), name="pytorch_full_range", reduce_range=False)
 
 
-@pytest.mark.parametrize(("flavour", "engine", "reduce_range"), [
-    (get_flavour("pytorch"), "fbgemm", None),
-    (get_flavour("pytorch"), "x86", None),
-    (PYTORCH_FULL_RANGE, "fbgemm", False),  # quantized::linear_dynamic(..., reduce_range=False)
-    (get_flavour("pytorch_qnnpack"), "qnnpack", None),
-])
+@pytest.mark.parametrize(
+    ("flavour", "engine", "reduce_range"),
+    [
+        (get_flavour("pytorch"), "fbgemm", None),
+        (get_flavour("pytorch"), "x86", None),
+        (PYTORCH_FULL_RANGE, "fbgemm", False),  # quantized::linear_dynamic(..., reduce_range=False)
+        (get_flavour("pytorch_qnnpack"), "qnnpack", None),
+    ],
+)
 def test_dynamic_quantization_ties_and_saturation(flavour: DynamicFlavour, engine: str, reduce_range: bool | None):
     """Every code torch's dynamic Linear computes on exact ties, against the flavour's: scales 2**-5..2**2,
     zero points odd and even (ties of ``x / s + z`` and of ``x / s`` fall apart), and zero points that are
@@ -285,7 +371,9 @@ def test_dynamic_quantization_ties_and_saturation(flavour: DynamicFlavour, engin
     qmax = 127 if flavour.reduce_range else 255
     compared = ties = old_misses = over = 0
     for case in range(36):
-        low = 2 * int(rng.integers(0, qmax // 2)) + (1.5 if case % 4 == 3 else float(rng.integers(0, 2)))  # odd + 0.5: zp rounds up
+        low = 2 * int(rng.integers(0, qmax // 2)) + (
+            1.5 if case % 4 == 3 else float(rng.integers(0, 2))
+        )  # odd + 0.5: zp rounds up
         x = _tie_input(rng, (4, 37), 2.0 ** (case % 8 - 5), low, qmax)
         want = _torch_dynamic_codes(engine, x, flavour.reduce_range, reduce_range=reduce_range)
         got, qp = dynamic_quantize(x, flavour)
@@ -312,7 +400,9 @@ def test_dynamic_output_rounding_per_engine(flavour):
     want = _torch_dynamic_linear(DYNAMIC_ENGINES[flavour], x, wq.values, wq.qparams.scale, bias)
     np.testing.assert_array_equal(res.output, want)
     fused = get_flavour(flavour).fused_output
-    other = scale_accumulator(res.tensors["acc"].values, xq.qparams.scale[0], wq.qparams.scale, bias, axis=1, fused=not fused)
+    other = scale_accumulator(
+        res.tensors["acc"].values, xq.qparams.scale[0], wq.qparams.scale, bias, axis=1, fused=not fused
+    )
     assert np.count_nonzero(other != want) > want.size // 20
 
 
@@ -371,14 +461,18 @@ def test_static_layer_ties_and_saturation_match_torch_conv():
     codes[:, 0, 1, 1] = 127
     b = (rng.integers(-60, 60, 6) * 2.0**-8).astype(np.float32)
     in_qp, out_qp = QParams(np.float32(0.125), 77, "uint8"), QParams(np.float32(2.0**-7), 127, "uint8")
-    t = _check_static_layer_against_torch_conv(x, (codes * 2.0**-5).astype(np.float32), b, input_qparams=in_qp, output_qparams=out_qp)
+    t = _check_static_layer_against_torch_conv(
+        x, (codes * 2.0**-5).astype(np.float32), b, input_qparams=in_qp, output_qparams=out_qp
+    )
     assert np.all(t["weight_q"].qparams.scale == np.float32(2.0**-5))
     inputs_fake_rule = quantize_tensor(x, in_qp, RULES["torch_fake_quant"])[0]
     assert np.count_nonzero(inputs_fake_rule != t["input_q"].values) > x.size // 4
     out = t["output_q"].values
     assert np.count_nonzero(t["input_q"].values == 0) and np.count_nonzero(t["input_q"].values == 255)
     assert np.count_nonzero(out == 0) and np.count_nonzero(out == 255)
-    v = (t["acc"].values.astype(np.float64) + b.reshape(1, -1, 1, 1) * 2.0**8) * 0.5  # acc + bias / (s_x s_w), times 0.5
+    v = (
+        t["acc"].values.astype(np.float64) + b.reshape(1, -1, 1, 1) * 2.0**8
+    ) * 0.5  # acc + bias / (s_x s_w), times 0.5
     away = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + 127, 0, 255)
     assert _count_ties(v) > v.size // 4 and np.count_nonzero(away != out) > v.size // 10
 
@@ -390,7 +484,10 @@ def test_moving_average_observer_matches_torch(averaging_constant):
     the parameters of the pytorch rule equal torch's calculate_qparams for quint8 / qint8, affine /
     symmetric. Batches vary in spread and offset, one is an outlier."""
     rng = np.random.default_rng(37)
-    ours, theirs = MovingAverageMinMaxObserver(averaging_constant), torch.ao.quantization.MovingAverageMinMaxObserver(averaging_constant)
+    ours, theirs = (
+        MovingAverageMinMaxObserver(averaging_constant),
+        torch.ao.quantization.MovingAverageMinMaxObserver(averaging_constant),
+    )
     lo64 = hi64 = None
     double_misses = 0
     for i in range(40):
@@ -405,7 +502,9 @@ def test_moving_average_observer_matches_torch(averaging_constant):
     assert double_misses > 0
     for dtype, torch_dtype in (("uint8", torch.quint8), ("int8", torch.qint8)):
         for symmetric, qscheme in ((False, torch.per_tensor_affine), (True, torch.per_tensor_symmetric)):
-            obs = torch.ao.quantization.MovingAverageMinMaxObserver(averaging_constant, dtype=torch_dtype, qscheme=qscheme)
+            obs = torch.ao.quantization.MovingAverageMinMaxObserver(
+                averaging_constant, dtype=torch_dtype, qscheme=qscheme
+            )
             obs.min_val.copy_(theirs.min_val)
             obs.max_val.copy_(theirs.max_val)
             scale, zp = obs.calculate_qparams()
@@ -421,7 +520,10 @@ def test_observer_pytorch_rule_on_zero_point_ties(dtype, torch_dtype):
     rounded_away = 0
     for a in range(1, 250, 7):
         lo, hi = -(a + 0.5) * 2.0**-4, (254.5 - a) * 2.0**-4  # scale (hi - lo) / 255 = 2**-4
-        ours, theirs = MovingAverageMinMaxObserver(), torch.ao.quantization.MovingAverageMinMaxObserver(dtype=torch_dtype)
+        ours, theirs = (
+            MovingAverageMinMaxObserver(),
+            torch.ao.quantization.MovingAverageMinMaxObserver(dtype=torch_dtype),
+        )
         ours.observe(np.float32([lo, hi]))
         theirs(torch.tensor([lo, hi]))
         scale, zp = theirs.calculate_qparams()

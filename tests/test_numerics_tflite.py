@@ -54,11 +54,24 @@ def tfl_affine_quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndar
 
 
 def tfl_conv_per_channel(
-    x_q, w_q, bias_q, input_offset, output_offset, multipliers, shifts, stride, pad, dilation, groups, act_min, act_max, single
+    x_q,
+    w_q,
+    bias_q,
+    input_offset,
+    output_offset,
+    multipliers,
+    shifts,
+    stride,
+    pad,
+    dilation,
+    groups,
+    act_min,
+    act_max,
+    single,
 ):
     """reference_integer_ops::ConvPerChannel (NCHW indexing, grouped like DepthwiseConv's depth multiplier)."""
     mbqm = tfl_multiply_by_quantized_multiplier_single if single else tfl_multiply_by_quantized_multiplier
-    batches, in_depth, in_h, in_w = x_q.shape
+    batches, _in_depth, in_h, in_w = x_q.shape
     out_depth, filt_depth, fh, fw = w_q.shape
     pt, pl = pad
     oh = (in_h + 2 * pt - dilation[0] * (fh - 1) - 1) // stride[0] + 1
@@ -77,7 +90,9 @@ def tfl_conv_per_channel(
                                 iy = oy * stride[0] - pt + dilation[0] * fy
                                 ix = ox * stride[1] - pl + dilation[1] * fx
                                 if 0 <= iy < in_h and 0 <= ix < in_w:  # is_point_inside_image
-                                    acc += int(w_q[oc, ic, fy, fx]) * (int(x_q[b, g * filt_depth + ic, iy, ix]) + input_offset)
+                                    acc += int(w_q[oc, ic, fy, fx]) * (
+                                        int(x_q[b, g * filt_depth + ic, iy, ix]) + input_offset
+                                    )
                     acc += int(bias_q[oc])
                     acc = mbqm(acc, int(multipliers[oc]), int(shifts[oc]))
                     acc += output_offset
@@ -99,9 +114,13 @@ def _tflite_multipliers(s_x: float, s_w: np.ndarray, s_y: float, single: bool):
 
 @SETTINGS
 @given(
-    seed=st.integers(0, 2**32 - 1), depthwise=st.booleans(), single=st.booleans(),
-    activation=st.sampled_from([None, "relu", "relu6"]), stride=st.sampled_from([(1, 1), (2, 2), (2, 1)]),
-    dilation=st.sampled_from([(1, 1), (2, 2)]), ties=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    depthwise=st.booleans(),
+    single=st.booleans(),
+    activation=st.sampled_from([None, "relu", "relu6"]),
+    stride=st.sampled_from([(1, 1), (2, 2), (2, 1)]),
+    dilation=st.sampled_from([(1, 1), (2, 2)]),
+    ties=st.booleans(),
 )
 def test_static_conv_matches_tflite_reference(seed, depthwise, single, activation, stride, dilation, ties):
     """run_layer(static, tflite / tflite_single) conv == ConvPerChannel on the same quantized tensors."""
@@ -114,8 +133,19 @@ def test_static_conv_matches_tflite_reference(seed, depthwise, single, activatio
     b = rng.normal(size=6).astype(np.float32)
     in_qp, out_qp = (TIE_INPUT, TIE_OUTPUT) if ties else (None, None)
     res = run_layer(
-        "conv2d", x, w, b, scheme="static", requant_mode="tflite_single" if single else "tflite", stride=stride,
-        padding=1, dilation=dilation, groups=groups, activation=activation, input_qparams=in_qp, output_qparams=out_qp,
+        "conv2d",
+        x,
+        w,
+        b,
+        scheme="static",
+        requant_mode="tflite_single" if single else "tflite",
+        stride=stride,
+        padding=1,
+        dilation=dilation,
+        groups=groups,
+        activation=activation,
+        input_qparams=in_qp,
+        output_qparams=out_qp,
     )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
@@ -128,8 +158,20 @@ def test_static_conv_matches_tflite_reference(seed, depthwise, single, activatio
     if activation == "relu6":
         act_max = min(act_max, zy + tfl_round(float(np.float32(6.0) / oq.scale[0])))
     want = tfl_conv_per_channel(
-        t["input_q"].values, wq.values, t["bias_q"].values, -int(iq.zero_point[0]), zy, mults, shifts,
-        stride, (1, 1), dilation, groups, act_min, act_max, single,
+        t["input_q"].values,
+        wq.values,
+        t["bias_q"].values,
+        -int(iq.zero_point[0]),
+        zy,
+        mults,
+        shifts,
+        stride,
+        (1, 1),
+        dilation,
+        groups,
+        act_min,
+        act_max,
+        single,
     )
     np.testing.assert_array_equal(t["output_q"].values, want)
     if ties and not depthwise:  # the tie-forcing case does force ties
@@ -138,8 +180,13 @@ def test_static_conv_matches_tflite_reference(seed, depthwise, single, activatio
 
 @SETTINGS
 @given(
-    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), per_channel=st.booleans(),
-    mode=st.sampled_from(["tflite", "tflite_float64"]), ties=st.booleans(),
+    m=st.integers(1, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    per_channel=st.booleans(),
+    mode=st.sampled_from(["tflite", "tflite_float64"]),
+    ties=st.booleans(),
 )
 @example(m=7, k=33, n=5, seed=0, per_channel=True, mode="tflite_float64", ties=True)
 @example(m=7, k=33, n=5, seed=0, per_channel=False, mode="tflite", ties=True)
@@ -152,8 +199,17 @@ def test_static_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
     w = tie_weights(rng, (n, k)) if ties else (rng.normal(size=(n, k)) * 0.2).astype(np.float32)
     b = rng.normal(size=n).astype(np.float32)
     in_qp, out_qp = (TIE_INPUT, TIE_OUTPUT) if ties else (None, None)
-    res = run_layer("linear", x, w, b, scheme="static", requant_mode=mode, weight_granularity="per_channel" if per_channel else "per_tensor",
-                    input_qparams=in_qp, output_qparams=out_qp)
+    res = run_layer(
+        "linear",
+        x,
+        w,
+        b,
+        scheme="static",
+        requant_mode=mode,
+        weight_granularity="per_channel" if per_channel else "per_tensor",
+        input_qparams=in_qp,
+        output_qparams=out_qp,
+    )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
     w_scales = np.broadcast_to(wq.qparams.scale, (n,))
@@ -189,7 +245,9 @@ def tfl_asymmetric_quantize_floats(values: np.ndarray):
     zero_point_from_max = qmax_double - rmax / scale
     zero_point_from_min_error = abs(qmin_double) + abs(rmin / scale)
     zero_point_from_max_error = abs(qmax_double) + abs(rmax / scale)
-    zero_point_double = zero_point_from_min if zero_point_from_min_error < zero_point_from_max_error else zero_point_from_max
+    zero_point_double = (
+        zero_point_from_min if zero_point_from_min_error < zero_point_from_max_error else zero_point_from_max
+    )
     if zero_point_double <= qmin_double:
         nudged = -128
     elif zero_point_double >= qmax_double:
@@ -216,8 +274,13 @@ def tfl_symmetric_quantize_floats(values: np.ndarray):
 
 @SETTINGS
 @given(
-    m=st.integers(1, 6), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
-    per_channel=st.booleans(), asymmetric=st.booleans(), spread=st.sampled_from([1e-3, 1.0, 50.0]),
+    m=st.integers(1, 6),
+    k=st.integers(1, 40),
+    n=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    per_channel=st.booleans(),
+    asymmetric=st.booleans(),
+    spread=st.sampled_from([1e-3, 1.0, 50.0]),
 )
 @example(m=7, k=33, n=5, seed=0, per_channel=True, asymmetric=True, spread=1.0)
 def test_hybrid_fully_connected_matches_tflite_reference(m, k, n, seed, per_channel, asymmetric, spread):
@@ -226,8 +289,15 @@ def test_hybrid_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
     x = (rng.normal(size=(m, k)) * spread).astype(np.float32)
     w = (rng.normal(size=(n, k)) * 0.2).astype(np.float32)
     b = rng.normal(size=n).astype(np.float32)
-    res = run_layer("linear", x, w, b, scheme="dynamic", flavour="tflite" if asymmetric else "tflite_symmetric",
-                    weight_granularity="per_channel" if per_channel else "per_tensor")
+    res = run_layer(
+        "linear",
+        x,
+        w,
+        b,
+        scheme="dynamic",
+        flavour="tflite" if asymmetric else "tflite_symmetric",
+        weight_granularity="per_channel" if per_channel else "per_tensor",
+    )
     wq = res.tensors["weight_q"]
     filter_scales = np.broadcast_to(wq.qparams.scale, (n,))
     row_sums = wq.values.astype(np.int64).sum(axis=1)  # PortableReductionSumVector
@@ -247,8 +317,10 @@ def test_hybrid_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
 
 @settings(max_examples=60, deadline=None)
 @given(
-    real=st.sampled_from([0.5, 0.25, 0.375, 0.75, 1.5, 2.0**-9, 3.0]), seed=st.integers(0, 2**32 - 1),
-    mode=st.sampled_from(["tflite", "tflite_single", "tflite_float64"]), zp=st.integers(-10, 10),
+    real=st.sampled_from([0.5, 0.25, 0.375, 0.75, 1.5, 2.0**-9, 3.0]),
+    seed=st.integers(0, 2**32 - 1),
+    mode=st.sampled_from(["tflite", "tflite_single", "tflite_float64"]),
+    zp=st.integers(-10, 10),
 )
 def test_requant_ties_match_tflite(real, seed, mode, zp):
     """Exact ties (odd accumulators times 0.5, ...) round like MultiplyByQuantizedMultiplier (both builds)
@@ -257,14 +329,20 @@ def test_requant_ties_match_tflite(real, seed, mode, zp):
     from accelsim.quant import make_requant_params, requantize
 
     rng = np.random.default_rng(seed)
-    acc = np.concatenate([rng.integers(-4000, 4000, 64), rng.integers(INT32_MIN, INT32_MAX + 1, 14), [INT32_MIN, INT32_MAX]])
+    acc = np.concatenate(
+        [rng.integers(-4000, 4000, 64), rng.integers(INT32_MIN, INT32_MAX + 1, 14), [INT32_MIN, INT32_MAX]]
+    )
     out = QParams(np.float32(1.0), zp, "int8")
     rq = make_requant_params(mode, np.float32(real), np.float32(1.0), out)
     m, s = tfl_quantize_multiplier(real)
     if mode == "tflite_float64":
         raw = [tfl_fully_connected_requant(int(a), real, 1.0, 1.0, zp) for a in acc]
     else:
-        mbqm = tfl_multiply_by_quantized_multiplier_single if mode == "tflite_single" else tfl_multiply_by_quantized_multiplier
+        mbqm = (
+            tfl_multiply_by_quantized_multiplier_single
+            if mode == "tflite_single"
+            else tfl_multiply_by_quantized_multiplier
+        )
         raw = [mbqm(int(a), m, s) + zp for a in acc]
     for channels in (1, 16):
         got, sats, _, _ = requantize(acc.astype(np.int32).reshape(-1, channels), rq, axis=1)
@@ -274,8 +352,13 @@ def test_requant_ties_match_tflite(real, seed, mode, zp):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), channels=st.sampled_from([1, 5, 16, 37]), zp=st.integers(-128, 127),
-       activation=st.sampled_from([None, "relu", "relu6"]), channels_last=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    channels=st.sampled_from([1, 5, 16, 37]),
+    zp=st.integers(-128, 127),
+    activation=st.sampled_from([None, "relu", "relu6"]),
+    channels_last=st.booleans(),
+)
 @example(seed=0, channels=16, zp=-2, activation=None, channels_last=True)
 def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, activation, channels_last):
     """``tflite_float64`` per channel on random scales, exact ties, double-product near ties and int32
@@ -296,7 +379,9 @@ def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, a
     acc[1, -1], acc[2, -1], acc[3, 0], acc[4, 0] = near[2], -near[2], INT32_MIN, INT32_MAX
     out = QParams(s_y, zp, "int8")
     rq = make_requant_params("tflite_float64", s_x, s_w, out, activation=activation)
-    raw = np.array([[tfl_fully_connected_requant(int(a), s_x, s_w[c], s_y, zp) for c, a in enumerate(row)] for row in acc])
+    raw = np.array(
+        [[tfl_fully_connected_requant(int(a), s_x, s_w[c], s_y, zp) for c, a in enumerate(row)] for row in acc]
+    )
     lo = zp if activation else -128
     hi = min(127, zp + tfl_round(float(np.float32(6.0) / s_y))) if activation == "relu6" else 127
     acc32 = acc.astype(np.int32)
@@ -305,7 +390,9 @@ def test_float64_requant_matches_fully_connected_reference(seed, channels, zp, a
     if activation is None:
         assert sats == int(((raw < -128) | (raw > 127)).sum())
     codes = np.empty(acc.shape, np.int8)  # the plan the array -> requant hand-off (vnni.requant_product) runs
-    region = requant_region(acc32.reshape(-1), channels, codes.reshape(-1), channels, acc.shape[0], 0, channels, *rq.lanes())
+    region = requant_region(
+        acc32.reshape(-1), channels, codes.reshape(-1), channels, acc.shape[0], 0, channels, *rq.lanes()
+    )
     np.testing.assert_array_equal(codes, got)
     assert region == (sats, acc.min(), acc.max())
 
@@ -317,7 +404,22 @@ def test_gemmlowp_helpers_at_the_int32_extremes() -> None:
 
     from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 
-    edges = [-(1 << 31), -(1 << 31) + 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, (1 << 30), (1 << 31) - 1, 123456789, -987654321]
+    edges = [
+        -(1 << 31),
+        -(1 << 31) + 1,
+        -(1 << 30),
+        -3,
+        -2,
+        -1,
+        0,
+        1,
+        2,
+        3,
+        (1 << 30),
+        (1 << 31) - 1,
+        123456789,
+        -987654321,
+    ]
     for a in edges:
         for b in edges:
             assert saturating_rounding_doubling_high_mul(a, b) == tfl_srdhm(a, b), (a, b)

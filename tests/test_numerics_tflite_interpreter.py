@@ -21,20 +21,27 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
-from tensorflow.lite.python import schema_py_generated as schema  # noqa: E402
-from tensorflow.lite.tools import flatbuffer_utils  # noqa: E402
-from numerics_refs import PRODUCT_ROUNDS_ONTO_TIE  # noqa: E402
+from numerics_refs import PRODUCT_ROUNDS_ONTO_TIE
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
-from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm, scale_accumulator  # noqa: E402
-from accelsim.quant import QParams, dynamic_quantize, make_requant_params, requantize, run_layer  # noqa: E402
-from accelsim.quant.multiplier import effective_scale  # noqa: E402
-from accelsim.quant.rules import ONNX, TFLITE, quantize_tensor  # noqa: E402
+from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm, scale_accumulator
+from accelsim.quant import QParams, dynamic_quantize, make_requant_params, requantize, run_layer
+from accelsim.quant.multiplier import effective_scale
+from accelsim.quant.rules import ONNX, TFLITE, quantize_tensor
 
 pytestmark = pytest.mark.slow
 MODES = ("tflite", "tflite_single", "tflite_float64")
-ACTIVATIONS = {None: schema.ActivationFunctionType.NONE, "relu": schema.ActivationFunctionType.RELU,
-               "relu6": schema.ActivationFunctionType.RELU6}
-LAYER_OPS = (schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+ACTIVATIONS = {
+    None: schema.ActivationFunctionType.NONE,
+    "relu": schema.ActivationFunctionType.RELU,
+    "relu6": schema.ActivationFunctionType.RELU6,
+}
+LAYER_OPS = (
+    schema.BuiltinOperator.FULLY_CONNECTED,
+    schema.BuiltinOperator.CONV_2D,
+    schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+)
 
 
 def _convert(model, input_shape, rng: np.random.Generator, *, full_int8: bool, float_input: bool = False) -> bytes:
@@ -93,9 +100,17 @@ def _template(kind: str) -> bytes:
     inp = tf.keras.Input(shape[1:], batch_size=shape[0])
     layer = {
         "conv": lambda: tf.keras.layers.Conv2D(CHANNELS, 3, strides=2, padding="same", bias_initializer="ones"),
-        "depthwise": lambda: tf.keras.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, bias_initializer="ones"),
+        "depthwise": lambda: tf.keras.layers.DepthwiseConv2D(
+            3, strides=2, padding="same", depth_multiplier=2, bias_initializer="ones"
+        ),
     }.get(kind, lambda: tf.keras.layers.Dense(CHANNELS, bias_initializer="ones"))()
-    return _convert(tf.keras.Model(inp, layer(inp)), shape, np.random.default_rng(0), full_int8=True, float_input=kind == "fc_float_input")
+    return _convert(
+        tf.keras.Model(inp, layer(inp)),
+        shape,
+        np.random.default_rng(0),
+        full_int8=True,
+        float_input=kind == "fc_float_input",
+    )
 
 
 def _retuned(kind: str, s_x, z_x, w, s_w, bias, s_y, z_y, activation=None):
@@ -105,7 +120,12 @@ def _retuned(kind: str, s_x, z_x, w, s_w, bias, s_y, z_y, activation=None):
     (op,) = [o for o in graph.operators if model.operatorCodes[o.opcodeIndex].builtinCode in LAYER_OPS]
     x_i, w_i, b_i = op.inputs
     s_w = np.asarray(s_w, np.float32).reshape(-1)
-    for index, scale, zero in ((x_i, [s_x], [z_x]), (op.outputs[0], [s_y], [z_y]), (w_i, s_w, 0 * s_w), (b_i, np.float32(s_x) * s_w, 0 * s_w)):
+    for index, scale, zero in (
+        (x_i, [s_x], [z_x]),
+        (op.outputs[0], [s_y], [z_y]),
+        (w_i, s_w, 0 * s_w),
+        (b_i, np.float32(s_x) * s_w, 0 * s_w),
+    ):
         graph.tensors[index].quantization.scale = np.asarray(scale, np.float32)
         graph.tensors[index].quantization.zeroPoint = np.asarray(zero, np.int64)
     for index, values in ((w_i, np.asarray(w, np.int8)), (b_i, np.asarray(bias, np.int32))):
@@ -139,9 +159,13 @@ def _compare(kind, x_q, w, s_x, z_x, s_w, bias, s_y, z_y, activation=None, inter
         rq = make_requant_params(mode, s_x, s_w, out, activation=activation)
         codes = requantize(acc, rq, axis=acc.ndim - 1).codes  # channels last: the 16-lane kernel
         if acc.ndim == 4:  # channels first: the element loop, same bits
-            np.testing.assert_array_equal(np.moveaxis(requantize(np.moveaxis(acc, 3, 1), rq, axis=1).codes, 1, 3), codes)
+            np.testing.assert_array_equal(
+                np.moveaxis(requantize(np.moveaxis(acc, 3, 1), rq, axis=1).codes, 1, 3), codes
+            )
         mismatches[mode] = int((codes != want).sum())
-    product = acc.astype(np.float64) * effective_scale(s_x, np.asarray(s_w, np.float32).reshape(-1), s_y)  # exact: odd * 2**-k scales
+    product = acc.astype(np.float64) * effective_scale(
+        s_x, np.asarray(s_w, np.float32).reshape(-1), s_y
+    )  # exact: odd * 2**-k scales
     ties = int(((product - np.floor(product) == 0.5) & (want > rq.act_min) & (want < rq.act_max)).sum())
     return want, mismatches, ties
 
@@ -205,7 +229,7 @@ def test_fully_connected_near_ties_are_double_products():
     sign = np.tile([1, -1], 8)
     s_w = np.float32([m * 2.0**-37 for _, m, _ in PRODUCT_ROUNDS_ONTO_TIE] * 2)
     bias = sign * np.array([acc for _, _, acc in PRODUCT_ROUNDS_ONTO_TIE] * 2)
-    for (k, m, acc) in PRODUCT_ROUNDS_ONTO_TIE:
+    for k, m, acc in PRODUCT_ROUNDS_ONTO_TIE:
         assert acc * m == (2 * k + 1) * 2**46 - 1 and float(acc) * (m * 2.0**-47) == k + 0.5
     cases.append(_compare("fc", x_q, w, s_x, z_x, s_w, bias, np.float32(1.0), -2))
     for per_tensor in (False, True):
@@ -217,7 +241,9 @@ def test_fully_connected_near_ties_are_double_products():
     extremes = np.array([2**31 - 1, -(2**31), 2**30 + 5, -(2**30) - 5, 2**29, -(2**29), 2**28 + 3, -(2**28) - 3] * 2)
     for real, z_y in ((2.0, -2), (1.0, 5), (4.0, 0)):
         s_w = np.float32(2.0**-8)
-        cases.append(_compare("fc", np.full_like(x_q, z_x), w, s_x, z_x, s_w, extremes, np.float32(s_x * s_w / real), z_y))
+        cases.append(
+            _compare("fc", np.full_like(x_q, z_x), w, s_x, z_x, s_w, extremes, np.float32(s_x * s_w / real), z_y)
+        )
     assert sum(c[1]["tflite_float64"] for c in cases) == 0, [c[1] for c in cases]
     product, precision, extreme = cases[0][1], [c[1] for c in cases[1:3]], [c[1] for c in cases[3:]]
     assert product["tflite_single"] >= 16, product  # every engineered element
@@ -266,7 +292,9 @@ def test_converted_conv_matches_builtin_ref(depthwise):
     else:
         layer = tf.keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu")
     model = tf.keras.Model(inp, layer(inp))
-    model.layers[1].set_weights([w + rng.normal(size=w.shape).astype(np.float32) * 0.1 for w in model.layers[1].get_weights()])
+    model.layers[1].set_weights(
+        [w + rng.normal(size=w.shape).astype(np.float32) * 0.1 for w in model.layers[1].get_weights()]
+    )
     interp = _interpreter(_convert(model, shape, rng, full_int8=True))
     (s_x,), (z_x,) = _quant(interp.get_input_details()[0])
     x_q = np.clip(np.round(rng.normal(size=shape) / s_x) + z_x, -128, 127).astype(np.int8)
@@ -276,7 +304,9 @@ def test_converted_conv_matches_builtin_ref(depthwise):
     s_w, _ = _quant(details[w_idx])
     (s_y,), (z_y,) = _quant(details[op["outputs"][0]])
     acc = _accumulators("depthwise" if depthwise else "conv", x_q, w, int(z_x), interp.get_tensor(b_idx))
-    rq = make_requant_params("tflite", s_x, s_w, QParams(s_y, int(z_y), "int8"), activation="relu6" if depthwise else "relu")
+    rq = make_requant_params(
+        "tflite", s_x, s_w, QParams(s_y, int(z_y), "int8"), activation="relu6" if depthwise else "relu"
+    )
     np.testing.assert_array_equal(requantize(acc, rq, axis=3).codes, want)
 
 
@@ -306,7 +336,7 @@ def test_quantize_op_matches_tflite_rule():
     half away from zero, on exact ties (x = (k + 1/2) * s with a power-of-two s), clamped values and random
     data at a non-power-of-two scale; round-half-even (the ONNX rule) differs on the ties."""
     rng = np.random.default_rng(500)
-    x_q, w, _, _, s_w, bias, s_y, z_y = _tie_forcing("fc", rng, 3)
+    _x_q, w, _, _, s_w, bias, s_y, z_y = _tie_forcing("fc", rng, 3)
     for s_x, z_x in ((np.float32(2.0**-3), -7), (np.float32(0.0371), 4)):
         interp = _retuned("fc_float_input", s_x, z_x, w, s_w, bias, s_y, z_y)
         x = ((rng.integers(-140, 140, SHAPES["fc"]) + 0.5) * s_x).astype(np.float32)
@@ -340,7 +370,11 @@ def test_hybrid_fully_connected_float_output():
         w_q = interp.get_tensor(w_idx)
         s_w, _ = _quant(details[w_idx])
         q, qp = dynamic_quantize(x, "tflite")
-        temps = {tuple(d["shape"]) + (np.dtype(d["dtype"]).name,): interp.get_tensor(i) for i, d in details.items() if not d["name"]}
+        temps = {
+            tuple(d["shape"]) + (np.dtype(d["dtype"]).name,): interp.get_tensor(i)
+            for i, d in details.items()
+            if not d["name"]
+        }
         np.testing.assert_array_equal(temps[(64, 40, "int8")], q)
         np.testing.assert_array_equal(temps[(64, "float32")], qp.scale)
         np.testing.assert_array_equal(temps[(64, "int32")], qp.zero_point)
@@ -369,8 +403,13 @@ def test_hybrid_conv_per_image_float_output():
     w_q = interp.get_tensor(w_idx)
     s_w, _ = _quant(details[w_idx])
     res = run_layer(
-        "conv2d", np.transpose(x, (0, 3, 1, 2)), np.transpose(w_q, (0, 3, 1, 2)).astype(np.float32) * s_w[:, None, None, None],
-        interp.get_tensor(b_idx), scheme="dynamic", flavour="tflite", stride=(2, 1),
+        "conv2d",
+        np.transpose(x, (0, 3, 1, 2)),
+        np.transpose(w_q, (0, 3, 1, 2)).astype(np.float32) * s_w[:, None, None, None],
+        interp.get_tensor(b_idx),
+        scheme="dynamic",
+        flavour="tflite",
+        stride=(2, 1),
     )
     np.testing.assert_array_equal(res.tensors["weight_q"].values, np.transpose(w_q, (0, 3, 1, 2)))
     np.testing.assert_array_equal(res.tensors["weight_q"].qparams.scale, s_w)

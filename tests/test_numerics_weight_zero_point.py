@@ -15,12 +15,12 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
-from numerics_refs import TIE_ACTIVATIONS, run_onnx_graph, run_onnx_node  # noqa: E402
-from onnx import helper  # noqa: E402
+from numerics_refs import TIE_ACTIVATIONS, run_onnx_graph, run_onnx_node
+from onnx import helper
 
-from accelsim.kernels import ConvGeometry, PackedWeights, int_conv2d, int_gemm  # noqa: E402
-from accelsim.kernels.gemm import accumulator_range, never_overflows  # noqa: E402
-from accelsim.quant import RULES, QParams, QuantizedWeight, quantize_tensor, run_layer, run_static_codes  # noqa: E402
+from accelsim.kernels import ConvGeometry, PackedWeights, int_conv2d, int_gemm
+from accelsim.kernels.gemm import accumulator_range, never_overflows
+from accelsim.quant import RULES, QParams, QuantizedWeight, quantize_tensor, run_layer, run_static_codes
 
 SETTINGS = settings(max_examples=25, deadline=None)
 DTYPES = {"uint8": np.uint8, "int8": np.int8}
@@ -52,10 +52,14 @@ def _scales(rng: np.random.Generator, ties, n: int, per_channel: bool):
     if ties:
         sa, sb, sy = ties
         return np.float32(sa), np.full(n if per_channel else 1, sb, np.float32), np.float32(sy)
-    return np.float32(rng.uniform(1e-3, 5e-2)), rng.uniform(1e-3, 2e-2, n if per_channel else 1).astype(np.float32), np.float32(rng.uniform(1e-2, 0.5))
+    return (
+        np.float32(rng.uniform(1e-3, 5e-2)),
+        rng.uniform(1e-3, 2e-2, n if per_channel else 1).astype(np.float32),
+        np.float32(rng.uniform(1e-2, 0.5)),
+    )
 
 
-def _geometry(stride, pads, dilation, groups: int, hw, kernel) -> ConvGeometry:  # noqa: ANN001
+def _geometry(stride, pads, dilation, groups: int, hw, kernel) -> ConvGeometry:
     """The conv's geometry; hypothesis rejects (``assume``) the draws whose output would be empty."""
     geom = ConvGeometry.from_args(stride, pads, dilation, groups)
     oh = (hw[0] + pads[0] + pads[2] - geom.dilation[0] * (kernel[0] - 1) - 1) // geom.stride[0] + 1
@@ -74,8 +78,13 @@ def _weight(codes: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int, per
 
 @SETTINGS
 @given(
-    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
-    pair=st.sampled_from(GEMM_PAIRS), per_column=st.booleans(), where=st.sampled_from(["min", "max", "any"]),
+    m=st.integers(1, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    pair=st.sampled_from(GEMM_PAIRS),
+    per_column=st.booleans(),
+    where=st.sampled_from(["min", "max", "any"]),
 )
 @example(m=7, k=33, n=5, seed=0, pair=("uint8", "uint8"), per_column=True, where="min")
 @example(m=7, k=33, n=5, seed=1, pair=("int8", "int8"), per_column=False, where="max")
@@ -105,10 +114,17 @@ def test_matmul_integer_weight_zero_point_across_kernel_blocks(m, k, n, pair):
 
 @SETTINGS
 @given(
-    n=st.integers(1, 2), groups=st.sampled_from([1, 2, 3]), cpg=st.integers(1, 3), opg=st.integers(1, 3),
-    hw=st.tuples(st.integers(3, 8), st.integers(3, 8)), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    pads=st.tuples(*[st.integers(0, 1)] * 4), seed=st.integers(0, 2**32 - 1), pair=st.sampled_from(GEMM_PAIRS),
+    n=st.integers(1, 2),
+    groups=st.sampled_from([1, 2, 3]),
+    cpg=st.integers(1, 3),
+    opg=st.integers(1, 3),
+    hw=st.tuples(st.integers(3, 8), st.integers(3, 8)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pads=st.tuples(*[st.integers(0, 1)] * 4),
+    seed=st.integers(0, 2**32 - 1),
+    pair=st.sampled_from(GEMM_PAIRS),
     where=st.sampled_from(["min", "max", "any"]),
 )
 def test_conv_integer_weight_zero_point(n, groups, cpg, opg, hw, kernel, stride, dilation, pads, seed, pair, where):
@@ -118,31 +134,69 @@ def test_conv_integer_weight_zero_point(n, groups, cpg, opg, hw, kernel, stride,
     x_dt, w_dt = DTYPES[pair[0]], DTYPES[pair[1]]
     x, w = _ints(rng, (n, groups * cpg, *hw), x_dt), _ints(rng, (groups * opg, cpg, *kernel), w_dt)
     zx, zw = _ints(rng, (), x_dt), _zero_points(rng, w_dt, 1, False, where)
-    (want,) = run_onnx_node("ConvInteger", {"x": x, "w": w, "x_zero_point": zx, "w_zero_point": zw}, ["y"],
-                            strides=list(stride), pads=list(pads), dilations=list(dilation), group=groups)
+    (want,) = run_onnx_node(
+        "ConvInteger",
+        {"x": x, "w": w, "x_zero_point": zx, "w_zero_point": zw},
+        ["y"],
+        strides=list(stride),
+        pads=list(pads),
+        dilations=list(dilation),
+        group=groups,
+    )
     np.testing.assert_array_equal(int_conv2d(x, w, geom, x_zero_point=int(zx), w_zero_point=zw).values, want)
 
 
 def _qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, per_column):
-    feeds = {"a": a, "a_scale": sa, "a_zero_point": za, "b": b, "b_scale": sb if per_column else sb[0], "b_zero_point": zb,
-             "y_scale": sy, "y_zero_point": zy}
+    feeds = {
+        "a": a,
+        "a_scale": sa,
+        "a_zero_point": za,
+        "b": b,
+        "b_scale": sb if per_column else sb[0],
+        "b_zero_point": zb,
+        "y_scale": sy,
+        "y_zero_point": zy,
+    }
     return run_onnx_node("QLinearMatMul", feeds, ["y"])[0]
 
 
 def _accelsim_matmul(a, sa, za, b, sb, zb, sy, zy, per_column, mode="float_half_even"):
     out_qp = QParams(sy, int(zy), str(zy.dtype))
-    res = run_static_codes("matmul", a, QParams(sa, int(za), str(a.dtype)), _weight(b, sb, zb, 1, per_column), None, out_qp,
-                           requant_mode=mode)
+    res = run_static_codes(
+        "matmul",
+        a,
+        QParams(sa, int(za), str(a.dtype)),
+        _weight(b, sb, zb, 1, per_column),
+        None,
+        out_qp,
+        requant_mode=mode,
+    )
     return res.tensors["output_q"].values
 
 
 @SETTINGS
 @given(
-    m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), per_column=st.booleans(),
-    ties=st.sampled_from(TIE_SCALES), pair=st.sampled_from(QLINEAR_PAIRS), where=st.sampled_from(["min", "max", "any"]),
+    m=st.integers(1, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    per_column=st.booleans(),
+    ties=st.sampled_from(TIE_SCALES),
+    pair=st.sampled_from(QLINEAR_PAIRS),
+    where=st.sampled_from(["min", "max", "any"]),
     saturate=st.booleans(),
 )
-@example(m=7, k=33, n=5, seed=3, per_column=True, ties=(0.5, 0.25, 0.25), pair=("uint8", "uint8"), where="max", saturate=False)
+@example(
+    m=7,
+    k=33,
+    n=5,
+    seed=3,
+    per_column=True,
+    ties=(0.5, 0.25, 0.25),
+    pair=("uint8", "uint8"),
+    where="max",
+    saturate=False,
+)
 def test_qlinear_matmul_weight_zero_point(m, k, n, seed, per_column, ties, pair, where, saturate):
     """QLinearMatMul with a weight zero point == run_static_codes on the given codes (float_half_even)."""
     rng = np.random.default_rng(seed)
@@ -156,28 +210,61 @@ def test_qlinear_matmul_weight_zero_point(m, k, n, seed, per_column, ties, pair,
 
 
 def _qlinear_conv(x, sx, zx, w, sw, zw, sy, zy, bias, per_channel, geom: ConvGeometry):
-    feeds = {"x": x, "x_scale": sx, "x_zero_point": zx, "w": w, "w_scale": sw if per_channel else sw[0], "w_zero_point": zw,
-             "y_scale": sy, "y_zero_point": zy, "B": bias}
-    return run_onnx_node("QLinearConv", feeds, ["y"], strides=list(geom.stride), pads=list(geom.padding), group=geom.groups)[0]
+    feeds = {
+        "x": x,
+        "x_scale": sx,
+        "x_zero_point": zx,
+        "w": w,
+        "w_scale": sw if per_channel else sw[0],
+        "w_zero_point": zw,
+        "y_scale": sy,
+        "y_zero_point": zy,
+        "B": bias,
+    }
+    return run_onnx_node(
+        "QLinearConv", feeds, ["y"], strides=list(geom.stride), pads=list(geom.padding), group=geom.groups
+    )[0]
 
 
-def _accelsim_conv(x, sx, zx, w, sw, zw, sy, zy, bias, per_channel, geom: ConvGeometry, mode="float_half_even", keep=True):
-    res = run_static_codes("conv2d", x, QParams(sx, int(zx), str(x.dtype)), _weight(w, sw, zw, 0, per_channel), bias,
-                           QParams(sy, int(zy), str(zy.dtype)), requant_mode=mode, stride=geom.stride, padding=geom.padding,
-                           groups=geom.groups, keep_accumulators=keep)
+def _accelsim_conv(
+    x, sx, zx, w, sw, zw, sy, zy, bias, per_channel, geom: ConvGeometry, mode="float_half_even", keep=True
+):
+    res = run_static_codes(
+        "conv2d",
+        x,
+        QParams(sx, int(zx), str(x.dtype)),
+        _weight(w, sw, zw, 0, per_channel),
+        bias,
+        QParams(sy, int(zy), str(zy.dtype)),
+        requant_mode=mode,
+        stride=geom.stride,
+        padding=geom.padding,
+        groups=geom.groups,
+        keep_accumulators=keep,
+    )
     return res.tensors["output_q"].values
 
 
 @SETTINGS
 @given(
-    n=st.integers(1, 2), groups=st.sampled_from([1, 2, 4]), opg=st.integers(1, 3), depthwise=st.booleans(),
-    hw=st.tuples(st.integers(3, 7), st.integers(3, 7)), kernel=st.sampled_from([(1, 1), (3, 3), (2, 3)]),
-    stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]), pads=st.tuples(*[st.integers(0, 1)] * 4),
-    per_channel=st.booleans(), ties=st.sampled_from(TIE_SCALES), seed=st.integers(0, 2**32 - 1),
-    pair=st.sampled_from(QLINEAR_PAIRS), where=st.sampled_from(["min", "max", "any"]), saturate=st.booleans(),
+    n=st.integers(1, 2),
+    groups=st.sampled_from([1, 2, 4]),
+    opg=st.integers(1, 3),
+    depthwise=st.booleans(),
+    hw=st.tuples(st.integers(3, 7), st.integers(3, 7)),
+    kernel=st.sampled_from([(1, 1), (3, 3), (2, 3)]),
+    stride=st.sampled_from([(1, 1), (2, 2), (1, 2)]),
+    pads=st.tuples(*[st.integers(0, 1)] * 4),
+    per_channel=st.booleans(),
+    ties=st.sampled_from(TIE_SCALES),
+    seed=st.integers(0, 2**32 - 1),
+    pair=st.sampled_from(QLINEAR_PAIRS),
+    where=st.sampled_from(["min", "max", "any"]),
+    saturate=st.booleans(),
 )
-def test_qlinear_conv_weight_zero_point(n, groups, opg, depthwise, hw, kernel, stride, pads, per_channel, ties, seed, pair, where,
-                                        saturate):
+def test_qlinear_conv_weight_zero_point(
+    n, groups, opg, depthwise, hw, kernel, stride, pads, per_channel, ties, seed, pair, where, saturate
+):
     """QLinearConv with a scalar or per-channel ``w_zero_point`` (grouped, depthwise, strided, padded, int32
     bias) == run_static_codes on the given codes and bias."""
     rng = np.random.default_rng(seed)
@@ -197,7 +284,11 @@ def test_qlinear_conv_weight_zero_point(n, groups, opg, depthwise, hw, kernel, s
 def _near(rng: np.random.Generator, zp: np.ndarray, shape, axis: int, dtype) -> np.ndarray:
     """Codes within 3 of their zero point (``zp`` broadcast along ``axis``), inside the dtype."""
     info = np.iinfo(dtype)
-    centre = np.expand_dims(np.asarray(zp, np.int64), tuple(d for d in range(len(shape)) if d != axis)) if np.ndim(zp) else int(zp)
+    centre = (
+        np.expand_dims(np.asarray(zp, np.int64), tuple(d for d in range(len(shape)) if d != axis))
+        if np.ndim(zp)
+        else int(zp)
+    )
     return np.clip(centre + rng.integers(-3, 4, shape), info.min, info.max).astype(dtype)
 
 
@@ -253,16 +344,39 @@ def test_static_layer_with_asymmetric_weights_matches_qlinear_conv(weights, gran
     x = rng.normal(size=(2, 6, 9, 9)).astype(np.float32)
     w = (rng.normal(size=(8, 6, 3, 3)) * 0.2 + 0.05).astype(np.float32)
     bias = rng.normal(size=8).astype(np.float32)
-    res = run_layer("conv2d", x, w, bias, scheme="static", requant_mode="float_half_even", weights=weights,
-                    weight_granularity=granularity, stride=2, padding=1)
+    res = run_layer(
+        "conv2d",
+        x,
+        w,
+        bias,
+        scheme="static",
+        requant_mode="float_half_even",
+        weights=weights,
+        weight_granularity=granularity,
+        stride=2,
+        padding=1,
+    )
     t = res.tensors
     wq, xq, out = t["weight_q"], t["input_q"], t["output_q"]
     assert not wq.qparams.symmetric and wq.dtype == ("uint8" if weights == "asymmetric" else "int8")
     per_channel = granularity == "per_channel"
-    zw = wq.qparams.zero_point.astype(wq.values.dtype) if per_channel else wq.values.dtype.type(wq.qparams.zero_point[0])
+    zw = (
+        wq.qparams.zero_point.astype(wq.values.dtype) if per_channel else wq.values.dtype.type(wq.qparams.zero_point[0])
+    )
     geom = ConvGeometry.from_args(2, 1)
-    args = (xq.values, xq.qparams.scale[0], xq.values.dtype.type(xq.qparams.zero_point[0]), wq.values, wq.qparams.scale, zw,
-            out.qparams.scale[0], out.values.dtype.type(out.qparams.zero_point[0]), t["bias_q"].values, per_channel, geom)
+    args = (
+        xq.values,
+        xq.qparams.scale[0],
+        xq.values.dtype.type(xq.qparams.zero_point[0]),
+        wq.values,
+        wq.qparams.scale,
+        zw,
+        out.qparams.scale[0],
+        out.values.dtype.type(out.qparams.zero_point[0]),
+        t["bias_q"].values,
+        per_channel,
+        geom,
+    )
     np.testing.assert_array_equal(out.values, _qlinear_conv(*args))
     np.testing.assert_array_equal(_accelsim_conv(*args, keep=False), out.values)
 
@@ -280,8 +394,16 @@ def test_dynamic_layer_with_asymmetric_weights_matches_ort_graph(weights, per_co
     x = TIE_ACTIVATIONS if ties else (rng.normal(size=(9, 70)) * 2).astype(np.float32)
     w = (rng.normal(size=(33, x.shape[1])) * 0.1 + 0.03).astype(np.float32)
     bias = rng.normal(size=33).astype(np.float32)
-    res = run_layer("linear", x, w, bias, scheme="dynamic", flavour="onnx", weights=weights,
-                    weight_granularity="per_channel" if per_column else "per_tensor")
+    res = run_layer(
+        "linear",
+        x,
+        w,
+        bias,
+        scheme="dynamic",
+        flavour="onnx",
+        weights=weights,
+        weight_granularity="per_channel" if per_column else "per_tensor",
+    )
     wq = res.tensors["weight_q"]
     ws = wq.qparams.scale if per_column else wq.qparams.scale[0]
     zw = wq.qparams.zero_point.astype(wq.values.dtype)

@@ -23,9 +23,25 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.backend.test.case.base import Base
 
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
-from accelsim.quant import RULES, QParams, QuantizedWeight, dequantize_tensor, dynamic_quantize, quantize_tensor, run_static_codes
+from accelsim.quant import (
+    RULES,
+    QParams,
+    QuantizedWeight,
+    dequantize_tensor,
+    dynamic_quantize,
+    quantize_tensor,
+    run_static_codes,
+)
 
-MODULES = ("matmulinteger", "convinteger", "qlinearmatmul", "qlinearconv", "dynamicquantizelinear", "quantizelinear", "dequantizelinear")
+MODULES = (
+    "matmulinteger",
+    "convinteger",
+    "qlinearmatmul",
+    "qlinearconv",
+    "dynamicquantizelinear",
+    "quantizelinear",
+    "dequantizelinear",
+)
 
 
 @dataclass(frozen=True)
@@ -43,15 +59,18 @@ class Case:
 
     def tensor_types(self) -> set[str]:
         """ONNX element types of every input and output (numpy arrays mapped to their TensorProto type)."""
-        return {TensorProto.DataType.Name(t.data_type) if isinstance(t, TensorProto)
-                else TensorProto.DataType.Name(helper.np_dtype_to_tensor_dtype(np.asarray(t).dtype))
-                for t in (*self.inputs, *self.outputs)}
+        return {
+            TensorProto.DataType.Name(t.data_type)
+            if isinstance(t, TensorProto)
+            else TensorProto.DataType.Name(helper.np_dtype_to_tensor_dtype(np.asarray(t).dtype))
+            for t in (*self.inputs, *self.outputs)
+        }
 
 
 def _collect() -> dict[str, Case]:
     cases: dict[str, Case] = {}
 
-    def capture(node, inputs, outputs, name, **_):  # noqa: ANN001, ANN003
+    def capture(node, inputs, outputs, name, **_):
         assert name not in cases, name
         cases[name] = Case(name, node, tuple(inputs), tuple(outputs))
 
@@ -74,9 +93,17 @@ def _collect() -> dict[str, Case]:
 CASES = _collect()
 
 #: number formats without an integer code in the accelerator (its codes are int4/uint4, int8/uint8, int16)
-_FORMATS_OUT = {"FLOAT8E4M3FN": "float8 e4m3", "FLOAT8E5M2": "float8 e5m2", "FLOAT4E2M1": "float4 e2m1",
-                "INT2": "2-bit integer", "UINT2": "2-bit integer", "UINT16": "16-bit unsigned integer"}
-_NOT_A_CODE = "codes: not a number format of the accelerator's datapath (DESIGN.md section 4: int4/uint4, int8/uint8, int16)"
+_FORMATS_OUT = {
+    "FLOAT8E4M3FN": "float8 e4m3",
+    "FLOAT8E5M2": "float8 e5m2",
+    "FLOAT4E2M1": "float4 e2m1",
+    "INT2": "2-bit integer",
+    "UINT2": "2-bit integer",
+    "UINT16": "16-bit unsigned integer",
+}
+_NOT_A_CODE = (
+    "codes: not a number format of the accelerator's datapath (DESIGN.md section 4: int4/uint4, int8/uint8, int16)"
+)
 OUT_OF_SCOPE: dict[str, str] = {
     "test_quantizelinear_e4m3fn": f"float8 e4m3 {_NOT_A_CODE}",
     "test_quantizelinear_e5m2": f"float8 e5m2 {_NOT_A_CODE}",
@@ -97,15 +124,17 @@ IN_SCOPE = sorted(set(CASES) - set(OUT_OF_SCOPE))
 EXPECTED_IN_SCOPE, EXPECTED_OUT_OF_SCOPE = 28, 14  # incl. float16 scales, int4/uint4, int16 and blocked scales
 
 
-def _array(t) -> np.ndarray:  # noqa: ANN001
+def _array(t) -> np.ndarray:
     """A case tensor as numpy: packed 4-bit TensorProtos unpacked to int8 / uint8 values."""
     if isinstance(t, TensorProto):
         arr = numpy_helper.to_array(t)
-        return arr.astype(np.int8 if t.data_type == TensorProto.INT4 else np.uint8 if t.data_type == TensorProto.UINT4 else arr.dtype)
+        return arr.astype(
+            np.int8 if t.data_type == TensorProto.INT4 else np.uint8 if t.data_type == TensorProto.UINT4 else arr.dtype
+        )
     return np.asarray(t)
 
 
-def _code_dtype(t) -> str:  # noqa: ANN001
+def _code_dtype(t) -> str:
     """accelsim's name of a case tensor's integer code type."""
     if isinstance(t, TensorProto):
         return {TensorProto.INT4: "int4", TensorProto.UINT4: "uint4", TensorProto.INT16: "int16"}[t.data_type]
@@ -129,12 +158,18 @@ def _matmul_integer(case: Case) -> list[np.ndarray]:
 def _conv_geometry(case: Case, w: np.ndarray) -> ConvGeometry:
     attrs = case.attrs
     pads = attrs.get("pads", [0, 0, 0, 0])  # ONNX: (top, left, bottom, right) for 2-D
-    return ConvGeometry.from_args(attrs.get("strides", 1), tuple(pads), attrs.get("dilations", 1), attrs.get("group", 1))
+    return ConvGeometry.from_args(
+        attrs.get("strides", 1), tuple(pads), attrs.get("dilations", 1), attrs.get("group", 1)
+    )
 
 
 def _conv_integer(case: Case) -> list[np.ndarray]:
     x, w, zx, *zw = (_array(t) for t in case.inputs)
-    return [int_conv2d(x, w, _conv_geometry(case, w), x_zero_point=_scalar(zx), w_zero_point=zw[0].reshape(-1) if zw else 0).values]
+    return [
+        int_conv2d(
+            x, w, _conv_geometry(case, w), x_zero_point=_scalar(zx), w_zero_point=zw[0].reshape(-1) if zw else 0
+        ).values
+    ]
 
 
 def _weight(codes: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int) -> QuantizedWeight:
@@ -151,17 +186,31 @@ def _qlinear_matmul(case: Case) -> list[np.ndarray]:
     a, sa, za, b, sb, zb, sy, zy = (_array(t) for t in case.inputs)
     in_qp, out_qp = _qparams(sa, za), _qparams(sy, zy)
     lead = a.shape[:-2]
-    outs = [run_static_codes("matmul", a[i], in_qp, _weight(b[i], sb, zb, 1), None, out_qp, requant_mode="float_half_even")
-            .tensors["output_q"].values for i in np.ndindex(*lead)]
+    outs = [
+        run_static_codes("matmul", a[i], in_qp, _weight(b[i], sb, zb, 1), None, out_qp, requant_mode="float_half_even")
+        .tensors["output_q"]
+        .values
+        for i in np.ndindex(*lead)
+    ]
     return [np.stack(outs).reshape(*lead, a.shape[-2], b.shape[-1])]
 
 
 def _qlinear_conv(case: Case) -> list[np.ndarray]:
     x, sx, zx, w, sw, zw, sy, zy, *bias = (_array(t) for t in case.inputs)
     g = _conv_geometry(case, w)
-    res = run_static_codes("conv2d", x, _qparams(sx, zx), _weight(w, sw, zw, 0), bias[0].astype(np.int32) if bias else None,
-                           _qparams(sy, zy), requant_mode="float_half_even", stride=g.stride, padding=g.padding,
-                           dilation=g.dilation, groups=g.groups)
+    res = run_static_codes(
+        "conv2d",
+        x,
+        _qparams(sx, zx),
+        _weight(w, sw, zw, 0),
+        bias[0].astype(np.int32) if bias else None,
+        _qparams(sy, zy),
+        requant_mode="float_half_even",
+        stride=g.stride,
+        padding=g.padding,
+        dilation=g.dilation,
+        groups=g.groups,
+    )
     return [res.tensors["output_q"].values]
 
 
@@ -211,8 +260,13 @@ def _dequantize_linear(case: Case) -> list[np.ndarray]:
 
 
 RUNNERS: dict[str, Callable[[Case], list[np.ndarray]]] = {
-    "MatMulInteger": _matmul_integer, "ConvInteger": _conv_integer, "QLinearMatMul": _qlinear_matmul, "QLinearConv": _qlinear_conv,
-    "DynamicQuantizeLinear": _dynamic_quantize_linear, "QuantizeLinear": _quantize_linear, "DequantizeLinear": _dequantize_linear,
+    "MatMulInteger": _matmul_integer,
+    "ConvInteger": _conv_integer,
+    "QLinearMatMul": _qlinear_matmul,
+    "QLinearConv": _qlinear_conv,
+    "DynamicQuantizeLinear": _dynamic_quantize_linear,
+    "QuantizeLinear": _quantize_linear,
+    "DequantizeLinear": _dequantize_linear,
 }
 
 
@@ -237,7 +291,9 @@ def test_conformance_case(name: str):
         assert g.shape == want.shape
         if want.dtype.kind == "f":
             np.testing.assert_array_equal(g.astype(want.dtype), want)
-            assert np.array_equal(g.astype(np.float32).view(np.int32), want.astype(np.float32).view(np.int32))  # -0.0 vs 0.0 too
+            assert np.array_equal(
+                g.astype(np.float32).view(np.int32), want.astype(np.float32).view(np.int32)
+            )  # -0.0 vs 0.0 too
         else:
             np.testing.assert_array_equal(g.astype(np.int64), want.astype(np.int64))
 

@@ -14,7 +14,9 @@ def test_override_hardware_fields() -> None:
 
 
 def test_override_list_item_and_top_level() -> None:
-    w = load_workload("tiny_cnn", ["batch=4", "layers[1].stride=1", "layers.0.out_channels=8", "layers.1.in_channels=8"])
+    w = load_workload(
+        "tiny_cnn", ["batch=4", "layers[1].stride=1", "layers.0.out_channels=8", "layers.1.in_channels=8"]
+    )
     assert w.batch == 4
     assert w.shapes[1].output_shape[1:] == (16, 16)
     assert w.shapes[0].output_shape[0] == 8
@@ -23,13 +25,22 @@ def test_override_list_item_and_top_level() -> None:
 @pytest.mark.parametrize(
     "item,fragment",
     [
-        ("array.rows=-1", "array.rows: -1 is outside the plausible range (allowed: a whole number from 1 to 4,096 PEs)"),
+        (
+            "array.rows=-1",
+            "array.rows: -1 is outside the plausible range (allowed: a whole number from 1 to 4,096 PEs)",
+        ),
         # issue 14 items 1, 10, 12: overrides pass the same checks as files
         ("sram.ifmap_kib=.inf", "sram.ifmap_kib: inf is not a finite number"),
         ("dram.bandwidth_bytes_per_cycle=.nan", "dram.bandwidth_bytes_per_cycle: nan is not a finite number"),
-        ("clock_mhz=1.0e+308", "clock_mhz: 1e+308 is outside the plausible range (allowed: a number from 1 to 10,000 MHz)"),
+        (
+            "clock_mhz=1.0e+308",
+            "clock_mhz: 1e+308 is outside the plausible range (allowed: a number from 1 to 10,000 MHz)",
+        ),
         ("name=../../x", "name: '../../x' cannot be used as a folder name"),
-        ("array.rows={a: 1, a: 2}", "--set array.rows: a: duplicate key 'a' at line 1, column 2 and again at line 1, column 8"),
+        (
+            "array.rows={a: 1, a: 2}",
+            "--set array.rows: a: duplicate key 'a' at line 1, column 2 and again at line 1, column 8",
+        ),
         ("array.rows=" + "[" * 100 + "]" * 100, "--set array.rows: line 1, column 33: nested more than 32 levels deep"),
         ("array.rows=" + "9" * 5000, "--set array.rows: line 1, column 1: integer of 5000 digits (at most 100)"),
         ("array.dataflow=rs", "allowed: os, ws, is"),

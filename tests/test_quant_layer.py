@@ -18,7 +18,7 @@ RNG = np.random.default_rng(0)
 X_CONV = RNG.normal(size=(2, 4, 9, 9)).astype(np.float32)
 W_CONV = (RNG.normal(size=(6, 2, 3, 3)) * 0.2).astype(np.float32)
 B_CONV = RNG.normal(size=6).astype(np.float32)
-CONV_ARGS = dict(stride=2, padding=1, groups=2)
+CONV_ARGS = {"stride": 2, "padding": 1, "groups": 2}
 
 
 def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
@@ -27,7 +27,9 @@ def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
 
 @pytest.mark.parametrize(
     ("scheme", "variant"),
-    [("woq", None)] + [("static", m) for m in REQUANT_MODES] + [("dynamic", f) for f in ("tflite", "tflite_symmetric", "onnx", "pytorch")],
+    [("woq", None)]
+    + [("static", m) for m in REQUANT_MODES]
+    + [("dynamic", f) for f in ("tflite", "tflite_symmetric", "onnx", "pytorch")],
 )
 def test_every_scheme_tracks_fp32(scheme, variant):
     """Each scheme's output is the fp32 output up to quantization noise (SQNR well above 25 dB)."""
@@ -45,8 +47,13 @@ def test_static_intermediates_are_consistent():
     assert t["input_q"].values.dtype == np.int8 and t["weight_q"].values.dtype == np.int8
     assert t["bias_q"].values.dtype == np.int32 and t["acc"].values.dtype == np.int32
     assert t["output_q"].qparams.dtype == "int8" and t["weight_q"].qparams.granularity == "per_channel"
-    acc = int_conv2d(t["input_q"].values, t["weight_q"].values, ConvGeometry.from_args(2, 1, 1, 2),
-                     x_zero_point=int(t["input_q"].qparams.zero_point[0]), bias=t["bias_q"].values).values
+    acc = int_conv2d(
+        t["input_q"].values,
+        t["weight_q"].values,
+        ConvGeometry.from_args(2, 1, 1, 2),
+        x_zero_point=int(t["input_q"].qparams.zero_point[0]),
+        bias=t["bias_q"].values,
+    ).values
     np.testing.assert_array_equal(acc, t["acc"].values)
     assert res.accumulator_overflows == 0 and res.requant.multiplier.dtype == np.int32
 
@@ -77,7 +84,9 @@ def test_saturation_counts_and_fused_relu():
     """A too-small output range saturates; ReLU's own clamp is not counted."""
     tight = QParams(np.float32(0.001), 0, "int8")
     res = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", output_qparams=tight, **CONV_ARGS)
-    relu = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", output_qparams=tight, activation="relu", **CONV_ARGS)
+    relu = run_layer(
+        "conv2d", X_CONV, W_CONV, B_CONV, scheme="static", output_qparams=tight, activation="relu", **CONV_ARGS
+    )
     assert res.requant_saturations > relu.requant_saturations > 0
     assert relu.tensors["output_q"].values.min() >= 0
 
@@ -107,9 +116,11 @@ def test_an_unknown_name_is_one_error_everywhere(mistake):
     args = {"scheme": "static", "flavour": "onnx", "weights": "symmetric"} | mistake
     scheme = args.pop("scheme")
     messages = set()
-    for call in (lambda: simulate(workload, hw, scheme, timing_only=True, **args),
-                 lambda: run_values(workload, hw, scheme, **args),
-                 lambda: get_scheme(scheme, args["weights"]) and get_flavour(args["flavour"])):
+    for call in (
+        lambda: simulate(workload, hw, scheme, timing_only=True, **args),
+        lambda: run_values(workload, hw, scheme, **args),
+        lambda: get_scheme(scheme, args["weights"]) and get_flavour(args["flavour"]),
+    ):
         with pytest.raises(AccelsimError, match="allowed") as err:
             call()
         messages.add(str(err.value))
@@ -118,11 +129,25 @@ def test_an_unknown_name_is_one_error_everywhere(mistake):
 
 def test_write_golden_roundtrip(tmp_path):
     """The .npz carries inputs, int8 weights, qparams, int32 accumulators, outputs and the requant registers."""
-    res = run_layer("conv2d", X_CONV, W_CONV, B_CONV, scheme="static", requant_mode="tflite", activation="relu6", **CONV_ARGS)
+    res = run_layer(
+        "conv2d", X_CONV, W_CONV, B_CONV, scheme="static", requant_mode="tflite", activation="relu6", **CONV_ARGS
+    )
     path = write_golden(res, tmp_path / "vectors.npz")
     with np.load(path) as z:
-        for name in ("input", "input_q", "weight_q", "bias_q", "acc", "output_q", "requant_multiplier", "requant_shift"):
-            np.testing.assert_array_equal(z[name], res.tensors[name].values if name in res.tensors else getattr(res.requant, name.split("_", 1)[1]))
+        for name in (
+            "input",
+            "input_q",
+            "weight_q",
+            "bias_q",
+            "acc",
+            "output_q",
+            "requant_multiplier",
+            "requant_shift",
+        ):
+            np.testing.assert_array_equal(
+                z[name],
+                res.tensors[name].values if name in res.tensors else getattr(res.requant, name.split("_", 1)[1]),
+            )
         assert z["weight_q"].dtype == np.int8 and z["acc"].dtype == np.int32
         np.testing.assert_array_equal(z["output"], res.output)
         assert z["input_q_zero_point"][0] == res.tensors["input_q"].qparams.zero_point[0]
@@ -140,7 +165,7 @@ def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
     x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)
     w = rng.standard_normal((8, 6, 3, 3)).astype(np.float32) * 0.2
     b = rng.standard_normal(8).astype(np.float32) * 0.1
-    args = dict(scheme=scheme, stride=2, padding=1, activation="relu")
+    args = {"scheme": scheme, "stride": 2, "padding": 1, "activation": "relu"}
     inside = run_layer("conv2d", x, w, b, **args)
     kept = run_layer("conv2d", x, w, b, weight_q=quantize_weight("conv2d", w), **args)
     for name, record in inside.tensors.items():
@@ -149,10 +174,19 @@ def test_prepared_weight_codes_give_the_same_bits(scheme: str) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(kind=st.sampled_from(["conv1x1", "conv1x1s2", "conv3x3", "conv3x3s2", "conv3x3d2", "linear"]), channels=st.integers(1, 70), out=st.integers(1, 90),
-       size=st.integers(5, 12), mode=st.sampled_from(list(REQUANT_MODES)), activation=st.sampled_from([None, "relu", "relu6"]),
-       seed=st.integers(0, 2**32 - 1), weights=st.sampled_from(["symmetric", "asymmetric", "asymmetric_int8"]))
-def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, channels, out, size, mode, activation, seed, weights):
+@given(
+    kind=st.sampled_from(["conv1x1", "conv1x1s2", "conv3x3", "conv3x3s2", "conv3x3d2", "linear"]),
+    channels=st.integers(1, 70),
+    out=st.integers(1, 90),
+    size=st.integers(5, 12),
+    mode=st.sampled_from(list(REQUANT_MODES)),
+    activation=st.sampled_from([None, "relu", "relu6"]),
+    seed=st.integers(0, 2**32 - 1),
+    weights=st.sampled_from(["symmetric", "asymmetric", "asymmetric_int8"]),
+)
+def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(
+    kind, channels, out, size, mode, activation, seed, weights
+):
     """Without kept accumulators a static layer may skip the int32 tensor (the array feeding the
     requant unit directly): codes, counts and the accumulator range equal the kept-accumulator run,
     also with weight zero points (their row-sum term in the tiles' start values)."""
@@ -166,16 +200,31 @@ def test_accumulators_handed_to_the_requant_unit_give_the_same_layer(kind, chann
     x = (rng.integers(lo, hi, (2, channels, size, size)) if conv else rng.integers(lo, hi, (3, channels))).astype(dtype)
     kernel = 3 if kind.startswith("conv3") else 1
     w = rng.standard_normal((out, channels, kernel, kernel) if conv else (out, channels)).astype(np.float32)
-    geometry = dict(stride=2 if kind.endswith("s2") else 1, padding=kernel // 2 * (1 + kind.endswith("d2")),
-                    dilation=2 if kind.endswith("d2") else 1) if conv else {}
-    args = ("conv2d" if conv else "linear", x, QParams(np.float32([0.05]), np.int32([int(rng.integers(lo, hi))]), dtype),
-            quantize_weight("conv2d" if conv else "linear", w, weights=weights), rng.standard_normal(out).astype(np.float32),
-            QParams(np.float32([0.2]), np.int32([int(rng.integers(lo, hi))]), dtype))
+    geometry = (
+        {
+            "stride": 2 if kind.endswith("s2") else 1,
+            "padding": kernel // 2 * (1 + kind.endswith("d2")),
+            "dilation": 2 if kind.endswith("d2") else 1,
+        }
+        if conv
+        else {}
+    )
+    args = (
+        "conv2d" if conv else "linear",
+        x,
+        QParams(np.float32([0.05]), np.int32([int(rng.integers(lo, hi))]), dtype),
+        quantize_weight("conv2d" if conv else "linear", w, weights=weights),
+        rng.standard_normal(out).astype(np.float32),
+        QParams(np.float32([0.2]), np.int32([int(rng.integers(lo, hi))]), dtype),
+    )
     kept = run_static_codes(*args, requant_mode=mode, activation=activation, **geometry)
     handed = run_static_codes(*args, requant_mode=mode, activation=activation, keep_accumulators=False, **geometry)
     np.testing.assert_array_equal(handed.tensors["output_q"].values, kept.tensors["output_q"].values)
     assert (handed.requant_saturations, handed.accumulator_overflows, handed.accumulator_range) == (
-        kept.requant_saturations, kept.accumulator_overflows, kept.accumulator_range)
+        kept.requant_saturations,
+        kept.accumulator_overflows,
+        kept.accumulator_range,
+    )
     assert kept.accumulator_range == (int(kept.tensors["acc"].values.min()), int(kept.tensors["acc"].values.max()))
     if vnni.AVAILABLE and REQUANT_MODES[mode].arithmetic == "fixed_point":
         assert "acc" not in handed.tensors
@@ -192,7 +241,11 @@ def test_asymmetric_weight_codes_cover_each_channel_range(weights, dtype, granul
     w = (rng.standard_normal((6, 5, 3, 3)) * 0.1 + np.linspace(-0.2, 0.3, 6)[:, None, None, None]).astype(np.float32)
     wq = quantize_weight("conv2d", w, granularity, weights)
     qp = wq.qparams
-    assert wq.codes.dtype == dtype and not qp.symmetric and qp.zero_point.size == (6 if granularity == "per_channel" else 1)
+    assert (
+        wq.codes.dtype == dtype
+        and not qp.symmetric
+        and qp.zero_point.size == (6 if granularity == "per_channel" else 1)
+    )
     err = np.abs(dequantize_tensor(wq.codes, qp) - w)
     step = qp.scale.reshape(-1, 1, 1, 1) if qp.axis is not None else qp.scale[0]
     assert (err <= step / 2 + 1e-7).all()
@@ -221,8 +274,18 @@ def test_golden_vectors_carry_the_weight_zero_point_correction(tmp_path, kind, s
     if conv:
         g = res.geometry
         centred = xq - zx.reshape(-1, 1, 1, 1) if zx.size > 1 else xq
-        plain, _ = ref.ref_int_conv2d(centred, wq, stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups,
-                                      x_zero_point=0 if zx.size > 1 else int(zx[0]), bias=bias, acc_bits=48, overflow="wrap")
+        plain, _ = ref.ref_int_conv2d(
+            centred,
+            wq,
+            stride=g.stride,
+            padding=g.padding,
+            dilation=g.dilation,
+            groups=g.groups,
+            x_zero_point=0 if zx.size > 1 else int(zx[0]),
+            bias=bias,
+            acc_bits=48,
+            overflow="wrap",
+        )
     else:
         plain = (xq - (zx[:, None] if zx.size > 1 else zx[0])) @ wq.T + bias
         assert sums.shape == (xq.shape[0], 1) and np.array_equal(corr, -sums * zw)
@@ -250,8 +313,13 @@ def test_asymmetric_weights_in_a_network_run():
     runs = {w: simulate(wl, hw, "static", tensors=tensors, weights=w) for w in ("symmetric", "asymmetric")}
     assert runs["asymmetric"].settings["weights"] == "asymmetric"
     assert runs["asymmetric"].values.weights == "asymmetric"
-    extra = runs["asymmetric"].total.dram_read_bytes_weight_scales - runs["symmetric"].total.dram_read_bytes_weight_scales
-    assert extra > 0 and runs["asymmetric"].total.dram_read_bytes_weights == runs["symmetric"].total.dram_read_bytes_weights
+    extra = (
+        runs["asymmetric"].total.dram_read_bytes_weight_scales - runs["symmetric"].total.dram_read_bytes_weight_scales
+    )
+    assert (
+        extra > 0
+        and runs["asymmetric"].total.dram_read_bytes_weights == runs["symmetric"].total.dram_read_bytes_weights
+    )
 
 
 def test_scheme_table_weight_formats():

@@ -26,9 +26,19 @@ window.addEventListener("load", () => {
 
 
 def chromium(tmp_path: Path, *args: str) -> str:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
 
 
@@ -73,7 +83,9 @@ def test_tables_are_not_clipped(window: int, resnet18_report: Path, tmp_path: Pa
     looked at when the layout was set; this checks the geometry the browser computed)."""
     probed = tmp_path / "probed.html"
     probed.write_text(resnet18_report.read_text().replace("</body>", CLIP_PROBE + "\n</body>"))
-    dom = chromium(tmp_path, f"--window-size={window},900", "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
+    dom = chromium(
+        tmp_path, f"--window-size={window},900", "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()
+    )
     visible = re.search(r"<title>clipped (\d+) of (\d+)</title>", dom)
     assert visible and int(visible[2]) >= 1, dom[:300]
     assert visible[1] == "0", f"{visible[1]} of {visible[2]} tables clipped at {window} px"

@@ -77,8 +77,9 @@ def test_summary_table_equals_csv(compare_dir: Path) -> None:
         assert close(cells["weights MB"], int(t["dram_read_bytes_weights"]) / MB, 2)
         assert close(cells["ifmap MB"], int(t["dram_read_bytes_ifmap"]) / MB, 2)
         assert close(cells["ofmap MB"], int(t["dram_write_bytes_ofmap"]) / MB, 2)
-        assert close(cells["bias+scales MB"],
-                     (int(t["dram_read_bytes_bias"]) + int(t["dram_read_bytes_weight_scales"])) / MB, 2)
+        assert close(
+            cells["bias+scales MB"], (int(t["dram_read_bytes_bias"]) + int(t["dram_read_bytes_weight_scales"])) / MB, 2
+        )
         assert close(cells["DRAM MB"], traffic / MB, 2)
         assert close(cells["traffic cut"], (int(base["dram_read_bytes"]) + int(base["dram_write_bytes"])) / traffic, 2)
         assert close(cells["util %"], 100 * float(t["utilization"]), 1)
@@ -115,7 +116,9 @@ def test_conclusion_names_the_fastest_scheme_with_its_csv_cycles(compare_dir: Pa
 
 def test_layers_the_conclusion_calls_memory_bound_are_memory_bound_in_the_csv(compare_dir: Path) -> None:
     rows = csv_rows(compare_dir)
-    sentence = next(line for line in (compare_dir / "report.md").read_text().splitlines() if "memory-bound under" in line)
+    sentence = next(
+        line for line in (compare_dir / "report.md").read_text().splitlines() if "memory-bound under" in line
+    )
     scheme = re.search(r"memory-bound under (\w+)", sentence)[1]
     array = [r for (s, _), r in rows.items() if s == scheme and r["unit"] == "array" and int(r["macs"]) > 0]
     bound = [r["layer"] for r in array if r["bound_by"] == "memory"]
@@ -191,8 +194,9 @@ def test_sqnr_nan_inf_and_values(tmp_path: Path, compare_dir: Path) -> None:
     assert "figures/layer_sqnr.svg" in markdown
     summary = {c["scheme"].split()[0]: c["SQNR dB"] for c in md_table(markdown, "Summary")}
     totals = {r.scheme: r.sqnr_db for r in scored if r.layer == "total"}
-    assert summary == {s: ("-" if math.isnan(v) else "exact" if math.isinf(v) else f"{v:.1f}")
-                       for s, v in totals.items()}
+    assert summary == {
+        s: ("-" if math.isnan(v) else "exact" if math.isinf(v) else f"{v:.1f}") for s, v in totals.items()
+    }
     assert {c["SQNR dB"] for c in md_table(markdown, "Per-layer numbers: static")} >= {"exact", "-"}
     assert "SQNR at the network output against fp32: woq" in markdown
     svg_ok((tmp_path / "figures/layer_sqnr.svg").read_bytes())
@@ -220,8 +224,23 @@ def test_bad_results_dir_is_one_line_exit_2(tmp_path: Path, make: str, capsys: p
 def test_setup_names_each_schemes_settings(tmp_path: Path) -> None:
     """The setup line says what each scheme ran with: the dynamic flavour, the requant rounding and a
     weight format other than the default symmetric int8."""
-    assert main(["compare", "tiny_cnn", "--timing-only", "--out", str(tmp_path), "--report", "--weights", "asymmetric",
-                 "--flavour", "pytorch"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "tiny_cnn",
+                "--timing-only",
+                "--out",
+                str(tmp_path),
+                "--report",
+                "--weights",
+                "asymmetric",
+                "--flavour",
+                "pytorch",
+            ]
+        )
+        == 0
+    )
     (folder,) = tmp_path.glob("tiny_cnn/*")
     setup = (folder / "report.md").read_text()
     assert "dynamic (flavour pytorch, asymmetric weights, timing only)" in setup

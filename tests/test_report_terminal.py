@@ -12,8 +12,10 @@ from accelsim.cli import build_parser, main
 from accelsim.report.table import format_table
 
 HEADERS = ["scheme", "latency ms", "cycles", "weights MB", "ifmap MB", "SQNR dB"]
-ROWS = [["fp32", "259.307", "259,306,930", "119.01", "113.17", "exact"],
-        ["static *+", "6.330", "6,329,767", "25.62", "25.18", "35.8"]]
+ROWS = [
+    ["fp32", "259.307", "259,306,930", "119.01", "113.17", "exact"],
+    ["static *+", "6.330", "6,329,767", "25.62", "25.18", "35.8"],
+]
 
 
 def lines(text: str) -> list[str]:
@@ -22,8 +24,18 @@ def lines(text: str) -> list[str]:
 
 def test_a_table_that_fits_is_unchanged_by_a_width() -> None:
     assert format_table(HEADERS, ROWS, width=200) == format_table(HEADERS, ROWS)
-    assert lines(format_table(HEADERS, ROWS))[0].split() == ["scheme", "latency", "ms", "cycles", "weights", "MB",
-                                                             "ifmap", "MB", "SQNR", "dB"]
+    assert lines(format_table(HEADERS, ROWS))[0].split() == [
+        "scheme",
+        "latency",
+        "ms",
+        "cycles",
+        "weights",
+        "MB",
+        "ifmap",
+        "MB",
+        "SQNR",
+        "dB",
+    ]
 
 
 def test_headers_wrap_before_any_column_is_hidden() -> None:
@@ -52,11 +64,16 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-def test_compare_and_run_fit_the_terminal(columns: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_and_run_fit_the_terminal(
+    columns: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("COLUMNS", str(columns))
     simulate = ["--timing-only", "--out", str(tmp_path)]
-    for command in (["compare", "resnet18", *simulate], ["run", "resnet18", *simulate], ["lower", "resnet18", "--tiles"]):
+    for command in (
+        ["compare", "resnet18", *simulate],
+        ["run", "resnet18", *simulate],
+        ["lower", "resnet18", "--tiles"],
+    ):
         out = run_cli(command, capsys)
         table = [line for line in lines(out) if not line.startswith(("workload ", "hardware ", "results: "))]
         assert max(map(len, table)) <= columns, (command, max(table, key=len))
@@ -64,8 +81,9 @@ def test_compare_and_run_fit_the_terminal(columns: int, tmp_path: Path, monkeypa
     assert "bias+scales MB" in wide and max(map(len, lines(wide))) > 120
 
 
-def test_output_to_a_pipe_is_not_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_to_a_pipe_is_not_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)  # capsys's stdout is not a terminal
     out = run_cli(["compare", "tiny_cnn", "--timing-only", "--out", str(tmp_path)], capsys)
     assert "bias+scales MB" in out and "hidden" not in out
@@ -86,8 +104,10 @@ def test_overridden_configs_are_marked(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_results_path_explains_its_hash_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = run_cli(["run", "tiny_cnn", "--timing-only", "--out", str(tmp_path), "--hw", "gemmini",
-                   "--set", "array.rows=32"], capsys)
+    out = run_cli(
+        ["run", "tiny_cnn", "--timing-only", "--out", str(tmp_path), "--hw", "gemmini", "--set", "array.rows=32"],
+        capsys,
+    )
     (folder,) = (tmp_path / "tiny_cnn").iterdir()
     suffix = folder.name.removeprefix("gemmini-16x16")
     assert re.fullmatch(r"-[0-9a-f]{8}", suffix)
@@ -97,12 +117,16 @@ def test_results_path_explains_its_hash_suffix(tmp_path: Path, capsys: pytest.Ca
     assert "a hash of" not in plain
 
 
-@pytest.mark.parametrize("command", ["validate", "show", "run", "compare", "lower", "report", "sweep", "explain",
-                                     "golden"])
+@pytest.mark.parametrize(
+    "command", ["validate", "show", "run", "compare", "lower", "report", "sweep", "explain", "golden"]
+)
 def test_every_command_help_has_examples(command: str) -> None:
     help_text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
     examples = help_text.split("examples:\n")[1]
     assert f"accelsim {command} " in examples
     if command in ("run", "lower", "explain", "golden"):
-        assert re.search(r"--scheme \{fp32,woq,dynamic,static\}\s+quantization scheme: .*\(default:\s+static\)",
-                         help_text, flags=re.S)
+        assert re.search(
+            r"--scheme \{fp32,woq,dynamic,static\}\s+quantization scheme: .*\(default:\s+static\)",
+            help_text,
+            flags=re.DOTALL,
+        )

@@ -71,9 +71,25 @@ def test_concurrent_cli_runs_keep_every_scheme(tmp_path: Path) -> None:
     what ``compare`` computes, and the files agree."""
     assert main(["compare", "tiny_cnn", "--timing-only", "--out", str(tmp_path / "reference")]) == 0
     reference = {(r.scheme, r.layer): r for r in read_saved(tmp_path.joinpath("reference", *FOLDER)).rows}
-    procs = [subprocess.Popen([sys.executable, "-m", "accelsim", "run", "tiny_cnn", "--timing-only", "--scheme",
-                               scheme, "--out", str(tmp_path / "runs")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for scheme in SCHEMES]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "accelsim",
+                "run",
+                "tiny_cnn",
+                "--timing-only",
+                "--scheme",
+                scheme,
+                "--out",
+                str(tmp_path / "runs"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for scheme in SCHEMES
+    ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * len(SCHEMES), errors
     folder = tmp_path.joinpath("runs", *FOLDER)
@@ -106,8 +122,9 @@ def _hold_lock(folder: Path, ready: multiprocessing.Event) -> None:  # type: ign
         time.sleep(60)
 
 
-def test_a_held_folder_is_busy_and_a_killed_holder_frees_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture) -> None:
+def test_a_held_folder_is_busy_and_a_killed_holder_frees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     folder = tmp_path.joinpath(*FOLDER)
     folder.mkdir(parents=True)
     ready = FORK.Event()
@@ -130,8 +147,8 @@ def _kill_at_step(folder: Path, runs: list, step: int) -> None:
     """Save tag 2, SIGKILLing this process at the ``step``-th file-system call of the save."""
     calls = 0
 
-    def hook(real):  # noqa: ANN001, ANN202
-        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def hook(real):
+        def call(*args, **kwargs):
             nonlocal calls
             calls += 1
             if calls == step:
@@ -203,15 +220,20 @@ def test_run_scheme_by_scheme_fills_a_comparison(tmp_path: Path) -> None:
     for name in ("a", "b"):
         assert main(["compare", "tiny_cnn", "--timing-only", "--out", str(tmp_path / name)]) == 0
     by_run, a, b = (tmp_path.joinpath(n, *FOLDER) for n in ("runs", "a", "b"))
-    assert sorted(read_saved(by_run).rows, key=lambda r: (r.scheme, r.layer)) == sorted(read_saved(a).rows, key=lambda r: (r.scheme, r.layer))
+    assert sorted(read_saved(by_run).rows, key=lambda r: (r.scheme, r.layer)) == sorted(
+        read_saved(a).rows, key=lambda r: (r.scheme, r.layer)
+    )
     for name in ("results.csv", "results.json", "timeline.json", "manifest.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
-    assert json.loads((a / "results.json").read_text())["meta"]["config_digest"] == json.loads(
-        (by_run / "results.json").read_text())["meta"]["config_digest"]
+    assert (
+        json.loads((a / "results.json").read_text())["meta"]["config_digest"]
+        == json.loads((by_run / "results.json").read_text())["meta"]["config_digest"]
+    )
 
 
-def test_other_config_is_refused_before_simulating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_other_config_is_refused_before_simulating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """Results of the workload before an edit (same name, batch 2 -> 3) are refused with one line that
     says how to go on, before a long simulation would start; another --out works."""
     source = Path(resolve("tiny_cnn", "workload")).read_text()
@@ -221,7 +243,7 @@ def test_other_config_is_refused_before_simulating(tmp_path: Path, monkeypatch: 
     folder = tmp_path.joinpath("out", *FOLDER)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     (tmp_path / "w.yaml").write_text(source.replace("batch: 2", "batch: 3"))
-    import accelsim.sim.simulation as simulation
+    from accelsim.sim import simulation
 
     monkeypatch.setattr(simulation, "simulate", lambda *a, **k: pytest.fail("simulated before checking the folder"))
     assert main([*argv, "--scheme", "woq"]) == 2

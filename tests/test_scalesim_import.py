@@ -68,16 +68,28 @@ def test_cli_writes_a_workload_that_loads_back(tmp_path: Path, capsys: pytest.Ca
     [
         ("", "file is empty"),
         ("Layer name, IFMAP Height\n", "no layer rows"),
-        (CONV.replace("Conv1,224,224,7,7,3,64,2,", "Conv1,224,224,7,seven,3,64,2,"),
-         "line 2, column filter_w: 'seven' is not a whole number"),
+        (
+            CONV.replace("Conv1,224,224,7,7,3,64,2,", "Conv1,224,224,7,seven,3,64,2,"),
+            "line 2, column filter_w: 'seven' is not a whole number",
+        ),
         (CONV.replace("Conv1,224,224,7,7,3,64,2,", "Conv1,224,224,7,"), "line 2: 4 fields, expected 8"),
         (CONV.replace("Conv1,224,224,7,7,3,64,2,", "Conv1,4,4,7,7,3,64,2,"), "line 2: layers[0].kernel"),
         # issue 14 item 13: a zero stride divided by zero; a layout CSV has as many columns as a topology
-        (CONV.replace("Conv3_s,56,56,1,1,64,128,2", "Conv3_s,56,56,1,1,64,128,0"),
-         "line 4, column stride: 0 is outside the plausible range (allowed: a whole number from 1 to 1,024)"),
-        (CONV.replace("Conv1,224,224,7,7,3,64,2,", "Conv1," + "9" * 5000 + ",224,7,7,3,64,2,"), "line 2, column ifmap_h: '999"),
-        ("Layer name, IFMAP SRAM Bank, IFMAP Row, IFMAP Col, Filter SRAM Bank, Filter Row, Filter Col, OFMAP Bank,\n"
-         "Conv1, 1, 1, 1, 1, 1, 1, 1,\n", "line 1: header 'Layer name, IFMAP SRAM Bank"),
+        (
+            CONV.replace("Conv3_s,56,56,1,1,64,128,2", "Conv3_s,56,56,1,1,64,128,0"),
+            "line 4, column stride: 0 is outside the plausible range (allowed: a whole number from 1 to 1,024)",
+        ),
+        (
+            CONV.replace("Conv1,224,224,7,7,3,64,2,", "Conv1," + "9" * 5000 + ",224,7,7,3,64,2,"),
+            "line 2, column ifmap_h: '999",
+        ),
+        (
+            (
+                "Layer name, IFMAP SRAM Bank, IFMAP Row, IFMAP Col, Filter SRAM Bank, Filter Row, Filter Col, OFMAP Bank,\n"
+                "Conv1, 1, 1, 1, 1, 1, 1, 1,\n"
+            ),
+            "line 1: header 'Layer name, IFMAP SRAM Bank",
+        ),
         (GEMM.replace("FFN1, 128,", "FFN1, 0,"), "line 3, column m: 0 is outside"),
         (CONV.replace("Conv1,", "Con\x1bv1,"), "line 2: layers[0].name: 'Con\\x1bv1' is not a usable name"),
     ],

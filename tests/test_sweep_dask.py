@@ -49,8 +49,9 @@ def test_dask_local_cluster_matches_local_processes(tmp_path: Path) -> None:
     assert (tmp_path / "dask/results.csv").read_text() == (tmp_path / "local/results.csv").read_text()
 
 
-def test_missing_distributed_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_distributed_is_a_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     spec = tmp_path / "s.yaml"
     spec.write_text(SPEC.format(output=tmp_path / "out"))
@@ -107,10 +108,16 @@ def hang_guard(seconds: int) -> Iterator[None]:
 GARBAGE = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" + b"\xff" * 64
 
 
-@pytest.mark.parametrize(("reply", "fragment"), [(GARBAGE, "does not speak Dask's protocol"), (None, "nothing answered within 1 s")])
-def test_a_server_that_is_not_dask_is_a_one_line_error(reply: bytes | None, fragment: str, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("reply", "fragment"), [(GARBAGE, "does not speak Dask's protocol"), (None, "nothing answered within 1 s")]
+)
+def test_a_server_that_is_not_dask_is_a_one_line_error(
+    reply: bytes | None,
+    fragment: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Garbage or silence at the --dask address: exit 2 with one line, in bounded time, and no store."""
     pytest.importorskip("distributed")
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 1)
@@ -126,8 +133,9 @@ def test_a_server_that_is_not_dask_is_a_one_line_error(reply: bytes | None, frag
 def test_a_scheduler_at_a_tcp_address_runs_the_sweep(tmp_path: Path) -> None:
     """The bounded handshake before the client lets a real scheduler through (and its results are the local ones)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
         for name, executor in {"local": LocalPool(1), "remote": DaskCluster(cluster.scheduler_address)}.items():
             spec = tmp_path / f"{name}.yaml"
             spec.write_text(SPEC.format(output=tmp_path / name))

@@ -45,13 +45,14 @@ os._exit(0)
 
 def orphan(mode: str, folder: Path | None = None) -> psutil.Process:
     """Run ORPHAN and return the child its parent left behind."""
-    out = subprocess.run([sys.executable, "-c", ORPHAN, mode, str(folder)], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", ORPHAN, mode, str(folder)], capture_output=True, text=True, timeout=60, check=True
+    )
     return psutil.Process(int(out.stdout.split()[0]))
 
 
 @contextlib.contextmanager
-def reaped(child: psutil.Process):  # noqa: ANN201
+def reaped(child: psutil.Process):
     try:
         yield child
     finally:

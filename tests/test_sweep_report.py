@@ -26,23 +26,33 @@ def test_pareto_front_keeps_points_nothing_beats() -> None:
     assert pareto_front(xs, ys) == [5, 0, 1, 4]
 
 
-def test_sweep_report_sections_and_determinism(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_sweep_report_sections_and_determinism(tmp_path: Path, capsys) -> None:
     spec = tmp_path / "s.yaml"
     out = tmp_path / "out"
     spec.write_text(SPEC.format(output=out))
     assert main(["sweep", str(spec), "--workers", "2", "--report"]) == 0
     assert f"report: {out / 'report.md'}, {out / 'report.html'}" in capsys.readouterr().out
     markdown = (out / "report.md").read_text()
-    for heading in ("## Setup", "## Best point per workload and scheme", "## Pareto fronts",
-                    "## Latency over array.rows and array.dataflow", "## Failed points"):
+    for heading in (
+        "## Setup",
+        "## Best point per workload and scheme",
+        "## Pareto fronts",
+        "## Latency over array.rows and array.dataflow",
+        "## Failed points",
+    ):
         assert heading in markdown, heading
     assert "| tiny_cnn | static | array.rows=" in markdown
     assert "no tile fits the SRAM buffers" in markdown  # the filter_kib=0.01 points failed, and say why
     figures = sorted(p.name for p in (out / "figures").iterdir())
-    assert figures == ["heatmap_latency.svg", "pareto_pes_mlp.svg", "pareto_pes_tiny_cnn.svg",
-                       "pareto_traffic_mlp.svg", "pareto_traffic_tiny_cnn.svg"]
+    assert figures == [
+        "heatmap_latency.svg",
+        "pareto_pes_mlp.svg",
+        "pareto_pes_tiny_cnn.svg",
+        "pareto_traffic_mlp.svg",
+        "pareto_traffic_tiny_cnn.svg",
+    ]
     html = (out / "report.html").read_text()
-    assert html.count("data:image/svg+xml;base64,") == 5 and "src=\"figures/" not in html
+    assert html.count("data:image/svg+xml;base64,") == 5 and 'src="figures/' not in html
     before = {p.name: p.read_bytes() for p in [out / "report.md", out / "report.html", *(out / "figures").iterdir()]}
     assert main(["sweep", str(spec), "--report"]) == 0  # nothing left to run; the report is rewritten
     after = {p.name: p.read_bytes() for p in [out / "report.md", out / "report.html", *(out / "figures").iterdir()]}

@@ -27,66 +27,141 @@ schemes: [static]
 
 # (case, spec text, fragments the one-line message must hold)
 CASES = [
-    ("unknown_path", SPEC.replace("array.dataflow:", "array.colour:"),
-     ["axes.array.colour", "unknown hardware field 'colour' in array", "allowed: accumulator, cols, dataflow"]),
-    ("unknown_section", SPEC.replace("array.dataflow:", "colour:"),
-     ["axes.colour", "unknown hardware field 'colour'", "allowed: array, clock_mhz"]),
+    (
+        "unknown_path",
+        SPEC.replace("array.dataflow:", "array.colour:"),
+        ["axes.array.colour", "unknown hardware field 'colour' in array", "allowed: accumulator, cols, dataflow"],
+    ),
+    (
+        "unknown_section",
+        SPEC.replace("array.dataflow:", "colour:"),
+        ["axes.colour", "unknown hardware field 'colour'", "allowed: array, clock_mhz"],
+    ),
     ("unknown_leaf_below", SPEC.replace("array.dataflow:", "array.rows.bits:"), ["axes.array.rows.bits", "unknown"]),
     ("empty_axis", SPEC.replace("[os, ws]", "[]"), ["axes.array.dataflow", "at least one value"]),
-    ("no_axes", SPEC.replace("  array.rows: [8, 16]\n  array.dataflow: [os, ws]\n", "  {}\n"), ["axes", "at least one axis"]),
+    (
+        "no_axes",
+        SPEC.replace("  array.rows: [8, 16]\n  array.dataflow: [os, ws]\n", "  {}\n"),
+        ["axes", "at least one axis"],
+    ),
     ("axis_not_a_list", SPEC.replace("[8, 16]", "8"), ["axes.array.rows", "valid list"]),
-    ("bad_value", SPEC.replace("[8, 16]", "[8, 0]"), ["axes.array.rows[1]", "0 is outside the plausible range (allowed: a whole number from 1 to 4,096 PEs)"]),
-    ("wrong_type_value", SPEC.replace("[8, 16]", "[8, sixteen]"), ["axes.array.rows[1]", "'sixteen' is not a whole number"]),
+    (
+        "bad_value",
+        SPEC.replace("[8, 16]", "[8, 0]"),
+        ["axes.array.rows[1]", "0 is outside the plausible range (allowed: a whole number from 1 to 4,096 PEs)"],
+    ),
+    (
+        "wrong_type_value",
+        SPEC.replace("[8, 16]", "[8, sixteen]"),
+        ["axes.array.rows[1]", "'sixteen' is not a whole number"],
+    ),
     ("string_number", SPEC.replace("[8, 16]", "[8, '16']"), ["axes.array.rows[1]", "'16' is not a whole number"]),
-    ("bad_literal", SPEC.replace("[os, ws]", "[os, xs]"), ["axes.array.dataflow[1]", "'xs' is not allowed", "allowed: os, ws, is"]),
-    ("value_breaks_other_field", SPEC.replace("array.dataflow: [os, ws]", "dram.bandwidth_gb_per_s: [10]"),
-     ["axes.dram.bandwidth_gb_per_s[0]", "in default.yaml, dram.bandwidth_bytes_per_cycle", "exactly one"]),
-    ("combination_invalid", SPEC.replace("array.dataflow: [os, ws]", "dram: [{bandwidth_gb_per_s: 10, latency_cycles: 9}]\n"
-                                         "  dram.bandwidth_bytes_per_cycle: [32]"),
-     ["axes: the combination", "is not a valid hardware config", "dram.bandwidth_bytes_per_cycle: give exactly one"]),
+    (
+        "bad_literal",
+        SPEC.replace("[os, ws]", "[os, xs]"),
+        ["axes.array.dataflow[1]", "'xs' is not allowed", "allowed: os, ws, is"],
+    ),
+    (
+        "value_breaks_other_field",
+        SPEC.replace("array.dataflow: [os, ws]", "dram.bandwidth_gb_per_s: [10]"),
+        ["axes.dram.bandwidth_gb_per_s[0]", "in default.yaml, dram.bandwidth_bytes_per_cycle", "exactly one"],
+    ),
+    (
+        "combination_invalid",
+        SPEC.replace(
+            "array.dataflow: [os, ws]",
+            "dram: [{bandwidth_gb_per_s: 10, latency_cycles: 9}]\n  dram.bandwidth_bytes_per_cycle: [32]",
+        ),
+        ["axes: the combination", "is not a valid hardware config", "dram.bandwidth_bytes_per_cycle: give exactly one"],
+    ),
     ("duplicate_value", SPEC.replace("[8, 16]", "[8, 8]"), ["axes.array.rows[1]", "8 is listed twice"]),
-    ("zip_mismatch", SPEC.replace("[os, ws]", "[os, ws, is]") + "combine: zip\n",
-     ["axes.array.dataflow", "zip needs axes of equal length", "array.rows has 2 values, array.dataflow has 3"]),
-    ("zip_repeats_a_point", SPEC.replace("[8, 16]", "[8, 8]").replace("[os, ws]", "[os, os]") + "combine: zip\n",
-     ["axes", "the combination", "appears twice"]),
+    (
+        "zip_mismatch",
+        SPEC.replace("[os, ws]", "[os, ws, is]") + "combine: zip\n",
+        ["axes.array.dataflow", "zip needs axes of equal length", "array.rows has 2 values, array.dataflow has 3"],
+    ),
+    (
+        "zip_repeats_a_point",
+        SPEC.replace("[8, 16]", "[8, 8]").replace("[os, ws]", "[os, os]") + "combine: zip\n",
+        ["axes", "the combination", "appears twice"],
+    ),
     ("bad_combine", SPEC + "combine: cross\n", ["combine", "'cross' is not allowed", "allowed: grid, zip"]),
-    ("unknown_scheme", SPEC.replace("[static]", "[static, int4]"), ["schemes[1]", "allowed: fp32, woq, dynamic, static"]),
+    (
+        "unknown_scheme",
+        SPEC.replace("[static]", "[static, int4]"),
+        ["schemes[1]", "allowed: fp32, woq, dynamic, static"],
+    ),
     ("duplicate_scheme", SPEC.replace("[static]", "[static, static]"), ["schemes[1]", "listed twice"]),
     ("workloads_not_list", SPEC.replace("[tiny_cnn]", "tiny_cnn"), ["workloads", "valid list"]),
     ("no_workloads", SPEC.replace("workloads: [tiny_cnn]\n", ""), ["workloads", "required field is missing"]),
-    ("unknown_workload", SPEC.replace("tiny_cnn", "tiny_cnnn"),
-     ["workloads[0]", "workload 'tiny_cnnn' not found", "allowed: a path, or a shipped workload: bert_base_layer"]),
+    (
+        "unknown_workload",
+        SPEC.replace("tiny_cnn", "tiny_cnnn"),
+        ["workloads[0]", "workload 'tiny_cnnn' not found", "allowed: a path, or a shipped workload: bert_base_layer"],
+    ),
     ("unknown_base", SPEC.replace("base: default", "base: default9"), ["base", "hardware 'default9' not found"]),
     ("timing_only_string", SPEC + "timing_only: 'yes'\n", ["timing_only", "valid boolean"]),
     ("unknown_key", SPEC + "axis: {}\n", ["axis", "unknown field", "allowed: axes, base, combine"]),
     ("schema_version", SPEC.replace("schema_version: 1", "schema_version: 2"), ["schema_version", "allowed: 1"]),
     ("name_with_slash", SPEC + "name: ../../etc\n", ["name", "pattern"]),
-    ("over_max_points", SPEC + "max_points: 3\n",
-     ["axes", "4 points (2 x 2 hardware configs, 1 workload, 1 scheme) is more than max_points (3)", "raise max_points"]),
+    (
+        "over_max_points",
+        SPEC + "max_points: 3\n",
+        [
+            "axes",
+            "4 points (2 x 2 hardware configs, 1 workload, 1 scheme) is more than max_points (3)",
+            "raise max_points",
+        ],
+    ),
     ("max_points_absurd", SPEC + "max_points: 1000000000\n", ["max_points", "less than or equal to 1000000"]),
-    ("constraint_removes_all", SPEC + "constraints: ['pe_count > 100000']\n",
-     ["constraints", "the constraints remove all 4 hardware configs"]),
-    ("constraint_unknown_field", SPEC + "constraints: ['array.colour < 3']\n", ["constraints[0]", "unknown field 'array.colour'"]),
-    ("constraint_not_comparison", SPEC + "constraints: ['array.rows * 2']\n", ["constraints[0]", "is not a comparison"]),
-    ("constraint_call", SPEC + "constraints: [\"__import__('os').mkdir('{tmp}/pwned') == 0\"]\n",
-     ["constraints[0]", "is not allowed", "allowed: numbers"]),
-    ("constraint_power", SPEC + "constraints: ['9 ** 9 ** 9 > array.rows']\n", ["constraints[0]", "'9 ** 9 ** 9' is not allowed"]),
+    (
+        "constraint_removes_all",
+        SPEC + "constraints: ['pe_count > 100000']\n",
+        ["constraints", "the constraints remove all 4 hardware configs"],
+    ),
+    (
+        "constraint_unknown_field",
+        SPEC + "constraints: ['array.colour < 3']\n",
+        ["constraints[0]", "unknown field 'array.colour'"],
+    ),
+    (
+        "constraint_not_comparison",
+        SPEC + "constraints: ['array.rows * 2']\n",
+        ["constraints[0]", "is not a comparison"],
+    ),
+    (
+        "constraint_call",
+        SPEC + "constraints: [\"__import__('os').mkdir('{tmp}/pwned') == 0\"]\n",
+        ["constraints[0]", "is not allowed", "allowed: numbers"],
+    ),
+    (
+        "constraint_power",
+        SPEC + "constraints: ['9 ** 9 ** 9 > array.rows']\n",
+        ["constraints[0]", "'9 ** 9 ** 9' is not allowed"],
+    ),
     ("constraint_lambda", SPEC + "constraints: ['(lambda: 1)() < 2']\n", ["constraints[0]", "not allowed"]),
     ("constraint_syntax", SPEC + "constraints: ['array.rows <']\n", ["constraints[0]", "cannot parse"]),
-    ("constraint_string_bomb", SPEC + "constraints: [\"array.dataflow * 1000000000 == 'x'\"]\n",
-     ["constraints[0]", "arithmetic needs numbers, got 'os'"]),
-    ("constraint_unset_field", SPEC + "constraints: ['dram.bandwidth_gb_per_s > 1']\n",
-     ["constraints[0]", "dram.bandwidth_gb_per_s is not set"]),
+    (
+        "constraint_string_bomb",
+        SPEC + "constraints: [\"array.dataflow * 1000000000 == 'x'\"]\n",
+        ["constraints[0]", "arithmetic needs numbers, got 'os'"],
+    ),
+    (
+        "constraint_unset_field",
+        SPEC + "constraints: ['dram.bandwidth_gb_per_s > 1']\n",
+        ["constraints[0]", "dram.bandwidth_gb_per_s is not set"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("case,text,fragments", CASES, ids=[c[0] for c in CASES])
-def test_bad_spec_is_one_line_exit_2(case: str, text: str, fragments: list[str], tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_spec_is_one_line_exit_2(
+    case: str, text: str, fragments: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(text.replace("{tmp}", str(tmp_path)) + f"output: {tmp_path / 'out'}\n")
     code = main(["sweep", str(spec), "--workers", "1"])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert code == 2
     assert err.startswith(f"accelsim: error: {spec}: ") and err.count("\n") == 1, err
     for fragment in fragments:
@@ -96,7 +171,9 @@ def test_bad_spec_is_one_line_exit_2(case: str, text: str, fragments: list[str],
 
 
 @pytest.mark.parametrize("option,value", [("--workers", "0"), ("--batch", "0")])
-def test_bad_counts_are_user_errors(option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_counts_are_user_errors(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC + f"output: {tmp_path / 'out'}\n")
     assert main(["sweep", str(spec), option, value]) == 2
@@ -119,14 +196,17 @@ def test_constraints_evaluate_like_arithmetic() -> None:
         assert Constraint.parse(text).holds(hw) is expected, text
 
 
-@pytest.mark.parametrize("text", [
-    "array.rows.__class__ == 1",
-    "array.__dict__ == 1",
-    "[x for x in (1,)] == 1",
-    "array.rows if 1 else 2 < 3",
-    "{} == 1",
-    "array.rows < 3" + " " * 600,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "array.rows.__class__ == 1",
+        "array.__dict__ == 1",
+        "[x for x in (1,)] == 1",
+        "array.rows if 1 else 2 < 3",
+        "{} == 1",
+        "array.rows < 3" + " " * 600,
+    ],
+)
 def test_unsafe_or_unknown_constraints_are_rejected_at_parse(text: str) -> None:
     with pytest.raises(ConstraintError):
         Constraint.parse(text)

@@ -20,7 +20,9 @@ ARRAY_LAYERS = ("conv1", "conv2", "dw", "pw", "fc")
 def test_narrow_accumulator_overflows(overflow: str) -> None:
     wl = load_workload("tiny_cnn")
     wide = run_values(wl, load_hardware(None), "static")
-    narrow = run_values(wl, load_hardware(None, ["array.accumulator.bits=16", f"array.accumulator.overflow={overflow}"]), "static")
+    narrow = run_values(
+        wl, load_hardware(None, ["array.accumulator.bits=16", f"array.accumulator.overflow={overflow}"]), "static"
+    )
     assert all(wide.layers[n].accumulator_overflows == 0 for n in ARRAY_LAYERS)
     # conv2 needs more than 16 bits at 32 bits wide (measured range about +-80k)
     assert max(abs(wide.layers["conv2"].accumulator_min), wide.layers["conv2"].accumulator_max) > 1 << 15
@@ -76,7 +78,7 @@ def test_vector_ops_match_pytorch(kernel: int, stride: int, padding: int) -> Non
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
-    geo = dict(kernel=kernel, stride=stride, padding=padding)
+    geo = {"kernel": kernel, "stride": stride, "padding": padding}
     mp, ap = MaxPool(name="m", type="maxpool", **geo), AvgPool(name="a", type="avgpool", **geo)
     t = torch.from_numpy(x)
     assert np.array_equal(maxpool(x, mp, -np.inf), F.max_pool2d(t, kernel, stride, padding).numpy())
@@ -85,7 +87,10 @@ def test_vector_ops_match_pytorch(kernel: int, stride: int, padding: int) -> Non
     assert np.array_equal(maxpool(codes, mp, -128), want)
     channels_last = np.ascontiguousarray(codes.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # a conv output's layout
     assert np.array_equal(maxpool(channels_last, mp, -128), want)
-    assert np.array_equal(maxpool(-np.abs(x), mp, 0.0), F.max_pool2d(F.pad(torch.from_numpy(-np.abs(x)), [padding] * 4, value=0.0), kernel, stride).numpy())
+    assert np.array_equal(
+        maxpool(-np.abs(x), mp, 0.0),
+        F.max_pool2d(F.pad(torch.from_numpy(-np.abs(x)), [padding] * 4, value=0.0), kernel, stride).numpy(),
+    )
     expected = F.avg_pool2d(t, kernel, stride, padding, count_include_pad=False).numpy()
     assert np.allclose(avgpool(x, ap), expected, rtol=1e-6, atol=1e-6)
     seq = x.reshape(2, 27, 9)

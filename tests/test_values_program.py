@@ -49,6 +49,7 @@ def _record_int_gemm(log: list[Gemm], original: Callable) -> Callable:
         matrix = b.matrix if isinstance(b, gemm.PackedWeights) else np.asarray(b)
         log.append(Gemm(a.shape[0], a.shape[1], matrix.shape[1], _operand(a), _operand(matrix)))
         return original(a, b, **kwargs)
+
     return recorded
 
 
@@ -56,14 +57,18 @@ def _record_float_gemm(log: list[Gemm], original: Callable) -> Callable:
     def recorded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         log.append(Gemm(a.shape[0], a.shape[1], b.shape[1], _operand(a), _operand(b)))
         return original(a, b)
+
     return recorded
 
 
 def _record_requant_product(log: list[Gemm], original: Callable) -> Callable:
-    def recorded(a_words: np.ndarray, m_dim: int, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int, *args: object) -> object:
+    def recorded(
+        a_words: np.ndarray, m_dim: int, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int, *args: object
+    ) -> object:
         # A arrives as 4-byte words of 1-byte codes: K is known to the next multiple of 4
         log.append(Gemm(m_dim, 4 * a_words.shape[1], n_dim, ("int", 1), ("int", 1)))
         return original(a_words, m_dim, b_packed, offset32, n_dim, *args)
+
     return recorded
 
 
@@ -71,8 +76,11 @@ def _record_requant_product(log: list[Gemm], original: Callable) -> Callable:
 def kernel_gemms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Gemm]]:
     """Every GEMM the kernels execute while the fixture is live, in call order."""
     log: list[Gemm] = []
-    entries = {"int_gemm": (gemm.int_gemm, _record_int_gemm), "float_gemm": (gemm.float_gemm, _record_float_gemm),
-               "requant_product": (vnni.requant_product, _record_requant_product)}
+    entries = {
+        "int_gemm": (gemm.int_gemm, _record_int_gemm),
+        "float_gemm": (gemm.float_gemm, _record_float_gemm),
+        "requant_product": (vnni.requant_product, _record_requant_product),
+    }
     for module in [m for name, m in sys.modules.items() if name.startswith("accelsim")]:
         for attr, (original, record) in entries.items():
             if getattr(module, attr, None) is original:

@@ -99,7 +99,9 @@ def test_determinism() -> None:
     assert np.array_equal(base.calibration["input"], extended.calibration["input"])
     assert not np.array_equal(base.inputs["input"], base.calibration["input"])
     for name, p in base.params.items():
-        assert np.array_equal(p.weight, extended.params[name].weight) and np.array_equal(p.bias, extended.params[name].bias)
+        assert np.array_equal(p.weight, extended.params[name].weight) and np.array_equal(
+            p.bias, extended.params[name].bias
+        )
 
 
 def test_tensor_distributions() -> None:

@@ -32,8 +32,9 @@ def _float_chain(x: np.ndarray, params) -> dict[str, np.ndarray]:
     prev = x
     for name, (pad, stride, groups, act) in CONVS.items():
         p = params[name]
-        prev = t[name] = run_layer("conv2d", prev, p.weight, p.bias, scheme="fp32", activation=act,
-                                   padding=pad, stride=stride, groups=groups).output
+        prev = t[name] = run_layer(
+            "conv2d", prev, p.weight, p.bias, scheme="fp32", activation=act, padding=pad, stride=stride, groups=groups
+        ).output
     t["add"] = np.maximum(t["pw"] + t["conv2"], 0)
     n, c, h, w = t["add"].shape
     t["maxpool"] = t["add"].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
@@ -61,13 +62,24 @@ def test_static_tiny_cnn_equals_hand_chain(mode: str) -> None:
     codes = {"input": quantize_tensor(tensors.inputs["input"], qp["input"], rule)[0]}
     prev = "input"
     for name, (pad, stride, groups, act) in CONVS.items():
-        res = run_layer("conv2d", dequantize_tensor(codes[prev], qp[prev]), p[name].weight, p[name].bias,
-                        scheme="static", requant_mode=mode, input_qparams=qp[prev], output_qparams=qp[name],
-                        activation=act, padding=pad, stride=stride, groups=groups)
+        res = run_layer(
+            "conv2d",
+            dequantize_tensor(codes[prev], qp[prev]),
+            p[name].weight,
+            p[name].bias,
+            scheme="static",
+            requant_mode=mode,
+            input_qparams=qp[prev],
+            output_qparams=qp[name],
+            activation=act,
+            padding=pad,
+            stride=stride,
+            groups=groups,
+        )
         assert np.array_equal(res.tensors["input_q"].values, codes[prev])  # dequantize -> quantize round-trips
         codes[name] = res.tensors["output_q"].values
         prev = name
-    real = lambda name: dequantize_tensor(codes[name], qp[name])  # noqa: E731
+    real = lambda name: dequantize_tensor(codes[name], qp[name])
     codes["add"] = quantize_tensor(np.maximum(real("pw") + real("conv2"), 0), qp["add"], rule)[0]
     n, c, h, w = codes["add"].shape
     codes["maxpool"] = codes["add"].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
@@ -75,8 +87,16 @@ def test_static_tiny_cnn_equals_hand_chain(mode: str) -> None:
     avg = dequantize_tensor(codes["maxpool"], qp["maxpool"]).mean(axis=(2, 3), keepdims=True, dtype=np.float32)
     codes["avgpool"] = quantize_tensor(avg, qp["avgpool"], rule)[0]
     codes["flatten"] = codes["avgpool"].reshape(n, -1)
-    fc = run_layer("linear", dequantize_tensor(codes["flatten"], qp["avgpool"]), p["fc"].weight, p["fc"].bias,
-                   scheme="static", requant_mode=mode, input_qparams=qp["avgpool"], output_qparams=qp["fc"])
+    fc = run_layer(
+        "linear",
+        dequantize_tensor(codes["flatten"], qp["avgpool"]),
+        p["fc"].weight,
+        p["fc"].bias,
+        scheme="static",
+        requant_mode=mode,
+        input_qparams=qp["avgpool"],
+        output_qparams=qp["fc"],
+    )
     codes["fc"] = fc.tensors["output_q"].values
 
     for name, lv in values.layers.items():
@@ -97,7 +117,9 @@ def test_fused_residual_add_equals_its_steps(rule: str, activation: str) -> None
 
     rng = np.random.default_rng(11)
     a = rng.integers(-128, 128, (2, 6, 5, 4)).astype(np.int8)
-    b = np.ascontiguousarray(rng.integers(-128, 128, (2, 5, 4, 6)).astype(np.int8)).transpose(0, 3, 1, 2)  # channels last
+    b = np.ascontiguousarray(rng.integers(-128, 128, (2, 5, 4, 6)).astype(np.int8)).transpose(
+        0, 3, 1, 2
+    )  # channels last
     qa, qb = QParams(np.float32([0.031]), np.int32([3]), "int8"), QParams(np.float32([0.017]), np.int32([-9]), "int8")
     out = QParams(np.float32([0.02]), np.int32([5]), "int8")  # narrower than the sum: some outputs saturate
     y = (dequantize_tensor(a, qa) + dequantize_tensor(b, qb)).astype(np.float32)
@@ -108,9 +130,14 @@ def test_fused_residual_add_equals_its_steps(rule: str, activation: str) -> None
 
 
 @settings(max_examples=60, deadline=None)
-@given(rule=st.sampled_from(["onnx", "fbgemm", "torch_fake_quant", "tflite", "tflite_hybrid"]),
-       activation=st.sampled_from(["none", "relu", "relu6"]), dtype=st.sampled_from(["int8", "uint8"]),
-       size=st.integers(1, 70), seed=st.integers(0, 2**32 - 1), ties=st.booleans())
+@given(
+    rule=st.sampled_from(["onnx", "fbgemm", "torch_fake_quant", "tflite", "tflite_hybrid"]),
+    activation=st.sampled_from(["none", "relu", "relu6"]),
+    dtype=st.sampled_from(["int8", "uint8"]),
+    size=st.integers(1, 70),
+    seed=st.integers(0, 2**32 - 1),
+    ties=st.booleans(),
+)
 def test_residual_add_lanes_equal_their_steps(rule, activation, dtype, size, seed, ties):
     """The residual add's 16-lane path (and its element tail) equals dequantize, add, activation,
     quantize on random codes, on exact ties of every rule's rounding and on saturating outputs."""

@@ -63,7 +63,16 @@ def test_shape_inference_of_a_strided_dilated_grouped_conv() -> None:
             "name": "t",
             "input_shape": [8, 17, 20],
             "layers": [
-                {"name": "c", "type": "conv2d", "out_channels": 4, "kernel": [3, 5], "stride": [2, 3], "padding": [1, 2], "dilation": 2, "groups": 2}
+                {
+                    "name": "c",
+                    "type": "conv2d",
+                    "out_channels": 4,
+                    "kernel": [3, 5],
+                    "stride": [2, 3],
+                    "padding": [1, 2],
+                    "dilation": 2,
+                    "groups": 2,
+                }
             ],
         },
     )

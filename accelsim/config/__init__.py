@@ -6,10 +6,14 @@ from accelsim.lazy_exports import lazy_exports
 # Each public name's module, imported on first use: `accelsim` and the CLI import `accelsim.config.errors`,
 # which runs this file, and `accelsim --help` must not pay for pydantic and the models.
 _HOME = {
-    "DEFAULT_HARDWARE": "loader", "load_hardware": "loader", "load_workload": "loader",
+    "DEFAULT_HARDWARE": "loader",
+    "load_hardware": "loader",
+    "load_workload": "loader",
     "HardwareConfig": "hardware",
     "load_any": "any_config",
-    "GEMM_LAYERS": "workload", "LayerShapes": "workload", "Workload": "workload",
+    "GEMM_LAYERS": "workload",
+    "LayerShapes": "workload",
+    "Workload": "workload",
 }
 
 
@@ -17,9 +21,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _HOME)
 
 
 __all__ = [
-    "AccelsimError",
     "DEFAULT_HARDWARE",
     "GEMM_LAYERS",
+    "AccelsimError",
     "HardwareConfig",
     "LayerShapes",
     "Workload",

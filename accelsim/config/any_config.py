@@ -39,7 +39,8 @@ def kind_of(doc: dict[str, Any], file: str) -> str:
     if "axes" in doc:
         return "sweep"
     raise AccelsimError(
-        "cannot tell what this file describes", file=file,
+        "cannot tell what this file describes",
+        file=file,
         allowed="a workload (with 'layers'), a hardware config (with 'array') or a sweep spec (with 'axes')",
     )
 

@@ -68,8 +68,11 @@ def hardware_fields(model: type[BaseModel] = HardwareConfig, prefix: str = "") -
     """Every dotted leaf field of a config model (``array.rows``, ``dram.latency_cycles``, ...)."""
     out: list[str] = []
     for name, info in model.model_fields.items():
-        nested = [a for a in typing.get_args(info.annotation) or (info.annotation,)
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a
+            for a in typing.get_args(info.annotation) or (info.annotation,)
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         out.extend(hardware_fields(nested[0], f"{prefix}{name}.") if nested else [f"{prefix}{name}"])
     return out
 
@@ -82,7 +85,7 @@ class Constraint:
     tree: ast.Expression
 
     @classmethod
-    def parse(cls, text: str) -> "Constraint":
+    def parse(cls, text: str) -> Constraint:
         if len(text) > MAX_LENGTH:
             raise ConstraintError(f"constraint is longer than {MAX_LENGTH} characters")
         try:
@@ -107,8 +110,9 @@ def _check(node: ast.expr, text: str, known: set[str]) -> None:
         if name is None:
             raise ConstraintError(f"{text!r}: only dotted field names may be used, not {ast.unparse(node)!r}")
         if name not in known:
-            raise ConstraintError(f"{text!r}: unknown field {name!r} (fields like array.rows, sram.ifmap_kib, "
-                                  f"or {', '.join(DERIVED)})")
+            raise ConstraintError(
+                f"{text!r}: unknown field {name!r} (fields like array.rows, sram.ifmap_kib, or {', '.join(DERIVED)})"
+            )
         return
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float, str)):

@@ -56,7 +56,7 @@ class DramConfig(StrictModel):
     channels: Annotated[int, whole(1, 1024, "channels")] = 1
 
     @model_validator(mode="after")
-    def _one_bandwidth(self) -> "DramConfig":
+    def _one_bandwidth(self) -> DramConfig:
         given = [self.bandwidth_bytes_per_cycle is not None, self.bandwidth_gb_per_s is not None]
         if sum(given) != 1:
             raise FieldError(

@@ -25,7 +25,9 @@ def parse_path(path: str) -> list[str | int]:
         parts.append(int(index) if index is not None else (int(key) if key.isdigit() else key))
         pos = match.end()
     if not parts or pos != len(path):
-        raise AccelsimError(f"cannot parse path {path!r}", path="--set", allowed="dotted paths like array.rows or layers[0].stride")
+        raise AccelsimError(
+            f"cannot parse path {path!r}", path="--set", allowed="dotted paths like array.rows or layers[0].stride"
+        )
     return parts
 
 
@@ -44,7 +46,9 @@ def set_path(doc: dict[str, Any], path: str, value: Any, file: str) -> None:
                 raise AccelsimError(f"--set {path}: no field {here!r}", file=file, allowed=sorted(node))
         elif isinstance(node, list) and isinstance(part, int):
             if not 0 <= part < len(node):
-                raise AccelsimError(f"--set {path}: index {part} out of range", file=file, allowed=f"0..{len(node) - 1}")
+                raise AccelsimError(
+                    f"--set {path}: index {part} out of range", file=file, allowed=f"0..{len(node) - 1}"
+                )
             if last:
                 node[part] = value
                 return

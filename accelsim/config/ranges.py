@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import BeforeValidator
 
-from accelsim.config.validation import FieldError, describe as _describe
+from accelsim.config.validation import FieldError
+from accelsim.config.validation import describe as _describe
+
 
 def _number(value: float) -> str:
     """``4096`` -> ``4,096``, ``0.0009765625`` as is: bounds read as users would write them."""
@@ -54,8 +56,11 @@ def pair(lo: int, hi: int, unit: str = "") -> BeforeValidator:
     def check(value: Any) -> Any:
         if isinstance(value, list):
             if len(value) != 2:
-                raise FieldError((), f"a list of {len(value)} values",
-                                 f"a whole number from {lo} to {hi}{' ' + unit if unit else ''}, or a list of two [height, width]")
+                raise FieldError(
+                    (),
+                    f"a list of {len(value)} values",
+                    f"a whole number from {lo} to {hi}{' ' + unit if unit else ''}, or a list of two [height, width]",
+                )
             for i, item in enumerate(value):
                 try:
                     _check_number(item, lo, hi, unit, integer=True)
@@ -87,8 +92,11 @@ def _plain_name(value: Any) -> Any:
 
 def _label(value: Any) -> Any:
     if isinstance(value, str) and not (0 < len(value) <= LABEL_MAX and value.isprintable()):
-        raise FieldError((), f"{_describe(value)} is not a usable name",
-                         f"1 to {LABEL_MAX} printable characters (no control characters or line breaks)")
+        raise FieldError(
+            (),
+            f"{_describe(value)} is not a usable name",
+            f"1 to {LABEL_MAX} printable characters (no control characters or line breaks)",
+        )
     return value
 
 

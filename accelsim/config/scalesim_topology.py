@@ -28,10 +28,10 @@ import yaml
 
 from accelsim import file_checks
 from accelsim.config.errors import AccelsimError
-from accelsim.config.yaml_source import MAX_FILE_BYTES
 from accelsim.config.ranges import plain_name, whole
 from accelsim.config.validation import FieldError, describe, validate
 from accelsim.config.workload import INPUT, MAX_DIM, Workload
+from accelsim.config.yaml_source import MAX_FILE_BYTES
 
 CONV_COLUMNS = ["name", "ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "filters", "stride"]
 GEMM_COLUMNS = ["name", "m", "n", "k"]
@@ -43,7 +43,9 @@ WINDOW_COLUMNS = {"filter_h", "filter_w", "stride"}
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    raw = file_checks.read_user_file(path, MAX_FILE_BYTES, expected="a SCALE-Sim topology CSV")  # type and size before reading
+    raw = file_checks.read_user_file(
+        path, MAX_FILE_BYTES, expected="a SCALE-Sim topology CSV"
+    )  # type and size before reading
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -78,9 +80,11 @@ def _check_header(header: list[str], file: str) -> None:
     fields = [h.lower() for h in header[1:8]]
     if len(fields) < len(CONV_HEADER_WORDS) or any(w not in f for w, f in zip(CONV_HEADER_WORDS, fields)):
         raise AccelsimError(
-            f"header {describe(', '.join(header))} is not a SCALE-Sim topology", file=file, path="line 1",
+            f"header {describe(', '.join(header))} is not a SCALE-Sim topology",
+            file=file,
+            path="line 1",
             allowed="Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
-                    "Strides (conv) or Layer, M, N, K (GEMM)",
+            "Strides (conv) or Layer, M, N, K (GEMM)",
         )
 
 
@@ -92,7 +96,10 @@ def _ceil_padding(size: int, kernel: int, stride: int) -> int:
 
 def _conv_layer(r: dict[str, Any], source: str) -> tuple[list[int], dict[str, Any]]:
     depthwise = "DP" in r["name"]
-    padding = [_ceil_padding(r["ifmap_h"], r["filter_h"], r["stride"]), _ceil_padding(r["ifmap_w"], r["filter_w"], r["stride"])]
+    padding = [
+        _ceil_padding(r["ifmap_h"], r["filter_h"], r["stride"]),
+        _ceil_padding(r["ifmap_w"], r["filter_w"], r["stride"]),
+    ]
     layer = {
         "name": r["name"],
         "type": "conv2d",

@@ -90,23 +90,28 @@ class SweepSpec(StrictModel):
     @property
     def point_count(self) -> int:
         """Points before constraints prune any, from the axis lengths alone (nothing is expanded)."""
-        configs = len(next(iter(self.axes.values()))) if self.combine == "zip" else math.prod(map(len, self.axes.values()))
+        configs = (
+            len(next(iter(self.axes.values()))) if self.combine == "zip" else math.prod(map(len, self.axes.values()))
+        )
         return configs * len(self.workloads) * len(self.schemes)
 
     @model_validator(mode="after")
-    def _within_max_points(self) -> "SweepSpec":
+    def _within_max_points(self) -> SweepSpec:
         """Refuse a grid too large to expand before expanding it (200 x 200 x 200 would take half an hour)."""
         if self.point_count > self.max_points:
             lengths = [len(v) for v in self.axes.values()]
             configs = " x ".join(f"{n:,}" for n in lengths) if self.combine == "grid" else f"{lengths[0]:,}"
-            raise FieldError(("axes",), f"{self.point_count:,} points ({configs} hardware configs, "
-                             f"{_count(len(self.workloads), 'workload')}, {_count(len(self.schemes), 'scheme')}) is "
-                             f"more than max_points ({self.max_points:,}): thin the axes, or raise max_points in the spec",
-                             allowed=f"max_points up to {MAX_POINTS_LIMIT:,}")
+            raise FieldError(
+                ("axes",),
+                f"{self.point_count:,} points ({configs} hardware configs, "
+                f"{_count(len(self.workloads), 'workload')}, {_count(len(self.schemes), 'scheme')}) is "
+                f"more than max_points ({self.max_points:,}): thin the axes, or raise max_points in the spec",
+                allowed=f"max_points up to {MAX_POINTS_LIMIT:,}",
+            )
         return self
 
     @model_validator(mode="after")
-    def _combinations_are_distinct(self) -> "SweepSpec":
+    def _combinations_are_distinct(self) -> SweepSpec:
         """A grid axis listing a value twice, or zip axes of unequal length, would not mean what it says."""
         if self.combine == "grid":
             for path, values in self.axes.items():
@@ -163,10 +168,15 @@ def _check_axis_path(path: str, file: str) -> None:
     parts = path.split(".")
     depth = max((i for i in range(len(parts)) if ".".join(parts[:i]) in known), default=0)
     parent = ".".join(parts[:depth])
-    children = sorted({k.split(".")[depth] for k in known
-                       if k.count(".") >= depth and (not parent or k.startswith(parent + "."))})
-    raise AccelsimError(f"unknown hardware field {parts[depth]!r}" + (f" in {parent}" if parent else ""),
-                        file=file, path=format_path(("axes", path)), allowed=children)
+    children = sorted(
+        {k.split(".")[depth] for k in known if k.count(".") >= depth and (not parent or k.startswith(parent + "."))}
+    )
+    raise AccelsimError(
+        f"unknown hardware field {parts[depth]!r}" + (f" in {parent}" if parent else ""),
+        file=file,
+        path=format_path(("axes", path)),
+        allowed=children,
+    )
 
 
 @dataclass(frozen=True)
@@ -212,7 +222,9 @@ def _find(entry: str, spec_dir: Path, kind: str, file: str, loc: tuple[str | int
     try:
         return resolve(entry, kind)
     except AccelsimError as exc:
-        raise AccelsimError(f"{kind} {entry!r} not found", file=file, path=format_path(loc), allowed=exc.allowed) from None
+        raise AccelsimError(
+            f"{kind} {entry!r} not found", file=file, path=format_path(loc), allowed=exc.allowed
+        ) from None
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -229,12 +241,20 @@ def load_sweep(path: str | Path) -> Sweep:
     for i, entry in enumerate(spec.workloads):
         workload = load_workload(_find(entry, spec_dir, "workload", file, ("workloads", i)))
         if workload.name in workloads:
-            raise AccelsimError(f"workload name {workload.name!r} is used by two entries", file=file,
-                                path=format_path(("workloads", i)))
+            raise AccelsimError(
+                f"workload name {workload.name!r} is used by two entries", file=file, path=format_path(("workloads", i))
+            )
         workloads[workload.name] = workload
-    sweep = Sweep(spec, file, name, base_file, base, workloads,
-                  tuple(Constraint.parse(text) for text in spec.constraints),
-                  Path(spec.output) if spec.output else SWEEP_OUTPUT_ROOT / name)
+    sweep = Sweep(
+        spec,
+        file,
+        name,
+        base_file,
+        base,
+        workloads,
+        tuple(Constraint.parse(text) for text in spec.constraints),
+        Path(spec.output) if spec.output else SWEEP_OUTPUT_ROOT / name,
+    )
     for axis, values in spec.axes.items():
         _check_axis_path(axis, file)
         for i, value in enumerate(values):
@@ -242,6 +262,7 @@ def load_sweep(path: str | Path) -> Sweep:
                 sweep.hardware({axis: value})
             except AccelsimError as exc:
                 field = f"in {base_path.name}, {exc.path}: " if exc.path and exc.path != axis else ""
-                raise AccelsimError(f"{field}{exc.message}", file=file,
-                                    path=format_path(("axes", axis, i)), allowed=exc.allowed) from None
+                raise AccelsimError(
+                    f"{field}{exc.message}", file=file, path=format_path(("axes", axis, i)), allowed=exc.allowed
+                ) from None
     return sweep

@@ -52,8 +52,10 @@ def _tag_of(cls: type[BaseModel]) -> str | None:
 
 #: How pydantic names the schema it tried (``constrained-int``, ``function-before[...]``, ``list[int]``):
 #: such location parts are its internals, never a field users wrote.
-_SCHEMA_TAG = re.compile(r"[a-z]+(-[a-z]+)*\[.*\]|(constrained|function|lax|strict|json-or-python|is-instance)-.*"
-                         r"|int|float|str|bool|bytes|none|list|dict|tuple")
+_SCHEMA_TAG = re.compile(
+    r"[a-z]+(-[a-z]+)*\[.*\]|(constrained|function|lax|strict|json-or-python|is-instance)-.*"
+    r"|int|float|str|bool|bytes|none|list|dict|tuple"
+)
 
 
 def _walk(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[type[BaseModel]]]:
@@ -72,17 +74,29 @@ def _walk(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str 
                 continue
         out.append(part)
         if isinstance(part, str):
-            current = [m for cls in current if part in cls.model_fields
-                       for m in _model_classes(cls.model_fields[part].annotation)]
+            current = [
+                m
+                for cls in current
+                if part in cls.model_fields
+                for m in _model_classes(cls.model_fields[part].annotation)
+            ]
     return tuple(out), current
 
 
 #: What a value of the wrong type should have been, for pydantic's type errors.
 _EXPECTED = {
-    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
-    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
-    "string_type": "text", "bool_type": "true or false", "list_type": "a list",
-    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
 }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, pair as pair_of, whole
+from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole
+from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel
 
 Activation = Literal["none", "relu", "relu6", "gelu"]
@@ -26,7 +27,7 @@ MAX_TENSOR_ELEMENTS = 2**30
 MAX_LAYER_PARAMS = 2**32
 MAX_LAYERS = 10_000
 Dim = Annotated[int, whole(1, MAX_DIM)]
-Window = Union[int, list[int]]
+Window = int | list[int]
 Pair = Annotated[Window, pair_of(1, 1024)]
 PadPair = Annotated[Window, pair_of(0, 1024)]
 Label = Annotated[str, LABEL_CHECK]
@@ -178,7 +179,7 @@ class Pool(LayerBase):
     global_pool: bool = False
 
     @model_validator(mode="after")
-    def _kernel_or_global(self) -> "Pool":
+    def _kernel_or_global(self) -> Pool:
         if self.global_pool == (self.kernel is not None):
             raise FieldError(("kernel",), "give a kernel, or global_pool: true without a kernel")
         return self
@@ -251,7 +252,7 @@ class LayerNorm(LayerBase):
 
 
 Layer = Annotated[
-    Union[Conv2d, Linear, Matmul, MaxPool, AvgPool, Add, Flatten, Softmax, LayerNorm],
+    Conv2d | Linear | Matmul | MaxPool | AvgPool | Add | Flatten | Softmax | LayerNorm,
     Field(discriminator="type"),
 ]
 #: layer types that run on the MAC array (lowered to GEMMs); the others run on the vector unit
@@ -259,7 +260,11 @@ GEMM_LAYERS = (Conv2d, Linear, Matmul)
 
 
 def spatial_out(
-    hw: tuple[int, int], kernel: int | list[int], stride: int | list[int], padding: int | list[int], dilation: int | list[int]
+    hw: tuple[int, int],
+    kernel: int | list[int],
+    stride: int | list[int],
+    padding: int | list[int],
+    dilation: int | list[int],
 ) -> tuple[int, int]:
     """Output height and width of a sliding window, as PyTorch computes them (floor)."""
     out = []
@@ -293,13 +298,13 @@ class Workload(StrictModel):
     batch: Annotated[int, whole(1, 4096, "samples")] = 1
     seed: Annotated[int, whole(0, 2**64 - 1)] = 0
     input_shape: TensorShape
-    extra_inputs: dict[Label, TensorShape] = {}
+    extra_inputs: dict[Label, TensorShape] = Field(default_factory=dict)
     """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
-    def _infer_shapes(self) -> "Workload":
+    def _infer_shapes(self) -> Workload:
         self._shapes = infer_shapes(self)
         return self
 
@@ -346,8 +351,9 @@ def _bounded(shape: Shape, where: tuple[str | int, ...], what: str) -> Shape:
     """``shape``, if one sample's tensor of it has at most MAX_TENSOR_ELEMENTS elements."""
     elements = math.prod(shape)
     if elements > MAX_TENSOR_ELEMENTS:
-        raise FieldError(where, f"{what} {list(shape)} has {elements:,} elements per sample",
-                         f"at most {MAX_TENSOR_ELEMENTS:,}")
+        raise FieldError(
+            where, f"{what} {list(shape)} has {elements:,} elements per sample", f"at most {MAX_TENSOR_ELEMENTS:,}"
+        )
     return shape
 
 
@@ -395,8 +401,11 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
         shapes[layer.name] = _bounded(shape, where, f"layer {layer.name!r}: output")
         params = layer.weight_params(in_shapes)
         if params > MAX_LAYER_PARAMS:
-            raise FieldError(where, f"layer {layer.name!r} has {params:,} weights and biases",
-                             f"at most {MAX_LAYER_PARAMS:,} per layer")
+            raise FieldError(
+                where,
+                f"layer {layer.name!r} has {params:,} weights and biases",
+                f"at most {MAX_LAYER_PARAMS:,} per layer",
+            )
         out.append(LayerShapes(layer, ins, tuple(in_shapes), shape, layer.macs(in_shapes, shape), params))
         previous = layer.name
     return out

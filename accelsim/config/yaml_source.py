@@ -80,7 +80,9 @@ class StrictSafeLoader(yaml.SafeLoader):
                     raise ConfigYAMLError(
                         f"duplicate key {key!r} at {_position(seen[key].start_mark)} and again at "
                         f"{_position(key_node.start_mark)} (each key may appear once in a mapping)",
-                        key_node.start_mark, node.start_mark, str(key),
+                        key_node.start_mark,
+                        node.start_mark,
+                        str(key),
                     )
                 seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
@@ -168,7 +170,7 @@ def _path_at(text: str, mark: yaml.Mark | None) -> str:
 def parse_yaml_text(text: str, file: str) -> Any:
     """Parse YAML text with safe_load semantics (StrictSafeLoader); raise AccelsimError naming ``file``."""
     try:
-        doc = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 -- a SafeLoader subclass
+        doc = yaml.load(text, Loader=StrictSafeLoader)
     except ConfigYAMLError as exc:
         where = _path_at(text, exc.path_mark)
         path = ".".join(p for p in (where, exc.key) if p) if exc.key else where
@@ -184,8 +186,7 @@ def parse_yaml_text(text: str, file: str) -> Any:
         raise AccelsimError(f"YAML syntax error: {_problem_line(exc)}", file=file) from None
     if expanded_size(doc) > MAX_EXPANDED_NODES:
         raise AccelsimError(
-            f"document expands to more than {MAX_EXPANDED_NODES:,} values through aliases "
-            "(an alias bomb?)",
+            f"document expands to more than {MAX_EXPANDED_NODES:,} values through aliases (an alias bomb?)",
             file=file,
         )
     return doc
@@ -203,7 +204,5 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if doc is None:
         raise AccelsimError("file is empty, expected a mapping with schema_version", file=file)
     if not isinstance(doc, dict):
-        raise AccelsimError(
-            f"top level is a {type(doc).__name__}, expected a mapping with schema_version", file=file
-        )
+        raise AccelsimError(f"top level is a {type(doc).__name__}, expected a mapping with schema_version", file=file)
     return doc

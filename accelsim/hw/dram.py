@@ -9,8 +9,8 @@ an exact fraction of its decimal form so ``128 / 12.8`` is 10 cycles, not 11 by 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from fractions import Fraction
+from functools import cached_property
 from math import ceil
 
 

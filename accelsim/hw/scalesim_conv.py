@@ -14,12 +14,15 @@ Needed to reproduce its cycle counts for rows as users write them. Its conventio
 from __future__ import annotations
 
 
-def scalesim_conv_gemm(ifmap_h: int, ifmap_w: int, filter_h: int, filter_w: int, channels: int,
-                       filters: int, stride: int) -> tuple[int, int, int]:
+def scalesim_conv_gemm(
+    ifmap_h: int, ifmap_w: int, filter_h: int, filter_w: int, channels: int, filters: int, stride: int
+) -> tuple[int, int, int]:
     """``(M, K, N)`` that SCALE-Sim simulates for one conv topology row."""
     if filter_h > ifmap_h or filter_w > ifmap_w or min(filter_h, filter_w, channels, filters, stride) < 1:
-        raise ValueError(f"invalid conv row: ifmap {ifmap_h}x{ifmap_w}, filter {filter_h}x{filter_w}, "
-                         f"{channels} channels, {filters} filters, stride {stride}")
+        raise ValueError(
+            f"invalid conv row: ifmap {ifmap_h}x{ifmap_w}, filter {filter_h}x{filter_w}, "
+            f"{channels} channels, {filters} filters, stride {stride}"
+        )
     out_h = -(-(ifmap_h - filter_h) // stride) + 1  # ceil division, in integers
     out_w = -(-(ifmap_w - filter_w) // stride) + 1
     return out_h * out_w, filter_h * filter_w * channels, filters

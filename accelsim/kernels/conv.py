@@ -20,7 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, float_gemm, int_gemm, never_overflows
+from accelsim.kernels.gemm import (
+    AccumulatorResult,
+    PackedWeights,
+    accumulator_range,
+    float_gemm,
+    int_gemm,
+    never_overflows,
+)
 from accelsim.kernels.memory import copy_elements
 
 
@@ -44,7 +51,7 @@ class ConvGeometry:
         padding: int | tuple[int, int] | tuple[int, int, int, int] = 0,
         dilation: int | tuple[int, int] = 1,
         groups: int = 1,
-    ) -> "ConvGeometry":
+    ) -> ConvGeometry:
         """Accept PyTorch-style ints / pairs and ONNX-style 4-tuples (top, left, bottom, right)."""
         if np.isscalar(padding):
             pads = (int(padding),) * 4
@@ -118,14 +125,18 @@ def _im2col_taps(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, pad_value, cols):
                                 row[at : at + c_dim] = pad_value
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: float | int = 0, k_order: str = "cyx") -> np.ndarray:
+def im2col(
+    x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: float = 0, k_order: str = "cyx"
+) -> np.ndarray:
     """Patches of NCHW ``x`` as rows ``[N*OH*OW, C*kh*kw]``, K order (c, ky, kx) or (ky, kx, c)."""
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
     pt, pl, _, _ = geometry.padding
     if kh == kw == 1 and not any(geometry.padding):
         # pointwise: every patch is one pixel's channels, so im2col is a strided NCHW -> NHWC copy
         sh, sw = geometry.stride
-        return np.ascontiguousarray(x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
+        return np.ascontiguousarray(
+            x[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(0, 2, 3, 1)
+        ).reshape(-1, x.shape[1])
     nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     args = (nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, nhwc.dtype.type(pad_value))
     if k_order == "cyx":
@@ -135,7 +146,9 @@ def im2col(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: f
     return cols
 
 
-def patches_into(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: int, flip: int, rows: np.ndarray) -> None:
+def patches_into(
+    x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_value: int, flip: int, rows: np.ndarray
+) -> None:
     """im2col of 1-byte NCHW ``x`` in K order (ky, kx, c), every byte xor ``flip``, written straight into
     ``rows`` (uint8, at least ``[N*OH*OW, K]``; the rest zeroed): the GEMM's A rows without an im2col
     matrix in between. The flip is applied to ``x`` (a ninth of the patches' bytes for a 3x3 kernel)."""
@@ -145,7 +158,9 @@ def patches_into(x: np.ndarray, kh: int, kw: int, geometry: ConvGeometry, pad_va
     if flip:
         nhwc = nhwc ^ np.uint8(flip)
     m_dim, k_dim = x.shape[0] * oh * ow, kh * kw * x.shape[1]
-    _im2col_taps(nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, np.uint8((pad_value ^ flip) & 0xFF), rows)
+    _im2col_taps(
+        nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, np.uint8((pad_value ^ flip) & 0xFF), rows
+    )
     rows[:m_dim, k_dim:] = 0
     rows[m_dim:] = 0
 
@@ -202,7 +217,9 @@ def int_conv2d(
     n_dim, kh, kw = x.shape[0], w.shape[2], w.shape[3]
     oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
     max_bias = 0 if bias is None else int(np.abs(np.asarray(bias, dtype=np.int64)).max(initial=0))
-    free = kh * kw > 1 and never_overflows(x.dtype, x_zero_point, w.dtype, w[0].size, max_bias, accumulator_range(acc_bits)[1], w_zero_point)
+    free = kh * kw > 1 and never_overflows(
+        x.dtype, x_zero_point, w.dtype, w[0].size, max_bias, accumulator_range(acc_bits)[1], w_zero_point
+    )
     k_order = "yxc" if free else "cyx"
     weights = packed(k_order) if packed is not None else conv_gemm_weights(w, geometry.groups, k_order)
     w_zp = np.asarray(w_zero_point).reshape(-1)

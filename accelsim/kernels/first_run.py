@@ -19,6 +19,7 @@ twice), and a fork would inherit the locks of the GEMM's threads. A job is taken
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -27,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ README_WORKLOAD = Path(__file__).resolve().parents[2] / "workloads" / "resnet18.
 _PACKAGE = "accelsim."
 
 
-def _dispatcher(entry: dict[str, Any]) -> Any:  # noqa: ANN401 - a numba Dispatcher
+def _dispatcher(entry: dict[str, Any]) -> Any:
     """The dispatcher an entry names: a module-level function, or a function a factory makes from the
     entry's closure values (``_rule_loops(**closure)``)."""
     module_name, qualname = entry["function"].split(":")
@@ -54,9 +54,24 @@ def _types(signature: str) -> tuple[Any, ...]:
     """Argument types from their recorded ``repr`` (``Array(int8, 2, 'C', False, aligned=True)``, ``int64``, ...)."""
     from numba.core import types
 
-    names = {name: getattr(types, name) for name in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
-                                                     "uint64", "float32", "float64", "none", "Array")}
-    return tuple(eval(signature, {"__builtins__": {}, "bool": types.boolean, **names}))  # noqa: S307 - our own record
+    names = {
+        name: getattr(types, name)
+        for name in (
+            "int8",
+            "uint8",
+            "int16",
+            "uint16",
+            "int32",
+            "uint32",
+            "int64",
+            "uint64",
+            "float32",
+            "float64",
+            "none",
+            "Array",
+        )
+    }
+    return tuple(eval(signature, {"__builtins__": {}, "bool": types.boolean, **names}))
 
 
 def _cached(entry: dict[str, Any]) -> bool:
@@ -91,10 +106,8 @@ def pending_jobs(schemes: Iterable[str]) -> list[dict[str, Any]]:
 
 def _compile(job: dict[str, Any]) -> None:
     for entry in job["entries"]:
-        try:
+        with contextlib.suppress(Exception):  # a stale record: the kernel compiles on first call instead
             _dispatcher(entry).compile(_types(entry["signature"]))
-        except Exception:  # noqa: BLE001 - a stale record: the kernel compiles on first call instead
-            continue
 
 
 def _work(jobs: list[dict[str, Any]], claims: Path) -> None:
@@ -121,15 +134,28 @@ def compile_ahead(schemes: Iterable[str], *, show: bool | None = None) -> int:
 
     helpers = min(CPUS, len(jobs)) - 1
     estimate = max(jobs[0]["seconds"], sum(job["seconds"] for job in jobs) / (helpers + 1)) + 0.5
-    bar = tqdm(total=len(jobs), file=sys.stderr, disable=None if show is None else not show, leave=False,
-               desc=f"compiling accelsim's kernels for this CPU (first run only, ~{estimate:.0f} s)",
-               bar_format="{desc}… {n}/{total} [{elapsed}]")
+    bar = tqdm(
+        total=len(jobs),
+        file=sys.stderr,
+        disable=None if show is None else not show,
+        leave=False,
+        desc=f"compiling accelsim's kernels for this CPU (first run only, ~{estimate:.0f} s)",
+        bar_format="{desc}… {n}/{total} [{elapsed}]",
+    )
     with tempfile.TemporaryDirectory(prefix="accelsim-compile-") as tmp:
         claims = Path(tmp)
         (claims / "jobs.json").write_text(json.dumps(jobs))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the parent's accelsim
-        procs = [subprocess.Popen([sys.executable, "-m", __name__, str(claims)], env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(helpers)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", __name__, str(claims)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(helpers)
+        ]
         stop = threading.Event()
 
         def advance() -> None:
@@ -188,11 +214,11 @@ sys.exit(code)
 """
 
 
-def _name(func: Any) -> str:  # noqa: ANN401
+def _name(func: Any) -> str:
     return f"{func.__module__}:{func.__qualname__}"
 
 
-def _callees(func: Any, found: set[str] | None = None) -> set[str]:  # noqa: ANN401
+def _callees(func: Any, found: set[str] | None = None) -> set[str]:
     """``func`` and the accelsim Numba functions it calls, directly or not (the globals its code names)."""
     found = set() if found is None else found
     found.add(_name(func))
@@ -207,16 +233,23 @@ def _callees(func: Any, found: set[str] | None = None) -> set[str]:  # noqa: ANN
     return found
 
 
-def describe(dispatcher: Any, args: tuple[Any, ...]) -> dict[str, Any] | None:  # noqa: ANN401
+def describe(dispatcher: Any, args: tuple[Any, ...]) -> dict[str, Any] | None:
     """A compile event's entry (function, closure values, signature, the functions compiled with it),
     None for numba's own functions."""
     func = getattr(dispatcher, "py_func", None)
     if func is None or not func.__module__.startswith(_PACKAGE):
         return None
-    entry: dict[str, Any] = {"function": _name(func), "signature": repr(tuple(args)), "functions": sorted(_callees(func))}
+    entry: dict[str, Any] = {
+        "function": _name(func),
+        "signature": repr(tuple(args)),
+        "functions": sorted(_callees(func)),
+    }
     if func.__closure__:
-        entry["closure"] = {name: cell.cell_contents for name, cell in zip(func.__code__.co_freevars, func.__closure__)
-                            if isinstance(cell.cell_contents, (bool, int))}
+        entry["closure"] = {
+            name: cell.cell_contents
+            for name, cell in zip(func.__code__.co_freevars, func.__closure__)
+            if isinstance(cell.cell_contents, (bool, int))
+        }
     return entry
 
 
@@ -230,30 +263,45 @@ def record(workload: Path = README_WORKLOAD, schemes: Iterable[str] | None = Non
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "NUMBA_CACHE_DIR": tmp}
             out = Path(tmp) / "events.json"
-            subprocess.run([sys.executable, "-c", _RECORDER, str(out), "run", str(workload), "--scheme", scheme, "--out", tmp],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-c", _RECORDER, str(out), "run", str(workload), "--scheme", scheme, "--out", tmp],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             for top in json.loads(out.read_text()):
-                item = seen.setdefault((top["function"], top["signature"], json.dumps(top.get("closure"))), {**top, "schemes": []})
+                item = seen.setdefault(
+                    (top["function"], top["signature"], json.dumps(top.get("closure"))), {**top, "schemes": []}
+                )
                 item["schemes"].append(scheme)
     groups: list[dict[str, Any]] = []
     for item in seen.values():  # union of the groups sharing a function with this item
         names = set(item["functions"])
         joined = [g for g in groups if g["names"] & names]
-        group = {"names": names.union(*(g["names"] for g in joined)), "items": [item, *(i for g in joined for i in g["items"])]}
+        group = {
+            "names": names.union(*(g["names"] for g in joined)),
+            "items": [item, *(i for g in joined for i in g["items"])],
+        }
         groups = [g for g in groups if g not in joined] + [group]
     jobs = []
     for group in groups:
         items = sorted(group["items"], key=lambda i: (i["function"], i["signature"]))
-        jobs.append({"seconds": round(sum(i["seconds"] for i in items), 2),
-                     "schemes": sorted({s for i in items for s in i["schemes"]}),
-                     "entries": [{k: i[k] for k in ("function", "signature", "closure") if k in i} for i in items]})
+        jobs.append(
+            {
+                "seconds": round(sum(i["seconds"] for i in items), 2),
+                "schemes": sorted({s for i in items for s in i["schemes"]}),
+                "entries": [{k: i[k] for k in ("function", "signature", "closure") if k in i} for i in items],
+            }
+        )
     return sorted(jobs, key=lambda job: -job["seconds"])
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--record"]:
-        RECORD.write_text(json.dumps({"recorded_by": "python -m accelsim.kernels.first_run --record",
-                                      "jobs": record()}, indent=1) + "\n")
+        RECORD.write_text(
+            json.dumps({"recorded_by": "python -m accelsim.kernels.first_run --record", "jobs": record()}, indent=1)
+            + "\n"
+        )
     else:  # a helper of compile_ahead
         folder = Path(sys.argv[1])
         _work(json.loads((folder / "jobs.json").read_text()), folder)

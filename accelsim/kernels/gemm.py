@@ -57,7 +57,7 @@ class PackedWeights:
     shift: int = 0  # 128 for uint8 codes
 
     @classmethod
-    def of(cls, b: np.ndarray) -> "PackedWeights":
+    def of(cls, b: np.ndarray) -> PackedWeights:
         if b.ndim != 2 or b.dtype not in (np.int8, np.uint8):
             raise ValueError(f"packed weights are int8 or uint8 [K, N], got {b.dtype} {b.shape}")
         b8, shift = int8_operand(np.ascontiguousarray(b))
@@ -139,7 +139,9 @@ def _sequential_entries(a, b, a_zero_point, b_zero_point, bias, rows, cols, lo, 
         v, f = _accumulate_step(0, np.int64(bias[j]), lo, hi, saturate)
         zb = b_zero_point[j]
         for k in range(a.shape[1]):
-            v, ovf = _accumulate_step(v, (np.int64(a[i, k]) - a_zero_point) * (np.int64(b[k, j]) - zb), lo, hi, saturate)
+            v, ovf = _accumulate_step(
+                v, (np.int64(a[i, k]) - a_zero_point) * (np.int64(b[k, j]) - zb), lo, hi, saturate
+            )
             f = f or ovf
         out[e] = v
         flags[e] = f
@@ -177,7 +179,13 @@ def float_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def never_overflows(
-    a_dtype: np.dtype, a_zero_point: int, b_dtype: np.dtype, k_dim: int, max_bias: int, hi: int, b_zero_point: int | np.ndarray = 0,
+    a_dtype: np.dtype,
+    a_zero_point: int,
+    b_dtype: np.dtype,
+    k_dim: int,
+    max_bias: int,
+    hi: int,
+    b_zero_point: int | np.ndarray = 0,
 ) -> bool:
     """True when no partial sum of any output can leave ``[-hi-1, hi]`` whatever the operands' values
     and the order of the K steps: ``|bias| + K * max|a - z_a| * max|b - z_b|`` over the dtypes' extremes
@@ -197,8 +205,9 @@ def _limits(dtype: np.dtype) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _overflow_candidates(a: np.ndarray, a_zero_point: int, b: np.ndarray, b_zero_point: np.ndarray | None, bias: np.ndarray,
-                         hi: int) -> np.ndarray | None:
+def _overflow_candidates(
+    a: np.ndarray, a_zero_point: int, b: np.ndarray, b_zero_point: np.ndarray | None, bias: np.ndarray, hi: int
+) -> np.ndarray | None:
     """Mask of outputs whose partial sums might leave ``[-hi-1, hi]``; None when none can.
 
     First ``|bias| + K * max|a - z_a| * max|b - z_b|`` with the dtypes' extremes (O(1); enough for
@@ -267,11 +276,22 @@ def int_gemm(
     use_vnni = vnni.AVAILABLE and acc_bits <= 32 and a.dtype in (np.uint8, np.int8) and b.dtype == np.int8
     if method == "vnni" and not use_vnni:
         raise ValueError("method 'vnni' needs AVX512-VNNI, uint8/int8 x int8/uint8 operands and acc_bits <= 32")
-    col_sums = packed.col_sums if packed is not None else (b.sum(axis=0, dtype=np.int64) if a_zero_point or a.dtype == np.int8 else None)
+    col_sums = (
+        packed.col_sums
+        if packed is not None
+        else (b.sum(axis=0, dtype=np.int64) if a_zero_point or a.dtype == np.int8 else None)
+    )
     corrections = bias64 - np.int64(a_zero_point) * col_sums if a_zero_point else bias64
     if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
-        values = vnni.vnni_product(a, b, b_packed=packed.vnni_panels if packed is not None else None, b_col_sums=col_sums,
-                                   row_offset=corrections, a_zero_point=int(a_zero_point), b_zero_point=zb)
+        values = vnni.vnni_product(
+            a,
+            b,
+            b_packed=packed.vnni_panels if packed is not None else None,
+            b_col_sums=col_sums,
+            row_offset=corrections,
+            a_zero_point=int(a_zero_point),
+            b_zero_point=zb,
+        )
     else:
         values = exact_product(a, b) + corrections[None, :]
         if zb is not None:  # - z_b[n] * rowsum(a - z_a)[m]
@@ -281,7 +301,9 @@ def int_gemm(
         mask = _overflow_candidates(a, a_zero_point, b, zb, bias64, hi)
         if mask is not None:
             rows, cols = np.nonzero(mask)
-            replay, flags = _sequential_entries(a, b, np.int64(a_zero_point), zb_steps, bias64, rows, cols, lo, hi, saturate)
+            replay, flags = _sequential_entries(
+                a, b, np.int64(a_zero_point), zb_steps, bias64, rows, cols, lo, hi, saturate
+            )
             values[rows, cols] = replay
             overflows = int(flags.sum())
     return AccumulatorResult(values.astype(out_dtype, copy=False), overflows)

@@ -15,7 +15,12 @@ from numba.core import cgutils
 
 LANES = 16  # one zmm of int32 / float32
 I32, I64, F32, F64 = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.DoubleType()
-V32, V64, VF32, VF64 = ir.VectorType(I32, LANES), ir.VectorType(I64, LANES), ir.VectorType(F32, LANES), ir.VectorType(F64, LANES)
+V32, V64, VF32, VF64 = (
+    ir.VectorType(I32, LANES),
+    ir.VectorType(I64, LANES),
+    ir.VectorType(F32, LANES),
+    ir.VectorType(F64, LANES),
+)
 
 
 class Lanes:
@@ -75,7 +80,9 @@ class Lanes:
         """An LLVM vector intrinsic such as ``llvm.round`` on ``vector`` operands."""
         floats = {F32: "f32", F64: "f64"}
         suffix = f"v{LANES}{floats[vector.element]}" if vector.element in floats else f"v{LANES}i{vector.element.width}"
-        fn = cgutils.get_or_insert_function(self.b.module, ir.FunctionType(vector, [vector] * len(values)), f"{name}.{suffix}")
+        fn = cgutils.get_or_insert_function(
+            self.b.module, ir.FunctionType(vector, [vector] * len(values)), f"{name}.{suffix}"
+        )
         return self.b.call(fn, list(values))
 
     def count(self, mask: ir.Value) -> ir.Value:

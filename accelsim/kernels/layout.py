@@ -58,7 +58,7 @@ def elementwise_view(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, Calla
     return moved.reshape(math.prod(moved.shape[:pos]), moved.shape[pos], -1), restore
 
 
-def channel_params(values: np.ndarray | float | int, channels: int, dtype: type) -> np.ndarray:
+def channel_params(values: np.ndarray | float, channels: int, dtype: type) -> np.ndarray:
     """Broadcast a scalar or per-channel parameter to a contiguous 1-D array of ``channels`` entries."""
     arr = np.asarray(values, dtype=dtype).reshape(-1)
     if arr.size == 1:

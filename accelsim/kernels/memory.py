@@ -9,14 +9,14 @@ from numba.extending import intrinsic
 
 
 @intrinsic
-def copy_elements(typingctx, dst, dst_at, src, src_at, count):  # noqa: ANN001, ANN201
+def copy_elements(typingctx, dst, dst_at, src, src_at, count):
     """``dst[dst_at : dst_at + count] = src[src_at : src_at + count]`` for contiguous arrays of one dtype
     that do not overlap there (offsets and count in elements of the flat arrays)."""
     if not isinstance(dst, types.Array) or not isinstance(src, types.Array) or dst.dtype != src.dtype:
         return None
     sig = types.void(dst, dst_at, src, src_at, count)
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+    def codegen(context, builder, signature, args):
         d_arr, d_at, s_arr, s_at, n = args
         d_ptr = builder.gep(context.make_array(signature.args[0])(context, builder, d_arr).data, [d_at])
         s_ptr = builder.gep(context.make_array(signature.args[2])(context, builder, s_arr).data, [s_at])

@@ -41,7 +41,9 @@ def _max_pool_nhwc(x, kh, kw, sh, sw, ph, pw, oh, ow, pad_value):
     return out
 
 
-def max_pool2d(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], pad_value: float | int) -> np.ndarray:
+def max_pool2d(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], pad_value: float
+) -> np.ndarray:
     """Max over each ``kernel`` window of NCHW ``x`` (floor output size), padding taps equal to ``pad_value``."""
     kh, kw = kernel
     sh, sw = stride

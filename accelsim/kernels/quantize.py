@@ -81,8 +81,28 @@ def _quantize_one(xv, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_ro
 
 
 @intrinsic
-def _add_lanes(typingctx, a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, hold_high, qmin, qmax, out,  # noqa: ANN001, ANN201
-               reciprocal, half_away, zp_before_rounding):
+def _add_lanes(
+    typingctx,
+    a,
+    b,
+    at,
+    sa,
+    za,
+    sb,
+    zb,
+    low,
+    high,
+    s,
+    z,
+    hold_low,
+    hold_high,
+    qmin,
+    qmax,
+    out,
+    reciprocal,
+    half_away,
+    zp_before_rounding,
+):
     """:func:`_rule_loops`' residual add on 16 elements as float32 LLVM vector code, step for step the
     scalar loop's float32 operations (no FMA contraction): dequantize both codes, add, clamp, divide (or
     multiply by the reciprocal), hold within one step beyond the codes, round (``llvm.round``: half away
@@ -94,9 +114,29 @@ def _add_lanes(typingctx, a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, h
     keeps one path (LLVM folds the choice away). (Switches as arguments, not an intrinsic built per rule
     inside the loop's closure: numba's disk cache keys a closure by its pickled cells, and an
     intrinsic's pickle changes once it has compiled, so such a loop compiled afresh in every process.)"""
-    sig = types.int64(a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, hold_high, qmin, qmax, out, reciprocal, half_away, zp_before_rounding)
+    sig = types.int64(
+        a,
+        b,
+        at,
+        sa,
+        za,
+        sb,
+        zb,
+        low,
+        high,
+        s,
+        z,
+        hold_low,
+        hold_high,
+        qmin,
+        qmax,
+        out,
+        reciprocal,
+        half_away,
+        zp_before_rounding,
+    )
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+    def codegen(context, builder, signature, args):
         v, bb = Lanes(context, builder, signature, args), builder
         sa_, za_, sb_, zb_, low_, high_, s_, z_, hl, hh, qmin_, qmax_ = (v.splat(x, VF32) for x in args[3:15])
         at_ = args[2]
@@ -117,20 +157,22 @@ def _add_lanes(typingctx, a, b, at, sa, za, sb, zb, low, high, s, z, hold_low, h
 
 
 @functools.cache
-def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fused: bool):  # noqa: ANN202
+def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fused: bool):
     """The quantize and residual-add element loops compiled for one rule: its switches are compile-time
     constants, so the loops have no branches and vectorize. Clamped elements are flagged and counted
     after the loop (a running int64 count would narrow the SIMD lanes), by a loop: ``np.count_nonzero``
     compiles a ravel, a comparison and a sum in every first run."""
 
     @njit(cache=True, nogil=True)
-    def quantize_loop(x, scale, inv_scale, zp, qmin, qmax, out):  # noqa: ANN001, ANN202
+    def quantize_loop(x, scale, inv_scale, zp, qmin, qmax, out):
         clamped = np.empty(x.shape, np.bool_)
         for o in range(x.shape[0]):
             for c in range(x.shape[1]):
                 s, inv, z = scale[c], inv_scale[c], zp[c]
                 for i in range(x.shape[2]):
-                    r, clamped[o, c, i] = _quantize_one(x[o, c, i], s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
+                    r, clamped[o, c, i] = _quantize_one(
+                        x[o, c, i], s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused
+                    )
                     out[o, c, i] = np.int32(r)
         count = 0
         for o in range(x.shape[0]):
@@ -140,7 +182,7 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
         return count
 
     @njit(cache=True, nogil=True)
-    def add_loop(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, out):  # noqa: ANN001, ANN202
+    def add_loop(a, sa, za, b, sb, zb, clamp_low, clamp_high, s, z, qmin, qmax, out):
         """Per element: dequantize both codes, add, clamp (ReLU / ReLU6 / none), quantize; all float32.
         16 lanes at a time for outputs of at most 16 bits (not the fused rule), the rest one by one."""
         n = a.shape[0]
@@ -151,14 +193,34 @@ def _rule_loops(reciprocal: bool, half_away: bool, zp_before_rounding: bool, fus
         f32 = np.float32
         count = 0
         for i in range(0, body, LANES):
-            count += _add_lanes(a, b, i, sa, fza, sb, fzb, clamp_low, clamp_high, inv if reciprocal else s, f32(z),
-                                f32(qmin - after - 1), f32(qmax - after + 1), f32(qmin), f32(qmax), out,
-                                reciprocal, half_away, zp_before_rounding)
+            count += _add_lanes(
+                a,
+                b,
+                i,
+                sa,
+                fza,
+                sb,
+                fzb,
+                clamp_low,
+                clamp_high,
+                inv if reciprocal else s,
+                f32(z),
+                f32(qmin - after - 1),
+                f32(qmax - after + 1),
+                f32(qmin),
+                f32(qmax),
+                out,
+                reciprocal,
+                half_away,
+                zp_before_rounding,
+            )
         clamped = np.empty(n - body, np.bool_)
         for i in range(body, n):
             y = (np.float32(a[i]) - fza) * sa + (np.float32(b[i]) - fzb) * sb
             y = min(max(y, clamp_low), clamp_high)
-            r, clamped[i - body] = _quantize_one(y, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused)
+            r, clamped[i - body] = _quantize_one(
+                y, s, inv, z, qmin, qmax, reciprocal, half_away, zp_before_rounding, fused
+            )
             out[i] = np.int32(r)
         for i in range(n - body):
             count += clamped[i]
@@ -204,10 +266,8 @@ def _row_minmax(x):
         lo = np.float32(np.inf)
         hi = np.float32(-np.inf)
         for v in x[r]:
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
+            lo = min(lo, v)
+            hi = max(hi, v)
         mins[r] = lo
         maxs[r] = hi
     return mins, maxs
@@ -279,12 +339,26 @@ def add_codes(
     out = np.empty(view.shape, out_dtype)
     f32 = np.float32
     sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[1](
-        view.reshape(-1), f32(a_params[0]), a_params[1], b_view.reshape(-1), f32(b_params[0]), b_params[1],
-        f32(clamp[0]), f32(clamp[1]), f32(out_params[0]), out_params[1], qmin, qmax, out.reshape(-1))
+        view.reshape(-1),
+        f32(a_params[0]),
+        a_params[1],
+        b_view.reshape(-1),
+        f32(b_params[0]),
+        b_params[1],
+        f32(clamp[0]),
+        f32(clamp[1]),
+        f32(out_params[0]),
+        out_params[1],
+        qmin,
+        qmax,
+        out.reshape(-1),
+    )
     return restore(out), int(sats)
 
 
-def dequantize(q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, *, axis: int | None = None) -> np.ndarray:
+def dequantize(
+    q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, *, axis: int | None = None
+) -> np.ndarray:
     """``float32(q - z) * s`` as ORT DequantizeLinear and PyTorch dequantize compute it."""
     view, restore = elementwise_view(np.asarray(q), axis)
     ch = view.shape[1]

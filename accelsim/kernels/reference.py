@@ -25,7 +25,12 @@ def _acc_step(acc: np.ndarray, term: np.ndarray, lo: int, hi: int, saturate: boo
 
 
 def ref_int_gemm(
-    a: np.ndarray, b: np.ndarray, a_zero_point: int, bias: np.ndarray | None, acc_bits: int, overflow: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    a_zero_point: int,
+    bias: np.ndarray | None,
+    acc_bits: int,
+    overflow: str,
     b_zero_point: int | np.ndarray = 0,
 ) -> tuple[np.ndarray, int]:
     """Accumulate ``bias + sum_k (a - z_a) (b - z_b[n])`` one k step at a time with wrap or saturation."""
@@ -33,9 +38,14 @@ def ref_int_gemm(
     sat = overflow == "saturate"
     m_dim, n_dim = a.shape[0], b.shape[1]
     bias_row = np.zeros(n_dim, dtype=object) if bias is None else np.asarray(bias).astype(object)
-    acc, flags = _acc_step(np.zeros((m_dim, n_dim), dtype=object), np.broadcast_to(bias_row, (m_dim, n_dim)), lo, hi, sat)
+    acc, flags = _acc_step(
+        np.zeros((m_dim, n_dim), dtype=object), np.broadcast_to(bias_row, (m_dim, n_dim)), lo, hi, sat
+    )
     a_obj = a.astype(object) - a_zero_point
-    b_obj = b.astype(object) - np.broadcast_to(np.asarray(b_zero_point, dtype=np.int64).reshape(-1), (n_dim,)).astype(object)[None, :]
+    b_obj = (
+        b.astype(object)
+        - np.broadcast_to(np.asarray(b_zero_point, dtype=np.int64).reshape(-1), (n_dim,)).astype(object)[None, :]
+    )
     for k in range(a.shape[1]):
         acc, f = _acc_step(acc, np.outer(a_obj[:, k], b_obj[k]), lo, hi, sat)
         flags |= f
@@ -67,7 +77,10 @@ def ref_int_conv2d(
     ow = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     cg, og = x.shape[1] // groups, o_dim // groups
     b0 = np.zeros(o_dim, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    w = w.astype(np.int64) - np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o_dim,))[:, None, None, None]
+    w = (
+        w.astype(np.int64)
+        - np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o_dim,))[:, None, None, None]
+    )
     acc, flags = _acc_step(np.zeros((n_dim, o_dim, oh, ow), dtype=np.int64), b0[None, :, None, None], lo, hi, sat)
     for g in range(groups):
         osl = slice(g * og, (g + 1) * og)
@@ -75,7 +88,12 @@ def ref_int_conv2d(
             for ky in range(kh):
                 for kx in range(kw):
                     y0, x0 = ky * dilation[0], kx * dilation[1]
-                    patch = xp[:, g * cg + c, y0 : y0 + stride[0] * (oh - 1) + 1 : stride[0], x0 : x0 + stride[1] * (ow - 1) + 1 : stride[1]]
+                    patch = xp[
+                        :,
+                        g * cg + c,
+                        y0 : y0 + stride[0] * (oh - 1) + 1 : stride[0],
+                        x0 : x0 + stride[1] * (ow - 1) + 1 : stride[1],
+                    ]
                     term = patch[:, None] * w[osl, c, ky, kx].astype(np.int64)[None, :, None, None]
                     acc[:, osl], f = _acc_step(acc[:, osl], term, lo, hi, sat)
                     flags[:, osl] |= f
@@ -89,7 +107,14 @@ def _clamp(r: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: 
 
 
 def ref_requant_fixed_point(
-    acc2d: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, act_min: int, act_max: int, qmin: int, qmax: int,
+    acc2d: np.ndarray,
+    multiplier: np.ndarray,
+    shift: np.ndarray,
+    zp: int,
+    act_min: int,
+    act_max: int,
+    qmin: int,
+    qmax: int,
     multiply: Callable[[int, int, int], int],
 ) -> tuple[np.ndarray, int]:
     """Per-channel (last axis) fixed-point requant, element by element. ``multiply(acc, M0, shift)`` is
@@ -105,7 +130,14 @@ def ref_requant_fixed_point(
 
 
 def ref_requant_float(
-    acc2d: np.ndarray, scale: np.ndarray, bias_term: np.ndarray | float, zp: int, act_min: int, act_max: int, qmin: int, qmax: int
+    acc2d: np.ndarray,
+    scale: np.ndarray,
+    bias_term: np.ndarray | float,
+    zp: int,
+    act_min: int,
+    act_max: int,
+    qmin: int,
+    qmax: int,
 ) -> tuple[np.ndarray, int]:
     """Per-channel (last axis) fp32 requant with numpy float32 arithmetic."""
     v = (acc2d.astype(np.float32) + np.float32(bias_term)) * np.asarray(scale, dtype=np.float32)
@@ -124,7 +156,14 @@ def ref_fma_float32(a: float, b: float, c: float) -> np.float32:
 
 
 def ref_quantize(
-    x: np.ndarray, scale: float, zp: int, qmin: int, qmax: int, reciprocal: bool, half_away: bool, zp_before_rounding: bool,
+    x: np.ndarray,
+    scale: float,
+    zp: int,
+    qmin: int,
+    qmax: int,
+    reciprocal: bool,
+    half_away: bool,
+    zp_before_rounding: bool,
     fused: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Per-tensor quantization with numpy float32 arithmetic (``fused``: exact-rational FMA)."""
@@ -147,11 +186,16 @@ def ref_quantize(
 
 def ref_dequantize(q: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int) -> np.ndarray:
     """``float32(q - z) * s`` (broadcasting over the last axis)."""
-    return (q.astype(np.int64) - np.asarray(zp, dtype=np.int64)).astype(np.float32) * np.asarray(scale, dtype=np.float32)
+    return (q.astype(np.int64) - np.asarray(zp, dtype=np.int64)).astype(np.float32) * np.asarray(
+        scale, dtype=np.float32
+    )
 
 
 def ref_scale_accumulator(
-    acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float,
+    acc2d: np.ndarray,
+    row_scale: np.ndarray | float,
+    channel_scale: np.ndarray | float,
+    bias: np.ndarray | float,
     channel_scale_first: bool = False,
 ) -> np.ndarray:
     """``float(acc) * float32(s_x[row] * s_w[c]) + bias`` (or ``(acc * s_w) * s_x + bias``), float32 roundings."""
@@ -162,9 +206,13 @@ def ref_scale_accumulator(
     return acc2d.astype(np.float32) * (rs * cs) + np.asarray(bias, dtype=np.float32)
 
 
-def ref_scale_accumulator_fused(acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float) -> np.ndarray:
+def ref_scale_accumulator_fused(
+    acc2d: np.ndarray, row_scale: np.ndarray | float, channel_scale: np.ndarray | float, bias: np.ndarray | float
+) -> np.ndarray:
     """The same with product and sum rounded once (FMA)."""
-    s = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1) * np.asarray(channel_scale, dtype=np.float32).reshape(1, -1)
+    s = np.asarray(row_scale, dtype=np.float32).reshape(-1, 1) * np.asarray(channel_scale, dtype=np.float32).reshape(
+        1, -1
+    )
     s, b = np.broadcast_to(s, acc2d.shape), np.broadcast_to(np.asarray(bias, dtype=np.float32), acc2d.shape)
     out = np.empty(acc2d.shape, np.float32)
     for idx, v in np.ndenumerate(acc2d):

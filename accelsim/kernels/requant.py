@@ -67,9 +67,10 @@ def _shifted_multiply(x, multiplier, left, right, single_rounding):
 
 
 @intrinsic
-def _bits_as_double(typingctx, bits):  # noqa: ANN001, ANN202
+def _bits_as_double(typingctx, bits):
     """The float64 whose IEEE bits are the int64 ``bits`` (how the fp64 scale rides in the multiplier array)."""
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+
+    def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
@@ -101,7 +102,7 @@ def _requant_value(x, multiplier, left, right, arithmetic, zp):
 @njit(cache=True, inline="always")
 def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding):
     """TFLite MultiplyByQuantizedMultiplier (both builds) on one int32 value."""
-    return _shifted_multiply(x, multiplier, shift if shift > 0 else 0, -shift if shift < 0 else 0, single_rounding)
+    return _shifted_multiply(x, multiplier, max(0, shift), -shift if shift < 0 else 0, single_rounding)
 
 
 @njit(cache=True, inline="always")
@@ -109,16 +110,12 @@ def _clamp_output(r, zp, act_min, act_max, sat_min, sat_max):
     """(output value, saturated) for the rounded value ``r`` (float64 or int64)."""
     v = r + zp
     saturated = v < sat_min or v > sat_max
-    if v < act_min:
-        v = act_min
-    if v > act_max:
-        v = act_max
+    v = max(v, act_min)
+    v = min(v, act_max)
     return v, saturated
 
 
-
-
-def _lanes_kernel(arithmetic: int, plain: bool):  # noqa: ANN202
+def _lanes_kernel(arithmetic: int, plain: bool):
     """An intrinsic that requantizes one row of channels-last int32 accumulators, channels [c0, c1) 16 at
     a time (c1 - c0 a multiple of 16), as an LLVM vector loop: the lanes stay int32 except the
     32 x 32 -> 64-bit product (numba's own loop runs in int64), and the row's running accumulator
@@ -143,10 +140,47 @@ def _lanes_kernel(arithmetic: int, plain: bool):  # noqa: ANN202
     """
 
     @intrinsic
-    def lanes(typingctx, acc, acc_row, mult, left, right, mask, half, c0, c1, zp, act_min, act_max, sat_min, sat_max, out, out_row, extremes):  # noqa: ANN001, ANN202
-        sig = types.int64(acc, acc_row, mult, left, right, mask, half, c0, c1, zp, act_min, act_max, sat_min, sat_max, out, out_row, extremes)
+    def lanes(
+        typingctx,
+        acc,
+        acc_row,
+        mult,
+        left,
+        right,
+        mask,
+        half,
+        c0,
+        c1,
+        zp,
+        act_min,
+        act_max,
+        sat_min,
+        sat_max,
+        out,
+        out_row,
+        extremes,
+    ):
+        sig = types.int64(
+            acc,
+            acc_row,
+            mult,
+            left,
+            right,
+            mask,
+            half,
+            c0,
+            c1,
+            zp,
+            act_min,
+            act_max,
+            sat_min,
+            sat_max,
+            out,
+            out_row,
+            extremes,
+        )
 
-        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        def codegen(context, builder, signature, args):
             v = Lanes(context, builder, signature, args)
             b = builder
             zp_v, lo_v, hi_v, slo_v, shi_v = (v.splat(a, V32) for a in args[9:14])
@@ -159,7 +193,10 @@ def _lanes_kernel(arithmetic: int, plain: bool):  # noqa: ANN202
                 m = v.load(2, c)
                 if arithmetic == FLOAT64:
                     r = v.call("llvm.round", VF64, b.fmul(b.sitofp(x, VF64), b.bitcast(m, VF64)))
-                    fits = b.and_(b.fcmp_ordered(">=", r, v.const(-(2.0**31), VF64)), b.fcmp_ordered("<", r, v.const(2.0**31, VF64)))
+                    fits = b.and_(
+                        b.fcmp_ordered(">=", r, v.const(-(2.0**31), VF64)),
+                        b.fcmp_ordered("<", r, v.const(2.0**31, VF64)),
+                    )
                     y = b.add(b.fptosi(b.select(fits, r, v.const(-(2.0**31), VF64)), V32), zp_v)
                 elif arithmetic == SINGLE_ROUNDING:
                     total = b.zext(v.load(4, c), V64)
@@ -171,7 +208,9 @@ def _lanes_kernel(arithmetic: int, plain: bool):  # noqa: ANN202
                     prod = b.mul(b.sext(a, V64), b.sext(m, V64))
                     high_mul = b.trunc(b.ashr(b.add(prod, v.const(1 << 30, V64)), v.const(31, V64)), V32)
                     if not plain:
-                        both_min = b.and_(b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN)))
+                        both_min = b.and_(
+                            b.icmp_signed("==", a, v.const(INT32_MIN)), b.icmp_signed("==", m, v.const(INT32_MIN))
+                        )
                         high_mul = b.select(both_min, v.const(INT32_MAX), high_mul)
                     threshold = b.add(v.load(6, c), b.lshr(high_mul, v.const(31)))
                     up = b.icmp_signed(">", b.and_(high_mul, v.load(5, c)), threshold)
@@ -219,7 +258,9 @@ def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithme
         table[3, c], table[4, c] = np.int32(bits & 0xFFFFFFFF), np.int32(bits >> 1)
         lanes_hold &= (-32 if single_rounding else -31) <= s <= 30
         plain &= s <= 0 and multiplier[c] != INT32_MIN
-    scalars = np.empty(12, np.int64)  # element by element: a tuple assigned to a slice compiles numba's error formatting
+    scalars = np.empty(
+        12, np.int64
+    )  # element by element: a tuple assigned to a slice compiles numba's error formatting
     scalars[0], scalars[1], scalars[2], scalars[3], scalars[4] = zp, act_min, act_max, sat_min, sat_max
     for i in range(4):
         scalars[5 + i] = min(max(scalars[1 + i] - (zp if fixed else 0), INT32_MIN), INT32_MAX)
@@ -246,17 +287,27 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     for r in range(rows):
         a0, o0 = r * acc_ld, r * out_ld
         if arithmetic == FLOAT64:
-            sats += _float64_lanes(acc, a0, multiplier, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+            sats += _float64_lanes(
+                acc, a0, multiplier, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes
+            )
         elif arithmetic == SINGLE_ROUNDING:
-            sats += _single_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+            sats += _single_rounding_lanes(
+                acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes
+            )
         elif plain:
-            sats += _plain_double_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+            sats += _plain_double_rounding_lanes(
+                acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes
+            )
         else:
-            sats += _double_rounding_lanes(acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes)
+            sats += _double_rounding_lanes(
+                acc, a0, m32, left, right, mask, half, c0, body, zp, lo32, hi32, slo32, shi32, out, o0, extremes
+            )
         for c in range(body, c1):
             x = np.int64(acc[a0 + c])
             lo, hi = min(lo, x), max(hi, x)
-            r = _requant_value(x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), arithmetic, zp)
+            r = _requant_value(
+                x, np.int64(multiplier[c]), np.int64(left[c]), max(-np.int64(shift[c]), 0), arithmetic, zp
+            )
             v, sat = _clamp_output(r, zp, act_min, act_max, sat_min, sat_max)
             out[o0 + c] = v
             sats += sat
@@ -272,7 +323,9 @@ def _requant_fixed_lanes(acc, multiplier, shift, zp, act_min, act_max, sat_min, 
     :func:`requant_region`; returns (saturations, acc min, acc max)."""
     rows, channels = acc.shape[0], acc.shape[1]
     table, scalars = lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithmetic)
-    return requant_region(acc.reshape(-1), channels, out.reshape(-1), channels, rows, 0, channels, multiplier, shift, table, scalars)
+    return requant_region(
+        acc.reshape(-1), channels, out.reshape(-1), channels, rows, 0, channels, multiplier, shift, table, scalars
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -294,7 +347,9 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
             for c in range(channels):
                 raw = np.int64(flat[o, c])
                 lo, hi = min(lo, raw), max(hi, raw)
-                r = _requant_value(min(max(raw, INT32_MIN), INT32_MAX), np.int64(multiplier[c]), left[c], right[c], arithmetic, zp)
+                r = _requant_value(
+                    min(max(raw, INT32_MIN), INT32_MAX), np.int64(multiplier[c]), left[c], right[c], arithmetic, zp
+                )
                 v, sat = _clamp_output(r, zp, act_min, act_max, sat_min, sat_max)
                 dest[o, c] = v
                 sats += sat
@@ -305,8 +360,14 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
             for i in range(acc.shape[2]):
                 raw = np.int64(acc[o, c, i])
                 lo, hi = min(lo, raw), max(hi, raw)
-                v, sat = _clamp_output(_requant_value(min(max(raw, INT32_MIN), INT32_MAX), m, lc, rc, arithmetic, zp),
-                                       zp, act_min, act_max, sat_min, sat_max)
+                v, sat = _clamp_output(
+                    _requant_value(min(max(raw, INT32_MIN), INT32_MAX), m, lc, rc, arithmetic, zp),
+                    zp,
+                    act_min,
+                    act_max,
+                    sat_min,
+                    sat_max,
+                )
                 out[o, c, i] = v
                 sats += sat
     return sats, lo, hi
@@ -358,15 +419,21 @@ def requant_fixed_point(
     ``out_dtype`` (the clamp range lies inside it)."""
     clamps = (zero_point, act_min, act_max, sat_min, sat_max)
     arithmetic = SINGLE_ROUNDING if single_rounding else DOUBLE_ROUNDING
-    return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, arithmetic)
+    return _per_channel(
+        _int32_input_kernel, acc, axis, out_dtype, ((multiplier, np.int64), (shift, np.int64)), *clamps, arithmetic
+    )
 
 
-def requant_float64(acc: np.ndarray, scale: np.ndarray, *, axis: int | None, out_dtype: type = np.int32, **clamps: int) -> Requantized:
+def requant_float64(
+    acc: np.ndarray, scale: np.ndarray, *, axis: int | None, out_dtype: type = np.int32, **clamps: int
+) -> Requantized:
     """TFLite's fp64 requant (reference FULLY_CONNECTED) of ``acc`` with per-channel (``axis``) or
     per-tensor float64 ``scale``: the fixed-point kernels with the scales' bits as their multiplier.
     ``clamps``: zero_point, act_min, act_max, sat_min, sat_max, as for :func:`requant_fixed_point`."""
     bits = np.ascontiguousarray(np.asarray(scale, np.float64).reshape(-1)).view(np.int64)
-    return _per_channel(_int32_input_kernel, acc, axis, out_dtype, ((bits, np.int64), (0, np.int64)), *_clamp_args(**clamps), FLOAT64)
+    return _per_channel(
+        _int32_input_kernel, acc, axis, out_dtype, ((bits, np.int64), (0, np.int64)), *_clamp_args(**clamps), FLOAT64
+    )
 
 
 def _clamp_args(*, zero_point: int, act_min: int, act_max: int, sat_min: int, sat_max: int) -> tuple[int, ...]:
@@ -374,7 +441,9 @@ def _clamp_args(*, zero_point: int, act_min: int, act_max: int, sat_min: int, sa
     return zero_point, act_min, act_max, sat_min, sat_max
 
 
-def _int32_input_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object) -> tuple[int, int, int]:
+def _int32_input_kernel(
+    view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object
+) -> tuple[int, int, int]:
     """The 16-lane kernel where it applies (channels-last int32 accumulators, a 1-byte output, shifts
     its int32 lanes can hold), else the element loop."""
     if view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and args[-1].itemsize == 1:
@@ -382,7 +451,7 @@ def _int32_input_kernel(view: np.ndarray, multiplier: np.ndarray, shift: np.ndar
     return _requant_fixed(view, multiplier, shift, *args)
 
 
-def _per_channel(kernel, acc: np.ndarray, axis: int | None, out_dtype: type, channel_args, *args) -> Requantized:  # noqa: ANN001
+def _per_channel(kernel, acc: np.ndarray, axis: int | None, out_dtype: type, channel_args, *args) -> Requantized:
     """``kernel(view, *per-channel arrays, *args, out)`` on ``acc``'s memory-order channel view: the
     codes in ``acc``'s shape, the kernel's saturation count and accumulator range."""
     view, restore = elementwise_view(acc, axis)

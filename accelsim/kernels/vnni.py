@@ -38,13 +38,32 @@ _features = llvm_binding.get_host_cpu_features()
 #: the environment variable that turns the VNNI path off on a host that has it (``ACCELSIM_VNNI=0``), so
 #: the float32-BLAS path runs end to end there too (the test suite runs the kernel tests both ways)
 ENV_VAR = "ACCELSIM_VNNI"
-AVAILABLE = (bool(_features.get("avx512vnni", False) and _features.get("avx512bw", False))
-             and os.environ.get(ENV_VAR, "").strip() != "0")
+AVAILABLE = (
+    bool(_features.get("avx512vnni", False) and _features.get("avx512bw", False))
+    and os.environ.get(ENV_VAR, "").strip() != "0"
+)
 
 
 @intrinsic
-def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld,
-                  row_terms, rt_off, col_factors, cf_off):
+def _micro_kernel(
+    typingctx,
+    a_words,
+    a_off,
+    a_ld,
+    b_pack,
+    b_off,
+    k4,
+    c_in,
+    c_in_off,
+    c_in_ld,
+    c_out,
+    c_out_off,
+    c_out_ld,
+    row_terms,
+    rt_off,
+    col_factors,
+    cf_off,
+):
     """C_out[MR, NR] = C_in (+ row_terms[r] * col_factors[n]) + sum over k4 steps of vpdpbusd(broadcast(A word), B vector).
 
     A is read as int32 words (4 k bytes each) from MR rows ``a_ld`` words apart; C_in and C_out are
@@ -53,12 +72,30 @@ def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in
     ``rt_off`` / ``cf_off``) add the rank-1 weight-zero-point correction to the start values (one
     ``vpmulld`` per register); passed as None, the code is the plain kernel's.
     """
-    sig = types.void(a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in_off, c_in_ld, c_out, c_out_off, c_out_ld,
-                     row_terms, rt_off, col_factors, cf_off)
+    sig = types.void(
+        a_words,
+        a_off,
+        a_ld,
+        b_pack,
+        b_off,
+        k4,
+        c_in,
+        c_in_off,
+        c_in_ld,
+        c_out,
+        c_out_off,
+        c_out_ld,
+        row_terms,
+        rt_off,
+        col_factors,
+        cf_off,
+    )
     rank_one = not isinstance(row_terms, types.NoneType)
 
     def codegen(context, builder, signature, args):
-        a_arr, a_start, a_row, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args[:12]
+        a_arr, a_start, a_row, b_arr, b_start, steps, cin_arr, cin_start, cin_ld, cout_arr, cout_start, cout_ld = args[
+            :12
+        ]
         a_ty, _, _, b_ty, _, _, cin_ty = signature.args[:7]
         cout_ty = signature.args[9]
         i32 = ir.IntType(32)
@@ -68,11 +105,19 @@ def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in
         b_base = builder.gep(context.make_array(b_ty)(context, builder, b_arr).data, [b_start])
         cin_base = builder.gep(context.make_array(cin_ty)(context, builder, cin_arr).data, [cin_start])
         cout_base = builder.gep(context.make_array(cout_ty)(context, builder, cout_arr).data, [cout_start])
-        dpbusd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.x86.avx512.vpdpbusd.512")
+        dpbusd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.x86.avx512.vpdpbusd.512"
+        )
         splat_mask = ir.Constant(ir.VectorType(i32, _LANES), None)
+
         def tile_pointers(base, ld):
             return [
-                builder.bitcast(builder.gep(base, [builder.add(builder.mul(ir.Constant(intp, r), ld), ir.Constant(intp, v * _LANES))]), vec.as_pointer())
+                builder.bitcast(
+                    builder.gep(
+                        base, [builder.add(builder.mul(ir.Constant(intp, r), ld), ir.Constant(intp, v * _LANES))]
+                    ),
+                    vec.as_pointer(),
+                )
                 for r in range(MR)
                 for v in range(_NV)
             ]
@@ -82,12 +127,19 @@ def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in
             rt_arr, rt_start, cf_arr, cf_start = args[12:]
             rt_base = builder.gep(context.make_array(signature.args[12])(context, builder, rt_arr).data, [rt_start])
             cf_base = builder.gep(context.make_array(signature.args[14])(context, builder, cf_arr).data, [cf_start])
-            factors = [builder.load(builder.bitcast(builder.gep(cf_base, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4)
-                       for v in range(_NV)]
+            factors = [
+                builder.load(
+                    builder.bitcast(builder.gep(cf_base, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4
+                )
+                for v in range(_NV)
+            ]
             for r in range(MR):
                 term = builder.load(builder.gep(rt_base, [ir.Constant(intp, r)]), align=4)
-                splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), term, ir.Constant(i32, 0)),
-                                               ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, _LANES), None))
+                splat = builder.shuffle_vector(
+                    builder.insert_element(ir.Constant(vec, ir.Undefined), term, ir.Constant(i32, 0)),
+                    ir.Constant(vec, ir.Undefined),
+                    ir.Constant(ir.VectorType(i32, _LANES), None),
+                )
                 for v in range(_NV):
                     inits[r * _NV + v] = builder.add(inits[r * _NV + v], builder.mul(splat, factors[v]))
         entry = builder.block
@@ -103,14 +155,20 @@ def _micro_kernel(typingctx, a_words, a_off, a_ld, b_pack, b_off, k4, c_in, c_in
             acc.add_incoming(init, entry)
         b_row = builder.gep(b_base, [builder.mul(idx, ir.Constant(intp, NR))])
         b_vecs = [
-            builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4)
+            builder.load(
+                builder.bitcast(builder.gep(b_row, [ir.Constant(intp, v * _LANES)]), vec.as_pointer()), align=4
+            )
             for v in range(_NV)
         ]
         a_col = builder.gep(a_base, [idx])
         new = []
         for r in range(MR):
             word = builder.load(builder.gep(a_col, [builder.mul(a_row, ir.Constant(intp, r))]), align=4)
-            splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), word, ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined), splat_mask)
+            splat = builder.shuffle_vector(
+                builder.insert_element(ir.Constant(vec, ir.Undefined), word, ir.Constant(i32, 0)),
+                ir.Constant(vec, ir.Undefined),
+                splat_mask,
+            )
             new.extend(builder.call(dpbusd, [accs[r * _NV + v], splat, b_vecs[v]]) for v in range(_NV))
         nxt = builder.add(idx, ir.Constant(intp, 1))
         loop_end = builder.block
@@ -148,14 +206,22 @@ def _interleave_rows(typingctx, src, offset, stride, dst, dst_offset):
         src_ptr = context.make_array(signature.args[0])(context, builder, s_arr).data
         dst_ptr = context.make_array(signature.args[3])(context, builder, d_arr).data
         rows = [
-            builder.load(builder.bitcast(builder.gep(src_ptr, [builder.add(start, builder.mul(row_stride, ir.Constant(intp, t)))]), v64.as_pointer()), align=1)
+            builder.load(
+                builder.bitcast(
+                    builder.gep(src_ptr, [builder.add(start, builder.mul(row_stride, ir.Constant(intp, t)))]),
+                    v64.as_pointer(),
+                ),
+                align=1,
+            )
             for t in range(4)
         ]
         mask = ir.Constant(ir.VectorType(i32, 2 * NR), [j // 2 + (j % 2) * NR for j in range(2 * NR)])
         pairs01 = builder.bitcast(builder.shuffle_vector(rows[0], rows[1], mask), ir.VectorType(i16, NR))
         pairs23 = builder.bitcast(builder.shuffle_vector(rows[2], rows[3], mask), ir.VectorType(i16, NR))
         words = builder.shuffle_vector(pairs01, pairs23, mask)
-        builder.store(words, builder.bitcast(builder.gep(dst_ptr, [d_start]), ir.VectorType(i16, 2 * NR).as_pointer()), align=4)
+        builder.store(
+            words, builder.bitcast(builder.gep(dst_ptr, [d_start]), ir.VectorType(i16, 2 * NR).as_pointer()), align=4
+        )
         return context.get_dummy_value()
 
     return sig, codegen
@@ -227,12 +293,49 @@ def _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, p
                 for q in range(qb, q_end):
                     a_off = q * MR * k4 + k_start
                     b_pos = (q - qb) * MR * NR
-                    c_out, c_out_off, c_out_ld = (flat, q * MR * n_dim + c0, n_dim) if last and cols == NR and m_dim - q * MR >= MR else (block, b_pos, NR)
+                    c_out, c_out_off, c_out_ld = (
+                        (flat, q * MR * n_dim + c0, n_dim)
+                        if last and cols == NR and m_dim - q * MR >= MR
+                        else (block, b_pos, NR)
+                    )
                     if k_start == 0:
-                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, row_offset, c0, 0, c_out, c_out_off, c_out_ld,
-                                      row_terms, q * MR, col_factors, c0)
+                        _micro_kernel(
+                            a_words,
+                            a_off,
+                            k4,
+                            b_packed,
+                            b_off,
+                            steps,
+                            row_offset,
+                            c0,
+                            0,
+                            c_out,
+                            c_out_off,
+                            c_out_ld,
+                            row_terms,
+                            q * MR,
+                            col_factors,
+                            c0,
+                        )
                     else:
-                        _micro_kernel(a_words, a_off, k4, b_packed, b_off, steps, block, b_pos, NR, c_out, c_out_off, c_out_ld, None, 0, None, 0)
+                        _micro_kernel(
+                            a_words,
+                            a_off,
+                            k4,
+                            b_packed,
+                            b_off,
+                            steps,
+                            block,
+                            b_pos,
+                            NR,
+                            c_out,
+                            c_out_off,
+                            c_out_ld,
+                            None,
+                            0,
+                            None,
+                            0,
+                        )
             for q in range(qb, q_end):
                 rows = min(MR, m_dim - q * MR)
                 if rows < MR or cols < NR:
@@ -247,20 +350,56 @@ def _pack_and_run_columns(a_words, b, k4, b_packed, b_words, row_offset, row_ter
     """One worker's share when splitting by column panels: pack its B panels (``b_packed``, and as int32
     ``b_words``), then run their tiles."""
     _pack_b_panels(b, k4, b_packed, b_words, first, last)
-    _run_tiles(a_words, b_words, k4, row_offset, row_terms, col_factors, out, first, last, first - first, (out.shape[0] + MR - 1) // MR)
+    _run_tiles(
+        a_words,
+        b_words,
+        k4,
+        row_offset,
+        row_terms,
+        col_factors,
+        out,
+        first,
+        last,
+        first - first,
+        (out.shape[0] + MR - 1) // MR,
+    )
 
 
 @njit(cache=True, nogil=True)
 def _run_columns(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
     """One worker's share of prepacked B when splitting by column panels."""
-    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last, first - first, (out.shape[0] + MR - 1) // MR)
+    _run_tiles(
+        a_words,
+        b_packed,
+        k4,
+        row_offset,
+        row_terms,
+        col_factors,
+        out,
+        first,
+        last,
+        first - first,
+        (out.shape[0] + MR - 1) // MR,
+    )
 
 
 @njit(cache=True, nogil=True)
 def _run_rows(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
     """One worker's share when splitting by row panels (few column panels). (``first - first``, not a
     literal 0, here and in the other callers: numba compiles a callee again for a literal argument.)"""
-    _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first - first, (out.shape[1] + NR - 1) // NR, first, last)
+    _run_tiles(
+        a_words,
+        b_packed,
+        k4,
+        row_offset,
+        row_terms,
+        col_factors,
+        out,
+        first - first,
+        (out.shape[1] + NR - 1) // NR,
+        first,
+        last,
+    )
 
 
 _LOCAL = threading.local()
@@ -286,8 +425,14 @@ def pack_b(b: np.ndarray) -> np.ndarray:
 
 
 def vnni_product(
-    a: np.ndarray, b: np.ndarray, *, b_packed: np.ndarray | None = None, b_col_sums: np.ndarray | None = None,
-    row_offset: np.ndarray | None = None, a_zero_point: int = 0, b_zero_point: np.ndarray | None = None,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    b_packed: np.ndarray | None = None,
+    b_col_sums: np.ndarray | None = None,
+    row_offset: np.ndarray | None = None,
+    a_zero_point: int = 0,
+    b_zero_point: np.ndarray | None = None,
 ) -> np.ndarray:
     """``a @ b`` (a: uint8 or int8 [M, K], b: int8 [K, N]) as int32 with two's complement wrap.
 
@@ -311,8 +456,20 @@ def vnni_product(
     threads = for_gemm(m_dim * n_dim * k_dim)
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         b_bytes = _workspace("b", n_panels * k4 * NR * 4, np.int8)
-        in_parallel(_pack_and_run_columns, n_panels, threads, a_words, np.ascontiguousarray(b), k4,
-                     b_bytes, b_bytes.view(np.int32), offset32, row_terms, col_factors, out)
+        in_parallel(
+            _pack_and_run_columns,
+            n_panels,
+            threads,
+            a_words,
+            np.ascontiguousarray(b),
+            k4,
+            b_bytes,
+            b_bytes.view(np.int32),
+            offset32,
+            row_terms,
+            col_factors,
+            out,
+        )
     else:
         if b_packed is None:
             b_bytes = _workspace("b", n_panels * k4 * NR * 4, np.int8)
@@ -337,7 +494,12 @@ def _row_sums(rows, m_dim, k_dim, a_offset):
 
 
 def zero_point_terms(
-    a_words: np.ndarray, m_dim: int, k_dim: int, a_zero_point: int, a_dtype: np.dtype, b_zero_point: np.ndarray | None,
+    a_words: np.ndarray,
+    m_dim: int,
+    k_dim: int,
+    a_zero_point: int,
+    a_dtype: np.dtype,
+    b_zero_point: np.ndarray | None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The weight-zero-point correction ``-z_b[n] * sum_k (a[m, k] - z_a)`` as the rank-1 pair the tiles'
     start values take: (row sums of A centred, int32 per padded row; ``-z_b``, int32 per padded column),
@@ -356,7 +518,9 @@ def zero_point_terms(
 def a_rows(m_dim: int, k_dim: int) -> np.ndarray:
     """This thread's buffer for A's rows as the micro-kernel reads them: int32 ``[M rounded up to MR,
     K/4 rounded up]`` (4 k bytes per word)."""
-    return _workspace("a", -(-m_dim // MR) * MR * -(-k_dim // 4), np.int32).reshape(-(-m_dim // MR) * MR, -(-k_dim // 4))
+    return _workspace("a", -(-m_dim // MR) * MR * -(-k_dim // 4), np.int32).reshape(
+        -(-m_dim // MR) * MR, -(-k_dim // 4)
+    )
 
 
 def word_bytes(words: np.ndarray) -> np.ndarray:
@@ -367,11 +531,15 @@ def word_bytes(words: np.ndarray) -> np.ndarray:
 def prepare_a(a: np.ndarray) -> np.ndarray:
     """A's rows as the micro-kernel reads them (:func:`_prepare_a_rows`, in :func:`a_rows`)."""
     words = a_rows(*a.shape)
-    _prepare_a_rows(np.ascontiguousarray(a).view(np.uint8), np.uint8(0x80 if a.dtype == np.int8 else 0), word_bytes(words))
+    _prepare_a_rows(
+        np.ascontiguousarray(a).view(np.uint8), np.uint8(0x80 if a.dtype == np.int8 else 0), word_bytes(words)
+    )
     return words
 
 
-def offset_row(n_dim: int, a_dtype: np.dtype, b_col_sums: np.ndarray | None, row_offset: np.ndarray | None) -> np.ndarray:
+def offset_row(
+    n_dim: int, a_dtype: np.dtype, b_col_sums: np.ndarray | None, row_offset: np.ndarray | None
+) -> np.ndarray:
     """The int32 row every tile's accumulators start from: ``row_offset`` less ``128 * colsum(B)`` for
     int8 A (run as ``a + 128``), each kept to its low 32 bits (accumulating from it wraps like the
     products), zero-padded to whole column panels."""
@@ -387,8 +555,26 @@ SCRATCH_BYTES = 1 << 19  # accumulator rows kept in cache per worker while they 
 
 
 @njit(cache=True, nogil=True)
-def _run_requant(a_words, b_packed, k4, offset32, row_terms, col_factors, m_dim, n_dim, chunk, multiplier, shift, table, scalars, codes,
-                 p0, p1, q0, q1):
+def _run_requant(
+    a_words,
+    b_packed,
+    k4,
+    offset32,
+    row_terms,
+    col_factors,
+    m_dim,
+    n_dim,
+    chunk,
+    multiplier,
+    shift,
+    table,
+    scalars,
+    codes,
+    p0,
+    p1,
+    q0,
+    q1,
+):
     """One worker's tiles (column panels [p0, p1) x row panels [q0, q1)) in chunks of ``chunk`` row
     panels: a chunk's int32 accumulators are written to a scratch that stays in cache and go straight
     through the requant unit into ``codes`` (flat, 1-byte). Returns (saturations, acc min, acc max)."""
@@ -402,15 +588,34 @@ def _run_requant(a_words, b_packed, k4, offset32, row_terms, col_factors, m_dim,
         if row_terms is None:
             _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, None, None, acc, p0, p1, q0 - q0, qe - qs)
         else:
-            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, row_terms[qs * MR :], col_factors, acc, p0, p1, q0 - q0, qe - qs)
-        s, l, h = requant_region(scratch, n_dim, codes[qs * MR * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars)
+            _run_tiles(
+                a_words[qs * MR * k4 :],
+                b_packed,
+                k4,
+                offset32,
+                row_terms[qs * MR :],
+                col_factors,
+                acc,
+                p0,
+                p1,
+                q0 - q0,
+                qe - qs,
+            )
+        s, l, h = requant_region(
+            scratch, n_dim, codes[qs * MR * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars
+        )
         sats, lo, hi = sats + s, min(lo, l), max(hi, h)
     return sats, lo, hi
 
 
 def requant_product(
-    a_words: np.ndarray, m_dim: int, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int,
-    plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], out_dtype: type,
+    a_words: np.ndarray,
+    m_dim: int,
+    b_packed: np.ndarray,
+    offset32: np.ndarray,
+    n_dim: int,
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    out_dtype: type,
     zero_point_terms: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> tuple[np.ndarray, int, int, int]:
     """``A @ B`` from :func:`offset_row` ``offset32`` through the requant unit without the int32 result in

@@ -171,16 +171,44 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
         if packed > 1:
             if groups % packed:
                 raise ValueError(f"{packed} does not divide {groups} groups")
-            return GemmView(layer.name, "conv2d", groups // packed, batch * oh * ow, k * packed, n * packed,
-                            batch * shapes.macs, window, packed, bias=layer.bias)
-        return GemmView(layer.name, "conv2d", groups, batch * oh * ow, k, n, batch * shapes.macs, window,
-                        bias=layer.bias)
+            return GemmView(
+                layer.name,
+                "conv2d",
+                groups // packed,
+                batch * oh * ow,
+                k * packed,
+                n * packed,
+                batch * shapes.macs,
+                window,
+                packed,
+                bias=layer.bias,
+            )
+        return GemmView(
+            layer.name, "conv2d", groups, batch * oh * ow, k, n, batch * shapes.macs, window, bias=layer.bias
+        )
     if isinstance(layer, Linear):
         leading = prod(shapes.input_shapes[0][:-1])
-        return GemmView(layer.name, "linear", 1, batch * leading, shapes.input_shapes[0][-1], layer.out_features,
-                        batch * shapes.macs, bias=layer.bias)
+        return GemmView(
+            layer.name,
+            "linear",
+            1,
+            batch * leading,
+            shapes.input_shapes[0][-1],
+            layer.out_features,
+            batch * shapes.macs,
+            bias=layer.bias,
+        )
     if isinstance(layer, Matmul):
         a, b = layer.operands(list(shapes.input_shapes))
-        return GemmView(layer.name, "matmul", batch * prod(a[:-2]), a[-2], a[-1], b[-1], batch * shapes.macs,
-                        b_is_activation=True, bias=False)
+        return GemmView(
+            layer.name,
+            "matmul",
+            batch * prod(a[:-2]),
+            a[-2],
+            a[-1],
+            b[-1],
+            batch * shapes.macs,
+            b_is_activation=True,
+            bias=False,
+        )
     raise TypeError(f"{layer.type} does not run on the array")

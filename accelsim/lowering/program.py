@@ -139,8 +139,9 @@ class Program:
 class Lowerer:
     """Prices tiles on one hardware config under one scheme."""
 
-    def __init__(self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *,
-                 asymmetric_weights: bool = False) -> None:
+    def __init__(
+        self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *, asymmetric_weights: bool = False
+    ) -> None:
         self.hw = hw
         self.fmt: OperandFormat = operand_format(scheme, hw, asymmetric_weights=asymmetric_weights)
         self.array = SystolicArray(hw.array.rows, hw.array.cols, hw.array.dataflow, hw.array.model)
@@ -175,7 +176,8 @@ class Lowerer:
                     f"double-buffered {buffer} buffer for its smallest tile under the {self.fmt.scheme} scheme; "
                     f"{getattr(self.hw.sram, buffer + '_kib')} KiB gives {getattr(self.halves, buffer):,}",
                     path=f"sram.{buffer}_kib",
-                    allowed=f"at least {2 * bytes_ / 1024!r} KiB ({2 * bytes_:,} bytes) for this workload")
+                    allowed=f"at least {2 * bytes_ / 1024!r} KiB ({2 * bytes_:,} bytes) for this workload",
+                )
 
     # -- array work ------------------------------------------------------------------------------
     @property
@@ -232,19 +234,33 @@ class Lowerer:
             if geometry not in self._footprints:
                 self._footprints[geometry] = SpatialFootprints(view)
             try:
-                self._plans[view] = plan_gemm(view, self.fmt, self.halves, self._align(), self.tile_cycles,
-                                               self.hw.dram_bytes_per_cycle, self._footprints[geometry])
+                self._plans[view] = plan_gemm(
+                    view,
+                    self.fmt,
+                    self.halves,
+                    self._align(),
+                    self.tile_cycles,
+                    self.hw.dram_bytes_per_cycle,
+                    self._footprints[geometry],
+                )
             except NoTileFits as exc:
-                raise AccelsimError(f"{exc} under the {self.fmt.scheme} scheme; enlarge the buffers",
-                                    path="sram") from None
+                raise AccelsimError(
+                    f"{exc} under the {self.fmt.scheme} scheme; enlarge the buffers", path="sram"
+                ) from None
         return self._plans[view]
 
     def post(self, outputs: int, activation: str) -> tuple[str, int]:
         """Which unit finishes an output block and how long it takes."""
         if self.fmt.scheme == "static":
-            extra = self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS)) if activation == "gelu" else 0
+            extra = (
+                self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS))
+                if activation == "gelu"
+                else 0
+            )
             return "requant", self.requant.cycles(outputs) + extra
-        return "vector", self.vector.cycles(outputs * (FLOAT_OUTPUT_OPS * (self.fmt.scheme == "dynamic") + ACTIVATION_OPS[activation] + 1))
+        return "vector", self.vector.cycles(
+            outputs * (FLOAT_OUTPUT_OPS * (self.fmt.scheme == "dynamic") + ACTIVATION_OPS[activation] + 1)
+        )
 
     def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
         view = self.choose_view(shapes, batch)
@@ -266,24 +282,47 @@ class Lowerer:
             # fits in the ifmap buffer it stays there; otherwise tiles read it a second time.
             resident_input = input_elems * fmt.ifmap_dram <= 2 * self.halves.ifmap
             input_bytes = input_elems * fmt.ifmap_dram
-            tiles.append(Tile(input_bytes, 0, 0, 0, True, False, 0, "vector", self.vector.cycles(input_elems * RANGE_OPS),
-                              "", 0, 0, 0, input_bytes, input_bytes, range_pass=True))
+            tiles.append(
+                Tile(
+                    input_bytes,
+                    0,
+                    0,
+                    0,
+                    True,
+                    False,
+                    0,
+                    "vector",
+                    self.vector.cycles(input_elems * RANGE_OPS),
+                    "",
+                    0,
+                    0,
+                    0,
+                    input_bytes,
+                    input_bytes,
+                    range_pass=True,
+                )
+            )
         ms, ks, ns = tile_bounds(view.m, plan.mt), tile_bounds(view.k, plan.kt), tile_bounds(view.n, plan.nt)
-        loops = [(m, n, k) for n in ns for m in ms for k in ks] if plan.order == "nmk" else [
-            (m, n, k) for m in ms for n in ns for k in ks
-        ]
+        loops = (
+            [(m, n, k) for n in ns for m in ms for k in ks]
+            if plan.order == "nmk"
+            else [(m, n, k) for m in ms for n in ns for k in ks]
+        )
         useful_fraction = view.useful_macs / view.macs
         unit = self.gemm_unit
 
-        def tile(mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, new_n: bool,
-                 footprint: int) -> Tile:
+        def tile(
+            mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, new_n: bool, footprint: int
+        ) -> Tile:
             kt, nt = k[1] - k[0], n[1] - n[0]
             # the per-channel parameters arrive with the first weight block of an N block and stay beside
             # the array until its last K block is requantized: once per N block, not per K block
             params = channel_parameters(view, fmt, nt * new_n)
             pre = 0
             if fmt.scheme == "dynamic" and new_x:
-                pre += self.vector.cycles(footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor)))
+                pre += self.vector.cycles(
+                    footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor))
+                )
             if fmt.scheme == "dynamic" and new_w and view.b_is_activation:
                 pre += self.vector.cycles(kt * nt * DYNAMIC_QUANTIZE_OPS)
             if fmt.scheme == "woq" and new_w and not view.b_is_activation:
@@ -305,10 +344,12 @@ class Lowerer:
                 post_cycles=post_cycles,
                 ofmap_bytes=outputs * fmt.ofmap_dram,
                 macs=round(mt * kt * nt * useful_fraction),
-                sram_read_bytes=self._array_reads(mt, kt, nt) + (k[0] > 0) * mt * nt * fmt.accumulator
+                sram_read_bytes=self._array_reads(mt, kt, nt)
+                + (k[0] > 0) * mt * nt * fmt.accumulator
                 + outputs * fmt.accumulator,
                 sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
-                + (stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0) + params.total
+                + (stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0)
+                + params.total
                 + mt * nt * fmt.accumulator,
             )
 
@@ -351,13 +392,14 @@ class Lowerer:
         elif isinstance(layer, Add):
             ops = out_elems * (1 + ACTIVATION_OPS[act] + static * (STATIC_REQUANT_OPS + 1))
         elif isinstance(layer, (Softmax, LayerNorm)):
-            ops = out_elems * ((SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS)
+            ops = out_elems * (
+                (SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS
+            )
         else:
             raise TypeError(f"{layer.type} is not a vector layer")
         width = self.fmt.ofmap_dram  # activations between layers are stored as the scheme's outputs
         extra = 2 * prod(shapes.input_shapes[0][-1:]) * 4 if isinstance(layer, LayerNorm) else 0
-        return LoweredLayer(layer.name, layer.type,
-                            self._chunks(in_elems * width, out_elems * width, ops, extra))
+        return LoweredLayer(layer.name, layer.type, self._chunks(in_elems * width, out_elems * width, ops, extra))
 
     def _chunks(self, in_bytes: int, out_bytes: int, ops: int, weight_bytes: int = 0) -> tuple[Tile, ...]:
         """Stream a vector job through half-buffers: load, compute, store, double-buffered. Jobs alike
@@ -368,30 +410,58 @@ class Lowerer:
             made: dict[tuple[int, int, int, bool], Tile] = {}
             tiles = []
             for i in range(chunks):
-                load, store, work = (total * (i + 1) // chunks - total * i // chunks for total in (in_bytes, out_bytes, ops))
+                load, store, work = (
+                    total * (i + 1) // chunks - total * i // chunks for total in (in_bytes, out_bytes, ops)
+                )
                 chunk = (load, store, work, i == 0)
                 if chunk not in made:
-                    made[chunk] = Tile(load, weight_bytes if i == 0 else 0, 0, 0, True, i == 0, 0, "vector",
-                                       self.vector.cycles(work), "", 0, store, 0, load + store, load + store)
+                    made[chunk] = Tile(
+                        load,
+                        weight_bytes if i == 0 else 0,
+                        0,
+                        0,
+                        True,
+                        i == 0,
+                        0,
+                        "vector",
+                        self.vector.cycles(work),
+                        "",
+                        0,
+                        store,
+                        0,
+                        load + store,
+                        load + store,
+                    )
                 tiles.append(made[chunk])
             self._vector_jobs[key] = tuple(tiles)
         return self._vector_jobs[key]
 
     def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:
         """Quantize the network input / dequantize its output at the static scheme's boundary."""
-        return LoweredLayer(name, CONVERSIONS[0] if out_width < in_width else CONVERSIONS[1],
-                            self._chunks(elements * in_width, elements * out_width, elements))
+        return LoweredLayer(
+            name,
+            CONVERSIONS[0] if out_width < in_width else CONVERSIONS[1],
+            self._chunks(elements * in_width, elements * out_width, elements),
+        )
 
 
 def lowering_options(flavour: str, weights: str) -> dict[str, bool]:
     """:func:`lower`'s options for a run's dynamic flavour (a per-tensor range pass or per-row ranges)
     and weight format (zero points or not), from their tables."""
-    return {"dynamic_per_tensor": get_flavour(flavour).granularity == "per_tensor",
-            "asymmetric_weights": not get_weight_format(weights).symmetric}
+    return {
+        "dynamic_per_tensor": get_flavour(flavour).granularity == "per_tensor",
+        "asymmetric_weights": not get_weight_format(weights).symmetric,
+    }
 
 
-def lower(workload: Workload, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *,
-          asymmetric_weights: bool = False) -> Program:
+def lower(
+    workload: Workload,
+    hw: HardwareConfig,
+    scheme: str,
+    dynamic_per_tensor: bool = True,
+    *,
+    asymmetric_weights: bool = False,
+) -> Program:
     """Lower every layer of ``workload`` for ``hw`` under ``scheme``; ``asymmetric_weights``: the
     quantized weights carry a zero point per output channel, read with the weight scales."""
     lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights)

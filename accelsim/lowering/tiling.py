@@ -218,8 +218,10 @@ def _search(
     w_bytes = stored_weight_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
     p_bytes = channel_parameters(view, fmt, view.n).total  # read when an N block starts (docs/lowering.md)
     y_bytes = view.m * view.n * fmt.ofmap_dram
-    n_tilings = [(nt, -(-view.n // nt), _sizes(view.n, nt), halves.ofmap // (nt * fmt.accumulator))
-                 for nt in _halvings(view.n, n_align)]
+    n_tilings = [
+        (nt, -(-view.n // nt), _sizes(view.n, nt), halves.ofmap // (nt * fmt.accumulator))
+        for nt in _halvings(view.n, n_align)
+    ]
     # candidates are compared as plain tuples; only the winner becomes a TilePlan
     best_key: tuple[float, int, int] | None = None
     best: tuple[int, int, int, str, int, int, int] | None = None
@@ -241,10 +243,15 @@ def _search(
             nm = -(-m // mt)
             x_bytes = spatial.total(mt) * x_block_bytes
             # DRAM bytes of each loop order: how often it loads each X block and each W block
-            nmk = count * (x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm)
-                           + p_bytes + y_bytes)
-            mnk = count * (x_bytes * (1 if nk == 1 else nn) + w_bytes * (1 if nn == 1 and nk == 1 else nm)
-                           + p_bytes * (1 if nn == 1 else nm) + y_bytes)
+            nmk = count * (
+                x_bytes * (1 if nm == 1 and nk == 1 else nn) + w_bytes * (1 if nk == 1 else nm) + p_bytes + y_bytes
+            )
+            mnk = count * (
+                x_bytes * (1 if nk == 1 else nn)
+                + w_bytes * (1 if nn == 1 and nk == 1 else nm)
+                + p_bytes * (1 if nn == 1 else nm)
+                + y_bytes
+            )
             if best_key is not None and min(nmk, mnk) / bytes_per_cycle > best_key[0]:
                 continue  # its traffic alone takes longer than the best plan: no need to price its compute
             compute = 0

@@ -24,16 +24,31 @@ from accelsim.lazy_exports import lazy_exports
 # flavour tables through this package, and must not pay for the Numba kernels the layer functions load.
 _HOME = {
     "quantize_bias": "bias",
-    "DYNAMIC_FLAVOURS": "dynamic", "dynamic_quantize": "dynamic",
+    "DYNAMIC_FLAVOURS": "dynamic",
+    "dynamic_quantize": "dynamic",
     "write_golden": "golden",
-    **dict.fromkeys(("LayerResult", "QuantizedWeight", "TensorRecord", "input_row_sums", "quantize_weight", "run_layer",
-                     "run_static_codes", "zero_point_correction"), "layer"),
-    "quantize_multiplier": "multiplier", "quantize_multipliers": "multiplier",
+    **dict.fromkeys(
+        (
+            "LayerResult",
+            "QuantizedWeight",
+            "TensorRecord",
+            "input_row_sums",
+            "quantize_weight",
+            "run_layer",
+            "run_static_codes",
+            "zero_point_correction",
+        ),
+        "layer",
+    ),
+    "quantize_multiplier": "multiplier",
+    "quantize_multipliers": "multiplier",
     **dict.fromkeys(("OBSERVERS", "MinMaxObserver", "MovingAverageMinMaxObserver", "PercentileObserver"), "observers"),
     **dict.fromkeys(("QParams", "affine_qparams", "dtype_range", "symmetric_qparams", "weight_qparams"), "qparams"),
     **dict.fromkeys(("REQUANT_MODES", "RequantParams", "make_requant_params", "requantize"), "requant"),
     **dict.fromkeys(("RULES", "QuantizeRule", "dequantize_tensor", "quantize_tensor"), "rules"),
-    **dict.fromkeys(("SCHEMES", "WEIGHT_FORMATS", "Scheme", "WeightFormat", "get_scheme", "get_weight_format"), "schemes"),
+    **dict.fromkeys(
+        ("SCHEMES", "WEIGHT_FORMATS", "Scheme", "WeightFormat", "get_scheme", "get_weight_format"), "schemes"
+    ),
 }
 
 
@@ -70,8 +85,8 @@ __all__ = [
     "quantize_multiplier",
     "quantize_multipliers",
     "quantize_tensor",
-    "requantize",
     "quantize_weight",
+    "requantize",
     "run_layer",
     "run_static_codes",
     "symmetric_qparams",

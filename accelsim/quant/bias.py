@@ -14,7 +14,9 @@ def bias_qparams(input_scale: float, weight_scale: np.ndarray | float) -> QParam
     return QParams(scale, np.zeros(scale.shape, np.int32), "int32", None if scale.size == 1 else 0)
 
 
-def quantize_bias(bias: np.ndarray, input_scale: float, weight_scale: np.ndarray | float) -> tuple[np.ndarray, QParams, int]:
+def quantize_bias(
+    bias: np.ndarray, input_scale: float, weight_scale: np.ndarray | float
+) -> tuple[np.ndarray, QParams, int]:
     """``(bias_q, qparams, saturations)``: ``rint(bias / scale[c])`` in double, saturated to int32.
 
     Round half to even in double as the ONNX Runtime quantization tool (``np.round``); TFLite's

@@ -27,7 +27,11 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         if rec.qparams is not None:
             arrays |= rec.qparams.as_arrays(name)
     arrays["output"] = np.ascontiguousarray(result.output)  # static: the dequantized codes
-    if "weight_q" in result.tensors and "input_q" in result.tensors and not result.tensors["weight_q"].qparams.symmetric:
+    if (
+        "weight_q" in result.tensors
+        and "input_q" in result.tensors
+        and not result.tensors["weight_q"].qparams.symmetric
+    ):
         arrays["input_row_sums"] = input_row_sums(result)
         arrays["weight_zero_point_correction"] = zero_point_correction(result)
     if result.requant is not None:
@@ -37,9 +41,12 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         "kind": result.kind,
         "scheme": result.scheme,
         "variant": result.variant,
-        "dtypes": {"output": "float32"} | {name: rec.dtype for name, rec in result.tensors.items()}
+        "dtypes": {"output": "float32"}
+        | {name: rec.dtype for name, rec in result.tensors.items()}
         | ({"input_row_sums": "int64", "weight_zero_point_correction": "int64"} if "input_row_sums" in arrays else {}),
-        "geometry": None if result.geometry is None else {
+        "geometry": None
+        if result.geometry is None
+        else {
             "stride": result.geometry.stride,
             "padding_top_left_bottom_right": result.geometry.padding,
             "dilation": result.geometry.dilation,
@@ -50,8 +57,11 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         "requant_saturations": result.requant_saturations,
         "input_saturations": result.input_saturations,
         "bias_saturations": result.bias_saturations,
-        "layouts": {"conv2d": "activations NCHW, weights [O, C/groups, kh, kw]", "linear": "x[..., in], weights [out, in]",
-                    "matmul": "x[..., K] @ weight[K, N]"}[result.kind],
+        "layouts": {
+            "conv2d": "activations NCHW, weights [O, C/groups, kh, kw]",
+            "linear": "x[..., in], weights [out, in]",
+            "matmul": "x[..., K] @ weight[K, N]",
+        }[result.kind],
     }
     arrays["meta_json"] = np.array(json.dumps(meta, sort_keys=True, default=list))
     return arrays

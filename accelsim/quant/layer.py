@@ -15,11 +15,27 @@ from functools import cached_property
 import numpy as np
 
 from accelsim.kernels import vnni
-from accelsim.kernels.conv import ConvGeometry, float_conv2d, gemm_rows_as_nchw, im2col, int_conv2d, pack_conv_weights, patches_into
-from accelsim.kernels.gemm import AccumulatorResult, PackedWeights, accumulator_range, column_zero_points, float_gemm, int_gemm, never_overflows
+from accelsim.kernels.conv import (
+    ConvGeometry,
+    float_conv2d,
+    gemm_rows_as_nchw,
+    im2col,
+    int_conv2d,
+    pack_conv_weights,
+    patches_into,
+)
+from accelsim.kernels.gemm import (
+    AccumulatorResult,
+    PackedWeights,
+    accumulator_range,
+    column_zero_points,
+    float_gemm,
+    int_gemm,
+    never_overflows,
+)
 from accelsim.kernels.layout import value_range
-from accelsim.kernels.requant import Requantized
 from accelsim.kernels.quantize import scale_accumulator
+from accelsim.kernels.requant import Requantized
 from accelsim.quant.bias import bias_qparams, quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
 from accelsim.quant.observers import MinMaxObserver
@@ -105,22 +121,34 @@ class _Layer:
         if self.kind == "conv2d":
             y = float_conv2d(x, w, self.geometry)
         else:
-            y = float_gemm(x.astype(np.float32).reshape(-1, x.shape[-1]), self.gemm_weights(w).astype(np.float32)).reshape(*x.shape[:-1], -1)
+            y = float_gemm(
+                x.astype(np.float32).reshape(-1, x.shape[-1]), self.gemm_weights(w).astype(np.float32)
+            ).reshape(*x.shape[:-1], -1)
         if bias is not None:
             y = y + _channel_broadcast(np.asarray(bias, np.float32), y.ndim, self.channel_axis)
         return y.astype(np.float32)
 
-    def run_requantized(self, xq: np.ndarray, wq: "QuantizedWeight", zero_point: int, setup: "_RequantSetup") -> Requantized | None:
+    def run_requantized(
+        self, xq: np.ndarray, wq: QuantizedWeight, zero_point: int, setup: _RequantSetup
+    ) -> Requantized | None:
         """The array handing its int32 accumulators straight to the requant unit (no int32 tensor in
         memory), where that gives the same bits as :meth:`run_int` then the requant unit: a VNNI host,
         int32 accumulators that provably never wrap, one group, an int32-input requant mode (fixed point
         or float64) and 1-byte codes in and out. None otherwise."""
         rq = setup.requant
-        if (not vnni.AVAILABLE or setup.lanes is None or xq.dtype.itemsize != 1 or np.dtype(rq.output.numpy_dtype).itemsize != 1
-                or (self.kind == "conv2d" and self.geometry.groups != 1) or self.kind == "matmul"):
+        if (
+            not vnni.AVAILABLE
+            or setup.lanes is None
+            or xq.dtype.itemsize != 1
+            or np.dtype(rq.output.numpy_dtype).itemsize != 1
+            or (self.kind == "conv2d" and self.geometry.groups != 1)
+            or self.kind == "matmul"
+        ):
             return None
         k_dim = wq.codes[0].size
-        if not never_overflows(xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1], wq.zero_point):
+        if not never_overflows(
+            xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1], wq.zero_point
+        ):
             return None
         if self.kind == "conv2d":
             kh, kw = wq.codes.shape[2:]
@@ -132,25 +160,56 @@ class _Layer:
                 words = vnni.prepare_a(im2col(xq, 1, 1, self.geometry))
             else:  # the patches go straight into the GEMM's A rows
                 words = vnni.a_rows(m_dim, k_dim)
-                patches_into(xq, kh, kw, self.geometry, zero_point, 0x80 if xq.dtype == np.int8 else 0, words.view(np.uint8))
+                patches_into(
+                    xq, kh, kw, self.geometry, zero_point, 0x80 if xq.dtype == np.int8 else 0, words.view(np.uint8)
+                )
         else:
             packed = wq.packed(1)[0]
             m_dim = xq.size // xq.shape[-1]
             words = vnni.prepare_a(xq.reshape(m_dim, -1))
         n_dim = packed.col_sums.shape[0]
-        terms = vnni.zero_point_terms(words, m_dim, k_dim, zero_point, xq.dtype, column_zero_points(wq.zero_point, packed.shift, n_dim))
-        codes, sats, lo, hi = vnni.requant_product(words, m_dim, packed.vnni_panels, setup.offset_row(packed, zero_point, xq.dtype),
-                                                   n_dim, setup.lanes, rq.output.numpy_dtype, terms)
-        codes = gemm_rows_as_nchw(codes, xq.shape[0], oh, ow) if self.kind == "conv2d" else codes.reshape(*xq.shape[:-1], -1)
+        terms = vnni.zero_point_terms(
+            words, m_dim, k_dim, zero_point, xq.dtype, column_zero_points(wq.zero_point, packed.shift, n_dim)
+        )
+        codes, sats, lo, hi = vnni.requant_product(
+            words,
+            m_dim,
+            packed.vnni_panels,
+            setup.offset_row(packed, zero_point, xq.dtype),
+            n_dim,
+            setup.lanes,
+            rq.output.numpy_dtype,
+            terms,
+        )
+        codes = (
+            gemm_rows_as_nchw(codes, xq.shape[0], oh, ow)
+            if self.kind == "conv2d"
+            else codes.reshape(*xq.shape[:-1], -1)
+        )
         return Requantized(codes, sats, lo, hi)
 
-    def run_int(self, xq: np.ndarray, wq: "QuantizedWeight", zero_point: int, bias_q: np.ndarray | None, acc_bits: int, overflow: str) -> AccumulatorResult:
+    def run_int(
+        self,
+        xq: np.ndarray,
+        wq: QuantizedWeight,
+        zero_point: int,
+        bias_q: np.ndarray | None,
+        acc_bits: int,
+        overflow: str,
+    ) -> AccumulatorResult:
         """The array's integer accumulation, output laid out like the float output."""
-        kw = dict(bias=bias_q, acc_bits=acc_bits, overflow=overflow)
+        kw = {"bias": bias_q, "acc_bits": acc_bits, "overflow": overflow}
         if self.kind == "conv2d":
             groups = self.geometry.groups
-            return int_conv2d(xq, wq.codes, self.geometry, x_zero_point=zero_point, w_zero_point=wq.zero_point,
-                              packed=lambda order: wq.packed(groups, order), **kw)
+            return int_conv2d(
+                xq,
+                wq.codes,
+                self.geometry,
+                x_zero_point=zero_point,
+                w_zero_point=wq.zero_point,
+                packed=lambda order: wq.packed(groups, order),
+                **kw,
+            )
         b = wq.packed(1)[0] if self.kind == "linear" else wq.codes  # a matmul's operand is used once
         res = int_gemm(xq.reshape(-1, xq.shape[-1]), b, a_zero_point=zero_point, b_zero_point=wq.zero_point, **kw)
         return AccumulatorResult(res.values.reshape(*xq.shape[:-1], -1), res.overflows)
@@ -196,8 +255,10 @@ class QuantizedWeight:
 
     def __post_init__(self) -> None:
         if self.codes.dtype != np.dtype(self.qparams.numpy_dtype) or self.qparams.dtype not in ("int8", "uint8"):
-            raise ValueError(f"weight codes are {self.codes.dtype}, their parameters {self.qparams.dtype}: "
-                             "the array takes int8 or uint8 weights of the parameters' dtype")
+            raise ValueError(
+                f"weight codes are {self.codes.dtype}, their parameters {self.qparams.dtype}: "
+                "the array takes int8 or uint8 weights of the parameters' dtype"
+            )
 
     @cached_property
     def zero_point(self) -> int | np.ndarray:
@@ -212,25 +273,46 @@ class QuantizedWeight:
         ``[out, in]`` is its own single operand, transposed)."""
         key = (groups, k_order)
         if key not in self._packed:
-            self._packed[key] = (pack_conv_weights(self.codes, groups, k_order) if self.codes.ndim == 4
-                                 else (PackedWeights.of(self.codes.T),))
+            self._packed[key] = (
+                pack_conv_weights(self.codes, groups, k_order)
+                if self.codes.ndim == 4
+                else (PackedWeights.of(self.codes.T),)
+            )
         return self._packed[key]
 
-
-    def requant_setup(self, mode: RequantMode, s_x: float, bias: np.ndarray | None, out_qp: QParams, activation: str | None) -> _RequantSetup:
+    def requant_setup(
+        self, mode: RequantMode, s_x: float, bias: np.ndarray | None, out_qp: QParams, activation: str | None
+    ) -> _RequantSetup:
         """The int32 bias and the requant unit's parameters for this weight between ``s_x`` and ``out_qp``,
         derived once per input/output parameters (a deployed model's are fixed, as in ORT's prepared kernels)."""
-        key = (mode.name, s_x, None if bias is None else (bias.dtype.str, bias.tobytes()), out_qp.scale.tobytes(),
-               out_qp.zero_point.tobytes(), out_qp.dtype, activation)
+        key = (
+            mode.name,
+            s_x,
+            None if bias is None else (bias.dtype.str, bias.tobytes()),
+            out_qp.scale.tobytes(),
+            out_qp.zero_point.tobytes(),
+            out_qp.dtype,
+            activation,
+        )
         if key not in self._requant:
-            given = bias is not None and bias.dtype == np.int32  # already int32 with scale s_x * s_w[c] (ONNX QLinearConv's B)
+            given = (
+                bias is not None and bias.dtype == np.int32
+            )  # already int32 with scale s_x * s_w[c] (ONNX QLinearConv's B)
             if given and mode.bias_domain != "int32":
-                raise ValueError(f"requant mode {mode.name!r} adds a float bias; an int32 bias needs an int32-bias mode")
+                raise ValueError(
+                    f"requant mode {mode.name!r} adds a float bias; an int32 bias needs an int32-bias mode"
+                )
             if given:
                 bias_q = (bias, bias_qparams(s_x, self.qparams.scale), 0)
             else:
-                bias_q = quantize_bias(bias, s_x, self.qparams.scale) if bias is not None and mode.bias_domain == "int32" else None
-            rq = make_requant_params(mode.name, s_x, self.qparams.scale, out_qp, activation=activation, bias=None if given else bias)
+                bias_q = (
+                    quantize_bias(bias, s_x, self.qparams.scale)
+                    if bias is not None and mode.bias_domain == "int32"
+                    else None
+                )
+            rq = make_requant_params(
+                mode.name, s_x, self.qparams.scale, out_qp, activation=activation, bias=None if given else bias
+            )
             self._requant[key] = _RequantSetup(bias_q, rq)
         return self._requant[key]
 
@@ -257,16 +339,22 @@ class _RequantSetup:
         key = (id(packed), zero_point, a_dtype)
         if key not in self._offsets:
             bias = np.zeros(packed.col_sums.shape, np.int64) if self.bias is None else self.bias[0].astype(np.int64)
-            self._offsets[key] = vnni.offset_row(packed.col_sums.shape[0], a_dtype, packed.col_sums, bias - zero_point * packed.col_sums)
+            self._offsets[key] = vnni.offset_row(
+                packed.col_sums.shape[0], a_dtype, packed.col_sums, bias - zero_point * packed.col_sums
+            )
         return self._offsets[key]
 
 
-def quantize_weight(kind: str, weight: np.ndarray, granularity: str = "per_channel", weights: str = "symmetric") -> QuantizedWeight:
+def quantize_weight(
+    kind: str, weight: np.ndarray, granularity: str = "per_channel", weights: str = "symmetric"
+) -> QuantizedWeight:
     """Codes and parameters of a layer's weight, per output channel or per tensor, in the weight format
     ``weights`` (``accelsim.quant.schemes.WEIGHT_FORMATS``: symmetric int8, asymmetric uint8 or int8)."""
     fmt = get_weight_format(weights)
     weight = np.asarray(weight, dtype=np.float32)
-    w_qp = weight_qparams(weight, granularity=granularity, axis=_Layer(kind, None).weight_axis, dtype=fmt.dtype, symmetric=fmt.symmetric)
+    w_qp = weight_qparams(
+        weight, granularity=granularity, axis=_Layer(kind, None).weight_axis, dtype=fmt.dtype, symmetric=fmt.symmetric
+    )
     return QuantizedWeight(quantize_tensor(weight, w_qp)[0], w_qp)
 
 
@@ -282,9 +370,13 @@ def input_row_sums(result: LayerResult) -> np.ndarray:
         return sums.reshape(*xq.values.shape[:-1], 1)
     g = result.geometry
     kh, kw = result.tensors["weight_q"].values.shape[2:]
-    codes = xq.values if zp.size == 1 else (xq.values.astype(np.int16) - zp.reshape(-1, 1, 1, 1).astype(np.int16))  # per image
+    codes = (
+        xq.values if zp.size == 1 else (xq.values.astype(np.int16) - zp.reshape(-1, 1, 1, 1).astype(np.int16))
+    )  # per image
     ones = np.ones((g.groups, codes.shape[1] // g.groups, kh, kw), np.int8)
-    return int_conv2d(codes, ones, g, x_zero_point=int(zp[0]) if zp.size == 1 else 0, acc_bits=64).values.astype(np.int64)
+    return int_conv2d(codes, ones, g, x_zero_point=int(zp[0]) if zp.size == 1 else 0, acc_bits=64).values.astype(
+        np.int64
+    )
 
 
 def zero_point_correction(result: LayerResult) -> np.ndarray | None:
@@ -295,7 +387,10 @@ def zero_point_correction(result: LayerResult) -> np.ndarray | None:
     if w_qp.symmetric:
         return None
     sums = input_row_sums(result)
-    zw = np.broadcast_to(w_qp.zero_point.astype(np.int64), (result.tensors["weight_q"].values.shape[_Layer(result.kind, None).weight_axis],))
+    zw = np.broadcast_to(
+        w_qp.zero_point.astype(np.int64),
+        (result.tensors["weight_q"].values.shape[_Layer(result.kind, None).weight_axis],),
+    )
     if result.kind != "conv2d":
         return -sums * zw
     groups = sums.shape[1]
@@ -348,18 +443,28 @@ def run_layer(
     x = np.asarray(x, dtype=np.float32)
     weight = np.asarray(weight, dtype=np.float32)
     bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
-    settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_granularity)
+    settings = {
+        "activation": activation,
+        "acc_bits": acc_bits,
+        "overflow": overflow,
+        "weight_granularity": weight_granularity,
+    }
     if sch.weights.quantized:
-        settings["weights"] = _weight_format_name(weight_q.qparams) if weight_q is not None else get_weight_format(weights).name
+        settings["weights"] = (
+            _weight_format_name(weight_q.qparams) if weight_q is not None else get_weight_format(weights).name
+        )
     tensors = {"input": TensorRecord(x, "float32"), "weight": TensorRecord(weight, "float32")}
     if bias_f is not None:
         tensors["bias"] = TensorRecord(bias_f, "float32")
+
     def reference() -> np.ndarray:
         return _apply_float_activation(layer.run_float(x, weight, bias_f), activation)
 
     if not sch.weights.quantized:
         y = reference()
-        return LayerResult(kind, scheme, None, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings)
+        return LayerResult(
+            kind, scheme, None, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings
+        )
 
     w_q = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity, weights)
     w_qp = w_q.qparams
@@ -370,8 +475,24 @@ def run_layer(
         tensors |= {"weight_dequantized": TensorRecord(w_deq, "float32"), "output": TensorRecord(y, "float32")}
         return LayerResult(kind, scheme, None, tensors, geometry=geometry, settings=settings)
     if scheme == "dynamic":
-        return _run_dynamic(layer, x, w_q, bias_f, flavour, input_qparams, activation, acc_bits, overflow, tensors, settings)
-    return _run_static(layer, x, w_q, bias_f, requant_mode, input_qparams, output_qparams, reference, activation, acc_bits, overflow, tensors, settings)
+        return _run_dynamic(
+            layer, x, w_q, bias_f, flavour, input_qparams, activation, acc_bits, overflow, tensors, settings
+        )
+    return _run_static(
+        layer,
+        x,
+        w_q,
+        bias_f,
+        requant_mode,
+        input_qparams,
+        output_qparams,
+        reference,
+        activation,
+        acc_bits,
+        overflow,
+        tensors,
+        settings,
+    )
 
 
 def _run_dynamic(
@@ -417,7 +538,9 @@ def _run_dynamic(
         "acc": TensorRecord(acc.values, dtype_name(acc.values.dtype)),
         "output": TensorRecord(y, "float32"),
     }
-    return LayerResult(layer.kind, "dynamic", flavour, tensors, acc.overflows, geometry=layer.geometry, settings=settings)
+    return LayerResult(
+        layer.kind, "dynamic", flavour, tensors, acc.overflows, geometry=layer.geometry, settings=settings
+    )
 
 
 def _run_static(
@@ -439,7 +562,9 @@ def _run_static(
     in_qp = _calibrated(in_qp, lambda: x, mode.activation_dtype)
     out_qp = _calibrated(out_qp, reference, mode.activation_dtype)
     xq, in_sats = quantize_tensor(x, in_qp, mode.input_rule)
-    return _static_array(layer, xq, in_qp, in_sats, w_q, bias_f, mode_name, out_qp, activation, acc_bits, overflow, tensors, settings)
+    return _static_array(
+        layer, xq, in_qp, in_sats, w_q, bias_f, mode_name, out_qp, activation, acc_bits, overflow, tensors, settings
+    )
 
 
 def _weight_format_name(qp: QParams) -> str:
@@ -477,11 +602,29 @@ def run_static_codes(
     geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
     bias_f = None if bias is None else np.asarray(bias).reshape(-1)
     bias_f = bias_f if bias_f is None or bias_f.dtype == np.int32 else bias_f.astype(np.float32)
-    settings = dict(activation=activation, acc_bits=acc_bits, overflow=overflow, weight_granularity=weight_q.qparams.granularity,
-                    weights=_weight_format_name(weight_q.qparams))
-    return _static_array(_Layer(kind, geometry), xq, input_qparams, 0, weight_q, bias_f, requant_mode, output_qparams,
-                         activation, acc_bits, overflow, {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)}, settings,
-                         keep_accumulators)
+    settings = {
+        "activation": activation,
+        "acc_bits": acc_bits,
+        "overflow": overflow,
+        "weight_granularity": weight_q.qparams.granularity,
+        "weights": _weight_format_name(weight_q.qparams),
+    }
+    return _static_array(
+        _Layer(kind, geometry),
+        xq,
+        input_qparams,
+        0,
+        weight_q,
+        bias_f,
+        requant_mode,
+        output_qparams,
+        activation,
+        acc_bits,
+        overflow,
+        {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)},
+        settings,
+        keep_accumulators,
+    )
 
 
 def _static_array(
@@ -517,5 +660,17 @@ def _static_array(
         tensors["acc"] = TensorRecord(acc.values, dtype_name(acc.values.dtype))
     tensors["output_q"] = TensorRecord(out.codes, out_qp.dtype, out_qp)
     settings = settings | {"act_range": (rq.act_min, rq.act_max)}  # the fused activation's clamp (activation_range)
-    return LayerResult(layer.kind, "static", mode.name, tensors, overflows, out.saturations, in_sats, bias_sats, rq, layer.geometry,
-                       settings, (out.acc_min, out.acc_max))
+    return LayerResult(
+        layer.kind,
+        "static",
+        mode.name,
+        tensors,
+        overflows,
+        out.saturations,
+        in_sats,
+        bias_sats,
+        rq,
+        layer.geometry,
+        settings,
+        (out.acc_min, out.acc_max),
+    )

@@ -57,4 +57,8 @@ def quantize_multipliers(reals: np.ndarray, *, single_rounding: bool = False) ->
 
 def effective_scale(input_scale: float, weight_scale: np.ndarray, output_scale: float) -> np.ndarray:
     """``s_x * s_w[c] / s_y`` in double from float32 inputs, as TFLite's PopulateConvolutionQuantizationParams."""
-    return np.float64(np.float32(input_scale)) * np.asarray(weight_scale, dtype=np.float32).astype(np.float64) / np.float64(np.float32(output_scale))
+    return (
+        np.float64(np.float32(input_scale))
+        * np.asarray(weight_scale, dtype=np.float32).astype(np.float64)
+        / np.float64(np.float32(output_scale))
+    )

@@ -20,7 +20,14 @@ DTYPE_RANGES: dict[str, tuple[int, int]] = {
     "int16": (-32768, 32767),
     "int32": (-(1 << 31), (1 << 31) - 1),
 }
-NUMPY_DTYPES: dict[str, type] = {"int4": np.int8, "uint4": np.uint8, "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32}
+NUMPY_DTYPES: dict[str, type] = {
+    "int4": np.int8,
+    "uint4": np.uint8,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "int32": np.int32,
+}
 
 
 def dtype_range(dtype: str, *, narrow_range: bool = False) -> tuple[int, int]:
@@ -114,7 +121,12 @@ def affine_qparams(
 
 
 def weight_qparams(
-    w: np.ndarray, *, granularity: str = "per_channel", axis: int = 0, dtype: str = "int8", narrow_range: bool = True,
+    w: np.ndarray,
+    *,
+    granularity: str = "per_channel",
+    axis: int = 0,
+    dtype: str = "int8",
+    narrow_range: bool = True,
     symmetric: bool = True,
 ) -> QParams:
     """Weight parameters per output channel (``axis``) or per tensor: symmetric (zero point 0), or
@@ -128,5 +140,7 @@ def weight_qparams(
         return affine_qparams(w.min(initial=0.0), w.max(initial=0.0), dtype=dtype)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     if symmetric:
-        return symmetric_qparams(np.abs(moved).max(axis=1, initial=0.0), dtype=dtype, narrow_range=narrow_range, axis=axis)
+        return symmetric_qparams(
+            np.abs(moved).max(axis=1, initial=0.0), dtype=dtype, narrow_range=narrow_range, axis=axis
+        )
     return affine_qparams(moved.min(axis=1, initial=0.0), moved.max(axis=1, initial=0.0), dtype=dtype, axis=axis)

@@ -44,16 +44,45 @@ class RequantMode:
 REQUANT_MODES: dict[str, RequantMode] = {
     m.name: m
     for m in (
-        RequantMode("tflite", "fixed_point", False, "int32", TFLITE, "int8",
-                    "TFLite BUILTIN_REF CONV_2D / DEPTHWISE_CONV_2D int8: gemmlowp double rounding"),
-        RequantMode("tflite_single", "fixed_point", True, "int32", TFLITE, "int8",
-                    "TFLite built with TFLITE_SINGLE_ROUNDING=1"),
-        RequantMode("tflite_float64", "float64", False, "int32", TFLITE, "int8",
-                    "TFLite BUILTIN_REF FULLY_CONNECTED int8 (TF 2.21): round(double(acc) * (s_x * s_w / s_y) in double)"),
-        RequantMode("float_half_even", "float32", False, "int32", ONNX, "uint8",
-                    "ONNX Runtime QLinearConv / QLinearMatMul (MlasRequantizeOutput); Gemmini"),
-        RequantMode("fbgemm", "float32", False, "float32", FBGEMM, "uint8",
-                    "PyTorch quantized Conv2d / Linear on fbgemm (requantizeOutputProcessingAvx2)"),
+        RequantMode(
+            "tflite",
+            "fixed_point",
+            False,
+            "int32",
+            TFLITE,
+            "int8",
+            "TFLite BUILTIN_REF CONV_2D / DEPTHWISE_CONV_2D int8: gemmlowp double rounding",
+        ),
+        RequantMode(
+            "tflite_single", "fixed_point", True, "int32", TFLITE, "int8", "TFLite built with TFLITE_SINGLE_ROUNDING=1"
+        ),
+        RequantMode(
+            "tflite_float64",
+            "float64",
+            False,
+            "int32",
+            TFLITE,
+            "int8",
+            "TFLite BUILTIN_REF FULLY_CONNECTED int8 (TF 2.21): round(double(acc) * (s_x * s_w / s_y) in double)",
+        ),
+        RequantMode(
+            "float_half_even",
+            "float32",
+            False,
+            "int32",
+            ONNX,
+            "uint8",
+            "ONNX Runtime QLinearConv / QLinearMatMul (MlasRequantizeOutput); Gemmini",
+        ),
+        RequantMode(
+            "fbgemm",
+            "float32",
+            False,
+            "float32",
+            FBGEMM,
+            "uint8",
+            "PyTorch quantized Conv2d / Linear on fbgemm (requantizeOutputProcessingAvx2)",
+        ),
     )
 }
 
@@ -83,11 +112,19 @@ class RequantParams:
             mult, shift = self.multiplier.astype(np.int64), self.shift.astype(np.int64)
             arithmetic = SINGLE_ROUNDING if get_mode(self.mode).single_rounding else DOUBLE_ROUNDING
         elif get_mode(self.mode).arithmetic == "float64":
-            mult, shift, arithmetic = self.scale.astype(np.float64).view(np.int64), np.zeros(self.scale.size, np.int64), FLOAT64
+            mult, shift, arithmetic = (
+                self.scale.astype(np.float64).view(np.int64),
+                np.zeros(self.scale.size, np.int64),
+                FLOAT64,
+            )
         else:
             return None
         zp = int(self.output.zero_point[0])
-        return (mult, shift, *lane_plan(mult, shift, zp, self.act_min, self.act_max, self.sat_min, self.sat_max, arithmetic))
+        return (
+            mult,
+            shift,
+            *lane_plan(mult, shift, zp, self.act_min, self.act_max, self.sat_min, self.sat_max, arithmetic),
+        )
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """Flat arrays for golden vectors."""
@@ -153,7 +190,9 @@ def make_requant_params(
     clamps = (*activation_range(output, activation), *saturation_bounds(output, activation))
     ws = np.asarray(weight_scale, dtype=np.float32).reshape(-1)
     if m.arithmetic == "fixed_point":
-        mult, shift = quantize_multipliers(effective_scale(input_scale, ws, float(output.scale[0])), single_rounding=m.single_rounding)
+        mult, shift = quantize_multipliers(
+            effective_scale(input_scale, ws, float(output.scale[0])), single_rounding=m.single_rounding
+        )
         return RequantParams(mode, output, *clamps, multiplier=mult, shift=shift)
     if m.arithmetic == "float64":  # reference FullyConnected(PerChannel): double(s_x) * s_w[c] / double(s_y)
         return RequantParams(mode, output, *clamps, scale=effective_scale(input_scale, ws, float(output.scale[0])))
@@ -175,23 +214,30 @@ def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> Requanti
     from accelsim.kernels.requant import requant_fixed_point, requant_float, requant_float64
 
     out_qp = params.output
-    common = dict(
-        zero_point=int(out_qp.zero_point[0]),
-        act_min=params.act_min,
-        act_max=params.act_max,
-        sat_min=params.sat_min,
-        sat_max=params.sat_max,
-        out_dtype=out_qp.numpy_dtype,
-    )
+    common = {
+        "zero_point": int(out_qp.zero_point[0]),
+        "act_min": params.act_min,
+        "act_max": params.act_max,
+        "sat_min": params.sat_min,
+        "sat_max": params.sat_max,
+        "out_dtype": out_qp.numpy_dtype,
+    }
     per_channel_axis = axis if _channels(params) > 1 else None
     if params.multiplier is not None:
         return requant_fixed_point(
-            acc, params.multiplier, params.shift, single_rounding=get_mode(params.mode).single_rounding, axis=per_channel_axis, **common
+            acc,
+            params.multiplier,
+            params.shift,
+            single_rounding=get_mode(params.mode).single_rounding,
+            axis=per_channel_axis,
+            **common,
         )
     if get_mode(params.mode).arithmetic == "float64":
         return requant_float64(acc, params.scale, axis=per_channel_axis, **common)
     bias_axis = axis if params.bias_term is not None and params.bias_term.size > 1 else per_channel_axis
-    return requant_float(acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common)
+    return requant_float(
+        acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common
+    )
 
 
 def _channels(params: RequantParams) -> int:

@@ -28,12 +28,20 @@ class QuantizeRule:
 
 ONNX = QuantizeRule("onnx", False, False, False, False, "ORT MlasQuantizeLinear: rint(x / s) + z")
 FBGEMM = QuantizeRule(
-    "fbgemm", True, False, True, True,
+    "fbgemm",
+    True,
+    False,
+    True,
+    True,
     "torch.quantize_per_tensor and the dynamic Linear's input (fbgemm QuantizeAvx2<T, LEGACY=true>: "
     "_mm256_fmadd_ps then _mm256_cvtps_epi32): rint(fma(x, float32(1/s), z))",
 )
 TORCH_FAKE_QUANT = QuantizeRule(
-    "torch_fake_quant", True, False, False, False,
+    "torch_fake_quant",
+    True,
+    False,
+    False,
+    False,
     "torch.fake_quantize_per_tensor_affine (QAT; the arithmetic of fbgemm Quantize<T, LEGACY=false>): z + rint(x * float32(1/s))",
 )
 TFLITE = QuantizeRule("tflite", False, True, False, False, "TFLite reference AffineQuantize: round(x / s) + z")
@@ -77,7 +85,9 @@ def dequantize_tensor(q: np.ndarray, qp: QParams) -> np.ndarray:
 ADD_CLAMPS = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6.0)}
 
 
-def add_tensors(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams, rule: QuantizeRule, activation: str) -> tuple[np.ndarray, int]:
+def add_tensors(
+    a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams, rule: QuantizeRule, activation: str
+) -> tuple[np.ndarray, int]:
     """Per-tensor codes ``a + b`` on the vector unit (dequantize, add, activation, quantize with ``rule``,
     all float32) in one pass: (codes in ``out_qp``'s dtype, clamped count)."""
     from accelsim.kernels.quantize import add_codes
@@ -85,6 +95,18 @@ def add_tensors(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_
     def pair(qp: QParams) -> tuple[float, int]:
         return float(qp.scale[0]), int(qp.zero_point[0])
 
-    return add_codes(a, pair(a_qp), b, pair(b_qp), ADD_CLAMPS[activation], pair(out_qp), qmin=out_qp.qmin, qmax=out_qp.qmax,
-                     reciprocal=rule.reciprocal, half_away=rule.half_away, zero_point_before_rounding=rule.zero_point_before_rounding,
-                     fused=rule.fused, out_dtype=out_qp.numpy_dtype)
+    return add_codes(
+        a,
+        pair(a_qp),
+        b,
+        pair(b_qp),
+        ADD_CLAMPS[activation],
+        pair(out_qp),
+        qmin=out_qp.qmin,
+        qmax=out_qp.qmax,
+        reciprocal=rule.reciprocal,
+        half_away=rule.half_away,
+        zero_point_before_rounding=rule.zero_point_before_rounding,
+        fused=rule.fused,
+        out_dtype=out_qp.numpy_dtype,
+    )

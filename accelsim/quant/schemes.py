@@ -38,7 +38,7 @@ class Scheme:
     vector_ops: tuple[str, ...]  # what the vector unit does per layer, in order
     description: str
 
-    def with_weights(self, weights: str) -> "Scheme":
+    def with_weights(self, weights: str) -> Scheme:
         """This scheme with its weights stored in format ``weights`` (:data:`WEIGHT_FORMATS`); a scheme
         whose weights stay float (fp32) is unchanged."""
         fmt = get_weight_format(weights)
@@ -62,17 +62,54 @@ _WEIGHTS_INT8 = TensorPlan(True, "int8", "per_channel", True, "offline")
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
-        Scheme("fp32", _FLOAT, _FLOAT, _FLOAT, _FLOAT, "float32", "float32", False, (),
-               "everything float32: the reference for error metrics"),
-        Scheme("woq", _WEIGHTS_INT8, _FLOAT, _FLOAT, _FLOAT, "float32", "float32", False, ("dequantize_weights",),
-               "weights int8 in DRAM, dequantized on the way in; float GEMM (array float datapath or vector unit)"),
-        Scheme("dynamic", _WEIGHTS_INT8, TensorPlan(True, "float32", "per_tensor", False, "runtime"), _FLOAT, _FLOAT,
-               "int8", "int32", False, ("range_reduce", "quantize", "dequantize"),
-               "activations quantized at run time from their range (flavour: tflite, onnx, pytorch); float output"),
-        Scheme("static", _WEIGHTS_INT8, TensorPlan(True, "int8", "per_tensor", False, "offline"),
-               TensorPlan(True, "int32", "per_channel", True, "offline"), TensorPlan(True, "int8", "per_tensor", False, "offline"),
-               "int8", "int32", True, (),
-               "full int8: calibrated activations, int32 bias, requant unit writes int8"),
+        Scheme(
+            "fp32",
+            _FLOAT,
+            _FLOAT,
+            _FLOAT,
+            _FLOAT,
+            "float32",
+            "float32",
+            False,
+            (),
+            "everything float32: the reference for error metrics",
+        ),
+        Scheme(
+            "woq",
+            _WEIGHTS_INT8,
+            _FLOAT,
+            _FLOAT,
+            _FLOAT,
+            "float32",
+            "float32",
+            False,
+            ("dequantize_weights",),
+            "weights int8 in DRAM, dequantized on the way in; float GEMM (array float datapath or vector unit)",
+        ),
+        Scheme(
+            "dynamic",
+            _WEIGHTS_INT8,
+            TensorPlan(True, "float32", "per_tensor", False, "runtime"),
+            _FLOAT,
+            _FLOAT,
+            "int8",
+            "int32",
+            False,
+            ("range_reduce", "quantize", "dequantize"),
+            "activations quantized at run time from their range (flavour: tflite, onnx, pytorch); float output",
+        ),
+        Scheme(
+            "static",
+            _WEIGHTS_INT8,
+            TensorPlan(True, "int8", "per_tensor", False, "offline"),
+            TensorPlan(True, "int32", "per_channel", True, "offline"),
+            TensorPlan(True, "int8", "per_tensor", False, "offline"),
+            "int8",
+            "int32",
+            True,
+            (),
+            "full int8: calibrated activations, int32 bias, requant unit writes int8",
+        ),
     )
 }
 
@@ -92,8 +129,18 @@ WEIGHT_FORMATS: dict[str, WeightFormat] = {
     f.name: f
     for f in (
         WeightFormat("symmetric", "int8", True, "int8, zero point 0, -127..127 (TFLite, PyTorch, ORT QInt8 default)"),
-        WeightFormat("asymmetric", "uint8", False, "uint8 affine, a zero point per channel (ORT quantize_static weight_type=QUInt8)"),
-        WeightFormat("asymmetric_int8", "int8", False, "int8 affine -128..127 with a zero point (ORT QInt8, WeightSymmetric=False)"),
+        WeightFormat(
+            "asymmetric",
+            "uint8",
+            False,
+            "uint8 affine, a zero point per channel (ORT quantize_static weight_type=QUInt8)",
+        ),
+        WeightFormat(
+            "asymmetric_int8",
+            "int8",
+            False,
+            "int8 affine -128..127 with a zero point (ORT QInt8, WeightSymmetric=False)",
+        ),
     )
 }
 

@@ -13,8 +13,11 @@ from accelsim.report.summary import decibels
 from accelsim.report.table import si
 from accelsim.sim.records import LayerRecord
 
-_OPERAND_FIELDS = {"weights": "dram_read_bytes_weights", "ifmap": "dram_read_bytes_ifmap",
-                   "ofmap": "dram_write_bytes_ofmap"}
+_OPERAND_FIELDS = {
+    "weights": "dram_read_bytes_weights",
+    "ifmap": "dram_read_bytes_ifmap",
+    "ofmap": "dram_write_bytes_ofmap",
+}
 _OPERAND_BYTE = {"weights": "weight byte", "ifmap": "ifmap byte", "ofmap": "ofmap byte"}
 
 
@@ -64,8 +67,11 @@ def _traffic(results: Results) -> str:
 
 
 def _accuracy(results: Results) -> str:
-    scored = {s: results.totals[s].sqnr_db for s in results.schemes
-              if s != results.baseline and not math.isnan(results.totals[s].sqnr_db)}
+    scored = {
+        s: results.totals[s].sqnr_db
+        for s in results.schemes
+        if s != results.baseline and not math.isnan(results.totals[s].sqnr_db)
+    }
     if not scored:
         return "Accuracy was not computed (`--timing-only` results); run without it for SQNR against fp32."
     listed = ", ".join(f"{s} {decibels(v)}" + (" dB" if math.isfinite(v) else "") for s, v in scored.items())
@@ -80,7 +86,9 @@ def _cycles(results: Results, scheme: str) -> str:
     total = sum(parts.values()) or 1
     stalls = {label: parts[label] for label in STALL_CAUSES.values()}
     stall_total = sum(stalls.values())
-    compute = ", ".join(f"{100 * parts[p] / total:.0f}% {p}" for p in ("array compute", "vector-unit layers") if parts[p])
+    compute = ", ".join(
+        f"{100 * parts[p] / total:.0f}% {p}" for p in ("array compute", "vector-unit layers") if parts[p]
+    )
     text = f"Under {scheme}, the cycles are {compute or 'no compute'}, {100 * stall_total / total:.0f}% stalls"
     if stall_total:
         worst = max(stalls, key=lambda k: stalls[k])
@@ -92,8 +100,10 @@ def _why_memory_bound(r: LayerRecord) -> str:
     """Name the operand that dominates a layer's traffic and how little compute each of its bytes feeds."""
     operand = max(_OPERAND_FIELDS, key=lambda k: getattr(r, _OPERAND_FIELDS[k]))
     moved = getattr(r, _OPERAND_FIELDS[operand])
-    return (f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
-            f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {_OPERAND_BYTE[operand]})")
+    return (
+        f"`{r.layer}` ({r.macs / dram_bytes(r):.1f} MAC/B; most of its traffic is {operand}, "
+        f"{100 * moved / dram_bytes(r):.0f}%, only {r.macs / moved:.0f} MACs per {_OPERAND_BYTE[operand]})"
+    )
 
 
 def _memory_bound(results: Results, scheme: str) -> str:
@@ -108,20 +118,26 @@ def _memory_bound(results: Results, scheme: str) -> str:
         share = 100 * sum(r.total_cycles for r in bound) / (results.totals[scheme].total_cycles or 1)
         longest = "; ".join(_why_memory_bound(r) for r in sorted(bound, key=lambda r: -r.total_cycles)[:3])
         verb = "is" if len(bound) == 1 else "are"
-        text = (f"{len(bound)} of {len(layers)} array layers {verb} memory-bound under {scheme} ({share:.0f}% of "
-                f"its cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
-                f"{results.peak_dram_bytes_per_cycle:g} B/cycle cannot feed {results.peak_macs_per_cycle} PEs. "
-                f"The longest: {longest}.")
+        text = (
+            f"{len(bound)} of {len(layers)} array layers {verb} memory-bound under {scheme} ({share:.0f}% of "
+            f"its cycles): their operational intensity is below the ridge at {ridge:.3g} MAC/B, so DRAM at "
+            f"{results.peak_dram_bytes_per_cycle:g} B/cycle cannot feed {results.peak_macs_per_cycle} PEs. "
+            f"The longest: {longest}."
+        )
     elif slow_compute:
         text = f"No array layer is memory-bound under {scheme}."
     else:
-        return (f"No array layer is memory-bound under {scheme}: every one's operational intensity is above the "
-                f"ridge at {ridge:.3g} MAC/B.")
+        return (
+            f"No array layer is memory-bound under {scheme}: every one's operational intensity is above the "
+            f"ridge at {ridge:.3g} MAC/B."
+        )
     if slow_compute:
         low = min(slow_compute, key=lambda r: r.macs / dram_bytes(r))
-        text += (f" {len(slow_compute)} layer(s) left of the ridge (lowest: `{low.layer}`, "
-                 f"{low.macs / dram_bytes(low):.1f} MAC/B) are still compute-bound: their array compute, with fill, "
-                 "drain and partly used folds, outlasts their transfers at peak bandwidth.")
+        text += (
+            f" {len(slow_compute)} layer(s) left of the ridge (lowest: `{low.layer}`, "
+            f"{low.macs / dram_bytes(low):.1f} MAC/B) are still compute-bound: their array compute, with fill, "
+            "drain and partly used folds, outlasts their transfers at peak bandwidth."
+        )
     return text
 
 
@@ -137,6 +153,12 @@ def _bound_counts(results: Results) -> str:
 def conclusions(results: Results) -> list[str]:
     """The report's opening bullets, most decision-relevant first."""
     best = fastest_scheme(results)
-    items = [_latency(results), _traffic(results), _accuracy(results), _cycles(results, best),
-             _memory_bound(results, best), _bound_counts(results)]
+    items = [
+        _latency(results),
+        _traffic(results),
+        _accuracy(results),
+        _cycles(results, best),
+        _memory_bound(results, best),
+        _bound_counts(results),
+    ]
     return [item for item in items if item]

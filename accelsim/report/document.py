@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Image:
     svg: bytes
 
 
-Block = Union[Paragraph, Bullets, Table, Image]
+Block = Paragraph | Bullets | Table | Image
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ def _table(table: Table) -> str:
     cls = [' class="num"' if n else "" for n in numeric]
     # "bias+scales MB" may break after the "+" too: a header, not its numbers, sets most columns' width
     head = "".join(f"<th{c}>{escape(h).replace('+', '+<wbr>')}</th>" for h, c in zip(table.headers, cls))
-    body = "".join("<tr>" + "".join(f"<td{c}>{escape(v)}</td>" for v, c in zip(row, cls)) + "</tr>" for row in table.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{c}>{escape(v)}</td>" for v, c in zip(row, cls)) + "</tr>" for row in table.rows
+    )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
@@ -49,8 +51,10 @@ def _block(block: Block) -> str:
         return _table(block)
     if isinstance(block, Image):
         data = base64.b64encode(block.svg).decode("ascii")
-        return (f'<figure id="{escape(block.name)}"><img src="data:image/svg+xml;base64,{data}" '
-                f'alt="{escape(block.caption)}"><figcaption>{_inline(block.caption)}</figcaption></figure>')
+        return (
+            f'<figure id="{escape(block.name)}"><img src="data:image/svg+xml;base64,{data}" '
+            f'alt="{escape(block.caption)}"><figcaption>{_inline(block.caption)}</figcaption></figure>'
+        )
     raise TypeError(f"unknown block {type(block).__name__}")
 
 
@@ -63,7 +67,9 @@ def _section(section: Section) -> str:
 
 def render_html(document: Document) -> str:
     sections = "\n".join(_section(s) for s in document.sections)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{escape(document.title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-            f"<h1>{escape(document.title)}</h1>\n{sections}\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(document.title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{escape(document.title)}</h1>\n{sections}\n</body>\n</html>\n"
+    )

@@ -10,13 +10,23 @@ from accelsim.quant.schemes import SCHEMES
 #: The shipped schemes in the order reports list them: the scheme table's (baseline first, most quantized last).
 SCHEME_ORDER = tuple(SCHEMES)
 
-_SCHEME_STYLES = {"fp32": ("#4d4d4d", "o"), "woq": ("#1f77b4", "s"), "dynamic": ("#ff7f0e", "^"),
-                  "static": ("#2ca02c", "D")}
+_SCHEME_STYLES = {
+    "fp32": ("#4d4d4d", "o"),
+    "woq": ("#1f77b4", "s"),
+    "dynamic": ("#ff7f0e", "^"),
+    "static": ("#2ca02c", "D"),
+}
 _SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
 _SPARE_MARKERS = ("v", "P", "X", "h", "<", "p")
 
 LANE_ORDER = ("dma_in", "array", "vector", "requant", "dma_out")
-LANE_LABELS = {"dma_in": "DMA in", "array": "array", "vector": "vector unit", "requant": "requant", "dma_out": "DMA out"}
+LANE_LABELS = {
+    "dma_in": "DMA in",
+    "array": "array",
+    "vector": "vector unit",
+    "requant": "requant",
+    "dma_out": "DMA out",
+}
 LANE_COLORS = {"dma_in": "#6baed6", "array": "#31a354", "vector": "#fd8d3c", "requant": "#9e9ac8", "dma_out": "#2171b5"}
 
 
@@ -38,6 +48,8 @@ def scheme_styles(schemes: Iterable[str]) -> dict[str, SeriesStyle]:
     """A style per scheme: fixed for the shipped ones, the spare styles in order for any others."""
     ordered = ordered_schemes(schemes)
     others = [s for s in ordered if s not in _SCHEME_STYLES]
-    spare = {s: (_SPARE_COLORS[i % len(_SPARE_COLORS)], _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
-             for i, s in enumerate(others)}
+    spare = {
+        s: (_SPARE_COLORS[i % len(_SPARE_COLORS)], _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
+        for i, s in enumerate(others)
+    }
     return {s: SeriesStyle(*(_SCHEME_STYLES.get(s) or spare[s])) for s in ordered}

@@ -61,22 +61,35 @@ def _setup(results: Results) -> Section:
             notes.append(f"{run['weights']} weights")
         notes += [k.replace("_", " ") for k in ("ideal_memory", "timing_only") if run.get(k)]
         runs.append(f"{scheme}" + (f" ({', '.join(notes)})" if notes else ""))
-    return Section("Setup", [Bullets([
-        f"workload `{results.workload_name}`: {workload.get('description', '')}; batch {workload.get('batch', 1)}, "
-        f"{si(any_total.macs)}MAC",
-        f"hardware `{hw.name}`: {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array "
-        f"({hw.array.model} model) at {hw.clock_mhz:g} MHz, SRAM {hw.sram_total_kib:g} KiB, DRAM "
-        f"{hw.dram_bytes_per_cycle:.3g} B/cycle x {hw.dram.channels} channel(s), latency {hw.dram.latency_cycles} cycles",
-        "schemes: " + ", ".join(runs),
-    ])])
+    return Section(
+        "Setup",
+        [
+            Bullets(
+                [
+                    (
+                        f"workload `{results.workload_name}`: {workload.get('description', '')}; batch {workload.get('batch', 1)}, "
+                        f"{si(any_total.macs)}MAC"
+                    ),
+                    (
+                        f"hardware `{hw.name}`: {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array "
+                        f"({hw.array.model} model) at {hw.clock_mhz:g} MHz, SRAM {hw.sram_total_kib:g} KiB, DRAM "
+                        f"{hw.dram_bytes_per_cycle:.3g} B/cycle x {hw.dram.channels} channel(s), latency {hw.dram.latency_cycles} cycles"
+                    ),
+                    "schemes: " + ", ".join(runs),
+                ]
+            )
+        ],
+    )
 
 
 def _summary(results: Results) -> Section:
     headers, rows = scheme_rows([results.totals[s] for s in results.schemes])
     note = "MB are 10^6 bytes; latency at the hardware clock."
     if len(results.schemes) > 1:
-        note = ("`*` fastest, `+` least DRAM traffic; speedup and traffic cut are relative to fp32 "
-                "(`-` when the folder has no fp32 run). " + note)
+        note = (
+            "`*` fastest, `+` least DRAM traffic; speedup and traffic cut are relative to fp32 "
+            "(`-` when the folder has no fp32 run). " + note
+        )
     return Section("Summary" if len(results.schemes) > 1 else "Totals", [Table(headers, rows), Paragraph(note)])
 
 
@@ -86,59 +99,123 @@ def _image(name: str, figure: Figure, caption: str) -> Image:
 
 def _cycles(results: Results, styles: Styles) -> Section:
     layers = results.layers
-    figure = cycle_breakdown({s: cycle_parts(layers[s]) for s in results.schemes},
-                             {s: busy_cycles(layers[s]) for s in results.schemes}, styles)
-    return Section("Where the cycles go", [_image("cycles", figure, (
-        "Left: each scheme's cycles split into compute (array, vector-unit layers), stalls by cause, and the "
-        "exposed rest (pipeline fill/drain, DMA latency, last requant and store); the parts add up to the total "
-        "under the scheme's name. Right: how long each unit was busy, as a share of the same total; these run in "
-        "parallel with the critical path."))])
+    figure = cycle_breakdown(
+        {s: cycle_parts(layers[s]) for s in results.schemes},
+        {s: busy_cycles(layers[s]) for s in results.schemes},
+        styles,
+    )
+    return Section(
+        "Where the cycles go",
+        [
+            _image(
+                "cycles",
+                figure,
+                (
+                    "Left: each scheme's cycles split into compute (array, vector-unit layers), stalls by cause, and the "
+                    "exposed rest (pipeline fill/drain, DMA latency, last requant and store); the parts add up to the total "
+                    "under the scheme's name. Right: how long each unit was busy, as a share of the same total; these run in "
+                    "parallel with the critical path."
+                ),
+            )
+        ],
+    )
 
 
 def _traffic(results: Results, styles: Styles) -> Section:
     figure = traffic_by_operand({s: traffic_parts(results.totals[s]) for s in results.schemes}, styles)
-    return Section("DRAM traffic by operand", [_image("traffic", figure, (
-        "Bytes read (weights, weight scales or requant multipliers, bias, ifmap) and written (ofmap) per scheme, "
-        "re-reads included."))])
+    return Section(
+        "DRAM traffic by operand",
+        [
+            _image(
+                "traffic",
+                figure,
+                (
+                    "Bytes read (weights, weight scales or requant multipliers, bias, ifmap) and written (ofmap) per scheme, "
+                    "re-reads included."
+                ),
+            )
+        ],
+    )
 
 
 def _latency(results: Results, styles: Styles, names: list[str]) -> Section:
     latency_us = _per_layer(results, names, lambda r: r.latency_s * 1e6 if r.total_cycles else math.nan)
     figure = layer_dots(names, latency_us, styles, "layer latency (µs, log scale)", log=True)
-    return Section("Per-layer latency", [_image("layer_latency", figure, (
-        "Each layer's latency per scheme in µs on a log axis, layers in execution order (a layer's latency is its "
-        "part of the run, so a scheme's markers add up to its total). Each scheme has its own line within a row, "
-        "top to bottom as in the legend, so equal latencies stay visible. A wide spread in a row marks the layer "
-        "where the scheme choice matters most."))])
+    return Section(
+        "Per-layer latency",
+        [
+            _image(
+                "layer_latency",
+                figure,
+                (
+                    "Each layer's latency per scheme in µs on a log axis, layers in execution order (a layer's latency is its "
+                    "part of the run, so a scheme's markers add up to its total). Each scheme has its own line within a row, "
+                    "top to bottom as in the legend, so equal latencies stay visible. A wide spread in a row marks the layer "
+                    "where the scheme choice matters most."
+                ),
+            )
+        ],
+    )
 
 
 def _roofline(results: Results, styles: Styles) -> Section:
-    points = {s: RooflinePoints([r.macs / dram_bytes(r) for r in layers], [r.macs / r.total_cycles for r in layers],
-                                [r.bound_by == "memory" for r in layers])
-              for s in results.schemes if (layers := array_layers(results.layers[s]))}
+    points = {
+        s: RooflinePoints(
+            [r.macs / dram_bytes(r) for r in layers],
+            [r.macs / r.total_cycles for r in layers],
+            [r.bound_by == "memory" for r in layers],
+        )
+        for s in results.schemes
+        if (layers := array_layers(results.layers[s]))
+    }
     if not points:
         return Section("Roofline", [Paragraph("No layer ran on the array, so there is no roofline.")])
     absent = [s for s in results.schemes if s not in points]
     figure = roofline(points, results.peak_macs_per_cycle, results.peak_dram_bytes_per_cycle, styles)
-    return Section("Roofline", [_image("roofline", figure, (
-        "Each array layer is a point: its MACs per DRAM byte against the MACs per cycle it attained. Left of the "
-        "ridge DRAM cannot feed the array at full rate; the gap below a roof is time lost to stalls, fill and "
-        "drain. Hollow points are memory-bound layers (their DRAM time at peak bandwidth exceeds their array "
-        "compute); a filled point left of the ridge is a layer whose array compute, with its fill, drain and "
-        "partly used folds, takes even longer."
-        + (f" Not shown: {', '.join(absent)} (ran no layer on the array)." if absent else "")))])
+    return Section(
+        "Roofline",
+        [
+            _image(
+                "roofline",
+                figure,
+                (
+                    "Each array layer is a point: its MACs per DRAM byte against the MACs per cycle it attained. Left of the "
+                    "ridge DRAM cannot feed the array at full rate; the gap below a roof is time lost to stalls, fill and "
+                    "drain. Hollow points are memory-bound layers (their DRAM time at peak bandwidth exceeds their array "
+                    "compute); a filled point left of the ridge is a layer whose array compute, with its fill, drain and "
+                    "partly used folds, takes even longer."
+                    + (f" Not shown: {', '.join(absent)} (ran no layer on the array)." if absent else "")
+                ),
+            )
+        ],
+    )
 
 
 def _sqnr(results: Results, styles: Styles, names: list[str]) -> Section:
-    sqnr = {s: series for s, series in _per_layer(results, names, lambda r: r.sqnr_db).items()
-            if s != results.baseline and not all(math.isnan(v) for v in series)}
+    sqnr = {
+        s: series
+        for s, series in _per_layer(results, names, lambda r: r.sqnr_db).items()
+        if s != results.baseline and not all(math.isnan(v) for v in series)
+    }
     if not sqnr:
-        return Section("Per-layer accuracy (SQNR)",
-                       [Paragraph("No SQNR in these results (`--timing-only`, or only the fp32 baseline).")])
+        return Section(
+            "Per-layer accuracy (SQNR)",
+            [Paragraph("No SQNR in these results (`--timing-only`, or only the fp32 baseline).")],
+        )
     figure = layer_dots(names, sqnr, styles, "SQNR against fp32 (dB, higher is better)")
-    return Section("Per-layer accuracy (SQNR)", [_image("layer_sqnr", figure, (
-        "Signal-to-quantization-noise ratio of each layer's output against the fp32 run; a triangle at the "
-        "right edge is an exact layer."))])
+    return Section(
+        "Per-layer accuracy (SQNR)",
+        [
+            _image(
+                "layer_sqnr",
+                figure,
+                (
+                    "Signal-to-quantization-noise ratio of each layer's output against the fp32 run; a triangle at the "
+                    "right edge is an exact layer."
+                ),
+            )
+        ],
+    )
 
 
 def _timeline(results: Results, styles: Styles) -> Section:
@@ -147,13 +224,26 @@ def _timeline(results: Results, styles: Styles) -> Section:
     best = fastest_scheme(results)
     candidates = array_layers(results.layers[best]) or results.layers[best]
     layer = max(candidates, key=lambda r: (r.stall_cycles, r.total_cycles)).layer
-    windows = {s: layer_window(results.timeline[s], layer, TIMELINE_COMPUTE_EVENTS)
-               for s in results.schemes if s in results.timeline}
-    return Section("Timeline", [_image("timeline", timeline(windows, styles, layer), (
-        f"Layer `{layer}`, the one with the most stall cycles under {best}, up to its "
-        f"{TIMELINE_COMPUTE_EVENTS + 1}th array or vector-unit run, per scheme. Gaps in the array lane are stalls; "
-        "DMA bars span request to completion, so stacked bars in one lane queued for the channel. Cycle 0 is the "
-        "layer's first event, which may be a prefetch issued during the previous layer."))])
+    windows = {
+        s: layer_window(results.timeline[s], layer, TIMELINE_COMPUTE_EVENTS)
+        for s in results.schemes
+        if s in results.timeline
+    }
+    return Section(
+        "Timeline",
+        [
+            _image(
+                "timeline",
+                timeline(windows, styles, layer),
+                (
+                    f"Layer `{layer}`, the one with the most stall cycles under {best}, up to its "
+                    f"{TIMELINE_COMPUTE_EVENTS + 1}th array or vector-unit run, per scheme. Gaps in the array lane are stalls; "
+                    "DMA bars span request to completion, so stacked bars in one lane queued for the channel. Cycle 0 is the "
+                    "layer's first event, which may be a prefetch issued during the previous layer."
+                ),
+            )
+        ],
+    )
 
 
 def performance_document(results: Results) -> Document:
@@ -170,7 +260,9 @@ def performance_document(results: Results) -> Document:
         _roofline(results, styles),
         _sqnr(results, styles, names),
         _timeline(results, styles),
-    ] + [Section(f"Per-layer numbers: {s}", [Table(*layer_rows(results.layers[s], results.totals[s]))], collapsed=True)
-         for s in results.schemes]
+    ] + [
+        Section(f"Per-layer numbers: {s}", [Table(*layer_rows(results.layers[s], results.totals[s]))], collapsed=True)
+        for s in results.schemes
+    ]
     kind = "scheme comparison" if len(results.schemes) > 1 else f"{results.schemes[0]} run"
     return Document(f"{results.workload_name} on {results.hardware.name}: {kind}", sections)

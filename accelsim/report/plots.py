@@ -27,8 +27,13 @@ PART_COLORS = {
     EXPOSED: "#bdbdbd",
 }
 BUSY_COLORS = {"array": LANE_COLORS["array"], "vector unit": LANE_COLORS["vector"], "requant": LANE_COLORS["requant"]}
-OPERAND_COLORS = {"weights": "#3182bd", "weight scales": "#9ecae1", "bias": "#c6dbef", "ifmap": "#e6550d",
-                  "ofmap (write)": "#fdae6b"}
+OPERAND_COLORS = {
+    "weights": "#3182bd",
+    "weight scales": "#9ecae1",
+    "bias": "#c6dbef",
+    "ifmap": "#e6550d",
+    "ofmap (write)": "#fdae6b",
+}
 
 
 #: tick labels like ``2.5 M`` instead of matplotlib's ``1e6`` offset
@@ -47,8 +52,9 @@ def _legend_below(figure: Figure, ax: Axes, ncols: int) -> None:
 
 
 @report_style()
-def cycle_breakdown(parts: Mapping[str, Mapping[str, int]], busy: Mapping[str, Mapping[str, int]],
-                    styles: Mapping[str, SeriesStyle]) -> Figure:
+def cycle_breakdown(
+    parts: Mapping[str, Mapping[str, int]], busy: Mapping[str, Mapping[str, int]], styles: Mapping[str, SeriesStyle]
+) -> Figure:
     """Left: each label's critical path as shares of its own total (so a 50x slower scheme does not
     flatten the others). Right: how much of that time each unit was busy, which may overlap."""
     labels = list(parts)
@@ -57,10 +63,10 @@ def cycle_breakdown(parts: Mapping[str, Mapping[str, int]], busy: Mapping[str, M
     y = np.arange(len(labels))[::-1]
     totals = {label: sum(parts[label].values()) for label in labels}
     start = np.zeros(len(labels))
-    for part in PART_COLORS:
+    for part, color in PART_COLORS.items():
         share = np.array([100 * parts[label].get(part, 0) / (totals[label] or 1) for label in labels])
         if share.any():
-            left.barh(y, share, left=start, color=PART_COLORS[part], label=part, height=0.6)
+            left.barh(y, share, left=start, color=color, label=part, height=0.6)
             start += share
     left.set_yticks(y, [f"{label}\n{si(totals[label])} cycles" for label in labels])
     left.set_xlim(0, 100)
@@ -104,8 +110,13 @@ def traffic_by_operand(traffic: Mapping[str, Mapping[str, int]], styles: Mapping
 
 
 @report_style()
-def layer_dots(layers: Sequence[str], values: Mapping[str, Sequence[float]], styles: Mapping[str, SeriesStyle],
-               xlabel: str, log: bool = False) -> Figure:
+def layer_dots(
+    layers: Sequence[str],
+    values: Mapping[str, Sequence[float]],
+    styles: Mapping[str, SeriesStyle],
+    xlabel: str,
+    log: bool = False,
+) -> Figure:
     """One row per layer, one dot per label: 50 layers x 4 schemes stay readable where bars would not.
 
     Each label has its own line within a row (the first on top), so labels with equal values (fp32 and woq
@@ -123,8 +134,18 @@ def layer_dots(layers: Sequence[str], values: Mapping[str, Sequence[float]], sty
         data = np.array(series, dtype=float)
         exact = np.isposinf(data)
         style = styles[label]
-        ax.scatter(np.where(exact, np.nan, data), y + offset, s=16, color=style.color, marker=style.marker,
-                   label=label, alpha=0.9, linewidths=0.4, edgecolors="white", zorder=3)
+        ax.scatter(
+            np.where(exact, np.nan, data),
+            y + offset,
+            s=16,
+            color=style.color,
+            marker=style.marker,
+            label=label,
+            alpha=0.9,
+            linewidths=0.4,
+            edgecolors="white",
+            zorder=3,
+        )
         if exact.any():
             ax.scatter(np.full(exact.sum(), edge), y[exact] + offset, s=18, marker=">", color=style.color, zorder=3)
     ax.set_yticks(y, layers, fontsize=6.5)
@@ -151,13 +172,24 @@ def _label_slope(ax: Axes, text: str, x: float, slope: float) -> None:
     """Write ``text`` along the line ``y = slope * x`` (straight on log-log axes), just above it."""
     (x0, y0), (x1, y1) = ax.transData.transform([(x, slope * x), (x * 10, slope * x * 10)])
     angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
-    ax.annotate(text, (x, slope * x), xytext=(0, 4), textcoords="offset points", rotation=angle,
-                rotation_mode="anchor", fontsize=8)
+    ax.annotate(
+        text,
+        (x, slope * x),
+        xytext=(0, 4),
+        textcoords="offset points",
+        rotation=angle,
+        rotation_mode="anchor",
+        fontsize=8,
+    )
 
 
 @report_style()
-def roofline(points: Mapping[str, RooflinePoints], peak_macs_per_cycle: float, peak_bytes_per_cycle: float,
-             styles: Mapping[str, SeriesStyle]) -> Figure:
+def roofline(
+    points: Mapping[str, RooflinePoints],
+    peak_macs_per_cycle: float,
+    peak_bytes_per_cycle: float,
+    styles: Mapping[str, SeriesStyle],
+) -> Figure:
     """Attained MAC/cycle against MAC per DRAM byte, under ``min(compute roof, bandwidth x intensity)``.
 
     A point far below its roof lost cycles to stalls or fill/drain; a point left of the ridge cannot
@@ -172,17 +204,33 @@ def roofline(points: Mapping[str, RooflinePoints], peak_macs_per_cycle: float, p
     x = np.geomspace(min(xs) / 2, max(xs) * 2, 200)
     ax.plot(x, np.minimum(peak_macs_per_cycle, peak_bytes_per_cycle * x), color="black", lw=1.2)
     ax.axvline(ridge, color="black", lw=0.6, ls=":")
-    ax.annotate(f"compute roof {peak_macs_per_cycle:g} MAC/cycle", (x[-1], peak_macs_per_cycle),
-                xytext=(0, 4), textcoords="offset points", ha="right", fontsize=8)
-    ax.annotate(f"ridge {ridge:.3g} MAC/B", (ridge, min(ys) / 1.5), xytext=(4, 0), textcoords="offset points",
-                fontsize=8)
+    ax.annotate(
+        f"compute roof {peak_macs_per_cycle:g} MAC/cycle",
+        (x[-1], peak_macs_per_cycle),
+        xytext=(0, 4),
+        textcoords="offset points",
+        ha="right",
+        fontsize=8,
+    )
+    ax.annotate(
+        f"ridge {ridge:.3g} MAC/B", (ridge, min(ys) / 1.5), xytext=(4, 0), textcoords="offset points", fontsize=8
+    )
     for label, p in points.items():
         style, memory = styles[label], np.array(p.memory_bound, dtype=bool)
         for hollow in (False, True):
             pick = memory == hollow
-            ax.scatter(np.array(p.intensity)[pick], np.array(p.attained)[pick], s=22, marker=style.marker,
-                       facecolors="none" if hollow else style.color, edgecolors=style.color, alpha=0.85,
-                       linewidths=1.0 if hollow else 0, zorder=3, label=None if hollow else label)
+            ax.scatter(
+                np.array(p.intensity)[pick],
+                np.array(p.attained)[pick],
+                s=22,
+                marker=style.marker,
+                facecolors="none" if hollow else style.color,
+                edgecolors=style.color,
+                alpha=0.85,
+                linewidths=1.0 if hollow else 0,
+                zorder=3,
+                label=None if hollow else label,
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(x[0], x[-1])

@@ -61,9 +61,12 @@ def load_results(folder: Path) -> Results:
         workload_name = str(meta["workload"]["name"])
     except (KeyError, ValidationError) as exc:
         first_line = (str(exc).splitlines() or [""])[0]
-        raise AccelsimError(f"not the hardware and workload accelsim saved ({type(exc).__name__}: {first_line}); "
-                            "remove the folder or use another --out", file=str(folder / "results.json"),
-                            path="meta") from exc
+        raise AccelsimError(
+            f"not the hardware and workload accelsim saved ({type(exc).__name__}: {first_line}); "
+            "remove the folder or use another --out",
+            file=str(folder / "results.json"),
+            path="meta",
+        ) from exc
     layers: dict[str, list[LayerRecord]] = {}
     totals: dict[str, LayerRecord] = {}
     for row in rows:
@@ -74,7 +77,13 @@ def load_results(folder: Path) -> Results:
     schemes = ordered_schemes(s for s in totals if s in layers)
     if not schemes:
         raise AccelsimError("results.json holds no scheme with layers and a total row", file=str(folder))
-    return Results(folder, meta, workload_name, hardware, schemes, {s: layers[s] for s in schemes},
-                   {s: totals[s] for s in schemes}, timeline)
-
-
+    return Results(
+        folder,
+        meta,
+        workload_name,
+        hardware,
+        schemes,
+        {s: layers[s] for s in schemes},
+        {s: totals[s] for s in schemes},
+        timeline,
+    )

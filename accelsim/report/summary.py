@@ -21,8 +21,16 @@ def _mb(n_bytes: float) -> str:
 
 # Columns a narrow terminal hides first: detail that other columns or the report already give.
 LAYER_HIDE_ORDER = ("unit", "compute", "write MB", "requant sats", "acc overflows", "bound", "read MB", "stalls")
-SCHEME_HIDE_ORDER = ("bias+scales MB", "ofmap MB", "ifmap MB", "weights MB", "stalls", "cycles", "traffic cut",
-                     "util %")
+SCHEME_HIDE_ORDER = (
+    "bias+scales MB",
+    "ofmap MB",
+    "ifmap MB",
+    "weights MB",
+    "stalls",
+    "cycles",
+    "traffic cut",
+    "util %",
+)
 
 
 def layer_table(rows: list[LayerRecord], total: LayerRecord, width: int | None = None) -> str:
@@ -50,8 +58,21 @@ def layer_rows(rows: list[LayerRecord], total: LayerRecord) -> tuple[list[str], 
         ]
         for r in rows + [total]
     ]
-    headers = ["layer", "type", "unit", "cycles", "compute", "stalls", "read MB", "write MB", "util %", "bound",
-               "acc overflows", "requant sats", "SQNR dB"]
+    headers = [
+        "layer",
+        "type",
+        "unit",
+        "cycles",
+        "compute",
+        "stalls",
+        "read MB",
+        "write MB",
+        "util %",
+        "bound",
+        "acc overflows",
+        "requant sats",
+        "SQNR dB",
+    ]
     return headers, body
 
 
@@ -69,22 +90,38 @@ def scheme_rows(totals: list[LayerRecord]) -> tuple[list[str], list[list[str]]]:
     for t in totals:
         traffic = t.dram_read_bytes + t.dram_write_bytes
         mark = ("*" if t is fastest else "") + ("+" if t is leanest else "")
-        body.append([
-            t.scheme + (f" {mark}" if mark else ""),
-            f"{t.latency_s * 1e3:.3f}",
-            f"{t.total_cycles:,}",
-            f"{base.total_cycles / t.total_cycles:.2f}x" if base else "-",
-            f"{t.stall_cycles:,}",
-            _mb(t.dram_read_bytes_weights),
-            _mb(t.dram_read_bytes_ifmap),
-            _mb(t.dram_write_bytes_ofmap),
-            _mb(t.dram_read_bytes_bias + t.dram_read_bytes_weight_scales),
-            _mb(traffic),
-            f"{(base.dram_read_bytes + base.dram_write_bytes) / traffic:.2f}x" if base and traffic else "-",
-            f"{100 * t.utilization:.1f}",
-            decibels(t.sqnr_db),
-            "-" if math.isnan(t.top1_agreement) else f"{100 * t.top1_agreement:.0f}",
-        ])
-    headers = ["scheme", "latency ms", "cycles", "speedup", "stalls", "weights MB", "ifmap MB", "ofmap MB",
-               "bias+scales MB", "DRAM MB", "traffic cut", "util %", "SQNR dB", "top-1 %"]
+        body.append(
+            [
+                t.scheme + (f" {mark}" if mark else ""),
+                f"{t.latency_s * 1e3:.3f}",
+                f"{t.total_cycles:,}",
+                f"{base.total_cycles / t.total_cycles:.2f}x" if base else "-",
+                f"{t.stall_cycles:,}",
+                _mb(t.dram_read_bytes_weights),
+                _mb(t.dram_read_bytes_ifmap),
+                _mb(t.dram_write_bytes_ofmap),
+                _mb(t.dram_read_bytes_bias + t.dram_read_bytes_weight_scales),
+                _mb(traffic),
+                f"{(base.dram_read_bytes + base.dram_write_bytes) / traffic:.2f}x" if base and traffic else "-",
+                f"{100 * t.utilization:.1f}",
+                decibels(t.sqnr_db),
+                "-" if math.isnan(t.top1_agreement) else f"{100 * t.top1_agreement:.0f}",
+            ]
+        )
+    headers = [
+        "scheme",
+        "latency ms",
+        "cycles",
+        "speedup",
+        "stalls",
+        "weights MB",
+        "ifmap MB",
+        "ofmap MB",
+        "bias+scales MB",
+        "DRAM MB",
+        "traffic cut",
+        "util %",
+        "SQNR dB",
+        "top-1 %",
+    ]
     return headers, body

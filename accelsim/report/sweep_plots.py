@@ -39,8 +39,13 @@ def _scale(axis: Axis, set_scale: Callable[[str], None], values: Sequence[float]
 
 
 @report_style()
-def pareto(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], styles: Mapping[str, SeriesStyle],
-           xlabel: str, ylabel: str, title: str) -> Figure:
+def pareto(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    styles: Mapping[str, SeriesStyle],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Figure:
     """Every point of each label as a faint dot, its Pareto front as a line of solid dots."""
     figure = new_figure(WIDTH_IN, 4.2)
     ax = figure.subplots()
@@ -48,8 +53,16 @@ def pareto(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], styles
         style = styles[label]
         ax.scatter(xs, ys, s=14, marker=style.marker, color=style.color, alpha=0.25, linewidths=0)
         front = pareto_front(xs, ys)
-        ax.plot([xs[i] for i in front], [ys[i] for i in front], marker=style.marker, markersize=5, lw=1.2,
-                color=style.color, drawstyle="steps-post", label=f"{label} (front: {len(front)} of {len(xs)})")
+        ax.plot(
+            [xs[i] for i in front],
+            [ys[i] for i in front],
+            marker=style.marker,
+            markersize=5,
+            lw=1.2,
+            color=style.color,
+            drawstyle="steps-post",
+            label=f"{label} (front: {len(front)} of {len(xs)})",
+        )
     _scale(ax.xaxis, ax.set_xscale, [x for xs, _ in series.values() for x in xs])
     _scale(ax.yaxis, ax.set_yscale, [y for _, ys in series.values() for y in ys])
     ax.set_xlabel(xlabel)
@@ -60,8 +73,9 @@ def pareto(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], styles
 
 
 @report_style()
-def heatmaps(grids: Mapping[str, np.ndarray], rows: Sequence[str], cols: Sequence[str], row_axis: str,
-             col_axis: str, unit: str) -> Figure:
+def heatmaps(
+    grids: Mapping[str, np.ndarray], rows: Sequence[str], cols: Sequence[str], row_axis: str, col_axis: str, unit: str
+) -> Figure:
     """One panel per label (workload / scheme): each cell the best value over the other axes, annotated.
 
     Each panel has its own color scale (workloads differ by orders of magnitude); NaN cells (no point
@@ -78,8 +92,15 @@ def heatmaps(grids: Mapping[str, np.ndarray], rows: Sequence[str], cols: Sequenc
         middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
         for (r, c), value in np.ndenumerate(grid):
             if math.isfinite(value):
-                ax.text(c, r, f"{value:.3g}", ha="center", va="center", fontsize=7,
-                        color="white" if value < middle else "black")
+                ax.text(
+                    c,
+                    r,
+                    f"{value:.3g}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value < middle else "black",
+                )
         ax.set_xticks(range(len(cols)), cols, fontsize=7)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_xlabel(col_axis)

@@ -41,13 +41,17 @@ def _dram_mb(row: Row) -> float:
 def _setup(meta: dict[str, Any], rows: list[Row]) -> Section:
     spec = meta["spec"]
     failed = sum(r["status"] == "error" for r in rows)
-    text = (f"Base config `{meta['base']['name']}`, axes combined by **{spec['combine']}**, workloads "
-            f"{', '.join(f'`{w}`' for w in spec['workloads'])}, schemes {', '.join(spec['schemes'])}, "
-            f"{'timing only' if spec['timing_only'] else 'timing and values'}. {len(rows)} points finished"
-            f"{f', {failed} of them failed' if failed else ''}.")
+    text = (
+        f"Base config `{meta['base']['name']}`, axes combined by **{spec['combine']}**, workloads "
+        f"{', '.join(f'`{w}`' for w in spec['workloads'])}, schemes {', '.join(spec['schemes'])}, "
+        f"{'timing only' if spec['timing_only'] else 'timing and values'}. {len(rows)} points finished"
+        f"{f', {failed} of them failed' if failed else ''}."
+    )
     if spec["constraints"]:
         text += " Constraints: " + "; ".join(f"`{c}`" for c in spec["constraints"]) + "."
-    axes = Table(["axis", "values"], [[path, ", ".join(_label(v) for v in spec["axes"][path])] for path in meta["axes"]])
+    axes = Table(
+        ["axis", "values"], [[path, ", ".join(_label(v) for v in spec["axes"][path])] for path in meta["axes"]]
+    )
     return Section("Setup", [Paragraph(text), axes])
 
 
@@ -58,14 +62,28 @@ def _best(rows: list[Row], axes: list[str], groups: list[tuple[str, str]]) -> Se
         if not ok:
             continue
         best = min(ok, key=lambda r: (r["latency_s"], _dram_mb(r)))
-        table.append([workload, scheme, ", ".join(f"{a}={_label(best[a])}" for a in axes), duration(best["latency_s"]),
-                      f"{_dram_mb(best):.3g}", f"{best['pe_count']:,}", f"{100 * best['utilization']:.1f}%",
-                      f"{max(r['latency_s'] for r in ok) / best['latency_s']:.2f}x"])
-    return Section("Best point per workload and scheme", [
-        Table(["workload", "scheme", "point", "latency", "DRAM MB", "PEs", "utilization", "vs slowest"], table),
-        Paragraph("The lowest-latency point of each workload and scheme (ties go to less DRAM traffic); "
-                  "`vs slowest` is its speedup over the slowest point of the same workload and scheme."),
-    ])
+        table.append(
+            [
+                workload,
+                scheme,
+                ", ".join(f"{a}={_label(best[a])}" for a in axes),
+                duration(best["latency_s"]),
+                f"{_dram_mb(best):.3g}",
+                f"{best['pe_count']:,}",
+                f"{100 * best['utilization']:.1f}%",
+                f"{max(r['latency_s'] for r in ok) / best['latency_s']:.2f}x",
+            ]
+        )
+    return Section(
+        "Best point per workload and scheme",
+        [
+            Table(["workload", "scheme", "point", "latency", "DRAM MB", "PEs", "utilization", "vs slowest"], table),
+            Paragraph(
+                "The lowest-latency point of each workload and scheme (ties go to less DRAM traffic); "
+                "`vs slowest` is its speedup over the slowest point of the same workload and scheme."
+            ),
+        ],
+    )
 
 
 def _paretos(rows: list[Row], workloads: list[str], schemes: list[str]) -> Section:
@@ -76,17 +94,26 @@ def _paretos(rows: list[Row], workloads: list[str], schemes: list[str]) -> Secti
         ("pes", "PE count (rows x cols)", lambda r: float(r["pe_count"]), "PE count"),
     ]
     for workload in workloads:
-        ok = {s: [r for r in rows if r["workload"] == workload and r["scheme"] == s and r["status"] == "ok"]
-              for s in schemes}
+        ok = {
+            s: [r for r in rows if r["workload"] == workload and r["scheme"] == s and r["status"] == "ok"]
+            for s in schemes
+        }
         ok = {s: pts for s, pts in ok.items() if pts}
         for name, xlabel, cost, what in costs:
             series = {s: ([cost(r) for r in pts], [r["latency_s"] * 1e3 for r in pts]) for s, pts in ok.items()}
             if not series:
                 continue
             figure = pareto(series, styles, xlabel, "latency (ms)", f"{workload}: latency vs {what}")
-            blocks.append(Image(f"pareto_{name}_{_slug(workload)}", (
-                f"{workload}: every point (faint) and the Pareto front (solid) of latency against {what}, per scheme: "
-                "no point is both faster and cheaper than a point on the front."), svg_bytes(figure)))
+            blocks.append(
+                Image(
+                    f"pareto_{name}_{_slug(workload)}",
+                    (
+                        f"{workload}: every point (faint) and the Pareto front (solid) of latency against {what}, per scheme: "
+                        "no point is both faster and cheaper than a point on the front."
+                    ),
+                    svg_bytes(figure),
+                )
+            )
     return Section("Pareto fronts", blocks or [Paragraph("No point finished.")])
 
 
@@ -116,17 +143,29 @@ def _heatmap(rows: list[Row], axes: list[str], spec: dict[str, Any], groups: lis
     others = [a for a in axes if a not in (row_axis, col_axis)]
     over = f", the best over {', '.join(others)}" if others else ""
     figure = heatmaps(grids, row_labels, col_labels, row_axis, col_axis, "latency (ms)")
-    return Section(f"Latency over {row_axis} and {col_axis}", [Image("heatmap_latency", (
-        f"Latency in ms for each {row_axis} x {col_axis} pair{over}, per workload and scheme (darker is faster; "
-        "blank: no point ran or every point failed)."), svg_bytes(figure))])
+    return Section(
+        f"Latency over {row_axis} and {col_axis}",
+        [
+            Image(
+                "heatmap_latency",
+                (
+                    f"Latency in ms for each {row_axis} x {col_axis} pair{over}, per workload and scheme (darker is faster; "
+                    "blank: no point ran or every point failed)."
+                ),
+                svg_bytes(figure),
+            )
+        ],
+    )
 
 
 def _failed(rows: list[Row], axes: list[str]) -> Section | None:
     failed = [r for r in rows if r["status"] == "error"]
     if not failed:
         return None
-    table = [[r["workload"], r["scheme"], ", ".join(f"{a}={_label(r[a])}" for a in axes), r["error"]]
-             for r in failed[:FAILED_SHOWN]]
+    table = [
+        [r["workload"], r["scheme"], ", ".join(f"{a}={_label(r[a])}" for a in axes), r["error"]]
+        for r in failed[:FAILED_SHOWN]
+    ]
     more = f" (first {FAILED_SHOWN} of {len(failed)})" if len(failed) > FAILED_SHOWN else ""
     return Section(f"Failed points{more}", [Table(["workload", "scheme", "point", "error"], table)], collapsed=True)
 
@@ -140,8 +179,13 @@ def sweep_document(folder: Path) -> Document:
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     schemes = ordered_schemes({r["scheme"] for r in rows})
     groups = [(w, s) for w in workloads for s in schemes]
-    sections = [_setup(meta, rows), _best(rows, axes, groups), _paretos(rows, workloads, schemes),
-                _heatmap(rows, axes, meta["spec"], groups), _failed(rows, axes)]
+    sections = [
+        _setup(meta, rows),
+        _best(rows, axes, groups),
+        _paretos(rows, workloads, schemes),
+        _heatmap(rows, axes, meta["spec"], groups),
+        _failed(rows, axes),
+    ]
     return Document(f"Sweep {meta['name']}", [s for s in sections if s is not None])
 
 

@@ -34,8 +34,13 @@ def terminal_width(wide: bool = False) -> int | None:
     return None
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False,
-                 width: int | None = None, hide_order: Sequence[str] = ()) -> str:
+def format_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    markdown: bool = False,
+    width: int | None = None,
+    hide_order: Sequence[str] = (),
+) -> str:
     """Left-aligned text columns, right-aligned numbers; ``markdown`` adds pipes and a rule.
 
     With ``width``, a wider terminal table wraps its headers onto two lines, then hides the columns named

@@ -55,13 +55,19 @@ def timeline(windows: Mapping[str, Sequence[TimelineEvent]], styles: Mapping[str
             for row_index, row in enumerate(rows):
                 band = 0.8 / len(rows)
                 base = len(LANE_ORDER) - 1 - lane_index - 0.4 + row_index * band
-                ax.broken_barh([(s, e - s) for s, e in row], (base + 0.05 * band, 0.9 * band),
-                               facecolors=LANE_COLORS[lane], edgecolor="white", linewidth=0.3)
+                ax.broken_barh(
+                    [(s, e - s) for s, e in row],
+                    (base + 0.05 * band, 0.9 * band),
+                    facecolors=LANE_COLORS[lane],
+                    edgecolor="white",
+                    linewidth=0.3,
+                )
         ax.set_yticks(range(len(LANE_ORDER)), [LANE_LABELS[lane] for lane in reversed(LANE_ORDER)])
         ax.set_ylim(-0.6, len(LANE_ORDER) - 0.4)
         ax.grid(axis="y", visible=False)
-        ax.set_title(f"{label}: {layer}" + ("" if events else " (no events logged)"), color=styles[label].color,
-                     loc="left")
+        ax.set_title(
+            f"{label}: {layer}" + ("" if events else " (no events logged)"), color=styles[label].color, loc="left"
+        )
         ax.xaxis.set_major_formatter(SI_TICKS)
         ax.set_xlabel("cycles since the layer's first event")
     return figure

@@ -54,7 +54,9 @@ class LayerTiming:
     compute_cycles: int = 0
     stall_cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_CAUSES, 0))
     end_cycle: int = 0
-    dram_read_bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("weights", "weight_scales", "bias", "ifmap"), 0))
+    dram_read_bytes: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("weights", "weight_scales", "bias", "ifmap"), 0)
+    )
     dram_write_bytes: int = 0
     vector_cycles: int = 0
     requant_cycles: int = 0
@@ -149,7 +151,9 @@ class _Steps:
 class _Process:
     """A generator driven by ``_Steps``: before each ``yield`` it arranges for ``wake`` to be called."""
 
-    def __init__(self, body: Callable[[Callable[..., None]], Generator[None, Any, None]], on_exit: Callable[[], None] | None) -> None:
+    def __init__(
+        self, body: Callable[[Callable[..., None]], Generator[None, Any, None]], on_exit: Callable[[], None] | None
+    ) -> None:
         self.send = body(self.wake).send  # the generator's send, bound once: wake runs per step
         self.on_exit = on_exit
 
@@ -340,7 +344,9 @@ class Engine:
         else:
             unit.request(cycles, self._off, unit, lane, layer, then, args)
 
-    def _off(self, start: int, unit: _Unit, lane: str, layer: str, then: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def _off(
+        self, start: int, unit: _Unit, lane: str, layer: str, then: Callable[..., None], args: tuple[Any, ...]
+    ) -> None:
         self._mark(lane, start, layer)
         unit.release()
         then(*args)
@@ -421,7 +427,16 @@ class Engine:
             self._pre_vector(load, cause)
 
     def _pre_vector(self, load: _Load, cause: str) -> None:
-        self._on(self.vector, load.tile.pre_vector_cycles, "vector", load.layer.name, self._pre_done, load, cause, self.steps.now)
+        self._on(
+            self.vector,
+            load.tile.pre_vector_cycles,
+            "vector",
+            load.layer.name,
+            self._pre_done,
+            load,
+            cause,
+            self.steps.now,
+        )
 
     def _pre_done(self, load: _Load, cause: str, start: int) -> None:
         self.timings[load.li].vector_cycles += load.tile.pre_vector_cycles

@@ -34,8 +34,10 @@ def _qp(qp: QParams | None) -> str:
         return "float32"
     if qp.axis is None:
         return f"{qp.dtype}, per tensor, scale {float(qp.scale[0]):.6g}, zero point {int(qp.zero_point[0])}"
-    return (f"{qp.dtype}, per {'channel' if qp.zero_point.size else 'row'} ({qp.scale.size} scales, "
-            f"{float(qp.scale.min()):.4g}..{float(qp.scale.max()):.4g}), zero points {_fmt(qp.zero_point, 3)}")
+    return (
+        f"{qp.dtype}, per {'channel' if qp.zero_point.size else 'row'} ({qp.scale.size} scales, "
+        f"{float(qp.scale.min()):.4g}..{float(qp.scale.max()):.4g}), zero points {_fmt(qp.zero_point, 3)}"
+    )
 
 
 def _bits(lo: int, hi: int) -> int:
@@ -67,44 +69,63 @@ def _requant_example(result: LayerResult, channel_axis: int) -> list[str]:
     zp = int(rq.output.zero_point[0])
     if rq.multiplier is not None:
         m0, shift = int(rq.multiplier.reshape(-1)[c]), int(rq.shift.reshape(-1)[c])
-        lines.append(f"   M0 = {m0} (int32, M0 / 2^31 = {m0 / 2**31:.9f}), shift = {shift} "
-                     f"(real multiplier M0 * 2^(shift-31) = {m0 * 2.0 ** (shift - 31):.6g})")
+        lines.append(
+            f"   M0 = {m0} (int32, M0 / 2^31 = {m0 / 2**31:.9f}), shift = {shift} "
+            f"(real multiplier M0 * 2^(shift-31) = {m0 * 2.0 ** (shift - 31):.6g})"
+        )
         lines.append(f"   int64 product acc * M0 = {a * m0}")
         if not get_mode(rq.mode).single_rounding:  # the mode's own table, not its name
             left, right = max(shift, 0), max(-shift, 0)
             high, scaled = fixed_point_steps(a, m0, shift)
-            lines.append(f"   SaturatingRoundingDoublingHighMul(acc << {left}, M0) = {high}; "
-                         f"RoundingDivideByPOT(., {right}) = {scaled} (ties away from zero)")
+            lines.append(
+                f"   SaturatingRoundingDoublingHighMul(acc << {left}, M0) = {high}; "
+                f"RoundingDivideByPOT(., {right}) = {scaled} (ties away from zero)"
+            )
         else:
             lines.append(f"   single rounding: (acc * M0 + 2^({30 - shift})) >> {31 - shift}")
     elif get_mode(rq.mode).arithmetic == "float64":
         scale = float(rq.scale.reshape(-1)[c])
-        lines.append(f"   float64 scale s_x*s_w/s_y = {scale:.17g}: acc * scale = {a * scale:.17g}, "
-                     "std::round (ties away from zero)")
+        lines.append(
+            f"   float64 scale s_x*s_w/s_y = {scale:.17g}: acc * scale = {a * scale:.17g}, "
+            "std::round (ties away from zero)"
+        )
     else:
         scale = float(rq.scale.reshape(-1)[c])
-        lines.append(f"   float32 scale {scale:.7g}: acc * scale = {np.float32(a) * np.float32(scale):.6g}, "
-                     "rounded half to even")
+        lines.append(
+            f"   float32 scale {scale:.7g}: acc * scale = {np.float32(a) * np.float32(scale):.6g}, rounded half to even"
+        )
     lines.append(f"   + output zero point {zp}, clamp to [{rq.act_min}, {rq.act_max}] -> code {int(out[index])}")
     return lines
 
 
-def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str, flavour: str = "onnx",
-            weights: str = "symmetric") -> str:
+def explain(
+    workload: Workload,
+    hw: HardwareConfig,
+    layer_name: str,
+    scheme: str,
+    flavour: str = "onnx",
+    weights: str = "symmetric",
+) -> str:
     """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw`` with weights in format ``weights``."""
     shapes = {s.layer.name: s for s in workload.shapes}
     if layer_name not in shapes:
-        raise AccelsimError(f"no layer {layer_name!r} in workload {workload.name}", path="--layer",
-                            allowed=", ".join(list(shapes)[:15]) + (", ..." if len(shapes) > 15 else ""))
+        raise AccelsimError(
+            f"no layer {layer_name!r} in workload {workload.name}",
+            path="--layer",
+            allowed=", ".join(list(shapes)[:15]) + (", ..." if len(shapes) > 15 else ""),
+        )
     s = shapes[layer_name]
     program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
     lowered = next(l for l in program.layers if l.name == layer_name)
     values = run_values(workload, hw, scheme, flavour=flavour, keep_results=[layer_name], weights=weights)
     lv = values.layers[layer_name]
     act = getattr(s.layer, "activation", "none")
-    head = (f"layer {layer_name} ({s.layer.type}, input {list(s.input_shapes[0])} -> output {list(s.output_shape)}, "
-            f"activation {act}) under {scheme}" + (f" ({flavour} flavour)" if scheme == "dynamic" else "")
-            + f" on {hw.name}")
+    head = (
+        f"layer {layer_name} ({s.layer.type}, input {list(s.input_shapes[0])} -> output {list(s.output_shape)}, "
+        f"activation {act}) under {scheme}"
+        + (f" ({flavour} flavour)" if scheme == "dynamic" else "")
+        + f" on {hw.name}"
+    )
     if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
         return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])
     result = lv.results[0]
@@ -117,49 +138,74 @@ def explain(workload: Workload, hw: HardwareConfig, layer_name: str, scheme: str
 def _units(lowered: LoweredLayer, hw: HardwareConfig) -> str:
     view = lowered.view
     unit = lowered.unit
-    where = f"the {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array" if unit == "array" else "the vector unit"
+    where = (
+        f"the {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array"
+        if unit == "array"
+        else "the vector unit"
+    )
     tiles = sum(not t.range_pass for t in lowered.tiles)
-    return (f"GEMM: {view.count} x ({view.m} x {view.k}) . ({view.k} x {view.n}) on {where}, "
-            f"{tiles} tile{'s' if tiles > 1 else ''} of {lowered.plan.mt}x{lowered.plan.kt}x{lowered.plan.nt} ({lowered.plan.order} order)")
+    return (
+        f"GEMM: {view.count} x ({view.m} x {view.k}) . ({view.k} x {view.n}) on {where}, "
+        f"{tiles} tile{'s' if tiles > 1 else ''} of {lowered.plan.mt}x{lowered.plan.kt}x{lowered.plan.nt} ({lowered.plan.order} order)"
+    )
 
 
-def _accumulator(lv, hw: HardwareConfig) -> str:  # noqa: ANN001
+def _accumulator(lv, hw: HardwareConfig) -> str:
     acc = hw.array.accumulator
     lo, hi = lv.accumulator_min, lv.accumulator_max
-    return (f"int32 accumulator ({acc.bits}-bit register, {acc.overflow} on overflow): values used "
-            f"[{lo}, {hi}] = {_bits(lo, hi)} of {acc.bits} bits; {lv.accumulator_overflows} overflows")
+    return (
+        f"int32 accumulator ({acc.bits}-bit register, {acc.overflow} on overflow): values used "
+        f"[{lo}, {hi}] = {_bits(lo, hi)} of {acc.bits} bits; {lv.accumulator_overflows} overflows"
+    )
 
 
-def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
+def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:
     t = result.tensors
     xq, w_q = t["input_q"], t["weight_q"]
     axis = 1 if kind == "conv2d" else -1
     real = dequantize_tensor(xq.values, xq.qparams)
     if kind == "matmul":
-        operand = (f"2. DRAM -> filter SRAM: the second operand is an activation too, {_qp(w_q.qparams)}, codes "
-                   f"{_fmt(w_q.values)}; its zero point is the array's weight zero point (row-sum correction); "
-                   f"alpha {result.settings.get('alpha', 1.0):g} is folded into the requant multiplier")
+        operand = (
+            f"2. DRAM -> filter SRAM: the second operand is an activation too, {_qp(w_q.qparams)}, codes "
+            f"{_fmt(w_q.values)}; its zero point is the array's weight zero point (row-sum correction); "
+            f"alpha {result.settings.get('alpha', 1.0):g} is folded into the requant multiplier"
+        )
     else:
-        operand = (f"2. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}, codes {_fmt(w_q.values)}"
-                   + (f"; bias int32 = round(b / (s_x * s_w[c])) = {_fmt(t['bias_q'].values)}" if "bias_q" in t else
-                      "; bias stays float32 and is added in the requant unit (fbgemm)"))
-    after = (f"; then {act} on the vector unit (dequantize, {act} in float32, quantize): {_fmt(lv.output)}"
-             if act not in ("none", "relu", "relu6") else "")
+        operand = f"2. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}, codes {_fmt(w_q.values)}" + (
+            f"; bias int32 = round(b / (s_x * s_w[c])) = {_fmt(t['bias_q'].values)}"
+            if "bias_q" in t
+            else "; bias stays float32 and is added in the requant unit (fbgemm)"
+        )
+    after = (
+        f"; then {act} on the vector unit (dequantize, {act} in float32, quantize): {_fmt(lv.output)}"
+        if act not in ("none", "relu", "relu6")
+        else ""
+    )
     lines = [
-        f"1. DRAM -> ifmap SRAM: input activations are stored as {_qp(xq.qparams)} "
-        f"(codes {_fmt(xq.values)} = real {_fmt(real)}); they are never float in memory",
+        (
+            f"1. DRAM -> ifmap SRAM: input activations are stored as {_qp(xq.qparams)} "
+            f"(codes {_fmt(xq.values)} = real {_fmt(real)}); they are never float in memory"
+        ),
         operand,
-        f"3. array: 8-bit x 8-bit products (16-bit), summed{' with the bias' if 'bias_q' in t else ''} in the "
-        f"{_accumulator(lv, hw)}; "
-        f"accumulators {_fmt(t['acc'].values)}",
+        (
+            f"3. array: 8-bit x 8-bit products (16-bit), summed{' with the bias' if 'bias_q' in t else ''} in the "
+            f"{_accumulator(lv, hw)}; "
+            f"accumulators {_fmt(t['acc'].values)}"
+        ),
         *_zero_point_lines(result, axis),
         f"4. requant unit ({hw.requant.rounding}): int32 -> {result.requant.output.dtype}, "
         f"output {_qp(result.requant.output)}"
-        + (f"; {act} is fused as the clamp [{result.requant.act_min}, {result.requant.act_max}]" if act in ("relu", "relu6") else ""),
+        + (
+            f"; {act} is fused as the clamp [{result.requant.act_min}, {result.requant.act_max}]"
+            if act in ("relu", "relu6")
+            else ""
+        ),
         *_requant_example(result, axis),
         f"   {lv.requant_saturations} outputs saturated at the int8 range",
-        f"5. DRAM: outputs stored as {result.requant.output.dtype} codes {_fmt(t['output_q'].values)} "
-        f"(real {_fmt(result.output)}){after}",
+        (
+            f"5. DRAM: outputs stored as {result.requant.output.dtype} codes {_fmt(t['output_q'].values)} "
+            f"(real {_fmt(result.output)}){after}"
+        ),
         f"Answer: activations are int8 in memory; {_static_answer(act)}",
     ]
     return lines
@@ -177,29 +223,41 @@ def _zero_point_lines(result: LayerResult, channel_axis: int) -> list[str]:
     z = int(zw[c] if zw.size > 1 else zw[0])
     sums = input_row_sums(result)
     row = tuple(int(i) for i in index)
-    rowsum = int(sums[row[0], c // (acc.shape[1] // sums.shape[1]), row[2], row[3]] if result.kind == "conv2d" else sums[row[:-1] + (0,)])
+    rowsum = int(
+        sums[row[0], c // (acc.shape[1] // sums.shape[1]), row[2], row[3]]
+        if result.kind == "conv2d"
+        else sums[row[:-1] + (0,)]
+    )
     fix = int(correction[index])
     bias = "bias + " if "bias_q" in result.tensors else ""
     return [
-        f"   weight zero point: acc = {bias}sum (x_q - z_x) * w_q - z_w[c] * rowsum(x_q - z_x); the array sums the "
-        "codes and starts each output from the correction (one row sum of the input per output row, times the "
-        "channel's zero point)",
-        f"   example output {row}, channel {c}: rowsum(x_q - z_x) = {rowsum}, z_w[{c}] = {z}, correction "
-        f"-({z}) * ({rowsum}) = {fix}; {bias}sum (x_q - z_x) * w_q = {int(acc[index]) - fix}; acc = {int(acc[index])}",
+        (
+            f"   weight zero point: acc = {bias}sum (x_q - z_x) * w_q - z_w[c] * rowsum(x_q - z_x); the array sums the "
+            "codes and starts each output from the correction (one row sum of the input per output row, times the "
+            "channel's zero point)"
+        ),
+        (
+            f"   example output {row}, channel {c}: rowsum(x_q - z_x) = {rowsum}, z_w[{c}] = {z}, correction "
+            f"-({z}) * ({rowsum}) = {fix}; {bias}sum (x_q - z_x) * w_q = {int(acc[index]) - fix}; acc = {int(acc[index])}"
+        ),
     ]
 
 
 def _static_answer(act: str) -> str:
     if act in ("relu", "relu6"):
-        return (f"the output before {act} is the int32 accumulator, never a float: the requant unit scales it to "
-                f"int8 and applies {act} as its clamp")
+        return (
+            f"the output before {act} is the int32 accumulator, never a float: the requant unit scales it to "
+            f"int8 and applies {act} as its clamp"
+        )
     if act == "none":
         return "the output is the int32 accumulator, scaled straight to int8 by the requant unit, never a float"
-    return (f"the layer output is requantized to int8; {act}, which a clamp cannot express, runs on the vector unit "
-            "in float32 between a dequantize and a quantize")
+    return (
+        f"the layer output is requantized to int8; {act}, which a clamp cannot express, runs on the vector unit "
+        "in float32 between a dequantize and a quantize"
+    )
 
 
-def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
+def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:
     t = result.tensors
     x, xq, w_q, acc = t["input"], t["input_q"], t["weight_q"], t["acc"]
     axis = 1 if kind == "conv2d" else acc.values.ndim - 1
@@ -208,28 +266,41 @@ def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -
     pre = scale_accumulator(acc.values, x_scale, w_q.qparams.scale, bias, axis=axis)
     return [
         f"1. DRAM: input activations are stored as float32 ({_fmt(x.values)}), {x.values.nbytes:,} bytes",
-        f"2. vector unit: range of the input min {float(x.values.min()):.5g}, max {float(x.values.max()):.5g} "
-        f"-> {_qp(xq.qparams)}",
+        (
+            f"2. vector unit: range of the input min {float(x.values.min()):.5g}, max {float(x.values.max()):.5g} "
+            f"-> {_qp(xq.qparams)}"
+        ),
         f"3. vector unit: quantize float32 -> {xq.qparams.dtype} on the way into SRAM: codes {_fmt(xq.values)}",
         f"4. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}; bias stays float32",
-        f"5. array: {xq.qparams.dtype} (minus zero point) x {w_q.qparams.dtype} into the {_accumulator(lv, hw)}; "
-        f"accumulators {_fmt(acc.values)}",
+        (
+            f"5. array: {xq.qparams.dtype} (minus zero point) x {w_q.qparams.dtype} into the {_accumulator(lv, hw)}; "
+            f"accumulators {_fmt(acc.values)}"
+        ),
         *_zero_point_lines(result, axis),
         f"6. vector unit: dequantize float32(acc) * (s_x * s_w[c]) + bias -> float32 {_fmt(pre)}"
         + (f"; then {act} in float32 -> {_fmt(lv.output)}" if act != "none" else ""),
         f"7. DRAM: outputs stored as float32, {t['output'].values.nbytes:,} bytes",
-        f"Answer: yes, activations are stored in float32 under dynamic range quantization (int8 only between "
-        f"the vector unit and the array), and the output before {act if act != 'none' else 'storing'} is float32, "
-        "dequantized from the int32 accumulator by the vector unit.",
+        (
+            f"Answer: yes, activations are stored in float32 under dynamic range quantization (int8 only between "
+            f"the vector unit and the array), and the output before {act if act != 'none' else 'storing'} is float32, "
+            "dequantized from the int32 accumulator by the vector unit."
+        ),
     ]
 
 
-def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:  # noqa: ANN001
+def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:
     t = result.tensors
-    where = (f"the array's float datapath at {hw.array.float_rate:g}x the int8 rate" if hw.array.float_rate
-             else f"the vector unit ({hw.vector.lanes} fp32 MACs per cycle: this array has no float datapath)")
-    weights = (f"{_qp(t['weight_q'].qparams)} in DRAM, dequantized to float32 on the way into SRAM "
-               f"({_fmt(t['weight_dequantized'].values)})" if "weight_q" in t else "float32")
+    where = (
+        f"the array's float datapath at {hw.array.float_rate:g}x the int8 rate"
+        if hw.array.float_rate
+        else f"the vector unit ({hw.vector.lanes} fp32 MACs per cycle: this array has no float datapath)"
+    )
+    weights = (
+        f"{_qp(t['weight_q'].qparams)} in DRAM, dequantized to float32 on the way into SRAM "
+        f"({_fmt(t['weight_dequantized'].values)})"
+        if "weight_q" in t
+        else "float32"
+    )
     return [
         f"1. DRAM: input activations float32 ({_fmt(t['input'].values)})",
         f"2. weights: {weights}",
@@ -239,7 +310,9 @@ def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str
 
 
 def _vector_layer(lowered: LoweredLayer, scheme: str, output: np.ndarray) -> str:
-    dtype = "int8 codes (dequantized to float32, computed, quantized back; maxpool compares codes directly)" \
-        if scheme == "static" else "float32"
-    return (f"runs on the vector unit in {len(lowered.tiles)} chunks; data in memory is {dtype}; "
-            f"output {_fmt(output)}")
+    dtype = (
+        "int8 codes (dequantized to float32, computed, quantized back; maxpool compares codes directly)"
+        if scheme == "static"
+        else "float32"
+    )
+    return f"runs on the vector unit in {len(lowered.tiles)} chunks; data in memory is {dtype}; output {_fmt(output)}"

@@ -38,8 +38,9 @@ def values_bytes(workload: Workload, schemes: int) -> int:
     return workload.batch * activation_elements(workload) * per_element + workload.params * BYTES_PER_PARAMETER
 
 
-def check_values_fit(workload: Workload, schemes: int, *, timing_only_flag: bool = True,
-                     available: int | None = None) -> None:
+def check_values_fit(
+    workload: Workload, schemes: int, *, timing_only_flag: bool = True, available: int | None = None
+) -> None:
     """Refuse a values run that needs more memory than is available, naming what lowers it.
 
     ``timing_only_flag``: whether the command has ``--timing-only`` to suggest (``golden`` and ``explain``
@@ -52,8 +53,11 @@ def check_values_fit(workload: Workload, schemes: int, *, timing_only_flag: bool
     per_sample = (need - workload.params * BYTES_PER_PARAMETER) / workload.batch
     fits = int((usable - workload.params * BYTES_PER_PARAMETER) // per_sample)
     ways = (["--timing-only (no values)"] if timing_only_flag else []) + (
-        [f"a batch of at most {fits} (--set-workload batch={fits})"] if fits >= 1 else [])
+        [f"a batch of at most {fits} (--set-workload batch={fits})"] if fits >= 1 else []
+    )
     raise AccelsimError(
         f"the values of workload {workload.name} at batch {workload.batch} need about {need / 2**30:.1f} GiB of "
         f"memory, {usable / 2**30:.1f} GiB is usable here",
-        path="batch", allowed=" or ".join(ways) or "a smaller workload")
+        path="batch",
+        allowed=" or ".join(ways) or "a smaller workload",
+    )

@@ -66,11 +66,7 @@ class LayerRecord:
 def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> LayerRecord:
     """The workload total of one scheme's rows: sums, utilization over the whole run."""
     first = rows[0]
-    summed = {
-        f.name: sum(getattr(r, f.name) for r in rows)
-        for f in fields(LayerRecord)
-        if f.type == "int"
-    }
+    summed = {f.name: sum(getattr(r, f.name) for r in rows) for f in fields(LayerRecord) if f.type == "int"}
     total_cycles = summed["total_cycles"]
     return LayerRecord(
         workload=first.workload,
@@ -100,8 +96,9 @@ def write_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any]) -
     return folder / "results.csv", folder / "results.json"
 
 
-def update_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any],
-                   logs: dict[str, list[tuple[str, int, int, str]]]) -> None:
+def update_results(
+    folder: Path, rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]
+) -> None:
     """Write these schemes' rows, meta and event logs into ``folder``, keeping other schemes' from
     earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison).
 
@@ -137,7 +134,9 @@ def shared_config(meta: dict[str, Any]) -> dict[str, Any]:
     """What every scheme in one folder must share for their numbers to be comparable: the workload and
     hardware as validated, and whether DRAM was ideal. (A scheme's own settings, e.g. the dynamic flavour
     or the weight format, are stored and replaced with its rows, and the report shows them.)"""
-    return _config(meta["workload"], meta["hardware"], [bool(r.get("ideal_memory", False)) for r in meta["runs"].values()])
+    return _config(
+        meta["workload"], meta["hardware"], [bool(r.get("ideal_memory", False)) for r in meta["runs"].values()]
+    )
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -155,16 +154,21 @@ def _check_same_config(folder: Path, old_meta: dict[str, Any], new: dict[str, An
         return
     changed = [f"{path} {_short(a)} -> {_short(b)}" for path, a, b in _differences(old, new)]
     shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-    raise AccelsimError(f"holds results of another configuration under the same name ({shown}); merging them would "
-                        f"mix the two: save into another --out, or remove this folder to start over",
-                        file=str(folder / "results.json"))
+    raise AccelsimError(
+        f"holds results of another configuration under the same name ({shown}); merging them would "
+        f"mix the two: save into another --out, or remove this folder to start over",
+        file=str(folder / "results.json"),
+    )
 
 
 def _differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     """Dotted paths where two JSON documents differ, with both values."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new), key=str)
-                for d in _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))]
+        return [
+            d
+            for key in sorted(set(old) | set(new), key=str)
+            for d in _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        ]
     return [] if old == new else [(path, old, new)]
 
 
@@ -189,8 +193,9 @@ def read_saved(folder: Path) -> SavedResults:
     with results_folder.guarded(folder):
         saved = results_folder.current(folder) if folder.is_dir() else None
     if saved is None:
-        raise AccelsimError("not a results folder: no results.json (write one with `accelsim run` or `compare`)",
-                            file=str(folder))
+        raise AccelsimError(
+            "not a results folder: no results.json (write one with `accelsim run` or `compare`)", file=str(folder)
+        )
     return _parse(saved, folder)
 
 
@@ -200,7 +205,9 @@ def read_results(folder: Path) -> tuple[list[LayerRecord], dict[str, Any]]:
     return saved.rows, saved.meta
 
 
-def _files(rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]) -> dict[str, bytes]:
+def _files(
+    rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]
+) -> dict[str, bytes]:
     """The three files of a generation: ``results.csv``, ``results.json`` and ``timeline.json`` (the
     engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``)."""
     names = [f.name for f in fields(LayerRecord)]
@@ -211,8 +218,11 @@ def _files(rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[t
         writer.writerow({k: _csv_value(v) for k, v in asdict(row).items()})
     doc = {"meta": meta, "rows": [{k: _json_value(v) for k, v in asdict(r).items()} for r in rows]}
     timeline = {scheme: [list(event) for event in events] for scheme, events in logs.items()}
-    return {"results.csv": buffer.getvalue().encode(), "results.json": (json.dumps(doc, indent=1) + "\n").encode(),
-            "timeline.json": (json.dumps(timeline, separators=(",", ":")) + "\n").encode()}
+    return {
+        "results.csv": buffer.getvalue().encode(),
+        "results.json": (json.dumps(doc, indent=1) + "\n").encode(),
+        "timeline.json": (json.dumps(timeline, separators=(",", ":")) + "\n").encode(),
+    }
 
 
 class _Meta(BaseModel):
@@ -235,16 +245,25 @@ def _parse(saved: dict[str, bytes], folder: Path) -> SavedResults:
     path = folder / "results.json"
     doc = results_folder.load_json(saved["results.json"], path)
     if not isinstance(doc, dict) or not {"meta", "rows"} <= set(doc):
-        raise AccelsimError("not an accelsim results file (an object with meta and rows, as `accelsim run` writes); "
-                            "remove the folder or use another --out", file=str(path), path="meta")
+        raise AccelsimError(
+            "not an accelsim results file (an object with meta and rows, as `accelsim run` writes); "
+            "remove the folder or use another --out",
+            file=str(path),
+            path="meta",
+        )
     try:
         _Meta.model_validate(doc["meta"])
     except ValidationError as exc:
         raise _field_error(exc, path, "meta") from None
     try:
-        rows = _ROWS.validate_python([{k: _from_json(v) if k in _FLOATS else v for k, v in r.items()}
-                                      if isinstance(r, dict) else r for r in doc["rows"]]
-                                     if isinstance(doc["rows"], list) else doc["rows"])
+        rows = _ROWS.validate_python(
+            [
+                {k: _from_json(v) if k in _FLOATS else v for k, v in r.items()} if isinstance(r, dict) else r
+                for r in doc["rows"]
+            ]
+            if isinstance(doc["rows"], list)
+            else doc["rows"]
+        )
     except ValidationError as exc:
         raise _field_error(exc, path, "rows") from None
     timeline = _parse_timeline(saved["timeline.json"], folder) if "timeline.json" in saved else {}
@@ -263,8 +282,12 @@ def _field_error(exc: ValidationError, path: Path, prefix: str) -> AccelsimError
     first = exc.errors()[0]
     where = format_path([p for p in ([prefix] if prefix else []) + list(first["loc"])])
     more = exc.error_count() - 1
-    error = AccelsimError(f"{first['msg'][0].lower()}{first['msg'][1:]} (not as accelsim writes it: remove the folder "
-                          f"or use another --out)", file=str(path), path=where)
+    error = AccelsimError(
+        f"{first['msg'][0].lower()}{first['msg'][1:]} (not as accelsim writes it: remove the folder "
+        f"or use another --out)",
+        file=str(path),
+        path=where,
+    )
     error.more = more
     return error
 

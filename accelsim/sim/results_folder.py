@@ -27,9 +27,9 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from accelsim.atomic_file import stale_temp_files, write_atomic
 from accelsim.config.errors import AccelsimError
@@ -68,9 +68,11 @@ def locked(folder: Path) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise AccelsimError(f"results folder busy: another accelsim process has been saving or reporting "
-                                        f"here for over {LOCK_TIMEOUT_S:g} s; run again when it has finished",
-                                        file=str(folder)) from None
+                    raise AccelsimError(
+                        f"results folder busy: another accelsim process has been saving or reporting "
+                        f"here for over {LOCK_TIMEOUT_S:g} s; run again when it has finished",
+                        file=str(folder),
+                    ) from None
                 time.sleep(0.05)
         counts[key] = 1
         try:
@@ -81,7 +83,7 @@ def locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
-def guarded(folder: Path) -> ContextManager[None]:
+def guarded(folder: Path) -> AbstractContextManager[None]:
     """:func:`locked` for a folder that exists; otherwise nothing (the reader then says what is missing)."""
     return locked(folder) if Path(folder).is_dir() else nullcontext()
 
@@ -102,13 +104,19 @@ def current(folder: Path) -> dict[str, bytes] | None:
     for name, digest in manifest["files"].items():
         path = folder / name
         if not path.exists():
-            raise AccelsimError(f"missing: {MANIFEST} lists it in generation {manifest['generation']}; the folder "
-                                f"is incomplete: remove it or use another --out", file=str(path))
+            raise AccelsimError(
+                f"missing: {MANIFEST} lists it in generation {manifest['generation']}; the folder "
+                f"is incomplete: remove it or use another --out",
+                file=str(path),
+            )
         data = _read(path)
         if hashlib.sha256(data).hexdigest() != digest:
-            raise AccelsimError(f"from another save than the other files ({MANIFEST} generation "
-                                f"{manifest['generation']}): changed or copied in since; remove the folder or use "
-                                f"another --out", file=str(path))
+            raise AccelsimError(
+                f"from another save than the other files ({MANIFEST} generation "
+                f"{manifest['generation']}): changed or copied in since; remove the folder or use "
+                f"another --out",
+                file=str(path),
+            )
         files[name] = data
     return files
 
@@ -166,11 +174,19 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         return None
     manifest = load_json(_read(path), path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not (isinstance(files, dict) and "results.json" in files and set(files) <= set(FILES)
-            and all(isinstance(d, str) for d in files.values())
-            and isinstance(manifest.get("generation"), str) and _GENERATION.fullmatch(manifest["generation"])):
-        raise AccelsimError(f"not an accelsim results manifest (a 16-hex-digit generation and the SHA-256 of "
-                            f"{', '.join(FILES)}); remove the folder or use another --out", file=str(path))
+    if not (
+        isinstance(files, dict)
+        and "results.json" in files
+        and set(files) <= set(FILES)
+        and all(isinstance(d, str) for d in files.values())
+        and isinstance(manifest.get("generation"), str)
+        and _GENERATION.fullmatch(manifest["generation"])
+    ):
+        raise AccelsimError(
+            f"not an accelsim results manifest (a 16-hex-digit generation and the SHA-256 of "
+            f"{', '.join(FILES)}); remove the folder or use another --out",
+            file=str(path),
+        )
     return manifest
 
 
@@ -185,8 +201,9 @@ def load_json(data: bytes, path: Path) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise AccelsimError(f"unreadable: not valid JSON ({first}); remove the folder or use another --out",
-                            file=str(path)) from None
+        raise AccelsimError(
+            f"unreadable: not valid JSON ({first}); remove the folder or use another --out", file=str(path)
+        ) from None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -69,8 +69,10 @@ def simulate(
     per_tensor, asymmetric = options["dynamic_per_tensor"], options["asymmetric_weights"]
     step(f"{scheme}: timing")
     if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
-        raise ValueError(f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
-                         f"not {workload.name} on {hw.name} ({scheme})")
+        raise ValueError(
+            f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
+            f"not {workload.name} on {hw.name} ({scheme})"
+        )
     lowered, run, rows = _play(workload, hw, scheme, per_tensor, asymmetric, ideal_memory, log, program)
     values, errors = None, {}
     if not timing_only:
@@ -79,8 +81,16 @@ def simulate(
 
         step(f"{scheme}: values")
         tensors = tensors if tensors is not None else materialize(workload)
-        values = run_values(workload, hw, scheme, flavour=flavour, tensors=tensors, qparams=qparams, weights=weights,
-                            program=program or lowered)  # the values compute the program the engine played
+        values = run_values(
+            workload,
+            hw,
+            scheme,
+            flavour=flavour,
+            tensors=tensors,
+            qparams=qparams,
+            weights=weights,
+            program=program or lowered,
+        )  # the values compute the program the engine played
         if errors_against_fp32:
             if reference is None:  # errors are always against fp32 on the same input
                 step("fp32 reference values")
@@ -95,10 +105,14 @@ def simulate(
         total.sqnr_db, total.max_abs_error = at_output.sqnr_db, at_output.max_abs_error
         if at_output.top1_agreement is not None:
             total.top1_agreement = at_output.top1_agreement
-    settings = {"scheme": scheme, "flavour": flavour if scheme == "dynamic" else None,
-                "requant_rounding": hw.requant.rounding if scheme == "static" else None,
-                "weights": weights if get_scheme(scheme).weights.quantized else None,
-                "ideal_memory": ideal_memory, "timing_only": timing_only}
+    settings = {
+        "scheme": scheme,
+        "flavour": flavour if scheme == "dynamic" else None,
+        "requant_rounding": hw.requant.rounding if scheme == "static" else None,
+        "weights": weights if get_scheme(scheme).weights.quantized else None,
+        "ideal_memory": ideal_memory,
+        "timing_only": timing_only,
+    }
     return SchemeRun(scheme, program, run, rows, total, values, settings)
 
 
@@ -116,32 +130,34 @@ def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, ru
         stalls = {f"stall_cycles_{k}": v for k, v in timing.stall_cycles.items()}
         unit = lowered.unit
         macs = lowered.macs
-        rows.append(LayerRecord(
-            workload=workload.name,
-            hardware=hw.name,
-            scheme=program.scheme,
-            layer=lowered.name,
-            type=lowered.type,
-            unit=unit,
-            macs=macs,
-            compute_cycles=timing.compute_cycles,
-            **stalls,
-            stall_cycles=sum(stalls.values()),
-            total_cycles=total,
-            latency_s=total / (hw.clock_mhz * 1e6),
-            utilization=macs / (hw.pe_count * total) if total and unit == "array" else 0.0,
-            vector_busy_cycles=timing.vector_cycles,
-            requant_busy_cycles=timing.requant_cycles,
-            **reads,
-            dram_write_bytes_ofmap=timing.dram_write_bytes,
-            dram_read_bytes=read_total,
-            dram_write_bytes=timing.dram_write_bytes,
-            sram_read_bytes=lowered.sram_read_bytes,
-            sram_write_bytes=lowered.sram_write_bytes,
-            tiles=len(lowered.tiles),
-            roofline_cycles=bound.bound_cycles if unit == "array" else 0,
-            bound_by=bound.bound_by if unit == "array" else "",
-        ))
+        rows.append(
+            LayerRecord(
+                workload=workload.name,
+                hardware=hw.name,
+                scheme=program.scheme,
+                layer=lowered.name,
+                type=lowered.type,
+                unit=unit,
+                macs=macs,
+                compute_cycles=timing.compute_cycles,
+                **stalls,
+                stall_cycles=sum(stalls.values()),
+                total_cycles=total,
+                latency_s=total / (hw.clock_mhz * 1e6),
+                utilization=macs / (hw.pe_count * total) if total and unit == "array" else 0.0,
+                vector_busy_cycles=timing.vector_cycles,
+                requant_busy_cycles=timing.requant_cycles,
+                **reads,
+                dram_write_bytes_ofmap=timing.dram_write_bytes,
+                dram_read_bytes=read_total,
+                dram_write_bytes=timing.dram_write_bytes,
+                sram_read_bytes=lowered.sram_read_bytes,
+                sram_write_bytes=lowered.sram_write_bytes,
+                tiles=len(lowered.tiles),
+                roofline_cycles=bound.bound_cycles if unit == "array" else 0,
+                bound_by=bound.bound_by if unit == "array" else "",
+            )
+        )
     return rows
 
 
@@ -156,11 +172,23 @@ def _add_values(rows: list[LayerRecord], values: Any, errors: dict[str, Any]) ->
             row.sqnr_db, row.max_abs_error = err.sqnr_db, err.max_abs_error
 
 
-def _play(workload: Workload, hw: HardwareConfig, scheme: str, per_tensor: bool, asymmetric: bool, ideal_memory: bool, log: bool,
-          program: Program | None) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
+def _play(
+    workload: Workload,
+    hw: HardwareConfig,
+    scheme: str,
+    per_tensor: bool,
+    asymmetric: bool,
+    ideal_memory: bool,
+    log: bool,
+    program: Program | None,
+) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
     """The timing simulation: lower unless ``program`` is given, play the engine, the records' timing
     fields. Returns the program it lowered (None if it was given one), the engine run, the records."""
-    lowered = None if program is not None else lower(workload, hw, scheme, dynamic_per_tensor=per_tensor, asymmetric_weights=asymmetric)
+    lowered = (
+        None
+        if program is not None
+        else lower(workload, hw, scheme, dynamic_per_tensor=per_tensor, asymmetric_weights=asymmetric)
+    )
     played = program if program is not None else lowered
     run = Engine(played, None if ideal_memory else dram_of(hw), log=log).run()
     return lowered, run, _timing_records(workload, hw, played, run)
@@ -174,7 +202,9 @@ def config_tag(model: Any, overrides: list[str]) -> str:
     return f"{model.name}-{digest}"
 
 
-def results_folder(root: Path, workload: Workload, hw: HardwareConfig, wl_overrides: list[str], hw_overrides: list[str]) -> Path:
+def results_folder(
+    root: Path, workload: Workload, hw: HardwareConfig, wl_overrides: list[str], hw_overrides: list[str]
+) -> Path:
     return Path(root) / config_tag(workload, wl_overrides) / config_tag(hw, hw_overrides)
 
 
@@ -215,8 +245,19 @@ def compare_schemes(
             reference = run_values(workload, hw, "fp32", tensors=tensors)
     runs = []
     for scheme in sorted(schemes, key=lambda s: s != "fp32"):
-        run = simulate(workload, hw, scheme, flavour=flavour, ideal_memory=ideal_memory, timing_only=timing_only,
-                       log=log, reference=reference, tensors=tensors, progress=progress, weights=weights)
+        run = simulate(
+            workload,
+            hw,
+            scheme,
+            flavour=flavour,
+            ideal_memory=ideal_memory,
+            timing_only=timing_only,
+            log=log,
+            reference=reference,
+            tensors=tensors,
+            progress=progress,
+            weights=weights,
+        )
         reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
         runs.append(run)
     return sorted(runs, key=lambda r: list(SCHEMES).index(r.scheme))

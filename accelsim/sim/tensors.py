@@ -34,7 +34,9 @@ class LayerParams:
     bias: np.ndarray | None
     _quantized: dict[tuple[str, str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
 
-    def quantized_weight(self, kind: str, granularity: str = "per_channel", weights: str = "symmetric") -> QuantizedWeight:
+    def quantized_weight(
+        self, kind: str, granularity: str = "per_channel", weights: str = "symmetric"
+    ) -> QuantizedWeight:
         """The weight's codes and parameters in format ``weights`` (and packed GEMM operands), derived once
         and kept, as a deployed model keeps them: every scheme and run that shares these tensors skips
         re-quantizing."""
@@ -93,12 +95,16 @@ def _npz_params(name: str, expected: tuple[int, ...], stored: dict[str, np.ndarr
         return None
     weight = np.asarray(stored[f"{name}.weight"], dtype=np.float32)
     if weight.shape != expected:
-        raise AccelsimError(f"shape {list(weight.shape)}, the workload needs {list(expected)}", file=file, path=f"{name}.weight")
+        raise AccelsimError(
+            f"shape {list(weight.shape)}, the workload needs {list(expected)}", file=file, path=f"{name}.weight"
+        )
     bias = stored.get(f"{name}.bias")
     if bias is not None:
         bias = np.asarray(bias, dtype=np.float32)
         if bias.shape != (expected[0],):
-            raise AccelsimError(f"shape {list(bias.shape)}, the workload needs {[expected[0]]}", file=file, path=f"{name}.bias")
+            raise AccelsimError(
+                f"shape {list(bias.shape)}, the workload needs {[expected[0]]}", file=file, path=f"{name}.bias"
+            )
     return LayerParams(weight, bias)
 
 

@@ -142,7 +142,7 @@ class NetworkValues:
     def output(self) -> np.ndarray:
         return self.layers[self.output_name].output
 
-    def compare_to(self, reference: "NetworkValues") -> dict[str, ErrorMetrics]:
+    def compare_to(self, reference: NetworkValues) -> dict[str, ErrorMetrics]:
         """Error against ``reference`` (the fp32 run) per layer name, and under :data:`OUTPUT` at the
         network output, with top-1 agreement there when the output is a classifier's ``[batch, classes]``."""
         out = {name: error_metrics(reference.layers[name].output, lv.output) for name, lv in self.layers.items()}
@@ -172,7 +172,7 @@ def error_metrics(reference: np.ndarray, values: np.ndarray) -> ErrorMetrics:
 # the vector unit's float32 ops, shared by every scheme
 
 
-def _pool_windows(x: np.ndarray, layer: Pool, pad_value: float | int) -> np.ndarray:
+def _pool_windows(x: np.ndarray, layer: Pool, pad_value: float) -> np.ndarray:
     """``[N, C, OH, OW, kh, kw]`` windows of NCHW ``x`` padded with ``pad_value`` (floor output size)."""
     assert layer.kernel is not None  # global pools never window
     kh, kw = pair(layer.kernel)
@@ -182,12 +182,18 @@ def _pool_windows(x: np.ndarray, layer: Pool, pad_value: float | int) -> np.ndar
     return sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
-def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float | int) -> np.ndarray:
+def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float) -> np.ndarray:
     """Max over each window; works on float values and on quantized codes alike (max is monotonic)."""
     if layer.global_pool:
         return x.max(axis=(2, 3), keepdims=True)
     assert layer.kernel is not None  # only global pools have no kernel
-    return max_pool2d(x, pair(layer.kernel), pair(layer.stride if layer.stride is not None else layer.kernel), pair(layer.padding), pad_value)
+    return max_pool2d(
+        x,
+        pair(layer.kernel),
+        pair(layer.stride if layer.stride is not None else layer.kernel),
+        pair(layer.padding),
+        pad_value,
+    )
 
 
 def avgpool(x: np.ndarray, layer: AvgPool) -> np.ndarray:
@@ -275,7 +281,7 @@ class _Numerics:
     def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
         """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
         scheme = scheme or self.scheme
-        args: dict[str, object] = dict(scheme=scheme, acc_bits=self.acc_bits, overflow=self.overflow)
+        args: dict[str, object] = {"scheme": scheme, "acc_bits": self.acc_bits, "overflow": self.overflow}
         if scheme == "dynamic":
             args["flavour"] = self.variant
         return args
@@ -287,7 +293,7 @@ def _geometry(view: GemmView) -> dict[str, object]:
     window = view.window
     if window is None:
         return {}
-    return dict(stride=window.stride, padding=window.padding, dilation=window.dilation, groups=view.gemms)
+    return {"stride": window.stride, "padding": window.padding, "dilation": window.dilation, "groups": view.gemms}
 
 
 def _fused(layer: LayerBase) -> str | None:
@@ -325,7 +331,9 @@ def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
     return y.transpose(0, 2, 1, 3).reshape(b, m, h * n)
 
 
-def _counts(name: str, type_: str, stored: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object) -> LayerValues:
+def _counts(
+    name: str, type_: str, stored: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object
+) -> LayerValues:
     """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
     ranges = [rng for rng in (r.accumulator_range for r in results) if rng is not None]
     return LayerValues(
@@ -352,7 +360,9 @@ class _FloatRun:
     ``observe(name, tensor)`` sees every tensor as it is produced (calibration uses it).
     """
 
-    def __init__(self, num: _Numerics, params: dict[str, LayerParams], observe: Callable[[str, np.ndarray], None] | None = None):
+    def __init__(
+        self, num: _Numerics, params: dict[str, LayerParams], observe: Callable[[str, np.ndarray], None] | None = None
+    ):
         self.num = num
         self.params = params
         self.observe = observe or (lambda name, x: None)
@@ -361,7 +371,9 @@ class _FloatRun:
         self.observe(name, x)
         return x
 
-    def layer(self, shapes: LayerShapes, view: GemmView | None, inputs: list[np.ndarray]) -> tuple[np.ndarray, LayerValues]:
+    def layer(
+        self, shapes: LayerShapes, view: GemmView | None, inputs: list[np.ndarray]
+    ) -> tuple[np.ndarray, LayerValues]:
         layer = shapes.layer
         params = self.params.get(layer.name)
         if view is not None and isinstance(layer, Matmul):
@@ -369,8 +381,16 @@ class _FloatRun:
             y = values.output
         elif view is not None:
             assert params is not None  # materialize gives every conv / linear its weights
-            res = run_layer(view.kind, inputs[0], params.weight, params.bias, activation=_fused(layer),
-                            **self.num.run_layer_args(), **self.num.prepared(view, params), **_geometry(view))
+            res = run_layer(
+                view.kind,
+                inputs[0],
+                params.weight,
+                params.bias,
+                activation=_fused(layer),
+                **self.num.run_layer_args(),
+                **self.num.prepared(view, params),
+                **_geometry(view),
+            )
             y = res.output
             if getattr(layer, "activation", "none") == "gelu":
                 self.observe(layer.name + PRE_ACTIVATION, y)
@@ -390,7 +410,9 @@ class _FloatRun:
         a, b = _matmul_operands(layer, view, a, b)
         args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
         if self.num.scheme == "dynamic" and DYNAMIC_FLAVOURS[self.num.variant].granularity == "per_tensor":
-            args["input_qparams"] = dynamic_qparams(a.reshape(-1, a.shape[-1]), self.num.variant)  # one range pass over the whole operand
+            args["input_qparams"] = dynamic_qparams(
+                a.reshape(-1, a.shape[-1]), self.num.variant
+            )  # one range pass over the whole operand
         results = [run_layer("matmul", a[i], b[i], None, **args) for i in range(view.gemms)]
         y = np.stack([r.output for r in results]).reshape(*lead, b.shape[-1])
         if layer.alpha != 1.0:
@@ -428,7 +450,9 @@ class _StaticRun:
         q, self.source_saturations[name] = self._quantize(x, name)
         return q
 
-    def layer(self, shapes: LayerShapes, view: GemmView | None, inputs: list[_Quantized]) -> tuple[_Quantized, LayerValues]:
+    def layer(
+        self, shapes: LayerShapes, view: GemmView | None, inputs: list[_Quantized]
+    ) -> tuple[_Quantized, LayerValues]:
         layer = shapes.layer
         name = layer.name
         params = self.params.get(name)
@@ -441,9 +465,20 @@ class _StaticRun:
             gelu_after = getattr(layer, "activation", "none") == "gelu"
             target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
             x = inputs[0]
-            res = run_static_codes(view.kind, x.codes, x.qparams, self.num.weight_codes(view, params), params.bias, target,
-                                   requant_mode=self.num.variant, activation=_fused(layer), acc_bits=self.num.acc_bits,
-                                   overflow=self.num.overflow, keep_accumulators=name in self.num.keep, **_geometry(view))
+            res = run_static_codes(
+                view.kind,
+                x.codes,
+                x.qparams,
+                self.num.weight_codes(view, params),
+                params.bias,
+                target,
+                requant_mode=self.num.variant,
+                activation=_fused(layer),
+                acc_bits=self.num.acc_bits,
+                overflow=self.num.overflow,
+                keep_accumulators=name in self.num.keep,
+                **_geometry(view),
+            )
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
             if gelu_after:
@@ -460,10 +495,14 @@ class _StaticRun:
             out = _Quantized(codes, qp)
         else:
             out, vector_sats = self._quantize(vector_op(layer, [q.real() for q in inputs], params), name)
-        values = _counts(name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats)
+        values = _counts(
+            name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats
+        )
         return out, values
 
-    def _matmul(self, layer: Matmul, view: GemmView, a: _Quantized, b: _Quantized) -> tuple[_Quantized, list[LayerResult]]:
+    def _matmul(
+        self, layer: Matmul, view: GemmView, a: _Quantized, b: _Quantized
+    ) -> tuple[_Quantized, list[LayerResult]]:
         """Both operands int8 with their calibrated per-tensor parameters; the second one's zero point is
         the array's weight zero point (the row-sum correction); ``alpha`` scales the requant multiplier."""
         lead = _heads_shape(layer, a.codes)
@@ -474,8 +513,14 @@ class _StaticRun:
         rq = make_requant_params(self.num.variant, float(a.qparams.scale[0]), b.qparams.scale, folded)
         results = []
         for i in range(view.gemms):  # one GEMM per (sample, head), as lowered
-            acc = int_gemm(a_codes[i], b_codes[i], a_zero_point=int(a.qparams.zero_point[0]), b_zero_point=int(b.qparams.zero_point[0]),
-                           acc_bits=self.num.acc_bits, overflow=self.num.overflow)
+            acc = int_gemm(
+                a_codes[i],
+                b_codes[i],
+                a_zero_point=int(a.qparams.zero_point[0]),
+                b_zero_point=int(b.qparams.zero_point[0]),
+                acc_bits=self.num.acc_bits,
+                overflow=self.num.overflow,
+            )
             out = requantize(acc.values, rq, axis=-1)
             tensors = {
                 "input_q": TensorRecord(a_codes[i], a.qparams.dtype, a.qparams),
@@ -483,9 +528,20 @@ class _StaticRun:
                 "acc": TensorRecord(acc.values, dtype_name(acc.values.dtype)),
                 "output_q": TensorRecord(out.codes, out_qp.dtype, out_qp),
             }
-            settings = dict(alpha=layer.alpha, acc_bits=self.num.acc_bits, overflow=self.num.overflow)
-            results.append(LayerResult("matmul", "static", self.num.variant, tensors, acc.overflows, out.saturations,
-                                       requant=rq, settings=settings, acc_range=(out.acc_min, out.acc_max)))
+            settings = {"alpha": layer.alpha, "acc_bits": self.num.acc_bits, "overflow": self.num.overflow}
+            results.append(
+                LayerResult(
+                    "matmul",
+                    "static",
+                    self.num.variant,
+                    tensors,
+                    acc.overflows,
+                    out.saturations,
+                    requant=rq,
+                    settings=settings,
+                    acc_range=(out.acc_min, out.acc_max),
+                )
+            )
         codes = np.stack([r.tensors["output_q"].values for r in results]).reshape(*lead, b_codes.shape[-1])
         return _Quantized(_merge(layer, codes), out_qp), results
 
@@ -508,12 +564,16 @@ def program_steps(program: Program, workload: Workload) -> list[Step]:
     lowered = program.workload_layers
     shapes = workload.shapes
     if program.workload != workload.name or [layer.name for layer in lowered] != [s.layer.name for s in shapes]:
-        raise AccelsimError(f"the program lowered for {program.workload!r} does not have the layers of workload {workload.name!r}",
-                            path="program")
+        raise AccelsimError(
+            f"the program lowered for {program.workload!r} does not have the layers of workload {workload.name!r}",
+            path="program",
+        )
     for layer, s in zip(lowered, shapes):
         if (layer.view is not None) != isinstance(s.layer, GEMM_LAYERS):
-            raise AccelsimError(f"layer {layer.name!r} ({s.layer.type}) is lowered {'with' if layer.view else 'without'} a GEMM view",
-                                path="program")
+            raise AccelsimError(
+                f"layer {layer.name!r} ({s.layer.type}) is lowered {'with' if layer.view else 'without'} a GEMM view",
+                path="program",
+            )
     return [(s, layer.view) for layer, s in zip(lowered, shapes)]
 
 
@@ -522,12 +582,15 @@ def _execute(steps: list[Step], run: _FloatRun | _StaticRun, sources: dict[str, 
     store = {name: run.source(name, x) for name, x in sources.items()}
     layers: dict[str, LayerValues] = {}
     for shapes, view in steps:
-        store[shapes.layer.name], layers[shapes.layer.name] = run.layer(shapes, view, [store[n] for n in shapes.input_names])
+        store[shapes.layer.name], layers[shapes.layer.name] = run.layer(
+            shapes, view, [store[n] for n in shapes.input_names]
+        )
     return layers
 
 
-def calibrate(workload: Workload, tensors: WorkloadTensors, program: Program, *, dtype: str = "int8",
-              observer: str = "minmax") -> dict[str, QParams]:
+def calibrate(
+    workload: Workload, tensors: WorkloadTensors, program: Program, *, dtype: str = "int8", observer: str = "minmax"
+) -> dict[str, QParams]:
     """Per-tensor activation parameters from the fp32 network on the calibration batch, one batch at a
     time, computed through ``program``'s layers and GEMM views (the program the static run plays)."""
     observers: dict[str, Observer] = {}
@@ -545,8 +608,12 @@ def calibrate(workload: Workload, tensors: WorkloadTensors, program: Program, *,
 
 
 def _check(scheme: str, flavour: str, observer: str, weights: str = "symmetric") -> None:
-    for value, allowed, what in ((scheme, SCHEMES, "scheme"), (flavour, DYNAMIC_FLAVOURS, "flavour"), (observer, OBSERVERS, "observer"),
-                                 (weights, WEIGHT_FORMATS, "weights")):
+    for value, allowed, what in (
+        (scheme, SCHEMES, "scheme"),
+        (flavour, DYNAMIC_FLAVOURS, "flavour"),
+        (observer, OBSERVERS, "observer"),
+        (weights, WEIGHT_FORMATS, "weights"),
+    ):
         if value not in allowed:
             raise AccelsimError(f"unknown {what} {value!r}", path=what, allowed=list(allowed))
 

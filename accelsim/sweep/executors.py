@@ -75,8 +75,10 @@ class LocalPool:
                 try:
                     results = future.result()
                 except BrokenProcessPool as exc:
-                    raise RuntimeError("a sweep worker process died (out of memory?); the finished points are "
-                                       "stored: run the same command to continue") from exc
+                    raise RuntimeError(
+                        "a sweep worker process died (out of memory?); the finished points are "
+                        "stored: run the same command to continue"
+                    ) from exc
                 yield results
 
     def close(self) -> None:
@@ -95,8 +97,11 @@ def _worker_count(workers: int | None) -> int:
     """The requested count, or one per core."""
     cores = os.cpu_count() or 1
     if workers is not None and not 1 <= workers <= MAX_WORKERS_PER_CORE * cores:
-        raise AccelsimError(f"{workers} workers on {cores} cores", path="--workers",
-                            allowed=f"1 to {MAX_WORKERS_PER_CORE * cores} ({MAX_WORKERS_PER_CORE} per core)")
+        raise AccelsimError(
+            f"{workers} workers on {cores} cores",
+            path="--workers",
+            allowed=f"1 to {MAX_WORKERS_PER_CORE * cores} ({MAX_WORKERS_PER_CORE} per core)",
+        )
     return workers or cores
 
 
@@ -120,13 +125,16 @@ class DaskCluster:
         self._shared: Any = None
 
     def describe(self) -> str:
-        return f"a local Dask cluster ({self.workers} workers)" if self.address == "local" else f"Dask at {self.address}"
+        return (
+            f"a local Dask cluster ({self.workers} workers)" if self.address == "local" else f"Dask at {self.address}"
+        )
 
     def start(self, sweep: Sweep) -> None:
         distributed = _distributed()
         if self.address == "local":
-            cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                                               dashboard_address=None)
+            cluster = distributed.LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=self.processes, dashboard_address=None
+            )
             self._client = distributed.Client(cluster)
         else:
             self._client = _connect(distributed, self.address)
@@ -137,8 +145,10 @@ class DaskCluster:
         distributed = _distributed()
         client, shared = _started(self._client), self._shared
         queue = iter(batches)
-        first = [client.submit(run_batch, shared, batch, pure=False)
-                 for batch in _take(queue, self.workers * (1 + IN_FLIGHT_PER_WORKER))]
+        first = [
+            client.submit(run_batch, shared, batch, pure=False)
+            for batch in _take(queue, self.workers * (1 + IN_FLIGHT_PER_WORKER))
+        ]
         completed = distributed.as_completed(first, loop=client.loop)  # this client's, not a default client's
         for future in completed:
             yield future.result()
@@ -189,8 +199,11 @@ def _connect(distributed: Any, address: str) -> Any:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - see the docstring
         reason = f"what answers there does not speak Dask's protocol ({type(exc).__name__})"
-    raise AccelsimError(f"no Dask scheduler at {address!r}: {reason}", path="--dask",
-                        allowed="a scheduler address like tcp://host:8786, or local")
+    raise AccelsimError(
+        f"no Dask scheduler at {address!r}: {reason}",
+        path="--dask",
+        allowed="a scheduler address like tcp://host:8786, or local",
+    )
 
 
 def _take(queue: Iterator[list[Point]], n: int) -> list[list[Point]]:

@@ -63,18 +63,27 @@ def expand(sweep: Sweep) -> tuple[list[Point], int]:
             raise AccelsimError(
                 f"the combination {combination} is not a valid hardware config: "
                 f"{exc.path + ': ' if exc.path else ''}{exc.message}",
-                file=sweep.file, path="axes", allowed=exc.allowed,
+                file=sweep.file,
+                path="axes",
+                allowed=exc.allowed,
             ) from None
         if not sweep.admits(hw):
             pruned += 1
             continue
         for workload, scheme in itertools.product(sweep.workloads, sweep.spec.schemes):
-            key = {"base": base, "overrides": overrides, "workload": workloads[workload], "scheme": scheme,
-                   "flavour": sweep.spec.flavour, "timing_only": sweep.spec.timing_only}
+            key = {
+                "base": base,
+                "overrides": overrides,
+                "workload": workloads[workload],
+                "scheme": scheme,
+                "flavour": sweep.spec.flavour,
+                "timing_only": sweep.spec.timing_only,
+            }
             points.append(Point(digest(key)[:ID_HEX_DIGITS], len(points), overrides, workload, scheme))
     if not points:
         raise AccelsimError(
             f"the constraints remove all {pruned} hardware configs: no point is left to run",
-            file=sweep.file, path="constraints",
+            file=sweep.file,
+            path="constraints",
         )
     return points, pruned

@@ -35,8 +35,10 @@ class SweepOutcome:
     def describe(self) -> str:
         rate = f", {self.ran / self.seconds:.1f} points/s" if self.ran and self.seconds > 0 else ""
         lines = [
-            f"sweep {self.name}: {self.points} points ({self.pruned_configs} hardware configs pruned by constraints); "
-            f"ran {self.ran} in {self.seconds:.1f} s{rate}, {self.skipped} already stored",
+            (
+                f"sweep {self.name}: {self.points} points ({self.pruned_configs} hardware configs pruned by constraints); "
+                f"ran {self.ran} in {self.seconds:.1f} s{rate}, {self.skipped} already stored"
+            ),
             f"results: {self.folder / 'sweep.sqlite'}, {self.csv}",
         ]
         if self.errors:
@@ -60,13 +62,27 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
     try:
         executor.start(sweep)  # connect before creating anything: a wrong --dask address leaves no empty store
         with ResultStore(sweep.output, spec_file=sweep.file) as store:
-            store.plan({"name": canonical_json(sweep.name), "axes": canonical_json(list(sweep.spec.axes)),
-                        "spec": canonical_json(sweep.spec.model_dump(mode="json")),
-                        "base": canonical_json(sweep.base)}, points)
+            store.plan(
+                {
+                    "name": canonical_json(sweep.name),
+                    "axes": canonical_json(list(sweep.spec.axes)),
+                    "spec": canonical_json(sweep.spec.model_dump(mode="json")),
+                    "base": canonical_json(sweep.base),
+                },
+                points,
+            )
             finished = store.finished_ids()
             todo = [p for p in points if p.id not in finished]
-            bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="pt", desc=sweep.name,
-                       file=sys.stderr, disable=None if progress else True, smoothing=0.05, dynamic_ncols=True)
+            bar = tqdm(
+                total=len(points),
+                initial=len(points) - len(todo),
+                unit="pt",
+                desc=sweep.name,
+                file=sys.stderr,
+                disable=None if progress else True,
+                smoothing=0.05,
+                dynamic_ncols=True,
+            )
             with bar:
                 if todo:
                     bar.set_postfix_str(executor.describe())
@@ -75,9 +91,21 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
                         bar.update(len(results))
             errors = store.errors()
     except sqlite3.Error as exc:  # a store another program wrote, a full disk
-        raise AccelsimError(f"cannot use the sweep store: {exc}", file=str(sweep.output / STORE_NAME),
-                            allowed="delete it to start the sweep afresh") from None
+        raise AccelsimError(
+            f"cannot use the sweep store: {exc}",
+            file=str(sweep.output / STORE_NAME),
+            allowed="delete it to start the sweep afresh",
+        ) from None
     finally:
         executor.close()
-    return SweepOutcome(sweep.name, sweep.output, len(points), pruned, len(points) - len(todo), len(todo), errors,
-                        export_csv(sweep.output), time.perf_counter() - start)
+    return SweepOutcome(
+        sweep.name,
+        sweep.output,
+        len(points),
+        pruned,
+        len(points) - len(todo),
+        len(todo),
+        errors,
+        export_csv(sweep.output),
+        time.perf_counter() - start,
+    )

@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from filelock import FileLock, Timeout
 
@@ -56,8 +56,11 @@ class ResultStore:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except Timeout:
-            raise AccelsimError("another accelsim sweep is writing to this folder", file=str(self.folder),
-                                allowed="wait for it to end, or end it: the lock goes with its process") from None
+            raise AccelsimError(
+                "another accelsim sweep is writing to this folder",
+                file=str(self.folder),
+                allowed="wait for it to end, or end it: the lock goes with its process",
+            ) from None
         except OSError as exc:
             raise _folder_error(self.folder, spec_file, f"cannot create it: {exc.strerror or exc}") from None
         try:
@@ -69,7 +72,7 @@ class ResultStore:
             self._lock.release()
             raise _folder_error(self.folder, spec_file, f"cannot open {STORE_NAME} there: {exc}") from None
 
-    def __enter__(self) -> "ResultStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -82,12 +85,18 @@ class ResultStore:
     def _create_tables(self) -> None:
         with self.db:
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self.db.execute("CREATE TABLE IF NOT EXISTS points (point_id TEXT PRIMARY KEY, position INTEGER NOT NULL, "
-                            "workload TEXT NOT NULL, scheme TEXT NOT NULL, params TEXT NOT NULL)")
-            self.db.execute("CREATE TABLE IF NOT EXISTS results (point_id TEXT PRIMARY KEY, workload TEXT NOT NULL, "
-                            "scheme TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, error TEXT)")
-            self.db.execute("CREATE TABLE IF NOT EXISTS executions (point_id TEXT NOT NULL, worker TEXT NOT NULL, "
-                            "seconds REAL NOT NULL, cpu_seconds REAL NOT NULL, stored_unix_s REAL NOT NULL)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS points (point_id TEXT PRIMARY KEY, position INTEGER NOT NULL, "
+                "workload TEXT NOT NULL, scheme TEXT NOT NULL, params TEXT NOT NULL)"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS results (point_id TEXT PRIMARY KEY, workload TEXT NOT NULL, "
+                "scheme TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, error TEXT)"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS executions (point_id TEXT NOT NULL, worker TEXT NOT NULL, "
+                "seconds REAL NOT NULL, cpu_seconds REAL NOT NULL, stored_unix_s REAL NOT NULL)"
+            )
             have = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
             for name, kind in RESULT_COLUMNS.items():  # a store from an older accelsim gains new metrics
                 if name not in have:
@@ -101,8 +110,10 @@ class ResultStore:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
             self.db.execute("DELETE FROM points")
-            self.db.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?)",
-                                ((p.id, p.position, p.workload, p.scheme, p.params) for p in points))
+            self.db.executemany(
+                "INSERT INTO points VALUES (?, ?, ?, ?, ?)",
+                ((p.id, p.position, p.workload, p.scheme, p.params) for p in points),
+            )
 
     def finished_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT point_id FROM results")}
@@ -119,10 +130,25 @@ class ResultStore:
         now = time.time()
         results = list(results)
         with self.db:
-            self.db.executemany(sql, ([r.point.id, r.point.workload, r.point.scheme, r.point.params, r.status, r.error,
-                                       *(r.values.get(c) for c in RESULT_COLUMNS)] for r in results))
-            self.db.executemany("INSERT INTO executions VALUES (?, ?, ?, ?, ?)",
-                                ((r.point.id, r.worker, r.seconds, r.cpu_seconds, now) for r in results))
+            self.db.executemany(
+                sql,
+                (
+                    [
+                        r.point.id,
+                        r.point.workload,
+                        r.point.scheme,
+                        r.point.params,
+                        r.status,
+                        r.error,
+                        *(r.values.get(c) for c in RESULT_COLUMNS),
+                    ]
+                    for r in results
+                ),
+            )
+            self.db.executemany(
+                "INSERT INTO executions VALUES (?, ?, ?, ?, ?)",
+                ((r.point.id, r.worker, r.seconds, r.cpu_seconds, now) for r in results),
+            )
 
 
 def check_folder(folder: Path, spec_file: str | None = None) -> None:
@@ -135,8 +161,12 @@ def check_folder(folder: Path, spec_file: str | None = None) -> None:
         if folder.exists() and not folder.is_dir():
             raise _folder_error(folder, spec_file, "this is a file, not a folder")
         if folder.is_dir() and not (folder / STORE_NAME).exists() and {p.name for p in folder.iterdir()} - {LOCK_NAME}:
-            raise _folder_error(folder, spec_file, f"this folder holds other files and no {STORE_NAME}",
-                                allowed="a new or empty folder, or a sweep's output folder")
+            raise _folder_error(
+                folder,
+                spec_file,
+                f"this folder holds other files and no {STORE_NAME}",
+                allowed="a new or empty folder, or a sweep's output folder",
+            )
         existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     except OSError as exc:
         raise _folder_error(folder, spec_file, f"cannot use it: {exc.strerror or exc}") from None
@@ -180,7 +210,9 @@ def read_rows(folder: Path) -> tuple[list[str], Iterator[list[Any]]]:
     db = connect(folder)
     axes = json.loads((db.execute("SELECT value FROM meta WHERE key = 'axes'").fetchone() or ["[]"])[0])
     columns = [*KEY_COLUMNS, *axes, "status", "error", *RESULT_COLUMNS]
-    select = ", ".join(f"r.{_quote(c)}" for c in ("point_id", "workload", "scheme", "params", "status", "error", *RESULT_COLUMNS))
+    select = ", ".join(
+        f"r.{_quote(c)}" for c in ("point_id", "workload", "scheme", "params", "status", "error", *RESULT_COLUMNS)
+    )
     cursor = db.execute(f"SELECT {select} FROM points p JOIN results r ON r.point_id = p.point_id ORDER BY p.position")
 
     def rows() -> Iterator[list[Any]]:

@@ -23,7 +23,9 @@ from accelsim.sweep.points import Point
 #: The hardware a point ran on, for plots that need it without re-resolving the config.
 HARDWARE_COLUMNS = {"pe_count": "INTEGER", "sram_total_kib": "REAL", "dram_bytes_per_cycle": "REAL"}
 #: The workload total's numeric fields (docs/metrics.md), one store column each.
-METRIC_COLUMNS = {f.name: "INTEGER" if f.type == "int" else "REAL" for f in fields(LayerRecord) if f.type in ("int", "float")}
+METRIC_COLUMNS = {
+    f.name: "INTEGER" if f.type == "int" else "REAL" for f in fields(LayerRecord) if f.type in ("int", "float")
+}
 RESULT_COLUMNS = {**HARDWARE_COLUMNS, **METRIC_COLUMNS}
 
 
@@ -63,10 +65,17 @@ def run_installed(batch: list[Point]) -> list[PointResult]:
 def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
     """The result columns of one point (hardware facts, then the workload total's metrics)."""
     hw = sweep.hardware(point.overrides)
-    run = simulate(sweep.workloads[point.workload], hw, point.scheme, flavour=sweep.spec.flavour,
-                   timing_only=sweep.spec.timing_only)
-    return {**{name: getattr(hw, name) for name in HARDWARE_COLUMNS},
-            **{name: getattr(run.total, name) for name in METRIC_COLUMNS}}
+    run = simulate(
+        sweep.workloads[point.workload],
+        hw,
+        point.scheme,
+        flavour=sweep.spec.flavour,
+        timing_only=sweep.spec.timing_only,
+    )
+    return {
+        **{name: getattr(hw, name) for name in HARDWARE_COLUMNS},
+        **{name: getattr(run.total, name) for name in METRIC_COLUMNS},
+    }
 
 
 def run_batch(sweep: Sweep, batch: list[Point]) -> list[PointResult]:

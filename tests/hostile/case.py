@@ -39,6 +39,7 @@ class CaseTimeout(BaseException):
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Raise :class:`CaseTimeout` in the main thread after ``seconds`` (interrupts blocking opens and reads too)."""
+
     def expire(signum: int, frame: object) -> None:
         raise CaseTimeout
 

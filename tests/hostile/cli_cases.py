@@ -114,11 +114,17 @@ BAD_OUT_FOLDERS: list[tuple[str, str, Setup | None]] = [
     ("empty-name", "", None),
     ("nul-in-name", "{tmp}/o\0ut", None),
     ("fifo", "{tmp}/out", fifo("out")),
-    ("results-folder-is-file", "{tmp}/out", lambda tmp: (folder("out/tiny_cnn")(tmp),
-                                                         (tmp / "out/tiny_cnn/default-32x32").write_text("x"))),
+    (
+        "results-folder-is-file",
+        "{tmp}/out",
+        lambda tmp: (folder("out/tiny_cnn")(tmp), (tmp / "out/tiny_cnn/default-32x32").write_text("x")),
+    ),
     ("results-json-is-folder", "{tmp}/out", folder("out/tiny_cnn/default-32x32/results.json")),
-    ("results-json-is-fifo", "{tmp}/out", lambda tmp: (folder("out/tiny_cnn/default-32x32")(tmp),
-                                                       fifo("out/tiny_cnn/default-32x32/results.json")(tmp))),
+    (
+        "results-json-is-fifo",
+        "{tmp}/out",
+        lambda tmp: (folder("out/tiny_cnn/default-32x32")(tmp), fifo("out/tiny_cnn/default-32x32/results.json")(tmp)),
+    ),
     ("results-json-huge", "{tmp}/out", sparse("out/tiny_cnn/default-32x32/results.json")),
     ("name-too-long", "{tmp}/" + "o" * 300, None),
 ]
@@ -141,18 +147,36 @@ def _writer_cases() -> list[Case]:
     cases = []
     for command in ("run", "compare"):
         for label, path, setup in BAD_OUT_FOLDERS:
-            cases.append(Case(f"out-{command}-{label}", (command, "tiny_cnn", "--timing-only", "--out", path),
-                              setup=setup, timeout_s=20))
+            cases.append(
+                Case(
+                    f"out-{command}-{label}",
+                    (command, "tiny_cnn", "--timing-only", "--out", path),
+                    setup=setup,
+                    timeout_s=20,
+                )
+            )
     for label, path, setup in BAD_OUT_FILES:
-        cases.append(Case(f"out-golden-{label}", ("golden", "tiny_cnn", "--layer", "conv1", "-o", path),
-                          setup=setup, timeout_s=20))
-        cases.append(Case(f"out-import-{label}", ("import", "scalesim", "t.csv", "-o", path),
-                          files={"t.csv": TOPOLOGY}, setup=setup, timeout_s=20))
+        cases.append(
+            Case(
+                f"out-golden-{label}", ("golden", "tiny_cnn", "--layer", "conv1", "-o", path), setup=setup, timeout_s=20
+            )
+        )
+        cases.append(
+            Case(
+                f"out-import-{label}",
+                ("import", "scalesim", "t.csv", "-o", path),
+                files={"t.csv": TOPOLOGY},
+                setup=setup,
+                timeout_s=20,
+            )
+        )
     return cases
 
 
-TOPOLOGY = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n" \
-           "conv1, 16, 16, 3, 3, 3, 8, 1,\n"
+TOPOLOGY = (
+    "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+    "conv1, 16, 16, 3, 3, 3, 8, 1,\n"
+)
 
 
 def _report_cases() -> list[Case]:
@@ -175,48 +199,118 @@ def _report_cases() -> list[Case]:
         ("timeline-json-huge", "timeline.json", lambda p: sparse(p.name)(p.parent)),
     ]
     cases = [Case(f"report-{label}", ("report", path), setup=setup, timeout_s=10) for label, path, setup in folder_args]
-    cases += [Case(f"report-{label}", ("report", "{tmp}/r"), setup=results_folder("r", entry, make), timeout_s=10)
-              for label, entry, make in entries]
+    cases += [
+        Case(f"report-{label}", ("report", "{tmp}/r"), setup=results_folder("r", entry, make), timeout_s=10)
+        for label, entry, make in entries
+    ]
     return cases
 
 
 #: runs too big to finish: the values path's tensors, or the timing engine's per-tile state
 SIZE_CASES = [
-    Case("size-run-values-batch-1000", ("run", "resnet50", "--set-workload", "batch=1000"),
-         match=r"--timing-only|batch", timeout_s=30),
-    Case("size-compare-values-batch-1000", ("compare", "resnet50", "--set-workload", "batch=1000"),
-         match=r"--timing-only|batch", timeout_s=30),
-    Case("size-golden-batch-1000", ("golden", "resnet50", "--layer", "conv1", "--set-workload", "batch=1000",
-                                    "-o", "{tmp}/g.npz"), match="batch", timeout_s=30),
-    Case("size-timing-batch-1e9", ("run", "resnet50", "--timing-only", "--set-workload", "batch=1000000000"),
-         match="batch", timeout_s=30),
-    Case("size-timing-huge-input", ("run", "tiny_cnn", "--timing-only", "--set-workload",
-                                    "input_shape=[3, 1000000, 1000000]"), timeout_s=30),
-    Case("size-timing-batch-1000-ok", ("run", "tiny_cnn", "--timing-only", "--set-workload", "batch=1000"),
-         expect="ok", writes=True, timeout_s=60),
+    Case(
+        "size-run-values-batch-1000",
+        ("run", "resnet50", "--set-workload", "batch=1000"),
+        match=r"--timing-only|batch",
+        timeout_s=30,
+    ),
+    Case(
+        "size-compare-values-batch-1000",
+        ("compare", "resnet50", "--set-workload", "batch=1000"),
+        match=r"--timing-only|batch",
+        timeout_s=30,
+    ),
+    Case(
+        "size-golden-batch-1000",
+        ("golden", "resnet50", "--layer", "conv1", "--set-workload", "batch=1000", "-o", "{tmp}/g.npz"),
+        match="batch",
+        timeout_s=30,
+    ),
+    Case(
+        "size-timing-batch-1e9",
+        ("run", "resnet50", "--timing-only", "--set-workload", "batch=1000000000"),
+        match="batch",
+        timeout_s=30,
+    ),
+    Case(
+        "size-timing-huge-input",
+        ("run", "tiny_cnn", "--timing-only", "--set-workload", "input_shape=[3, 1000000, 1000000]"),
+        timeout_s=30,
+    ),
+    Case(
+        "size-timing-batch-1000-ok",
+        ("run", "tiny_cnn", "--timing-only", "--set-workload", "batch=1000"),
+        expect="ok",
+        writes=True,
+        timeout_s=60,
+    ),
 ]
 
 #: usage mistakes, the options this issue's work added among them: one line naming the option, no usage block
 USAGE_CASES = [
-    Case("usage-weights-unknown", ("run", "tiny_cnn", "--weights", "lopsided"), match=r"--weights: invalid choice: 'lopsided'"),
-    Case("usage-weights-path", ("golden", "tiny_cnn", "--layer", "conv1", "--weights", "../../x", "-o", "{tmp}/g.npz"),
-         match=r"--weights: invalid choice"),
-    Case("usage-flavour-unknown", ("compare", "tiny_cnn", "--flavour", "tflite_symmetric\x00"), match=r"--flavour: invalid choice"),
+    Case(
+        "usage-weights-unknown",
+        ("run", "tiny_cnn", "--weights", "lopsided"),
+        match=r"--weights: invalid choice: 'lopsided'",
+    ),
+    Case(
+        "usage-weights-path",
+        ("golden", "tiny_cnn", "--layer", "conv1", "--weights", "../../x", "-o", "{tmp}/g.npz"),
+        match=r"--weights: invalid choice",
+    ),
+    Case(
+        "usage-flavour-unknown",
+        ("compare", "tiny_cnn", "--flavour", "tflite_symmetric\x00"),
+        match=r"--flavour: invalid choice",
+    ),
     Case("usage-scheme-unknown", ("lower", "tiny_cnn", "--scheme", "int4"), match=r"--scheme: invalid choice: 'int4'"),
     Case("usage-wide-with-value", ("show", "tiny_cnn", "--wide=yes"), match=r"--wide: ignored explicit argument"),
     Case("usage-unknown-command", ("frobnicate",), match=r"accelsim: error: argument COMMAND: invalid choice"),
     Case("usage-missing-workload", ("run",), match=r"accelsim run: error: .*WORKLOAD"),
     Case("usage-unknown-option", ("run", "tiny_cnn", "--colour"), match=r"unrecognized arguments: --colour"),
-    Case("usage-new-options-ok", ("run", "tiny_cnn", "--timing-only", "--weights", "asymmetric_int8", "--wide",
-                                  "--flavour", "pytorch_qnnpack", "--scheme", "dynamic", "--out", "{tmp}/out"),
-         expect="ok", writes=True),
+    Case(
+        "usage-new-options-ok",
+        (
+            "run",
+            "tiny_cnn",
+            "--timing-only",
+            "--weights",
+            "asymmetric_int8",
+            "--wide",
+            "--flavour",
+            "pytorch_qnnpack",
+            "--scheme",
+            "dynamic",
+            "--out",
+            "{tmp}/out",
+        ),
+        expect="ok",
+        writes=True,
+    ),
 ]
 
-CASES: list[Case] = _reader_cases() + _writer_cases() + _report_cases() + SIZE_CASES + USAGE_CASES + [
-    Case("validate-ok", ("validate", "tiny_cnn", "default"), expect="ok"),
-    Case("read-validate-dev-null", ("validate", "/dev/null"), match="/dev/null"),
-    Case("read-import-huge-csv", ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/w.yaml"),
-         setup=sparse("t.csv"), match="t.csv", timeout_s=10),
-    Case("read-import-csv-fifo", ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/w.yaml"),
-         setup=fifo("t.csv"), match="t.csv", timeout_s=10),
-]
+CASES: list[Case] = (
+    _reader_cases()
+    + _writer_cases()
+    + _report_cases()
+    + SIZE_CASES
+    + USAGE_CASES
+    + [
+        Case("validate-ok", ("validate", "tiny_cnn", "default"), expect="ok"),
+        Case("read-validate-dev-null", ("validate", "/dev/null"), match="/dev/null"),
+        Case(
+            "read-import-huge-csv",
+            ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/w.yaml"),
+            setup=sparse("t.csv"),
+            match="t.csv",
+            timeout_s=10,
+        ),
+        Case(
+            "read-import-csv-fifo",
+            ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/w.yaml"),
+            setup=fifo("t.csv"),
+            match="t.csv",
+            timeout_s=10,
+        ),
+    ]
+)

@@ -47,155 +47,302 @@ def _hw(old: str, new: str) -> dict[str, str]:
 
 def _names() -> list[Case]:
     """Item 1: a name becomes a folder name; path-like names must be refused before anything is written."""
-    bad = {"dotdot-path": '"../../x"', "absolute": '"/abs/dir"', "slash": '"a/b"', "dotdot": '".."', "dot": '"."',
-           "nul": '"a\\0b"', "newline": '"a\\nb"', "escape": '"a\\x1b[31mb"', "backslash": '"a\\\\b"',
-           "long": "x" * 200, "empty": '""', "dash-first": '"-rf"', "space-only": '" "'}
+    bad = {
+        "dotdot-path": '"../../x"',
+        "absolute": '"/abs/dir"',
+        "slash": '"a/b"',
+        "dotdot": '".."',
+        "dot": '"."',
+        "nul": '"a\\0b"',
+        "newline": '"a\\nb"',
+        "escape": '"a\\x1b[31mb"',
+        "backslash": '"a\\\\b"',
+        "long": "x" * 200,
+        "empty": '""',
+        "dash-first": '"-rf"',
+        "space-only": '" "',
+    }
     cases = []
     for key, name in bad.items():
-        cases.append(Case(f"config-wl-name-{key}", ("run", "{tmp}/w.yaml", *RUN), _wl("name: t", f"name: {name}"),
-                          match=r"w\.yaml: name: "))
-        cases.append(Case(f"config-hw-name-{key}", ("run", "tiny_cnn", "--hw", "{tmp}/h.yaml", *RUN),
-                          _hw("name: t", f"name: {name}"), match=r"h\.yaml: name: "))
+        cases.append(
+            Case(
+                f"config-wl-name-{key}",
+                ("run", "{tmp}/w.yaml", *RUN),
+                _wl("name: t", f"name: {name}"),
+                match=r"w\.yaml: name: ",
+            )
+        )
+        cases.append(
+            Case(
+                f"config-hw-name-{key}",
+                ("run", "tiny_cnn", "--hw", "{tmp}/h.yaml", *RUN),
+                _hw("name: t", f"name: {name}"),
+                match=r"h\.yaml: name: ",
+            )
+        )
     cases += [
-        Case("config-hw-name-set", ("run", "tiny_cnn", "--hw", "gemmini", "--set", "name=../../evil", *RUN),
-             match=r"gemmini\.yaml: name: "),
-        Case("config-wl-name-set", ("run", "tiny_cnn", "--set-workload", "name=/tmp/evil", *RUN),
-             match=r"tiny_cnn\.yaml: name: "),
-        Case("config-layer-name-newline", ("validate", "{tmp}/w.yaml"), _wl("name: c1,", 'name: "c\\nl",'),
-             match=r"layers\[0\]\.name: "),
-        Case("config-layer-name-long", ("validate", "{tmp}/w.yaml"), _wl("name: c1,", f"name: {'c' * 300},"),
-             match=r"layers\[0\]\.name: "),
+        Case(
+            "config-hw-name-set",
+            ("run", "tiny_cnn", "--hw", "gemmini", "--set", "name=../../evil", *RUN),
+            match=r"gemmini\.yaml: name: ",
+        ),
+        Case(
+            "config-wl-name-set",
+            ("run", "tiny_cnn", "--set-workload", "name=/tmp/evil", *RUN),
+            match=r"tiny_cnn\.yaml: name: ",
+        ),
+        Case(
+            "config-layer-name-newline",
+            ("validate", "{tmp}/w.yaml"),
+            _wl("name: c1,", 'name: "c\\nl",'),
+            match=r"layers\[0\]\.name: ",
+        ),
+        Case(
+            "config-layer-name-long",
+            ("validate", "{tmp}/w.yaml"),
+            _wl("name: c1,", f"name: {'c' * 300},"),
+            match=r"layers\[0\]\.name: ",
+        ),
         Case("config-name-ok-dots", ("validate", "{tmp}/w.yaml"), _wl("name: t", "name: my-net_v1.2+x"), expect="ok"),
-        Case("config-import-name-path", ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/t.yaml", "--name", "../x"),
-             {"t.csv": TOPOLOGY + "c1, 8, 8, 3, 3, 4, 8, 1,\n"}, match=r"name"),
+        Case(
+            "config-import-name-path",
+            ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/t.yaml", "--name", "../x"),
+            {"t.csv": TOPOLOGY + "c1, 8, 8, 3, 3, 4, 8, 1,\n"},
+            match=r"name",
+        ),
     ]
     return cases
 
 
 DEEP = "a: " + "[" * 5000 + "]" * 5000 + "\n"
 DEEP_MAP = "schema_version: 1\nlayers: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n"
-ALIAS_CHAIN = "a: &a " + "[" * 40 + "1" + "]" * 40 + "\n" + "".join(
-    f"{c}: &{c} " + "[" * 40 + f"*{p}" + "]" * 40 + "\n" for p, c in zip("abcdefgh", "bcdefghi"))
+ALIAS_CHAIN = (
+    "a: &a "
+    + "[" * 40
+    + "1"
+    + "]" * 40
+    + "\n"
+    + "".join(f"{c}: &{c} " + "[" * 40 + f"*{p}" + "]" * 40 + "\n" for p, c in zip("abcdefgh", "bcdefghi"))
+)
 
 
 def _yaml() -> list[Case]:
     """Item 10: duplicate keys, deep nesting, huge integers, recursive aliases."""
     return [
-        Case("config-dup-key-top", ("validate", "{tmp}/w.yaml"), {"w.yaml": WL + "batch: 4\n"},
-             match=r"w\.yaml: batch: duplicate key .batch. at line 3, column 1 and again at line 8"),
-        Case("config-dup-key-nested", ("validate", "{tmp}/h.yaml"),
-             _hw("rows: 16, cols: 16", "rows: 16, cols: 16, rows: 4"), match=r"h\.yaml: array\.rows: duplicate key"),
-        Case("config-dup-key-layer", ("validate", "{tmp}/w.yaml"), _wl("stride: 1}", "stride: 1, stride: 2}"),
-             match=r"layers\[1\]\.stride: duplicate key"),
-        Case("config-dup-key-set", ("validate", "tiny_cnn", "--set", "input_shape={a: 1, a: 2}"),
-             match=r"duplicate key"),
-        Case("config-dup-key-equal-values", ("validate", "{tmp}/h.yaml"), _hw("rows: 16,", "rows: 16, rows: 16,"),
-             match=r"array\.rows: duplicate key"),
-        Case("config-merge-key-ok", ("validate", "{tmp}/h.yaml"),
-             {"h.yaml": HW.replace("requant: {lanes: 16, latency_cycles: 3}", "requant: &u {lanes: 16, latency_cycles: 3}")
-              .replace("vector: {lanes: 16, latency_cycles: 4}", "vector: {<<: *u, latency_cycles: 4}")}, expect="ok"),
+        Case(
+            "config-dup-key-top",
+            ("validate", "{tmp}/w.yaml"),
+            {"w.yaml": WL + "batch: 4\n"},
+            match=r"w\.yaml: batch: duplicate key .batch. at line 3, column 1 and again at line 8",
+        ),
+        Case(
+            "config-dup-key-nested",
+            ("validate", "{tmp}/h.yaml"),
+            _hw("rows: 16, cols: 16", "rows: 16, cols: 16, rows: 4"),
+            match=r"h\.yaml: array\.rows: duplicate key",
+        ),
+        Case(
+            "config-dup-key-layer",
+            ("validate", "{tmp}/w.yaml"),
+            _wl("stride: 1}", "stride: 1, stride: 2}"),
+            match=r"layers\[1\]\.stride: duplicate key",
+        ),
+        Case(
+            "config-dup-key-set", ("validate", "tiny_cnn", "--set", "input_shape={a: 1, a: 2}"), match=r"duplicate key"
+        ),
+        Case(
+            "config-dup-key-equal-values",
+            ("validate", "{tmp}/h.yaml"),
+            _hw("rows: 16,", "rows: 16, rows: 16,"),
+            match=r"array\.rows: duplicate key",
+        ),
+        Case(
+            "config-merge-key-ok",
+            ("validate", "{tmp}/h.yaml"),
+            {
+                "h.yaml": HW.replace(
+                    "requant: {lanes: 16, latency_cycles: 3}", "requant: &u {lanes: 16, latency_cycles: 3}"
+                ).replace("vector: {lanes: 16, latency_cycles: 4}", "vector: {<<: *u, latency_cycles: 4}")
+            },
+            expect="ok",
+        ),
         Case("config-deep-list", ("validate", "{tmp}/w.yaml"), {"w.yaml": DEEP}, match=r"w\.yaml: .*nest"),
         Case("config-deep-map", ("validate", "{tmp}/w.yaml"), {"w.yaml": DEEP_MAP}, match=r"w\.yaml: .*nest"),
         Case("config-deep-set", ("validate", "tiny_cnn", "--set", "batch=" + "[" * 3000 + "]" * 3000), match=r"nest"),
-        Case("config-deep-alias-chain", ("validate", "{tmp}/w.yaml"), {"w.yaml": ALIAS_CHAIN}, match=r"w\.yaml: .*nest"),
+        Case(
+            "config-deep-alias-chain", ("validate", "{tmp}/w.yaml"), {"w.yaml": ALIAS_CHAIN}, match=r"w\.yaml: .*nest"
+        ),
         Case("config-recursive-alias", ("validate", "{tmp}/w.yaml"), {"w.yaml": "a: &a [1, *a]\n"}, match=r"w\.yaml"),
-        Case("config-huge-int", ("validate", "{tmp}/w.yaml"), _wl("batch: 1", "batch: " + "9" * 5000),
-             match=r"w\.yaml: .*digits"),
+        Case(
+            "config-huge-int",
+            ("validate", "{tmp}/w.yaml"),
+            _wl("batch: 1", "batch: " + "9" * 5000),
+            match=r"w\.yaml: .*digits",
+        ),
         Case("config-huge-int-set", ("validate", "tiny_cnn", "--set", "seed=" + "7" * 5000), match=r"digits"),
-        Case("config-huge-hex-int", ("validate", "{tmp}/w.yaml"), _wl("batch: 1", "batch: 0x" + "f" * 5000),
-             match=r"w\.yaml: .*digits"),
-        Case("config-huge-float-literal", ("validate", "{tmp}/h.yaml"), _hw("clock_mhz: 1000", "clock_mhz: 1.0e+999"),
-             match=r"h\.yaml: clock_mhz: .*finite"),
+        Case(
+            "config-huge-hex-int",
+            ("validate", "{tmp}/w.yaml"),
+            _wl("batch: 1", "batch: 0x" + "f" * 5000),
+            match=r"w\.yaml: .*digits",
+        ),
+        Case(
+            "config-huge-float-literal",
+            ("validate", "{tmp}/h.yaml"),
+            _hw("clock_mhz: 1000", "clock_mhz: 1.0e+999"),
+            match=r"h\.yaml: clock_mhz: .*finite",
+        ),
     ]
 
 
 def _sizes() -> list[Case]:
     """Item 11: sizes far outside any real accelerator or network are refused at validation."""
     huge = str(10**30)
-    hw_fields = {"rows": ("rows: 16,", f"rows: {huge},", r"array\.rows"),
-                 "cols": ("cols: 16,", f"cols: {huge},", r"array\.cols"),
-                 "clock": ("clock_mhz: 1000", f"clock_mhz: {huge}", r"clock_mhz"),
-                 "clock-tiny": ("clock_mhz: 1000", "clock_mhz: 0.000001", r"clock_mhz"),
-                 "sram": ("ifmap_kib: 64", "ifmap_kib: 1.0e+300", r"sram\.ifmap_kib"),
-                 "dram-bw": ("bandwidth_bytes_per_cycle: 16", f"bandwidth_bytes_per_cycle: {huge}",
-                             r"dram\.bandwidth_bytes_per_cycle"),
-                 "dram-bw-tiny": ("bandwidth_bytes_per_cycle: 16", "bandwidth_bytes_per_cycle: 1.0e-300",
-                                  r"dram\.bandwidth_bytes_per_cycle"),
-                 "dram-latency": ("latency_cycles: 100", f"latency_cycles: {huge}", r"dram\.latency_cycles"),
-                 "dram-channels": ("latency_cycles: 100}", f"latency_cycles: 100, channels: {huge}}}", r"dram\.channels"),
-                 "requant-lanes": ("lanes: 16, latency_cycles: 3", f"lanes: {huge}, latency_cycles: 3", r"requant\.lanes"),
-                 "requant-latency": ("lanes: 16, latency_cycles: 3", f"lanes: 16, latency_cycles: {huge}",
-                                     r"requant\.latency_cycles"),
-                 "vector-lanes": ("lanes: 16, latency_cycles: 4", f"lanes: {huge}, latency_cycles: 4", r"vector\.lanes"),
-                 "float-rate": ("dataflow: ws}", "dataflow: ws, float_rate: 1.0e+30}", r"array\.float_rate")}
-    cases = [Case(f"config-hw-huge-{key}", ("validate", "{tmp}/h.yaml"), _hw(old, new), match=rf"h\.yaml: {path}: .*allowed")
-             for key, (old, new, path) in hw_fields.items()]
-    wl_fields = {"batch": ("batch: 1", "batch: 1000000000", r"batch"),
-                 "input": ("input_shape: [3, 8, 8]", "input_shape: [3, 1000000000, 1000000000]", r"input_shape\[1\]"),
-                 "input-float": ("input_shape: [3, 8, 8]", "input_shape: [3, 1e9, 1e9]", r"input_shape\[1\]"),
-                 "input-elements": ("input_shape: [3, 8, 8]", "input_shape: [65536, 65536, 65536]", r"input_shape"),
-                 "channels": ("out_channels: 4, kernel: 3, padding", f"out_channels: {huge}, kernel: 3, padding",
-                              r"layers\[0\]\.out_channels"),
-                 "padding": ("padding: 1}", "padding: 100000000}", r"layers\[0\]\.padding"),
-                 "kernel": ("kernel: 3, padding", f"kernel: {huge}, padding", r"layers\[0\]\.kernel"),
-                 "seed": ("batch: 1", f"batch: 1\nseed: {huge}", r"seed")}
-    cases += [Case(f"config-wl-huge-{key}", ("validate", "{tmp}/w.yaml"), _wl(old, new), match=rf"w\.yaml: {path}: ")
-              for key, (old, new, path) in wl_fields.items()]
+    hw_fields = {
+        "rows": ("rows: 16,", f"rows: {huge},", r"array\.rows"),
+        "cols": ("cols: 16,", f"cols: {huge},", r"array\.cols"),
+        "clock": ("clock_mhz: 1000", f"clock_mhz: {huge}", r"clock_mhz"),
+        "clock-tiny": ("clock_mhz: 1000", "clock_mhz: 0.000001", r"clock_mhz"),
+        "sram": ("ifmap_kib: 64", "ifmap_kib: 1.0e+300", r"sram\.ifmap_kib"),
+        "dram-bw": (
+            "bandwidth_bytes_per_cycle: 16",
+            f"bandwidth_bytes_per_cycle: {huge}",
+            r"dram\.bandwidth_bytes_per_cycle",
+        ),
+        "dram-bw-tiny": (
+            "bandwidth_bytes_per_cycle: 16",
+            "bandwidth_bytes_per_cycle: 1.0e-300",
+            r"dram\.bandwidth_bytes_per_cycle",
+        ),
+        "dram-latency": ("latency_cycles: 100", f"latency_cycles: {huge}", r"dram\.latency_cycles"),
+        "dram-channels": ("latency_cycles: 100}", f"latency_cycles: 100, channels: {huge}}}", r"dram\.channels"),
+        "requant-lanes": ("lanes: 16, latency_cycles: 3", f"lanes: {huge}, latency_cycles: 3", r"requant\.lanes"),
+        "requant-latency": (
+            "lanes: 16, latency_cycles: 3",
+            f"lanes: 16, latency_cycles: {huge}",
+            r"requant\.latency_cycles",
+        ),
+        "vector-lanes": ("lanes: 16, latency_cycles: 4", f"lanes: {huge}, latency_cycles: 4", r"vector\.lanes"),
+        "float-rate": ("dataflow: ws}", "dataflow: ws, float_rate: 1.0e+30}", r"array\.float_rate"),
+    }
+    cases = [
+        Case(f"config-hw-huge-{key}", ("validate", "{tmp}/h.yaml"), _hw(old, new), match=rf"h\.yaml: {path}: .*allowed")
+        for key, (old, new, path) in hw_fields.items()
+    ]
+    wl_fields = {
+        "batch": ("batch: 1", "batch: 1000000000", r"batch"),
+        "input": ("input_shape: [3, 8, 8]", "input_shape: [3, 1000000000, 1000000000]", r"input_shape\[1\]"),
+        "input-float": ("input_shape: [3, 8, 8]", "input_shape: [3, 1e9, 1e9]", r"input_shape\[1\]"),
+        "input-elements": ("input_shape: [3, 8, 8]", "input_shape: [65536, 65536, 65536]", r"input_shape"),
+        "channels": (
+            "out_channels: 4, kernel: 3, padding",
+            f"out_channels: {huge}, kernel: 3, padding",
+            r"layers\[0\]\.out_channels",
+        ),
+        "padding": ("padding: 1}", "padding: 100000000}", r"layers\[0\]\.padding"),
+        "kernel": ("kernel: 3, padding", f"kernel: {huge}, padding", r"layers\[0\]\.kernel"),
+        "seed": ("batch: 1", f"batch: 1\nseed: {huge}", r"seed"),
+    }
     cases += [
-        Case("config-wl-huge-output", ("validate", "{tmp}/w.yaml"),
-             {"w.yaml": WL.replace("[3, 8, 8]", "[3, 16384, 16384]").replace("out_channels: 4", "out_channels: 64", 1)},
-             match=r"w\.yaml: layers\[0\]: .*elements"),
-        Case("config-wl-batch-set", ("run", "tiny_cnn", "--set-workload", "batch=1000000000", *RUN),
-             match=r"tiny_cnn\.yaml: batch: "),
-        Case("config-hw-rows-set", ("run", "tiny_cnn", "--set", f"array.rows={huge}", *RUN),
-             match=r"default\.yaml: array\.rows: "),
+        Case(f"config-wl-huge-{key}", ("validate", "{tmp}/w.yaml"), _wl(old, new), match=rf"w\.yaml: {path}: ")
+        for key, (old, new, path) in wl_fields.items()
+    ]
+    cases += [
+        Case(
+            "config-wl-huge-output",
+            ("validate", "{tmp}/w.yaml"),
+            {"w.yaml": WL.replace("[3, 8, 8]", "[3, 16384, 16384]").replace("out_channels: 4", "out_channels: 64", 1)},
+            match=r"w\.yaml: layers\[0\]: .*elements",
+        ),
+        Case(
+            "config-wl-batch-set",
+            ("run", "tiny_cnn", "--set-workload", "batch=1000000000", *RUN),
+            match=r"tiny_cnn\.yaml: batch: ",
+        ),
+        Case(
+            "config-hw-rows-set",
+            ("run", "tiny_cnn", "--set", f"array.rows={huge}", *RUN),
+            match=r"default\.yaml: array\.rows: ",
+        ),
     ]
     return cases
 
 
 def _nonfinite() -> list[Case]:
     """Item 12: infinities, NaN, 1e308 and buffers too small for any tile."""
-    cases = [Case(f"config-set-{field.split('.')[-1]}-{label}", ("show", "gemmini", "--set", f"{field}={value}"),
-                  match=rf"gemmini\.yaml: {field.replace('.', '[.]')}: ")
-             for field in ("sram.ifmap_kib", "dram.bandwidth_bytes_per_cycle", "clock_mhz", "array.float_rate")
-             for label, value in (("inf", ".inf"), ("nan", ".nan"), ("1e308", "1.0e+308"), ("neg-inf", "-.inf"))]
+    cases = [
+        Case(
+            f"config-set-{field.split('.')[-1]}-{label}",
+            ("show", "gemmini", "--set", f"{field}={value}"),
+            match=rf"gemmini\.yaml: {field.replace('.', '[.]')}: ",
+        )
+        for field in ("sram.ifmap_kib", "dram.bandwidth_bytes_per_cycle", "clock_mhz", "array.float_rate")
+        for label, value in (("inf", ".inf"), ("nan", ".nan"), ("1e308", "1.0e+308"), ("neg-inf", "-.inf"))
+    ]
     cases += [
-        Case("config-set-alpha-nan", ("validate", "bert_base_layer", "--set", "layers[4].alpha=.nan"),
-             match=r"layers\[4\]\.alpha: "),
-        Case("config-set-gbps-inf", ("show", "tpu-v1", "--set", "dram.bandwidth_gb_per_s=.inf"),
-             match=r"dram\.bandwidth_gb_per_s: "),
+        Case(
+            "config-set-alpha-nan",
+            ("validate", "bert_base_layer", "--set", "layers[4].alpha=.nan"),
+            match=r"layers\[4\]\.alpha: ",
+        ),
+        Case(
+            "config-set-gbps-inf",
+            ("show", "tpu-v1", "--set", "dram.bandwidth_gb_per_s=.inf"),
+            match=r"dram\.bandwidth_gb_per_s: ",
+        ),
     ]
     for buffer, small in (("ifmap", 0.05), ("filter", 0.05), ("ofmap", 0.005)):
-        cases.append(Case(f"config-sram-1-byte-{buffer}",
-                          ("run", "tiny_cnn", "--hw", "gemmini", "--set", f"sram.{buffer}_kib=0.0009765625", *RUN),
-                          match=rf"gemmini\.yaml: sram\.{buffer}_kib: .*at least"))
-        cases.append(Case(f"config-sram-small-{buffer}-lower",
-                          ("lower", "resnet18", "--hw", "gemmini", "--set", f"sram.{buffer}_kib={small}"),
-                          match=rf"gemmini\.yaml: sram\.{buffer}_kib: .*at least"))
+        cases.append(
+            Case(
+                f"config-sram-1-byte-{buffer}",
+                ("run", "tiny_cnn", "--hw", "gemmini", "--set", f"sram.{buffer}_kib=0.0009765625", *RUN),
+                match=rf"gemmini\.yaml: sram\.{buffer}_kib: .*at least",
+            )
+        )
+        cases.append(
+            Case(
+                f"config-sram-small-{buffer}-lower",
+                ("lower", "resnet18", "--hw", "gemmini", "--set", f"sram.{buffer}_kib={small}"),
+                match=rf"gemmini\.yaml: sram\.{buffer}_kib: .*at least",
+            )
+        )
     return cases
 
 
 def _scalesim() -> list[Case]:
     """Item 13: broken SCALE-Sim topologies name the file, the row and the column."""
     imp = ("import", "scalesim", "{tmp}/t.csv", "-o", "{tmp}/t.yaml")
-    layout = ("Layer name, IFMAP SRAM Bank, IFMAP Row, IFMAP Column, Filter SRAM Bank, Filter Row, Filter Column,"
-              " OFMAP SRAM Bank,\nConv1, 1, 1, 1, 1, 1, 1, 1,\n")
-    rows = {"stride-0": ("c1, 8, 8, 3, 3, 4, 8, 0,", r"line 2.*stride"),
-            "stride-negative": ("c1, 8, 8, 3, 3, 4, 8, -1,", r"line 2.*stride"),
-            "filter-0": ("c1, 8, 8, 0, 3, 4, 8, 1,", r"line 2.*filter_h"),
-            "channels-huge": (f"c1, 8, 8, 3, 3, {10**30}, 8, 1,", r"line 2"),
-            "filter-larger": ("c1, 4, 4, 9, 9, 4, 8, 1,", r"line 2"),
-            "ifmap-0": ("c1, 0, 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
-            "bad-name": ("c\x1b1, 8, 8, 3, 3, 4, 8, 1,", r"line 2.*name"),
-            "huge-digits": ("c1, " + "9" * 5000 + ", 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
-            "nan": ("c1, nan, 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h")}
-    cases = [Case(f"config-scalesim-{key}", imp, {"t.csv": TOPOLOGY + row + "\n"}, match=rf"t\.csv: {where}")
-             for key, (row, where) in rows.items()]
+    layout = (
+        "Layer name, IFMAP SRAM Bank, IFMAP Row, IFMAP Column, Filter SRAM Bank, Filter Row, Filter Column,"
+        " OFMAP SRAM Bank,\nConv1, 1, 1, 1, 1, 1, 1, 1,\n"
+    )
+    rows = {
+        "stride-0": ("c1, 8, 8, 3, 3, 4, 8, 0,", r"line 2.*stride"),
+        "stride-negative": ("c1, 8, 8, 3, 3, 4, 8, -1,", r"line 2.*stride"),
+        "filter-0": ("c1, 8, 8, 0, 3, 4, 8, 1,", r"line 2.*filter_h"),
+        "channels-huge": (f"c1, 8, 8, 3, 3, {10**30}, 8, 1,", r"line 2"),
+        "filter-larger": ("c1, 4, 4, 9, 9, 4, 8, 1,", r"line 2"),
+        "ifmap-0": ("c1, 0, 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
+        "bad-name": ("c\x1b1, 8, 8, 3, 3, 4, 8, 1,", r"line 2.*name"),
+        "huge-digits": ("c1, " + "9" * 5000 + ", 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
+        "nan": ("c1, nan, 8, 3, 3, 4, 8, 1,", r"line 2.*ifmap_h"),
+    }
+    cases = [
+        Case(f"config-scalesim-{key}", imp, {"t.csv": TOPOLOGY + row + "\n"}, match=rf"t\.csv: {where}")
+        for key, (row, where) in rows.items()
+    ]
     cases += [
         Case("config-scalesim-layout-csv", imp, {"t.csv": layout}, match=r"t\.csv: "),
-        Case("config-scalesim-gemm-zero", imp, {"t.csv": "Layer, M, N, K,\ng1, 0, 4, 4,\n"}, match=r"t\.csv: line 2.*m"),
-        Case("config-scalesim-name-from-stem", ("import", "scalesim", "{tmp}/my topo (1).csv", "-o", "{tmp}/t.yaml"),
-             {"my topo (1).csv": TOPOLOGY + "c1, 8, 8, 3, 3, 4, 8, 1,\n"}, expect="ok", writes=True),
+        Case(
+            "config-scalesim-gemm-zero", imp, {"t.csv": "Layer, M, N, K,\ng1, 0, 4, 4,\n"}, match=r"t\.csv: line 2.*m"
+        ),
+        Case(
+            "config-scalesim-name-from-stem",
+            ("import", "scalesim", "{tmp}/my topo (1).csv", "-o", "{tmp}/t.yaml"),
+            {"my topo (1).csv": TOPOLOGY + "c1, 8, 8, 3, 3, 4, 8, 1,\n"},
+            expect="ok",
+            writes=True,
+        ),
         Case("config-scalesim-ok", imp, {"t.csv": TOPOLOGY + "c1, 8, 8, 3, 3, 4, 8, 2,\n"}, expect="ok", writes=True),
     ]
     return cases
@@ -210,10 +357,16 @@ _MESSAGE_EDITS = [
     ("in-channels-str", _wl("stride: 1}", "stride: 1, in_channels: x}"), r"layers\[1\]\.in_channels: "),
     ("input-shape-str", _wl("[3, 8, 8]", "[3, x, 8]"), r"input_shape\[1\]: "),
     ("extra-inputs", _wl("batch: 1", "batch: 1\nextra_inputs: {a: [0]}"), r"extra_inputs\.a\[0\]: "),
-    ("bandwidth-str", _hw("bandwidth_bytes_per_cycle: 16", "bandwidth_bytes_per_cycle: fast"),
-     r"dram\.bandwidth_bytes_per_cycle: "),
-    ("layer-type", _wl("type: conv2d, out_channels: 4, kernel: 3, stride", "type: conv3d, out_channels: 4, kernel: 3, stride"),
-     r"layers\[1\]\.type: .*allowed: conv2d"),
+    (
+        "bandwidth-str",
+        _hw("bandwidth_bytes_per_cycle: 16", "bandwidth_bytes_per_cycle: fast"),
+        r"dram\.bandwidth_bytes_per_cycle: ",
+    ),
+    (
+        "layer-type",
+        _wl("type: conv2d, out_channels: 4, kernel: 3, stride", "type: conv3d, out_channels: 4, kernel: 3, stride"),
+        r"layers\[1\]\.type: .*allowed: conv2d",
+    ),
     ("layer-not-mapping", {"w.yaml": WL + "  - 7\n"}, r"layers\[2\]: "),
 ]
 
@@ -224,8 +377,15 @@ def _messages() -> list[Case]:
     cases = []
     for name, files, field in _MESSAGE_EDITS:
         (file,) = files
-        cases.append(Case(f"config-msg-{name}", ("validate", f"{{tmp}}/{file}"), files,
-                          match=no_internals + rf".*{re.escape(file)}: {field}"))
+        cases.append(
+            Case(
+                f"config-msg-{name}",
+                ("validate", f"{{tmp}}/{file}"),
+                files,
+                match=no_internals + rf".*{re.escape(file)}: {field}",
+            )
+        )
     return cases
+
 
 CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages()

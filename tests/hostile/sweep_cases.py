@@ -16,8 +16,14 @@ SPEC = "spec.yaml"
 
 def spec(output: str | None = "out", **fields: object) -> dict[str, str]:
     """A spec file (JSON is YAML) of two tiny points, with ``fields`` replacing or adding keys."""
-    doc: dict[str, object] = {"schema_version": 1, "base": "default", "axes": {"array.rows": [4, 8]},
-                              "workloads": ["tiny_cnn"], "output": output, **fields}
+    doc: dict[str, object] = {
+        "schema_version": 1,
+        "base": "default",
+        "axes": {"array.rows": [4, 8]},
+        "workloads": ["tiny_cnn"],
+        "output": output,
+        **fields,
+    }
     return {SPEC: json.dumps({k: v for k, v in doc.items() if v is not None})}
 
 
@@ -38,51 +44,140 @@ def foreign_store(tmp: Path) -> None:
 
 
 #: 200 x 200 x 200: eight million points, refused from the axis lengths before anything is expanded
-HUGE_AXES = {"array.rows": list(range(1, 201)), "array.cols": list(range(1, 201)), "sram.ofmap_kib": list(range(1, 201))}
+HUGE_AXES = {
+    "array.rows": list(range(1, 201)),
+    "array.cols": list(range(1, 201)),
+    "sram.ofmap_kib": list(range(1, 201)),
+}
 OUTPUT_ERROR = r"spec\.yaml: output: "
 
 CASES: list[Case] = [
     # output: where results cannot or must not go (nothing may be created)
-    Case("sweep-output-file", sweep(), files={**spec("taken.txt"), "taken.txt": "mine"},
-         match=OUTPUT_ERROR + r"taken\.txt: this is a file, not a folder"),
+    Case(
+        "sweep-output-file",
+        sweep(),
+        files={**spec("taken.txt"), "taken.txt": "mine"},
+        match=OUTPUT_ERROR + r"taken\.txt: this is a file, not a folder",
+    ),
     Case("sweep-output-dev-null", sweep(), files=spec("/dev/null"), match=OUTPUT_ERROR + r"/dev/null: this is a file"),
-    Case("sweep-output-proc", sweep(), files=spec("/proc/accelsim-sweep"), match=OUTPUT_ERROR + r"/proc/accelsim-sweep: cannot"),
-    Case("sweep-output-proc-self", sweep(), files=spec("proc"), setup=make_proc_self_link,
-         match=OUTPUT_ERROR + r"proc: this folder holds other files and no sweep\.sqlite"),
-    Case("sweep-output-below-a-file", sweep(), files={**spec("taken.txt/out"), "taken.txt": "mine"},
-         match=OUTPUT_ERROR + r"taken\.txt/out: .*taken\.txt is a file, not a folder"),
-    Case("sweep-output-current-folder", sweep(), files=spec("."), match=OUTPUT_ERROR + r"\.: this folder holds other files"),
+    Case(
+        "sweep-output-proc",
+        sweep(),
+        files=spec("/proc/accelsim-sweep"),
+        match=OUTPUT_ERROR + r"/proc/accelsim-sweep: cannot",
+    ),
+    Case(
+        "sweep-output-proc-self",
+        sweep(),
+        files=spec("proc"),
+        setup=make_proc_self_link,
+        match=OUTPUT_ERROR + r"proc: this folder holds other files and no sweep\.sqlite",
+    ),
+    Case(
+        "sweep-output-below-a-file",
+        sweep(),
+        files={**spec("taken.txt/out"), "taken.txt": "mine"},
+        match=OUTPUT_ERROR + r"taken\.txt/out: .*taken\.txt is a file, not a folder",
+    ),
+    Case(
+        "sweep-output-current-folder",
+        sweep(),
+        files=spec("."),
+        match=OUTPUT_ERROR + r"\.: this folder holds other files",
+    ),
     # a store that is not one (the lock file is created before the store is read: writes=True)
-    Case("sweep-store-garbage", sweep(), files={**spec(), "out/sweep.sqlite": b"not a database" * 100}, writes=True,
-         match=r"spec\.yaml: output: out: cannot open sweep\.sqlite there: file is not a database"),
-    Case("sweep-store-foreign", sweep(), files={**spec(), "out/sweep.sqlite": b""}, setup=foreign_store,
-         writes=True, match=r"out/sweep\.sqlite: cannot use the sweep store: "),
+    Case(
+        "sweep-store-garbage",
+        sweep(),
+        files={**spec(), "out/sweep.sqlite": b"not a database" * 100},
+        writes=True,
+        match=r"spec\.yaml: output: out: cannot open sweep\.sqlite there: file is not a database",
+    ),
+    Case(
+        "sweep-store-foreign",
+        sweep(),
+        files={**spec(), "out/sweep.sqlite": b""},
+        setup=foreign_store,
+        writes=True,
+        match=r"out/sweep\.sqlite: cannot use the sweep store: ",
+    ),
     Case("sweep-output-empty", sweep(), files=spec(""), match=r"spec\.yaml: output"),
-    Case("sweep-output-nul", sweep(), files=spec("out\u0000x"), match=r"spec\.yaml: output: a folder path cannot hold control"),
-    Case("sweep-output-newline", sweep(), files=spec("out\nx"), match=r"spec\.yaml: output: a folder path cannot hold control"),
+    Case(
+        "sweep-output-nul",
+        sweep(),
+        files=spec("out\u0000x"),
+        match=r"spec\.yaml: output: a folder path cannot hold control",
+    ),
+    Case(
+        "sweep-output-newline",
+        sweep(),
+        files=spec("out\nx"),
+        match=r"spec\.yaml: output: a folder path cannot hold control",
+    ),
     Case("sweep-output-huge", sweep(), files=spec("o" * 5000), match=r"spec\.yaml: output"),
     # absurd sizes: refused at once, before expanding
-    Case("sweep-grid-200-cubed", sweep(), files=spec(axes=HUGE_AXES), timeout_s=10,
-         match=r"spec\.yaml: axes: 8,000,000 points \(200 x 200 x 200 hardware configs.*raise max_points"),
-    Case("validate-grid-200-cubed", ("validate", f"{{tmp}}/{SPEC}"), files=spec(axes=HUGE_AXES), timeout_s=10,
-         match=r"spec\.yaml: axes: 8,000,000 points"),
-    Case("sweep-zip-over-max-points", sweep(), files=spec(axes={"array.rows": list(range(1, 1002)), "array.cols": [8] * 1001},
-                                                          combine="zip", max_points=1000),
-         match=r"spec\.yaml: axes: 1,001 points \(1,001 hardware configs, 1 workload, 1 scheme\)"),
-    Case("sweep-many-workloads", sweep(), files=spec(workloads=[f"w{i}" for i in range(2000)], max_points=1000),
-         match=r"spec\.yaml: axes: 4,000 points \(2 hardware configs, 2,000 workloads, 1 scheme\)"),
+    Case(
+        "sweep-grid-200-cubed",
+        sweep(),
+        files=spec(axes=HUGE_AXES),
+        timeout_s=10,
+        match=r"spec\.yaml: axes: 8,000,000 points \(200 x 200 x 200 hardware configs.*raise max_points",
+    ),
+    Case(
+        "validate-grid-200-cubed",
+        ("validate", f"{{tmp}}/{SPEC}"),
+        files=spec(axes=HUGE_AXES),
+        timeout_s=10,
+        match=r"spec\.yaml: axes: 8,000,000 points",
+    ),
+    Case(
+        "sweep-zip-over-max-points",
+        sweep(),
+        files=spec(axes={"array.rows": list(range(1, 1002)), "array.cols": [8] * 1001}, combine="zip", max_points=1000),
+        match=r"spec\.yaml: axes: 1,001 points \(1,001 hardware configs, 1 workload, 1 scheme\)",
+    ),
+    Case(
+        "sweep-many-workloads",
+        sweep(),
+        files=spec(workloads=[f"w{i}" for i in range(2000)], max_points=1000),
+        match=r"spec\.yaml: axes: 4,000 points \(2 hardware configs, 2,000 workloads, 1 scheme\)",
+    ),
     Case("sweep-max-points-absurd", sweep(), files=spec(max_points=10**30), match=r"spec\.yaml: max_points"),
     Case("sweep-max-points-zero", sweep(), files=spec(max_points=0), match=r"spec\.yaml: max_points"),
-    Case("sweep-max-points-exceeded", sweep(), files=spec(max_points=1), match=r"spec\.yaml: axes: 2 points .* max_points \(1\)"),
+    Case(
+        "sweep-max-points-exceeded",
+        sweep(),
+        files=spec(max_points=1),
+        match=r"spec\.yaml: axes: 2 points .* max_points \(1\)",
+    ),
     Case("sweep-name-huge", sweep(), files=spec(name="n" * 1000), match=r"spec\.yaml: name"),
-    Case("sweep-constraints-many", sweep(), files=spec(constraints=["array.rows >= 1"] * 1000), match=r"spec\.yaml: constraints"),
+    Case(
+        "sweep-constraints-many",
+        sweep(),
+        files=spec(constraints=["array.rows >= 1"] * 1000),
+        match=r"spec\.yaml: constraints",
+    ),
     Case("sweep-description-huge", sweep(), files=spec(description="d" * 100_000), match=r"spec\.yaml: description"),
     # flags
-    Case("sweep-workers-absurd", ("sweep", f"{{tmp}}/{SPEC}", "--workers", "1000000"), files=spec(), match=r"--workers"),
+    Case(
+        "sweep-workers-absurd", ("sweep", f"{{tmp}}/{SPEC}", "--workers", "1000000"), files=spec(), match=r"--workers"
+    ),
     Case("sweep-workers-zero", ("sweep", f"{{tmp}}/{SPEC}", "--workers", "0"), files=spec(), match=r"--workers"),
     Case("sweep-batch-zero", sweep("--batch", "0"), files=spec(), match=r"--batch"),
-    Case("sweep-dask-not-an-address", sweep("--dask", "nonsense"), files=spec(), timeout_s=15, match=r"--dask: no Dask scheduler"),
-    Case("sweep-dask-http", sweep("--dask", "http://127.0.0.1:1"), files=spec(), timeout_s=15, match=r"--dask: no Dask scheduler"),
+    Case(
+        "sweep-dask-not-an-address",
+        sweep("--dask", "nonsense"),
+        files=spec(),
+        timeout_s=15,
+        match=r"--dask: no Dask scheduler",
+    ),
+    Case(
+        "sweep-dask-http",
+        sweep("--dask", "http://127.0.0.1:1"),
+        files=spec(),
+        timeout_s=15,
+        match=r"--dask: no Dask scheduler",
+    ),
     # legitimate: a new folder, then the same folder again (resumes, runs nothing)
     Case("sweep-ok", sweep(), files=spec(), expect="ok", writes=True),
 ]
