@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 # Only what building the parser needs is imported here; each command imports the rest (pydantic models,
 # simulation, reports), so `accelsim --help` stays fast (tests/test_lazy_plumbing.py).
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
-from accelsim.quant.schemes import SCHEMES as SCHEME_TABLE
-from accelsim.quant.schemes import WEIGHT_FORMATS
 from accelsim.report.table import format_table, si, terminal_width
+from accelsim.schemes import SCHEMES as SCHEME_TABLE
+from accelsim.schemes import WEIGHT_FORMATS
 
 if TYPE_CHECKING:
     from accelsim.config import HardwareConfig, Workload
@@ -228,7 +228,7 @@ def _prepare(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, s
     folder = _target(args, workload, hw)
     if not args.timing_only:
         from accelsim.kernels.first_run import compile_ahead
-        from accelsim.sim.footprint import check_values_fit
+        from accelsim.values.footprint import check_values_fit
 
         check_values_fit(workload, len(schemes))
         compile_ahead(schemes)
@@ -237,8 +237,8 @@ def _prepare(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, s
 
 def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> Path:
     """The results folder, checked before simulating: what it holds can be merged with this run."""
-    from accelsim.sim.records import check_mergeable
-    from accelsim.sim.simulation import results_folder
+    from accelsim.results.records import check_mergeable
+    from accelsim.simulation import results_folder
 
     check_output_folder(args.out, field="--out")
     folder = check_output_folder(
@@ -249,8 +249,8 @@ def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) ->
 
 
 def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> None:
-    from accelsim.sim.records import update_results
-    from accelsim.sim.simulation import run_meta
+    from accelsim.results.records import update_results
+    from accelsim.simulation import run_meta
 
     update_results(
         folder,
@@ -262,7 +262,7 @@ def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> N
 
 def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.report.summary import layer_table
-    from accelsim.sim.simulation import simulate
+    from accelsim.simulation import simulate
 
     workload, hw = _load_pair(args)
     folder = _prepare(args, workload, hw, [args.scheme])
@@ -302,7 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.report.summary import scheme_table
-    from accelsim.sim.simulation import compare_schemes
+    from accelsim.simulation import compare_schemes
 
     workload, hw = _load_pair(args)
     folder = _prepare(args, workload, hw, args.schemes)
@@ -329,7 +329,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _write_report(folder: Path) -> None:
     from accelsim.report.writer import write_report
-    from accelsim.sim.results_folder import guarded
+    from accelsim.results.folder import guarded
 
     with guarded(folder):  # the report describes one generation; a concurrent save waits for it
         markdown, html = write_report(folder)
@@ -445,8 +445,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from accelsim.sim.explain import explain
-    from accelsim.sim.footprint import check_values_fit
+    from accelsim.explain import explain
+    from accelsim.values.footprint import check_values_fit
 
     workload, hw = _load_pair(args)
     check_values_fit(workload, 1, timing_only_flag=False)
@@ -456,8 +456,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_golden(args: argparse.Namespace) -> int:
     from accelsim.quant.golden import write_golden
-    from accelsim.sim.footprint import check_values_fit
-    from accelsim.sim.values import run_values
+    from accelsim.values.footprint import check_values_fit
+    from accelsim.values.runner import run_values
 
     check_output_file(args.output, field="--output")
     workload, hw = _load_pair(args)
@@ -674,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
-    except MemoryError:  # the estimate (accelsim.sim.footprint) let through a run that still did not fit
+    except MemoryError:  # the estimate (accelsim.values.footprint) let through a run that still did not fit
         print(
             "accelsim: error: out of memory: use --timing-only (no values) or a smaller batch (--set-workload batch=N)",
             file=sys.stderr,

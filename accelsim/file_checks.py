@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 
 #: what an ``OSError``'s errno means for a path the user gave, in words a user knows
 _REASONS = {

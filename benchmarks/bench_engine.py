@@ -38,9 +38,9 @@ from accelsim.config.workload import Add, AvgPool, Conv2d, Flatten, Linear, MaxP
 from accelsim.kernels import threads as gemm_threads
 from accelsim.lowering.program import Program, lower
 from accelsim.quant import REQUANT_MODES
-from accelsim.sim.simulation import simulate
-from accelsim.sim.tensors import materialize
-from accelsim.sim.values import calibrate, run_values
+from accelsim.simulation import simulate
+from accelsim.values.runner import calibrate, run_values
+from accelsim.values.tensors import materialize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from validate_scalesim import CONFIG, RUNNER, TOPOLOGIES, scalesim_python

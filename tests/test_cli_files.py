@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from accelsim.config import AccelsimError
+from accelsim.errors import AccelsimError
 from accelsim.file_checks import check_output_file, check_output_folder, os_error, read_user_file
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from accelsim.cli import main
-from accelsim.config import AccelsimError, load_workload
-from accelsim.sim.footprint import check_values_fit, values_bytes
+from accelsim.config import load_workload
+from accelsim.errors import AccelsimError
+from accelsim.values.footprint import check_values_fit, values_bytes
 
 
 def test_values_refused_with_the_batch_that_fits() -> None:
@@ -39,7 +40,7 @@ def test_estimate_covers_the_values_run(schemes: tuple[str, ...]) -> None:
     """The estimate is at least the traced peak of the values run it stands for (else a run it lets through
     could still end in a MemoryError)."""
     from accelsim.config import load_hardware
-    from accelsim.sim.simulation import compare_schemes
+    from accelsim.simulation import compare_schemes
 
     workload, hw = load_workload("tiny_cnn", ["batch=256"]), load_hardware(None)
     compare_schemes(load_workload("tiny_cnn"), hw, schemes)  # compile outside the measurement
@@ -56,7 +57,7 @@ def test_refused_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The refusal comes before the simulation: nothing is simulated, nothing written."""
-    from accelsim.sim import simulation
+    from accelsim import simulation
 
     monkeypatch.setattr(simulation, "simulate", lambda *a, **k: pytest.fail("simulated a run that cannot fit"))
     code = main(["run", "resnet50", "--set-workload", "batch=1000", "--out", str(tmp_path / "r")])

@@ -11,7 +11,7 @@ import pytest
 from numerics_refs import tfl_multiply_by_quantized_multiplier, tfl_srdhm
 
 from accelsim.cli import main
-from accelsim.sim.explain import fixed_point_steps
+from accelsim.explain import fixed_point_steps
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -280,7 +280,7 @@ def test_smallest_sram_named_in_the_error_is_exact(workload: str, scheme: str, b
     """Issue 14 item 12: a 1-byte SRAM is refused naming the buffer and the smallest size that works;
     that size lowers the whole workload, and 2 bytes less (1 per half) does not."""
     from accelsim.config import load_hardware, load_workload
-    from accelsim.config.errors import AccelsimError
+    from accelsim.errors import AccelsimError
     from accelsim.lowering.program import lower
 
     w = load_workload(workload)

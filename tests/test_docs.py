@@ -138,7 +138,7 @@ def test_every_workload_field_and_layer_type_is_documented() -> None:
 def test_every_result_field_is_documented() -> None:
     from dataclasses import fields as dataclass_fields
 
-    from accelsim.sim.records import LayerRecord
+    from accelsim.results.records import LayerRecord
 
     doc = (ROOT / "docs/metrics.md").read_text()
     missing = [f.name for f in dataclass_fields(LayerRecord) if f"`{f.name}`" not in doc]

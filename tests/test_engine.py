@@ -11,8 +11,8 @@ from accelsim.config.validation import validate
 from accelsim.config.workload import Workload
 from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile, lower
-from accelsim.sim.engine import Engine, EngineRun
-from accelsim.sim.simulation import dram_of, simulate
+from accelsim.simulation import dram_of, simulate
+from accelsim.timing.engine import Engine, EngineRun
 
 FAST_REQUANT = ["requant.lanes=4096", "requant.latency_cycles=0", "vector.lanes=4096", "vector.latency_cycles=0"]
 

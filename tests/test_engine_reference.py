@@ -1,6 +1,6 @@
 """The engine against the plain SimPy formulation of the same model, on fuzzed Tile programs.
 
-``accelsim.sim.engine`` runs only the timed steps (unit and DMA holds) as SimPy events and settles what
+``accelsim.timing.engine`` runs only the timed steps (unit and DMA holds) as SimPy events and settles what
 follows within a cycle in its own queue, in the order SimPy would (docs/engine.md). ``Reference`` below
 is the model written the obvious way: a ``simpy.Resource`` per unit and for the DRAM channels, a
 ``simpy.Container`` per double buffer, a process per tile's loads, per fetch and per drain. Where two
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from accelsim.config import load_hardware, load_workload
 from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile, lower
-from accelsim.sim.engine import Engine, EngineRun, LayerTiming
-from accelsim.sim.simulation import dram_of
+from accelsim.simulation import dram_of
+from accelsim.timing.engine import Engine, EngineRun, LayerTiming
 
 Proc = Generator[simpy.Event, Any, None]
 

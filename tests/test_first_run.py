@@ -18,7 +18,7 @@ import contextlib, io, json, sys
 from numba.core import event
 from accelsim.cli import main
 from accelsim.kernels import first_run
-from accelsim.quant import SCHEMES
+from accelsim.schemes import SCHEMES
 pending = len(first_run.pending_jobs(SCHEMES))
 err = io.StringIO()
 with contextlib.redirect_stderr(err):

@@ -15,8 +15,8 @@ from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view, indices_read
 from accelsim.lowering.program import LoweredLayer, Lowerer, Program, lower
 from accelsim.lowering.tiling import SpatialFootprints, tile_bounds, weight_block_bytes
-from accelsim.sim.engine import Engine
-from accelsim.sim.simulation import dram_of, simulate
+from accelsim.simulation import dram_of, simulate
+from accelsim.timing.engine import Engine
 
 HARDWARE = ["default", "edge-npu", "gemmini", "eyeriss", "tpu-v1"]
 

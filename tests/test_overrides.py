@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from accelsim.cli import main
-from accelsim.config import AccelsimError, load_hardware, load_workload
+from accelsim.config import load_hardware, load_workload
+from accelsim.errors import AccelsimError
 
 
 def test_override_hardware_fields() -> None:

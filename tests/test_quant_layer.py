@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 from accelsim.kernels import ConvGeometry, int_conv2d
 from accelsim.quant import QParams, run_layer, write_golden
 from accelsim.quant.requant import REQUANT_MODES
@@ -108,9 +108,9 @@ def test_an_unknown_name_is_one_error_everywhere(mistake):
     whether it reaches the library through ``simulate``, ``run_values`` or the scheme table itself."""
     from accelsim.config import load_hardware, load_workload
     from accelsim.quant.dynamic import get_flavour
-    from accelsim.quant.schemes import get_scheme
-    from accelsim.sim.simulation import simulate
-    from accelsim.sim.values import run_values
+    from accelsim.schemes import get_scheme
+    from accelsim.simulation import simulate
+    from accelsim.values.runner import run_values
 
     workload, hw = load_workload("tiny_cnn"), load_hardware("edge-npu")
     args = {"scheme": "static", "flavour": "onnx", "weights": "symmetric"} | mistake
@@ -296,9 +296,9 @@ def test_asymmetric_weights_in_a_network_run():
     """run_values(weights=asymmetric): uint8 weight codes with zero points in every array layer, errors
     against fp32 of the same order as symmetric int8, and the timing reads the zero points."""
     from accelsim.config import load_hardware, load_workload
-    from accelsim.sim.simulation import simulate
-    from accelsim.sim.tensors import materialize
-    from accelsim.sim.values import OUTPUT, run_values
+    from accelsim.simulation import simulate
+    from accelsim.values.runner import OUTPUT, run_values
+    from accelsim.values.tensors import materialize
 
     wl, hw = load_workload("tiny_cnn"), load_hardware("default")
     tensors = materialize(wl)
@@ -325,8 +325,7 @@ def test_asymmetric_weights_in_a_network_run():
 def test_scheme_table_weight_formats():
     """get_scheme(name, weights): the weights' plan carries the format's dtype and symmetry for the schemes
     that quantize weights; fp32 is unchanged; an unknown format is an error naming the allowed ones."""
-    from accelsim.quant import SCHEMES, get_scheme
-    from accelsim.quant.schemes import TensorPlan
+    from accelsim.schemes import SCHEMES, TensorPlan, get_scheme
 
     for name in ("woq", "dynamic", "static"):
         assert get_scheme(name).weights == TensorPlan(True, "int8", "per_channel", True, "offline")

@@ -11,7 +11,6 @@ from numerics_refs import tfl_quantize_multiplier
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     REQUANT_MODES,
-    SCHEMES,
     MinMaxObserver,
     MovingAverageMinMaxObserver,
     PercentileObserver,
@@ -22,6 +21,7 @@ from accelsim.quant import (
     symmetric_qparams,
     weight_qparams,
 )
+from accelsim.schemes import SCHEMES
 
 
 @settings(max_examples=300, deadline=None)

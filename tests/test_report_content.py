@@ -16,7 +16,7 @@ import pytest
 
 from accelsim.cli import main
 from accelsim.report.writer import write_report
-from accelsim.sim.records import read_results, write_results
+from accelsim.results.records import read_results, write_results
 
 MB = 1e6
 

@@ -26,9 +26,9 @@ import pytest
 from accelsim.cli import main
 from accelsim.config import load_hardware, load_workload
 from accelsim.config.loader import resolve
-from accelsim.sim import results_folder
-from accelsim.sim.records import LayerRecord, read_saved, update_results
-from accelsim.sim.simulation import SCHEMES, compare_schemes, run_meta
+from accelsim.results import folder as results_folder
+from accelsim.results.records import LayerRecord, read_saved, update_results
+from accelsim.simulation import SCHEMES, compare_schemes, run_meta
 
 FOLDER = ("tiny_cnn", "default-32x32")
 FORK = multiprocessing.get_context("fork")  # children inherit the imported simulator: milliseconds to start
@@ -243,7 +243,7 @@ def test_other_config_is_refused_before_simulating(
     folder = tmp_path.joinpath("out", *FOLDER)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     (tmp_path / "w.yaml").write_text(source.replace("batch: 2", "batch: 3"))
-    from accelsim.sim import simulation
+    from accelsim import simulation
 
     monkeypatch.setattr(simulation, "simulate", lambda *a, **k: pytest.fail("simulated before checking the folder"))
     assert main([*argv, "--scheme", "woq"]) == 2

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from accelsim.cli import main
-from accelsim.config import AccelsimError, load_workload
+from accelsim.config import load_workload
 from accelsim.config.scalesim_topology import import_topology
+from accelsim.errors import AccelsimError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "scalesim-topologies"
 

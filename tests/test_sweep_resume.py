@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from accelsim.cli import main
-from accelsim.config import AccelsimError
 from accelsim.config.sweep import load_sweep
+from accelsim.errors import AccelsimError
 from accelsim.sweep import LocalPool, load_results, run_sweep
 from accelsim.sweep.store import ResultStore
 

@@ -8,10 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from accelsim.config import AccelsimError, load_hardware, load_workload
+from accelsim.config import load_hardware, load_workload
 from accelsim.config.workload import AvgPool, MaxPool
-from accelsim.sim.tensors import LayerParams, materialize
-from accelsim.sim.values import avgpool, gelu, layernorm, maxpool, run_values, softmax
+from accelsim.errors import AccelsimError
+from accelsim.values.runner import avgpool, gelu, layernorm, maxpool, run_values, softmax
+from accelsim.values.tensors import LayerParams, materialize
 
 ARRAY_LAYERS = ("conv1", "conv2", "dw", "pw", "fc")
 

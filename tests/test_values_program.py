@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from accelsim.config import load_hardware, load_workload
-from accelsim.config.errors import AccelsimError
 from accelsim.config.loader import SHIPPED
+from accelsim.errors import AccelsimError
 from accelsim.kernels import gemm, vnni
 from accelsim.lowering.program import Program, lower
 from accelsim.quant import REQUANT_MODES
-from accelsim.sim.tensors import WorkloadTensors, materialize
-from accelsim.sim.values import calibrate, run_values
+from accelsim.values.runner import calibrate, run_values
+from accelsim.values.tensors import WorkloadTensors, materialize
 
 WORKLOADS = sorted(p.stem for p in SHIPPED["workload"].glob("*.yaml"))
 SCHEMES = ("fp32", "woq", "dynamic", "static")

@@ -14,8 +14,8 @@ from accelsim.config import load_hardware, load_workload
 from accelsim.config.workload import Workload
 from accelsim.lowering.gemm_view import gemm_view
 from accelsim.quant import DYNAMIC_FLAVOURS, dynamic_quantize
-from accelsim.sim.tensors import materialize
-from accelsim.sim.values import OUTPUT, error_metrics, run_values
+from accelsim.values.runner import OUTPUT, error_metrics, run_values
+from accelsim.values.tensors import materialize
 
 FLOAT_BOUND_DB = 25.0  # woq and every dynamic flavour
 STATIC_BOUND_DB = 18.0

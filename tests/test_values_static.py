@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from accelsim.config import load_hardware, load_workload
 from accelsim.quant import REQUANT_MODES, affine_qparams, dequantize_tensor, quantize_tensor, run_layer
-from accelsim.sim.tensors import materialize
-from accelsim.sim.values import run_values
+from accelsim.values.runner import run_values
+from accelsim.values.tensors import materialize
 
 CONVS = {  # name: (padding, stride, groups, activation) as in workloads/tiny_cnn.yaml
     "conv1": (1, 1, 1, "relu"),
@@ -113,7 +113,7 @@ def test_fused_residual_add_equals_its_steps(rule: str, activation: str) -> None
     quantize, also when its operands lie in different memory orders and the output saturates."""
     from accelsim.quant import RULES, QParams
     from accelsim.quant.rules import add_tensors
-    from accelsim.sim.values import activate
+    from accelsim.values.runner import activate
 
     rng = np.random.default_rng(11)
     a = rng.integers(-128, 128, (2, 6, 5, 4)).astype(np.int8)
@@ -143,7 +143,7 @@ def test_residual_add_lanes_equal_their_steps(rule, activation, dtype, size, see
     quantize on random codes, on exact ties of every rule's rounding and on saturating outputs."""
     from accelsim.quant import RULES, QParams
     from accelsim.quant.rules import add_tensors
-    from accelsim.sim.values import activate
+    from accelsim.values.runner import activate
 
     rng = np.random.default_rng(seed)
     lo, hi = (-128, 128) if dtype == "int8" else (0, 256)

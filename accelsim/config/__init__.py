@@ -1,10 +1,8 @@
 """Validated models of hardware and workloads, loaded from YAML (DESIGN.md sections 1, 3, 7)."""
 
-from accelsim.config.errors import AccelsimError
 from accelsim.lazy_exports import lazy_exports
 
-# Each public name's module, imported on first use: `accelsim` and the CLI import `accelsim.config.errors`,
-# which runs this file, and `accelsim --help` must not pay for pydantic and the models.
+# Each public name's module, imported on first use: `accelsim --help` must not pay for pydantic and the models.
 _HOME = {
     "DEFAULT_HARDWARE": "loader",
     "load_hardware": "loader",
@@ -23,7 +21,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _HOME)
 __all__ = [
     "DEFAULT_HARDWARE",
     "GEMM_LAYERS",
-    "AccelsimError",
     "HardwareConfig",
     "LayerShapes",
     "Workload",

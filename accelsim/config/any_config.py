@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.loader import resolve, validate_doc
 from accelsim.config.sweep import load_sweep
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
+from accelsim.errors import AccelsimError
 
 
 def _shipped(name: str | Path) -> Path:

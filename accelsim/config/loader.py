@@ -8,12 +8,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.overrides import apply_overrides
 from accelsim.config.validation import validate
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
+from accelsim.errors import AccelsimError
 
 M = TypeVar("M", bound=BaseModel)
 

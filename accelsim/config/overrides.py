@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.yaml_source import parse_yaml_text
+from accelsim.errors import AccelsimError
 
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 

@@ -27,11 +27,11 @@ from typing import Any
 import yaml
 
 from accelsim import file_checks
-from accelsim.config.errors import AccelsimError
 from accelsim.config.ranges import plain_name, whole
 from accelsim.config.validation import FieldError, describe, validate
 from accelsim.config.workload import INPUT, MAX_DIM, Workload
 from accelsim.config.yaml_source import MAX_FILE_BYTES
+from accelsim.errors import AccelsimError
 
 CONV_COLUMNS = ["name", "ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "filters", "stride"]
 GEMM_COLUMNS = ["name", "m", "n", "k"]

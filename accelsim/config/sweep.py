@@ -19,13 +19,13 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from accelsim.config.constraint import Constraint, ConstraintError, hardware_fields
-from accelsim.config.errors import AccelsimError, format_path
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.loader import load_workload, resolve
 from accelsim.config.overrides import parse_path
 from accelsim.config.validation import FieldError, StrictModel, validate
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
+from accelsim.errors import AccelsimError, format_path
 
 Scheme = Literal["fp32", "woq", "dynamic", "static"]
 SWEEP_OUTPUT_ROOT = Path("reports/sweeps")

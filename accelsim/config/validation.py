@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from accelsim.config.errors import AccelsimError, format_path
+from accelsim.errors import AccelsimError, format_path
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -15,7 +15,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from accelsim import file_checks
-from accelsim.config.errors import AccelsimError, format_path
+from accelsim.errors import AccelsimError, format_path
 
 #: Largest number of values a document may expand to once aliases are followed. Real configs have a
 #: few thousand; an alias bomb ("billion laughs") has billions and would hang validation.

@@ -256,7 +256,7 @@ def describe(dispatcher: Any, args: tuple[Any, ...]) -> dict[str, Any] | None:
 def record(workload: Path = README_WORKLOAD, schemes: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Run ``accelsim run WORKLOAD --scheme S`` for each scheme with an empty Numba cache, and group what
     each compiled into jobs (functions sharing a callee or an index file: one job)."""
-    from accelsim.quant import SCHEMES
+    from accelsim.schemes import SCHEMES
 
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
     for scheme in schemes or SCHEMES:

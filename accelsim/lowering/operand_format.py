@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.quant.requant import get_mode
-from accelsim.quant.schemes import get_scheme
+from accelsim.schemes import get_scheme
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _bytes(dtype: str) -> int:
 
 
 def operand_format(scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool = False) -> OperandFormat:
-    """Byte widths of ``scheme`` (from its table in ``accelsim.quant.schemes``) on ``hw``.
+    """Byte widths of ``scheme`` (from its table in ``accelsim.schemes``) on ``hw``.
 
     ``asymmetric_weights``: the quantized weights carry a zero point per output channel (ONNX
     Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from math import ceil, prod
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
     GEMM_LAYERS,
@@ -28,6 +27,7 @@ from accelsim.config.workload import (
     Workload,
     pair,
 )
+from accelsim.errors import AccelsimError
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, operand_format
@@ -43,7 +43,7 @@ from accelsim.lowering.tiling import (
     tile_bounds,
 )
 from accelsim.quant.dynamic import get_flavour
-from accelsim.quant.schemes import get_weight_format
+from accelsim.schemes import get_weight_format
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -121,7 +121,7 @@ CONVERSIONS = ("quantize", "dequantize")
 @dataclass(frozen=True)
 class Program:
     """What the accelerator executes for one workload on one hardware config under one scheme: the
-    engine plays its tiles and the values (``accelsim.sim.values``) compute its layers through their
+    engine plays its tiles and the values (``accelsim.values.runner``) compute its layers through their
     GEMM views, so neither can run a layer the other does not know."""
 
     workload: str

@@ -46,9 +46,6 @@ _HOME = {
     **dict.fromkeys(("QParams", "affine_qparams", "dtype_range", "symmetric_qparams", "weight_qparams"), "qparams"),
     **dict.fromkeys(("REQUANT_MODES", "RequantParams", "make_requant_params", "requantize"), "requant"),
     **dict.fromkeys(("RULES", "QuantizeRule", "dequantize_tensor", "quantize_tensor"), "rules"),
-    **dict.fromkeys(
-        ("SCHEMES", "WEIGHT_FORMATS", "Scheme", "WeightFormat", "get_scheme", "get_weight_format"), "schemes"
-    ),
 }
 
 
@@ -60,8 +57,6 @@ __all__ = [
     "OBSERVERS",
     "REQUANT_MODES",
     "RULES",
-    "SCHEMES",
-    "WEIGHT_FORMATS",
     "LayerResult",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",
@@ -70,15 +65,11 @@ __all__ = [
     "QuantizeRule",
     "QuantizedWeight",
     "RequantParams",
-    "Scheme",
     "TensorRecord",
-    "WeightFormat",
     "affine_qparams",
     "dequantize_tensor",
     "dtype_range",
     "dynamic_quantize",
-    "get_scheme",
-    "get_weight_format",
     "input_row_sums",
     "make_requant_params",
     "quantize_bias",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 from accelsim.quant.qparams import QParams
 from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
 

@@ -42,7 +42,7 @@ from accelsim.quant.observers import MinMaxObserver
 from accelsim.quant.qparams import QParams, weight_qparams
 from accelsim.quant.requant import RequantMode, RequantParams, get_mode, make_requant_params, requantize
 from accelsim.quant.rules import dequantize_tensor, quantize_tensor
-from accelsim.quant.schemes import get_scheme, get_weight_format
+from accelsim.schemes import get_scheme, get_weight_format
 
 LAYER_KINDS = ("conv2d", "linear", "matmul")
 
@@ -349,7 +349,7 @@ def quantize_weight(
     kind: str, weight: np.ndarray, granularity: str = "per_channel", weights: str = "symmetric"
 ) -> QuantizedWeight:
     """Codes and parameters of a layer's weight, per output channel or per tensor, in the weight format
-    ``weights`` (``accelsim.quant.schemes.WEIGHT_FORMATS``: symmetric int8, asymmetric uint8 or int8)."""
+    ``weights`` (``accelsim.schemes.WEIGHT_FORMATS``: symmetric int8, asymmetric uint8 or int8)."""
     fmt = get_weight_format(weights)
     weight = np.asarray(weight, dtype=np.float32)
     w_qp = weight_qparams(

@@ -11,7 +11,7 @@ from accelsim.report.cycle_accounting import STALL_CAUSES, cycle_parts, dram_byt
 from accelsim.report.results import Results
 from accelsim.report.summary import decibels
 from accelsim.report.table import si
-from accelsim.sim.records import LayerRecord
+from accelsim.results.records import LayerRecord
 
 _OPERAND_FIELDS = {
     "weights": "dram_read_bytes_weights",

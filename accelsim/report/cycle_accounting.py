@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accelsim.sim.records import LayerRecord
+from accelsim.results.records import LayerRecord
 
 STALL_CAUSES = {
     "stall_cycles_ifmap": "stall: ifmap",

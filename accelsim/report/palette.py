@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from accelsim.quant.schemes import SCHEMES
+from accelsim.schemes import SCHEMES
 
 #: The shipped schemes in the order reports list them: the scheme table's (baseline first, most quantized last).
 SCHEME_ORDER = tuple(SCHEMES)

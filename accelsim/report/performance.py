@@ -21,7 +21,7 @@ from accelsim.report.summary import layer_rows, scheme_rows
 from accelsim.report.svg_figure import svg_bytes
 from accelsim.report.table import si
 from accelsim.report.timeline_plot import layer_window, timeline
-from accelsim.sim.records import LayerRecord
+from accelsim.results.records import LayerRecord
 
 Styles = dict[str, SeriesStyle]
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from accelsim.config import AccelsimError, HardwareConfig
+from accelsim.config import HardwareConfig
+from accelsim.errors import AccelsimError
 from accelsim.report.palette import ordered_schemes
-from accelsim.sim.records import LayerRecord, read_saved
+from accelsim.results.records import LayerRecord, read_saved
 
 TimelineEvent = tuple[str, int, int, str]
 

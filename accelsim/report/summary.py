@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from accelsim.report.table import format_table
-from accelsim.sim.records import LayerRecord
+from accelsim.results.records import LayerRecord
 
 
 def decibels(value: float) -> str:

@@ -14,8 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.sweep import Sweep
+from accelsim.errors import AccelsimError
 from accelsim.sweep.points import Point
 from accelsim.sweep.worker import PointResult, install, run_batch, run_installed
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.sweep import Sweep, canonical_json, digest
+from accelsim.errors import AccelsimError
 
 ID_HEX_DIGITS = 16  # 64 bits: a million points collide with probability ~3e-8
 

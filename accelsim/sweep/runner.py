@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.sweep import Sweep, canonical_json
+from accelsim.errors import AccelsimError
 from accelsim.sweep.executors import Executor
 from accelsim.sweep.points import Point, expand
 from accelsim.sweep.store import STORE_NAME, ResultStore, check_folder, export_csv

@@ -28,7 +28,7 @@ from typing import Any, Self
 from filelock import FileLock, Timeout
 
 from accelsim.atomic_file import write_atomic
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 from accelsim.sweep.points import Point
 from accelsim.sweep.worker import RESULT_COLUMNS, PointResult
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from accelsim.config.sweep import Sweep
 from accelsim.kernels import threads as gemm_threads
-from accelsim.sim.records import LayerRecord
-from accelsim.sim.simulation import simulate
+from accelsim.results.records import LayerRecord
+from accelsim.simulation import simulate
 from accelsim.sweep.lifeline import die_with_parent
 from accelsim.sweep.points import Point
 

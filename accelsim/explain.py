@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Workload
+from accelsim.errors import AccelsimError
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from accelsim.lowering.program import LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
 from accelsim.quant.requant import get_mode
-from accelsim.sim.values import run_values
+from accelsim.values.runner import run_values
 
 
 def _fmt(values: np.ndarray, n: int = 4) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.workload import INPUT, Conv2d, LayerBase, LayerNorm, LayerShapes, Linear, Workload, pair
+from accelsim.errors import AccelsimError
 from accelsim.quant import QuantizedWeight, quantize_weight
 
 BIAS_STD = 0.02

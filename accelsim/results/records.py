@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from accelsim.config.errors import AccelsimError, format_path
-from accelsim.sim import results_folder
+from accelsim.errors import AccelsimError, format_path
+from accelsim.results import folder as results_folder
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.atomic_file import stale_temp_files, write_atomic
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 from accelsim.file_checks import read_user_file
 
 FILES = ("results.json", "results.csv", "timeline.json")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from accelsim.config.errors import AccelsimError
+from accelsim.errors import AccelsimError
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import numpy as np
 from numba import vectorize
 from numpy.lib.stride_tricks import sliding_window_view
 
-from accelsim.config.errors import AccelsimError
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
     GEMM_LAYERS,
@@ -41,6 +40,7 @@ from accelsim.config.workload import (
     Workload,
     pair,
 )
+from accelsim.errors import AccelsimError
 from accelsim.kernels.gemm import int_gemm
 from accelsim.kernels.pool import max_pool2d
 from accelsim.lowering.gemm_view import GemmView
@@ -49,8 +49,6 @@ from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
     REQUANT_MODES,
-    SCHEMES,
-    WEIGHT_FORMATS,
     LayerResult,
     QParams,
     QuantizedWeight,
@@ -66,7 +64,8 @@ from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
-from accelsim.sim.tensors import LayerParams, WorkloadTensors, materialize
+from accelsim.schemes import SCHEMES, WEIGHT_FORMATS
+from accelsim.values.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
 PRE_ACTIVATION = ":pre_activation"

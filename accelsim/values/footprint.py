@@ -12,7 +12,8 @@ from math import prod
 
 import psutil
 
-from accelsim.config import AccelsimError, Workload
+from accelsim.config import Workload
+from accelsim.errors import AccelsimError
 
 #: bytes held per activation element (the input and all layers' outputs, whole batch): a base for the
 #: shared float tensors and the largest layer's transient im2col buffer, plus this much per scheme.

@@ -13,9 +13,9 @@ from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
-from accelsim.quant.schemes import SCHEMES, get_scheme
-from accelsim.sim.engine import Engine, EngineRun
-from accelsim.sim.records import LayerRecord, total_record
+from accelsim.results.records import LayerRecord, total_record
+from accelsim.schemes import SCHEMES, get_scheme
+from accelsim.timing.engine import Engine, EngineRun
 
 
 @dataclass
@@ -27,7 +27,7 @@ class SchemeRun:
     engine: EngineRun
     rows: list[LayerRecord]
     total: LayerRecord
-    values: Any = None  # accelsim.sim.values.NetworkValues when values were computed
+    values: Any = None  # accelsim.values.runner.NetworkValues when values were computed
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,11 +54,11 @@ def simulate(
 ) -> SchemeRun:
     """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
 
-    ``tensors`` (from ``accelsim.sim.tensors.materialize``) lets several schemes share one draw of the
+    ``tensors`` (from ``accelsim.values.tensors.materialize``) lets several schemes share one draw of the
     weights and inputs; ``progress`` is told each step as it starts (for a progress display);
     ``program`` is this workload, hardware and scheme lowered before (``lower`` is deterministic: a
     model compiled once for an accelerator and run many times); ``qparams`` the static scheme's
-    calibrated activation parameters (``accelsim.sim.values.calibrate``), as a deployed model has them;
+    calibrated activation parameters (``accelsim.values.runner.calibrate``), as a deployed model has them;
     ``errors_against_fp32=False`` leaves out the fp32 run and the error fields (a run that only needs
     the values and the timing). ``weights``: the weight format (``symmetric``, ``asymmetric`` uint8 or
     ``asymmetric_int8``, ``accelsim.quant.WEIGHT_FORMATS``): the values use weight zero points and the
@@ -76,8 +76,8 @@ def simulate(
     lowered, run, rows = _play(workload, hw, scheme, per_tensor, asymmetric, ideal_memory, log, program)
     values, errors = None, {}
     if not timing_only:
-        from accelsim.sim.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
-        from accelsim.sim.values import OUTPUT, run_values
+        from accelsim.values.runner import OUTPUT, run_values
+        from accelsim.values.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
 
         step(f"{scheme}: values")
         tensors = tensors if tensors is not None else materialize(workload)
@@ -235,8 +235,8 @@ def compare_schemes(
     is the weight format of the schemes that quantize weights."""
     reference = tensors = None
     if not timing_only:
-        from accelsim.sim.tensors import materialize
-        from accelsim.sim.values import run_values
+        from accelsim.values.runner import run_values
+        from accelsim.values.tensors import materialize
 
         tensors = materialize(workload)  # one draw of weights and inputs for every scheme
         if "fp32" not in schemes:

@@ -1,0 +1,1 @@
+"""Timing: the SimPy engine that plays a lowered program on the accelerator (DESIGN.md section 5)."""

@@ -1,0 +1,1 @@
+"""Values: the bit-exact numbers of a lowered program, computed by the kernels (DESIGN.md section 4)."""
