@@ -8,8 +8,19 @@ vector unit). Byte counts, unit occupancy and the numerics all derive from this 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from accelsim.errors import AccelsimError
+
+
+class SchemeName(StrEnum):
+    """The schemes' names: the keys of :data:`SCHEMES` (a test holds the two equal). A ``StrEnum`` equals its
+    string, so a name read from YAML or the command line compares and serializes as users write it."""
+
+    FP32 = "fp32"
+    WOQ = "woq"
+    DYNAMIC = "dynamic"
+    STATIC = "static"
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class TensorPlan:
 class Scheme:
     """What a scheme quantizes and what each unit computes on."""
 
-    name: str
+    name: SchemeName
     weights: TensorPlan
     activations: TensorPlan
     bias: TensorPlan
@@ -37,6 +48,26 @@ class Scheme:
     requant_unit: bool  # does the requant unit run (int32 -> int8)?
     vector_ops: tuple[str, ...]  # what the vector unit does per layer, in order
     description: str
+
+    @property
+    def is_reference(self) -> bool:
+        """Nothing is quantized: the float run every other scheme's error is measured against."""
+        return not (self.weights.quantized or self.activations.quantized)
+
+    @property
+    def float_gemm(self) -> bool:
+        """The array multiplies floats (weights, if quantized, are dequantized on the way in)."""
+        return self.array_operand_dtype == "float32"
+
+    @property
+    def runtime_activations(self) -> bool:
+        """Activation quantization parameters are measured at run time (a dynamic flavour applies)."""
+        return self.activations.qparams_known == "runtime"
+
+    @property
+    def calibrated(self) -> bool:
+        """Activation parameters are fixed offline by calibration, and the requant unit writes integers."""
+        return self.activations.qparams_known == "offline" and self.requant_unit
 
     def with_weights(self, weights: str) -> Scheme:
         """This scheme with its weights stored in format ``weights`` (:data:`WEIGHT_FORMATS`); a scheme
@@ -59,11 +90,11 @@ class Scheme:
 _FLOAT = TensorPlan(False, "float32")
 _WEIGHTS_INT8 = TensorPlan(True, "int8", "per_channel", True, "offline")
 
-SCHEMES: dict[str, Scheme] = {
+SCHEMES: dict[SchemeName, Scheme] = {
     s.name: s
     for s in (
         Scheme(
-            "fp32",
+            SchemeName.FP32,
             _FLOAT,
             _FLOAT,
             _FLOAT,
@@ -75,7 +106,7 @@ SCHEMES: dict[str, Scheme] = {
             "everything float32: the reference for error metrics",
         ),
         Scheme(
-            "woq",
+            SchemeName.WOQ,
             _WEIGHTS_INT8,
             _FLOAT,
             _FLOAT,
@@ -87,7 +118,7 @@ SCHEMES: dict[str, Scheme] = {
             "weights int8 in DRAM, dequantized on the way in; float GEMM (array float datapath or vector unit)",
         ),
         Scheme(
-            "dynamic",
+            SchemeName.DYNAMIC,
             _WEIGHTS_INT8,
             TensorPlan(True, "float32", "per_tensor", False, "runtime"),
             _FLOAT,
@@ -99,7 +130,7 @@ SCHEMES: dict[str, Scheme] = {
             "activations quantized at run time from their range (flavour: tflite, onnx, pytorch); float output",
         ),
         Scheme(
-            "static",
+            SchemeName.STATIC,
             _WEIGHTS_INT8,
             TensorPlan(True, "int8", "per_tensor", False, "offline"),
             TensorPlan(True, "int32", "per_channel", True, "offline"),

@@ -21,7 +21,7 @@ from accelsim.quant import (
     symmetric_qparams,
     weight_qparams,
 )
-from accelsim.schemes import SCHEMES
+from accelsim.schemes import SCHEMES, SchemeName
 
 
 @settings(max_examples=300, deadline=None)
@@ -98,6 +98,19 @@ def test_observers():
     p100 = PercentileObserver(100.0)
     p100.observe(batches[0])
     assert p100.range() == pytest.approx((batches[0].min(), batches[0].max()))
+
+
+def test_scheme_names_are_the_table_keys_and_properties_read_the_table():
+    """The enum is the table's vocabulary: same names in the same order, each row keyed by its own name, and
+    each property the code branches on follows from the row's data, one scheme each."""
+    assert list(SCHEMES) == list(SchemeName) and all(k is s.name for k, s in SCHEMES.items())
+    holders = {
+        prop: [n for n, s in SCHEMES.items() if getattr(s, prop)]
+        for prop in ("is_reference", "runtime_activations", "calibrated")
+    }
+    assert holders == {"is_reference": ["fp32"], "runtime_activations": ["dynamic"], "calibrated": ["static"]}
+    assert [n for n, s in SCHEMES.items() if s.float_gemm] == ["fp32", "woq"]
+    assert SchemeName("static") == "static" and f"{SchemeName.DYNAMIC}" == "dynamic"
 
 
 def test_scheme_and_mode_tables():
