@@ -7,6 +7,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from accelsim.quant import Prepared, Quantization
+
 pytest.importorskip("onnxruntime")
 from numerics_refs import (
     TIE_ACTIVATIONS,
@@ -411,7 +413,7 @@ def test_requant_fused_gemm_matches_ort_accumulators(kind, x_shape, o, conv, fou
         QParams(sy, zy, "int8"),
         requant_mode="tflite",
         keep_accumulators=False,
-        **{k: v for k, v in conv.items() if k != "kernel"},
+        geometry=ConvGeometry.from_args(conv["stride"], conv["padding"]) if conv else None,
     )
     if conv:
         (acc,) = run_onnx_node(
@@ -546,9 +548,9 @@ def _assert_dynamic_graph(x, n, per_column, rng):
         x,
         w,
         bias,
-        scheme="dynamic",
-        flavour="onnx",
-        weight_granularity="per_channel" if per_column else "per_tensor",
+        quantization=Quantization(
+            scheme="dynamic", flavour="onnx", weight_granularity="per_channel" if per_column else "per_tensor"
+        ),
     )
     wq = res.tensors["weight_q"]
     ws = wq.qparams.scale if per_column else wq.qparams.scale[0]
@@ -616,13 +618,10 @@ def _assert_static_conv(x, w, b, groups, activation, **qparams):
         x,
         w,
         b,
-        scheme="static",
-        requant_mode="float_half_even",
-        stride=2,
-        padding=1,
-        groups=groups,
         activation=activation,
-        **qparams,
+        quantization=Quantization(scheme="static", requant_mode="float_half_even"),
+        geometry=ConvGeometry.from_args(stride=2, padding=1, groups=groups),
+        prepared=Prepared(**qparams),
     )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
@@ -683,6 +682,12 @@ def test_static_layer_ties_match_qlinear_conv(depthwise):
         t["acc"].values, t["input_q"].qparams.scale[0], t["weight_q"].qparams.scale, t["output_q"].qparams, want, 1
     )
     swapped = run_layer(
-        "conv2d", x, w, b, scheme="static", requant_mode="tflite", stride=2, padding=1, groups=groups, **qparams
+        "conv2d",
+        x,
+        w,
+        b,
+        quantization=Quantization(scheme="static", requant_mode="tflite"),
+        geometry=ConvGeometry.from_args(stride=2, padding=1, groups=groups),
+        prepared=Prepared(**qparams),
     )
     assert np.any(swapped.tensors["output_q"].values != want)

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from accelsim.quant import Prepared, Quantization
+
 torch = pytest.importorskip("torch")
 
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
@@ -339,9 +341,9 @@ def test_dynamic_linear(m, k, n, seed, per_channel, spread, sign, ties, flavour)
         x,
         w,
         bias,
-        scheme="dynamic",
-        flavour=flavour,
-        weight_granularity="per_channel" if per_channel else "per_tensor",
+        quantization=Quantization(
+            scheme="dynamic", flavour=flavour, weight_granularity="per_channel" if per_channel else "per_tensor"
+        ),
     )
     wq = res.tensors["weight_q"]
     np.testing.assert_array_equal(
@@ -395,7 +397,7 @@ def test_dynamic_output_rounding_per_engine(flavour):
     x = rng.normal(size=(16, 96)).astype(np.float32)
     w = (rng.normal(size=(40, 96)) * 0.1).astype(np.float32)
     bias = rng.normal(size=40).astype(np.float32)
-    res = run_layer("linear", x, w, bias, scheme="dynamic", flavour=flavour)
+    res = run_layer("linear", x, w, bias, quantization=Quantization(scheme="dynamic", flavour=flavour))
     wq, xq = res.tensors["weight_q"], res.tensors["input_q"]
     want = _torch_dynamic_linear(DYNAMIC_ENGINES[flavour], x, wq.values, wq.qparams.scale, bias)
     np.testing.assert_array_equal(res.output, want)
@@ -429,7 +431,15 @@ def test_choose_qparams_matches_torch_observer_rule(reduce_range):
 def _check_static_layer_against_torch_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, **qparams: QParams) -> dict:
     """run_layer(static, fbgemm) conv (stride 2, padding 1, 2 groups) == torch quantized Conv2d fed the
     layer's own parameters, input codes included; returns the layer's tensors."""
-    res = run_layer("conv2d", x, w, b, scheme="static", requant_mode="fbgemm", stride=2, padding=1, groups=2, **qparams)
+    res = run_layer(
+        "conv2d",
+        x,
+        w,
+        b,
+        quantization=Quantization(scheme="static", requant_mode="fbgemm"),
+        geometry=ConvGeometry.from_args(stride=2, padding=1, groups=2),
+        prepared=Prepared(**qparams),
+    )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
     conv = torch.ao.nn.quantized.Conv2d(x.shape[1], w.shape[0], w.shape[2:], stride=2, padding=1, groups=2)

@@ -24,7 +24,7 @@ from numerics_refs import (
     tfl_round,
 )
 
-from accelsim.quant import QParams, run_layer
+from accelsim.quant import ConvGeometry, Prepared, QParams, Quantization, run_layer
 
 SETTINGS = settings(max_examples=20, deadline=None)
 TIE_INPUT, TIE_OUTPUT = QParams(np.float32(2.0), 1, "int8"), QParams(np.float32(0.5), -5, "int8")  # M = 2 * 2**-4 / 0.5
@@ -137,15 +137,10 @@ def test_static_conv_matches_tflite_reference(seed, depthwise, single, activatio
         x,
         w,
         b,
-        scheme="static",
-        requant_mode="tflite_single" if single else "tflite",
-        stride=stride,
-        padding=1,
-        dilation=dilation,
-        groups=groups,
         activation=activation,
-        input_qparams=in_qp,
-        output_qparams=out_qp,
+        quantization=Quantization(scheme="static", requant_mode="tflite_single" if single else "tflite"),
+        geometry=ConvGeometry.from_args(stride=stride, padding=1, dilation=dilation, groups=groups),
+        prepared=Prepared(input_qparams=in_qp, output_qparams=out_qp),
     )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
@@ -204,11 +199,10 @@ def test_static_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
         x,
         w,
         b,
-        scheme="static",
-        requant_mode=mode,
-        weight_granularity="per_channel" if per_channel else "per_tensor",
-        input_qparams=in_qp,
-        output_qparams=out_qp,
+        quantization=Quantization(
+            scheme="static", requant_mode=mode, weight_granularity="per_channel" if per_channel else "per_tensor"
+        ),
+        prepared=Prepared(input_qparams=in_qp, output_qparams=out_qp),
     )
     t = res.tensors
     iq, oq, wq = t["input_q"].qparams, t["output_q"].qparams, t["weight_q"]
@@ -294,9 +288,11 @@ def test_hybrid_fully_connected_matches_tflite_reference(m, k, n, seed, per_chan
         x,
         w,
         b,
-        scheme="dynamic",
-        flavour="tflite" if asymmetric else "tflite_symmetric",
-        weight_granularity="per_channel" if per_channel else "per_tensor",
+        quantization=Quantization(
+            scheme="dynamic",
+            flavour="tflite" if asymmetric else "tflite_symmetric",
+            weight_granularity="per_channel" if per_channel else "per_tensor",
+        ),
     )
     wq = res.tensors["weight_q"]
     filter_scales = np.broadcast_to(wq.qparams.scale, (n,))

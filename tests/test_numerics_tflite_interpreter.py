@@ -19,6 +19,8 @@ import os
 import numpy as np
 import pytest
 
+from accelsim.quant import Quantization
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 from numerics_refs import PRODUCT_ROUNDS_ONTO_TIE
@@ -407,9 +409,8 @@ def test_hybrid_conv_per_image_float_output():
         np.transpose(x, (0, 3, 1, 2)),
         np.transpose(w_q, (0, 3, 1, 2)).astype(np.float32) * s_w[:, None, None, None],
         interp.get_tensor(b_idx),
-        scheme="dynamic",
-        flavour="tflite",
-        stride=(2, 1),
+        quantization=Quantization(scheme="dynamic", flavour="tflite"),
+        geometry=ConvGeometry.from_args(stride=(2, 1)),
     )
     np.testing.assert_array_equal(res.tensors["weight_q"].values, np.transpose(w_q, (0, 3, 1, 2)))
     np.testing.assert_array_equal(res.tensors["weight_q"].qparams.scale, s_w)

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from accelsim.quant import Quantization
+
 pytest.importorskip("onnxruntime")
 from numerics_refs import TIE_ACTIVATIONS, run_onnx_graph, run_onnx_node
 from onnx import helper
@@ -237,10 +239,8 @@ def _accelsim_conv(
         bias,
         QParams(sy, int(zy), str(zy.dtype)),
         requant_mode=mode,
-        stride=geom.stride,
-        padding=geom.padding,
-        groups=geom.groups,
         keep_accumulators=keep,
+        geometry=ConvGeometry.from_args(stride=geom.stride, padding=geom.padding, groups=geom.groups),
     )
     return res.tensors["output_q"].values
 
@@ -349,12 +349,10 @@ def test_static_layer_with_asymmetric_weights_matches_qlinear_conv(weights, gran
         x,
         w,
         bias,
-        scheme="static",
-        requant_mode="float_half_even",
-        weights=weights,
-        weight_granularity=granularity,
-        stride=2,
-        padding=1,
+        quantization=Quantization(
+            scheme="static", requant_mode="float_half_even", weights=weights, weight_granularity=granularity
+        ),
+        geometry=ConvGeometry.from_args(stride=2, padding=1),
     )
     t = res.tensors
     wq, xq, out = t["weight_q"], t["input_q"], t["output_q"]
@@ -399,10 +397,12 @@ def test_dynamic_layer_with_asymmetric_weights_matches_ort_graph(weights, per_co
         x,
         w,
         bias,
-        scheme="dynamic",
-        flavour="onnx",
-        weights=weights,
-        weight_granularity="per_channel" if per_column else "per_tensor",
+        quantization=Quantization(
+            scheme="dynamic",
+            flavour="onnx",
+            weights=weights,
+            weight_granularity="per_channel" if per_column else "per_tensor",
+        ),
     )
     wq = res.tensors["weight_q"]
     ws = wq.qparams.scale if per_column else wq.qparams.scale[0]

@@ -206,10 +206,7 @@ def _qlinear_conv(case: Case) -> list[np.ndarray]:
         bias[0].astype(np.int32) if bias else None,
         _qparams(sy, zy),
         requant_mode="float_half_even",
-        stride=g.stride,
-        padding=g.padding,
-        dilation=g.dilation,
-        groups=g.groups,
+        geometry=ConvGeometry.from_args(stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups),
     )
     return [res.tensors["output_q"].values]
 

@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim.config import load_hardware, load_workload
-from accelsim.quant import REQUANT_MODES, affine_qparams, dequantize_tensor, quantize_tensor, run_layer
+from accelsim.quant import (
+    REQUANT_MODES,
+    ConvGeometry,
+    Prepared,
+    Quantization,
+    affine_qparams,
+    dequantize_tensor,
+    quantize_tensor,
+    run_layer,
+)
 from accelsim.values.runner import run_values
 from accelsim.values.tensors import materialize
 
@@ -33,14 +42,22 @@ def _float_chain(x: np.ndarray, params) -> dict[str, np.ndarray]:
     for name, (pad, stride, groups, act) in CONVS.items():
         p = params[name]
         prev = t[name] = run_layer(
-            "conv2d", prev, p.weight, p.bias, scheme="fp32", activation=act, padding=pad, stride=stride, groups=groups
+            "conv2d",
+            prev,
+            p.weight,
+            p.bias,
+            activation=act,
+            quantization=Quantization(scheme="fp32"),
+            geometry=ConvGeometry.from_args(padding=pad, stride=stride, groups=groups),
         ).output
     t["add"] = np.maximum(t["pw"] + t["conv2"], 0)
     n, c, h, w = t["add"].shape
     t["maxpool"] = t["add"].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
     t["avgpool"] = t["maxpool"].mean(axis=(2, 3), keepdims=True, dtype=np.float32)
     t["flatten"] = t["avgpool"].reshape(n, -1)
-    t["fc"] = run_layer("linear", t["flatten"], params["fc"].weight, params["fc"].bias, scheme="fp32").output
+    t["fc"] = run_layer(
+        "linear", t["flatten"], params["fc"].weight, params["fc"].bias, quantization=Quantization(scheme="fp32")
+    ).output
     return t
 
 
@@ -67,14 +84,10 @@ def test_static_tiny_cnn_equals_hand_chain(mode: str) -> None:
             dequantize_tensor(codes[prev], qp[prev]),
             p[name].weight,
             p[name].bias,
-            scheme="static",
-            requant_mode=mode,
-            input_qparams=qp[prev],
-            output_qparams=qp[name],
             activation=act,
-            padding=pad,
-            stride=stride,
-            groups=groups,
+            quantization=Quantization(scheme="static", requant_mode=mode),
+            geometry=ConvGeometry.from_args(padding=pad, stride=stride, groups=groups),
+            prepared=Prepared(input_qparams=qp[prev], output_qparams=qp[name]),
         )
         assert np.array_equal(res.tensors["input_q"].values, codes[prev])  # dequantize -> quantize round-trips
         codes[name] = res.tensors["output_q"].values
@@ -92,10 +105,8 @@ def test_static_tiny_cnn_equals_hand_chain(mode: str) -> None:
         dequantize_tensor(codes["flatten"], qp["avgpool"]),
         p["fc"].weight,
         p["fc"].bias,
-        scheme="static",
-        requant_mode=mode,
-        input_qparams=qp["avgpool"],
-        output_qparams=qp["fc"],
+        quantization=Quantization(scheme="static", requant_mode=mode),
+        prepared=Prepared(input_qparams=qp["avgpool"], output_qparams=qp["fc"]),
     )
     codes["fc"] = fc.tensors["output_q"].values
 

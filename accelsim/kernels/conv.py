@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from accelsim.kernels import vnni
 from accelsim.kernels.gemm import (
     AccumulatorResult,
     PackedWeights,
@@ -27,8 +28,11 @@ from accelsim.kernels.gemm import (
     float_gemm,
     int_gemm,
     never_overflows,
+    requant_gemm,
+    requant_vnni_rows,
 )
 from accelsim.kernels.memory import copy_elements
+from accelsim.kernels.requant import LanePlan, Requantized
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -251,3 +255,38 @@ def float_conv2d(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.nda
         cols = im2col(x[:, cs], kh, kw, geometry, 0.0)
         out[:, os_] = float_gemm(cols, w[os_].reshape(w[os_].shape[0], -1).T)
     return np.ascontiguousarray(gemm_rows_as_nchw(out, n_dim, oh, ow))
+
+
+def requant_conv2d(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    geometry: ConvGeometry,
+    packed: PackedConvWeights,
+    *,
+    x_zero_point: int,
+    w_zero_point: int | np.ndarray,
+    bias: np.ndarray | None,
+    plan: LanePlan,
+    out_dtype: type,
+) -> Requantized:
+    """One-group conv2d handing its int32 accumulators straight to the requant unit (:func:`requant_gemm`):
+    NCHW 1-byte codes. ``kernel``: (kh, kw); the caller proves no accumulator can leave int32, so K runs in
+    order (ky, kx, c) (runs of C channels-last bytes). On a VNNI host the patches are gathered straight
+    into the GEMM's A rows (no im2col matrix)."""
+    if geometry.groups != 1:
+        raise ValueError(f"requant_conv2d runs one group, got groups={geometry.groups}")
+    kh, kw = kernel
+    oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
+    b = packed("yxc" if kh * kw > 1 else "cyx")[0]
+    pointwise = kh * kw == 1 and not any(geometry.padding)  # A is (a strided copy of) x's pixels
+    if pointwise or not vnni.AVAILABLE:
+        cols = im2col(x, kh, kw, geometry, x_zero_point, "yxc")
+        out = requant_gemm(
+            cols, b, a_zero_point=x_zero_point, b_zero_point=w_zero_point, bias=bias, plan=plan, out_dtype=out_dtype
+        )
+    else:
+        m_dim, k_dim = x.shape[0] * oh * ow, b.matrix.shape[0]
+        words = vnni.a_rows(m_dim, k_dim)
+        patches_into(x, kh, kw, geometry, x_zero_point, 0x80 if x.dtype == np.int8 else 0, words.view(np.uint8))
+        out = requant_vnni_rows(words, m_dim, x.dtype, b, x_zero_point, w_zero_point, bias, plan, out_dtype)
+    return Requantized(gemm_rows_as_nchw(out.codes, x.shape[0], oh, ow), *out[1:])

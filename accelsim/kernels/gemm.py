@@ -25,15 +25,28 @@ K < 65794) are replayed step by step.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 from numba import njit
 
 from accelsim.kernels import vnni
+from accelsim.kernels.requant import LanePlan, Requantized, requant_rows
 
 FLOAT32_EXACT_LIMIT = 1 << 24
-OVERFLOW_MODES = ("wrap", "saturate")
+
+
+class Overflow(StrEnum):
+    """What the accumulator does when a step leaves its range (DESIGN.md section 3, ``accumulator.overflow``)."""
+
+    WRAP = "wrap"  # two's complement
+    SATURATE = "saturate"  # clamp at every step
+
+
+OVERFLOW_MODES = tuple(Overflow)
+
+
 GEMM_METHODS = ("auto", "vnni", "blas", "numba")
 
 
@@ -55,6 +68,7 @@ class PackedWeights:
     col_sums: np.ndarray  # int64 [N]
     vnni_panels: np.ndarray | None  # None where the host has no AVX512-VNNI
     shift: int = 0  # 128 for uint8 codes
+    _offsets: dict[tuple[int, str, bytes | None], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, b: np.ndarray) -> PackedWeights:
@@ -62,6 +76,18 @@ class PackedWeights:
             raise ValueError(f"packed weights are int8 or uint8 [K, N], got {b.dtype} {b.shape}")
         b8, shift = int8_operand(np.ascontiguousarray(b))
         return cls(b8, b8.sum(axis=0, dtype=np.int64), vnni.pack_b(b8) if vnni.AVAILABLE else None, shift)
+
+    def offset_row(self, a_zero_point: int, a_dtype: np.dtype, bias: np.ndarray | None) -> np.ndarray:
+        """The VNNI tiles' start row (int32 ``bias``, A's zero point and the int8-A correction), derived once
+        per A zero point, dtype and bias: a prepared model's are fixed."""
+        key = (a_zero_point, a_dtype.str, None if bias is None else bias.tobytes())
+        row = self._offsets.get(key)
+        if row is None:
+            start = np.zeros(self.col_sums.shape, np.int64) if bias is None else bias.astype(np.int64)
+            row = self._offsets[key] = vnni.offset_row(
+                self.col_sums.shape[0], a_dtype, self.col_sums, start - a_zero_point * self.col_sums
+            )
+        return row
 
 
 def int8_operand(b: np.ndarray) -> tuple[np.ndarray, int]:
@@ -89,6 +115,23 @@ def accumulator_range(acc_bits: int) -> tuple[int, int]:
     if not 2 <= acc_bits <= 64:
         raise ValueError(f"acc_bits must be in [2, 64], got {acc_bits}")
     return -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accumulator:
+    """The PE accumulator a layer runs into: ``bits`` wide (32 in every shipped design), wrapping or
+    saturating on overflow (the hardware config's ``array.accumulator``)."""
+
+    bits: int = 32
+    overflow: Overflow = Overflow.WRAP
+
+    def __post_init__(self) -> None:
+        accumulator_range(self.bits)  # 2..64
+        object.__setattr__(self, "overflow", Overflow(self.overflow))  # "wrap" from a config becomes its member
+
+
+#: every shipped design's accumulator
+INT32_WRAP = Accumulator()
 
 
 @njit(cache=True, nogil=True)
@@ -307,3 +350,53 @@ def int_gemm(
             values[rows, cols] = replay
             overflows = int(flags.sum())
     return AccumulatorResult(values.astype(out_dtype, copy=False), overflows)
+
+
+def requant_gemm(
+    a: np.ndarray,
+    b: PackedWeights,
+    *,
+    a_zero_point: int,
+    b_zero_point: int | np.ndarray,
+    bias: np.ndarray | None,
+    plan: LanePlan,
+    out_dtype: type,
+) -> Requantized:
+    """The array handing its int32 accumulators straight to the requant unit: 1-byte codes of
+    ``requant(bias + sum_k (a - z_a)(b - z_b))`` with ``plan`` (:data:`~accelsim.kernels.requant.LanePlan`).
+
+    The caller proves that no accumulator can leave int32 (:func:`never_overflows`): then the order of the
+    steps and the overflow mode cannot matter. With AVX512-VNNI the accumulators never reach memory (a
+    cache-sized scratch at a time, :func:`~accelsim.kernels.vnni.requant_product`); elsewhere
+    :func:`int_gemm` then the same requant unit. Same bits either way."""
+    if vnni.AVAILABLE:
+        return requant_vnni_rows(
+            vnni.prepare_a(a), a.shape[0], a.dtype, b, a_zero_point, b_zero_point, bias, plan, out_dtype
+        )
+    acc = int_gemm(a, b, a_zero_point=a_zero_point, b_zero_point=b_zero_point, bias=bias)
+    return requant_rows(acc.values, plan, out_dtype)
+
+
+def requant_vnni_rows(
+    words: np.ndarray,
+    m_dim: int,
+    a_dtype: np.dtype,
+    b: PackedWeights,
+    a_zero_point: int,
+    b_zero_point: int | np.ndarray,
+    bias: np.ndarray | None,
+    plan: LanePlan,
+    out_dtype: type,
+) -> Requantized:
+    """:func:`requant_gemm` on a VNNI host with A's ``m_dim`` rows already as the micro-kernel reads them
+    (:func:`~accelsim.kernels.vnni.prepare_a`, or written in place by the conv's patch gather)."""
+    if b.vnni_panels is None:
+        raise ValueError("the weights were packed without VNNI panels (ACCELSIM_VNNI changed after packing?)")
+    n_dim, k_dim = b.col_sums.shape[0], b.matrix.shape[0]
+    terms = vnni.zero_point_terms(
+        words, m_dim, k_dim, a_zero_point, a_dtype, column_zero_points(b_zero_point, b.shift, n_dim)
+    )
+    codes, sats, lo, hi = vnni.requant_product(
+        words, m_dim, b.vnni_panels, b.offset_row(a_zero_point, a_dtype, bias), n_dim, plan, out_dtype, terms
+    )
+    return Requantized(codes, sats, lo, hi)

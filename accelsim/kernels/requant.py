@@ -401,6 +401,21 @@ class Requantized(NamedTuple):
     acc_max: int
 
 
+#: a layer's requant parameters as the 16-lane kernel takes them: (M0 or fp64 scale bits, shift, lane table,
+#: scalars), from :func:`lane_plan` (``RequantParams.lanes``)
+LanePlan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def requant_rows(acc: np.ndarray, plan: LanePlan, out_dtype: type) -> Requantized:
+    """The requant unit on int32 accumulators ``[M, N]`` (channels along N) with a lane plan: 1-byte codes
+    ``[M, N]``, saturations and the accumulator range (:func:`requant_region` over every row)."""
+    m_dim, n_dim = acc.shape
+    acc = np.ascontiguousarray(acc, dtype=np.int32)
+    codes = np.empty((m_dim, n_dim), out_dtype)
+    sats, lo, hi = requant_region(acc.reshape(-1), n_dim, codes.reshape(-1), n_dim, m_dim, 0, n_dim, *plan)
+    return Requantized(codes, int(sats), int(lo), int(hi))
+
+
 def requant_fixed_point(
     acc: np.ndarray,
     multiplier: np.ndarray,

@@ -10,7 +10,8 @@ Public API::
     REQUANT_MODES, make_requant_params, requantize                  # the requant unit
     DYNAMIC_FLAVOURS, dynamic_quantize                              # run-time activation quantization
     SCHEMES, get_scheme                                             # fp32 / woq / dynamic / static as data
-    run_layer(kind, x, weight, bias, scheme=..., ...) -> LayerResult
+    run_layer(kind, x, weight, bias, quantization=Quantization(scheme=...), geometry=ConvGeometry(...),
+              accumulator=Accumulator(...), prepared=Prepared(...)) -> LayerResult
     quantize_weight(kind, w, weights=) -> QuantizedWeight           # kept codes, packed GEMM operands
     WEIGHT_FORMATS: symmetric / asymmetric (uint8) / asymmetric_int8  # weight zero points
     zero_point_correction(result)                                   # -z_w[c] * rowsum(x_q - z_x), for RTL checks
@@ -29,7 +30,10 @@ _HOME = {
     "write_golden": "golden",
     **dict.fromkeys(
         (
+            "Accumulator",
+            "ConvGeometry",
             "LayerResult",
+            "Prepared",
             "QuantizedWeight",
             "TensorRecord",
             "input_row_sums",
@@ -40,6 +44,7 @@ _HOME = {
         ),
         "layer",
     ),
+    "Quantization": "options",
     "quantize_multiplier": "multiplier",
     "quantize_multipliers": "multiplier",
     **dict.fromkeys(("OBSERVERS", "MinMaxObserver", "MovingAverageMinMaxObserver", "PercentileObserver"), "observers"),
@@ -57,11 +62,15 @@ __all__ = [
     "OBSERVERS",
     "REQUANT_MODES",
     "RULES",
+    "Accumulator",
+    "ConvGeometry",
     "LayerResult",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",
     "PercentileObserver",
+    "Prepared",
     "QParams",
+    "Quantization",
     "QuantizeRule",
     "QuantizedWeight",
     "RequantParams",

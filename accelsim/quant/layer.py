@@ -14,24 +14,17 @@ from functools import cached_property
 
 import numpy as np
 
-from accelsim.kernels import vnni
-from accelsim.kernels.conv import (
-    ConvGeometry,
-    float_conv2d,
-    gemm_rows_as_nchw,
-    im2col,
-    int_conv2d,
-    pack_conv_weights,
-    patches_into,
-)
+from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d, pack_conv_weights, requant_conv2d
 from accelsim.kernels.gemm import (
+    INT32_WRAP,
+    Accumulator,
     AccumulatorResult,
     PackedWeights,
     accumulator_range,
-    column_zero_points,
     float_gemm,
     int_gemm,
     never_overflows,
+    requant_gemm,
 )
 from accelsim.kernels.layout import value_range
 from accelsim.kernels.quantize import scale_accumulator
@@ -39,10 +32,11 @@ from accelsim.kernels.requant import Requantized
 from accelsim.quant.bias import bias_qparams, quantize_bias
 from accelsim.quant.dynamic import dynamic_quantize, get_flavour
 from accelsim.quant.observers import MinMaxObserver
+from accelsim.quant.options import Quantization
 from accelsim.quant.qparams import QParams, weight_qparams
 from accelsim.quant.requant import RequantMode, RequantParams, get_mode, make_requant_params, requantize
 from accelsim.quant.rules import dequantize_tensor, quantize_tensor
-from accelsim.schemes import get_scheme, get_weight_format
+from accelsim.schemes import SchemeName, get_weight_format
 
 LAYER_KINDS = ("conv2d", "linear", "matmul")
 
@@ -118,7 +112,7 @@ class _Layer:
 
     def run_float(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """float32 reference of the layer (fp32 and woq schemes, and static calibration)."""
-        if self.kind == "conv2d":
+        if self.geometry is not None:
             y = float_conv2d(x, w, self.geometry)
         else:
             y = float_gemm(
@@ -132,17 +126,16 @@ class _Layer:
         self, xq: np.ndarray, wq: QuantizedWeight, zero_point: int, setup: _RequantSetup
     ) -> Requantized | None:
         """The array handing its int32 accumulators straight to the requant unit (no int32 tensor in
-        memory), where that gives the same bits as :meth:`run_int` then the requant unit: a VNNI host,
-        int32 accumulators that provably never wrap, one group, an int32-input requant mode (fixed point
-        or float64) and 1-byte codes in and out. None otherwise."""
-        rq = setup.requant
+        memory), where that gives the same bits as :meth:`run_int` then the requant unit: int32
+        accumulators that provably never wrap, one group, an int32-input requant mode (fixed point or
+        float64) and 1-byte codes in and out. None otherwise. The kernels choose how (VNNI or not)."""
+        rq, plan = setup.requant, setup.lanes
         if (
-            not vnni.AVAILABLE
-            or setup.lanes is None
+            plan is None
             or xq.dtype.itemsize != 1
             or np.dtype(rq.output.numpy_dtype).itemsize != 1
-            or (self.kind == "conv2d" and self.geometry.groups != 1)
             or self.kind == "matmul"
+            or (self.geometry is not None and self.geometry.groups != 1)
         ):
             return None
         k_dim = wq.codes[0].size
@@ -150,43 +143,29 @@ class _Layer:
             xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1], wq.zero_point
         ):
             return None
-        if self.kind == "conv2d":
-            kh, kw = wq.codes.shape[2:]
-            k_order = "yxc" if kh * kw > 1 else "cyx"  # (ky, kx, c) moves runs of C bytes; free as nothing can wrap
-            packed = wq.packed(1, k_order)[0]
-            oh, ow = self.geometry.output_size(xq.shape[2], xq.shape[3], kh, kw)
-            m_dim = xq.shape[0] * oh * ow
-            if kh * kw == 1 and not any(self.geometry.padding):  # pixels' channel runs: A is (a strided view of) x
-                words = vnni.prepare_a(im2col(xq, 1, 1, self.geometry))
-            else:  # the patches go straight into the GEMM's A rows
-                words = vnni.a_rows(m_dim, k_dim)
-                patches_into(
-                    xq, kh, kw, self.geometry, zero_point, 0x80 if xq.dtype == np.int8 else 0, words.view(np.uint8)
-                )
-        else:
-            packed = wq.packed(1)[0]
-            m_dim = xq.size // xq.shape[-1]
-            words = vnni.prepare_a(xq.reshape(m_dim, -1))
-        n_dim = packed.col_sums.shape[0]
-        terms = vnni.zero_point_terms(
-            words, m_dim, k_dim, zero_point, xq.dtype, column_zero_points(wq.zero_point, packed.shift, n_dim)
+        bias = None if setup.bias is None else setup.bias[0]
+        if self.geometry is not None:
+            return requant_conv2d(
+                xq,
+                (wq.codes.shape[2], wq.codes.shape[3]),
+                self.geometry,
+                lambda k_order: wq.packed(1, k_order),
+                x_zero_point=zero_point,
+                w_zero_point=wq.zero_point,
+                bias=bias,
+                plan=plan,
+                out_dtype=rq.output.numpy_dtype,
+            )
+        out = requant_gemm(
+            xq.reshape(-1, xq.shape[-1]),
+            wq.packed(1)[0],
+            a_zero_point=zero_point,
+            b_zero_point=wq.zero_point,
+            bias=bias,
+            plan=plan,
+            out_dtype=rq.output.numpy_dtype,
         )
-        codes, sats, lo, hi = vnni.requant_product(
-            words,
-            m_dim,
-            packed.vnni_panels,
-            setup.offset_row(packed, zero_point, xq.dtype),
-            n_dim,
-            setup.lanes,
-            rq.output.numpy_dtype,
-            terms,
-        )
-        codes = (
-            gemm_rows_as_nchw(codes, xq.shape[0], oh, ow)
-            if self.kind == "conv2d"
-            else codes.reshape(*xq.shape[:-1], -1)
-        )
-        return Requantized(codes, sats, lo, hi)
+        return out._replace(codes=out.codes.reshape(*xq.shape[:-1], -1))
 
     def run_int(
         self,
@@ -194,12 +173,10 @@ class _Layer:
         wq: QuantizedWeight,
         zero_point: int,
         bias_q: np.ndarray | None,
-        acc_bits: int,
-        overflow: str,
+        acc: Accumulator,
     ) -> AccumulatorResult:
         """The array's integer accumulation, output laid out like the float output."""
-        kw = {"bias": bias_q, "acc_bits": acc_bits, "overflow": overflow}
-        if self.kind == "conv2d":
+        if self.geometry is not None:
             groups = self.geometry.groups
             return int_conv2d(
                 xq,
@@ -208,10 +185,20 @@ class _Layer:
                 x_zero_point=zero_point,
                 w_zero_point=wq.zero_point,
                 packed=lambda order: wq.packed(groups, order),
-                **kw,
+                bias=bias_q,
+                acc_bits=acc.bits,
+                overflow=acc.overflow,
             )
         b = wq.packed(1)[0] if self.kind == "linear" else wq.codes  # a matmul's operand is used once
-        res = int_gemm(xq.reshape(-1, xq.shape[-1]), b, a_zero_point=zero_point, b_zero_point=wq.zero_point, **kw)
+        res = int_gemm(
+            xq.reshape(-1, xq.shape[-1]),
+            b,
+            a_zero_point=zero_point,
+            b_zero_point=wq.zero_point,
+            bias=bias_q,
+            acc_bits=acc.bits,
+            overflow=acc.overflow,
+        )
         return AccumulatorResult(res.values.reshape(*xq.shape[:-1], -1), res.overflows)
 
 
@@ -323,7 +310,6 @@ class _RequantSetup:
 
     bias: tuple[np.ndarray, QParams, int] | None  # int32 bias, its parameters, saturations (quantize_bias)
     requant: RequantParams
-    _offsets: dict[tuple, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def max_bias(self) -> int:
@@ -333,16 +319,6 @@ class _RequantSetup:
     def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """The requant unit's 16-lane plan (int32-input modes), None for the float32 modes."""
         return self.requant.lanes()
-
-    def offset_row(self, packed: PackedWeights, zero_point: int, a_dtype: np.dtype) -> np.ndarray:
-        """The GEMM's start row (int32 bias, input zero point and int8-A corrections), once per operand."""
-        key = (id(packed), zero_point, a_dtype)
-        if key not in self._offsets:
-            bias = np.zeros(packed.col_sums.shape, np.int64) if self.bias is None else self.bias[0].astype(np.int64)
-            self._offsets[key] = vnni.offset_row(
-                packed.col_sums.shape[0], a_dtype, packed.col_sums, bias - zero_point * packed.col_sums
-            )
-        return self._offsets[key]
 
 
 def quantize_weight(
@@ -397,62 +373,66 @@ def zero_point_correction(result: LayerResult) -> np.ndarray | None:
     return -np.repeat(sums, zw.size // groups, axis=1) * zw.reshape(1, -1, 1, 1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """What a caller already holds for a layer, so it is not derived again: ``weight`` (codes and parameters
+    from :func:`quantize_weight`, or given by an imported model), and the static run's ``input_qparams`` and
+    ``output_qparams`` (else min-max calibration on ``x`` and on the fp32 output). Under dynamic,
+    ``input_qparams`` are per-tensor parameters the run-time range pass took over a larger tensor than ``x``
+    (an attention matmul's whole first operand, of which ``x`` is one sample and head)."""
+
+    weight: QuantizedWeight | None = None
+    input_qparams: QParams | None = None
+    output_qparams: QParams | None = None
+
+
+#: the defaults of :func:`run_layer`: static with TFLite's requant unit, nothing prepared
+STATIC_TFLITE = Quantization()
+NOTHING_PREPARED = Prepared()
+
+
+def _layer(kind: str, geometry: ConvGeometry | None) -> _Layer:
+    """The layer's shape logic; a conv2d without ``geometry`` has stride 1, no padding, one group."""
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
+    if kind != "conv2d" and geometry is not None:
+        raise ValueError(f"a {kind} layer has no conv geometry")
+    return _Layer(kind, geometry or ConvGeometry() if kind == "conv2d" else None)
+
+
+def _settings(activation: str | None, acc: Accumulator, weight_granularity: str) -> dict[str, object]:
+    return {
+        "activation": activation,
+        "acc_bits": acc.bits,
+        "overflow": str(acc.overflow),
+        "weight_granularity": weight_granularity,
+    }
+
+
 def run_layer(
     kind: str,
     x: np.ndarray,
     weight: np.ndarray,
     bias: np.ndarray | None = None,
     *,
-    scheme: str = "static",
-    requant_mode: str = "tflite",
-    flavour: str = "tflite",
-    weight_granularity: str = "per_channel",
-    input_qparams: QParams | None = None,
-    output_qparams: QParams | None = None,
+    quantization: Quantization = STATIC_TFLITE,
     activation: str | None = None,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, ...] = 0,
-    dilation: int | tuple[int, int] = 1,
-    groups: int = 1,
-    acc_bits: int = 32,
-    overflow: str = "wrap",
-    weight_q: QuantizedWeight | None = None,
-    weights: str = "symmetric",
+    geometry: ConvGeometry | None = None,
+    accumulator: Accumulator = INT32_WRAP,
+    prepared: Prepared = NOTHING_PREPARED,
 ) -> LayerResult:
-    """Run one conv2d / linear / matmul layer under ``scheme`` (fp32, woq, dynamic, static).
-
-    ``requant_mode`` selects the static requant unit (tflite, tflite_single, float_half_even,
-    fbgemm) and with it the framework's input quantization rule and activation dtype;
-    ``flavour`` the dynamic one (tflite, tflite_symmetric, onnx, pytorch). Static input/output
-    parameters default to min-max calibration on ``x`` and on the fp32 output. Under dynamic,
-    ``input_qparams`` are per-tensor parameters the run-time range pass took over a larger tensor
-    than ``x`` (an attention matmul's whole first operand, of which ``x`` is one sample and head). ``weight_q`` is the
-    weight's codes and parameters from :func:`quantize_weight` when the caller keeps them between runs
-    (a prepared model), so they are not derived again; ``weights`` is the weight format otherwise
-    (symmetric int8; asymmetric uint8 or asymmetric_int8 with zero points: ONNX Runtime's affine weights).
-    """
-    if kind not in LAYER_KINDS:
-        raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
-    sch = get_scheme(scheme)
-    if scheme == "static":
-        get_mode(requant_mode)
-    elif scheme == "dynamic":
-        get_flavour(flavour)
-    geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
-    layer = _Layer(kind, geometry)
+    """Run one conv2d / linear / matmul layer under ``quantization`` (scheme fp32, woq, dynamic or static,
+    and its variant), with ``activation`` (None, relu, relu6) fused, a conv's ``geometry``, the array's
+    ``accumulator``, and whatever the caller has ``prepared`` (kept weight codes, given parameters)."""
+    layer = _layer(kind, geometry)
+    sch = quantization.plan
     x = np.asarray(x, dtype=np.float32)
     weight = np.asarray(weight, dtype=np.float32)
     bias_f = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
-    settings = {
-        "activation": activation,
-        "acc_bits": acc_bits,
-        "overflow": overflow,
-        "weight_granularity": weight_granularity,
-    }
+    settings = _settings(activation, accumulator, quantization.weight_granularity)
+    w_given = prepared.weight
     if sch.weights.quantized:
-        settings["weights"] = (
-            _weight_format_name(weight_q.qparams) if weight_q is not None else get_weight_format(weights).name
-        )
+        settings["weights"] = _weight_format_name(w_given.qparams) if w_given is not None else quantization.weights
     tensors = {"input": TensorRecord(x, "float32"), "weight": TensorRecord(weight, "float32")}
     if bias_f is not None:
         tensors["bias"] = TensorRecord(bias_f, "float32")
@@ -463,36 +443,44 @@ def run_layer(
     if not sch.weights.quantized:
         y = reference()
         return LayerResult(
-            kind, scheme, None, tensors | {"output": TensorRecord(y, "float32")}, geometry=geometry, settings=settings
+            kind,
+            sch.name,
+            None,
+            tensors | {"output": TensorRecord(y, "float32")},
+            geometry=layer.geometry,
+            settings=settings,
         )
-
-    w_q = weight_q if weight_q is not None else quantize_weight(kind, weight, weight_granularity, weights)
+    w_q = (
+        w_given
+        if w_given is not None
+        else quantize_weight(kind, weight, quantization.weight_granularity, quantization.weights)
+    )
     w_qp = w_q.qparams
     tensors["weight_q"] = TensorRecord(w_q.codes, w_qp.dtype, w_qp)
-    if scheme == "woq":
+    if sch.float_gemm:  # weights dequantized on the way in (woq)
         w_deq = dequantize_tensor(w_q.codes, w_qp)
         y = _apply_float_activation(layer.run_float(x, w_deq, bias_f), activation)
         tensors |= {"weight_dequantized": TensorRecord(w_deq, "float32"), "output": TensorRecord(y, "float32")}
-        return LayerResult(kind, scheme, None, tensors, geometry=geometry, settings=settings)
-    if scheme == "dynamic":
+        return LayerResult(kind, sch.name, None, tensors, geometry=layer.geometry, settings=settings)
+    if sch.runtime_activations:
         return _run_dynamic(
-            layer, x, w_q, bias_f, flavour, input_qparams, activation, acc_bits, overflow, tensors, settings
+            layer,
+            x,
+            w_q,
+            bias_f,
+            quantization.flavour,
+            prepared.input_qparams,
+            activation,
+            accumulator,
+            tensors,
+            settings,
         )
-    return _run_static(
-        layer,
-        x,
-        w_q,
-        bias_f,
-        requant_mode,
-        input_qparams,
-        output_qparams,
-        reference,
-        activation,
-        acc_bits,
-        overflow,
-        tensors,
-        settings,
-    )
+    mode = get_mode(quantization.requant_mode)
+    in_qp = _calibrated(prepared.input_qparams, lambda: x, mode.activation_dtype)
+    out_qp = _calibrated(prepared.output_qparams, reference, mode.activation_dtype)
+    xq, in_sats = quantize_tensor(x, in_qp, mode.input_rule)
+    array = _StaticArray(layer, mode, activation, accumulator)
+    return array.run(xq, in_qp, in_sats, w_q, bias_f, out_qp, tensors, settings)
 
 
 def _run_dynamic(
@@ -503,8 +491,7 @@ def _run_dynamic(
     flavour: str,
     in_qp: QParams | None,
     activation: str | None,
-    acc_bits: int,
-    overflow: str,
+    accumulator: Accumulator,
     tensors: dict[str, TensorRecord],
     settings: dict[str, object],
 ) -> LayerResult:
@@ -518,10 +505,10 @@ def _run_dynamic(
         xq_rows, x_qp = quantize_tensor(rows, in_qp, f.rule)[0], in_qp
     xq = xq_rows.reshape(x.shape)
     if x_qp.axis is None:
-        acc = layer.run_int(xq, w_q, int(x_qp.zero_point[0]), None, acc_bits, overflow)
+        acc = layer.run_int(xq, w_q, int(x_qp.zero_point[0]), None, accumulator)
     else:  # per-row zero points: centre each row first (9-bit operands), no scalar zero point left
         centred = (xq_rows.astype(np.int16) - x_qp.zero_point.astype(np.int16)[:, None]).reshape(x.shape)
-        acc = layer.run_int(centred, w_q, 0, None, acc_bits, overflow)
+        acc = layer.run_int(centred, w_q, 0, None, accumulator)
     row_scale = x_qp.scale if x_qp.axis is not None else x_qp.scale[0]
     y = scale_accumulator(
         acc.values,
@@ -539,31 +526,7 @@ def _run_dynamic(
         "output": TensorRecord(y, "float32"),
     }
     return LayerResult(
-        layer.kind, "dynamic", flavour, tensors, acc.overflows, geometry=layer.geometry, settings=settings
-    )
-
-
-def _run_static(
-    layer: _Layer,
-    x: np.ndarray,
-    w_q: QuantizedWeight,
-    bias_f: np.ndarray | None,
-    mode_name: str,
-    in_qp: QParams | None,
-    out_qp: QParams | None,
-    reference: Callable[[], np.ndarray],
-    activation: str | None,
-    acc_bits: int,
-    overflow: str,
-    tensors: dict[str, TensorRecord],
-    settings: dict[str, object],
-) -> LayerResult:
-    mode = get_mode(mode_name)
-    in_qp = _calibrated(in_qp, lambda: x, mode.activation_dtype)
-    out_qp = _calibrated(out_qp, reference, mode.activation_dtype)
-    xq, in_sats = quantize_tensor(x, in_qp, mode.input_rule)
-    return _static_array(
-        layer, xq, in_qp, in_sats, w_q, bias_f, mode_name, out_qp, activation, acc_bits, overflow, tensors, settings
+        layer.kind, SchemeName.DYNAMIC, flavour, tensors, acc.overflows, geometry=layer.geometry, settings=settings
     )
 
 
@@ -584,93 +547,78 @@ def run_static_codes(
     *,
     requant_mode: str = "tflite",
     activation: str | None = None,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, ...] = 0,
-    dilation: int | tuple[int, int] = 1,
-    groups: int = 1,
-    acc_bits: int = 32,
-    overflow: str = "wrap",
+    geometry: ConvGeometry | None = None,
+    accumulator: Accumulator = INT32_WRAP,
     keep_accumulators: bool = True,
 ) -> LayerResult:
     """A static layer on input codes already in memory (a network's previous output), as the array reads
     them: the same datapath as :func:`run_layer` after its input quantization, with no float input.
-    Without ``keep_accumulators`` the int32 accumulators go straight to the requant unit where that
-    gives the same bits (:meth:`_Layer.run_requantized`): the result then has no ``"acc"`` tensor, only
-    the accumulator range. ``weight_q`` may be built from given codes and parameters with zero points
-    (:class:`QuantizedWeight`) and ``bias`` may be int32 codes of scale ``s_x * s_w[c]`` (taken verbatim;
-    a float bias is quantized), as an imported QLinearConv / QLinearMatMul hands them in."""
-    geometry = ConvGeometry.from_args(stride, padding, dilation, groups) if kind == "conv2d" else None
+    ``requant_mode`` is a key of ``REQUANT_MODES``. Without ``keep_accumulators`` the int32 accumulators go
+    straight to the requant unit where that gives the same bits (:meth:`_Layer.run_requantized`): the result
+    then has no ``"acc"`` tensor, only the accumulator range. ``weight_q`` may be built from given codes and
+    parameters with zero points (:class:`QuantizedWeight`) and ``bias`` may be int32 codes of scale
+    ``s_x * s_w[c]`` (taken verbatim; a float bias is quantized), as an imported QLinearConv /
+    QLinearMatMul hands them in."""
+    layer = _layer(kind, geometry)
     bias_f = None if bias is None else np.asarray(bias).reshape(-1)
     bias_f = bias_f if bias_f is None or bias_f.dtype == np.int32 else bias_f.astype(np.float32)
-    settings = {
-        "activation": activation,
-        "acc_bits": acc_bits,
-        "overflow": overflow,
-        "weight_granularity": weight_q.qparams.granularity,
-        "weights": _weight_format_name(weight_q.qparams),
+    settings = _settings(activation, accumulator, weight_q.qparams.granularity) | {
+        "weights": _weight_format_name(weight_q.qparams)
     }
-    return _static_array(
-        _Layer(kind, geometry),
-        xq,
-        input_qparams,
-        0,
-        weight_q,
-        bias_f,
-        requant_mode,
-        output_qparams,
-        activation,
-        acc_bits,
-        overflow,
-        {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)},
-        settings,
-        keep_accumulators,
-    )
+    tensors = {"weight_q": TensorRecord(weight_q.codes, weight_q.qparams.dtype, weight_q.qparams)}
+    array = _StaticArray(layer, get_mode(requant_mode), activation, accumulator, keep_accumulators)
+    return array.run(xq, input_qparams, 0, weight_q, bias_f, output_qparams, tensors, settings)
 
 
-def _static_array(
-    layer: _Layer,
-    xq: np.ndarray,
-    in_qp: QParams,
-    in_sats: int,
-    w_q: QuantizedWeight,
-    bias_f: np.ndarray | None,
-    mode_name: str,
-    out_qp: QParams,
-    activation: str | None,
-    acc_bits: int,
-    overflow: str,
-    tensors: dict[str, TensorRecord],
-    settings: dict[str, object],
-    keep_accumulators: bool = True,
-) -> LayerResult:
-    """From input codes on: int32 bias, the array's accumulation, the requant unit."""
-    mode = get_mode(mode_name)
-    setup = w_q.requant_setup(mode, float(in_qp.scale[0]), bias_f, out_qp, activation)
-    bias_q, bias_sats, rq = None, 0, setup.requant
-    if setup.bias is not None:
-        bias_q, b_qp, bias_sats = setup.bias
-        tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
-    zero_point = int(in_qp.zero_point[0])
-    tensors["input_q"] = TensorRecord(xq, in_qp.dtype, in_qp)
-    out = None if keep_accumulators or acc_bits != 32 else layer.run_requantized(xq, w_q, zero_point, setup)
-    overflows = 0  # run_requantized runs only where no accumulator can overflow
-    if out is None:
-        acc = layer.run_int(xq, w_q, zero_point, bias_q, acc_bits, overflow)
-        out, overflows = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim), acc.overflows
-        tensors["acc"] = TensorRecord(acc.values, dtype_name(acc.values.dtype))
-    tensors["output_q"] = TensorRecord(out.codes, out_qp.dtype, out_qp)
-    settings = settings | {"act_range": (rq.act_min, rq.act_max)}  # the fused activation's clamp (activation_range)
-    return LayerResult(
-        layer.kind,
-        "static",
-        mode.name,
-        tensors,
-        overflows,
-        out.saturations,
-        in_sats,
-        bias_sats,
-        rq,
-        layer.geometry,
-        settings,
-        (out.acc_min, out.acc_max),
-    )
+@dataclass(frozen=True)
+class _StaticArray:
+    """A static layer from its input codes on: int32 bias, the array's accumulation, the requant unit."""
+
+    layer: _Layer
+    mode: RequantMode
+    activation: str | None
+    accumulator: Accumulator
+    keep_accumulators: bool = True
+
+    def run(
+        self,
+        xq: np.ndarray,
+        in_qp: QParams,
+        in_sats: int,
+        w_q: QuantizedWeight,
+        bias_f: np.ndarray | None,
+        out_qp: QParams,
+        tensors: dict[str, TensorRecord],
+        settings: dict[str, object],
+    ) -> LayerResult:
+        layer, acc_bits = self.layer, self.accumulator.bits
+        setup = w_q.requant_setup(self.mode, float(in_qp.scale[0]), bias_f, out_qp, self.activation)
+        bias_q, bias_sats, rq = None, 0, setup.requant
+        if setup.bias is not None:
+            bias_q, b_qp, bias_sats = setup.bias
+            tensors["bias_q"] = TensorRecord(bias_q, "int32", b_qp)
+        zero_point = int(in_qp.zero_point[0])
+        tensors["input_q"] = TensorRecord(xq, in_qp.dtype, in_qp)
+        fused = not self.keep_accumulators and acc_bits == 32
+        out = layer.run_requantized(xq, w_q, zero_point, setup) if fused else None
+        overflows = 0  # run_requantized runs only where no accumulator can overflow
+        if out is None:
+            acc = layer.run_int(xq, w_q, zero_point, bias_q, self.accumulator)
+            out, overflows = requantize(acc.values, rq, axis=layer.channel_axis % acc.values.ndim), acc.overflows
+            tensors["acc"] = TensorRecord(acc.values, dtype_name(acc.values.dtype))
+        tensors["output_q"] = TensorRecord(out.codes, out_qp.dtype, out_qp)
+        settings = settings | {"act_range": (rq.act_min, rq.act_max)}  # the fused activation's clamp
+        return LayerResult(
+            layer.kind,
+            SchemeName.STATIC,
+            self.mode.name,
+            tensors,
+            overflows,
+            out.saturations,
+            in_sats,
+            bias_sats,
+            rq,
+            layer.geometry,
+            settings,
+            (out.acc_min, out.acc_max),
+        )

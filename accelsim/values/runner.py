@@ -49,8 +49,12 @@ from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
     REQUANT_MODES,
+    Accumulator,
+    ConvGeometry,
     LayerResult,
+    Prepared,
     QParams,
+    Quantization,
     QuantizedWeight,
     TensorRecord,
     dequantize_tensor,
@@ -271,7 +275,7 @@ class _Numerics:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
         if not SCHEMES[self.scheme].weights.quantized:
             return {}
-        return {"weight_q": self.weight_codes(view, params)}
+        return {"prepared": Prepared(weight=self.weight_codes(view, params))}
 
     def weight_codes(self, view: GemmView, params: LayerParams) -> QuantizedWeight:
         """The layer's weight codes in this run's weight format, kept with its parameters."""
@@ -280,10 +284,11 @@ class _Numerics:
     def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
         """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
         scheme = scheme or self.scheme
-        args: dict[str, object] = {"scheme": scheme, "acc_bits": self.acc_bits, "overflow": self.overflow}
-        if scheme == "dynamic":
-            args["flavour"] = self.variant
-        return args
+        flavour = {"flavour": self.variant} if scheme == "dynamic" and self.variant else {}
+        return {
+            "quantization": Quantization(scheme=scheme, **flavour),
+            "accumulator": Accumulator(bits=self.acc_bits, overflow=self.overflow),
+        }
 
 
 def _geometry(view: GemmView) -> dict[str, object]:
@@ -292,7 +297,7 @@ def _geometry(view: GemmView) -> dict[str, object]:
     window = view.window
     if window is None:
         return {}
-    return {"stride": window.stride, "padding": window.padding, "dilation": window.dilation, "groups": view.gemms}
+    return {"geometry": ConvGeometry.from_args(window.stride, window.padding, window.dilation, view.gemms)}
 
 
 def _fused(layer: LayerBase) -> str | None:
@@ -409,9 +414,9 @@ class _FloatRun:
         a, b = _matmul_operands(layer, view, a, b)
         args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
         if self.num.scheme == "dynamic" and DYNAMIC_FLAVOURS[self.num.variant].granularity == "per_tensor":
-            args["input_qparams"] = dynamic_qparams(
-                a.reshape(-1, a.shape[-1]), self.num.variant
-            )  # one range pass over the whole operand
+            args["prepared"] = Prepared(  # one range pass over the whole operand
+                input_qparams=dynamic_qparams(a.reshape(-1, a.shape[-1]), self.num.variant)
+            )
         results = [run_layer("matmul", a[i], b[i], None, **args) for i in range(view.gemms)]
         y = np.stack([r.output for r in results]).reshape(*lead, b.shape[-1])
         if layer.alpha != 1.0:
@@ -473,8 +478,7 @@ class _StaticRun:
                 target,
                 requant_mode=self.num.variant,
                 activation=_fused(layer),
-                acc_bits=self.num.acc_bits,
-                overflow=self.num.overflow,
+                accumulator=Accumulator(bits=self.num.acc_bits, overflow=self.num.overflow),
                 keep_accumulators=name in self.num.keep,
                 **_geometry(view),
             )
