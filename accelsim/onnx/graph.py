@@ -1,0 +1,320 @@
+"""A small graph IR of an ONNX model, and the import-time rewrites deployment tools also make.
+
+The IR keeps what the mapping to workload layers reads: each node's op type, name, input and output
+tensor names and attributes (as Python values); every constant (initializers, Constant nodes and
+whatever folds) as a numpy array; every tensor's static shape, batch dim included.
+
+Rewrites, in order (each keeps the graph's function, up to float rounding for the BatchNormalization
+fold):
+
+1. **constant folding** (:func:`fold_constants`, on the ModelProto): Constant, ConstantOfShape and every
+   node whose inputs are all constants, plus Shape/Size of a tensor whose shape is static, are evaluated
+   with onnx's own ``ReferenceEvaluator`` and become constants; shapes are then inferred again;
+2. **pass-throughs removed**: Identity, Dropout (inference: the identity, its mask unread);
+3. **BatchNormalization folded into the preceding Conv**: ``W' = W * s``, ``b' = (b - mean) * s + beta``
+   with ``s = gamma / sqrt(var + eps)``, when the Conv feeds only the BatchNormalization;
+4. **bias Add folded** into a preceding Conv (a ``[C, 1, 1]`` constant) or a MatMul with a constant
+   weight (a ``[N]`` constant), as exporters of ``nn.Linear`` write it;
+5. **activations fused**: Relu, Clip(0, 6) and Gelu (erf) after a Conv, Gemm, weight MatMul, Add or
+   Sum become that node's ``activation`` attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import ModelProto, helper, numpy_helper
+
+from accelsim.errors import AccelsimError
+from accelsim.onnx.reading import default_opset, evaluator, graph_inputs, infer_shapes
+
+#: ops never folded even on constant inputs: their outputs differ run to run
+NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"})
+#: ops that only read their input's shape, folded once that shape is static
+SHAPE_READERS = frozenset({"Shape", "Size"})
+#: constants up to this many elements go to the second shape inference as values (shape operands)
+SMALL = 4096
+#: attribute key the fusion pass sets on a node, read by the mapping (the workload's activation names)
+ACTIVATION = "activation"
+#: ops an activation fuses into (the workload layers with an ``activation`` field)
+FUSES_ACTIVATION = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sum"})
+
+
+@dataclass
+class Node:
+    """One operator: ``inputs`` may hold ``""`` for an omitted optional input."""
+
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """How an error names the node: its name, else its first output."""
+        return self.name or self.outputs[0]
+
+
+@dataclass
+class Graph:
+    """The model as the mapping reads it; ``shapes`` are static and include the batch dim."""
+
+    nodes: list[Node]
+    constants: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, ...]]
+    inputs: list[str]
+    outputs: list[str]
+    file: str
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def producer(self, tensor: str) -> Node | None:
+        return next((n for n in self.nodes if tensor in n.outputs), None)
+
+    def only_feeds(self, tensor: str, node: Node) -> bool:
+        """``tensor`` is read by ``node`` alone and is not a graph output (so it may disappear)."""
+        return tensor not in self.outputs and self.consumers(tensor) == [node]
+
+    def constant(self, tensor: str) -> np.ndarray | None:
+        return self.constants.get(tensor) if tensor else None
+
+    def rename(self, old: str, new: str) -> None:
+        """Every read of tensor ``old`` reads ``new`` instead (graph outputs included)."""
+        for node in self.nodes:
+            node.inputs = [new if t == old else t for t in node.inputs]
+        self.outputs = [new if t == old else t for t in self.outputs]
+
+    def error(self, node: Node, message: str, allowed: str | None = None) -> AccelsimError:
+        """The one-line error for ``node``: the file, the node and its op type, what is wrong."""
+        return AccelsimError(f"node {node.label!r} ({node.op}): {message}", file=self.file, allowed=allowed)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. constant folding, on the ModelProto (shapes are inferred again afterwards)
+
+
+def _static_shape(model: ModelProto) -> dict[str, tuple[int, ...]]:
+    out: dict[str, tuple[int, ...]] = {}
+    for value in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape"):
+            continue
+        dims = tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            out[value.name] = tuple(d.dim_value for d in dims)
+    return out
+
+
+def _fold_node(node: onnx.NodeProto, args: list[np.ndarray | None], opset: int) -> list[np.ndarray]:
+    feeds = {name: value for name, value in zip(node.input, args) if name and value is not None}
+    return [np.asarray(v) for v in evaluator(node, opset).run(None, feeds)]
+
+
+def fold_constants(model: ModelProto, file: str) -> tuple[Graph, ModelProto]:
+    """Every constant-computable node of ``model`` evaluated: an IR holding the constants and the shapes
+    inferred again (no nodes yet), and the model of the nodes left."""
+    opset = default_opset(model)
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = _static_shape(model)
+    kept: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        control_flow = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+        args: list[np.ndarray | None]
+        if node.op_type in SHAPE_READERS and node.input[0] in shapes:
+            # only the shape is read: a zero-strided view of the right shape, no data
+            args = [np.broadcast_to(np.float32(0), shapes[node.input[0]])]
+        elif (
+            node.domain in ("", "ai.onnx")
+            and node.op_type not in NONDETERMINISTIC
+            and not control_flow  # If, Loop: left to the mapping, which refuses them
+            and all(i in constants for i in node.input if i)
+        ):
+            args = [constants.get(i) for i in node.input]
+        else:
+            kept.append(node)
+            continue
+        try:
+            values = _fold_node(node, args, opset)
+        except (ValueError, TypeError, RuntimeError, IndexError, ArithmeticError) as exc:  # numpy's, in the op
+            label = node.name or node.output[0]
+            raise AccelsimError(
+                f"node {label!r} ({node.op_type}): cannot be evaluated on its constant inputs: {exc}", file=file
+            ) from None
+        constants.update(zip(node.output, values))
+    used = {i for n in kept for i in n.input} | {o.name for o in model.graph.output}
+    constants = {name: value for name, value in constants.items() if name in used}
+    # shape inference needs the values of small constants (shape operands) but only the shapes of weights:
+    # large constants go in as typed inputs, sparing a serialization of every weight
+    small = [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in constants.items() if v.size <= SMALL]
+    large = [
+        helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+        for k, v in constants.items()
+        if v.size > SMALL
+    ]
+    inputs = graph_inputs(model)
+    graph = helper.make_graph(kept, model.graph.name, [*inputs, *large], list(model.graph.output), small)
+    folded = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
+    return Graph(
+        [],
+        constants,
+        _static_shape(infer_shapes(folded, file)),
+        [i.name for i in inputs],
+        [o.name for o in model.graph.output],
+        file,
+    ), folded
+
+
+# ---------------------------------------------------------------------------------------------------
+# the IR
+
+
+def from_model(model: ModelProto, file: str) -> Graph:
+    """The IR of a read model, constants folded."""
+    graph, folded = fold_constants(model, file)
+    graph.nodes = [
+        Node(
+            n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}",
+            n.name,
+            list(n.input),
+            list(n.output),
+            {a.name: helper.get_attribute_value(a) for a in n.attribute},
+        )
+        for n in folded.graph.node
+    ]
+    return graph
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. to 5. rewrites on the IR
+
+
+def _drop(graph: Graph, node: Node, keep: str) -> None:
+    """Remove ``node``, whose first output equals its input ``keep``."""
+    graph.nodes.remove(node)
+    graph.rename(node.outputs[0], keep)
+
+
+def remove_passthroughs(graph: Graph) -> None:
+    """Identity and Dropout (inference mode, mask unread) disappear."""
+    for node in list(graph.nodes):
+        if node.op == "Identity" or node.op == "Dropout" and not any(graph.consumers(o) for o in node.outputs[1:]):
+            _drop(graph, node, node.inputs[0])
+
+
+def _batchnorm_scale(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
+    params = [graph.constant(t) for t in bn.inputs[1:5]]
+    if len(params) != 4 or any(p is None for p in params) or bn.attrs.get("training_mode", 0):
+        return None
+    gamma, beta, mean, var = (np.asarray(p, np.float64) for p in params)
+    scale = gamma / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
+    return scale, beta - mean * scale
+
+
+def fold_batchnorm(graph: Graph) -> None:
+    """BatchNormalization after a Conv (that feeds nothing else) becomes that Conv's weight and bias."""
+    for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
+        conv = graph.producer(bn.inputs[0])
+        folded = _batchnorm_scale(graph, bn)
+        if conv is None or conv.op != "Conv" or folded is None or not graph.only_feeds(bn.inputs[0], bn):
+            continue
+        weight = graph.constant(conv.inputs[1])
+        if weight is None or len(bn.outputs) > 1 and any(graph.consumers(o) for o in bn.outputs[1:]):
+            continue
+        scale, shift = folded
+        bias = graph.constant(conv.inputs[2]) if len(conv.inputs) > 2 else None
+        base = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
+        _set_params(
+            graph,
+            conv,
+            (weight.astype(np.float64) * scale.reshape(-1, 1, 1, 1)).astype(np.float32),
+            (base * scale + shift).astype(np.float32),
+        )
+        conv.outputs[0] = bn.outputs[0]
+        graph.nodes.remove(bn)
+
+
+def _set_params(graph: Graph, node: Node, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Give ``node`` its own weight and bias constants (a shared initializer is left as it was)."""
+    names = [f"{node.label}::weight", f"{node.label}::bias"]
+    graph.constants[names[0]], graph.constants[names[1]] = weight, bias
+    node.inputs = [node.inputs[0], *names]
+
+
+def _bias_vector(graph: Graph, add: Node, tensor: str, channels: int, spatial: bool) -> np.ndarray | None:
+    """The ``[channels]`` bias an Add of ``tensor`` applies, if the other operand is such a constant."""
+    other = next((t for t in add.inputs if t != tensor), None)
+    value = graph.constant(other) if other is not None and add.inputs.count(tensor) == 1 else None
+    if value is None:
+        return None
+    want = (channels, 1, 1) if spatial else (channels,)
+    squeezed = value.reshape(value.shape[-len(want) :]) if value.ndim > len(want) and value.size == channels else value
+    if squeezed.shape == want or (not spatial and squeezed.shape == (1, channels)):
+        return squeezed.reshape(channels).astype(np.float32)
+    return None
+
+
+def fold_bias_add(graph: Graph) -> None:
+    """Add of a per-channel constant after a Conv, or a per-feature one after a weight MatMul, is its bias."""
+    for add in [n for n in graph.nodes if n.op == "Add"]:
+        for tensor in add.inputs:
+            node = graph.producer(tensor)
+            if node is None or node.op not in ("Conv", "MatMul") or not graph.only_feeds(tensor, add):
+                continue
+            weight = graph.constant(node.inputs[1])
+            if weight is None or node.op == "MatMul" and weight.ndim != 2:
+                continue
+            channels = weight.shape[0] if node.op == "Conv" else weight.shape[1]
+            bias = _bias_vector(graph, add, tensor, channels, node.op == "Conv")
+            if bias is None or add.attrs.get(ACTIVATION):
+                continue
+            current = graph.constant(node.inputs[2]) if len(node.inputs) > 2 else None
+            _set_params(graph, node, weight, bias if current is None else (current + bias).astype(np.float32))
+            node.outputs[0] = add.outputs[0]
+            graph.nodes.remove(add)
+            break
+
+
+def _activation_of(graph: Graph, node: Node) -> str | None:
+    """The workload activation ``node`` computes, if it is one a layer can fuse."""
+    if node.op == "Relu":
+        return "relu"
+    if node.op == "Gelu" and node.attrs.get("approximate", "none") in ("none", b"none"):
+        return "gelu"
+    if node.op == "Clip":
+        low, high = (graph.constant(t) if i < len(node.inputs) else None for i, t in enumerate(node.inputs[1:3], 1))
+        bounds = [None if b is None else float(np.asarray(b).reshape(())) for b in (low, high)]
+        if bounds == [0.0, 6.0]:
+            return "relu6"
+        if bounds[0] == 0.0 and high is None and (len(node.inputs) < 3 or not node.inputs[2]):
+            return "relu"
+    return None
+
+
+def fuse_activations(graph: Graph) -> None:
+    """Relu / Clip(0, 6) / Gelu after a layer that has an ``activation`` field becomes that field."""
+    for act in list(graph.nodes):
+        kind = _activation_of(graph, act)
+        producer = graph.producer(act.inputs[0]) if kind else None
+        if producer is None or producer.op not in FUSES_ACTIVATION or producer.attrs.get(ACTIVATION):
+            continue
+        if not graph.only_feeds(act.inputs[0], act):
+            continue
+        weight_matmul = producer.op != "MatMul" or graph.constant(producer.inputs[1]) is not None
+        if not weight_matmul or kind == "gelu" and producer.op in ("Add", "Sum"):
+            continue
+        producer.attrs[ACTIVATION] = kind
+        producer.outputs[0] = act.outputs[0]
+        graph.nodes.remove(act)
+
+
+def import_graph(model: ModelProto, file: str) -> Graph:
+    """The IR of a read model, after every rewrite above."""
+    graph = from_model(model, file)
+    for rewrite in (remove_passthroughs, fold_batchnorm, fold_bias_add, fuse_activations):
+        rewrite(graph)
+    return graph

@@ -1,0 +1,420 @@
+"""The mapping of the IR's nodes to today's workload layers, and the one table of what maps and what not.
+
+:data:`SUPPORTED` says, per ONNX op, which layer it becomes and under which attributes;
+:data:`UNSUPPORTED` says, per op the workload layer types cannot express yet, why. docs/onnx.md lists
+both tables and a test holds them equal. Every refusal is one :class:`AccelsimError` naming the node,
+its op type and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from accelsim.config.workload import INPUT, MAX_DIM
+from accelsim.errors import AccelsimError
+from accelsim.onnx.graph import ACTIVATION, Graph, Node
+
+#: op -> what it becomes (docs/onnx.md's table of importable ops)
+SUPPORTED: dict[str, str] = {
+    "Conv": "conv2d (2-D; groups, dilations, strides; symmetric pads or an auto_pad that pads evenly)",
+    "Gemm": "linear (transA 0; transB either way; alpha and beta folded into weight and bias)",
+    "MatMul": "linear when B is a constant 2-D weight; matmul when both are activations of equal batch dims",
+    "MaxPool": "maxpool (symmetric pads at most half the kernel, dilations 1, ceil_mode only where it "
+    "changes no extent)",
+    "AveragePool": "avgpool (count_include_pad 0, or no padding)",
+    "GlobalAveragePool": "avgpool with global_pool",
+    "GlobalMaxPool": "maxpool with global_pool",
+    "Add": "add of two activations of one shape; a per-channel constant after a Conv or weight MatMul "
+    "folds into its bias",
+    "Sum": "add (a chain of adds for more than two inputs)",
+    "Flatten": "flatten to [N, rest]; a no-op on an already flat tensor",
+    "Reshape": "flatten, when the result is [N, rest]; a no-op when it keeps the shape",
+    "Softmax": "softmax over the last axis",
+    "LayerNormalization": "layernorm over the last axis (eps 1e-12..1)",
+    "Relu": "the preceding conv2d / linear / add's activation relu",
+    "Clip": "Clip(0, 6): the preceding layer's activation relu6; Clip(0, none): relu",
+    "Gelu": "the preceding conv2d / linear's activation gelu (approximate none)",
+    "BatchNormalization": "folded into the preceding Conv's weight and bias",
+    "Identity": "removed",
+    "Dropout": "removed (inference)",
+    "Constant": "a constant, folded at import",
+    "ConstantOfShape": "a constant, folded at import",
+    "Shape, Size, Gather, Slice, Concat, Unsqueeze, Squeeze, Cast, ... on constants": "folded at import "
+    "with onnx's ReferenceEvaluator (any deterministic op whose inputs are all constants or static shapes)",
+}
+#: op -> why the workload layer types cannot express it today (each is refused, naming the node)
+UNSUPPORTED: dict[str, str] = {
+    "Sub": "no element-wise subtract layer",
+    "Mul": "no element-wise or per-channel multiply layer (SE blocks, hard-swish, DenseNet's scale)",
+    "Div": "no element-wise divide layer",
+    "Pow": "no element-wise power layer",
+    "Sqrt": "no element-wise square root layer",
+    "Sigmoid": "no standalone sigmoid activation",
+    "Tanh": "no standalone tanh activation",
+    "LeakyRelu": "no leaky-relu activation",
+    "HardSigmoid": "no hard-sigmoid activation",
+    "HardSwish": "no hard-swish activation",
+    "Erf": "no erf op (the decomposed GELU pattern is not matched yet)",
+    "Concat": "no concatenation layer (on activations)",
+    "Transpose": "no transpose layer (on activations)",
+    "Squeeze": "no reshape layer other than flatten (on activations)",
+    "Unsqueeze": "no reshape layer other than flatten (on activations)",
+    "LRN": "no local response normalization layer",
+    "ReduceMean": "no reduction layer (the decomposed LayerNorm pattern is not matched yet)",
+    "Pad": "no explicit padding layer",
+    "Split": "no split layer",
+    "Resize": "no resize / upsampling layer",
+    "ConvTranspose": "no transposed convolution layer",
+    "QuantizeLinear": "quantized (QDQ) models are not imported yet",
+    "DequantizeLinear": "quantized (QDQ) models are not imported yet",
+    "QLinearConv": "QOperator models are not imported yet",
+    "QLinearMatMul": "QOperator models are not imported yet",
+    "MatMulInteger": "dynamic-quantized models are not imported yet",
+    "ConvInteger": "dynamic-quantized models are not imported yet",
+    "DynamicQuantizeLinear": "dynamic-quantized models are not imported yet",
+    "Cast": "no cast layer on activations (the imported network runs in float32)",
+}
+
+Handler = Callable[["Builder", Node], None]
+
+
+class Builder:
+    """Workload layers and their weights, built node by node in graph order."""
+
+    def __init__(self, graph: Graph, batch: int) -> None:
+        self.graph = graph
+        self.batch = batch
+        self.layers: list[dict[str, Any]] = []
+        self.weights: dict[str, np.ndarray] = {}
+        #: tensor name -> the workload name that holds it (a layer, ``input`` or an extra input)
+        self.holder: dict[str, str] = {}
+        self.names: set[str] = {INPUT}
+        #: layer index -> the node it came from, to name the node in a validation error
+        self.origin: list[Node] = []
+
+    # -- tensors ------------------------------------------------------------------------------------
+
+    def shape(self, node: Node, tensor: str) -> tuple[int, ...]:
+        """The per-sample shape of activation ``tensor`` (batch dim checked and dropped)."""
+        full = self.graph.shapes.get(tensor)
+        if full is None:
+            raise self.graph.error(node, f"the shape of {tensor!r} is not static after shape inference")
+        if len(full) < 2 or full[0] != self.batch:
+            raise self.graph.error(
+                node, f"tensor {tensor!r} has shape {list(full)}, not [batch={self.batch}, ...] with a per-sample part"
+            )
+        return full[1:]
+
+    def source(self, node: Node, tensor: str) -> str:
+        """The workload name holding activation ``tensor``."""
+        if tensor in self.holder:
+            return self.holder[tensor]
+        if self.graph.constant(tensor) is not None:
+            raise self.graph.error(node, f"input {tensor!r} is a constant where the layer reads an activation")
+        raise self.graph.error(node, f"input {tensor!r} comes from no imported layer or graph input")
+
+    def constant(self, node: Node, index: int, what: str) -> np.ndarray | None:
+        """Input ``index`` as a float32 constant, None if omitted; an activation there is refused."""
+        if index >= len(node.inputs) or not node.inputs[index]:
+            return None
+        value = self.graph.constant(node.inputs[index])
+        if value is None:
+            raise self.graph.error(node, f"the {what} {node.inputs[index]!r} is computed at run time, not a constant")
+        return np.ascontiguousarray(value, dtype=np.float32)
+
+    def weight(self, node: Node, index: int) -> np.ndarray:
+        value = self.constant(node, index, "weight")
+        if value is None:
+            raise self.graph.error(node, "has no weight input")
+        return value
+
+    def alias(self, node: Node, tensor: str) -> None:
+        """``node`` computes nothing: its output is ``tensor`` under another name."""
+        self.holder[node.outputs[0]] = self.source(node, tensor)
+
+    # -- layers -------------------------------------------------------------------------------------
+
+    def _name(self, node: Node) -> str:
+        base = node.name if node.name and node.name.isprintable() else node.outputs[0]
+        base = base[:90] if base.isprintable() else f"node{len(self.layers)}"
+        name, n = base, 1
+        while name in self.names:
+            n += 1
+            name = f"{base}#{n}"
+        self.names.add(name)
+        return name
+
+    def emit(
+        self,
+        node: Node,
+        layer: dict[str, Any],
+        inputs: Sequence[str],
+        weight: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+        output: str | None = None,
+    ) -> str:
+        """Append ``layer`` (its fields but name and inputs), reading workload names ``inputs``."""
+        name = self._name(node)
+        self.layers.append({"name": name, **layer, "inputs": list(inputs)})
+        self.origin.append(node)
+        if weight is not None:
+            self.weights[f"{name}.weight"] = np.ascontiguousarray(weight, dtype=np.float32)
+        if bias is not None:
+            self.weights[f"{name}.bias"] = np.ascontiguousarray(bias, dtype=np.float32)
+        self.holder[output if output is not None else node.outputs[0]] = name
+        return name
+
+
+def _activation(node: Node) -> dict[str, str]:
+    kind = node.attrs.get(ACTIVATION)
+    return {"activation": kind} if kind else {}
+
+
+def _ints(node: Node, key: str, default: Sequence[int]) -> list[int]:
+    return [int(v) for v in node.attrs.get(key, default)]
+
+
+def _auto_pad(node: Node) -> str:
+    value = node.attrs.get("auto_pad", "NOTSET")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _window_padding(
+    b: Builder, node: Node, hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
+) -> list[int]:
+    """The per-side ``[height, width]`` padding, refused where the two sides of an axis differ."""
+    mode = _auto_pad(node)
+    if mode == "VALID":
+        return [0, 0]
+    if mode in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s, d in zip(hw, kernel, strides, dilations):
+            total = max((math.ceil(size / s) - 1) * s + d * (k - 1) + 1 - size, 0)
+            pads.append(total)
+        if any(p % 2 for p in pads):
+            raise b.graph.error(
+                node,
+                f"auto_pad {mode} pads {pads} in total, one more on one side than the other",
+                "equal padding on both sides of each axis (the workload's padding field)",
+            )
+        return [p // 2 for p in pads]
+    pads = _ints(node, "pads", [0, 0, 0, 0])
+    if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
+        raise b.graph.error(
+            node,
+            f"asymmetric pads {pads} (begin h, w, end h, w)",
+            "equal padding on both sides of each axis (the workload's padding field)",
+        )
+    return pads[:2]
+
+
+def _conv(b: Builder, node: Node) -> None:
+    shape = b.shape(node, node.inputs[0])
+    weight = b.weight(node, 1)
+    if len(shape) != 3 or weight.ndim != 4:
+        raise b.graph.error(node, f"only 2-D convolutions import; the input is [N, {', '.join(map(str, shape))}]")
+    kernel = list(weight.shape[2:])
+    strides = _ints(node, "strides", [1, 1])
+    dilations = _ints(node, "dilations", [1, 1])
+    padding = _window_padding(b, node, shape[1:], kernel, strides, dilations)
+    bias = b.constant(node, 2, "bias")
+    layer = {
+        "type": "conv2d",
+        "out_channels": weight.shape[0],
+        "kernel": kernel,
+        "stride": strides,
+        "padding": padding,
+        "dilation": dilations,
+        "groups": int(node.attrs.get("group", 1)),
+        "bias": bias is not None,
+        **_activation(node),
+    }
+    b.emit(node, layer, [b.source(node, node.inputs[0])], weight, bias)
+
+
+def _linear(b: Builder, node: Node, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    """A linear layer with ``weight`` ``[out, in]`` on the last axis of the node's first input."""
+    shape = b.shape(node, node.inputs[0])
+    if shape[-1] != weight.shape[1]:
+        raise b.graph.error(node, f"the weight {list(weight.shape)} does not fit the input's {shape[-1]} features")
+    layer = {"type": "linear", "out_features": weight.shape[0], "bias": bias is not None, **_activation(node)}
+    b.emit(node, layer, [b.source(node, node.inputs[0])], weight, bias)
+
+
+def _gemm(b: Builder, node: Node) -> None:
+    if node.attrs.get("transA", 0):
+        raise b.graph.error(node, "transA=1 (a transposed activation)", "transA 0")
+    if len(b.shape(node, node.inputs[0])) != 1:
+        raise b.graph.error(node, "A is not a [N, K] matrix")
+    matrix = b.weight(node, 1)
+    weight = matrix if node.attrs.get("transB", 0) else matrix.T
+    weight = weight * np.float32(node.attrs.get("alpha", 1.0))
+    c = b.constant(node, 2, "bias C")
+    bias = None
+    if c is not None:
+        if c.size not in (1, weight.shape[0]) or c.ndim > 2 or c.ndim == 2 and c.shape[0] != 1:
+            raise b.graph.error(node, f"C of shape {list(c.shape)} is not a per-output bias", "[N], [1, N] or a scalar")
+        bias = np.broadcast_to(c.reshape(-1), (weight.shape[0],)) * np.float32(node.attrs.get("beta", 1.0))
+    _linear(b, node, weight, bias)
+
+
+def _matmul(b: Builder, node: Node) -> None:
+    weight = b.graph.constant(node.inputs[1])
+    if b.graph.constant(node.inputs[0]) is not None:
+        raise b.graph.error(node, "the constant is the left operand", "a constant right operand (x @ W)")
+    if weight is not None:
+        if weight.ndim != 2:
+            raise b.graph.error(node, f"a constant weight of {weight.ndim} dims", "a 2-D [K, N] weight")
+        _linear(b, node, np.asarray(weight, np.float32).T, b.constant(node, 2, "bias"))
+        return
+    a, c = (b.shape(node, t) for t in node.inputs[:2])
+    if len(a) != len(c) or len(a) not in (2, 3) or a[:-2] != c[:-2]:
+        raise b.graph.error(
+            node,
+            f"per-sample operands {list(a)} x {list(c)}",
+            "[M, K] x [K, N] or [h, M, K] x [h, K, N] (no broadcast)",
+        )
+    layer: dict[str, Any] = {"type": "matmul", **({"heads": a[0]} if len(a) == 3 else {})}
+    b.emit(node, layer, [b.source(node, t) for t in node.inputs[:2]])
+
+
+def _pool(b: Builder, node: Node) -> None:
+    shape = b.shape(node, node.inputs[0])
+    if len(shape) != 3:
+        raise b.graph.error(node, f"only 2-D pooling imports; the input is [N, {', '.join(map(str, shape))}]")
+    kind = "maxpool" if node.op.startswith(("Max", "GlobalMax")) else "avgpool"
+    if node.op.startswith("Global"):
+        b.emit(node, {"type": kind, "global_pool": True}, [b.source(node, node.inputs[0])])
+        return
+    kernel = _ints(node, "kernel_shape", [])
+    strides = _ints(node, "strides", [1, 1])
+    if _ints(node, "dilations", [1, 1]) != [1, 1] or int(node.attrs.get("storage_order", 0)):
+        raise b.graph.error(node, "dilated or column-major pooling", "dilations 1, storage_order 0")
+    if len(node.outputs) > 1 and b.graph.consumers(node.outputs[1]):
+        raise b.graph.error(node, "its Indices output is read", "MaxPool's values only")
+    padding = _window_padding(b, node, shape[1:], kernel, strides, [1, 1])
+    if any(2 * p > k for p, k in zip(padding, kernel)):
+        raise b.graph.error(node, f"padding {padding} is more than half the kernel {kernel}")
+    if kind == "avgpool" and node.attrs.get("count_include_pad", 0) and any(padding):
+        raise b.graph.error(node, "count_include_pad=1 with padding", "count_include_pad 0 (padding not averaged)")
+    floor = [(size + 2 * p - k) // s + 1 for size, p, k, s in zip(shape[1:], padding, kernel, strides)]
+    if b.graph.shapes.get(node.outputs[0], (0, 0, *floor))[2:] != tuple(floor):
+        raise b.graph.error(node, "ceil_mode=1 adds a window", "ceil_mode 0, or a ceil_mode that adds no window")
+    layer = {"type": kind, "kernel": kernel, "stride": strides, "padding": padding}
+    b.emit(node, layer, [b.source(node, node.inputs[0])])
+
+
+def _add(b: Builder, node: Node) -> None:
+    operands = [t for t in node.inputs if t]
+    if any(b.graph.constant(t) is not None for t in operands):
+        raise b.graph.error(node, "adds a constant that is no Conv / weight-MatMul bias", "two activations")
+    shapes = [b.shape(node, t) for t in operands]
+    if len(operands) < 2 or any(s != shapes[0] for s in shapes):
+        raise b.graph.error(node, f"operand shapes {[list(s) for s in shapes]} differ", "equal shapes (no broadcast)")
+    total = b.source(node, operands[0])
+    for i, tensor in enumerate(operands[1:], 2):
+        last = i == len(operands)
+        fields = {"type": "add", **(_activation(node) if last else {})}
+        output = node.outputs[0] if last else f"{node.outputs[0]}:partial{i}"
+        total = b.emit(node, fields, [total, b.source(node, tensor)], output=output)
+
+
+def _reshape(b: Builder, node: Node) -> None:
+    shape = b.shape(node, node.inputs[0])
+    out = b.graph.shapes.get(node.outputs[0])
+    if out is not None and out[1:] == shape:
+        b.alias(node, node.inputs[0])
+        return
+    if out != (b.batch, math.prod(shape)):
+        raise b.graph.error(
+            node, f"reshapes {[b.batch, *shape]} to {list(out) if out else 'an unknown shape'}", "[N, rest] (a flatten)"
+        )
+    b.emit(node, {"type": "flatten"}, [b.source(node, node.inputs[0])])
+
+
+def _softmax(b: Builder, node: Node) -> None:
+    rank = len(b.shape(node, node.inputs[0])) + 1
+    if int(node.attrs.get("axis", -1)) % rank != rank - 1:
+        raise b.graph.error(node, f"axis {node.attrs.get('axis')} of a rank-{rank} tensor", "the last axis")
+    b.emit(node, {"type": "softmax"}, [b.source(node, node.inputs[0])])
+
+
+def _layernorm(b: Builder, node: Node) -> None:
+    shape = b.shape(node, node.inputs[0])
+    rank = len(shape) + 1
+    if int(node.attrs.get("axis", -1)) % rank != rank - 1:
+        raise b.graph.error(node, f"normalizes from axis {node.attrs.get('axis')}", "the last axis only")
+    if len(node.outputs) > 1 and any(b.graph.consumers(o) for o in node.outputs[1:]):
+        raise b.graph.error(node, "its Mean / InvStdDev outputs are read", "the normalized output only")
+    eps = float(str(np.float32(node.attrs.get("epsilon", 1e-5))))  # the float32 attribute's shortest spelling
+    if not 1e-12 <= eps <= 1.0:
+        raise b.graph.error(node, f"epsilon {eps:g}", "1e-12 .. 1")
+    gamma = b.weight(node, 1).reshape(-1)
+    beta = b.constant(node, 2, "bias")
+    layer = {"type": "layernorm", "eps": eps}
+    b.emit(node, layer, [b.source(node, node.inputs[0])], gamma, None if beta is None else beta.reshape(-1))
+
+
+def _unfused(b: Builder, node: Node) -> None:
+    producer = b.graph.producer(node.inputs[0])
+    after = f"after a {producer.op}" if producer else "on a graph input"
+    if node.op == "BatchNormalization":
+        raise b.graph.error(
+            node, f"{after}: only folded into a preceding Conv (no per-channel scale-and-shift layer yet)"
+        )
+    raise b.graph.error(
+        node,
+        f"{after}: fuses only into a conv2d, linear or add that feeds nothing else (no standalone activation layer)",
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "GlobalAveragePool": _pool,
+    "GlobalMaxPool": _pool,
+    "Add": _add,
+    "Sum": _add,
+    "Flatten": _reshape,
+    "Reshape": _reshape,
+    "Softmax": _softmax,
+    "LayerNormalization": _layernorm,
+    "Relu": _unfused,
+    "Clip": _unfused,
+    "Gelu": _unfused,
+    "BatchNormalization": _unfused,
+}
+#: SUPPORTED entries that never reach the mapping (removed or folded by the IR rewrites)
+FOLDED_AWAY = frozenset(SUPPORTED) - frozenset(HANDLERS)
+
+
+def map_node(b: Builder, node: Node) -> None:
+    """Add ``node``'s layers to ``b``, or refuse it naming why."""
+    handler = HANDLERS.get(node.op)
+    if handler is not None:
+        handler(b, node)
+        return
+    if node.op in UNSUPPORTED:
+        raise b.graph.error(node, UNSUPPORTED[node.op], "the ops in docs/onnx.md")
+    raise b.graph.error(node, "not an op the importer maps", "the ops in docs/onnx.md")
+
+
+def check_batch(batch: int, file: str, where: str) -> int:
+    if not 1 <= batch <= 4096:
+        raise AccelsimError(f"batch {batch} (the first dim of {where})", file=file, allowed="1 .. 4,096")
+    return batch
+
+
+def check_dims(shape: Sequence[int], file: str, where: str) -> list[int]:
+    if not 1 <= len(shape) <= 4 or any(not 1 <= d <= MAX_DIM for d in shape):
+        raise AccelsimError(
+            f"{where} has the per-sample shape {list(shape)}", file=file, allowed="1 to 4 dims of 1 .. 2^20"
+        )
+    return list(shape)
