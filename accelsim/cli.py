@@ -16,10 +16,12 @@ from accelsim.errors import AccelsimError
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
 from accelsim.report.table import format_table, si, terminal_width
 from accelsim.schemes import SCHEMES as SCHEME_TABLE
-from accelsim.schemes import WEIGHT_FORMATS
+from accelsim.schemes import WEIGHT_FORMATS, SchemeName
 
 if TYPE_CHECKING:
     from accelsim.config import HardwareConfig, Workload
+    from accelsim.config.sweep import Sweep
+    from accelsim.simulation import RunOptions
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
 EXAMPLES = """examples:
@@ -85,12 +87,13 @@ LOWER_LEGEND = (
 )
 
 
-def summary(model: object, overrides: Sequence[str] = ()) -> str:
+def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] = ()) -> str:
     """One line that says what a file holds (and the ``--set`` overrides applied to it)."""
     from accelsim.config import Workload
-    from accelsim.config.sweep import Sweep
 
-    if isinstance(model, Sweep):
+    # a Sweep exists only once its module is loaded: a workload or hardware summary does not import it
+    sweep_module = sys.modules.get("accelsim.config.sweep")
+    if sweep_module is not None and isinstance(model, sweep_module.Sweep):
         from accelsim.sweep.points import expand
 
         points, pruned = expand(model)
@@ -143,6 +146,11 @@ def hardware_table(hw: HardwareConfig) -> str:
     rows.append(["(derived) dram bytes/cycle", f"{hw.dram_bytes_per_cycle:.4g}"])
     rows.append(["(derived) peak int8 GOP/s", f"{2 * hw.pe_count * hw.clock_mhz / 1e3:.4g}"])
     return format_table(["field", "value"], rows)
+
+
+def _tile_cell(value: object) -> object:
+    """A tile field as the tiles table shows it: a blank for no post-processing unit (None)."""
+    return "" if value is None else value
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -260,26 +268,29 @@ def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> N
     )
 
 
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    """The run options ``run`` and ``compare`` share; the event log is kept for the results folder."""
+    from accelsim.simulation import RunOptions
+
+    return RunOptions(
+        flavour=args.flavour,
+        weights=args.weights,
+        ideal_memory=args.ideal_memory,
+        timing_only=args.timing_only,
+        log=True,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.report.summary import layer_table
     from accelsim.simulation import simulate
 
     workload, hw = _load_pair(args)
     folder = _prepare(args, workload, hw, [args.scheme])
-    run = simulate(
-        workload,
-        hw,
-        args.scheme,
-        flavour=args.flavour,
-        ideal_memory=args.ideal_memory,
-        timing_only=args.timing_only,
-        log=True,
-        progress=_progress(),
-        weights=args.weights,
-    )
+    run = simulate(workload, hw, args.scheme, options=_run_options(args), progress=_progress())
     print(
         f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
-        + (f" ({args.flavour} flavour)" if args.scheme == "dynamic" else "")
+        + (f" ({args.flavour} flavour)" if SCHEME_TABLE[args.scheme].runtime_activations else "")
     )
     width = terminal_width(args.wide)
     print(layer_table(run.rows, run.total, width))
@@ -306,17 +317,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     workload, hw = _load_pair(args)
     folder = _prepare(args, workload, hw, args.schemes)
-    runs = compare_schemes(
-        workload,
-        hw,
-        tuple(args.schemes),
-        flavour=args.flavour,
-        ideal_memory=args.ideal_memory,
-        timing_only=args.timing_only,
-        log=True,
-        progress=_progress(),
-        weights=args.weights,
-    )
+    runs = compare_schemes(workload, hw, args.schemes, options=_run_options(args), progress=_progress())
     print(_describe_pair(args, workload, hw))
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
@@ -406,7 +407,7 @@ def cmd_lower(args: argparse.Namespace) -> int:
             print(
                 format_table(
                     ["#"] + [f.replace("_", " ") for f in fields],
-                    [[i] + [getattr(t, f) for f in fields] for i, t in enumerate(layer.tiles)],
+                    [[i] + [_tile_cell(getattr(t, f)) for f in fields] for i, t in enumerate(layer.tiles)],
                     width=width,
                     hide_order=(
                         "pre vector cycles",
@@ -504,12 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    overrides = argparse.ArgumentParser(add_help=False)
+    overrides = _Parser(add_help=False)
     overrides.add_argument(
         "--set", action="append", default=[], metavar="PATH=VALUE", help="override a field by dotted path (repeatable)"
     )
 
-    wide = argparse.ArgumentParser(add_help=False)
+    wide = _Parser(add_help=False)
     wide.add_argument(
         "--wide",
         action="store_true",
@@ -528,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_show)
 
-    sim = argparse.ArgumentParser(add_help=False, parents=[overrides])
+    sim = _Parser(add_help=False, parents=[overrides])
     sim.add_argument("workload", metavar="WORKLOAD", help="a workload file, or a shipped workload's name")
     sim.add_argument("--hw", help="hardware file or shipped name (default: hwconfigs/default.yaml)")
     sim.add_argument(
@@ -552,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="symmetric",
         help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)",
     )
-    run_opts = argparse.ArgumentParser(add_help=False, parents=[sim, wide])
+    run_opts = _Parser(add_help=False, parents=[sim, wide])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
     run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
@@ -565,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", parents=[run_opts], help="simulate a workload under one scheme: per-layer table and totals"
     )
-    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
+    p.add_argument("--scheme", choices=SCHEMES, default=SchemeName.STATIC, help=SCHEME_HELP)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", parents=[run_opts], help="all quantization schemes side by side on the same hardware")
@@ -579,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("lower", parents=[sim, wide], help="print the lowered program: GEMMs, tiling, tiles")
-    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
+    p.add_argument("--scheme", choices=SCHEMES, default=SchemeName.STATIC, help=SCHEME_HELP)
     p.add_argument("--tiles", action="store_true", help="print every tile record")
     p.set_defaults(func=cmd_lower)
 
@@ -613,12 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
         "explain", parents=[sim], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges"
     )
     p.add_argument("--layer", required=True, help="layer name (see accelsim show)")
-    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
+    p.add_argument("--scheme", choices=SCHEMES, default=SchemeName.STATIC, help=SCHEME_HELP)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("golden", parents=[sim], help="write one layer's golden vectors (.npz) for an RTL testbench")
     p.add_argument("--layer", required=True, help="layer name (conv2d, linear or matmul)")
-    p.add_argument("--scheme", choices=SCHEMES, default="static", help=SCHEME_HELP)
+    p.add_argument("--scheme", choices=SCHEMES, default=SchemeName.STATIC, help=SCHEME_HELP)
     p.add_argument("--index", type=int, default=0, help="which GEMM of a matmul (sample x head), default 0")
     p.add_argument("-o", "--output", required=True, metavar="VECTORS.npz")
     p.set_defaults(func=cmd_golden)

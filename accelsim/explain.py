@@ -19,6 +19,7 @@ from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding
 from accelsim.lowering.program import LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
 from accelsim.quant.requant import get_mode
+from accelsim.schemes import get_scheme
 from accelsim.values.runner import run_values
 
 
@@ -123,21 +124,22 @@ def explain(
     head = (
         f"layer {layer_name} ({s.layer.type}, input {list(s.input_shapes[0])} -> output {list(s.output_shape)}, "
         f"activation {act}) under {scheme}"
-        + (f" ({flavour} flavour)" if scheme == "dynamic" else "")
+        + (f" ({flavour} flavour)" if get_scheme(scheme).runtime_activations else "")
         + f" on {hw.name}"
     )
     if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
         return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])
     result = lv.results[0]
     lines = [head, _units(lowered, hw)]
-    steps = {"static": _static, "dynamic": _dynamic, "woq": _float_gemm, "fp32": _float_gemm}[scheme]
+    plan = get_scheme(scheme)
+    steps = _static if plan.calibrated else _dynamic if plan.runtime_activations else _float_gemm
     lines += steps(result, lv, hw, act, s.layer.type)
     return "\n".join(lines)
 
 
 def _units(lowered: LoweredLayer, hw: HardwareConfig) -> str:
-    view = lowered.view
-    unit = lowered.unit
+    view, plan, unit = lowered.view, lowered.plan, lowered.unit
+    assert view is not None and plan is not None, "only a layer the program runs as a GEMM gets here"
     where = (
         f"the {hw.array.rows}x{hw.array.cols} {hw.array.dataflow.upper()} array"
         if unit == "array"
@@ -146,7 +148,7 @@ def _units(lowered: LoweredLayer, hw: HardwareConfig) -> str:
     tiles = sum(not t.range_pass for t in lowered.tiles)
     return (
         f"GEMM: {view.count} x ({view.m} x {view.k}) . ({view.k} x {view.n}) on {where}, "
-        f"{tiles} tile{'s' if tiles > 1 else ''} of {lowered.plan.mt}x{lowered.plan.kt}x{lowered.plan.nt} ({lowered.plan.order} order)"
+        f"{tiles} tile{'s' if tiles > 1 else ''} of {plan.mt}x{plan.kt}x{plan.nt} ({plan.order} order)"
     )
 
 
@@ -312,7 +314,7 @@ def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str
 def _vector_layer(lowered: LoweredLayer, scheme: str, output: np.ndarray) -> str:
     dtype = (
         "int8 codes (dequantized to float32, computed, quantized back; maxpool compares codes directly)"
-        if scheme == "static"
+        if get_scheme(scheme).calibrated
         else "float32"
     )
     return f"runs on the vector unit in {len(lowered.tiles)} chunks; data in memory is {dtype}; output {_fmt(output)}"

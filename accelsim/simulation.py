@@ -4,30 +4,77 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
 from accelsim.results.records import LayerRecord, total_record
-from accelsim.schemes import SCHEMES, get_scheme
+from accelsim.schemes import SCHEMES, SchemeName, get_scheme
 from accelsim.timing.engine import Engine, EngineRun
+
+if TYPE_CHECKING:  # the values import Numba: a timing-only run never loads them
+    from accelsim.quant import QParams
+    from accelsim.values.runner import ErrorMetrics, NetworkValues
+    from accelsim.values.tensors import WorkloadTensors
+
+Progress = Callable[[str], None]
+#: The GIL's switch interval while the engine plays beside the values (Python's default is 5 ms): a values
+#: step returning from a kernel waits at most this long for the engine thread to hand the GIL back.
+OVERLAP_SWITCH_INTERVAL_S = 0.0005
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """What a user chooses about one run (the command line's options).
+
+    ``flavour``: the dynamic scheme's flavour (``accelsim.quant.DYNAMIC_FLAVOURS``). ``weights``: the weight
+    format (``symmetric``, ``asymmetric`` uint8 or ``asymmetric_int8``, ``accelsim.schemes.WEIGHT_FORMATS``):
+    the values use weight zero points and the timing reads one zero-point byte per output channel with the
+    weight scales (fp32 has neither). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.
+    ``log``: keep the engine's event log. ``errors_against_fp32=False`` leaves out the fp32 run and the
+    error fields (a run that only needs the values and the timing)."""
+
+    flavour: str = "onnx"
+    weights: str = "symmetric"
+    ideal_memory: bool = False
+    timing_only: bool = False
+    log: bool = False
+    errors_against_fp32: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedModel:
+    """What a deployed model has before it runs, and several runs may share.
+
+    ``program``: this workload, hardware and scheme lowered before (``lower`` is deterministic: a model
+    compiled once for an accelerator and run many times). ``tensors`` (``accelsim.values.tensors.materialize``):
+    one draw of the weights and inputs for several schemes. ``qparams``: the static scheme's calibrated
+    activation parameters (``accelsim.values.runner.calibrate``). ``reference``: the fp32 values the errors
+    are measured against (computed on the same tensors when not given)."""
+
+    program: Program | None = None
+    tensors: WorkloadTensors | None = None
+    qparams: dict[str, QParams] | None = None
+    reference: NetworkValues | None = None
 
 
 @dataclass
 class SchemeRun:
     """Everything one scheme's simulation produced."""
 
-    scheme: str
+    scheme: SchemeName
     program: Program
     engine: EngineRun
     rows: list[LayerRecord]
     total: LayerRecord
-    values: Any = None  # accelsim.values.runner.NetworkValues when values were computed
+    values: NetworkValues | None = None  # None for a timing-only run
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -38,82 +85,114 @@ def dram_of(hw: HardwareConfig) -> DramChannel:
 def simulate(
     workload: Workload,
     hw: HardwareConfig,
-    scheme: str,
+    scheme: SchemeName,
     *,
-    flavour: str = "onnx",
-    ideal_memory: bool = False,
-    timing_only: bool = False,
-    log: bool = False,
-    reference: Any = None,
-    tensors: Any = None,
-    progress: Callable[[str], None] | None = None,
-    program: Program | None = None,
-    qparams: dict[str, Any] | None = None,
-    errors_against_fp32: bool = True,
-    weights: str = "symmetric",
+    options: RunOptions = RunOptions(),
+    prepared: PreparedModel = PreparedModel(),
+    progress: Progress | None = None,
 ) -> SchemeRun:
-    """Simulate ``workload`` on ``hw`` under ``scheme``; ``reference`` is the fp32 values run for errors.
+    """Simulate ``workload`` on ``hw`` under ``scheme``: the timing, and unless ``options.timing_only`` the
+    values of the same lowered program and their errors against fp32. ``progress`` is told each step as
+    it starts (for a progress display).
 
-    ``tensors`` (from ``accelsim.values.tensors.materialize``) lets several schemes share one draw of the
-    weights and inputs; ``progress`` is told each step as it starts (for a progress display);
-    ``program`` is this workload, hardware and scheme lowered before (``lower`` is deterministic: a
-    model compiled once for an accelerator and run many times); ``qparams`` the static scheme's
-    calibrated activation parameters (``accelsim.values.runner.calibrate``), as a deployed model has them;
-    ``errors_against_fp32=False`` leaves out the fp32 run and the error fields (a run that only needs
-    the values and the timing). ``weights``: the weight format (``symmetric``, ``asymmetric`` uint8 or
-    ``asymmetric_int8``, ``accelsim.quant.WEIGHT_FORMATS``): the values use weight zero points and the
-    timing reads one zero-point byte per output channel with the weight scales (fp32 has neither)."""
+    With more than one GEMM thread (``accelsim.kernels.threads``) the engine, pure Python, plays the
+    program on a second thread while the values' kernels run with the GIL released: the two share no
+    mutable state, so the cycles and the values are the same bits as one after the other."""
     step = progress or (lambda _: None)
-    get_scheme(scheme)  # an unknown scheme is the AccelsimError run_values and the CLI give
-    options = lowering_options(flavour, weights)
-    per_tensor, asymmetric = options["dynamic_per_tensor"], options["asymmetric_weights"]
-    step(f"{scheme}: timing")
-    if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, scheme):
+    name = get_scheme(scheme).name  # an unknown scheme is the AccelsimError run_values and the CLI give
+    options_of_lowering = lowering_options(options.flavour, options.weights)
+    program = prepared.program
+    if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, name):
         raise ValueError(
             f"program lowered for {program.workload} on {program.hardware} ({program.scheme}), "
-            f"not {workload.name} on {hw.name} ({scheme})"
+            f"not {workload.name} on {hw.name} ({name})"
         )
-    lowered, run, rows = _play(workload, hw, scheme, per_tensor, asymmetric, ideal_memory, log, program)
-    values, errors = None, {}
-    if not timing_only:
-        from accelsim.values.runner import OUTPUT, run_values
-        from accelsim.values.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
-
-        step(f"{scheme}: values")
-        tensors = tensors if tensors is not None else materialize(workload)
-        values = run_values(
-            workload,
-            hw,
-            scheme,
-            flavour=flavour,
-            tensors=tensors,
-            qparams=qparams,
-            weights=weights,
-            program=program or lowered,
-        )  # the values compute the program the engine played
-        if errors_against_fp32:
-            if reference is None:  # errors are always against fp32 on the same input
-                step("fp32 reference values")
-                reference = values if scheme == "fp32" else run_values(workload, hw, "fp32", tensors=tensors)
-            errors = values.compare_to(reference)
-    program = program or lowered
+    if program is None:
+        program = lower(workload, hw, name, **options_of_lowering)
+    step(f"{name}: timing")
+    values: NetworkValues | None = None
+    errors: dict[str, ErrorMetrics] = {}
+    if options.timing_only:
+        run = _play(hw, program, options)
+    else:
+        run, values, errors = _play_and_compute(workload, hw, program, options, prepared, step)
+    rows = _timing_records(workload, hw, program, run)
     if values is not None:
         _add_values(rows, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     if errors:
+        from accelsim.values.runner import OUTPUT
+
         at_output = errors[OUTPUT]
         total.sqnr_db, total.max_abs_error = at_output.sqnr_db, at_output.max_abs_error
         if at_output.top1_agreement is not None:
             total.top1_agreement = at_output.top1_agreement
+    plan = get_scheme(name)
     settings = {
-        "scheme": scheme,
-        "flavour": flavour if scheme == "dynamic" else None,
-        "requant_rounding": hw.requant.rounding if scheme == "static" else None,
-        "weights": weights if get_scheme(scheme).weights.quantized else None,
-        "ideal_memory": ideal_memory,
-        "timing_only": timing_only,
+        "scheme": name,
+        "flavour": options.flavour if plan.runtime_activations else None,
+        "requant_rounding": hw.requant.rounding if plan.calibrated else None,
+        "weights": options.weights if plan.weights.quantized else None,
+        "ideal_memory": options.ideal_memory,
+        "timing_only": options.timing_only,
     }
-    return SchemeRun(scheme, program, run, rows, total, values, settings)
+    return SchemeRun(name, program, run, rows, total, values, settings)
+
+
+def _play(hw: HardwareConfig, program: Program, options: RunOptions) -> EngineRun:
+    """The timing simulation: the engine plays ``program``."""
+    return Engine(program, None if options.ideal_memory else dram_of(hw), log=options.log).run()
+
+
+def _play_and_compute(
+    workload: Workload,
+    hw: HardwareConfig,
+    program: Program,
+    options: RunOptions,
+    prepared: PreparedModel,
+    step: Progress,
+) -> tuple[EngineRun, NetworkValues, dict[str, ErrorMetrics]]:
+    """The engine's run, the values of the program it plays and their errors against fp32. With a GEMM
+    thread budget above one the engine runs on its own thread meanwhile (the kernels release the GIL)."""
+    from accelsim.kernels import threads as gemm_threads
+    from accelsim.values.runner import run_values
+    from accelsim.values.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
+
+    def compute() -> NetworkValues:
+        step(f"{program.scheme}: values")
+        return run_values(
+            workload,
+            hw,
+            program.scheme,
+            flavour=options.flavour,
+            tensors=tensors,
+            qparams=prepared.qparams,
+            weights=options.weights,
+            program=program,
+        )
+
+    tensors = prepared.tensors if prepared.tensors is not None else materialize(workload)
+    if gemm_threads.threads() > 1:
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(OVERLAP_SWITCH_INTERVAL_S)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="accelsim-engine") as pool:
+                playing = pool.submit(_play, hw, program, options)
+                values = compute()
+                run = playing.result()
+        finally:
+            sys.setswitchinterval(interval)
+    else:
+        run, values = _play(hw, program, options), compute()
+    errors: dict[str, ErrorMetrics] = {}
+    if options.errors_against_fp32:
+        reference = prepared.reference
+        if reference is None:  # errors are always against fp32 on the same input
+            step("fp32 reference values")
+            is_reference = get_scheme(program.scheme).is_reference
+            reference = values if is_reference else run_values(workload, hw, SchemeName.FP32, tensors=tensors)
+        errors = values.compare_to(reference)
+    return run, values, errors
 
 
 def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, run: EngineRun) -> list[LayerRecord]:
@@ -134,7 +213,7 @@ def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, ru
             LayerRecord(
                 workload=workload.name,
                 hardware=hw.name,
-                scheme=program.scheme,
+                scheme=str(program.scheme),  # a plain name, as the records read back from disk hold it
                 layer=lowered.name,
                 type=lowered.type,
                 unit=unit,
@@ -161,40 +240,19 @@ def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, ru
     return rows
 
 
-def _add_values(rows: list[LayerRecord], values: Any, errors: dict[str, Any]) -> None:
+def _add_values(rows: list[LayerRecord], values: NetworkValues, errors: dict[str, ErrorMetrics]) -> None:
     """Each row's overflow and saturation counts and its errors against fp32."""
     for row in rows:
         layer_values = values.layers.get(row.layer)
-        row.accumulator_overflows = getattr(layer_values, "accumulator_overflows", 0) or 0
-        row.requant_saturations = getattr(layer_values, "requant_saturations", 0) or 0
+        if layer_values is not None:
+            row.accumulator_overflows = layer_values.accumulator_overflows
+            row.requant_saturations = layer_values.requant_saturations
         err = errors.get(row.layer)
         if err is not None:
             row.sqnr_db, row.max_abs_error = err.sqnr_db, err.max_abs_error
 
 
-def _play(
-    workload: Workload,
-    hw: HardwareConfig,
-    scheme: str,
-    per_tensor: bool,
-    asymmetric: bool,
-    ideal_memory: bool,
-    log: bool,
-    program: Program | None,
-) -> tuple[Program | None, EngineRun, list[LayerRecord]]:
-    """The timing simulation: lower unless ``program`` is given, play the engine, the records' timing
-    fields. Returns the program it lowered (None if it was given one), the engine run, the records."""
-    lowered = (
-        None
-        if program is not None
-        else lower(workload, hw, scheme, dynamic_per_tensor=per_tensor, asymmetric_weights=asymmetric)
-    )
-    played = program if program is not None else lowered
-    run = Engine(played, None if ideal_memory else dram_of(hw), log=log).run()
-    return lowered, run, _timing_records(workload, hw, played, run)
-
-
-def config_tag(model: Any, overrides: list[str]) -> str:
+def config_tag(model: Workload | HardwareConfig, overrides: list[str]) -> str:
     """Folder name of a config: its name, plus a short hash of its contents when overrides changed it."""
     if not overrides:
         return model.name
@@ -222,42 +280,36 @@ def run_meta(workload: Workload, hw: HardwareConfig, runs: list[SchemeRun]) -> d
 def compare_schemes(
     workload: Workload,
     hw: HardwareConfig,
-    schemes: tuple[str, ...] = tuple(SCHEMES),
+    schemes: Iterable[SchemeName] = tuple(SCHEMES),
     *,
-    flavour: str = "onnx",
-    ideal_memory: bool = False,
-    timing_only: bool = False,
-    log: bool = False,
-    progress: Any = None,
-    weights: str = "symmetric",
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
 ) -> list[SchemeRun]:
-    """Every scheme on the same workload and hardware; fp32 runs first as the error reference; ``weights``
-    is the weight format of the schemes that quantize weights."""
-    reference = tensors = None
-    if not timing_only:
+    """Every scheme on the same workload and hardware, in the scheme table's order (the reference scheme,
+    fp32, first), its values the others' error reference, all on one draw of weights and inputs."""
+    table = list(SCHEMES)
+    names = sorted({get_scheme(s).name for s in schemes}, key=lambda s: (not SCHEMES[s].is_reference, table.index(s)))
+    tensors, reference = None, None
+    if not options.timing_only:
         from accelsim.values.runner import run_values
         from accelsim.values.tensors import materialize
 
         tensors = materialize(workload)  # one draw of weights and inputs for every scheme
-        if "fp32" not in schemes:
+        if not any(SCHEMES[s].is_reference for s in names):
             if progress is not None:
                 progress("fp32 reference values")
-            reference = run_values(workload, hw, "fp32", tensors=tensors)
+            reference = run_values(workload, hw, SchemeName.FP32, tensors=tensors)
     runs = []
-    for scheme in sorted(schemes, key=lambda s: s != "fp32"):
+    for name in names:
         run = simulate(
             workload,
             hw,
-            scheme,
-            flavour=flavour,
-            ideal_memory=ideal_memory,
-            timing_only=timing_only,
-            log=log,
-            reference=reference,
-            tensors=tensors,
+            name,
+            options=options,
+            prepared=PreparedModel(tensors=tensors, reference=reference),
             progress=progress,
-            weights=weights,
         )
-        reference = reference if reference is not None else (run.values if scheme == "fp32" else None)
+        if reference is None and SCHEMES[name].is_reference:
+            reference = run.values
         runs.append(run)
-    return sorted(runs, key=lambda r: list(SCHEMES).index(r.scheme))
+    return runs

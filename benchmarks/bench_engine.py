@@ -38,12 +38,15 @@ from accelsim.config.workload import Add, AvgPool, Conv2d, Flatten, Linear, MaxP
 from accelsim.kernels import threads as gemm_threads
 from accelsim.lowering.program import Program, lower
 from accelsim.quant import REQUANT_MODES
-from accelsim.simulation import simulate
+from accelsim.schemes import SchemeName
+from accelsim.simulation import PreparedModel, RunOptions, simulate
 from accelsim.values.runner import calibrate, run_values
 from accelsim.values.tensors import materialize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from validate_scalesim import CONFIG, RUNNER, TOPOLOGIES, scalesim_python
+
+TIMING_ONLY = RunOptions(timing_only=True)
 
 
 def time_scalesim(rows: int, cols: int, dataflow: str) -> float:
@@ -77,7 +80,7 @@ def time_accelsim_timing(rows: int, cols: int, dataflow: str, repeats: int = 5) 
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        simulate(workload, hw, "static", timing_only=True)
+        simulate(workload, hw, SchemeName.STATIC, options=TIMING_ONLY)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -294,7 +297,13 @@ def main() -> int:
 
     def run(prepared: Program | None) -> None:
         """One bit-exact static run with its timing simulation and records (no fp32 run for errors)."""
-        simulate(workload, hw, "static", tensors=tensors, qparams=qparams, program=prepared, errors_against_fp32=False)
+        simulate(
+            workload,
+            hw,
+            SchemeName.STATIC,
+            options=RunOptions(errors_against_fp32=False),
+            prepared=PreparedModel(program=prepared, tensors=tensors, qparams=qparams),
+        )
 
     cores = gemm_threads.CPUS
     print(f"2. ResNet-50 static int8, batch 1, default hardware, best of {REPEATS} after a warm-up")
@@ -306,7 +315,11 @@ def main() -> int:
         ours = _best(lambda: run(program))
         fresh = _best(lambda: run(None))
         values = _best(lambda: run_values(workload, hw, "static", tensors=tensors, qparams=qparams, program=program))
-        timing = _best(lambda: simulate(workload, hw, "static", timing_only=True, program=program))
+        timing = _best(
+            lambda: simulate(
+                workload, hw, SchemeName.STATIC, options=TIMING_ONLY, prepared=PreparedModel(program=program)
+            )
+        )
         print(f"   {threads} thread{'s' if threads > 1 else ''} each (timing, then values)")
         print(f"   ONNX Runtime int8 ({ops}): {ort_seconds * 1e3:8.1f} ms")
         print(
@@ -316,10 +329,10 @@ def main() -> int:
         print(f"   (alone: bit-exact values {values * 1e3:.1f} ms, timing simulation {timing * 1e3:.1f} ms)")
     gemm_threads.set_threads(cores)
     tracemalloc.start()
-    full_seconds = _timed(lambda: simulate(workload, hw, "static"))
+    full_seconds = _timed(lambda: simulate(workload, hw, SchemeName.STATIC))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    timing = simulate(workload, hw, "static", timing_only=True)
+    timing = simulate(workload, hw, SchemeName.STATIC, options=TIMING_ONLY)
     print(
         f"   whole `accelsim run --scheme static` work (weights, calibration, fp32 reference, errors): {full_seconds:.1f} s"
     )

@@ -1,4 +1,4 @@
-"""Suite-wide rule: once the test extra is installed, a skipped test is a failure.
+"""Suite-wide rule: once the test extra is installed, a skipped test is a failure; and the shared fixtures.
 
 The numerics are only as good as the references they are checked against, so a framework test that
 skips (``pytest.importorskip("onnxruntime")`` with a broken install, say) must not pass silently.
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,3 +106,25 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     report = yield
     _fail_unallowed_skip(collector.config, report)
     return report
+
+
+@pytest.fixture
+def sweep_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Writes the tests' small sweep: the default hardware with 8 or 16 array rows, OS or WS dataflow
+    (4 configs), over tiny_cnn and mlp, its results under ``tmp_path / name``. ``schemes`` and extra
+    ``axes`` vary it; returns the spec file (``tmp_path / f"{name}.yaml"``)."""
+
+    def write(name: str, *, schemes: Sequence[str] = ("static",), axes: dict[str, list[Any]] | None = None) -> Path:
+        spec = {
+            "schema_version": 1,
+            "base": "default",
+            "axes": {"array.rows": [8, 16], "array.dataflow": ["os", "ws"], **(axes or {})},
+            "workloads": ["tiny_cnn", "mlp"],
+            "schemes": list(schemes),
+            "output": str(tmp_path / name),
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return path
+
+    return write

@@ -11,7 +11,7 @@ from accelsim.config.validation import validate
 from accelsim.config.workload import Workload
 from accelsim.hw import DramChannel
 from accelsim.lowering.program import LoweredLayer, Program, Tile, lower
-from accelsim.simulation import dram_of, simulate
+from accelsim.simulation import PreparedModel, RunOptions, dram_of, simulate
 from accelsim.timing.engine import Engine, EngineRun
 
 FAST_REQUANT = ["requant.lanes=4096", "requant.latency_cycles=0", "vector.lanes=4096", "vector.latency_cycles=0"]
@@ -44,7 +44,7 @@ def test_bandwidth_bound_layer_runs_at_bandwidth() -> None:
     """A batch-1 linear layer with 16 MiB of int8 weights: DRAM-bound, so cycles ~ bytes / bandwidth."""
     w = workload([{"name": "fc", "type": "linear", "out_features": 4096}], [4096])
     hw = load_hardware(None, ["dram.bandwidth_bytes_per_cycle=16", "dram.latency_cycles=4"])
-    run = simulate(w, hw, "static", timing_only=True)
+    run = simulate(w, hw, "static", options=RunOptions(timing_only=True))
     fc = next(r for r in run.rows if r.layer == "fc")
     moved = fc.dram_read_bytes + fc.dram_write_bytes
     assert fc.dram_read_bytes_weights == 4096 * 4096
@@ -64,7 +64,7 @@ def test_traffic_matches_closed_form_when_everything_fits() -> None:
         "fp32": (4, 4, 0, 4),
     }
     for scheme, (xb, wb, sb, yb) in expected.items():
-        row = next(r for r in simulate(w, hw, scheme, timing_only=True).rows if r.layer == "conv")
+        row = next(r for r in simulate(w, hw, scheme, options=RunOptions(timing_only=True)).rows if r.layer == "conv")
         assert row.dram_read_bytes_ifmap == 2 * c * h * h * xb, scheme
         assert row.dram_read_bytes_weights == o * c * 9 * wb, scheme
         assert row.dram_read_bytes_bias == 4 * o, scheme
@@ -80,18 +80,24 @@ def test_dynamic_range_pass_reads_the_input_twice_when_it_does_not_fit() -> None
     big = load_hardware(None, ["sram.ifmap_kib=4096"])
     x_bytes = 1024 * 256 * 4
     read = lambda hw: (
-        next(r for r in simulate(w, hw, "dynamic", timing_only=True).rows if r.layer == "fc").dram_read_bytes_ifmap
+        next(
+            r for r in simulate(w, hw, "dynamic", options=RunOptions(timing_only=True)).rows if r.layer == "fc"
+        ).dram_read_bytes_ifmap
     )
     assert read(big) == x_bytes
     assert read(small) == 2 * x_bytes
-    per_row = next(r for r in simulate(w, small, "dynamic", flavour="tflite", timing_only=True).rows if r.layer == "fc")
+    per_row = next(
+        r
+        for r in simulate(w, small, "dynamic", options=RunOptions(flavour="tflite", timing_only=True)).rows
+        if r.layer == "fc"
+    )
     assert per_row.dram_read_bytes_ifmap == x_bytes  # per-row ranges need no separate pass
 
 
 def test_totals_respect_roofline_and_are_deterministic() -> None:
     w, hw = load_workload("resnet18"), load_hardware("gemmini")
-    first = simulate(w, hw, "static", timing_only=True)
-    again = simulate(w, hw, "static", timing_only=True)
+    first = simulate(w, hw, "static", options=RunOptions(timing_only=True))
+    again = simulate(w, hw, "static", options=RunOptions(timing_only=True))
     assert [r.total_cycles for r in first.rows] == [r.total_cycles for r in again.rows]
     t = first.total
     assert t.total_cycles >= t.compute_cycles
@@ -104,7 +110,10 @@ def test_more_bandwidth_never_slows_down() -> None:
     w = load_workload("mobilenetv2")
     cycles = [
         simulate(
-            w, load_hardware(None, [f"dram.bandwidth_bytes_per_cycle={bw}"]), "static", timing_only=True
+            w,
+            load_hardware(None, [f"dram.bandwidth_bytes_per_cycle={bw}"]),
+            "static",
+            options=RunOptions(timing_only=True),
         ).total.total_cycles
         for bw in (2, 8, 32, 128)
     ]
@@ -116,11 +125,13 @@ def test_a_program_lowered_once_runs_like_a_fresh_lowering() -> None:
     another workload, hardware or scheme is refused."""
     workload, hw = load_workload("tiny_cnn"), load_hardware(None)
     program = lower(workload, hw, "static")
-    fresh = simulate(workload, hw, "static", timing_only=True)
-    again = simulate(workload, hw, "static", timing_only=True, program=program)
+    fresh = simulate(workload, hw, "static", options=RunOptions(timing_only=True))
+    again = simulate(
+        workload, hw, "static", options=RunOptions(timing_only=True), prepared=PreparedModel(program=program)
+    )
     assert again.rows == fresh.rows and again.engine.total_cycles == fresh.engine.total_cycles
     with pytest.raises(ValueError, match="lowered for tiny_cnn"):
-        simulate(workload, hw, "dynamic", timing_only=True, program=program)
+        simulate(workload, hw, "dynamic", options=RunOptions(timing_only=True), prepared=PreparedModel(program=program))
 
 
 # -- hand-derived schedules: Tile records built here, expected cycles worked out by hand ----------------

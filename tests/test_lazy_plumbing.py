@@ -22,8 +22,8 @@ def test_timing_only_simulation_imports_no_numba() -> None:
     out = _run("""
         import sys
         from accelsim.config import load_hardware, load_workload
-        from accelsim.simulation import simulate
-        run = simulate(load_workload("resnet50"), load_hardware(None), "static", timing_only=True)
+        from accelsim.simulation import RunOptions, simulate
+        run = simulate(load_workload("resnet50"), load_hardware(None), "static", options=RunOptions(timing_only=True))
         assert run.total.total_cycles > 0
         print(sorted(m for m in sys.modules if m == "numba" or m.startswith("accelsim.kernels")))
         import accelsim.quant as quant

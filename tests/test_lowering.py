@@ -15,7 +15,7 @@ from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view, indices_read
 from accelsim.lowering.program import LoweredLayer, Lowerer, Program, lower
 from accelsim.lowering.tiling import SpatialFootprints, tile_bounds, weight_block_bytes
-from accelsim.simulation import dram_of, simulate
+from accelsim.simulation import RunOptions, dram_of, simulate
 from accelsim.timing.engine import Engine
 
 HARDWARE = ["default", "edge-npu", "gemmini", "eyeriss", "tpu-v1"]
@@ -226,7 +226,7 @@ def test_a_strided_conv_footprint_spanning_output_rows_is_the_used_columns() -> 
 def test_resnet18_downsample_layers_read_only_the_pixels_they_use() -> None:
     """The 1x1 stride-2 shortcut convs read C x Ho x Wo int8 bytes: 64x28x28, 128x14x14, 256x7x7 (they
     read 186,304 / 93,184 / 46,592 when every input row was fetched)."""
-    run = simulate(load_workload("resnet18"), load_hardware(None), "static", timing_only=True)
+    run = simulate(load_workload("resnet18"), load_hardware(None), "static", options=RunOptions(timing_only=True))
     reads = {r.layer: r.dram_read_bytes_ifmap for r in run.rows}
     assert reads["layer2.0.downsample.0"] == 64 * 28 * 28 == 50_176
     assert reads["layer3.0.downsample.0"] == 128 * 14 * 14 == 25_088

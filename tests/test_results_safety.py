@@ -28,7 +28,7 @@ from accelsim.config import load_hardware, load_workload
 from accelsim.config.loader import resolve
 from accelsim.results import folder as results_folder
 from accelsim.results.records import LayerRecord, read_saved, update_results
-from accelsim.simulation import SCHEMES, compare_schemes, run_meta
+from accelsim.simulation import SCHEMES, RunOptions, compare_schemes, run_meta
 
 FOLDER = ("tiny_cnn", "default-32x32")
 FORK = multiprocessing.get_context("fork")  # children inherit the imported simulator: milliseconds to start
@@ -38,7 +38,7 @@ TINY, DEFAULT = load_workload("tiny_cnn"), load_hardware(None)
 @pytest.fixture(scope="module")
 def runs() -> list:
     """Every scheme of tiny_cnn, timing only: the rows the save tests write."""
-    return compare_schemes(TINY, DEFAULT, log=True, timing_only=True)
+    return compare_schemes(TINY, DEFAULT, options=RunOptions(log=True, timing_only=True))
 
 
 def _save(folder: Path, runs: list, tag: int = 0) -> None:

@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +17,7 @@ from accelsim.cli import main
 from accelsim.config.sweep import load_sweep
 from accelsim.sweep import DaskCluster, LocalPool, executors, run_sweep
 
-SPEC = """\
-schema_version: 1
-base: default
-axes:
-  array.rows: [8, 16]
-  array.dataflow: [os, ws]
-workloads: [tiny_cnn, mlp]
-schemes: [static, dynamic]
-output: {output}
-"""
+SCHEMES = ("static", "dynamic")
 
 
 def results(folder: Path) -> list[tuple]:
@@ -37,12 +28,11 @@ def results(folder: Path) -> list[tuple]:
         db.close()
 
 
-def test_dask_local_cluster_matches_local_processes(tmp_path: Path) -> None:
+def test_dask_local_cluster_matches_local_processes(tmp_path: Path, sweep_spec: Callable[..., Path]) -> None:
     pytest.importorskip("distributed")
     outcomes = {}
     for name, executor in {"local": LocalPool(2), "dask": DaskCluster("local", 1, processes=False)}.items():
-        spec = tmp_path / f"{name}.yaml"
-        spec.write_text(SPEC.format(output=tmp_path / name))
+        spec = sweep_spec(name, schemes=SCHEMES)
         outcomes[name] = run_sweep(load_sweep(spec), executor, batch_size=3 if name == "dask" else 1, progress=False)
     assert outcomes["dask"].ran == outcomes["local"].ran == 16
     assert results(tmp_path / "dask") == results(tmp_path / "local")
@@ -50,11 +40,10 @@ def test_dask_local_cluster_matches_local_processes(tmp_path: Path) -> None:
 
 
 def test_missing_distributed_is_a_user_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sweep_spec: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
-    spec = tmp_path / "s.yaml"
-    spec.write_text(SPEC.format(output=tmp_path / "out"))
+    spec = sweep_spec("out", schemes=SCHEMES)
     assert main(["sweep", str(spec), "--dask", "local"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--dask needs dask.distributed" in err and "accelsim[distributed]" in err
@@ -112,6 +101,7 @@ GARBAGE = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" + b"\xff" * 6
     ("reply", "fragment"), [(GARBAGE, "does not speak Dask's protocol"), (None, "nothing answered within 1 s")]
 )
 def test_a_server_that_is_not_dask_is_a_one_line_error(
+    sweep_spec: Callable[..., Path],
     reply: bytes | None,
     fragment: str,
     tmp_path: Path,
@@ -121,8 +111,7 @@ def test_a_server_that_is_not_dask_is_a_one_line_error(
     """Garbage or silence at the --dask address: exit 2 with one line, in bounded time, and no store."""
     pytest.importorskip("distributed")
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 1)
-    spec = tmp_path / "s.yaml"
-    spec.write_text(SPEC.format(output=tmp_path / "out"))
+    spec = sweep_spec("out", schemes=SCHEMES)
     with tcp_server(reply) as address, hang_guard(8):
         assert main(["sweep", str(spec), "--dask", address]) == 2
     err = capsys.readouterr().err
@@ -130,14 +119,13 @@ def test_a_server_that_is_not_dask_is_a_one_line_error(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_scheduler_at_a_tcp_address_runs_the_sweep(tmp_path: Path) -> None:
+def test_a_scheduler_at_a_tcp_address_runs_the_sweep(tmp_path: Path, sweep_spec: Callable[..., Path]) -> None:
     """The bounded handshake before the client lets a real scheduler through (and its results are the local ones)."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None
     ) as cluster:
         for name, executor in {"local": LocalPool(1), "remote": DaskCluster(cluster.scheduler_address)}.items():
-            spec = tmp_path / f"{name}.yaml"
-            spec.write_text(SPEC.format(output=tmp_path / name))
+            spec = sweep_spec(name, schemes=SCHEMES)
             assert run_sweep(load_sweep(spec), executor, progress=False).ran == 16
     assert results(tmp_path / "remote") == results(tmp_path / "local")

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from accelsim.cli import main
 from accelsim.report.sweep_plots import pareto_front
-
-SPEC = """\
-schema_version: 1
-base: default
-axes:
-  array.rows: [8, 16]
-  array.dataflow: [os, ws]
-  sram.filter_kib: [0.01, 64]
-workloads: [tiny_cnn, mlp]
-schemes: [static, fp32]
-output: {output}
-"""
 
 
 def test_pareto_front_keeps_points_nothing_beats() -> None:
@@ -26,10 +15,9 @@ def test_pareto_front_keeps_points_nothing_beats() -> None:
     assert pareto_front(xs, ys) == [5, 0, 1, 4]
 
 
-def test_sweep_report_sections_and_determinism(tmp_path: Path, capsys) -> None:
-    spec = tmp_path / "s.yaml"
+def test_sweep_report_sections_and_determinism(tmp_path: Path, sweep_spec: Callable[..., Path], capsys) -> None:
+    spec = sweep_spec("out", schemes=("static", "fp32"), axes={"sram.filter_kib": [0.01, 64]})
     out = tmp_path / "out"
-    spec.write_text(SPEC.format(output=out))
     assert main(["sweep", str(spec), "--workers", "2", "--report"]) == 0
     assert f"report: {out / 'report.md'}, {out / 'report.html'}" in capsys.readouterr().out
     markdown = (out / "report.md").read_text()

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,8 +26,10 @@ from accelsim.config.validation import FieldError, StrictModel, validate
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
 from accelsim.errors import AccelsimError, format_path
+from accelsim.schemes import SchemeName
 
-Scheme = Literal["fp32", "woq", "dynamic", "static"]
+#: a scheme as YAML names it: one of the scheme table's names (strict models take an enum from its string here)
+SchemeArg = Annotated[SchemeName, Field(strict=False)]
 SWEEP_OUTPUT_ROOT = Path("reports/sweeps")
 #: Points a spec may ask for unless it raises ``max_points``: expanding validates every hardware
 #: combination (~0.2 ms each) and keeps every point in memory (~0.6 kB), so 100,000 points take ~20 s
@@ -47,7 +49,7 @@ class SweepSpec(StrictModel):
     axes: dict[str, list[Any]]
     combine: Literal["grid", "zip"] = "grid"
     workloads: list[str] = Field(min_length=1)
-    schemes: list[Scheme] = Field(["static"], min_length=1)
+    schemes: list[SchemeArg] = Field([SchemeName.STATIC], min_length=1)
     flavour: Literal["onnx", "pytorch", "pytorch_qnnpack", "tflite"] = "onnx"
     constraints: list[str] = Field([], max_length=100)
     timing_only: bool = True

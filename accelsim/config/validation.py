@@ -129,7 +129,7 @@ def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> Ac
         allowed = sorted(parents[0].model_fields) if len(parents) == 1 else None
     elif kind == "missing":
         message = "required field is missing"
-    elif kind == "literal_error":
+    elif kind in ("literal_error", "enum"):  # a Literal, or an enum such as SchemeName: one message
         message = f"{describe(err['input'])} is not allowed"
         allowed = _listing(ctx.get("expected"))
     elif kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from accelsim.schemes import SCHEMES
+from accelsim.schemes import SCHEMES, SchemeName
 
 #: The shipped schemes in the order reports list them: the scheme table's (baseline first, most quantized last).
 SCHEME_ORDER = tuple(SCHEMES)
 
-_SCHEME_STYLES = {
-    "fp32": ("#4d4d4d", "o"),
-    "woq": ("#1f77b4", "s"),
-    "dynamic": ("#ff7f0e", "^"),
-    "static": ("#2ca02c", "D"),
-}
+_SCHEME_STYLES: dict[str, tuple[str, str]] = {
+    SchemeName.FP32: ("#4d4d4d", "o"),
+    SchemeName.WOQ: ("#1f77b4", "s"),
+    SchemeName.DYNAMIC: ("#ff7f0e", "^"),
+    SchemeName.STATIC: ("#2ca02c", "D"),
+}  # a scheme added to the table without a style here draws in the spare styles
 _SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
 _SPARE_MARKERS = ("v", "P", "X", "h", "<", "p")
 
@@ -34,6 +34,12 @@ def ordered_schemes(schemes: Iterable[str]) -> list[str]:
     """Shipped schemes in their usual order, then any others alphabetically."""
     present = set(schemes)
     return [s for s in SCHEME_ORDER if s in present] + sorted(present - set(SCHEME_ORDER))
+
+
+def is_baseline(scheme: str) -> bool:
+    """The scheme a report measures speedups, traffic cuts and errors against: the table's reference (fp32);
+    a name the table does not know (a results file from elsewhere) is none."""
+    return scheme in SCHEMES and SCHEMES[SchemeName(scheme)].is_reference
 
 
 @dataclass(frozen=True)

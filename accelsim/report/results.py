@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from accelsim.config import HardwareConfig
 from accelsim.errors import AccelsimError
-from accelsim.report.palette import ordered_schemes
+from accelsim.report.palette import is_baseline, ordered_schemes
 from accelsim.results.records import LayerRecord, read_saved
 
 TimelineEvent = tuple[str, int, int, str]
@@ -47,7 +47,7 @@ class Results:
     @property
     def baseline(self) -> str | None:
         """The scheme speedups and traffic cuts are measured against, if the folder has it."""
-        return "fp32" if "fp32" in self.totals else None
+        return next((s for s in self.totals if is_baseline(s)), None)
 
 
 def load_results(folder: Path) -> Results:

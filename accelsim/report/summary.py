@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from accelsim.report.palette import is_baseline
 from accelsim.report.table import format_table
 from accelsim.results.records import LayerRecord
 
@@ -85,7 +86,7 @@ def scheme_rows(totals: list[LayerRecord]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of ``scheme_table``, for renderers other than the terminal."""
     fastest = min(totals, key=lambda t: t.total_cycles)
     leanest = min(totals, key=lambda t: t.dram_read_bytes + t.dram_write_bytes)
-    base = next((t for t in totals if t.scheme == "fp32"), None)
+    base = next((t for t in totals if is_baseline(t.scheme)), None)
     body = []
     for t in totals:
         traffic = t.dram_read_bytes + t.dram_write_bytes

@@ -14,6 +14,7 @@ from typing import Any
 
 from accelsim.config.sweep import Sweep, canonical_json, digest
 from accelsim.errors import AccelsimError
+from accelsim.schemes import SchemeName
 
 ID_HEX_DIGITS = 16  # 64 bits: a million points collide with probability ~3e-8
 
@@ -26,7 +27,7 @@ class Point:
     position: int
     overrides: dict[str, Any]
     workload: str
-    scheme: str
+    scheme: SchemeName
 
     @property
     def params(self) -> str:

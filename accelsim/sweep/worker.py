@@ -16,7 +16,7 @@ from typing import Any
 from accelsim.config.sweep import Sweep
 from accelsim.kernels import threads as gemm_threads
 from accelsim.results.records import LayerRecord
-from accelsim.simulation import simulate
+from accelsim.simulation import RunOptions, simulate
 from accelsim.sweep.lifeline import die_with_parent
 from accelsim.sweep.points import Point
 
@@ -65,13 +65,8 @@ def run_installed(batch: list[Point]) -> list[PointResult]:
 def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
     """The result columns of one point (hardware facts, then the workload total's metrics)."""
     hw = sweep.hardware(point.overrides)
-    run = simulate(
-        sweep.workloads[point.workload],
-        hw,
-        point.scheme,
-        flavour=sweep.spec.flavour,
-        timing_only=sweep.spec.timing_only,
-    )
+    options = RunOptions(flavour=sweep.spec.flavour, timing_only=sweep.spec.timing_only)
+    run = simulate(sweep.workloads[point.workload], hw, point.scheme, options=options)
     return {
         **{name: getattr(hw, name) for name in HARDWARE_COLUMNS},
         **{name: getattr(run.total, name) for name in METRIC_COLUMNS},
