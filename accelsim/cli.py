@@ -19,8 +19,9 @@ from accelsim.schemes import SCHEMES as SCHEME_TABLE
 from accelsim.schemes import WEIGHT_FORMATS, SchemeName
 
 if TYPE_CHECKING:
-    from accelsim.config import HardwareConfig, Workload
+    from accelsim.config.hardware import HardwareConfig
     from accelsim.config.sweep import Sweep
+    from accelsim.config.workload import Workload
     from accelsim.simulation import RunOptions
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
@@ -89,7 +90,7 @@ LOWER_LEGEND = (
 
 def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] = ()) -> str:
     """One line that says what a file holds (and the ``--set`` overrides applied to it)."""
-    from accelsim.config import Workload
+    from accelsim.config.workload import Workload
 
     # a Sweep exists only once its module is loaded: a workload or hardware summary does not import it
     sweep_module = sys.modules.get("accelsim.config.sweep")
@@ -106,6 +107,10 @@ def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] =
             f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers, batch {model.batch}, "
             f"{si(model.macs)}MAC, {si(model.params)} parameters ({si(model.params, 'B')} as int8)"
         )
+    from accelsim.config.hardware import HardwareConfig
+
+    if not isinstance(model, HardwareConfig):
+        raise TypeError(f"no summary of a {type(model).__name__}")
     a = model.array
     return (
         f"hardware {model.name}{overridden(overrides)}: {a.rows}x{a.cols} {a.dataflow.upper()} array ({a.model} model), "

@@ -74,8 +74,10 @@ def cycle_breakdown(
     left.set_title("critical path")
     height = 0.8 / len(BUSY_UNITS)
     for i, unit in enumerate(BUSY_UNITS):
-        share = [100 * busy[label][unit] / (totals[label] or 1) for label in labels]
-        right.barh(y + 0.4 - height * (i + 0.5), share, height=height, color=BUSY_COLORS[unit], label=f"{unit} busy")
+        busy_share = [100 * busy[label][unit] / (totals[label] or 1) for label in labels]
+        right.barh(
+            y + 0.4 - height * (i + 0.5), busy_share, height=height, color=BUSY_COLORS[unit], label=f"{unit} busy"
+        )
     right.set_xlim(0, 100)
     right.set_xlabel("busy, share of total cycles (%)")
     right.set_title("unit busy time (overlaps)")

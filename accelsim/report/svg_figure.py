@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+from types import TracebackType
+from typing import Any, Self
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.typing import RcKeyType
 
 #: every report figure is this wide, so plots line up on the page
 WIDTH_IN = 7.5
 
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "accelsim",
     "svg.fonttype": "none",  # text stays text: small files, selectable labels
     "font.size": 9,
@@ -29,9 +32,23 @@ _STYLE = {
 }
 
 
-def report_style() -> contextlib.AbstractContextManager:
+class ReportStyle(contextlib.ContextDecorator):
+    """The report's rc settings while inside (``with``) or while a decorated plot builder runs."""
+
+    def __enter__(self) -> Self:
+        self._rc = matplotlib.rc_context(_STYLE)
+        self._rc.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return self._rc.__exit__(kind, exc, tb)
+
+
+def report_style() -> ReportStyle:
     """The report's rc settings; decorate plot builders with it, as axes read them when created."""
-    return matplotlib.rc_context(_STYLE)
+    return ReportStyle()
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:

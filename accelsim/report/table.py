@@ -57,7 +57,7 @@ def format_table(
             keep.remove(names.index(name))
     table = _grid([stacked[i] for i in keep], [[r[i] for i in keep] for r in cells], markdown)
     hidden = [names[i] for i in range(len(names)) if i not in keep]
-    if hidden:
+    if hidden and width is not None:  # columns are only hidden to fit a width
         note = f"({len(hidden)} columns hidden to fit {width} characters: {', '.join(hidden)}; --wide shows all)"
         table += "\n" + textwrap.fill(note, width)
     return table

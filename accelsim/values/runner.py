@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol, TypeVar
 
 import numpy as np
 from numba import vectorize
@@ -68,7 +69,7 @@ from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
-from accelsim.schemes import SCHEMES, WEIGHT_FORMATS
+from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName
 from accelsim.values.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
@@ -264,7 +265,7 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
 class _Numerics:
     """What the scheme and the hardware fix for every array layer."""
 
-    scheme: str
+    scheme: SchemeName
     variant: str | None
     acc_bits: int
     overflow: str
@@ -281,10 +282,10 @@ class _Numerics:
         """The layer's weight codes in this run's weight format, kept with its parameters."""
         return params.quantized_weight(view.kind, weights=self.weights)
 
-    def run_layer_args(self, scheme: str | None = None) -> dict[str, object]:
+    def run_layer_args(self, scheme: SchemeName | None = None) -> dict[str, object]:
         """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
         scheme = scheme or self.scheme
-        flavour = {"flavour": self.variant} if scheme == "dynamic" and self.variant else {}
+        flavour = {"flavour": self.variant} if SCHEMES[scheme].runtime_activations and self.variant else {}
         return {
             "quantization": Quantization(scheme=scheme, **flavour),
             "accumulator": Accumulator(bits=self.acc_bits, overflow=self.overflow),
@@ -336,7 +337,13 @@ def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
 
 
 def _counts(
-    name: str, type_: str, stored: np.ndarray, results: list[LayerResult], num: _Numerics, **extra: object
+    name: str,
+    type_: str,
+    stored: np.ndarray,
+    results: list[LayerResult],
+    num: _Numerics,
+    qparams: QParams | None = None,
+    vector_saturations: int = 0,
 ) -> LayerValues:
     """A layer's record from its GEMMs' results (counts summed, accumulator range over all)."""
     ranges = [rng for rng in (r.accumulator_range for r in results) if rng is not None]
@@ -350,7 +357,8 @@ def _counts(
         input_saturations=sum(r.input_saturations for r in results),
         accumulator_min=min(lo for lo, _ in ranges) if ranges else None,
         accumulator_max=max(hi for _, hi in ranges) if ranges else None,
-        **extra,
+        qparams=qparams,
+        vector_saturations=vector_saturations,
     )
 
 
@@ -412,10 +420,11 @@ class _FloatRun:
         as the array's weight port takes it (symmetric int8 per column)."""
         lead = _heads_shape(layer, a)
         a, b = _matmul_operands(layer, view, a, b)
-        args = self.num.run_layer_args("fp32" if self.num.scheme == "woq" else None)  # no weights to quantize
-        if self.num.scheme == "dynamic" and DYNAMIC_FLAVOURS[self.num.variant].granularity == "per_tensor":
+        plan, flavour = SCHEMES[self.num.scheme], self.num.variant
+        args = self.num.run_layer_args(SchemeName.FP32 if plan.float_gemm else None)  # no weights to quantize
+        if plan.runtime_activations and flavour and DYNAMIC_FLAVOURS[flavour].granularity == "per_tensor":
             args["prepared"] = Prepared(  # one range pass over the whole operand
-                input_qparams=dynamic_qparams(a.reshape(-1, a.shape[-1]), self.num.variant)
+                input_qparams=dynamic_qparams(a.reshape(-1, a.shape[-1]), flavour)
             )
         results = [run_layer("matmul", a[i], b[i], None, **args) for i in range(view.gemms)]
         y = np.stack([r.output for r in results]).reshape(*lead, b.shape[-1])
@@ -535,7 +544,7 @@ class _StaticRun:
             results.append(
                 LayerResult(
                     "matmul",
-                    "static",
+                    self.num.scheme,
                     self.num.variant,
                     tensors,
                     acc.overflows,
@@ -556,6 +565,7 @@ class _StaticRun:
 #: one step of the values: a workload layer's shapes and the GEMM view the program lowered it to (None:
 #: the vector unit's layer)
 Step = tuple[LayerShapes, GemmView | None]
+Activation = TypeVar("Activation")
 
 
 def program_steps(program: Program, workload: Workload) -> list[Step]:
@@ -580,7 +590,17 @@ def program_steps(program: Program, workload: Workload) -> list[Step]:
     return [(s, layer.view) for layer, s in zip(lowered, shapes)]
 
 
-def _execute(steps: list[Step], run: _FloatRun | _StaticRun, sources: dict[str, np.ndarray]) -> dict[str, LayerValues]:
+class _Run(Protocol[Activation]):
+    """How a scheme carries activations between layers: float arrays, or codes with their parameters."""
+
+    def source(self, name: str, x: np.ndarray) -> Activation: ...
+
+    def layer(
+        self, shapes: LayerShapes, view: GemmView | None, inputs: list[Activation]
+    ) -> tuple[Activation, LayerValues]: ...
+
+
+def _execute(steps: list[Step], run: _Run[Activation], sources: dict[str, np.ndarray]) -> dict[str, LayerValues]:
     """Play the program's layers in order, each layer reading its inputs by name."""
     store = {name: run.source(name, x) for name, x in sources.items()}
     layers: dict[str, LayerValues] = {}
@@ -601,7 +621,7 @@ def calibrate(
     def observe(name: str, x: np.ndarray) -> None:
         observers.setdefault(name, OBSERVERS[observer]()).observe(x)
 
-    run = _FloatRun(_Numerics("fp32", None, 32, "wrap", frozenset()), tensors.params, observe)
+    run = _FloatRun(_Numerics(SchemeName.FP32, None, 32, "wrap", frozenset()), tensors.params, observe)
     steps = program_steps(program, workload)
     batches = tensors.calibration[INPUT].shape[0] // workload.batch
     for k in range(batches):
@@ -656,18 +676,19 @@ def run_values(
     tensors = tensors if tensors is not None else materialize(workload, seed=seed)
     acc = hw.array.accumulator
     keep = frozenset(keep_results)
-    if scheme != "static":
-        num = _Numerics(scheme, flavour if scheme == "dynamic" else None, acc.bits, acc.overflow, keep, weights)
+    name, plan = SchemeName(scheme), SCHEMES[SchemeName(scheme)]
+    if not plan.calibrated:
+        num = _Numerics(name, flavour if plan.runtime_activations else None, acc.bits, acc.overflow, keep, weights)
         layers = _execute(steps, _FloatRun(num, tensors.params), tensors.inputs)
-        return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(scheme, weights))
+        return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
     if qparams is None:
         qparams = calibrate(workload, tensors, program, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
-    run = _StaticRun(_Numerics(scheme, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
+    run = _StaticRun(_Numerics(name, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
     layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
 
 
-def _weights_of(scheme: str, weights: str) -> str:
+def _weights_of(scheme: SchemeName, weights: str) -> str:
     """The weight format a run used: fp32 keeps float weights, so it is always symmetric (no zero points)."""
     return weights if SCHEMES[scheme].weights.quantized else "symmetric"
