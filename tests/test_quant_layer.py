@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from accelsim.errors import AccelsimError
 from accelsim.kernels import ConvGeometry, int_conv2d
+from accelsim.kernels.gemm import Overflow
 from accelsim.quant import Accumulator, Prepared, QParams, Quantization, run_layer, write_golden
 from accelsim.quant.requant import REQUANT_MODES
 
@@ -18,7 +19,12 @@ RNG = np.random.default_rng(0)
 X_CONV = RNG.normal(size=(2, 4, 9, 9)).astype(np.float32)
 W_CONV = (RNG.normal(size=(6, 2, 3, 3)) * 0.2).astype(np.float32)
 B_CONV = RNG.normal(size=6).astype(np.float32)
-CONV_ARGS = {"stride": 2, "padding": 1, "groups": 2}
+CONV_GEOMETRY = ConvGeometry.from_args(stride=2, padding=1, groups=2)
+
+
+def _conv(**options):
+    """``run_layer`` on the module's conv layer (X_CONV, W_CONV, B_CONV, CONV_GEOMETRY)."""
+    return run_layer("conv2d", X_CONV, W_CONV, B_CONV, geometry=CONV_GEOMETRY, **options)
 
 
 def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
@@ -33,37 +39,16 @@ def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
 )
 def test_every_scheme_tracks_fp32(scheme, variant):
     """Each scheme's output is the fp32 output up to quantization noise (SQNR well above 25 dB)."""
-    ref = run_layer(
-        "conv2d",
-        X_CONV,
-        W_CONV,
-        B_CONV,
-        quantization=Quantization(scheme="fp32"),
-        geometry=ConvGeometry.from_args(**CONV_ARGS),
-    ).output
+    ref = _conv(quantization=Quantization(scheme="fp32")).output
     kw = {"requant_mode": variant} if scheme == "static" else {"flavour": variant} if scheme == "dynamic" else {}
-    res = run_layer(
-        "conv2d",
-        X_CONV,
-        W_CONV,
-        B_CONV,
-        quantization=Quantization(scheme=scheme, **kw),
-        geometry=ConvGeometry.from_args(**CONV_ARGS),
-    )
+    res = _conv(quantization=Quantization(scheme=scheme, **kw))
     assert res.output.shape == ref.shape and res.output.dtype == np.float32
     assert _sqnr_db(ref, res.output) > 25
 
 
 def test_static_intermediates_are_consistent():
     """acc equals the int conv of the recorded int8 tensors plus bias_q; dtypes and qparams are recorded."""
-    res = run_layer(
-        "conv2d",
-        X_CONV,
-        W_CONV,
-        B_CONV,
-        quantization=Quantization(scheme="static", requant_mode="tflite"),
-        geometry=ConvGeometry.from_args(**CONV_ARGS),
-    )
+    res = _conv(quantization=Quantization(scheme="static", requant_mode="tflite"))
     t = res.tensors
     assert t["input_q"].values.dtype == np.int8 and t["weight_q"].values.dtype == np.int8
     assert t["bias_q"].values.dtype == np.int32 and t["acc"].values.dtype == np.int32
@@ -112,25 +97,8 @@ def test_narrow_accumulator_overflows_are_counted():
 def test_saturation_counts_and_fused_relu():
     """A too-small output range saturates; ReLU's own clamp is not counted."""
     tight = QParams(np.float32(0.001), 0, "int8")
-    res = run_layer(
-        "conv2d",
-        X_CONV,
-        W_CONV,
-        B_CONV,
-        quantization=Quantization(scheme="static"),
-        geometry=ConvGeometry.from_args(**CONV_ARGS),
-        prepared=Prepared(output_qparams=tight),
-    )
-    relu = run_layer(
-        "conv2d",
-        X_CONV,
-        W_CONV,
-        B_CONV,
-        activation="relu",
-        quantization=Quantization(scheme="static"),
-        geometry=ConvGeometry.from_args(**CONV_ARGS),
-        prepared=Prepared(output_qparams=tight),
-    )
+    res = _conv(quantization=Quantization(scheme="static"), prepared=Prepared(output_qparams=tight))
+    relu = _conv(activation="relu", quantization=Quantization(scheme="static"), prepared=Prepared(output_qparams=tight))
     assert res.requant_saturations > relu.requant_saturations > 0
     assert relu.tensors["output_q"].values.min() >= 0
 
@@ -177,15 +145,7 @@ def test_an_unknown_name_is_one_error_everywhere(mistake):
 
 def test_write_golden_roundtrip(tmp_path):
     """The .npz carries inputs, int8 weights, qparams, int32 accumulators, outputs and the requant registers."""
-    res = run_layer(
-        "conv2d",
-        X_CONV,
-        W_CONV,
-        B_CONV,
-        activation="relu6",
-        quantization=Quantization(scheme="static", requant_mode="tflite"),
-        geometry=ConvGeometry.from_args(**CONV_ARGS),
-    )
+    res = _conv(activation="relu6", quantization=Quantization(scheme="static", requant_mode="tflite"))
     path = write_golden(res, tmp_path / "vectors.npz")
     with np.load(path) as z:
         for name in (
@@ -324,7 +284,7 @@ def test_golden_vectors_carry_the_weight_zero_point_correction(tmp_path, kind, s
 
     conv = kind == "conv2d"
     x, w = (X_CONV, W_CONV) if conv else (X_CONV.reshape(4, -1)[:, :18], W_CONV.reshape(W_CONV.shape[0], -1))
-    geometry = ConvGeometry.from_args(**CONV_ARGS) if conv else None
+    geometry = CONV_GEOMETRY if conv else None
     variant_arg = {"requant_mode": variant} if scheme == "static" else {"flavour": variant}
     quantization = Quantization(scheme=scheme, weights="asymmetric", **variant_arg)
     res = run_layer(kind, x, w, B_CONV, quantization=quantization, geometry=geometry)
@@ -402,3 +362,39 @@ def test_scheme_table_weight_formats():
     assert get_scheme("fp32", "asymmetric") == SCHEMES["fp32"]
     with pytest.raises(AccelsimError, match="asymmetric_int8"):
         get_scheme("static", "uint4")
+
+
+def test_options_reject_a_misspelt_name_where_they_are_written():
+    """A run's options are checked when built, against the tables: the name a user typed is in the error."""
+    with pytest.raises(ValueError, match="nearest"):
+        Quantization(requant_mode="nearest")
+    with pytest.raises(AccelsimError, match="tensorrt"):
+        Quantization(scheme="dynamic", flavour="tensorrt")
+    with pytest.raises(ValueError, match="per_row"):
+        Quantization(weight_granularity="per_row")
+    with pytest.raises(ValueError, match="clip"):
+        Accumulator(overflow="clip")
+    with pytest.raises(ValueError, match="acc_bits"):
+        Accumulator(bits=80)
+    assert Quantization(scheme="static", flavour="tensorrt").variant == "tflite"  # a static run never reads it
+    assert Accumulator(overflow="saturate").overflow is Overflow.SATURATE
+    with pytest.raises(ValueError, match="no conv geometry"):
+        run_layer("linear", X_CONV[0, 0], W_CONV[0, 0, 0], geometry=CONV_GEOMETRY)
+
+
+def test_quant_leaves_the_gemm_path_to_the_kernels():
+    """Which GEMM path runs (VNNI or not) is the kernels' business: no quant module imports the VNNI kernel."""
+    import ast
+    from pathlib import Path
+
+    import accelsim.quant
+
+    for path in Path(accelsim.quant.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(name.startswith("accelsim.kernels.vnni") for name in names), (path.name, names)

@@ -24,6 +24,7 @@ from accelsim.kernels import vnni
 from accelsim.kernels.gemm import (
     AccumulatorResult,
     PackedWeights,
+    RequantEpilogue,
     accumulator_range,
     float_gemm,
     int_gemm,
@@ -32,11 +33,11 @@ from accelsim.kernels.gemm import (
     requant_vnni_rows,
 )
 from accelsim.kernels.memory import copy_elements
-from accelsim.kernels.requant import LanePlan, Requantized
+from accelsim.kernels.requant import Requantized
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,15 @@ class ConvGeometry:
         groups: int = 1,
     ) -> ConvGeometry:
         """Accept PyTorch-style ints / pairs and ONNX-style 4-tuples (top, left, bottom, right)."""
-        if np.isscalar(padding):
+        if isinstance(padding, (int, np.integer)):
             pads = (int(padding),) * 4
         elif len(padding) == 2:
             pads = (int(padding[0]), int(padding[1]), int(padding[0]), int(padding[1]))
+        elif len(padding) == 4:
+            pads = (int(padding[0]), int(padding[1]), int(padding[2]), int(padding[3]))
         else:
-            pads = tuple(int(p) for p in padding)
-        return cls(_pair(stride), pads, _pair(dilation), int(groups))  # type: ignore[arg-type]
+            raise ValueError(f"padding is an int, a pair or (top, left, bottom, right), got {padding!r}")
+        return cls(_pair(stride), pads, _pair(dilation), int(groups))
 
     def output_size(self, height: int, width: int, kh: int, kw: int) -> tuple[int, int]:
         """Output height and width."""
@@ -262,12 +265,7 @@ def requant_conv2d(
     kernel: tuple[int, int],
     geometry: ConvGeometry,
     packed: PackedConvWeights,
-    *,
-    x_zero_point: int,
-    w_zero_point: int | np.ndarray,
-    bias: np.ndarray | None,
-    plan: LanePlan,
-    out_dtype: type,
+    epilogue: RequantEpilogue,
 ) -> Requantized:
     """One-group conv2d handing its int32 accumulators straight to the requant unit (:func:`requant_gemm`):
     NCHW 1-byte codes. ``kernel``: (kh, kw); the caller proves no accumulator can leave int32, so K runs in
@@ -280,13 +278,11 @@ def requant_conv2d(
     b = packed("yxc" if kh * kw > 1 else "cyx")[0]
     pointwise = kh * kw == 1 and not any(geometry.padding)  # A is (a strided copy of) x's pixels
     if pointwise or not vnni.AVAILABLE:
-        cols = im2col(x, kh, kw, geometry, x_zero_point, "yxc")
-        out = requant_gemm(
-            cols, b, a_zero_point=x_zero_point, b_zero_point=w_zero_point, bias=bias, plan=plan, out_dtype=out_dtype
-        )
+        out = requant_gemm(im2col(x, kh, kw, geometry, epilogue.a_zero_point, "yxc"), b, epilogue)
     else:
         m_dim, k_dim = x.shape[0] * oh * ow, b.matrix.shape[0]
         words = vnni.a_rows(m_dim, k_dim)
-        patches_into(x, kh, kw, geometry, x_zero_point, 0x80 if x.dtype == np.int8 else 0, words.view(np.uint8))
-        out = requant_vnni_rows(words, m_dim, x.dtype, b, x_zero_point, w_zero_point, bias, plan, out_dtype)
+        flip = 0x80 if x.dtype == np.int8 else 0  # int8 A runs as a + 128
+        patches_into(x, kh, kw, geometry, epilogue.a_zero_point, flip, words.view(np.uint8))
+        out = requant_vnni_rows(words, m_dim, x.dtype, b, epilogue)
     return Requantized(gemm_rows_as_nchw(out.codes, x.shape[0], oh, ow), *out[1:])

@@ -324,7 +324,7 @@ def int_gemm(
         if packed is not None
         else (b.sum(axis=0, dtype=np.int64) if a_zero_point or a.dtype == np.int8 else None)
     )
-    corrections = bias64 - np.int64(a_zero_point) * col_sums if a_zero_point else bias64
+    corrections = bias64 if col_sums is None or not a_zero_point else bias64 - np.int64(a_zero_point) * col_sums
     if use_vnni and method != "blas":  # int32 arithmetic wraps: the result is the exact sum modulo 2**32
         values = vnni.vnni_product(
             a,
@@ -352,51 +352,45 @@ def int_gemm(
     return AccumulatorResult(values.astype(out_dtype, copy=False), overflows)
 
 
-def requant_gemm(
-    a: np.ndarray,
-    b: PackedWeights,
-    *,
-    a_zero_point: int,
-    b_zero_point: int | np.ndarray,
-    bias: np.ndarray | None,
-    plan: LanePlan,
-    out_dtype: type,
-) -> Requantized:
+@dataclass(frozen=True, kw_only=True)
+class RequantEpilogue:
+    """Everything besides A and B that the array's hand-off to the requant unit needs: the operands' zero
+    points, the int32 bias loaded into the accumulators, the requant unit's lane plan
+    (:data:`~accelsim.kernels.requant.LanePlan`) and the 1-byte output dtype."""
+
+    a_zero_point: int
+    b_zero_point: int | np.ndarray
+    bias: np.ndarray | None
+    plan: LanePlan
+    out_dtype: type
+
+
+def requant_gemm(a: np.ndarray, b: PackedWeights, epilogue: RequantEpilogue) -> Requantized:
     """The array handing its int32 accumulators straight to the requant unit: 1-byte codes of
-    ``requant(bias + sum_k (a - z_a)(b - z_b))`` with ``plan`` (:data:`~accelsim.kernels.requant.LanePlan`).
+    ``requant(bias + sum_k (a - z_a)(b - z_b))`` as ``epilogue`` says.
 
     The caller proves that no accumulator can leave int32 (:func:`never_overflows`): then the order of the
     steps and the overflow mode cannot matter. With AVX512-VNNI the accumulators never reach memory (a
     cache-sized scratch at a time, :func:`~accelsim.kernels.vnni.requant_product`); elsewhere
     :func:`int_gemm` then the same requant unit. Same bits either way."""
+    e = epilogue
     if vnni.AVAILABLE:
-        return requant_vnni_rows(
-            vnni.prepare_a(a), a.shape[0], a.dtype, b, a_zero_point, b_zero_point, bias, plan, out_dtype
-        )
-    acc = int_gemm(a, b, a_zero_point=a_zero_point, b_zero_point=b_zero_point, bias=bias)
-    return requant_rows(acc.values, plan, out_dtype)
+        return requant_vnni_rows(vnni.prepare_a(a), a.shape[0], a.dtype, b, e)
+    acc = int_gemm(a, b, a_zero_point=e.a_zero_point, b_zero_point=e.b_zero_point, bias=e.bias)
+    return requant_rows(acc.values, e.plan, e.out_dtype)
 
 
 def requant_vnni_rows(
-    words: np.ndarray,
-    m_dim: int,
-    a_dtype: np.dtype,
-    b: PackedWeights,
-    a_zero_point: int,
-    b_zero_point: int | np.ndarray,
-    bias: np.ndarray | None,
-    plan: LanePlan,
-    out_dtype: type,
+    words: np.ndarray, m_dim: int, a_dtype: np.dtype, b: PackedWeights, epilogue: RequantEpilogue
 ) -> Requantized:
     """:func:`requant_gemm` on a VNNI host with A's ``m_dim`` rows already as the micro-kernel reads them
     (:func:`~accelsim.kernels.vnni.prepare_a`, or written in place by the conv's patch gather)."""
     if b.vnni_panels is None:
         raise ValueError("the weights were packed without VNNI panels (ACCELSIM_VNNI changed after packing?)")
-    n_dim, k_dim = b.col_sums.shape[0], b.matrix.shape[0]
+    e, n_dim, k_dim = epilogue, b.col_sums.shape[0], b.matrix.shape[0]
     terms = vnni.zero_point_terms(
-        words, m_dim, k_dim, a_zero_point, a_dtype, column_zero_points(b_zero_point, b.shift, n_dim)
+        words, m_dim, k_dim, e.a_zero_point, a_dtype, column_zero_points(e.b_zero_point, b.shift, n_dim)
     )
-    codes, sats, lo, hi = vnni.requant_product(
-        words, m_dim, b.vnni_panels, b.offset_row(a_zero_point, a_dtype, bias), n_dim, plan, out_dtype, terms
-    )
+    offsets = b.offset_row(e.a_zero_point, a_dtype, e.bias)
+    codes, sats, lo, hi = vnni.requant_product(words, m_dim, b.vnni_panels, offsets, n_dim, e.plan, e.out_dtype, terms)
     return Requantized(codes, sats, lo, hi)

@@ -60,7 +60,7 @@ def elementwise_view(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, Calla
 
 def channel_params(values: np.ndarray | float, channels: int, dtype: type) -> np.ndarray:
     """Broadcast a scalar or per-channel parameter to a contiguous 1-D array of ``channels`` entries."""
-    arr = np.asarray(values, dtype=dtype).reshape(-1)
+    arr: np.ndarray = np.asarray(values, dtype=dtype).reshape(-1)
     if arr.size == 1:
         return np.full(channels, arr[0], dtype=dtype)
     if arr.size != channels:

@@ -35,8 +35,9 @@ def cache_folders(package: Path = PACKAGE) -> list[Path]:
 
     folders = sorted({path.parent for path in package.rglob("*.py")}, key=lambda f: (f != package, f))
     locator = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator", None)
-    if config.CACHE_DIR and locator is not None:
-        return [Path(config.CACHE_DIR) / locator.get_suitable_cache_subpath(str(f / "x.py")) for f in folders]
+    cache_dir = getattr(config, "CACHE_DIR", "")  # set at import from NUMBA_CACHE_DIR
+    if cache_dir and locator is not None:
+        return [Path(cache_dir) / locator.get_suitable_cache_subpath(str(f / "x.py")) for f in folders]
     return [f / "__pycache__" for f in folders]
 
 

@@ -297,7 +297,7 @@ def quantize(
     view, restore = elementwise_view(np.asarray(x, dtype=np.float32), axis)
     ch = view.shape[1]
     scale_c = channel_params(scale, ch, np.float32)
-    out = np.empty(view.shape, out_dtype)
+    out: np.ndarray = np.empty(view.shape, out_dtype)
     sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[0](
         view,
         scale_c,
@@ -336,7 +336,7 @@ def add_codes(
         b = like
     view, restore = elementwise_view(a, None)
     b_view = elementwise_view(b, None)[0]
-    out = np.empty(view.shape, out_dtype)
+    out: np.ndarray = np.empty(view.shape, out_dtype)
     f32 = np.float32
     sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[1](
         view.reshape(-1),

@@ -144,7 +144,7 @@ def ref_requant_float(
     return _clamp(np.rint(v).astype(np.float64), zp, act_min, act_max, qmin, qmax)
 
 
-def ref_fma_float32(a: float, b: float, c: float) -> np.float32:
+def ref_fma_float32(a: float | np.floating, b: float | np.floating, c: float | np.floating) -> np.float32:
     """``a * b + c`` rounded once to float32 (nearest, ties to even), with exact rationals."""
     exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
     guess = np.float32(float(exact))
@@ -169,6 +169,7 @@ def ref_quantize(
     """Per-tensor quantization with numpy float32 arithmetic (``fused``: exact-rational FMA)."""
     x = np.asarray(x, dtype=np.float32)
     s = np.float32(scale)
+    v: np.ndarray
     if fused:
         inv = np.float32(1.0) / s
         v = np.array([ref_fma_float32(e, inv, np.float32(zp)) for e in x.reshape(-1)], np.float32).reshape(x.shape)
@@ -216,7 +217,7 @@ def ref_scale_accumulator_fused(
     s, b = np.broadcast_to(s, acc2d.shape), np.broadcast_to(np.asarray(bias, dtype=np.float32), acc2d.shape)
     out = np.empty(acc2d.shape, np.float32)
     for idx, v in np.ndenumerate(acc2d):
-        out[idx] = ref_fma_float32(np.float32(v), s[idx], b[idx])
+        out[idx] = ref_fma_float32(np.float32(v), float(s[idx]), float(b[idx]))
     return out
 
 

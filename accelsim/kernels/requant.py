@@ -411,7 +411,7 @@ def requant_rows(acc: np.ndarray, plan: LanePlan, out_dtype: type) -> Requantize
     ``[M, N]``, saturations and the accumulator range (:func:`requant_region` over every row)."""
     m_dim, n_dim = acc.shape
     acc = np.ascontiguousarray(acc, dtype=np.int32)
-    codes = np.empty((m_dim, n_dim), out_dtype)
+    codes: np.ndarray = np.empty((m_dim, n_dim), out_dtype)
     sats, lo, hi = requant_region(acc.reshape(-1), n_dim, codes.reshape(-1), n_dim, m_dim, 0, n_dim, *plan)
     return Requantized(codes, int(sats), int(lo), int(hi))
 
@@ -457,11 +457,14 @@ def _clamp_args(*, zero_point: int, act_min: int, act_max: int, sat_min: int, sa
 
 
 def _int32_input_kernel(
-    view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: object
+    view: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, *args: np.ndarray | int
 ) -> tuple[int, int, int]:
     """The 16-lane kernel where it applies (channels-last int32 accumulators, a 1-byte output, shifts
-    its int32 lanes can hold), else the element loop."""
-    if view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and args[-1].itemsize == 1:
+    its int32 lanes can hold), else the element loop. ``args``: the clamps, the arithmetic, the output."""
+    out = args[-1]
+    if not isinstance(out, np.ndarray):
+        raise TypeError("the kernels' last argument is the output array")
+    if view.shape[2] == 1 and view.shape[1] >= LANES and view.dtype == np.int32 and out.itemsize == 1:
         return _requant_fixed_lanes(view, multiplier, shift, *args)
     return _requant_fixed(view, multiplier, shift, *args)
 
@@ -470,7 +473,7 @@ def _per_channel(kernel, acc: np.ndarray, axis: int | None, out_dtype: type, cha
     """``kernel(view, *per-channel arrays, *args, out)`` on ``acc``'s memory-order channel view: the
     codes in ``acc``'s shape, the kernel's saturation count and accumulator range."""
     view, restore = elementwise_view(acc, axis)
-    out = np.empty(view.shape, out_dtype)
+    out: np.ndarray = np.empty(view.shape, out_dtype)
     sats, lo, hi = kernel(view, *(channel_params(v, view.shape[1], t) for v, t in channel_args), *args, out)
     return Requantized(restore(out), int(sats), int(lo), int(hi))
 

@@ -449,7 +449,8 @@ def vnni_product(
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     a_words = prepare_a(a)
     row_terms, col_factors = zero_point_terms(a_words, m_dim, k_dim, a_zero_point, a.dtype, b_zero_point)
-    a_words, k4 = a_words.reshape(-1), a_words.shape[1]
+    k4 = a_words.shape[1]
+    a_words = a_words.reshape(-1)
     if b_col_sums is None and a.dtype == np.int8:
         b_col_sums = b.sum(axis=0, dtype=np.int64)
     offset32 = offset_row(n_dim, a.dtype, b_col_sums, row_offset)
@@ -547,6 +548,8 @@ def offset_row(
     if row_offset is not None:
         offset[:n_dim] = row_offset
     if a_dtype == np.int8:
+        if b_col_sums is None:
+            raise ValueError("int8 A needs B's column sums (its +128 correction)")
         offset[:n_dim] -= 128 * b_col_sums
     return offset.astype(np.int32)
 
@@ -628,7 +631,7 @@ def requant_product(
     k4 = a_words.shape[1]
     n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     a_words, k_dim = a_words.reshape(-1), 4 * k4
-    codes = np.empty((m_dim, n_dim), out_dtype)
+    codes: np.ndarray = np.empty((m_dim, n_dim), out_dtype)
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
     threads = for_gemm(m_dim * n_dim * k_dim)
     common = (a_words, b_packed, k4, offset32, *zero_point_terms, m_dim, n_dim, chunk, *plan, codes.reshape(-1))

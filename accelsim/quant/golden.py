@@ -30,10 +30,12 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
     if (
         "weight_q" in result.tensors
         and "input_q" in result.tensors
-        and not result.tensors["weight_q"].qparams.symmetric
+        and not result.tensors["weight_q"].codes_qparams.symmetric
     ):
         arrays["input_row_sums"] = input_row_sums(result)
-        arrays["weight_zero_point_correction"] = zero_point_correction(result)
+        correction = zero_point_correction(result)
+        if correction is not None:  # asymmetric weights always have one
+            arrays["weight_zero_point_correction"] = correction
     if result.requant is not None:
         arrays |= result.requant.as_arrays()
     meta = {
@@ -70,5 +72,5 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
 def write_golden(result: LayerResult, path: str | Path) -> Path:
     """Write :func:`golden_arrays` to an ``.npz`` atomically (temp file + rename); returns the path."""
     buf = io.BytesIO()
-    np.savez(buf, **golden_arrays(result))
+    np.savez(buf, **golden_arrays(result))  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
     return write_atomic(path, buf.getvalue())

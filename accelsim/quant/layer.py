@@ -20,6 +20,7 @@ from accelsim.kernels.gemm import (
     Accumulator,
     AccumulatorResult,
     PackedWeights,
+    RequantEpilogue,
     accumulator_range,
     float_gemm,
     int_gemm,
@@ -55,6 +56,13 @@ class TensorRecord:
     dtype: str
     qparams: QParams | None = None
 
+    @property
+    def codes_qparams(self) -> QParams:
+        """The parameters of a quantized tensor's codes (asking a float tensor for them is a bug)."""
+        if self.qparams is None:
+            raise ValueError(f"a {self.dtype} tensor has no quantization parameters")
+        return self.qparams
+
 
 @dataclass(frozen=True)
 class LayerResult:
@@ -86,7 +94,7 @@ class LayerResult:
         if "output" in self.tensors:
             return self.tensors["output"].values
         out = self.tensors["output_q"]
-        return dequantize_tensor(out.values, out.qparams)
+        return dequantize_tensor(out.values, out.codes_qparams)
 
 
 @dataclass(frozen=True)
@@ -143,28 +151,17 @@ class _Layer:
             xq.dtype, zero_point, wq.codes.dtype, k_dim, setup.max_bias, accumulator_range(32)[1], wq.zero_point
         ):
             return None
-        bias = None if setup.bias is None else setup.bias[0]
-        if self.geometry is not None:
-            return requant_conv2d(
-                xq,
-                (wq.codes.shape[2], wq.codes.shape[3]),
-                self.geometry,
-                lambda k_order: wq.packed(1, k_order),
-                x_zero_point=zero_point,
-                w_zero_point=wq.zero_point,
-                bias=bias,
-                plan=plan,
-                out_dtype=rq.output.numpy_dtype,
-            )
-        out = requant_gemm(
-            xq.reshape(-1, xq.shape[-1]),
-            wq.packed(1)[0],
+        epilogue = RequantEpilogue(
             a_zero_point=zero_point,
             b_zero_point=wq.zero_point,
-            bias=bias,
+            bias=None if setup.bias is None else setup.bias[0],
             plan=plan,
             out_dtype=rq.output.numpy_dtype,
         )
+        if self.geometry is not None:
+            kernel = (wq.codes.shape[2], wq.codes.shape[3])
+            return requant_conv2d(xq, kernel, self.geometry, lambda k_order: wq.packed(1, k_order), epilogue)
+        out = requant_gemm(xq.reshape(-1, xq.shape[-1]), wq.packed(1)[0], epilogue)
         return out._replace(codes=out.codes.reshape(*xq.shape[:-1], -1))
 
     def run_int(
@@ -289,14 +286,11 @@ class QuantizedWeight:
                 raise ValueError(
                     f"requant mode {mode.name!r} adds a float bias; an int32 bias needs an int32-bias mode"
                 )
-            if given:
+            bias_q: tuple[np.ndarray, QParams, int] | None = None
+            if bias is not None and given:
                 bias_q = (bias, bias_qparams(s_x, self.qparams.scale), 0)
-            else:
-                bias_q = (
-                    quantize_bias(bias, s_x, self.qparams.scale)
-                    if bias is not None and mode.bias_domain == "int32"
-                    else None
-                )
+            elif bias is not None and mode.bias_domain == "int32":
+                bias_q = quantize_bias(bias, s_x, self.qparams.scale)
             rq = make_requant_params(
                 mode.name, s_x, self.qparams.scale, out_qp, activation=activation, bias=None if given else bias
             )
@@ -339,12 +333,14 @@ def input_row_sums(result: LayerResult) -> np.ndarray:
     zero point multiplies. Linear/matmul ``[..., 1]``; conv2d ``[N, groups, OH, OW]`` (a ones-kernel
     convolution per group over the zero-point padded input). Dynamic per-row zero points included."""
     xq = result.tensors["input_q"]
-    zp = xq.qparams.zero_point.astype(np.int64)
+    zp = xq.codes_qparams.zero_point.astype(np.int64)
     if result.kind != "conv2d":
         codes = xq.values.reshape(-1, xq.values.shape[-1])
         sums = codes.sum(axis=1, dtype=np.int64) - codes.shape[1] * (zp if zp.size > 1 else zp[0])
         return sums.reshape(*xq.values.shape[:-1], 1)
     g = result.geometry
+    if g is None:
+        raise ValueError("a conv2d result carries its geometry")
     kh, kw = result.tensors["weight_q"].values.shape[2:]
     codes = (
         xq.values if zp.size == 1 else (xq.values.astype(np.int16) - zp.reshape(-1, 1, 1, 1).astype(np.int16))
@@ -359,7 +355,7 @@ def zero_point_correction(result: LayerResult) -> np.ndarray | None:
     """``-z_w[c] * rowsum(x_q - z_x)``, shaped like the accumulators: what the weight zero point adds to
     ``sum (x_q - z_x) * w_q`` (golden vectors and ``accelsim explain`` show it); None when the weights
     are symmetric."""
-    w_qp = result.tensors["weight_q"].qparams
+    w_qp = result.tensors["weight_q"].codes_qparams
     if w_qp.symmetric:
         return None
     sums = input_row_sums(result)

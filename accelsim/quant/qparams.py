@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 DTYPE_RANGES: dict[str, tuple[int, int]] = {
     "int4": (-8, 7),
@@ -38,9 +39,11 @@ def dtype_range(dtype: str, *, narrow_range: bool = False) -> tuple[int, int]:
     return (qmin + 1 if narrow_range and qmin < 0 else qmin), qmax
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class QParams:
-    """Scale(s), zero point(s), integer dtype and the axis the parameters vary along (None: per tensor)."""
+    """Scale(s), zero point(s), integer dtype and the axis the parameters vary along (None: per tensor).
+
+    Built from scalars, lists or arrays; held as 1-D float32 scales and int32 zero points."""
 
     scale: np.ndarray
     zero_point: np.ndarray
@@ -48,9 +51,14 @@ class QParams:
     axis: int | None = None
     narrow_range: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", np.atleast_1d(np.asarray(self.scale, dtype=np.float32)).reshape(-1))
-        object.__setattr__(self, "zero_point", np.atleast_1d(np.asarray(self.zero_point, dtype=np.int32)).reshape(-1))
+    def __init__(
+        self, scale: ArrayLike, zero_point: ArrayLike, dtype: str, axis: int | None = None, narrow_range: bool = False
+    ) -> None:
+        object.__setattr__(self, "scale", np.atleast_1d(np.asarray(scale, dtype=np.float32)).reshape(-1))
+        object.__setattr__(self, "zero_point", np.atleast_1d(np.asarray(zero_point, dtype=np.int32)).reshape(-1))
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "axis", axis)
+        object.__setattr__(self, "narrow_range", narrow_range)
         if self.scale.shape != self.zero_point.shape:
             raise ValueError(f"scale {self.scale.shape} and zero_point {self.zero_point.shape} differ in shape")
         if self.axis is None and self.scale.size != 1:

@@ -108,10 +108,10 @@ class RequantParams:
         None for the float32 modes."""
         from accelsim.kernels.requant import DOUBLE_ROUNDING, FLOAT64, SINGLE_ROUNDING, lane_plan
 
-        if self.multiplier is not None:
+        if self.multiplier is not None and self.shift is not None:
             mult, shift = self.multiplier.astype(np.int64), self.shift.astype(np.int64)
             arithmetic = SINGLE_ROUNDING if get_mode(self.mode).single_rounding else DOUBLE_ROUNDING
-        elif get_mode(self.mode).arithmetic == "float64":
+        elif get_mode(self.mode).arithmetic == "float64" and self.scale is not None:
             mult, shift, arithmetic = (
                 self.scale.astype(np.float64).view(np.int64),
                 np.zeros(self.scale.size, np.int64),
@@ -214,32 +214,43 @@ def requantize(acc: np.ndarray, params: RequantParams, *, axis: int) -> Requanti
     from accelsim.kernels.requant import requant_fixed_point, requant_float, requant_float64
 
     out_qp = params.output
-    common = {
-        "zero_point": int(out_qp.zero_point[0]),
+    zero_point = int(out_qp.zero_point[0])
+    clamps = {
         "act_min": params.act_min,
         "act_max": params.act_max,
         "sat_min": params.sat_min,
         "sat_max": params.sat_max,
-        "out_dtype": out_qp.numpy_dtype,
     }
     per_channel_axis = axis if _channels(params) > 1 else None
-    if params.multiplier is not None:
+    if params.multiplier is not None and params.shift is not None:
         return requant_fixed_point(
             acc,
             params.multiplier,
             params.shift,
+            zero_point=zero_point,
+            **clamps,
             single_rounding=get_mode(params.mode).single_rounding,
             axis=per_channel_axis,
-            **common,
+            out_dtype=out_qp.numpy_dtype,
         )
+    if params.scale is None:
+        raise ValueError(f"requant parameters of mode {params.mode!r} carry neither M0/shift nor a scale")
     if get_mode(params.mode).arithmetic == "float64":
-        return requant_float64(acc, params.scale, axis=per_channel_axis, **common)
+        return requant_float64(
+            acc, params.scale, zero_point=zero_point, **clamps, axis=per_channel_axis, out_dtype=out_qp.numpy_dtype
+        )
     bias_axis = axis if params.bias_term is not None and params.bias_term.size > 1 else per_channel_axis
     return requant_float(
-        acc, params.scale, bias_term=0.0 if params.bias_term is None else params.bias_term, axis=bias_axis, **common
+        acc,
+        params.scale,
+        bias_term=0.0 if params.bias_term is None else params.bias_term,
+        zero_point=zero_point,
+        **clamps,
+        axis=bias_axis,
+        out_dtype=out_qp.numpy_dtype,
     )
 
 
 def _channels(params: RequantParams) -> int:
     values = params.multiplier if params.multiplier is not None else params.scale
-    return int(values.size)
+    return 1 if values is None else int(values.size)
