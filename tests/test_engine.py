@@ -10,7 +10,7 @@ from accelsim.config import load_hardware, load_workload
 from accelsim.config.validation import validate
 from accelsim.config.workload import Workload
 from accelsim.hw import DramChannel
-from accelsim.lowering.program import LoweredLayer, Program, Tile, lower
+from accelsim.lowering.program import LoweredLayer, Program, Tile, Unit, lower
 from accelsim.simulation import PreparedModel, RunOptions, dram_of, simulate
 from accelsim.timing.engine import Engine, EngineRun
 
@@ -157,9 +157,9 @@ def _tile(
         new_ifmap=new_ifmap,
         new_weights=new_weights,
         pre_vector_cycles=0,
-        unit="array",
+        unit=Unit.ARRAY,
         compute_cycles=compute,
-        post_unit="requant" if requant else "",
+        post_unit=Unit.REQUANT if requant else None,
         post_cycles=requant,
         ofmap_bytes=ofmap,
         macs=0,
@@ -170,7 +170,10 @@ def _tile(
 
 def _play(layers: dict[str, list[Tile]], channels: int = 1) -> EngineRun:
     program = Program(
-        "hand", "hand", "static", tuple(LoweredLayer(name, "linear", tuple(tiles)) for name, tiles in layers.items())
+        "hand",
+        "hand",
+        "static",
+        tuple(LoweredLayer(name=name, type="linear", tiles=tuple(tiles)) for name, tiles in layers.items()),
     )
     return Engine(program, DramChannel(4, 10, channels)).run()
 

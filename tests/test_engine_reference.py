@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from accelsim.config import load_hardware, load_workload
 from accelsim.hw import DramChannel
-from accelsim.lowering.program import LoweredLayer, Program, Tile, lower
+from accelsim.lowering.program import LoweredLayer, Program, Tile, Unit, lower
 from accelsim.simulation import dram_of
 from accelsim.timing.engine import Engine, EngineRun, LayerTiming
 
@@ -117,10 +117,11 @@ class Reference:
 
     def _drain(self, li: int, layer: LoweredLayer, tile: Tile) -> Proc:
         timing = self.timings[li]
+        post_unit = tile.post_unit or Unit.VECTOR  # no post-processing: zero cycles, no unit held
         yield from self._on(
-            self.requant if tile.post_unit == "requant" else self.vector, tile.post_cycles, tile.post_unit, layer.name
+            self.requant if post_unit is Unit.REQUANT else self.vector, tile.post_cycles, post_unit, layer.name
         )
-        if tile.post_unit == "requant":
+        if tile.post_unit is Unit.REQUANT:
             timing.requant_cycles += tile.post_cycles
         else:
             timing.vector_cycles += tile.post_cycles
@@ -147,7 +148,7 @@ class Reference:
                     yield self.ofmap_halves.get(1)
                     stalls["ofmap_buffer"] += env.now - wait_from
                     hold_ofmap = True
-                array = tile.unit == "array"
+                array = tile.unit is Unit.ARRAY
                 wait_from = env.now
                 with (self.array if array else self.vector).request() as slot:
                     yield slot
@@ -165,7 +166,7 @@ class Reference:
                 if hold_weights and (nxt is None or nxt.new_weights):
                     self.filter_halves.put(1)
                     hold_weights = False
-                if tile.post_unit or tile.ofmap_bytes:
+                if tile.post_unit is not None or tile.ofmap_bytes:
                     drains.append(env.process(self._drain(li, layer, tile)))
                     hold_ofmap = False
             if hold_ofmap:
@@ -195,7 +196,7 @@ _cycles = st.sampled_from([0, 1, 2, 5, 10])
 @st.composite
 def tiles(draw: st.DrawFn, first: bool) -> Tile:
     new_ifmap, new_weights = first or draw(st.booleans()), first or draw(st.booleans())
-    post_unit = draw(st.sampled_from(["", "requant", "vector"]))
+    post_unit = draw(st.sampled_from([None, Unit.REQUANT, Unit.VECTOR]))
     return Tile(
         ifmap_bytes=draw(st.sampled_from([0, 4, 8, 40])) if new_ifmap else 0,
         weight_bytes=draw(st.sampled_from([0, 4, 40])) if new_weights else 0,
@@ -204,7 +205,7 @@ def tiles(draw: st.DrawFn, first: bool) -> Tile:
         new_ifmap=new_ifmap,
         new_weights=new_weights,
         pre_vector_cycles=draw(_cycles),
-        unit=draw(st.sampled_from(["array", "array", "vector"])),
+        unit=draw(st.sampled_from([Unit.ARRAY, Unit.ARRAY, Unit.VECTOR])),
         compute_cycles=draw(_cycles.filter(bool)),
         post_unit=post_unit,
         post_cycles=draw(_cycles) if post_unit else 0,
@@ -221,21 +222,14 @@ def range_passes(draw: st.DrawFn) -> Tile:
     unit, no output block (it holds no ofmap half)."""
     input_bytes = draw(st.sampled_from([4, 40, 80]))
     return Tile(
-        input_bytes,
-        0,
-        0,
-        0,
-        True,
-        False,
-        0,
-        "vector",
-        draw(_cycles.filter(bool)),
-        "",
-        0,
-        0,
-        0,
-        input_bytes,
-        0,
+        ifmap_bytes=input_bytes,
+        weight_bytes=0,
+        new_ifmap=True,
+        new_weights=False,
+        unit=Unit.VECTOR,
+        compute_cycles=draw(_cycles.filter(bool)),
+        sram_read_bytes=input_bytes,
+        sram_write_bytes=0,
         range_pass=True,
     )
 
@@ -246,7 +240,7 @@ def programs(draw: st.DrawFn) -> Program:
     for li in range(draw(st.integers(1, 4))):
         head = [draw(range_passes())] if draw(st.booleans()) else []
         body = [draw(tiles(ti == 0)) for ti in range(draw(st.integers(1, 6)))]
-        layers.append(LoweredLayer(f"l{li}", "linear", tuple(head + body)))
+        layers.append(LoweredLayer(name=f"l{li}", type="linear", tiles=tuple(head + body)))
     return Program("fuzz", "fuzz", "static", tuple(layers))
 
 

@@ -86,3 +86,29 @@ def test_cli_import_loads_no_heavy_modules() -> None:
         assert load_workload("resnet18").name and "pydantic" in sys.modules
     """)
     assert out.strip() == "[]"
+
+
+def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> None:
+    """`validate` of a workload builds the workload model only (no hardware or sweep models, no NumPy or
+    SimPy); a timing-only run into a fresh folder builds no sweep models and no validators for saved
+    results (it reads none), and both parse YAML through libyaml."""
+    out = _run(f"""
+        import contextlib, io, sys
+        from accelsim import cli
+        from accelsim.config import yaml_source
+        calls = []
+        original = yaml_source._LibyamlStrictLoader.__init__
+        def counted(self, stream):
+            calls.append(1)
+            original(self, stream)
+        yaml_source._LibyamlStrictLoader.__init__ = counted
+        watched = ("accelsim.config.hardware", "accelsim.config.sweep", "accelsim.config.constraint", "numpy", "simpy")
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["validate", "resnet50"]) == 0
+        print(sorted(m for m in watched if m in sys.modules), len(calls))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["run", "resnet50", "--timing-only", "--out", {str(tmp_path)!r}]) == 0
+        from accelsim.results import records
+        print(sorted(m for m in watched if m in sys.modules), len(calls), records._validators.cache_info().currsize)
+    """)
+    assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'numpy', 'simpy'] 3 0"]

@@ -13,7 +13,7 @@ from accelsim.config.scalesim_topology import import_topology
 from accelsim.config.validation import validate
 from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view, indices_read
-from accelsim.lowering.program import LoweredLayer, Lowerer, Program, lower
+from accelsim.lowering.program import LoweredLayer, Lowerer, Program, Unit, lower
 from accelsim.lowering.tiling import SpatialFootprints, tile_bounds, weight_block_bytes
 from accelsim.simulation import RunOptions, dram_of, simulate
 from accelsim.timing.engine import Engine
@@ -121,7 +121,7 @@ def test_every_gemm_layer_lowers_to_array_tiles_under_int8() -> None:
     names = {s.layer.name for s in load_workload("resnet18").shapes if isinstance(s.layer, GEMM_LAYERS)}
     for layer in program.layers:
         if layer.name in names:
-            assert layer.tiles and all(t.unit == "array" for t in layer.tiles)
+            assert layer.tiles and all(t.unit is Unit.ARRAY for t in layer.tiles)
 
 
 # -- issue 13 section 4: no needless remainder tile --------------------------------------------------

@@ -10,10 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from accelsim.config.hardware import HardwareConfig
 from accelsim.config.loader import resolve, validate_doc
-from accelsim.config.sweep import load_sweep
-from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
 from accelsim.errors import AccelsimError
 
@@ -54,5 +51,13 @@ def load_any(path: str | Path, overrides: Sequence[str] = ()) -> Any:
     if kind == "sweep":
         if overrides:
             raise AccelsimError("--set applies to hardware and workload files, not sweep specs", file=file)
+        from accelsim.config.sweep import load_sweep  # each kind imports its own models only
+
         return load_sweep(path)
-    return validate_doc(Workload if kind == "workload" else HardwareConfig, doc, overrides, file)
+    if kind == "workload":
+        from accelsim.config.workload import Workload
+
+        return validate_doc(Workload, doc, overrides, file)
+    from accelsim.config.hardware import HardwareConfig
+
+    return validate_doc(HardwareConfig, doc, overrides, file)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
-
-from accelsim.config.hardware import HardwareConfig
 from accelsim.config.overrides import apply_overrides
 from accelsim.config.validation import validate
-from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
 from accelsim.errors import AccelsimError
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:  # each loader imports its model when called: loading a workload builds no hardware model
+    from pydantic import BaseModel
+
+    from accelsim.config.hardware import HardwareConfig
+    from accelsim.config.workload import Workload
+
+M = TypeVar("M", bound="BaseModel")
 
 #: The checkout's shipped configs: ``--hw gemmini`` finds ``hwconfigs/gemmini.yaml`` from any folder.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -47,9 +49,13 @@ def _load(model: type[M], path: str | Path, overrides: Sequence[str], kind: str)
 
 def load_hardware(path: str | Path | None = None, overrides: Sequence[str] = ()) -> HardwareConfig:
     """Load a hardware config (the shipped default when ``path`` is None)."""
+    from accelsim.config.hardware import HardwareConfig
+
     return _load(HardwareConfig, path if path is not None else DEFAULT_HARDWARE, overrides, "hardware")
 
 
 def load_workload(path: str | Path, overrides: Sequence[str] = ()) -> Workload:
     """Load a workload and infer its shapes."""
+    from accelsim.config.workload import Workload
+
     return _load(Workload, path, overrides, "workload")

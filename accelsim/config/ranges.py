@@ -45,6 +45,11 @@ def whole(lo: int, hi: int, unit: str = "") -> BeforeValidator:
     return BeforeValidator(lambda value: _check_number(value, lo, hi, unit, integer=True))
 
 
+def whole_number(value: Any, lo: int, hi: int, unit: str = "") -> Any:
+    """``value`` checked as a :func:`whole` field checks it, for values read outside a model (CSV cells)."""
+    return _check_number(value, lo, hi, unit, integer=True)
+
+
 def number(lo: float, hi: float, unit: str = "") -> BeforeValidator:
     """A finite float field in ``lo..hi`` (whole numbers are accepted too)."""
     return BeforeValidator(lambda value: _check_number(value, lo, hi, unit, integer=False))

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from accelsim import file_checks
-from accelsim.config.ranges import plain_name, whole
+from accelsim.config.ranges import plain_name, whole_number
 from accelsim.config.validation import FieldError, describe, validate
 from accelsim.config.workload import INPUT, MAX_DIM, Workload
 from accelsim.config.yaml_source import MAX_FILE_BYTES
@@ -64,12 +64,11 @@ def _ints(line: int, row: list[str], columns: list[str], file: str) -> dict[str,
         )
     out: dict[str, Any] = {"name": row[0]}
     for column, value in zip(columns[1:], row[1 : len(columns)]):
-        check = whole(1, 1024 if column in WINDOW_COLUMNS else MAX_DIM).func
         where = f"line {line}, column {column}"
         if not re.fullmatch(r"[-+]?[0-9]{1,30}", value):
             raise AccelsimError(f"{describe(value)} is not a whole number", file=file, path=where)
         try:
-            out[column] = check(int(value))
+            out[column] = whole_number(int(value), 1, 1024 if column in WINDOW_COLUMNS else MAX_DIM)
         except FieldError as exc:
             raise AccelsimError(exc.message, file=file, path=where, allowed=exc.allowed) from None
     return out
@@ -151,10 +150,10 @@ def import_topology(path: str | Path, name: str | None = None) -> Workload:
     try:
         return validate(Workload, doc, file)
     except AccelsimError as exc:
-        index = re.match(r"layers\[(\d+)\]", exc.path)
-        if index:  # name the CSV row the layer came from
+        layer_index = re.match(r"layers\[(\d+)\]", exc.path)
+        if layer_index:  # name the CSV row the layer came from
             exc.message = f"{exc.path}: {exc.message}"
-            exc.path = f"line {rows[int(index.group(1))][0]}"
+            exc.path = f"line {rows[int(layer_index.group(1))][0]}"
         raise
 
 

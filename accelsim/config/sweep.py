@@ -155,7 +155,7 @@ def digest(value: Any) -> str:
 def _with_value(doc: dict[str, Any], path: str, value: Any) -> None:
     """Set ``path`` in ``doc`` in place, creating sections the base file left to their defaults."""
     parts = parse_path(path)
-    node = doc
+    node: Any = doc  # sections are mappings, lists are indexed by int parts
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = copy.deepcopy(value)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from accelsim.errors import AccelsimError, format_path
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,7 +114,7 @@ def describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _convert(root: type[BaseModel], err: dict[str, Any], file: str | None) -> AccelsimError:
+def _convert(root: type[BaseModel], err: ErrorDetails, file: str | None) -> AccelsimError:
     ctx = err.get("ctx") or {}
     original = ctx.get("error")
     loc = _walk(root, tuple(err["loc"]))[0]

@@ -395,10 +395,10 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
             )
         in_shapes = [shapes[n] for n in ins]
         try:
-            shape = layer.infer(in_shapes)
+            output = layer.infer(in_shapes)
         except FieldError as exc:
             raise FieldError((*where, *exc.loc), f"layer {layer.name!r}: {exc.message}", exc.allowed) from None
-        shapes[layer.name] = _bounded(shape, where, f"layer {layer.name!r}: output")
+        shapes[layer.name] = _bounded(output, where, f"layer {layer.name!r}: output")
         params = layer.weight_params(in_shapes)
         if params > MAX_LAYER_PARAMS:
             raise FieldError(
@@ -406,6 +406,6 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
                 f"layer {layer.name!r} has {params:,} weights and biases",
                 f"at most {MAX_LAYER_PARAMS:,} per layer",
             )
-        out.append(LayerShapes(layer, ins, tuple(in_shapes), shape, layer.macs(in_shapes, shape), params))
+        out.append(LayerShapes(layer, ins, tuple(in_shapes), output, layer.macs(in_shapes, output), params))
         previous = layer.name
     return out

@@ -57,7 +57,7 @@ class OperandFormat:
     @property
     def float_gemm(self) -> bool:
         """The GEMM runs on the float datapath (array at float_rate, or the vector unit)."""
-        return self.scheme in ("fp32", "woq")
+        return get_scheme(self.scheme).float_gemm
 
 
 def _bytes(dtype: str) -> int:

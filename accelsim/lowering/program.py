@@ -11,6 +11,7 @@ and values describe the same program.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from math import ceil, prod
 
@@ -43,7 +44,7 @@ from accelsim.lowering.tiling import (
     tile_bounds,
 )
 from accelsim.quant.dynamic import get_flavour
-from accelsim.schemes import get_weight_format
+from accelsim.schemes import get_scheme, get_weight_format
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
@@ -55,29 +56,49 @@ RANGE_OPS = 1  # min/max reduction
 FLOAT_OUTPUT_OPS = 2  # acc * (s_x * s_w) + bias
 
 
-@dataclass(frozen=True, slots=True)
+class Unit(StrEnum):
+    """A unit of the accelerator that runs a tile's compute or finishes its output block; the value is
+    its lane in the engine's log."""
+
+    ARRAY = "array"
+    VECTOR = "vector"
+    REQUANT = "requant"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tile:
     """One step of the program: load operands, (pre-process), compute, (post-process), store."""
 
     ifmap_bytes: int
     weight_bytes: int  # for matmul: the second activation operand
-    bias_bytes: int
-    weight_scale_bytes: int
+    bias_bytes: int = 0
+    weight_scale_bytes: int = 0
     new_ifmap: bool  # occupies a fresh ifmap half (else reuses the resident block)
     new_weights: bool
-    pre_vector_cycles: int  # on-the-fly quantize (dynamic) or weight dequantize (woq)
-    unit: str  # "array" or "vector"
+    pre_vector_cycles: int = 0  # on-the-fly quantize (dynamic) or weight dequantize (woq)
+    unit: Unit  # ARRAY or VECTOR
     compute_cycles: int
-    post_unit: str  # "requant", "vector" or "" (block not complete yet)
-    post_cycles: int
-    ofmap_bytes: int
-    macs: int  # useful MACs done by this tile (zeros of packed depthwise excluded)
+    post_unit: Unit | None = None  # REQUANT or VECTOR when the tile completes an output block
+    post_cycles: int = 0
+    ofmap_bytes: int = 0
+    macs: int = 0  # useful MACs done by this tile (zeros of packed depthwise excluded)
     sram_read_bytes: int
     sram_write_bytes: int
     range_pass: bool = False  # a dynamic-range reduction every later tile of the layer waits for
 
 
 @dataclass(frozen=True)
+class LayerWork:
+    """What a layer's tiles add up to whatever their schedule: busy cycles per unit and DRAM traffic."""
+
+    compute_cycles: int  # array and vector tiles
+    vector_cycles: int  # vector tiles, pre-processing (quantize, dequantize) and post-processing
+    requant_cycles: int
+    dram_read_bytes: dict[str, int]  # per operand class: ifmap, weights, bias, weight_scales
+    dram_write_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoweredLayer:
     name: str
     type: str
@@ -92,7 +113,7 @@ class LoweredLayer:
 
     @cached_property
     def array_compute_cycles(self) -> int:
-        return sum(t.compute_cycles for t in self.tiles if t.unit == "array")
+        return sum(t.compute_cycles for t in self.tiles if t.unit is Unit.ARRAY)
 
     @cached_property
     def sram_read_bytes(self) -> int:
@@ -103,10 +124,31 @@ class LoweredLayer:
         return sum(t.sram_write_bytes for t in self.tiles)
 
     @cached_property
+    def work(self) -> LayerWork:
+        """The engine's per-layer sums, computed once per lowered program rather than per tile played."""
+        tiles = self.tiles
+        vector_compute = sum(t.compute_cycles for t in tiles if t.unit is Unit.VECTOR)
+        post = {unit: sum(t.post_cycles for t in tiles if t.post_unit is unit) for unit in (Unit.VECTOR, Unit.REQUANT)}
+        weights = sum(t.weight_bytes for t in tiles)
+        ifmap = sum(t.ifmap_bytes for t in tiles)
+        return LayerWork(
+            compute_cycles=sum(t.compute_cycles for t in tiles),
+            vector_cycles=vector_compute + sum(t.pre_vector_cycles for t in tiles) + post[Unit.VECTOR],
+            requant_cycles=post[Unit.REQUANT],
+            dram_read_bytes={
+                "weights": 0 if self.b_is_activation else weights,
+                "weight_scales": sum(t.weight_scale_bytes for t in tiles),
+                "bias": sum(t.bias_bytes for t in tiles),
+                "ifmap": ifmap + weights if self.b_is_activation else ifmap,
+            },
+            dram_write_bytes=sum(t.ofmap_bytes for t in tiles),
+        )
+
+    @cached_property
     def unit(self) -> str:
         """Where the layer's main work runs: ``array``, ``vector``, or ``none`` (a view); a dynamic range
         pass ahead of an array layer's tiles does not count."""
-        return next((t.unit for t in self.tiles if not t.range_pass), "none")
+        return next((t.unit.value for t in self.tiles if not t.range_pass), "none")
 
     @property
     def b_is_activation(self) -> bool:
@@ -143,7 +185,10 @@ class Lowerer:
         self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *, asymmetric_weights: bool = False
     ) -> None:
         self.hw = hw
+        self.plan = get_scheme(scheme)
         self.fmt: OperandFormat = operand_format(scheme, hw, asymmetric_weights=asymmetric_weights)
+        # weights stored quantized for a float GEMM: the vector unit dequantizes each new weight block
+        self.dequantizes_weights = self.plan.float_gemm and self.plan.weights.quantized
         self.array = SystolicArray(hw.array.rows, hw.array.cols, hw.array.dataflow, hw.array.model)
         self.requant = LanePipeline(hw.requant.lanes, hw.requant.latency_cycles)
         self.vector = LanePipeline(hw.vector.lanes, hw.vector.latency_cycles)
@@ -181,14 +226,15 @@ class Lowerer:
 
     # -- array work ------------------------------------------------------------------------------
     @property
-    def gemm_unit(self) -> str:
-        return "vector" if self.fmt.float_gemm and self.hw.array.float_rate == 0 else "array"
+    def gemm_unit(self) -> Unit:
+        """The array, or the vector unit for a float GEMM on an array without a float datapath."""
+        return Unit.VECTOR if self.fmt.float_gemm and self.hw.array.float_rate == 0 else Unit.ARRAY
 
     def tile_cycles(self, m: int, k: int, n: int) -> int:
         """Compute cycles of one ``m x k x n`` tile on the unit this scheme's GEMMs use."""
         key = (m, k, n)
         if key not in self._cycle_cache:
-            if self.gemm_unit == "vector":
+            if self.gemm_unit is Unit.VECTOR:
                 cycles = self.vector.cycles(m * k * n)
             else:
                 cycles = self.array.tile_cycles(m, k, n)
@@ -249,17 +295,17 @@ class Lowerer:
                 ) from None
         return self._plans[view]
 
-    def post(self, outputs: int, activation: str) -> tuple[str, int]:
+    def post(self, outputs: int, activation: str) -> tuple[Unit, int]:
         """Which unit finishes an output block and how long it takes."""
-        if self.fmt.scheme == "static":
+        if self.plan.requant_unit:
             extra = (
                 self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS))
                 if activation == "gelu"
                 else 0
             )
-            return "requant", self.requant.cycles(outputs) + extra
-        return "vector", self.vector.cycles(
-            outputs * (FLOAT_OUTPUT_OPS * (self.fmt.scheme == "dynamic") + ACTIVATION_OPS[activation] + 1)
+            return Unit.REQUANT, self.requant.cycles(outputs) + extra
+        return Unit.VECTOR, self.vector.cycles(
+            outputs * (FLOAT_OUTPUT_OPS * self.plan.runtime_activations + ACTIVATION_OPS[activation] + 1)
         )
 
     def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
@@ -270,35 +316,30 @@ class Lowerer:
         key = (view, activation, input_elems)
         if key not in self._gemm_tiles:  # layers alike share their tiles: a Tile is immutable
             self._gemm_tiles[key] = self._array_tiles(view, plan, activation, input_elems)
-        return LoweredLayer(shapes.layer.name, shapes.layer.type, self._gemm_tiles[key], view, plan)
+        return LoweredLayer(
+            name=shapes.layer.name, type=shapes.layer.type, tiles=self._gemm_tiles[key], view=view, plan=plan
+        )
 
     def _array_tiles(self, view: GemmView, plan: TilePlan, activation: str, input_elems: int) -> tuple[Tile, ...]:
         """The tiles of one array layer in loop order, after the dynamic range pass if it has one."""
         fmt = self.fmt
         tiles: list[Tile] = []
         resident_input = False
-        if fmt.scheme == "dynamic" and self.dynamic_per_tensor:
+        if self.plan.runtime_activations and self.dynamic_per_tensor:
             # The range must see the whole input before the first tile is quantized. If the fp32 input
             # fits in the ifmap buffer it stays there; otherwise tiles read it a second time.
             resident_input = input_elems * fmt.ifmap_dram <= 2 * self.halves.ifmap
             input_bytes = input_elems * fmt.ifmap_dram
             tiles.append(
                 Tile(
-                    input_bytes,
-                    0,
-                    0,
-                    0,
-                    True,
-                    False,
-                    0,
-                    "vector",
-                    self.vector.cycles(input_elems * RANGE_OPS),
-                    "",
-                    0,
-                    0,
-                    0,
-                    input_bytes,
-                    input_bytes,
+                    ifmap_bytes=input_bytes,
+                    weight_bytes=0,
+                    new_ifmap=True,
+                    new_weights=False,
+                    unit=Unit.VECTOR,
+                    compute_cycles=self.vector.cycles(input_elems * RANGE_OPS),
+                    sram_read_bytes=input_bytes,
+                    sram_write_bytes=input_bytes,
                     range_pass=True,
                 )
             )
@@ -319,17 +360,17 @@ class Lowerer:
             # the array until its last K block is requantized: once per N block, not per K block
             params = channel_parameters(view, fmt, nt * new_n)
             pre = 0
-            if fmt.scheme == "dynamic" and new_x:
+            if self.plan.runtime_activations and new_x:
                 pre += self.vector.cycles(
                     footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor))
                 )
-            if fmt.scheme == "dynamic" and new_w and view.b_is_activation:
+            if self.plan.runtime_activations and new_w and view.b_is_activation:
                 pre += self.vector.cycles(kt * nt * DYNAMIC_QUANTIZE_OPS)
-            if fmt.scheme == "woq" and new_w and not view.b_is_activation:
+            if self.dequantizes_weights and new_w and not view.b_is_activation:
                 pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
             last = k[1] == view.k
             outputs = mt * nt if last else 0
-            post_unit, post_cycles = self.post(outputs, activation) if last else ("", 0)
+            post_unit, post_cycles = self.post(outputs, activation) if last else (None, 0)
             return Tile(
                 ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
                 weight_bytes=stored_weight_bytes(view, fmt, k, n, sram=False) if new_w else 0,
@@ -379,15 +420,17 @@ class Lowerer:
         layer = shapes.layer
         out_elems = batch * prod(shapes.output_shape)
         in_elems = batch * sum(prod(s) for s in shapes.input_shapes)
-        static = self.fmt.scheme == "static"
+        static = self.plan.calibrated  # int8 activations: a float op dequantizes and quantizes around it
         act = getattr(layer, "activation", "none")
         if isinstance(layer, Flatten):
-            return LoweredLayer(layer.name, layer.type, ())
+            return LoweredLayer(name=layer.name, type=layer.type, tiles=())
         if isinstance(layer, (MaxPool, AvgPool)):
             if layer.global_pool:
                 window = prod(shapes.input_shapes[0][1:])
             else:
-                window = prod(pair(layer.kernel))
+                assert layer.kernel is not None  # the model requires a kernel unless the pool is global
+                kernel_h, kernel_w = pair(layer.kernel)
+                window = kernel_h * kernel_w
             ops = out_elems * (window + (isinstance(layer, AvgPool) and static) * STATIC_REQUANT_OPS)
         elif isinstance(layer, Add):
             ops = out_elems * (1 + ACTIVATION_OPS[act] + static * (STATIC_REQUANT_OPS + 1))
@@ -399,7 +442,9 @@ class Lowerer:
             raise TypeError(f"{layer.type} is not a vector layer")
         width = self.fmt.ofmap_dram  # activations between layers are stored as the scheme's outputs
         extra = 2 * prod(shapes.input_shapes[0][-1:]) * 4 if isinstance(layer, LayerNorm) else 0
-        return LoweredLayer(layer.name, layer.type, self._chunks(in_elems * width, out_elems * width, ops, extra))
+        return LoweredLayer(
+            name=layer.name, type=layer.type, tiles=self._chunks(in_elems * width, out_elems * width, ops, extra)
+        )
 
     def _chunks(self, in_bytes: int, out_bytes: int, ops: int, weight_bytes: int = 0) -> tuple[Tile, ...]:
         """Stream a vector job through half-buffers: load, compute, store, double-buffered. Jobs alike
@@ -416,21 +461,15 @@ class Lowerer:
                 chunk = (load, store, work, i == 0)
                 if chunk not in made:
                     made[chunk] = Tile(
-                        load,
-                        weight_bytes if i == 0 else 0,
-                        0,
-                        0,
-                        True,
-                        i == 0,
-                        0,
-                        "vector",
-                        self.vector.cycles(work),
-                        "",
-                        0,
-                        store,
-                        0,
-                        load + store,
-                        load + store,
+                        ifmap_bytes=load,
+                        weight_bytes=weight_bytes if i == 0 else 0,
+                        new_ifmap=True,
+                        new_weights=i == 0,
+                        unit=Unit.VECTOR,
+                        compute_cycles=self.vector.cycles(work),
+                        ofmap_bytes=store,
+                        sram_read_bytes=load + store,
+                        sram_write_bytes=load + store,
                     )
                 tiles.append(made[chunk])
             self._vector_jobs[key] = tuple(tiles)
@@ -439,9 +478,9 @@ class Lowerer:
     def conversion(self, name: str, elements: int, in_width: int, out_width: int) -> LoweredLayer:
         """Quantize the network input / dequantize its output at the static scheme's boundary."""
         return LoweredLayer(
-            name,
-            CONVERSIONS[0] if out_width < in_width else CONVERSIONS[1],
-            self._chunks(elements * in_width, elements * out_width, elements),
+            name=name,
+            type=CONVERSIONS[0] if out_width < in_width else CONVERSIONS[1],
+            tiles=self._chunks(elements * in_width, elements * out_width, elements),
         )
 
 
@@ -468,13 +507,13 @@ def lower(
     lowerer.check_buffers(workload)
     layers: list[LoweredLayer] = []
     batch = workload.batch
-    if scheme == "static":
+    if lowerer.plan.calibrated:  # int8 between layers: the float network input is quantized once
         layers.append(lowerer.conversion("input.quantize", batch * prod(workload.input_shape), 4, 1))
     for shapes in workload.shapes:
         if isinstance(shapes.layer, GEMM_LAYERS):
             layers.append(lowerer.gemm_layer(shapes, batch))
         else:
             layers.append(lowerer.vector_layer(shapes, batch))
-    if scheme == "static":
+    if lowerer.plan.calibrated:
         layers.append(lowerer.conversion("output.dequantize", batch * prod(workload.shapes[-1].output_shape), 1, 4))
     return Program(workload.name, hw.name, scheme, tuple(layers), lowerer.fmt)

@@ -29,7 +29,7 @@ class BufferHalves:
     ofmap: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TilePlan:
     mt: int
     kt: int
@@ -265,4 +265,16 @@ def _search(
                 key = (max(compute, dram / bytes_per_cycle), dram, tiles)
                 if best_key is None or key < best_key:
                     best_key, best = key, (mt, kt, nt, order, dram, compute, tiles)
-    return None if best is None else TilePlan(*best, estimated_cycles=best_key[0])
+    if best is None or best_key is None:
+        return None
+    mt, kt, nt, order, dram, compute, tiles = best
+    return TilePlan(
+        mt=mt,
+        kt=kt,
+        nt=nt,
+        order=order,
+        dram_bytes=dram,
+        compute_cycles=compute,
+        tiles=tiles,
+        estimated_cycles=best_key[0],
+    )

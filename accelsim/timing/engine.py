@@ -36,7 +36,7 @@ import simpy
 from simpy import Timeout
 
 from accelsim.hw import DramChannel
-from accelsim.lowering.program import LoweredLayer, Program, Tile
+from accelsim.lowering.program import LoweredLayer, Program, Tile, Unit
 
 STALL_CAUSES = ("ifmap", "weights", "ofmap_buffer", "vector_unit", "range_pass")
 
@@ -48,7 +48,8 @@ NEVER = 1 << 62
 
 @dataclass
 class LayerTiming:
-    """What the engine measured for one layer (cycles are accelerator cycles)."""
+    """What the engine measured for one layer (cycles are accelerator cycles). The busy cycles and the
+    traffic are the layer's tiles' sums (``LoweredLayer.work``); the stalls and the end come from the run."""
 
     name: str
     compute_cycles: int = 0
@@ -68,6 +69,19 @@ class EngineRun:
     layers: list[LayerTiming]
     events: int
     log: list[tuple[str, int, int, str]]  # (lane, start, end, layer) when logging is on
+
+
+def _layer_timing(layer: LoweredLayer) -> LayerTiming:
+    """A layer's timing before its run: the sums its tiles add up to in any schedule."""
+    work = layer.work
+    return LayerTiming(
+        layer.name,
+        compute_cycles=work.compute_cycles,
+        dram_read_bytes=dict(work.dram_read_bytes),
+        dram_write_bytes=work.dram_write_bytes,
+        vector_cycles=work.vector_cycles,
+        requant_cycles=work.requant_cycles,
+    )
 
 
 class _Steps:
@@ -121,7 +135,7 @@ class _Steps:
 
     def _run_timed(self, timeout: Timeout) -> None:
         """The timeout's callback: run the timed step it carries, then what that queued for this cycle."""
-        now, fn, args = timeout.value
+        now, fn, args = timeout.value  # type: ignore[misc]  # SimPy types every value Optional; a timed step's is set
         self.now = now
         self.others_due = self.peek() == now
         fn(*args)
@@ -132,18 +146,18 @@ class _Steps:
 
     def _run_carrier(self, event: simpy.Event) -> None:
         self.carrier = None
-        self.fifo.extend(event.value)
+        self.fifo.extend(event.value or ())
         self._run()
 
     def _run(self) -> None:
         urgent, fifo = self.urgent, self.fifo
         while True:
-            if urgent:
+            while urgent:  # a started process runs first
                 fn, args = urgent.popleft()
-            elif fifo:
-                fn, args = fifo.popleft()
-            else:
+                fn(*args)
+            if not fifo:
                 break
+            fn, args = fifo.popleft()
             fn(*args)
         self.others_due = False
 
@@ -183,7 +197,13 @@ class _Unit:
     def request(self, cycles: int, fn: Callable[..., None], *args: Any) -> None:
         """Hold a server for ``cycles``; ``fn(grant_cycle, *args)`` runs when the hold ends."""
         if self.free and not self.queue:  # what _grant does with a queue of one, without the queue
-            self._hold(cycles, fn, args)
+            if cycles > 0:  # _hold's timed step, written out: most holds start here
+                self.free -= 1
+                steps = self.steps
+                now = steps.now
+                Timeout(steps.env, cycles, (now + cycles, fn, (now, *args))).callbacks.append(steps.timed)
+            else:
+                self._hold(cycles, fn, args)
             return
         self.queue.append((cycles, fn, args))
         if self.free:
@@ -292,7 +312,7 @@ class _Memory(dict[int, int]):
         return cycles
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Load:
     """One tile's loads in flight: its fetches still to arrive and when each kind did."""
 
@@ -320,7 +340,7 @@ class Engine:
         self.ifmap_halves = _Halves(self.steps)
         self.filter_halves = _Halves(self.steps)
         self.ofmap_halves = _Halves(self.steps)
-        self.timings = [LayerTiming(layer.name) for layer in program.layers]
+        self.timings = [_layer_timing(layer) for layer in program.layers]
         self.layer_stored = [_Signal(self.steps, late=True) for _ in program.layers]
         self.ready = [[_Signal(self.steps) for _ in layer.tiles] for layer in program.layers]
         self.logging = log
@@ -367,9 +387,7 @@ class Engine:
     # -- processes ----------------------------------------------------------------------------------
     def _loader(self, wake: Callable[..., None]) -> Generator[None, Any, None]:
         for li, layer in enumerate(self.program.layers):
-            timing = self.timings[li]
             range_done: _Signal | None = None
-            weights_key = "ifmap" if layer.b_is_activation else "weights"
             for ti, tile in enumerate(layer.tiles):
                 if tile.new_ifmap:
                     self.ifmap_halves.get(wake)
@@ -380,10 +398,6 @@ class Engine:
                 self.steps.start(self._load_tile, _Load(li, layer, tile, self.ready[li][ti], range_done))
                 if tile.range_pass:
                     range_done = self.ready[li][ti]
-                timing.dram_read_bytes["ifmap"] += tile.ifmap_bytes
-                timing.dram_read_bytes[weights_key] += tile.weight_bytes
-                timing.dram_read_bytes["bias"] += tile.bias_bytes
-                timing.dram_read_bytes["weight_scales"] += tile.weight_scale_bytes
 
     def _load_tile(self, load: _Load) -> None:
         """DMA a tile's new blocks (activations only after earlier layers stored theirs), then pre-process."""
@@ -418,7 +432,7 @@ class Engine:
 
     def _pre_process(self, load: _Load) -> None:
         arrivals = load.arrivals
-        cause = max(arrivals, key=arrivals.get) if arrivals else "ifmap"
+        cause = max(arrivals, key=arrivals.__getitem__) if arrivals else "ifmap"
         if not load.tile.pre_vector_cycles:
             load.done.succeed(cause)
         elif load.range_done is not None and not load.range_done.triggered:
@@ -439,26 +453,17 @@ class Engine:
         )
 
     def _pre_done(self, load: _Load, cause: str, start: int) -> None:
-        self.timings[load.li].vector_cycles += load.tile.pre_vector_cycles
         if self.steps.now - start > load.tile.pre_vector_cycles:
             cause = "vector_unit"
         load.done.succeed(cause)
 
-    def _drain(self, li: int, layer: LoweredLayer, tile: Tile) -> None:
-        unit = self.requant if tile.post_unit == "requant" else self.vector
-        self._on(unit, tile.post_cycles, tile.post_unit, layer.name, self._drain_out, li, layer, tile)
+    def _drain(self, layer: LoweredLayer, tile: Tile) -> None:
+        post_unit = tile.post_unit or Unit.VECTOR  # a drain without post-processing holds no unit (0 cycles)
+        unit = self.requant if post_unit is Unit.REQUANT else self.vector
+        self._on(unit, tile.post_cycles, post_unit, layer.name, self._dma, tile.ofmap_bytes, self._stored, layer)
 
-    def _drain_out(self, li: int, layer: LoweredLayer, tile: Tile) -> None:
-        timing = self.timings[li]
-        if tile.post_unit == "requant":
-            timing.requant_cycles += tile.post_cycles
-        else:
-            timing.vector_cycles += tile.post_cycles
-        self._dma(tile.ofmap_bytes, self._stored, li, layer, tile)
-
-    def _stored(self, start: int, li: int, layer: LoweredLayer, tile: Tile) -> None:
+    def _stored(self, start: int, layer: LoweredLayer) -> None:
         self._mark("dma_out", start, layer.name)
-        self.timings[li].dram_write_bytes += tile.ofmap_bytes
         self.ofmap_halves.put(self._drain_ends)
 
     def _drain_ends(self) -> None:
@@ -485,26 +490,23 @@ class Engine:
                 if not ready.triggered:
                     ready.wait(wake)
                     yield
-                stalls[ready.value] += int(steps.now - wait_from)
+                stalls[ready.value] += steps.now - wait_from
                 hold_ifmap |= tile.new_ifmap
                 hold_weights |= tile.new_weights
                 if not tile.range_pass and not hold_ofmap:
                     wait_from = steps.now
                     self.ofmap_halves.get(wake)
                     yield
-                    stalls["ofmap_buffer"] += int(steps.now - wait_from)
+                    stalls["ofmap_buffer"] += steps.now - wait_from
                     hold_ofmap = True
-                array = tile.unit == "array"
+                array = tile.unit is Unit.ARRAY
                 unit = self.array if array else self.vector
                 wait_from = steps.now
                 unit.request(tile.compute_cycles, wake)
                 start = yield
-                stalls["vector_unit"] += int(start - wait_from)
+                stalls["vector_unit"] += start - wait_from
                 self._mark("array" if array else "vector", start, layer.name)
                 unit.release()
-                timing.compute_cycles += tile.compute_cycles
-                if not array:
-                    timing.vector_cycles += tile.compute_cycles
                 nxt = tiles[ti + 1] if ti + 1 < len(tiles) else None
                 # free the blocks the next tile does not reuse
                 if hold_ifmap and (nxt is None or nxt.new_ifmap):
@@ -513,9 +515,9 @@ class Engine:
                 if hold_weights and (nxt is None or nxt.new_weights):
                     self.filter_halves.put()
                     hold_weights = False
-                if tile.post_unit or tile.ofmap_bytes:
+                if tile.post_unit is not None or tile.ofmap_bytes:
                     self._drains_open += 1
-                    self.steps.start(self._drain, li, layer, tile)
+                    self.steps.start(self._drain, layer, tile)
                     drained = True
                     hold_ofmap = False
             if hold_ofmap:
