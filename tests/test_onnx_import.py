@@ -194,6 +194,27 @@ def test_shape_subgraph_and_constant_nodes_fold(tmp_path: Path) -> None:
     np.testing.assert_allclose(_output(imported, built.inputs), want, rtol=RTOL, atol=1e-6)
 
 
+def test_dropout_with_a_ratio_tensor_is_removed(tmp_path: Path) -> None:
+    """Dropout(x, ratio) with a [1]-shaped ratio, as onnx.version_converter writes it (light VGG-19 converted
+    to opset 17): strict shape inference refuses it, so the importer drops it first (inference: the identity)."""
+    g = om._Graph("dropout_ratio", (2, 6))
+    h = g.op("Dropout", g.op("Gemm", "x", g.weight(4, 6), transB=1), g.const(np.array([0.5])))
+    y = g.op("Relu", h)
+    graph = onnx.helper.make_graph(
+        g.nodes,
+        g.name,
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 6])],
+        [onnx.helper.make_tensor_value_info(y, onnx.TensorProto.FLOAT, None)],
+        initializer=g.initializers,
+    )  # not om's build(): its strict shape inference refuses the ratio, as the importer's would
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", om.OPSET)])
+    imported = import_onnx(_save(model, tmp_path))  # ORT refuses this model too: the reference is numpy's
+    assert _kinds(imported) == ["linear/relu"]
+    x = np.random.default_rng(0).standard_normal((2, 6)).astype(np.float32)
+    weight = onnx.numpy_helper.to_array(g.initializers[0])
+    np.testing.assert_allclose(_output(imported, {"x": x}), np.maximum(x @ weight.T, 0), rtol=RTOL, atol=1e-6)
+
+
 def test_symbolic_batch_needs_the_batch_option(tmp_path: Path) -> None:
     built = om.conv_groups_bn_relu()
     model = built.model
@@ -232,15 +253,16 @@ def test_light_model_imports_times_and_matches_the_shipped_output(name: str) -> 
     assert workload.macs == LIGHT_MACS[name] and workload.input_shape == [3, 224, 224]
     run = simulate(workload, load_hardware(), SchemeName.FP32, options=RunOptions(timing_only=True))
     assert run.total.macs == LIGHT_MACS[name] and run.total.total_cycles >= run.total.compute_cycles > 0
-    built = om.light_model(name)
-    (x,) = built.inputs.values()
+    shape = (1, 3, 224, 224)  # the batch onnx's backend runner feeds (generate_dummy_data, random=False)
+    x = (np.arange(np.prod(shape)).reshape(shape) / np.prod(shape)).astype(np.float32)
     got = _output(imported, {next(iter(imported.inputs)): x})
     np.testing.assert_allclose(got, om.light_reference_output(name), rtol=RTOL, atol=ATOL)
 
 
 def test_light_resnet50_with_seeded_weights_matches_onnxruntime(tmp_path: Path) -> None:
     """The shipped output is 0.001 everywhere (equal logits), a weak check: with seeded weights and
-    BatchNorm statistics the probabilities are informative, and must still match ORT's."""
+    BatchNorm statistics the probabilities are informative, and must still match ORT's. (VGG-19 passes
+    too, at 25 s: left out of the suite.)"""
     built = om.light_model("resnet50", seed=0)
     imported = import_onnx(_save(built.model, tmp_path))
     assert imported.workload.macs == LIGHT_MACS["resnet50"]

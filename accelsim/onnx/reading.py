@@ -103,8 +103,8 @@ def default_opset(model: ModelProto) -> int:
 
 def _dropout_as_identity(model: ModelProto) -> None:
     """Dropout whose mask nobody reads is the identity at inference, at every opset: written as Identity
-    before conversion (the converter's opset-12 Dropout adapter writes a ratio of shape [1], which shape
-    inference then refuses)."""
+    first (the converter's opset-12 Dropout adapter writes a ratio of shape [1], which shape inference
+    refuses once the ratio is a known constant, in converted models as in models converted before)."""
     read = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
     for node in model.graph.node:
         if node.op_type == "Dropout" and node.domain in DEFAULT_DOMAINS and not any(o in read for o in node.output[1:]):
@@ -116,7 +116,6 @@ def _convert_opset(model: ModelProto, file: str) -> ModelProto:
     opset = default_opset(model)
     if MIN_OPSET <= opset <= MAX_OPSET:
         return model
-    _dropout_as_identity(model)
     allowed = f"opsets {MIN_OPSET}..{MAX_OPSET}, or older ones onnx.version_converter brings to {MIN_OPSET}"
     if opset > MAX_OPSET:
         raise AccelsimError(f"opset {opset} is newer than the installed onnx knows", file=file, allowed=allowed)
@@ -183,6 +182,7 @@ def read_model(
     raw = file_checks.read_user_file(file, MAX_MODEL_BYTES, expected="an ONNX model file")
     model = _parse(raw, file)
     _load_external_data(model, Path(file).parent, file)
+    _dropout_as_identity(model)
     model = _convert_opset(model, file)
     _fix_input_shapes(model, batch, input_shapes or {}, file)
     return infer_shapes(model, file)
