@@ -158,9 +158,11 @@ def _play_and_compute(
     from accelsim.values.runner import run_values
     from accelsim.values.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
 
-    def compute() -> NetworkValues:
+    def compute() -> tuple[WorkloadTensors, NetworkValues]:
+        """The weights and inputs (drawn unless prepared) and the program's values on them."""
         step(f"{program.scheme}: values")
-        return run_values(
+        tensors = prepared.tensors if prepared.tensors is not None else materialize(workload)
+        return tensors, run_values(
             workload,
             hw,
             program.scheme,
@@ -171,19 +173,19 @@ def _play_and_compute(
             program=program,
         )
 
-    tensors = prepared.tensors if prepared.tensors is not None else materialize(workload)
     if gemm_threads.threads() > 1:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(OVERLAP_SWITCH_INTERVAL_S)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="accelsim-engine") as pool:
                 playing = pool.submit(_play, hw, program, options)
-                values = compute()
+                tensors, values = compute()
                 run = playing.result()
         finally:
             sys.setswitchinterval(interval)
     else:
-        run, values = _play(hw, program, options), compute()
+        run = _play(hw, program, options)
+        tensors, values = compute()
     errors: dict[str, ErrorMetrics] = {}
     if options.errors_against_fp32:
         reference = prepared.reference
