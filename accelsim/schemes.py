@@ -188,4 +188,4 @@ def get_scheme(name: str, weights: str = "symmetric") -> Scheme:
     mistake: the same :class:`AccelsimError` wherever the name arrives (``simulate``, ``run_values``, the CLI)."""
     if name not in SCHEMES:
         raise AccelsimError(f"unknown scheme {name!r}", path="scheme", allowed=list(SCHEMES))
-    return SCHEMES[name].with_weights(weights)
+    return SCHEMES[SchemeName(name)].with_weights(weights)
