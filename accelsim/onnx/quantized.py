@@ -1,0 +1,133 @@
+"""Quantized ONNX models (QOperator, QDQ after ORT's fusions, dynamic) run with their own scales and zero points.
+
+A quantized model carries its parameters: every QuantizeLinear / QLinear* node names its scales and zero
+points, every weight is int8/uint8 codes with a zero point, every bias int32. Nothing is recalibrated:
+:func:`run_quantized` walks the graph ORT runs and computes every tensor with accelsim's arithmetic
+(:mod:`accelsim.onnx.quantized_ops`: the array with the ``float_half_even`` requant unit for QLinearConv /
+QLinearMatMul / QGemm, int32 for MatMulInteger / ConvInteger, and ORT's vector-unit formulas for the rest),
+so a test compares every tensor with ORT's node by node.
+
+**QDQ models** are what ORT executes after its fusions: at ``ORT_ENABLE_EXTENDED`` QuantizeLinear /
+DequantizeLinear groups become QLinearConv, QLinearMatMul, QGemm, QLinearAdd...; unfused groups (on x86
+some int8-activation convs and adds, Sub / Div, ops the quantizer left float such as ResNet's ``Sum``) stay
+DequantizeLinear -> float op -> QuantizeLinear, fake quantization. The bits an integer accelerator must
+reproduce are those of that fused graph, and which groups ORT fuses depends on its version and CPU, so
+:func:`ort_fused` asks the installed ORT for it (``SessionOptions.optimized_model_filepath``) rather than
+re-implementing its fusion rules; without onnxruntime a QDQ model is imported as written (its float groups
+then run as fake quantization, as ORT with optimizations off does). Float ops between quantized ones (the
+dynamic rescale's Cast / Mul / Add, unfused groups) run as float32 through onnx's reference implementation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from accelsim.errors import AccelsimError
+from accelsim.kernels.pool import max_pool2d
+from accelsim.onnx.quantized_ops import OPS, _geometry
+from accelsim.schemes import SchemeName
+
+#: ops that make a model dynamic-quantized (run-time input ranges)
+DYNAMIC_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"})
+#: ORT's contrib domain, as the fused graph names it
+MS = "com.microsoft"
+
+
+def op_key(node: onnx.NodeProto) -> str:
+    """The op type, qualified by its domain outside the default one (``com.microsoft.QGemm``)."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
+def scheme_of(model: onnx.ModelProto) -> SchemeName:
+    """``dynamic`` when the model quantizes inputs at run time, ``static`` when it holds quantized tensors
+    with given parameters; an fp32 model is refused here (it imports through :func:`accelsim.onnx.import_onnx`)."""
+    ops = {n.op_type for n in model.graph.node}
+    if ops & DYNAMIC_OPS:
+        return SchemeName.DYNAMIC
+    if any(op_key(n) in OPS for n in model.graph.node):
+        return SchemeName.STATIC
+    raise AccelsimError("not a quantized model (no QuantizeLinear, QLinear* or integer op)", path="model")
+
+
+def ort_fused(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph ONNX Runtime runs at ``ORT_ENABLE_EXTENDED`` (its QDQ fusions applied), one thread, CPU."""
+    try:
+        import onnxruntime as ort  # type: ignore[import-untyped]  # ORT ships no stubs
+    except ImportError as exc:  # pragma: no cover - onnxruntime is in the test extra
+        raise AccelsimError("fusing a QDQ model needs onnxruntime (pip install onnxruntime)") from exc
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fused.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.intra_op_num_threads = 1
+        options.optimized_model_filepath = str(out)
+        options.log_severity_level = 3
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return onnx.load(out)
+
+
+@dataclass(frozen=True)
+class QuantizedRun:
+    """Every tensor of one run by name (codes, int32 accumulators of the dynamic ops, float tensors) and
+    the scheme the model is."""
+
+    scheme: SchemeName
+    tensors: dict[str, np.ndarray]
+    outputs: list[str]
+
+
+def _maxpool(node: onnx.NodeProto, x: np.ndarray) -> np.ndarray:
+    """MaxPool on codes or floats (max is monotonic in the codes), padding never the maximum."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    kh, kw = (int(v) for v in attrs["kernel_shape"])
+    geometry = _geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], (kh, kw))
+    pt, pl, pb, pr = geometry.padding
+    low = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
+    if (pt, pl) != (pb, pr) or int(attrs.get("ceil_mode", 0)):
+        return _reference(node, [x])[0]
+    return max_pool2d(x, (kh, kw), geometry.stride, (pt, pl), low)
+
+
+def _reference(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """A float or layout op, through onnx's reference implementation."""
+    feeds = {name: value for name, value in zip(node.input, args) if name and value is not None}
+    opsets = {"": 21} if node.domain in ("", "ai.onnx") else {"": 21, node.domain: 1}
+    return [np.asarray(v) for v in ReferenceEvaluator(node, opsets=opsets).run(None, feeds)]
+
+
+def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """One node's outputs from its input values: the quantized ops with ORT's arithmetic, MaxPool on codes,
+    other default-domain ops as float32 (onnx's reference implementation)."""
+    op = OPS.get(op_key(node))
+    if op is not None:
+        return op({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, args)
+    if node.op_type == "MaxPool" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
+        return [_maxpool(node, np.asarray(args[0]))]
+    if node.domain in ("", "ai.onnx"):
+        return _reference(node, args)
+    raise AccelsimError(f"node {node.name!r} ({op_key(node)}): not an op the quantized import runs")
+
+
+def run_quantized(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> QuantizedRun:
+    """Every tensor ``model`` computes on ``feeds``, node by node, with the model's own parameters.
+
+    ``model`` is the graph to execute: a QOperator or dynamic model as written, a QDQ model as
+    :func:`ort_fused` returns it."""
+    scheme = scheme_of(model)
+    values: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    values.update({k: np.asarray(v) for k, v in feeds.items()})
+    for node in model.graph.node:
+        args = [values.get(i) if i else None for i in node.input]
+        missing = [i for i, a in zip(node.input, args) if i and a is None]
+        if missing:
+            raise AccelsimError(f"node {node.name!r} ({node.op_type}): no value for {missing}")
+        values.update(zip(node.output, run_node(node, args)))
+    return QuantizedRun(scheme, values, [o.name for o in model.graph.output])
