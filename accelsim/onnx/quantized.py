@@ -20,8 +20,9 @@ dynamic rescale's Cast / Mul / Add, unfused groups) run as float32 through onnx'
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from onnx.reference import ReferenceEvaluator
 
 from accelsim.errors import AccelsimError
 from accelsim.kernels.pool import max_pool2d
-from accelsim.onnx.quantized_ops import OPS, _geometry
+from accelsim.onnx.quantized_ops import OPS, conv_geometry
+from accelsim.onnx.reading import read_model
 from accelsim.schemes import SchemeName
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
@@ -54,7 +56,9 @@ def scheme_of(model: onnx.ModelProto) -> SchemeName:
         return SchemeName.DYNAMIC
     if any(op_key(n) in OPS for n in model.graph.node):
         return SchemeName.STATIC
-    raise AccelsimError("not a quantized model (no QuantizeLinear, QLinear* or integer op)", path="model")
+    raise AccelsimError(
+        "not a quantized model (no QuantizeLinear, QLinear* or integer op)", allowed="an fp32 model goes to import_onnx"
+    )
 
 
 def ort_fused(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -74,6 +78,28 @@ def ort_fused(model: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.load(out)
 
 
+def is_qdq(model: onnx.ModelProto) -> bool:
+    """QDQ format: weights stored as DequantizeLinear of an initializer (QOperator ops read their codes
+    directly)."""
+    constants = {t.name for t in model.graph.initializer}
+    return any(n.op_type == "DequantizeLinear" and n.input[0] in constants for n in model.graph.node)
+
+
+def load_quantized(
+    path: str | os.PathLike[str], *, batch: int | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> onnx.ModelProto:
+    """The graph ORT runs for the quantized model at ``path``: read and checked as every ONNX file is
+    (:func:`~accelsim.onnx.reading.read_model`), a QDQ model fused by the installed ORT (:func:`ort_fused`)."""
+    file = os.fspath(path)
+    model = read_model(file, batch=batch, input_shapes=input_shapes)
+    try:
+        scheme_of(model)
+    except AccelsimError as exc:
+        exc.file = file
+        raise
+    return ort_fused(model) if is_qdq(model) else model
+
+
 @dataclass(frozen=True)
 class QuantizedRun:
     """Every tensor of one run by name (codes, int32 accumulators of the dynamic ops, float tensors) and
@@ -88,7 +114,7 @@ def _maxpool(node: onnx.NodeProto, x: np.ndarray) -> np.ndarray:
     """MaxPool on codes or floats (max is monotonic in the codes), padding never the maximum."""
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     kh, kw = (int(v) for v in attrs["kernel_shape"])
-    geometry = _geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], (kh, kw))
+    geometry = conv_geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], (kh, kw))
     pt, pl, pb, pr = geometry.padding
     low = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
     if (pt, pl) != (pb, pr) or int(attrs.get("ceil_mode", 0)):

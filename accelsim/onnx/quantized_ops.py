@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from numba import vectorize
 
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
+from accelsim.kernels.quantize import fma_float32
 from accelsim.quant import QParams, QuantizedWeight, dequantize_tensor, quantize_tensor, run_static_codes
 from accelsim.quant.dynamic import dynamic_qparams
 
@@ -78,7 +80,7 @@ def _weight(codes: np.ndarray, scale: Any, zero_point: Any, axis: int) -> Quanti
     return QuantizedWeight(np.ascontiguousarray(codes), qparams(scale, zero_point, codes.dtype, axis))
 
 
-def _geometry(attrs: Attrs, hw: Sequence[int], kernel: Sequence[int]) -> ConvGeometry:
+def conv_geometry(attrs: Attrs, hw: Sequence[int], kernel: Sequence[int]) -> ConvGeometry:
     """Stride, the explicit (top, left, bottom, right) pads (auto_pad resolved as ORT does), dilation, groups."""
     strides = [int(v) for v in attrs.get("strides", [1, 1])]
     dilations = [int(v) for v in attrs.get("dilations", [1, 1])]
@@ -108,7 +110,7 @@ def _geometry(attrs: Attrs, hw: Sequence[int], kernel: Sequence[int]) -> ConvGeo
 def qlinear_conv(attrs: Attrs, args: Args) -> list[np.ndarray]:
     """QLinearConv: the array on the given codes, int32 bias verbatim, ``float_half_even`` requant."""
     x, sx, zx, w, sw, zw, sy, zy, bias = (*args, None)[:9]
-    geometry = _geometry(attrs, x.shape[2:], w.shape[2:])
+    geometry = conv_geometry(attrs, x.shape[2:], w.shape[2:])
     res = run_static_codes(
         "conv2d",
         x,
@@ -215,7 +217,7 @@ def matmul_integer(attrs: Attrs, args: Args) -> list[np.ndarray]:
 def conv_integer(attrs: Attrs, args: Args) -> list[np.ndarray]:
     """ConvInteger: int32 convolution of the codes less their zero points (padding holds ``z_x``)."""
     x, w, zx, zw = (*args, None, None)[:4]
-    geometry = _geometry(attrs, x.shape[2:], w.shape[2:])
+    geometry = conv_geometry(attrs, x.shape[2:], w.shape[2:])
     return [int_conv2d(x, w, geometry, x_zero_point=int(_zero_point(zx)), w_zero_point=_zero_point(zw)).values]
 
 
@@ -227,15 +229,36 @@ def _scalars(args: Args, at: int) -> tuple[np.float32, int]:
     return np.float32(np.asarray(args[at]).reshape(())), int(np.asarray(zero).reshape(()))
 
 
+@vectorize(["float32(float32, float32, float32)"], cache=True)
+def _fma(a, b, c):  # pragma: no cover - compiled
+    """float32 ``a * b + c`` with one rounding (the AVX2 ``vfmadd`` QLinearAdd uses)."""
+    return fma_float32(a, b, c)
+
+
+def _scalar_span(x: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """ORT's broadcaster hands an operand to the kernel as one value per span when it does not vary along the
+    output's innermost dim (a scalar, a per-channel ``[C, 1, 1]``)."""
+    return x.size == 1 or (len(shape) > 0 and shape[-1] > 1 and (x.ndim == 0 or x.shape[-1] == 1))
+
+
 def qlinear_add(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearAdd (MLAS ``MlasQLinearAdd``): ``rint(r_a (a - z_a) + r_b (b - z_b)) + z_c`` with
-    ``r = s / s_c`` in float32 (each product rounded, then the sum)."""
+    """com.microsoft QLinearAdd (MLAS ``MlasQLinearAddKernelAvx2Helper``): ``r = s / s_c`` in float32, a
+    fixed part ``float(z_c) - (r_a z_a + r_b z_b)`` (plus ``r * v`` for an operand that is one value per
+    span), then ``fma(b, r_b, fixed)`` and ``fma(a, r_a, that)``, each one float32 rounding, and the
+    conversion rounds half to even with the zero point already inside."""
     (sa, za), (sb, zb), (sc, zc) = _scalars(args, 1), _scalars(args, 4), _scalars(args, 6)
     a, b = np.asarray(args[0]), np.asarray(args[3])
+    shape = np.broadcast_shapes(a.shape, b.shape)
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
-    va = ra * (a.astype(np.int32) - za).astype(np.float32)
-    vb = rb * (b.astype(np.int32) - zb).astype(np.float32)
-    return [_round_clamp((va + vb).astype(np.float32), zc, _out_dtype(args[7] if len(args) > 7 else None))]
+    fixed = np.float32(np.float32(zc) - np.float32(ra * np.float32(za) + rb * np.float32(zb)))
+    fa, fb = (np.broadcast_to(x.astype(np.float32), shape) for x in (a, b))
+    if _scalar_span(a, shape):
+        v = _fma(fb, rb, (fixed + (fa * ra).astype(np.float32)).astype(np.float32))
+    elif _scalar_span(b, shape):
+        v = _fma(fa, ra, (fixed + (fb * rb).astype(np.float32)).astype(np.float32))
+    else:
+        v = _fma(fa, ra, _fma(fb, rb, np.broadcast_to(fixed, shape)))
+    return [_round_clamp(v, 0, _out_dtype(args[7] if len(args) > 7 else None))]
 
 
 def qlinear_mul(attrs: Attrs, args: Args) -> list[np.ndarray]:
@@ -261,35 +284,37 @@ def qlinear_global_average_pool(attrs: Attrs, args: Args) -> list[np.ndarray]:
 
 
 def qlinear_average_pool(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearAveragePool: each window's integer sum less ``taps * z_x`` (in-image taps unless
-    ``count_include_pad``), times ``s_x / (taps * s_y)`` in float32, half to even. Bit-exact without
-    padding; with padding ORT differs by one code at a few border positions (docs/onnx.md)."""
+    """com.microsoft QLinearAveragePool (``QLinearPool2DTask``): codes dequantized ``s_x * (q - z_x)``, each
+    window's in-image taps summed in float32 row by row, divided by the tap count (all kernel taps with
+    ``count_include_pad``), then ``rint(avg / s_y + z_y)``: the zero point enters before the rounding."""
     x = np.asarray(args[0])
     (sx, zx), (sy, zy) = _scalars(args, 1), _scalars(args, 3)
-    sums, taps = _window_sums(attrs, (x.astype(np.int32) - zx).astype(np.float32))
-    scale = (sx / (taps * sy)).astype(np.float32)
-    return [_round_clamp((sums * scale).astype(np.float32), zy, _out_dtype(args[4] if len(args) > 4 else None))]
+    sums, taps = _window_sums(attrs, (sx * (x.astype(np.int32) - zx).astype(np.float32)).astype(np.float32))
+    avg = (sums / taps).astype(np.float32)
+    v = ((avg / sy).astype(np.float32) + np.float32(zy)).astype(np.float32)
+    return [_round_clamp(v, 0, _out_dtype(args[4] if len(args) > 4 else None))]
 
 
 def _window_sums(attrs: Attrs, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AveragePool's float32 window sums of NCHW ``x`` and the taps each divides by (in-image taps unless
-    ``count_include_pad``)."""
-    kernel = [int(v) for v in attrs["kernel_shape"]]
-    geometry = _geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], kernel)
+    """Each pooling window's float32 sum of NCHW ``x``, one tap at a time in row-major order (the padding
+    adds zeros, which leave a float sum unchanged), and the taps it divides by."""
+    kh, kw = (int(v) for v in attrs["kernel_shape"])
+    geometry = conv_geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], (kh, kw))
     pt, pl, pb, pr = geometry.padding
     sh, sw = geometry.stride
-    oh, ow = geometry.output_size(x.shape[2], x.shape[3], *kernel)
-
-    def windows(a: np.ndarray) -> np.ndarray:
-        padded = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(pt, pb), (pl, pr)])
-        view = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
-        return view[..., ::sh, ::sw, :, :][..., :oh, :ow, :, :].sum(axis=(-2, -1), dtype=np.float32)
-
+    oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
+    padded = np.pad(x, [(0, 0), (0, 0), (pt, pb), (pl, pr)])
+    inside = np.pad(np.ones(x.shape[2:], np.float32), [(pt, pb), (pl, pr)])
+    sums = np.zeros((*x.shape[:2], oh, ow), np.float32)
+    taps = np.zeros((oh, ow), np.float32)
+    for dy in range(kh):
+        for dx in range(kw):
+            rows, cols = slice(dy, dy + sh * (oh - 1) + 1, sh), slice(dx, dx + sw * (ow - 1) + 1, sw)
+            sums += padded[:, :, rows, cols]
+            taps += inside[rows, cols]
     if int(attrs.get("count_include_pad", 0)):
-        taps = np.full((oh, ow), kernel[0] * kernel[1], np.float32)
-    else:
-        taps = windows(np.ones(x.shape[2:], np.float32))
-    return windows(x), taps
+        taps = np.full((oh, ow), kh * kw, np.float32)
+    return sums, taps
 
 
 def _lookup(args: Args, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -321,6 +346,41 @@ def qlinear_concat(attrs: Attrs, args: Args) -> list[np.ndarray]:
     return [np.concatenate(parts, axis=int(attrs["axis"]))]
 
 
+def _exp_table(x_scale: np.float32, length: int, signed: bool) -> np.ndarray:
+    """QLinearSoftmax's float32 table of ``exp((i - 255 + shift) * s_x)`` for i = 0..255, in double, with
+    ``shift = max(0, ln(FLT_MAX / length) - 5) / s_x`` keeping the row sum finite; int8 codes index it as
+    ``uint8(i - 128)``."""
+    shift = max(0.0, float(np.log(np.finfo(np.float32).max / length)) - 5.0) / float(x_scale)
+    i = np.arange(256, dtype=np.float64)
+    values = np.exp((i - 255 + shift) * float(x_scale)).astype(np.float32)
+    index = ((np.arange(256) - 128) % 256) if signed else np.arange(256)
+    table = np.empty(256, np.float32)
+    table[index] = values
+    return table
+
+
+def qlinear_softmax(attrs: Attrs, args: Args) -> list[np.ndarray]:
+    """com.microsoft QLinearSoftmax (MLAS ``MlasComputeQSoftmax``, opset 13 form): each row shifted so its
+    largest code reads the table's top entry, the row sum of the table entries accumulated in float32 in
+    order, ``rint(t * floor(1 / s_y) / sum) + z_y`` per element."""
+    x = np.asarray(args[0])
+    xs, (_, zy) = np.float32(np.asarray(args[1]).reshape(())), _scalars(args, 3)
+    axis = int(attrs.get("axis", -1)) % x.ndim
+    moved = np.moveaxis(x, axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1]).astype(np.int64)
+    signed = x.dtype == np.int8
+    table = _exp_table(xs, rows.shape[1], signed)
+    top = 127 if signed else 255
+    index = (rows + (top - rows.max(axis=1, keepdims=True))) % 256
+    entries = table[index]
+    sums = np.cumsum(entries, axis=1, dtype=np.float32)[:, -1:]
+    y_scale = np.float32(np.floor(np.float32(1.0) / np.float32(np.asarray(args[3]).reshape(()))))
+    q = np.rint(((entries * y_scale).astype(np.float32) / sums).astype(np.float32)).astype(np.int64) + zy
+    q = np.where(q > 255, 255, q)
+    out = q.astype(np.uint8).view(x.dtype) if signed else q.astype(np.uint8)
+    return [np.moveaxis(out.reshape(moved.shape), -1, axis)]
+
+
 #: (domain-qualified) op type -> its arithmetic; the other ops are float32 or layout ops
 OPS: dict[str, Op] = {
     "QuantizeLinear": quantize_linear,
@@ -337,4 +397,5 @@ OPS: dict[str, Op] = {
     "com.microsoft.QLinearAveragePool": qlinear_average_pool,
     "com.microsoft.QLinearSigmoid": qlinear_sigmoid,
     "com.microsoft.QLinearConcat": qlinear_concat,
+    "com.microsoft.QLinearSoftmax": qlinear_softmax,
 }

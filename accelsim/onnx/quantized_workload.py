@@ -1,0 +1,245 @@
+"""A quantized ONNX model as a workload to lower and time: its float twin imported like any fp32 model.
+
+The timing needs the layers, their shapes and the scheme, not the codes: each quantized operator is
+rewritten to the float operator it quantizes (QLinearConv -> Conv with the dequantized weight and bias,
+QLinearMatMul -> MatMul, QGemm -> Gemm, QLinearAdd -> Add, QLinear*Pool -> the pool, QuantizeLinear /
+DequantizeLinear on activations -> Identity, DynamicQuantizeLinear + MatMulInteger / ConvInteger + the
+float rescale -> MatMul / Conv with the dequantized weight), and that float graph goes through
+:func:`accelsim.onnx.import_onnx` (the same rewrites and layer mapping, so an op the workload layers cannot
+express is refused the same way). The result names the accelsim scheme the model is (``static`` with ORT's
+``float_half_even`` requant, ``dynamic`` with the ``onnx`` flavour) and its weight format; the bits come from
+:func:`accelsim.onnx.quantized.run_quantized`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from accelsim.errors import AccelsimError
+from accelsim.onnx import OnnxImport, import_onnx
+from accelsim.onnx.quantized import op_key, scheme_of
+from accelsim.schemes import SchemeName
+
+#: the requant mode and dynamic flavour that are ONNX Runtime's arithmetic
+REQUANT_MODE = "float_half_even"
+FLAVOUR = "onnx"
+#: quantized op -> (float op, its activation inputs' positions); weights and biases are handled per op
+FLOAT_OF: dict[str, tuple[str, tuple[int, ...]]] = {
+    "com.microsoft.QLinearAdd": ("Add", (0, 3)),
+    "com.microsoft.QLinearMul": ("Mul", (0, 3)),
+    "com.microsoft.QLinearGlobalAveragePool": ("GlobalAveragePool", (0,)),
+    "com.microsoft.QLinearAveragePool": ("AveragePool", (0,)),
+    "com.microsoft.QLinearSigmoid": ("Sigmoid", (0,)),
+    "com.microsoft.QLinearSoftmax": ("Softmax", (0,)),
+}
+#: requantizing op -> the position of its output zero point (a Relu folded into the range shows there)
+OUTPUT_ZERO_POINT = {"QLinearConv": 7, "QLinearMatMul": 7, "com.microsoft.QGemm": 8, "com.microsoft.QLinearAdd": 7}
+#: attributes of the contrib ops the float op does not have
+CONTRIB_ONLY = frozenset({"channels_last", "opset"})
+
+
+@dataclass(frozen=True)
+class QuantizedImport:
+    """A quantized model's workload (its float twin's layers and dequantized weights), the scheme it is and
+    the weight format of its codes (``symmetric``, ``asymmetric`` uint8, ``asymmetric_int8``)."""
+
+    imported: OnnxImport
+    scheme: SchemeName
+    weights: str
+
+    @property
+    def variant(self) -> str:
+        """The requant mode (static) or dynamic flavour that reproduces ORT."""
+        return REQUANT_MODE if self.scheme == SchemeName.STATIC else FLAVOUR
+
+
+class _Rewrite:
+    """The float twin of a quantized graph, node by node."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.nodes: list[onnx.NodeProto] = []
+        self.new_consts: dict[str, np.ndarray] = {}
+        self.weight_codes: list[tuple[np.ndarray, np.ndarray]] = []  # (codes, zero point) of every weight
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        self.producer = {o: n for n in model.graph.node for o in n.output}
+        for n in model.graph.node:
+            for i in n.input:
+                self.consumers.setdefault(i, []).append(n)
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.consts.get(name) if name else None
+
+    def add_const(self, base: str, value: np.ndarray) -> str:
+        name = f"{base}::float"
+        self.new_consts[name] = np.ascontiguousarray(value, dtype=np.float32)
+        return name
+
+    def dequantized(self, node: onnx.NodeProto, codes: str, scale: str, zero: str, axis: int) -> str:
+        """A constant operand's float values (``(q - z) * s``, per channel along ``axis``), or the activation."""
+        q = self.const(codes)
+        if q is None:
+            return codes
+        s = np.asarray(self.const(scale), np.float32)
+        z = self.const(zero) if zero else None
+        zp = np.zeros_like(s, dtype=np.int64) if z is None else np.asarray(z, np.int64)
+        shape = [1] * q.ndim
+        if s.size > 1:
+            shape[axis] = s.size
+        self.weight_codes.append((q, zp))
+        value = (q.astype(np.int64) - zp.reshape(shape)) * s.reshape(shape)
+        return self.add_const(codes, value)
+
+    def emit(self, node: onnx.NodeProto, op: str, inputs: Iterable[str], drop: frozenset[str] = CONTRIB_ONLY) -> None:
+        """``op`` in the node's place; a Relu after it when the node's output zero point is the lowest code
+        (the quantizer folded a Relu into the output range: the requant clamp is the activation)."""
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name not in drop}
+        out = node.output[0]
+        zero = self._output_zero_point(node)
+        relu = zero is not None and zero.size == 1 and int(zero.reshape(())) == np.iinfo(zero.dtype).min
+        target = f"{out}::pre_relu" if relu else out
+        self.nodes.append(helper.make_node(op, list(inputs), [target], name=node.name, **attrs))
+        if relu:
+            self.nodes.append(helper.make_node("Relu", [f"{out}::pre_relu"], [out], name=f"{node.name}::relu"))
+
+    def _output_zero_point(self, node: onnx.NodeProto) -> np.ndarray | None:
+        """The output zero point of a requantizing op (None for the others)."""
+        index = OUTPUT_ZERO_POINT.get(op_key(node))
+        return None if index is None else self.const(self._arg(node, index))
+
+    def identity(self, node: onnx.NodeProto, tensor: str) -> None:
+        self.nodes.append(helper.make_node("Identity", [tensor], [node.output[0]], name=node.name))
+
+    def _arg(self, node: onnx.NodeProto, i: int) -> str:
+        return node.input[i] if len(node.input) > i else ""
+
+    def _bias(self, node: onnx.NodeProto, index: int, scale: np.ndarray) -> list[str]:
+        bias = self.const(self._arg(node, index))
+        return [] if bias is None else [self.add_const(node.input[index], bias.astype(np.float64) * scale)]
+
+    def _weight_scale(self, integer: onnx.NodeProto) -> np.ndarray:
+        """The weight scale of a dynamic MatMulInteger / ConvInteger: the constant the rescale multiplies by
+        (Cast -> Mul by a product of the run-time input scale and a constant), 1 if none is found."""
+        for cast in self.consumers.get(integer.output[0], []):
+            for mul in self.consumers.get(cast.output[0], []):
+                seen = [t for t in mul.input if t != cast.output[0]]
+                while seen:
+                    t = seen.pop()
+                    if self.const(t) is not None:
+                        return np.asarray(self.const(t), np.float32).reshape(-1)
+                    producer = self.producer.get(t)
+                    if producer is not None and producer.op_type in ("Mul", "Reshape"):
+                        seen.extend(producer.input)
+        return np.ones(1, np.float32)
+
+    def node(self, node: onnx.NodeProto, runtime_scales: set[str]) -> None:
+        key = op_key(node)
+        arg = self._arg
+        if key in ("QuantizeLinear", "DequantizeLinear") and self.const(node.input[0]) is None:
+            self.identity(node, node.input[0])
+        elif key == "DequantizeLinear":
+            axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
+            self.identity(node, self.dequantized(node, node.input[0], node.input[1], arg(node, 2), axis))
+        elif key == "QLinearConv":
+            w = self.dequantized(node, node.input[3], node.input[4], node.input[5], 0)
+            scale = float(np.asarray(self.const(node.input[1])).reshape(())) * np.asarray(self.const(node.input[4]))
+            self.emit(node, "Conv", [node.input[0], w, *self._bias(node, 8, scale.reshape(-1))])
+        elif key == "QLinearMatMul":
+            b = self.dequantized(node, node.input[3], node.input[4], node.input[5], 1)
+            self.emit(node, "MatMul", [node.input[0], b])
+        elif key == "com.microsoft.QGemm":
+            trans_b = next((int(a.i) for a in node.attribute if a.name == "transB"), 0)
+            b = self.dequantized(node, node.input[3], node.input[4], node.input[5], 0 if trans_b else 1)
+            scale = np.float32(np.asarray(self.const(node.input[1])).reshape(())) * np.asarray(
+                self.const(node.input[4])
+            )
+            self.emit(node, "Gemm", [node.input[0], b, *self._bias(node, 6, scale.reshape(-1))])
+        elif key == "com.microsoft.QLinearConcat":
+            self.emit(node, "Concat", node.input[2::3])
+        elif key in FLOAT_OF:
+            op, positions = FLOAT_OF[key]
+            inputs = [self.dequantized(node, node.input[i], node.input[i + 1], arg(node, i + 2), 1) for i in positions]
+            self.emit(node, op, inputs)
+        elif key == "DynamicQuantizeLinear":
+            self.identity(node, node.input[0])
+            runtime_scales.update(node.output[1:])
+        elif key in ("MatMulInteger", "ConvInteger"):
+            source = self.producer.get(node.input[0])
+            x = source.input[0] if source is not None and source.op_type == "DynamicQuantizeLinear" else node.input[0]
+            codes = self.const(node.input[1])
+            if codes is None:
+                raise AccelsimError(f"node {node.name!r} ({key}): the weight is computed at run time")
+            axis = 1 if key == "MatMulInteger" else 0
+            zero = np.asarray(self.const(arg(node, 3)) if arg(node, 3) else np.zeros(1), np.int64).reshape(-1)
+            scale = self._weight_scale(node)
+            shape = [1] * codes.ndim
+            shape[axis] = -1
+            self.weight_codes.append((codes, zero))
+            value = (codes.astype(np.int64) - zero.reshape(shape)) * scale.reshape(shape)
+            self.emit(node, "MatMul" if key == "MatMulInteger" else "Conv", [x, self.add_const(node.input[1], value)])
+        elif (
+            key == "Cast"
+            and self.producer.get(node.input[0]) is not None
+            and self.producer[node.input[0]].op_type in ("MatMulInteger", "ConvInteger")
+        ):
+            self.identity(node, node.input[0])
+        elif key == "Mul" and any(i in runtime_scales for i in node.input):
+            others = [i for i in node.input if i not in runtime_scales]
+            if len(others) == 1 and self.const(others[0]) is None:
+                self.identity(node, others[0])  # the rescale: the float twin's product is already real
+            else:
+                runtime_scales.update(node.output)  # the scale product itself
+        elif key == "Reshape" and node.input[0] in runtime_scales:
+            runtime_scales.update(node.output)
+        else:
+            self.nodes.append(node)
+
+
+def _weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """The accelsim weight format of the model's weight codes (the first weight's dtype decides)."""
+    if not codes:
+        return "symmetric"
+    if any(q.dtype == np.uint8 for q, _ in codes):
+        return "asymmetric"
+    return "asymmetric_int8" if any(np.any(z != 0) for _, z in codes) else "symmetric"
+
+
+def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """The fp32 graph a quantized ``model`` quantizes (dequantized weights), and its weight format."""
+    rewrite = _Rewrite(model)
+    runtime: set[str] = set()
+    for node in model.graph.node:
+        rewrite.node(node, runtime)
+    used = {i for n in rewrite.nodes for i in n.input}
+    initializers = [
+        numpy_helper.from_array(v, k) for k, v in {**rewrite.consts, **rewrite.new_consts}.items() if k in used
+    ]
+    inputs = [i for i in model.graph.input if i.name not in rewrite.consts]
+    outputs = [helper.make_tensor_value_info(o.name, onnx.TensorProto.FLOAT, None) for o in model.graph.output]
+    graph = helper.make_graph(rewrite.nodes, model.graph.name or "quantized", inputs, outputs, initializers)
+    opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    twin = helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version)
+    return twin, _weight_format(rewrite.weight_codes)
+
+
+def import_quantized(model: onnx.ModelProto, *, name: str = "quantized", batch: int | None = None) -> QuantizedImport:
+    """``model`` (QOperator, dynamic, or a QDQ model as ORT fuses it) as a workload and the accelsim scheme
+    that reproduces it."""
+    scheme = scheme_of(model)
+    twin, weights = float_twin(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        onnx.save(twin, path)
+        try:
+            imported = import_onnx(path, name=name, batch=batch)
+        except AccelsimError as exc:
+            exc.file = f"{name} (quantized model)"
+            raise
+    return QuantizedImport(imported, scheme, weights)
