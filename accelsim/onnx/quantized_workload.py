@@ -14,8 +14,8 @@ express is refused the same way). The result names the accelsim scheme the model
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,10 @@ from onnx import helper, numpy_helper
 from accelsim.errors import AccelsimError
 from accelsim.onnx import OnnxImport, import_onnx
 from accelsim.onnx.quantized import op_key, scheme_of
+from accelsim.onnx.quantized_ops import qparams
+from accelsim.quant import QParams, QuantizedWeight
 from accelsim.schemes import SchemeName
+from accelsim.values.tensors import LayerParams, WorkloadTensors
 
 #: the requant mode and dynamic flavour that are ONNX Runtime's arithmetic
 REQUANT_MODE = "float_half_even"
@@ -41,6 +44,20 @@ FLOAT_OF: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 #: requantizing op -> the position of its output zero point (a Relu folded into the range shows there)
 OUTPUT_ZERO_POINT = {"QLinearConv": 7, "QLinearMatMul": 7, "com.microsoft.QGemm": 8, "com.microsoft.QLinearAdd": 7}
+#: quantized op -> the position of its output scale (the zero point follows)
+OUTPUT_QPARAMS = {
+    "QuantizeLinear": 1,
+    "QLinearConv": 6,
+    "QLinearMatMul": 6,
+    "com.microsoft.QGemm": 7,
+    "com.microsoft.QLinearAdd": 6,
+    "com.microsoft.QLinearMul": 6,
+    "com.microsoft.QLinearGlobalAveragePool": 3,
+    "com.microsoft.QLinearAveragePool": 3,
+    "com.microsoft.QLinearSigmoid": 3,
+    "com.microsoft.QLinearSoftmax": 3,
+    "com.microsoft.QLinearConcat": 0,
+}
 #: attributes of the contrib ops the float op does not have
 CONTRIB_ONLY = frozenset({"channels_last", "opset"})
 
@@ -53,11 +70,38 @@ class QuantizedImport:
     imported: OnnxImport
     scheme: SchemeName
     weights: str
+    #: layer -> its weight codes with their parameters and its int32 bias, as the model gives them
+    given: dict[str, tuple[QuantizedWeight, np.ndarray | None]] = field(default_factory=dict)
+    #: layer or workload source -> the parameters of its codes (static models)
+    qparams: dict[str, QParams] = field(default_factory=dict)
+
+    def static_tensors(self, feeds: Mapping[str, np.ndarray]) -> WorkloadTensors:
+        """The tensors of a ``static`` values run on the model's own weight codes and int32 biases."""
+        tensors = self.imported.tensors(feeds)
+        params = {
+            name: GivenWeights(p.weight, self.given[name][1], given=self.given[name][0]) if name in self.given else p
+            for name, p in tensors.params.items()
+        }
+        return WorkloadTensors(params, tensors.inputs, tensors.calibration)
 
     @property
     def variant(self) -> str:
         """The requant mode (static) or dynamic flavour that reproduces ORT."""
         return REQUANT_MODE if self.scheme == SchemeName.STATIC else FLAVOUR
+
+
+@dataclass(frozen=True)
+class GivenWeights(LayerParams):
+    """A layer's weight as a quantized model gives it: its codes and parameters stand for every weight
+    format a run asks for (nothing is quantized again), and ``bias`` is the model's int32 bias."""
+
+    given: QuantizedWeight | None = None
+
+    def quantized_weight(
+        self, kind: str, granularity: str = "per_channel", weights: str = "symmetric"
+    ) -> QuantizedWeight:
+        assert self.given is not None  # built with the model's codes
+        return self.given
 
 
 class _Rewrite:
@@ -68,6 +112,10 @@ class _Rewrite:
         self.nodes: list[onnx.NodeProto] = []
         self.new_consts: dict[str, np.ndarray] = {}
         self.weight_codes: list[tuple[np.ndarray, np.ndarray]] = []  # (codes, zero point) of every weight
+        #: node name -> its weight codes and parameters and int32 bias, as the array takes them
+        self.given: dict[str, tuple[QuantizedWeight, np.ndarray | None]] = {}
+        #: node name -> the parameters of its output codes
+        self.output_qparams: dict[str, QParams] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         self.producer = {o: n for n in model.graph.node for o in n.output}
         for n in model.graph.node:
@@ -139,8 +187,29 @@ class _Rewrite:
                         seen.extend(producer.input)
         return np.ones(1, np.float32)
 
+    def _give(self, node: onnx.NodeProto, at: int, *, transpose: bool) -> None:
+        """Keep the node's weight codes ``[out, ...]`` with their parameters (per channel along axis 0) and
+        its int32 bias, for a values run on the given codes."""
+        codes = np.asarray(self.const(node.input[at]))
+        codes = np.ascontiguousarray(codes.T if transpose else codes)
+        bias_at = {"QLinearConv": 8, "com.microsoft.QGemm": 6}[op_key(node)]
+        bias = self.const(self._arg(node, bias_at))
+        self.given[node.name or node.output[0]] = (
+            QuantizedWeight(
+                codes, qparams(self.const(node.input[at + 1]), self.const(node.input[at + 2]), codes.dtype, 0)
+            ),
+            None if bias is None else np.asarray(bias, np.int32).reshape(-1),
+        )
+
     def node(self, node: onnx.NodeProto, runtime_scales: set[str]) -> None:
         key = op_key(node)
+        out_at = OUTPUT_QPARAMS.get(key)
+        if out_at is not None and len(node.input) > out_at + 1 and self.const(node.input[out_at]) is not None:
+            zero = self.const(node.input[out_at + 1])
+            dtype = np.dtype(np.uint8) if zero is None else zero.dtype
+            self.output_qparams[node.input[0] if key == "QuantizeLinear" else node.name or node.output[0]] = qparams(
+                self.const(node.input[out_at]), zero, dtype
+            )
         arg = self._arg
         if key in ("QuantizeLinear", "DequantizeLinear") and self.const(node.input[0]) is None:
             self.identity(node, node.input[0])
@@ -148,6 +217,7 @@ class _Rewrite:
             axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
             self.identity(node, self.dequantized(node, node.input[0], node.input[1], arg(node, 2), axis))
         elif key == "QLinearConv":
+            self._give(node, 3, transpose=False)
             w = self.dequantized(node, node.input[3], node.input[4], node.input[5], 0)
             scale = float(np.asarray(self.const(node.input[1])).reshape(())) * np.asarray(self.const(node.input[4]))
             self.emit(node, "Conv", [node.input[0], w, *self._bias(node, 8, scale.reshape(-1))])
@@ -156,6 +226,7 @@ class _Rewrite:
             self.emit(node, "MatMul", [node.input[0], b])
         elif key == "com.microsoft.QGemm":
             trans_b = next((int(a.i) for a in node.attribute if a.name == "transB"), 0)
+            self._give(node, 3, transpose=not trans_b)
             b = self.dequantized(node, node.input[3], node.input[4], node.input[5], 0 if trans_b else 1)
             scale = np.float32(np.asarray(self.const(node.input[1])).reshape(())) * np.asarray(
                 self.const(node.input[4])
@@ -211,8 +282,9 @@ def _weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> str:
     return "asymmetric_int8" if any(np.any(z != 0) for _, z in codes) else "symmetric"
 
 
-def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
-    """The fp32 graph a quantized ``model`` quantizes (dequantized weights), and its weight format."""
+def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, _Rewrite]:
+    """The fp32 graph a quantized ``model`` quantizes (dequantized weights), and the rewrite that made it
+    (the given weights and output parameters by node)."""
     rewrite = _Rewrite(model)
     runtime: set[str] = set()
     for node in model.graph.node:
@@ -226,14 +298,14 @@ def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     graph = helper.make_graph(rewrite.nodes, model.graph.name or "quantized", inputs, outputs, initializers)
     opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
     twin = helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version)
-    return twin, _weight_format(rewrite.weight_codes)
+    return twin, rewrite
 
 
 def import_quantized(model: onnx.ModelProto, *, name: str = "quantized", batch: int | None = None) -> QuantizedImport:
     """``model`` (QOperator, dynamic, or a QDQ model as ORT fuses it) as a workload and the accelsim scheme
     that reproduces it."""
     scheme = scheme_of(model)
-    twin, weights = float_twin(model)
+    twin, rewrite = float_twin(model)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.onnx"
         onnx.save(twin, path)
@@ -242,4 +314,13 @@ def import_quantized(model: onnx.ModelProto, *, name: str = "quantized", batch: 
         except AccelsimError as exc:
             exc.file = f"{name} (quantized model)"
             raise
-    return QuantizedImport(imported, scheme, weights)
+    sources = {
+        holder: rewrite.output_qparams[t] for t, holder in imported.inputs.items() if t in rewrite.output_qparams
+    }
+    return QuantizedImport(
+        imported,
+        scheme,
+        _weight_format(rewrite.weight_codes),
+        rewrite.given,
+        {**rewrite.output_qparams, **sources},
+    )
