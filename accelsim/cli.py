@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from accelsim.config.hardware import HardwareConfig
     from accelsim.config.sweep import Sweep
     from accelsim.config.workload import Workload
+    from accelsim.model_file import ModelFile
     from accelsim.simulation import RunOptions
+    from accelsim.values.tensors import WorkloadTensors
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
+MAX_BATCH = 4096  # the workload schema's batch range
 EXAMPLES = """examples:
   accelsim compare workloads/resnet18.yaml                 # all schemes on the default hardware
   accelsim report reports/resnet18/default-32x32           # report.md + report.html with plots (or --report)
@@ -37,6 +40,8 @@ EXAMPLES = """examples:
   accelsim show workloads/resnet50.yaml
   accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report
   accelsim import scalesim workloads/tiny_topology.csv -o tiny.yaml
+  accelsim compare workloads/residual_cnn.onnx              # an ONNX model, with its own weights
+  accelsim import onnx workloads/residual_cnn.onnx -o cnn.yaml --name cnn   # a YAML + weights .npz to edit
 """
 
 
@@ -65,6 +70,7 @@ COMMAND_EXAMPLES = {
         "accelsim run workloads/resnet50.yaml --hw tpu-v1 --scheme dynamic --flavour pytorch",
         "accelsim run resnet50 --set array.dataflow=os --timing-only # cycles only: fast, for exploring",
         "accelsim run resnet18 --set-workload batch=4 --scheme woq --report",
+        "accelsim run workloads/residual_cnn.onnx --scheme static   # an ONNX model: its weights, random inputs",
     ],
     "compare": [
         "accelsim compare resnet18                           # fp32, woq, dynamic, static side by side",
@@ -80,6 +86,10 @@ COMMAND_EXAMPLES = {
     "golden": ["accelsim golden resnet18 --layer layer1.0.conv1 -o conv.npz   # inputs, weights, qparams, outputs"],
     "sweep": ["accelsim sweep hwconfigs/sweeps/array_dataflow.yaml --workers 2 --report   # rerun to resume"],
     "import scalesim": ["accelsim import scalesim workloads/tiny_topology.csv -o tiny.yaml"],
+    "import onnx": [
+        "accelsim import onnx workloads/residual_cnn.onnx -o cnn.yaml --name cnn   # cnn.yaml + its weights cnn.npz",
+        "accelsim run cnn.yaml --scheme static   # the same bits and cycles as the .onnx (results: reports/cnn)",
+    ],
 }
 LOWER_LEGEND = (
     "Each array layer runs as GEMMs (matrix products) Y[M,N] = X[M,K] x W[K,N]: M output positions (pixels x batch), "
@@ -158,18 +168,27 @@ def _tile_cell(value: object) -> object:
     return "" if value is None else value
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _load_any(path: str, overrides: Sequence[str]) -> Workload | HardwareConfig | Sweep:
+    """A hardware, workload or sweep file, or an ONNX model (as the workload it imports to)."""
+    from accelsim.model_file import is_onnx, load_model
+
+    if is_onnx(path):
+        return load_model(path, overrides).workload
     from accelsim.config import load_any
 
+    return load_any(path, overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.files:
-        print(f"{path}: ok: {summary(load_any(path, args.set), args.set)}")
+        print(f"{path}: ok: {summary(_load_any(path, args.set), args.set)}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from accelsim.config import HardwareConfig, Workload, load_any
+    from accelsim.config import HardwareConfig, Workload
 
-    model = load_any(args.file, args.set)
+    model = _load_any(args.file, args.set)
     print(summary(model, args.set))
     if isinstance(model, (Workload, HardwareConfig)):
         print(
@@ -178,28 +197,71 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_import_output(out: str | Path, source: str, what: str) -> None:
+    """An import's output file: writable, and not the file being imported (which it would replace)."""
+    check_output_file(out, field="--output")
+    if Path(out).exists() and Path(source).exists() and os.path.samefile(out, source):
+        raise AccelsimError(
+            f"would overwrite the input {what} {source}: give another output file", file=str(out), path="--output"
+        )
+
+
 def cmd_import_scalesim(args: argparse.Namespace) -> int:
     from accelsim.atomic_file import write_atomic
     from accelsim.config.scalesim_topology import import_topology, workload_yaml
 
     out = args.output or Path(args.topology).with_suffix(".yaml").name
-    check_output_file(out, field="--output")
-    if Path(out).exists() and Path(args.topology).exists() and os.path.samefile(out, args.topology):
-        raise AccelsimError(
-            f"would overwrite the input topology {args.topology}: give another output file",
-            file=str(out),
-            path="--output",
-        )
+    _check_import_output(out, args.topology, "topology")
     workload = import_topology(args.topology, name=args.name)
     write_atomic(out, workload_yaml(workload))
     print(f"wrote {out}: {summary(workload)}")
     return 0
 
 
-def _load_pair(args: argparse.Namespace) -> tuple[Workload, HardwareConfig]:
-    from accelsim.config import load_hardware, load_workload
+def _input_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
+    """``--input-shape NAME=1,3,224,224`` options as graph input name -> shape."""
+    shapes = {}
+    for spec in specs:
+        name, _, dims = spec.partition("=")
+        try:
+            shape = [int(d) for d in dims.split(",")]
+        except ValueError:
+            shape = []
+        if not name or not shape or min(shape) < 1:
+            raise AccelsimError(
+                f"{spec!r} is not NAME=D0,D1,...", path="--input-shape", allowed="e.g. x=1,3,224,224 (dims >= 1)"
+            )
+        shapes[name] = shape
+    return shapes
 
-    return load_workload(args.workload, args.set_workload), load_hardware(args.hw, args.set)
+
+def cmd_import_onnx(args: argparse.Namespace) -> int:
+    from accelsim.model_file import import_to_files
+
+    out = args.output or Path(args.model).with_suffix(".yaml").name
+    for target in (out, Path(out).with_suffix(".npz")):
+        _check_import_output(target, args.model, "model")
+    if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
+        raise AccelsimError(f"batch {args.batch} out of range", path="--batch", allowed=f"1..{MAX_BATCH}")
+    shapes = _input_shapes(args.input_shape)
+    workload, weights = import_to_files(args.model, out, name=args.name, batch=args.batch, input_shapes=shapes)
+    print(f"wrote {out} and its weights {weights}: {summary(workload)}")
+    return 0
+
+
+def _load_pair(args: argparse.Namespace) -> tuple[ModelFile, HardwareConfig]:
+    """The model the command names (a workload or an ONNX file, with its weights) and the hardware."""
+    from accelsim.config import load_hardware
+    from accelsim.model_file import load_model
+
+    return load_model(args.workload, args.set_workload), load_hardware(args.hw, args.set)
+
+
+def _tensors(args: argparse.Namespace, model: ModelFile) -> WorkloadTensors | None:
+    """The model's weights and the user's --input / --calibration data (None: the seeded draw)."""
+    if getattr(args, "timing_only", False):
+        return None
+    return model.tensors(args.input, args.calibration)
 
 
 def _describe_pair(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> str:
@@ -288,11 +350,19 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.report.summary import layer_table
-    from accelsim.simulation import simulate
+    from accelsim.simulation import PreparedModel, simulate
 
-    workload, hw = _load_pair(args)
+    model, hw = _load_pair(args)
+    workload, tensors = model.workload, _tensors(args, model)
     folder = _prepare(args, workload, hw, [args.scheme])
-    run = simulate(workload, hw, args.scheme, options=_run_options(args), progress=_progress())
+    run = simulate(
+        workload,
+        hw,
+        args.scheme,
+        options=_run_options(args),
+        prepared=PreparedModel(tensors=tensors),
+        progress=_progress(),
+    )
     print(
         f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
         + (f" ({args.flavour} flavour)" if SCHEME_TABLE[args.scheme].runtime_activations else "")
@@ -320,9 +390,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.report.summary import scheme_table
     from accelsim.simulation import compare_schemes
 
-    workload, hw = _load_pair(args)
+    model, hw = _load_pair(args)
+    workload, tensors = model.workload, _tensors(args, model)
     folder = _prepare(args, workload, hw, args.schemes)
-    runs = compare_schemes(workload, hw, args.schemes, options=_run_options(args), progress=_progress())
+    runs = compare_schemes(
+        workload, hw, args.schemes, options=_run_options(args), tensors=tensors, progress=_progress()
+    )
     print(_describe_pair(args, workload, hw))
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
@@ -350,7 +423,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_lower(args: argparse.Namespace) -> int:
     from accelsim.lowering.program import lower, lowering_options
 
-    workload, hw = _load_pair(args)
+    model, hw = _load_pair(args)
+    workload = model.workload
     program = lower(workload, hw, args.scheme, **lowering_options(args.flavour, args.weights))
     print(f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}")
     rows = []
@@ -454,9 +528,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from accelsim.explain import explain
     from accelsim.values.footprint import check_values_fit
 
-    workload, hw = _load_pair(args)
+    model, hw = _load_pair(args)
+    workload, tensors = model.workload, _tensors(args, model)
     check_values_fit(workload, 1, timing_only_flag=False)
-    print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights))
+    print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights, tensors))
     return 0
 
 
@@ -466,7 +541,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from accelsim.values.runner import run_values
 
     check_output_file(args.output, field="--output")
-    workload, hw = _load_pair(args)
+    model, hw = _load_pair(args)
+    workload, tensors = model.workload, _tensors(args, model)
     names = [s.layer.name for s in workload.shapes]
     if args.layer not in names:
         raise AccelsimError(
@@ -474,7 +550,15 @@ def cmd_golden(args: argparse.Namespace) -> int:
         )
     check_values_fit(workload, 1, timing_only_flag=False)
     results = (
-        run_values(workload, hw, args.scheme, flavour=args.flavour, keep_results=[args.layer], weights=args.weights)
+        run_values(
+            workload,
+            hw,
+            args.scheme,
+            flavour=args.flavour,
+            keep_results=[args.layer],
+            weights=args.weights,
+            tensors=tensors,
+        )
         .layers[args.layer]
         .results
     )
@@ -535,7 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     sim = _Parser(add_help=False, parents=[overrides])
-    sim.add_argument("workload", metavar="WORKLOAD", help="a workload file, or a shipped workload's name")
+    sim.add_argument(
+        "workload", metavar="WORKLOAD", help="a workload file, a shipped workload's name, or an ONNX model (.onnx)"
+    )
     sim.add_argument("--hw", help="hardware file or shipped name (default: hwconfigs/default.yaml)")
     sim.add_argument(
         "--set-workload",
@@ -558,7 +644,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="symmetric",
         help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)",
     )
-    run_opts = _Parser(add_help=False, parents=[sim, wide])
+    data = _Parser(add_help=False)
+    data.add_argument(
+        "--input",
+        metavar="X.npy|npz",
+        help="the run batch (the workload's batch x input shape; an .npz holds one array per input, named as "
+        "the workload's or the ONNX model's inputs) instead of seeded random data; the errors are measured on it",
+    )
+    data.add_argument(
+        "--calibration",
+        metavar="C.npy|npz",
+        help="the static scheme's calibration data (one or more batches, same layout as --input) (default: the "
+        "--input batch when given, else seeded random data)",
+    )
+    run_opts = _Parser(add_help=False, parents=[sim, wide, data])
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
     run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
@@ -616,13 +715,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
-        "explain", parents=[sim], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges"
+        "explain", parents=[sim, data], help="one layer's datapath step by step: dtypes, units, M0/shift, ranges"
     )
     p.add_argument("--layer", required=True, help="layer name (see accelsim show)")
     p.add_argument("--scheme", choices=SCHEMES, default=SchemeName.STATIC, help=SCHEME_HELP)
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("golden", parents=[sim], help="write one layer's golden vectors (.npz) for an RTL testbench")
+    p = sub.add_parser(
+        "golden", parents=[sim, data], help="write one layer's golden vectors (.npz) for an RTL testbench"
+    )
     p.add_argument("--layer", required=True, help="layer name (conv2d, linear or matmul)")
     p.add_argument("--scheme", choices=SCHEMES, default=SchemeName.STATIC, help=SCHEME_HELP)
     p.add_argument("--index", type=int, default=0, help="which GEMM of a matmul (sample x head), default 0")
@@ -636,7 +737,25 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", metavar="WORKLOAD.yaml", help="default: the CSV's name with .yaml, here")
     q.add_argument("--name", help="workload name (default: the CSV's file name)")
     q.set_defaults(func=cmd_import_scalesim)
-    commands = {**sub.choices, "import scalesim": q}
+    o = fmt.add_parser("onnx", help="an ONNX model (fp32): the workload YAML plus its weights .npz beside it")
+    o.add_argument("model", metavar="MODEL.onnx")
+    o.add_argument(
+        "-o",
+        "--output",
+        metavar="WORKLOAD.yaml",
+        help="default: the model's name with .yaml, here; the weights go beside it, named with .npz",
+    )
+    o.add_argument("--name", help="workload name (default: the model's file name)")
+    o.add_argument("--batch", type=int, help="fills a symbolic batch dim of the model's inputs")
+    o.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="a graph input's whole shape, batch first, for inputs with dynamic dims (repeatable)",
+    )
+    o.set_defaults(func=cmd_import_onnx)
+    commands = {**sub.choices, "import scalesim": q, "import onnx": o}
     for name, examples in COMMAND_EXAMPLES.items():
         commands[name].epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
         commands[name].formatter_class = argparse.RawDescriptionHelpFormatter
@@ -652,6 +771,9 @@ PATH_ARGUMENTS = {
     "results_dir": "RESULTS_DIR",
     "spec": "SPEC",
     "topology": "TOPO.csv",
+    "model": "MODEL.onnx",
+    "input": "--input",
+    "calibration": "--calibration",
     "output": "--output",
     "out": "--out",
 }

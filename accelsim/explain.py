@@ -21,6 +21,7 @@ from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_su
 from accelsim.quant.requant import get_mode
 from accelsim.schemes import get_scheme
 from accelsim.values.runner import run_values
+from accelsim.values.tensors import WorkloadTensors
 
 
 def _fmt(values: np.ndarray, n: int = 4) -> str:
@@ -106,8 +107,10 @@ def explain(
     scheme: str,
     flavour: str = "onnx",
     weights: str = "symmetric",
+    tensors: WorkloadTensors | None = None,
 ) -> str:
-    """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw`` with weights in format ``weights``."""
+    """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw`` with weights in format ``weights``,
+    on ``tensors`` (a model's own weights, the user's inputs; the workload's seeded draw when None)."""
     shapes = {s.layer.name: s for s in workload.shapes}
     if layer_name not in shapes:
         raise AccelsimError(
@@ -118,7 +121,9 @@ def explain(
     s = shapes[layer_name]
     program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
     lowered = next(l for l in program.layers if l.name == layer_name)
-    values = run_values(workload, hw, scheme, flavour=flavour, keep_results=[layer_name], weights=weights)
+    values = run_values(
+        workload, hw, scheme, flavour=flavour, keep_results=[layer_name], weights=weights, tensors=tensors
+    )
     lv = values.layers[layer_name]
     act = getattr(s.layer, "activation", "none")
     head = (

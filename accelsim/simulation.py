@@ -287,10 +287,12 @@ def compare_schemes(
     schemes: Iterable[SchemeName] = tuple(SCHEMES),
     *,
     options: RunOptions = RunOptions(),
+    tensors: WorkloadTensors | None = None,
     progress: Progress | None = None,
 ) -> list[SchemeRun]:
     """Every scheme on the same workload and hardware, in the scheme table's order (the reference scheme,
-    fp32, first), its values the others' error reference, all on one draw of weights and inputs."""
+    fp32, first), its values the others' error reference, all on one draw of weights and inputs (``tensors``,
+    e.g. a model's own weights and the user's data; drawn from the workload's seed when None)."""
     table = list(SCHEMES)
     names = sorted({get_scheme(s).name for s in schemes}, key=lambda s: (not SCHEMES[s].is_reference, table.index(s)))
     tensors, reference = None, None
@@ -298,7 +300,8 @@ def compare_schemes(
         from accelsim.values.runner import run_values
         from accelsim.values.tensors import materialize
 
-        tensors = materialize(workload)  # one draw of weights and inputs for every scheme
+        if tensors is None:
+            tensors = materialize(workload)  # one draw of weights and inputs for every scheme
         if not any(SCHEMES[s].is_reference for s in names):
             if progress is not None:
                 progress("fp32 reference values")

@@ -295,6 +295,9 @@ class Workload(StrictModel):
     name: Annotated[str, PLAIN_NAME_CHECK]
     description: str = ""
     source: str = ""
+    weights_file: str = ""
+    """An ``.npz`` of the layers' weights (``<layer>.weight`` / ``<layer>.bias``) beside this file, as
+    ``accelsim import onnx`` writes it; empty: seeded random weights (accelsim.model_file reads it)."""
     batch: Annotated[int, whole(1, 4096, "samples")] = 1
     seed: Annotated[int, whole(0, 2**64 - 1)] = 0
     input_shape: TensorShape

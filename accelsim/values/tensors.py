@@ -11,6 +11,7 @@ Weights may instead come from an ``.npz`` with keys ``<layer>.weight`` / ``<laye
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,9 @@ def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> Layer
     return LayerParams(weight, bias)
 
 
-def _npz_params(name: str, expected: tuple[int, ...], stored: dict[str, np.ndarray], file: str) -> LayerParams | None:
+def _npz_params(
+    name: str, expected: tuple[int, ...], stored: Mapping[str, np.ndarray], file: str
+) -> LayerParams | None:
     """The layer's parameters from the file, checked against the inferred shape; None if absent."""
     if f"{name}.weight" not in stored:
         return None
@@ -120,27 +123,38 @@ def materialize(
     workload: Workload,
     *,
     seed: int | None = None,
-    weights: str | Path | None = None,
+    weights: str | Path | Mapping[str, np.ndarray] | None = None,
     calibration_batches: int = 1,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    calibration: Mapping[str, np.ndarray] | None = None,
 ) -> WorkloadTensors:
     """Weights, input batch and calibration batch (``calibration_batches`` batches) of ``workload``.
 
-    ``seed`` overrides ``workload.seed``; ``weights`` names an ``.npz`` whose entries replace the
-    random parameters of the layers it covers (LayerNorm: ``weight`` is gamma, ``bias`` beta).
+    ``seed`` overrides ``workload.seed``; ``weights`` (an ``.npz`` path, read with the checks of
+    :mod:`accelsim.values.user_data`, or its arrays) replaces the random parameters of the layers it covers
+    (LayerNorm: ``weight`` is gamma, ``bias`` beta). ``inputs`` / ``calibration`` (source name ->
+    batch-first array, as :func:`accelsim.values.user_data.load_batch` gives them) replace the drawn run and
+    calibration batches: a user's own data drives the calibration and the error metrics.
     """
     seed = workload.seed if seed is None else seed
-    stored: dict[str, np.ndarray] = {}
-    if weights is not None:
-        with np.load(weights) as npz:
-            stored = dict(npz)
+    file = "" if weights is None or isinstance(weights, Mapping) else str(weights)
+    stored: Mapping[str, np.ndarray] = {}
+    if isinstance(weights, Mapping):
+        stored = weights
+    elif weights is not None:
+        from accelsim.values.user_data import load_arrays
+
+        stored = load_arrays(weights, field="weights_file")
     params: dict[str, LayerParams] = {}
     for shapes in workload.shapes:
         shape = _weight_shape(shapes)
         if shape is None:
             continue
         name = shapes.layer.name
-        loaded = _npz_params(name, shape, stored, str(weights)) if stored else None
+        loaded = _npz_params(name, shape, stored, file) if stored else None
         params[name] = loaded if loaded is not None else _random_params(shapes.layer, shape, seed)
-    return WorkloadTensors(
-        params, _sources(workload, seed, "input", 1), _sources(workload, seed, "calibration", calibration_batches)
+    drawn_inputs = dict(inputs) if inputs is not None else _sources(workload, seed, "input", 1)
+    drawn_calibration = (
+        dict(calibration) if calibration is not None else _sources(workload, seed, "calibration", calibration_batches)
     )
+    return WorkloadTensors(params, drawn_inputs, drawn_calibration)

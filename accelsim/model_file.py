@@ -1,0 +1,133 @@
+"""The model a command names: a workload YAML (with the weights file it names) or an ONNX model, and the
+user's data for it.
+
+Every command that takes a workload takes an ONNX file too (``accelsim run model.onnx``): it is imported
+(:func:`accelsim.onnx.import_onnx`) and runs with the model's own weights, as the YAML and ``.npz`` that
+``accelsim import onnx`` writes do, so both paths give the same bits and cycles. ``--input`` and
+``--calibration`` replace the seeded random run and calibration batches for either kind of file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
+
+from accelsim.errors import AccelsimError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from accelsim.config.workload import Workload
+    from accelsim.values.tensors import WorkloadTensors
+
+#: a symbolic batch dim of an ONNX model run directly is filled with this (``--set-workload batch=N`` changes it)
+DIRECT_BATCH = 1
+
+
+def is_onnx(path: str | os.PathLike[str]) -> bool:
+    """Whether a command's model argument names an ONNX file (by its extension, as exporters write it)."""
+    return PurePath(path).suffix.lower() == ".onnx"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A loaded workload, its weights (an ``.npz`` path, the arrays of an imported ONNX model, or None for
+    seeded random ones) and the names an ``.npz`` of inputs may use (ONNX graph input -> workload source)."""
+
+    workload: Workload
+    weights: Path | Mapping[str, np.ndarray] | None = None
+    input_names: Mapping[str, str] = field(default_factory=dict)
+
+    def tensors(
+        self, inputs: str | os.PathLike[str] | None = None, calibration: str | os.PathLike[str] | None = None
+    ) -> WorkloadTensors | None:
+        """The run's tensors: the model's weights, the ``inputs`` file's batch (``--input``) and the
+        ``calibration`` file's batches (``--calibration``; the ``--input`` batch when only that is given).
+        None when all of them would be the workload's seeded draw (the simulation draws them itself)."""
+        if self.weights is None and inputs is None and calibration is None:
+            return None
+        from accelsim.config.workload import INPUT
+        from accelsim.values.tensors import materialize
+        from accelsim.values.user_data import load_batch
+
+        w = self.workload
+        sources = {INPUT: tuple(w.input_shape)} | {k: tuple(v) for k, v in w.extra_inputs.items()}
+        aliases = dict(self.input_names)
+        run = None if inputs is None else load_batch(inputs, sources, w.batch, field="--input", aliases=aliases)
+        calibrating = (
+            run
+            if calibration is None
+            else load_batch(calibration, sources, w.batch, field="--calibration", aliases=aliases, whole_batches=True)
+        )
+        return materialize(w, weights=self.weights, inputs=run, calibration=calibrating)
+
+
+def load_model(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ModelFile:
+    """The workload ``path`` names (a YAML file, a shipped name or an ``.onnx`` model), ``overrides`` applied."""
+    if is_onnx(path):
+        return _load_onnx(path, overrides)
+    from accelsim.config.loader import load_workload, resolve
+
+    workload = load_workload(Path(path), overrides)
+    if not workload.weights_file:
+        return ModelFile(workload)
+    return ModelFile(workload, weights_beside(resolve(Path(path), "workload"), workload.weights_file))
+
+
+def weights_beside(yaml_file: Path, name: str) -> Path:
+    """A workload's ``weights_file``, which must name a file in the workload's own folder (or below it): a
+    workload someone sends cannot make the simulator read ``/etc/...`` or climb out with ``..``."""
+    relative = PurePath(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise AccelsimError(
+            f"{name!r} leaves the workload's folder",
+            file=str(yaml_file),
+            path="weights_file",
+            allowed="a path relative to the workload file, without ..",
+        )
+    return yaml_file.parent / relative
+
+
+def _load_onnx(path: str | os.PathLike[str], overrides: Sequence[str]) -> ModelFile:
+    from accelsim.onnx import import_onnx
+
+    imported = import_onnx(path, batch=DIRECT_BATCH)
+    workload = imported.workload
+    if overrides:
+        from accelsim.config.loader import validate_doc
+        from accelsim.config.workload import Workload
+
+        workload = validate_doc(Workload, workload.model_dump(mode="json"), overrides, os.fspath(path))
+    return ModelFile(workload, imported.weights, imported.inputs)
+
+
+def import_to_files(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    batch: int | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> tuple[Workload, Path]:
+    """Import ONNX ``model`` and write it as the workload YAML ``output`` plus its weights ``.npz`` beside it
+    (same name, ``.npz``; the YAML's ``weights_file`` names it), each atomically, the weights first so a
+    YAML never names a missing file. Returns the workload as written and the weights file."""
+    import io
+
+    import numpy as np
+
+    from accelsim.atomic_file import write_atomic
+    from accelsim.config.scalesim_topology import workload_yaml
+    from accelsim.onnx import import_onnx
+
+    weights_path = Path(output).with_suffix(".npz")
+    imported = import_onnx(model, name=name, batch=batch, input_shapes=input_shapes)
+    buffer = io.BytesIO()
+    np.savez(buffer, **imported.weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+    write_atomic(weights_path, buffer.getvalue())
+    workload = imported.workload.model_copy(update={"weights_file": weights_path.name})
+    write_atomic(Path(output), workload_yaml(workload))
+    return workload, weights_path
