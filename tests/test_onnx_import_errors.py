@@ -115,8 +115,8 @@ def test_opsets_out_of_range(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("attrs", "reason"),
     [
-        ({"pads": [0, 0, 1, 1]}, "asymmetric pads [0, 0, 1, 1]"),
-        ({"auto_pad": "SAME_UPPER", "kernel_shape": [3, 3], "strides": [2, 2]}, "auto_pad SAME_UPPER pads [1, 1]"),
+        ({"pads": [0, 0, 2000, 1]}, "layers[0].padding[2]: 2000 is outside the plausible range"),
+        ({"pads": [1, 1, 1, 1], "strides": [2000, 1]}, "layers[0].stride[0]: 2000 is outside the plausible range"),
     ],
 )
 def test_attributes_the_conv_layer_cannot_express(tmp_path: Path, attrs: dict[str, Any], reason: str) -> None:

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
-from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole
+from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel
 
@@ -29,7 +29,28 @@ MAX_LAYERS = 10_000
 Dim = Annotated[int, whole(1, MAX_DIM)]
 Window = int | list[int]
 Pair = Annotated[Window, pair_of(1, 1024)]
-PadPair = Annotated[Window, pair_of(0, 1024)]
+
+
+def _sides_check(value: object) -> object:
+    """Padding: an int, ``[height, width]`` or ``[top, left, bottom, right]`` (ONNX's asymmetric pads,
+    TF's SAME with an odd total), each 0..1024."""
+    if not isinstance(value, list):
+        return whole_number(value, 0, 1024)
+    if len(value) not in (2, 4):
+        raise FieldError(
+            (),
+            f"a list of {len(value)} values",
+            "a whole number from 0 to 1,024, or a list of two [height, width] or four [top, left, bottom, right]",
+        )
+    for i, item in enumerate(value):
+        try:
+            whole_number(item, 0, 1024)
+        except FieldError as exc:
+            raise FieldError((i,), exc.message, exc.allowed) from None
+    return value
+
+
+Padding = Annotated[Window, BeforeValidator(_sides_check)]
 Label = Annotated[str, LABEL_CHECK]
 TensorShape = Annotated[list[Dim], Field(min_length=1, max_length=4)]
 INPUT = "input"
@@ -39,6 +60,14 @@ Shape = tuple[int, ...]
 def pair(value: int | list[int]) -> tuple[int, int]:
     """``3`` -> ``(3, 3)``, ``[3, 1]`` -> ``(3, 1)``: height first, as in PyTorch."""
     return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def sides(padding: int | list[int]) -> tuple[int, int, int, int]:
+    """Padding as ``(top, left, bottom, right)``: an int or ``[h, w]`` pads both sides of an axis alike."""
+    if isinstance(padding, list) and len(padding) == 4:
+        return padding[0], padding[1], padding[2], padding[3]
+    h, w = pair(padding)
+    return h, w, h, w
 
 
 class LayerBase(StrictModel):
@@ -52,8 +81,9 @@ class LayerBase(StrictModel):
             raise ValueError(f"'{INPUT}' names the workload input and cannot name a layer")
         return name
 
-    #: how many inputs the layer takes
+    #: how many inputs the layer takes (at least this many when ``variadic``)
     arity: ClassVar[int] = 1
+    variadic: ClassVar[bool] = False
     type: str
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
@@ -74,7 +104,7 @@ class Conv2d(LayerBase):
     out_channels: Dim
     kernel: Pair
     stride: Pair = 1
-    padding: PadPair = 0
+    padding: Padding = 0
     dilation: Pair = 1
     groups: Dim = 1
     bias: bool = True
@@ -156,11 +186,22 @@ class Matmul(LayerBase):
             b = (*b[:-2], b[-1], b[-2])
         return a, b
 
+    def batch_dims(self, in_shapes: list[Shape]) -> Shape:
+        """The product's leading dims: both operands' leading dims broadcast as numpy's matmul does (a
+        missing or size-1 dim repeats the other operand's)."""
+        a, b = self.operands(in_shapes)
+        lead_a, lead_b = a[:-2], b[:-2]
+        rank = max(len(lead_a), len(lead_b))
+        lead_a, lead_b = (1,) * (rank - len(lead_a)) + lead_a, (1,) * (rank - len(lead_b)) + lead_b
+        if any(x != y and 1 not in (x, y) for x, y in zip(lead_a, lead_b)):
+            raise FieldError(("inputs",), f"leading dims {list(a[:-2])} and {list(b[:-2])} do not broadcast")
+        return tuple(max(x, y) for x, y in zip(lead_a, lead_b))
+
     def infer(self, in_shapes: list[Shape]) -> Shape:
         a, b = self.operands(in_shapes)
-        if a[:-2] != b[:-2] or a[-1] != b[-2]:
+        if a[-1] != b[-2]:
             raise FieldError(("inputs",), f"cannot multiply {list(a)} by {list(b)}")
-        out = (*a[:-1], b[-1])
+        out = (*self.batch_dims(in_shapes), a[-2], b[-1])
         if self.merge_heads:
             if len(out) != 3:
                 raise FieldError(("merge_heads",), f"needs a [heads, M, N] product, got {list(out)}")
@@ -169,14 +210,17 @@ class Matmul(LayerBase):
 
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         a, b = self.operands(in_shapes)
-        return math.prod(a) * b[-1]
+        return math.prod(self.batch_dims(in_shapes)) * a[-2] * a[-1] * b[-1]
 
 
 class Pool(LayerBase):
     kernel: Pair | None = None
     stride: Pair | None = None
-    padding: PadPair = 0
+    padding: Padding = 0
     global_pool: bool = False
+    #: output extents round up (ONNX / PyTorch ``ceil_mode``): a last window may run past the padding,
+    #: as long as it starts inside the input or its leading padding
+    ceil_mode: bool = False
 
     @model_validator(mode="after")
     def _kernel_or_global(self) -> Pool:
@@ -193,11 +237,25 @@ class Pool(LayerBase):
             return (c, 1, 1)
         assert self.kernel is not None  # _kernel_or_global
         kh, kw = pair(self.kernel)
-        ph, pw = pair(self.padding)
-        if 2 * ph > kh or 2 * pw > kw:
-            raise FieldError(("padding",), f"{[ph, pw]} is more than half the kernel {[kh, kw]}")
-        stride = self.stride if self.stride is not None else self.kernel
-        return (c, *spatial_out((h, w), self.kernel, stride, self.padding, 1))
+        pads = sides(self.padding)
+        if any(2 * p > k for p, k in zip(pads, (kh, kw, kh, kw))):
+            raise FieldError(("padding",), f"{list(pads)} is more than half the kernel {[kh, kw]} on a side")
+        return (c, *spatial_out((h, w), self.kernel, self.strides, self.padding, 1, ceil_mode=self.ceil_mode))
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        """The window's step: the kernel unless given."""
+        assert self.kernel is not None  # only windowed pools step
+        return pair(self.stride if self.stride is not None else self.kernel)
+
+    def overhang(self, hw: tuple[int, int], out: tuple[int, int]) -> tuple[int, int]:
+        """Rows and columns ``ceil_mode`` windows read past the bottom / right padding (no value there)."""
+        assert self.kernel is not None  # only windowed pools have windows
+        top, left, bottom, right = sides(self.padding)
+        return tuple(
+            max(0, (o - 1) * s + k - (size + lo + hi))
+            for size, o, s, k, lo, hi in zip(hw, out, self.strides, pair(self.kernel), (top, left), (bottom, right))
+        )
 
 
 class MaxPool(Pool):
@@ -206,6 +264,10 @@ class MaxPool(Pool):
 
 class AvgPool(Pool):
     type: Literal["avgpool"]
+    #: the padding taps count in the divisor (as zeros); default: only the in-image taps count
+    #: (ONNX count_include_pad=0, TFLite, and what accelsim always computed). Taps of a ceil_mode
+    #: overhang never count, as in PyTorch and ONNX Runtime.
+    count_include_pad: bool = False
 
 
 class Add(LayerBase):
@@ -251,8 +313,104 @@ class LayerNorm(LayerBase):
         return 2 * in_shapes[0][-1]
 
 
+#: per-sample axes of a layout layer: tensors have at most 8 (ShuffleNet's channel shuffle uses 4)
+MAX_RANK = 8
+Axis = Annotated[int, whole(-MAX_RANK, MAX_RANK - 1, "(negative counts from the last)")]
+
+
+def _axis(axis: int, rank: int, field: str = "axis") -> int:
+    """``axis`` of a per-sample tensor of ``rank`` dims, negative counting from the end."""
+    if not -rank <= axis < rank:
+        raise FieldError((field,), f"{axis} is not an axis of a {rank}-dim per-sample tensor", f"{-rank} .. {rank - 1}")
+    return axis % rank
+
+
+class Concat(LayerBase):
+    """Tensors joined along one per-sample axis (SqueezeNet's fire modules, Inception's branches); the
+    other dims must agree. Moves bytes only: the vector unit's load/store streams (docs/workloads.md)."""
+
+    type: Literal["concat"]
+    arity: ClassVar[int] = 2
+    variadic: ClassVar[bool] = True
+    axis: Axis = 0
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        first = in_shapes[0]
+        axis = _axis(self.axis, len(first))
+        for shape in in_shapes[1:]:
+            if len(shape) != len(first) or any(x != y for i, (x, y) in enumerate(zip(shape, first)) if i != axis):
+                raise FieldError(("inputs",), f"{list(shape)} and {list(first)} differ outside axis {axis}")
+        return (*first[:axis], sum(s[axis] for s in in_shapes), *first[axis + 1 :])
+
+
+class Transpose(LayerBase):
+    """Per-sample dims permuted (``perm[i]`` is the input axis output axis ``i`` reads; the batch stays
+    first). Moves bytes only."""
+
+    type: Literal["transpose"]
+    perm: Annotated[list[Annotated[int, whole(0, MAX_RANK - 1)]], Field(min_length=1, max_length=MAX_RANK)]
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if sorted(self.perm) != list(range(len(shape))):
+            raise FieldError(("perm",), f"{self.perm} is not a permutation of the {len(shape)} axes of {list(shape)}")
+        return tuple(shape[i] for i in self.perm)
+
+
+class Reshape(LayerBase):
+    """The same elements under another per-sample shape (Squeeze, Unsqueeze, Flatten at any axis,
+    ShuffleNet's channel shuffle); one ``-1`` takes what is left. Free: no data moves."""
+
+    type: Literal["reshape"]
+    shape: Annotated[
+        list[Annotated[int, whole(-1, MAX_DIM, "(-1: what is left)")]], Field(min_length=1, max_length=MAX_RANK)
+    ]
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        elements = math.prod(in_shapes[0])
+        if self.shape.count(-1) > 1 or 0 in self.shape:
+            raise FieldError(("shape",), f"{self.shape} has more than one -1 or a 0", "extents, and at most one -1")
+        known = math.prod(d for d in self.shape if d != -1)
+        if -1 in self.shape and elements % known == 0:
+            return tuple(elements // known if d == -1 else d for d in self.shape)
+        if known != elements:
+            raise FieldError(
+                ("shape",), f"{self.shape} does not hold the {elements:,} elements of {list(in_shapes[0])}"
+            )
+        return tuple(self.shape)
+
+
+class Lrn(LayerBase):
+    """Local response normalization across channels (AlexNet, ZFNet, GoogLeNet), ONNX's definition:
+    ``y = x / (bias + alpha / size * sum of x^2 over the size channels around c) ** beta``; vector unit, fp32."""
+
+    type: Literal["lrn"]
+    size: Annotated[int, whole(1, 1024, "channels")]
+    alpha: Annotated[float, number(0.0, 1e6)] = 1e-4
+    beta: Annotated[float, number(0.0, 100.0)] = 0.75
+    bias: Annotated[float, number(1e-12, 1e6)] = 1.0
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) < 2:
+            raise FieldError(("inputs",), f"lrn needs a [C, ...] input with spatial dims, got {list(shape)}")
+        return shape
+
+
 Layer = Annotated[
-    Conv2d | Linear | Matmul | MaxPool | AvgPool | Add | Flatten | Softmax | LayerNorm,
+    Conv2d
+    | Linear
+    | Matmul
+    | MaxPool
+    | AvgPool
+    | Add
+    | Flatten
+    | Softmax
+    | LayerNorm
+    | Concat
+    | Transpose
+    | Reshape
+    | Lrn,
     Field(discriminator="type"),
 ]
 #: layer types that run on the MAC array (lowered to GEMMs); the others run on the vector unit
@@ -262,17 +420,25 @@ GEMM_LAYERS = (Conv2d, Linear, Matmul)
 def spatial_out(
     hw: tuple[int, int],
     kernel: int | list[int],
-    stride: int | list[int],
+    stride: int | list[int] | tuple[int, int],
     padding: int | list[int],
     dilation: int | list[int],
+    *,
+    ceil_mode: bool = False,
 ) -> tuple[int, int]:
-    """Output height and width of a sliding window, as PyTorch computes them (floor)."""
+    """Output height and width of a sliding window, as PyTorch computes them (floor; with ``ceil_mode``
+    rounded up, dropping a last window that would start past the input and its leading padding)."""
     out = []
-    for size, k, s, p, d in zip(hw, pair(kernel), pair(stride), pair(padding), pair(dilation)):
-        span = d * (k - 1) + 1
-        if size + 2 * p < span:
-            raise FieldError(("kernel",), f"window {span} is larger than the padded input {size + 2 * p}")
-        out.append((size + 2 * p - span) // s + 1)
+    top, left, bottom, right = sides(padding)
+    strides = stride if isinstance(stride, tuple) else pair(stride)
+    for size, k, s, lo, hi, d in zip(hw, pair(kernel), strides, (top, left), (bottom, right), pair(dilation)):
+        span, padded = d * (k - 1) + 1, size + lo + hi
+        if padded < span:
+            raise FieldError(("kernel",), f"window {span} is larger than the padded input {padded}")
+        extent = -(-(padded - span) // s) + 1 if ceil_mode else (padded - span) // s + 1
+        if ceil_mode and (extent - 1) * s >= size + lo:
+            extent -= 1
+        out.append(extent)
     return out[0], out[1]
 
 
@@ -378,9 +544,10 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
     for i, layer in enumerate(layers):
         where: tuple[str | int, ...] = ("layers", i)
         ins = tuple(layer.inputs) if layer.inputs is not None else (previous,)
-        if len(ins) != layer.arity:
+        if len(ins) < layer.arity if layer.variadic else len(ins) != layer.arity:
+            takes = f"at least {layer.arity}" if layer.variadic else layer.arity
             raise FieldError(
-                (*where, "inputs"), f"layer {layer.name!r} ({layer.type}) takes {layer.arity} input(s), got {len(ins)}"
+                (*where, "inputs"), f"layer {layer.name!r} ({layer.type}) takes {takes} input(s), got {len(ins)}"
             )
         for name in ins:
             if name in shapes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from accelsim.config.workload import Conv2d, LayerShapes, Linear, Matmul, pair
+from accelsim.config.workload import Conv2d, LayerShapes, Linear, Matmul, pair, sides
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ConvWindow:
     out_w: int
     kernel: tuple[int, int]
     stride: tuple[int, int]
-    padding: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, left, bottom, right
     dilation: tuple[int, int]
 
     def input_rows(self, oh_lo: int, oh_hi: int) -> int:
@@ -166,7 +166,7 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
         out, oh, ow = shapes.output_shape
         kh, kw = pair(layer.kernel)
         groups = layer.groups
-        window = ConvWindow(h, w, oh, ow, (kh, kw), pair(layer.stride), pair(layer.padding), pair(layer.dilation))
+        window = ConvWindow(h, w, oh, ow, (kh, kw), pair(layer.stride), sides(layer.padding), pair(layer.dilation))
         k, n = kh * kw * (c // groups), out // groups
         if packed > 1:
             if groups % packed:
@@ -203,7 +203,7 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
         return GemmView(
             layer.name,
             "matmul",
-            batch * prod(a[:-2]),
+            batch * prod(layer.batch_dims(list(shapes.input_shapes))),
             a[-2],
             a[-1],
             b[-1],

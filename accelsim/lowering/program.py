@@ -20,11 +20,15 @@ from accelsim.config.workload import (
     GEMM_LAYERS,
     Add,
     AvgPool,
+    Concat,
     Flatten,
     LayerNorm,
     LayerShapes,
+    Lrn,
     MaxPool,
+    Reshape,
     Softmax,
+    Transpose,
     Workload,
     pair,
 )
@@ -54,6 +58,10 @@ STATIC_REQUANT_OPS = 2  # dequantize in, quantize out around a float op on int8 
 DYNAMIC_QUANTIZE_OPS = 1
 RANGE_OPS = 1  # min/max reduction
 FLOAT_OUTPUT_OPS = 2  # acc * (s_x * s_w) + bias
+MOVE_OPS = 1  # concat / transpose: each element passes a lane once on its way to its new address
+#: LRN per element, plus one add per channel in the window: square, scale and bias (2), power (log,
+#: multiply, exp: 3), divide
+LRN_OPS = 7
 
 
 class Unit(StrEnum):
@@ -422,7 +430,7 @@ class Lowerer:
         in_elems = batch * sum(prod(s) for s in shapes.input_shapes)
         static = self.plan.calibrated  # int8 activations: a float op dequantizes and quantizes around it
         act = getattr(layer, "activation", "none")
-        if isinstance(layer, Flatten):
+        if isinstance(layer, (Flatten, Reshape)):  # row-major per sample: the same bytes under another shape
             return LoweredLayer(name=layer.name, type=layer.type, tiles=())
         if isinstance(layer, (MaxPool, AvgPool)):
             if layer.global_pool:
@@ -434,6 +442,12 @@ class Lowerer:
             ops = out_elems * (window + (isinstance(layer, AvgPool) and static) * STATIC_REQUANT_OPS)
         elif isinstance(layer, Add):
             ops = out_elems * (1 + ACTIVATION_OPS[act] + static * (STATIC_REQUANT_OPS + 1))
+        elif isinstance(layer, Transpose):  # codes move exactly, whatever the scheme
+            ops = out_elems * MOVE_OPS
+        elif isinstance(layer, Concat):  # static: each input requantized to the output's parameters
+            ops = out_elems * (MOVE_OPS + static * STATIC_REQUANT_OPS)
+        elif isinstance(layer, Lrn):
+            ops = out_elems * (LRN_OPS + layer.size + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, (Softmax, LayerNorm)):
             ops = out_elems * (
                 (SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS

@@ -37,6 +37,8 @@ class OnnxImport:
     weights: dict[str, np.ndarray]
     outputs: dict[str, str]  # graph output tensor -> workload layer
     inputs: dict[str, str]  # graph input tensor -> workload source (``input`` or an extra input)
+    #: the first dim is no batch (some node moves it): the workload is one sample of the whole shapes
+    one_sample: bool = False
 
     def tensors(self, feeds: Mapping[str, np.ndarray]) -> WorkloadTensors:
         """The tensors of a values run on ``feeds`` (graph input name -> batch-first array); they are the
@@ -50,9 +52,30 @@ class OnnxImport:
             if f"{s.layer.name}.weight" in self.weights
         }
         sources = {
-            self.inputs[k]: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items() if k in self.inputs
+            self.inputs[k]: np.ascontiguousarray(v, dtype=np.float32)[None] if self.one_sample else v
+            for k, v in feeds.items()
+            if k in self.inputs
         }
+        sources = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sources.items()}
         return WorkloadTensors(params, sources, sources)
+
+
+def _moves_batch(graph: Graph) -> bool:
+    """Some node mixes the first dim with the others (a Gemm with transA, a Transpose of axis 0, a Flatten
+    at another axis than 1, a Reshape of the first dim): then the first dim is no batch of independent
+    samples, and the model imports as one sample of its whole shape."""
+    for node in graph.nodes:
+        if node.op == "Gemm" and node.attrs.get("transA", 0):
+            return True
+        if node.op == "Transpose" and list(node.attrs.get("perm", [1]))[:1] != [0]:
+            return True
+        if node.op == "Flatten" and int(node.attrs.get("axis", 1)) != 1:
+            return True
+        if node.op in ("Reshape", "Squeeze", "Unsqueeze"):
+            before, after = graph.shapes.get(node.inputs[0], ()), graph.shapes.get(node.outputs[0], ())
+            if before[:1] != after[:1]:
+                return True
+    return False
 
 
 def _sources(graph: Graph, b: Builder, file: str) -> tuple[list[int], dict[str, list[int]]]:
@@ -62,18 +85,19 @@ def _sources(graph: Graph, b: Builder, file: str) -> tuple[list[int], dict[str, 
     if not used:
         raise AccelsimError("no node reads a graph input (nothing to run)", file=file)
     first = graph.shapes[used[0]]
-    b.batch = check_batch(first[0], file, f"input {used[0]!r}")
+    b.lead = 0 if _moves_batch(graph) else 1
+    b.batch = check_batch(first[0], file, f"input {used[0]!r}") if b.lead else 1
     shapes: dict[str, list[int]] = {}
     for name in used:
         full = graph.shapes[name]
-        if full[0] != b.batch:
+        if b.lead and full[0] != b.batch:
             raise AccelsimError(
                 f"input {name!r} has shape {list(full)}, its first dim is not the batch {b.batch}", file=file
             )
         source = INPUT if name == used[0] else name
         if source != INPUT and (not name.isprintable() or len(name) > 100 or name == INPUT):
             raise AccelsimError(f"input name {name!r} cannot name a workload input", file=file)
-        shapes[source] = check_dims(full[1:], file, f"input {name!r}")
+        shapes[source] = check_dims(full[b.lead :], file, f"input {name!r}")
         b.holder[name] = source
         b.names.add(source)
     input_shape = shapes.pop(INPUT)
@@ -126,4 +150,4 @@ def import_onnx(
             exc.path = ""
         raise
     sources = {tensor: holder for tensor, holder in b.holder.items() if tensor in graph.inputs}
-    return OnnxImport(workload, b.weights, outputs, sources)
+    return OnnxImport(workload, b.weights, outputs, sources, one_sample=not b.lead)

@@ -312,9 +312,40 @@ def fuse_activations(graph: Graph) -> None:
         graph.nodes.remove(act)
 
 
+def fold_matmul_scale(graph: Graph) -> None:
+    """A Mul (or Div) of a scalar constant after a MatMul of two activations that feeds only it becomes the
+    MatMul's ``alpha`` (attention's ``Q K^T / sqrt(d)``): the matmul layer folds it into its requant
+    multiplier, as ONNX Runtime's FusedMatMul does."""
+    for mul in [n for n in graph.nodes if n.op in ("Mul", "Div")]:
+        scalars = [graph.constant(t) for t in mul.inputs]
+        for i, tensor in enumerate(mul.inputs[:2]):
+            other = scalars[1 - i]
+            matmul = graph.producer(tensor)
+            if other is None or other.size != 1 or mul.op == "Div" and i != 0:
+                continue
+            if matmul is None or matmul.op != "MatMul" or graph.constant(matmul.inputs[1]) is not None:
+                continue
+            if not graph.only_feeds(tensor, mul) or len(graph.shapes.get(mul.outputs[0], ())) != len(
+                graph.shapes.get(tensor, (0,))
+            ):
+                continue
+            value = float(np.asarray(other, np.float64).reshape(()))
+            alpha = value if mul.op == "Mul" else 1.0 / value
+            matmul.attrs["alpha"] = float(matmul.attrs.get("alpha", 1.0)) * alpha
+            matmul.outputs[0] = mul.outputs[0]
+            graph.nodes.remove(mul)
+            break
+
+
 def import_graph(model: ModelProto, file: str) -> Graph:
     """The IR of a read model, after every rewrite above."""
     graph = from_model(model, file)
-    for rewrite in (remove_passthroughs, fold_batchnorm, fold_bias_add, fuse_activations):
+    for rewrite in (
+        remove_passthroughs,
+        fold_batchnorm,
+        fold_bias_add,
+        fold_matmul_scale,
+        fuse_activations,
+    ):
         rewrite(graph)
     return graph

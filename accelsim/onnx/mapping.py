@@ -20,19 +20,25 @@ from accelsim.onnx.graph import ACTIVATION, Graph, Node
 
 #: op -> what it becomes (docs/onnx.md's table of importable ops)
 SUPPORTED: dict[str, str] = {
-    "Conv": "conv2d (2-D; groups, dilations, strides; symmetric pads or an auto_pad that pads evenly)",
-    "Gemm": "linear (transA 0; transB either way; alpha and beta folded into weight and bias)",
-    "MatMul": "linear when B is a constant 2-D weight; matmul when both are activations of equal batch dims",
-    "MaxPool": "maxpool (symmetric pads at most half the kernel, dilations 1, ceil_mode only where it "
-    "changes no extent)",
-    "AveragePool": "avgpool (count_include_pad 0, or no padding)",
+    "Conv": "conv2d (2-D; groups, dilations, strides; pads on each side, auto_pad SAME_UPPER / SAME_LOWER / VALID)",
+    "Gemm": "linear (transB either way; alpha and beta folded into weight and bias; transA: a transpose layer "
+    "before it, the model imported as one sample)",
+    "MatMul": "linear when B is a constant 2-D weight; matmul when both are activations (leading dims broadcast)",
+    "MaxPool": "maxpool (pads on each side at most half the kernel, ceil_mode; dilations 1)",
+    "AveragePool": "avgpool (pads on each side at most half the kernel, ceil_mode, count_include_pad)",
     "GlobalAveragePool": "avgpool with global_pool",
     "GlobalMaxPool": "maxpool with global_pool",
     "Add": "add of two activations of one shape; a per-channel constant after a Conv or weight MatMul "
     "folds into its bias",
     "Sum": "add (a chain of adds for more than two inputs)",
-    "Flatten": "flatten to [N, rest]; a no-op on an already flat tensor",
-    "Reshape": "flatten, when the result is [N, rest]; a no-op when it keeps the shape",
+    "Flatten": "flatten at axis 1; reshape at any other axis; a no-op on an already flat tensor",
+    "Reshape": "flatten when the result is [N, rest], else reshape to the per-sample target; a no-op when it "
+    "keeps the shape",
+    "Squeeze": "reshape (a no-op when it keeps the shape)",
+    "Unsqueeze": "reshape",
+    "Concat": "concat along a per-sample axis (any number of activations)",
+    "Transpose": "transpose of the per-sample axes (the batch stays first; a no-op for the identity perm)",
+    "LRN": "lrn (size, alpha, beta, bias)",
     "Softmax": "softmax over the last axis",
     "LayerNormalization": "layernorm over the last axis (eps 1e-12..1)",
     "Relu": "the preceding conv2d / linear / add's activation relu",
@@ -59,11 +65,6 @@ UNSUPPORTED: dict[str, str] = {
     "HardSigmoid": "no hard-sigmoid activation",
     "HardSwish": "no hard-swish activation",
     "Erf": "no erf op (the decomposed GELU pattern is not matched yet)",
-    "Concat": "no concatenation layer (on activations)",
-    "Transpose": "no transpose layer (on activations)",
-    "Squeeze": "no reshape layer other than flatten (on activations)",
-    "Unsqueeze": "no reshape layer other than flatten (on activations)",
-    "LRN": "no local response normalization layer",
     "ReduceMean": "no reduction layer (the decomposed LayerNorm pattern is not matched yet)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
@@ -95,6 +96,18 @@ class Builder:
         self.names: set[str] = {INPUT}
         #: layer index -> the node it came from, to name the node in a validation error
         self.origin: list[Node] = []
+        #: leading dims of a tensor that are not per sample: 1 (the batch), or 0 when some node moves
+        #: the batch dim (a Gemm transA, a Transpose of axis 0) and the model runs as one sample
+        self.lead = 1
+
+    def axis(self, node: Node, axis: int, rank: int) -> int:
+        """ONNX axis ``axis`` of a tensor of ``rank`` per-sample dims as a per-sample axis."""
+        full = rank + self.lead
+        if not -full <= axis < full or axis % full < self.lead:
+            raise self.graph.error(
+                node, f"axis {axis} is the batch dim or outside the rank {full}", "a per-sample axis"
+            )
+        return axis % full - self.lead
 
     # -- tensors ------------------------------------------------------------------------------------
 
@@ -103,6 +116,8 @@ class Builder:
         full = self.graph.shapes.get(tensor)
         if full is None:
             raise self.graph.error(node, f"the shape of {tensor!r} is not static after shape inference")
+        if not self.lead:
+            return full
         if len(full) < 2 or full[0] != self.batch:
             raise self.graph.error(
                 node, f"tensor {tensor!r} has shape {list(full)}, not [batch={self.batch}, ...] with a per-sample part"
@@ -186,30 +201,25 @@ def _auto_pad(node: Node) -> str:
 def _window_padding(
     b: Builder, node: Node, hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
 ) -> list[int]:
-    """The per-side ``[height, width]`` padding, refused where the two sides of an axis differ."""
+    """The workload padding: ``[h, w]`` when both sides of each axis agree, else ``[top, left, bottom,
+    right]`` (ONNX pads are ``[begin h, begin w, end h, end w]``, the same order). SAME_UPPER puts an odd
+    total's extra row or column at the end, SAME_LOWER at the beginning."""
     mode = _auto_pad(node)
     if mode == "VALID":
         return [0, 0]
     if mode in ("SAME_UPPER", "SAME_LOWER"):
-        pads = []
-        for size, k, s, d in zip(hw, kernel, strides, dilations):
-            total = max((math.ceil(size / s) - 1) * s + d * (k - 1) + 1 - size, 0)
-            pads.append(total)
-        if any(p % 2 for p in pads):
-            raise b.graph.error(
-                node,
-                f"auto_pad {mode} pads {pads} in total, one more on one side than the other",
-                "equal padding on both sides of each axis (the workload's padding field)",
-            )
-        return [p // 2 for p in pads]
-    pads = _ints(node, "pads", [0, 0, 0, 0])
-    if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
-        raise b.graph.error(
-            node,
-            f"asymmetric pads {pads} (begin h, w, end h, w)",
-            "equal padding on both sides of each axis (the workload's padding field)",
-        )
-    return pads[:2]
+        totals = [
+            max((math.ceil(size / s) - 1) * s + d * (k - 1) + 1 - size, 0)
+            for size, k, s, d in zip(hw, kernel, strides, dilations)
+        ]
+        small = [t // 2 for t in totals]
+        large = [t - t // 2 for t in totals]
+        pads = [*small, *large] if mode == "SAME_UPPER" else [*large, *small]
+    else:
+        pads = _ints(node, "pads", [0, 0, 0, 0])
+        if len(pads) != 4:
+            raise b.graph.error(node, f"pads {pads} are not [begin h, begin w, end h, end w]")
+    return pads[:2] if pads[:2] == pads[2:] else pads
 
 
 def _conv(b: Builder, node: Node) -> None:
@@ -246,9 +256,7 @@ def _linear(b: Builder, node: Node, weight: np.ndarray, bias: np.ndarray | None)
 
 
 def _gemm(b: Builder, node: Node) -> None:
-    if node.attrs.get("transA", 0):
-        raise b.graph.error(node, "transA=1 (a transposed activation)", "transA 0")
-    if len(b.shape(node, node.inputs[0])) != 1:
+    if len(b.shape(node, node.inputs[0])) != 2 - b.lead:
         raise b.graph.error(node, "A is not a [N, K] matrix")
     matrix = b.weight(node, 1)
     weight = matrix if node.attrs.get("transB", 0) else matrix.T
@@ -259,6 +267,11 @@ def _gemm(b: Builder, node: Node) -> None:
         if c.size not in (1, weight.shape[0]) or c.ndim > 2 or c.ndim == 2 and c.shape[0] != 1:
             raise b.graph.error(node, f"C of shape {list(c.shape)} is not a per-output bias", "[N], [1, N] or a scalar")
         bias = np.broadcast_to(c.reshape(-1), (weight.shape[0],)) * np.float32(node.attrs.get("beta", 1.0))
+    if node.attrs.get("transA", 0):  # A^T: its rows are the batch; imported as one sample (Builder.lead 0)
+        transposed = f"{node.outputs[0]}:A^T"
+        b.emit(node, {"type": "transpose", "perm": [1, 0]}, [b.source(node, node.inputs[0])], output=transposed)
+        b.graph.shapes[transposed] = b.graph.shapes[node.inputs[0]][::-1]
+        node = Node(node.op, node.name, [transposed, *node.inputs[1:]], node.outputs, node.attrs)
     _linear(b, node, weight, bias)
 
 
@@ -272,13 +285,12 @@ def _matmul(b: Builder, node: Node) -> None:
         _linear(b, node, np.asarray(weight, np.float32).T, b.constant(node, 2, "bias"))
         return
     a, c = (b.shape(node, t) for t in node.inputs[:2])
-    if len(a) != len(c) or len(a) not in (2, 3) or a[:-2] != c[:-2]:
-        raise b.graph.error(
-            node,
-            f"per-sample operands {list(a)} x {list(c)}",
-            "[M, K] x [K, N] or [h, M, K] x [h, K, N] (no broadcast)",
-        )
-    layer: dict[str, Any] = {"type": "matmul", **({"heads": a[0]} if len(a) == 3 else {})}
+    if len(a) < 2 or len(c) < 2:
+        raise b.graph.error(node, f"per-sample operands {list(a)} x {list(c)}", "at least 2 dims each (no vectors)")
+    heads = a[0] if len(a) == len(c) == 3 and a[0] == c[0] else 1  # else the leading dims broadcast
+    layer: dict[str, Any] = {"type": "matmul", **({"heads": heads} if heads > 1 else {})}
+    if "alpha" in node.attrs:  # a scalar Mul / Div folded by the IR (graph.fold_matmul_scale)
+        layer["alpha"] = node.attrs["alpha"]
     b.emit(node, layer, [b.source(node, t) for t in node.inputs[:2]])
 
 
@@ -297,14 +309,13 @@ def _pool(b: Builder, node: Node) -> None:
     if len(node.outputs) > 1 and b.graph.consumers(node.outputs[1]):
         raise b.graph.error(node, "its Indices output is read", "MaxPool's values only")
     padding = _window_padding(b, node, shape[1:], kernel, strides, [1, 1])
-    if any(2 * p > k for p, k in zip(padding, kernel)):
-        raise b.graph.error(node, f"padding {padding} is more than half the kernel {kernel}")
-    if kind == "avgpool" and node.attrs.get("count_include_pad", 0) and any(padding):
-        raise b.graph.error(node, "count_include_pad=1 with padding", "count_include_pad 0 (padding not averaged)")
-    floor = [(size + 2 * p - k) // s + 1 for size, p, k, s in zip(shape[1:], padding, kernel, strides)]
-    if b.graph.shapes.get(node.outputs[0], (0, 0, *floor))[2:] != tuple(floor):
-        raise b.graph.error(node, "ceil_mode=1 adds a window", "ceil_mode 0, or a ceil_mode that adds no window")
-    layer = {"type": kind, "kernel": kernel, "stride": strides, "padding": padding}
+    if any(2 * p > k for p, k in zip(padding, kernel * 2)):
+        raise b.graph.error(node, f"padding {padding} is more than half the kernel {kernel} on a side")
+    layer: dict[str, Any] = {"type": kind, "kernel": kernel, "stride": strides, "padding": padding}
+    if node.attrs.get("ceil_mode", 0):
+        layer["ceil_mode"] = True
+    if kind == "avgpool" and node.attrs.get("count_include_pad", 0):
+        layer["count_include_pad"] = True
     b.emit(node, layer, [b.source(node, node.inputs[0])])
 
 
@@ -324,16 +335,48 @@ def _add(b: Builder, node: Node) -> None:
 
 
 def _reshape(b: Builder, node: Node) -> None:
+    """Reshape, Flatten, Squeeze, Unsqueeze: the output shape shape inference gave, the batch kept first."""
     shape = b.shape(node, node.inputs[0])
-    out = b.graph.shapes.get(node.outputs[0])
-    if out is not None and out[1:] == shape:
+    out = b.shape(node, node.outputs[0])
+    if out == shape:
         b.alias(node, node.inputs[0])
         return
-    if out != (b.batch, math.prod(shape)):
-        raise b.graph.error(
-            node, f"reshapes {[b.batch, *shape]} to {list(out) if out else 'an unknown shape'}", "[N, rest] (a flatten)"
-        )
-    b.emit(node, {"type": "flatten"}, [b.source(node, node.inputs[0])])
+    layer = {"type": "flatten"} if out == (math.prod(shape),) else {"type": "reshape", "shape": list(out)}
+    b.emit(node, layer, [b.source(node, node.inputs[0])])
+
+
+def _concat(b: Builder, node: Node) -> None:
+    operands = [t for t in node.inputs if t]
+    rank = len(b.shape(node, operands[0]))
+    if len(operands) == 1:
+        b.alias(node, operands[0])
+        return
+    layer = {"type": "concat", "axis": b.axis(node, int(node.attrs["axis"]), rank)}
+    b.emit(node, layer, [b.source(node, t) for t in operands])
+
+
+def _transpose(b: Builder, node: Node) -> None:
+    rank = len(b.shape(node, node.inputs[0])) + b.lead
+    perm = _ints(node, "perm", list(range(rank))[::-1])
+    if perm[: b.lead] != list(range(b.lead)):
+        raise b.graph.error(node, f"perm {perm} moves the batch dim", "perm[0] = 0")
+    per_sample = [p - b.lead for p in perm[b.lead :]]
+    if per_sample == sorted(per_sample):
+        b.alias(node, node.inputs[0])
+        return
+    b.emit(node, {"type": "transpose", "perm": per_sample}, [b.source(node, node.inputs[0])])
+
+
+def _lrn(b: Builder, node: Node) -> None:
+    if not b.lead:
+        raise b.graph.error(node, "in a model whose first dim is no batch (imported as one sample)", "[N, C, ...]")
+    layer: dict[str, Any] = {
+        "type": "lrn",
+        "size": int(node.attrs["size"]),
+        # the float32 attributes' shortest spellings
+        **{key: float(str(np.float32(node.attrs[key]))) for key in ("alpha", "beta", "bias") if key in node.attrs},
+    }
+    b.emit(node, layer, [b.source(node, node.inputs[0])])
 
 
 def _softmax(b: Builder, node: Node) -> None:
@@ -384,6 +427,11 @@ HANDLERS: dict[str, Handler] = {
     "Sum": _add,
     "Flatten": _reshape,
     "Reshape": _reshape,
+    "Squeeze": _reshape,
+    "Unsqueeze": _reshape,
+    "Concat": _concat,
+    "Transpose": _transpose,
+    "LRN": _lrn,
     "Softmax": _softmax,
     "LayerNormalization": _layernorm,
     "Relu": _unfused,

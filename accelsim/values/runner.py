@@ -7,8 +7,9 @@ layers (conv2d, linear, matmul) run through :func:`accelsim.quant.run_layer` or,
 product of two activations, through the same kernels directly; every other layer is the vector
 unit's float32 op. Under ``static`` every tensor between layers is int8 (uint8 for the
 ONNX/fbgemm requant modes) with per-tensor parameters calibrated on the calibration batch; the
-vector unit dequantizes, computes in float32 and quantizes again, except maxpool (on the codes) and
-flatten (a reshape). Under ``fp32``, ``woq`` and ``dynamic`` activations stay float32 between layers.
+vector unit dequantizes, computes in float32 and quantizes again, except maxpool (on the codes),
+flatten, reshape and transpose (the codes move exactly) and concat (inputs in the output's parameters
+copied, others requantized to them). Under ``fp32``, ``woq`` and ``dynamic`` activations stay float32 between layers.
 docs/values.md states every choice and the error formulas.
 """
 
@@ -30,16 +31,22 @@ from accelsim.config.workload import (
     INPUT,
     Add,
     AvgPool,
+    Concat,
     Flatten,
     LayerBase,
     LayerNorm,
     LayerShapes,
+    Lrn,
     Matmul,
     MaxPool,
     Pool,
+    Reshape,
     Softmax,
+    Transpose,
     Workload,
     pair,
+    sides,
+    spatial_out,
 )
 from accelsim.errors import AccelsimError
 from accelsim.kernels.gemm import int_gemm
@@ -176,14 +183,23 @@ def error_metrics(reference: np.ndarray, values: np.ndarray) -> ErrorMetrics:
 # the vector unit's float32 ops, shared by every scheme
 
 
-def _pool_windows(x: np.ndarray, layer: Pool, pad_value: float) -> np.ndarray:
-    """``[N, C, OH, OW, kh, kw]`` windows of NCHW ``x`` padded with ``pad_value`` (floor output size)."""
+def _pool_pads(layer: Pool, hw: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """The ``(before, after)`` padding of each spatial axis the windows read, a ``ceil_mode`` overhang
+    included, and the overhang alone."""
     assert layer.kernel is not None  # global pools never window
-    kh, kw = pair(layer.kernel)
-    sh, sw = pair(layer.stride if layer.stride is not None else layer.kernel)
-    ph, pw = pair(layer.padding)
-    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-    return sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    out = spatial_out(hw, layer.kernel, layer.strides, layer.padding, 1, ceil_mode=layer.ceil_mode)
+    top, left, bottom, right = sides(layer.padding)
+    over_h, over_w = layer.overhang(hw, out)
+    return (top, bottom + over_h), (left, right + over_w), (over_h, over_w)
+
+
+def _pool_windows(x: np.ndarray, layer: Pool, pad_value: float) -> np.ndarray:
+    """``[N, C, OH, OW, kh, kw]`` windows of NCHW ``x`` padded with ``pad_value`` (ceil_mode overhang too)."""
+    assert layer.kernel is not None  # global pools never window
+    pad_h, pad_w, _ = _pool_pads(layer, x.shape[2:4])
+    padded = np.pad(x, ((0, 0), (0, 0), pad_h, pad_w), constant_values=pad_value)
+    sh, sw = layer.strides
+    return sliding_window_view(padded, pair(layer.kernel), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
 def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float) -> np.ndarray:
@@ -191,25 +207,42 @@ def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float) -> np.ndarray:
     if layer.global_pool:
         return x.max(axis=(2, 3), keepdims=True)
     assert layer.kernel is not None  # only global pools have no kernel
-    return max_pool2d(
-        x,
-        pair(layer.kernel),
-        pair(layer.stride if layer.stride is not None else layer.kernel),
-        pair(layer.padding),
-        pad_value,
-    )
+    pad_h, pad_w, _ = _pool_pads(layer, x.shape[2:4])
+    if pad_h[0] != pad_h[1] or pad_w[0] != pad_w[1]:  # uneven sides: padded here, the kernel pads evenly
+        x = np.pad(x, ((0, 0), (0, 0), pad_h, pad_w), constant_values=pad_value)
+        pad_h, pad_w = (0, 0), (0, 0)
+    return max_pool2d(x, pair(layer.kernel), layer.strides, (pad_h[0], pad_w[0]), pad_value)
 
 
 def avgpool(x: np.ndarray, layer: AvgPool) -> np.ndarray:
-    """Mean over each window's in-image taps (padding excluded, as TFLite and count_include_pad=False).
+    """Mean over each window's in-image taps (padding excluded, as TFLite and count_include_pad=False),
+    or over its in-image and padding taps with ``count_include_pad`` (a ceil_mode overhang never counts).
 
     Summed in NCHW order whatever the memory layout, so the float32 result does not depend on it."""
     x = np.ascontiguousarray(x)
     if layer.global_pool:
         return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
     sums = _pool_windows(x, layer, 0).sum(axis=(-2, -1), dtype=np.float32)
-    taps = _pool_windows(np.ones((1, 1, *x.shape[2:]), np.float32), layer, 0).sum(axis=(-2, -1), dtype=np.float32)
-    return (sums / taps).astype(np.float32)
+    counted = np.ones((1, 1, *x.shape[2:]), np.float32)
+    if layer.count_include_pad:  # the explicit padding counts; the overhang is cut off again below
+        top, left, bottom, right = sides(layer.padding)
+        counted = np.pad(counted, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=1)
+        no_padding = layer.model_copy(update={"padding": 0})
+        taps = _pool_windows(counted, no_padding, 0)
+    else:
+        taps = _pool_windows(counted, layer, 0)
+    out_h, out_w = sums.shape[2:4]
+    return (sums / taps[:, :, :out_h, :out_w].sum(axis=(-2, -1), dtype=np.float32)).astype(np.float32)
+
+
+def lrn(x: np.ndarray, layer: Lrn) -> np.ndarray:
+    """ONNX LRN: ``x / (bias + alpha / size * sum(x^2 over channels c - (size-1)//2 .. c + size//2)) ** beta``."""
+    square = np.square(x, dtype=np.float32)
+    before = (layer.size - 1) // 2
+    pads = [(0, 0), (before, layer.size - 1 - before)] + [(0, 0)] * (x.ndim - 2)
+    window = sliding_window_view(np.pad(square, pads), layer.size, axis=1).sum(axis=-1, dtype=np.float32)
+    base = np.float32(layer.bias) + np.float32(layer.alpha / layer.size) * window
+    return (x / base ** np.float32(layer.beta)).astype(np.float32)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -238,6 +271,17 @@ def activate(y: np.ndarray, activation: str) -> np.ndarray:
     return y
 
 
+def layout(layer: Reshape | Transpose | Concat, inputs: list[np.ndarray]) -> np.ndarray:
+    """A layout layer on batch-first arrays of any dtype (float values or codes of one set of parameters):
+    the per-sample axes of the layer are the array's from 1 on."""
+    x = inputs[0]
+    if isinstance(layer, Reshape):
+        return x.reshape(x.shape[0], *layer.shape)
+    if isinstance(layer, Transpose):
+        return np.ascontiguousarray(x.transpose(0, *(a + 1 for a in layer.perm)))
+    return np.concatenate(inputs, axis=layer.axis % (x.ndim - 1) + 1)
+
+
 def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | None) -> np.ndarray:
     """A non-array layer on float32 inputs (batch first)."""
     (x, *rest) = inputs
@@ -249,6 +293,10 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
         return activate((x + rest[0]).astype(np.float32), layer.activation)
     if isinstance(layer, Flatten):
         return x.reshape(x.shape[0], -1)
+    if isinstance(layer, (Reshape, Transpose, Concat)):
+        return layout(layer, inputs)
+    if isinstance(layer, Lrn):
+        return lrn(x, layer)
     if isinstance(layer, Softmax):
         return softmax(x)
     if isinstance(layer, LayerNorm):
@@ -315,17 +363,20 @@ def _heads(x: np.ndarray, heads: int) -> np.ndarray:
     return x.reshape(b, t, heads, d // heads).transpose(0, 2, 1, 3)
 
 
-def _matmul_operands(layer: Matmul, view: GemmView, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both operands as the view's GEMMs (one per sample and head): ``[G, M, K]`` and ``[G, K, N]``."""
+def _matmul_operands(
+    layer: Matmul, view: GemmView, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Both operands as the view's GEMMs (one per sample, head and broadcast batch item): ``[G, M, K]`` and
+    ``[G, K, N]``, and the ``[B, ..., M]`` leading shape of the product (before a merge of heads). Leading
+    dims broadcast as numpy's matmul, after the batch: a missing or size-1 dim repeats the other's."""
     a, b = _heads(a, layer.heads), _heads(b, layer.heads)
     b = np.swapaxes(b, -1, -2) if layer.transpose_b else b
+    rank = max(a.ndim, b.ndim)
+    a, b = (x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]) for x in (a, b))
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, k, n = view.gemm_shape
-    return a.reshape(view.gemms, m, k), b.reshape(view.gemms, k, n)
-
-
-def _heads_shape(layer: Matmul, x: np.ndarray) -> tuple[int, ...]:
-    """The ``[B, heads, M]`` leading shape of the product of first operand ``x`` (before the merge)."""
-    return x.shape[:-1] if layer.heads == 1 or x.ndim == 4 else (x.shape[0], layer.heads, x.shape[1])
+    a, b = np.broadcast_to(a, (*lead, m, k)), np.broadcast_to(b, (*lead, k, n))
+    return a.reshape(view.gemms, m, k), b.reshape(view.gemms, k, n), (*lead, m)
 
 
 def _merge(layer: Matmul, y: np.ndarray) -> np.ndarray:
@@ -418,8 +469,7 @@ class _FloatRun:
         """One run_layer per GEMM of the view (sample, head): under dynamic both operands are quantized
         at run time, the first with its flavour (a per-tensor range over the whole operand), the second
         as the array's weight port takes it (symmetric int8 per column)."""
-        lead = _heads_shape(layer, a)
-        a, b = _matmul_operands(layer, view, a, b)
+        a, b, lead = _matmul_operands(layer, view, a, b)
         plan, flavour = SCHEMES[self.num.scheme], self.num.variant
         args = self.num.run_layer_args(SchemeName.FP32 if plan.float_gemm else None)  # no weights to quantize
         if plan.runtime_activations and flavour and DYNAMIC_FLAVOURS[flavour].granularity == "per_tensor":
@@ -501,6 +551,10 @@ class _StaticRun:
         elif isinstance(layer, Flatten):
             x = inputs[0]
             out = _Quantized(x.codes.reshape(x.codes.shape[0], -1), x.qparams)
+        elif isinstance(layer, (Reshape, Transpose)):  # the codes move exactly, their parameters with them
+            out = _Quantized(layout(layer, [inputs[0].codes]), inputs[0].qparams)
+        elif isinstance(layer, Concat):
+            out, vector_sats = self._concat(layer, inputs)
         elif isinstance(layer, Add) and layer.activation in ADD_CLAMPS:
             (a, b), qp = inputs, self.qparams[name]
             codes, vector_sats = add_tensors(a.codes, a.qparams, b.codes, b.qparams, qp, self.rule, layer.activation)
@@ -512,13 +566,27 @@ class _StaticRun:
         )
         return out, values
 
+    def _concat(self, layer: Concat, inputs: list[_Quantized]) -> tuple[_Quantized, int]:
+        """The inputs' codes joined under the output's calibrated parameters: an input with those
+        parameters is copied exactly, any other dequantized and quantized again (ONNX Runtime's
+        QLinearConcat does the same, through a 256-entry table of the same values)."""
+        qp, parts, saturations = self.qparams[layer.name], [], 0
+        for q in inputs:
+            same = np.array_equal(q.qparams.scale, qp.scale) and np.array_equal(q.qparams.zero_point, qp.zero_point)
+            if same and q.qparams.dtype == qp.dtype:
+                parts.append(q.codes)
+            else:
+                codes, sats = quantize_tensor(q.real(), qp, self.rule)
+                parts.append(codes)
+                saturations += sats
+        return _Quantized(layout(layer, parts), qp), saturations
+
     def _matmul(
         self, layer: Matmul, view: GemmView, a: _Quantized, b: _Quantized
     ) -> tuple[_Quantized, list[LayerResult]]:
         """Both operands int8 with their calibrated per-tensor parameters; the second one's zero point is
         the array's weight zero point (the row-sum correction); ``alpha`` scales the requant multiplier."""
-        lead = _heads_shape(layer, a.codes)
-        a_codes, b_codes = _matmul_operands(layer, view, a.codes, b.codes)
+        a_codes, b_codes, lead = _matmul_operands(layer, view, a.codes, b.codes)
         out_qp = self.qparams[layer.name]
         # alpha * s_a * s_b / s_y == s_a * s_b / (s_y / alpha): the requant unit's multiplier absorbs alpha
         folded = QParams(out_qp.scale / np.float32(layer.alpha), out_qp.zero_point, out_qp.dtype)
