@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from accelsim.dynamic_flavours import FlavourName
+
 # Only what building the parser needs is imported here; each command imports the rest (pydantic models,
 # simulation, reports), so `accelsim --help` stays fast (tests/test_lazy_plumbing.py).
 from accelsim.errors import AccelsimError
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
 from accelsim.report.table import format_table, si, terminal_width
 from accelsim.schemes import SCHEMES as SCHEME_TABLE
-from accelsim.schemes import WEIGHT_FORMATS, SchemeName
+from accelsim.schemes import SchemeName, WeightFormatName
 
 if TYPE_CHECKING:
     from accelsim.config.hardware import HardwareConfig
@@ -50,7 +52,9 @@ def overridden(overrides: Sequence[str]) -> str:
     return f" (overridden: {', '.join(overrides)})" if overrides else ""
 
 
-SCHEMES = tuple(SCHEME_TABLE)  # the scheme table's names, in its order
+SCHEMES = tuple(map(str, SCHEME_TABLE))  # the scheme table's names, in its order (plain: argparse shows choices' repr)
+FLAVOURS = tuple(map(str, FlavourName))  # the flavour table's names (a test holds the enum equal to the table)
+WEIGHT_FORMAT_NAMES = tuple(map(str, WeightFormatName))
 SCHEME_HELP = (
     "quantization scheme: fp32 (no quantization), woq (int8 weights, float compute), dynamic (int8, "
     "activation ranges measured at run time), static (int8 throughout, calibrated ranges) (default: %(default)s)"
@@ -632,16 +636,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--flavour",
-        choices=("onnx", "pytorch", "pytorch_qnnpack", "tflite"),
-        default="onnx",
+        choices=FLAVOURS,
+        default=FlavourName.ONNX,
         help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
         "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
-        "full 0..255), tflite (per-row hybrid); see docs/numerics.md",
+        "full 0..255), tflite (per-row hybrid), tflite_symmetric (per-row hybrid, max|x| / 127); "
+        "see docs/numerics.md",
     )
     sim.add_argument(
         "--weights",
-        choices=tuple(WEIGHT_FORMATS),
-        default="symmetric",
+        choices=WEIGHT_FORMAT_NAMES,
+        default=WeightFormatName.SYMMETRIC,
         help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)",
     )
     data = _Parser(add_help=False)

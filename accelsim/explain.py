@@ -13,13 +13,14 @@ import numpy as np
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS, Workload
+from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from accelsim.lowering.program import LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
-from accelsim.quant.requant import get_mode
-from accelsim.schemes import get_scheme
+from accelsim.requant_modes import get_mode
+from accelsim.schemes import WeightFormatName, get_scheme
 from accelsim.values.runner import run_values
 from accelsim.values.tensors import WorkloadTensors
 
@@ -105,8 +106,8 @@ def explain(
     hw: HardwareConfig,
     layer_name: str,
     scheme: str,
-    flavour: str = "onnx",
-    weights: str = "symmetric",
+    flavour: str = FlavourName.ONNX,
+    weights: str = WeightFormatName.SYMMETRIC,
     tensors: WorkloadTensors | None = None,
 ) -> str:
     """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw`` with weights in format ``weights``,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from accelsim.errors import AccelsimError
+from accelsim.vocabulary import named_row
 
 
 class SchemeName(StrEnum):
@@ -21,6 +21,14 @@ class SchemeName(StrEnum):
     WOQ = "woq"
     DYNAMIC = "dynamic"
     STATIC = "static"
+
+
+class WeightFormatName(StrEnum):
+    """The weight formats' names: the keys of :data:`WEIGHT_FORMATS` (a test holds the two equal)."""
+
+    SYMMETRIC = "symmetric"
+    ASYMMETRIC = "asymmetric"
+    ASYMMETRIC_INT8 = "asymmetric_int8"
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ class Scheme:
         """This scheme with its weights stored in format ``weights`` (:data:`WEIGHT_FORMATS`); a scheme
         whose weights stay float (fp32) is unchanged."""
         fmt = get_weight_format(weights)
-        if not self.weights.quantized or fmt.name == "symmetric":
+        if not self.weights.quantized or fmt.name == WeightFormatName.SYMMETRIC:
             return self
         return replace(self, weights=replace(self.weights, dram_dtype=fmt.dtype, symmetric=False))
 
@@ -149,25 +157,30 @@ SCHEMES: dict[SchemeName, Scheme] = {
 class WeightFormat:
     """How quantized weights map to codes: dtype, and whether they carry a zero point (affine)."""
 
-    name: str
+    name: WeightFormatName
     dtype: str
     symmetric: bool  # zero point 0, narrow range (-127..127); else affine min-max with a zero point
     reference: str
 
 
 #: weight code formats a run can select (``simulate(..., weights=)``, ``--weights``)
-WEIGHT_FORMATS: dict[str, WeightFormat] = {
+WEIGHT_FORMATS: dict[WeightFormatName, WeightFormat] = {
     f.name: f
     for f in (
-        WeightFormat("symmetric", "int8", True, "int8, zero point 0, -127..127 (TFLite, PyTorch, ORT QInt8 default)"),
         WeightFormat(
-            "asymmetric",
+            WeightFormatName.SYMMETRIC,
+            "int8",
+            True,
+            "int8, zero point 0, -127..127 (TFLite, PyTorch, ORT QInt8 default)",
+        ),
+        WeightFormat(
+            WeightFormatName.ASYMMETRIC,
             "uint8",
             False,
             "uint8 affine, a zero point per channel (ORT quantize_static weight_type=QUInt8)",
         ),
         WeightFormat(
-            "asymmetric_int8",
+            WeightFormatName.ASYMMETRIC_INT8,
             "int8",
             False,
             "int8 affine -128..127 with a zero point (ORT QInt8, WeightSymmetric=False)",
@@ -178,14 +191,10 @@ WEIGHT_FORMATS: dict[str, WeightFormat] = {
 
 def get_weight_format(name: str) -> WeightFormat:
     """Look a weight format up by name; an unknown one is the user's mistake (:class:`AccelsimError`)."""
-    if name not in WEIGHT_FORMATS:
-        raise AccelsimError(f"unknown weights {name!r}", path="weights", allowed=list(WEIGHT_FORMATS))
-    return WEIGHT_FORMATS[name]
+    return named_row(WEIGHT_FORMATS, name, "weights")
 
 
-def get_scheme(name: str, weights: str = "symmetric") -> Scheme:
+def get_scheme(name: str, weights: str = WeightFormatName.SYMMETRIC) -> Scheme:
     """Look a scheme up by name; ``weights`` selects the weight format. An unknown name is the user's
     mistake: the same :class:`AccelsimError` wherever the name arrives (``simulate``, ``run_values``, the CLI)."""
-    if name not in SCHEMES:
-        raise AccelsimError(f"unknown scheme {name!r}", path="scheme", allowed=list(SCHEMES))
-    return SCHEMES[SchemeName(name)].with_weights(weights)
+    return named_row(SCHEMES, name, "scheme").with_weights(weights)

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
+from accelsim.dynamic_flavours import FlavourName
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
 from accelsim.results.records import LayerRecord, total_record
-from accelsim.schemes import SCHEMES, SchemeName, get_scheme
+from accelsim.schemes import SCHEMES, SchemeName, WeightFormatName, get_scheme
 from accelsim.timing.engine import Engine, EngineRun
 
 if TYPE_CHECKING:  # the values import Numba: a timing-only run never loads them
@@ -43,8 +44,8 @@ class RunOptions:
     ``log``: keep the engine's event log. ``errors_against_fp32=False`` leaves out the fp32 run and the
     error fields (a run that only needs the values and the timing)."""
 
-    flavour: str = "onnx"
-    weights: str = "symmetric"
+    flavour: str = FlavourName.ONNX
+    weights: str = WeightFormatName.SYMMETRIC
     ideal_memory: bool = False
     timing_only: bool = False
     log: bool = False

@@ -1,4 +1,4 @@
-"""Plumbing that costs only when used: the timing path loads no Numba, the GEMM's pool starts on demand."""
+"""Plumbing that costs only when used: the timing path loads no NumPy or Numba, the GEMM's pool starts on demand."""
 
 from __future__ import annotations
 
@@ -16,20 +16,32 @@ def _run(code: str) -> str:
     return done.stdout
 
 
-def test_timing_only_simulation_imports_no_numba() -> None:
-    """A timing-only run (lowering reads the scheme, requant and flavour tables) never imports Numba or
-    the kernels; `accelsim.quant`'s names still resolve, loading the kernels on first use."""
+def test_timing_only_simulation_imports_no_numpy() -> None:
+    """A timing-only run of every scheme (lowering and timing read the scheme, requant-mode, flavour and
+    weight-format tables, numpy-free leaves) imports no NumPy, Numba, kernel or quant module; the tables
+    read through `accelsim.quant` load nothing either, and its functions still resolve, loading the
+    kernels on first use."""
     out = _run("""
         import sys
+        def numeric():  # the arithmetic: NumPy, Numba, the kernels, the quant modules
+            return sorted(
+                m for m in sys.modules
+                if m.split(".")[0] in ("numpy", "numba") or m.startswith(("accelsim.kernels", "accelsim.quant."))
+            )
         from accelsim.config import load_hardware, load_workload
         from accelsim.simulation import RunOptions, simulate
-        run = simulate(load_workload("resnet50"), load_hardware(None), "static", options=RunOptions(timing_only=True))
-        assert run.total.total_cycles > 0
-        print(sorted(m for m in sys.modules if m == "numba" or m.startswith("accelsim.kernels")))
+        workload = load_workload("resnet50")
+        for scheme, rounding in (("static", "fbgemm"), ("static", "tflite_float64"), ("dynamic", "tflite"), ("woq", "tflite")):
+            hw = load_hardware(None, [f"requant.rounding={rounding}"])
+            options = RunOptions(flavour="pytorch", weights="asymmetric", timing_only=True)
+            assert simulate(workload, hw, scheme, options=options).total.total_cycles > 0
+        print(numeric())
         import accelsim.quant as quant
+        assert quant.REQUANT_MODES["fbgemm"].input_rule is quant.RULES["fbgemm"] and quant.DYNAMIC_FLAVOURS
+        print(numeric())
         assert callable(quant.run_layer) and "numba" in sys.modules
     """)
-    assert out.strip() == "[]"
+    assert out.split() == ["[]", "[]"]
 
 
 def test_gemm_pool_starts_on_first_split_gemm() -> None:
@@ -111,4 +123,4 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
         from accelsim.results import records
         print(sorted(m for m in watched if m in sys.modules), len(calls), records._validators.cache_info().currsize)
     """)
-    assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'numpy', 'simpy'] 3 0"]
+    assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'simpy'] 3 0"]

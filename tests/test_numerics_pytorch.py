@@ -18,10 +18,11 @@ from accelsim.quant import Prepared, Quantization
 
 torch = pytest.importorskip("torch")
 
+from accelsim.dynamic_flavours import DynamicFlavour, get_flavour
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.quant import RULES, QParams, make_requant_params, quantize_tensor, requantize, run_layer
-from accelsim.quant.dynamic import DynamicFlavour, dynamic_quantize, get_flavour, pytorch_qparams
+from accelsim.quant.dynamic import dynamic_quantize, pytorch_qparams
 from accelsim.quant.observers import MovingAverageMinMaxObserver
 
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -30,7 +30,8 @@ from tensorflow.lite.tools import flatbuffer_utils
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm, scale_accumulator
 from accelsim.quant import QParams, dynamic_quantize, make_requant_params, requantize, run_layer
 from accelsim.quant.multiplier import effective_scale
-from accelsim.quant.rules import ONNX, TFLITE, quantize_tensor
+from accelsim.quant.rules import quantize_tensor
+from accelsim.quantize_rules import ONNX, TFLITE
 
 pytestmark = pytest.mark.slow
 MODES = ("tflite", "tflite_single", "tflite_float64")

@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numerics_refs import tfl_quantize_multiplier
 
+from accelsim.dynamic_flavours import FlavourName, get_flavour
+from accelsim.errors import AccelsimError
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     REQUANT_MODES,
@@ -21,7 +23,8 @@ from accelsim.quant import (
     symmetric_qparams,
     weight_qparams,
 )
-from accelsim.schemes import SCHEMES, SchemeName
+from accelsim.requant_modes import RequantModeName, get_mode
+from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName, WeightFormatName, get_scheme, get_weight_format
 
 
 @settings(max_examples=300, deadline=None)
@@ -111,6 +114,68 @@ def test_scheme_names_are_the_table_keys_and_properties_read_the_table():
     assert holders == {"is_reference": ["fp32"], "runtime_activations": ["dynamic"], "calibrated": ["static"]}
     assert [n for n, s in SCHEMES.items() if s.float_gemm] == ["fp32", "woq"]
     assert SchemeName("static") == "static" and f"{SchemeName.DYNAMIC}" == "dynamic"
+
+
+@pytest.mark.parametrize(
+    ("table", "names"),
+    [
+        (SCHEMES, SchemeName),
+        (REQUANT_MODES, RequantModeName),
+        (DYNAMIC_FLAVOURS, FlavourName),
+        (WEIGHT_FORMATS, WeightFormatName),
+    ],
+    ids=["schemes", "requant_modes", "dynamic_flavours", "weight_formats"],
+)
+def test_every_table_is_keyed_by_its_enum(table, names):
+    """Each vocabulary is its table's keys, in order, each row keyed by its own name (a name added to one
+    and not the other fails here)."""
+    assert list(table) == list(names) and all(k is row.name for k, row in table.items())
+
+
+@pytest.mark.parametrize(
+    ("lookup", "table", "line"),
+    [
+        (get_scheme, SCHEMES, "scheme: unknown scheme 'int4'"),
+        (get_mode, REQUANT_MODES, "requant.rounding: unknown requant mode 'int4'"),
+        (get_flavour, DYNAMIC_FLAVOURS, "flavour: unknown flavour 'int4'"),
+        (get_weight_format, WEIGHT_FORMATS, "weights: unknown weights 'int4'"),
+    ],
+)
+def test_an_unknown_name_is_the_same_error_for_every_table(lookup, table, line):
+    """Every table's lookup refuses a name it lacks with one AccelsimError line listing the table's names,
+    and finds each row from its plain string."""
+    with pytest.raises(AccelsimError) as err:
+        lookup("int4")
+    assert str(err.value) == f"{line} (allowed: {', '.join(table)})"
+    assert all(lookup(str(name)).name is name for name in table)
+
+
+def test_config_and_cli_take_their_names_from_the_tables():
+    """The hardware's rounding, the sweep's flavour and the CLI's choices are the tables' names: a mode or
+    flavour added to a table is accepted everywhere, and a misspelt one is refused with the table's list."""
+    from accelsim.cli import FLAVOURS, WEIGHT_FORMAT_NAMES
+    from accelsim.cli import SCHEMES as SCHEME_CHOICES
+    from accelsim.config import HardwareConfig
+    from accelsim.config.sweep import SweepSpec
+
+    assert (SCHEME_CHOICES, FLAVOURS, WEIGHT_FORMAT_NAMES) == (
+        tuple(SCHEMES),
+        tuple(DYNAMIC_FLAVOURS),
+        tuple(WEIGHT_FORMATS),
+    )
+    assert all(type(n) is str for n in (*SCHEME_CHOICES, *FLAVOURS, *WEIGHT_FORMAT_NAMES))  # argparse shows repr
+    field = HardwareConfig.model_fields["requant"].annotation.model_fields["rounding"]
+    assert field.annotation is RequantModeName and field.default is RequantModeName.TFLITE
+    assert SweepSpec.model_fields["flavour"].annotation is FlavourName
+    assert SweepSpec.model_fields["flavour"].default is FlavourName.ONNX
+
+    from accelsim.config import load_hardware
+
+    with pytest.raises(AccelsimError) as err:
+        load_hardware(None, ["requant.rounding=tflite_double"])
+    assert str(err.value).endswith(f"(allowed: {', '.join(REQUANT_MODES)})") and "'tflite_double'" in str(err.value)
+    for mode in REQUANT_MODES:
+        assert load_hardware(None, [f"requant.rounding={mode}"]).requant.rounding is REQUANT_MODES[mode].name
 
 
 def test_scheme_and_mode_tables():

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from accelsim.config.ranges import PLAIN_NAME_CHECK, number, whole
 from accelsim.config.validation import FieldError, StrictModel
+from accelsim.requant_modes import RequantModeName
 
 Dataflow = Literal["os", "ws", "is"]
 ArrayModel = Literal["pipelined", "scalesim"]
-Rounding = Literal["tflite", "tflite_single", "tflite_float64", "float_half_even", "fbgemm"]
+#: a requant mode as YAML names it: one of the mode table's names (strict models take an enum from its string here)
+Rounding = Annotated[RequantModeName, Field(strict=False)]
 
 # Plausible ranges (docs/hardware.md gives the reason for each bound).
 ArraySide = Annotated[int, whole(1, 4096, "PEs")]
@@ -72,7 +74,7 @@ class RequantConfig(StrictModel):
 
     lanes: Lanes
     latency_cycles: PipelineCycles
-    rounding: Rounding = "tflite"
+    rounding: Rounding = RequantModeName.TFLITE
     multiplier_bits: Annotated[int, whole(8, 32, "bits")] = 32
 
 

@@ -25,11 +25,14 @@ from accelsim.config.overrides import parse_path
 from accelsim.config.validation import FieldError, StrictModel, validate
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
+from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError, format_path
 from accelsim.schemes import SchemeName
 
 #: a scheme as YAML names it: one of the scheme table's names (strict models take an enum from its string here)
 SchemeArg = Annotated[SchemeName, Field(strict=False)]
+#: the dynamic flavour, one of the flavour table's names
+FlavourArg = Annotated[FlavourName, Field(strict=False)]
 SWEEP_OUTPUT_ROOT = Path("reports/sweeps")
 #: Points a spec may ask for unless it raises ``max_points``: expanding validates every hardware
 #: combination (~0.2 ms each) and keeps every point in memory (~0.6 kB), so 100,000 points take ~20 s
@@ -50,7 +53,7 @@ class SweepSpec(StrictModel):
     combine: Literal["grid", "zip"] = "grid"
     workloads: list[str] = Field(min_length=1)
     schemes: list[SchemeArg] = Field([SchemeName.STATIC], min_length=1)
-    flavour: Literal["onnx", "pytorch", "pytorch_qnnpack", "tflite"] = "onnx"
+    flavour: FlavourArg = FlavourName.ONNX
     constraints: list[str] = Field([], max_length=100)
     timing_only: bool = True
     output: str | None = Field(None, min_length=1, max_length=4096)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accelsim.config.hardware import HardwareConfig
-from accelsim.quant.requant import get_mode
+from accelsim.requant_modes import get_mode
 from accelsim.schemes import get_scheme
 
 

@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 from numba import vectorize
 
+from accelsim.dynamic_flavours import FlavourName
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
 from accelsim.kernels.quantize import fma_float32
 from accelsim.quant import QParams, QuantizedWeight, dequantize_tensor, quantize_tensor, run_static_codes
 from accelsim.quant.dynamic import dynamic_qparams
+from accelsim.requant_modes import RequantModeName
 
 #: ORT's requant arithmetic (MlasRequantizeOutput): float32 scale, round half to even
-MODE = "float_half_even"
+MODE = RequantModeName.FLOAT_HALF_EVEN
 Args = Sequence[Any]
 Attrs = dict[str, Any]
 Op = Callable[[Attrs, Args], list[np.ndarray]]
@@ -68,7 +70,7 @@ def dequantize_linear(attrs: Attrs, args: Args) -> list[np.ndarray]:
 def dynamic_quantize_linear(attrs: Attrs, args: Args) -> list[np.ndarray]:
     """DynamicQuantizeLinear: the ``onnx`` dynamic flavour's range, parameters and codes (uint8)."""
     x = np.asarray(args[0], np.float32)
-    qp = dynamic_qparams(x.reshape(1, -1), "onnx")
+    qp = dynamic_qparams(x.reshape(1, -1), FlavourName.ONNX)
     codes = quantize_tensor(x, qp)[0]
     return [codes, qp.scale.reshape(()).copy(), qp.zero_point.astype(np.uint8).reshape(())]
 

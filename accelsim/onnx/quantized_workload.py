@@ -22,17 +22,19 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
 from accelsim.onnx import OnnxImport, import_onnx
 from accelsim.onnx.quantized import op_key, scheme_of
 from accelsim.onnx.quantized_ops import qparams
 from accelsim.quant import QParams, QuantizedWeight
-from accelsim.schemes import SchemeName
+from accelsim.requant_modes import RequantModeName
+from accelsim.schemes import SchemeName, WeightFormatName
 from accelsim.values.tensors import LayerParams, WorkloadTensors
 
 #: the requant mode and dynamic flavour that are ONNX Runtime's arithmetic
-REQUANT_MODE = "float_half_even"
-FLAVOUR = "onnx"
+REQUANT_MODE = RequantModeName.FLOAT_HALF_EVEN
+FLAVOUR = FlavourName.ONNX
 #: quantized op -> (float op, its activation inputs' positions); weights and biases are handled per op
 FLOAT_OF: dict[str, tuple[str, tuple[int, ...]]] = {
     "com.microsoft.QLinearAdd": ("Add", (0, 3)),
@@ -98,7 +100,7 @@ class GivenWeights(LayerParams):
     given: QuantizedWeight | None = None
 
     def quantized_weight(
-        self, kind: str, granularity: str = "per_channel", weights: str = "symmetric"
+        self, kind: str, granularity: str = "per_channel", weights: str = WeightFormatName.SYMMETRIC
     ) -> QuantizedWeight:
         assert self.given is not None  # built with the model's codes
         return self.given
@@ -273,13 +275,14 @@ class _Rewrite:
             self.nodes.append(node)
 
 
-def _weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> str:
+def _weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> WeightFormatName:
     """The accelsim weight format of the model's weight codes (the first weight's dtype decides)."""
     if not codes:
-        return "symmetric"
+        return WeightFormatName.SYMMETRIC
     if any(q.dtype == np.uint8 for q, _ in codes):
-        return "asymmetric"
-    return "asymmetric_int8" if any(np.any(z != 0) for _, z in codes) else "symmetric"
+        return WeightFormatName.ASYMMETRIC
+    nonzero = any(np.any(z != 0) for _, z in codes)
+    return WeightFormatName.ASYMMETRIC_INT8 if nonzero else WeightFormatName.SYMMETRIC
 
 
 def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, _Rewrite]:

@@ -13,19 +13,20 @@ Public API::
     run_layer(kind, x, weight, bias, quantization=Quantization(scheme=...), geometry=ConvGeometry(...),
               accumulator=Accumulator(...), prepared=Prepared(...)) -> LayerResult
     quantize_weight(kind, w, weights=) -> QuantizedWeight           # kept codes, packed GEMM operands
-    WEIGHT_FORMATS: symmetric / asymmetric (uint8) / asymmetric_int8  # weight zero points
     zero_point_correction(result)                                   # -z_w[c] * rowsum(x_q - z_x), for RTL checks
     run_static_codes(kind, xq, in_qp, weight_q, bias, out_qp, ...)   # a static layer on stored codes
     write_golden(result, path)                                      # .npz golden vectors for RTL
 """
 
+from accelsim.dynamic_flavours import DYNAMIC_FLAVOURS
 from accelsim.lazy_exports import lazy_exports
+from accelsim.quantize_rules import RULES, QuantizeRule
+from accelsim.requant_modes import REQUANT_MODES
 
-# Each public name's module, imported on first use: lowering (the timing) reads the scheme, requant and
-# flavour tables through this package, and must not pay for the Numba kernels the layer functions load.
+# The tables (numpy-free leaves beside accelsim.schemes) are imported above; each other public name's module
+# is imported on first use, so reading a table never pays for NumPy or the Numba kernels.
 _HOME = {
     "quantize_bias": "bias",
-    "DYNAMIC_FLAVOURS": "dynamic",
     "dynamic_quantize": "dynamic",
     "write_golden": "golden",
     **dict.fromkeys(
@@ -49,8 +50,8 @@ _HOME = {
     "quantize_multipliers": "multiplier",
     **dict.fromkeys(("OBSERVERS", "MinMaxObserver", "MovingAverageMinMaxObserver", "PercentileObserver"), "observers"),
     **dict.fromkeys(("QParams", "affine_qparams", "dtype_range", "symmetric_qparams", "weight_qparams"), "qparams"),
-    **dict.fromkeys(("REQUANT_MODES", "RequantParams", "make_requant_params", "requantize"), "requant"),
-    **dict.fromkeys(("RULES", "QuantizeRule", "dequantize_tensor", "quantize_tensor"), "rules"),
+    **dict.fromkeys(("RequantParams", "make_requant_params", "requantize"), "requant"),
+    **dict.fromkeys(("dequantize_tensor", "quantize_tensor"), "rules"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Dynamic (run-time) activation quantization: each framework's flavour as data plus its exact arithmetic.
+"""Dynamic (run-time) activation quantization: each flavour's exact arithmetic (the flavours as data are
+:data:`accelsim.dynamic_flavours.DYNAMIC_FLAVOURS`).
 
 At run time the vector unit reduces the float input to its range, derives scale and zero point,
 quantizes, the array accumulates int32, and the output is dequantized to float
@@ -28,112 +29,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.errors import AccelsimError
+from accelsim.dynamic_flavours import DynamicFlavour, FlavourName, get_flavour
 from accelsim.quant.qparams import QParams
-from accelsim.quant.rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule, quantize_tensor
+from accelsim.quant.rules import quantize_tensor
 
 SMALL_SCALE_THRESHOLD = np.float32(6.1e-5)  # PyTorch QuantUtils.h: fp16 min normal
-
-
-@dataclass(frozen=True)
-class DynamicFlavour:
-    """What a framework's dynamic quantization does to activations.
-
-    ``params`` names the parameter rule (a key of ``PARAM_RULES``); ``reduce_range`` halves the
-    code range the parameters are chosen for (PyTorch's fbgemm engine: 0..127, so that a uint8 x int8
-    pair sum fits int16 on AVX2 without saturation), while quantization still clamps to the dtype.
-    A flavour is data: ``dataclasses.replace(get_flavour("pytorch"), reduce_range=False)`` is fbgemm's
-    ``torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False)`` for :func:`dynamic_quantize`.
-    """
-
-    name: str
-    params: str
-    activation_dtype: str
-    granularity: str  # "per_tensor" or "per_row" (per image for conv)
-    symmetric: bool
-    reduce_range: bool
-    rule: QuantizeRule
-    fused_output: bool  # output float(acc) * scale + bias with one rounding (FMA)
-    conv_channel_scale_first: bool  # conv output (float(acc) * s_w[c]) * s_x[image] + bias
-    reference: str
-
-
-DYNAMIC_FLAVOURS: dict[str, DynamicFlavour] = {
-    f.name: f
-    for f in (
-        DynamicFlavour(
-            "tflite",
-            "tflite",
-            "int8",
-            "per_row",
-            False,
-            False,
-            TFLITE_HYBRID,
-            False,
-            True,
-            "TFLite hybrid FULLY_CONNECTED / CONV_2D, asymmetric_quantize_inputs=true",
-        ),
-        DynamicFlavour(
-            "tflite_symmetric",
-            "tflite_symmetric",
-            "int8",
-            "per_row",
-            True,
-            False,
-            TFLITE_HYBRID,
-            False,
-            True,
-            "TFLite hybrid kernels, asymmetric_quantize_inputs=false",
-        ),
-        DynamicFlavour(
-            "onnx",
-            "onnx",
-            "uint8",
-            "per_tensor",
-            False,
-            False,
-            ONNX,
-            False,
-            False,
-            "ONNX DynamicQuantizeLinear + MatMulInteger/ConvInteger (ORT quantize_dynamic)",
-        ),
-        DynamicFlavour(
-            "pytorch",
-            "pytorch",
-            "uint8",
-            "per_tensor",
-            False,
-            True,
-            FBGEMM,
-            True,
-            False,
-            "torch.ao.nn.quantized.dynamic.Linear, fbgemm / x86 engine (reduce_range=True)",
-        ),
-        DynamicFlavour(
-            "pytorch_qnnpack",
-            "pytorch",
-            "uint8",
-            "per_tensor",
-            False,
-            False,
-            FBGEMM,
-            False,
-            False,
-            "torch.ao.nn.quantized.dynamic.Linear, qnnpack engine (reduce_range ignored: full 0..255)",
-        ),
-    )
-}
-
-
-def get_flavour(name: str) -> DynamicFlavour:
-    """Look a flavour up by name; an unknown one is the user's mistake (:class:`AccelsimError`, as for a scheme)."""
-    if name not in DYNAMIC_FLAVOURS:
-        raise AccelsimError(f"unknown flavour {name!r}", path="flavour", allowed=list(DYNAMIC_FLAVOURS))
-    return DYNAMIC_FLAVOURS[name]
 
 
 def onnx_qparams(lo: float, hi: float) -> tuple[float, int]:
@@ -202,11 +105,11 @@ def tflite_symmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
 
 
 #: (range min, range max, reduce_range) -> (float32 scale, zero point) of each parameter rule
-PARAM_RULES: dict[str, Callable[[float, float, bool], tuple[float, int]]] = {
-    "onnx": lambda lo, hi, _: onnx_qparams(lo, hi),
-    "pytorch": lambda lo, hi, reduce_range: pytorch_qparams(lo, hi, reduce_range=reduce_range),
-    "tflite": lambda lo, hi, _: tflite_asymmetric_qparams(lo, hi),
-    "tflite_symmetric": lambda lo, hi, _: tflite_symmetric_qparams(lo, hi),
+PARAM_RULES: dict[FlavourName, Callable[[float, float, bool], tuple[float, int]]] = {
+    FlavourName.ONNX: lambda lo, hi, _: onnx_qparams(lo, hi),
+    FlavourName.PYTORCH: lambda lo, hi, reduce_range: pytorch_qparams(lo, hi, reduce_range=reduce_range),
+    FlavourName.TFLITE: lambda lo, hi, _: tflite_asymmetric_qparams(lo, hi),
+    FlavourName.TFLITE_SYMMETRIC: lambda lo, hi, _: tflite_symmetric_qparams(lo, hi),
 }
 
 
@@ -228,7 +131,7 @@ def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np
     dtype = flavour.activation_dtype
     narrow = flavour.symmetric  # symmetric TFLite clamps to -127..127
     qp = QParams([p[0] for p in pairs], [p[1] for p in pairs], dtype, axis, narrow)
-    if flavour.params != "tflite_symmetric":
+    if flavour.params != FlavourName.TFLITE_SYMMETRIC:
         return qp, None
     rng = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float32)
     with np.errstate(divide="ignore"):

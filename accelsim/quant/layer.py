@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from accelsim.dynamic_flavours import get_flavour
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d, pack_conv_weights, requant_conv2d
 from accelsim.kernels.gemm import (
     INT32_WRAP,
@@ -31,13 +32,14 @@ from accelsim.kernels.layout import value_range
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.kernels.requant import Requantized
 from accelsim.quant.bias import bias_qparams, quantize_bias
-from accelsim.quant.dynamic import dynamic_quantize, get_flavour
+from accelsim.quant.dynamic import dynamic_quantize
 from accelsim.quant.observers import MinMaxObserver
 from accelsim.quant.options import Quantization
 from accelsim.quant.qparams import QParams, weight_qparams
-from accelsim.quant.requant import RequantMode, RequantParams, get_mode, make_requant_params, requantize
+from accelsim.quant.requant import RequantParams, make_requant_params, requantize
 from accelsim.quant.rules import dequantize_tensor, quantize_tensor
-from accelsim.schemes import SchemeName, get_weight_format
+from accelsim.requant_modes import RequantMode, RequantModeName, get_mode
+from accelsim.schemes import SchemeName, WeightFormatName, get_weight_format
 
 LAYER_KINDS = ("conv2d", "linear", "matmul")
 
@@ -316,7 +318,7 @@ class _RequantSetup:
 
 
 def quantize_weight(
-    kind: str, weight: np.ndarray, granularity: str = "per_channel", weights: str = "symmetric"
+    kind: str, weight: np.ndarray, granularity: str = "per_channel", weights: str = WeightFormatName.SYMMETRIC
 ) -> QuantizedWeight:
     """Codes and parameters of a layer's weight, per output channel or per tensor, in the weight format
     ``weights`` (``accelsim.schemes.WEIGHT_FORMATS``: symmetric int8, asymmetric uint8 or int8)."""
@@ -526,11 +528,11 @@ def _run_dynamic(
     )
 
 
-def _weight_format_name(qp: QParams) -> str:
+def _weight_format_name(qp: QParams) -> WeightFormatName:
     """The weight format a weight's parameters are in (given codes may come from elsewhere)."""
     if qp.dtype == "uint8":
-        return "asymmetric"
-    return "symmetric" if qp.symmetric else "asymmetric_int8"
+        return WeightFormatName.ASYMMETRIC
+    return WeightFormatName.SYMMETRIC if qp.symmetric else WeightFormatName.ASYMMETRIC_INT8
 
 
 def run_static_codes(
@@ -541,7 +543,7 @@ def run_static_codes(
     bias: np.ndarray | None,
     output_qparams: QParams,
     *,
-    requant_mode: str = "tflite",
+    requant_mode: str = RequantModeName.TFLITE,
     activation: str | None = None,
     geometry: ConvGeometry | None = None,
     accumulator: Accumulator = INT32_WRAP,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from accelsim.quant.dynamic import get_flavour
-from accelsim.quant.requant import get_mode
-from accelsim.schemes import Scheme, SchemeName, get_scheme, get_weight_format
+from accelsim.dynamic_flavours import FlavourName, get_flavour
+from accelsim.requant_modes import RequantModeName, get_mode
+from accelsim.schemes import Scheme, SchemeName, WeightFormatName, get_scheme, get_weight_format
 
 #: how weights are scaled: one scale per output channel or one per tensor
 WeightGranularity = Literal["per_channel", "per_tensor"]
@@ -31,10 +31,10 @@ class Quantization:
     or int8 with zero points) and ``weight_granularity`` its scales."""
 
     scheme: SchemeName = SchemeName.STATIC
-    requant_mode: str = "tflite"
-    flavour: str = "tflite"
+    requant_mode: str = RequantModeName.TFLITE
+    flavour: str = FlavourName.TFLITE
     weight_granularity: WeightGranularity = "per_channel"
-    weights: str = "symmetric"
+    weights: str = WeightFormatName.SYMMETRIC
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme", get_scheme(self.scheme).name)  # a plain string becomes its SchemeName

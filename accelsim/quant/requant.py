@@ -1,8 +1,8 @@
-"""The requant unit's modes as data, and the per-channel parameters each mode derives from the scales.
+"""The per-channel parameters each requant mode (:data:`accelsim.requant_modes.REQUANT_MODES`, the modes
+as data) derives from the scales, and the requant unit run on accumulators.
 
-Every mode names the framework whose bits it reproduces; see docs/numerics.md for the arithmetic
-and the tests that prove each one. The kernels are imported by the functions that call them:
-lowering reads the modes' table without loading Numba.
+See docs/numerics.md for the arithmetic and the tests that prove each mode. The kernels are imported by
+the functions that call them, on first use.
 """
 
 from __future__ import annotations
@@ -14,77 +14,12 @@ import numpy as np
 
 from accelsim.quant.multiplier import effective_scale, quantize_multipliers
 from accelsim.quant.qparams import QParams, dtype_range
-from accelsim.quant.rules import FBGEMM, ONNX, TFLITE, QuantizeRule
+from accelsim.requant_modes import get_mode
 
 if TYPE_CHECKING:
     from accelsim.kernels.requant import Requantized
 
 ACTIVATIONS = (None, "relu", "relu6")
-
-
-@dataclass(frozen=True)
-class RequantMode:
-    """One rounding choice of the requant unit and the framework conventions that go with it."""
-
-    name: str
-    arithmetic: str  # "fixed_point" (M0, shift), "float64" or "float32" (scale multiply)
-    single_rounding: bool
-    bias_domain: str  # "int32": bias_q loaded into the accumulator; "float32": added in the requant unit
-    input_rule: QuantizeRule  # how the framework quantizes the float layer input
-    activation_dtype: str  # the framework's activation dtype
-    reference: str
-
-    @property
-    def channel_parameter_bytes(self) -> int:
-        """Bytes the requant unit loads per output channel: int32 M0 and int32 shift (TFLite's layout),
-        one float64 scale (TF's float-scale FULLY_CONNECTED) or one float32 scale."""
-        return {"fixed_point": 8, "float64": 8, "float32": 4}[self.arithmetic]
-
-
-REQUANT_MODES: dict[str, RequantMode] = {
-    m.name: m
-    for m in (
-        RequantMode(
-            "tflite",
-            "fixed_point",
-            False,
-            "int32",
-            TFLITE,
-            "int8",
-            "TFLite BUILTIN_REF CONV_2D / DEPTHWISE_CONV_2D int8: gemmlowp double rounding",
-        ),
-        RequantMode(
-            "tflite_single", "fixed_point", True, "int32", TFLITE, "int8", "TFLite built with TFLITE_SINGLE_ROUNDING=1"
-        ),
-        RequantMode(
-            "tflite_float64",
-            "float64",
-            False,
-            "int32",
-            TFLITE,
-            "int8",
-            "TFLite BUILTIN_REF FULLY_CONNECTED int8 (TF 2.21): round(double(acc) * (s_x * s_w / s_y) in double)",
-        ),
-        RequantMode(
-            "float_half_even",
-            "float32",
-            False,
-            "int32",
-            ONNX,
-            "uint8",
-            "ONNX Runtime QLinearConv / QLinearMatMul (MlasRequantizeOutput); Gemmini",
-        ),
-        RequantMode(
-            "fbgemm",
-            "float32",
-            False,
-            "float32",
-            FBGEMM,
-            "uint8",
-            "PyTorch quantized Conv2d / Linear on fbgemm (requantizeOutputProcessingAvx2)",
-        ),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -134,13 +69,6 @@ class RequantParams:
             if value is not None:
                 out[f"requant_{name}"] = value
         return out
-
-
-def get_mode(name: str) -> RequantMode:
-    """Look a mode up by name with a helpful error."""
-    if name not in REQUANT_MODES:
-        raise ValueError(f"unknown requant mode {name!r}; allowed: {', '.join(REQUANT_MODES)}")
-    return REQUANT_MODES[name]
 
 
 _UNBOUNDED = 1 << 62

@@ -22,6 +22,7 @@ from accelsim.report.svg_figure import svg_bytes
 from accelsim.report.table import si
 from accelsim.report.timeline_plot import layer_window, timeline
 from accelsim.results.records import LayerRecord
+from accelsim.schemes import WeightFormatName
 
 Styles = dict[str, SeriesStyle]
 
@@ -57,7 +58,7 @@ def _setup(results: Results) -> Section:
     for scheme in results.schemes:
         run = meta.get("runs", {}).get(scheme, {})
         notes = [f"{k.replace('_', ' ')} {run[k]}" for k in ("flavour", "requant_rounding") if run.get(k)]
-        if run.get("weights") not in (None, "symmetric"):  # the default int8 symmetric weights go unsaid
+        if run.get("weights") not in (None, WeightFormatName.SYMMETRIC):  # the default int8 symmetric weights go unsaid
             notes.append(f"{run['weights']} weights")
         notes += [k.replace("_", " ") for k in ("ideal_memory", "timing_only") if run.get(k)]
         runs.append(f"{scheme}" + (f" ({', '.join(notes)})" if notes else ""))
