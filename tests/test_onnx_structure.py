@@ -39,6 +39,7 @@ LIGHT = {
     "bvlc_alexnet": {"lrn"},
     "zfnet512": {"lrn"},
     "inception_v1": {"lrn", "concat"},
+    "shufflenet": {"reshape", "transpose", "concat"},  # the channel shuffle: [g, C/g, H, W] per sample
 }
 
 

@@ -17,7 +17,9 @@ from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole,
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel
 
-Activation = Literal["none", "relu", "relu6", "gelu"]
+#: what a conv2d, linear, add, elementwise or scale_shift applies to its output; relu and relu6 fuse into the
+#: requant clamp under static int8, the others run on the vector unit (docs/workloads.md)
+Activation = Literal["none", "relu", "relu6", "gelu", "sigmoid", "tanh", "hard_swish"]
 # Plausible ranges (docs/workloads.md gives the reason for each bound).
 #: tensor extents, channels, features, groups: a 1M-token context or a 256k vocabulary still fits
 MAX_DIM = 2**20
@@ -397,6 +399,133 @@ class Lrn(LayerBase):
         return shape
 
 
+#: standalone activation functions and the parameters each takes, with ONNX's defaults (None: no default)
+ACTIVATION_PARAMETERS: dict[str, dict[str, float | None]] = {
+    "relu": {},
+    "relu6": {},
+    "clip": {"min": None, "max": None},
+    "leaky_relu": {"alpha": 0.01},
+    "sigmoid": {},
+    "tanh": {},
+    "hard_sigmoid": {"alpha": 0.2, "beta": 0.5},
+    "hard_swish": {},
+    "gelu": {},
+}
+ActivationFunction = Literal[
+    "relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu"
+]
+Coefficient = Annotated[float, number(-1e6, 1e6)]
+
+
+class ActivationLayer(LayerBase):
+    """An activation function on its own (no layer before it to fuse into); vector unit, shape kept."""
+
+    type: Literal["activation"]
+    function: ActivationFunction
+    alpha: Coefficient | None = None
+    beta: Coefficient | None = None
+    min: Coefficient | None = None
+    max: Coefficient | None = None
+
+    @model_validator(mode="after")
+    def _parameters_fit(self) -> ActivationLayer:
+        takes = ACTIVATION_PARAMETERS[self.function]
+        for key in ("alpha", "beta", "min", "max"):
+            if getattr(self, key) is not None and key not in takes:
+                allowed = ", ".join(takes) or "none"
+                raise FieldError((key,), f"is not a parameter of {self.function}", f"{self.function} takes: {allowed}")
+        if self.function == "clip":
+            if self.min is None and self.max is None:
+                raise FieldError(("min",), "clip needs a min, a max or both")
+            if self.min is not None and self.max is not None and self.min > self.max:
+                raise FieldError(("max",), f"{self.max:g} is below min {self.min:g}")
+        return self
+
+    @property
+    def parameters(self) -> dict[str, float | None]:
+        """The function's parameters, defaults filled in (clip: None for an open side)."""
+        defaults = ACTIVATION_PARAMETERS[self.function]
+        return {key: default if getattr(self, key) is None else getattr(self, key) for key, default in defaults.items()}
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        return in_shapes[0]
+
+
+def broadcast(a: Shape, b: Shape) -> Shape | None:
+    """numpy's broadcast of two per-sample shapes (aligned on the right), None when they do not fit."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x, y = (s[-i] if i <= len(s) else 1 for s in (a, b))
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(reversed(out))
+
+
+class Elementwise(LayerBase):
+    """add / sub / mul / div of two activations, or of one and a constant (``<layer>.weight``, shape
+    ``constant``), with numpy broadcasting of the per-sample shapes; vector unit.
+
+    Two activations of one shape summed are the ``add`` layer (its static form adds in the integer
+    domain): ``op: add`` here takes a constant or a broadcast."""
+
+    type: Literal["elementwise"]
+    arity: ClassVar[int] = 1  # one input and a constant, or two inputs: infer checks which
+    variadic: ClassVar[bool] = True
+    op: Literal["add", "sub", "mul", "div"]
+    constant: TensorShape | None = None
+    constant_first: bool = False
+    activation: Activation = "none"
+
+    @model_validator(mode="after")
+    def _constant_first_needs_constant(self) -> Elementwise:
+        if self.constant_first and self.constant is None:
+            raise FieldError(("constant_first",), "needs a constant operand (the constant field)")
+        return self
+
+    def operand_shapes(self, in_shapes: list[Shape]) -> tuple[Shape, Shape]:
+        """The two operands' per-sample shapes, left first."""
+        if self.constant is None:
+            return in_shapes[0], in_shapes[1]
+        x, c = in_shapes[0], tuple(self.constant)
+        return (c, x) if self.constant_first else (x, c)
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        want = 1 if self.constant is not None else 2
+        if len(in_shapes) != want:
+            reads = "one input and its constant" if want == 1 else "two inputs (or one and a constant)"
+            raise FieldError(("inputs",), f"elementwise reads {reads}, got {len(in_shapes)} inputs")
+        a, b = self.operand_shapes(in_shapes)
+        if self.constant is None and self.op == "add" and a == b:
+            raise FieldError(("op",), f"adds two activations of one shape {list(a)}: that is the add layer")
+        out = broadcast(a, b)
+        if out is None or len(out) > 4:
+            raise FieldError(
+                ("constant" if self.constant is not None else "inputs",),
+                f"shapes {list(a)} and {list(b)} do not broadcast to 1..4 dims",
+            )
+        return out
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        return math.prod(self.constant) if self.constant is not None else 0
+
+
+class ScaleShift(LayerBase):
+    """Per-channel ``x * scale[c] + shift[c]`` on a ``[C, ...]`` tensor (``<layer>.weight`` / ``.bias``): a
+    BatchNormalization with no conv before it to fold into (DenseNet); vector unit."""
+
+    type: Literal["scale_shift"]
+    activation: Activation = "none"
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        if len(in_shapes[0]) < 2:
+            raise FieldError(("inputs",), f"needs a [C, ...] input with a channel axis, got {list(in_shapes[0])}")
+        return in_shapes[0]
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        return 2 * in_shapes[0][0]
+
+
 Layer = Annotated[
     Conv2d
     | Linear
@@ -410,7 +539,10 @@ Layer = Annotated[
     | Concat
     | Transpose
     | Reshape
-    | Lrn,
+    | Lrn
+    | ActivationLayer
+    | Elementwise
+    | ScaleShift,
     Field(discriminator="type"),
 ]
 #: layer types that run on the MAC array (lowered to GEMMs); the others run on the vector unit

@@ -18,21 +18,23 @@ from math import ceil, prod
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
     GEMM_LAYERS,
+    ActivationLayer,
     Add,
     AvgPool,
     Concat,
+    Elementwise,
     Flatten,
     LayerNorm,
     LayerShapes,
     Lrn,
     MaxPool,
     Reshape,
+    ScaleShift,
     Softmax,
     Transpose,
     Workload,
     pair,
 )
-from accelsim.dynamic_flavours import get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
@@ -48,10 +50,26 @@ from accelsim.lowering.tiling import (
     stored_weight_bytes,
     tile_bounds,
 )
+from accelsim.quant.dynamic import get_flavour
 from accelsim.schemes import get_scheme, get_weight_format
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
-ACTIVATION_OPS = {"none": 0, "relu": 1, "relu6": 1, "gelu": 8}
+ACTIVATION_OPS = {
+    "none": 0,
+    "relu": 1,  # max
+    "relu6": 1,  # clamp
+    "clip": 1,
+    "leaky_relu": 2,  # multiply, select
+    "sigmoid": 4,  # negate, exp, add, divide
+    "tanh": 5,  # double, exp, subtract, add, divide
+    "hard_sigmoid": 3,  # multiply, add, clamp
+    "hard_swish": 4,  # hard_sigmoid, multiply
+    "gelu": 8,
+}
+#: activations the requant unit applies as its output clamp under static int8; the others run on the vector unit
+CLAMP_ACTIVATIONS = ("none", "relu", "relu6")
+ELEMENTWISE_OPS = 1  # add, subtract, multiply or divide
+SCALE_SHIFT_OPS = 2  # multiply, add
 SOFTMAX_OPS = 5  # max, subtract, exp, sum, divide
 LAYERNORM_OPS = 5  # mean, variance, normalize, scale, shift
 STATIC_REQUANT_OPS = 2  # dequantize in, quantize out around a float op on int8 data
@@ -308,7 +326,7 @@ class Lowerer:
         if self.plan.requant_unit:
             extra = (
                 self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS))
-                if activation == "gelu"
+                if activation not in CLAMP_ACTIVATIONS
                 else 0
             )
             return Unit.REQUANT, self.requant.cycles(outputs) + extra
@@ -452,10 +470,16 @@ class Lowerer:
             ops = out_elems * (
                 (SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS
             )
+        elif isinstance(layer, ActivationLayer):
+            ops = out_elems * (ACTIVATION_OPS[layer.function] + static * STATIC_REQUANT_OPS)
+        elif isinstance(layer, (Elementwise, ScaleShift)):  # static: each activation input dequantized
+            base = SCALE_SHIFT_OPS if isinstance(layer, ScaleShift) else ELEMENTWISE_OPS
+            dequantized = len(shapes.input_shapes)
+            ops = out_elems * (base + ACTIVATION_OPS[act] + static * (STATIC_REQUANT_OPS - 1 + dequantized))
         else:
             raise TypeError(f"{layer.type} is not a vector layer")
         width = self.fmt.ofmap_dram  # activations between layers are stored as the scheme's outputs
-        extra = 2 * prod(shapes.input_shapes[0][-1:]) * 4 if isinstance(layer, LayerNorm) else 0
+        extra = 4 * shapes.params  # float32 parameters: layernorm's and scale_shift's, elementwise constants
         return LoweredLayer(
             name=layer.name, type=layer.type, tiles=self._chunks(in_elems * width, out_elems * width, ops, extra)
         )

@@ -16,11 +16,21 @@ fold):
 4. **bias Add folded** into a preceding Conv (a ``[C, 1, 1]`` constant) or a MatMul with a constant
    weight (a ``[N]`` constant), as exporters of ``nn.Linear`` write it;
 5. **activations fused**: Relu, Clip(0, 6) and Gelu (erf) after a Conv, Gemm, weight MatMul, Add or
-   Sum become that node's ``activation`` attribute.
+   Sum become that node's ``activation`` attribute; Sigmoid, Tanh and HardSwish likewise, after a Conv,
+   Gemm or weight MatMul.
+
+Between 3 and 4, **per-channel Mul / Add folded** (:func:`fold_channel_affine`): a Mul by a per-channel
+constant after a Conv scales its weight and bias; a per-channel Mul or Add after a BatchNormalization
+scales / shifts its gamma and beta (onnx's light DenseNet and Inception v2 write BatchNorm's affine so).
+Between 4 and 5, **activations written out** (:func:`match_written_activations`): ``x * Clip(x + 3, 0, 6)
+/ 6`` (and ``x * HardSigmoid(x, 1/6, 0.5)``) becomes one HardSwish node, ``0.5 * x * (1 + Erf(x /
+sqrt(2)))`` one Gelu node, in any order of the product's factors.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +50,7 @@ SMALL = 4096
 #: attribute key the fusion pass sets on a node, read by the mapping (the workload's activation names)
 ACTIVATION = "activation"
 #: ops an activation fuses into (the workload layers with an ``activation`` field)
-FUSES_ACTIVATION = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sum"})
+FUSES_ACTIVATION = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sum", "Sub", "Mul", "Div", "BatchNormalization"})
 
 
 @dataclass
@@ -206,7 +216,7 @@ def remove_passthroughs(graph: Graph) -> None:
             _drop(graph, node, node.inputs[0])
 
 
-def _batchnorm_scale(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
+def batchnorm_scale(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
     params = [graph.constant(t) for t in bn.inputs[1:5]]
     if len(params) != 4 or any(p is None for p in params) or bn.attrs.get("training_mode", 0):
         return None
@@ -219,7 +229,7 @@ def fold_batchnorm(graph: Graph) -> None:
     """BatchNormalization after a Conv (that feeds nothing else) becomes that Conv's weight and bias."""
     for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
         conv = graph.producer(bn.inputs[0])
-        folded = _batchnorm_scale(graph, bn)
+        folded = batchnorm_scale(graph, bn)
         if conv is None or conv.op != "Conv" or folded is None or not graph.only_feeds(bn.inputs[0], bn):
             continue
         weight = graph.constant(conv.inputs[1])
@@ -279,10 +289,16 @@ def fold_bias_add(graph: Graph) -> None:
             break
 
 
+#: activation ops without parameters, by the workload activation they are
+PLAIN_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hard_swish"}
+#: workload activations the requant unit applies as a clamp (the others fuse into array layers only)
+CLAMPS = ("relu", "relu6")
+
+
 def _activation_of(graph: Graph, node: Node) -> str | None:
     """The workload activation ``node`` computes, if it is one a layer can fuse."""
-    if node.op == "Relu":
-        return "relu"
+    if node.op in PLAIN_ACTIVATIONS:
+        return PLAIN_ACTIVATIONS[node.op]
     if node.op == "Gelu" and node.attrs.get("approximate", "none") in ("none", b"none"):
         return "gelu"
     if node.op == "Clip":
@@ -305,7 +321,7 @@ def fuse_activations(graph: Graph) -> None:
         if not graph.only_feeds(act.inputs[0], act):
             continue
         weight_matmul = producer.op != "MatMul" or graph.constant(producer.inputs[1]) is not None
-        if not weight_matmul or kind == "gelu" and producer.op in ("Add", "Sum"):
+        if not weight_matmul or kind not in CLAMPS and producer.op not in ("Conv", "Gemm", "MatMul"):
             continue
         producer.attrs[ACTIVATION] = kind
         producer.outputs[0] = act.outputs[0]
@@ -337,14 +353,151 @@ def fold_matmul_scale(graph: Graph) -> None:
             break
 
 
+def channel_vector(value: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``value`` as a float64 ``[C]`` vector if it broadcasts against a ``[N, C, ...]`` tensor per channel
+    (a scalar, ``[C, 1, 1]``, ``[1, C, 1, 1]``...), else None."""
+    if value is None or len(shape) < 2 or value.ndim > len(shape):
+        return None
+    full = (1,) * (len(shape) - value.ndim) + value.shape
+    if any(d != 1 for i, d in enumerate(full) if i != 1) or full[1] not in (1, shape[1]):
+        return None
+    return np.broadcast_to(np.asarray(value, np.float64).reshape(-1), (shape[1],))
+
+
+def fold_channel_affine(graph: Graph) -> None:
+    """A per-channel Mul after a Conv scales its weight and bias; a per-channel Mul or Add after a
+    BatchNormalization scales or shifts its gamma and beta (each feeding only that Mul / Add)."""
+    for node in [n for n in graph.nodes if n.op in ("Mul", "Add")]:
+        for tensor, other in (node.inputs[:2], node.inputs[1::-1]):
+            producer = graph.producer(tensor)
+            if producer is None or not graph.only_feeds(tensor, node) or tensor not in graph.shapes:
+                continue
+            vector = channel_vector(graph.constant(other), graph.shapes[tensor])
+            if vector is None or producer.op == "Conv" and node.op == "Add":  # a Conv's bias Add: fold_bias_add
+                continue
+            weight = graph.constant(producer.inputs[1]) if producer.op == "Conv" else None
+            if weight is not None:
+                bias = graph.constant(producer.inputs[2]) if len(producer.inputs) > 2 else None
+                base = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
+                scaled = weight.astype(np.float64) * vector.reshape(-1, *(1,) * (weight.ndim - 1))
+                _set_params(graph, producer, scaled.astype(np.float32), (base * vector).astype(np.float32))
+            elif producer.op == "BatchNormalization" and batchnorm_scale(graph, producer) is not None:
+                gamma, beta = (np.asarray(graph.constants[t], np.float64) for t in producer.inputs[1:3])
+                gamma, beta = (gamma * vector, beta * vector) if node.op == "Mul" else (gamma, beta + vector)
+                names = [f"{producer.label}::{key}{len(graph.constants)}" for key in ("gamma", "beta")]
+                graph.constants[names[0]], graph.constants[names[1]] = gamma.astype(np.float32), beta.astype(np.float32)
+                producer.inputs[1:3] = names
+            else:
+                continue
+            producer.outputs[0] = node.outputs[0]
+            graph.nodes.remove(node)
+            break
+
+
+def _scalar(graph: Graph, tensor: str) -> float | None:
+    value = graph.constant(tensor)
+    return float(value.reshape(())) if value is not None and value.size == 1 else None
+
+
+def _factors(graph: Graph, tensor: str, parent: Node | None, inner: list[Node]) -> list[str | float]:
+    """The factors of the product computing ``tensor``, through Mul nodes and Div by a constant (its
+    reciprocal) whose outputs feed only the product; ``inner`` collects those nodes."""
+    scalar = _scalar(graph, tensor)
+    if scalar is not None:
+        return [scalar]
+    node = graph.producer(tensor)
+    divisor = _scalar(graph, node.inputs[1]) if node is not None and node.op == "Div" else None
+    if node is None or not (node.op == "Mul" or divisor) or parent is not None and not graph.only_feeds(tensor, parent):
+        return [tensor]
+    inner.append(node)
+    if divisor:
+        return [*_factors(graph, node.inputs[0], node, inner), 1.0 / divisor]
+    return [f for t in node.inputs[:2] for f in _factors(graph, t, node, inner)]
+
+
+def _private(graph: Graph, node: Node | None, op: str) -> bool:
+    """``node`` is an ``op`` whose output one node reads and the graph does not return."""
+    return (
+        node is not None
+        and node.op == op
+        and len(graph.consumers(node.outputs[0])) == 1
+        and node.outputs[0] not in graph.outputs
+    )
+
+
+def _other(node: Node, tensor: str) -> str:
+    return node.inputs[1] if node.inputs[0] == tensor else node.inputs[0]
+
+
+def _hard_swish_gate(graph: Graph, gate: str, x: str) -> tuple[list[Node], float] | None:
+    """The nodes of ``gate = Clip(x + 3, 0, 6)`` (product factor 1/6) or ``HardSigmoid(x, 1/6, 0.5)`` (1)."""
+    node = graph.producer(gate)
+    if node is not None and _private(graph, node, "HardSigmoid") and node.inputs[0] == x:
+        alpha, beta = float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
+        return ([node], 1.0) if math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5) else None
+    if node is None or not _private(graph, node, "Clip") or _activation_of(graph, node) != "relu6":
+        return None
+    add = graph.producer(node.inputs[0])
+    if add is not None and _private(graph, add, "Add") and x in add.inputs and _scalar(graph, _other(add, x)) == 3.0:
+        return [node, add], 1 / 6
+    return None
+
+
+def _gelu_gate(graph: Graph, gate: str, x: str) -> tuple[list[Node], float] | None:
+    """The nodes of ``gate = 1 + Erf(x / sqrt(2))`` (or ``x * (1 / sqrt(2))``); the product's factor is 0.5."""
+    add = graph.producer(gate)
+    if add is None or not _private(graph, add, "Add") or len(add.inputs) != 2:
+        return None
+    ones = [t for t in add.inputs if _scalar(graph, t) == 1.0]
+    erf = graph.producer(_other(add, ones[0])) if ones else None
+    if erf is None or not _private(graph, erf, "Erf"):
+        return None
+    scaled = graph.producer(erf.inputs[0])
+    if scaled is None or scaled.op not in ("Div", "Mul") or not _private(graph, scaled, scaled.op):
+        return None
+    if scaled.inputs[0] != x and (scaled.op == "Div" or scaled.inputs[1] != x):
+        return None
+    factor = _scalar(graph, _other(scaled, x))
+    root2 = factor if scaled.op == "Div" else 1 / factor if factor else None
+    if root2 is None or not math.isclose(root2, math.sqrt(2.0), rel_tol=1e-6):
+        return None
+    return [add, erf, scaled], 0.5
+
+
+def match_written_activations(graph: Graph) -> None:
+    """Hard-swish and Erf-GELU written out as products become one HardSwish / Gelu node."""
+    for root in list(graph.nodes):
+        if root not in graph.nodes or root.op not in ("Mul", "Div"):
+            continue
+        inner: list[Node] = []
+        factors = _factors(graph, root.outputs[0], None, inner)
+        tensors = [f for f in factors if isinstance(f, str)]
+        scale = math.prod(f for f in factors if isinstance(f, float))
+        if len(tensors) != 2:
+            continue
+        for (x, gate), (op, matcher) in itertools.product(
+            (tensors, tensors[::-1]), (("HardSwish", _hard_swish_gate), ("Gelu", _gelu_gate))
+        ):
+            found = matcher(graph, gate, x)
+            if found is None or not math.isclose(scale, found[1], rel_tol=1e-6):
+                continue
+            attrs = {"approximate": "none"} if op == "Gelu" else {}
+            graph.nodes.insert(graph.nodes.index(root), Node(op, root.name, [x], [root.outputs[0]], attrs))
+            for node in {id(n): n for n in (*inner, *found[0])}.values():
+                graph.nodes.remove(node)
+            break
+
+
 def import_graph(model: ModelProto, file: str) -> Graph:
     """The IR of a read model, after every rewrite above."""
     graph = from_model(model, file)
     for rewrite in (
         remove_passthroughs,
         fold_batchnorm,
+        fold_channel_affine,
         fold_bias_add,
         fold_matmul_scale,
+        match_written_activations,
         fuse_activations,
     ):
         rewrite(graph)

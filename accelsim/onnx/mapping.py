@@ -16,7 +16,7 @@ import numpy as np
 
 from accelsim.config.workload import INPUT, MAX_DIM
 from accelsim.errors import AccelsimError
-from accelsim.onnx.graph import ACTIVATION, Graph, Node
+from accelsim.onnx.graph import ACTIVATION, Graph, Node, batchnorm_scale
 
 #: op -> what it becomes (docs/onnx.md's table of importable ops)
 SUPPORTED: dict[str, str] = {
@@ -28,8 +28,19 @@ SUPPORTED: dict[str, str] = {
     "AveragePool": "avgpool (pads on each side at most half the kernel, ceil_mode, count_include_pad)",
     "GlobalAveragePool": "avgpool with global_pool",
     "GlobalMaxPool": "maxpool with global_pool",
-    "Add": "add of two activations of one shape; a per-channel constant after a Conv or weight MatMul "
-    "folds into its bias",
+    "Add": "add of two activations of one shape; elementwise add with a constant or a broadcast; a "
+    "per-channel constant after a Conv or weight MatMul folds into its bias, after a BatchNormalization into "
+    "its shift",
+    "Sub": "elementwise sub (two activations broadcasting, or one and a constant on either side)",
+    "Mul": "elementwise mul (SE scales; a per-channel constant after a Conv folds into its weight, after a "
+    "BatchNormalization into its scale); part of a written-out hard-swish or Erf-GELU",
+    "Div": "elementwise div; part of a written-out hard-swish or Erf-GELU",
+    "Sigmoid": "the preceding conv2d / linear's activation sigmoid, else an activation layer",
+    "Tanh": "the preceding conv2d / linear's activation tanh, else an activation layer",
+    "HardSwish": "the preceding conv2d / linear's activation hard_swish, else an activation layer; also "
+    "x * Clip(x + 3, 0, 6) / 6 and x * HardSigmoid(x, 1/6, 0.5) written out",
+    "HardSigmoid": "activation hard_sigmoid (alpha, beta)",
+    "LeakyRelu": "activation leaky_relu (alpha)",
     "Sum": "add (a chain of adds for more than two inputs)",
     "Flatten": "flatten at axis 1; reshape at any other axis; a no-op on an already flat tensor",
     "Reshape": "flatten when the result is [N, rest], else reshape to the per-sample target; a no-op when it "
@@ -41,10 +52,12 @@ SUPPORTED: dict[str, str] = {
     "LRN": "lrn (size, alpha, beta, bias)",
     "Softmax": "softmax over the last axis",
     "LayerNormalization": "layernorm over the last axis (eps 1e-12..1)",
-    "Relu": "the preceding conv2d / linear / add's activation relu",
-    "Clip": "Clip(0, 6): the preceding layer's activation relu6; Clip(0, none): relu",
-    "Gelu": "the preceding conv2d / linear's activation gelu (approximate none)",
-    "BatchNormalization": "folded into the preceding Conv's weight and bias",
+    "Relu": "the preceding conv2d / linear / add's activation relu, else an activation layer",
+    "Clip": "Clip(0, 6): the preceding layer's activation relu6; Clip(0, none): relu; other constant bounds: "
+    "activation clip (min, max); no bounds: removed",
+    "Gelu": "the preceding conv2d / linear's activation gelu (approximate none), else an activation layer; "
+    "also 0.5 * x * (1 + Erf(x / sqrt(2))) written out",
+    "BatchNormalization": "folded into the preceding Conv's weight and bias; else scale_shift (per channel)",
     "Identity": "removed",
     "Dropout": "removed (inference)",
     "Constant": "a constant, folded at import",
@@ -54,17 +67,9 @@ SUPPORTED: dict[str, str] = {
 }
 #: op -> why the workload layer types cannot express it today (each is refused, naming the node)
 UNSUPPORTED: dict[str, str] = {
-    "Sub": "no element-wise subtract layer",
-    "Mul": "no element-wise or per-channel multiply layer (SE blocks, hard-swish, DenseNet's scale)",
-    "Div": "no element-wise divide layer",
     "Pow": "no element-wise power layer",
     "Sqrt": "no element-wise square root layer",
-    "Sigmoid": "no standalone sigmoid activation",
-    "Tanh": "no standalone tanh activation",
-    "LeakyRelu": "no leaky-relu activation",
-    "HardSigmoid": "no hard-sigmoid activation",
-    "HardSwish": "no hard-swish activation",
-    "Erf": "no erf op (the decomposed GELU pattern is not matched yet)",
+    "Erf": "no erf layer; the Erf-GELU pattern 0.5 * x * (1 + Erf(x / sqrt(2))) imports as gelu",
     "ReduceMean": "no reduction layer (the decomposed LayerNorm pattern is not matched yet)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
@@ -334,6 +339,109 @@ def _add(b: Builder, node: Node) -> None:
         total = b.emit(node, fields, [total, b.source(node, tensor)], output=output)
 
 
+def _binary(b: Builder, node: Node) -> None:
+    """Add / Sub / Mul / Div: the add layer for two activations of one shape summed, else elementwise."""
+    operands = node.inputs[:2]
+    constants = [b.graph.constant(t) for t in operands]
+    op = node.op.lower()
+    if constants[0] is None and constants[1] is None:
+        shapes = [b.shape(node, t) for t in operands]
+        if op == "add" and shapes[0] == shapes[1]:
+            _add(b, node)
+            return
+        if len(shapes[0]) != len(shapes[1]):
+            raise b.graph.error(
+                node,
+                f"operands {[list(s) for s in shapes]} of different ranks (the batch would meet a per-sample dim)",
+                "activations of one rank, broadcasting per sample",
+            )
+        b.emit(node, {"type": "elementwise", "op": op, **_activation(node)}, [b.source(node, t) for t in operands])
+        return
+    first = constants[0] is not None
+    value = np.asarray(constants[0] if first else constants[1], np.float32)
+    x = operands[1] if first else operands[0]
+    rank = len(b.shape(node, x)) + b.lead
+    if value.ndim > rank or b.lead and value.ndim == rank and value.shape[0] != 1:
+        raise b.graph.error(
+            node, f"the constant of shape {list(value.shape)} varies along the batch", "a constant per sample"
+        )
+    per_sample = value.shape[1:] if b.lead and value.ndim == rank else value.shape
+    while len(per_sample) > 1 and per_sample[0] == 1:  # leading unit dims broadcast away
+        per_sample = per_sample[1:]
+    per_sample = per_sample or (1,)
+    layer: dict[str, Any] = {"type": "elementwise", "op": op, "constant": list(per_sample), **_activation(node)}
+    if first:
+        layer["constant_first"] = True
+    b.emit(node, layer, [b.source(node, x)], weight=value.reshape(per_sample))
+
+
+#: ONNX activation ops and the workload activation function each becomes (Clip: see _clip_fields)
+ACTIVATION_FUNCTIONS = {
+    "Relu": "relu",
+    "Clip": "clip",
+    "Gelu": "gelu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "HardSwish": "hard_swish",
+    "HardSigmoid": "hard_sigmoid",
+    "LeakyRelu": "leaky_relu",
+}
+#: a Clip bound at least this large is float32's "no bound" (exporters write FLT_MAX)
+NO_BOUND = 3.0e38
+
+
+def _attr(node: Node, key: str, default: float) -> float:
+    """A float32 attribute as the float it holds."""
+    return float(np.float32(node.attrs.get(key, default)))
+
+
+def _clip_fields(b: Builder, node: Node) -> dict[str, Any] | None:
+    """A standalone Clip's activation fields (relu6 / relu where the bounds are theirs); None: no bounds."""
+    bounds = [b.constant(node, i, what) for i, what in ((1, "min"), (2, "max"))]
+    low, high = (None if v is None or abs(float(v.reshape(()))) >= NO_BOUND else float(v.reshape(())) for v in bounds)
+    if low is None and high is None:
+        return None
+    if low == 0.0 and high in (6.0, None):
+        return {"function": "relu6" if high else "relu"}
+    return {
+        "function": "clip",
+        **({"min": low} if low is not None else {}),
+        **({"max": high} if high is not None else {}),
+    }
+
+
+def _activation_layer(b: Builder, node: Node) -> None:
+    """An activation op no layer before it could fuse: a standalone activation layer."""
+    fields: dict[str, Any] | None = {"function": ACTIVATION_FUNCTIONS[node.op]}
+    if node.op == "Gelu" and node.attrs.get("approximate", "none") not in ("none", b"none"):
+        raise b.graph.error(node, f"approximate {node.attrs['approximate']!r}", "approximate none (erf)")
+    if node.op == "LeakyRelu":
+        fields = {"function": "leaky_relu", "alpha": _attr(node, "alpha", 0.01)}
+    elif node.op == "HardSigmoid":
+        fields = {"function": "hard_sigmoid", "alpha": _attr(node, "alpha", 0.2), "beta": _attr(node, "beta", 0.5)}
+    elif node.op == "Clip":
+        fields = _clip_fields(b, node)
+    if fields is None:
+        b.alias(node, node.inputs[0])
+        return
+    b.emit(node, {"type": "activation", **fields}, [b.source(node, node.inputs[0])])
+
+
+def _batchnorm(b: Builder, node: Node) -> None:
+    """A BatchNormalization no Conv before it absorbed: scale_shift with ``s = gamma / sqrt(var + eps)``,
+    ``shift = beta - mean * s``."""
+    if not b.lead:  # per-sample axis 0 is ONNX's batch dim there, not the channels
+        raise b.graph.error(node, "in a model imported as one sample", "a model whose batch dim stays first")
+    folded = batchnorm_scale(b.graph, node)
+    if folded is None:
+        raise b.graph.error(node, "training mode, or statistics computed at run time", "constant inference statistics")
+    if len(node.outputs) > 1 and any(b.graph.consumers(o) for o in node.outputs[1:]):
+        raise b.graph.error(node, "its running statistics outputs are read", "the normalized output only")
+    scale, shift = folded
+    fields = {"type": "scale_shift", **_activation(node)}
+    b.emit(node, fields, [b.source(node, node.inputs[0])], scale.astype(np.float32), shift.astype(np.float32))
+
+
 def _reshape(b: Builder, node: Node) -> None:
     """Reshape, Flatten, Squeeze, Unsqueeze: the output shape shape inference gave, the batch kept first."""
     shape = b.shape(node, node.inputs[0])
@@ -402,19 +510,6 @@ def _layernorm(b: Builder, node: Node) -> None:
     b.emit(node, layer, [b.source(node, node.inputs[0])], gamma, None if beta is None else beta.reshape(-1))
 
 
-def _unfused(b: Builder, node: Node) -> None:
-    producer = b.graph.producer(node.inputs[0])
-    after = f"after a {producer.op}" if producer else "on a graph input"
-    if node.op == "BatchNormalization":
-        raise b.graph.error(
-            node, f"{after}: only folded into a preceding Conv (no per-channel scale-and-shift layer yet)"
-        )
-    raise b.graph.error(
-        node,
-        f"{after}: fuses only into a conv2d, linear or add that feeds nothing else (no standalone activation layer)",
-    )
-
-
 HANDLERS: dict[str, Handler] = {
     "Conv": _conv,
     "Gemm": _gemm,
@@ -423,7 +518,10 @@ HANDLERS: dict[str, Handler] = {
     "AveragePool": _pool,
     "GlobalAveragePool": _pool,
     "GlobalMaxPool": _pool,
-    "Add": _add,
+    "Add": _binary,
+    "Sub": _binary,
+    "Mul": _binary,
+    "Div": _binary,
     "Sum": _add,
     "Flatten": _reshape,
     "Reshape": _reshape,
@@ -434,10 +532,8 @@ HANDLERS: dict[str, Handler] = {
     "LRN": _lrn,
     "Softmax": _softmax,
     "LayerNormalization": _layernorm,
-    "Relu": _unfused,
-    "Clip": _unfused,
-    "Gelu": _unfused,
-    "BatchNormalization": _unfused,
+    **dict.fromkeys(ACTIVATION_FUNCTIONS, _activation_layer),
+    "BatchNormalization": _batchnorm,
 }
 #: SUPPORTED entries that never reach the mapping (removed or folded by the IR rewrites)
 FOLDED_AWAY = frozenset(SUPPORTED) - frozenset(HANDLERS)

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numba import vectorize
@@ -29,9 +29,11 @@ from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
     GEMM_LAYERS,
     INPUT,
+    ActivationLayer,
     Add,
     AvgPool,
     Concat,
+    Elementwise,
     Flatten,
     LayerBase,
     LayerNorm,
@@ -41,6 +43,7 @@ from accelsim.config.workload import (
     MaxPool,
     Pool,
     Reshape,
+    ScaleShift,
     Softmax,
     Transpose,
     Workload,
@@ -48,15 +51,15 @@ from accelsim.config.workload import (
     sides,
     spatial_out,
 )
-from accelsim.dynamic_flavours import FlavourName, get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.kernels.gemm import int_gemm
 from accelsim.kernels.pool import max_pool2d
 from accelsim.lowering.gemm_view import GemmView
-from accelsim.lowering.program import Program, lower, lowering_options
+from accelsim.lowering.program import CLAMP_ACTIVATIONS, Program, lower, lowering_options
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
+    REQUANT_MODES,
     Accumulator,
     ConvGeometry,
     LayerResult,
@@ -76,11 +79,10 @@ from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
-from accelsim.requant_modes import get_mode
-from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName, WeightFormatName
+from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName
 from accelsim.values.tensors import LayerParams, WorkloadTensors, materialize
 
-#: suffix of the calibrated tensor a GEMM layer writes before a GELU (its requant target)
+#: suffix of the calibrated tensor a GEMM layer writes before a vector-unit activation (its requant target)
 PRE_ACTIVATION = ":pre_activation"
 #: key of the network output's metrics in :meth:`NetworkValues.compare_to`
 OUTPUT = "__output__"
@@ -92,6 +94,12 @@ FUSED_ACTIVATIONS = ("relu", "relu6")
 def gelu(x):  # pragma: no cover - compiled
     """Exact (erf) GELU as BERT uses it, in float64, rounded once to float32."""
     return np.float32(0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))))
+
+
+@vectorize(["float32(float32)"], cache=True)
+def sigmoid(x):  # pragma: no cover - compiled
+    """Logistic function in float64, rounded once to float32 (exp of a large -x is inf: 0, not an error)."""
+    return np.float32(1.0 / (1.0 + math.exp(-x)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,7 +152,7 @@ class NetworkValues:
     layers: dict[str, LayerValues]
     qparams: dict[str, QParams] = field(default_factory=dict)  # static: calibrated, per tensor
     source_saturations: dict[str, int] = field(default_factory=dict)  # static: clamps quantizing the inputs
-    weights: str = WeightFormatName.SYMMETRIC  # the weight format (accelsim.schemes.WEIGHT_FORMATS)
+    weights: str = "symmetric"  # the weight format (accelsim.quant.WEIGHT_FORMATS)
 
     @property
     def output_name(self) -> str:
@@ -261,15 +269,68 @@ def layernorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
     return (y if params.bias is None else y + params.bias).astype(np.float32)
 
 
-def activate(y: np.ndarray, activation: str) -> np.ndarray:
-    """A float32 activation function by its workload name."""
-    if activation == "relu":
-        return np.maximum(y, np.float32(0))
-    if activation == "relu6":
-        return np.clip(y, np.float32(0), np.float32(6))
-    if activation == "gelu":
-        return gelu(y)
-    return y
+def _hard_sigmoid(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """``max(0, min(1, alpha * y + beta))`` in float32, as ONNX's HardSigmoid."""
+    return np.clip(y * np.float32(alpha) + np.float32(beta), np.float32(0), np.float32(1))
+
+
+def _clip(y: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    y = y if low is None else np.maximum(y, np.float32(low))
+    return y if high is None else np.minimum(y, np.float32(high))
+
+
+#: the float32 activation functions by workload name, each given its parameters (workload.ACTIVATION_PARAMETERS)
+ACTIVATIONS: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
+    "none": lambda y, p: y,
+    "relu": lambda y, p: np.maximum(y, np.float32(0)),
+    "relu6": lambda y, p: np.clip(y, np.float32(0), np.float32(6)),
+    "clip": lambda y, p: _clip(y, p["min"], p["max"]),
+    "leaky_relu": lambda y, p: np.where(y >= 0, y, y * np.float32(p["alpha"])),
+    "sigmoid": lambda y, p: sigmoid(y),
+    "tanh": lambda y, p: np.tanh(y),
+    "hard_sigmoid": lambda y, p: _hard_sigmoid(y, p["alpha"], p["beta"]),
+    "hard_swish": lambda y, p: y * _hard_sigmoid(y, 1 / 6, 0.5),  # ONNX HardSwish's alpha and beta
+    "gelu": lambda y, p: gelu(y),
+}
+
+
+def activate(y: np.ndarray, activation: str, parameters: dict[str, Any] | None = None) -> np.ndarray:
+    """A float32 activation function by its workload name (``parameters``: a standalone layer's)."""
+    return np.asarray(ACTIVATIONS[activation](y, parameters or {}), np.float32)
+
+
+#: the vector unit's element-wise binary ops
+BINARY_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
+def _with_rank(x: np.ndarray, rank: int) -> np.ndarray:
+    """Batch-first ``x`` with unit dims after the batch up to ``rank`` dims, so that per-sample shapes
+    broadcast aligned on the right (the batch never meets a per-sample dim)."""
+    return x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:])
+
+
+def elementwise(layer: Elementwise, inputs: list[np.ndarray], params: LayerParams | None) -> np.ndarray:
+    """``a op b`` with numpy broadcasting of the per-sample shapes, then the layer's activation; x / 0 is
+    inf or nan, as in ONNX Runtime."""
+    if layer.constant is None:
+        rank = max(t.ndim for t in inputs)
+        a, b = (_with_rank(t, rank) for t in inputs)
+    else:
+        assert params is not None  # materialize gives every constant operand its weight
+        x, c = inputs[0], params.weight
+        x = _with_rank(x, max(x.ndim, c.ndim + 1))
+        a, b = (c, x) if layer.constant_first else (x, c)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        y = BINARY_OPS[layer.op](a, b, dtype=np.float32)
+    return activate(y, layer.activation)
+
+
+def scale_shift(x: np.ndarray, params: LayerParams, activation: str) -> np.ndarray:
+    """``x * scale[c] + shift[c]`` on channel axis 1 of batch-first ``x``, then the activation."""
+    per_channel = (-1, *(1,) * (x.ndim - 2))
+    y = x * params.weight.reshape(per_channel)
+    y = y if params.bias is None else y + params.bias.reshape(per_channel)
+    return activate(y.astype(np.float32), activation)
 
 
 def layout(layer: Reshape | Transpose | Concat, inputs: list[np.ndarray]) -> np.ndarray:
@@ -303,6 +364,13 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
     if isinstance(layer, LayerNorm):
         assert params is not None  # materialize gives every LayerNorm its gamma and beta
         return layernorm(x, params, layer.eps)
+    if isinstance(layer, ActivationLayer):
+        return activate(x, layer.function, layer.parameters)
+    if isinstance(layer, Elementwise):
+        return elementwise(layer, inputs, params)
+    if isinstance(layer, ScaleShift):
+        assert params is not None  # materialize gives every scale_shift its scale and shift
+        return scale_shift(x, params, layer.activation)
     raise TypeError(f"{layer.type} is not a vector-unit layer")
 
 
@@ -319,7 +387,7 @@ class _Numerics:
     acc_bits: int
     overflow: str
     keep: frozenset[str]
-    weights: str = WeightFormatName.SYMMETRIC  # weight format: symmetric int8, or asymmetric with zero points
+    weights: str = "symmetric"  # weight format: symmetric int8, or asymmetric with zero points
 
     def prepared(self, view: GemmView, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
@@ -456,9 +524,10 @@ class _FloatRun:
                 **_geometry(view),
             )
             y = res.output
-            if getattr(layer, "activation", "none") == "gelu":
+            activation = getattr(layer, "activation", "none")
+            if activation not in CLAMP_ACTIVATIONS:  # on the vector unit, after the requant target
                 self.observe(layer.name + PRE_ACTIVATION, y)
-                y = gelu(y)
+                y = activate(y, activation)
             values = _counts(layer.name, layer.type, y, [res], self.num)
         else:
             y = vector_op(layer, inputs, params)
@@ -473,7 +542,7 @@ class _FloatRun:
         a, b, lead = _matmul_operands(layer, view, a, b)
         plan, flavour = SCHEMES[self.num.scheme], self.num.variant
         args = self.num.run_layer_args(SchemeName.FP32 if plan.float_gemm else None)  # no weights to quantize
-        if plan.runtime_activations and flavour and get_flavour(flavour).granularity == "per_tensor":
+        if plan.runtime_activations and flavour and DYNAMIC_FLAVOURS[flavour].granularity == "per_tensor":
             args["prepared"] = Prepared(  # one range pass over the whole operand
                 input_qparams=dynamic_qparams(a.reshape(-1, a.shape[-1]), flavour)
             )
@@ -502,8 +571,7 @@ class _StaticRun:
         self.num = num
         self.params = params
         self.qparams = qparams
-        assert num.variant is not None, "a static run's variant is its requant mode"
-        self.rule = get_mode(num.variant).input_rule  # the framework's QUANTIZE on the vector unit
+        self.rule = REQUANT_MODES[num.variant].input_rule  # the framework's QUANTIZE on the vector unit
         self.source_saturations: dict[str, int] = {}
 
     def _quantize(self, x: np.ndarray, name: str) -> tuple[_Quantized, int]:
@@ -527,8 +595,9 @@ class _StaticRun:
             out, results = self._matmul(layer, view, *inputs)
         elif view is not None:
             assert params is not None  # materialize gives every conv / linear its weights
-            gelu_after = getattr(layer, "activation", "none") == "gelu"
-            target = self.qparams[name + PRE_ACTIVATION if gelu_after else name]
+            activation = getattr(layer, "activation", "none")
+            vector_after = activation not in CLAMP_ACTIVATIONS
+            target = self.qparams[name + PRE_ACTIVATION if vector_after else name]
             x = inputs[0]
             res = run_static_codes(
                 view.kind,
@@ -545,8 +614,8 @@ class _StaticRun:
             )
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
-            if gelu_after:
-                out, vector_sats = self._quantize(gelu(out.real()), name)
+            if vector_after:
+                out, vector_sats = self._quantize(activate(out.real(), activation), name)
         elif isinstance(layer, MaxPool):
             x = inputs[0]
             out = _Quantized(maxpool(x.codes, layer, x.qparams.qmin), x.qparams)
@@ -700,7 +769,7 @@ def calibrate(
     return {name: obs.qparams(dtype=dtype) for name, obs in observers.items()}
 
 
-def _check(scheme: str, flavour: str, observer: str, weights: str = WeightFormatName.SYMMETRIC) -> None:
+def _check(scheme: str, flavour: str, observer: str, weights: str = "symmetric") -> None:
     for value, allowed, what in (
         (scheme, SCHEMES, "scheme"),
         (flavour, DYNAMIC_FLAVOURS, "flavour"),
@@ -716,13 +785,13 @@ def run_values(
     hw: HardwareConfig,
     scheme: str,
     *,
-    flavour: str = FlavourName.ONNX,
+    flavour: str = "onnx",
     seed: int | None = None,
     tensors: WorkloadTensors | None = None,
     observer: str = "minmax",
     keep_results: Collection[str] = (),
     qparams: dict[str, QParams] | None = None,
-    weights: str = WeightFormatName.SYMMETRIC,
+    weights: str = "symmetric",
     program: Program | None = None,
 ) -> NetworkValues:
     """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
@@ -753,7 +822,7 @@ def run_values(
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
     if qparams is None:
-        qparams = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
+        qparams = calibrate(workload, tensors, program, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
     run = _StaticRun(_Numerics(name, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
     layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
@@ -761,4 +830,4 @@ def run_values(
 
 def _weights_of(scheme: SchemeName, weights: str) -> str:
     """The weight format a run used: fp32 keeps float weights, so it is always symmetric (no zero points)."""
-    return weights if SCHEMES[scheme].weights.quantized else WeightFormatName.SYMMETRIC
+    return weights if SCHEMES[scheme].weights.quantized else "symmetric"

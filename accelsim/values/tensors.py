@@ -17,10 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.config.workload import INPUT, Conv2d, LayerBase, LayerNorm, LayerShapes, Linear, Workload, pair
+from accelsim.config.workload import (
+    INPUT,
+    Conv2d,
+    Elementwise,
+    LayerBase,
+    LayerNorm,
+    LayerShapes,
+    Linear,
+    ScaleShift,
+    Workload,
+    pair,
+)
 from accelsim.errors import AccelsimError
 from accelsim.quant import QuantizedWeight, quantize_weight
-from accelsim.schemes import WeightFormatName
 
 BIAS_STD = 0.02
 LAYERNORM_STD = 0.02
@@ -37,7 +47,7 @@ class LayerParams:
     _quantized: dict[tuple[str, str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
 
     def quantized_weight(
-        self, kind: str, granularity: str = "per_channel", weights: str = WeightFormatName.SYMMETRIC
+        self, kind: str, granularity: str = "per_channel", weights: str = "symmetric"
     ) -> QuantizedWeight:
         """The weight's codes and parameters in format ``weights`` (and packed GEMM operands), derived once
         and kept, as a deployed model keeps them: every scheme and run that shares these tensors skips
@@ -72,6 +82,10 @@ def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
         return (layer.out_features, shapes.input_shapes[0][-1])
     if isinstance(layer, LayerNorm):
         return (shapes.input_shapes[0][-1],)
+    if isinstance(layer, ScaleShift):
+        return (shapes.input_shapes[0][0],)
+    if isinstance(layer, Elementwise) and layer.constant is not None:
+        return tuple(layer.constant)
     return None
 
 
@@ -82,8 +96,10 @@ def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float, mean: 
 
 def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> LayerParams:
     rng = _rng(seed, "params", layer.name)
-    if isinstance(layer, LayerNorm):
+    if isinstance(layer, (LayerNorm, ScaleShift)):
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, 1.0), _normal(rng, shape, LAYERNORM_STD))
+    if isinstance(layer, Elementwise):  # a constant near the op's identity: 1 for mul and div, 0 for add and sub
+        return LayerParams(_normal(rng, shape, LAYERNORM_STD, float(layer.op in ("mul", "div"))), None)
     fan_in = int(np.prod(shape[1:]))
     gain = 2.0 if getattr(layer, "activation", "none") in RECTIFYING else 1.0
     weight = _normal(rng, shape, np.sqrt(gain / fan_in))

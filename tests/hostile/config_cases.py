@@ -242,6 +242,16 @@ def _sizes() -> list[Case]:
         "padding": ("padding: 1}", "padding: 100000000}", r"layers\[0\]\.padding"),
         "kernel": ("kernel: 3, padding", f"kernel: {huge}, padding", r"layers\[0\]\.kernel"),
         "seed": ("batch: 1", f"batch: 1\nseed: {huge}", r"seed"),
+        # issue 16's vector layers: a constant operand, a coefficient and a bound out of range or not finite
+        **{
+            key: ("stride: 1}", f"stride: 1}}\n  - {{name: v, {fields}}}", rf"layers\[2\]\.{field}")
+            for key, fields, field in (
+                ("elementwise-constant", "type: elementwise, op: mul, constant: [1000000000]", r"constant\[0\]"),
+                ("activation-alpha", "type: activation, function: leaky_relu, alpha: 1.0e+300", "alpha"),
+                ("activation-nan", "type: activation, function: clip, min: .nan", "min"),
+                ("activation-inf", "type: activation, function: clip, max: .inf", "max"),
+            )
+        },
     }
     cases += [
         Case(f"config-wl-huge-{key}", ("validate", "{tmp}/w.yaml"), _wl(old, new), match=rf"w\.yaml: {path}: ")
