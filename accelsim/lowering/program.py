@@ -35,6 +35,7 @@ from accelsim.config.workload import (
     Workload,
     pair,
 )
+from accelsim.dynamic_flavours import get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
@@ -50,7 +51,6 @@ from accelsim.lowering.tiling import (
     stored_weight_bytes,
     tile_bounds,
 )
-from accelsim.quant.dynamic import get_flavour
 from accelsim.schemes import get_scheme, get_weight_format
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)

@@ -51,6 +51,7 @@ from accelsim.config.workload import (
     sides,
     spatial_out,
 )
+from accelsim.dynamic_flavours import FlavourName, get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.kernels.gemm import int_gemm
 from accelsim.kernels.pool import max_pool2d
@@ -59,7 +60,6 @@ from accelsim.lowering.program import CLAMP_ACTIVATIONS, Program, lower, lowerin
 from accelsim.quant import (
     DYNAMIC_FLAVOURS,
     OBSERVERS,
-    REQUANT_MODES,
     Accumulator,
     ConvGeometry,
     LayerResult,
@@ -79,7 +79,8 @@ from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
-from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName
+from accelsim.requant_modes import get_mode
+from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName, WeightFormatName
 from accelsim.values.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a vector-unit activation (its requant target)
@@ -152,7 +153,7 @@ class NetworkValues:
     layers: dict[str, LayerValues]
     qparams: dict[str, QParams] = field(default_factory=dict)  # static: calibrated, per tensor
     source_saturations: dict[str, int] = field(default_factory=dict)  # static: clamps quantizing the inputs
-    weights: str = "symmetric"  # the weight format (accelsim.quant.WEIGHT_FORMATS)
+    weights: str = WeightFormatName.SYMMETRIC  # the weight format (accelsim.schemes.WEIGHT_FORMATS)
 
     @property
     def output_name(self) -> str:
@@ -387,7 +388,7 @@ class _Numerics:
     acc_bits: int
     overflow: str
     keep: frozenset[str]
-    weights: str = "symmetric"  # weight format: symmetric int8, or asymmetric with zero points
+    weights: str = WeightFormatName.SYMMETRIC  # weight format: symmetric int8, or asymmetric with zero points
 
     def prepared(self, view: GemmView, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
@@ -542,7 +543,7 @@ class _FloatRun:
         a, b, lead = _matmul_operands(layer, view, a, b)
         plan, flavour = SCHEMES[self.num.scheme], self.num.variant
         args = self.num.run_layer_args(SchemeName.FP32 if plan.float_gemm else None)  # no weights to quantize
-        if plan.runtime_activations and flavour and DYNAMIC_FLAVOURS[flavour].granularity == "per_tensor":
+        if plan.runtime_activations and flavour and get_flavour(flavour).granularity == "per_tensor":
             args["prepared"] = Prepared(  # one range pass over the whole operand
                 input_qparams=dynamic_qparams(a.reshape(-1, a.shape[-1]), flavour)
             )
@@ -571,7 +572,8 @@ class _StaticRun:
         self.num = num
         self.params = params
         self.qparams = qparams
-        self.rule = REQUANT_MODES[num.variant].input_rule  # the framework's QUANTIZE on the vector unit
+        assert num.variant is not None, "a static run's variant is its requant mode"
+        self.rule = get_mode(num.variant).input_rule  # the framework's QUANTIZE on the vector unit
         self.source_saturations: dict[str, int] = {}
 
     def _quantize(self, x: np.ndarray, name: str) -> tuple[_Quantized, int]:
@@ -769,7 +771,7 @@ def calibrate(
     return {name: obs.qparams(dtype=dtype) for name, obs in observers.items()}
 
 
-def _check(scheme: str, flavour: str, observer: str, weights: str = "symmetric") -> None:
+def _check(scheme: str, flavour: str, observer: str, weights: str = WeightFormatName.SYMMETRIC) -> None:
     for value, allowed, what in (
         (scheme, SCHEMES, "scheme"),
         (flavour, DYNAMIC_FLAVOURS, "flavour"),
@@ -785,13 +787,13 @@ def run_values(
     hw: HardwareConfig,
     scheme: str,
     *,
-    flavour: str = "onnx",
+    flavour: str = FlavourName.ONNX,
     seed: int | None = None,
     tensors: WorkloadTensors | None = None,
     observer: str = "minmax",
     keep_results: Collection[str] = (),
     qparams: dict[str, QParams] | None = None,
-    weights: str = "symmetric",
+    weights: str = WeightFormatName.SYMMETRIC,
     program: Program | None = None,
 ) -> NetworkValues:
     """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
@@ -822,7 +824,7 @@ def run_values(
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
     if qparams is None:
-        qparams = calibrate(workload, tensors, program, dtype=REQUANT_MODES[mode].activation_dtype, observer=observer)
+        qparams = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
     run = _StaticRun(_Numerics(name, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
     layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
@@ -830,4 +832,4 @@ def run_values(
 
 def _weights_of(scheme: SchemeName, weights: str) -> str:
     """The weight format a run used: fp32 keeps float weights, so it is always symmetric (no zero points)."""
-    return weights if SCHEMES[scheme].weights.quantized else "symmetric"
+    return weights if SCHEMES[scheme].weights.quantized else WeightFormatName.SYMMETRIC

@@ -31,6 +31,7 @@ from accelsim.config.workload import (
 )
 from accelsim.errors import AccelsimError
 from accelsim.quant import QuantizedWeight, quantize_weight
+from accelsim.schemes import WeightFormatName
 
 BIAS_STD = 0.02
 LAYERNORM_STD = 0.02
@@ -47,7 +48,7 @@ class LayerParams:
     _quantized: dict[tuple[str, str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
 
     def quantized_weight(
-        self, kind: str, granularity: str = "per_channel", weights: str = "symmetric"
+        self, kind: str, granularity: str = "per_channel", weights: str = WeightFormatName.SYMMETRIC
     ) -> QuantizedWeight:
         """The weight's codes and parameters in format ``weights`` (and packed GEMM operands), derived once
         and kept, as a deployed model keeps them: every scheme and run that shares these tensors skips
