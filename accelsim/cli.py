@@ -258,7 +258,13 @@ def _load_pair(args: argparse.Namespace) -> tuple[ModelFile, HardwareConfig]:
     from accelsim.config import load_hardware
     from accelsim.model_file import load_model
 
-    return load_model(args.workload, args.set_workload), load_hardware(args.hw, args.set)
+    model, hw = load_model(args.workload, args.set_workload), load_hardware(args.hw, args.set)
+    if model.quantized is not None:  # ORT's arithmetic and the model's own weight format, whatever was asked
+        from accelsim.onnx.quantized_workload import REQUANT_MODE
+
+        hw = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": REQUANT_MODE})})
+        args.weights = model.quantized.weights
+    return model, hw
 
 
 def _tensors(args: argparse.Namespace, model: ModelFile) -> WorkloadTensors | None:
@@ -364,7 +370,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         hw,
         args.scheme,
         options=_run_options(args),
-        prepared=PreparedModel(tensors=tensors),
+        prepared=PreparedModel(tensors=tensors, qparams=model.qparams),
         progress=_progress(),
     )
     print(
@@ -398,7 +404,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     workload, tensors = model.workload, _tensors(args, model)
     folder = _prepare(args, workload, hw, args.schemes)
     runs = compare_schemes(
-        workload, hw, args.schemes, options=_run_options(args), tensors=tensors, progress=_progress()
+        workload,
+        hw,
+        args.schemes,
+        options=_run_options(args),
+        tensors=tensors,
+        qparams=model.qparams,
+        progress=_progress(),
     )
     print(_describe_pair(args, workload, hw))
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
@@ -535,7 +547,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     model, hw = _load_pair(args)
     workload, tensors = model.workload, _tensors(args, model)
     check_values_fit(workload, 1, timing_only_flag=False)
-    print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights, tensors))
+    print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights, tensors, model.qparams))
     return 0
 
 
@@ -562,6 +574,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
             keep_results=[args.layer],
             weights=args.weights,
             tensors=tensors,
+            qparams=model.qparams,
         )
         .layers[args.layer]
         .results

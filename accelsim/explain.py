@@ -109,9 +109,11 @@ def explain(
     flavour: str = FlavourName.ONNX,
     weights: str = WeightFormatName.SYMMETRIC,
     tensors: WorkloadTensors | None = None,
+    qparams: dict[str, QParams] | None = None,
 ) -> str:
     """A step-by-step account of ``layer_name`` under ``scheme`` on ``hw`` with weights in format ``weights``,
-    on ``tensors`` (a model's own weights, the user's inputs; the workload's seeded draw when None)."""
+    on ``tensors`` (a model's own weights, the user's inputs; the workload's seeded draw when None) and, under
+    static, a quantized model's own activation parameters ``qparams`` (calibrated when None)."""
     shapes = {s.layer.name: s for s in workload.shapes}
     if layer_name not in shapes:
         raise AccelsimError(
@@ -123,7 +125,14 @@ def explain(
     program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
     lowered = next(l for l in program.layers if l.name == layer_name)
     values = run_values(
-        workload, hw, scheme, flavour=flavour, keep_results=[layer_name], weights=weights, tensors=tensors
+        workload,
+        hw,
+        scheme,
+        flavour=flavour,
+        keep_results=[layer_name],
+        weights=weights,
+        tensors=tensors,
+        qparams=qparams,
     )
     lv = values.layers[layer_name]
     act = getattr(s.layer, "activation", "none")

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from accelsim.config.workload import Workload
+    from accelsim.onnx.quantized_workload import QuantizedImport
+    from accelsim.quant import QParams
     from accelsim.values.tensors import WorkloadTensors
 
 #: a symbolic batch dim of an ONNX model run directly is filled with this (``--set-workload batch=N`` changes it)
@@ -40,6 +42,13 @@ class ModelFile:
     workload: Workload
     weights: Path | Mapping[str, np.ndarray] | None = None
     input_names: Mapping[str, str] = field(default_factory=dict)
+    #: a quantized ONNX model: its own weight codes, int32 biases and activation parameters
+    quantized: QuantizedImport | None = None
+
+    @property
+    def qparams(self) -> dict[str, QParams] | None:
+        """A quantized model's activation parameters (the static run uses them instead of calibrating)."""
+        return self.quantized.qparams or None if self.quantized is not None else None
 
     def tensors(
         self, inputs: str | os.PathLike[str] | None = None, calibration: str | os.PathLike[str] | None = None
@@ -62,7 +71,8 @@ class ModelFile:
             if calibration is None
             else load_batch(calibration, sources, w.batch, field="--calibration", aliases=aliases, whole_batches=True)
         )
-        return materialize(w, weights=self.weights, inputs=run, calibration=calibrating)
+        tensors = materialize(w, weights=self.weights, inputs=run, calibration=calibrating)
+        return tensors if self.quantized is None else self.quantized.given_tensors(tensors)
 
 
 def load_model(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ModelFile:
@@ -93,15 +103,23 @@ def weights_beside(yaml_file: Path, name: str) -> Path:
 
 def _load_onnx(path: str | os.PathLike[str], overrides: Sequence[str]) -> ModelFile:
     from accelsim.onnx import import_onnx
+    from accelsim.onnx.quantized import is_quantized_file, load_quantized
+    from accelsim.onnx.quantized_workload import import_quantized
 
-    imported = import_onnx(path, batch=DIRECT_BATCH)
+    quantized = None
+    if is_quantized_file(path):
+        name = PurePath(path).stem
+        quantized = import_quantized(load_quantized(path, batch=DIRECT_BATCH), name=name, file=os.fspath(path))
+        imported = quantized.imported
+    else:
+        imported = import_onnx(path, batch=DIRECT_BATCH)
     workload = imported.workload
     if overrides:
         from accelsim.config.loader import validate_doc
         from accelsim.config.workload import Workload
 
         workload = validate_doc(Workload, workload.model_dump(mode="json"), overrides, os.fspath(path))
-    return ModelFile(workload, imported.weights, imported.inputs)
+    return ModelFile(workload, imported.weights, imported.inputs, quantized)
 
 
 def import_to_files(

@@ -289,14 +289,16 @@ def compare_schemes(
     *,
     options: RunOptions = RunOptions(),
     tensors: WorkloadTensors | None = None,
+    qparams: dict[str, QParams] | None = None,
     progress: Progress | None = None,
 ) -> list[SchemeRun]:
     """Every scheme on the same workload and hardware, in the scheme table's order (the reference scheme,
     fp32, first), its values the others' error reference, all on one draw of weights and inputs (``tensors``,
-    e.g. a model's own weights and the user's data; drawn from the workload's seed when None)."""
+    e.g. a model's own weights and the user's data; drawn from the workload's seed when None); ``qparams``:
+    the static scheme's activation parameters when the model has its own (a quantized ONNX model)."""
     table = list(SCHEMES)
     names = sorted({get_scheme(s).name for s in schemes}, key=lambda s: (not SCHEMES[s].is_reference, table.index(s)))
-    tensors, reference = None, None
+    reference = None
     if not options.timing_only:
         from accelsim.values.runner import run_values
         from accelsim.values.tensors import materialize
@@ -314,7 +316,7 @@ def compare_schemes(
             hw,
             name,
             options=options,
-            prepared=PreparedModel(tensors=tensors, reference=reference),
+            prepared=PreparedModel(tensors=tensors, qparams=qparams, reference=reference),
             progress=progress,
         )
         if reference is None and SCHEMES[name].is_reference:

@@ -31,10 +31,12 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from accelsim import file_checks
 from accelsim.errors import AccelsimError
 from accelsim.kernels.pool import max_pool2d
 from accelsim.onnx.quantized_ops import OPS, conv_geometry
-from accelsim.onnx.reading import read_model
+from accelsim.onnx.reading import MAX_MODEL_BYTES, read_model
+from accelsim.onnx.reading import _parse as parse_model
 from accelsim.schemes import SchemeName
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
@@ -59,6 +61,71 @@ def scheme_of(model: onnx.ModelProto) -> SchemeName:
     raise AccelsimError(
         "not a quantized model (no QuantizeLinear, QLinear* or integer op)", allowed="an fp32 model goes to import_onnx"
     )
+
+
+#: quantized op -> the positions of its (scale, zero point) input pairs; QLinearConcat's follow its inputs
+QPARAM_INPUTS: dict[str, tuple[tuple[int, int], ...]] = {
+    "QuantizeLinear": ((1, 2),),
+    "DequantizeLinear": ((1, 2),),
+    "QLinearConv": ((1, 2), (4, 5), (6, 7)),
+    "QLinearMatMul": ((1, 2), (4, 5), (6, 7)),
+    f"{MS}.QGemm": ((1, 2), (4, 5), (7, 8)),
+    f"{MS}.QLinearAdd": ((1, 2), (4, 5), (6, 7)),
+    f"{MS}.QLinearMul": ((1, 2), (4, 5), (6, 7)),
+    f"{MS}.QLinearGlobalAveragePool": ((1, 2), (3, 4)),
+    f"{MS}.QLinearAveragePool": ((1, 2), (3, 4)),
+    f"{MS}.QLinearSigmoid": ((1, 2), (3, 4)),
+    f"{MS}.QLinearSoftmax": ((1, 2), (3, 4)),
+}
+#: the dtypes of the codes a zero point may describe
+CODE_DTYPES = frozenset({"int8", "uint8"})
+
+
+def _qparam_pairs(node: onnx.NodeProto) -> list[tuple[int, int]]:
+    key = op_key(node)
+    if key == f"{MS}.QLinearConcat":
+        return [(0, 1)] + [(i + 1, i + 2) for i in range(2, len(node.input), 3)]
+    return list(QPARAM_INPUTS.get(key, ()))
+
+
+def check_parameters(model: onnx.ModelProto) -> None:
+    """Refuse a quantized node whose scale is missing, not finite or not positive, or whose zero point is no
+    int8 / uint8 tensor or does not match its scale's size: ORT would refuse it or compute nonsense, and the
+    arithmetic here divides by the scales."""
+    consts = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        for s_at, z_at in _qparam_pairs(node):
+            where = f"node {node.name!r} ({op_key(node)})"
+            scale_name = node.input[s_at] if len(node.input) > s_at else ""
+            if not scale_name:
+                raise AccelsimError(f"{where}: input {s_at} (a scale) is missing", allowed="a positive float scale")
+            if scale_name not in consts:
+                continue  # computed at run time (dynamic quantization)
+            scale = numpy_helper.to_array(consts[scale_name])
+            if scale.dtype.kind != "f" or scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+                raise AccelsimError(
+                    f"{where}: scale {scale_name!r} is {scale.reshape(-1)[:4].tolist()} ({scale.dtype})",
+                    allowed="finite float scales > 0",
+                )
+            zero_name = node.input[z_at] if len(node.input) > z_at else ""
+            if zero_name in consts:
+                zero = numpy_helper.to_array(consts[zero_name])
+                dtypes = CODE_DTYPES | ({"int32"} if node.op_type == "DequantizeLinear" else set())  # int32 bias
+                if zero.dtype.name not in dtypes or zero.size != scale.size:
+                    raise AccelsimError(
+                        f"{where}: zero point {zero_name!r} is {zero.dtype} of {zero.size} value(s) for "
+                        f"{scale.size} scale(s)",
+                        allowed="int8 or uint8 (int32 for a bias), one per scale",
+                    )
+
+
+def is_quantized_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the ONNX file at ``path`` is a quantized model (QuantizeLinear, QLinear* or integer ops), so a
+    command runs it with its own parameters. Read through the same checks as every model file; a file that
+    is no model raises the error :func:`~accelsim.onnx.reading.read_model` gives."""
+    file = file_checks.check_name(path)
+    model = parse_model(file_checks.read_user_file(file, MAX_MODEL_BYTES, expected="an ONNX model file"), file)
+    return any(op_key(n) in OPS or n.op_type in DYNAMIC_OPS for n in model.graph.node)
 
 
 def ort_fused(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -94,6 +161,7 @@ def load_quantized(
     model = read_model(file, batch=batch, input_shapes=input_shapes)
     try:
         scheme_of(model)
+        check_parameters(model)
     except AccelsimError as exc:
         exc.file = file
         raise

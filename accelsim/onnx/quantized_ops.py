@@ -15,12 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from numba import vectorize
 
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
-from accelsim.kernels.quantize import fma_float32
-from accelsim.quant import QParams, QuantizedWeight, dequantize_tensor, quantize_tensor, run_static_codes
+from accelsim.quant import QParams, QuantizedWeight, dequantize_tensor, ort_vector, quantize_tensor, run_static_codes
 from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.requant_modes import RequantModeName
 
@@ -41,12 +39,6 @@ def qparams(scale: Any, zero_point: Any, dtype: np.dtype, axis: int | None = Non
 
 def _out_dtype(zero_point: Any) -> np.dtype:
     return np.dtype(np.uint8) if zero_point is None else np.asarray(zero_point).dtype
-
-
-def _round_clamp(v: np.ndarray, zero_point: int, dtype: np.dtype) -> np.ndarray:
-    """``clamp(rint(v) + z)``: float32 round half to even (``std::nearbyintf``), then the zero point."""
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(v).astype(np.int64) + zero_point, info.min, info.max).astype(dtype)
 
 
 # -- edges ---------------------------------------------------------------------------------------------
@@ -223,164 +215,83 @@ def conv_integer(attrs: Attrs, args: Args) -> list[np.ndarray]:
     return [int_conv2d(x, w, geometry, x_zero_point=int(_zero_point(zx)), w_zero_point=_zero_point(zw)).values]
 
 
-# -- the vector unit ------------------------------------------------------------------------------------
+# -- the vector unit (accelsim.quant.ort_vector: the arithmetic the static values run shares) ------------
 
 
-def _scalars(args: Args, at: int) -> tuple[np.float32, int]:
-    zero = args[at + 1] if len(args) > at + 1 and args[at + 1] is not None else 0
-    return np.float32(np.asarray(args[at]).reshape(())), int(np.asarray(zero).reshape(()))
+def _input_qp(args: Args, at: int) -> QParams:
+    """The per-tensor parameters of the codes at ``args[at]`` (scale and zero point follow them)."""
+    zero = args[at + 2] if len(args) > at + 2 else None
+    return qparams(args[at + 1], zero, np.asarray(args[at]).dtype)
 
 
-@vectorize(["float32(float32, float32, float32)"], cache=True)
-def _fma(a, b, c):  # pragma: no cover - compiled
-    """float32 ``a * b + c`` with one rounding (the AVX2 ``vfmadd`` QLinearAdd uses)."""
-    return fma_float32(a, b, c)
-
-
-def _scalar_span(x: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """ORT's broadcaster hands an operand to the kernel as one value per span when it does not vary along the
-    output's innermost dim (a scalar, a per-channel ``[C, 1, 1]``)."""
-    return x.size == 1 or (len(shape) > 0 and shape[-1] > 1 and (x.ndim == 0 or x.shape[-1] == 1))
+def _output_qp(args: Args, at: int) -> QParams:
+    """The output's per-tensor parameters from its scale at ``args[at]`` and optional zero point after it."""
+    zero = args[at + 1] if len(args) > at + 1 else None
+    return qparams(args[at], zero, _out_dtype(zero))
 
 
 def qlinear_add(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearAdd (MLAS ``MlasQLinearAddKernelAvx2Helper``): ``r = s / s_c`` in float32, a
-    fixed part ``float(z_c) - (r_a z_a + r_b z_b)`` (plus ``r * v`` for an operand that is one value per
-    span), then ``fma(b, r_b, fixed)`` and ``fma(a, r_a, that)``, each one float32 rounding, and the
-    conversion rounds half to even with the zero point already inside."""
-    (sa, za), (sb, zb), (sc, zc) = _scalars(args, 1), _scalars(args, 4), _scalars(args, 6)
-    a, b = np.asarray(args[0]), np.asarray(args[3])
-    shape = np.broadcast_shapes(a.shape, b.shape)
-    ra, rb = np.float32(sa / sc), np.float32(sb / sc)
-    fixed = np.float32(np.float32(zc) - np.float32(ra * np.float32(za) + rb * np.float32(zb)))
-    fa, fb = (np.broadcast_to(x.astype(np.float32), shape) for x in (a, b))
-    if _scalar_span(a, shape):
-        v = _fma(fb, rb, (fixed + (fa * ra).astype(np.float32)).astype(np.float32))
-    elif _scalar_span(b, shape):
-        v = _fma(fa, ra, (fixed + (fb * rb).astype(np.float32)).astype(np.float32))
-    else:
-        v = _fma(fa, ra, _fma(fb, rb, np.broadcast_to(fixed, shape)))
-    return [_round_clamp(v, 0, _out_dtype(args[7] if len(args) > 7 else None))]
+    """com.microsoft QLinearAdd: :func:`accelsim.quant.ort_vector.add`."""
+    return [
+        ort_vector.add(
+            np.asarray(args[0]), _input_qp(args, 0), np.asarray(args[3]), _input_qp(args, 3), _output_qp(args, 6)
+        )[0]
+    ]
 
 
 def qlinear_mul(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearMul (MLAS ``MlasQLinearMul``): ``rint((a - z_a)(b - z_b) * (s_a s_b / s_c)) + z_c``."""
-    (sa, za), (sb, zb), (sc, zc) = _scalars(args, 1), _scalars(args, 4), _scalars(args, 6)
-    a, b = np.asarray(args[0]), np.asarray(args[3])
-    m = np.float32(np.float32(sa * sb) / sc)
-    prod = (a.astype(np.int32) - za).astype(np.float32) * (b.astype(np.int32) - zb).astype(np.float32)
-    return [_round_clamp((prod * m).astype(np.float32), zc, _out_dtype(args[7] if len(args) > 7 else None))]
+    """com.microsoft QLinearMul: :func:`accelsim.quant.ort_vector.mul`."""
+    return [
+        ort_vector.mul(
+            np.asarray(args[0]), _input_qp(args, 0), np.asarray(args[3]), _input_qp(args, 3), _output_qp(args, 6)
+        )[0]
+    ]
 
 
 def qlinear_global_average_pool(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearGlobalAveragePool: the integer sum of each channel less ``size * z_x``, then the
-    requant unit with ``s_x / (s_y * size)`` (float32, half to even)."""
+    """com.microsoft QLinearGlobalAveragePool over the spatial axes (channels first or last)."""
     x = np.asarray(args[0])
-    (sx, zx), (sy, zy) = _scalars(args, 1), _scalars(args, 3)
-    channels_last = int(attrs.get("channels_last", 0))
-    axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
-    size = int(np.prod([x.shape[a] for a in axes]))
-    acc = x.astype(np.int64).sum(axis=axes, keepdims=True) - size * zx
-    scale = np.float32(sx / np.float32(sy * np.float32(size)))
-    return [_round_clamp(acc.astype(np.float32) * scale, zy, _out_dtype(args[4] if len(args) > 4 else None))]
+    axes = tuple(range(1, x.ndim - 1)) if int(attrs.get("channels_last", 0)) else tuple(range(2, x.ndim))
+    return [ort_vector.global_average_pool(x, _input_qp(args, 0), _output_qp(args, 3), axes)[0]]
 
 
 def qlinear_average_pool(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearAveragePool (``QLinearPool2DTask``): codes dequantized ``s_x * (q - z_x)``, each
-    window's in-image taps summed in float32 row by row, divided by the tap count (all kernel taps with
-    ``count_include_pad``), then ``rint(avg / s_y + z_y)``: the zero point enters before the rounding."""
+    """com.microsoft QLinearAveragePool: :func:`accelsim.quant.ort_vector.average_pool`."""
     x = np.asarray(args[0])
-    (sx, zx), (sy, zy) = _scalars(args, 1), _scalars(args, 3)
-    sums, taps = _window_sums(attrs, (sx * (x.astype(np.int32) - zx).astype(np.float32)).astype(np.float32))
-    avg = (sums / taps).astype(np.float32)
-    v = ((avg / sy).astype(np.float32) + np.float32(zy)).astype(np.float32)
-    return [_round_clamp(v, 0, _out_dtype(args[4] if len(args) > 4 else None))]
-
-
-def _window_sums(attrs: Attrs, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each pooling window's float32 sum of NCHW ``x``, one tap at a time in row-major order (the padding
-    adds zeros, which leave a float sum unchanged), and the taps it divides by."""
-    kh, kw = (int(v) for v in attrs["kernel_shape"])
-    geometry = conv_geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], (kh, kw))
-    pt, pl, pb, pr = geometry.padding
-    sh, sw = geometry.stride
-    oh, ow = geometry.output_size(x.shape[2], x.shape[3], kh, kw)
-    padded = np.pad(x, [(0, 0), (0, 0), (pt, pb), (pl, pr)])
-    inside = np.pad(np.ones(x.shape[2:], np.float32), [(pt, pb), (pl, pr)])
-    sums = np.zeros((*x.shape[:2], oh, ow), np.float32)
-    taps = np.zeros((oh, ow), np.float32)
-    for dy in range(kh):
-        for dx in range(kw):
-            rows, cols = slice(dy, dy + sh * (oh - 1) + 1, sh), slice(dx, dx + sw * (ow - 1) + 1, sw)
-            sums += padded[:, :, rows, cols]
-            taps += inside[rows, cols]
-    if int(attrs.get("count_include_pad", 0)):
-        taps = np.full((oh, ow), kh * kw, np.float32)
-    return sums, taps
-
-
-def _lookup(args: Args, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """ORT's ``QlinearBuildLookupTable``: every code of the input dtype dequantized, ``fn`` applied in float32,
-    quantized to the output's parameters; the tensor is then one table read per element."""
-    x = np.asarray(args[0])
-    (sx, zx), (sy, zy) = _scalars(args, 1), _scalars(args, 3)
-    info = np.iinfo(x.dtype)
-    codes = np.arange(info.min, info.max + 1)
-    real = (codes - zx).astype(np.float32) * sx
-    table = _round_clamp((fn(real) / sy).astype(np.float32), zy, _out_dtype(args[4] if len(args) > 4 else None))
-    return table[x.astype(np.int64) - info.min]
+    kernel = (int(attrs["kernel_shape"][0]), int(attrs["kernel_shape"][1]))
+    geometry = conv_geometry({**attrs, "dilations": [1, 1]}, x.shape[2:], kernel)
+    out_hw = geometry.output_size(x.shape[2], x.shape[3], *kernel)
+    codes, _ = ort_vector.average_pool(
+        x,
+        _input_qp(args, 0),
+        _output_qp(args, 3),
+        kernel,
+        geometry.stride,
+        geometry.padding,
+        out_hw,
+        bool(int(attrs.get("count_include_pad", 0))),
+    )
+    return [codes]
 
 
 def qlinear_sigmoid(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearSigmoid: a 256-entry table of the logistic function."""
-    return [_lookup(args, lambda v: (1.0 / (1.0 + np.exp(-v.astype(np.float64)))).astype(np.float32))]
+    """com.microsoft QLinearSigmoid: :func:`accelsim.quant.ort_vector.sigmoid`."""
+    return [ort_vector.sigmoid(np.asarray(args[0]), _input_qp(args, 0), _output_qp(args, 3))[0]]
 
 
 def qlinear_concat(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearConcat (y_scale, y_zp, then (x, s, z) triples): inputs with the output's
-    parameters are copied, the others requantized through a table (dequantize, quantize)."""
-    sy, zy = args[0], args[1]
-    parts = []
-    for i in range(2, len(args), 3):
-        x, sx, zx = args[i : i + 3]
-        same = np.float32(sx) == np.float32(sy) and int(np.asarray(zx)) == int(np.asarray(zy))
-        parts.append(x if same else _lookup([x, sx, zx, sy, zy], lambda v: v))
-    return [np.concatenate(parts, axis=int(attrs["axis"]))]
-
-
-def _exp_table(x_scale: np.float32, length: int, signed: bool) -> np.ndarray:
-    """QLinearSoftmax's float32 table of ``exp((i - 255 + shift) * s_x)`` for i = 0..255, in double, with
-    ``shift = max(0, ln(FLT_MAX / length) - 5) / s_x`` keeping the row sum finite; int8 codes index it as
-    ``uint8(i - 128)``."""
-    shift = max(0.0, float(np.log(np.finfo(np.float32).max / length)) - 5.0) / float(x_scale)
-    i = np.arange(256, dtype=np.float64)
-    values = np.exp((i - 255 + shift) * float(x_scale)).astype(np.float32)
-    index = ((np.arange(256) - 128) % 256) if signed else np.arange(256)
-    table = np.empty(256, np.float32)
-    table[index] = values
-    return table
+    """com.microsoft QLinearConcat (y_scale, y_zp, then (x, s, z) triples)."""
+    parts = [(np.asarray(args[i]), _input_qp(args, i)) for i in range(2, len(args), 3)]
+    return [ort_vector.concat(parts, _output_qp(args, 0), int(attrs["axis"]))[0]]
 
 
 def qlinear_softmax(attrs: Attrs, args: Args) -> list[np.ndarray]:
-    """com.microsoft QLinearSoftmax (MLAS ``MlasComputeQSoftmax``, opset 13 form): each row shifted so its
-    largest code reads the table's top entry, the row sum of the table entries accumulated in float32 in
-    order, ``rint(t * floor(1 / s_y) / sum) + z_y`` per element."""
+    """com.microsoft QLinearSoftmax: :func:`accelsim.quant.ort_vector.softmax`."""
     x = np.asarray(args[0])
-    xs, (_, zy) = np.float32(np.asarray(args[1]).reshape(())), _scalars(args, 3)
-    axis = int(attrs.get("axis", -1)) % x.ndim
-    moved = np.moveaxis(x, axis, -1)
-    rows = moved.reshape(-1, moved.shape[-1]).astype(np.int64)
-    signed = x.dtype == np.int8
-    table = _exp_table(xs, rows.shape[1], signed)
-    top = 127 if signed else 255
-    index = (rows + (top - rows.max(axis=1, keepdims=True))) % 256
-    entries = table[index]
-    sums = np.cumsum(entries, axis=1, dtype=np.float32)[:, -1:]
-    y_scale = np.float32(np.floor(np.float32(1.0) / np.float32(np.asarray(args[3]).reshape(()))))
-    q = np.rint(((entries * y_scale).astype(np.float32) / sums).astype(np.float32)).astype(np.int64) + zy
-    q = np.where(q > 255, 255, q)
-    out = q.astype(np.uint8).view(x.dtype) if signed else q.astype(np.uint8)
-    return [np.moveaxis(out.reshape(moved.shape), -1, axis)]
+    zero = args[4] if len(args) > 4 and args[4] is not None else 0
+    y_scale, y_zero = np.float32(np.asarray(args[3]).reshape(())), int(np.asarray(zero).reshape(()))
+    axis = int(attrs.get("axis", -1))
+    return [ort_vector.softmax(x, np.float32(np.asarray(args[1]).reshape(())), y_scale, y_zero, axis)[0]]
 
 
 #: (domain-qualified) op type -> its arithmetic; the other ops are float32 or layout ops

@@ -60,6 +60,8 @@ OUTPUT_QPARAMS = {
     "com.microsoft.QLinearSoftmax": 3,
     "com.microsoft.QLinearConcat": 0,
 }
+#: weight op -> the position of its int32 bias
+BIAS_AT = {"QLinearConv": 8, "com.microsoft.QGemm": 6}
 #: attributes of the contrib ops the float op does not have
 CONTRIB_ONLY = frozenset({"channels_last", "opset"})
 
@@ -78,10 +80,15 @@ class QuantizedImport:
     qparams: dict[str, QParams] = field(default_factory=dict)
 
     def static_tensors(self, feeds: Mapping[str, np.ndarray]) -> WorkloadTensors:
-        """The tensors of a ``static`` values run on the model's own weight codes and int32 biases."""
-        tensors = self.imported.tensors(feeds)
+        """The tensors of a values run on ``feeds`` with the model's own weight codes and int32 biases."""
+        return self.given_tensors(self.imported.tensors(feeds))
+
+    def given_tensors(self, tensors: WorkloadTensors) -> WorkloadTensors:
+        """``tensors`` with every weight layer's parameters the model's own codes (:class:`GivenWeights`)."""
         params = {
-            name: GivenWeights(p.weight, self.given[name][1], given=self.given[name][0]) if name in self.given else p
+            name: GivenWeights(p.weight, p.bias, given=self.given[name][0], int_bias=self.given[name][1])
+            if name in self.given
+            else p
             for name, p in tensors.params.items()
         }
         return WorkloadTensors(params, tensors.inputs, tensors.calibration)
@@ -95,9 +102,14 @@ class QuantizedImport:
 @dataclass(frozen=True)
 class GivenWeights(LayerParams):
     """A layer's weight as a quantized model gives it: its codes and parameters stand for every weight
-    format a run asks for (nothing is quantized again), and ``bias`` is the model's int32 bias."""
+    format a run asks for (nothing is quantized again); a static layer adds the model's int32 bias
+    (``int_bias``), the float schemes its float value ``bias``."""
 
     given: QuantizedWeight | None = None
+    int_bias: np.ndarray | None = None
+
+    def static_bias(self) -> np.ndarray | None:
+        return self.bias if self.int_bias is None else self.int_bias
 
     def quantized_weight(
         self, kind: str, granularity: str = "per_channel", weights: str = WeightFormatName.SYMMETRIC
@@ -189,17 +201,22 @@ class _Rewrite:
                         seen.extend(producer.input)
         return np.ones(1, np.float32)
 
-    def _give(self, node: onnx.NodeProto, at: int, *, transpose: bool) -> None:
-        """Keep the node's weight codes ``[out, ...]`` with their parameters (per channel along axis 0) and
-        its int32 bias, for a values run on the given codes."""
-        codes = np.asarray(self.const(node.input[at]))
+    def _give(
+        self, node: onnx.NodeProto, at: int, *, transpose: bool, scale: np.ndarray | None = None, zero: str = ""
+    ) -> None:
+        """Keep the node's constant weight codes ``[out, ...]`` with their parameters (per channel along axis
+        0; ``scale`` / ``zero`` where they are not the inputs after the codes) and its int32 bias, for a
+        values run on the given codes."""
+        codes = self.const(node.input[at])
+        if codes is None or codes.ndim != (4 if op_key(node) in ("QLinearConv", "ConvInteger") else 2):
+            return  # a product of two activations, or a batched constant: no layer weight
         codes = np.ascontiguousarray(codes.T if transpose else codes)
-        bias_at = {"QLinearConv": 8, "com.microsoft.QGemm": 6}[op_key(node)]
-        bias = self.const(self._arg(node, bias_at))
+        bias_at = BIAS_AT.get(op_key(node))
+        bias = None if bias_at is None else self.const(self._arg(node, bias_at))
+        s = self.const(node.input[at + 1]) if scale is None else scale
+        z = self.const(self._arg(node, at + 2)) if scale is None else self.const(zero)
         self.given[node.name or node.output[0]] = (
-            QuantizedWeight(
-                codes, qparams(self.const(node.input[at + 1]), self.const(node.input[at + 2]), codes.dtype, 0)
-            ),
+            QuantizedWeight(codes, qparams(s, z, codes.dtype, 0)),
             None if bias is None else np.asarray(bias, np.int32).reshape(-1),
         )
 
@@ -209,9 +226,11 @@ class _Rewrite:
         if out_at is not None and len(node.input) > out_at + 1 and self.const(node.input[out_at]) is not None:
             zero = self.const(node.input[out_at + 1])
             dtype = np.dtype(np.uint8) if zero is None else zero.dtype
-            self.output_qparams[node.input[0] if key == "QuantizeLinear" else node.name or node.output[0]] = qparams(
-                self.const(node.input[out_at]), zero, dtype
-            )
+            qp = qparams(self.const(node.input[out_at]), zero, dtype)
+            self.output_qparams[node.input[0] if key == "QuantizeLinear" else node.name or node.output[0]] = qp
+            producer = self.producer.get(node.input[0]) if key == "QuantizeLinear" else None
+            if producer is not None and producer.name:  # a float op of an unfused group: its layer's name
+                self.output_qparams.setdefault(producer.name, qp)
         arg = self._arg
         if key in ("QuantizeLinear", "DequantizeLinear") and self.const(node.input[0]) is None:
             self.identity(node, node.input[0])
@@ -224,6 +243,7 @@ class _Rewrite:
             scale = float(np.asarray(self.const(node.input[1])).reshape(())) * np.asarray(self.const(node.input[4]))
             self.emit(node, "Conv", [node.input[0], w, *self._bias(node, 8, scale.reshape(-1))])
         elif key == "QLinearMatMul":
+            self._give(node, 3, transpose=True)
             b = self.dequantized(node, node.input[3], node.input[4], node.input[5], 1)
             self.emit(node, "MatMul", [node.input[0], b])
         elif key == "com.microsoft.QGemm":
@@ -252,6 +272,7 @@ class _Rewrite:
             axis = 1 if key == "MatMulInteger" else 0
             zero = np.asarray(self.const(arg(node, 3)) if arg(node, 3) else np.zeros(1), np.int64).reshape(-1)
             scale = self._weight_scale(node)
+            self._give(node, 1, transpose=key == "MatMulInteger", scale=scale, zero=arg(node, 3))
             shape = [1] * codes.ndim
             shape[axis] = -1
             self.weight_codes.append((codes, zero))
@@ -304,9 +325,11 @@ def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, _Rewrite]:
     return twin, rewrite
 
 
-def import_quantized(model: onnx.ModelProto, *, name: str = "quantized", batch: int | None = None) -> QuantizedImport:
+def import_quantized(
+    model: onnx.ModelProto, *, name: str = "quantized", batch: int | None = None, file: str | None = None
+) -> QuantizedImport:
     """``model`` (QOperator, dynamic, or a QDQ model as ORT fuses it) as a workload and the accelsim scheme
-    that reproduces it."""
+    that reproduces it; errors name ``file`` (else the model's name)."""
     scheme = scheme_of(model)
     twin, rewrite = float_twin(model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -315,7 +338,7 @@ def import_quantized(model: onnx.ModelProto, *, name: str = "quantized", batch: 
         try:
             imported = import_onnx(path, name=name, batch=batch)
         except AccelsimError as exc:
-            exc.file = f"{name} (quantized model)"
+            exc.file = file or f"{name} (quantized model)"
             raise
     sources = {
         holder: rewrite.output_qparams[t] for t, holder in imported.inputs.items() if t in rewrite.output_qparams

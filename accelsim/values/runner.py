@@ -70,6 +70,7 @@ from accelsim.quant import (
     TensorRecord,
     dequantize_tensor,
     make_requant_params,
+    ort_vector,
     quantize_tensor,
     requantize,
     run_layer,
@@ -79,7 +80,8 @@ from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
-from accelsim.requant_modes import get_mode
+from accelsim.quantize_rules import QuantizeRule
+from accelsim.requant_modes import RequantModeName, get_mode
 from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName, WeightFormatName
 from accelsim.values.tensors import LayerParams, WorkloadTensors, materialize
 
@@ -554,6 +556,28 @@ class _FloatRun:
         return _counts(layer.name, layer.type, _merge(layer, y), results, self.num)
 
 
+#: ONNX Runtime's integer kernels for binary layers of two activations (QLinearAdd, QLinearMul)
+ORT_BINARY = {"add": ort_vector.add, "mul": ort_vector.mul}
+
+
+def _ort_binary(layer: Add | Elementwise, arity: int) -> Callable[..., tuple[np.ndarray, int]] | None:
+    """ORT's kernel for an add / mul of two activations whose activation is none or a clamp, else None."""
+    op = "add" if isinstance(layer, Add) else layer.op
+    if arity != 2 or layer.activation not in ADD_CLAMPS:
+        return None
+    return ORT_BINARY.get(op)
+
+
+def _clamp_codes(codes: np.ndarray, activation: str, qp: QParams, rule: QuantizeRule) -> np.ndarray:
+    """A relu / relu6 on codes: quantizing is monotonic, so the code of ``clip(v, lo, hi)`` is the code
+    clipped to the codes of ``lo`` and ``hi``."""
+    low, high = ADD_CLAMPS[activation]
+    bounds = [
+        quantize_tensor(np.asarray([v], np.float32), qp, rule)[0][0] if np.isfinite(v) else None for v in (low, high)
+    ]
+    return np.clip(codes, bounds[0], bounds[1]) if bounds != [None, None] else codes
+
+
 @dataclass(frozen=True)
 class _Quantized:
     """A static tensor: codes and their per-tensor parameters."""
@@ -574,6 +598,8 @@ class _StaticRun:
         self.qparams = qparams
         assert num.variant is not None, "a static run's variant is its requant mode"
         self.rule = get_mode(num.variant).input_rule  # the framework's QUANTIZE on the vector unit
+        #: ONNX Runtime's requant mode: its QLinear* vector kernels' own arithmetic (accelsim.quant.ort_vector)
+        self.ort = num.variant == RequantModeName.FLOAT_HALF_EVEN
         self.source_saturations: dict[str, int] = {}
 
     def _quantize(self, x: np.ndarray, name: str) -> tuple[_Quantized, int]:
@@ -606,7 +632,7 @@ class _StaticRun:
                 x.codes,
                 x.qparams,
                 self.num.weight_codes(view, params),
-                params.bias,
+                params.static_bias(),
                 target,
                 requant_mode=self.num.variant,
                 activation=_fused(layer),
@@ -626,6 +652,8 @@ class _StaticRun:
             out = _Quantized(x.codes.reshape(x.codes.shape[0], -1), x.qparams)
         elif isinstance(layer, (Reshape, Transpose)):  # the codes move exactly, their parameters with them
             out = _Quantized(layout(layer, [inputs[0].codes]), inputs[0].qparams)
+        elif self.ort and (ort := self._ort_vector(layer, inputs, name)) is not None:
+            out, vector_sats = ort
         elif isinstance(layer, Concat):
             out, vector_sats = self._concat(layer, inputs)
         elif isinstance(layer, Add) and layer.activation in ADD_CLAMPS:
@@ -638,6 +666,40 @@ class _StaticRun:
             name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats
         )
         return out, values
+
+    def _ort_vector(self, layer: LayerBase, inputs: list[_Quantized], name: str) -> tuple[_Quantized, int] | None:
+        """The layers ONNX Runtime runs as a QLinear* kernel (QLinearAdd / Mul of two activations,
+        QLinearAveragePool, QLinearGlobalAveragePool, QLinearSigmoid, QLinearConcat, QLinearSoftmax), with
+        that kernel's arithmetic; None for the others. A relu / relu6 after an add or mul clamps the codes
+        (quantizing is monotonic, so ``max(q, q(0))`` is the code of ``max(v, 0)``)."""
+        qp, x = self.qparams[name], inputs[0]
+        if isinstance(layer, AvgPool) and layer.global_pool:
+            codes, sats = ort_vector.global_average_pool(x.codes, x.qparams, qp, (2, 3))
+        elif isinstance(layer, AvgPool):
+            assert layer.kernel is not None  # only global pools have no kernel
+            hw = x.codes.shape[2:4]
+            out_hw = spatial_out(hw, layer.kernel, layer.strides, layer.padding, 1, ceil_mode=layer.ceil_mode)
+            kernel = pair(layer.kernel)
+            pads = sides(layer.padding)
+            codes, sats = ort_vector.average_pool(
+                x.codes, x.qparams, qp, kernel, layer.strides, pads, out_hw, layer.count_include_pad
+            )
+        elif isinstance(layer, (Add, Elementwise)) and (binary := _ort_binary(layer, len(inputs))) is not None:
+            rank = max(q.codes.ndim for q in inputs)
+            a, b = (_with_rank(q.codes, rank) for q in inputs)
+            codes, sats = binary(a, inputs[0].qparams, b, inputs[1].qparams, qp)
+            codes = _clamp_codes(codes, layer.activation, qp, self.rule)
+        elif isinstance(layer, ActivationLayer) and layer.function == "sigmoid":
+            codes, sats = ort_vector.sigmoid(x.codes, x.qparams, qp)
+        elif isinstance(layer, Concat):
+            parts = [(q.codes, q.qparams) for q in inputs]
+            codes, sats = ort_vector.concat(parts, qp, layer.axis % (x.codes.ndim - 1) + 1)
+        elif isinstance(layer, Softmax):
+            scale, zero = ort_vector.affine(qp)
+            codes, sats = ort_vector.softmax(x.codes, ort_vector.affine(x.qparams)[0], scale, zero, -1)
+        else:
+            return None
+        return _Quantized(codes, qp), sats
 
     def _concat(self, layer: Concat, inputs: list[_Quantized]) -> tuple[_Quantized, int]:
         """The inputs' codes joined under the output's calibrated parameters: an input with those
@@ -823,11 +885,24 @@ def run_values(
         layers = _execute(steps, _FloatRun(num, tensors.params), tensors.inputs)
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
-    if qparams is None:
-        qparams = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
+    if qparams is None or not _static_tensor_names(steps, tensors) <= qparams.keys():
+        # a model's own parameters win; tensors it has none for (a float op of the graph) are calibrated
+        calibrated = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
+        qparams = calibrated | (qparams or {})
     run = _StaticRun(_Numerics(name, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
     layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
+
+
+def _static_tensor_names(steps: list[Step], tensors: WorkloadTensors) -> set[str]:
+    """Every tensor a static run quantizes: the sources, each layer's output and the requant target before
+    a vector-unit activation."""
+    names = set(tensors.inputs)
+    for shapes, view in steps:
+        names.add(shapes.layer.name)
+        if view is not None and getattr(shapes.layer, "activation", "none") not in CLAMP_ACTIVATIONS:
+            names.add(shapes.layer.name + PRE_ACTIVATION)
+    return names
 
 
 def _weights_of(scheme: SchemeName, weights: str) -> str:

@@ -58,6 +58,11 @@ class LayerParams:
             self._quantized[key] = quantize_weight(kind, self.weight, granularity, weights)
         return self._quantized[key]
 
+    def static_bias(self) -> np.ndarray | None:
+        """The bias a static layer adds: float here (the array quantizes it to int32); a quantized model's
+        own int32 codes where it gives them (``accelsim.onnx.quantized_workload.GivenWeights``)."""
+        return self.bias
+
 
 @dataclass(frozen=True)
 class WorkloadTensors:

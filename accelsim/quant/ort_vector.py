@@ -1,0 +1,214 @@
+"""ONNX Runtime's integer arithmetic for the vector-unit ops of a quantized graph, on codes.
+
+ORT's CPU kernels (ORT 1.32, MLAS) for QLinearAdd, QLinearMul, QLinearAveragePool,
+QLinearGlobalAveragePool, QLinearSigmoid, QLinearConcat and QLinearSoftmax do not dequantize, compute in
+float and quantize as the generic vector unit does: each writes its own order of float32 operations, and
+that order decides the rounding ties (QLinearAveragePool adds the zero point before it rounds, QLinearAdd
+uses fused multiply-adds). These functions are that arithmetic, once: the node-by-node emulator
+(:mod:`accelsim.onnx.quantized_ops`) and the static values run under ORT's requant mode
+(``float_half_even``, :mod:`accelsim.values.runner`) both call them. Every operand is per-tensor codes with
+their :class:`QParams`; every function returns the output codes and how many of them the dtype range
+clamped. docs/onnx.md states each formula and the test that checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numba import vectorize
+
+from accelsim.kernels.quantize import fma_float32
+from accelsim.quant.qparams import QParams
+
+Codes = tuple[np.ndarray, int]
+
+
+def affine(qp: QParams) -> tuple[np.float32, int]:
+    """A per-tensor ``(scale, zero point)``."""
+    return np.float32(qp.scale.reshape(-1)[0]), int(qp.zero_point.reshape(-1)[0])
+
+
+def _outside(q: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return (q < info.min) | (q > info.max)
+
+
+def round_clamp(v: np.ndarray, zero_point: int, dtype: np.dtype | type) -> Codes:
+    """``clamp(rint(v) + z)``: float32 round half to even (``std::nearbyintf``), then the zero point."""
+    info = np.iinfo(dtype)
+    q = np.rint(v).astype(np.int64) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype), int(np.count_nonzero(_outside(q, dtype)))
+
+
+@vectorize(["float32(float32, float32, float32)"], cache=True)
+def _fma(a, b, c):  # pragma: no cover - compiled
+    """float32 ``a * b + c`` with one rounding (the AVX2 ``vfmadd`` QLinearAdd uses)."""
+    return fma_float32(a, b, c)
+
+
+def _scalar_span(x: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """ORT's broadcaster hands an operand to the kernel as one value per span when it does not vary along the
+    output's innermost dim (a scalar, a per-channel ``[C, 1, 1]``)."""
+    return x.size == 1 or (len(shape) > 0 and shape[-1] > 1 and (x.ndim == 0 or x.shape[-1] == 1))
+
+
+def add(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams) -> Codes:
+    """QLinearAdd (MLAS ``MlasQLinearAddKernelAvx2Helper``), numpy broadcasting: ``r = s / s_c`` in float32, a
+    fixed part ``float(z_c) - (r_a z_a + r_b z_b)`` (plus ``r * v`` for an operand that is one value per
+    span), then ``fma(b, r_b, fixed)`` and ``fma(a, r_a, that)``, each one float32 rounding, and the
+    conversion rounds half to even with the zero point already inside."""
+    (sa, za), (sb, zb), (sc, zc) = affine(a_qp), affine(b_qp), affine(out_qp)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    ra, rb = np.float32(sa / sc), np.float32(sb / sc)
+    fixed = np.float32(np.float32(zc) - np.float32(ra * np.float32(za) + rb * np.float32(zb)))
+    fa, fb = (np.broadcast_to(x.astype(np.float32), shape) for x in (a, b))
+    if _scalar_span(a, shape):
+        v = _fma(fb, rb, (fixed + (fa * ra).astype(np.float32)).astype(np.float32))
+    elif _scalar_span(b, shape):
+        v = _fma(fa, ra, (fixed + (fb * rb).astype(np.float32)).astype(np.float32))
+    else:
+        v = _fma(fa, ra, _fma(fb, rb, np.broadcast_to(fixed, shape)))
+    return round_clamp(v, 0, out_qp.numpy_dtype)
+
+
+def mul(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams) -> Codes:
+    """QLinearMul (MLAS ``MlasQLinearMul``): ``rint((a - z_a)(b - z_b) * (s_a s_b / s_c)) + z_c``."""
+    (sa, za), (sb, zb), (sc, zc) = affine(a_qp), affine(b_qp), affine(out_qp)
+    m = np.float32(np.float32(sa * sb) / sc)
+    prod = (a.astype(np.int32) - za).astype(np.float32) * (b.astype(np.int32) - zb).astype(np.float32)
+    return round_clamp((prod * m).astype(np.float32), zc, out_qp.numpy_dtype)
+
+
+def global_average_pool(x: np.ndarray, x_qp: QParams, out_qp: QParams, axes: tuple[int, ...]) -> Codes:
+    """QLinearGlobalAveragePool: the integer sum over ``axes`` less ``size * z_x``, then ``s_x / (s_y * size)``
+    (float32, half to even), the zero point after the rounding."""
+    (sx, zx), (sy, zy) = affine(x_qp), affine(out_qp)
+    size = int(np.prod([x.shape[a] for a in axes]))
+    acc = x.astype(np.int64).sum(axis=axes, keepdims=True) - size * zx
+    scale = np.float32(sx / np.float32(sy * np.float32(size)))
+    return round_clamp(acc.astype(np.float32) * scale, zy, out_qp.numpy_dtype)
+
+
+def window_sums(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pads: Sequence[int],
+    out_hw: tuple[int, int],
+    count_include_pad: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pooling window's float32 sum of NCHW ``x``, one tap at a time in row-major order (padding adds
+    zeros, which leave a float sum unchanged), and the taps it divides by: the in-image ones, or with
+    ``count_include_pad`` those inside the explicit ``pads`` (top, left, bottom, right), never a
+    ``ceil_mode`` overhang beyond them."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    top, left, bottom, right = pads
+    height, width = x.shape[2:4]
+    extent_h, extent_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+    after_h, after_w = max(extent_h - top - height, 0), max(extent_w - left - width, 0)
+    padded = np.pad(x, [(0, 0), (0, 0), (top, after_h), (left, after_w)])
+    region = (top + height + bottom, left + width + right) if count_include_pad else None
+    counted = np.zeros(padded.shape[2:], np.float32)
+    if region is None:
+        counted[top : top + height, left : left + width] = 1
+    else:
+        counted[: region[0], : region[1]] = 1
+    sums = np.zeros((*x.shape[:2], oh, ow), np.float32)
+    taps = np.zeros((oh, ow), np.float32)
+    for dy in range(kh):
+        for dx in range(kw):
+            rows, cols = slice(dy, dy + sh * (oh - 1) + 1, sh), slice(dx, dx + sw * (ow - 1) + 1, sw)
+            sums += padded[:, :, rows, cols]
+            taps += counted[rows, cols]
+    return sums, taps
+
+
+def average_pool(
+    x: np.ndarray,
+    x_qp: QParams,
+    out_qp: QParams,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pads: Sequence[int],
+    out_hw: tuple[int, int],
+    count_include_pad: bool,
+) -> Codes:
+    """QLinearAveragePool (``QLinearPool2DTask``): codes dequantized ``s_x * (q - z_x)``, :func:`window_sums`,
+    divided by the taps, then ``rint(avg / s_y + z_y)``: the zero point enters before the rounding."""
+    (sx, zx), (sy, zy) = affine(x_qp), affine(out_qp)
+    real = (sx * (x.astype(np.int32) - zx).astype(np.float32)).astype(np.float32)
+    sums, taps = window_sums(real, kernel, stride, pads, out_hw, count_include_pad)
+    avg = (sums / taps).astype(np.float32)
+    return round_clamp(((avg / sy).astype(np.float32) + np.float32(zy)).astype(np.float32), 0, out_qp.numpy_dtype)
+
+
+def lookup(x: np.ndarray, x_qp: QParams, out_qp: QParams, fn: Callable[[np.ndarray], np.ndarray]) -> Codes:
+    """ORT's ``QlinearBuildLookupTable``: every code of the input dtype dequantized, ``fn`` applied in float32,
+    quantized to the output's parameters; the tensor is then one table read per element."""
+    (sx, zx), (sy, zy) = affine(x_qp), affine(out_qp)
+    info = np.iinfo(x.dtype)
+    codes = np.arange(info.min, info.max + 1)
+    real = (codes - zx).astype(np.float32) * sx
+    scaled = (fn(real) / sy).astype(np.float32)
+    table, _ = round_clamp(scaled, zy, out_qp.numpy_dtype)
+    index = x.astype(np.int64) - info.min
+    outside = _outside(np.rint(scaled).astype(np.int64) + zy, out_qp.numpy_dtype)
+    return table[index], int(np.count_nonzero(outside[index]))
+
+
+def logistic(v: np.ndarray) -> np.ndarray:
+    """The logistic function in float64, rounded once to float32."""
+    return (1.0 / (1.0 + np.exp(-v.astype(np.float64)))).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray, x_qp: QParams, out_qp: QParams) -> Codes:
+    """QLinearSigmoid: a 256-entry table of the logistic function."""
+    return lookup(x, x_qp, out_qp, logistic)
+
+
+def concat(parts: Sequence[tuple[np.ndarray, QParams]], out_qp: QParams, axis: int) -> Codes:
+    """QLinearConcat: inputs with the output's parameters copied, the others requantized through a table
+    (dequantize, quantize)."""
+    pieces, saturated = [], 0
+    for codes, qp in parts:
+        if affine(qp) == affine(out_qp) and qp.dtype == out_qp.dtype:
+            pieces.append(codes)
+        else:
+            piece, sats = lookup(codes, qp, out_qp, lambda v: v)
+            pieces.append(piece)
+            saturated += sats
+    return np.concatenate(pieces, axis=axis), saturated
+
+
+def _exp_table(x_scale: np.float32, length: int, signed: bool) -> np.ndarray:
+    """QLinearSoftmax's float32 table of ``exp((i - 255 + shift) * s_x)`` for i = 0..255, in double, with
+    ``shift = max(0, ln(FLT_MAX / length) - 5) / s_x`` keeping the row sum finite; int8 codes index it as
+    ``uint8(i - 128)``."""
+    shift = max(0.0, float(np.log(np.finfo(np.float32).max / length)) - 5.0) / float(x_scale)
+    i = np.arange(256, dtype=np.float64)
+    values = np.exp((i - 255 + shift) * float(x_scale)).astype(np.float32)
+    index = ((np.arange(256) - 128) % 256) if signed else np.arange(256)
+    table = np.empty(256, np.float32)
+    table[index] = values
+    return table
+
+
+def softmax(x: np.ndarray, x_scale: np.float32, y_scale: np.float32, y_zero_point: int, axis: int) -> Codes:
+    """QLinearSoftmax (MLAS ``MlasComputeQSoftmax``, opset 13 form): each row shifted so its largest code reads
+    the table's top entry, the row sum of the table entries accumulated in float32 in order,
+    ``rint(t * floor(1 / s_y) / sum) + z_y`` per element, clamped at 255 only (as MLAS does), in ``x``'s dtype."""
+    axis %= x.ndim
+    moved = np.moveaxis(x, axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1]).astype(np.int64)
+    signed = x.dtype == np.int8
+    table = _exp_table(np.float32(x_scale), rows.shape[1], signed)
+    top = 127 if signed else 255
+    entries = table[(rows + (top - rows.max(axis=1, keepdims=True))) % 256]
+    sums = np.cumsum(entries, axis=1, dtype=np.float32)[:, -1:]
+    scale = np.float32(np.floor(np.float32(1.0) / np.float32(y_scale)))
+    q = np.rint(((entries * scale).astype(np.float32) / sums).astype(np.float32)).astype(np.int64) + y_zero_point
+    saturated = int(np.count_nonzero(q > 255))
+    q = np.where(q > 255, 255, q)
+    out = q.astype(np.uint8).view(x.dtype) if signed else q.astype(np.uint8)
+    return np.moveaxis(out.reshape(moved.shape), -1, axis), saturated

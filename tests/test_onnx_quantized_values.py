@@ -1,0 +1,185 @@
+"""A quantized ONNX model's values through ``run_values`` on the lowered program equal ORT's graph, layer by layer.
+
+The user's path (``accelsim run|compare MODEL_int8.onnx``) runs the model's float twin as a workload with the
+model's own weight codes, int32 biases and activation parameters (no calibration), ORT's requant mode
+``float_half_even`` and its vector kernels (accelsim.quant.ort_vector). Every layer's stored codes (static)
+or float output (dynamic layers) must equal the tensor ORT's graph computes for it, from the float input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_models as om
+import ort_reference as ref
+import pytest
+from onnx import numpy_helper
+
+from accelsim.config.loader import load_hardware
+from accelsim.onnx.quantized import run_quantized
+from accelsim.onnx.quantized_workload import REQUANT_MODE, import_quantized
+from accelsim.quant import QParams, ort_vector
+from accelsim.values import runner
+from accelsim.values.runner import run_values
+
+#: builders whose every layer is bit-exact under every static recipe (QDQ with int8 activations: see UNFUSED)
+STATIC = [
+    "conv_groups_bn_relu",
+    "conv_depthwise_bn_relu6",
+    "conv_dilated_asymmetric_pads",
+    "conv_same_upper_stride_2_1",
+    "matmul_2d_bias",
+    "batched_matmul",
+    "pools",
+    "layout_ops",
+    "residual_cnn",
+]
+#: ORT leaves some int8-activation QDQ groups of these unfused (float Conv / MatMul between DQ and Q)
+UNFUSED = {"batched_matmul", "layout_ops", "residual_cnn"}
+#: builders whose every dynamic layer's float output is bit-exact (no float reduction in MLAS's order after one)
+DYNAMIC = [
+    "conv_groups_bn_relu",
+    "conv_depthwise_bn_relu6",
+    "conv_dilated_asymmetric_pads",
+    "conv_same_upper_stride_2_1",
+    "matmul_2d_bias",
+    "elementwise_broadcast",
+    "layout_ops",
+]
+STATIC_CASES = [
+    (name, r)
+    for name in STATIC
+    for r in ref.recipes("qdq") + ref.recipes("qoperator")
+    if not (name in UNFUSED and r.fmt == "qdq" and r.activation_type.name == "QInt8")
+]
+
+
+def _ort_mode() -> object:
+    hw = load_hardware()
+    return hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": REQUANT_MODE})})
+
+
+def _layer_tensors(graph: onnx.ModelProto) -> dict[str, str]:
+    """Layer (node) name -> the tensor ORT's graph holds its output in: a dynamic layer's after its float
+    rescale (Cast, Mul, the bias Add) and a Relu the layer fused; a static Add's after its Relu."""
+    consts = {t.name for t in graph.graph.initializer}
+    producer = {o: n for n in graph.graph.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def constant(t: str) -> bool:
+        return t in consts or (t in producer and all(i in consts for i in producer[t].input))
+
+    def follow(node: onnx.NodeProto) -> str:
+        out = node.output[0]
+        while len(consumers.get(out, [])) == 1:
+            c = consumers[out][0]
+            rescale = node.op_type in ("MatMulInteger", "ConvInteger") and (
+                c.op_type in ("Cast", "Mul") or (c.op_type == "Add" and any(constant(i) for i in c.input))
+            )
+            if not (
+                rescale or (c.op_type in ("Relu", "Clip") and node.op_type in ("Add", "ConvInteger", "MatMulInteger"))
+            ):
+                break
+            out = c.output[0]
+        return out
+
+    return {node.name or node.output[0]: follow(node) for node in graph.graph.node}
+
+
+def _compare(name: str, recipe: ref.Recipe) -> tuple[int, list[str]]:
+    """(layers equal, layers differing) of the user-path values run against ORT's graph."""
+    built = om.BUILDERS[name]()
+    model = ref.quantize(built, recipe)
+    graph = ref.fused(model) if recipe.fmt == "qdq" else model
+    q = import_quantized(graph, name=name)
+    tensors = q.static_tensors(built.inputs)
+    values = run_values(
+        q.imported.workload, _ort_mode(), q.scheme, tensors=tensors, qparams=q.qparams or None, weights=q.weights
+    )
+    bits = run_quantized(graph, built.inputs).tensors
+    tensor_of = _layer_tensors(graph)
+    equal, differ = 0, []
+    for layer, lv in values.layers.items():
+        want = bits[tensor_of[layer]]
+        got = lv.stored.reshape(want.shape)
+        if got.dtype == want.dtype and np.array_equal(got, want):
+            equal += 1
+        else:
+            differ.append(layer)
+    return equal, differ
+
+
+@pytest.mark.parametrize("name,recipe", STATIC_CASES, ids=[f"{n}-{r.name}" for n, r in STATIC_CASES])
+def test_static_model_every_layer_equals_ort(name: str, recipe: ref.Recipe) -> None:
+    equal, differ = _compare(name, recipe)
+    assert differ == [] and equal > 0
+
+
+@pytest.mark.parametrize("recipe", ref.recipes("dynamic"), ids=lambda r: r.name)
+@pytest.mark.parametrize("name", DYNAMIC)
+def test_dynamic_model_every_layer_equals_ort(name: str, recipe: ref.Recipe) -> None:
+    """Dynamic layers on the model's own weight codes: ORT's input codes (the onnx flavour), int32 products
+    and float rescale, bit for bit."""
+    equal, differ = _compare(name, recipe)
+    assert differ == [] and equal > 0
+
+
+def _qp(scale: float, zero: int, dtype: str) -> QParams:
+    return QParams(np.float32([scale]), np.int32([zero]), dtype)
+
+
+def test_runner_vector_ops_use_ort_arithmetic_on_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Power-of-two scales put the add, the average pool and the global pool on exact halves and saturate:
+    under float_half_even the runner's static add / avgpool are ORT's QLinearAdd / QLinearAveragePool
+    (ORT's own session on the same codes agrees), and with the ORT kernels switched off (the generic
+    dequantize -> float -> quantize vector unit) the codes differ."""
+    built = om.BUILDERS["pools"]()
+    model = ref.quantize(built, ref.Recipe("qdq"))
+    graph = ref.fused(model)
+    for t in graph.graph.initializer:  # power-of-two scales, odd zero points: exact ties everywhere
+        if t.name.endswith("_scale") and t.data_type == onnx.TensorProto.FLOAT and not t.dims:
+            value = np.float32(2.0 ** np.round(np.log2(float(numpy_helper.to_array(t)))))
+            t.CopyFrom(numpy_helper.from_array(value, t.name))
+        if t.name.endswith("_zero_point") and t.data_type == onnx.TensorProto.UINT8 and not t.dims:
+            t.CopyFrom(numpy_helper.from_array(np.uint8(127), t.name))
+    feeds = {"x": (built.inputs["x"] * 4).astype(np.float32)}  # saturates the first layers
+    want = ref.node_outputs(graph, feeds)
+    q = import_quantized(graph, name="pools")
+    hw = _ort_mode()
+
+    def layers(hw: object = hw) -> dict[str, np.ndarray]:
+        values = run_values(q.imported.workload, hw, "static", tensors=q.static_tensors(feeds), qparams=q.qparams)
+        return {k: v.stored for k, v in values.layers.items()}
+
+    got = layers()
+    tensor_of = _layer_tensors(graph)
+    pools = [k for k in got if "pool" in k and "max" not in k]
+    assert pools
+    for layer, codes in got.items():
+        np.testing.assert_array_equal(
+            codes.reshape(want[tensor_of[layer]].shape), want[tensor_of[layer]], err_msg=layer
+        )
+    assert any(np.any(got[k] == 255) or np.any(got[k] == 0) for k in got)  # saturation occurs
+    monkeypatch.setattr(runner._StaticRun, "_ort_vector", lambda self, layer, inputs, name: None)
+    generic = layers()
+    assert sum(int(np.count_nonzero(generic[k] != got[k])) for k in pools) > 0
+    monkeypatch.undo()
+    tflite = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": "tflite"})})
+    swapped = layers(tflite)
+    assert sum(int(np.count_nonzero(swapped[k] != got[k])) for k in got) > 0
+
+
+def test_add_ties_half_to_even_not_away() -> None:
+    """ort_vector.add on exact halves (scales 0.5, 0.25 -> 0.5; zero point 3 added before rounding, as MLAS
+    does): half to even, which half away from zero misses on every other tie; the last codes saturate."""
+    a = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    b = np.full((1, 256), 1, np.uint8)
+    codes, sats = ort_vector.add(a, _qp(0.5, 0, "uint8"), b, _qp(0.25, 0, "uint8"), _qp(0.5, 3, "uint8"))
+    exact = a.astype(np.float64) + 0.5  # a * 1 + b * 0.5: every value an exact half
+    np.testing.assert_array_equal(codes, np.clip(np.rint(exact + 3), 0, 255))  # the zero point inside
+    assert sats > 0
+    away = np.clip(np.floor(exact + 3 + 0.5), 0, 255)
+    assert np.count_nonzero(away != codes) > 100
