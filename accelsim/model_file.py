@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from accelsim.errors import AccelsimError
-
 if TYPE_CHECKING:
     import numpy as np
 
@@ -79,26 +77,10 @@ def load_model(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> M
     """The workload ``path`` names (a YAML file, a shipped name or an ``.onnx`` model), ``overrides`` applied."""
     if is_onnx(path):
         return _load_onnx(path, overrides)
-    from accelsim.config.loader import load_workload, resolve
+    from accelsim.config.loader import load_workload
 
-    workload = load_workload(Path(path), overrides)
-    if not workload.weights_file:
-        return ModelFile(workload)
-    return ModelFile(workload, weights_beside(resolve(Path(path), "workload"), workload.weights_file))
-
-
-def weights_beside(yaml_file: Path, name: str) -> Path:
-    """A workload's ``weights_file``, which must name a file in the workload's own folder (or below it): a
-    workload someone sends cannot make the simulator read ``/etc/...`` or climb out with ``..``."""
-    relative = PurePath(name)
-    if relative.is_absolute() or ".." in relative.parts:
-        raise AccelsimError(
-            f"{name!r} leaves the workload's folder",
-            file=str(yaml_file),
-            path="weights_file",
-            allowed="a path relative to the workload file, without ..",
-        )
-    return yaml_file.parent / relative
+    workload = load_workload(Path(path), overrides)  # weights_file resolved (Workload.weights_path)
+    return ModelFile(workload, workload.weights_path)
 
 
 def _load_onnx(path: str | os.PathLike[str], overrides: Sequence[str]) -> ModelFile:

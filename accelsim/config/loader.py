@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from accelsim.config.overrides import apply_overrides
@@ -55,7 +55,26 @@ def load_hardware(path: str | Path | None = None, overrides: Sequence[str] = ())
 
 
 def load_workload(path: str | Path, overrides: Sequence[str] = ()) -> Workload:
-    """Load a workload and infer its shapes."""
+    """Load a workload and infer its shapes; its ``weights_file`` resolved against the file's folder
+    (``Workload.weights_path``), so every run of it (``simulate``, sweeps) reads those weights."""
     from accelsim.config.workload import Workload
 
-    return _load(Workload, path, overrides, "workload")
+    file = resolve(path, "workload")
+    workload = validate_doc(Workload, read_yaml_mapping(file), overrides, str(file))
+    if workload.weights_file:
+        workload._weights_path = weights_beside(file, workload.weights_file)
+    return workload
+
+
+def weights_beside(yaml_file: Path, name: str) -> Path:
+    """A workload's ``weights_file``, which must name a file in the workload's own folder (or below it): a
+    workload someone sends cannot make the simulator read ``/etc/...`` or climb out with ``..``."""
+    relative = PurePath(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise AccelsimError(
+            f"{name!r} leaves the workload's folder",
+            file=str(yaml_file),
+            path="weights_file",
+            allowed="a path relative to the workload file, without ..",
+        )
+    return yaml_file.parent / relative

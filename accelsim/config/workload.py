@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
@@ -603,11 +604,18 @@ class Workload(StrictModel):
     """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
+    _weights_path: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _infer_shapes(self) -> Workload:
         self._shapes = infer_shapes(self)
         return self
+
+    @property
+    def weights_path(self) -> Path | None:
+        """``weights_file`` resolved against the workload file by config.loader.load_workload (None: not
+        loaded from a file, or no weights file): what a run without given weights reads."""
+        return self._weights_path
 
     @property
     def shapes(self) -> list[LayerShapes]:

@@ -20,7 +20,7 @@ from accelsim.config.ranges import plain_name
 from accelsim.config.validation import validate
 from accelsim.config.workload import INPUT, Workload
 from accelsim.errors import AccelsimError
-from accelsim.onnx.graph import Graph, import_graph
+from accelsim.onnx.graph import Graph, Node, import_graph
 from accelsim.onnx.mapping import Builder, check_batch, check_dims, map_node
 from accelsim.onnx.reading import default_opset, read_model
 from accelsim.values.tensors import LayerParams, WorkloadTensors
@@ -60,22 +60,24 @@ class OnnxImport:
         return WorkloadTensors(params, sources, sources)
 
 
-def _moves_batch(graph: Graph) -> bool:
+def _moves_batch(graph: Graph) -> Node | None:
     """Some node mixes the first dim with the others (a Gemm with transA, a Transpose of axis 0, a Flatten
     at another axis than 1, a Reshape of the first dim): then the first dim is no batch of independent
-    samples, and the model imports as one sample of its whole shape."""
+    samples, and the model imports as one sample of its whole shape. The first such node, or None."""
     for node in graph.nodes:
-        if node.op == "Gemm" and node.attrs.get("transA", 0):
-            return True
-        if node.op == "Transpose" and list(node.attrs.get("perm", [1]))[:1] != [0]:
-            return True
-        if node.op == "Flatten" and int(node.attrs.get("axis", 1)) != 1:
-            return True
-        if node.op in ("Reshape", "Squeeze", "Unsqueeze"):
-            before, after = graph.shapes.get(node.inputs[0], ()), graph.shapes.get(node.outputs[0], ())
-            if before[:1] != after[:1]:
-                return True
-    return False
+        moves = (
+            node.op == "Gemm"
+            and node.attrs.get("transA", 0)
+            or node.op == "Transpose"
+            and list(node.attrs.get("perm", [1]))[:1] != [0]
+            or node.op == "Flatten"
+            and int(node.attrs.get("axis", 1)) != 1
+            or node.op in ("Reshape", "Squeeze", "Unsqueeze")
+            and graph.shapes.get(node.inputs[0], ())[:1] != graph.shapes.get(node.outputs[0], ())[:1]
+        )
+        if moves:
+            return node
+    return None
 
 
 def _sources(graph: Graph, b: Builder, file: str) -> tuple[list[int], dict[str, list[int]]]:
@@ -85,7 +87,8 @@ def _sources(graph: Graph, b: Builder, file: str) -> tuple[list[int], dict[str, 
     if not used:
         raise AccelsimError("no node reads a graph input (nothing to run)", file=file)
     first = graph.shapes[used[0]]
-    b.lead = 0 if _moves_batch(graph) else 1
+    b.mover = _moves_batch(graph)
+    b.lead = 0 if b.mover else 1
     b.batch = check_batch(first[0], file, f"input {used[0]!r}") if b.lead else 1
     shapes: dict[str, list[int]] = {}
     for name in used:

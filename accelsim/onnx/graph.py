@@ -9,8 +9,12 @@ fold):
 
 1. **constant folding** (:func:`fold_constants`, on the ModelProto): Constant, ConstantOfShape and every
    node whose inputs are all constants, plus Shape/Size of a tensor whose shape is static, are evaluated
-   with onnx's own ``ReferenceEvaluator`` and become constants; shapes are then inferred again;
+   with onnx's own ``ReferenceEvaluator`` and become constants; shapes are then inferred again (and
+   folding repeats while that makes another Shape's input static);
 2. **pass-throughs removed**: Identity, Dropout (inference: the identity, its mask unread);
+   then **written-out LayerNorm** matched (:func:`match_layernorm`: ReduceMean / Sub / Pow 2 /
+   ReduceMean / Add eps / Sqrt / Div, then Mul gamma / Add beta, becomes one LayerNormalization) and
+   the converter's **Flatten / Softmax / Reshape** of an opset < 13 Softmax back to one Softmax;
 3. **BatchNormalization folded into the preceding Conv**: ``W' = W * s``, ``b' = (b - mean) * s + beta``
    with ``s = gamma / sqrt(var + eps)``, when the Conv feeds only the BatchNormalization;
 4. **bias Add folded** into a preceding Conv (a ``[C, 1, 1]`` constant) or a MatMul with a constant
@@ -125,14 +129,16 @@ def _fold_node(node: onnx.NodeProto, args: list[np.ndarray | None], opset: int) 
     return [np.asarray(v) for v in evaluator(node, opset).run(None, feeds)]
 
 
-def fold_constants(model: ModelProto, file: str) -> tuple[Graph, ModelProto]:
-    """Every constant-computable node of ``model`` evaluated: an IR holding the constants and the shapes
-    inferred again (no nodes yet), and the model of the nodes left."""
-    opset = default_opset(model)
-    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    shapes = _static_shape(model)
+def _fold_pass(
+    nodes: list[onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int, ...]],
+    opset: int,
+    file: str,
+) -> list[onnx.NodeProto]:
+    """One pass over ``nodes`` in order: each that folds adds its outputs to ``constants``; the rest."""
     kept: list[onnx.NodeProto] = []
-    for node in model.graph.node:
+    for node in nodes:
         control_flow = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
         args: list[np.ndarray | None]
         if node.op_type in SHAPE_READERS and node.input[0] in shapes:
@@ -156,27 +162,38 @@ def fold_constants(model: ModelProto, file: str) -> tuple[Graph, ModelProto]:
                 f"node {label!r} ({node.op_type}): cannot be evaluated on its constant inputs: {exc}", file=file
             ) from None
         constants.update(zip(node.output, values))
-    used = {i for n in kept for i in n.input} | {o.name for o in model.graph.output}
-    constants = {name: value for name, value in constants.items() if name in used}
-    # shape inference needs the values of small constants (shape operands) but only the shapes of weights:
-    # large constants go in as typed inputs, sparing a serialization of every weight
-    small = [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in constants.items() if v.size <= SMALL]
-    large = [
-        helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-        for k, v in constants.items()
-        if v.size > SMALL
-    ]
+    return kept
+
+
+def fold_constants(model: ModelProto, file: str) -> tuple[Graph, ModelProto]:
+    """Every constant-computable node of ``model`` evaluated: an IR holding the constants and the shapes
+    inferred again (no nodes yet), and the model of the nodes left. Repeated while a pass leaves a Shape
+    whose input the new inference made static (a shape computed from a Reshape whose target was itself
+    computed: paddle2onnx's exports)."""
+    opset = default_opset(model)
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = _static_shape(model)
     inputs = graph_inputs(model)
-    graph = helper.make_graph(kept, model.graph.name, [*inputs, *large], list(model.graph.output), small)
-    folded = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
-    return Graph(
-        [],
-        constants,
-        _static_shape(infer_shapes(folded, file)),
-        [i.name for i in inputs],
-        [o.name for o in model.graph.output],
-        file,
-    ), folded
+    nodes = list(model.graph.node)
+    while True:
+        kept = _fold_pass(nodes, constants, shapes, opset, file)
+        used = {i for n in kept for i in n.input} | {o.name for o in model.graph.output}
+        constants = {name: value for name, value in constants.items() if name in used}
+        # shape inference needs the values of small constants (shape operands) but only the shapes of
+        # weights: large constants go in as typed inputs, sparing a serialization of every weight
+        small = [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in constants.items() if v.size <= SMALL]
+        large = [
+            helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for k, v in constants.items()
+            if v.size > SMALL
+        ]
+        graph = helper.make_graph(kept, model.graph.name, [*inputs, *large], list(model.graph.output), small)
+        folded = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
+        shapes = _static_shape(infer_shapes(folded, file))
+        if len(kept) == len(nodes) or not any(n.op_type in SHAPE_READERS and n.input[0] in shapes for n in kept):
+            break
+        nodes = kept
+    return Graph([], constants, shapes, [i.name for i in inputs], [o.name for o in model.graph.output], file), folded
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -488,11 +505,106 @@ def match_written_activations(graph: Graph) -> None:
             break
 
 
+def _reduce_last(graph: Graph, node: Node | None, x: str) -> bool:
+    """``node`` is ``ReduceMean(x)`` over the last axis only, dims kept (axes as attribute or input)."""
+    if node is None or node.op != "ReduceMean" or node.inputs[0] != x or not node.attrs.get("keepdims", 1):
+        return False
+    given = node.attrs.get("axes") if len(node.inputs) < 2 else graph.constant(node.inputs[1])
+    rank = len(graph.shapes.get(x, ()))
+    return given is not None and rank > 0 and [int(a) % rank for a in np.ravel(given)] == [rank - 1]
+
+
+def _last_axis_vector(graph: Graph, node: Node, tensor: str, size: int) -> np.ndarray | None:
+    """The other operand of ``node`` as a ``[size]`` vector if it is a constant broadcasting on the last axis."""
+    value = graph.constant(_other(node, tensor)) if len(node.inputs) == 2 else None
+    if value is None or value.size != size or value.ndim and value.shape[-1] != size:
+        return None
+    return np.asarray(value, np.float32).reshape(size)
+
+
+def _layernorm_at(graph: Graph, div: Node) -> tuple[str, float, list[Node]] | None:
+    """``x`` and epsilon if ``div`` ends ``(x - mean(x)) / Sqrt(mean((x - mean(x))^2) + eps)`` over the last
+    axis, with the pattern's nodes (each feeding only the pattern)."""
+    centred, root = div.inputs[:2]
+    sqrt, sub = graph.producer(root), graph.producer(centred)
+    add = graph.producer(sqrt.inputs[0]) if _private(graph, sqrt, "Sqrt") and sqrt is not None else None
+    if add is None or not _private(graph, add, "Add") or sub is None or sub.op != "Sub" or len(add.inputs) != 2:
+        return None
+    eps = _scalar(graph, add.inputs[1]) if _scalar(graph, add.inputs[0]) is None else _scalar(graph, add.inputs[0])
+    variance = graph.producer(add.inputs[0] if _scalar(graph, add.inputs[1]) is not None else add.inputs[1])
+    power = (
+        graph.producer(variance.inputs[0]) if variance is not None and _private(graph, variance, "ReduceMean") else None
+    )
+    if eps is None or power is None or not _private(graph, power, "Pow") or power.inputs[0] != centred:
+        return None
+    x = sub.inputs[0]
+    mean = graph.producer(sub.inputs[1])
+    if _scalar(graph, power.inputs[1]) != 2.0 or not _reduce_last(graph, variance, power.outputs[0]):
+        return None
+    if mean is None or variance is None or sqrt is None:
+        return None
+    if not _reduce_last(graph, mean, x) or not _private(graph, mean, "ReduceMean"):
+        return None
+    readers = graph.consumers(centred)
+    if centred in graph.outputs or sorted(map(id, readers)) != sorted(map(id, (power, div))):
+        return None
+    return x, eps, [mean, sub, power, variance, add, sqrt]
+
+
+def match_layernorm(graph: Graph) -> None:
+    """LayerNorm written out (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, then a Mul by gamma and
+    an Add of beta on the last axis, as paddle2onnx and older torch exporters write it) becomes one
+    LayerNormalization node over the last axis."""
+    for div in [n for n in graph.nodes if n.op == "Div"]:
+        found = _layernorm_at(graph, div)
+        size = graph.shapes.get(div.outputs[0], (0,))[-1]
+        if found is None or not size:
+            continue
+        x, eps, pattern = found
+        out, params = div.outputs[0], [np.ones(size, np.float32), np.zeros(size, np.float32)]
+        for index, op in enumerate(("Mul", "Add")):
+            readers = graph.consumers(out)
+            nxt = readers[0] if len(readers) == 1 and out not in graph.outputs else None
+            vector = _last_axis_vector(graph, nxt, out, size) if nxt is not None and nxt.op == op else None
+            if nxt is None or vector is None:
+                break
+            params[index] = vector
+            pattern.append(nxt)
+            out = nxt.outputs[0]
+        names = [f"{div.label}::{key}" for key in ("gamma", "beta")]
+        graph.constants.update(zip(names, params))
+        attrs = {"axis": -1, "epsilon": eps}
+        graph.nodes.insert(graph.nodes.index(div), Node("LayerNormalization", div.name, [x, *names], [out], attrs))
+        for node in (*pattern, div):
+            graph.nodes.remove(node)
+
+
+def unflatten_softmax(graph: Graph) -> None:
+    """``Reshape(Softmax(Flatten(x, axis=r-1)), shape(x))``, as onnx's version converter writes an opset < 13
+    Softmax of a rank-``r`` tensor, is the Softmax of ``x`` over its last axis again."""
+    for softmax in [n for n in graph.nodes if n.op == "Softmax"]:
+        flatten, readers = graph.producer(softmax.inputs[0]), graph.consumers(softmax.outputs[0])
+        if not _private(graph, flatten, "Flatten") or len(readers) != 1 or softmax.outputs[0] in graph.outputs:
+            continue
+        assert flatten is not None
+        x, reshape = flatten.inputs[0], readers[0]
+        shape = graph.shapes.get(x, ())
+        if reshape.op != "Reshape" or int(flatten.attrs.get("axis", 1)) % max(len(shape), 1) != len(shape) - 1:
+            continue
+        if graph.shapes.get(reshape.outputs[0]) != shape or int(softmax.attrs.get("axis", -1)) not in (-1, 1):
+            continue
+        softmax.inputs, softmax.outputs, softmax.attrs = [x], [reshape.outputs[0]], {"axis": -1}
+        graph.nodes.remove(flatten)
+        graph.nodes.remove(reshape)
+
+
 def import_graph(model: ModelProto, file: str) -> Graph:
     """The IR of a read model, after every rewrite above."""
     graph = from_model(model, file)
     for rewrite in (
         remove_passthroughs,
+        match_layernorm,
+        unflatten_softmax,
         fold_batchnorm,
         fold_channel_affine,
         fold_bias_add,

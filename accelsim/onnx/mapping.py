@@ -50,8 +50,10 @@ SUPPORTED: dict[str, str] = {
     "Concat": "concat along a per-sample axis (any number of activations)",
     "Transpose": "transpose of the per-sample axes (the batch stays first; a no-op for the identity perm)",
     "LRN": "lrn (size, alpha, beta, bias)",
-    "Softmax": "softmax over the last axis",
-    "LayerNormalization": "layernorm over the last axis (eps 1e-12..1)",
+    "Softmax": "softmax over the last axis (also the Flatten / Softmax / Reshape onnx's version converter writes "
+    "for an opset < 13 Softmax on the last axis)",
+    "LayerNormalization": "layernorm over the last axis (eps 1e-12..1); also written out as ReduceMean, Sub, "
+    "Pow 2, ReduceMean, Add eps, Sqrt, Div, then Mul gamma / Add beta",
     "Relu": "the preceding conv2d / linear / add's activation relu, else an activation layer",
     "Clip": "Clip(0, 6): the preceding layer's activation relu6; Clip(0, none): relu; other constant bounds: "
     "activation clip (min, max); no bounds: removed",
@@ -67,10 +69,10 @@ SUPPORTED: dict[str, str] = {
 }
 #: op -> why the workload layer types cannot express it today (each is refused, naming the node)
 UNSUPPORTED: dict[str, str] = {
-    "Pow": "no element-wise power layer",
-    "Sqrt": "no element-wise square root layer",
+    "Pow": "no element-wise power layer (Pow 2 in a written-out LayerNorm imports as layernorm)",
+    "Sqrt": "no element-wise square root layer (in a written-out LayerNorm: layernorm)",
     "Erf": "no erf layer; the Erf-GELU pattern 0.5 * x * (1 + Erf(x / sqrt(2))) imports as gelu",
-    "ReduceMean": "no reduction layer (the decomposed LayerNorm pattern is not matched yet)",
+    "ReduceMean": "no reduction layer (a written-out LayerNorm over the last axis imports as layernorm)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
     "Resize": "no resize / upsampling layer",
@@ -104,6 +106,17 @@ class Builder:
         #: leading dims of a tensor that are not per sample: 1 (the batch), or 0 when some node moves
         #: the batch dim (a Gemm transA, a Transpose of axis 0) and the model runs as one sample
         self.lead = 1
+        #: the node that made ``lead`` 0, named by the refusals of layers that need a batch dim
+        self.mover: Node | None = None
+
+    def one_sample_error(self, node: Node) -> AccelsimError:
+        """A layer with a channel axis in a model imported as one sample (no batch dim to keep first)."""
+        mover = f"node {self.mover.label!r} ({self.mover.op})" if self.mover else "a node"
+        return self.graph.error(
+            node,
+            f"needs [N, C, ...] but {mover} moves the batch dim, so the model imports as one sample",
+            "[N, C, ...]",
+        )
 
     def axis(self, node: Node, axis: int, rank: int) -> int:
         """ONNX axis ``axis`` of a tensor of ``rank`` per-sample dims as a per-sample axis."""
@@ -228,6 +241,8 @@ def _window_padding(
 
 
 def _conv(b: Builder, node: Node) -> None:
+    if not b.lead:
+        raise b.one_sample_error(node)
     shape = b.shape(node, node.inputs[0])
     weight = b.weight(node, 1)
     if len(shape) != 3 or weight.ndim != 4:
@@ -431,7 +446,7 @@ def _batchnorm(b: Builder, node: Node) -> None:
     """A BatchNormalization no Conv before it absorbed: scale_shift with ``s = gamma / sqrt(var + eps)``,
     ``shift = beta - mean * s``."""
     if not b.lead:  # per-sample axis 0 is ONNX's batch dim there, not the channels
-        raise b.graph.error(node, "in a model imported as one sample", "a model whose batch dim stays first")
+        raise b.one_sample_error(node)
     folded = batchnorm_scale(b.graph, node)
     if folded is None:
         raise b.graph.error(node, "training mode, or statistics computed at run time", "constant inference statistics")
@@ -477,7 +492,7 @@ def _transpose(b: Builder, node: Node) -> None:
 
 def _lrn(b: Builder, node: Node) -> None:
     if not b.lead:
-        raise b.graph.error(node, "in a model whose first dim is no batch (imported as one sample)", "[N, C, ...]")
+        raise b.one_sample_error(node)
     layer: dict[str, Any] = {
         "type": "lrn",
         "size": int(node.attrs["size"]),

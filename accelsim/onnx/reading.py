@@ -138,6 +138,15 @@ def _dims(value: ValueInfoProto) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
 
 
+def _unknown_dims_symbolic(model: ModelProto) -> None:
+    """A dim written as a non-positive ``dim_value`` (paddle2onnx writes ``-1`` for a dynamic batch) is
+    symbolic: shape inference would otherwise hold the inferred size against ``-1`` and fail."""
+    for value in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value <= 0:
+                dim.dim_param = "?"
+
+
 def _fix_input_shapes(model: ModelProto, batch: int | None, shapes: Mapping[str, Sequence[int]], file: str) -> None:
     """Give every graph input a static shape: ``shapes`` by name, ``batch`` for a symbolic first dim."""
     for value in graph_inputs(model):
@@ -184,6 +193,7 @@ def read_model(
     _load_external_data(model, Path(file).parent, file)
     _dropout_as_identity(model)
     model = _convert_opset(model, file)
+    _unknown_dims_symbolic(model)
     _fix_input_shapes(model, batch, input_shapes or {}, file)
     return infer_shapes(model, file)
 

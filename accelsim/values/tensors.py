@@ -153,13 +153,15 @@ def materialize(
 ) -> WorkloadTensors:
     """Weights, input batch and calibration batch (``calibration_batches`` batches) of ``workload``.
 
-    ``seed`` overrides ``workload.seed``; ``weights`` (an ``.npz`` path, read with the checks of
+    ``seed`` overrides ``workload.seed``; ``weights`` (default: a loaded workload's ``weights_file``; an
+    ``.npz`` path, read with the checks of
     :mod:`accelsim.values.user_data`, or its arrays) replaces the random parameters of the layers it covers
     (LayerNorm: ``weight`` is gamma, ``bias`` beta). ``inputs`` / ``calibration`` (source name ->
     batch-first array, as :func:`accelsim.values.user_data.load_batch` gives them) replace the drawn run and
     calibration batches: a user's own data drives the calibration and the error metrics.
     """
     seed = workload.seed if seed is None else seed
+    weights = workload.weights_path if weights is None else weights  # a loaded workload's weights_file
     file = "" if weights is None or isinstance(weights, Mapping) else str(weights)
     stored: Mapping[str, np.ndarray] = {}
     if isinstance(weights, Mapping):
