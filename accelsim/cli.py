@@ -94,6 +94,10 @@ COMMAND_EXAMPLES = {
         "accelsim import onnx workloads/residual_cnn.onnx -o cnn.yaml --name cnn   # cnn.yaml + its weights cnn.npz",
         "accelsim run cnn.yaml --scheme static   # the same bits and cycles as the .onnx (results: reports/cnn)",
     ],
+    "export onnx": [
+        "accelsim export onnx tiny_cnn -o tiny_cnn.onnx                    # the fp32 graph with its weights",
+        "accelsim export onnx tiny_cnn -o tiny_cnn_int8.onnx --scheme static   # QDQ: accelsim's scales and codes",
+    ],
 }
 LOWER_LEGEND = (
     "Each array layer runs as GEMMs (matrix products) Y[M,N] = X[M,K] x W[K,N]: M output positions (pixels x batch), "
@@ -250,6 +254,30 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
     shapes = _input_shapes(args.input_shape)
     workload, weights = import_to_files(args.model, out, name=args.name, batch=args.batch, input_shapes=shapes)
     print(f"wrote {out} and its weights {weights}: {summary(workload)}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from accelsim.atomic_file import write_atomic
+    from accelsim.config import load_hardware
+    from accelsim.config.loader import resolve
+    from accelsim.model_file import is_onnx, load_model
+    from accelsim.onnx.export import OPSET, export, serialized
+    from accelsim.requant_modes import RequantModeName
+
+    model = load_model(args.workload, args.set_workload)
+    source = Path(args.workload) if is_onnx(args.workload) else resolve(Path(args.workload), "workload")
+    _check_import_output(args.output, str(source), "model")
+    if isinstance(model.weights, Path):
+        _check_import_output(args.output, str(model.weights), "weights")
+    # ONNX Runtime's fused QDQ kernels compute float_half_even: the static run exported is that mode's
+    hw = load_hardware(args.hw, [*args.set, f"requant.rounding={RequantModeName.FLOAT_HALF_EVEN}"])
+    exported = export(
+        model.workload, hw, args.scheme, model.tensors(args.input, args.calibration), weights=args.weights
+    )
+    write_atomic(args.output, serialized(exported.model, args.output))
+    nodes = len(exported.model.graph.node)
+    print(f"wrote {args.output}: {args.scheme} ONNX model of {model.workload.name} ({nodes} nodes, opset {OPSET})")
     return 0
 
 
@@ -773,7 +801,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="a graph input's whole shape, batch first, for inputs with dynamic dims (repeatable)",
     )
     o.set_defaults(func=cmd_import_onnx)
-    commands = {**sub.choices, "import scalesim": q, "import onnx": o}
+    p = sub.add_parser("export", help="write a workload as another tool's file")
+    fmt = p.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    x = fmt.add_parser(
+        "onnx", parents=[overrides, data], help="an ONNX model: the fp32 graph, or accelsim's static run as QDQ"
+    )
+    x.add_argument("workload", metavar="WORKLOAD", help="a workload file, a shipped workload's name, or an ONNX model")
+    x.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+    x.add_argument(
+        "--scheme",
+        choices=(SchemeName.FP32.value, SchemeName.STATIC.value),
+        default=SchemeName.FP32.value,
+        help="fp32: the float graph and weights; static: a QDQ model with accelsim's calibrated scales and zero "
+        "points, weight codes and int32 biases (requant mode float_half_even, ONNX Runtime's) (default: %(default)s)",
+    )
+    x.add_argument("--hw", help="hardware file or shipped name (default: hwconfigs/default.yaml)")
+    x.add_argument(
+        "--set-workload", action="append", default=[], metavar="PATH=VALUE", help="override a workload field"
+    )
+    x.add_argument(
+        "--weights",
+        choices=WEIGHT_FORMAT_NAMES,
+        default=WeightFormatName.SYMMETRIC,
+        help="static weight codes: symmetric int8, or asymmetric uint8 / int8 with zero points (default: symmetric)",
+    )
+    x.set_defaults(func=cmd_export_onnx)
+    commands = {**sub.choices, "import scalesim": q, "import onnx": o, "export onnx": x}
     for name, examples in COMMAND_EXAMPLES.items():
         commands[name].epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
         commands[name].formatter_class = argparse.RawDescriptionHelpFormatter

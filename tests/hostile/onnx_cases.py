@@ -198,3 +198,55 @@ def _weights_file_cases() -> list[Case]:
 
 
 CASES = _import_cases() + _data_cases() + _weights_file_cases()
+
+
+def _export_cases() -> list[Case]:
+    """``export onnx``'s ``-o``: never the model or workload it reads (nor its weights, nor through a link),
+    never a folder, device, FIFO or /proc entry; and bad models, one line each, nothing written."""
+    cases = [
+        Case(f"onnx-export-out-{label}", ("export", "onnx", "tiny_cnn", "-o", path), setup=setup, timeout_s=20)
+        for label, path, setup in BAD_OUT_FILES
+    ]
+    cases += [
+        Case(f"onnx-export-model-{label}", ("export", "onnx", path, "-o", "o.onnx"), files=files, setup=setup)
+        for label, path, files, setup in BAD_MODELS
+    ]
+    weighted = {"w.yaml": WORKLOAD.format(weights="w.npz"), "w.npz": npz(**{"fc.weight": np.ones((2, 4), np.float32)})}
+    cases += [
+        Case(
+            "onnx-export-out-onto-input",
+            ("export", "onnx", "m.onnx", "-o", "m.onnx", "--scheme", "static"),
+            files={"m.onnx": MODEL},
+            match="m.onnx.*would overwrite the input model",
+        ),
+        Case(
+            "onnx-export-out-onto-input-through-link",
+            ("export", "onnx", "m.onnx", "-o", "l.onnx"),
+            files={"m.onnx": MODEL},
+            setup=symlink("l.onnx", "m.onnx"),
+            match="l.onnx.*would overwrite the input model",
+        ),
+        Case(
+            "onnx-export-out-onto-workload",
+            ("export", "onnx", "w.yaml", "-o", "w.yaml"),
+            files=weighted,
+            match="w.yaml.*would overwrite the input model",
+        ),
+        Case(
+            "onnx-export-out-onto-weights",
+            ("export", "onnx", "w.yaml", "-o", "w.npz"),
+            files=weighted,
+            match="w.npz.*would overwrite the input weights",
+        ),
+        Case(
+            "onnx-export-out-link-loop",
+            ("export", "onnx", "tiny_cnn", "-o", "o.onnx"),
+            setup=symlink("o.onnx", "o.onnx"),
+            match="o.onnx",
+        ),
+        Case("onnx-export-scheme-dynamic", ("export", "onnx", "tiny_cnn", "-o", "o.onnx", "--scheme", "dynamic")),
+    ]
+    return cases
+
+
+CASES += _export_cases()
