@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numba import vectorize
+from numba import njit, vectorize
 
 from accelsim.kernels.quantize import fma_float32
 from accelsim.quant.qparams import QParams
@@ -53,6 +53,20 @@ def _scalar_span(x: np.ndarray, shape: tuple[int, ...]) -> bool:
     return x.size == 1 or (len(shape) > 0 and shape[-1] > 1 and (x.ndim == 0 or x.shape[-1] == 1))
 
 
+@njit(cache=True, nogil=True)
+def _add_same_shape(a, b, ra, rb, fixed, qmin, qmax, out):  # pragma: no cover - compiled
+    """:func:`add`'s arithmetic for two operands of one shape, element by element; returns the saturations."""
+    sats = 0
+    for i in range(a.size):
+        v = fma_float32(np.float32(a[i]), ra, fma_float32(np.float32(b[i]), rb, fixed))
+        q = np.int64(np.rint(v))
+        if q < qmin or q > qmax:
+            sats += 1
+            q = qmin if q < qmin else qmax
+        out[i] = q
+    return sats
+
+
 def add(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams) -> Codes:
     """QLinearAdd (MLAS ``MlasQLinearAddKernelAvx2Helper``), numpy broadcasting: ``r = s / s_c`` in float32, a
     fixed part ``float(z_c) - (r_a z_a + r_b z_b)`` (plus ``r * v`` for an operand that is one value per
@@ -62,6 +76,11 @@ def add(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QPar
     shape = np.broadcast_shapes(a.shape, b.shape)
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
     fixed = np.float32(np.float32(zc) - np.float32(ra * np.float32(za) + rb * np.float32(zb)))
+    if a.shape == b.shape and not _scalar_span(a, shape):  # residual adds: one pass, no float32 temporaries
+        info = np.iinfo(out_qp.numpy_dtype)
+        out: np.ndarray = np.empty(shape, out_qp.numpy_dtype)
+        sats = _add_same_shape(a.reshape(-1), b.reshape(-1), ra, rb, fixed, info.min, info.max, out.reshape(-1))
+        return out, sats
     fa, fb = (np.broadcast_to(x.astype(np.float32), shape) for x in (a, b))
     if _scalar_span(a, shape):
         v = _fma(fb, rb, (fixed + (fa * ra).astype(np.float32)).astype(np.float32))
