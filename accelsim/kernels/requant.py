@@ -18,7 +18,7 @@ wider than int32 are saturated to int32 on entry to the fixed-point modes (their
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -392,6 +392,33 @@ def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max
     return sats, lo, hi
 
 
+@njit(cache=True, nogil=True)
+def _requant_float_rows(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max, out):
+    """:func:`_requant_float` on a channels-last ``[M, N, 1]`` view (a GEMM's ``[M, N]`` accumulators): the
+    loop runs along the channels, so it vectorizes (the general loop's inner dim is 1 there: 5x slower)."""
+    n_dim = acc.shape[1]
+    rows, codes = acc.reshape(acc.shape[0], n_dim), out.reshape(acc.shape[0], n_dim)
+    zpf = np.float64(zp)
+    sats = 0
+    lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
+    for m in range(rows.shape[0]):
+        row, code_row = rows[m], codes[m]
+        n = 0
+        for c in range(n_dim):
+            raw = row[c]
+            lo, hi = min(lo, np.int64(raw)), max(hi, np.int64(raw))
+            v = np.float64(np.rint((np.float32(raw) + bias_term[c]) * scale[c])) + zpf
+            n += (v < sat_min) | (v > sat_max)
+            code_row[c] = np.int32(min(max(v, act_min), act_max))
+        sats += n
+    return sats, lo, hi
+
+
+def _float_kernel(view: np.ndarray, *args: Any) -> tuple[int, int, int]:
+    """The fp32 requant loop for this channel view: along the channels when they are innermost."""
+    return (_requant_float_rows if view.shape[2] == 1 else _requant_float)(view, *args)
+
+
 class Requantized(NamedTuple):
     """The requant unit's output codes, its saturation count and the accumulator range it read."""
 
@@ -493,4 +520,4 @@ def requant_float(
 ) -> Requantized:
     """fp32 requant ``rint((float(acc) + bias_term) * scale)`` (ORT MLAS / fbgemm); codes in ``out_dtype``."""
     clamps = (zero_point, act_min, act_max, sat_min, sat_max)
-    return _per_channel(_requant_float, acc, axis, out_dtype, ((scale, np.float32), (bias_term, np.float32)), *clamps)
+    return _per_channel(_float_kernel, acc, axis, out_dtype, ((scale, np.float32), (bias_term, np.float32)), *clamps)
