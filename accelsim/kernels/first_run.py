@@ -179,6 +179,7 @@ def compile_ahead(schemes: Iterable[str], *, show: bool | None = None) -> int:
             stop.set()
             watcher.join()
             advance()  # the jobs done since the watcher's last look: the line ends at the true count
+            bar.refresh()  # drawn now: tqdm skips redraws within its minimum interval of the last one
             bar.close()
         # a helper that died left its claimed job uncompiled: compile it here (cheap if it got cached)
         for i, job in enumerate(jobs):
