@@ -41,7 +41,8 @@ def round_clamp(v: np.ndarray, zero_point: int, dtype: np.dtype | type) -> Codes
     return np.clip(q, info.min, info.max).astype(dtype), int(np.count_nonzero(_outside(q, dtype)))
 
 
-@vectorize(["float32(float32, float32, float32)"], cache=True)
+# typed on first call, then cached: an eager signature cost ~0.1 s on every import; every caller passes float32
+@vectorize(cache=True)
 def _fma(a, b, c):  # pragma: no cover - compiled
     """float32 ``a * b + c`` with one rounding (the AVX2 ``vfmadd`` QLinearAdd uses)."""
     return fma_float32(a, b, c)
