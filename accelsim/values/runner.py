@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
-from numba import vectorize
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 from accelsim.config.hardware import HardwareConfig
@@ -93,16 +93,37 @@ OUTPUT = "__output__"
 FUSED_ACTIVATIONS = ("relu", "relu6")
 
 
-@vectorize(["float32(float32)"], cache=True)
-def gelu(x):  # pragma: no cover - compiled
+@njit(cache=True, nogil=True)
+def _gelu_flat(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):  # the expressions the ufuncs had, on a float32 element (numba's typing: same bits)
+        v = x[i]
+        out[i] = np.float32(0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))
+
+
+@njit(cache=True, nogil=True)
+def _sigmoid_flat(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        v = x[i]
+        out[i] = np.float32(1.0 / (1.0 + math.exp(-v)))
+
+
+def _elementwise_float32(kernel: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> np.ndarray:
+    """``kernel`` on ``x`` as float32, in ``x``'s shape. (Plain loops, not numba ufuncs: a ufunc's eager
+    signature is built on every import, about 0.05 s each on every run.)"""
+    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
+    out = np.empty_like(flat)
+    kernel(flat, out)
+    return out.reshape(np.shape(x))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU as BERT uses it, in float64, rounded once to float32."""
-    return np.float32(0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))))
+    return _elementwise_float32(_gelu_flat, x)
 
 
-@vectorize(["float32(float32)"], cache=True)
-def sigmoid(x):  # pragma: no cover - compiled
+def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function in float64, rounded once to float32 (exp of a large -x is inf: 0, not an error)."""
-    return np.float32(1.0 / (1.0 + math.exp(-x)))
+    return _elementwise_float32(_sigmoid_flat, x)
 
 
 # ---------------------------------------------------------------------------------------------------
