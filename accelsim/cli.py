@@ -350,6 +350,7 @@ def _prepare(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, s
 
 def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> Path:
     """The results folder, checked before simulating: what it holds can be merged with this run."""
+    from accelsim.config.loader import weights_digest
     from accelsim.results.records import check_mergeable
     from accelsim.simulation import results_folder
 
@@ -357,7 +358,13 @@ def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) ->
     folder = check_output_folder(
         results_folder(Path(args.out), workload, hw, args.set_workload, args.set), field="--out"
     )
-    check_mergeable(folder, workload.model_dump(mode="json"), hw.model_dump(mode="json"), args.ideal_memory)
+    check_mergeable(
+        folder,
+        workload.model_dump(mode="json"),
+        hw.model_dump(mode="json"),
+        args.ideal_memory,
+        weights_digest(workload),
+    )
     return folder
 
 

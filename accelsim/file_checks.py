@@ -16,6 +16,9 @@ from pathlib import Path
 
 from accelsim.errors import AccelsimError
 
+#: the largest array file and array read (a protobuf-sized model's weights fit; a decompression bomb does not)
+MAX_ARRAY_BYTES = 2 * 2**30
+
 #: what an ``OSError``'s errno means for a path the user gave, in words a user knows
 _REASONS = {
     errno.ENOENT: "file not found",

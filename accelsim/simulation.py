@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from accelsim import __version__
 from accelsim.config import HardwareConfig, Workload
+from accelsim.config.loader import weights_digest
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
@@ -272,10 +273,13 @@ def results_folder(
 
 
 def run_meta(workload: Workload, hw: HardwareConfig, runs: list[SchemeRun]) -> dict[str, Any]:
-    """What produced a results file: enough to reproduce it."""
+    """What produced a results file: enough to reproduce it (with the sha256 of the workload's weights file,
+    when it names one: the folder's configuration includes those bytes, see results.records.shared_config)."""
+    weights = weights_digest(workload)
     return {
         "accelsim_version": __version__,
         "workload": workload.model_dump(mode="json"),
+        **({"weights_sha256": weights} if weights else {}),
         "hardware": hw.model_dump(mode="json"),
         "runs": {r.scheme: r.settings for r in runs},
         "events": {r.scheme: r.engine.events for r in runs},

@@ -1,31 +1,39 @@
 """A workload's ``weights_file`` is resolved where the workload is loaded (config.loader.load_workload), so
 every run of an imported workload (``simulate`` without given tensors, a sweep's points) uses the model's
-own weights, not seeded random ones."""
+own weights, not seeded random ones; and the weights file's bytes (their sha256) are part of a sweep point's
+id and of a results folder's configuration, so results of other weights are neither reused nor merged."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
+from accelsim.cli import main
 from accelsim.config.loader import load_hardware, load_workload
 from accelsim.config.sweep import load_sweep
 from accelsim.config.workload import Workload
 from accelsim.model_file import import_to_files, load_model
 from accelsim.schemes import SchemeName
 from accelsim.simulation import PreparedModel, simulate
+from accelsim.sweep import LocalPool, run_sweep
 from accelsim.sweep.points import expand
 from accelsim.sweep.worker import run_point
 
 MODEL = Path(__file__).resolve().parents[1] / "workloads" / "residual_cnn.onnx"
 
 
-def test_a_sweep_over_an_imported_workload_uses_its_weights(tmp_path: Path) -> None:
+def _imported(tmp_path: Path) -> Path:
+    """residual_cnn imported as ``models/cnn.yaml`` beside its ``cnn.npz``."""
     folder = tmp_path / "models"
     folder.mkdir()
     import_to_files(MODEL, folder / "cnn.yaml")
-    workload = load_workload(folder / "cnn.yaml")
-    assert workload.weights_file == "cnn.npz" and workload.weights_path == folder / "cnn.npz"
+    return folder
+
+
+def _spec(tmp_path: Path, workload: Path, timing_only: bool) -> Path:
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         yaml.safe_dump(
@@ -33,14 +41,31 @@ def test_a_sweep_over_an_imported_workload_uses_its_weights(tmp_path: Path) -> N
                 "schema_version": 1,
                 "base": "default",
                 "axes": {"array.rows": [8, 16]},
-                "workloads": [str(folder / "cnn.yaml")],
+                "workloads": [str(workload)],
                 "schemes": ["static"],
-                "timing_only": False,
+                "timing_only": timing_only,
                 "output": str(tmp_path / "out"),
             }
         )
     )
-    sweep = load_sweep(spec)
+    return spec
+
+
+def _change_a_weight(npz: Path) -> None:
+    """Rewrite the .npz with one weight changed: same names and shapes, other bytes."""
+    with np.load(npz) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    first = min(arrays)
+    arrays[first] = arrays[first] + np.float32(0.5)
+    with npz.open("wb") as out:
+        np.savez(out, **arrays)
+
+
+def test_a_sweep_over_an_imported_workload_uses_its_weights(tmp_path: Path) -> None:
+    folder = _imported(tmp_path)
+    workload = load_workload(folder / "cnn.yaml")
+    assert workload.weights_file == "cnn.npz" and workload.weights_path == folder / "cnn.npz"
+    sweep = load_sweep(_spec(tmp_path, folder / "cnn.yaml", timing_only=False))
     points, _ = expand(sweep)
     got = [run_point(sweep, p)["sqnr_db"] for p in points]
     hw = load_hardware()
@@ -50,3 +75,40 @@ def test_a_sweep_over_an_imported_workload_uses_its_weights(tmp_path: Path) -> N
     assert random.weights_path is None
     drawn = simulate(random, hw, SchemeName.STATIC).total
     assert got == [want.sqnr_db] * 2 and drawn.sqnr_db != want.sqnr_db
+
+
+def test_a_sweep_rerun_recomputes_points_when_the_weights_file_changes(tmp_path: Path) -> None:
+    """The workload's text names the .npz but not what it holds: unchanged bytes reuse the stored points,
+    changed bytes (same names and shapes) give new point ids, so the rerun computes them again."""
+    folder = _imported(tmp_path)
+    spec = _spec(tmp_path, folder / "cnn.yaml", timing_only=True)
+    first = run_sweep(load_sweep(spec), LocalPool(1), progress=False)
+    assert (first.ran, first.skipped) == (2, 0)
+    again = run_sweep(load_sweep(spec), LocalPool(1), progress=False)
+    assert (again.ran, again.skipped) == (0, 2)
+    _change_a_weight(folder / "cnn.npz")
+    changed = run_sweep(load_sweep(spec), LocalPool(1), progress=False)
+    assert (changed.ran, changed.skipped) == (2, 0)
+
+
+def test_a_results_folder_refuses_runs_of_other_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A run with the same workload YAML but another .npz is refused before simulating, in one line naming
+    the weights' digest; with the same bytes it merges."""
+    folder = _imported(tmp_path)
+    argv = ["run", str(folder / "cnn.yaml"), "--timing-only", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--scheme", "static"]) == 0
+    assert main([*argv, "--scheme", "fp32"]) == 0  # the same weights: merged
+    (saved,) = (tmp_path / "out").rglob("results.json")
+    before = {p.name: p.read_bytes() for p in saved.parent.iterdir()}
+    _change_a_weight(folder / "cnn.npz")
+    from accelsim import simulation
+
+    monkeypatch.setattr(simulation, "simulate", lambda *a, **k: pytest.fail("simulated before checking the folder"))
+    capsys.readouterr()
+    assert main([*argv, "--scheme", "woq"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"{saved}: holds results of another configuration under the same name (weights_sha256 " in line
+    assert "workload." not in line and "hardware." not in line
+    assert {p.name: p.read_bytes() for p in saved.parent.iterdir()} == before

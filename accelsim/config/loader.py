@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -10,6 +11,7 @@ from accelsim.config.overrides import apply_overrides
 from accelsim.config.validation import validate
 from accelsim.config.yaml_source import read_yaml_mapping
 from accelsim.errors import AccelsimError
+from accelsim.file_checks import MAX_ARRAY_BYTES, read_user_file
 
 if TYPE_CHECKING:  # each loader imports its model when called: loading a workload builds no hardware model
     from pydantic import BaseModel
@@ -78,3 +80,14 @@ def weights_beside(yaml_file: Path, name: str) -> Path:
             allowed="a path relative to the workload file, without ..",
         )
     return yaml_file.parent / relative
+
+
+def weights_digest(workload: Workload) -> str:
+    """The sha256 of a loaded workload's ``weights_file`` bytes ("" without one), read through the same
+    bounded reader as the weights themselves (values.user_data.load_arrays): part of a sweep point's id and
+    of a results folder's configuration, since the workload's text names the file but says nothing of what
+    it holds, and results computed with other weights must be neither reused nor merged."""
+    if workload.weights_path is None:
+        return ""
+    data = read_user_file(workload.weights_path, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field="weights_file")
+    return hashlib.sha256(data).hexdigest()

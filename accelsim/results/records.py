@@ -122,22 +122,30 @@ def update_results(
         results_folder.commit(folder, _files(rows, meta, logs))
 
 
-def check_mergeable(folder: Path, workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: bool) -> None:
+def check_mergeable(
+    folder: Path, workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: bool, weights_sha256: str
+) -> None:
     """Before simulating: results already in ``folder`` are readable and of this configuration, so a
-    long run does not fail only when it saves (:func:`update_results` checks again under the lock)."""
+    long run does not fail only when it saves (:func:`update_results` checks again under the lock).
+    ``weights_sha256``: of the workload's weights file ("" without one; values.user_data.weights_digest)."""
     folder = Path(folder)
     with results_folder.guarded(folder):
         saved = results_folder.current(folder) if folder.is_dir() else None
         if saved is not None:
-            _check_same_config(folder, _parse(saved, folder).meta, _config(workload, hardware, [ideal_memory]))
+            new = _config(workload, hardware, [ideal_memory], weights_sha256)
+            _check_same_config(folder, _parse(saved, folder).meta, new)
 
 
 def shared_config(meta: dict[str, Any]) -> dict[str, Any]:
     """What every scheme in one folder must share for their numbers to be comparable: the workload and
-    hardware as validated, and whether DRAM was ideal. (A scheme's own settings, e.g. the dynamic flavour
-    or the weight format, are stored and replaced with its rows, and the report shows them.)"""
+    hardware as validated, the bytes of the workload's weights file (its sha256: the workload names the
+    file, not what it holds), and whether DRAM was ideal. (A scheme's own settings, e.g. the dynamic
+    flavour or the weight format, are stored and replaced with its rows, and the report shows them.)"""
     return _config(
-        meta["workload"], meta["hardware"], [bool(r.get("ideal_memory", False)) for r in meta["runs"].values()]
+        meta["workload"],
+        meta["hardware"],
+        [bool(r.get("ideal_memory", False)) for r in meta["runs"].values()],
+        str(meta.get("weights_sha256", "")),
     )
 
 
@@ -146,8 +154,13 @@ def config_digest(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _config(workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: list[bool]) -> dict[str, Any]:
-    return {"workload": workload, "hardware": hardware, "ideal_memory": sorted(set(ideal_memory))}
+def _config(
+    workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: list[bool], weights_sha256: str
+) -> dict[str, Any]:
+    """The configuration a folder's digest covers; the weights key only with a weights file, so folders of
+    workloads without one keep the digest they were saved with."""
+    weights = {"weights_sha256": weights_sha256} if weights_sha256 else {}
+    return {"workload": workload, **weights, "hardware": hardware, "ideal_memory": sorted(set(ideal_memory))}
 
 
 def _check_same_config(folder: Path, old_meta: dict[str, Any], new: dict[str, Any]) -> None:

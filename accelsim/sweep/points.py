@@ -1,8 +1,9 @@
 """Expanding a sweep into points: hardware overrides x workload x scheme, each with a stable id.
 
 A point's id is a hash of everything that decides its result (the base config's content, its axis
-values, the workload's content, scheme, flavour, timing/values), so rerunning a spec finds the points
-it already stored, and editing the base file or a workload gives new ids instead of stale results.
+values, the workload's content and its weights file's bytes, scheme, flavour, timing/values), so rerunning
+a spec finds the points it already stored, and editing the base file, a workload or its weights gives new
+ids instead of stale results.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from accelsim.config.loader import weights_digest
 from accelsim.config.sweep import Sweep, canonical_json, digest
+from accelsim.config.workload import Workload
 from accelsim.errors import AccelsimError
 from accelsim.schemes import SchemeName
 
@@ -42,6 +45,15 @@ def _combinations(sweep: Sweep) -> Iterator[dict[str, Any]]:
         yield dict(zip(axes, values))
 
 
+def _workload_identity(workload: Workload) -> dict[str, Any]:
+    """What of a workload decides a point's result: its validated content and, when it names a weights
+    file, the sha256 of that file's bytes (read once per workload, not per point). Without a weights file
+    the content alone, so such points keep the ids earlier sweeps stored."""
+    content = workload.model_dump(mode="json")
+    weights = weights_digest(workload)
+    return {**content, "weights_sha256": weights} if weights else content
+
+
 def expand(sweep: Sweep) -> tuple[list[Point], int]:
     """The points to run, in spec order, and how many hardware configs the constraints pruned.
 
@@ -49,7 +61,7 @@ def expand(sweep: Sweep) -> tuple[list[Point], int]:
     combination can still be impossible) and tested against the constraints before any point runs.
     """
     base = sweep.base_digest
-    workloads = {name: digest(w.model_dump(mode="json")) for name, w in sweep.workloads.items()}
+    workloads = {name: digest(_workload_identity(w)) for name, w in sweep.workloads.items()}
     points: list[Point] = []
     pruned = 0
     seen: set[str] = set()

@@ -18,10 +18,8 @@ from typing import IO
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.file_checks import read_user_file
+from accelsim.file_checks import MAX_ARRAY_BYTES, read_user_file
 
-#: the largest array file and array read (a protobuf-sized model's weights fit; a decompression bomb does not)
-MAX_ARRAY_BYTES = 2 * 2**30
 #: the key a bare ``.npy`` file's one array gets
 NPY_KEY = ""
 #: the .npy header versions of numeric arrays (3.0 exists only for structured dtypes with unicode field names)
