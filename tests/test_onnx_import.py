@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto
 
 from accelsim.config.loader import load_hardware
 from accelsim.config.workload import Add, Conv2d, Linear
 from accelsim.errors import AccelsimError
 from accelsim.onnx import OnnxImport, import_onnx
+from accelsim.schemes import SCHEMES
 from accelsim.values.runner import run_values
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -271,3 +273,51 @@ def test_residual_add_keeps_both_operands(tmp_path: Path) -> None:
     imported = import_onnx(_save(om.residual_cnn().model, tmp_path))
     adds = [layer for layer in imported.workload.layers if isinstance(layer, Add)]
     assert len(adds) == 2 and all(len(set(a.inputs or [])) == 2 for a in adds)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "layer_axis"), [((2, 3, 4, 5), 1, 0), ((2, 3, 4, 5), -2, 1), ((2, 6), -1, -1)]
+)
+def test_softmax_on_any_axis_matches_onnxruntime(
+    shape: tuple[int, ...], axis: int, layer_axis: int, tmp_path: Path
+) -> None:
+    """Softmax over the channels of [N, C, H, W] (axis 1), over H (axis -2) and over the last axis: one softmax
+    layer with that per-sample axis (none written for the last), equal to ORT's fp32 at rtol 1e-5; every scheme
+    runs it and the static one's dequantized rows still sum to about 1 along the axis."""
+    g = om._Graph("softmax_axis", shape)
+    built = g.build(g.op("Softmax", "x", axis=axis))
+    imported = import_onnx(_save(built.model, tmp_path))
+    (layer,) = imported.workload.layers
+    assert layer.type == "softmax" and layer.axis == layer_axis
+    assert ("axis" in imported.workload.model_dump(exclude_defaults=True)["layers"][0]) == (layer_axis != -1)
+    (want,) = ort_reference.run(built.model, built.inputs, "disabled")
+    np.testing.assert_allclose(_output(imported, built.inputs), want, rtol=1e-5, atol=1e-7)
+    for scheme in SCHEMES:
+        values = run_values(imported.workload, load_hardware(), scheme, tensors=imported.tensors(built.inputs))
+        sums = values.layers[layer.name].output.astype(np.float64).sum(axis=axis)
+        np.testing.assert_allclose(sums, 1.0, atol=0.05, err_msg=scheme)
+
+
+@pytest.mark.parametrize("to", [TensorProto.FLOAT, TensorProto.DOUBLE])
+def test_cast_to_a_wider_float_is_removed(to: int, tmp_path: Path) -> None:
+    """Cast(x, FLOAT) or (DOUBLE) keeps every float32 value: no layer, the Relu reads the input."""
+    g = om._Graph("cast", (2, 6))
+    h = g.op("Relu", g.op("Cast", "x", to=to))
+    built = g.build(g.op("Cast", h, to=TensorProto.FLOAT))
+    imported = import_onnx(_save(built.model, tmp_path))
+    assert _kinds(imported) == ["activation/relu"]
+    (want,) = ort_reference.run(built.model, built.inputs, "disabled")
+    np.testing.assert_allclose(_output(imported, built.inputs), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("to", "name"), [(TensorProto.INT8, "INT8"), (TensorProto.FLOAT16, "FLOAT16")])
+def test_cast_that_changes_values_is_refused(to: int, name: str, tmp_path: Path) -> None:
+    x = onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])
+    y = onnx.helper.make_tensor_value_info("y", to, [2, 6])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Cast", ["x"], ["y"], name="cast0", to=to)], "g", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    with pytest.raises(AccelsimError) as info:
+        import_onnx(_save(model, tmp_path))
+    message = str(info.value)
+    assert "'cast0' (Cast)" in message and f"to {name}, which changes its values" in message
+    assert "a cast to FLOAT or DOUBLE" in message

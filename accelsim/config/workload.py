@@ -294,12 +294,28 @@ class Flatten(LayerBase):
         return (math.prod(in_shapes[0]),)
 
 
+#: per-sample axes of a layout layer: tensors have at most 8 (ShuffleNet's channel shuffle uses 4)
+MAX_RANK = 8
+Axis = Annotated[int, whole(-MAX_RANK, MAX_RANK - 1, "(negative counts from the last)")]
+
+
+def _axis(axis: int, rank: int, field: str = "axis") -> int:
+    """``axis`` of a per-sample tensor of ``rank`` dims, negative counting from the end."""
+    if not -rank <= axis < rank:
+        raise FieldError((field,), f"{axis} is not an axis of a {rank}-dim per-sample tensor", f"{-rank} .. {rank - 1}")
+    return axis % rank
+
+
 class Softmax(LayerBase):
-    """Softmax over the last dimension (attention probabilities)."""
+    """Softmax over one per-sample axis: the last by default (attention probabilities), another for an ONNX
+    Softmax over the channels of ``[C, H, W]``. Priced per element whatever the axis (the vector unit reads
+    each row once for the max, once for the sum)."""
 
     type: Literal["softmax"]
+    axis: Axis = -1
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
+        _axis(self.axis, len(in_shapes[0]))
         return in_shapes[0]
 
 
@@ -314,18 +330,6 @@ class LayerNorm(LayerBase):
 
     def weight_params(self, in_shapes: list[Shape]) -> int:
         return 2 * in_shapes[0][-1]
-
-
-#: per-sample axes of a layout layer: tensors have at most 8 (ShuffleNet's channel shuffle uses 4)
-MAX_RANK = 8
-Axis = Annotated[int, whole(-MAX_RANK, MAX_RANK - 1, "(negative counts from the last)")]
-
-
-def _axis(axis: int, rank: int, field: str = "axis") -> int:
-    """``axis`` of a per-sample tensor of ``rank`` dims, negative counting from the end."""
-    if not -rank <= axis < rank:
-        raise FieldError((field,), f"{axis} is not an axis of a {rank}-dim per-sample tensor", f"{-rank} .. {rank - 1}")
-    return axis % rank
 
 
 class Concat(LayerBase):

@@ -358,10 +358,10 @@ def _layout(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams 
 
 
 def _vector(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
-    """Softmax (last axis), LRN and standalone activations."""
+    """Softmax, LRN and standalone activations."""
     layer, name = s.layer, s.layer.name
     if isinstance(layer, Softmax):
-        return b.node("Softmax", inputs, f"{name}.real", axis=-1)
+        return b.node("Softmax", inputs, f"{name}.real", axis=layer.axis % len(s.output_shape) + 1)
     if isinstance(layer, Lrn):
         attrs = {"size": layer.size, "alpha": layer.alpha, "beta": layer.beta, "bias": layer.bias}
         return b.node("LRN", inputs, f"{name}.real", **attrs)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import onnx
 
 from accelsim.config.workload import INPUT, MAX_DIM
 from accelsim.errors import AccelsimError
@@ -50,8 +51,10 @@ SUPPORTED: dict[str, str] = {
     "Concat": "concat along a per-sample axis (any number of activations)",
     "Transpose": "transpose of the per-sample axes (the batch stays first; a no-op for the identity perm)",
     "LRN": "lrn (size, alpha, beta, bias)",
-    "Softmax": "softmax over the last axis (also the Flatten / Softmax / Reshape onnx's version converter writes "
-    "for an opset < 13 Softmax on the last axis)",
+    "Softmax": "softmax over any per-sample axis (the layer's axis; also the Flatten / Softmax / Reshape onnx's "
+    "version converter writes for an opset < 13 Softmax on the last axis)",
+    "Cast": "removed when it casts an activation to FLOAT or DOUBLE (every float32 value kept); a cast to any "
+    "other type (float16, bfloat16, integers, bool) changes values and is refused, naming the type",
     "LayerNormalization": "layernorm over the last axis (eps 1e-12..1); also written out as ReduceMean, Sub, "
     "Pow 2, ReduceMean, Add eps, Sqrt, Div, then Mul gamma / Add beta",
     "Relu": "the preceding conv2d / linear / add's activation relu, else an activation layer",
@@ -84,7 +87,6 @@ UNSUPPORTED: dict[str, str] = {
     "MatMulInteger": "dynamic-quantized models are not imported yet",
     "ConvInteger": "dynamic-quantized models are not imported yet",
     "DynamicQuantizeLinear": "dynamic-quantized models are not imported yet",
-    "Cast": "no cast layer on activations (the imported network runs in float32)",
 }
 
 Handler = Callable[["Builder", Node], None]
@@ -503,10 +505,26 @@ def _lrn(b: Builder, node: Node) -> None:
 
 
 def _softmax(b: Builder, node: Node) -> None:
-    rank = len(b.shape(node, node.inputs[0])) + 1
-    if int(node.attrs.get("axis", -1)) % rank != rank - 1:
-        raise b.graph.error(node, f"axis {node.attrs.get('axis')} of a rank-{rank} tensor", "the last axis")
-    b.emit(node, {"type": "softmax"}, [b.source(node, node.inputs[0])])
+    rank = len(b.shape(node, node.inputs[0]))
+    axis = b.axis(node, int(node.attrs.get("axis", -1)), rank)
+    layer = {"type": "softmax"} if axis == rank - 1 else {"type": "softmax", "axis": axis}
+    b.emit(node, layer, [b.source(node, node.inputs[0])])
+
+
+#: Cast targets that keep every float32 value (a widening): the cast is the identity on the values
+EXACT_CASTS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE})
+
+
+def _cast(b: Builder, node: Node) -> None:
+    to = int(node.attrs["to"])
+    if to not in EXACT_CASTS:
+        target = onnx.TensorProto.DataType.Name(to) if to in onnx.TensorProto.DataType.values() else str(to)
+        raise b.graph.error(
+            node,
+            f"casts an activation to {target}, which changes its values (the imported network runs in float32)",
+            "a cast to FLOAT or DOUBLE",
+        )
+    b.alias(node, node.inputs[0])
 
 
 def _layernorm(b: Builder, node: Node) -> None:
@@ -546,6 +564,7 @@ HANDLERS: dict[str, Handler] = {
     "Transpose": _transpose,
     "LRN": _lrn,
     "Softmax": _softmax,
+    "Cast": _cast,
     "LayerNormalization": _layernorm,
     **dict.fromkeys(ACTIVATION_FUNCTIONS, _activation_layer),
     "BatchNormalization": _batchnorm,

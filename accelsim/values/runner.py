@@ -278,10 +278,15 @@ def lrn(x: np.ndarray, layer: Lrn) -> np.ndarray:
     return (x / base ** np.float32(layer.beta)).astype(np.float32)
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, max subtracted first."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).astype(np.float32)
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax over ``axis`` of ``x`` (batch included), max subtracted first."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True, dtype=np.float32)).astype(np.float32)
+
+
+def _sample_axis(axis: int, ndim: int) -> int:
+    """A layer's per-sample ``axis`` as an axis of its ``ndim``-dim array, the batch first."""
+    return axis % (ndim - 1) + 1
 
 
 def layernorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
@@ -384,7 +389,7 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
     if isinstance(layer, Lrn):
         return lrn(x, layer)
     if isinstance(layer, Softmax):
-        return softmax(x)
+        return softmax(x, _sample_axis(layer.axis, x.ndim))
     if isinstance(layer, LayerNorm):
         assert params is not None  # materialize gives every LayerNorm its gamma and beta
         return layernorm(x, params, layer.eps)
@@ -714,10 +719,11 @@ class _StaticRun:
             codes, sats = ort_vector.sigmoid(x.codes, x.qparams, qp)
         elif isinstance(layer, Concat):
             parts = [(q.codes, q.qparams) for q in inputs]
-            codes, sats = ort_vector.concat(parts, qp, layer.axis % (x.codes.ndim - 1) + 1)
+            codes, sats = ort_vector.concat(parts, qp, _sample_axis(layer.axis, x.codes.ndim))
         elif isinstance(layer, Softmax):
             scale, zero = ort_vector.affine(qp)
-            codes, sats = ort_vector.softmax(x.codes, ort_vector.affine(x.qparams)[0], scale, zero, -1)
+            axis = _sample_axis(layer.axis, x.codes.ndim)
+            codes, sats = ort_vector.softmax(x.codes, ort_vector.affine(x.qparams)[0], scale, zero, axis)
         else:
             return None
         return _Quantized(codes, qp), sats
