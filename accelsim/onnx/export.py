@@ -54,6 +54,7 @@ from accelsim.config.workload import (
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
 from accelsim.lowering.program import Program
+from accelsim.onnx.names import unique_name
 from accelsim.quant.qparams import QParams
 from accelsim.requant_modes import RequantModeName
 from accelsim.schemes import SchemeName, WeightFormatName
@@ -88,12 +89,7 @@ class _Builder:
     _names: set[str] = field(default_factory=set)
 
     def unique(self, name: str) -> str:
-        candidate, k = name, 1
-        while candidate in self._names:
-            k += 1
-            candidate = f"{name}#{k}"
-        self._names.add(candidate)
-        return candidate
+        return unique_name(name, self._names)
 
     def const(self, name: str, array: np.ndarray | np.generic) -> str:
         name = self.unique(name)

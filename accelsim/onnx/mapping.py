@@ -18,6 +18,7 @@ import onnx
 from accelsim.config.workload import INPUT, MAX_DIM
 from accelsim.errors import AccelsimError
 from accelsim.onnx.graph import ACTIVATION, Graph, Node, batchnorm_scale
+from accelsim.onnx.names import unique_name
 
 #: op -> what it becomes (docs/onnx.md's table of importable ops)
 SUPPORTED: dict[str, str] = {
@@ -176,12 +177,7 @@ class Builder:
     def _name(self, node: Node) -> str:
         base = node.name if node.name and node.name.isprintable() else node.outputs[0]
         base = base[:90] if base.isprintable() else f"node{len(self.layers)}"
-        name, n = base, 1
-        while name in self.names:
-            n += 1
-            name = f"{base}#{n}"
-        self.names.add(name)
-        return name
+        return unique_name(base, self.names)
 
     def emit(
         self,
