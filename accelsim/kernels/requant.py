@@ -373,6 +373,15 @@ def _requant_fixed(acc, multiplier, shift, zp, act_min, act_max, sat_min, sat_ma
     return sats, lo, hi
 
 
+@njit(cache=True, inline="always")
+def _float_code(raw, scale, bias_term, zp, act_min, act_max, sat_min, sat_max):
+    """(output code, saturated) of one accumulator under fp32 requant: ``rint((float(acc) + bias) * scale)``."""
+    v, saturated = _clamp_output(
+        np.float64(np.rint((np.float32(raw) + bias_term) * scale)), np.float64(zp), act_min, act_max, sat_min, sat_max
+    )
+    return np.int32(v), saturated
+
+
 @njit(cache=True, nogil=True)
 def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max, out):
     sats = 0
@@ -384,10 +393,7 @@ def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max
             for i in range(acc.shape[2]):
                 raw = acc[o, c, i]
                 lo, hi = min(lo, np.int64(raw)), max(hi, np.int64(raw))
-                v32 = (np.float32(raw) + bt) * sc
-                r = np.float64(np.rint(v32))
-                v, sat = _clamp_output(r, np.float64(zp), act_min, act_max, sat_min, sat_max)
-                out[o, c, i] = np.int32(v)
+                out[o, c, i], sat = _float_code(raw, sc, bt, zp, act_min, act_max, sat_min, sat_max)
                 sats += sat
     return sats, lo, hi
 
@@ -398,19 +404,15 @@ def _requant_float_rows(acc, scale, bias_term, zp, act_min, act_max, sat_min, sa
     loop runs along the channels, so it vectorizes (the general loop's inner dim is 1 there: 5x slower)."""
     n_dim = acc.shape[1]
     rows, codes = acc.reshape(acc.shape[0], n_dim), out.reshape(acc.shape[0], n_dim)
-    zpf = np.float64(zp)
     sats = 0
     lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
     for m in range(rows.shape[0]):
         row, code_row = rows[m], codes[m]
-        n = 0
         for c in range(n_dim):
             raw = row[c]
             lo, hi = min(lo, np.int64(raw)), max(hi, np.int64(raw))
-            v = np.float64(np.rint((np.float32(raw) + bias_term[c]) * scale[c])) + zpf
-            n += (v < sat_min) | (v > sat_max)
-            code_row[c] = np.int32(min(max(v, act_min), act_max))
-        sats += n
+            code_row[c], sat = _float_code(raw, scale[c], bias_term[c], zp, act_min, act_max, sat_min, sat_max)
+            sats += sat
     return sats, lo, hi
 
 
