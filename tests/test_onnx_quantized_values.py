@@ -30,12 +30,13 @@ STATIC = [
     "conv_same_upper_stride_2_1",
     "matmul_2d_bias",
     "batched_matmul",
+    "attention",
     "pools",
     "layout_ops",
     "residual_cnn",
 ]
 #: ORT leaves some int8-activation QDQ groups of these unfused (float Conv / MatMul between DQ and Q)
-UNFUSED = {"batched_matmul", "layout_ops", "residual_cnn"}
+UNFUSED = {"batched_matmul", "attention", "layout_ops", "residual_cnn"}
 #: builders whose every dynamic layer's float output is bit-exact (no float reduction in MLAS's order after one)
 DYNAMIC = [
     "conv_groups_bn_relu",
@@ -131,20 +132,25 @@ def _qp(scale: float, zero: int, dtype: str) -> QParams:
     return QParams(np.float32([scale]), np.int32([zero]), dtype)
 
 
+def _power_of_two(graph: onnx.ModelProto) -> onnx.ModelProto:
+    """``graph`` with every per-tensor scale rounded to a power of two and every uint8 zero point 127 (odd):
+    products of codes and multipliers land on exact halves."""
+    for t in graph.graph.initializer:
+        if t.name.endswith("_scale") and t.data_type == onnx.TensorProto.FLOAT and not t.dims:
+            value = np.float32(2.0 ** np.round(np.log2(float(numpy_helper.to_array(t)))))
+            t.CopyFrom(numpy_helper.from_array(value, t.name))
+        if t.name.endswith("_zero_point") and t.data_type == onnx.TensorProto.UINT8 and not t.dims:
+            t.CopyFrom(numpy_helper.from_array(np.uint8(127), t.name))
+    return graph
+
+
 def test_runner_vector_ops_use_ort_arithmetic_on_ties(monkeypatch: pytest.MonkeyPatch) -> None:
     """Power-of-two scales put the add, the average pool and the global pool on exact halves and saturate:
     under float_half_even the runner's static add / avgpool are ORT's QLinearAdd / QLinearAveragePool
     (ORT's own session on the same codes agrees), and with the ORT kernels switched off (the generic
     dequantize -> float -> quantize vector unit) the codes differ."""
     built = om.BUILDERS["pools"]()
-    model = ref.quantize(built, ref.Recipe("qdq"))
-    graph = ref.fused(model)
-    for t in graph.graph.initializer:  # power-of-two scales, odd zero points: exact ties everywhere
-        if t.name.endswith("_scale") and t.data_type == onnx.TensorProto.FLOAT and not t.dims:
-            value = np.float32(2.0 ** np.round(np.log2(float(numpy_helper.to_array(t)))))
-            t.CopyFrom(numpy_helper.from_array(value, t.name))
-        if t.name.endswith("_zero_point") and t.data_type == onnx.TensorProto.UINT8 and not t.dims:
-            t.CopyFrom(numpy_helper.from_array(np.uint8(127), t.name))
+    graph = _power_of_two(ref.fused(ref.quantize(built, ref.Recipe("qdq"))))
     feeds = {"x": (built.inputs["x"] * 4).astype(np.float32)}  # saturates the first layers
     want = ref.node_outputs(graph, feeds)
     q = import_quantized(graph, name="pools")
@@ -183,3 +189,39 @@ def test_add_ties_half_to_even_not_away() -> None:
     assert sats > 0
     away = np.clip(np.floor(exact + 3 + 0.5), 0, 255)
     assert np.count_nonzero(away != codes) > 100
+
+
+def test_attention_scale_is_its_own_requantization_on_ties() -> None:
+    """Attention's ``Q K^T * (1/sqrt(d))``: ORT requantizes the product (QLinearMatMul, the model's parameters
+    for it) and then multiplies by the scale's own codes (QLinearMul by a quantized constant), so the twin
+    keeps the scale a layer of its own instead of folding it into the matmul's alpha. With power-of-two scales
+    the scale's products are exact halves and the softmax saturates: every layer equals ORT's codes, and the
+    tflite rounding (half away from zero) moves codes of the scale layer."""
+    built = om.BUILDERS["attention"]()
+    graph = _power_of_two(ref.fused(ref.quantize(built, ref.Recipe("qdq"))))
+    feeds = {"x": (built.inputs["x"] * 4).astype(np.float32)}
+    want = ref.node_outputs(graph, feeds)
+    q = import_quantized(graph, name="attention")
+    kinds = {layer.name: layer.type for layer in q.imported.workload.layers}
+    assert kinds["matmul4"] == "matmul" and kinds["mul5"] == "elementwise"
+    assert all(getattr(layer, "alpha", 1.0) == 1.0 for layer in q.imported.workload.layers)
+    tensor_of = _layer_tensors(graph)
+
+    def layers(rounding: str = REQUANT_MODE) -> dict[str, np.ndarray]:
+        hw = load_hardware()
+        hw = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": rounding})})
+        values = run_values(q.imported.workload, hw, "static", tensors=q.static_tensors(feeds), qparams=q.qparams)
+        return {k: v.stored.reshape(want[tensor_of[k]].shape) for k, v in values.layers.items()}
+
+    got = layers()
+    for layer, codes in got.items():
+        np.testing.assert_array_equal(codes, want[tensor_of[layer]], err_msg=layer)
+    # the scale layer's exact value before rounding: (a - z_a)(c - z_c) s_a s_c / s_y, exact in float64
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+    mul = next(n for n in graph.graph.node if n.name == "mul5")
+    a, sa, za, c, sc, zc, sy = (consts.get(i, want.get(i)) for i in mul.input[:7])
+    exact = (a.astype(np.float64) - float(za)) * (float(c) - float(zc)) * float(sa) * float(sc) / float(sy)
+    assert np.count_nonzero(np.abs(exact - np.floor(exact)) == 0.5) > 50  # exact ties
+    assert np.any(got["softmax6"] == 255)  # saturation
+    swapped = layers("tflite")
+    assert np.count_nonzero(swapped["mul5"] != got["mul5"]) > 10

@@ -598,8 +598,10 @@ def unflatten_softmax(graph: Graph) -> None:
         graph.nodes.remove(reshape)
 
 
-def import_graph(model: ModelProto, file: str) -> Graph:
-    """The IR of a read model, after every rewrite above."""
+def import_graph(model: ModelProto, file: str, *, fold_scales: bool = True) -> Graph:
+    """The IR of a read model, after every rewrite above; ``fold_scales=False`` keeps a scalar Mul / Div after
+    a MatMul of two activations as its own node (a quantized model's float twin: the model quantizes the
+    product before the scale, and ONNX Runtime requantizes twice)."""
     graph = from_model(model, file)
     for rewrite in (
         remove_passthroughs,
@@ -608,7 +610,7 @@ def import_graph(model: ModelProto, file: str) -> Graph:
         fold_batchnorm,
         fold_channel_affine,
         fold_bias_add,
-        fold_matmul_scale,
+        *((fold_matmul_scale,) if fold_scales else ()),
         match_written_activations,
         fuse_activations,
     ):

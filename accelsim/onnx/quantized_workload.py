@@ -117,6 +117,9 @@ class GivenWeights(LayerParams):
         assert self.given is not None  # built with the model's codes
         return self.given
 
+    def constant_codes(self) -> QuantizedWeight | None:
+        return self.given
+
 
 class _Rewrite:
     """The float twin of a quantized graph, node by node."""
@@ -144,8 +147,12 @@ class _Rewrite:
         self.new_consts[name] = np.ascontiguousarray(value, dtype=np.float32)
         return name
 
-    def dequantized(self, node: onnx.NodeProto, codes: str, scale: str, zero: str, axis: int) -> str:
-        """A constant operand's float values (``(q - z) * s``, per channel along ``axis``), or the activation."""
+    def dequantized(
+        self, node: onnx.NodeProto, codes: str, scale: str, zero: str, axis: int, *, weight: bool = True
+    ) -> str:
+        """A constant operand's float values (``(q - z) * s``, per channel along ``axis``), or the activation;
+        ``weight``: the codes are a layer's weight (they decide the weight format), not a vector op's
+        constant operand."""
         q = self.const(codes)
         if q is None:
             return codes
@@ -155,9 +162,20 @@ class _Rewrite:
         shape = [1] * q.ndim
         if s.size > 1:
             shape[axis] = s.size
-        self.weight_codes.append((q, zp))
+        if weight:
+            self.weight_codes.append((q, zp))
         value = (q.astype(np.int64) - zp.reshape(shape)) * s.reshape(shape)
         return self.add_const(codes, value)
+
+    def _give_constant(self, node: onnx.NodeProto, positions: tuple[int, ...]) -> None:
+        """Keep the codes and parameters of a binary vector op's constant operand (QLinearMul / QLinearAdd by a
+        quantized constant: attention's scale, GELU's 1 and 0.5), which ORT's kernel reads as codes."""
+        for i in positions:
+            codes = self.const(node.input[i])
+            if codes is not None:
+                zero = self.const(self._arg(node, i + 2))
+                qp = qparams(self.const(node.input[i + 1]), zero, codes.dtype)
+                self.given[node.name or node.output[0]] = (QuantizedWeight(codes, qp), None)
 
     def emit(self, node: onnx.NodeProto, op: str, inputs: Iterable[str], drop: frozenset[str] = CONTRIB_ONLY) -> None:
         """``op`` in the node's place; a Relu after it when the node's output zero point is the lowest code
@@ -258,7 +276,11 @@ class _Rewrite:
             self.emit(node, "Concat", node.input[2::3])
         elif key in FLOAT_OF:
             op, positions = FLOAT_OF[key]
-            inputs = [self.dequantized(node, node.input[i], node.input[i + 1], arg(node, i + 2), 1) for i in positions]
+            self._give_constant(node, positions)
+            inputs = [
+                self.dequantized(node, node.input[i], node.input[i + 1], arg(node, i + 2), 1, weight=False)
+                for i in positions
+            ]
             self.emit(node, op, inputs)
         elif key == "DynamicQuantizeLinear":
             self.identity(node, node.input[0])
@@ -336,7 +358,7 @@ def import_quantized(
         path = Path(tmp) / f"{name}.onnx"
         onnx.save(twin, path)
         try:
-            imported = import_onnx(path, name=name, batch=batch)
+            imported = import_onnx(path, name=name, batch=batch, fold_scales=False)
         except AccelsimError as exc:
             exc.file = file or f"{name} (quantized model)"
             raise

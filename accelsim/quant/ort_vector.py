@@ -93,11 +93,13 @@ def add(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QPar
 
 
 def mul(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams) -> Codes:
-    """QLinearMul (MLAS ``MlasQLinearMul``): ``rint((a - z_a)(b - z_b) * (s_a s_b / s_c)) + z_c``."""
+    """QLinearMul (MLAS ``MlasQLinearMul``, SSE2): the integer product ``(a - z_a)(b - z_b)`` to float32, times
+    ``s_a s_b / s_c`` (float32), plus ``float(z_c)`` (a separate float32 add), rounded half to even: the zero
+    point is inside before the rounding, which decides ties (``rint(p m) + z_c`` differs on them)."""
     (sa, za), (sb, zb), (sc, zc) = affine(a_qp), affine(b_qp), affine(out_qp)
     m = np.float32(np.float32(sa * sb) / sc)
-    prod = (a.astype(np.int32) - za).astype(np.float32) * (b.astype(np.int32) - zb).astype(np.float32)
-    return round_clamp((prod * m).astype(np.float32), zc, out_qp.numpy_dtype)
+    prod = ((a.astype(np.int32) - za) * (b.astype(np.int32) - zb)).astype(np.float32)
+    return round_clamp(((prod * m).astype(np.float32) + np.float32(zc)).astype(np.float32), 0, out_qp.numpy_dtype)
 
 
 def global_average_pool(x: np.ndarray, x_qp: QParams, out_qp: QParams, axes: tuple[int, ...]) -> Codes:

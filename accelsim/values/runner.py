@@ -715,6 +715,16 @@ class _StaticRun:
             a, b = (_with_rank(q.codes, rank) for q in inputs)
             codes, sats = binary(a, inputs[0].qparams, b, inputs[1].qparams, qp)
             codes = _clamp_codes(codes, layer.activation, qp, self.rule)
+        elif (
+            isinstance(layer, Elementwise)
+            and (given := self._constant_codes(layer)) is not None
+            and (binary := _ort_binary(layer, 2)) is not None
+        ):
+            c = given.codes.reshape(self.params[layer.name].weight.shape)  # the layer's per-sample constant
+            xc = _with_rank(x.codes, max(x.codes.ndim, c.ndim + 1))
+            (a, a_qp), (b, b_qp) = ((c, given.qparams), (xc, x.qparams))[:: 1 if layer.constant_first else -1]
+            codes, sats = binary(a, a_qp, b, b_qp, qp)
+            codes = _clamp_codes(codes, layer.activation, qp, self.rule)
         elif isinstance(layer, ActivationLayer) and layer.function == "sigmoid":
             codes, sats = ort_vector.sigmoid(x.codes, x.qparams, qp)
         elif isinstance(layer, Concat):
@@ -727,6 +737,11 @@ class _StaticRun:
         else:
             return None
         return _Quantized(codes, qp), sats
+
+    def _constant_codes(self, layer: Elementwise) -> QuantizedWeight | None:
+        """The codes a quantized model gives an elementwise layer's constant (None: a float constant)."""
+        params = self.params.get(layer.name)
+        return None if layer.constant is None or params is None else params.constant_codes()
 
     def _concat(self, layer: Concat, inputs: list[_Quantized]) -> tuple[_Quantized, int]:
         """The inputs' codes joined under the output's calibrated parameters: an input with those

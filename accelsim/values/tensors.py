@@ -63,6 +63,11 @@ class LayerParams:
         own int32 codes where it gives them (``accelsim.onnx.quantized_workload.GivenWeights``)."""
         return self.bias
 
+    def constant_codes(self) -> QuantizedWeight | None:
+        """An elementwise layer's constant as codes, where a quantized model gives them (ONNX Runtime's
+        QLinearMul / QLinearAdd read the constant's own codes); None here: the constant is a float."""
+        return None
+
 
 @dataclass(frozen=True)
 class WorkloadTensors:
