@@ -160,6 +160,13 @@ def attention() -> Built:
     return g.build(g.op("MatMul", g.op("MatMul", p, v), g.weight(d, d)))
 
 
+def softmax_channels() -> Built:
+    """Softmax over the channel axis of a conv's output (not the last axis): ORT's quantizer writes a
+    QLinearSoftmax with ``axis=1``."""
+    g = _Graph("softmax_channels", (2, 6, 5, 4))
+    return g.build(g.op("Softmax", g.conv("x", 6, 8, (1, 1)), axis=1))
+
+
 # --- elementwise ------------------------------------------------------------------------------------------
 
 
@@ -255,6 +262,7 @@ BUILDERS: dict[str, Callable[[], Built]] = {
         matmul_2d_bias,
         batched_matmul,
         attention,
+        softmax_channels,
         elementwise_broadcast,
         se_block,
         hard_swish_written_out,

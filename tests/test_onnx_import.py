@@ -51,6 +51,7 @@ IMPORTED = {
         "matmul",
         "linear",
     ],  # 1/sqrt(d): alpha
+    "softmax_channels": ["conv2d", "softmax"],  # softmax layer axis 1
     "gemm_trans_alpha_beta": ["activation/relu", "transpose", "linear"],  # transA: one sample of [16, 4]
     "layernorm_decomposed": ["layernorm", "linear"],  # ReduceMean ... Div, Mul gamma, Add beta matched
     "residual_cnn": [

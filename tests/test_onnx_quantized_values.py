@@ -31,6 +31,7 @@ STATIC = [
     "matmul_2d_bias",
     "batched_matmul",
     "attention",
+    "softmax_channels",
     "pools",
     "layout_ops",
     "residual_cnn",
@@ -225,3 +226,56 @@ def test_attention_scale_is_its_own_requantization_on_ties() -> None:
     assert np.any(got["softmax6"] == 255)  # saturation
     swapped = layers("tflite")
     assert np.count_nonzero(swapped["mul5"] != got["mul5"]) > 10
+
+
+def _ort_qlinear_softmax(x: np.ndarray, x_scale: float, y_scale: float, y_zero: int, axis: int) -> np.ndarray:
+    """ORT's own com.microsoft QLinearSoftmax kernel on ``x``'s codes (one node, opset-13 form)."""
+    dtype = x.dtype
+    consts = [
+        numpy_helper.from_array(np.float32(x_scale), "xs"),
+        numpy_helper.from_array(np.zeros((), dtype), "xz"),
+        numpy_helper.from_array(np.float32(y_scale), "ys"),
+        numpy_helper.from_array(np.asarray(y_zero, dtype), "yz"),
+    ]
+    node = onnx.helper.make_node(
+        "QLinearSoftmax", ["x", "xs", "xz", "ys", "yz"], ["y"], domain="com.microsoft", axis=axis, opset=13
+    )
+    elem = onnx.helper.np_dtype_to_tensor_dtype(dtype)
+    graph = onnx.helper.make_graph(
+        [node],
+        "qsoftmax",
+        [onnx.helper.make_tensor_value_info("x", elem, list(x.shape))],
+        [onnx.helper.make_tensor_value_info("y", elem, list(x.shape))],
+        consts,
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("com.microsoft", 1)]
+    )
+    return ref.run(model, {"x": x}, "disabled")[0]
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_softmax_ties_and_saturation_equal_ort(dtype: type, axis: int) -> None:
+    """QLinearSoftmax on exact ties and saturation, over the last axis and a middle one: with ``y_scale = 1``
+    (``floor(1 / s_y) = 1``) a pair of equal codes reads ``t / (t + t)``, exactly 0.5, at half the positions;
+    ORT rounds it to even and adds the odd zero point after (``z``; half away, or the zero point inside the
+    rounding, would give ``z + 1``), and ``ort_vector.softmax`` equals ORT there and everywhere else. With
+    the zero point at the top of the range the rounded values pass 255 and clamp (MLAS clamps at 255 only)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(5)
+    pairs = rng.integers(info.min, info.max + 1, (48, 2, 3)).astype(dtype)  # softmax over axis 1 (size 2)
+    pairs[::2, 1] = pairs[::2, 0]  # every other pair equal: the ties
+    pairs[1::4, 1] = info.min  # far apart: one entry near 1, the other near 0
+    pairs[1::4, 0] = info.max
+    x = pairs if axis == 1 else np.ascontiguousarray(pairs.transpose(0, 2, 1))
+    tied = np.broadcast_to((np.arange(48) % 2 == 0).reshape(48, 1, 1), x.shape)
+    odd = info.min + 3  # an odd zero point: rint(0.5) + z = z, rint(0.5 + z) = z + 1
+    for zero in (odd, info.max):
+        want = _ort_qlinear_softmax(x, 0.5, 1.0, zero, axis)
+        got, saturated = ort_vector.softmax(x, np.float32(0.5), np.float32(1.0), zero, axis)
+        np.testing.assert_array_equal(got, want, err_msg=f"zero point {zero}")
+        if zero == odd:
+            assert np.count_nonzero(tied) >= 40 and np.all(want[tied] == odd)  # half to even, z after
+        else:
+            assert saturated >= 36  # the far-apart pairs' large entries: 1 + z_max

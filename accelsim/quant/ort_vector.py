@@ -219,7 +219,8 @@ def _exp_table(x_scale: np.float32, length: int, signed: bool) -> np.ndarray:
 def softmax(x: np.ndarray, x_scale: np.float32, y_scale: np.float32, y_zero_point: int, axis: int) -> Codes:
     """QLinearSoftmax (MLAS ``MlasComputeQSoftmax``, opset 13 form): each row shifted so its largest code reads
     the table's top entry, the row sum of the table entries accumulated in float32 in order,
-    ``rint(t * floor(1 / s_y) / sum) + z_y`` per element, clamped at 255 only (as MLAS does), in ``x``'s dtype."""
+    ``rint(t * floor(1 / s_y) / sum) + z_y`` per element, saturated to ``x``'s dtype (values are >= 0, so only
+    the top clamps: int8 at 127, measured against ORT's kernel with the zero point at the top of the range)."""
     axis %= x.ndim
     moved = np.moveaxis(x, axis, -1)
     rows = moved.reshape(-1, moved.shape[-1]).astype(np.int64)
@@ -229,8 +230,7 @@ def softmax(x: np.ndarray, x_scale: np.float32, y_scale: np.float32, y_zero_poin
     entries = table[(rows + (top - rows.max(axis=1, keepdims=True))) % 256]
     sums = np.cumsum(entries, axis=1, dtype=np.float32)[:, -1:]
     scale = np.float32(np.floor(np.float32(1.0) / np.float32(y_scale)))
-    q = np.rint(((entries * scale).astype(np.float32) / sums).astype(np.float32)).astype(np.int64) + y_zero_point
-    saturated = int(np.count_nonzero(q > 255))
-    q = np.where(q > 255, 255, q)
-    out = q.astype(np.uint8).view(x.dtype) if signed else q.astype(np.uint8)
+    out, saturated = round_clamp(
+        ((entries * scale).astype(np.float32) / sums).astype(np.float32), y_zero_point, x.dtype
+    )
     return np.moveaxis(out.reshape(moved.shape), -1, axis), saturated
