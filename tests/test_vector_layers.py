@@ -89,6 +89,7 @@ ONE_NODE = {
     "HardSigmoid": {"alpha": 0.3, "beta": 0.4},
     "LeakyRelu": {"alpha": 0.15},
     "Relu": {},
+    "Erf": {},
 }
 
 

@@ -415,9 +415,10 @@ ACTIVATION_PARAMETERS: dict[str, dict[str, float | None]] = {
     "hard_sigmoid": {"alpha": 0.2, "beta": 0.5},
     "hard_swish": {},
     "gelu": {},
+    "erf": {},
 }
 ActivationFunction = Literal[
-    "relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu"
+    "relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu", "erf"
 ]
 Coefficient = Annotated[float, number(-1e6, 1e6)]
 

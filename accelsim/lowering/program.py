@@ -65,6 +65,7 @@ ACTIVATION_OPS = {
     "hard_sigmoid": 3,  # multiply, add, clamp
     "hard_swish": 4,  # hard_sigmoid, multiply
     "gelu": 8,
+    "erf": 7,  # polynomial, exp
 }
 #: activations the requant unit applies as its output clamp under static int8; the others run on the vector unit
 CLAMP_ACTIVATIONS = ("none", "relu", "relu6")

@@ -113,17 +113,18 @@ def import_onnx(
     name: str | None = None,
     batch: int | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
-    fold_scales: bool = True,
+    merge_steps: bool = True,
 ) -> OnnxImport:
     """Import the ONNX model at ``path`` as a workload named ``name`` (default: the file's stem).
 
     ``batch`` fills a symbolic batch dim of the inputs; ``input_shapes`` fixes whole input shapes by
-    name; ``fold_scales`` folds attention's scalar scale into the matmul's ``alpha`` (a quantized model's
-    twin keeps it a layer: :func:`accelsim.onnx.graph.import_graph`). Raises :class:`AccelsimError` (one line, naming the file and the node) for anything that does
+    name; ``merge_steps`` folds attention's scalar scale into the matmul's ``alpha`` and a written-out
+    activation into one (a quantized model's twin keeps each step a layer: :func:`accelsim.onnx.graph.import_graph`).
+    Raises :class:`AccelsimError` (one line, naming the file and the node) for anything that does
     not import."""
     file = os.fspath(path)
     model = read_model(file, batch=batch, input_shapes=input_shapes)
-    graph = import_graph(model, file, fold_scales=fold_scales)
+    graph = import_graph(model, file, merge_steps=merge_steps)
     b = Builder(graph, 1)
     input_shape, extra = _sources(graph, b, file)
     for node in graph.nodes:

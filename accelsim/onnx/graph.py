@@ -598,10 +598,11 @@ def unflatten_softmax(graph: Graph) -> None:
         graph.nodes.remove(reshape)
 
 
-def import_graph(model: ModelProto, file: str, *, fold_scales: bool = True) -> Graph:
-    """The IR of a read model, after every rewrite above; ``fold_scales=False`` keeps a scalar Mul / Div after
-    a MatMul of two activations as its own node (a quantized model's float twin: the model quantizes the
-    product before the scale, and ONNX Runtime requantizes twice)."""
+def import_graph(model: ModelProto, file: str, *, merge_steps: bool = True) -> Graph:
+    """The IR of a read model, after every rewrite above; ``merge_steps=False`` (a quantized model's float twin)
+    keeps a scalar Mul / Div after a MatMul of two activations and the steps of a written-out hard-swish or
+    Erf-GELU as nodes of their own: the model quantizes the tensors between them, and ONNX Runtime
+    requantizes after each."""
     graph = from_model(model, file)
     for rewrite in (
         remove_passthroughs,
@@ -610,8 +611,7 @@ def import_graph(model: ModelProto, file: str, *, fold_scales: bool = True) -> G
         fold_batchnorm,
         fold_channel_affine,
         fold_bias_add,
-        *((fold_matmul_scale,) if fold_scales else ()),
-        match_written_activations,
+        *((fold_matmul_scale, match_written_activations) if merge_steps else ()),
         fuse_activations,
     ):
         rewrite(graph)

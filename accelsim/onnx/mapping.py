@@ -43,6 +43,8 @@ SUPPORTED: dict[str, str] = {
     "x * Clip(x + 3, 0, 6) / 6 and x * HardSigmoid(x, 1/6, 0.5) written out",
     "HardSigmoid": "activation hard_sigmoid (alpha, beta)",
     "LeakyRelu": "activation leaky_relu (alpha)",
+    "Erf": "activation erf (the Erf-GELU pattern 0.5 * x * (1 + Erf(x / sqrt(2))) imports as gelu; a quantized "
+    "model's twin keeps its steps)",
     "Sum": "add (a chain of adds for more than two inputs)",
     "Flatten": "flatten at axis 1; reshape at any other axis; a no-op on an already flat tensor",
     "Reshape": "flatten when the result is [N, rest], else reshape to the per-sample target; a no-op when it "
@@ -75,7 +77,6 @@ SUPPORTED: dict[str, str] = {
 UNSUPPORTED: dict[str, str] = {
     "Pow": "no element-wise power layer (Pow 2 in a written-out LayerNorm imports as layernorm)",
     "Sqrt": "no element-wise square root layer (in a written-out LayerNorm: layernorm)",
-    "Erf": "no erf layer; the Erf-GELU pattern 0.5 * x * (1 + Erf(x / sqrt(2))) imports as gelu",
     "ReduceMean": "no reduction layer (a written-out LayerNorm over the last axis imports as layernorm)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
@@ -398,6 +399,7 @@ ACTIVATION_FUNCTIONS = {
     "HardSwish": "hard_swish",
     "HardSigmoid": "hard_sigmoid",
     "LeakyRelu": "leaky_relu",
+    "Erf": "erf",
 }
 #: a Clip bound at least this large is float32's "no bound" (exporters write FLT_MAX)
 NO_BOUND = 3.0e38

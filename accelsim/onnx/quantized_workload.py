@@ -358,7 +358,7 @@ def import_quantized(
         path = Path(tmp) / f"{name}.onnx"
         onnx.save(twin, path)
         try:
-            imported = import_onnx(path, name=name, batch=batch, fold_scales=False)
+            imported = import_onnx(path, name=name, batch=batch, merge_steps=False)
         except AccelsimError as exc:
             exc.file = file or f"{name} (quantized model)"
             raise
