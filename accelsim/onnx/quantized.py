@@ -79,6 +79,21 @@ QPARAM_INPUTS: dict[str, tuple[tuple[int, int], ...]] = {
 }
 #: the dtypes of the codes a zero point may describe
 CODE_DTYPES = frozenset({"int8", "uint8"})
+#: the vector-unit ops: ORT's kernels read one scale and zero point per tensor
+PER_TENSOR_OPS = frozenset(
+    f"{MS}.{op}"
+    for op in (
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearSigmoid",
+        "QLinearSoftmax",
+        "QLinearConcat",
+    )
+)
+#: binary vector ops -> the positions of operands that may be constant codes (attention's scale, GELU's 0.5)
+CODE_OPERANDS = {f"{MS}.QLinearAdd": (0, 3), f"{MS}.QLinearMul": (0, 3)}
 
 
 def _qparam_pairs(node: onnx.NodeProto) -> list[tuple[int, int]]:
@@ -117,6 +132,28 @@ def check_parameters(model: onnx.ModelProto) -> None:
                         f"{scale.size} scale(s)",
                         allowed="int8 or uint8 (int32 for a bias), one per scale",
                     )
+            if op_key(node) in PER_TENSOR_OPS and scale.size != 1:
+                raise AccelsimError(
+                    f"{where}: scale {scale_name!r} has {scale.size} values", allowed="one scale per tensor"
+                )
+        _check_code_operands(node, consts)
+
+
+def _check_code_operands(node: onnx.NodeProto, consts: Mapping[str, onnx.TensorProto]) -> None:
+    """A binary vector op's constant operand is codes of its zero point's dtype (ORT refuses other models; the
+    values run reads those codes)."""
+    for at in CODE_OPERANDS.get(op_key(node), ()):
+        if node.input[at] not in consts:
+            continue
+        codes = numpy_helper.to_array(consts[node.input[at]])
+        zero_name = node.input[at + 2] if len(node.input) > at + 2 else ""
+        zero = numpy_helper.to_array(consts[zero_name]) if zero_name in consts else None
+        if codes.dtype.name not in CODE_DTYPES or (zero is not None and zero.dtype != codes.dtype):
+            raise AccelsimError(
+                f"node {node.name!r} ({op_key(node)}): constant operand {node.input[at]!r} is {codes.dtype} codes "
+                f"with a {'no' if zero is None else zero.dtype} zero point",
+                allowed="int8 or uint8 codes with a zero point of the same dtype",
+            )
 
 
 def is_quantized_file(path: str | os.PathLike[str]) -> bool:
