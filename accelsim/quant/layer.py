@@ -146,6 +146,7 @@ class _Layer:
             or np.dtype(rq.output.numpy_dtype).itemsize != 1
             or self.kind == "matmul"
             or (self.geometry is not None and self.geometry.groups != 1)
+            or plan[0].size != wq.codes.shape[0]  # per-tensor weights: the epilogue reads one multiplier per channel
         ):
             return None
         k_dim = wq.codes[0].size
