@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from accelsim.config.sweep import Sweep
     from accelsim.config.workload import Workload
     from accelsim.model_file import ModelFile
+    from accelsim.quant import QParams
     from accelsim.simulation import RunOptions
+    from accelsim.values.labelled_data import LabelledData
     from accelsim.values.tensors import WorkloadTensors
 
 HARDWARE_SECTIONS = ("array", "sram", "dram", "requant", "vector")
@@ -52,6 +54,8 @@ def overridden(overrides: Sequence[str]) -> str:
     return f" (overridden: {', '.join(overrides)})" if overrides else ""
 
 
+OBSERVER_NAMES = ("minmax", "moving_average_minmax", "percentile")  # accelsim.quant.OBSERVERS (a test holds them equal)
+GRANULARITY_NAMES = ("per_channel", "per_tensor")  # accelsim.quant.options.WEIGHT_GRANULARITIES (held equal too)
 SCHEMES = tuple(map(str, SCHEME_TABLE))  # the scheme table's names, in its order (plain: argparse shows choices' repr)
 FLAVOURS = tuple(map(str, FlavourName))  # the flavour table's names (a test holds the enum equal to the table)
 WEIGHT_FORMAT_NAMES = tuple(map(str, WeightFormatName))
@@ -80,6 +84,7 @@ COMMAND_EXAMPLES = {
         "accelsim compare resnet18                           # fp32, woq, dynamic, static side by side",
         "accelsim compare resnet18 --hw gemmini --schemes fp32 static --report",
         "accelsim compare resnet50 --timing-only --wide      # every column, however wide",
+        "accelsim compare digits-cnn --data digits           # top-1 of every scheme on the digits test images",
     ],
     "report": ["accelsim report reports/resnet18/default-32x32   # a folder written by run or compare"],
     "lower": [
@@ -292,6 +297,7 @@ def _load_pair(args: argparse.Namespace) -> tuple[ModelFile, HardwareConfig]:
 
         hw = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": REQUANT_MODE})})
         args.weights = model.quantized.weights
+    args.quantized = model.quantized is not None
     return model, hw
 
 
@@ -300,6 +306,118 @@ def _tensors(args: argparse.Namespace, model: ModelFile) -> WorkloadTensors | No
     if getattr(args, "timing_only", False):
         return None
     return model.tensors(args.input, args.calibration)
+
+
+def _labelled(args: argparse.Namespace, model: ModelFile) -> LabelledData | None:
+    """The ``--data`` set for the model, checked against its input and classes (None without ``--data``)."""
+    if args.data is None:
+        for option, given in (("--calibration-size", args.calibration_size), ("--accuracy-sweep", args.accuracy_sweep)):
+            if given not in (None, False):
+                raise AccelsimError("only applies to an accuracy run", path=option, allowed="with --data")
+        return None
+    for option, given in (
+        ("--input", args.input),
+        ("--calibration", args.calibration),
+        ("--timing-only", args.timing_only),
+    ):
+        if given:
+            raise AccelsimError(
+                f"--data gives the run batch and the calibration images and needs the values: leave out {option}",
+                path="--data",
+            )
+    from accelsim.values.labelled_data import BUILTIN, load_labelled, workload_classes
+
+    w = model.workload
+    if w.extra_inputs:
+        raise AccelsimError(
+            f"workload {w.name} has {len(w.extra_inputs) + 1} inputs; labelled data feeds one", path="--data"
+        )
+    classes = workload_classes(w.shapes[-1].output_shape, w.name)
+    data = load_labelled(args.data, tuple(w.input_shape), classes, calibration_size=args.calibration_size)
+    if data.test_x.shape[0] < w.batch:
+        raise AccelsimError(
+            f"{data.test_x.shape[0]} test images, fewer than the workload's batch {w.batch}",
+            file=None if args.data in BUILTIN else args.data,
+            path="--data",
+            allowed=f"a batch of at most {data.test_x.shape[0]} (--set-workload batch=N)",
+        )
+    return data
+
+
+def _data_run(
+    args: argparse.Namespace, model: ModelFile, hw: HardwareConfig, data: LabelledData, schemes: Sequence[str]
+) -> tuple[WorkloadTensors, dict[str, QParams] | None]:
+    """With ``--data``: the tensors of the run batch (the first test images) and, when static runs, its
+    parameters from the calibration images (the model's own where it has them)."""
+    from accelsim.config.workload import INPUT
+    from accelsim.values.accuracy import calibrate_on
+
+    w = model.workload
+    tensors = model.with_data({INPUT: data.test_x[: w.batch]}, {INPUT: data.calibration_x})
+    if not any(SCHEME_TABLE[SchemeName(s)].calibrated for s in schemes):
+        return tensors, model.qparams
+    observer = "minmax" if args.quantized else args.observer
+    return tensors, calibrate_on(w, hw, tensors.params, data.calibration_x, observer) | (model.qparams or {})
+
+
+def _measure_accuracy(
+    args: argparse.Namespace,
+    model: ModelFile,
+    hw: HardwareConfig,
+    tensors: WorkloadTensors,
+    data: LabelledData,
+    schemes: Sequence[str],
+) -> dict[str, object]:
+    """Every scheme's (or with --accuracy-sweep every variant's) top-1 on the test images, with a progress
+    bar; prints the table and returns what results.json keeps (``meta.accuracy``)."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from accelsim.report.accuracy import HEADERS, accuracy_rows
+    from accelsim.values.accuracy import evaluate, sweep_variants, variant
+
+    if args.accuracy_sweep:
+        variants = sweep_variants(schemes)
+    else:
+        variants = [variant(s, args.flavour, args.observer, args.granularity) for s in schemes]
+    if args.quantized:  # the model's own parameters and weight codes: no observer or granularity to choose
+        variants = list(dict.fromkeys(replace(v, observer=None) for v in variants))
+    batches = -(-data.test_x.shape[0] // model.workload.batch)
+    runs = len([v for v in variants if v.scheme != SchemeName.FP32]) + 1
+    bar = tqdm(
+        total=runs * batches,
+        delay=2,
+        unit="batch",
+        leave=False,
+        file=sys.stderr,
+        disable=None,
+        desc=f"accuracy on {data.name} ({data.test_x.shape[0]} images)",
+    )
+    with bar:
+        rows = evaluate(
+            model.workload,
+            hw,
+            tensors.params,
+            data,
+            variants,
+            weights=args.weights,
+            qparams=model.qparams,
+            done=bar.update,
+        )
+    records = [r.record() for r in rows]
+    print(
+        f"top-1 on {data.name}: {data.test_x.shape[0]} test images, static calibrated on {data.calibration_x.shape[0]}"
+    )
+    print(
+        format_table(
+            [*HEADERS, "ms / 1000 images"],
+            accuracy_rows(records, [r.seconds for r in rows]),
+            width=terminal_width(args.wide),
+            hide_order=("ms / 1000 images", "correct"),
+        )
+    )
+    return {"data": data.describe(), "rows": records}
 
 
 def _describe_pair(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> str:
@@ -368,14 +486,17 @@ def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) ->
     return folder
 
 
-def _save(folder: Path, workload: Workload, hw: HardwareConfig, runs: list) -> None:
+def _save(
+    folder: Path, workload: Workload, hw: HardwareConfig, runs: list, accuracy: dict[str, object] | None = None
+) -> None:
     from accelsim.results.records import update_results
     from accelsim.simulation import run_meta
 
+    meta = run_meta(workload, hw, runs) | ({"accuracy": accuracy} if accuracy else {})
     update_results(
         folder,
         [row for run in runs for row in run.rows + [run.total]],
-        run_meta(workload, hw, runs),
+        meta,
         {run.scheme: run.engine.log for run in runs},
     )
 
@@ -387,6 +508,8 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         flavour=args.flavour,
         weights=args.weights,
+        observer=None if args.quantized else args.observer,
+        weight_granularity=args.granularity,
         ideal_memory=args.ideal_memory,
         timing_only=args.timing_only,
         log=True,
@@ -398,14 +521,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.simulation import PreparedModel, simulate
 
     model, hw = _load_pair(args)
-    workload, tensors = model.workload, _tensors(args, model)
+    workload, data = model.workload, _labelled(args, model)
     folder = _prepare(args, workload, hw, [args.scheme])
+    tensors, qparams = (
+        _data_run(args, model, hw, data, [args.scheme]) if data else (_tensors(args, model), model.qparams)
+    )
     run = simulate(
         workload,
         hw,
         args.scheme,
         options=_run_options(args),
-        prepared=PreparedModel(tensors=tensors, qparams=model.qparams),
+        prepared=PreparedModel(tensors=tensors, qparams=qparams),
         progress=_progress(),
     )
     print(
@@ -414,7 +540,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     width = terminal_width(args.wide)
     print(layer_table(run.rows, run.total, width))
-    _save(folder, workload, hw, [run])
+    accuracy = _measure_accuracy(args, model, hw, tensors, data, [args.scheme]) if data and tensors else None
+    _save(folder, workload, hw, [run], accuracy)
     t = run.total
     print(
         textwrap.fill(
@@ -436,21 +563,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.simulation import compare_schemes
 
     model, hw = _load_pair(args)
-    workload, tensors = model.workload, _tensors(args, model)
+    workload, data = model.workload, _labelled(args, model)
     folder = _prepare(args, workload, hw, args.schemes)
+    tensors, qparams = (
+        _data_run(args, model, hw, data, args.schemes) if data else (_tensors(args, model), model.qparams)
+    )
     runs = compare_schemes(
         workload,
         hw,
         args.schemes,
         options=_run_options(args),
         tensors=tensors,
-        qparams=model.qparams,
+        qparams=qparams,
         progress=_progress(),
     )
     print(_describe_pair(args, workload, hw))
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
-    _save(folder, workload, hw, runs)
+    accuracy = _measure_accuracy(args, model, hw, tensors, data, args.schemes) if data and tensors else None
+    _save(folder, workload, hw, runs, accuracy)
     print(_results_line(args, folder, workload, hw))
     if args.report:
         _write_report(folder)
@@ -711,6 +842,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--input batch when given, else seeded random data)",
     )
     run_opts = _Parser(add_help=False, parents=[sim, wide, data])
+    run_opts.add_argument(
+        "--observer",
+        choices=OBSERVER_NAMES,
+        default="minmax",
+        help="the static scheme's calibration observer: minmax, moving_average_minmax (PyTorch's, constant 0.01) "
+        "or percentile (99.99th) (default: minmax)",
+    )
+    run_opts.add_argument(
+        "--granularity",
+        choices=GRANULARITY_NAMES,
+        default="per_channel",
+        help="weight scales of the int8 schemes: one per output channel or one per tensor (default: per_channel)",
+    )
+    run_opts.add_argument(
+        "--data",
+        metavar="digits|DATA.npz",
+        help="labelled data: top-1 accuracy of every scheme on its test images, streamed through the bit-exact "
+        "kernels; its calibration images calibrate static and its first test batch is the run batch. digits: "
+        "scikit-learn's 8x8 digits with a fixed split (docs/data.md); an .npz: arrays x (images, batch first), y "
+        "(labels) and optionally x_calibration",
+    )
+    run_opts.add_argument(
+        "--calibration-size",
+        type=int,
+        metavar="N",
+        help="with --data: calibrate on the first N calibration images (default: all of them; an .npz without "
+        "x_calibration: the first 100 of x)",
+    )
+    run_opts.add_argument(
+        "--accuracy-sweep",
+        action="store_true",
+        help="with --data: measure every dynamic flavour, every static observer and both weight granularities, "
+        "not only the options given",
+    )
     run_opts.add_argument("--timing-only", action="store_true", help="skip the values (fast; no error metrics)")
     run_opts.add_argument("--ideal-memory", action="store_true", help="DRAM transfers take no time (compute-only)")
     run_opts.add_argument("--out", default="reports", help="results root folder (default: reports)")
@@ -852,6 +1017,7 @@ PATH_ARGUMENTS = {
     "model": "MODEL.onnx",
     "input": "--input",
     "calibration": "--calibration",
+    "data": "--data",
     "output": "--output",
     "out": "--out",
 }

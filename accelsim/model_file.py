@@ -57,7 +57,6 @@ class ModelFile:
         if self.weights is None and inputs is None and calibration is None:
             return None
         from accelsim.config.workload import INPUT
-        from accelsim.values.tensors import materialize
         from accelsim.values.user_data import load_batch
 
         w = self.workload
@@ -69,7 +68,16 @@ class ModelFile:
             if calibration is None
             else load_batch(calibration, sources, w.batch, field="--calibration", aliases=aliases, whole_batches=True)
         )
-        tensors = materialize(w, weights=self.weights, inputs=run, calibration=calibrating)
+        return self.with_data(run, calibrating)
+
+    def with_data(
+        self, inputs: Mapping[str, np.ndarray] | None, calibration: Mapping[str, np.ndarray] | None
+    ) -> WorkloadTensors:
+        """The model's weights (its own codes when quantized) with these run and calibration batches (source
+        name -> batch-first array; None: the seeded draw)."""
+        from accelsim.values.tensors import materialize
+
+        tensors = materialize(self.workload, weights=self.weights, inputs=inputs, calibration=calibration)
         return tensors if self.quantized is None else self.quantized.given_tensors(tensors)
 
 

@@ -23,6 +23,7 @@ from accelsim.timing.engine import Engine, EngineRun
 
 if TYPE_CHECKING:  # the values import Numba: a timing-only run never loads them
     from accelsim.quant import QParams
+    from accelsim.quant.options import WeightGranularity
     from accelsim.values.runner import ErrorMetrics, NetworkValues
     from accelsim.values.tensors import WorkloadTensors
 
@@ -41,12 +42,16 @@ class RunOptions:
     ``flavour``: the dynamic scheme's flavour (``accelsim.quant.DYNAMIC_FLAVOURS``). ``weights``: the weight
     format (``symmetric``, ``asymmetric`` uint8 or ``asymmetric_int8``, ``accelsim.schemes.WEIGHT_FORMATS``):
     the values use weight zero points and the timing reads one zero-point byte per output channel with the
-    weight scales (fp32 has neither). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.
+    weight scales (fp32 has neither). ``observer``: the static scheme's calibration observer
+    (``accelsim.quant.OBSERVERS``; None: a quantized model's own parameters, nothing calibrated). ``weight_granularity``: one weight scale per output channel or per
+    tensor (the values only: the timing reads per-channel scales either way). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.
     ``log``: keep the engine's event log. ``errors_against_fp32=False`` leaves out the fp32 run and the
     error fields (a run that only needs the values and the timing)."""
 
     flavour: str = FlavourName.ONNX
     weights: str = WeightFormatName.SYMMETRIC
+    observer: str | None = "minmax"
+    weight_granularity: WeightGranularity = "per_channel"
     ideal_memory: bool = False
     timing_only: bool = False
     log: bool = False
@@ -137,6 +142,8 @@ def simulate(
         "flavour": options.flavour if plan.runtime_activations else None,
         "requant_rounding": hw.requant.rounding if plan.calibrated else None,
         "weights": options.weights if plan.weights.quantized else None,
+        "observer": options.observer if plan.calibrated else None,
+        "weight_granularity": options.weight_granularity if plan.weights.quantized else None,
         "ideal_memory": options.ideal_memory,
         "timing_only": options.timing_only,
     }
@@ -175,6 +182,8 @@ def _play_and_compute(
             qparams=prepared.qparams,
             weights=options.weights,
             program=program,
+            observer=options.observer or "minmax",
+            weight_granularity=options.weight_granularity,
         )
 
     if gemm_threads.threads() > 1:

@@ -65,7 +65,8 @@ PARSE_ONLY = {"sweep"}
 
 def run_as_documented(argv: list[str], cwd: Path) -> None:
     """One documented command in ``cwd``: globs expanded as a shell would, simulations with --timing-only
-    (the values path is the main job's test), sweeps only parsed and validated."""
+    (the values path is the main job's test; an accuracy run, ``--data``, is all values: it runs whole),
+    sweeps only parsed and validated."""
     from accelsim.cli import build_parser
     from accelsim.config.sweep import load_sweep
 
@@ -73,7 +74,7 @@ def run_as_documented(argv: list[str], cwd: Path) -> None:
     if argv[0] in PARSE_ONLY:
         load_sweep(build_parser().parse_args(argv).spec)
         return
-    if argv[0] in ("run", "compare") and "--timing-only" not in argv:
+    if argv[0] in ("run", "compare") and "--timing-only" not in argv and "--data" not in argv:
         argv.append("--timing-only")
     assert main(argv) == 0, argv
 

@@ -19,6 +19,7 @@ from accelsim.schemes import Scheme, SchemeName, WeightFormatName, get_scheme, g
 
 #: how weights are scaled: one scale per output channel or one per tensor
 WeightGranularity = Literal["per_channel", "per_tensor"]
+WEIGHT_GRANULARITIES: tuple[WeightGranularity, ...] = ("per_channel", "per_tensor")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,7 @@ class Quantization:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme", get_scheme(self.scheme).name)  # a plain string becomes its SchemeName
-        if self.weight_granularity not in ("per_channel", "per_tensor"):
+        if self.weight_granularity not in WEIGHT_GRANULARITIES:
             raise ValueError(f"weight_granularity must be per_channel or per_tensor, got {self.weight_granularity!r}")
         get_weight_format(self.weights)
         if self.plan.calibrated:

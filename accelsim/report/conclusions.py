@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from accelsim.report.accuracy import pick
 from accelsim.report.cycle_accounting import STALL_CAUSES, cycle_parts, dram_bytes
 from accelsim.report.results import Results
 from accelsim.report.summary import decibels
@@ -153,7 +154,9 @@ def _bound_counts(results: Results) -> str:
 def conclusions(results: Results) -> list[str]:
     """The report's opening bullets, most decision-relevant first."""
     best = fastest_scheme(results)
+    accuracy = results.meta.get("accuracy")
     items = [
+        pick(accuracy["rows"], results.totals, results.meta.get("runs", {})) if accuracy else "",
         _latency(results),
         _traffic(results),
         _accuracy(results),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from matplotlib.figure import Figure
 
+from accelsim.report.accuracy import HEADERS, TOLERANCE_POINTS, accuracy_plot, accuracy_rows
 from accelsim.report.conclusions import array_layers, conclusions, fastest_scheme
 from accelsim.report.cycle_accounting import busy_cycles, cycle_parts, dram_bytes, traffic_parts
 from accelsim.report.document import Bullets, Document, Image, Paragraph, Section, Table
@@ -58,6 +59,10 @@ def _setup(results: Results) -> Section:
     for scheme in results.schemes:
         run = meta.get("runs", {}).get(scheme, {})
         notes = [f"{k.replace('_', ' ')} {run[k]}" for k in ("flavour", "requant_rounding") if run.get(k)]
+        if run.get("observer") not in (None, "minmax"):  # the defaults go unsaid: min-max, per-channel scales
+            notes.append(f"observer {run['observer']}")
+        if run.get("weight_granularity") == "per_tensor":
+            notes.append("per-tensor weight scales")
         if run.get("weights") not in (None, WeightFormatName.SYMMETRIC):  # the default int8 symmetric weights go unsaid
             notes.append(f"{run['weights']} weights")
         notes += [k.replace("_", " ") for k in ("ideal_memory", "timing_only") if run.get(k)]
@@ -92,6 +97,27 @@ def _summary(results: Results) -> Section:
             "(`-` when the folder has no fp32 run). " + note
         )
     return Section("Summary" if len(results.schemes) > 1 else "Totals", [Table(headers, rows), Paragraph(note)])
+
+
+def _accuracy(results: Results, styles: Styles) -> list[Section]:
+    """The accuracy table and plot, when the folder's run measured accuracy on labelled data (``--data``)."""
+    accuracy = results.meta.get("accuracy")
+    if not accuracy:
+        return []
+    data, rows = accuracy["data"], accuracy["rows"]
+    note = (
+        f"Top-1 on the {data['test_images']} test images of `{data['name']}` (sha256 {data['sha256'][:12]}), static "
+        f"calibrated on {data['calibration_images']} calibration images; every image through the bit-exact kernels. "
+        f"The conclusions pick the fastest scheme within {TOLERANCE_POINTS:g} point(s) of fp32's top-1 as run."
+    )
+    figure = accuracy_plot(rows, styles)
+    caption = "Top-1 per scheme variant, colored by scheme; the dashed line is fp32's."
+    return [
+        Section(
+            "Accuracy on labelled data",
+            [Table(HEADERS, accuracy_rows(rows)), Paragraph(note), _image("accuracy", figure, caption)],
+        )
+    ]
 
 
 def _image(name: str, figure: Figure, caption: str) -> Image:
@@ -255,6 +281,7 @@ def performance_document(results: Results) -> Document:
         _setup(results),
         Section("Conclusions", [Bullets(conclusions(results))]),
         _summary(results),
+        *_accuracy(results, styles),
         _cycles(results, styles),
         _traffic(results, styles),
         _latency(results, styles, names),

@@ -102,7 +102,8 @@ def update_results(
     folder: Path, rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]
 ) -> None:
     """Write these schemes' rows, meta and event logs into ``folder``, keeping other schemes' from
-    earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison).
+    earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison),
+    and the last accuracy table (``meta.accuracy``, from ``--data``) when this save has none.
 
     Under the folder's lock, so concurrent runs merge rather than overwrite each other; results of
     another configuration already there are an error (:func:`check_mergeable`).
@@ -118,6 +119,8 @@ def update_results(
             fresh = {row.scheme for row in rows}
             rows = [r for r in old.rows if r.scheme not in fresh] + rows
             meta = {**meta, **{key: {**old.meta.get(key, {}), **meta[key]} for key in ("runs", "events")}}
+            if "accuracy" not in meta and "accuracy" in old.meta:  # a run without --data keeps the last table
+                meta["accuracy"] = old.meta["accuracy"]
             logs = {**old.timeline, **logs}
         results_folder.commit(folder, _files(rows, meta, logs))
 

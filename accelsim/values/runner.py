@@ -79,6 +79,7 @@ from accelsim.quant import (
 from accelsim.quant.dynamic import dynamic_qparams
 from accelsim.quant.layer import dtype_name
 from accelsim.quant.observers import Observer
+from accelsim.quant.options import WEIGHT_GRANULARITIES, WeightGranularity
 from accelsim.quant.rules import ADD_CLAMPS, add_tensors
 from accelsim.quantize_rules import QuantizeRule
 from accelsim.requant_modes import RequantModeName, get_mode
@@ -430,6 +431,7 @@ class _Numerics:
     overflow: str
     keep: frozenset[str]
     weights: str = WeightFormatName.SYMMETRIC  # weight format: symmetric int8, or asymmetric with zero points
+    granularity: WeightGranularity = "per_channel"  # one weight scale per output channel, or per tensor
 
     def prepared(self, view: GemmView, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
@@ -439,14 +441,14 @@ class _Numerics:
 
     def weight_codes(self, view: GemmView, params: LayerParams) -> QuantizedWeight:
         """The layer's weight codes in this run's weight format, kept with its parameters."""
-        return params.quantized_weight(view.kind, weights=self.weights)
+        return params.quantized_weight(view.kind, self.granularity, self.weights)
 
     def run_layer_args(self, scheme: SchemeName | None = None) -> dict[str, object]:
         """run_layer's arguments for a float-activation scheme (static layers run on codes instead)."""
         scheme = scheme or self.scheme
         flavour = {"flavour": self.variant} if SCHEMES[scheme].runtime_activations and self.variant else {}
         return {
-            "quantization": Quantization(scheme=scheme, **flavour),
+            "quantization": Quantization(scheme=scheme, weight_granularity=self.granularity, **flavour),
             "accumulator": Accumulator(bits=self.acc_bits, overflow=self.overflow),
         }
 
@@ -869,23 +871,38 @@ def _execute(steps: list[Step], run: _Run[Activation], sources: dict[str, np.nda
     return layers
 
 
+class Calibration:
+    """Observers of the fp32 network's tensors, fed one batch after another (each through the program of
+    its batch size), then per-tensor parameters: what a static model is calibrated with."""
+
+    def __init__(self, params: dict[str, LayerParams], observer: str = "minmax") -> None:
+        _check(SchemeName.FP32, FlavourName.ONNX, observer)
+        self.observer = observer
+        self.observers: dict[str, Observer] = {}
+        self.run = _FloatRun(_Numerics(SchemeName.FP32, None, 32, "wrap", frozenset()), params, self._observe)
+
+    def _observe(self, name: str, x: np.ndarray) -> None:
+        self.observers.setdefault(name, OBSERVERS[self.observer]()).observe(x)
+
+    def feed(self, workload: Workload, program: Program, sources: dict[str, np.ndarray]) -> None:
+        """One batch of sources (``workload.batch`` samples, the batch ``program`` is lowered for)."""
+        _execute(program_steps(program, workload), self.run, sources)
+
+    def qparams(self, dtype: str = "int8") -> dict[str, QParams]:
+        return {name: obs.qparams(dtype=dtype) for name, obs in self.observers.items()}
+
+
 def calibrate(
     workload: Workload, tensors: WorkloadTensors, program: Program, *, dtype: str = "int8", observer: str = "minmax"
 ) -> dict[str, QParams]:
     """Per-tensor activation parameters from the fp32 network on the calibration batch, one batch at a
     time, computed through ``program``'s layers and GEMM views (the program the static run plays)."""
-    observers: dict[str, Observer] = {}
-
-    def observe(name: str, x: np.ndarray) -> None:
-        observers.setdefault(name, OBSERVERS[observer]()).observe(x)
-
-    run = _FloatRun(_Numerics(SchemeName.FP32, None, 32, "wrap", frozenset()), tensors.params, observe)
-    steps = program_steps(program, workload)
+    calibration = Calibration(tensors.params, observer)
     batches = tensors.calibration[INPUT].shape[0] // workload.batch
     for k in range(batches):
         chunk = slice(k * workload.batch, (k + 1) * workload.batch)
-        _execute(steps, run, {name: x[chunk] for name, x in tensors.calibration.items()})
-    return {name: obs.qparams(dtype=dtype) for name, obs in observers.items()}
+        calibration.feed(workload, program, {name: x[chunk] for name, x in tensors.calibration.items()})
+    return calibration.qparams(dtype)
 
 
 def _check(scheme: str, flavour: str, observer: str, weights: str = WeightFormatName.SYMMETRIC) -> None:
@@ -912,6 +929,7 @@ def run_values(
     qparams: dict[str, QParams] | None = None,
     weights: str = WeightFormatName.SYMMETRIC,
     program: Program | None = None,
+    weight_granularity: WeightGranularity = "per_channel",
 ) -> NetworkValues:
     """Run ``workload``'s numbers under ``scheme`` (fp32, woq, dynamic, static) on ``hw``'s datapath.
 
@@ -924,8 +942,13 @@ def run_values(
     zero point per channel, as ONNX Runtime's quantizer writes them); fp32 has no quantized weights.
     ``program``: the lowered program the values compute (the one the engine plays; :func:`program_steps`);
     lowered here for ``scheme`` when not given, as a prepared model passes the one it compiled.
+    ``weight_granularity``: one weight scale per output channel (default) or one per tensor.
     """
     _check(scheme, flavour, observer, weights)
+    if weight_granularity not in WEIGHT_GRANULARITIES:
+        raise AccelsimError(
+            f"unknown weight granularity {weight_granularity!r}", path="granularity", allowed=list(WEIGHT_GRANULARITIES)
+        )
     if program is None:
         program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
     elif program.scheme != scheme:
@@ -936,7 +959,8 @@ def run_values(
     keep = frozenset(keep_results)
     name, plan = SchemeName(scheme), SCHEMES[SchemeName(scheme)]
     if not plan.calibrated:
-        num = _Numerics(name, flavour if plan.runtime_activations else None, acc.bits, acc.overflow, keep, weights)
+        variant = flavour if plan.runtime_activations else None
+        num = _Numerics(name, variant, acc.bits, acc.overflow, keep, weights, weight_granularity)
         layers = _execute(steps, _FloatRun(num, tensors.params), tensors.inputs)
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
@@ -944,7 +968,8 @@ def run_values(
         # a model's own parameters win; tensors it has none for (a float op of the graph) are calibrated
         calibrated = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
         qparams = calibrated | (qparams or {})
-    run = _StaticRun(_Numerics(name, mode, acc.bits, acc.overflow, keep, weights), tensors.params, qparams)
+    num = _Numerics(name, mode, acc.bits, acc.overflow, keep, weights, weight_granularity)
+    run = _StaticRun(num, tensors.params, qparams)
     layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
 
