@@ -43,7 +43,7 @@ SUPPORTED: dict[str, str] = {
     "x * Clip(x + 3, 0, 6) / 6 and x * HardSigmoid(x, 1/6, 0.5) written out",
     "HardSigmoid": "activation hard_sigmoid (alpha, beta)",
     "LeakyRelu": "activation leaky_relu (alpha)",
-    "Erf": "activation erf (the Erf-GELU pattern 0.5 * x * (1 + Erf(x / sqrt(2))) imports as gelu; a quantized "
+    "Erf": "activation erf, ORT's float32 Erf bit for bit (the Erf-GELU pattern 0.5 * x * (1 + Erf(x / sqrt(2))) imports as gelu; a quantized "
     "model's twin keeps its steps)",
     "Sum": "add (a chain of adds for more than two inputs)",
     "Flatten": "flatten at axis 1; reshape at any other axis; a no-op on an already flat tensor",

@@ -13,6 +13,7 @@ clamped. docs/onnx.md states each formula and the test that checks it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -234,3 +235,51 @@ def softmax(x: np.ndarray, x_scale: np.float32, y_scale: np.float32, y_zero_poin
         ((entries * scale).astype(np.float32) / sums).astype(np.float32), y_zero_point, x.dtype
     )
     return np.moveaxis(out.reshape(moved.shape), -1, axis), saturated
+
+
+#: MLAS's erf (``MlasErfConstants``): the small-argument odd polynomial in x^2 up to |x| = 0.921875, above it
+#: ``1 - exp(-p(|x|))`` with MLAS's own exp (a Cody-Waite split of ln 2, a degree-6 polynomial, 2^k)
+_ERF_SMALL = (-5.99104969e-4, 4.99339588e-3, -2.67667342e-2, 1.12818025e-1, -3.76124859e-1, 1.28379151e-1)
+_ERF_BIG = (1.72948930e-5, -3.83208680e-4, 3.88393435e-3, -2.42545605e-2, 1.06777847e-1, 6.34846687e-1, 1.28717512e-1)
+_EXP = (1.38319808e-3, 8.37550033e-3, 4.16689515e-2, 1.66664466e-1, 4.99999851e-1, 1.0, 1.0)
+
+
+@njit(cache=True, nogil=True)
+def _erf_flat(x, out, small, big, exp):  # pragma: no cover - compiled
+    for i in range(x.size):
+        v = x[i]
+        a = abs(v)
+        if math.isnan(v):
+            out[i] = v
+            continue
+        if a <= np.float32(0.921875):
+            s = np.float32(a * a)
+            r = small[0]
+            for c in small[1:]:
+                r = fma_float32(r, s, c)
+            r = fma_float32(r, a, a)
+        else:
+            r = big[0]
+            for c in big[1:]:
+                r = fma_float32(r, a, c)
+            t = max(np.float32(-88.3762626647949), -fma_float32(r, a, a))
+            magic = np.float32(1.25829120e7)  # 1.5 * 2^23: adding it rounds to an integer
+            k = np.float32(fma_float32(np.float32(1.44269504088896341), t, magic) - magic)
+            f = fma_float32(k, np.float32(-1.42860677e-6), fma_float32(k, np.float32(-6.93145752e-1), t))
+            y = exp[0]
+            for c in exp[1:]:
+                y = fma_float32(y, f, c)
+            r = np.float32(np.float32(1.0) - np.float32(y * np.float32(2.0 ** int(k))))
+        out[i] = np.float32(math.copysign(r, v))  # MLAS ORs the sign back: erf(-0) = -0
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 Erf (MLAS's ``MlasErfKernel``, FMA form): faithfully rounded, within one ulp of
+    the exact erf (about one value in ten differs from the correctly rounded one); equal to ORT's on a million
+    normal values times 3, +-[0, 5] in steps of 5e-5 and the specials (+-0, subnormals, +-inf, NaN, 3e38).
+    A quantized model quantizes it (Erf-GELU's Erf output), so its last bit decides codes at boundaries."""
+    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
+    out = np.empty_like(flat)
+    consts = (np.asarray(c, np.float32) for c in (_ERF_SMALL, _ERF_BIG, _EXP))
+    _erf_flat(flat, out, *consts)
+    return out.reshape(np.shape(x))

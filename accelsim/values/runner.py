@@ -102,12 +102,6 @@ def _gelu_flat(x, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _erf_flat(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = np.float32(math.erf(x[i]))
-
-
-@njit(cache=True, nogil=True)
 def _sigmoid_flat(x, out):  # pragma: no cover - compiled
     for i in range(x.size):
         v = x[i]
@@ -126,12 +120,6 @@ def _elementwise_float32(kernel: Callable[[np.ndarray, np.ndarray], None], x: np
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU as BERT uses it, in float64, rounded once to float32."""
     return _elementwise_float32(_gelu_flat, x)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function in float64, rounded once to float32 (ONNX Erf; a quantized model's Erf-GELU keeps it
-    a step of its own, between its requantizations)."""
-    return _elementwise_float32(_erf_flat, x)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -333,7 +321,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
     "hard_sigmoid": lambda y, p: _hard_sigmoid(y, p["alpha"], p["beta"]),
     "hard_swish": lambda y, p: y * _hard_sigmoid(y, 1 / 6, 0.5),  # ONNX HardSwish's alpha and beta
     "gelu": lambda y, p: gelu(y),
-    "erf": lambda y, p: erf(y),
+    "erf": lambda y, p: ort_vector.erf(y),  # ONNX's Erf: ORT's float32 arithmetic, the reference
 }
 
 
