@@ -19,6 +19,7 @@ from accelsim.kernels.quantize import scale_accumulator
 from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from accelsim.lowering.program import LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
+from accelsim.quant.layer import IMAGE_KINDS
 from accelsim.requant_modes import get_mode
 from accelsim.schemes import WeightFormatName, get_scheme
 from accelsim.values.runner import run_values
@@ -179,7 +180,7 @@ def _accumulator(lv, hw: HardwareConfig) -> str:
 def _static(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:
     t = result.tensors
     xq, w_q = t["input_q"], t["weight_q"]
-    axis = 1 if kind == "conv2d" else -1
+    axis = 1 if kind in IMAGE_KINDS else -1
     real = dequantize_tensor(xq.values, xq.qparams)
     if kind == "matmul":
         operand = (
@@ -242,7 +243,7 @@ def _zero_point_lines(result: LayerResult, channel_axis: int) -> list[str]:
     row = tuple(int(i) for i in index)
     rowsum = int(
         sums[row[0], c // (acc.shape[1] // sums.shape[1]), row[2], row[3]]
-        if result.kind == "conv2d"
+        if result.kind in IMAGE_KINDS
         else sums[row[:-1] + (0,)]
     )
     fix = int(correction[index])
@@ -277,7 +278,7 @@ def _static_answer(act: str) -> str:
 def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:
     t = result.tensors
     x, xq, w_q, acc = t["input"], t["input_q"], t["weight_q"], t["acc"]
-    axis = 1 if kind == "conv2d" else acc.values.ndim - 1
+    axis = 1 if kind in IMAGE_KINDS else acc.values.ndim - 1
     x_scale = xq.qparams.scale if xq.qparams.axis is not None else xq.qparams.scale[0]
     bias = t["bias"].values if "bias" in t else None
     pre = scale_accumulator(acc.values, x_scale, w_q.qparams.scale, bias, axis=axis)

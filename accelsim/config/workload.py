@@ -138,6 +138,65 @@ class Conv2d(LayerBase):
         return math.prod(out_shape) * (in_shapes[0][0] // self.groups) * kh * kw
 
 
+class ConvTranspose2d(LayerBase):
+    """Transposed 2-D convolution (ONNX ConvTranspose, PyTorch ConvTranspose2d): each input pixel scatters
+    its kernel-sized patch, ``Ho = (H - 1)*sh - top - bottom + dh*(kh-1) + output_padding_h + 1``. Weights
+    ``[out_channels, C/groups, kh, kw]`` as conv2d's (so per-channel parameters index axis 0 for both);
+    lowered to a GEMM and a col2im scatter (docs/lowering.md)."""
+
+    type: Literal["conv_transpose2d"]
+    out_channels: Dim
+    kernel: Pair
+    stride: Pair = 1
+    padding: Padding = 0
+    output_padding: Annotated[Window, pair_of(0, 1023)] = 0
+    dilation: Pair = 1
+    groups: Dim = 1
+    bias: bool = True
+    activation: Activation = "none"
+    in_channels: Dim | None = None
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 3:
+            raise FieldError(("inputs",), f"conv_transpose2d needs a [C, H, W] input, got {list(shape)}")
+        c, h, w = shape
+        if self.in_channels is not None and self.in_channels != c:
+            raise FieldError(("in_channels",), f"is {self.in_channels} but the input has {c} channels")
+        if c % self.groups or self.out_channels % self.groups:
+            raise FieldError(
+                ("groups",),
+                f"{self.groups} does not divide in_channels {c} and out_channels {self.out_channels}",
+            )
+        for i, (op, s, d) in enumerate(zip(pair(self.output_padding), pair(self.stride), pair(self.dilation))):
+            if op >= max(s, d):
+                raise FieldError(
+                    ("output_padding",), f"{op} is not below the stride {s} or the dilation {d}", "0 .. max(s, d) - 1"
+                )
+        top, left, bottom, right = sides(self.padding)
+        out = []
+        for size, k, s, d, lo, hi, op in zip(
+            (h, w), pair(self.kernel), pair(self.stride), pair(self.dilation), (top, left), (bottom, right),
+            pair(self.output_padding),
+        ):
+            extent = (size - 1) * s + d * (k - 1) + 1 + op - lo - hi
+            if extent < 1:
+                raise FieldError(("padding",), f"{[top, left, bottom, right]} crops the whole {size}-pixel output")
+            out.append(extent)
+        return (self.out_channels, out[0], out[1])
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        kh, kw = pair(self.kernel)
+        c = in_shapes[0][0]
+        return self.out_channels * (c // self.groups) * kh * kw + (self.out_channels if self.bias else 0)
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        """Every input pixel times its whole kernel (the GEMM's products, those the padding crops included)."""
+        kh, kw = pair(self.kernel)
+        c, h, w = in_shapes[0]
+        return h * w * c * (self.out_channels // self.groups) * kh * kw
+
+
 class Linear(LayerBase):
     type: Literal["linear"]
     out_features: Dim
@@ -387,6 +446,77 @@ class Reshape(LayerBase):
         return tuple(self.shape)
 
 
+class Slice(LayerBase):
+    """Elements ``start, start + step, ...`` below ``end`` of one per-sample axis (ONNX Slice on an
+    activation: attention's q / k / v split). Moves bytes only: a strided DMA fetches the kept elements."""
+
+    type: Literal["slice"]
+    axis: Axis = 0
+    start: Annotated[int, whole(0, MAX_DIM - 1)] = 0
+    end: Annotated[int, whole(1, MAX_DIM)]
+    step: Annotated[int, whole(1, MAX_DIM)] = 1
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        shape = in_shapes[0]
+        axis = _axis(self.axis, len(shape))
+        extent = shape[axis]
+        if self.end > extent:
+            raise FieldError(("end",), f"{self.end} is past the {extent} elements of axis {axis}", f"1 .. {extent}")
+        if self.start >= self.end:
+            raise FieldError(("start",), f"{self.start} is not below end {self.end}", f"0 .. {self.end - 1}")
+        return (*shape[:axis], -(-(self.end - self.start) // self.step), *shape[axis + 1 :])
+
+
+#: how a resize maps an output index to an input coordinate (ONNX Resize's coordinate_transformation_mode)
+CoordinateMode = Literal["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]
+#: how nearest resizing rounds that coordinate (ONNX Resize's nearest_mode)
+NearestMode = Literal["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
+ResizeScale = Annotated[float, number(1 / 1024, 1024.0)]
+
+
+class Resize(LayerBase):
+    """Height and width of a ``[C, H, W]`` input resized by ``scale`` or to ``size``, as ONNX Resize on the
+    last two axes: nearest or (bi)linear, ONNX's coordinate transformations; vector unit (docs/workloads.md)."""
+
+    type: Literal["resize"]
+    mode: Literal["nearest", "linear"] = "nearest"
+    scale: Annotated[list[ResizeScale], Field(min_length=2, max_length=2)] | None = None
+    size: Annotated[list[Dim], Field(min_length=2, max_length=2)] | None = None
+    coordinate_transformation: CoordinateMode = "half_pixel"
+    nearest_mode: NearestMode | None = None
+
+    @model_validator(mode="after")
+    def _scale_or_size(self) -> Resize:
+        if (self.scale is None) == (self.size is None):
+            raise FieldError(("scale",), "give a scale or a size (one of them)", "scale: [h, w] or size: [Ho, Wo]")
+        if self.nearest_mode is not None and self.mode != "nearest":
+            raise FieldError(("nearest_mode",), f"is not a field of {self.mode} resizing", "nearest_mode with nearest")
+        return self
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 3:
+            raise FieldError(("inputs",), f"resize needs a [C, H, W] input, got {list(shape)}")
+        c, h, w = shape
+        out = self.extents((h, w))
+        if min(out) < 1 or max(out) > MAX_DIM:
+            raise FieldError(("scale",), f"{self.scale} makes {[h, w]} into {list(out)}", f"extents 1 .. {MAX_DIM:,}")
+        return (c, *out)
+
+    def extents(self, hw: tuple[int, int]) -> tuple[int, int]:
+        """Output height and width: the size, else ``floor(extent * scale)`` (ONNX Resize)."""
+        if self.size is not None:
+            return self.size[0], self.size[1]
+        assert self.scale is not None  # _scale_or_size
+        return math.floor(hw[0] * self.scale[0]), math.floor(hw[1] * self.scale[1])
+
+    def scales(self, hw: tuple[int, int], out: tuple[int, int]) -> tuple[float, float]:
+        """The scale each axis's coordinate transformation divides by: the given scale, else out / in (ONNX)."""
+        if self.scale is not None:
+            return self.scale[0], self.scale[1]
+        return out[0] / hw[0], out[1] / hw[1]
+
+
 class Lrn(LayerBase):
     """Local response normalization across channels (AlexNet, ZFNet, GoogLeNet), ONNX's definition:
     ``y = x / (bias + alpha / size * sum of x^2 over the size channels around c) ** beta``; vector unit, fp32."""
@@ -546,13 +676,16 @@ Layer = Annotated[
     | Transpose
     | Reshape
     | Lrn
+    | Slice
+    | Resize
+    | ConvTranspose2d
     | ActivationLayer
     | Elementwise
     | ScaleShift,
     Field(discriminator="type"),
 ]
 #: layer types that run on the MAC array (lowered to GEMMs); the others run on the vector unit
-GEMM_LAYERS = (Conv2d, Linear, Matmul)
+GEMM_LAYERS = (Conv2d, ConvTranspose2d, Linear, Matmul)
 
 
 def spatial_out(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
+from typing import NamedTuple
 
-from accelsim.config.workload import Conv2d, LayerShapes, Linear, Matmul, pair, sides
+from accelsim.config.workload import Conv2d, ConvTranspose2d, LayerShapes, Linear, Matmul, pair, sides
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,15 @@ def indices_read(lo: int, hi: int, stride: int, padding: int, dilation: int, ker
     return total
 
 
+class Col2im(NamedTuple):
+    """A conv_transpose2d GEMM's columns ``(c_out, ky, kx)`` of each input pixel, which the vector unit adds
+    into the outputs they land on (or drops, where the padding crops them) as they drain."""
+
+    outputs: int  # output elements of one GEMM (one group)
+    columns: int  # its M x N column values
+    taps: int  # columns per output channel: kh x kw
+
+
 @dataclass(frozen=True)
 class GemmView:
     """One GEMM-lowered layer. ``packed`` > 1: depthwise groups packed block-diagonally per GEMM.
@@ -79,7 +89,7 @@ class GemmView:
     blocks) share one tiling and one set of tiles."""
 
     layer: str = field(compare=False)
-    kind: str  # "conv2d" | "linear" | "matmul"
+    kind: str  # "conv2d" | "conv_transpose2d" | "linear" | "matmul"
     count: int
     m: int
     k: int
@@ -89,6 +99,7 @@ class GemmView:
     packed: int = 1
     b_is_activation: bool = False  # matmul: both operands are activations, no weights
     bias: bool = True  # the layer adds a bias (``bias: false`` layers read none)
+    col2im: Col2im | None = None  # conv_transpose2d: the GEMM's columns scatter-added into the outputs
 
     @property
     def macs(self) -> int:
@@ -185,6 +196,26 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
             )
         return GemmView(
             layer.name, "conv2d", groups, batch * oh * ow, k, n, batch * shapes.macs, window, bias=layer.bias
+        )
+    if isinstance(layer, ConvTranspose2d):
+        c, h, w = shapes.input_shapes[0]
+        out, oh, ow = shapes.output_shape
+        kh, kw = pair(layer.kernel)
+        groups, m = layer.groups, batch * h * w
+        k, n = c // groups, out // groups * kh * kw
+        if groups % packed:
+            raise ValueError(f"{packed} does not divide {groups} groups")
+        return GemmView(
+            layer.name,
+            "conv_transpose2d",
+            groups // packed,
+            m,
+            k * packed,
+            n * packed,
+            batch * shapes.macs,
+            packed=packed,
+            bias=layer.bias,
+            col2im=Col2im(batch * out // groups * oh * ow, m * n, kh * kw),
         )
     if isinstance(layer, Linear):
         leading = prod(shapes.input_shapes[0][:-1])

@@ -29,7 +29,9 @@ from accelsim.config.workload import (
     Lrn,
     MaxPool,
     Reshape,
+    Resize,
     ScaleShift,
+    Slice,
     Softmax,
     Transpose,
     Workload,
@@ -78,6 +80,11 @@ DYNAMIC_QUANTIZE_OPS = 1
 RANGE_OPS = 1  # min/max reduction
 FLOAT_OUTPUT_OPS = 2  # acc * (s_x * s_w) + bias
 MOVE_OPS = 1  # concat / transpose: each element passes a lane once on its way to its new address
+#: conv_transpose2d's col2im: each GEMM column value is added into the output it lands on (or dropped,
+#: when the padding crops it)
+COL2IM_OPS = 1
+#: linear resize per output element: four taps weighted and summed (4 multiplies, 3 adds)
+RESIZE_LINEAR_OPS = 7
 #: LRN per element, plus one add per channel in the window: square, scale and bias (2), power (log,
 #: multiply, exp: 3), divide
 LRN_OPS = 7
@@ -397,7 +404,11 @@ class Lowerer:
                 pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
             last = k[1] == view.k
             outputs = mt * nt if last else 0
+            scatter = 0  # conv_transpose2d: the block's columns are added into its share of the outputs
+            if view.col2im is not None:
+                outputs, scatter = round(outputs * view.col2im.outputs / view.col2im.columns), outputs * COL2IM_OPS
             post_unit, post_cycles = self.post(outputs, activation) if last else (None, 0)
+            post_cycles += self.vector.cycles(scatter) if last else 0
             return Tile(
                 ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
                 weight_bytes=stored_weight_bytes(view, fmt, k, n, sram=False) if new_w else 0,
@@ -414,7 +425,7 @@ class Lowerer:
                 macs=round(mt * kt * nt * useful_fraction),
                 sram_read_bytes=self._array_reads(mt, kt, nt)
                 + (k[0] > 0) * mt * nt * fmt.accumulator
-                + outputs * fmt.accumulator,
+                + mt * nt * last * fmt.accumulator,
                 sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
                 + (stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0)
                 + params.total
@@ -463,6 +474,11 @@ class Lowerer:
             ops = out_elems * (1 + ACTIVATION_OPS[act] + static * (STATIC_REQUANT_OPS + 1))
         elif isinstance(layer, Transpose):  # codes move exactly, whatever the scheme
             ops = out_elems * MOVE_OPS
+        elif isinstance(layer, Slice):  # a strided DMA fetches the kept elements only; codes move exactly
+            in_elems, ops = out_elems, out_elems * MOVE_OPS
+        elif isinstance(layer, Resize):  # nearest gathers codes exactly; linear dequantizes under static
+            linear = layer.mode == "linear"
+            ops = out_elems * (RESIZE_LINEAR_OPS + static * STATIC_REQUANT_OPS if linear else MOVE_OPS)
         elif isinstance(layer, Concat):  # static: each input requantized to the output's parameters
             ops = out_elems * (MOVE_OPS + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, Lrn):

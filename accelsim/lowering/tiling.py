@@ -69,7 +69,10 @@ def stored_weight_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], 
 
 
 def channel_parameters(view: GemmView, fmt: OperandFormat, channels: int) -> ChannelParameters:
-    """Per-channel parameters (bias, scales, zero points) of ``channels`` of ``view``'s output channels."""
+    """Per-channel parameters (bias, scales, zero points) of ``channels`` of ``view``'s output channels (a
+    conv_transpose2d's ``channels`` GEMM columns hold a channel per ``kh x kw`` taps)."""
+    if view.col2im is not None:
+        channels = -(-channels // view.col2im.taps)
     return fmt.channel_parameters(0 if view.b_is_activation else channels, view.bias)
 
 
@@ -217,7 +220,10 @@ def _search(
     k_align = max(k_align, view.taps) if view.window is not None else k_align
     w_bytes = stored_weight_bytes(view, fmt, (0, view.k), (0, view.n), sram=False)  # the blocks partition W
     p_bytes = channel_parameters(view, fmt, view.n).total  # read when an N block starts (docs/lowering.md)
+    # what the blocks store: their outputs (a conv_transpose2d's columns land on fewer outputs: col2im)
     y_bytes = view.m * view.n * fmt.ofmap_dram
+    if view.col2im is not None:
+        y_bytes = view.col2im.outputs * fmt.ofmap_dram
     n_tilings = [
         (nt, -(-view.n // nt), _sizes(view.n, nt), halves.ofmap // (nt * fmt.accumulator))
         for nt in _halvings(view.n, n_align)

@@ -54,7 +54,12 @@ SMALL = 4096
 #: attribute key the fusion pass sets on a node, read by the mapping (the workload's activation names)
 ACTIVATION = "activation"
 #: ops an activation fuses into (the workload layers with an ``activation`` field)
-FUSES_ACTIVATION = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sum", "Sub", "Mul", "Div", "BatchNormalization"})
+FUSES_ACTIVATION = frozenset(
+    {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sum", "Sub", "Mul", "Div", "BatchNormalization"}
+)
+#: convolutions: their constant weight is ``[O, C/groups, kh, kw]`` in the IR (a ConvTranspose's is
+#: rewritten so, :func:`conv_transpose_weights`), so folds scale and shift output channels on axis 0
+CONVS = ("Conv", "ConvTranspose")
 
 
 @dataclass
@@ -226,6 +231,93 @@ def _drop(graph: Graph, node: Node, keep: str) -> None:
     graph.rename(node.outputs[0], keep)
 
 
+def conv_transpose_weights(graph: Graph) -> None:
+    """A ConvTranspose's constant weight ``[C, O/groups, kh, kw]`` (ONNX) becomes ``[O, C/groups, kh, kw]``,
+    a Conv's layout, so the folds below and the workload's conv_transpose2d read output channels on axis 0."""
+    for node in [n for n in graph.nodes if n.op == "ConvTranspose"]:
+        weight = graph.constant(node.inputs[1]) if len(node.inputs) > 1 else None
+        groups = int(node.attrs.get("group", 1))
+        if weight is None or weight.ndim != 4 or weight.shape[0] % groups:
+            continue  # refused by the mapping, naming what is wrong
+        c_per = weight.shape[0] // groups
+        parts = [weight[g * c_per : (g + 1) * c_per].transpose(1, 0, 2, 3) for g in range(groups)]
+        name = f"{node.label}::weight"
+        graph.constants[name] = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        node.inputs = [node.inputs[0], name, *node.inputs[2:]]
+
+
+def _moves_batch_dim(perm: list[int]) -> bool:
+    return perm[:1] != [0]
+
+
+def slice_before_transpose(graph: Graph) -> None:
+    """``Slice(Transpose(x, perm))`` is ``Transpose(Slice(x), perm)`` with the slice's axes mapped through
+    ``perm``, and ``Squeeze(Transpose(y, perm))`` of unit axes is ``Transpose(Squeeze(y), perm')``. Where a
+    Transpose moves the batch dim and only Slices read it (SVTR's q / k / v split: Reshape to ``[N, T, 3, h,
+    d]``, Transpose ``[2, 0, 3, 1, 4]``, Slice and Squeeze axis 0), the slices and squeezes move before it
+    and the transposes left keep the batch first (``[N, h, T, d]``): the model keeps its batch."""
+    for transpose in [n for n in graph.nodes if n.op == "Transpose"]:
+        x, perm = transpose.inputs[0], [int(p) for p in transpose.attrs.get("perm", [])]
+        readers = graph.consumers(transpose.outputs[0])
+        if not perm or not _moves_batch_dim(perm) or transpose.outputs[0] in graph.outputs or x not in graph.shapes:
+            continue
+        if not readers or any(not _constant_slice(graph, r) for r in readers):
+            continue
+        for i, reader in enumerate(readers):
+            axes = graph.constant(reader.inputs[3]) if len(reader.inputs) > 3 and reader.inputs[3] else None
+            rank = len(perm)
+            axes = np.arange(len(graph.constants[reader.inputs[1]])) if axes is None else axes
+            moved = np.asarray([perm[int(a) % rank] for a in axes], np.int64)
+            name = f"{reader.outputs[0]}::axes{len(graph.constants)}"
+            graph.constants[name] = moved
+            sliced = f"{reader.outputs[0]}::before_transpose"
+            out = graph.shapes[reader.outputs[0]]
+            shape = [0] * rank
+            for a, p in enumerate(perm):
+                shape[p] = out[a]
+            graph.shapes[sliced] = tuple(shape)
+            inputs = [x, reader.inputs[1], reader.inputs[2], name, *reader.inputs[4:5]]
+            where = graph.nodes.index(reader)
+            graph.nodes[where] = Node("Slice", reader.name, inputs, [sliced])
+            moved_transpose = Node("Transpose", f"{transpose.label}#{i + 1}", [sliced], reader.outputs, {"perm": perm})
+            graph.nodes.insert(where + 1, moved_transpose)
+            _squeeze_before_transpose(graph, moved_transpose)
+        graph.nodes.remove(transpose)
+
+
+def _constant_slice(graph: Graph, node: Node) -> bool:
+    return node.op == "Slice" and all(graph.constant(t) is not None for t in node.inputs[1:] if t)
+
+
+def _squeeze_before_transpose(graph: Graph, transpose: Node) -> None:
+    """A Squeeze of unit axes that alone reads ``transpose`` runs before it, the transpose's perm narrowed."""
+    readers = graph.consumers(transpose.outputs[0])
+    if len(readers) != 1 or readers[0].op != "Squeeze" or transpose.outputs[0] in graph.outputs:
+        return
+    squeeze, perm = readers[0], transpose.attrs["perm"]
+    before, after = graph.shapes[transpose.inputs[0]], graph.shapes.get(squeeze.outputs[0])
+    shape = graph.shapes[transpose.outputs[0]]
+    if after is None:
+        return
+    axes = graph.constant(squeeze.inputs[1]) if len(squeeze.inputs) > 1 and squeeze.inputs[1] else None
+    gone = (
+        [a for a in range(len(perm)) if shape[a] == 1]
+        if axes is None
+        else sorted({int(a) % len(perm) for a in np.asarray(axes).reshape(-1)})
+    )
+    kept = [a for a in range(len(perm)) if a not in gone]
+    if [shape[a] for a in kept] != list(after) or any(shape[a] != 1 for a in gone):
+        return
+    dropped = sorted(perm[a] for a in gone)
+    narrowed = [perm[a] - sum(d < perm[a] for d in dropped) for a in kept]
+    squeezed = f"{squeeze.outputs[0]}::before_transpose"
+    graph.shapes[squeezed] = tuple(d for i, d in enumerate(before) if i not in dropped)
+    squeeze.inputs, squeeze.outputs[0], output = [transpose.inputs[0]], squeezed, squeeze.outputs[0]
+    transpose.inputs, transpose.outputs, transpose.attrs = [squeezed], [output], {"perm": narrowed}
+    graph.nodes.remove(transpose)
+    graph.nodes.insert(graph.nodes.index(squeeze) + 1, transpose)
+
+
 def remove_passthroughs(graph: Graph) -> None:
     """Identity and Dropout (inference mode, mask unread) disappear."""
     for node in list(graph.nodes):
@@ -247,7 +339,7 @@ def fold_batchnorm(graph: Graph) -> None:
     for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
         conv = graph.producer(bn.inputs[0])
         folded = batchnorm_scale(graph, bn)
-        if conv is None or conv.op != "Conv" or folded is None or not graph.only_feeds(bn.inputs[0], bn):
+        if conv is None or conv.op not in CONVS or folded is None or not graph.only_feeds(bn.inputs[0], bn):
             continue
         weight = graph.constant(conv.inputs[1])
         if weight is None or len(bn.outputs) > 1 and any(graph.consumers(o) for o in bn.outputs[1:]):
@@ -290,13 +382,13 @@ def fold_bias_add(graph: Graph) -> None:
     for add in [n for n in graph.nodes if n.op == "Add"]:
         for tensor in add.inputs:
             node = graph.producer(tensor)
-            if node is None or node.op not in ("Conv", "MatMul") or not graph.only_feeds(tensor, add):
+            if node is None or node.op not in (*CONVS, "MatMul") or not graph.only_feeds(tensor, add):
                 continue
             weight = graph.constant(node.inputs[1])
             if weight is None or node.op == "MatMul" and weight.ndim != 2:
                 continue
-            channels = weight.shape[0] if node.op == "Conv" else weight.shape[1]
-            bias = _bias_vector(graph, add, tensor, channels, node.op == "Conv")
+            channels = weight.shape[0] if node.op in CONVS else weight.shape[1]
+            bias = _bias_vector(graph, add, tensor, channels, node.op in CONVS)
             if bias is None or add.attrs.get(ACTIVATION):
                 continue
             current = graph.constant(node.inputs[2]) if len(node.inputs) > 2 else None
@@ -338,7 +430,7 @@ def fuse_activations(graph: Graph) -> None:
         if not graph.only_feeds(act.inputs[0], act):
             continue
         weight_matmul = producer.op != "MatMul" or graph.constant(producer.inputs[1]) is not None
-        if not weight_matmul or kind not in CLAMPS and producer.op not in ("Conv", "Gemm", "MatMul"):
+        if not weight_matmul or kind not in CLAMPS and producer.op not in (*CONVS, "Gemm", "MatMul"):
             continue
         producer.attrs[ACTIVATION] = kind
         producer.outputs[0] = act.outputs[0]
@@ -390,9 +482,9 @@ def fold_channel_affine(graph: Graph) -> None:
             if producer is None or not graph.only_feeds(tensor, node) or tensor not in graph.shapes:
                 continue
             vector = channel_vector(graph.constant(other), graph.shapes[tensor])
-            if vector is None or producer.op == "Conv" and node.op == "Add":  # a Conv's bias Add: fold_bias_add
+            if vector is None or producer.op in CONVS and node.op == "Add":  # a Conv's bias Add: fold_bias_add
                 continue
-            weight = graph.constant(producer.inputs[1]) if producer.op == "Conv" else None
+            weight = graph.constant(producer.inputs[1]) if producer.op in CONVS else None
             if weight is not None:
                 bias = graph.constant(producer.inputs[2]) if len(producer.inputs) > 2 else None
                 base = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
@@ -605,6 +697,8 @@ def import_graph(model: ModelProto, file: str, *, merge_steps: bool = True) -> G
     requantizes after each."""
     graph = from_model(model, file)
     for rewrite in (
+        conv_transpose_weights,
+        slice_before_transpose,
         remove_passthroughs,
         match_layernorm,
         unflatten_softmax,

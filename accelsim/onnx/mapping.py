@@ -52,7 +52,14 @@ SUPPORTED: dict[str, str] = {
     "Squeeze": "reshape (a no-op when it keeps the shape)",
     "Unsqueeze": "reshape",
     "Concat": "concat along a per-sample axis (any number of activations)",
-    "Transpose": "transpose of the per-sample axes (the batch stays first; a no-op for the identity perm)",
+    "Transpose": "transpose of the per-sample axes (the batch stays first; a no-op for the identity perm); a "
+    "Transpose that moves the batch dim and is read only by Slices (then Squeezes) moves after them",
+    "Slice": "slice on activations: one slice layer per sliced per-sample axis (constant starts / ends / axes, "
+    "steps >= 1; the batch dim whole); folded at import on constants",
+    "Resize": "resize of H and W (nearest with any nearest_mode, or linear; coordinate_transformation_mode "
+    "half_pixel, pytorch_half_pixel, align_corners or asymmetric; constant scales [1, 1, sh, sw] or sizes)",
+    "ConvTranspose": "conv_transpose2d (2-D; groups, dilations, strides, pads, output_padding, output_shape, "
+    "auto_pad); a following bias Add, BatchNormalization, per-channel Mul and activation fold into it",
     "LRN": "lrn (size, alpha, beta, bias)",
     "Softmax": "softmax over any per-sample axis (the layer's axis; also the Flatten / Softmax / Reshape onnx's "
     "version converter writes for an opset < 13 Softmax on the last axis)",
@@ -70,7 +77,7 @@ SUPPORTED: dict[str, str] = {
     "Dropout": "removed (inference)",
     "Constant": "a constant, folded at import",
     "ConstantOfShape": "a constant, folded at import",
-    "Shape, Size, Gather, Slice, Concat, Unsqueeze, Squeeze, Cast, ... on constants": "folded at import "
+    "Shape, Size, Gather, Concat, Unsqueeze, Squeeze, Cast, ... on constants": "folded at import "
     "with onnx's ReferenceEvaluator (any deterministic op whose inputs are all constants or static shapes)",
 }
 #: op -> why the workload layer types cannot express it today (each is refused, naming the node)
@@ -80,8 +87,6 @@ UNSUPPORTED: dict[str, str] = {
     "ReduceMean": "no reduction layer (a written-out LayerNorm over the last axis imports as layernorm)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
-    "Resize": "no resize / upsampling layer",
-    "ConvTranspose": "no transposed convolution layer",
     "QuantizeLinear": "quantized (QDQ) models are not imported yet",
     "DequantizeLinear": "quantized (QDQ) models are not imported yet",
     "QLinearConv": "QOperator models are not imported yet",
@@ -260,6 +265,52 @@ def _conv(b: Builder, node: Node) -> None:
         "dilation": dilations,
         "groups": int(node.attrs.get("group", 1)),
         "bias": bias is not None,
+        **_activation(node),
+    }
+    b.emit(node, layer, [b.source(node, node.inputs[0])], weight, bias)
+
+
+def _conv_transpose(b: Builder, node: Node) -> None:
+    """ConvTranspose (its weight already ``[O, C/groups, kh, kw]``, graph.conv_transpose_weights): the pads
+    the output shape shape inference gave implies (explicit pads, output_shape, auto_pad alike), the begin
+    side from the attributes, ONNX's rule for the split of a computed total."""
+    if not b.lead:
+        raise b.one_sample_error(node)
+    shape = b.shape(node, node.inputs[0])
+    weight = b.weight(node, 1)
+    groups = int(node.attrs.get("group", 1))
+    if len(shape) != 3 or weight.ndim != 4:
+        raise b.graph.error(node, f"only 2-D transposed convolutions import; the input is [N, {', '.join(map(str, shape))}]")
+    if weight.shape[1] * groups != shape[0]:
+        raise b.graph.error(node, f"the weight {list(weight.shape)} does not fit {shape[0]} input channels in {groups} groups")
+    kernel = list(weight.shape[2:])
+    strides, dilations = _ints(node, "strides", [1, 1]), _ints(node, "dilations", [1, 1])
+    output_padding = _ints(node, "output_padding", [0, 0])
+    out = b.shape(node, node.outputs[0])[1:]
+    full = [(i - 1) * s + d * (k - 1) + 1 + p for i, s, d, k, p in zip(shape[1:], strides, dilations, kernel, output_padding)]
+    totals = [f - o for f, o in zip(full, out)]
+    mode = _auto_pad(node)
+    if "output_shape" in node.attrs or mode in ("SAME_UPPER", "SAME_LOWER"):
+        begin = [t // 2 if mode == "SAME_UPPER" else t - t // 2 for t in totals]
+    else:
+        begin = _ints(node, "pads", [0, 0, 0, 0])[:2] if mode != "VALID" else [0, 0]
+    end = [t - lo for t, lo in zip(totals, begin)]
+    for axis in (0, 1):  # a negative end is output padding (an output_shape past the full extent)
+        if end[axis] < 0:
+            output_padding[axis] -= end[axis]
+            end[axis] = 0
+    bias = b.constant(node, 2, "bias")
+    pads = [*begin, *end]
+    layer = {
+        "type": "conv_transpose2d",
+        "out_channels": weight.shape[0],
+        "kernel": kernel,
+        "stride": strides,
+        "padding": pads[:2] if pads[:2] == pads[2:] else pads,
+        "dilation": dilations,
+        "groups": groups,
+        "bias": bias is not None,
+        **({"output_padding": output_padding} if any(output_padding) else {}),
         **_activation(node),
     }
     b.emit(node, layer, [b.source(node, node.inputs[0])], weight, bias)
@@ -490,6 +541,83 @@ def _transpose(b: Builder, node: Node) -> None:
     b.emit(node, {"type": "transpose", "perm": per_sample}, [b.source(node, node.inputs[0])])
 
 
+def _slice(b: Builder, node: Node) -> None:
+    """Slice of an activation: one slice layer per per-sample axis it narrows (ONNX's clamping of starts and
+    ends; steps >= 1); the batch dim only whole."""
+    shape = b.shape(node, node.inputs[0])
+    starts, ends = (b.constant(node, i, what) for i, what in ((1, "starts"), (2, "ends")))
+    assert starts is not None and ends is not None  # required inputs
+    rank = len(shape) + b.lead
+    axes = b.constant(node, 3, "axes")
+    steps = b.constant(node, 4, "steps")
+    full = (b.batch, *shape) if b.lead else shape
+    source = b.source(node, node.inputs[0])
+    cuts: list[dict[str, Any]] = []
+    for i, (start, end) in enumerate(zip(starts.astype(np.int64), ends.astype(np.int64))):
+        axis = int(axes[i]) % rank if axes is not None else i
+        step = int(steps[i]) if steps is not None else 1
+        extent = full[axis]
+        if step < 1:
+            raise b.graph.error(node, f"step {step} on axis {axis}", "steps >= 1 (no reversal)")
+        first, stop = (int(min(max(v + extent if v < 0 else v, 0), extent)) for v in (start, end))
+        if first == 0 and stop == extent and step == 1:
+            continue
+        if stop <= first:
+            raise b.graph.error(node, f"selects nothing of axis {axis} ([{first}:{stop}])", "a non-empty slice")
+        cuts.append({"axis": b.axis(node, axis, len(shape)), "start": first, "end": stop, "step": step})
+    if not cuts:
+        b.alias(node, node.inputs[0])
+        return
+    for i, cut in enumerate(cuts):
+        last = i == len(cuts) - 1
+        output = node.outputs[0] if last else f"{node.outputs[0]}:axis{cut['axis']}"
+        fields = {"type": "slice", **{k: v for k, v in cut.items() if (k, v) not in (("start", 0), ("step", 1))}}
+        source = b.emit(node, fields, [source], output=output)
+
+
+#: Resize's coordinate transformations a resize layer computes
+RESIZE_COORDINATES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
+
+
+def _text(node: Node, key: str, default: str) -> str:
+    value = node.attrs.get(key, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _resize(b: Builder, node: Node) -> None:
+    """Resize of the last two axes of a ``[N, C, H, W]`` activation by constant scales or to constant sizes."""
+    if not b.lead:
+        raise b.one_sample_error(node)
+    shape = b.shape(node, node.inputs[0])
+    mode, coordinates = _text(node, "mode", "nearest"), _text(node, "coordinate_transformation_mode", "half_pixel")
+    if len(shape) != 3:
+        raise b.graph.error(node, f"resizes a [N, {', '.join(map(str, shape))}] tensor", "[N, C, H, W]")
+    if mode not in ("nearest", "linear"):
+        raise b.graph.error(node, f"mode {mode!r}", "nearest or linear")
+    if coordinates not in RESIZE_COORDINATES:
+        raise b.graph.error(node, f"coordinate_transformation_mode {coordinates!r}", ", ".join(RESIZE_COORDINATES))
+    if int(node.attrs.get("antialias", 0)) or _text(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise b.graph.error(node, "antialias or a kept aspect ratio", "antialias 0, keep_aspect_ratio_policy stretch")
+    axes = [int(a) % 4 for a in node.attrs.get("axes", [0, 1, 2, 3])]
+    scales, sizes = (b.constant(node, i, what) for i, what in ((2, "scales"), (3, "sizes")))
+    layer: dict[str, Any] = {"type": "resize", "mode": mode, "coordinate_transformation": coordinates}
+    given = scales if scales is not None and scales.size else sizes
+    if given is None or given.size != len(axes):
+        raise b.graph.error(node, "has no constant scales or sizes for its axes", "scales [1, 1, sh, sw] or sizes")
+    full = dict(zip(axes, given.reshape(-1).tolist()))
+    unchanged = [1.0] * 4 if given is scales else [b.batch, *shape]  # what keeps an axis as it is
+    if any(full.get(a, unchanged[a]) != unchanged[a] for a in (0, 1)):
+        raise b.graph.error(node, f"resizes the batch or channel axis ({given.tolist()})", "H and W only")
+    hw = [full.get(a, unchanged[a]) for a in (2, 3)]
+    if given is scales:
+        layer["scale"] = [float(v) for v in hw]
+    else:
+        layer["size"] = [int(v) for v in hw]
+    if mode == "nearest":
+        layer["nearest_mode"] = _text(node, "nearest_mode", "round_prefer_floor")
+    b.emit(node, layer, [b.source(node, node.inputs[0])])
+
+
 def _lrn(b: Builder, node: Node) -> None:
     if not b.lead:
         raise b.one_sample_error(node)
@@ -543,6 +671,7 @@ def _layernorm(b: Builder, node: Node) -> None:
 
 HANDLERS: dict[str, Handler] = {
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "MaxPool": _pool,
@@ -560,6 +689,8 @@ HANDLERS: dict[str, Handler] = {
     "Unsqueeze": _reshape,
     "Concat": _concat,
     "Transpose": _transpose,
+    "Slice": _slice,
+    "Resize": _resize,
     "LRN": _lrn,
     "Softmax": _softmax,
     "Cast": _cast,

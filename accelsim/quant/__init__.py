@@ -33,6 +33,7 @@ _HOME = {
         (
             "Accumulator",
             "ConvGeometry",
+            "ConvTransposeGeometry",
             "LayerResult",
             "Prepared",
             "QuantizedWeight",
@@ -65,6 +66,7 @@ __all__ = [
     "RULES",
     "Accumulator",
     "ConvGeometry",
+    "ConvTransposeGeometry",
     "LayerResult",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",

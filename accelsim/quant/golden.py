@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.atomic_file import write_atomic
+from accelsim.kernels.col2im import ConvTransposeGeometry
 from accelsim.quant.layer import LayerResult, input_row_sums, zero_point_correction
 
 GOLDEN_FORMAT_VERSION = 1
@@ -53,6 +54,11 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
             "padding_top_left_bottom_right": result.geometry.padding,
             "dilation": result.geometry.dilation,
             "groups": result.geometry.groups,
+            **(
+                {"output_padding": result.geometry.output_padding}
+                if isinstance(result.geometry, ConvTransposeGeometry)
+                else {}
+            ),
         },
         "settings": {k: v for k, v in result.settings.items()},
         "accumulator_overflows": result.accumulator_overflows,
@@ -61,6 +67,7 @@ def golden_arrays(result: LayerResult) -> dict[str, np.ndarray]:
         "bias_saturations": result.bias_saturations,
         "layouts": {
             "conv2d": "activations NCHW, weights [O, C/groups, kh, kw]",
+            "conv_transpose2d": "activations NCHW, weights [O, C/groups, kh, kw] (col2im of each pixel's patch)",
             "linear": "x[..., in], weights [out, in]",
             "matmul": "x[..., K] @ weight[K, N]",
         }[result.kind],

@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from accelsim.dynamic_flavours import get_flavour
+from accelsim.kernels.col2im import ConvTransposeGeometry, float_conv_transpose2d, int_conv_transpose2d
 from accelsim.kernels.conv import ConvGeometry, float_conv2d, int_conv2d, pack_conv_weights, requant_conv2d
 from accelsim.kernels.gemm import (
     INT32_WRAP,
@@ -41,7 +42,11 @@ from accelsim.quant.rules import dequantize_tensor, quantize_tensor
 from accelsim.requant_modes import RequantMode, RequantModeName, get_mode
 from accelsim.schemes import SchemeName, WeightFormatName, get_weight_format
 
-LAYER_KINDS = ("conv2d", "linear", "matmul")
+LAYER_KINDS = ("conv2d", "conv_transpose2d", "linear", "matmul")
+#: the kinds whose activations are NCHW images (output channels on axis 1)
+IMAGE_KINDS = ("conv2d", "conv_transpose2d")
+#: a conv2d's window geometry or a conv_transpose2d's scatter geometry
+Geometry = ConvGeometry | ConvTransposeGeometry
 
 
 @functools.cache
@@ -79,7 +84,7 @@ class LayerResult:
     input_saturations: int = 0
     bias_saturations: int = 0
     requant: RequantParams | None = None
-    geometry: ConvGeometry | None = None
+    geometry: Geometry | None = None
     settings: dict[str, object] = field(default_factory=dict)
     acc_range: tuple[int, int] | None = None  # (min, max) of "acc" when its producer saw them (the requant unit)
 
@@ -104,12 +109,12 @@ class _Layer:
     """The layer's shape logic: which axis holds output channels and how to run it as GEMM/conv."""
 
     kind: str
-    geometry: ConvGeometry | None
+    geometry: Geometry | None
 
     @property
     def channel_axis(self) -> int:
         """Output channels: axis 1 of NCHW conv outputs, the last axis of linear/matmul outputs."""
-        return 1 if self.kind == "conv2d" else -1
+        return 1 if self.kind in IMAGE_KINDS else -1
 
     @property
     def weight_axis(self) -> int:
@@ -122,7 +127,9 @@ class _Layer:
 
     def run_float(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """float32 reference of the layer (fp32 and woq schemes, and static calibration)."""
-        if self.geometry is not None:
+        if isinstance(self.geometry, ConvTransposeGeometry):
+            y = float_conv_transpose2d(x, w, self.geometry)
+        elif self.geometry is not None:
             y = float_conv2d(x, w, self.geometry)
         else:
             y = float_gemm(
@@ -144,7 +151,7 @@ class _Layer:
             plan is None
             or xq.dtype.itemsize != 1
             or np.dtype(rq.output.numpy_dtype).itemsize != 1
-            or self.kind == "matmul"
+            or self.kind in ("matmul", "conv_transpose2d")
             or (self.geometry is not None and self.geometry.groups != 1)
             or plan[0].size != wq.codes.shape[0]  # per-tensor weights: the epilogue reads one multiplier per channel
         ):
@@ -161,7 +168,7 @@ class _Layer:
             plan=plan,
             out_dtype=rq.output.numpy_dtype,
         )
-        if self.geometry is not None:
+        if isinstance(self.geometry, ConvGeometry):
             kernel = (wq.codes.shape[2], wq.codes.shape[3])
             return requant_conv2d(xq, kernel, self.geometry, lambda k_order: wq.packed(1, k_order), epilogue)
         out = requant_gemm(xq.reshape(-1, xq.shape[-1]), wq.packed(1)[0], epilogue)
@@ -176,6 +183,17 @@ class _Layer:
         acc: Accumulator,
     ) -> AccumulatorResult:
         """The array's integer accumulation, output laid out like the float output."""
+        if isinstance(self.geometry, ConvTransposeGeometry):
+            return int_conv_transpose2d(
+                xq,
+                wq.codes,
+                self.geometry,
+                x_zero_point=zero_point,
+                w_zero_point=wq.zero_point,
+                bias=bias_q,
+                acc_bits=acc.bits,
+                overflow=acc.overflow,
+            )
         if self.geometry is not None:
             groups = self.geometry.groups
             return int_conv2d(
@@ -333,25 +351,29 @@ def quantize_weight(
 
 def input_row_sums(result: LayerResult) -> np.ndarray:
     """``sum_k (x_q - z_x)`` of every GEMM row of a result's input codes, int64: the per-row sum the weight
-    zero point multiplies. Linear/matmul ``[..., 1]``; conv2d ``[N, groups, OH, OW]`` (a ones-kernel
-    convolution per group over the zero-point padded input). Dynamic per-row zero points included."""
+    zero point multiplies. Linear/matmul ``[..., 1]``; conv2d and conv_transpose2d ``[N, groups, OH, OW]``
+    (a ones-kernel convolution, or transposed convolution, per group over the zero-point padded input).
+    Dynamic per-row zero points included."""
     xq = result.tensors["input_q"]
     zp = xq.codes_qparams.zero_point.astype(np.int64)
-    if result.kind != "conv2d":
+    if result.kind not in IMAGE_KINDS:
         codes = xq.values.reshape(-1, xq.values.shape[-1])
         sums = codes.sum(axis=1, dtype=np.int64) - codes.shape[1] * (zp if zp.size > 1 else zp[0])
         return sums.reshape(*xq.values.shape[:-1], 1)
     g = result.geometry
     if g is None:
-        raise ValueError("a conv2d result carries its geometry")
+        raise ValueError(f"a {result.kind} result carries its geometry")
     kh, kw = result.tensors["weight_q"].values.shape[2:]
     codes = (
         xq.values if zp.size == 1 else (xq.values.astype(np.int16) - zp.reshape(-1, 1, 1, 1).astype(np.int16))
     )  # per image
     ones = np.ones((g.groups, codes.shape[1] // g.groups, kh, kw), np.int8)
-    return int_conv2d(codes, ones, g, x_zero_point=int(zp[0]) if zp.size == 1 else 0, acc_bits=64).values.astype(
-        np.int64
-    )
+    x_zero_point = int(zp[0]) if zp.size == 1 else 0
+    if isinstance(g, ConvTransposeGeometry):
+        sums = int_conv_transpose2d(codes, ones, g, x_zero_point=x_zero_point, acc_bits=64)
+    else:
+        sums = int_conv2d(codes, ones, g, x_zero_point=x_zero_point, acc_bits=64)
+    return sums.values.astype(np.int64)
 
 
 def zero_point_correction(result: LayerResult) -> np.ndarray | None:
@@ -366,7 +388,7 @@ def zero_point_correction(result: LayerResult) -> np.ndarray | None:
         w_qp.zero_point.astype(np.int64),
         (result.tensors["weight_q"].values.shape[_Layer(result.kind, None).weight_axis],),
     )
-    if result.kind != "conv2d":
+    if result.kind not in IMAGE_KINDS:
         return -sums * zw
     groups = sums.shape[1]
     return -np.repeat(sums, zw.size // groups, axis=1) * zw.reshape(1, -1, 1, 1)
@@ -390,13 +412,22 @@ STATIC_TFLITE = Quantization()
 NOTHING_PREPARED = Prepared()
 
 
-def _layer(kind: str, geometry: ConvGeometry | None) -> _Layer:
-    """The layer's shape logic; a conv2d without ``geometry`` has stride 1, no padding, one group."""
+#: the geometry each image kind takes, and its default (stride 1, no padding, one group)
+GEOMETRIES: dict[str, type[ConvGeometry] | type[ConvTransposeGeometry]] = {
+    "conv2d": ConvGeometry,
+    "conv_transpose2d": ConvTransposeGeometry,
+}
+
+
+def _layer(kind: str, geometry: Geometry | None) -> _Layer:
+    """The layer's shape logic; a conv2d / conv_transpose2d without ``geometry`` has stride 1, no padding,
+    one group."""
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
-    if kind != "conv2d" and geometry is not None:
-        raise ValueError(f"a {kind} layer has no conv geometry")
-    return _Layer(kind, geometry or ConvGeometry() if kind == "conv2d" else None)
+    takes = GEOMETRIES.get(kind)
+    if geometry is not None and (takes is None or not isinstance(geometry, takes)):
+        raise ValueError(f"a {kind} layer has no {type(geometry).__name__}")
+    return _Layer(kind, geometry or takes() if takes is not None else None)
 
 
 def _settings(activation: str | None, acc: Accumulator, weight_granularity: str) -> dict[str, object]:
@@ -416,7 +447,7 @@ def run_layer(
     *,
     quantization: Quantization = STATIC_TFLITE,
     activation: str | None = None,
-    geometry: ConvGeometry | None = None,
+    geometry: Geometry | None = None,
     accumulator: Accumulator = INT32_WRAP,
     prepared: Prepared = NOTHING_PREPARED,
 ) -> LayerResult:
@@ -495,7 +526,7 @@ def _run_dynamic(
     settings: dict[str, object],
 ) -> LayerResult:
     f = get_flavour(flavour)
-    rows = x.reshape(x.shape[0], -1) if layer.kind == "conv2d" else x.reshape(-1, x.shape[-1])
+    rows = x.reshape(x.shape[0], -1) if layer.kind in IMAGE_KINDS else x.reshape(-1, x.shape[-1])
     if in_qp is None:
         xq_rows, x_qp = dynamic_quantize(rows, f)
     else:
@@ -516,7 +547,7 @@ def _run_dynamic(
         bias_f,
         axis=layer.channel_axis % acc.values.ndim,
         fused=f.fused_output,
-        channel_scale_first=f.conv_channel_scale_first and layer.kind == "conv2d",
+        channel_scale_first=f.conv_channel_scale_first and layer.kind in IMAGE_KINDS,
     )
     y = _apply_float_activation(y, activation)
     tensors |= {
@@ -546,7 +577,7 @@ def run_static_codes(
     *,
     requant_mode: str = RequantModeName.TFLITE,
     activation: str | None = None,
-    geometry: ConvGeometry | None = None,
+    geometry: Geometry | None = None,
     accumulator: Accumulator = INT32_WRAP,
     keep_accumulators: bool = True,
 ) -> LayerResult:

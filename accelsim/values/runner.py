@@ -33,6 +33,7 @@ from accelsim.config.workload import (
     Add,
     AvgPool,
     Concat,
+    ConvTranspose2d,
     Elementwise,
     Flatten,
     LayerBase,
@@ -43,7 +44,9 @@ from accelsim.config.workload import (
     MaxPool,
     Pool,
     Reshape,
+    Resize,
     ScaleShift,
+    Slice,
     Softmax,
     Transpose,
     Workload,
@@ -62,6 +65,7 @@ from accelsim.quant import (
     OBSERVERS,
     Accumulator,
     ConvGeometry,
+    ConvTransposeGeometry,
     LayerResult,
     Prepared,
     QParams,
@@ -364,7 +368,7 @@ def scale_shift(x: np.ndarray, params: LayerParams, activation: str) -> np.ndarr
     return activate(y.astype(np.float32), activation)
 
 
-def layout(layer: Reshape | Transpose | Concat, inputs: list[np.ndarray]) -> np.ndarray:
+def layout(layer: Reshape | Transpose | Concat | Slice, inputs: list[np.ndarray]) -> np.ndarray:
     """A layout layer on batch-first arrays of any dtype (float values or codes of one set of parameters):
     the per-sample axes of the layer are the array's from 1 on."""
     x = inputs[0]
@@ -372,7 +376,61 @@ def layout(layer: Reshape | Transpose | Concat, inputs: list[np.ndarray]) -> np.
         return x.reshape(x.shape[0], *layer.shape)
     if isinstance(layer, Transpose):
         return np.ascontiguousarray(x.transpose(0, *(a + 1 for a in layer.perm)))
+    if isinstance(layer, Slice):
+        index = [slice(None)] * x.ndim
+        index[_sample_axis(layer.axis, x.ndim)] = slice(layer.start, layer.end, layer.step)
+        return np.ascontiguousarray(x[tuple(index)])
     return np.concatenate(inputs, axis=layer.axis % (x.ndim - 1) + 1)
+
+
+def _resize_coordinates(layer: Resize, size: int, out: int, scale: float) -> np.ndarray:
+    """The input coordinate (float32, as ONNX Runtime computes it) of every output index along one axis."""
+    i = np.arange(out, dtype=np.float32)
+    mode, s = layer.coordinate_transformation, np.float32(scale)
+    if mode == "asymmetric":
+        return i / s
+    if mode == "align_corners":
+        return np.zeros(out, np.float32) if out == 1 else i * np.float32((size - 1) / (out - 1))
+    if mode == "pytorch_half_pixel" and out == 1:
+        return np.zeros(out, np.float32)
+    return (i + np.float32(0.5)) / s - np.float32(0.5)  # half_pixel, pytorch_half_pixel
+
+
+#: ONNX Resize's nearest_mode: the input index each rounding takes for a coordinate
+NEAREST_ROUNDING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "round_prefer_floor": lambda c: np.ceil(c - np.float32(0.5)),
+    "round_prefer_ceil": lambda c: np.floor(c + np.float32(0.5)),
+    "floor": np.floor,
+    "ceil": np.ceil,
+}
+
+
+def resize_taps(layer: Resize, size: int, out: int, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis: the two input indices each output reads and the second one's weight (nearest: one
+    index twice, weight 0). Coordinates outside the input read its edge, as ONNX Runtime's resize does."""
+    coordinate = _resize_coordinates(layer, size, out, scale)
+    if layer.mode == "nearest":
+        rounding = NEAREST_ROUNDING[layer.nearest_mode or "round_prefer_floor"]
+        index = np.clip(rounding(coordinate), 0, size - 1).astype(np.intp)
+        return index, index, np.zeros(out, np.float32)
+    coordinate = np.clip(coordinate, np.float32(0), np.float32(size - 1))
+    low = np.floor(coordinate).astype(np.intp)
+    return low, np.minimum(low + 1, size - 1), (coordinate - low).astype(np.float32)
+
+
+def resize(layer: Resize, x: np.ndarray) -> np.ndarray:
+    """Resize the last two axes of batch-first NCHW ``x``: nearest picks an element (codes or floats alike),
+    linear weighs the four neighbours in float32, ``(1-dy)((1-dx) x00 + dx x01) + dy((1-dx) x10 + dx x11)``."""
+    hw = (x.shape[2], x.shape[3])
+    out = layer.extents(hw)
+    scales = layer.scales(hw, out)
+    (y0, y1, dy), (x0, x1, dx) = (resize_taps(layer, hw[a], out[a], scales[a]) for a in (0, 1))
+    if layer.mode == "nearest":
+        return np.ascontiguousarray(x[:, :, y0[:, None], x0[None, :]])
+    one = np.float32(1)
+    top = x[:, :, y0][..., x0] * (one - dx) + x[:, :, y0][..., x1] * dx
+    bottom = x[:, :, y1][..., x0] * (one - dx) + x[:, :, y1][..., x1] * dx
+    return (top * (one - dy[:, None]) + bottom * dy[:, None]).astype(np.float32)
 
 
 def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | None) -> np.ndarray:
@@ -386,8 +444,10 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
         return activate((x + rest[0]).astype(np.float32), layer.activation)
     if isinstance(layer, Flatten):
         return x.reshape(x.shape[0], -1)
-    if isinstance(layer, (Reshape, Transpose, Concat)):
+    if isinstance(layer, (Reshape, Transpose, Concat, Slice)):
         return layout(layer, inputs)
+    if isinstance(layer, Resize):
+        return resize(layer, x)
     if isinstance(layer, Lrn):
         return lrn(x, layer)
     if isinstance(layer, Softmax):
@@ -441,9 +501,14 @@ class _Numerics:
         }
 
 
-def _geometry(view: GemmView) -> dict[str, object]:
-    """run_layer's conv geometry from the program's GEMM view: its im2col window and one GEMM per
-    group (none for linear)."""
+def _geometry(view: GemmView, layer: LayerBase) -> dict[str, object]:
+    """run_layer's geometry from the program's GEMM view: a conv's im2col window, a transposed conv's
+    scatter, and one GEMM per group (none for linear)."""
+    if isinstance(layer, ConvTranspose2d):
+        geometry = ConvTransposeGeometry(
+            pair(layer.stride), sides(layer.padding), pair(layer.output_padding), pair(layer.dilation), view.gemms
+        )
+        return {"geometry": geometry}
     window = view.window
     if window is None:
         return {}
@@ -553,7 +618,7 @@ class _FloatRun:
                 activation=_fused(layer),
                 **self.num.run_layer_args(),
                 **self.num.prepared(view, params),
-                **_geometry(view),
+                **_geometry(view, layer),
             )
             y = res.output
             activation = getattr(layer, "activation", "none")
@@ -667,7 +732,7 @@ class _StaticRun:
                 activation=_fused(layer),
                 accumulator=Accumulator(bits=self.num.acc_bits, overflow=self.num.overflow),
                 keep_accumulators=name in self.num.keep,
-                **_geometry(view),
+                **_geometry(view, layer),
             )
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
@@ -679,8 +744,10 @@ class _StaticRun:
         elif isinstance(layer, Flatten):
             x = inputs[0]
             out = _Quantized(x.codes.reshape(x.codes.shape[0], -1), x.qparams)
-        elif isinstance(layer, (Reshape, Transpose)):  # the codes move exactly, their parameters with them
+        elif isinstance(layer, (Reshape, Transpose, Slice)):  # the codes move exactly, their parameters with them
             out = _Quantized(layout(layer, [inputs[0].codes]), inputs[0].qparams)
+        elif isinstance(layer, Resize) and layer.mode == "nearest":  # each output is an input's code
+            out = _Quantized(resize(layer, inputs[0].codes), inputs[0].qparams)
         elif self.ort and (ort := self._ort_vector(layer, inputs, name)) is not None:
             out, vector_sats = ort
         elif isinstance(layer, Concat):
