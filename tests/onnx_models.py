@@ -251,6 +251,186 @@ def residual_cnn() -> Built:
     return g.build(g.op("Gemm", x, g.weight(10, 16), g.weight(10, scale=0.1), transB=1))
 
 
+# --- upsampling and slicing (the PP-OCR detector's and recognizer's ops) --------------------------------
+
+
+def _conv_transpose(
+    name: str, shape: tuple[int, ...], c_out: int, k: tuple[int, int], group: int = 1, bias: bool = True, **attrs
+) -> Built:
+    """One ConvTranspose (ONNX weight ``[C, O/group, kh, kw]``) then Relu."""
+    g = _Graph(name, shape)
+    c_in = shape[1]
+    inputs = ["x", g.weight(c_in, c_out // group, *k)] + ([g.weight(c_out, scale=0.1)] if bias else [])
+    return g.build(g.op("Relu", g.op("ConvTranspose", *inputs, group=group, kernel_shape=list(k), **attrs)))
+
+
+def conv_transpose_k2_s2_bn() -> Built:
+    """The DB head's upsampling: 2x2 stride 2, then a bias Add, BatchNormalization and Relu (all folded)."""
+    g = _Graph("conv_transpose_k2_s2_bn", (2, 6, 5, 7))
+    y = g.op("ConvTranspose", "x", g.weight(6, 4, 2, 2), kernel_shape=[2, 2], strides=[2, 2])
+    y = g.op("Add", y, g.const(g.rng.normal(0, 0.1, (1, 4, 1, 1))))
+    return g.build(g.op("Relu", g.batchnorm(y, 4)))
+
+
+def conv_transpose_pads_output_padding() -> Built:
+    """Odd sizes, a 3x3 kernel at stride 2, asymmetric pads and output_padding on one axis."""
+    return _conv_transpose(
+        "conv_transpose_pads_output_padding",
+        (2, 4, 5, 7),
+        6,
+        (3, 3),
+        strides=[2, 2],
+        pads=[1, 0, 2, 1],
+        output_padding=[1, 0],
+    )
+
+
+def conv_transpose_groups_dilation() -> Built:
+    """Three groups, unequal strides (3, 2), dilation 2, no bias."""
+    return _conv_transpose(
+        "conv_transpose_groups_dilation", (2, 6, 4, 5), 9, (3, 2), group=3, bias=False, strides=[3, 2], dilations=[2, 2]
+    )
+
+
+def conv_transpose_depthwise_same_upper() -> Built:
+    """Depthwise (groups = channels), auto_pad SAME_UPPER: the output is the input times the stride."""
+    return _conv_transpose(
+        "conv_transpose_depthwise_same_upper", (2, 4, 5, 6), 4, (4, 3), group=4, strides=[2, 3], auto_pad="SAME_UPPER"
+    )
+
+
+def conv_transpose_output_shape() -> Built:
+    """output_shape given: the pads follow from it (its extra row lands as output padding)."""
+    return _conv_transpose(
+        "conv_transpose_output_shape", (2, 3, 4, 4), 5, (3, 3), strides=[2, 2], output_shape=[8, 9]
+    )
+
+
+def _resize(name: str, shape: tuple[int, ...], scales=None, sizes=None, **attrs) -> Built:
+    """A conv, then Resize by constant ``scales`` or to constant ``sizes``."""
+    g = _Graph(name, shape)
+    x = g.conv("x", shape[1], 4, (3, 3), pads=[1, 1, 1, 1])
+    targets = ["", g.const(scales)] if scales is not None else ["", "", g.const(sizes, np.int64)]
+    return g.build(g.op("Resize", x, *targets, **attrs))
+
+
+def resize_nearest_asymmetric_floor() -> Built:
+    """PP-OCR's FPN: nearest, asymmetric, floor, integer scales."""
+    return _resize(
+        "resize_nearest_asymmetric_floor",
+        (2, 3, 5, 7),
+        scales=[1, 1, 2, 4],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+
+
+def resize_nearest_half_pixel_fractional() -> Built:
+    """nearest, half_pixel, round_prefer_floor (ONNX's defaults) by fractional scales, one of them down."""
+    return _resize("resize_nearest_half_pixel_fractional", (2, 3, 6, 7), scales=[1, 1, 1.5, 0.6], mode="nearest")
+
+
+def resize_nearest_sizes_round_prefer_ceil() -> Built:
+    return _resize(
+        "resize_nearest_sizes_round_prefer_ceil",
+        (2, 3, 5, 5),
+        sizes=[2, 4, 9, 13],
+        mode="nearest",
+        nearest_mode="round_prefer_ceil",
+        coordinate_transformation_mode="pytorch_half_pixel",
+    )
+
+
+def resize_linear_half_pixel() -> Built:
+    return _resize("resize_linear_half_pixel", (2, 3, 5, 6), scales=[1, 1, 2, 2.5], mode="linear")
+
+
+def resize_linear_align_corners_sizes() -> Built:
+    return _resize(
+        "resize_linear_align_corners_sizes",
+        (2, 3, 5, 6),
+        sizes=[2, 4, 11, 4],
+        mode="linear",
+        coordinate_transformation_mode="align_corners",
+    )
+
+
+def resize_linear_asymmetric_down() -> Built:
+    return _resize(
+        "resize_linear_asymmetric_down",
+        (2, 3, 9, 8),
+        scales=[1, 1, 0.5, 0.75],
+        mode="linear",
+        coordinate_transformation_mode="asymmetric",
+    )
+
+
+def resize_linear_pytorch_half_pixel_to_one() -> Built:
+    """pytorch_half_pixel with an output extent of 1 (its special case: coordinate 0)."""
+    return _resize(
+        "resize_linear_pytorch_half_pixel_to_one",
+        (2, 3, 5, 6),
+        sizes=[2, 4, 1, 9],
+        mode="linear",
+        coordinate_transformation_mode="pytorch_half_pixel",
+    )
+
+
+def qkv_split_attention() -> Built:
+    """SVTR's attention: a qkv projection reshaped to ``[N, T, 3, heads, d]``, a Transpose that moves the
+    batch (``[2, 0, 3, 1, 4]``), then Slice and Squeeze per q / k / v; scores, softmax, output."""
+    n, t, heads, d = 2, 6, 2, 4
+    g = _Graph("qkv_split_attention", (n, t, heads * d))
+    qkv = g.op("MatMul", "x", g.weight(heads * d, 3 * heads * d))
+    qkv = g.op("Reshape", qkv, g.const([0, t, 3, heads, d], np.int64))
+    qkv = g.op("Transpose", qkv, perm=[2, 0, 3, 1, 4])
+    q, k, v = (
+        g.op(
+            "Squeeze",
+            g.op("Slice", qkv, g.const([i], np.int64), g.const([i + 1], np.int64), g.const([0], np.int64)),
+            g.const([0], np.int64),
+        )
+        for i in range(3)
+    )
+    scores = g.op("Mul", g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2])), g.const(d**-0.5))
+    y = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
+    y = g.op("Reshape", g.op("Transpose", y, perm=[0, 2, 1, 3]), g.const([0, t, heads * d], np.int64))
+    return g.build(g.op("MatMul", y, g.weight(heads * d, heads * d)))
+
+
+def slice_channels_steps() -> Built:
+    """Slices of an activation: every other channel from the second, negative starts and ends clamped."""
+    g = _Graph("slice_channels_steps", (2, 3, 7, 8))
+    x = g.conv("x", 3, 9, (3, 3), pads=[1, 1, 1, 1])
+    x = g.op("Slice", x, g.const([1, -5], np.int64), g.const([100, -1], np.int64), g.const([1, 3], np.int64),
+             g.const([2, 1], np.int64))
+    return g.build(g.op("Relu", x))
+
+
+#: builders for the upsampling and slicing layers, kept apart from BUILDERS (which the quantized-model
+#: suites run through ORT's quantizer: accelsim imports no quantized ConvTranspose / Resize / Slice)
+UPSAMPLING: dict[str, Callable[[], Built]] = {
+    f.__name__: f
+    for f in (
+        conv_transpose_k2_s2_bn,
+        conv_transpose_pads_output_padding,
+        conv_transpose_groups_dilation,
+        conv_transpose_depthwise_same_upper,
+        conv_transpose_output_shape,
+        resize_nearest_asymmetric_floor,
+        resize_nearest_half_pixel_fractional,
+        resize_nearest_sizes_round_prefer_ceil,
+        resize_linear_half_pixel,
+        resize_linear_align_corners_sizes,
+        resize_linear_asymmetric_down,
+        resize_linear_pytorch_half_pixel_to_one,
+        qkv_split_attention,
+        slice_channels_steps,
+    )
+}
+
+
 BUILDERS: dict[str, Callable[[], Built]] = {
     f.__name__: f
     for f in (

@@ -34,6 +34,7 @@ from accelsim.config.workload import (
     AvgPool,
     Concat,
     Conv2d,
+    ConvTranspose2d,
     Elementwise,
     Flatten,
     LayerNorm,
@@ -44,7 +45,9 @@ from accelsim.config.workload import (
     MaxPool,
     Pool,
     Reshape,
+    Resize,
     ScaleShift,
+    Slice,
     Softmax,
     Transpose,
     Workload,
@@ -82,6 +85,7 @@ class _Builder:
     of the run's codes."""
 
     values: NetworkValues | None
+    batch: int = 1  # the workload's (ONNX Resize's sizes name it)
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
     read: dict[str, str] = field(default_factory=dict)  # accelsim tensor -> the ONNX tensor consumers read
@@ -142,6 +146,32 @@ class _Builder:
         qp = self._qparams(f"{layer}.{record}", rec.qparams, 0 if per_channel else None)
         axis = {"axis": 0} if per_channel else {}
         return self.node("DequantizeLinear", [codes, *qp], f"{layer}.{record}.dequantized", **axis)
+
+    def transposed_weight(self, layer: ConvTranspose2d, params: LayerParams) -> str:
+        """A conv_transpose2d's weight in ONNX's ``[C, O/groups, kh, kw]``: the float tensor, or (one group, per
+        output channel on axis 1) DequantizeLinear of the run's codes."""
+        groups = layer.groups
+
+        def onnx_layout(w: np.ndarray) -> np.ndarray:
+            o_per = w.shape[0] // groups
+            return np.concatenate([w[g * o_per : (g + 1) * o_per].transpose(1, 0, 2, 3) for g in range(groups)])
+
+        if self.values is None:
+            return self.const(f"{layer.name}.weight", onnx_layout(params.weight.astype(np.float32)))
+        rec = self.values.layers[layer.name].results[0].tensors["weight_q"]
+        assert rec.qparams is not None
+        per_channel = rec.qparams.scale.size > 1
+        if per_channel and groups > 1:
+            raise AccelsimError(
+                f"layer {layer.name!r}: per-channel weights of a grouped conv_transpose2d have no QDQ form "
+                "(ONNX puts a group's output channels on axis 1)",
+                path="layers",
+                allowed="groups 1, or per-tensor weights",
+            )
+        codes = self.const(f"{layer.name}.weight_q", onnx_layout(rec.values))
+        qp = self._qparams(f"{layer.name}.weight_q", rec.qparams, 0 if per_channel else None)
+        axis = {"axis": 1} if per_channel else {}
+        return self.node("DequantizeLinear", [codes, *qp], f"{layer.name}.weight_q.dequantized", **axis)
 
     def bias(self, layer: str, params: LayerParams) -> list[str]:
         if params.bias is None:
@@ -227,6 +257,23 @@ def _conv(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | 
         strides=list(pair(layer.stride)),
         dilations=list(pair(layer.dilation)),
         pads=list(sides(layer.padding)),
+        group=layer.groups,
+    )
+    return _output_activation(b, y, layer.name, layer.activation)
+
+
+def _conv_transpose(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
+    layer = s.layer
+    assert isinstance(layer, ConvTranspose2d) and params is not None
+    y = b.node(
+        "ConvTranspose",
+        [inputs[0], b.transposed_weight(layer, params), *b.bias(layer.name, params)],
+        f"{layer.name}.real",
+        kernel_shape=list(pair(layer.kernel)),
+        strides=list(pair(layer.stride)),
+        dilations=list(pair(layer.dilation)),
+        pads=list(sides(layer.padding)),
+        output_padding=list(pair(layer.output_padding)),
         group=layer.groups,
     )
     return _output_activation(b, y, layer.name, layer.activation)
@@ -341,7 +388,7 @@ def _layernorm(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerPara
 
 
 def _layout(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
-    """Flatten, Reshape, Transpose, Concat: the per-sample axes are the tensor's from 1 on."""
+    """Flatten, Reshape, Transpose, Slice, Concat: the per-sample axes are the tensor's from 1 on."""
     layer, name = s.layer, s.layer.name
     if isinstance(layer, Flatten):
         return b.node("Flatten", inputs, f"{name}.real", axis=1)
@@ -349,8 +396,40 @@ def _layout(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams 
         return b.node("Reshape", [inputs[0], b.shape(name, [-1, *s.output_shape])], f"{name}.real")
     if isinstance(layer, Transpose):
         return b.node("Transpose", inputs, f"{name}.real", perm=[0, *(a + 1 for a in layer.perm)])
+    if isinstance(layer, Slice):
+        bounds = [
+            b.const(f"{name}.{key}", np.asarray([value], np.int64))
+            for key, value in (
+                ("starts", layer.start),
+                ("ends", layer.end),
+                ("axes", layer.axis % len(s.output_shape) + 1),
+                ("steps", layer.step),
+            )
+        ]
+        return b.node("Slice", [inputs[0], *bounds], f"{name}.real")
     assert isinstance(layer, Concat)
     return b.node("Concat", inputs, f"{name}.real", axis=layer.axis % len(s.output_shape) + 1)
+
+
+def _resize(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
+    """Resize of H and W by the layer's scales, or to its size (ONNX's sizes name every axis, the batch too)."""
+    layer, name = s.layer, s.layer.name
+    assert isinstance(layer, Resize)
+    if layer.scale is not None:
+        targets = ["", b.const(f"{name}.scales", np.asarray([1, 1, *layer.scale], np.float32))]
+    else:
+        assert layer.size is not None  # a scale or a size
+        sizes = np.asarray([b.batch, s.output_shape[0], *layer.size], np.int64)
+        targets = ["", "", b.const(f"{name}.sizes", sizes)]
+    nearest = {"nearest_mode": layer.nearest_mode or "round_prefer_floor"} if layer.mode == "nearest" else {}
+    return b.node(
+        "Resize",
+        [inputs[0], *targets],
+        f"{name}.real",
+        mode=layer.mode,
+        coordinate_transformation_mode=layer.coordinate_transformation,
+        **nearest,
+    )
 
 
 def _vector(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
@@ -367,6 +446,7 @@ def _vector(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams 
 
 _EMITTERS = {
     "conv2d": _conv,
+    "conv_transpose2d": _conv_transpose,
     "linear": _linear,
     "matmul": _matmul,
     "maxpool": _pool,
@@ -379,6 +459,8 @@ _EMITTERS = {
     "reshape": _layout,
     "transpose": _layout,
     "concat": _layout,
+    "slice": _layout,
+    "resize": _resize,
     "softmax": _vector,
     "lrn": _vector,
     "activation": _vector,
@@ -399,7 +481,7 @@ def export_model(
 ) -> Exported:
     """``workload`` as an ONNX model over ``program``'s layers with ``tensors``' weights: fp32, or (``static``:
     the static run of those tensors, kept results for every array layer) the QDQ model of that run."""
-    b = _Builder(static)
+    b = _Builder(static, workload.batch)
     sources = {INPUT: tuple(workload.input_shape)} | {k: tuple(v) for k, v in workload.extra_inputs.items()}
     graph_inputs = []
     for name, shape in sources.items():

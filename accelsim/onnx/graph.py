@@ -702,6 +702,7 @@ def import_graph(model: ModelProto, file: str, *, merge_steps: bool = True) -> G
         remove_passthroughs,
         match_layernorm,
         unflatten_softmax,
+        fold_bias_add,  # first too: a bias Add between a conv and its BatchNormalization (paddle2onnx's)
         fold_batchnorm,
         fold_channel_affine,
         fold_bias_add,
