@@ -301,9 +301,7 @@ def conv_transpose_depthwise_same_upper() -> Built:
 
 def conv_transpose_output_shape() -> Built:
     """output_shape given: the pads follow from it (its extra row lands as output padding)."""
-    return _conv_transpose(
-        "conv_transpose_output_shape", (2, 3, 4, 4), 5, (3, 3), strides=[2, 2], output_shape=[8, 9]
-    )
+    return _conv_transpose("conv_transpose_output_shape", (2, 3, 4, 4), 5, (3, 3), strides=[2, 2], output_shape=[8, 9])
 
 
 def _resize(name: str, shape: tuple[int, ...], scales=None, sizes=None, **attrs) -> Built:
@@ -403,8 +401,14 @@ def slice_channels_steps() -> Built:
     """Slices of an activation: every other channel from the second, negative starts and ends clamped."""
     g = _Graph("slice_channels_steps", (2, 3, 7, 8))
     x = g.conv("x", 3, 9, (3, 3), pads=[1, 1, 1, 1])
-    x = g.op("Slice", x, g.const([1, -5], np.int64), g.const([100, -1], np.int64), g.const([1, 3], np.int64),
-             g.const([2, 1], np.int64))
+    x = g.op(
+        "Slice",
+        x,
+        g.const([1, -5], np.int64),
+        g.const([100, -1], np.int64),
+        g.const([1, 3], np.int64),
+        g.const([2, 1], np.int64),
+    )
     return g.build(g.op("Relu", x))
 
 

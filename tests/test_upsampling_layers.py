@@ -25,8 +25,8 @@ from accelsim.kernels.col2im import ConvTransposeGeometry, float_conv_transpose2
 from accelsim.lowering.program import COL2IM_OPS, MOVE_OPS, RESIZE_LINEAR_OPS, STATIC_REQUANT_OPS, Lowerer, lower
 from accelsim.onnx import import_onnx
 from accelsim.onnx.export import export
-from accelsim.requant_modes import get_mode
 from accelsim.quant import Prepared, QParams, Quantization, QuantizedWeight, quantize_tensor, run_layer
+from accelsim.requant_modes import get_mode
 from accelsim.values.runner import resize, run_values
 from accelsim.values.tensors import materialize
 
@@ -150,7 +150,9 @@ def _torch_static_conv_transpose(x, codes, w_scale, bias, in_qp, out_qp, stride,
         layer = torch.ao.nn.quantized.ConvTranspose2d(
             c, o, codes.shape[2:], stride=stride, padding=padding, output_padding=output_padding, groups=groups
         )
-        weight = torch._make_per_tensor_quantized_tensor(torch.from_numpy(np.ascontiguousarray(torch_codes)), w_scale, 0)
+        weight = torch._make_per_tensor_quantized_tensor(
+            torch.from_numpy(np.ascontiguousarray(torch_codes)), w_scale, 0
+        )
         layer.set_weight_bias(weight, torch.from_numpy(bias))
         layer.scale, layer.zero_point = float(out_qp.scale[0]), int(out_qp.zero_point[0])
         xt = torch.quantize_per_tensor(
@@ -169,7 +171,9 @@ def test_static_conv_transpose_equals_torch_quantized(stride, padding, output_pa
     codes = rng.integers(-60, 61, (6, 4 // groups, 3, 3)).astype(np.int8)
     bias = rng.normal(size=6).astype(np.float32)
     in_qp, out_qp = QParams(np.float32(0.03), 128, "uint8"), QParams(np.float32(0.2), 120, "uint8")
-    res, want = _torch_static_conv_transpose(x, codes, 0.01, bias, in_qp, out_qp, stride, padding, output_padding, groups)
+    res, want = _torch_static_conv_transpose(
+        x, codes, 0.01, bias, in_qp, out_qp, stride, padding, output_padding, groups
+    )
     np.testing.assert_array_equal(res.tensors["output_q"].values, want)
 
 
@@ -235,8 +239,16 @@ def test_lowering_prices_the_gemm_col2im_and_vector_layers() -> None:
     only those fetched."""
     workload = _workload(
         [
-            {"name": "t", "type": "conv_transpose2d", "out_channels": 6, "kernel": 3, "stride": 2, "padding": 1,
-             "output_padding": 1, "groups": 2},
+            {
+                "name": "t",
+                "type": "conv_transpose2d",
+                "out_channels": 6,
+                "kernel": 3,
+                "stride": 2,
+                "padding": 1,
+                "output_padding": 1,
+                "groups": 2,
+            },
             {"name": "n", "type": "resize", "scale": [2, 2], "nearest_mode": "floor"},
             {"name": "l", "type": "resize", "mode": "linear", "scale": [0.5, 0.5]},
             {"name": "s", "type": "slice", "axis": 0, "end": 3},
@@ -267,9 +279,17 @@ def test_lowering_prices_the_gemm_col2im_and_vector_layers() -> None:
         assert abs(written - 2 * 6 * 10 * 14 * fmt.ofmap_dram) <= len(drained) * fmt.ofmap_dram
 
 
-@pytest.mark.parametrize("name", ["conv_transpose_pads_output_padding", "conv_transpose_groups_dilation",
-                                  "resize_linear_align_corners_sizes", "resize_nearest_sizes_round_prefer_ceil",
-                                  "qkv_split_attention", "slice_channels_steps"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conv_transpose_pads_output_padding",
+        "conv_transpose_groups_dilation",
+        "resize_linear_align_corners_sizes",
+        "resize_nearest_sizes_round_prefer_ceil",
+        "qkv_split_attention",
+        "slice_channels_steps",
+    ],
+)
 def test_export_loop_equals_accelsim_fp32(name: str, tmp_path: Path) -> None:
     """The fp32 export of an imported model, run by ORT, equals accelsim's fp32 output."""
     built = om.UPSAMPLING[name]()
@@ -284,8 +304,11 @@ def test_export_loop_equals_accelsim_fp32(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("layer", "input_shape", "message"),
     [
-        ({"type": "conv_transpose2d", "out_channels": 4, "kernel": 3, "output_padding": 2, "stride": 2}, [2, 4, 4],
-         "not below the stride"),
+        (
+            {"type": "conv_transpose2d", "out_channels": 4, "kernel": 3, "output_padding": 2, "stride": 2},
+            [2, 4, 4],
+            "not below the stride",
+        ),
         ({"type": "conv_transpose2d", "out_channels": 4, "kernel": 1, "padding": 3}, [2, 4, 4], "crops the whole"),
         ({"type": "conv_transpose2d", "out_channels": 3, "kernel": 2, "groups": 2}, [2, 4, 4], "does not divide"),
         ({"type": "conv_transpose2d", "out_channels": 2, "kernel": 2}, [4, 4], "needs a [C, H, W] input"),
@@ -296,7 +319,11 @@ def test_export_loop_equals_accelsim_fp32(name: str, tmp_path: Path) -> None:
         ({"type": "resize", "scale": [0.1, 2]}, [2, 4, 4], "makes [4, 4] into [0, 8]"),
         ({"type": "resize", "scale": [2, 2], "mode": "cubic"}, [2, 4, 4], "mode"),
         ({"type": "resize", "scale": [2, 2], "mode": "linear", "nearest_mode": "floor"}, [2, 4, 4], "nearest_mode"),
-        ({"type": "resize", "size": [4, 4], "coordinate_transformation": "tf_crop_and_resize"}, [2, 4, 4], "half_pixel"),
+        (
+            {"type": "resize", "size": [4, 4], "coordinate_transformation": "tf_crop_and_resize"},
+            [2, 4, 4],
+            "half_pixel",
+        ),
         ({"type": "resize", "size": [4, 4]}, [2, 4], "needs a [C, H, W] input"),
         ({"type": "slice", "end": 5}, [2, 4], "past the 2 elements"),
         ({"type": "slice", "start": 3, "end": 3, "axis": 1}, [2, 4], "not below end"),

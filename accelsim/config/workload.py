@@ -176,7 +176,12 @@ class ConvTranspose2d(LayerBase):
         top, left, bottom, right = sides(self.padding)
         out = []
         for size, k, s, d, lo, hi, op in zip(
-            (h, w), pair(self.kernel), pair(self.stride), pair(self.dilation), (top, left), (bottom, right),
+            (h, w),
+            pair(self.kernel),
+            pair(self.stride),
+            pair(self.dilation),
+            (top, left),
+            (bottom, right),
             pair(self.output_padding),
         ):
             extent = (size - 1) * s + d * (k - 1) + 1 + op - lo - hi

@@ -72,7 +72,11 @@ def _operand(w: np.ndarray, outputs: slice) -> np.ndarray:
 
 
 def _scatter(
-    columns: np.ndarray, x_shape: tuple[int, ...], w_shape: tuple[int, ...], geometry: ConvTransposeGeometry, out: np.ndarray
+    columns: np.ndarray,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    geometry: ConvTransposeGeometry,
+    out: np.ndarray,
 ) -> None:
     """col2im of one group's GEMM product into its output channels ``out`` (``[N, O/g, Ho, Wo]``, added to)."""
     n_dim, _, h, w = x_shape

@@ -1,7 +1,9 @@
 """A layer as the MAC array sees it: ``count`` independent GEMMs ``Y[M,N] = X[M,K] W[K,N]``.
 
 Convolutions lower by im2col (``M = batch*Ho*Wo``, ``K = kh*kw*C/groups``, ``N = out/groups``, once per
-group); linear layers fold every leading dimension and the batch into M; matmuls run one GEMM per
+group); transposed convolutions run one GEMM per group on the input pixels (``M = batch*H*W``,
+``K = C/groups``, ``N = out/groups*kh*kw``) whose columns are scatter-added into the outputs (col2im);
+linear layers fold every leading dimension and the batch into M; matmuls run one GEMM per
 batch item and head. The im2col matrix is never fetched as such: the ifmap buffer holds the input rows
 a tile's outputs need and the address generator forms the windows, so DRAM and SRAM hold the
 *footprint* of a tile (``ifmap_footprint``), not ``Mt*Kt`` elements.

@@ -11,20 +11,23 @@ fold):
    node whose inputs are all constants, plus Shape/Size of a tensor whose shape is static, are evaluated
    with onnx's own ``ReferenceEvaluator`` and become constants; shapes are then inferred again (and
    folding repeats while that makes another Shape's input static);
-2. **pass-throughs removed**: Identity, Dropout (inference: the identity, its mask unread);
+2. **ConvTranspose weights** in a Conv's layout (:func:`conv_transpose_weights`), **Slices and Squeezes moved
+   before a batch-moving Transpose** (:func:`slice_before_transpose`), **pass-throughs removed**: Identity,
+   Dropout (inference: the identity, its mask unread);
    then **written-out LayerNorm** matched (:func:`match_layernorm`: ReduceMean / Sub / Pow 2 /
    ReduceMean / Add eps / Sqrt / Div, then Mul gamma / Add beta, becomes one LayerNormalization) and
    the converter's **Flatten / Softmax / Reshape** of an opset < 13 Softmax back to one Softmax;
-3. **BatchNormalization folded into the preceding Conv**: ``W' = W * s``, ``b' = (b - mean) * s + beta``
-   with ``s = gamma / sqrt(var + eps)``, when the Conv feeds only the BatchNormalization;
-4. **bias Add folded** into a preceding Conv (a ``[C, 1, 1]`` constant) or a MatMul with a constant
-   weight (a ``[N]`` constant), as exporters of ``nn.Linear`` write it;
-5. **activations fused**: Relu, Clip(0, 6) and Gelu (erf) after a Conv, Gemm, weight MatMul, Add or
-   Sum become that node's ``activation`` attribute; Sigmoid, Tanh and HardSwish likewise, after a Conv,
-   Gemm or weight MatMul.
+3. **BatchNormalization folded into the preceding Conv or ConvTranspose** (a bias Add between them is
+   folded first): ``W' = W * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``, when
+   the conv feeds only the BatchNormalization;
+4. **bias Add folded** into a preceding Conv or ConvTranspose (a ``[C, 1, 1]`` constant) or a MatMul with a
+   constant weight (a ``[N]`` constant), as exporters of ``nn.Linear`` write it;
+5. **activations fused**: Relu, Clip(0, 6) and Gelu (erf) after a Conv, ConvTranspose, Gemm, weight MatMul,
+   Add or Sum become that node's ``activation`` attribute; Sigmoid, Tanh and HardSwish likewise, after a
+   Conv, ConvTranspose, Gemm or weight MatMul.
 
 Between 3 and 4, **per-channel Mul / Add folded** (:func:`fold_channel_affine`): a Mul by a per-channel
-constant after a Conv scales its weight and bias; a per-channel Mul or Add after a BatchNormalization
+constant after a Conv or ConvTranspose scales its weight and bias; a per-channel Mul or Add after a BatchNormalization
 scales / shifts its gamma and beta (onnx's light DenseNet and Inception v2 write BatchNorm's affine so).
 Between 4 and 5, **activations written out** (:func:`match_written_activations`): ``x * Clip(x + 3, 0, 6)
 / 6`` (and ``x * HardSigmoid(x, 1/6, 0.5)``) becomes one HardSwish node, ``0.5 * x * (1 + Erf(x /

@@ -280,14 +280,21 @@ def _conv_transpose(b: Builder, node: Node) -> None:
     weight = b.weight(node, 1)
     groups = int(node.attrs.get("group", 1))
     if len(shape) != 3 or weight.ndim != 4:
-        raise b.graph.error(node, f"only 2-D transposed convolutions import; the input is [N, {', '.join(map(str, shape))}]")
+        raise b.graph.error(
+            node, f"only 2-D transposed convolutions import; the input is [N, {', '.join(map(str, shape))}]"
+        )
     if weight.shape[1] * groups != shape[0]:
-        raise b.graph.error(node, f"the weight {list(weight.shape)} does not fit {shape[0]} input channels in {groups} groups")
+        raise b.graph.error(
+            node, f"the weight {list(weight.shape)} does not fit {shape[0]} input channels in {groups} groups"
+        )
     kernel = list(weight.shape[2:])
     strides, dilations = _ints(node, "strides", [1, 1]), _ints(node, "dilations", [1, 1])
     output_padding = _ints(node, "output_padding", [0, 0])
     out = b.shape(node, node.outputs[0])[1:]
-    full = [(i - 1) * s + d * (k - 1) + 1 + p for i, s, d, k, p in zip(shape[1:], strides, dilations, kernel, output_padding)]
+    full = [
+        (i - 1) * s + d * (k - 1) + 1 + p
+        for i, s, d, k, p in zip(shape[1:], strides, dilations, kernel, output_padding)
+    ]
     totals = [f - o for f, o in zip(full, out)]
     mode = _auto_pad(node)
     if "output_shape" in node.attrs or mode in ("SAME_UPPER", "SAME_LOWER"):

@@ -413,7 +413,7 @@ NOTHING_PREPARED = Prepared()
 
 
 #: the geometry each image kind takes, and its default (stride 1, no padding, one group)
-GEOMETRIES: dict[str, type[ConvGeometry] | type[ConvTransposeGeometry]] = {
+GEOMETRIES: dict[str, type[ConvGeometry | ConvTransposeGeometry]] = {
     "conv2d": ConvGeometry,
     "conv_transpose2d": ConvTransposeGeometry,
 }

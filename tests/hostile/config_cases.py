@@ -250,12 +250,47 @@ def _sizes() -> list[Case]:
                 ("activation-alpha", "type: activation, function: leaky_relu, alpha: 1.0e+300", "alpha"),
                 ("activation-nan", "type: activation, function: clip, min: .nan", "min"),
                 ("activation-inf", "type: activation, function: clip, max: .inf", "max"),
+                # the upsampling and slicing layers' fields: huge, not finite, of the wrong type, or past the input
+                (
+                    "conv-transpose-output-padding",
+                    "type: conv_transpose2d, out_channels: 2, kernel: 2, output_padding: 100000000",
+                    "output_padding",
+                ),
+                (
+                    "conv-transpose-output-padding-stride",
+                    "type: conv_transpose2d, out_channels: 2, kernel: 2, stride: 2, output_padding: 2",
+                    "output_padding",
+                ),
+                ("conv-transpose-crop", "type: conv_transpose2d, out_channels: 2, kernel: 1, padding: 1000", "padding"),
+                ("resize-scale", "type: resize, scale: [1.0e+300, 2]", r"scale\[0\]"),
+                ("resize-scale-nan", "type: resize, scale: [.nan, 2]", r"scale\[0\]"),
+                ("resize-scale-text", "type: resize, scale: [two, 2]", r"scale\[0\]"),
+                ("resize-size", "type: resize, size: [1000000000, 4]", r"size\[0\]"),
+                ("resize-both", "type: resize, scale: [2, 2], size: [4, 4]", "scale"),
+                ("resize-mode", "type: resize, scale: [2, 2], mode: bicubic", "mode"),
+                ("slice-end", "type: slice, end: 1000000000", "end"),
+                ("slice-past", "type: slice, axis: 1, end: 9", "end"),
+                ("slice-step", "type: slice, end: 2, step: 0", "step"),
+                ("slice-start", "type: slice, start: -1, end: 2", "start"),
+                ("slice-axis", "type: slice, axis: 100, end: 2", "axis"),
             )
         },
     }
     cases += [
         Case(f"config-wl-huge-{key}", ("validate", "{tmp}/w.yaml"), _wl(old, new), match=rf"w\.yaml: {path}: ")
         for key, (old, new, path) in wl_fields.items()
+    ]
+    cases += [
+        Case(
+            f"config-wl-huge-{key}",
+            ("validate", "{tmp}/w.yaml"),
+            _wl("stride: 1}", f"stride: 1}}\n  - {{name: v, {fields}}}"),
+            match=r"w\.yaml: layers\[2\]: .*elements",
+        )
+        for key, fields in (  # outputs of more than 2^30 elements per sample
+            ("conv-transpose-elements", "type: conv_transpose2d, out_channels: 1048576, kernel: 1024"),
+            ("resize-size-elements", "type: resize, size: [1048576, 1048576]"),
+        )
     ]
     cases += [
         Case(

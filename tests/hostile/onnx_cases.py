@@ -250,3 +250,53 @@ def _export_cases() -> list[Case]:
 
 
 CASES += _export_cases()
+
+
+def _one_node_model(op: str, attrs: dict, constants: dict[str, np.ndarray]) -> bytes:
+    """``x [1, 2, 4, 4]`` through one ``op`` node reading ``x``, then ``constants`` in order ("" skips an
+    optional input)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inputs = ["x", *constants]
+    initializers = [numpy_helper.from_array(v, k) for k, v in constants.items() if k]
+    graph_inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])]
+    node = helper.make_node(op, [k if k else "" for k in inputs], ["y"], name="n", **attrs)
+    output = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([node], "g", graph_inputs, [output], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _upsampling_cases() -> list[Case]:
+    """ConvTranspose, Resize and Slice with attributes or inputs their layers cannot express: one line naming
+    the node."""
+    scales = {"": np.zeros(0, np.float32), "s": np.asarray([1, 1, 2, 2], np.float32)}
+    weight = {"w": np.ones((2, 3, 2, 2), np.float32)}
+    bounds = {"b": np.asarray([0], np.int64), "e": np.asarray([2], np.int64), "a": np.asarray([1], np.int64)}
+    models = {
+        "resize-cubic": ("Resize", {"mode": "cubic"}, scales, "mode 'cubic'"),
+        "resize-crop": ("Resize", {"coordinate_transformation_mode": "tf_crop_and_resize"}, scales, "coordinate"),
+        "resize-antialias": ("Resize", {"antialias": 1}, scales, "antialias"),
+        "resize-channels": ("Resize", {}, {"": scales[""], "s": np.asarray([1, 2, 2, 2], np.float32)}, "channel"),
+        "resize-huge": ("Resize", {}, {"": scales[""], "s": np.asarray([1, 1, 1e9, 2], np.float32)}, "scale"),
+        "slice-reverse": ("Slice", {}, {**bounds, "st": np.asarray([-1], np.int64)}, "step -1"),
+        "slice-empty": ("Slice", {}, {**bounds, "e": np.asarray([0], np.int64)}, "selects nothing"),
+        "conv-transpose-output-padding": (
+            "ConvTranspose",
+            {"strides": [2, 2], "output_padding": [3, 0]},
+            weight,
+            "output_padding",
+        ),
+        "conv-transpose-weight-channels": ("ConvTranspose", {}, {"w": np.ones((3, 3, 2, 2), np.float32)}, "weight"),
+    }
+    return [
+        Case(
+            f"onnx-import-{label}",
+            ("import", "onnx", "m.onnx", "-o", "w.yaml"),
+            files={"m.onnx": _one_node_model(op, attrs, constants)},
+            match=rf"m\.onnx: node 'n' \({op}\): .*{message}",
+        )
+        for label, (op, attrs, constants, message) in models.items()
+    ]
+
+
+CASES += _upsampling_cases()
