@@ -24,14 +24,16 @@ from accelsim.errors import AccelsimError
 from accelsim.kernels.col2im import ConvTransposeGeometry, float_conv_transpose2d, int_conv_transpose2d
 from accelsim.lowering.program import COL2IM_OPS, MOVE_OPS, RESIZE_LINEAR_OPS, STATIC_REQUANT_OPS, Lowerer, lower
 from accelsim.onnx import import_onnx
-from accelsim.onnx.export import export
+from accelsim.onnx.export import codes_name, export
 from accelsim.quant import Prepared, QParams, Quantization, QuantizedWeight, quantize_tensor, run_layer
 from accelsim.requant_modes import get_mode
-from accelsim.values.runner import resize, run_values
+from accelsim.values.runner import calibrate, resize, run_values
 from accelsim.values.tensors import materialize
 
 sys.path.insert(0, str(Path(__file__).parent))
 import onnx_models as om
+import test_values_program
+from test_values_program import assert_same_gemms, program_gemms
 
 ort_reference = pytest.importorskip("ort_reference")  # imports onnxruntime
 torch = pytest.importorskip("torch")
@@ -335,3 +337,73 @@ def test_fields_are_checked(layer: dict, input_shape: list[int], message: str) -
     with pytest.raises(AccelsimError, match="layers") as info:
         _workload([{"name": "l", **layer}], input_shape)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+#: every GEMM the kernels run while a test holds it (test_values_program's fixture, registered here)
+recorded_gemms = test_values_program.kernel_gemms
+#: every new layer type in one YAML-style workload (seeded weights), grouped and activated transposed convs
+UP = [
+    {"name": "c", "type": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1, "activation": "relu"},
+    {
+        "name": "t",
+        "type": "conv_transpose2d",
+        "out_channels": 6,
+        "kernel": 3,
+        "stride": 2,
+        "padding": 1,
+        "output_padding": 1,
+    },
+    {
+        "name": "t2",
+        "type": "conv_transpose2d",
+        "out_channels": 4,
+        "kernel": 2,
+        "stride": 2,
+        "groups": 2,
+        "activation": "relu",
+    },
+    {
+        "name": "n",
+        "type": "resize",
+        "scale": [2, 2],
+        "coordinate_transformation": "asymmetric",
+        "nearest_mode": "floor",
+    },
+    {"name": "s", "type": "slice", "axis": 0, "start": 1, "end": 4, "step": 2},
+    {"name": "l", "type": "resize", "mode": "linear", "scale": [0.5, 0.5]},
+]
+
+
+@pytest.mark.parametrize("scheme", ["fp32", "woq", "dynamic", "static"])
+@pytest.mark.parametrize("hw_name", [None, "edge-npu"])
+def test_kernels_run_the_programs_gemms(recorded_gemms: list, hw_name: str | None, scheme: str) -> None:
+    """The values compute the GEMMs the program lowers conv_transpose2d to (one per group, packed groups too)."""
+    workload, hw = _workload(UP, [3, 6, 7]), load_hardware(hw_name)
+    program = lower(workload, hw, scheme)
+    tensors = materialize(workload)
+    qparams = None
+    if scheme == "static":
+        qparams = calibrate(workload, tensors, program, dtype=get_mode(hw.requant.rounding).activation_dtype)
+        recorded_gemms.clear()
+    run_values(workload, hw, scheme, tensors=tensors, qparams=qparams, program=program)
+    assert_same_gemms(recorded_gemms, program_gemms(program))
+
+
+def test_static_export_runs_in_onnxruntime_with_accelsims_codes() -> None:
+    """The QDQ export of the workload above, run by ORT (ORT_ENABLE_EXTENDED), stores accelsim's static codes
+    in every layer. ORT on this CPU has no fused integer kernel for ConvTranspose or Resize: it leaves them as
+    float groups between DequantizeLinear and QuantizeLinear (measured equal here, not a bit-exactness proof
+    of the integer path, which the torch tests above are). A grouped conv_transpose2d with per-channel weights
+    has no QDQ form (ONNX's per-axis weight parameters name a group's channels only): one error."""
+    ungrouped = [{k: v for k, v in layer.items() if k != "groups"} for layer in UP]  # per-channel QDQ: groups 1
+    workload = _workload(ungrouped, [3, 6, 7])
+    tensors = materialize(workload)
+    hw = load_hardware(None, ["requant.rounding=float_half_even"])
+    graph = ort_reference.fused(export(workload, hw, "static", tensors).model)
+    assert {group.op_type for group in ort_reference.unfused_qdq_groups(graph)} == {"ConvTranspose", "Resize"}
+    ort = ort_reference.node_outputs(graph, tensors.inputs)
+    values = run_values(workload, hw, "static", tensors=tensors)
+    for layer, lv in values.layers.items():
+        np.testing.assert_array_equal(ort[codes_name(layer)], lv.codes, err_msg=layer)  # type: ignore[arg-type]
+    with pytest.raises(AccelsimError, match="per-channel weights of a grouped conv_transpose2d"):
+        export(_workload(UP, [3, 6, 7]), hw, "static", materialize(_workload(UP, [3, 6, 7])))

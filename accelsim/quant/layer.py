@@ -425,8 +425,10 @@ def _layer(kind: str, geometry: Geometry | None) -> _Layer:
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
     takes = GEOMETRIES.get(kind)
-    if geometry is not None and (takes is None or not isinstance(geometry, takes)):
-        raise ValueError(f"a {kind} layer has no {type(geometry).__name__}")
+    if geometry is not None and takes is None:
+        raise ValueError(f"a {kind} layer has no conv geometry")
+    if geometry is not None and takes is not None and not isinstance(geometry, takes):
+        raise ValueError(f"a {kind} layer takes a {takes.__name__}, not a {type(geometry).__name__}")
     return _Layer(kind, geometry or takes() if takes is not None else None)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from accelsim.config.workload import (
     INPUT,
     Conv2d,
+    ConvTranspose2d,
     Elementwise,
     LayerBase,
     LayerNorm,
@@ -86,7 +87,7 @@ def _rng(seed: int, purpose: str, name: str) -> np.random.Generator:
 
 def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
     layer = shapes.layer
-    if isinstance(layer, Conv2d):
+    if isinstance(layer, (Conv2d, ConvTranspose2d)):  # both [out, in/groups, kh, kw]
         kh, kw = pair(layer.kernel)
         return (layer.out_channels, shapes.input_shapes[0][0] // layer.groups, kh, kw)
     if isinstance(layer, Linear):
@@ -112,6 +113,8 @@ def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> Layer
     if isinstance(layer, Elementwise):  # a constant near the op's identity: 1 for mul and div, 0 for add and sub
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, float(layer.op in ("mul", "div"))), None)
     fan_in = int(np.prod(shape[1:]))
+    if isinstance(layer, ConvTranspose2d):  # an output sums the taps of the input pixels that reach it
+        fan_in = shape[1] * max(1, shape[2] * shape[3] // int(np.prod(pair(layer.stride))))
     gain = 2.0 if getattr(layer, "activation", "none") in RECTIFYING else 1.0
     weight = _normal(rng, shape, np.sqrt(gain / fan_in))
     bias = _normal(rng, shape[:1], BIAS_STD) if getattr(layer, "bias", True) else None
