@@ -398,14 +398,15 @@ def qkv_split_attention() -> Built:
 
 
 def slice_channels_steps() -> Built:
-    """Slices of an activation: every other channel from the second, negative starts and ends clamped."""
+    """Slices of an activation: every other channel from the second to the end (INT64_MAX, as exporters
+    write it), a negative start and end."""
     g = _Graph("slice_channels_steps", (2, 3, 7, 8))
     x = g.conv("x", 3, 9, (3, 3), pads=[1, 1, 1, 1])
     x = g.op(
         "Slice",
         x,
         g.const([1, -5], np.int64),
-        g.const([100, -1], np.int64),
+        g.const([np.iinfo(np.int64).max, -1], np.int64),
         g.const([1, 3], np.int64),
         g.const([2, 1], np.int64),
     )

@@ -168,6 +168,16 @@ class Builder:
             raise self.graph.error(node, f"the {what} {node.inputs[index]!r} is computed at run time, not a constant")
         return np.ascontiguousarray(value, dtype=np.float32)
 
+    def integers(self, node: Node, index: int, what: str) -> np.ndarray | None:
+        """Input ``index`` as an int64 constant (Slice's starts / ends: INT64_MAX means "to the end", which
+        float32 would not keep), None if omitted; an activation there is refused."""
+        if index >= len(node.inputs) or not node.inputs[index]:
+            return None
+        value = self.graph.constant(node.inputs[index])
+        if value is None:
+            raise self.graph.error(node, f"the {what} {node.inputs[index]!r} is computed at run time, not a constant")
+        return np.asarray(value, dtype=np.int64).reshape(-1)
+
     def weight(self, node: Node, index: int) -> np.ndarray:
         value = self.constant(node, index, "weight")
         if value is None:
@@ -215,9 +225,14 @@ def _ints(node: Node, key: str, default: Sequence[int]) -> list[int]:
     return [int(v) for v in node.attrs.get(key, default)]
 
 
-def _auto_pad(node: Node) -> str:
-    value = node.attrs.get("auto_pad", "NOTSET")
+def _text(node: Node, key: str, default: str) -> str:
+    """A string attribute (onnx gives bytes)."""
+    value = node.attrs.get(key, default)
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _auto_pad(node: Node) -> str:
+    return _text(node, "auto_pad", "NOTSET")
 
 
 def _window_padding(
@@ -552,15 +567,15 @@ def _slice(b: Builder, node: Node) -> None:
     """Slice of an activation: one slice layer per per-sample axis it narrows (ONNX's clamping of starts and
     ends; steps >= 1); the batch dim only whole."""
     shape = b.shape(node, node.inputs[0])
-    starts, ends = (b.constant(node, i, what) for i, what in ((1, "starts"), (2, "ends")))
+    starts, ends, axes, steps = (
+        b.integers(node, i, what) for i, what in enumerate(("starts", "ends", "axes", "steps"), 1)
+    )
     assert starts is not None and ends is not None  # required inputs
     rank = len(shape) + b.lead
-    axes = b.constant(node, 3, "axes")
-    steps = b.constant(node, 4, "steps")
     full = (b.batch, *shape) if b.lead else shape
     source = b.source(node, node.inputs[0])
     cuts: list[dict[str, Any]] = []
-    for i, (start, end) in enumerate(zip(starts.astype(np.int64), ends.astype(np.int64))):
+    for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
         axis = int(axes[i]) % rank if axes is not None else i
         step = int(steps[i]) if steps is not None else 1
         extent = full[axis]
@@ -584,11 +599,6 @@ def _slice(b: Builder, node: Node) -> None:
 
 #: Resize's coordinate transformations a resize layer computes
 RESIZE_COORDINATES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
-
-
-def _text(node: Node, key: str, default: str) -> str:
-    value = node.attrs.get(key, default)
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _resize(b: Builder, node: Node) -> None:
