@@ -106,7 +106,8 @@ COMMAND_EXAMPLES = {
 }
 LOWER_LEGEND = (
     "Each array layer runs as GEMMs (matrix products) Y[M,N] = X[M,K] x W[K,N]: M output positions (pixels x batch), "
-    "K products summed into each output (input channels x kernel size), N output channels. A tile is the M x K x N "
+    "K products summed into each output (input channels x kernel size), N output channels (a conv_transpose2d: M input "
+    "pixels, K their channels, N output channels x kernel taps, scattered into the outputs). A tile is the M x K x N "
     "block held in SRAM at once; loop order nmk walks N blocks outermost, mnk M blocks (docs/lowering.md)."
 )
 
