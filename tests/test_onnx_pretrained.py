@@ -20,6 +20,7 @@ from accelsim.config.loader import load_hardware
 from accelsim.onnx import import_onnx
 from accelsim.schemes import SCHEMES, SchemeName
 from accelsim.simulation import PreparedModel, RunOptions, simulate
+from accelsim.values.runner import run_values
 
 pytest.importorskip("rapidocr_onnxruntime")
 sys.path.insert(0, str(Path(__file__).parent))
@@ -157,3 +158,16 @@ def test_the_ocr_models_lower_and_time_on_every_hwconfig(name: str) -> None:
         for scheme in SCHEMES:
             run = simulate(workload, load_hardware(path), scheme, options=RunOptions(timing_only=True))
             assert run.total.macs == workload.macs and run.total.total_cycles >= run.total.compute_cycles > 0
+
+
+def test_the_recognizer_keeps_a_batch_of_text_lines() -> None:
+    """Three different lines in one batch: the moved q / k / v split keeps the samples apart (fp32 == ORT)."""
+    shape = [3, *OCR_SHAPES[REC][1:]]
+    imported = import_onnx(_path(REC), input_shapes={"x": shape})
+    assert imported.workload.batch == 3 and not imported.one_sample
+    x = np.concatenate([_rendered_text([1, *shape[1:]], text, (0.5, 0.5)) for text in ("Hello 2026", "OCR", "x = 7")])
+    (want,) = ort_reference.run(onnx.load(_path(REC)), {"x": x}, "disabled")
+    values = run_values(imported.workload, load_hardware(), SchemeName.FP32, tensors=imported.tensors({"x": x}))
+    got = values.layers[next(iter(imported.outputs.values()))].output.reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=OCR_ATOL[REC])
+    assert len({tuple(row) for row in want.argmax(-1)}) == 3  # three different readings
