@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numba import njit, vectorize
+from numba import njit
 
 from accelsim.kernels.quantize import fma_float32
 from accelsim.quant.qparams import QParams
@@ -42,55 +42,106 @@ def round_clamp(v: np.ndarray, zero_point: int, dtype: np.dtype | type) -> Codes
     return np.clip(q, info.min, info.max).astype(dtype), int(np.count_nonzero(_outside(q, dtype)))
 
 
-# typed on first call, then cached: an eager signature cost ~0.1 s on every import; every caller passes float32
-@vectorize(cache=True)
-def _fma(a, b, c):  # pragma: no cover - compiled
-    """float32 ``a * b + c`` with one rounding (the AVX2 ``vfmadd`` QLinearAdd uses)."""
-    return fma_float32(a, b, c)
-
-
 def _scalar_span(x: np.ndarray, shape: tuple[int, ...]) -> bool:
     """ORT's broadcaster hands an operand to the kernel as one value per span when it does not vary along the
     output's innermost dim (a scalar, a per-channel ``[C, 1, 1]``)."""
     return x.size == 1 or (len(shape) > 0 and shape[-1] > 1 and (x.ndim == 0 or x.shape[-1] == 1))
 
 
+#: operand ranks the add kernel iterates (5 is a batch and 4 per-sample dims; fewer are padded with 1s)
+ADD_RANK = 6
+
+
+def _element_strides(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The element strides of C-contiguous ``x`` broadcast to ``shape`` (0 along a broadcast dim)."""
+    view = np.broadcast_to(x, shape)
+    return np.array([s // x.itemsize for s in view.strides], np.int64)
+
+
+def _collapsed(shape: tuple[int, ...], *strides: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``shape`` and the operands' ``strides`` with adjacent dims merged wherever every operand steps through
+    them as one (numpy's iterator does the same), padded in front to :data:`ADD_RANK` dims: a residual add
+    becomes one run of all its elements, an SE block's ``[N, C, H*W]``, so the kernel's inner loop is long."""
+    dims = [int(d) for d in shape if d != 1] or [1]
+    kept = [i for i, d in enumerate(shape) if d != 1] or [len(shape) - 1]
+    steps = [[int(s[i]) for i in kept] for s in strides]
+    i = len(dims) - 1
+    while i > 0:
+        if all(st[i - 1] == st[i] * dims[i] for st in steps):
+            dims[i - 1 : i + 1] = [dims[i - 1] * dims[i]]
+            for st in steps:
+                st[i - 1 : i + 1] = [st[i]]
+        i -= 1
+    pad = ADD_RANK - len(dims)
+    return np.array([1] * pad + dims, np.int64), [np.array([0] * pad + st, np.int64) for st in steps]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_value(x, y, a_per_span, ra, rb, fixed):  # pragma: no cover - compiled
+    """One float32 output value before the conversion: the per-span operand's FMA first (:func:`add`)."""
+    if a_per_span:
+        return fma_float32(y, rb, fma_float32(x, ra, fixed))
+    return fma_float32(x, ra, fma_float32(y, rb, fixed))
+
+
 @njit(cache=True, nogil=True)
-def _add_same_shape(a, b, ra, rb, fixed, qmin, qmax, out):  # pragma: no cover - compiled
-    """:func:`add`'s arithmetic for two operands of one shape, element by element; returns the saturations."""
+def _add_kernel(a, sa, b, sb, shape, a_per_span, ra, rb, fixed, qmin, qmax, out):  # pragma: no cover - compiled
+    """:func:`add`'s arithmetic over the output's elements in order; ``a`` / ``b`` flat, read at their element
+    strides ``sa`` / ``sb`` (0 where broadcast) over the :data:`ADD_RANK`-dim ``shape``; returns the
+    saturations. An innermost run of two contiguous operands (a residual add: all of it) is read through
+    row views, whose indices LLVM knows are in bounds, so that loop vectorizes (a [256, 56, 56] add: 1.5
+    ms, 2.6 ms with offset indices)."""
     sats = 0
-    for i in range(a.size):
-        v = fma_float32(np.float32(a[i]), ra, fma_float32(np.float32(b[i]), rb, fixed))
-        q = np.int64(np.rint(v))
-        if q < qmin or q > qmax:
-            sats += 1
-            q = qmin if q < qmin else qmax
-        out[i] = q
+    o = 0
+    n = shape[5]
+    contiguous = sa[5] == 1 and sb[5] == 1
+    for i0 in range(shape[0]):
+        for i1 in range(shape[1]):
+            for i2 in range(shape[2]):
+                for i3 in range(shape[3]):
+                    for i4 in range(shape[4]):
+                        ia = i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3] + i4 * sa[4]
+                        ib = i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3] + i4 * sb[4]
+                        if contiguous:
+                            ar, br, orow = a[ia : ia + n], b[ib : ib + n], out[o : o + n]
+                            for i in range(n):
+                                v = _add_value(np.float32(ar[i]), np.float32(br[i]), a_per_span, ra, rb, fixed)
+                                q = np.int64(np.rint(v))
+                                if q < qmin or q > qmax:
+                                    sats += 1
+                                    q = qmin if q < qmin else qmax
+                                orow[i] = q
+                        else:
+                            for i in range(n):
+                                x, y = np.float32(a[ia + i * sa[5]]), np.float32(b[ib + i * sb[5]])
+                                q = np.int64(np.rint(_add_value(x, y, a_per_span, ra, rb, fixed)))
+                                if q < qmin or q > qmax:
+                                    sats += 1
+                                    q = qmin if q < qmin else qmax
+                                out[o + i] = q
+                        o += n
     return sats
 
 
 def add(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams) -> Codes:
     """QLinearAdd (MLAS ``MlasQLinearAddKernelAvx2Helper``), numpy broadcasting: ``r = s / s_c`` in float32, a
-    fixed part ``float(z_c) - (r_a z_a + r_b z_b)`` (plus ``r * v`` for an operand that is one value per
-    span), then ``fma(b, r_b, fixed)`` and ``fma(a, r_a, that)``, each one float32 rounding, and the
-    conversion rounds half to even with the zero point already inside."""
+    fixed part ``float(z_c) - (r_a z_a + r_b z_b)``, then ``fma(b, r_b, fixed)`` and ``fma(a, r_a, that)``,
+    each one float32 rounding, except that when ``a`` is one value per span (:func:`_scalar_span`: ORT swaps
+    the operands so the kernel's scalar is its second) ``a``'s FMA comes first; the conversion rounds half
+    to even with the zero point already inside. One Numba pass over the output (:func:`_add_kernel`),
+    whatever the operands' shapes: no float32 temporaries."""
     (sa, za), (sb, zb), (sc, zc) = affine(a_qp), affine(b_qp), affine(out_qp)
     shape = np.broadcast_shapes(a.shape, b.shape)
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
     fixed = np.float32(np.float32(zc) - np.float32(ra * np.float32(za) + rb * np.float32(zb)))
-    if a.shape == b.shape and not _scalar_span(a, shape):  # residual adds: one pass, no float32 temporaries
-        info = np.iinfo(out_qp.numpy_dtype)
-        out: np.ndarray = np.empty(shape, out_qp.numpy_dtype)
-        sats = _add_same_shape(a.reshape(-1), b.reshape(-1), ra, rb, fixed, info.min, info.max, out.reshape(-1))
-        return out, sats
-    fa, fb = (np.broadcast_to(x.astype(np.float32), shape) for x in (a, b))
-    if _scalar_span(a, shape):
-        v = _fma(fb, rb, (fixed + (fa * ra).astype(np.float32)).astype(np.float32))
-    elif _scalar_span(b, shape):
-        v = _fma(fa, ra, (fixed + (fb * rb).astype(np.float32)).astype(np.float32))
-    else:
-        v = _fma(fa, ra, _fma(fb, rb, np.broadcast_to(fixed, shape)))
-    return round_clamp(v, 0, out_qp.numpy_dtype)
+    a_per_span = _scalar_span(a, shape)
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    dims, (steps_a, steps_b) = _collapsed(shape, _element_strides(a, shape), _element_strides(b, shape))
+    info = np.iinfo(out_qp.numpy_dtype)
+    out: np.ndarray = np.empty(shape, out_qp.numpy_dtype)
+    flat_a, flat_b, flat_out = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    sats = _add_kernel(flat_a, steps_a, flat_b, steps_b, dims, a_per_span, ra, rb, fixed, info.min, info.max, flat_out)
+    return out, sats
 
 
 def mul(a: np.ndarray, a_qp: QParams, b: np.ndarray, b_qp: QParams, out_qp: QParams) -> Codes:
