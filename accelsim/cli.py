@@ -274,8 +274,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     model = load_model(args.workload, args.set_workload)
     source = Path(args.workload) if is_onnx(args.workload) else resolve(Path(args.workload), "workload")
     _check_import_output(args.output, str(source), "model")
-    if isinstance(model.weights, Path):
-        _check_import_output(args.output, str(model.weights), "weights")
+    if model.workload.weights_path is not None:
+        _check_import_output(args.output, str(model.workload.weights_path), "weights")
     # ONNX Runtime's fused QDQ kernels compute float_half_even: the static run exported is that mode's
     hw = load_hardware(args.hw, [*args.set, f"requant.rounding={RequantModeName.FLOAT_HALF_EVEN}"])
     exported = export(

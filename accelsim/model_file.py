@@ -34,11 +34,11 @@ def is_onnx(path: str | os.PathLike[str]) -> bool:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A loaded workload, its weights (an ``.npz`` path, the arrays of an imported ONNX model, or None for
-    seeded random ones) and the names an ``.npz`` of inputs may use (ONNX graph input -> workload source)."""
+    """A loaded workload, its weights (the arrays of an imported ONNX model; None: the workload's own
+    ``weights_file``, else seeded random ones) and the names an ``.npz`` of inputs may use (ONNX graph input -> workload source)."""
 
     workload: Workload
-    weights: Path | Mapping[str, np.ndarray] | None = None
+    weights: Mapping[str, np.ndarray] | None = None
     input_names: Mapping[str, str] = field(default_factory=dict)
     #: a quantized ONNX model: its own weight codes, int32 biases and activation parameters
     quantized: QuantizedImport | None = None
@@ -87,8 +87,8 @@ def load_model(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> M
         return _load_onnx(path, overrides)
     from accelsim.config.loader import load_workload
 
-    workload = load_workload(Path(path), overrides)  # weights_file resolved (Workload.weights_path)
-    return ModelFile(workload, workload.weights_path)
+    # weights_file resolved (Workload.weights_path) and read once with the workload (config.loader.read_weights)
+    return ModelFile(load_workload(Path(path), overrides))
 
 
 def _load_onnx(path: str | os.PathLike[str], overrides: Sequence[str]) -> ModelFile:

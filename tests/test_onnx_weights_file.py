@@ -112,3 +112,40 @@ def test_a_results_folder_refuses_runs_of_other_weights(
     assert f"{saved}: holds results of another configuration under the same name (weights_sha256 " in line
     assert "workload." not in line and "hardware." not in line
     assert {p.name: p.read_bytes() for p in saved.parent.iterdir()} == before
+
+
+def test_a_weights_file_replaced_mid_run_is_read_and_hashed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` checks the results folder (the weights' digest), simulates (the weights' values) and saves (the
+    digest again): the file is read once, so when it is replaced between the check and the simulation, the
+    values and the saved ``weights_sha256`` both describe the bytes the run began with, and the folder then
+    refuses a run of the new bytes."""
+    import hashlib
+    import json
+
+    from accelsim import simulation
+
+    folder = _imported(tmp_path)
+    npz = folder / "cnn.npz"
+    original = hashlib.sha256(npz.read_bytes()).hexdigest()
+    argv = ["run", str(folder / "cnn.yaml"), "--scheme", "static", "--out"]
+    assert main([*argv, str(tmp_path / "clean")]) == 0
+    real = simulation.simulate
+    replaced: list[str] = []
+
+    def replace_then_simulate(*args: object, **kwargs: object) -> object:
+        _change_a_weight(npz)
+        replaced.append(hashlib.sha256(npz.read_bytes()).hexdigest())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(simulation, "simulate", replace_then_simulate)
+    assert main([*argv, str(tmp_path / "out")]) == 0
+    monkeypatch.undo()
+    assert replaced and replaced[0] != original
+    (saved,) = (tmp_path / "out").rglob("results.json")
+    (clean,) = (tmp_path / "clean").rglob("results.json")
+    got, want = json.loads(saved.read_text()), json.loads(clean.read_text())
+    assert got["meta"]["weights_sha256"] == original
+    assert got["rows"] == want["rows"]  # the values (SQNR, max error) of the original weights
+    assert main([*argv, str(tmp_path / "out")]) == 2  # the new bytes are another configuration

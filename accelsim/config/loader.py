@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,12 +83,35 @@ def weights_beside(yaml_file: Path, name: str) -> Path:
     return yaml_file.parent / relative
 
 
+@dataclass(frozen=True)
+class WeightsBytes:
+    """A workload's ``weights_file`` as read, once: its bytes (parsed into the layers' weights) and their
+    sha256 (a sweep point's id, a results folder's configuration), so both describe the same bytes even
+    if the file is replaced while a run goes on."""
+
+    path: Path
+    data: bytes = field(repr=False)
+    sha256: str
+
+
+def read_weights(workload: Workload) -> WeightsBytes | None:
+    """A loaded workload's ``weights_file`` (None without one), read through the same bounded reader as every
+    user file on the first call and kept with the workload: every later use (the results folder's check, the
+    values, the saved ``weights_sha256``) sees those bytes, not whatever the file holds by then."""
+    path = workload.weights_path
+    if path is None:
+        return None
+    kept = workload._weights_bytes
+    if kept is None or kept.path != path:
+        data = read_user_file(path, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field="weights_file")
+        kept = workload._weights_bytes = WeightsBytes(path, data, hashlib.sha256(data).hexdigest())
+    return kept
+
+
 def weights_digest(workload: Workload) -> str:
-    """The sha256 of a loaded workload's ``weights_file`` bytes ("" without one), read through the same
-    bounded reader as the weights themselves (values.user_data.load_arrays): part of a sweep point's id and
-    of a results folder's configuration, since the workload's text names the file but says nothing of what
-    it holds, and results computed with other weights must be neither reused nor merged."""
-    if workload.weights_path is None:
-        return ""
-    data = read_user_file(workload.weights_path, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field="weights_file")
-    return hashlib.sha256(data).hexdigest()
+    """The sha256 of a loaded workload's ``weights_file`` bytes ("" without one; :func:`read_weights`, so the
+    bytes the values use): part of a sweep point's id and of a results folder's configuration, since the
+    workload's text names the file but says nothing of what it holds, and results computed with other
+    weights must be neither reused nor merged."""
+    kept = read_weights(workload)
+    return "" if kept is None else kept.sha256

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel
+
+if TYPE_CHECKING:  # the loader reads the weights file; a workload only keeps what it read
+    from accelsim.config.loader import WeightsBytes
 
 #: what a conv2d, linear, add, elementwise or scale_shift applies to its output; relu and relu6 fuse into the
 #: requant clamp under static int8, the others run on the vector unit (docs/workloads.md)
@@ -748,6 +751,8 @@ class Workload(StrictModel):
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
     _weights_path: Path | None = PrivateAttr(default=None)
+    #: the weights file's bytes and digest, read once (config.loader.read_weights)
+    _weights_bytes: WeightsBytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _infer_shapes(self) -> Workload:

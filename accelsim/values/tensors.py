@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from accelsim.config.loader import read_weights
 from accelsim.config.workload import (
     INPUT,
     Conv2d,
@@ -161,7 +162,8 @@ def materialize(
 ) -> WorkloadTensors:
     """Weights, input batch and calibration batch (``calibration_batches`` batches) of ``workload``.
 
-    ``seed`` overrides ``workload.seed``; ``weights`` (default: a loaded workload's ``weights_file``; an
+    ``seed`` overrides ``workload.seed``; ``weights`` (default: a loaded workload's ``weights_file``, the
+    bytes :func:`accelsim.config.loader.read_weights` read once; an
     ``.npz`` path, read with the checks of
     :mod:`accelsim.values.user_data`, or its arrays) replaces the random parameters of the layers it covers
     (LayerNorm: ``weight`` is gamma, ``bias`` beta). ``inputs`` / ``calibration`` (source name ->
@@ -169,7 +171,6 @@ def materialize(
     calibration batches: a user's own data drives the calibration and the error metrics.
     """
     seed = workload.seed if seed is None else seed
-    weights = workload.weights_path if weights is None else weights  # a loaded workload's weights_file
     file = "" if weights is None or isinstance(weights, Mapping) else str(weights)
     stored: Mapping[str, np.ndarray] = {}
     if isinstance(weights, Mapping):
@@ -178,6 +179,11 @@ def materialize(
         from accelsim.values.user_data import load_arrays
 
         stored = load_arrays(weights, field="weights_file")
+    elif (kept := read_weights(workload)) is not None:  # a loaded workload's weights_file, the bytes read once
+        from accelsim.values.user_data import parse_arrays
+
+        file = str(kept.path)
+        stored = parse_arrays(kept.data, file, "weights_file")
     params: dict[str, LayerParams] = {}
     for shapes in workload.shapes:
         shape = _weight_shape(shapes)

@@ -65,7 +65,12 @@ def _read_npy(stream: IO[bytes], file: str, field: str, key: str) -> np.ndarray:
 def load_arrays(path: str | os.PathLike[str], *, field: str) -> dict[str, np.ndarray]:
     """The arrays of a ``.npy`` (one, under the key ``""``) or ``.npz`` file, as finite float32."""
     file = os.fspath(path)
-    data = read_user_file(file, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field=field)
+    return parse_arrays(read_user_file(file, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field=field), file, field)
+
+
+def parse_arrays(data: bytes, file: str, field: str) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npy`` or ``.npz`` file's bytes, already read (:func:`load_arrays`; a workload's
+    weights file, read once by config.loader.read_weights); errors name ``file`` and ``field``."""
     if data.startswith(b"\x93NUMPY"):
         return {NPY_KEY: _read_npy(io.BytesIO(data), file, field, NPY_KEY)}
     try:
