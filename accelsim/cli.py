@@ -130,6 +130,7 @@ def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] =
         return (
             f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers, batch {model.batch}, "
             f"{si(model.macs)}MAC, {si(model.params)} parameters ({si(model.params, 'B')} as int8)"
+            + (f", outputs {', '.join(model.outputs)}" if model.outputs else "")
         )
     from accelsim.config.hardware import HardwareConfig
 

@@ -10,9 +10,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
@@ -733,6 +741,10 @@ class LayerShapes:
     params: int
 
 
+#: top-level fields added after workloads' results were first stored -> their default (left out of dumps)
+LATER_FIELDS: dict[str, Any] = {"outputs": []}
+
+
 class Workload(StrictModel):
     """A network to run: loaded from ``workloads/*.yaml``, shapes inferred and checked at load."""
 
@@ -749,15 +761,34 @@ class Workload(StrictModel):
     extra_inputs: dict[Label, TensorShape] = Field(default_factory=dict)
     """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
+    outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
+    """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
+    to float and written out; empty: the last layer."""
     _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
     _weights_path: Path | None = PrivateAttr(default=None)
     #: the weights file's bytes and digest, read once (config.loader.read_weights)
     _weights_bytes: WeightsBytes | None = PrivateAttr(default=None)
 
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dump without fields added after results were first stored, while they hold their default: a
+        workload that does not use them dumps as before, so its results folders, sweep point ids and
+        config digests stay valid."""
+        data = handler(self)
+        for key, default in LATER_FIELDS.items():
+            if data.get(key, default) == default:
+                data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
     def _infer_shapes(self) -> Workload:
         self._shapes = infer_shapes(self)
         return self
+
+    @property
+    def output_layers(self) -> list[str]:
+        """The names of the layers whose values leave the accelerator (``outputs``; the last layer by default)."""
+        return list(self.outputs) or [self.layers[-1].name]
 
     @property
     def weights_path(self) -> Path | None:
@@ -866,4 +897,18 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
             )
         out.append(LayerShapes(layer, ins, tuple(in_shapes), output, layer.macs(in_shapes, output), params))
         previous = layer.name
+    _check_outputs(workload.outputs, names)
     return out
+
+
+def _check_outputs(outputs: list[str], names: dict[str, int]) -> None:
+    """Every name in ``outputs`` is a layer, named once."""
+    seen: set[str] = set()
+    for i, name in enumerate(outputs):
+        if name not in names:
+            known = list(names)
+            shown = ", ".join(known[:12]) + (f", ... ({len(known)} layers)" if len(known) > 12 else "")
+            raise FieldError(("outputs", i), f"{name!r} is not a layer of this workload", allowed=shown)
+        if name in seen:
+            raise FieldError(("outputs", i), f"{name!r} is listed twice", allowed="each layer once")
+        seen.add(name)

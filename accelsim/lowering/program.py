@@ -192,6 +192,8 @@ class LoweredLayer:
 
 #: the types of the static scheme's boundary layers (network input quantized, output dequantized)
 CONVERSIONS = ("quantize", "dequantize")
+#: the static scheme's output conversion; ``output.dequantize:<layer>`` for each of several ``outputs``
+OUTPUT_CONVERSION = "output.dequantize"
 
 
 @dataclass(frozen=True)
@@ -569,6 +571,10 @@ def lower(
             layers.append(lowerer.gemm_layer(shapes, batch))
         else:
             layers.append(lowerer.vector_layer(shapes, batch))
-    if lowerer.plan.calibrated:
-        layers.append(lowerer.conversion("output.dequantize", batch * prod(workload.shapes[-1].output_shape), 1, 4))
+    if lowerer.plan.calibrated:  # every output leaves as float: dequantized and written back
+        shape_of = {s.layer.name: s.output_shape for s in workload.shapes}
+        outputs = workload.output_layers
+        for name in outputs:
+            label = OUTPUT_CONVERSION if len(outputs) == 1 else f"{OUTPUT_CONVERSION}:{name}"
+            layers.append(lowerer.conversion(label, batch * prod(shape_of[name]), 1, 4))
     return Program(workload.name, hw.name, scheme, tuple(layers), lowerer.fmt)

@@ -146,6 +146,9 @@ def import_onnx(
         "extra_inputs": extra,
         "layers": b.layers,
     }
+    held = list(dict.fromkeys(outputs.values()))  # two graph outputs may be one layer's (a no-op reshape)
+    if held != [b.layers[-1]["name"]]:  # the default (the last layer) is left out, as a YAML file would
+        doc["outputs"] = held
     try:
         workload = validate(Workload, doc, file)
     except AccelsimError as exc:

@@ -433,4 +433,28 @@ def _messages() -> list[Case]:
     return cases
 
 
-CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages()
+def _outputs() -> list[Case]:
+    """The workload's ``outputs``: each a layer named once; anything else one line naming ``outputs[i]``."""
+    bad = {
+        "unknown": ("[c1, nope]", r"outputs\[1\]: 'nope' is not a layer of this workload \(allowed: c1, c2\)"),
+        "the-input": ("[input]", r"outputs\[0\]: 'input' is not a layer"),
+        "twice": ("[c1, c2, c1]", r"outputs\[2\]: 'c1' is listed twice"),
+        "not-a-list": ("c1", r"outputs: "),
+        "number": ("[7]", r"outputs\[0\]: "),
+        "mapping": ("{c1: 1}", r"outputs: "),
+        "nested": ("[[c1]]", r"outputs\[0\]: "),
+        "control-char": ('["c1\\n"]', r"outputs\[0\]: "),
+        "huge": ("[" + ", ".join(["c1"] * 10_001) + "]", r"outputs: "),
+    }
+    cases = [
+        Case(f"workload-outputs-{name}", ("run", "{tmp}/w.yaml", *RUN), {"w.yaml": WL + f"outputs: {value}\n"}, match=m)
+        for name, (value, m) in bad.items()
+    ]
+    ok = {"w.yaml": WL + "outputs: [c2, c1]\n"}
+    return [
+        *cases,
+        Case("workload-outputs-two", ("run", "{tmp}/w.yaml", "--scheme", "static", *RUN), ok, "ok", writes=True),
+    ]
+
+
+CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages() + _outputs()
