@@ -384,7 +384,7 @@ def _measure_accuracy(
     else:
         variants = [variant(s, args.flavour, args.observer, args.granularity) for s in schemes]
     if args.quantized:  # the model's own parameters and weight codes: no observer or granularity to choose
-        variants = list(dict.fromkeys(replace(v, observer=None) for v in variants))
+        variants = list(dict.fromkeys(replace(v, observer=None, granularity=None) for v in variants))
     batches = -(-data.test_x.shape[0] // model.workload.batch)
     runs = len([v for v in variants if v.scheme != SchemeName.FP32]) + 1
     bar = tqdm(
@@ -511,7 +511,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         flavour=args.flavour,
         weights=args.weights,
         observer=None if args.quantized else args.observer,
-        weight_granularity=args.granularity,
+        weight_granularity=None if args.quantized else args.granularity,
         ideal_memory=args.ideal_memory,
         timing_only=args.timing_only,
         log=True,

@@ -44,14 +44,15 @@ class RunOptions:
     the values use weight zero points and the timing reads one zero-point byte per output channel with the
     weight scales (fp32 has neither). ``observer``: the static scheme's calibration observer
     (``accelsim.quant.OBSERVERS``; None: a quantized model's own parameters, nothing calibrated). ``weight_granularity``: one weight scale per output channel or per
-    tensor (the values only: the timing reads per-channel scales either way). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.
+    tensor (the values only: the timing reads per-channel scales either way; None: a quantized model's own
+    weight codes). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.
     ``log``: keep the engine's event log. ``errors_against_fp32=False`` leaves out the fp32 run and the
     error fields (a run that only needs the values and the timing)."""
 
     flavour: str = FlavourName.ONNX
     weights: str = WeightFormatName.SYMMETRIC
     observer: str | None = "minmax"
-    weight_granularity: WeightGranularity = "per_channel"
+    weight_granularity: WeightGranularity | None = "per_channel"
     ideal_memory: bool = False
     timing_only: bool = False
     log: bool = False
@@ -183,7 +184,7 @@ def _play_and_compute(
             weights=options.weights,
             program=program,
             observer=options.observer or "minmax",
-            weight_granularity=options.weight_granularity,
+            weight_granularity=options.weight_granularity or "per_channel",
         )
 
     if gemm_threads.threads() > 1:

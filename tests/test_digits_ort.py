@@ -12,6 +12,7 @@ exactly.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
@@ -137,3 +138,26 @@ def test_own_calibration_against_ort(folder: Path) -> None:
         onnx_name = exported.tensors[tensor]
         rebuilt = affine_qparams(low[onnx_name], high[onnx_name], dtype="uint8")
         assert (rebuilt.scale[0], rebuilt.zero_point[0]) == (theirs[tensor].scale[0], theirs[tensor].zero_point[0])
+
+
+def test_cli_accuracy_of_the_ort_model(folder: Path, tmp_path: Path) -> None:
+    """``compare MODEL_int8.onnx --data FILE.npz``: the static row is ORT's accuracy, run with the model's own
+    parameters and codes (no observer or weight granularity: the rows and the run settings say none)."""
+    from accelsim.cli import main
+
+    workload = load_workload("digits-cnn")
+    data = _data(workload)
+    path = _quantized("digits-cnn", False, folder)
+    session = ref.session(onnx.load(path))
+    ort_correct = sum(
+        int(session.run(None, f)[0].argmax() == y) for f, y in zip(_feeds(workload, data.test_x), data.test_y)
+    )
+    np.savez(tmp_path / "d.npz", x=data.test_x, y=data.test_y, x_calibration=data.calibration_x)
+    argv = ["compare", str(path), "--data", str(tmp_path / "d.npz"), "--set-workload", "batch=100"]
+    assert main([*argv, "--schemes", "fp32", "static", "--accuracy-sweep", "--out", str(tmp_path / "out")]) == 0
+    (results,) = (tmp_path / "out").glob("*/*/results.json")
+    meta = json.loads(results.read_text())["meta"]
+    fp32, static = meta["accuracy"]["rows"]
+    assert (static["scheme"], static["observer"], static["granularity"]) == ("static", None, None)
+    assert static["correct"] == ort_correct and fp32["images"] == 537
+    assert meta["runs"]["static"]["observer"] is None and meta["runs"]["static"]["weight_granularity"] is None
