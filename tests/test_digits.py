@@ -173,3 +173,12 @@ def test_calibration_size_takes_the_first_images(tmp_path: Path, capsys: pytest.
     report = (folder / "report.md").read_text()
     assert "static (requant rounding tflite, observer percentile, per-tensor weight scales)" in report
     assert "No pick: the accuracy table lacks fp32" in report  # one scheme: nothing to weigh it against
+
+
+def test_progress_is_told_every_batch_of_every_variant() -> None:
+    """The progress bar's total: fp32 (always run first) and each other variant, 6 batches each (5 x 100 + 37)."""
+    wl, data = _data("digits-mlp")
+    calls: list[None] = []
+    variants = [variant("fp32"), variant("woq"), variant("static", observer="moving_average_minmax")]
+    rows = evaluate(wl, load_hardware(None), materialize(wl).params, data, variants, done=lambda: calls.append(None))
+    assert len(calls) == 3 * 6 and [r.images for r in rows] == [537] * 3
