@@ -20,6 +20,7 @@ from accelsim.quant import (
     affine_qparams,
     quantize_bias,
     quantize_multiplier,
+    quantize_tensor,
     symmetric_qparams,
     weight_qparams,
 )
@@ -67,6 +68,18 @@ def test_qparams_ranges_and_granularity():
     assert a.qmin == 0 and a.qmax == 255 and a.zero_point[0] == 64
     with pytest.raises(ValueError):
         QParams([1.0, 2.0], [0, 0], "int8")  # per-tensor needs one scale
+
+
+def test_a_subnormal_range_gets_scale_one_and_quantizes_to_zero():
+    """Pruned weights below float32's normal range (PP-OCRv4's recognizer has such channels): the scale would
+    be subnormal and ``1 / scale`` inf (codes of inf * w, NaN for its zeros); scale 1 quantizes them to 0."""
+    w = np.array([[1.0, -0.5], [3e-39, 0.0], [0.0, 0.0]], np.float32)
+    qp = weight_qparams(w)
+    np.testing.assert_array_equal(qp.scale, np.float32([1.0 / 127, 1.0, 1.0]))
+    with np.errstate(all="raise"):
+        codes, _ = quantize_tensor(w, qp)
+    np.testing.assert_array_equal(codes[1:], 0)
+    assert affine_qparams(np.float32(-1e-38), np.float32(0.0), dtype="uint8").scale[0] == 1.0
 
 
 def test_weight_qparams_axis():

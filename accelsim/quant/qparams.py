@@ -96,23 +96,33 @@ class QParams:
         }
 
 
+def _usable(scale: np.ndarray) -> np.ndarray:
+    """float32 ``scale``, with 1 where it is 0 or subnormal (no finite ``1 / scale``): such a range holds
+    only zeros at int8 resolution."""
+    scale = np.asarray(scale, np.float32)
+    return np.where(scale >= np.finfo(np.float32).tiny, scale, np.float32(1.0)).astype(np.float32)
+
+
 def symmetric_qparams(
     absmax: np.ndarray | float, *, dtype: str = "int8", narrow_range: bool = True, axis: int | None = None
 ) -> QParams:
     """Zero point 0, ``scale = absmax / qmax`` in float32 (TFLite/ORT/PyTorch weight convention).
 
-    An all-zero channel gets scale 1 so that no division by zero can occur downstream.
+    An all-zero channel gets scale 1 so that no division by zero can occur downstream; so does a channel
+    whose scale would be subnormal (pruned weights below ~1.5e-36, as in PP-OCRv4's recognizer): ``1 / scale``
+    would overflow float32, and its weights quantize to 0 (within 1.5e-36 of their values).
     """
     _, qmax = dtype_range(dtype, narrow_range=narrow_range)
     absmax = np.asarray(absmax, dtype=np.float32).reshape(-1)
-    scale = np.where(absmax > 0, absmax / np.float32(qmax), np.float32(1.0)).astype(np.float32)
+    scale = _usable(absmax / np.float32(qmax))
     return QParams(scale, np.zeros(scale.shape, np.int32), dtype, axis, narrow_range)
 
 
 def affine_qparams(
     min_val: np.ndarray | float, max_val: np.ndarray | float, *, dtype: str = "int8", axis: int | None = None
 ) -> QParams:
-    """Asymmetric parameters covering ``[min(min_val, 0), max(max_val, 0)]``.
+    """Asymmetric parameters covering ``[min(min_val, 0), max(max_val, 0)]`` (scale 1 for an empty or
+    subnormal range, as :func:`symmetric_qparams`).
 
     ``scale = (max - min) / (qmax - qmin)`` (float32) and ``zero_point = rint(qmin - min / scale)``
     clamped to the range: the ONNX Runtime quantization-tool rule; other frameworks nudge the zero
@@ -122,8 +132,7 @@ def affine_qparams(
     qmin, qmax = dtype_range(dtype)
     lo = np.minimum(np.asarray(min_val, dtype=np.float32).reshape(-1), np.float32(0))
     hi = np.maximum(np.asarray(max_val, dtype=np.float32).reshape(-1), np.float32(0))
-    scale = ((hi - lo) / np.float32(qmax - qmin)).astype(np.float32)
-    scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
+    scale = _usable((hi - lo) / np.float32(qmax - qmin))
     zp = np.clip(np.rint(np.float32(qmin) - lo / scale), qmin, qmax).astype(np.int32)
     return QParams(scale, zp, dtype, axis)
 
