@@ -54,7 +54,7 @@ class ModelFile:
         """The run's tensors: the model's weights, the ``inputs`` file's batch (``--input``) and the
         ``calibration`` file's batches (``--calibration``; the ``--input`` batch when only that is given).
         None when all of them would be the workload's seeded draw (the simulation draws them itself)."""
-        if self.weights is None and inputs is None and calibration is None:
+        if self.weights is None and self.quantized is None and inputs is None and calibration is None:
             return None
         from accelsim.config.workload import INPUT
         from accelsim.values.user_data import load_batch
@@ -88,7 +88,12 @@ def load_model(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> M
     from accelsim.config.loader import load_workload
 
     # weights_file resolved (Workload.weights_path) and read once with the workload (config.loader.read_weights)
-    return ModelFile(load_workload(Path(path), overrides))
+    workload = load_workload(Path(path), overrides)
+    if workload.quantized is None:
+        return ModelFile(workload)
+    from accelsim.onnx.quantized_file import read_quantized
+
+    return ModelFile(workload, quantized=read_quantized(workload))
 
 
 def _load_onnx(path: str | os.PathLike[str], overrides: Sequence[str]) -> ModelFile:
@@ -122,20 +127,38 @@ def import_to_files(
 ) -> tuple[Workload, Path]:
     """Import ONNX ``model`` and write it as the workload YAML ``output`` plus its weights ``.npz`` beside it
     (same name, ``.npz``; the YAML's ``weights_file`` names it), each atomically, the weights first so a
-    YAML never names a missing file. Returns the workload as written and the weights file."""
+    YAML never names a missing file. A quantized model's YAML has a ``quantized`` section and its ``.npz``
+    the model's codes and parameters too (accelsim.onnx.quantized_file), so runs of the YAML give the bits
+    and cycles of the model's. Returns the workload as written and the weights file."""
     import io
 
     import numpy as np
 
     from accelsim.atomic_file import write_atomic
+    from accelsim.config.ranges import plain_name
     from accelsim.config.scalesim_topology import workload_yaml
+    from accelsim.config.workload import Quantized
     from accelsim.onnx import import_onnx
+    from accelsim.onnx.quantized import is_quantized_file, load_quantized
+    from accelsim.onnx.quantized_file import quantized_arrays
+    from accelsim.onnx.quantized_workload import REQUANT_MODE, import_quantized
 
     weights_path = Path(output).with_suffix(".npz")
-    imported = import_onnx(model, name=name, batch=batch, input_shapes=input_shapes)
+    update: dict[str, object] = {"weights_file": weights_path.name}
+    if is_quantized_file(model):
+        graph = load_quantized(model, batch=batch, input_shapes=input_shapes)
+        name = name or plain_name(PurePath(model).stem, "model")
+        quantized = import_quantized(graph, name=name, batch=batch, file=os.fspath(model))
+        imported = quantized.imported
+        arrays = {**imported.weights, **quantized_arrays(quantized)}
+        spec = {"scheme": str(quantized.scheme), "weights": str(quantized.weights), "requant": str(REQUANT_MODE)}
+        update["quantized"] = Quantized.model_validate(spec)
+    else:
+        imported = import_onnx(model, name=name, batch=batch, input_shapes=input_shapes)
+        arrays = imported.weights
     buffer = io.BytesIO()
-    np.savez(buffer, **imported.weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     write_atomic(weights_path, buffer.getvalue())
-    workload = imported.workload.model_copy(update={"weights_file": weights_path.name})
+    workload = imported.workload.model_copy(update=update)
     write_atomic(Path(output), workload_yaml(workload))
     return workload, weights_path

@@ -159,7 +159,7 @@ def import_topology(path: str | Path, name: str | None = None) -> Workload:
 
 def workload_yaml(workload: Workload) -> str:
     """The workload as YAML in the shipped files' style: one flow mapping per layer."""
-    doc = workload.model_dump(exclude_defaults=True, exclude={"layers"})
+    doc = workload.model_dump(mode="json", exclude_defaults=True, exclude={"layers"})
     doc = {"schema_version": workload.schema_version, **doc}
     lines = [yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120).rstrip(), "layers:"]
     for layer in workload.layers:

@@ -249,6 +249,14 @@ def load_sweep(path: str | Path) -> Sweep:
             raise AccelsimError(
                 f"workload name {workload.name!r} is used by two entries", file=file, path=format_path(("workloads", i))
             )
+        if workload.quantized is not None:  # its points would quantize the float twin, not run the model's codes
+            raise AccelsimError(
+                f"workload {workload.name!r} is a quantized model (its own codes and parameters), which a sweep "
+                "does not run yet",
+                file=file,
+                path=format_path(("workloads", i)),
+                allowed="run it with accelsim run / compare, or sweep its fp32 import",
+            )
         workloads[workload.name] = workload
     sweep = Sweep(
         spec,

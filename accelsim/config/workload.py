@@ -25,6 +25,7 @@ from pydantic import (
 from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel
+from accelsim.schemes import WeightFormatName
 
 if TYPE_CHECKING:  # the loader reads the weights file; a workload only keeps what it read
     from accelsim.config.loader import WeightsBytes
@@ -742,7 +743,20 @@ class LayerShapes:
 
 
 #: top-level fields added after workloads' results were first stored -> their default (left out of dumps)
-LATER_FIELDS: dict[str, Any] = {"outputs": []}
+LATER_FIELDS: dict[str, Any] = {"outputs": [], "quantized": None}
+
+
+class Quantized(StrictModel):
+    """A quantized model's own arithmetic (``accelsim import onnx MODEL_int8.onnx`` writes it): the weights
+    file holds its weight codes, scales, zero points, int32 biases and activation parameters
+    (accelsim.onnx.quantized_file), which every run uses instead of quantizing or calibrating."""
+
+    scheme: Literal["static", "dynamic"]
+    """The scheme the model is: static (activation parameters given) or dynamic (computed at run time)."""
+    weights: Annotated[WeightFormatName, Field(strict=False)]
+    """The format of its weight codes (checked against the codes)."""
+    requant: Literal["float_half_even"]
+    """ONNX Runtime's requant arithmetic, the only one its models run with."""
 
 
 class Workload(StrictModel):
@@ -761,6 +775,8 @@ class Workload(StrictModel):
     extra_inputs: dict[Label, TensorShape] = Field(default_factory=dict)
     """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
+    quantized: Quantized | None = None
+    """A quantized model's own quantization, in ``weights_file`` (None: the schemes quantize the weights)."""
     outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
     """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
     to float and written out; empty: the last layer."""
@@ -783,6 +799,8 @@ class Workload(StrictModel):
     @model_validator(mode="after")
     def _infer_shapes(self) -> Workload:
         self._shapes = infer_shapes(self)
+        if self.quantized is not None and not self.weights_file:
+            raise FieldError(("quantized",), "needs a weights_file holding the model's codes", "a weights_file")
         return self
 
     @property

@@ -87,13 +87,13 @@ UNSUPPORTED: dict[str, str] = {
     "ReduceMean": "no reduction layer (a written-out LayerNorm over the last axis imports as layernorm)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
-    "QuantizeLinear": "quantized (QDQ) models are not imported yet",
-    "DequantizeLinear": "quantized (QDQ) models are not imported yet",
-    "QLinearConv": "QOperator models are not imported yet",
-    "QLinearMatMul": "QOperator models are not imported yet",
-    "MatMulInteger": "dynamic-quantized models are not imported yet",
-    "ConvInteger": "dynamic-quantized models are not imported yet",
-    "DynamicQuantizeLinear": "dynamic-quantized models are not imported yet",
+    "QuantizeLinear": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
+    "DequantizeLinear": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
+    "QLinearConv": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
+    "QLinearMatMul": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
+    "MatMulInteger": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
+    "ConvInteger": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
+    "DynamicQuantizeLinear": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
 }
 
 Handler = Callable[["Builder", Node], None]

@@ -318,7 +318,7 @@ class _Rewrite:
             self.nodes.append(node)
 
 
-def _weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> WeightFormatName:
+def weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> WeightFormatName:
     """The accelsim weight format of the model's weight codes (the first weight's dtype decides)."""
     if not codes:
         return WeightFormatName.SYMMETRIC
@@ -368,7 +368,7 @@ def import_quantized(
     return QuantizedImport(
         imported,
         scheme,
-        _weight_format(rewrite.weight_codes),
+        weight_format(rewrite.weight_codes),
         rewrite.given,
         {**rewrite.output_qparams, **sources},
     )

@@ -26,8 +26,9 @@ NPY_KEY = ""
 HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def _read_npy(stream: IO[bytes], file: str, field: str, key: str) -> np.ndarray:
-    """One ``.npy`` from ``stream``: header checked (dtype, size) before the data is read."""
+def _read_npy(stream: IO[bytes], file: str, field: str, key: str, keep_integers: bool = False) -> np.ndarray:
+    """One ``.npy`` from ``stream``: header checked (dtype, size) before the data is read; float32 (finite),
+    or with ``keep_integers`` an integer array as stored (a quantized model's codes and int32 biases)."""
     where = f"{field}[{key}]" if key else field
     try:
         version = np.lib.format.read_magic(stream)
@@ -54,6 +55,8 @@ def _read_npy(stream: IO[bytes], file: str, field: str, key: str) -> np.ndarray:
     if len(data) != size:
         raise AccelsimError(f"array data is {len(data):,} of {size:,} bytes (truncated?)", file=file, path=where)
     array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+    if keep_integers and dtype.kind in "iu":
+        return array.astype(dtype.newbyteorder("="))
     with np.errstate(over="ignore", invalid="ignore"):
         array = array.astype(np.float32)
     if not np.isfinite(array).all():
@@ -68,11 +71,12 @@ def load_arrays(path: str | os.PathLike[str], *, field: str) -> dict[str, np.nda
     return parse_arrays(read_user_file(file, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field=field), file, field)
 
 
-def parse_arrays(data: bytes, file: str, field: str) -> dict[str, np.ndarray]:
+def parse_arrays(data: bytes, file: str, field: str, *, keep_integers: bool = False) -> dict[str, np.ndarray]:
     """The arrays of a ``.npy`` or ``.npz`` file's bytes, already read (:func:`load_arrays`; a workload's
-    weights file, read once by config.loader.read_weights); errors name ``file`` and ``field``."""
+    weights file, read once by config.loader.read_weights); errors name ``file`` and ``field``;
+    ``keep_integers``: integer arrays keep their dtype (float ones are float32 either way)."""
     if data.startswith(b"\x93NUMPY"):
-        return {NPY_KEY: _read_npy(io.BytesIO(data), file, field, NPY_KEY)}
+        return {NPY_KEY: _read_npy(io.BytesIO(data), file, field, NPY_KEY, keep_integers)}
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError):
@@ -83,7 +87,7 @@ def parse_arrays(data: bytes, file: str, field: str) -> dict[str, np.ndarray]:
             key = member.removesuffix(".npy")
             try:
                 with archive.open(member) as stream:
-                    arrays[key] = _read_npy(stream, file, field, key)
+                    arrays[key] = _read_npy(stream, file, field, key, keep_integers)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
                 raise AccelsimError(f"unreadable .npz member ({exc})", file=file, path=f"{field}[{key}]") from None
     if not arrays:
