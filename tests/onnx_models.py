@@ -215,6 +215,16 @@ def layernorm_decomposed() -> Built:
     return g.build(g.op("MatMul", y, g.weight(d, 8)))
 
 
+def layernorm_op() -> Built:
+    """A LayerNormalization node between two MatMuls (a transformer block's): ORT's quantizer leaves it float
+    between DequantizeLinear and QuantizeLinear."""
+    d = 12
+    g = _Graph("layernorm_op", (2, 5, d))
+    gamma, beta = g.const(g.rng.uniform(0.5, 1.5, d)), g.const(g.rng.normal(0, 0.1, d))
+    y = g.op("LayerNormalization", g.op("MatMul", "x", g.weight(d, d)), gamma, beta, axis=-1, epsilon=1e-5)
+    return g.build(g.op("MatMul", y, g.weight(d, 8)))
+
+
 # --- pools and layout -------------------------------------------------------------------------------------
 
 
@@ -453,6 +463,7 @@ BUILDERS: dict[str, Callable[[], Built]] = {
         hard_swish_written_out,
         erf_gelu,
         layernorm_decomposed,
+        layernorm_op,
         pools,
         layout_ops,
         residual_cnn,

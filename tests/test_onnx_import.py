@@ -53,7 +53,8 @@ IMPORTED = {
     ],  # 1/sqrt(d): alpha
     "softmax_channels": ["conv2d", "softmax"],  # softmax layer axis 1
     "gemm_trans_alpha_beta": ["activation/relu", "transpose", "linear"],  # transA: one sample of [16, 4]
-    "layernorm_decomposed": ["layernorm", "linear"],  # ReduceMean ... Div, Mul gamma, Add beta matched
+    "layernorm_decomposed": ["layernorm", "linear"],
+    "layernorm_op": ["linear", "layernorm", "linear"],  # ReduceMean ... Div, Mul gamma, Add beta matched
     "residual_cnn": [
         *["conv2d/relu", "conv2d/relu", "conv2d", "add/relu"],
         *["conv2d/relu", "conv2d", "conv2d", "add/relu", "avgpool", "flatten", "linear"],

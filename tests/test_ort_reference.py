@@ -146,6 +146,7 @@ UNFUSED_UINT8 = {
     "gemm_trans_alpha_beta": ["Gemm"],  # transA=1: no QGemm
     "elementwise_broadcast": ["Sub", "Div"],  # no QLinearSub / QLinearDiv
     "layernorm_decomposed": ["LayerNormalization"],  # fused from the decomposed pattern, float
+    "layernorm_op": ["LayerNormalization"],  # ORT's quantizer leaves it float between DQ and Q
     "torch_cnn": ["HardSigmoid"],  # HardSwish is decomposed to HardSigmoid * x
 }
 UNFUSED_INT8 = {
