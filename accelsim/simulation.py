@@ -6,7 +6,6 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +27,12 @@ if TYPE_CHECKING:  # the values import Numba: a timing-only run never loads them
     from accelsim.values.tensors import WorkloadTensors
 
 Progress = Callable[[str], None]
-#: The GIL's switch interval while the engine plays beside the values (Python's default is 5 ms): a values
-#: step returning from a kernel waits at most this long for the engine thread to hand the GIL back. ResNet-50
-#: static, 2 threads, interleaved best of 30: 38.9 ms one after the other, 38.8 beside at 5 ms, 37.7 at 0.5 ms,
-#: 35.4 at 0.1 ms (at 5 ms the values wait out most of the engine's run).
-OVERLAP_SWITCH_INTERVAL_S = 0.0001
+#: The GIL's switch interval while the engine plays beside the values' GEMMs (Python's default is 5 ms): a pool
+#: thread starting or ending a GEMM waits at most this long for the calling thread, busy with an engine slice,
+#: to hand it the GIL (nobody else asks for it then, so a short interval costs nothing elsewhere).
+OVERLAP_SWITCH_INTERVAL_S = 0.00002
+#: SimPy events the engine plays per slice while a GEMM runs on the pool (~4 us each on ResNet-50)
+ENGINE_SLICE_EVENTS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,8 +106,9 @@ def simulate(
     it starts (for a progress display).
 
     With more than one GEMM thread (``accelsim.kernels.threads``) the engine, pure Python, plays the
-    program on a second thread while the values' kernels run with the GIL released: the two share no
-    mutable state, so the cycles and the values are the same bits as one after the other."""
+    program in slices on this thread while the values' GEMMs run on the pool with the GIL released
+    (docs/engine.md): the two share no mutable state, so the cycles and the values are the same bits as
+    one after the other."""
     step = progress or (lambda _: None)
     name = get_scheme(scheme).name  # an unknown scheme is the AccelsimError run_values and the CLI give
     options_of_lowering = lowering_options(options.flavour, options.weights)
@@ -151,9 +152,13 @@ def simulate(
     return SchemeRun(name, program, run, rows, total, values, settings)
 
 
+def _engine(hw: HardwareConfig, program: Program, options: RunOptions) -> Engine:
+    return Engine(program, None if options.ideal_memory else dram_of(hw), log=options.log)
+
+
 def _play(hw: HardwareConfig, program: Program, options: RunOptions) -> EngineRun:
     """The timing simulation: the engine plays ``program``."""
-    return Engine(program, None if options.ideal_memory else dram_of(hw), log=options.log).run()
+    return _engine(hw, program, options).run()
 
 
 def _play_and_compute(
@@ -165,7 +170,7 @@ def _play_and_compute(
     step: Progress,
 ) -> tuple[EngineRun, NetworkValues, dict[str, ErrorMetrics]]:
     """The engine's run, the values of the program it plays and their errors against fp32. With a GEMM
-    thread budget above one the engine runs on its own thread meanwhile (the kernels release the GIL)."""
+    thread budget above one the engine plays while the values wait for their GEMMs (``threads.beside``)."""
     from accelsim.kernels import threads as gemm_threads
     from accelsim.values.runner import run_values
     from accelsim.values.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
@@ -188,15 +193,16 @@ def _play_and_compute(
         )
 
     if gemm_threads.threads() > 1:
+        engine = _engine(hw, program, options)
+        engine.start()
         interval = sys.getswitchinterval()
         sys.setswitchinterval(OVERLAP_SWITCH_INTERVAL_S)
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="accelsim-engine") as pool:
-                playing = pool.submit(_play, hw, program, options)
+            with gemm_threads.beside(lambda: engine.advance(ENGINE_SLICE_EVENTS)):
                 tensors, values = compute()
-                run = playing.result()
         finally:
             sys.setswitchinterval(interval)
+        run = engine.finish()  # what the GEMMs left of it
     else:
         run = _play(hw, program, options)
         tensors, values = compute()

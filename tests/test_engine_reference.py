@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+import pytest
 import simpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -182,8 +183,22 @@ class Reference:
         return EngineRun(int(self.env.now), self.timings, self.events, self.log)
 
 
-def _same(program: Program, dram: DramChannel | None) -> None:
-    engine, reference = Engine(program, dram, log=True).run(), Reference(program, dram).run()
+def _sliced(program: Program, dram: DramChannel | None, events: int, slices: int) -> EngineRun:
+    """The engine played ``events`` SimPy events at a time for up to ``slices`` slices (as ``simulate``
+    plays it beside the GEMMs), then the rest at once."""
+    engine = Engine(program, dram, log=True)
+    engine.start()
+    for _ in range(slices):
+        if not engine.advance(events):
+            assert not engine.advance(events)  # over, and stays over
+            break
+    return engine.finish()
+
+
+def _same(program: Program, dram: DramChannel | None, slicing: tuple[int, int] | None = None) -> None:
+    """The engine (whole, or ``slicing`` = (events, slices) for :func:`_sliced`) against the reference."""
+    engine = Engine(program, dram, log=True).run() if slicing is None else _sliced(program, dram, *slicing)
+    reference = Reference(program, dram).run()
     assert engine.log == reference.log
     assert engine.layers == reference.layers
     assert (engine.total_cycles, engine.events) == (reference.total_cycles, reference.events)
@@ -257,7 +272,19 @@ def test_fuzzed_programs_play_as_plain_simpy(program: Program, dram: DramChannel
     _same(program, dram)
 
 
-def test_resnet18_plays_as_plain_simpy() -> None:
-    """A shipped workload's real program (dynamic: range passes and vector-unit work; two channels)."""
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), _drams, st.integers(1, 5), st.integers(0, 60))
+def test_fuzzed_programs_played_in_slices_play_as_plain_simpy(
+    program: Program, dram: DramChannel | None, slice_events: int, slices: int
+) -> None:
+    """The engine played a few events at a time (``Engine.advance``), to its end or then finished at
+    once, ends where ``run`` does, with the same cycles, stalls, traffic, events and log."""
+    _same(program, dram, (slice_events, slices))
+
+
+@pytest.mark.parametrize("slicing", [None, (1, 10**6), (8, 100)])
+def test_resnet18_plays_as_plain_simpy(slicing: tuple[int, int] | None) -> None:
+    """A shipped workload's real program (dynamic: range passes and vector-unit work; two channels),
+    played whole, in slices of one event to its end, and 100 slices of 8 then the rest at once."""
     hw = load_hardware(None, ["dram.channels=2"])
-    _same(lower(load_workload("resnet18"), hw, "dynamic"), dram_of(hw))
+    _same(lower(load_workload("resnet18"), hw, "dynamic"), dram_of(hw), slicing)

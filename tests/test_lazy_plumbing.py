@@ -84,6 +84,48 @@ def test_in_parallel_keeps_chunk_order() -> None:
         threads.set_threads(before)
 
 
+def test_side_work_runs_on_the_calling_thread_while_the_gemm_runs_whole_on_the_pool() -> None:
+    """Inside ``beside``, a GEMM is not split: it runs whole on a pool thread while the caller does slices
+    of the side work, until the work says it is done; from then on GEMMs split again. A one-thread
+    budget has no pool to hand a GEMM to: no side work then."""
+    import threading
+
+    from accelsim.kernels import threads
+
+    before = threads.threads()
+    slices: list[str] = []
+    gemm_on: list[str] = []
+    released = threading.Event()
+
+    def gemm(lo: int, hi: int) -> tuple[int, int]:
+        gemm_on.append(threading.current_thread().name)
+        released.wait(5)  # runs until the side work has had its slices
+        return lo, hi
+
+    def work() -> bool:
+        slices.append(threading.current_thread().name)
+        if len(slices) == 3:
+            released.set()
+        return len(slices) < 3
+
+    threads.set_threads(2)
+    try:
+        with threads.beside(work):
+            assert threads.for_gemm(threads.PARALLEL_MIN_MACS) == 1
+            assert threads.in_parallel(gemm, 10, 1) == [(0, 10)]
+            assert gemm_on[0].startswith("accelsim-gemm")
+            assert slices == [threading.current_thread().name] * 3
+            assert threads.for_gemm(threads.PARALLEL_MIN_MACS) == 2  # the work is done: split again
+        threads.set_threads(1)
+        with threads.beside(work):
+            assert threads.in_parallel(lambda lo, hi: threading.current_thread().name, 4, 1) == [
+                threading.current_thread().name
+            ]
+        assert len(slices) == 3
+    finally:
+        threads.set_threads(before)
+
+
 def test_cli_import_loads_no_heavy_modules() -> None:
     """`accelsim --help` builds the parser from light modules only: importing the CLI (and `accelsim.config`,
     whose names resolve on first use) loads no pydantic, Numba, Matplotlib, SimPy or NumPy; the names still work."""

@@ -31,7 +31,7 @@ from enum import StrEnum
 import numpy as np
 from numba import njit
 
-from accelsim.kernels import vnni
+from accelsim.kernels import threads, vnni
 from accelsim.kernels.requant import LanePlan, Requantized, requant_rows
 
 FLOAT32_EXACT_LIMIT = 1 << 24
@@ -217,8 +217,9 @@ def float_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """float32 GEMM ``[M, K] x [K, N]`` on the float datapath (fp32 and weight-only schemes): BLAS.
 
     The one float entry point, as :func:`int_gemm` is the integer one: every float product of the
-    values runs here, so a test can see each GEMM the kernels execute."""
-    return a @ b
+    values runs here, so a test can see each GEMM the kernels execute. (BLAS releases the GIL: beside
+    the engine, :func:`~accelsim.kernels.threads.call` runs it on the pool.)"""
+    return threads.call(np.matmul, a, b)
 
 
 def never_overflows(

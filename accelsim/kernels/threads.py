@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 CPUS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
@@ -21,6 +22,7 @@ PARALLEL_MIN_MACS = 1 << 25  # below ~33M MACs a thread hand-off costs more than
 _budget = CPUS
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
+_local = threading.local()  # .side: this thread's work done while its GEMMs run on the pool (:func:`beside`)
 
 
 def set_threads(n: int) -> None:
@@ -40,8 +42,28 @@ def threads() -> int:
 
 
 def for_gemm(macs: int) -> int:
-    """Threads to split a GEMM of ``macs`` multiply-accumulates over: one below :data:`PARALLEL_MIN_MACS`."""
-    return _budget if macs >= PARALLEL_MIN_MACS else 1
+    """Threads to split a GEMM of ``macs`` multiply-accumulates over: one below :data:`PARALLEL_MIN_MACS`,
+    and while the calling thread has work of its own beside the GEMMs (:func:`beside`)."""
+    return _budget if macs >= PARALLEL_MIN_MACS and getattr(_local, "side", None) is None else 1
+
+
+@contextmanager
+def beside(work: Callable[[], bool]) -> Iterator[None]:
+    """While inside, with a budget above one thread, each GEMM runs whole on the pool while the calling
+    thread does slices of ``work`` (each call one short slice; False when there is nothing left).
+
+    Cooperative, on purpose: the calling thread's own Python work (a GEMM's set-up, the next layer's)
+    is never interrupted for the side work, which only fills the time the caller would spend waiting
+    for a kernel that released the GIL. (Side work on a thread of its own takes the GIL from the caller
+    every switch interval, and the caller waits as long to get it back.)"""
+    if _budget < 2:
+        yield
+        return
+    _local.side = work
+    try:
+        yield
+    finally:
+        _local.side = None
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -61,8 +83,24 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
 def in_parallel(fn: Callable[..., Any], n: int, parts: int, *args: Any) -> list[Any]:
     """Run ``fn(*args, first, last)`` over [0, n) in up to ``parts`` chunks, the first on this thread and
     the others on the pool (the kernels release the GIL); the results in order of ``first``."""
+    if getattr(_local, "side", None) is not None:
+        return [call(fn, *args, 0, n)]
     chunks = _split(n, parts)
     if len(chunks) == 1:
         return [fn(*args, 0, n)]
     futures = [_executor().submit(fn, *args, lo, hi) for lo, hi in chunks[1:]]
     return [fn(*args, *chunks[0]), *(future.result() for future in futures)]
+
+
+def call(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, a kernel that releases the GIL: here, or inside :func:`beside` on the pool while this
+    thread does slices of its side work."""
+    side = getattr(_local, "side", None)
+    if side is None:
+        return fn(*args)
+    future = _executor().submit(fn, *args)
+    while not future.done():
+        if not side():  # none left: from the next GEMM on, split as usual
+            _local.side = None
+            break
+    return future.result()

@@ -9,6 +9,7 @@ for dynamically quantized activations).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -77,8 +78,9 @@ class QParams:
     def granularity(self) -> str:
         return "per_tensor" if self.axis is None else "per_channel"
 
-    @property
+    @cached_property
     def symmetric(self) -> bool:
+        """All zero points 0 (read for every layer of every run: computed once, the arrays are never changed)."""
         return bool(np.all(self.zero_point == 0))
 
     @property

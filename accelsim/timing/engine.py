@@ -540,9 +540,28 @@ class Engine:
         raise RuntimeError("the program deadlocked: no events left before the last layer was stored")
 
     def run(self) -> EngineRun:
+        """Play the whole program."""
+        self.start()
+        return self.finish()
+
+    def start(self) -> None:
+        """Set the processes going, for :meth:`advance` to play them a slice at a time."""
         self.steps.start(_Process(self._loader, None).wake)
         self.steps.start(_Process(self._sequencer, self._finish).wake)
         self.steps.kick_off(self._deadlocked)
+
+    def advance(self, events: int) -> bool:
+        """Process up to ``events`` more SimPy events, never past the run's end; False once it is over.
+        Slices leave the order of events alone: the same cycles, counts and log as :meth:`run`."""
+        done, step = self._done, self.env.step
+        for _ in range(events):
+            if done.processed:
+                return False
+            step()
+        return not done.processed
+
+    def finish(self) -> EngineRun:
+        """Play what is left of the run (after :meth:`start`, and any slices) and return it."""
         self.env.run(until=self._done)
         assert self._end is not None
         return EngineRun(self._end, self.timings, self.events, self.log)

@@ -481,6 +481,10 @@ class _Numerics:
     weights: str = WeightFormatName.SYMMETRIC  # weight format: symmetric int8, or asymmetric with zero points
     granularity: WeightGranularity = "per_channel"  # one weight scale per output channel, or per tensor
 
+    @cached_property
+    def accumulator(self) -> Accumulator:
+        return Accumulator(bits=self.acc_bits, overflow=self.overflow)
+
     def prepared(self, view: GemmView, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
         if not SCHEMES[self.scheme].weights.quantized:
@@ -497,7 +501,7 @@ class _Numerics:
         flavour = {"flavour": self.variant} if SCHEMES[scheme].runtime_activations and self.variant else {}
         return {
             "quantization": Quantization(scheme=scheme, weight_granularity=self.granularity, **flavour),
-            "accumulator": Accumulator(bits=self.acc_bits, overflow=self.overflow),
+            "accumulator": self.accumulator,
         }
 
 
@@ -730,7 +734,7 @@ class _StaticRun:
                 target,
                 requant_mode=self.num.variant,
                 activation=_fused(layer),
-                accumulator=Accumulator(bits=self.num.acc_bits, overflow=self.num.overflow),
+                accumulator=self.num.accumulator,
                 keep_accumulators=name in self.num.keep,
                 **_geometry(view, layer),
             )
