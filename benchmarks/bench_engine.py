@@ -13,8 +13,9 @@
    beforehand; the ratio with lowering in every run is printed too), against ONNX Runtime running an
    int8 model of the same shapes (float model built from the same workload YAML, quantized with
    onnxruntime.quantization.quantize_static, QOperator format: QLinearConv/QLinearAdd/QGemm), at 1
-   thread each and at every CPU each (accelsim's GEMMs split over the threads; the timing simulation
-   runs before the values, on one). Goal: within 3x of ONNX Runtime's time.
+   thread each and at every CPU each (at 1 thread the timing simulation, then the values; at more,
+   the engine plays in slices on the calling thread while each GEMM runs on a pool thread, and the
+   GEMMs split over the threads once it is over: docs/engine.md). Goal: within 3x of ONNX Runtime's time.
 3. Events and peak memory of the ResNet-50 run.
 
     python benchmarks/bench_engine.py [--array 32] [--dataflow ws] [--skip-scalesim]
@@ -320,7 +321,8 @@ def main() -> int:
                 workload, hw, SchemeName.STATIC, options=TIMING_ONLY, prepared=PreparedModel(program=program)
             )
         )
-        print(f"   {threads} thread{'s' if threads > 1 else ''} each (timing, then values)")
+        how = "timing, then values" if threads == 1 else "timing beside the values' GEMMs"
+        print(f"   {threads} thread{'s' if threads > 1 else ''} each ({how})")
         print(f"   ONNX Runtime int8 ({ops}): {ort_seconds * 1e3:8.1f} ms")
         print(
             f"   accelsim values + timing + records:  {ours * 1e3:8.1f} ms   ratio accelsim/ORT {ours / ort_seconds:.1f}x (goal <= 3x)"

@@ -101,7 +101,7 @@ def int8_operand(b: np.ndarray) -> tuple[np.ndarray, int]:
 def column_zero_points(b_zero_point: int | np.ndarray, shift: int, n_dim: int) -> np.ndarray | None:
     """The weight zero point of the (shifted) operand per column, int64 ``[N]``; None when it is 0 (no
     correction: the symmetric path is unchanged)."""
-    if shift == 0 and np.ndim(b_zero_point) == 0 and int(b_zero_point) == 0:
+    if shift == 0 and _is_scalar(b_zero_point) and int(b_zero_point) == 0:
         return None
     zb = np.asarray(b_zero_point, dtype=np.int64).reshape(-1) - shift
     if zb.size not in (1, n_dim):
@@ -236,11 +236,17 @@ def never_overflows(
     (``z_b`` scalar or per column: its smallest and largest value bound every column)."""
     (a_min, a_max), (b_min, b_max) = _limits(a_dtype), _limits(b_dtype)
     max_a = max(abs(a_min - a_zero_point), abs(a_max - a_zero_point))
-    if np.ndim(b_zero_point) == 0:
+    if _is_scalar(b_zero_point):
         zb_lo = zb_hi = int(b_zero_point)
     else:
         zb_lo, zb_hi = int(np.min(b_zero_point)), int(np.max(b_zero_point))
     return max_bias + k_dim * max_a * max(b_max - zb_lo, zb_hi - b_min) <= hi
+
+
+def _is_scalar(v: int | np.ndarray) -> bool:
+    """``np.ndim(v) == 0`` for the ints and arrays a zero point is, without its generic dispatch (read
+    for every layer of every run)."""
+    return not isinstance(v, np.ndarray) or v.ndim == 0
 
 
 @functools.cache
