@@ -593,7 +593,7 @@ def run_static_codes(
     QLinearMatMul hands them in."""
     layer = _layer(kind, geometry)
     bias_f = None if bias is None else np.asarray(bias).reshape(-1)
-    bias_f = bias_f if bias_f is None or bias_f.dtype == np.int32 else bias_f.astype(np.float32)
+    bias_f = bias_f if bias_f is None or bias_f.dtype == np.int32 else bias_f.astype(np.float32, copy=False)
     settings = _settings(activation, accumulator, weight_q.qparams.granularity) | {
         "weights": _weight_format_name(weight_q.qparams)
     }
