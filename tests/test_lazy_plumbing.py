@@ -61,7 +61,7 @@ def test_gemm_pool_starts_on_first_split_gemm() -> None:
         int_gemm(a, b)
         print(gemm_threads())
         threads.set_threads(2)
-        threads.in_parallel(lambda lo, hi: None, 4, 2)
+        threads.in_parallel(lambda lo, hi: None, 4, 2, macs=threads.PARALLEL_MIN_MACS)
         print(gemm_threads())
     """)
     assert out.split() == ["0", "0", "1"]
@@ -74,7 +74,7 @@ def test_in_parallel_keeps_chunk_order() -> None:
     before = threads.threads()
     threads.set_threads(3)
     try:
-        assert threads.in_parallel(lambda base, lo, hi: (base, lo, hi), 10, 3, "x") == [
+        assert threads.in_parallel(lambda base, lo, hi: (base, lo, hi), 10, 3, "x", macs=threads.PARALLEL_MIN_MACS) == [
             ("x", 0, 4),
             ("x", 4, 8),
             ("x", 8, 10),
@@ -85,14 +85,16 @@ def test_in_parallel_keeps_chunk_order() -> None:
 
 
 def test_side_work_runs_on_the_calling_thread_while_the_gemm_runs_whole_on_the_pool() -> None:
-    """Inside ``beside``, a GEMM is not split: it runs whole on a pool thread while the caller does slices
-    of the side work, until the work says it is done; from then on GEMMs split again. A one-thread
-    budget has no pool to hand a GEMM to: no side work then."""
+    """Inside ``beside``, a GEMM is not split: a large one runs whole on a pool thread while the caller
+    does slices of the side work, until the work says it is done; from then on GEMMs split again. A
+    small GEMM runs on the caller (a hand-off would cost more), and a one-thread budget has no pool to
+    hand a GEMM to: no side work then."""
     import threading
 
     from accelsim.kernels import threads
 
     before = threads.threads()
+    here = threading.current_thread().name
     slices: list[str] = []
     gemm_on: list[str] = []
     released = threading.Event()
@@ -108,19 +110,20 @@ def test_side_work_runs_on_the_calling_thread_while_the_gemm_runs_whole_on_the_p
             released.set()
         return len(slices) < 3
 
+    large, small = threads.BESIDE_MIN_MACS, threads.BESIDE_MIN_MACS - 1
     threads.set_threads(2)
     try:
         with threads.beside(work):
             assert threads.for_gemm(threads.PARALLEL_MIN_MACS) == 1
-            assert threads.in_parallel(gemm, 10, 1) == [(0, 10)]
+            assert threads.call(lambda: threading.current_thread().name, macs=small) == here
+            assert slices == []
+            assert threads.in_parallel(gemm, 10, 1, macs=large) == [(0, 10)]
             assert gemm_on[0].startswith("accelsim-gemm")
-            assert slices == [threading.current_thread().name] * 3
+            assert slices == [here] * 3
             assert threads.for_gemm(threads.PARALLEL_MIN_MACS) == 2  # the work is done: split again
         threads.set_threads(1)
         with threads.beside(work):
-            assert threads.in_parallel(lambda lo, hi: threading.current_thread().name, 4, 1) == [
-                threading.current_thread().name
-            ]
+            assert threads.in_parallel(lambda lo, hi: threading.current_thread().name, 4, 1, macs=large) == [here]
         assert len(slices) == 3
     finally:
         threads.set_threads(before)

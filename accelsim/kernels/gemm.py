@@ -219,7 +219,7 @@ def float_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     The one float entry point, as :func:`int_gemm` is the integer one: every float product of the
     values runs here, so a test can see each GEMM the kernels execute. (BLAS releases the GIL: beside
     the engine, :func:`~accelsim.kernels.threads.call` runs it on the pool.)"""
-    return threads.call(np.matmul, a, b)
+    return threads.call(np.matmul, a, b, macs=a.size * b.shape[-1])
 
 
 def never_overflows(

@@ -18,6 +18,9 @@ from typing import Any
 
 CPUS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 PARALLEL_MIN_MACS = 1 << 25  # below ~33M MACs a thread hand-off costs more than it saves (measured)
+#: inside :func:`beside`, smaller GEMMs run here: handing one to the pool and the GIL back and forth costs
+#: tens of microseconds, the time of a 16M-MAC GEMM (every ResNet-50 GEMM but the classifier is larger)
+BESIDE_MIN_MACS = 1 << 24
 
 _budget = CPUS
 _pool: ThreadPoolExecutor | None = None
@@ -80,11 +83,12 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def in_parallel(fn: Callable[..., Any], n: int, parts: int, *args: Any) -> list[Any]:
+def in_parallel(fn: Callable[..., Any], n: int, parts: int, *args: Any, macs: int) -> list[Any]:
     """Run ``fn(*args, first, last)`` over [0, n) in up to ``parts`` chunks, the first on this thread and
-    the others on the pool (the kernels release the GIL); the results in order of ``first``."""
+    the others on the pool (the kernels release the GIL); the results in order of ``first``. ``macs``:
+    the GEMM's size (inside :func:`beside` a large one runs whole, :func:`call`)."""
     if getattr(_local, "side", None) is not None:
-        return [call(fn, *args, 0, n)]
+        return [call(fn, *args, 0, n, macs=macs)]
     chunks = _split(n, parts)
     if len(chunks) == 1:
         return [fn(*args, 0, n)]
@@ -92,11 +96,11 @@ def in_parallel(fn: Callable[..., Any], n: int, parts: int, *args: Any) -> list[
     return [fn(*args, *chunks[0]), *(future.result() for future in futures)]
 
 
-def call(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)``, a kernel that releases the GIL: here, or inside :func:`beside` on the pool while this
-    thread does slices of its side work."""
+def call(fn: Callable[..., Any], *args: Any, macs: int) -> Any:
+    """``fn(*args)``, a GEMM of ``macs`` multiply-accumulates whose kernel releases the GIL: here, or inside
+    :func:`beside`, from :data:`BESIDE_MIN_MACS` on, on the pool while this thread does slices of its side work."""
     side = getattr(_local, "side", None)
-    if side is None:
+    if side is None or macs < BESIDE_MIN_MACS:
         return fn(*args)
     future = _executor().submit(fn, *args)
     while not future.done():

@@ -454,7 +454,8 @@ def vnni_product(
     if b_col_sums is None and a.dtype == np.int8:
         b_col_sums = b.sum(axis=0, dtype=np.int64)
     offset32 = offset_row(n_dim, a.dtype, b_col_sums, row_offset)
-    threads = for_gemm(m_dim * n_dim * k_dim)
+    macs = m_dim * n_dim * k_dim
+    threads = for_gemm(macs)
     if b_packed is None and n_panels >= threads:  # each worker packs its own B panels
         b_bytes = _workspace("b", n_panels * k4 * NR * 4, np.int8)
         in_parallel(
@@ -470,6 +471,7 @@ def vnni_product(
             row_terms,
             col_factors,
             out,
+            macs=macs,
         )
     else:
         if b_packed is None:
@@ -477,7 +479,7 @@ def vnni_product(
             b_packed = b_bytes.view(np.int32)
             _pack_b_panels(np.ascontiguousarray(b), k4, b_bytes, b_packed, 0, n_panels)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
-        in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out)
+        in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out, macs=macs)
     return out
 
 
@@ -633,10 +635,11 @@ def requant_product(
     a_words, k_dim = a_words.reshape(-1), 4 * k4
     codes: np.ndarray = np.empty((m_dim, n_dim), out_dtype)
     chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
-    threads = for_gemm(m_dim * n_dim * k_dim)
+    macs = m_dim * n_dim * k_dim
+    threads = for_gemm(macs)
     common = (a_words, b_packed, k4, offset32, *zero_point_terms, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
     if n_panels >= threads:  # workers split the column panels (each requantizes its own channels)
-        parts = in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads)
+        parts = in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads, macs=macs)
     else:
-        parts = in_parallel(lambda lo, hi: _run_requant(*common, 0, n_panels, lo, hi), m_panels, threads)
+        parts = in_parallel(lambda lo, hi: _run_requant(*common, 0, n_panels, lo, hi), m_panels, threads, macs=macs)
     return codes, sum(p[0] for p in parts), min(p[1] for p in parts), max(p[2] for p in parts)
