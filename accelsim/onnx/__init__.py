@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,11 @@ class OnnxImport:
     inputs: dict[str, str]  # graph input tensor -> workload source (``input`` or an extra input)
     #: the first dim is no batch (some node moves it): the workload is one sample of the whole shapes
     one_sample: bool = False
+    #: every tensor the layers hold -> its workload name, in graph order (a fused activation's output is its
+    #: layer's; tensors folded away or fused into a layer before its activation are absent)
+    holders: dict[str, str] = field(default_factory=dict)
+    #: layer -> the name of the ONNX node it came from (as the graph after the import's rewrites names it)
+    origins: dict[str, str] = field(default_factory=dict)
 
     def tensors(self, feeds: Mapping[str, np.ndarray]) -> WorkloadTensors:
         """The tensors of a values run on ``feeds`` (graph input name -> batch-first array); they are the
@@ -159,4 +164,5 @@ def import_onnx(
             exc.path = ""
         raise
     sources = {tensor: holder for tensor, holder in b.holder.items() if tensor in graph.inputs}
-    return OnnxImport(workload, b.weights, outputs, sources, one_sample=not b.lead)
+    origins = {layer["name"]: node.name for layer, node in zip(b.layers, b.origin)}
+    return OnnxImport(workload, b.weights, outputs, sources, not b.lead, dict(b.holder), origins)

@@ -22,14 +22,17 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from accelsim.config.workload import GEMM_LAYERS
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
+from accelsim.lowering.program import CLAMP_ACTIVATIONS
 from accelsim.onnx import OnnxImport, import_onnx
 from accelsim.onnx.quantized import op_key, scheme_of
 from accelsim.onnx.quantized_ops import qparams
 from accelsim.quant import QParams, QuantizedWeight
 from accelsim.requant_modes import RequantModeName
 from accelsim.schemes import SchemeName, WeightFormatName
+from accelsim.values.runner import PRE_ACTIVATION
 from accelsim.values.tensors import LayerParams, WorkloadTensors
 
 #: the requant mode and dynamic flavour that are ONNX Runtime's arithmetic
@@ -64,6 +67,9 @@ OUTPUT_QPARAMS = {
 BIAS_AT = {"QLinearConv": 8, "com.microsoft.QGemm": 6}
 #: attributes of the contrib ops the float op does not have
 CONTRIB_ONLY = frozenset({"channels_last", "opset"})
+#: default-domain ops that move codes exactly (ORT runs them on the codes; between DequantizeLinear and
+#: QuantizeLinear of one set of parameters they give the same codes)
+CODE_MOVES = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool"})
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,13 @@ class QuantizedImport:
     weights: str
     #: layer -> its weight codes with their parameters and its int32 bias, as the model gives them
     given: dict[str, tuple[QuantizedWeight, np.ndarray | None]] = field(default_factory=dict)
-    #: layer or workload source -> the parameters of its codes (static models)
+    #: layer or workload source -> the parameters of its codes (static models); ``<layer>:pre_activation``
+    #: the codes a GEMM layer requantizes to before an activation the vector unit applies (a QLinearConv's
+    #: output before ORT's QLinearSigmoid)
     qparams: dict[str, QParams] = field(default_factory=dict)
+    #: layers ORT computes in float32 between DequantizeLinear and QuantizeLinear (unfused QDQ groups, float
+    #: ops the quantizer left, such as Sub, Div and ResNet's Sum): the static run does too
+    float_layers: frozenset[str] = frozenset()
 
     def static_tensors(self, feeds: Mapping[str, np.ndarray]) -> WorkloadTensors:
         """The tensors of a values run on ``feeds`` with the model's own weight codes and int32 biases."""
@@ -91,7 +102,7 @@ class QuantizedImport:
             else p
             for name, p in tensors.params.items()
         }
-        return WorkloadTensors(params, tensors.inputs, tensors.calibration)
+        return WorkloadTensors(params, tensors.inputs, tensors.calibration, self.float_layers)
 
     @property
     def variant(self) -> str:
@@ -131,8 +142,11 @@ class _Rewrite:
         self.weight_codes: list[tuple[np.ndarray, np.ndarray]] = []  # (codes, zero point) of every weight
         #: node name -> its weight codes and parameters and int32 bias, as the array takes them
         self.given: dict[str, tuple[QuantizedWeight, np.ndarray | None]] = {}
-        #: node name -> the parameters of its output codes
-        self.output_qparams: dict[str, QParams] = {}
+        #: tensor -> the parameters of its codes: a quantized op's output, and the float tensor a
+        #: QuantizeLinear quantizes (a graph input, a float op's output)
+        self.tensor_qparams: dict[str, QParams] = {}
+        #: the float compute nodes of a static graph (ORT's unfused groups, ops left float)
+        self.float_nodes: set[str] = set()
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         self.producer = {o: n for n in model.graph.node for o in n.output}
         for n in model.graph.node:
@@ -245,10 +259,9 @@ class _Rewrite:
             zero = self.const(node.input[out_at + 1])
             dtype = np.dtype(np.uint8) if zero is None else zero.dtype
             qp = qparams(self.const(node.input[out_at]), zero, dtype)
-            self.output_qparams[node.input[0] if key == "QuantizeLinear" else node.name or node.output[0]] = qp
-            producer = self.producer.get(node.input[0]) if key == "QuantizeLinear" else None
-            if producer is not None and producer.name:  # a float op of an unfused group: its layer's name
-                self.output_qparams.setdefault(producer.name, qp)
+            self.tensor_qparams[node.output[0]] = qp
+            if key == "QuantizeLinear":
+                self.tensor_qparams[node.input[0]] = qp
         arg = self._arg
         if key in ("QuantizeLinear", "DequantizeLinear") and self.const(node.input[0]) is None:
             self.identity(node, node.input[0])
@@ -315,6 +328,8 @@ class _Rewrite:
         elif key == "Reshape" and node.input[0] in runtime_scales:
             runtime_scales.update(node.output)
         else:
+            if node.op_type not in CODE_MOVES:
+                self.float_nodes.add(node.name)
             self.nodes.append(node)
 
 
@@ -328,13 +343,39 @@ def weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> WeightFormatNam
     return WeightFormatName.ASYMMETRIC_INT8 if nonzero else WeightFormatName.SYMMETRIC
 
 
+def _named(node: onnx.NodeProto) -> onnx.NodeProto:
+    """An unnamed node named after its first output, so that its layer can be traced back to it."""
+    named = onnx.NodeProto()
+    named.CopyFrom(node)
+    named.name = node.output[0]
+    return named
+
+
+def _layer_qparams(imported: OnnxImport, rewrite: _Rewrite) -> dict[str, QParams]:
+    """The model's parameters by workload name: each layer's (and source's) are those of the last tensor it
+    holds that has any (a layer with a fused activation holds the activation's output); a GEMM layer whose
+    activation runs on the vector unit also gets its own node's output as ``<layer>:pre_activation``."""
+    by_name: dict[str, QParams] = {}
+    for tensor, holder in imported.holders.items():
+        if tensor in rewrite.tensor_qparams:
+            by_name[holder] = rewrite.tensor_qparams[tensor]
+    own_output = {n.name: n.output[0] for n in rewrite.nodes}
+    for layer in imported.workload.layers:
+        if not isinstance(layer, GEMM_LAYERS) or getattr(layer, "activation", "none") in CLAMP_ACTIVATIONS:
+            continue
+        pre = own_output.get(imported.origins.get(layer.name, ""))
+        if pre in rewrite.tensor_qparams:
+            by_name[layer.name + PRE_ACTIVATION] = rewrite.tensor_qparams[pre]
+    return by_name
+
+
 def float_twin(model: onnx.ModelProto) -> tuple[onnx.ModelProto, _Rewrite]:
     """The fp32 graph a quantized ``model`` quantizes (dequantized weights), and the rewrite that made it
     (the given weights and output parameters by node)."""
     rewrite = _Rewrite(model)
     runtime: set[str] = set()
     for node in model.graph.node:
-        rewrite.node(node, runtime)
+        rewrite.node(node if node.name else _named(node), runtime)
     used = {i for n in rewrite.nodes for i in n.input}
     initializers = [
         numpy_helper.from_array(v, k) for k, v in {**rewrite.consts, **rewrite.new_consts}.items() if k in used
@@ -362,13 +403,13 @@ def import_quantized(
         except AccelsimError as exc:
             exc.file = file or f"{name} (quantized model)"
             raise
-    sources = {
-        holder: rewrite.output_qparams[t] for t, holder in imported.inputs.items() if t in rewrite.output_qparams
-    }
+    static = scheme == SchemeName.STATIC
+    floats = frozenset(layer for layer, node in imported.origins.items() if node in rewrite.float_nodes)
     return QuantizedImport(
         imported,
         scheme,
         weight_format(rewrite.weight_codes),
         rewrite.given,
-        {**rewrite.output_qparams, **sources},
+        _layer_qparams(imported, rewrite),
+        floats if static else frozenset(),
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
@@ -687,13 +687,33 @@ class _Quantized:
         return dequantize_tensor(self.codes, self.qparams)
 
 
+@dataclass(frozen=True)
+class _Float:
+    """A float layer's float32 output the model gives no parameters for: a quantized model's runtime keeps it
+    float for the next float layer (ResNet's last Sum -> Relu -> AveragePool in ORT)."""
+
+    values: np.ndarray
+
+    def real(self) -> np.ndarray:
+        return self.values
+
+
 class _StaticRun:
     """Full int8: every tensor stored as codes with calibrated parameters (``qparams`` by tensor name)."""
 
-    def __init__(self, num: _Numerics, params: dict[str, LayerParams], qparams: dict[str, QParams]):
+    def __init__(
+        self,
+        num: _Numerics,
+        params: dict[str, LayerParams],
+        qparams: dict[str, QParams],
+        float_layers: frozenset[str] = frozenset(),
+    ):
         self.num = num
         self.params = params
         self.qparams = qparams
+        #: layers computed as fp32 between dequantize and quantize (WorkloadTensors.float_layers)
+        self.float_layers = float_layers
+        self.float_run = _FloatRun(replace(num, scheme=SchemeName.FP32, variant=None), params)
         assert num.variant is not None, "a static run's variant is its requant mode"
         self.rule = get_mode(num.variant).input_rule  # the framework's QUANTIZE on the vector unit
         #: ONNX Runtime's requant mode: its QLinear* vector kernels' own arithmetic (accelsim.quant.ort_vector)
@@ -710,10 +730,19 @@ class _StaticRun:
         return q
 
     def layer(
-        self, shapes: LayerShapes, view: GemmView | None, inputs: list[_Quantized]
-    ) -> tuple[_Quantized, LayerValues]:
+        self, shapes: LayerShapes, view: GemmView | None, tensors: list[_Quantized | _Float]
+    ) -> tuple[_Quantized | _Float, LayerValues]:
         layer = shapes.layer
         name = layer.name
+        if name in self.float_layers:
+            return self._float_layer(shapes, view, tensors)
+        inputs = [t for t in tensors if isinstance(t, _Quantized)]
+        if len(inputs) < len(tensors):
+            floats = [n for n, t in zip(shapes.input_names, tensors) if isinstance(t, _Float)]
+            raise AccelsimError(
+                f"layer {name!r} reads {floats[0]!r}, a float tensor with no quantization parameters",
+                allowed="parameters for every tensor a layer outside the float layers reads",
+            )
         params = self.params.get(name)
         vector_sats = 0
         results: list[LayerResult] = []
@@ -741,7 +770,7 @@ class _StaticRun:
             results = [res]
             out = _Quantized(res.tensors["output_q"].values, target)
             if vector_after:
-                out, vector_sats = self._quantize(activate(out.real(), activation), name)
+                out, vector_sats = self._activation(out, activation, name)
         elif isinstance(layer, MaxPool):
             x = inputs[0]
             out = _Quantized(maxpool(x.codes, layer, x.qparams.qmin), x.qparams)
@@ -766,6 +795,29 @@ class _StaticRun:
             name, layer.type, out.codes, results, self.num, qparams=out.qparams, vector_saturations=vector_sats
         )
         return out, values
+
+    def _activation(self, x: _Quantized, activation: str, name: str) -> tuple[_Quantized, int]:
+        """A GEMM layer's vector-unit activation on its requantized codes: dequantize, the float function,
+        quantize; under ORT's mode a sigmoid is QLinearSigmoid's table (what ORT runs after a QLinearConv)."""
+        if self.ort and activation == "sigmoid":
+            qp = self.qparams[name]
+            codes, sats = ort_vector.sigmoid(x.codes, x.qparams, qp)
+            return _Quantized(codes, qp), sats
+        return self._quantize(activate(x.real(), activation), name)
+
+    def _float_layer(
+        self, shapes: LayerShapes, view: GemmView | None, inputs: list[_Quantized | _Float]
+    ) -> tuple[_Quantized | _Float, LayerValues]:
+        """A layer the model's runtime computes in float32 between dequantize and quantize (ORT's unfused QDQ
+        groups): the fp32 run's arithmetic on the dequantized inputs and the layer's float weights (a
+        quantized model's are its codes dequantized), quantized to the output's parameters where the model
+        has them, else passed on as float32 to the next float layer."""
+        name = shapes.layer.name
+        y, values = self.float_run.layer(shapes, view, [q.real() for q in inputs])
+        if name not in self.qparams:
+            return _Float(y), values
+        out, sats = self._quantize(y, name)
+        return out, replace(values, stored=out.codes, qparams=out.qparams, vector_saturations=sats)
 
     def _ort_vector(self, layer: LayerBase, inputs: list[_Quantized], name: str) -> tuple[_Quantized, int] | None:
         """The layers ONNX Runtime runs as a QLinear* kernel (QLinearAdd / Mul of two activations,
@@ -1024,23 +1076,33 @@ def run_values(
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
     if qparams is None or not _static_tensor_names(steps, tensors) <= qparams.keys():
-        # a model's own parameters win; tensors it has none for (a float op of the graph) are calibrated
+        # a model's own parameters win; tensors it has none for are calibrated, except a float layer's output
+        # (a quantized model's runtime keeps it float when the model quantizes it nowhere)
         calibrated = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
-        qparams = calibrated | (qparams or {})
+        kept = {k: v for k, v in calibrated.items() if k not in tensors.float_layers}
+        qparams = kept | (qparams or {})
     num = _Numerics(name, mode, acc.bits, acc.overflow, keep, weights, weight_granularity)
-    run = _StaticRun(num, tensors.params, qparams)
+    run = _StaticRun(num, tensors.params, qparams, tensors.float_layers)
     layers = _execute(steps, run, tensors.inputs)
     return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
 
 
+#: layers whose codes keep their input's parameters (the codes move or are selected, never recomputed)
+CODE_MOVES = (MaxPool, Flatten, Reshape, Transpose)
+
+
 def _static_tensor_names(steps: list[Step], tensors: WorkloadTensors) -> set[str]:
-    """Every tensor a static run quantizes: the sources, each layer's output and the requant target before
-    a vector-unit activation."""
+    """Every tensor a static run needs parameters for: the sources, each layer's output (not those that keep
+    their input's, nor a float layer's, quantized only where a model gives parameters) and the requant
+    target before a vector-unit activation."""
     names = set(tensors.inputs)
     for shapes, view in steps:
-        names.add(shapes.layer.name)
-        if view is not None and getattr(shapes.layer, "activation", "none") not in CLAMP_ACTIVATIONS:
-            names.add(shapes.layer.name + PRE_ACTIVATION)
+        layer = shapes.layer
+        if isinstance(layer, CODE_MOVES) or layer.name in tensors.float_layers:
+            continue
+        names.add(layer.name)
+        if view is not None and getattr(layer, "activation", "none") not in CLAMP_ACTIVATIONS:
+            names.add(layer.name + PRE_ACTIVATION)
     return names
 
 

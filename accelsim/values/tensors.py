@@ -78,6 +78,10 @@ class WorkloadTensors:
     params: dict[str, LayerParams]
     inputs: dict[str, np.ndarray]  # the run batch: "input" and every extra input
     calibration: dict[str, np.ndarray]  # the static calibration batch, same keys, a different draw
+    #: layers a quantized model's runtime computes in float32 between dequantize and quantize (ONNX Runtime's
+    #: unfused QDQ groups): the static run dequantizes their inputs, runs them as fp32 and quantizes the
+    #: output where the model gives its parameters (else it stays float for the next float layer)
+    float_layers: frozenset[str] = frozenset()
 
 
 def _rng(seed: int, purpose: str, name: str) -> np.random.Generator:
