@@ -143,6 +143,8 @@ def explain(
         + (f" ({flavour} flavour)" if get_scheme(scheme).runtime_activations else "")
         + f" on {hw.name}"
     )
+    if get_scheme(scheme).calibrated and tensors is not None and layer_name in tensors.float_layers:
+        return "\n".join([head, _float_group(lv)])
     if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
         return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])
     result = lv.results[0]
@@ -325,6 +327,20 @@ def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str
         f"3. GEMM in float32 on {where}",
         f"4. vector unit: bias and {act} in float32; outputs stored as float32 {_fmt(lv.output)}",
     ]
+
+
+def _float_group(lv) -> str:
+    """A layer a quantized model's runtime computes in float32 between dequantize and quantize."""
+    stored = (
+        f"quantized to {_qp(lv.qparams)}: codes {_fmt(lv.stored)}"
+        if lv.qparams is not None
+        else f"kept float32 for the next float layer (the model quantizes it nowhere): {_fmt(lv.stored)}"
+    )
+    return (
+        "the model's runtime computes this layer in float32 between DequantizeLinear and QuantizeLinear (ONNX "
+        "Runtime leaves the group unfused), and so do these values: the inputs and the model's weights "
+        f"dequantized, the float32 op, then {stored}; the timing is the accelerator's int8 layer"
+    )
 
 
 def _vector_layer(lowered: LoweredLayer, scheme: str, output: np.ndarray) -> str:

@@ -27,8 +27,9 @@ from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
 from accelsim.lowering.program import CLAMP_ACTIVATIONS
 from accelsim.onnx import OnnxImport, import_onnx
-from accelsim.onnx.quantized import op_key, scheme_of
-from accelsim.onnx.quantized_ops import qparams
+from accelsim.onnx.graph import FUSES_ACTIVATION
+from accelsim.onnx.quantized import DYNAMIC_OPS, op_key, scheme_of
+from accelsim.onnx.quantized_ops import OPS, qparams
 from accelsim.quant import QParams, QuantizedWeight
 from accelsim.requant_modes import RequantModeName
 from accelsim.schemes import SchemeName, WeightFormatName
@@ -208,6 +209,15 @@ class _Rewrite:
         index = OUTPUT_ZERO_POINT.get(op_key(node))
         return None if index is None else self.const(self._arg(node, index))
 
+    def _folds_relu(self, quantize: onnx.NodeProto) -> bool:
+        """A QuantizeLinear of a float op's output whose zero point is the lowest code: the quantizer folded
+        a Relu after the float op into the range (ORT's unfused int8 groups), which the float twin restores."""
+        producer = self.producer.get(quantize.input[0])
+        if producer is None or producer.op_type not in FUSES_ACTIVATION or not _is_float_op(producer):
+            return False  # (after a pool or a sigmoid the range's clamp is no relu the layer could fuse)
+        zero = self.const(self._arg(quantize, 2))
+        return zero is not None and zero.size == 1 and int(zero.reshape(())) == np.iinfo(zero.dtype).min
+
     def identity(self, node: onnx.NodeProto, tensor: str) -> None:
         self.nodes.append(helper.make_node("Identity", [tensor], [node.output[0]], name=node.name))
 
@@ -263,7 +273,9 @@ class _Rewrite:
             if key == "QuantizeLinear":
                 self.tensor_qparams[node.input[0]] = qp
         arg = self._arg
-        if key in ("QuantizeLinear", "DequantizeLinear") and self.const(node.input[0]) is None:
+        if key == "QuantizeLinear" and self._folds_relu(node):
+            self.nodes.append(helper.make_node("Relu", [node.input[0]], [node.output[0]], name=f"{node.name}::relu"))
+        elif key in ("QuantizeLinear", "DequantizeLinear") and self.const(node.input[0]) is None:
             self.identity(node, node.input[0])
         elif key == "DequantizeLinear":
             axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
@@ -328,9 +340,14 @@ class _Rewrite:
         elif key == "Reshape" and node.input[0] in runtime_scales:
             runtime_scales.update(node.output)
         else:
-            if node.op_type not in CODE_MOVES:
+            if _is_float_op(node):
                 self.float_nodes.add(node.name)
             self.nodes.append(node)
+
+
+def _is_float_op(node: onnx.NodeProto) -> bool:
+    """A node of a static graph that computes in float32 (not a quantized op, not one that moves codes)."""
+    return op_key(node) not in OPS and node.op_type not in DYNAMIC_OPS and node.op_type not in CODE_MOVES
 
 
 def weight_format(codes: list[tuple[np.ndarray, np.ndarray]]) -> WeightFormatName:
