@@ -108,9 +108,8 @@ def accelsim_side(args, feeds, fp32_file: Path, qdq_file: Path, tmp: Path, ort_m
     tensors = q.static_tensors(feeds)
     program = lower(workload, hw, q.scheme, **lowering_options(FlavourName.ONNX, q.weights))
 
-    # prepared once, as ORT's session is: the model's own parameters, and those of the tensors it has none for
-    # (float ops ORT runs between DequantizeLinear and QuantizeLinear, e.g. ResNet's Sum), calibrated once
-    qparams = run_values(workload, hw, q.scheme, tensors=tensors, qparams=q.qparams, weights=q.weights).qparams
+    # the model's own parameters: ORT's float groups (ResNet's Sums) run as float here too, nothing is calibrated
+    qparams = q.qparams
 
     def values():
         return run_values(workload, hw, q.scheme, tensors=tensors, qparams=qparams, weights=q.weights, program=program)

@@ -74,3 +74,24 @@ def test_run_and_explain(model, tmp_path: Path, capsys) -> None:
     layer = load_model(path).workload.layers[0].name
     assert main(["explain", str(path), "--layer", layer, "--scheme", scheme, "--input", str(x)]) == 0
     assert "float_half_even" in capsys.readouterr().out or scheme == "dynamic"
+
+
+def test_int8_activation_float_groups_on_the_command_line(tmp_path: Path, capsys) -> None:
+    """QDQ with int8 activations: ORT leaves some convs and the residual add as DequantizeLinear -> float op ->
+    QuantizeLinear, and so does the static run; the float twin restores the Relu the quantizer folded into
+    those outputs' ranges (static was 4.7 dB against a twin without it), and explain names the float group."""
+    path, x = tmp_path / "cnn_int8.onnx", tmp_path / "x.npy"
+    built = om.BUILDERS["residual_cnn"]()
+    onnx.save(ref.quantize(built, ref.Recipe("qdq", activation_type=ref.QuantType.QInt8)), path)
+    np.save(x, built.inputs["x"])
+    assert main(["compare", str(path), "--input", str(x), "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "cnn_int8" / "default-32x32" / "results.csv") as f:
+        totals = {r["scheme"]: r for r in csv.DictReader(f) if r["layer"] == "total"}
+    assert float(totals["static"]["sqnr_db"]) > 30
+    loaded = load_model(path)
+    assert loaded.quantized is not None
+    floats = sorted(loaded.quantized.float_layers)
+    assert floats and not set(floats) - set(loaded.quantized.qparams)
+    capsys.readouterr()
+    assert main(["explain", str(path), "--layer", floats[0], "--scheme", "static", "--input", str(x)]) == 0
+    assert "in float32 between DequantizeLinear and QuantizeLinear" in capsys.readouterr().out
