@@ -42,6 +42,7 @@ STATIC = [
     "residual_cnn",
     "se_block",
     "elementwise_broadcast",
+    "hard_swish_written_out",
 ]
 #: builders whose every dynamic layer's float output is bit-exact (no float reduction in MLAS's order after one)
 DYNAMIC = [
@@ -325,9 +326,9 @@ def _power_of_two_int8(graph: onnx.ModelProto) -> onnx.ModelProto:
 
 #: (builder, recipe) whose graphs ORT runs partly as float between DequantizeLinear and QuantizeLinear (int8
 #: activations: float Conv / MatMul / Add / pool / Mul groups, and Sub and Div, which are float with uint8
-#: activations too; elementwise_broadcast's uint8 graph is left out here for its QLinearMul by a quantized
-#: constant, whose ties the elementwise layer's float constant does not reproduce; batched_matmul's float MatMuls
-#: (the same fp32 GEMM path as residual_cnn's convs) land on 4 ties at most, too few to tell)
+#: activations too; elementwise_broadcast's uint8 graph is left out here: its Sub and Div by float constants
+#: (0.25, random divisors) hit no exact half; batched_matmul's float MatMuls (the same fp32 GEMM path as
+#: residual_cnn's convs) land on 4 ties at most, too few to tell)
 FLOAT_GROUP_CASES = [
     ("se_block", ref.Recipe("qdq", activation_type=QuantType.QInt8)),
     ("elementwise_broadcast", ref.Recipe("qdq", activation_type=QuantType.QInt8)),
