@@ -143,7 +143,8 @@ def explain(
         + (f" ({flavour} flavour)" if get_scheme(scheme).runtime_activations else "")
         + f" on {hw.name}"
     )
-    if get_scheme(scheme).calibrated and tensors is not None and layer_name in tensors.float_layers:
+    floats = tensors.float_layers if tensors is not None else frozenset()
+    if get_scheme(scheme).calibrated and (layer_name in floats or lv.qparams is None):
         return "\n".join([head, _float_group(lv)])
     if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
         return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])

@@ -370,3 +370,37 @@ def test_float_groups_follow_ort_on_ties_and_saturation(name: str, recipe: ref.R
     tflite = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": "tflite"})})
     swapped = layers(tflite)
     assert sum(int(np.count_nonzero(swapped[k] != got[k])) for k in q.float_layers) >= 5
+
+
+def test_float_tensors_pass_between_float_layers() -> None:
+    """A ``Sum`` (which ORT's quantizer leaves float) -> Relu -> MaxPool -> AveragePool -> Flatten chain that the
+    QDQ model quantizes only before its Gemm: ORT runs the chain in float32, and so does the static run (the
+    tensors between those layers have no parameters and stay float, a MaxPool and a Flatten on floats too);
+    no calibration, and the Gemm's input codes and output equal ORT's."""
+    g = om._Graph("float_chain", (2, 4, 6, 6))
+    s = g.op("Relu", g.op("Sum", g.conv("x", 4, 4, (3, 3), pads=[1, 1, 1, 1]), "x"))
+    p = g.op(
+        "AveragePool", g.op("MaxPool", s, kernel_shape=[2, 2], strides=[2, 2]), kernel_shape=[3, 3], strides=[3, 3]
+    )
+    built = g.build(g.op("Gemm", g.op("Flatten", p), g.weight(10, 4), g.weight(10, scale=0.1), transB=1))
+    graph = ref.fused(ref.quantize(built, ref.Recipe("qdq")))
+    assert [n.op_type for n in graph.graph.node][4:9] == ["Sum", "Relu", "MaxPool", "AveragePool", "Flatten"]
+    q = import_quantized(graph, name="float_chain")
+    calls = []
+    real = runner.calibrate
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "calibrate", lambda *a, **k: calls.append(1) or real(*a, **k))
+        values = run_values(
+            q.imported.workload, _ort_mode(), "static", tensors=q.static_tensors(built.inputs), qparams=q.qparams
+        )
+    assert calls == []
+    want = ref.node_outputs(graph, built.inputs)
+    kinds = {layer.name: layer.type for layer in q.imported.workload.layers}
+    floats = {kinds[k] for k, v in values.layers.items() if v.qparams is None}
+    assert floats == {"add", "maxpool", "avgpool"}, floats  # Sum (its Relu fused), MaxPool, AveragePool
+    assert all(values.layers[k].stored.dtype == np.float32 for k, v in values.layers.items() if v.qparams is None)
+    quantize = next(n for n in graph.graph.node if n.op_type == "QuantizeLinear" and n.input[0] != "x")
+    flatten = next(k for k, kind in kinds.items() if kind == "flatten")
+    np.testing.assert_array_equal(values.layers[flatten].stored, want[quantize.output[0]])
+    gemm = next(n for n in graph.graph.node if n.op_type == "QGemm")
+    np.testing.assert_array_equal(values.layers[gemm.name].stored, want[gemm.output[0]])

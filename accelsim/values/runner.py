@@ -734,15 +734,9 @@ class _StaticRun:
     ) -> tuple[_Quantized | _Float, LayerValues]:
         layer = shapes.layer
         name = layer.name
-        if name in self.float_layers:
-            return self._float_layer(shapes, view, tensors)
         inputs = [t for t in tensors if isinstance(t, _Quantized)]
-        if len(inputs) < len(tensors):
-            floats = [n for n, t in zip(shapes.input_names, tensors) if isinstance(t, _Float)]
-            raise AccelsimError(
-                f"layer {name!r} reads {floats[0]!r}, a float tensor with no quantization parameters",
-                allowed="parameters for every tensor a layer outside the float layers reads",
-            )
+        if name in self.float_layers or len(inputs) < len(tensors):  # a float input: the runtime's op is float too
+            return self._float_layer(shapes, view, tensors)
         params = self.params.get(name)
         vector_sats = 0
         results: list[LayerResult] = []
