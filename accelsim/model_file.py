@@ -151,7 +151,12 @@ def import_to_files(
         quantized = import_quantized(graph, name=name, batch=batch, file=os.fspath(model))
         imported = quantized.imported
         arrays = {**imported.weights, **quantized_arrays(quantized)}
-        spec = {"scheme": str(quantized.scheme), "weights": str(quantized.weights), "requant": str(REQUANT_MODE)}
+        spec = {
+            "scheme": str(quantized.scheme),
+            "weights": str(quantized.weights),
+            "requant": str(REQUANT_MODE),
+            "float_layers": sorted(quantized.float_layers),
+        }
         update["quantized"] = Quantized.model_validate(spec)
     else:
         imported = import_onnx(model, name=name, batch=batch, input_shapes=input_shapes)

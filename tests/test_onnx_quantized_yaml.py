@@ -28,6 +28,7 @@ CASES = [
     ("residual_cnn", ref.Recipe("qoperator", False, QuantType.QUInt8)),
     ("pools", ref.Recipe("qdq", False, QuantType.QUInt8)),
     ("se_block", ref.Recipe("qoperator", True, QuantType.QInt8, QuantType.QInt8)),
+    ("se_block", ref.Recipe("qdq", False, QuantType.QInt8, QuantType.QInt8)),  # float groups
     ("matmul_2d_bias", ref.Recipe("dynamic", True)),
     ("conv_groups_bn_relu", ref.Recipe("dynamic", False, QuantType.QUInt8)),
 ]

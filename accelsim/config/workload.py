@@ -757,6 +757,9 @@ class Quantized(StrictModel):
     """The format of its weight codes (checked against the codes)."""
     requant: Literal["float_half_even"]
     """ONNX Runtime's requant arithmetic, the only one its models run with."""
+    float_layers: list[Label] = Field(default_factory=list)
+    """Layers ONNX Runtime computes in float32 between DequantizeLinear and QuantizeLinear (its unfused QDQ
+    groups): the static run computes them so too, on the dequantized codes and weights."""
 
 
 class Workload(StrictModel):
@@ -801,6 +804,9 @@ class Workload(StrictModel):
         self._shapes = infer_shapes(self)
         if self.quantized is not None and not self.weights_file:
             raise FieldError(("quantized",), "needs a weights_file holding the model's codes", "a weights_file")
+        if self.quantized is not None:
+            names = {s.layer.name: i for i, s in enumerate(self._shapes)}
+            _check_layer_list(("quantized", "float_layers"), self.quantized.float_layers, names)
         return self
 
     @property
@@ -915,18 +921,18 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
             )
         out.append(LayerShapes(layer, ins, tuple(in_shapes), output, layer.macs(in_shapes, output), params))
         previous = layer.name
-    _check_outputs(workload.outputs, names)
+    _check_layer_list(("outputs",), workload.outputs, names)
     return out
 
 
-def _check_outputs(outputs: list[str], names: dict[str, int]) -> None:
-    """Every name in ``outputs`` is a layer, named once."""
+def _check_layer_list(path: tuple[str, ...], listed: list[str], names: dict[str, int]) -> None:
+    """Every name in the list at ``path`` (``outputs``, ``quantized.float_layers``) is a layer, named once."""
     seen: set[str] = set()
-    for i, name in enumerate(outputs):
+    for i, name in enumerate(listed):
         if name not in names:
             known = list(names)
             shown = ", ".join(known[:12]) + (f", ... ({len(known)} layers)" if len(known) > 12 else "")
-            raise FieldError(("outputs", i), f"{name!r} is not a layer of this workload", allowed=shown)
+            raise FieldError((*path, i), f"{name!r} is not a layer of this workload", allowed=shown)
         if name in seen:
-            raise FieldError(("outputs", i), f"{name!r} is listed twice", allowed="each layer once")
+            raise FieldError((*path, i), f"{name!r} is listed twice", allowed="each layer once")
         seen.add(name)

@@ -113,7 +113,10 @@ def read_quantized(workload: Workload) -> QuantizedImport:
             allowed="the format the codes have (int8 with zero points 0: symmetric; uint8: asymmetric; int8 with "
             "zero points: asymmetric_int8)",
         )
-    return QuantizedImport(OnnxImport(workload, {}, {}, {}), SchemeName(spec.scheme), spec.weights, given, qparams)
+    imported = OnnxImport(workload, {}, {}, {})
+    return QuantizedImport(
+        imported, SchemeName(spec.scheme), spec.weights, given, qparams, frozenset(spec.float_layers)
+    )
 
 
 class _Reader:

@@ -79,6 +79,21 @@ BAD_YAML: dict[str, tuple[str, str, str]] = {
     "weights": ("weights: symmetric", "weights: int4", r"quantized\.weights: "),
     "extra-key": ("requant: float_half_even}", "requant: float_half_even, bits: 4}", r"quantized\.bits: "),
     "not-a-mapping": ("{scheme: static, weights: symmetric, requant: float_half_even}", "static", r"quantized: "),
+    "float-layer-unknown": (
+        "requant: float_half_even}",
+        "requant: float_half_even, float_layers: [conv, ghost]}",
+        r"quantized\.float_layers\[1\]: 'ghost' is not a layer of this workload",
+    ),
+    "float-layer-twice": (
+        "requant: float_half_even}",
+        "requant: float_half_even, float_layers: [conv, conv]}",
+        r"quantized\.float_layers\[1\]: 'conv' is listed twice",
+    ),
+    "float-layers-not-a-list": (
+        "requant: float_half_even}",
+        "requant: float_half_even, float_layers: {conv: 1}}",
+        r"quantized\.float_layers: ",
+    ),
 }
 
 
