@@ -534,7 +534,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.scheme,
         options=_run_options(args),
         prepared=PreparedModel(tensors=tensors, qparams=qparams),
-        progress=_progress(),
+        # a timing-only run has one step, told as it starts: a line shown from two seconds on never shows
+        progress=None if args.timing_only else _progress(),
     )
     print(
         f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"

@@ -147,8 +147,10 @@ def test_cli_import_loads_no_heavy_modules() -> None:
 
 def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> None:
     """`validate` of a workload builds the workload model only (no hardware or sweep models, no NumPy or
-    SimPy); a timing-only run into a fresh folder builds no sweep models and no validators for saved
-    results (it reads none), and both parse YAML through libyaml."""
+    SimPy, no hashes); a timing-only run into a fresh folder builds no sweep models and no validators for saved
+    results (it reads none), and both parse YAML through libyaml. Neither loads asyncio (pydantic reached it
+    through typing_extensions < 4.16), tqdm (a timing-only run has one step: no progress line to show) or
+    concurrent.futures (the engine runs beside the values only)."""
     out = _run(f"""
         import contextlib, io, sys
         from accelsim import cli
@@ -159,7 +161,10 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
             calls.append(1)
             original(self, stream)
         yaml_source._LibyamlStrictLoader.__init__ = counted
-        watched = ("accelsim.config.hardware", "accelsim.config.sweep", "accelsim.config.constraint", "numpy", "simpy")
+        watched = (
+            "accelsim.config.hardware", "accelsim.config.sweep", "accelsim.config.constraint", "numpy", "simpy",
+            "hashlib", "asyncio", "tqdm", "concurrent.futures",
+        )
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["validate", "resnet50"]) == 0
         print(sorted(m for m in watched if m in sys.modules), len(calls))
@@ -168,4 +173,4 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
         from accelsim.results import records
         print(sorted(m for m in watched if m in sys.modules), len(calls), records._validators.cache_info().currsize)
     """)
-    assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'simpy'] 3 0"]
+    assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'hashlib', 'simpy'] 3 0"]

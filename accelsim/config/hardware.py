@@ -1,8 +1,7 @@
 """The accelerator a run simulates (DESIGN.md section 3); every field carries its unit in its name."""
 
-from __future__ import annotations
-
-from typing import Annotated, Literal
+# No `from __future__ import annotations`: pydantic would compile each annotation from its text (config/workload.py).
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -58,7 +57,7 @@ class DramConfig(StrictModel):
     channels: Annotated[int, whole(1, 1024, "channels")] = 1
 
     @model_validator(mode="after")
-    def _one_bandwidth(self) -> DramConfig:
+    def _one_bandwidth(self) -> Self:
         given = [self.bandwidth_bytes_per_cycle is not None, self.bandwidth_gb_per_s is not None]
         if sum(given) != 1:
             raise FieldError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -103,6 +102,8 @@ def read_weights(workload: Workload) -> WeightsBytes | None:
         return None
     kept = workload._weights_bytes
     if kept is None or kept.path != path:
+        import hashlib  # here: loading OpenSSL's hashes is a millisecond `validate` does not need
+
         data = read_user_file(path, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field="weights_file")
         kept = workload._weights_bytes = WeightsBytes(path, data, hashlib.sha256(data).hexdigest())
     return kept

@@ -5,12 +5,12 @@ sequences, ``[features]`` for vectors. Every layer reads the previous layer unle
 ``inputs``; the name ``input`` is the workload input.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# on every start (the models are built at import).
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BeforeValidator,
@@ -302,7 +302,7 @@ class Pool(LayerBase):
     ceil_mode: bool = False
 
     @model_validator(mode="after")
-    def _kernel_or_global(self) -> Pool:
+    def _kernel_or_global(self) -> Self:
         if self.global_pool == (self.kernel is not None):
             raise FieldError(("kernel",), "give a kernel, or global_pool: true without a kernel")
         return self
@@ -503,7 +503,7 @@ class Resize(LayerBase):
     nearest_mode: NearestMode | None = None
 
     @model_validator(mode="after")
-    def _scale_or_size(self) -> Resize:
+    def _scale_or_size(self) -> Self:
         if (self.scale is None) == (self.size is None):
             raise FieldError(("scale",), "give a scale or a size (one of them)", "scale: [h, w] or size: [Ho, Wo]")
         if self.nearest_mode is not None and self.mode != "nearest":
@@ -581,7 +581,7 @@ class ActivationLayer(LayerBase):
     max: Coefficient | None = None
 
     @model_validator(mode="after")
-    def _parameters_fit(self) -> ActivationLayer:
+    def _parameters_fit(self) -> Self:
         takes = ACTIVATION_PARAMETERS[self.function]
         for key in ("alpha", "beta", "min", "max"):
             if getattr(self, key) is not None and key not in takes:
@@ -631,7 +631,7 @@ class Elementwise(LayerBase):
     activation: Activation = "none"
 
     @model_validator(mode="after")
-    def _constant_first_needs_constant(self) -> Elementwise:
+    def _constant_first_needs_constant(self) -> Self:
         if self.constant_first and self.constant is None:
             raise FieldError(("constant_first",), "needs a constant operand (the constant field)")
         return self
@@ -783,10 +783,12 @@ class Workload(StrictModel):
     outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
     """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
     to float and written out; empty: the last layer."""
-    _shapes: list[LayerShapes] = PrivateAttr(default_factory=list)
+    # pydantic copies a default per instance; a default_factory's signature it reads on every instance (a
+    # builtin's, such as list's, parsed from its text: tokenize's regexes compiled in each process)
+    _shapes: list[LayerShapes] = PrivateAttr(default=[])
     _weights_path: Path | None = PrivateAttr(default=None)
     #: the weights file's bytes and digest, read once (config.loader.read_weights)
-    _weights_bytes: WeightsBytes | None = PrivateAttr(default=None)
+    _weights_bytes: "WeightsBytes | None" = PrivateAttr(default=None)
 
     @model_serializer(mode="wrap")
     def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -800,7 +802,7 @@ class Workload(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _infer_shapes(self) -> Workload:
+    def _infer_shapes(self) -> Self:
         self._shapes = infer_shapes(self)
         if self.quantized is not None and not self.weights_file:
             raise FieldError(("quantized",), "needs a weights_file holding the model's codes", "a weights_file")
