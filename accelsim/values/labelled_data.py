@@ -86,6 +86,13 @@ def load_labelled(
             spec, _shaped_digits(test_x, input_shape), test_y, _shaped_digits(parts["calibration"][0], input_shape)
         )
         _check_labels(test_y, classes, "digits", "y")
+    elif not os.path.lexists(spec):
+        raise AccelsimError(
+            "no such file, and not a built-in data set",
+            file=spec,
+            path="--data",
+            allowed=f"{', '.join(BUILTIN)}, or an .npz of x and y",
+        )
     else:
         data = _user_data(spec, input_shape, classes)
     return _first_calibration(data, calibration_size)

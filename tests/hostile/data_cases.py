@@ -75,8 +75,14 @@ CASES = [
     _setup_case("huge-sparse", sparse("d.npz"), "larger than"),
     _setup_case("link-loop", symlink("d.npz", "d.npz"), "link"),
     # a name with a path in it is a file, never a built-in data set
-    Case("data-path-escape", _run("--data", "../../digits"), match=r"\.\./\.\./digits"),
-    Case("data-unknown-name", _run("--data", "mnist"), match="mnist"),
+    Case(
+        "data-path-escape",
+        _run("--data", "../../digits"),
+        match=r"\.\./\.\./digits: --data: no such file.*allowed: digits",
+    ),
+    Case(
+        "data-unknown-name", _run("--data", "mnist"), match="mnist: --data: no such file, and not a built-in data set"
+    ),
     Case(
         "data-digits-wrong-input",
         ("compare", "tiny_cnn", "--data", "digits", "--out", "{tmp}/out"),
