@@ -37,6 +37,7 @@ from accelsim.kernels.pool import max_pool2d
 from accelsim.onnx.quantized_ops import OPS, conv_geometry
 from accelsim.onnx.reading import MAX_MODEL_BYTES, read_model
 from accelsim.onnx.reading import _parse as parse_model
+from accelsim.quant import ort_vector
 from accelsim.schemes import SchemeName
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
@@ -236,12 +237,14 @@ def _reference(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.n
 
 def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.ndarray]:
     """One node's outputs from its input values: the quantized ops with ORT's arithmetic, MaxPool on codes,
-    other default-domain ops as float32 (onnx's reference implementation)."""
+    Erf as ORT's float32 kernel, other default-domain ops as float32 (onnx's reference implementation)."""
     op = OPS.get(op_key(node))
     if op is not None:
         return op({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, args)
     if node.op_type == "MaxPool" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
         return [_maxpool(node, np.asarray(args[0]))]
+    if node.op_type == "Erf" and node.domain in ("", "ai.onnx"):
+        return [ort_vector.erf(np.asarray(args[0]))]  # ORT's float32 Erf (MLAS), not the exactly rounded one
     if node.domain in ("", "ai.onnx"):
         return _reference(node, args)
     raise AccelsimError(f"node {node.name!r} ({op_key(node)}): not an op the quantized import runs")

@@ -88,7 +88,8 @@ class QuantizedImport:
     #: output before ORT's QLinearSigmoid)
     qparams: dict[str, QParams] = field(default_factory=dict)
     #: layers ORT computes in float32 between DequantizeLinear and QuantizeLinear (unfused QDQ groups, float
-    #: ops the quantizer left, such as Sub, Div and ResNet's Sum): the static run does too
+    #: ops the quantizer left, such as Sub, Div and ResNet's Sum), and a dynamic model's float ops (the
+    #: MatMuls of two activations quantize_dynamic leaves float): every run computes them in float32 too
     float_layers: frozenset[str] = frozenset()
 
     def static_tensors(self, feeds: Mapping[str, np.ndarray]) -> WorkloadTensors:
@@ -420,7 +421,6 @@ def import_quantized(
         except AccelsimError as exc:
             exc.file = file or f"{name} (quantized model)"
             raise
-    static = scheme == SchemeName.STATIC
     floats = frozenset(layer for layer, node in imported.origins.items() if node in rewrite.float_nodes)
     return QuantizedImport(
         imported,
@@ -428,5 +428,5 @@ def import_quantized(
         weight_format(rewrite.weight_codes),
         rewrite.given,
         _layer_qparams(imported, rewrite),
-        floats if static else frozenset(),
+        floats,
     )

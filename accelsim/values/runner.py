@@ -594,11 +594,18 @@ class _FloatRun:
     """
 
     def __init__(
-        self, num: _Numerics, params: dict[str, LayerParams], observe: Callable[[str, np.ndarray], None] | None = None
+        self,
+        num: _Numerics,
+        params: dict[str, LayerParams],
+        observe: Callable[[str, np.ndarray], None] | None = None,
+        float_layers: frozenset[str] = frozenset(),
     ):
         self.num = num
         self.params = params
         self.observe = observe or (lambda name, x: None)
+        #: array layers the model computes in float32 whatever the scheme quantizes (a dynamic model's
+        #: MatMuls of two activations, which quantize_dynamic leaves float: attention's Q K^T and P V)
+        self.float_layers = float_layers
 
     def source(self, name: str, x: np.ndarray) -> np.ndarray:
         self.observe(name, x)
@@ -609,6 +616,9 @@ class _FloatRun:
     ) -> tuple[np.ndarray, LayerValues]:
         layer = shapes.layer
         params = self.params.get(layer.name)
+        if view is not None and layer.name in self.float_layers and self.num.scheme != SchemeName.FP32:
+            fp32 = _FloatRun(replace(self.num, scheme=SchemeName.FP32, variant=None), self.params, self.observe)
+            return fp32.layer(shapes, view, inputs)
         if view is not None and isinstance(layer, Matmul):
             values = self._matmul(layer, view, *inputs)
             y = values.output
@@ -725,7 +735,9 @@ class _StaticRun:
         codes, sats = quantize_tensor(x, qp, self.rule)
         return _Quantized(codes, qp), sats
 
-    def source(self, name: str, x: np.ndarray) -> _Quantized:
+    def source(self, name: str, x: np.ndarray) -> _Quantized | _Float:
+        if name not in self.qparams:  # read by float layers only, and no parameters given: stays float
+            return _Float(x)
         q, self.source_saturations[name] = self._quantize(x, name)
         return q
 
@@ -1066,14 +1078,15 @@ def run_values(
     if not plan.calibrated:
         variant = flavour if plan.runtime_activations else None
         num = _Numerics(name, variant, acc.bits, acc.overflow, keep, weights, weight_granularity)
-        layers = _execute(steps, _FloatRun(num, tensors.params), tensors.inputs)
+        layers = _execute(steps, _FloatRun(num, tensors.params, float_layers=tensors.float_layers), tensors.inputs)
         return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
     mode = hw.requant.rounding
     if qparams is None or not _static_tensor_names(steps, tensors) <= qparams.keys():
         # a model's own parameters win; tensors it has none for are calibrated, except a float layer's output
         # (a quantized model's runtime keeps it float when the model quantizes it nowhere)
         calibrated = calibrate(workload, tensors, program, dtype=get_mode(mode).activation_dtype, observer=observer)
-        kept = {k: v for k, v in calibrated.items() if k not in tensors.float_layers}
+        floats = tensors.float_layers | _float_sources(steps, tensors)
+        kept = {k: v for k, v in calibrated.items() if k not in floats}
         qparams = kept | (qparams or {})
     num = _Numerics(name, mode, acc.bits, acc.overflow, keep, weights, weight_granularity)
     run = _StaticRun(num, tensors.params, qparams, tensors.float_layers)
@@ -1089,7 +1102,7 @@ def _static_tensor_names(steps: list[Step], tensors: WorkloadTensors) -> set[str
     """Every tensor a static run needs parameters for: the sources, each layer's output (not those that keep
     their input's, nor a float layer's, quantized only where a model gives parameters) and the requant
     target before a vector-unit activation."""
-    names = set(tensors.inputs)
+    names = set(tensors.inputs) - _float_sources(steps, tensors)
     for shapes, view in steps:
         layer = shapes.layer
         if isinstance(layer, CODE_MOVES) or layer.name in tensors.float_layers:
@@ -1098,6 +1111,18 @@ def _static_tensor_names(steps: list[Step], tensors: WorkloadTensors) -> set[str
         if view is not None and getattr(layer, "activation", "none") not in CLAMP_ACTIVATIONS:
             names.add(layer.name + PRE_ACTIVATION)
     return names
+
+
+def _float_sources(steps: list[Step], tensors: WorkloadTensors) -> set[str]:
+    """Sources only float layers read (a quantized model's LayerNormalization on the raw graph input): the
+    model's runtime never quantizes them, so neither does the static run unless parameters are given."""
+    if not tensors.float_layers:
+        return set()
+    readers: dict[str, set[str]] = {name: set() for name in tensors.inputs}
+    for shapes, _ in steps:
+        for source in set(shapes.input_names) & readers.keys():
+            readers[source].add(shapes.layer.name)
+    return {name for name, layers in readers.items() if layers and layers <= tensors.float_layers}
 
 
 def _weights_of(scheme: SchemeName, weights: str) -> str:
