@@ -174,3 +174,20 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
         print(sorted(m for m in watched if m in sys.modules), len(calls), records._validators.cache_info().currsize)
     """)
     assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'hashlib', 'simpy'] 3 0"]
+
+
+def test_cli_turns_off_pydantic_plugins_unless_the_user_chose() -> None:
+    """The command keeps pydantic from searching installed packages for plugins (accelsim uses none), and
+    leaves a value the user set, even an empty one, as it is."""
+    out = _run("""
+        import contextlib, io, os
+        from accelsim import cli
+        for preset in (None, "", "logfire"):
+            os.environ.pop(cli.PYDANTIC_PLUGINS_VARIABLE, None)
+            if preset is not None:
+                os.environ[cli.PYDANTIC_PLUGINS_VARIABLE] = preset
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert cli.main(["validate", "tiny_cnn"]) == 0
+            print(repr(os.environ[cli.PYDANTIC_PLUGINS_VARIABLE]))
+    """)
+    assert out.split() == ["'__all__'", "''", "'logfire'"]
