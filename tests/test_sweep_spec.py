@@ -35,7 +35,7 @@ CASES = [
     (
         "unknown_section",
         SPEC.replace("array.dataflow:", "colour:"),
-        ["axes.colour", "unknown hardware field 'colour'", "allowed: array, clock_mhz"],
+        ["axes.colour", "unknown hardware field 'colour'", "allowed: area, array, clock_mhz"],
     ),
     ("unknown_leaf_below", SPEC.replace("array.dataflow:", "array.rows.bits:"), ["axes.array.rows.bits", "unknown"]),
     ("empty_axis", SPEC.replace("[os, ws]", "[]"), ["axes.array.dataflow", "at least one value"]),

@@ -1,9 +1,9 @@
 """The accelerator a run simulates (DESIGN.md section 3); every field carries its unit in its name."""
 
 # No `from __future__ import annotations`: pydantic would compile each annotation from its text (config/workload.py).
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from accelsim.config.ranges import PLAIN_NAME_CHECK, number, whole
 from accelsim.config.validation import FieldError, StrictModel
@@ -84,6 +84,57 @@ class VectorConfig(StrictModel):
     latency_cycles: PipelineCycles
 
 
+# Energies per action and areas: zero is allowed (an idealized component), negative or non-finite is not.
+Picojoules = Annotated[float, number(0, 1_000_000, "pJ")]
+PicojoulesPerByte = Annotated[float, number(0, 1_000_000, "pJ per byte")]
+SquareMicrons = Annotated[float, number(0, 10**12, "um^2")]
+
+
+class BufferEnergy(StrictModel):
+    """Energy per byte of one access direction, for each of the three on-chip buffers."""
+
+    ifmap: PicojoulesPerByte
+    filter: PicojoulesPerByte
+    ofmap: PicojoulesPerByte
+
+
+class EnergyConfig(StrictModel):
+    """Energy per action of each component (docs/energy.md): a run multiplies the access counts it
+    already makes by these, so the table is the only energy model."""
+
+    int8_mac_pj: Picojoules
+    """One int8 x int8 multiply in a PE."""
+    accumulate_pj: Picojoules
+    """One add into the PE's accumulator (the accumulator's width: int32 in every shipped design)."""
+    float_mac_pj: Picojoules | None = None
+    """One fp32 multiply-accumulate on the array; needed only when ``array.float_rate`` > 0."""
+    vector_op_pj: Picojoules
+    """One fp32 lane-cycle of the vector unit (its float GEMMs, quantize, activations, pooling, ...)."""
+    requant_op_pj: Picojoules
+    """One lane-cycle of the requant unit (int32 x M0 multiply, rounding shift, zero point, clamp)."""
+    sram_read_pj_per_byte: BufferEnergy
+    sram_write_pj_per_byte: BufferEnergy
+    dram_read_pj_per_byte: PicojoulesPerByte
+    dram_write_pj_per_byte: PicojoulesPerByte
+    static_mw: Annotated[float, number(0, 1_000_000, "mW")]
+    """Leakage and clock power of the whole accelerator while a run lasts."""
+
+
+class AreaConfig(StrictModel):
+    """Silicon area of each component, for sweeps' energy-vs-area fronts (docs/energy.md)."""
+
+    pe_um2: SquareMicrons
+    """One PE: int8 multiplier, accumulator adder, operand and accumulator registers."""
+    sram_um2_per_kib: SquareMicrons
+    requant_lane_um2: SquareMicrons
+    vector_lane_um2: SquareMicrons
+
+
+#: sections added after hardware results were first stored -> their default (left out of dumps, so the
+#: results folders, sweep point ids and config digests of hardware without them stay valid)
+LATER_FIELDS: dict[str, Any] = {"energy": None, "area": None}
+
+
 class HardwareConfig(StrictModel):
     """A whole accelerator, as loaded from ``hwconfigs/*.yaml``."""
 
@@ -96,6 +147,43 @@ class HardwareConfig(StrictModel):
     dram: DramConfig
     requant: RequantConfig
     vector: VectorConfig
+    energy: EnergyConfig | None = None
+    """Energy per action (None: runs report energy as absent, not 0)."""
+    area: AreaConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dump without sections added later while they hold their default (see LATER_FIELDS)."""
+        data = handler(self)
+        for key, default in LATER_FIELDS.items():
+            if data.get(key, default) == default:
+                data.pop(key, None)
+        return data
+
+    @model_validator(mode="after")
+    def _float_mac_priced(self) -> Self:
+        """An energy table must price every action the hardware does: float MACs only with a float datapath."""
+        if self.energy is not None and self.array.float_rate > 0 and self.energy.float_mac_pj is None:
+            raise FieldError(
+                ("energy", "float_mac_pj"),
+                f"missing: array.float_rate is {self.array.float_rate}, so the array does float MACs",
+                "an energy per fp32 MAC in pJ, from 0 to 1,000,000",
+            )
+        return self
+
+    @property
+    def area_mm2(self) -> float:
+        """The accelerator's area in mm^2 (NaN without an ``area`` section: absent, not 0)."""
+        if self.area is None:
+            return float("nan")
+        a = self.area
+        um2 = (
+            self.pe_count * a.pe_um2
+            + self.sram_total_kib * a.sram_um2_per_kib
+            + self.requant.lanes * a.requant_lane_um2
+            + self.vector.lanes * a.vector_lane_um2
+        )
+        return um2 / 1e6
 
     @property
     def dram_bytes_per_cycle(self) -> float:

@@ -457,4 +457,76 @@ def _outputs() -> list[Case]:
     ]
 
 
-CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages() + _outputs()
+ENERGY = """\
+energy:
+  int8_mac_pj: 0.2
+  accumulate_pj: 0.1
+  vector_op_pj: 4.6
+  requant_op_pj: 3.4
+  sram_read_pj_per_byte: {ifmap: 6.6, filter: 6.6, ofmap: 6.6}
+  sram_write_pj_per_byte: {ifmap: 6.6, filter: 6.6, ofmap: 6.6}
+  dram_read_pj_per_byte: 162.5
+  dram_write_pj_per_byte: 162.5
+  static_mw: 30
+area: {pe_um2: 720, sram_um2_per_kib: 4050, requant_lane_um2: 3906, vector_lane_um2: 11884}
+"""
+
+
+def _energy() -> list[Case]:
+    """Issue 19: energy and area tables: negative, non-finite, huge, missing or mistyped entries are one line
+    naming the field; a component the hardware uses (float MACs when float_rate > 0) must be priced."""
+
+    def hw(old: str, new: str) -> dict[str, str]:
+        assert old in ENERGY
+        return {"h.yaml": HW + ENERGY.replace(old, new, 1)}
+
+    bad = {
+        "negative": ("int8_mac_pj: 0.2", "int8_mac_pj: -0.2", r"energy\.int8_mac_pj: -0\.2 is outside"),
+        "nan": ("static_mw: 30", "static_mw: .nan", r"energy\.static_mw: nan is not a finite number"),
+        "inf": ("dram_read_pj_per_byte: 162.5", "dram_read_pj_per_byte: .inf", r"energy\.dram_read_pj_per_byte: "),
+        "huge": (
+            "dram_write_pj_per_byte: 162.5",
+            "dram_write_pj_per_byte: 1.0e+308",
+            r"energy\.dram_write_pj_per_byte",
+        ),
+        "text": ("accumulate_pj: 0.1", "accumulate_pj: cheap", r"energy\.accumulate_pj: 'cheap' is not a number"),
+        "missing": ("  vector_op_pj: 4.6\n", "", r"energy\.vector_op_pj: required field is missing"),
+        "missing-buffer": (
+            "{ifmap: 6.6, filter: 6.6, ofmap: 6.6}",
+            "{ifmap: 6.6}",
+            r"energy\.sram_read_pj_per_byte\.filter",
+        ),
+        "unknown-buffer": ("ofmap: 6.6}", "ofmap: 6.6, psum: 1}", r"energy\.sram_read_pj_per_byte\.psum"),
+        "unknown-key": ("static_mw: 30", "static_mw: 30\n  leakage: 3", r"energy\.leakage"),
+        "list": ("static_mw: 30", "static_mw: [30]", r"energy\.static_mw: "),
+        "area-negative": ("pe_um2: 720", "pe_um2: -1", r"area\.pe_um2: -1 is outside"),
+        "area-inf": ("vector_lane_um2: 11884", "vector_lane_um2: .inf", r"area\.vector_lane_um2: "),
+    }
+    cases = [
+        Case(f"config-energy-{key}", ("validate", "{tmp}/h.yaml"), hw(old, new), match=rf"h\.yaml: {m}")
+        for key, (old, new, m) in bad.items()
+    ]
+    float_array = {"h.yaml": HW.replace("dataflow: ws}", "dataflow: ws, float_rate: 0.5}") + ENERGY}
+    return [
+        *cases,
+        Case(
+            "config-energy-float-mac-missing",
+            ("validate", "{tmp}/h.yaml"),
+            float_array,
+            match=r"h\.yaml: energy\.float_mac_pj: missing: array\.float_rate is 0\.5",
+        ),
+        Case(
+            "config-energy-set-negative",
+            ("show", "default", "--set", "energy.sram_read_pj_per_byte.ofmap=-1"),
+            match=r"default\.yaml: energy\.sram_read_pj_per_byte\.ofmap: -1 is outside",
+        ),
+        Case(
+            "config-energy-set-float-rate-unpriced",
+            ("show", "default", "--set", "energy.float_mac_pj=null", "--set", "array.float_rate=0.5"),
+            match=r"default\.yaml: energy\.float_mac_pj: missing",
+        ),
+        Case("config-energy-ok", ("run", "tiny_cnn", "--hw", "{tmp}/h.yaml", *RUN), hw("", ""), "ok", writes=True),
+    ]
+
+
+CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages() + _outputs() + _energy()
