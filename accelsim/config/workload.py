@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the loader reads the weights file; a workload only keeps wh
 
 #: what a conv2d, linear, add, elementwise or scale_shift applies to its output; relu and relu6 fuse into the
 #: requant clamp under static int8, the others run on the vector unit (docs/workloads.md)
-Activation = Literal["none", "relu", "relu6", "gelu", "sigmoid", "tanh", "hard_swish"]
+Activation = Literal["none", "relu", "relu6", "gelu", "sigmoid", "tanh", "hard_swish", "silu"]
 # Plausible ranges (docs/workloads.md gives the reason for each bound).
 #: tensor extents, channels, features, groups: a 1M-token context or a 256k vocabulary still fits
 MAX_DIM = 2**20
@@ -243,24 +243,46 @@ class Matmul(LayerBase):
     heads: Annotated[int, whole(1, 1024, "heads")] = 1
     alpha: Annotated[float, number(-1e6, 1e6)] = 1.0
     merge_heads: bool = False
+    kv_heads: Annotated[int, whole(1, 1024, "heads")] | None = None
+    """Grouped-query attention: operand b holds this many heads, each shared by ``heads / kv_heads`` heads of
+    a (None: as many as ``heads``)."""
 
-    def _operand(self, shape: Shape, which: str) -> Shape:
-        if self.heads == 1:
+    @model_validator(mode="after")
+    def _kv_heads_divide(self) -> Self:
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise FieldError(("kv_heads",), f"{self.kv_heads} does not divide heads {self.heads}", "a divisor of heads")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_kv_heads(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """kv_heads came after results were first stored: left out while None, so those stay valid."""
+        data = handler(self)
+        if data.get("kv_heads") is None:
+            data.pop("kv_heads", None)
+        return data
+
+    def _operand(self, shape: Shape, which: str, heads: int, field: str = "heads") -> Shape:
+        if heads == 1:
             if len(shape) < 2:
                 raise FieldError(("inputs",), f"operand {which} needs at least 2 dims, got {list(shape)}")
             return shape
         if len(shape) == 2:
-            if shape[1] % self.heads:
-                raise FieldError(("heads",), f"{self.heads} does not divide operand {which}'s {shape[1]} features")
-            return (self.heads, shape[0], shape[1] // self.heads)
-        if len(shape) == 3 and shape[0] == self.heads:
+            if shape[1] % heads:
+                raise FieldError((field,), f"{heads} does not divide operand {which}'s {shape[1]} features")
+            return (heads, shape[0], shape[1] // heads)
+        if len(shape) == 3 and shape[0] == heads:
             return shape
-        raise FieldError(("inputs",), f"operand {which} {list(shape)} is neither [T, D] nor [{self.heads}, ., .]")
+        raise FieldError(("inputs",), f"operand {which} {list(shape)} is neither [T, D] nor [{heads}, ., .]")
 
     def operands(self, in_shapes: list[Shape]) -> tuple[Shape, Shape]:
-        """Both operands as ``[..., M, K]`` and ``[..., K, N]`` (b transposed if asked)."""
-        a = self._operand(in_shapes[0], "a")
-        b = self._operand(in_shapes[1], "b")
+        """Both operands as ``[..., M, K]`` and ``[..., K, N]`` (b transposed if asked; b's grouped-query
+        heads repeated to a's)."""
+        a = self._operand(in_shapes[0], "a", self.heads)
+        b = self._operand(in_shapes[1], "b", self.kv_heads or self.heads, "kv_heads" if self.kv_heads else "heads")
+        if self.kv_heads is not None and self.kv_heads != self.heads:
+            if len(b) != 3:
+                raise FieldError(("kv_heads",), f"needs a [T, D] operand b split into heads, got {list(in_shapes[1])}")
+            b = (self.heads, *b[1:])
         if self.transpose_b:
             b = (*b[:-2], b[-1], b[-2])
         return a, b
@@ -406,6 +428,42 @@ class LayerNorm(LayerBase):
 
     def weight_params(self, in_shapes: list[Shape]) -> int:
         return 2 * in_shapes[0][-1]
+
+
+class RmsNorm(LayerBase):
+    """Root-mean-square normalization over the last dimension with a learned scale (Llama's RMSNorm):
+    ``x / sqrt(mean(x^2) + eps) * weight``; no centring, no shift."""
+
+    type: Literal["rmsnorm"]
+    eps: Annotated[float, number(1e-12, 1.0)] = 1e-5
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        return in_shapes[0]
+
+    def weight_params(self, in_shapes: list[Shape]) -> int:
+        return in_shapes[0][-1]
+
+
+class Rotary(LayerBase):
+    """Rotary position embedding (RoFormer; Llama's ``apply_rotary_pos_emb``) on a ``[T, heads*d]`` query or
+    key: in each head, element ``i < d/2`` and its partner ``i + d/2`` are rotated by the angle
+    ``(position + t) * base^(-2i/d)`` of token ``t``. ``position`` is the first token's (a decode step's
+    context length); vector unit."""
+
+    type: Literal["rotary"]
+    heads: Annotated[int, whole(1, 1024, "heads")]
+    base: Annotated[float, number(1.0, 1e9)] = 10000.0
+    position: Annotated[int, whole(0, MAX_DIM)] = 0
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 2:
+            raise FieldError(("inputs",), f"rotary needs a [tokens, features] input, got {list(shape)}")
+        if shape[1] % (2 * self.heads):
+            raise FieldError(
+                ("heads",), f"{shape[1]} features do not split into {self.heads} heads of an even size", "a divisor"
+            )
+        return shape
 
 
 class Concat(LayerBase):
@@ -563,9 +621,10 @@ ACTIVATION_PARAMETERS: dict[str, dict[str, float | None]] = {
     "hard_swish": {},
     "gelu": {},
     "erf": {},
+    "silu": {},
 }
 ActivationFunction = Literal[
-    "relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu", "erf"
+    "relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu", "erf", "silu"
 ]
 Coefficient = Annotated[float, number(-1e6, 1e6)]
 
@@ -689,6 +748,8 @@ Layer = Annotated[
     | Flatten
     | Softmax
     | LayerNorm
+    | RmsNorm
+    | Rotary
     | Concat
     | Transpose
     | Reshape

@@ -30,6 +30,8 @@ from accelsim.config.workload import (
     MaxPool,
     Reshape,
     Resize,
+    RmsNorm,
+    Rotary,
     ScaleShift,
     Slice,
     Softmax,
@@ -68,6 +70,7 @@ ACTIVATION_OPS = {
     "hard_swish": 4,  # hard_sigmoid, multiply
     "gelu": 8,
     "erf": 7,  # polynomial, exp
+    "silu": 5,  # sigmoid, multiply by x
 }
 #: activations the requant unit applies as its output clamp under static int8; the others run on the vector unit
 CLAMP_ACTIVATIONS = ("none", "relu", "relu6")
@@ -75,6 +78,9 @@ ELEMENTWISE_OPS = 1  # add, subtract, multiply or divide
 SCALE_SHIFT_OPS = 2  # multiply, add
 SOFTMAX_OPS = 5  # max, subtract, exp, sum, divide
 LAYERNORM_OPS = 5  # mean, variance, normalize, scale, shift
+RMSNORM_OPS = 3  # square-and-sum, normalize, scale (the reciprocal square root is once per row)
+#: rotary embedding per element: times cos, its partner times sin, add (cos and sin come from a table)
+ROTARY_OPS = 3
 STATIC_REQUANT_OPS = 2  # dequantize in, quantize out around a float op on int8 data
 DYNAMIC_QUANTIZE_OPS = 1
 RANGE_OPS = 1  # min/max reduction
@@ -489,6 +495,10 @@ class Lowerer:
             ops = out_elems * (
                 (SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS
             )
+        elif isinstance(layer, (RmsNorm, Rotary)):
+            ops = out_elems * (
+                (RMSNORM_OPS if isinstance(layer, RmsNorm) else ROTARY_OPS) + static * STATIC_REQUANT_OPS
+            )
         elif isinstance(layer, ActivationLayer):
             ops = out_elems * (ACTIVATION_OPS[layer.function] + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, (Elementwise, ScaleShift)):  # static: each activation input dequantized
@@ -499,6 +509,8 @@ class Lowerer:
             raise TypeError(f"{layer.type} is not a vector layer")
         width = self.fmt.ofmap_dram  # activations between layers are stored as the scheme's outputs
         extra = 4 * shapes.params  # float32 parameters: layernorm's and scale_shift's, elementwise constants
+        if isinstance(layer, Rotary):  # its float32 cos and sin table, [tokens, head size] each
+            extra = 2 * 4 * shapes.output_shape[0] * (shapes.output_shape[1] // layer.heads)
         return LoweredLayer(
             name=layer.name, type=layer.type, tiles=self._chunks(in_elems * width, out_elems * width, ops, extra)
         )

@@ -218,6 +218,8 @@ def _activation(b: _Builder, x: str, function: str, out: str, parameters: dict |
         )
         half = b.node("Mul", [x, b.const(f"{out}.half", np.float32(0.5))], f"{out}.half")
         return b.node("Mul", [half, gate], out)
+    if function == "silu":
+        return b.node("Mul", [x, b.node("Sigmoid", [x], f"{out}.sigmoid")], out)
     op = {"sigmoid": "Sigmoid", "tanh": "Tanh", "hard_swish": "HardSwish", "erf": "Erf"}[function]
     return b.node(op, [x], out)
 

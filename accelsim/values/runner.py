@@ -45,6 +45,8 @@ from accelsim.config.workload import (
     Pool,
     Reshape,
     Resize,
+    RmsNorm,
+    Rotary,
     ScaleShift,
     Slice,
     Softmax,
@@ -303,6 +305,38 @@ def layernorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
     return (y if params.bias is None else y + params.bias).astype(np.float32)
 
 
+def rmsnorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the last axis in float32, as Llama's RMSNorm computes it."""
+    mean_square = (x * x).mean(axis=-1, keepdims=True, dtype=np.float32)
+    return (x / np.sqrt(mean_square + np.float32(eps)) * params.weight).astype(np.float32)
+
+
+def rotary_angles(layer: Rotary, tokens: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 ``cos`` and ``sin`` of every token's angles, ``[tokens, head_dim]`` (the half's frequencies
+    twice), as Llama's rotary embedding computes them: frequencies and positions in float32, then their
+    products."""
+    inv_freq = np.float32(1) / (
+        np.float32(layer.base) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim))
+    )
+    positions = np.arange(layer.position, layer.position + tokens, dtype=np.float32)
+    angles = np.outer(positions, inv_freq).astype(np.float32)
+    both = np.concatenate([angles, angles], axis=-1)
+    return np.cos(both).astype(np.float32), np.sin(both).astype(np.float32)
+
+
+def rotary(layer: Rotary, x: np.ndarray) -> np.ndarray:
+    """Each head of batch-first ``[B, T, heads*d]`` ``x`` rotated: ``x * cos + rotate_half(x) * sin`` with
+    ``rotate_half(x) = [-x[d/2:], x[:d/2]]`` (HuggingFace's Llama convention)."""
+    b, t, features = x.shape
+    d = features // layer.heads
+    cos, sin = rotary_angles(layer, t, d)
+    heads = x.reshape(b, t, layer.heads, d)
+    half = d // 2
+    rotated = np.concatenate([-heads[..., half:], heads[..., :half]], axis=-1)
+    y = heads * cos[None, :, None, :] + rotated * sin[None, :, None, :]
+    return y.astype(np.float32).reshape(b, t, features)
+
+
 def _hard_sigmoid(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """``max(0, min(1, alpha * y + beta))`` in float32, as ONNX's HardSigmoid."""
     return np.clip(y * np.float32(alpha) + np.float32(beta), np.float32(0), np.float32(1))
@@ -326,6 +360,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
     "hard_swish": lambda y, p: y * _hard_sigmoid(y, 1 / 6, 0.5),  # ONNX HardSwish's alpha and beta
     "gelu": lambda y, p: gelu(y),
     "erf": lambda y, p: ort_vector.erf(y),  # ONNX's Erf: ORT's float32 arithmetic, the reference
+    "silu": lambda y, p: y * sigmoid(y),  # x * sigmoid(x): the sigmoid in float64 rounded once, a float32 multiply
 }
 
 
@@ -455,6 +490,11 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
     if isinstance(layer, LayerNorm):
         assert params is not None  # materialize gives every LayerNorm its gamma and beta
         return layernorm(x, params, layer.eps)
+    if isinstance(layer, RmsNorm):
+        assert params is not None  # materialize gives every RMSNorm its weight
+        return rmsnorm(x, params, layer.eps)
+    if isinstance(layer, Rotary):
+        return rotary(layer, x)
     if isinstance(layer, ActivationLayer):
         return activate(x, layer.function, layer.parameters)
     if isinstance(layer, Elementwise):
@@ -539,7 +579,9 @@ def _matmul_operands(
     """Both operands as the view's GEMMs (one per sample, head and broadcast batch item): ``[G, M, K]`` and
     ``[G, K, N]``, and the ``[B, ..., M]`` leading shape of the product (before a merge of heads). Leading
     dims broadcast as numpy's matmul, after the batch: a missing or size-1 dim repeats the other's."""
-    a, b = _heads(a, layer.heads), _heads(b, layer.heads)
+    a, b = _heads(a, layer.heads), _heads(b, layer.kv_heads or layer.heads)
+    if layer.kv_heads is not None and layer.kv_heads != layer.heads:  # each kv head serves heads / kv_heads heads
+        b = np.repeat(b, layer.heads // layer.kv_heads, axis=1)
     b = np.swapaxes(b, -1, -2) if layer.transpose_b else b
     rank = max(a.ndim, b.ndim)
     a, b = (x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]) for x in (a, b))

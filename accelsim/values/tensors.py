@@ -27,6 +27,7 @@ from accelsim.config.workload import (
     LayerNorm,
     LayerShapes,
     Linear,
+    RmsNorm,
     ScaleShift,
     Workload,
     pair,
@@ -97,7 +98,7 @@ def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
         return (layer.out_channels, shapes.input_shapes[0][0] // layer.groups, kh, kw)
     if isinstance(layer, Linear):
         return (layer.out_features, shapes.input_shapes[0][-1])
-    if isinstance(layer, LayerNorm):
+    if isinstance(layer, (LayerNorm, RmsNorm)):
         return (shapes.input_shapes[0][-1],)
     if isinstance(layer, ScaleShift):
         return (shapes.input_shapes[0][0],)
@@ -115,6 +116,8 @@ def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> Layer
     rng = _rng(seed, "params", layer.name)
     if isinstance(layer, (LayerNorm, ScaleShift)):
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, 1.0), _normal(rng, shape, LAYERNORM_STD))
+    if isinstance(layer, RmsNorm):  # a scale near 1, no shift
+        return LayerParams(_normal(rng, shape, LAYERNORM_STD, 1.0), None)
     if isinstance(layer, Elementwise):  # a constant near the op's identity: 1 for mul and div, 0 for add and sub
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, float(layer.op in ("mul", "div"))), None)
     fan_in = int(np.prod(shape[1:]))

@@ -529,4 +529,67 @@ def _energy() -> list[Case]:
     ]
 
 
-CASES: list[Case] = _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages() + _outputs() + _energy()
+DECODER = """\
+schema_version: 1
+name: t
+input_shape: [8, 64]
+layers:
+  - {name: norm, type: rmsnorm, eps: 1.0e-5}
+  - {name: q, type: linear, out_features: 64}
+  - {name: k, type: linear, inputs: [norm], out_features: 32}
+  - {name: q_rope, type: rotary, inputs: [q], heads: 4}
+  - {name: k_rope, type: rotary, inputs: [k], heads: 2}
+  - {name: scores, type: matmul, inputs: [q_rope, k_rope], transpose_b: true, heads: 4, kv_heads: 2}
+  - {name: gate, type: activation, function: silu, inputs: [q]}
+"""
+
+
+def _decoder() -> list[Case]:
+    """Issue 18's decoder fields (rmsnorm, rotary, kv_heads, silu): huge, not finite, of the wrong type, or not
+    fitting the shapes; each one line naming the field."""
+    bad = {
+        "rmsnorm-eps-zero": ("eps: 1.0e-5", "eps: 0", r"layers\[0\]\.eps"),
+        "rmsnorm-eps-nan": ("eps: 1.0e-5", "eps: .nan", r"layers\[0\]\.eps"),
+        "rotary-heads-huge": ("inputs: [q], heads: 4", "inputs: [q], heads: 100000000000", r"layers\[3\]\.heads"),
+        "rotary-heads-odd": ("inputs: [q], heads: 4", "inputs: [q], heads: 3", r"layers\[3\]\.heads: .*do not split"),
+        "rotary-heads-text": ("inputs: [q], heads: 4", "inputs: [q], heads: four", r"layers\[3\]\.heads"),
+        "rotary-base-inf": ("inputs: [q], heads: 4", "inputs: [q], heads: 4, base: .inf", r"layers\[3\]\.base"),
+        "rotary-base-zero": ("inputs: [q], heads: 4", "inputs: [q], heads: 4, base: 0", r"layers\[3\]\.base"),
+        "rotary-position-huge": (
+            "inputs: [q], heads: 4",
+            "inputs: [q], heads: 4, position: 100000000000",
+            r"layers\[3\]\.position",
+        ),
+        "rotary-position-negative": (
+            "inputs: [q], heads: 4",
+            "inputs: [q], heads: 4, position: -1",
+            r"layers\[3\]\.position",
+        ),
+        "rotary-on-image": ("input_shape: [8, 64]", "input_shape: [2, 8, 64]", r"layers\[3\]\.inputs: .*rotary needs"),
+        "kv-heads-not-divisor": ("kv_heads: 2", "kv_heads: 3", r"layers\[5\]\.kv_heads: 3 does not divide heads 4"),
+        "kv-heads-huge": ("kv_heads: 2", "kv_heads: 100000000000", r"layers\[5\]\.kv_heads"),
+        "kv-heads-zero": ("kv_heads: 2", "kv_heads: 0", r"layers\[5\]\.kv_heads"),
+        "kv-heads-list": ("kv_heads: 2", "kv_heads: [2]", r"layers\[5\]\.kv_heads"),
+        "silu-alpha": ("function: silu", "function: silu, alpha: 1", r"layers\[6\]\.alpha: is not a parameter of silu"),
+    }
+    for key, (old, _, _) in bad.items():
+        assert old in DECODER, key
+    cases = [
+        Case(
+            f"config-decoder-{key}",
+            ("validate", "{tmp}/w.yaml"),
+            {"w.yaml": DECODER.replace(old, new, 1)},
+            match=rf"w\.yaml: {path}",
+        )
+        for key, (old, new, path) in bad.items()
+    ]
+    ok = {"w.yaml": DECODER}
+    return [
+        *cases,
+        Case("config-decoder-ok", ("run", "{tmp}/w.yaml", "--scheme", "static", *RUN), ok, "ok", writes=True),
+    ]
+
+
+CASES: list[Case] = (
+    _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages() + _outputs() + _energy() + _decoder()
+)

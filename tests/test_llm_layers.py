@@ -1,0 +1,238 @@
+"""The layer types a Llama-style decoder needs (issue 18): rmsnorm, rotary, the silu activation, elementwise
+mul (SwiGLU) and grouped-query attention (``kv_heads`` on the attention matmuls).
+
+fp32 values against PyTorch's own ops (``rms_norm``, ``silu``, ``scaled_dot_product_attention`` with
+``enable_gqa``, and HuggingFace's Llama ``apply_rotary_pos_emb`` written in torch); a reduced-size decoder
+block under every scheme; the lowering's vector-unit prices and GEMM counts; the shape refusals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from accelsim.config.loader import load_hardware
+from accelsim.config.validation import validate
+from accelsim.config.workload import Workload
+from accelsim.errors import AccelsimError
+from accelsim.lowering.program import ACTIVATION_OPS, RMSNORM_OPS, ROTARY_OPS, STATIC_REQUANT_OPS, Lowerer, lower
+from accelsim.values.runner import run_values
+from accelsim.values.tensors import materialize
+
+torch = pytest.importorskip("torch")
+
+HW = load_hardware("hwconfigs/default.yaml")
+
+
+def decoder_block(tokens: int = 8, hidden: int = 64, heads: int = 4, kv_heads: int = 2, ffn: int = 128) -> dict:
+    """One Llama decoder block (pre-norm, rotary, grouped-query attention, SwiGLU MLP, no causal mask) at a
+    reduced size, as a workload document."""
+    d = hidden // heads
+    kv = kv_heads * d
+    return {
+        "schema_version": 1,
+        "name": "decoder_block",
+        "input_shape": [tokens, hidden],
+        "layers": [
+            {"name": "input_layernorm", "type": "rmsnorm", "eps": 1e-5},
+            {"name": "q_proj", "type": "linear", "out_features": hidden, "bias": False},
+            {"name": "k_proj", "type": "linear", "inputs": ["input_layernorm"], "out_features": kv, "bias": False},
+            {"name": "v_proj", "type": "linear", "inputs": ["input_layernorm"], "out_features": kv, "bias": False},
+            {"name": "q_rope", "type": "rotary", "inputs": ["q_proj"], "heads": heads},
+            {"name": "k_rope", "type": "rotary", "inputs": ["k_proj"], "heads": kv_heads},
+            {
+                "name": "scores",
+                "type": "matmul",
+                "inputs": ["q_rope", "k_rope"],
+                "transpose_b": True,
+                "heads": heads,
+                "kv_heads": kv_heads,
+                "alpha": 1 / math.sqrt(d),
+            },
+            {"name": "softmax", "type": "softmax"},
+            {
+                "name": "context",
+                "type": "matmul",
+                "inputs": ["softmax", "v_proj"],
+                "heads": heads,
+                "kv_heads": kv_heads,
+                "merge_heads": True,
+            },
+            {"name": "o_proj", "type": "linear", "out_features": hidden, "bias": False},
+            {"name": "attn_add", "type": "add", "inputs": ["o_proj", "input"]},
+            {"name": "post_attention_layernorm", "type": "rmsnorm", "eps": 1e-5},
+            {"name": "gate_proj", "type": "linear", "out_features": ffn, "bias": False, "activation": "silu"},
+            {
+                "name": "up_proj",
+                "type": "linear",
+                "inputs": ["post_attention_layernorm"],
+                "out_features": ffn,
+                "bias": False,
+            },
+            {"name": "swiglu", "type": "elementwise", "op": "mul", "inputs": ["gate_proj", "up_proj"]},
+            {"name": "down_proj", "type": "linear", "out_features": hidden, "bias": False},
+            {"name": "mlp_add", "type": "add", "inputs": ["down_proj", "attn_add"]},
+        ],
+    }
+
+
+def _torch_rotate(x: torch.Tensor, heads: int, base: float, position: int) -> torch.Tensor:
+    """HuggingFace LlamaRotaryEmbedding + apply_rotary_pos_emb on ``[B, T, heads*d]``, in torch."""
+    b, t, features = x.shape
+    d = features // heads
+    inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    positions = torch.arange(position, position + t, dtype=torch.float32)
+    freqs = torch.outer(positions, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    q = x.reshape(b, t, heads, d).transpose(1, 2)
+    rotate_half = torch.cat((-q[..., d // 2 :], q[..., : d // 2]), dim=-1)
+    return (q * cos + rotate_half * sin).transpose(1, 2).reshape(b, t, features)
+
+
+def _layers(workload: Workload, tensors=None):
+    return run_values(workload, HW, "fp32", tensors=tensors or materialize(workload)).layers
+
+
+@pytest.fixture(scope="module")
+def block() -> Workload:
+    return Workload.model_validate(decoder_block())
+
+
+@pytest.fixture(scope="module")
+def block_values(block: Workload):
+    tensors = materialize(block)
+    return tensors, _layers(block, tensors)
+
+
+def test_rmsnorm_is_torch_rms_norm(block: Workload, block_values) -> None:
+    tensors, layers = block_values
+    x = torch.from_numpy(tensors.inputs["input"])
+    weight = torch.from_numpy(tensors.params["input_layernorm"].weight)
+    want = torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps=1e-5).numpy()
+    np.testing.assert_allclose(layers["input_layernorm"].output, want, rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("heads", "base", "position"), [(4, 10000.0, 0), (2, 500000.0, 4093), (1, 10000.0, 7)])
+def test_rotary_is_llamas(heads: int, base: float, position: int) -> None:
+    """The float32 table and rotation equal HuggingFace's torch code (at a decode step's position too; Llama-3's
+    base 500000); the angle's cos / sin may differ in the last bit between numpy and torch: rtol 1e-5."""
+    doc = {
+        "schema_version": 1,
+        "name": "r",
+        "input_shape": [6, 32],
+        "layers": [{"name": "rope", "type": "rotary", "heads": heads, "base": base, "position": position}],
+    }
+    workload = Workload.model_validate(doc)
+    tensors = materialize(workload)
+    got = _layers(workload, tensors)["rope"].output
+    want = _torch_rotate(torch.from_numpy(tensors.inputs["input"]), heads, base, position).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
+    assert not np.allclose(got, tensors.inputs["input"])  # it rotated something
+
+
+def test_silu_and_swiglu_are_torchs(block_values) -> None:
+    """gate_proj's fused silu is torch's silu of its pre-activation; swiglu multiplies gate and up."""
+    tensors, layers = block_values
+    x = torch.from_numpy(layers["post_attention_layernorm"].output)
+    w = torch.from_numpy(tensors.params["gate_proj"].weight)
+    gate = torch.nn.functional.silu(x @ w.T)
+    np.testing.assert_allclose(layers["gate_proj"].output, gate.numpy(), rtol=1e-5, atol=1e-6)
+    up = torch.from_numpy(layers["up_proj"].output)
+    np.testing.assert_allclose(layers["swiglu"].output, (torch.from_numpy(layers["gate_proj"].output) * up).numpy())
+
+
+def test_grouped_query_attention_is_torch_sdpa(block_values) -> None:
+    """scores -> softmax -> context with kv_heads = heads / 2 equals torch's scaled_dot_product_attention with
+    enable_gqa (each kv head serves consecutive query heads, as torch's repeat_interleave)."""
+    _, layers = block_values
+    heads, kv_heads, d = 4, 2, 16
+
+    def split(name: str, h: int) -> torch.Tensor:
+        y = torch.from_numpy(layers[name].output)
+        return y.reshape(y.shape[0], y.shape[1], h, d).transpose(1, 2)
+
+    q, k, v = split("q_rope", heads), split("k_rope", kv_heads), split("v_proj", kv_heads)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(d), enable_gqa=True)
+    got = layers["context"].output.reshape(1, 8, heads, d).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme", ["woq", "dynamic", "static"])
+def test_block_under_every_scheme_tracks_fp32(block: Workload, block_values, scheme: str) -> None:
+    """Every layer type runs under every scheme; the quantized block's output stays near fp32 (random weights
+    without outliers: > 20 dB)."""
+    tensors, fp32 = block_values
+    values = run_values(block, HW, scheme, tensors=tensors)
+    assert set(values.layers) == set(fp32)
+    reference = fp32["mlp_add"].output
+    error = values.layers["mlp_add"].output - reference
+    sqnr = 10 * np.log10(np.sum(reference**2) / np.sum(error**2))
+    assert sqnr > 20, sqnr
+
+
+def test_grouped_query_matmul_shapes_and_gemms(block: Workload) -> None:
+    """kv_heads repeats b's heads: MACs and GEMMs count every query head (one GEMM per head, as lowered)."""
+    shapes = {s.layer.name: s for s in block.shapes}
+    assert shapes["scores"].output_shape == (4, 8, 8)
+    assert shapes["scores"].macs == 4 * 8 * 16 * 8
+    assert shapes["context"].output_shape == (8, 64)
+    program = lower(block, HW, "static")
+    scores = next(layer for layer in program.layers if layer.name == "scores")
+    assert scores.view is not None and scores.view.gemms == 4
+    assert scores.macs == shapes["scores"].macs
+
+
+def test_vector_prices(block: Workload) -> None:
+    """rmsnorm and rotary are per-element vector jobs (plus the requant steps under static); rotary reads its
+    cos / sin table, rmsnorm its scale; silu is priced as an activation."""
+    lowerer = Lowerer(HW, "static")
+    shapes = {s.layer.name: s for s in block.shapes}
+    elements = 8 * 64
+    norm = lowerer.vector_layer(shapes["input_layernorm"], 1)
+    rope = lowerer.vector_layer(shapes["q_rope"], 1)
+    assert sum(t.compute_cycles for t in norm.tiles) == lowerer.vector.cycles(
+        elements * (RMSNORM_OPS + STATIC_REQUANT_OPS)
+    )
+    assert sum(t.compute_cycles for t in rope.tiles) == lowerer.vector.cycles(
+        elements * (ROTARY_OPS + STATIC_REQUANT_OPS)
+    )
+    assert sum(t.weight_bytes for t in norm.tiles) == 4 * 64
+    assert sum(t.weight_bytes for t in rope.tiles) == 2 * 4 * 8 * 16
+    assert ACTIVATION_OPS["silu"] == ACTIVATION_OPS["sigmoid"] + 1
+
+
+def test_existing_matmul_dump_has_no_kv_heads() -> None:
+    """kv_heads is left out of a dump while unset, so stored results and sweep ids of attention workloads stay
+    valid; set, it is kept."""
+    from accelsim.config.loader import load_workload
+
+    bert = load_workload("workloads/bert_base_layer.yaml")
+    dumped = bert.model_dump(mode="json")
+    assert all("kv_heads" not in layer for layer in dumped["layers"])
+    block_dump = Workload.model_validate(decoder_block()).model_dump(mode="json")
+    assert {layer.get("kv_heads") for layer in block_dump["layers"] if layer["type"] == "matmul"} == {2}
+    assert Workload.model_validate(block_dump).model_dump(mode="json") == block_dump
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d["layers"][6].update(kv_heads=3), r"kv_heads.*3 does not divide heads 4"),
+        (lambda d: d["layers"][5].update(heads=3), r"heads.*32 features do not split into 3 heads"),
+        (
+            lambda d: d["layers"][6].update(kv_heads=4),
+            r"layers\[6\]\.inputs: layer 'scores': cannot multiply \[4, 8, 16\] by \[4, 8, 8\]",
+        ),
+        (lambda d: d["layers"][0].update(eps=0.0), r"eps"),
+        (lambda d: d["layers"][4].update(inputs=["input"], heads=4) or d.update(input_shape=[2, 8, 64]), "rotary"),
+    ],
+)
+def test_refusals(edit, match: str) -> None:
+    """One line naming the field and what is wrong."""
+    doc = decoder_block()
+    edit(doc)
+    with pytest.raises(AccelsimError, match=match) as caught:
+        validate(Workload, doc, "w.yaml")
+    assert "\n" not in str(caught.value)
