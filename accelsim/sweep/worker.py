@@ -23,9 +23,7 @@ from accelsim.sweep.points import Point
 #: The hardware a point ran on, for plots that need it without re-resolving the config.
 HARDWARE_COLUMNS = {"pe_count": "INTEGER", "sram_total_kib": "REAL", "dram_bytes_per_cycle": "REAL"}
 #: The workload total's numeric fields (docs/metrics.md), one store column each.
-METRIC_COLUMNS = {
-    f.name: "INTEGER" if f.type == "int" else "REAL" for f in fields(LayerRecord) if f.type in ("int", "float")
-}
+METRIC_COLUMNS = {f.name: "INTEGER" if f.type is int else "REAL" for f in fields(LayerRecord) if f.type in (int, float)}
 RESULT_COLUMNS = {**HARDWARE_COLUMNS, **METRIC_COLUMNS}
 
 
