@@ -100,7 +100,7 @@ def _layer_tensors(graph: onnx.ModelProto) -> dict[str, str]:
                 rescale
                 or quantized
                 or (node.op_type, c.op_type) in GEMM_ACTIVATIONS
-                or (c.op_type in ("Relu", "Clip") and node.op_type in ("Add", "ConvInteger", "MatMulInteger"))
+                or (c.op_type in ("Relu", "Clip") and node.op_type in ("Add", "Sum", "ConvInteger", "MatMulInteger"))
             ):
                 break
             out = c.output[0]
@@ -418,3 +418,25 @@ def test_float_tensors_pass_between_float_layers() -> None:
     np.testing.assert_array_equal(values.layers[flatten].stored, want[quantize.output[0]])
     gemm = next(n for n in graph.graph.node if n.op_type == "QGemm")
     np.testing.assert_array_equal(values.layers[gemm.name].stored, want[gemm.output[0]])
+
+
+def test_light_resnet50_qdq_every_layer_equals_ort() -> None:
+    """onnx's light ResNet-50 (seeded weights), QDQ per channel, on the user's path: the 16 residual Sums ORT
+    runs as float between DequantizeLinear and QuantizeLinear are float layers (the last one's Relu and
+    AveragePool too, whose outputs the model quantizes only before the Gemm), nothing is calibrated, and
+    every layer's stored codes (floats for the unquantized ones) equal ORT's."""
+    built = om.light_model("resnet50", seed=0)
+    graph = ref.fused(ref.quantize(built, ref.Recipe("qdq", per_channel=True)))
+    q = import_quantized(graph, name="resnet50")
+    assert len(q.float_layers) == 17  # 16 Sums and the AveragePool
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "calibrate", lambda *a, **k: pytest.fail("calibrated"))
+        tensors = q.static_tensors(built.inputs)
+        values = run_values(q.imported.workload, _ort_mode(), "static", tensors=tensors, qparams=q.qparams)
+    want, tensor_of = ref.node_outputs(graph, built.inputs), _layer_tensors(graph)
+    differ = [
+        k
+        for k, v in values.layers.items()
+        if not np.array_equal(v.stored.reshape(want[tensor_of[k]].shape), want[tensor_of[k]])
+    ]
+    assert differ == [] and len(values.layers) == 74
