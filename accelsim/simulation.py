@@ -16,6 +16,7 @@ from accelsim.config.loader import weights_digest
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
+from accelsim.results.energy import price
 from accelsim.results.records import LayerRecord, total_record
 from accelsim.schemes import SCHEMES, SchemeName, WeightFormatName, get_scheme
 from accelsim.timing.engine import Engine, EngineRun
@@ -131,6 +132,7 @@ def simulate(
     if values is not None:
         _add_values(rows, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
+    price(rows, total, hw, get_scheme(name).float_gemm)
     if errors:
         from accelsim.values.runner import OUTPUT
 
@@ -254,6 +256,7 @@ def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, ru
                 dram_write_bytes=timing.dram_write_bytes,
                 sram_read_bytes=lowered.sram_read_bytes,
                 sram_write_bytes=lowered.sram_write_bytes,
+                **lowered.sram_bytes,
                 tiles=len(lowered.tiles),
                 roofline_cycles=bound.bound_cycles if unit == "array" else 0,
                 bound_by=bound.bound_by if unit == "array" else "",

@@ -163,8 +163,8 @@ def _tile(
         post_cycles=requant,
         ofmap_bytes=ofmap,
         macs=0,
-        sram_read_bytes=0,
-        sram_write_bytes=0,
+        sram_read_bytes_ifmap=0,
+        sram_write_bytes_ifmap=0,
     )
 
 

@@ -226,8 +226,8 @@ def tiles(draw: st.DrawFn, first: bool) -> Tile:
         post_cycles=draw(_cycles) if post_unit else 0,
         ofmap_bytes=draw(st.sampled_from([0, 4, 40])),
         macs=0,
-        sram_read_bytes=0,
-        sram_write_bytes=0,
+        sram_read_bytes_ifmap=0,
+        sram_write_bytes_ifmap=0,
     )
 
 
@@ -243,8 +243,8 @@ def range_passes(draw: st.DrawFn) -> Tile:
         new_weights=False,
         unit=Unit.VECTOR,
         compute_cycles=draw(_cycles.filter(bool)),
-        sram_read_bytes=input_bytes,
-        sram_write_bytes=0,
+        sram_read_bytes_ifmap=input_bytes,
+        sram_write_bytes_ifmap=0,
         range_pass=True,
     )
 

@@ -96,6 +96,10 @@ RESIZE_LINEAR_OPS = 7
 LRN_OPS = 7
 
 
+#: the on-chip buffers, each with its own energy per byte (config.hardware.BufferEnergy)
+SRAM_BUFFERS = ("ifmap", "filter", "ofmap")
+
+
 class Unit(StrEnum):
     """A unit of the accelerator that runs a tile's compute or finishes its output block; the value is
     its lane in the engine's log."""
@@ -122,9 +126,23 @@ class Tile:
     post_cycles: int = 0
     ofmap_bytes: int = 0
     macs: int = 0  # useful MACs done by this tile (zeros of packed depthwise excluded)
-    sram_read_bytes: int
-    sram_write_bytes: int
+    # on-chip buffer traffic per buffer (docs/energy.md defines each): the ifmap buffer holds input
+    # activations, the filter buffer weights and per-channel parameters, the ofmap buffer partial sums and outputs
+    sram_read_bytes_ifmap: int
+    sram_read_bytes_filter: int = 0
+    sram_read_bytes_ofmap: int = 0
+    sram_write_bytes_ifmap: int
+    sram_write_bytes_filter: int = 0
+    sram_write_bytes_ofmap: int = 0
     range_pass: bool = False  # a dynamic-range reduction every later tile of the layer waits for
+
+    @property
+    def sram_read_bytes(self) -> int:
+        return self.sram_read_bytes_ifmap + self.sram_read_bytes_filter + self.sram_read_bytes_ofmap
+
+    @property
+    def sram_write_bytes(self) -> int:
+        return self.sram_write_bytes_ifmap + self.sram_write_bytes_filter + self.sram_write_bytes_ofmap
 
 
 @dataclass(frozen=True)
@@ -156,12 +174,21 @@ class LoweredLayer:
         return sum(t.compute_cycles for t in self.tiles if t.unit is Unit.ARRAY)
 
     @cached_property
-    def sram_read_bytes(self) -> int:
-        return sum(t.sram_read_bytes for t in self.tiles)
+    def sram_bytes(self) -> dict[str, int]:
+        """SRAM traffic per direction and buffer, by record field: ``sram_read_bytes_ifmap`` ...
+        ``sram_write_bytes_ofmap`` (docs/energy.md)."""
+        return {
+            name: sum(getattr(t, name) for t in self.tiles)
+            for name in (f"sram_{way}_bytes_{buffer}" for way in ("read", "write") for buffer in SRAM_BUFFERS)
+        }
 
-    @cached_property
+    @property
+    def sram_read_bytes(self) -> int:
+        return sum(self.sram_bytes[f"sram_read_bytes_{b}"] for b in SRAM_BUFFERS)
+
+    @property
     def sram_write_bytes(self) -> int:
-        return sum(t.sram_write_bytes for t in self.tiles)
+        return sum(self.sram_bytes[f"sram_write_bytes_{b}"] for b in SRAM_BUFFERS)
 
     @cached_property
     def work(self) -> LayerWork:
@@ -285,14 +312,14 @@ class Lowerer:
             self._cycle_cache[key] = cycles
         return self._cycle_cache[key]
 
-    def _array_reads(self, m: int, k: int, n: int) -> int:
-        """Operand bytes the array reads from SRAM for one tile: the streamed operand is read once per
-        fold of the other spatial dimension, the stationary one once."""
+    def _array_reads(self, m: int, k: int, n: int) -> tuple[int, int]:
+        """Operand bytes the array reads from the ifmap and the filter buffer for one tile: the streamed
+        operand is read once per fold of the other spatial dimension, the stationary one once."""
         r, c = self.hw.array.rows, self.hw.array.cols
         x, w = m * k * self.fmt.ifmap_sram, k * n * self.fmt.weights_sram
         folds = {"os": (ceil(n / c), ceil(m / r)), "ws": (ceil(n / c), 1), "is": (1, ceil(m / c))}
         x_times, w_times = folds[self.hw.array.dataflow]
-        return x * x_times + w * w_times
+        return x * x_times, w * w_times
 
     def _align(self) -> tuple[int, int, int]:
         r, c = self.hw.array.rows, self.hw.array.cols
@@ -380,8 +407,8 @@ class Lowerer:
                     new_weights=False,
                     unit=Unit.VECTOR,
                     compute_cycles=self.vector.cycles(input_elems * RANGE_OPS),
-                    sram_read_bytes=input_bytes,
-                    sram_write_bytes=input_bytes,
+                    sram_read_bytes_ifmap=input_bytes,
+                    sram_write_bytes_ifmap=input_bytes,
                     range_pass=True,
                 )
             )
@@ -417,6 +444,7 @@ class Lowerer:
                 outputs, scatter = round(outputs * view.col2im.outputs / view.col2im.columns), outputs * COL2IM_OPS
             post_unit, post_cycles = self.post(outputs, activation) if last else (None, 0)
             post_cycles += self.vector.cycles(scatter) if last else 0
+            x_reads, w_reads = self._array_reads(mt, kt, nt)
             return Tile(
                 ifmap_bytes=0 if resident_input else footprint * fmt.ifmap_dram,
                 weight_bytes=stored_weight_bytes(view, fmt, k, n, sram=False) if new_w else 0,
@@ -431,13 +459,14 @@ class Lowerer:
                 post_cycles=post_cycles,
                 ofmap_bytes=outputs * fmt.ofmap_dram,
                 macs=round(mt * kt * nt * useful_fraction),
-                sram_read_bytes=self._array_reads(mt, kt, nt)
-                + (k[0] > 0) * mt * nt * fmt.accumulator
-                + mt * nt * last * fmt.accumulator,
-                sram_write_bytes=footprint * fmt.ifmap_sram * (not resident_input)
-                + (stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0)
-                + params.total
-                + mt * nt * fmt.accumulator,
+                sram_read_bytes_ifmap=x_reads,
+                sram_read_bytes_filter=w_reads,
+                # partial sums read back to accumulate onto, and by the requant/vector unit after the last K block
+                sram_read_bytes_ofmap=((k[0] > 0) + last) * mt * nt * fmt.accumulator,
+                sram_write_bytes_ifmap=footprint * fmt.ifmap_sram * (not resident_input),
+                sram_write_bytes_filter=(stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0)
+                + params.total,
+                sram_write_bytes_ofmap=mt * nt * fmt.accumulator,
             )
 
         # A tile depends on its blocks only through their sizes, the ifmap footprint and where the K block
@@ -537,8 +566,11 @@ class Lowerer:
                         unit=Unit.VECTOR,
                         compute_cycles=self.vector.cycles(work),
                         ofmap_bytes=store,
-                        sram_read_bytes=load + store,
-                        sram_write_bytes=load + store,
+                        # the input passes through the ifmap buffer, the result through the ofmap buffer
+                        sram_read_bytes_ifmap=load,
+                        sram_read_bytes_ofmap=store,
+                        sram_write_bytes_ifmap=load,
+                        sram_write_bytes_ofmap=store,
                     )
                 tiles.append(made[chunk])
             self._vector_jobs[key] = tuple(tiles)

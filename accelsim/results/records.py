@@ -63,6 +63,30 @@ class LayerRecord:
     sqnr_db: float = math.nan
     max_abs_error: float = math.nan
     top1_agreement: float = math.nan
+    # per-buffer SRAM traffic (added with energy, issue 19: 0 in rows saved before; docs/energy.md)
+    sram_read_bytes_ifmap: int = 0
+    sram_read_bytes_filter: int = 0
+    sram_read_bytes_ofmap: int = 0
+    sram_write_bytes_ifmap: int = 0
+    sram_write_bytes_filter: int = 0
+    sram_write_bytes_ofmap: int = 0
+    # energy (results.energy): NaN (empty / null) when the hardware has no energy table: absent, not 0
+    energy_pj_array: float = math.nan
+    energy_pj_vector: float = math.nan
+    energy_pj_requant: float = math.nan
+    energy_pj_sram_ifmap: float = math.nan
+    energy_pj_sram_filter: float = math.nan
+    energy_pj_sram_ofmap: float = math.nan
+    energy_pj_dram_ifmap: float = math.nan
+    energy_pj_dram_weights: float = math.nan
+    energy_pj_dram_weight_scales: float = math.nan
+    energy_pj_dram_bias: float = math.nan
+    energy_pj_dram_ofmap: float = math.nan
+    energy_pj_static: float = math.nan
+    energy_pj: float = math.nan
+    energy_delay_pj_s: float = math.nan
+    pj_per_mac: float = math.nan
+    tops_per_w: float = math.nan
 
 
 def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> LayerRecord:

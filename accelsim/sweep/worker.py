@@ -21,7 +21,12 @@ from accelsim.sweep.lifeline import die_with_parent
 from accelsim.sweep.points import Point
 
 #: The hardware a point ran on, for plots that need it without re-resolving the config.
-HARDWARE_COLUMNS = {"pe_count": "INTEGER", "sram_total_kib": "REAL", "dram_bytes_per_cycle": "REAL"}
+HARDWARE_COLUMNS = {
+    "pe_count": "INTEGER",
+    "sram_total_kib": "REAL",
+    "dram_bytes_per_cycle": "REAL",
+    "area_mm2": "REAL",  # NaN (NULL) without an area table
+}
 #: The workload total's numeric fields (docs/metrics.md), one store column each.
 METRIC_COLUMNS = {f.name: "INTEGER" if f.type is int else "REAL" for f in fields(LayerRecord) if f.type in (int, float)}
 RESULT_COLUMNS = {**HARDWARE_COLUMNS, **METRIC_COLUMNS}

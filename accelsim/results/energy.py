@@ -1,0 +1,81 @@
+"""Energy of a run: the access counts the lowering and the engine already make, times the hardware's
+energy per action (``energy:`` in the hardware YAML). docs/energy.md defines every count and field.
+
+Pricing is a product of counts and a table, so it lives beside the records rather than in the engine:
+the engine stays free of energy, and a table changes no cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+from accelsim.results.records import LayerRecord
+
+if TYPE_CHECKING:
+    from accelsim.config.hardware import EnergyConfig, HardwareConfig
+
+BUFFERS = ("ifmap", "filter", "ofmap")
+DRAM_READS = ("ifmap", "weights", "weight_scales", "bias")
+#: the components whose energies add up to ``energy_pj`` (one record field each, ``energy_pj_<component>``)
+COMPONENTS = (
+    "array",
+    "vector",
+    "requant",
+    *(f"sram_{b}" for b in BUFFERS),
+    *(f"dram_{o}" for o in (*DRAM_READS, "ofmap")),
+    "static",
+)
+#: pJ in a joule per mW-second: static energy = static_mw * latency_s * 1e9 pJ
+PJ_PER_MW_S = 1e9
+
+assert {f"energy_pj_{c}" for c in COMPONENTS} <= {f.name for f in fields(LayerRecord)}
+
+
+def mac_pj(table: EnergyConfig, float_gemm: bool) -> float:
+    """One array MAC: an fp32 MAC under a float scheme, else an int8 multiply plus the accumulator's add."""
+    if float_gemm:
+        # HardwareConfig refuses a table without float_mac_pj when the array can do float MACs
+        assert table.float_mac_pj is not None
+        return table.float_mac_pj
+    return table.int8_mac_pj + table.accumulate_pj
+
+
+def price(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig, float_gemm: bool) -> None:
+    """Fill the energy fields of ``rows`` and their ``total`` (summed over the rows), in place; a hardware
+    without an energy table leaves them NaN (absent). ``float_gemm``: the scheme's GEMMs are fp32."""
+    table = hw.energy
+    if table is None:
+        return
+    for row in rows:
+        _price_layer(row, hw, table, float_gemm)
+    for component in COMPONENTS:
+        name = f"energy_pj_{component}"
+        setattr(total, name, math.fsum(getattr(row, name) for row in rows))
+    _derived(total)
+
+
+def _derived(row: LayerRecord) -> None:
+    """The sum over components, energy-delay product, energy per MAC and effective TOPS/W (2 ops per MAC)."""
+    row.energy_pj = math.fsum(getattr(row, f"energy_pj_{c}") for c in COMPONENTS)
+    row.energy_delay_pj_s = row.energy_pj * row.latency_s
+    row.pj_per_mac = row.energy_pj / row.macs if row.macs else math.nan
+    row.tops_per_w = 2 * row.macs / row.energy_pj if row.energy_pj else math.nan
+
+
+def _price_layer(row: LayerRecord, hw: HardwareConfig, table: EnergyConfig, float_gemm: bool) -> None:
+    row.energy_pj_array = row.macs * mac_pj(table, float_gemm) if row.unit == "array" else 0.0
+    row.energy_pj_vector = row.vector_busy_cycles * hw.vector.lanes * table.vector_op_pj
+    row.energy_pj_requant = row.requant_busy_cycles * hw.requant.lanes * table.requant_op_pj
+    for buffer in BUFFERS:
+        read = getattr(row, f"sram_read_bytes_{buffer}") * getattr(table.sram_read_pj_per_byte, buffer)
+        write = getattr(row, f"sram_write_bytes_{buffer}") * getattr(table.sram_write_pj_per_byte, buffer)
+        setattr(row, f"energy_pj_sram_{buffer}", read + write)
+    for operand in DRAM_READS:
+        setattr(
+            row, f"energy_pj_dram_{operand}", getattr(row, f"dram_read_bytes_{operand}") * table.dram_read_pj_per_byte
+        )
+    row.energy_pj_dram_ofmap = row.dram_write_bytes_ofmap * table.dram_write_pj_per_byte
+    row.energy_pj_static = table.static_mw * row.latency_s * PJ_PER_MW_S
+    _derived(row)
