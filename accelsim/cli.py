@@ -18,7 +18,7 @@ from accelsim.errors import AccelsimError
 from accelsim.file_checks import check_name, check_output_file, check_output_folder, os_error
 from accelsim.report.table import format_table, si, terminal_width
 from accelsim.schemes import SCHEMES as SCHEME_TABLE
-from accelsim.schemes import SchemeName, WeightFormatName
+from accelsim.schemes import SchemeName, WeightFormatName, get_weight_format
 
 if TYPE_CHECKING:
     from accelsim.config.hardware import HardwareConfig
@@ -726,6 +726,12 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from accelsim.values.runner import run_values
 
     check_output_file(args.output, field="--output")
+    if get_weight_format(args.weights).group is not None:
+        raise AccelsimError(
+            f"golden vectors hold one int8 layer's steps; {args.weights} is an int4 group-wise format",
+            path="--weights",
+            allowed="symmetric, asymmetric, asymmetric_int8",
+        )
     model, hw = _load_pair(args)
     workload, tensors = model.workload, _tensors(args, model)
     names = [s.layer.name for s in workload.shapes]
@@ -829,7 +835,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         choices=WEIGHT_FORMAT_NAMES,
         default=WeightFormatName.SYMMETRIC,
-        help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8 (default: symmetric)",
+        help="weight codes: symmetric int8, or with a zero point per channel: asymmetric uint8 / int8; or int4 in "
+        "groups of 32/64/128 along K (linear layers; woq: weight-only, dynamic: W4A8), int4_gN with zero point 8, "
+        "int4_gN_zp with a zero point per group; see docs/numerics.md (default: symmetric)",
     )
     data = _Parser(add_help=False)
     data.add_argument(

@@ -9,6 +9,8 @@ program, never from a template.
 
 from __future__ import annotations
 
+from math import ceil
+
 import numpy as np
 
 from accelsim.config.hardware import HardwareConfig
@@ -21,7 +23,7 @@ from accelsim.lowering.program import LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
 from accelsim.quant.layer import IMAGE_KINDS
 from accelsim.requant_modes import get_mode
-from accelsim.schemes import WeightFormatName, get_scheme
+from accelsim.schemes import WeightFormat, WeightFormatName, get_scheme, get_weight_format
 from accelsim.values.runner import run_values
 from accelsim.values.tensors import WorkloadTensors
 
@@ -146,6 +148,9 @@ def explain(
     floats = tensors.float_layers if tensors is not None else frozenset()
     if get_scheme(scheme).calibrated and (layer_name in floats or lv.qparams is None):
         return "\n".join([head, _float_group(lv)])
+    fmt = get_weight_format(weights)
+    if fmt.group is not None and get_scheme(scheme).weights.quantized and s.layer.type == "linear":
+        return "\n".join([head, _units(lowered, hw), *_int4(lowered, hw, scheme, fmt, lv.output)])
     if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
         return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])
     result = lv.results[0]
@@ -342,6 +347,43 @@ def _float_group(lv) -> str:
         "Runtime leaves the group unfused), and so do these values: the inputs and the model's weights "
         f"dequantized, the float32 op, then {stored}; the timing is the accelerator's int8 layer"
     )
+
+
+def _int4(lowered: LoweredLayer, hw: HardwareConfig, scheme: str, fmt: WeightFormat, output: np.ndarray) -> list[str]:
+    """The dtypes along an int4 group-wise layer's path: weight-only (woq) or W4A8 (dynamic)."""
+    view = lowered.view
+    g, tiles = fmt.group, lowered.tiles
+    assert view is not None and g is not None
+    zero_points = "zero point 8 (not stored)" if fmt.symmetric else "a 4-bit zero point (two per byte)"
+    lines = [
+        (
+            f"1. DRAM -> filter SRAM: weights uint4 codes, two per byte ({sum(t.weight_bytes for t in tiles):,} bytes), "
+            f"in groups of {g} along K ({ceil(view.k / g)} per output channel), each with a float32 scale and "
+            f"{zero_points}: {sum(t.weight_scale_bytes for t in tiles):,} bytes of group parameters"
+        )
+    ]
+    if get_scheme(scheme).float_gemm:
+        where = f"the array's float datapath ({hw.array.float_rate:g}x)" if hw.array.float_rate else "the vector unit"
+        lines += [
+            "2. vector unit: (code - zero point) * scale -> float32 weights, on the way into SRAM",
+            f"3. {where}: float32 x float32 -> float32 (ORT MatMulNBits accuracy_level 0-3)",
+        ]
+    else:
+        rescale = sum(t.rescale_cycles for t in tiles)
+        lines += [
+            (
+                f"2. vector unit: float32 activations -> int8 per row and group of {g}: scale max|a| / 127, "
+                "codes rint(a * 127 / max|a|) (ties to even)"
+            ),
+            "3. array: int8 x uint4 (unpacked to 8 bits) -> int32, one partial sum per group",
+            (
+                f"4. requant unit ({hw.requant.lanes} lanes) as the rescale stage: int32 -> float32, "
+                f"acc += (a_scale * w_scale) * sum + (a_scale * sum(a)) * (-w_scale * zp) per group: "
+                f"{rescale:,} cycles beside the array's {sum(t.compute_cycles for t in tiles):,} (ORT accuracy_level 4)"
+            ),
+        ]
+    lines.append(f"{len(lines) + 1}. vector unit: + float32 bias, activation -> float32 output {_fmt(output)}")
+    return lines
 
 
 def _vector_layer(lowered: LoweredLayer, scheme: str, output: np.ndarray) -> str:

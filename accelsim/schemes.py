@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from accelsim.errors import AccelsimError
 from accelsim.vocabulary import named_row
 
 
@@ -29,6 +30,12 @@ class WeightFormatName(StrEnum):
     SYMMETRIC = "symmetric"
     ASYMMETRIC = "asymmetric"
     ASYMMETRIC_INT8 = "asymmetric_int8"
+    INT4_G32 = "int4_g32"
+    INT4_G64 = "int4_g64"
+    INT4_G128 = "int4_g128"
+    INT4_G32_ZP = "int4_g32_zp"
+    INT4_G64_ZP = "int4_g64_zp"
+    INT4_G128_ZP = "int4_g128_zp"
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,15 @@ class Scheme:
         fmt = get_weight_format(weights)
         if not self.weights.quantized or fmt.name == WeightFormatName.SYMMETRIC:
             return self
-        return replace(self, weights=replace(self.weights, dram_dtype=fmt.dtype, symmetric=False))
+        if fmt.group is not None and self.requant_unit:
+            raise AccelsimError(
+                f"int4 group-wise weights ({fmt.name}) do not run under the {self.name} scheme: its requant unit "
+                "takes one multiplier per output channel, not one per group",
+                path="weights",
+                allowed="woq (weight-only int4) or dynamic (W4A8), or an int8 weight format",
+            )
+        plan = replace(self.weights, dram_dtype=fmt.dtype, symmetric=fmt.symmetric)
+        return replace(self, weights=replace(plan, granularity="per_group") if fmt.group else plan)
 
     def unit_dtypes(self) -> dict[str, tuple[str, str]]:
         """(input dtype, output dtype) of each unit that runs under this scheme."""
@@ -155,12 +170,14 @@ SCHEMES: dict[SchemeName, Scheme] = {
 
 @dataclass(frozen=True)
 class WeightFormat:
-    """How quantized weights map to codes: dtype, and whether they carry a zero point (affine)."""
+    """How quantized weights map to codes: dtype, whether they carry a zero point (affine), and for the
+    group-wise int4 formats the group size along K (a scale, and a zero point unless symmetric, per group)."""
 
     name: WeightFormatName
     dtype: str
-    symmetric: bool  # zero point 0, narrow range (-127..127); else affine min-max with a zero point
+    symmetric: bool  # no stored zero point (int8: 0, -127..127; int4: 8); else affine min-max with a zero point
     reference: str
+    group: int | None = None  # elements along K per scale; None: per output channel (or per tensor)
 
 
 #: weight code formats a run can select (``simulate(..., weights=)``, ``--weights``)
@@ -184,6 +201,19 @@ WEIGHT_FORMATS: dict[WeightFormatName, WeightFormat] = {
             "int8",
             False,
             "int8 affine -128..127 with a zero point (ORT QInt8, WeightSymmetric=False)",
+        ),
+        *(
+            WeightFormat(
+                WeightFormatName(f"int4_g{group}{'_zp' * (not symmetric)}"),
+                "uint4",
+                symmetric,
+                f"int4 in groups of {group} along K, packed two per byte, a float32 scale "
+                + ("per group, zero point 8" if symmetric else "and a 4-bit zero point per group")
+                + f" (ORT MatMulNBits block_size={group}, is_symmetric={symmetric}; GPTQ / AWQ)",
+                group,
+            )
+            for symmetric in (True, False)
+            for group in (32, 64, 128)
         ),
     )
 }

@@ -11,6 +11,7 @@ points) are priced here and nowhere else: :meth:`OperandFormat.channel_parameter
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import ceil
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.requant_modes import get_mode
@@ -37,22 +38,29 @@ class OperandFormat:
     scheme: str
     ifmap_dram: int
     ifmap_sram: int
-    weights_dram: int
+    weights_dram: float  # 0.5 for int4 weights packed two per byte
     weights_sram: int
     ofmap_dram: int
     bias_per_channel: int
     weight_scales_per_channel: int
     weight_zero_points_per_channel: int = 0  # asymmetric weights: one int8/uint8 zero point per channel
     accumulator: int = 4  # int32 (or fp32) partial sums in the ofmap buffer
+    #: int4 group-wise weights: K elements per group; the scale (and zero point) bytes above are then per
+    #: group, the zero points 4-bit, two per byte
+    weight_group: int | None = None
 
-    def channel_parameters(self, channels: int, bias: bool = True) -> ChannelParameters:
-        """Per-channel parameters of ``channels`` output channels of a layer with or without a bias.
-        The zero points travel and are reported with the scales: both describe the weights' code
-        mapping and the requant or dequant step reads them together."""
-        return ChannelParameters(
-            bias=channels * self.bias_per_channel * bias,
-            weight_scales=channels * (self.weight_scales_per_channel + self.weight_zero_points_per_channel),
-        )
+    def channel_parameters(self, channels: int, bias: bool = True, k: int = 0) -> ChannelParameters:
+        """Per-channel parameters of ``channels`` output channels of a layer with or without a bias (and
+        K = ``k``, which sets the number of groups of group-wise weights). The zero points travel and are
+        reported with the scales: both describe the weights' code mapping and the requant or dequant step
+        reads them together."""
+        per_channel = self.weight_scales_per_channel + self.weight_zero_points_per_channel
+        if self.weight_group is not None:
+            groups = ceil(k / self.weight_group)
+            per_channel = (
+                groups * self.weight_scales_per_channel + ceil(groups / 2) * self.weight_zero_points_per_channel
+            )
+        return ChannelParameters(bias=channels * self.bias_per_channel * bias, weight_scales=channels * per_channel)
 
     @property
     def float_gemm(self) -> bool:
@@ -64,12 +72,19 @@ def _bytes(dtype: str) -> int:
     return {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}[dtype]
 
 
-def operand_format(scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool = False) -> OperandFormat:
+def operand_format(
+    scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool = False, weight_group: int | None = None
+) -> OperandFormat:
     """Byte widths of ``scheme`` (from its table in ``accelsim.schemes``) on ``hw``.
 
     ``asymmetric_weights``: the quantized weights carry a zero point per output channel (ONNX
-    Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none."""
+    Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none.
+    ``weight_group``: int4 weights in groups of that many K elements (``accelsim.schemes.WEIGHT_FORMATS``),
+    half a byte each in DRAM, a float32 scale and (asymmetric) a 4-bit zero point per group."""
     plan = get_scheme(scheme)
+    group = weight_group if plan.weights.quantized else None
+    if group is not None and plan.requant_unit:
+        get_scheme(scheme, f"int4_g{group}")  # the scheme table's refusal, with what is allowed
     if plan.requant_unit:
         scales = get_mode(hw.requant.rounding).channel_parameter_bytes  # requant parameters replace the weight scales
     else:
@@ -78,10 +93,11 @@ def operand_format(scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool 
         scheme=scheme,
         ifmap_dram=_bytes(plan.activations.dram_dtype),
         ifmap_sram=_bytes(plan.array_operand_dtype),
-        weights_dram=_bytes(plan.weights.dram_dtype),
+        weights_dram=0.5 if group is not None else _bytes(plan.weights.dram_dtype),
         weights_sram=_bytes(plan.array_operand_dtype),
         ofmap_dram=_bytes(plan.outputs.dram_dtype),
         bias_per_channel=_bytes(plan.bias.dram_dtype),
         weight_scales_per_channel=scales,
         weight_zero_points_per_channel=1 if asymmetric_weights and plan.weights.quantized else 0,
+        weight_group=group,
     )

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
 from math import ceil, prod
+from typing import TypedDict
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
@@ -99,6 +100,9 @@ LRN_OPS = 7
 #: the on-chip buffers, each with its own energy per byte (config.hardware.BufferEnergy)
 SRAM_BUFFERS = ("ifmap", "filter", "ofmap")
 
+#: array layers int4 group-wise weights apply to (a matmul's second operand is an activation: it keeps int8)
+INT4_LAYERS = ("linear", "matmul")
+
 
 class Unit(StrEnum):
     """A unit of the accelerator that runs a tile's compute or finishes its output block; the value is
@@ -122,6 +126,9 @@ class Tile:
     pre_vector_cycles: int = 0  # on-the-fly quantize (dynamic) or weight dequantize (woq)
     unit: Unit  # ARRAY or VECTOR
     compute_cycles: int
+    #: W4A8: the requant unit's lanes rescaling each group's int32 partial sums as the array emits them
+    #: (inline: ``compute_cycles`` is the longer of the two)
+    rescale_cycles: int = 0
     post_unit: Unit | None = None  # REQUANT or VECTOR when the tile completes an output block
     post_cycles: int = 0
     ofmap_bytes: int = 0
@@ -201,7 +208,7 @@ class LoweredLayer:
         return LayerWork(
             compute_cycles=sum(t.compute_cycles for t in tiles),
             vector_cycles=vector_compute + sum(t.pre_vector_cycles for t in tiles) + post[Unit.VECTOR],
-            requant_cycles=post[Unit.REQUANT],
+            requant_cycles=post[Unit.REQUANT] + sum(t.rescale_cycles for t in tiles),
             dram_read_bytes={
                 "weights": 0 if self.b_is_activation else weights,
                 "weight_scales": sum(t.weight_scale_bytes for t in tiles),
@@ -251,11 +258,21 @@ class Lowerer:
     """Prices tiles on one hardware config under one scheme."""
 
     def __init__(
-        self, hw: HardwareConfig, scheme: str, dynamic_per_tensor: bool = True, *, asymmetric_weights: bool = False
+        self,
+        hw: HardwareConfig,
+        scheme: str,
+        dynamic_per_tensor: bool = True,
+        *,
+        asymmetric_weights: bool = False,
+        weight_group: int | None = None,
     ) -> None:
         self.hw = hw
         self.plan = get_scheme(scheme)
-        self.fmt: OperandFormat = operand_format(scheme, hw, asymmetric_weights=asymmetric_weights)
+        self.fmt: OperandFormat = operand_format(
+            scheme, hw, asymmetric_weights=asymmetric_weights, weight_group=weight_group
+        )
+        #: W4A8 (int4 group-wise weights on the integer array): one int32 partial sum per group leaves the array
+        self.w4a8_group = self.fmt.weight_group if not self.plan.float_gemm else None
         # weights stored quantized for a float GEMM: the vector unit dequantizes each new weight block
         self.dequantizes_weights = self.plan.float_gemm and self.plan.weights.quantized
         self.array = SystolicArray(hw.array.rows, hw.array.cols, hw.array.dataflow, hw.array.model)
@@ -266,7 +283,7 @@ class Lowerer:
             int(hw.sram.ifmap_kib * kib) // 2, int(hw.sram.filter_kib * kib) // 2, int(hw.sram.ofmap_kib * kib) // 2
         )
         self.dynamic_per_tensor = dynamic_per_tensor
-        self._cycle_cache: dict[tuple[int, int, int], int] = {}
+        self._cycle_cache: dict[tuple[int, int, int, bool], int] = {}
         self._plans: dict[GemmView, TilePlan] = {}
         self._footprints: dict[tuple[ConvWindow | None, int], SpatialFootprints] = {}
         self._gemm_tiles: dict[tuple[GemmView, str, int], tuple[Tile, ...]] = {}
@@ -299,18 +316,44 @@ class Lowerer:
         """The array, or the vector unit for a float GEMM on an array without a float datapath."""
         return Unit.VECTOR if self.fmt.float_gemm and self.hw.array.float_rate == 0 else Unit.ARRAY
 
-    def tile_cycles(self, m: int, k: int, n: int) -> int:
-        """Compute cycles of one ``m x k x n`` tile on the unit this scheme's GEMMs use."""
-        key = (m, k, n)
+    def grouped(self, view: GemmView) -> bool:
+        """Does ``view`` run W4A8 (int4 group-wise weights on the integer array)? A matmul's second operand
+        is an activation, quantized as under int8 weights."""
+        return self.w4a8_group is not None and not view.b_is_activation
+
+    def tile_cycles(self, m: int, k: int, n: int, grouped: bool = False) -> int:
+        """Compute cycles of one ``m x k x n`` tile on the unit this scheme's GEMMs use (``grouped``: W4A8)."""
+        key = (m, k, n, grouped)
         if key not in self._cycle_cache:
             if self.gemm_unit is Unit.VECTOR:
                 cycles = self.vector.cycles(m * k * n)
+            elif grouped:
+                cycles = max(self._group_pass_cycles(m, k, n), self.rescale_cycles(m, k, n))
             else:
                 cycles = self.array.tile_cycles(m, k, n)
                 if self.fmt.float_gemm:
                     cycles = ceil(cycles / self.hw.array.float_rate)
             self._cycle_cache[key] = cycles
         return self._cycle_cache[key]
+
+    def _group_pass_cycles(self, m: int, k: int, n: int) -> int:
+        """W4A8 array cycles. Weight- and input-stationary arrays reduce K down their rows and emit a partial
+        sum per fold of ``rows`` K elements anyway: when a group spans whole folds, the rescale takes those
+        sums and the array runs as under int8. Otherwise (output stationary, whose sums stay in the PEs, or
+        a group shorter than the rows) each group is its own pass, leaving PEs idle."""
+        g = self.w4a8_group
+        assert g is not None
+        if self.hw.array.dataflow != "os" and g % self.hw.array.rows == 0:
+            return self.array.tile_cycles(m, k, n)
+        full, rest = divmod(k, g)
+        return full * self.array.tile_cycles(m, g, n) + (self.array.tile_cycles(m, rest, n) if rest else 0)
+
+    def rescale_cycles(self, m: int, k: int, n: int) -> int:
+        """W4A8: the requant unit's lanes multiply each group's partial sum by ``a_scale * w_scale`` and add it
+        (and the zero-point term) into the float32 accumulator: one lane operation per group and output."""
+        g = self.w4a8_group
+        assert g is not None
+        return self.requant.cycles(m * n * ceil(k / g))
 
     def _array_reads(self, m: int, k: int, n: int) -> tuple[int, int]:
         """Operand bytes the array reads from the ifmap and the filter buffer for one tile: the streamed
@@ -323,7 +366,8 @@ class Lowerer:
 
     def _align(self) -> tuple[int, int, int]:
         r, c = self.hw.array.rows, self.hw.array.cols
-        return {"os": (r, 1, c), "ws": (1, r, c), "is": (c, r, 1)}[self.hw.array.dataflow]
+        m, k, n = {"os": (r, 1, c), "ws": (1, r, c), "is": (c, r, 1)}[self.hw.array.dataflow]
+        return m, self.w4a8_group or k, n  # W4A8: K tiles hold whole groups (a matmul's too: harmless)
 
     def choose_view(self, shapes: LayerShapes, batch: int) -> GemmView:
         """The GEMM mapping with the fewest compute cycles; depthwise may pack groups block-diagonally."""
@@ -354,7 +398,7 @@ class Lowerer:
                     self.fmt,
                     self.halves,
                     self._align(),
-                    self.tile_cycles,
+                    partial(self.tile_cycles, grouped=self.grouped(view)),
                     self.hw.dram_bytes_per_cycle,
                     self._footprints[geometry],
                 )
@@ -364,8 +408,9 @@ class Lowerer:
                 ) from None
         return self._plans[view]
 
-    def post(self, outputs: int, activation: str) -> tuple[Unit, int]:
-        """Which unit finishes an output block and how long it takes."""
+    def post(self, outputs: int, activation: str, grouped: bool = False) -> tuple[Unit, int]:
+        """Which unit finishes an output block and how long it takes (``grouped``: W4A8, whose rescale already
+        scaled the sums)."""
         if self.plan.requant_unit:
             extra = (
                 self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS))
@@ -373,11 +418,17 @@ class Lowerer:
                 else 0
             )
             return Unit.REQUANT, self.requant.cycles(outputs) + extra
-        return Unit.VECTOR, self.vector.cycles(
-            outputs * (FLOAT_OUTPUT_OPS * self.plan.runtime_activations + ACTIVATION_OPS[activation] + 1)
-        )
+        scaled = self.plan.runtime_activations and not grouped
+        return Unit.VECTOR, self.vector.cycles(outputs * (FLOAT_OUTPUT_OPS * scaled + ACTIVATION_OPS[activation] + 1))
 
     def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
+        if self.fmt.weight_group is not None and shapes.layer.type not in INT4_LAYERS:
+            raise AccelsimError(
+                f"int4 group-wise weights apply to linear layers (and matmuls of two activations, which have no "
+                f"weights); layer {shapes.layer.name!r} is {shapes.layer.type}",
+                path="weights",
+                allowed="an int8 weight format (symmetric, asymmetric, asymmetric_int8) for this workload",
+            )
         view = self.choose_view(shapes, batch)
         plan = self._plan(view)
         activation = getattr(shapes.layer, "activation", "none")
@@ -420,6 +471,7 @@ class Lowerer:
         )
         useful_fraction = view.useful_macs / view.macs
         unit = self.gemm_unit
+        grouped = self.grouped(view)
 
         def tile(
             mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, new_n: bool, footprint: int
@@ -442,7 +494,7 @@ class Lowerer:
             scatter = 0  # conv_transpose2d: the block's columns are added into its share of the outputs
             if view.col2im is not None:
                 outputs, scatter = round(outputs * view.col2im.outputs / view.col2im.columns), outputs * COL2IM_OPS
-            post_unit, post_cycles = self.post(outputs, activation) if last else (None, 0)
+            post_unit, post_cycles = self.post(outputs, activation, grouped) if last else (None, 0)
             post_cycles += self.vector.cycles(scatter) if last else 0
             x_reads, w_reads = self._array_reads(mt, kt, nt)
             return Tile(
@@ -454,7 +506,8 @@ class Lowerer:
                 new_weights=new_w,
                 pre_vector_cycles=pre,
                 unit=unit,
-                compute_cycles=self.tile_cycles(mt, kt, nt),
+                compute_cycles=self.tile_cycles(mt, kt, nt, grouped),
+                rescale_cycles=self.rescale_cycles(mt, kt, nt) if grouped else 0,
                 post_unit=post_unit,
                 post_cycles=post_cycles,
                 ofmap_bytes=outputs * fmt.ofmap_dram,
@@ -585,13 +638,24 @@ class Lowerer:
         )
 
 
-def lowering_options(flavour: str, weights: str) -> dict[str, bool]:
+class LoweringOptions(TypedDict):
+    """:func:`lower`'s keyword options that a run's flavour and weight format fix."""
+
+    dynamic_per_tensor: bool
+    asymmetric_weights: bool
+    weight_group: int | None
+
+
+def lowering_options(flavour: str, weights: str) -> LoweringOptions:
     """:func:`lower`'s options for a run's dynamic flavour (a per-tensor range pass or per-row ranges)
-    and weight format (zero points or not), from their tables."""
-    return {
-        "dynamic_per_tensor": get_flavour(flavour).granularity == "per_tensor",
-        "asymmetric_weights": not get_weight_format(weights).symmetric,
-    }
+    and weight format (zero points or not; int4 groups), from their tables. W4A8 quantizes activations
+    per row and group (ORT's accuracy_level 4), so it has no per-tensor range pass whatever the flavour."""
+    fmt = get_weight_format(weights)
+    return LoweringOptions(
+        dynamic_per_tensor=get_flavour(flavour).granularity == "per_tensor" and fmt.group is None,
+        asymmetric_weights=not fmt.symmetric,
+        weight_group=fmt.group,
+    )
 
 
 def lower(
@@ -601,10 +665,12 @@ def lower(
     dynamic_per_tensor: bool = True,
     *,
     asymmetric_weights: bool = False,
+    weight_group: int | None = None,
 ) -> Program:
     """Lower every layer of ``workload`` for ``hw`` under ``scheme``; ``asymmetric_weights``: the
-    quantized weights carry a zero point per output channel, read with the weight scales."""
-    lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights)
+    quantized weights carry a zero point per output channel (per group with ``weight_group``), read with
+    the weight scales; ``weight_group``: int4 weights in groups of that many K elements (linear layers only)."""
+    lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights, weight_group=weight_group)
     lowerer.check_buffers(workload)
     layers: list[LoweredLayer] = []
     batch = workload.batch

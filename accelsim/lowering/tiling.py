@@ -65,7 +65,7 @@ def stored_weight_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], 
     """Bytes of the stored elements of W block ``k x n`` (for a matmul, of its second activation)."""
     if view.b_is_activation:  # matmul: B is an activation, stored like the ifmap
         return (k[1] - k[0]) * (n[1] - n[0]) * (fmt.ifmap_sram if sram else fmt.ifmap_dram)
-    return view.weight_elements(k[0], k[1], n[0], n[1]) * (fmt.weights_sram if sram else fmt.weights_dram)
+    return ceil(view.weight_elements(k[0], k[1], n[0], n[1]) * (fmt.weights_sram if sram else fmt.weights_dram))
 
 
 def channel_parameters(view: GemmView, fmt: OperandFormat, channels: int) -> ChannelParameters:
@@ -73,7 +73,7 @@ def channel_parameters(view: GemmView, fmt: OperandFormat, channels: int) -> Cha
     conv_transpose2d's ``channels`` GEMM columns hold a channel per ``kh x kw`` taps)."""
     if view.col2im is not None:
         channels = -(-channels // view.col2im.taps)
-    return fmt.channel_parameters(0 if view.b_is_activation else channels, view.bias)
+    return fmt.channel_parameters(0 if view.b_is_activation else channels, view.bias, view.k)
 
 
 def weight_block_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n: tuple[int, int], sram: bool) -> int:

@@ -75,6 +75,7 @@ from accelsim.quant import (
     QuantizedWeight,
     TensorRecord,
     dequantize_tensor,
+    int4,
     make_requant_params,
     ort_vector,
     quantize_tensor,
@@ -531,6 +532,11 @@ class _Numerics:
             return {}
         return {"prepared": Prepared(weight=self.weight_codes(view, params))}
 
+    @cached_property
+    def int4_group(self) -> int | None:
+        """The group size of int4 group-wise weights, when this scheme quantizes weights in such a format."""
+        return WEIGHT_FORMATS[WeightFormatName(self.weights)].group if SCHEMES[self.scheme].weights.quantized else None
+
     def weight_codes(self, view: GemmView, params: LayerParams) -> QuantizedWeight:
         """The layer's weight codes in this run's weight format, kept with its parameters."""
         return params.quantized_weight(view.kind, self.granularity, self.weights)
@@ -664,6 +670,10 @@ class _FloatRun:
         if view is not None and isinstance(layer, Matmul):
             values = self._matmul(layer, view, *inputs)
             y = values.output
+        elif view is not None and self.num.int4_group is not None:
+            assert params is not None  # materialize gives every linear its weights
+            y = self._int4_linear(layer, inputs[0], params, self.num.int4_group)
+            values = LayerValues(layer.name, layer.type, y)
         elif view is not None:
             assert params is not None  # materialize gives every conv / linear its weights
             res = run_layer(
@@ -687,6 +697,17 @@ class _FloatRun:
             values = LayerValues(layer.name, layer.type, y)
         self.observe(layer.name, y)
         return y, values
+
+    def _int4_linear(self, layer: LayerBase, x: np.ndarray, params: LayerParams, group: int) -> np.ndarray:
+        """A linear layer on int4 group-wise weights (weight ``[out, in]`` is ``W.T``): weight-only (woq) in
+        float32 on the dequantized weights, or W4A8 (dynamic) with ORT ``accuracy_level`` 4's arithmetic;
+        then the float bias and activation on the vector unit (docs/numerics.md, "int4 group-wise weights")."""
+        fmt = WEIGHT_FORMATS[WeightFormatName(self.num.weights)]
+        gw = int4.quantize_groups(params.weight.T, group, symmetric=fmt.symmetric)
+        y = int4.matmul_weight_only(x, gw) if SCHEMES[self.num.scheme].float_gemm else int4.matmul_w4a8(x, gw).output
+        if params.bias is not None:
+            y = y + params.bias
+        return activate(y, getattr(layer, "activation", "none"))
 
     def _matmul(self, layer: Matmul, view: GemmView, a: np.ndarray, b: np.ndarray) -> LayerValues:
         """One run_layer per GEMM of the view (sample, head): under dynamic both operands are quantized
