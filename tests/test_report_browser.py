@@ -47,7 +47,7 @@ def test_every_plot_renders_in_headless_chromium(tmp_path: Path) -> None:
     (folder,) = (tmp_path / "out").glob("tiny_cnn/*")
     html = (folder / "report.html").read_text()
     count = len(re.findall(r"<img ", html))
-    assert count == 5
+    assert count == 6  # cycles, traffic, energy, latency, roofline, timeline
     probed = tmp_path / "probed.html"  # alone in its folder: nothing but the file itself can load
     probed.write_text(html.replace("</body>", PROBE + "\n</body>"))
     dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())

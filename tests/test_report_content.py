@@ -138,16 +138,49 @@ def svg_ok(data: bytes) -> None:
 
 def test_markdown_links_existing_svg_files(compare_dir: Path) -> None:
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (compare_dir / "report.md").read_text())
-    assert {Path(link).stem for link in links} == {"cycles", "traffic", "layer_latency", "roofline", "timeline"}
+    assert {Path(link).stem for link in links} == {
+        "cycles",
+        "traffic",
+        "energy",
+        "layer_latency",
+        "roofline",
+        "timeline",
+    }
     for link in links:
         assert not Path(link).is_absolute()
         svg_ok((compare_dir / link).read_bytes())
 
 
+def test_energy_conclusion_is_the_csv_energy(compare_dir: Path) -> None:
+    """The default hardware prices energy: the conclusion names the scheme with the least total energy_pj
+    of the CSV, its pJ/MAC and the ratio to fp32 (issue 19)."""
+    from accelsim.report.table import joules
+
+    totals = {s: r for (s, layer), r in csv_rows(compare_dir).items() if layer == "total"}
+    least = min(totals, key=lambda s: float(totals[s]["energy_pj"]))
+    energy = float(totals[least]["energy_pj"])
+    conclusions = (compare_dir / "report.md").read_text().split("## Conclusions\n", 1)[1].split("\n## ", 1)[0]
+    assert (
+        f"Least energy: **{least}** uses {joules(energy)} ({float(totals[least]['pj_per_mac']):.3g} pJ/MAC"
+        in conclusions
+    )
+    assert f"{float(totals['fp32']['energy_pj']) / energy:.2f}x less than fp32" in conclusions
+    assert "## Energy by component" in (compare_dir / "report.md").read_text()
+
+
+def test_hardware_without_energy_says_so(tmp_path: Path) -> None:
+    assert main(["run", "tiny_cnn", "--hw", "gemmini", "--timing-only", "--out", str(tmp_path), "--report"]) == 0
+    (folder,) = tmp_path.glob("tiny_cnn/*")
+    markdown = (folder / "report.md").read_text()
+    assert "No energy: hardware gemmini-16x16 has no `energy` table" in markdown
+    assert "energy" not in markdown.split("## Conclusions\n", 1)[1].split("\n## ", 1)[0].lower()
+    assert not (folder / "figures" / "energy.svg").exists()
+
+
 def test_html_is_self_contained_with_every_plot_inline(compare_dir: Path) -> None:
     html = (compare_dir / "report.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', html)
-    assert len(sources) == 5
+    assert len(sources) == 6
     for src in sources:
         prefix, data = src.split(",", 1)
         assert prefix == "data:image/svg+xml;base64"
@@ -171,7 +204,7 @@ def test_single_scheme_report_drops_cross_scheme_parts(run_dir: Path) -> None:
     (cells,) = md_table(markdown, "Totals")
     total = csv_rows(run_dir)[("static", "total")]
     assert cells["cycles"] == f"{int(total['total_cycles']):,}"
-    assert len(list((run_dir / "figures").glob("*.svg"))) == 5
+    assert len(list((run_dir / "figures").glob("*.svg"))) == 6  # with energy: the default hardware has a table
 
 
 def test_sqnr_nan_inf_and_values(tmp_path: Path, compare_dir: Path) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 
 from accelsim.report.accuracy import pick
-from accelsim.report.cycle_accounting import STALL_CAUSES, cycle_parts, dram_bytes
+from accelsim.report.cycle_accounting import STALL_CAUSES, cycle_parts, dram_bytes, energy_parts, has_energy
 from accelsim.report.results import Results
 from accelsim.report.summary import decibels
-from accelsim.report.table import si
+from accelsim.report.table import joules, si
 from accelsim.results.records import LayerRecord
 
 _OPERAND_FIELDS = {
@@ -65,6 +65,28 @@ def _traffic(results: Results) -> str:
     if results.baseline and results.baseline != leanest:
         text += f", {dram_bytes(totals[results.baseline]) / (dram_bytes(t) or 1):.2f}x less than {results.baseline}"
     return text + f", {share:.0f}% of it {largest}."
+
+
+def _energy(results: Results) -> str:
+    totals = results.totals
+    priced = [s for s in results.schemes if has_energy(totals[s])]
+    if not priced:
+        return ""
+    leanest = min(priced, key=lambda s: totals[s].energy_pj)
+    t = totals[leanest]
+    parts = energy_parts(t)
+    largest = max(parts, key=lambda p: parts[p])
+    dram = sum(v for p, v in parts.items() if p.startswith("DRAM"))
+    lead = "Least energy: " if len(priced) > 1 else "Energy: "
+    text = f"{lead}**{leanest}** uses {joules(t.energy_pj)}"
+    if t.macs:
+        text += f" ({t.pj_per_mac:.3g} pJ/MAC, {t.tops_per_w:.3g} effective TOPS/W)"
+    if results.baseline in priced and results.baseline != leanest:
+        text += f", {totals[results.baseline].energy_pj / t.energy_pj:.2f}x less than {results.baseline}"
+    return (
+        text
+        + f"; its largest part is {largest} ({100 * parts[largest] / t.energy_pj:.0f}%), DRAM in all {100 * dram / t.energy_pj:.0f}%."
+    )
 
 
 def _accuracy(results: Results) -> str:
@@ -159,6 +181,7 @@ def conclusions(results: Results) -> list[str]:
         pick(accuracy["rows"], results.totals, results.meta.get("runs", {})) if accuracy else "",
         _latency(results),
         _traffic(results),
+        _energy(results),
         _accuracy(results),
         _cycles(results, best),
         _memory_bound(results, best),

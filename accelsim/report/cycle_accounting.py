@@ -6,6 +6,7 @@ the critical path (requant, vector passes beside the array) are reported apart a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from accelsim.results.records import LayerRecord
@@ -64,3 +65,30 @@ def traffic_parts(record: LayerRecord) -> dict[str, int]:
 
 def dram_bytes(record: LayerRecord) -> int:
     return record.dram_read_bytes + record.dram_write_bytes
+
+
+#: the energy breakdown's parts -> the record components each sums (results.energy.COMPONENTS)
+ENERGY_PARTS = {
+    "array MACs": ("array",),
+    "vector unit": ("vector",),
+    "requant": ("requant",),
+    "SRAM ifmap": ("sram_ifmap",),
+    "SRAM filter": ("sram_filter",),
+    "SRAM ofmap": ("sram_ofmap",),
+    "DRAM weights + params": ("dram_weights", "dram_weight_scales", "dram_bias"),
+    "DRAM ifmap": ("dram_ifmap",),
+    "DRAM ofmap": ("dram_ofmap",),
+    "static": ("static",),
+}
+
+
+def energy_parts(record: LayerRecord) -> dict[str, float]:
+    """A row's energy (pJ) by part of the breakdown plot; the values sum to ``energy_pj``. NaN when absent."""
+    return {
+        part: sum(getattr(record, f"energy_pj_{c}") for c in components) for part, components in ENERGY_PARTS.items()
+    }
+
+
+def has_energy(record: LayerRecord) -> bool:
+    """Whether the run had an energy table (otherwise every energy field is NaN: absent)."""
+    return math.isfinite(record.energy_pj)

@@ -13,10 +13,24 @@ from matplotlib.figure import Figure
 
 from accelsim.report.accuracy import HEADERS, TOLERANCE_POINTS, accuracy_plot, accuracy_rows
 from accelsim.report.conclusions import array_layers, conclusions, fastest_scheme
-from accelsim.report.cycle_accounting import busy_cycles, cycle_parts, dram_bytes, traffic_parts
+from accelsim.report.cycle_accounting import (
+    busy_cycles,
+    cycle_parts,
+    dram_bytes,
+    energy_parts,
+    has_energy,
+    traffic_parts,
+)
 from accelsim.report.document import Bullets, Document, Image, Paragraph, Section, Table
 from accelsim.report.palette import SeriesStyle, scheme_styles
-from accelsim.report.plots import RooflinePoints, cycle_breakdown, layer_dots, roofline, traffic_by_operand
+from accelsim.report.plots import (
+    RooflinePoints,
+    cycle_breakdown,
+    energy_breakdown,
+    layer_dots,
+    roofline,
+    traffic_by_operand,
+)
 from accelsim.report.results import Results
 from accelsim.report.summary import layer_rows, scheme_rows
 from accelsim.report.svg_figure import svg_bytes
@@ -165,6 +179,35 @@ def _traffic(results: Results, styles: Styles) -> Section:
     )
 
 
+def _energy(results: Results, styles: Styles) -> Section:
+    priced = [s for s in results.schemes if has_energy(results.totals[s])]
+    if not priced:
+        return Section(
+            "Energy",
+            [
+                Paragraph(
+                    f"No energy: hardware {results.hardware.name} has no `energy` table, so energy is absent "
+                    "(docs/energy.md says how to add one)."
+                )
+            ],
+        )
+    figure = energy_breakdown({s: energy_parts(results.totals[s]) for s in priced}, styles)
+    return Section(
+        "Energy by component",
+        [
+            _image(
+                "energy",
+                figure,
+                (
+                    "Energy per scheme stacked by component: array MACs, the vector and requant units (lane-cycles), "
+                    "each SRAM buffer's reads and writes, DRAM by operand, and static power over the run "
+                    "(counts x the hardware's energy table, docs/energy.md)."
+                ),
+            )
+        ],
+    )
+
+
 def _latency(results: Results, styles: Styles, names: list[str]) -> Section:
     latency_us = _per_layer(results, names, lambda r: r.latency_s * 1e6 if r.total_cycles else math.nan)
     figure = layer_dots(names, latency_us, styles, "layer latency (µs, log scale)", log=True)
@@ -284,6 +327,7 @@ def performance_document(results: Results) -> Document:
         *_accuracy(results, styles),
         _cycles(results, styles),
         _traffic(results, styles),
+        _energy(results, styles),
         _latency(results, styles, names),
         _roofline(results, styles),
         _sqnr(results, styles, names),

@@ -15,10 +15,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from accelsim.report.cycle_accounting import ARRAY_COMPUTE, BUSY_UNITS, EXPOSED, STALL_CAUSES, VECTOR_LAYERS
+from accelsim.report.cycle_accounting import (
+    ARRAY_COMPUTE,
+    BUSY_UNITS,
+    ENERGY_PARTS,
+    EXPOSED,
+    STALL_CAUSES,
+    VECTOR_LAYERS,
+)
 from accelsim.report.palette import LANE_COLORS, SeriesStyle
 from accelsim.report.svg_figure import WIDTH_IN, new_figure, report_style
-from accelsim.report.table import si
+from accelsim.report.table import energy_unit, joules, si
 
 PART_COLORS = {
     ARRAY_COMPUTE: LANE_COLORS["array"],
@@ -34,6 +41,25 @@ OPERAND_COLORS = {
     "ifmap": "#e6550d",
     "ofmap (write)": "#fdae6b",
 }
+
+#: energy parts: compute in the units' lane colors, SRAM in pinks, DRAM in blues, static in grey
+ENERGY_COLORS = dict(
+    zip(
+        ENERGY_PARTS,
+        (
+            LANE_COLORS["array"],
+            LANE_COLORS["vector"],
+            LANE_COLORS["requant"],
+            "#fbb4b9",
+            "#f768a1",
+            "#ae017e",
+            "#08519c",
+            "#6baed6",
+            "#c6dbef",
+            "#bdbdbd",
+        ),
+    )
+)
 
 
 #: tick labels like ``2.5 M`` instead of matplotlib's ``1e6`` offset
@@ -106,6 +132,33 @@ def traffic_by_operand(traffic: Mapping[str, Mapping[str, int]], styles: Mapping
     ax.set_yticks(y, labels)
     ax.set_xlim(0, max(start.max(), 1e-9) * 1.15)
     ax.set_xlabel("DRAM traffic (MB, 10^6 bytes)")
+    _color_ticklabels(ax, styles)
+    _legend_below(figure, ax, ncols=5)
+    return figure
+
+
+@report_style()
+def energy_breakdown(energy: Mapping[str, Mapping[str, float]], styles: Mapping[str, SeriesStyle]) -> Figure:
+    """Energy per label stacked by component on a common axis (pJ in, shown in the unit that fits the
+    largest): what a scheme saves, and where."""
+    labels = list(energy)
+    figure = new_figure(WIDTH_IN, 1.6 + 0.4 * len(labels))
+    ax = figure.subplots()
+    factor, unit = energy_unit(max(sum(parts.values()) for parts in energy.values()))
+    y = np.arange(len(labels))[::-1]
+    start = np.zeros(len(labels))
+    for part, color in ENERGY_COLORS.items():
+        scaled = np.array([energy[label].get(part, 0.0) / factor for label in labels])
+        if scaled.any():
+            ax.barh(y, scaled, left=start, color=color, label=part, height=0.6)
+            start += scaled
+    for yi, total in zip(y, start):
+        ax.annotate(
+            joules(total * factor), (total, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8
+        )
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, max(start.max(), 1e-9) * 1.18)
+    ax.set_xlabel(f"energy ({unit})")
     _color_ticklabels(ax, styles)
     _legend_below(figure, ax, ncols=5)
     return figure

@@ -7,6 +7,7 @@ Reads the sweep's store (the points of its spec as last run), builds a ``Documen
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -86,30 +87,60 @@ def _best(rows: list[Row], axes: list[str], groups: list[tuple[str, str]]) -> Se
     )
 
 
+def _latency_ms(row: Row) -> float:
+    return row["latency_s"] * 1e3
+
+
+def _energy_mj(row: Row) -> float:
+    """The point's energy in mJ; NaN when its hardware had no energy table (stored as NULL)."""
+    return row["energy_pj"] / 1e9 if row.get("energy_pj") is not None else math.nan
+
+
+def _area_mm2(row: Row) -> float:
+    return row["area_mm2"] if row.get("area_mm2") is not None else math.nan
+
+
+#: the fronts drawn per workload: (name, x label, x cost, y label, y cost, title); lower is better on both.
+#: A front over energy or area leaves out points whose hardware has no energy / area table.
+FRONTS: list[tuple[str, str, Callable[[Row], float], str, Callable[[Row], float], str]] = [
+    ("traffic", "DRAM traffic (MB, 10^6 bytes)", _dram_mb, "latency (ms)", _latency_ms, "latency vs DRAM traffic"),
+    (
+        "pes",
+        "PE count (rows x cols)",
+        lambda r: float(r["pe_count"]),
+        "latency (ms)",
+        _latency_ms,
+        "latency vs PE count",
+    ),
+    ("energy", "energy (mJ)", _energy_mj, "latency (ms)", _latency_ms, "latency vs energy"),
+    ("area", "area (mm^2)", _area_mm2, "energy (mJ)", _energy_mj, "energy vs area"),
+]
+
+
 def _paretos(rows: list[Row], workloads: list[str], schemes: list[str]) -> Section:
     styles = scheme_styles(schemes)
     blocks: list[Any] = []
-    costs: list[tuple[str, str, Callable[[Row], float], str]] = [
-        ("traffic", "DRAM traffic (MB, 10^6 bytes)", _dram_mb, "DRAM traffic"),
-        ("pes", "PE count (rows x cols)", lambda r: float(r["pe_count"]), "PE count"),
-    ]
     for workload in workloads:
         ok = {
             s: [r for r in rows if r["workload"] == workload and r["scheme"] == s and r["status"] == "ok"]
             for s in schemes
         }
-        ok = {s: pts for s, pts in ok.items() if pts}
-        for name, xlabel, cost, what in costs:
-            series = {s: ([cost(r) for r in pts], [r["latency_s"] * 1e3 for r in pts]) for s, pts in ok.items()}
+        for name, xlabel, x_cost, ylabel, y_cost, what in FRONTS:
+            series = {}
+            for s, pts in ok.items():
+                xy = [(x_cost(r), y_cost(r)) for r in pts]
+                xy = [(x, y) for x, y in xy if math.isfinite(x) and math.isfinite(y)]
+                if xy:
+                    series[s] = ([x for x, _ in xy], [y for _, y in xy])
             if not series:
                 continue
-            figure = pareto(series, styles, xlabel, "latency (ms)", f"{workload}: latency vs {what}")
+            figure = pareto(series, styles, xlabel, ylabel, f"{workload}: {what}")
             blocks.append(
                 Image(
                     f"pareto_{name}_{_slug(workload)}",
                     (
-                        f"{workload}: every point (faint) and the Pareto front (solid) of latency against {what}, per scheme: "
-                        "no point is both faster and cheaper than a point on the front."
+                        f"{workload}: every point (faint) and the Pareto front (solid) of {what}, per scheme: "
+                        "no point is better on both than a point on the front."
                     ),
                     svg_bytes(figure),
                 )

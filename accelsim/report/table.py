@@ -24,6 +24,21 @@ def si(value: float, unit: str = "") -> str:
     return f"{value:.3g} {unit}".rstrip() if isinstance(value, float) else f"{value} {unit}".rstrip()
 
 
+#: energy units from picojoules up: reports show each energy in the largest that keeps it >= 1
+ENERGY_UNITS = ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ"), (1.0, "pJ"))
+
+
+def energy_unit(pj: float) -> tuple[float, str]:
+    """The (picojoules per unit, unit name) to show ``pj`` in: ``1.5e10`` -> ``(1e9, "mJ")``."""
+    return next(((f, u) for f, u in ENERGY_UNITS if abs(pj) >= f), ENERGY_UNITS[-1])
+
+
+def joules(pj: float) -> str:
+    """``1.495e10`` (pJ) -> ``'15 mJ'``: three significant digits."""
+    factor, unit = energy_unit(pj)
+    return f"{pj / factor:.3g} {unit}"
+
+
 def terminal_width(wide: bool = False) -> int | None:
     """Characters a table may take: the terminal's width (or ``COLUMNS``); ``None`` (no limit) with
     ``--wide`` or when the output is a file or a pipe, where nothing wraps it."""
