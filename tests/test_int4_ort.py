@@ -87,7 +87,7 @@ def test_quantizer_bytes_and_outputs_within_bounds(k: int, block: int, symmetric
 
     # levels 0-3: one fp32 GEMM on the dequantized weights; K-sum bound
     session0, _ = _matmulnbits(w, block, symmetric, 0)
-    wdq = gw.dequantized()
+    wdq = gw.dequantized
     bound0 = k * EPS * (np.abs(x) @ np.abs(wdq))
     assert np.all(np.abs(_run(session0, x) - int4.matmul_weight_only(x, gw)) <= bound0)
 

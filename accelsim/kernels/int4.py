@@ -3,7 +3,8 @@
 A weight ``[K, N]`` is cut along K into blocks (groups) of ``block`` elements; each block of each
 output column has its own float32 scale and 4-bit zero point. The arithmetic follows MLAS
 (``MlasQuantizeBlockwise`` for the weights, ``QuantizeARow_CompInt8`` and the int8-compute GEMM for
-``accuracy_level`` 4): float32 throughout, one rounding per step, so each kernel is one loop nest.
+``accuracy_level`` 4): float32 throughout, one rounding per step, each kernel one loop nest; the integer
+block dot products are exact float32 BLAS sums.
 Rounding is a switch (``half_away``) because the weight quantizer uses ``roundf`` (ties away from
 zero) and the activation quantizer the CPU's ``cvtps2dq`` (ties to even); a test swaps each.
 """
@@ -13,18 +14,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from accelsim.kernels import threads
 from accelsim.kernels.quantize import _round
 
 
 @njit(cache=True, nogil=True)
-def quantize_weight_blocks(w, block, symmetric, half_away):
+def quantize_weight_blocks(wt, block, symmetric, half_away):
     """(codes uint8 ``[N, blocks * block]``, scales float32 ``[N, blocks]``, zero points uint8 ``[N, blocks]``)
-    of float32 ``w [K, N]`` (codes past K, up to whole blocks, are 0 as ORT stores them), as MLAS quantizes 4-bit blocks.
+    of a float32 weight ``[K, N]`` given transposed, ``wt [N, K]`` (each block contiguous; codes past K, up
+    to whole blocks, are 0 as ORT stores them), as MLAS quantizes 4-bit blocks.
 
     Asymmetric: the range is widened to include 0, ``scale = (max - min) / 15``, ``zp = roundf(-min / scale)``
     clamped to 0..15. Symmetric: ``scale = m / -8`` with ``m`` the block's element of largest magnitude (a
     negative scale when ``m > 0``; when ``|min| = |max|``, the minimum), zero point 8. Codes ``clamp(round(v * (1 / scale) + zp), 0, 15)``."""
-    k, n = w.shape
+    n, k = wt.shape
     blocks = (k + block - 1) // block
     codes = np.zeros((n, blocks * block), np.uint8)
     scales = np.zeros((n, blocks), np.float32)
@@ -35,8 +38,8 @@ def quantize_weight_blocks(w, block, symmetric, half_away):
             lo = np.float32(0.0)
             hi = np.float32(0.0)
             for i in range(b * block, min(k, (b + 1) * block)):
-                lo = min(lo, w[i, c])
-                hi = max(hi, w[i, c])
+                lo = min(lo, wt[c, i])
+                hi = max(hi, wt[c, i])
             if symmetric:
                 m = lo if abs(lo) >= abs(hi) else hi  # a tie takes the minimum (measured)
                 scale = np.float32(m / np.float32(-8.0))
@@ -49,7 +52,7 @@ def quantize_weight_blocks(w, block, symmetric, half_away):
             scales[c, b] = scale
             zps[c, b] = np.uint8(zp)
             for i in range(b * block, min(k, (b + 1) * block)):
-                v = np.float32(np.float32(w[i, c] * inv) + zp)
+                v = np.float32(np.float32(wt[c, i] * inv) + zp)
                 codes[c, i] = np.uint8(min(max(_round(np.float64(v), half_away), 0.0), 15.0))
     return codes, scales, zps
 
@@ -75,22 +78,26 @@ def quantize_activation_blocks(a, block, half_away):
     return codes, scales
 
 
-@njit(cache=True, nogil=True)
-def block_dots(a_codes, w_codes, block):
-    """int32 ``[M, N, blocks]``: ``sum_k a[m, k] * w[n, k]`` of each block, the int8 x uint4 dot products the
-    array computes before each block's partial sum is rescaled (unsigned codes: the zero point is separate)."""
-    m, kp = a_codes.shape
+def code_blocks(w_codes: np.ndarray, block: int) -> np.ndarray:
+    """float32 ``[blocks, block, N]``: the unsigned codes ``[N, blocks * block]`` as :func:`block_dots` takes
+    them (prepared once per weight, as the array's weight buffer holds them)."""
     n = w_codes.shape[0]
-    blocks = kp // block
-    out = np.zeros((m, n, blocks), np.int32)
-    for r in range(m):
-        for c in range(n):
-            for b in range(blocks):
-                acc = np.int32(0)
-                for i in range(b * block, (b + 1) * block):
-                    acc += np.int32(a_codes[r, i]) * np.int32(w_codes[c, i])
-                out[r, c, b] = acc
-    return out
+    return np.ascontiguousarray(w_codes.reshape(n, -1, block).transpose(1, 2, 0), dtype=np.float32)
+
+
+def block_dots(a_codes: np.ndarray, w_blocks: np.ndarray) -> np.ndarray:
+    """int32 ``[M, N, blocks]``: ``sum_k a[m, k] * w[n, k]`` of each block (``w_blocks`` from
+    :func:`code_blocks`), the int8 x uint4 dot products the array computes before each block's partial sum
+    is rescaled (unsigned codes: the zero point is separate). One batched float32 BLAS GEMM over the blocks,
+    exact: every partial sum is an integer of magnitude at most ``128 * 15 * block`` (245,760 for 128),
+    below 2**24, so no float32 addition rounds, in any order."""
+    blocks, block, n = w_blocks.shape
+    m = a_codes.shape[0]
+    if 128 * 15 * block >= 1 << 24:
+        raise ValueError(f"block {block} is too long for exact float32 block sums")
+    a = a_codes.reshape(m, blocks, block).transpose(1, 0, 2).astype(np.float32)
+    sums = threads.call(np.matmul, a, w_blocks, macs=m * blocks * block * n)  # [blocks, M, N]
+    return np.ascontiguousarray(sums.transpose(1, 2, 0)).astype(np.int32)
 
 
 @njit(cache=True, nogil=True)
@@ -120,12 +127,13 @@ def rescale_blocks(dots, a_codes, a_scales, w_scales, w_zps, block):
 
 @njit(cache=True, nogil=True)
 def dequantize_blocks(codes, scales, zps, k):
-    """float32 ``[K, N]``: ``(code - zp) * scale`` of every weight (the float paths, ``accuracy_level`` 0-3)."""
+    """float32 ``[N, K]`` (the weight transposed): ``(code - zp) * scale`` of every weight (the float paths,
+    ``accuracy_level`` 0-3)."""
     n, kp = codes.shape
     block = kp // scales.shape[1]
-    out = np.zeros((k, n), np.float32)
+    out = np.zeros((n, k), np.float32)
     for c in range(n):
         for i in range(k):
             b = i // block
-            out[i, c] = np.float32(np.float32(np.int32(codes[c, i]) - np.int32(zps[c, b])) * scales[c, b])
+            out[c, i] = np.float32(np.float32(np.int32(codes[c, i]) - np.int32(zps[c, b])) * scales[c, b])
     return out

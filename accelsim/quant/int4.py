@@ -10,6 +10,7 @@ Two ways to multiply by them (docs/numerics.md, "int4 group-wise weights"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,9 +56,16 @@ class GroupWeights:
         zps = np.full((n, blocks), 8, np.uint8) if zero_points is None else unpack_nibbles(zero_points)[:, :blocks]
         return cls(codes, np.asarray(scales, np.float32), zps, k, block)
 
+    @cached_property
     def dequantized(self) -> np.ndarray:
-        """float32 ``[K, N]``: ``(code - zp) * scale``."""
-        return int4.dequantize_blocks(self.codes, self.scales, self.zero_points, self.k)
+        """float32 ``[K, N]`` (a transposed view): ``(code - zp) * scale``; computed once, as the weight-only
+        path's float weights."""
+        return int4.dequantize_blocks(self.codes, self.scales, self.zero_points, self.k).T
+
+    @cached_property
+    def code_blocks(self) -> np.ndarray:
+        """The codes as the W4A8 block dot products take them (:func:`accelsim.kernels.int4.code_blocks`), once."""
+        return int4.code_blocks(self.codes, self.block)
 
     @property
     def stored_bytes(self) -> int:
@@ -92,8 +100,8 @@ def quantize_groups(w: np.ndarray, block: int, *, symmetric: bool, half_away: bo
     """int4 codes of float ``w [K, N]`` in groups of ``block`` along K, as ORT's ``MatMulNBitsQuantizer``
     makes them (``half_away``: ``roundf``; False only to show a test that rounding matters)."""
     check_group(block)
-    w = np.ascontiguousarray(w, np.float32)
-    codes, scales, zps = int4.quantize_weight_blocks(w, block, symmetric, half_away)
+    w = np.asarray(w, np.float32)
+    codes, scales, zps = int4.quantize_weight_blocks(np.ascontiguousarray(w.T), block, symmetric, half_away)
     return GroupWeights(codes, scales, zps, w.shape[0], block)
 
 
@@ -119,7 +127,7 @@ def matmul_w4a8(a: np.ndarray, gw: GroupWeights, *, half_away: bool = False) -> 
     ``half_away`` True only to show a test that its ties-to-even rounding matters)."""
     x = _padded(a, gw)
     a_codes, a_scales = int4.quantize_activation_blocks(x, gw.block, half_away)
-    dots = int4.block_dots(a_codes, gw.codes, gw.block)
+    dots = int4.block_dots(a_codes, gw.code_blocks)
     y = int4.rescale_blocks(dots, a_codes, a_scales, gw.scales, gw.zero_points, gw.block)
     return W4A8Result(a_codes, a_scales, dots, y.reshape(*a.shape[:-1], -1))
 
@@ -127,4 +135,4 @@ def matmul_w4a8(a: np.ndarray, gw: GroupWeights, *, half_away: bool = False) -> 
 def matmul_weight_only(a: np.ndarray, gw: GroupWeights) -> np.ndarray:
     """``a [..., K] @ W`` in float32 on dequantized weights (ORT ``accuracy_level`` 0-3)."""
     x = _padded(a, gw)
-    return float_gemm(x, gw.dequantized()).reshape(*a.shape[:-1], -1)
+    return float_gemm(x, gw.dequantized).reshape(*a.shape[:-1], -1)
