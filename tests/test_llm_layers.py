@@ -173,14 +173,16 @@ def test_block_under_every_scheme_tracks_fp32(block: Workload, block_values, sch
 
 
 def test_grouped_query_matmul_shapes_and_gemms(block: Workload) -> None:
-    """kv_heads repeats b's heads: MACs and GEMMs count every query head (one GEMM per head, as lowered)."""
+    """kv_heads: MACs count every query head; the heads sharing a kv head stack into one GEMM's rows, so the
+    array runs one GEMM per kv head and reads each kv head's keys once."""
     shapes = {s.layer.name: s for s in block.shapes}
     assert shapes["scores"].output_shape == (4, 8, 8)
     assert shapes["scores"].macs == 4 * 8 * 16 * 8
     assert shapes["context"].output_shape == (8, 64)
     program = lower(block, HW, "static")
     scores = next(layer for layer in program.layers if layer.name == "scores")
-    assert scores.view is not None and scores.view.gemms == 4
+    assert scores.view is not None and scores.view.gemms == 2
+    assert scores.view.gemm_shape == (2 * 8, 16, 8)
     assert scores.macs == shapes["scores"].macs
 
 
@@ -236,3 +238,78 @@ def test_refusals(edit, match: str) -> None:
     with pytest.raises(AccelsimError, match=match) as caught:
         validate(Workload, doc, "w.yaml")
     assert "\n" not in str(caught.value)
+
+
+def decode_step(context: int = 40, dtype: str = "activation", batch: int = 2) -> dict:
+    """The attention half of a decode step: one new token per sequence, ``context`` tokens cached."""
+    doc = decoder_block(tokens=1)
+    doc["batch"] = batch
+    layers = doc["layers"][:11]
+    for layer in layers:
+        if layer["type"] == "rotary":
+            layer["position"] = context
+    caches = [
+        {"name": "k_cache", "type": "kv_cache", "inputs": ["k_rope"], "heads": 2, "context": context, "dtype": dtype},
+        {"name": "v_cache", "type": "kv_cache", "inputs": ["v_proj"], "heads": 2, "context": context, "dtype": dtype},
+    ]
+    layers[6]["inputs"] = ["q_rope", "k_cache"]
+    layers[8]["inputs"] = ["softmax", "v_cache"]
+    doc["layers"] = layers[:6] + caches + layers[6:]
+    return doc
+
+
+def _kv_int8_torch(x: torch.Tensor, heads: int) -> torch.Tensor:
+    rows = x.reshape(*x.shape[:-1], heads, -1)
+    scale = rows.abs().amax(dim=-1, keepdim=True) / 127
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (torch.clamp(torch.round(rows / scale), -127, 127) * scale).reshape(x.shape)
+
+
+@pytest.mark.parametrize("dtype", ["activation", "int8"])
+def test_kv_cache_values(dtype: str) -> None:
+    """The cache is the earlier rows (``<layer>.weight``) then this step's; an int8 cache reads back as torch's
+    per-head, per-token absmax round-half-even of the same rows."""
+    workload = Workload.model_validate(decode_step(dtype=dtype))
+    tensors = materialize(workload)
+    layers = _layers(workload, tensors)
+    past = tensors.params["k_cache"].weight
+    assert past.shape == (40, 32)
+    full = np.concatenate([np.broadcast_to(past, (2, 40, 32)), layers["k_rope"].output], axis=1)
+    got = layers["k_cache"].output
+    want = full if dtype == "activation" else _kv_int8_torch(torch.from_numpy(full), 2).numpy()
+    np.testing.assert_array_equal(got, want)
+    assert layers["scores"].output.shape == (2, 4, 1, 41)
+    for scheme in ("dynamic", "static"):
+        assert run_values(workload, HW, scheme, tensors=tensors).layers["context"].output.shape == (2, 1, 64)
+
+
+@pytest.mark.parametrize(("scheme", "dtype", "per_element"), [("fp32", "activation", 4), ("static", "activation", 1)])
+def test_kv_cache_traffic_is_the_whole_cache(scheme: str, dtype: str, per_element: int) -> None:
+    """Each decode step's attention reads the whole cache once per kv head (grouped-query heads share it) in
+    the kv_cache class; the cache layer writes only the new rows."""
+    from accelsim.simulation import RunOptions, simulate
+
+    workload = Workload.model_validate(decode_step(dtype=dtype))
+    rows = {r.layer: r for r in simulate(workload, HW, scheme, options=RunOptions(timing_only=True)).rows}
+    cache = 2 * 41 * 32  # batch x (context + 1) x kv_heads*d
+    assert rows["scores"].dram_read_bytes_kv_cache == cache * per_element
+    assert rows["context"].dram_read_bytes_kv_cache == cache * per_element
+    assert rows["k_cache"].dram_write_bytes == 2 * 32 * per_element
+    assert rows["q_proj"].dram_read_bytes_kv_cache == 0
+
+
+def test_int8_kv_cache_bytes_carry_scales() -> None:
+    """int8: one byte per element and a float32 scale per head per token, read and written; the vector unit
+    dequantizes what the matmul reads."""
+    from accelsim.simulation import RunOptions, simulate
+
+    workload = Workload.model_validate(decode_step(dtype="int8"))
+    rows = {r.layer: r for r in simulate(workload, HW, "fp32", options=RunOptions(timing_only=True)).rows}
+    tokens = 2 * 41
+    assert rows["scores"].dram_read_bytes_kv_cache == tokens * 32 + tokens * 2 * 4
+    assert rows["k_cache"].dram_write_bytes == 2 * 32 + 2 * 2 * 4
+    plain = {
+        r.layer: r
+        for r in simulate(Workload.model_validate(decode_step()), HW, "fp32", options=RunOptions(timing_only=True)).rows
+    }
+    assert rows["scores"].vector_busy_cycles > plain["scores"].vector_busy_cycles

@@ -466,6 +466,32 @@ class Rotary(LayerBase):
         return shape
 
 
+#: how a KV cache stores its keys or values: the activations' dtype, or int8 with one float32 scale per head per token
+KvDtype = Literal["activation", "int8"]
+#: bytes of one int8 KV cache scale (float32, per head per token)
+KV_SCALE_BYTES = 4
+
+
+class KvCache(LayerBase):
+    """A KV cache: the DRAM-resident keys or values of ``context`` earlier tokens, to which this step's
+    ``[T, kv_heads*d]`` rows are appended; the output is the whole cache ``[context + T, kv_heads*d]``, read in full
+    by the attention matmul it feeds (operand b). A prefill has ``context: 0``; a decode step one new token
+    and the context length so far."""
+
+    type: Literal["kv_cache"]
+    heads: Annotated[int, whole(1, 1024, "heads")]
+    context: Annotated[int, whole(0, MAX_DIM, "tokens")] = 0
+    dtype: KvDtype = "activation"
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 2:
+            raise FieldError(("inputs",), f"kv_cache needs a [tokens, features] input, got {list(shape)}")
+        if shape[1] % self.heads:
+            raise FieldError(("heads",), f"{self.heads} does not divide the input's {shape[1]} features")
+        return (self.context + shape[0], shape[1])
+
+
 class Concat(LayerBase):
     """Tensors joined along one per-sample axis (SqueezeNet's fire modules, Inception's branches); the
     other dims must agree. Moves bytes only: the vector unit's load/store streams (docs/workloads.md)."""
@@ -750,6 +776,7 @@ Layer = Annotated[
     | LayerNorm
     | RmsNorm
     | Rotary
+    | KvCache
     | Concat
     | Transpose
     | Reshape

@@ -19,6 +19,15 @@ from accelsim.config.workload import Conv2d, ConvTranspose2d, LayerShapes, Linea
 
 
 @dataclass(frozen=True)
+class KvRead:
+    """A matmul's operand b read from a KV cache: its storage dtype and head size (an int8 cache carries one
+    float32 scale per head per token)."""
+
+    dtype: str  # workload.KvDtype
+    head_dim: int
+
+
+@dataclass(frozen=True)
 class ConvWindow:
     """The sliding-window geometry a conv GEMM's ifmap footprint depends on."""
 
@@ -102,6 +111,7 @@ class GemmView:
     b_is_activation: bool = False  # matmul: both operands are activations, no weights
     bias: bool = True  # the layer adds a bias (``bias: false`` layers read none)
     col2im: Col2im | None = None  # conv_transpose2d: the GEMM's columns scatter-added into the outputs
+    kv_read: KvRead | None = None  # matmul: operand b is read from a KV cache in DRAM
 
     @property
     def macs(self) -> int:
@@ -233,11 +243,14 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
         )
     if isinstance(layer, Matmul):
         a, b = layer.operands(list(shapes.input_shapes))
+        # grouped-query attention: the heads sharing a kv head are stacked into one GEMM's rows, so each kv
+        # head's keys / values are one GEMM's operand b (what GQA kernels do), not one per query head
+        group = layer.heads // (layer.kv_heads or layer.heads)
         return GemmView(
             layer.name,
             "matmul",
-            batch * prod(layer.batch_dims(list(shapes.input_shapes))),
-            a[-2],
+            batch * prod(layer.batch_dims(list(shapes.input_shapes))) // group,
+            a[-2] * group,
             a[-1],
             b[-1],
             batch * shapes.macs,

@@ -10,7 +10,7 @@ and values describe the same program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property, partial
 from math import ceil, prod
@@ -19,12 +19,14 @@ from typing import TypedDict
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
     GEMM_LAYERS,
+    KV_SCALE_BYTES,
     ActivationLayer,
     Add,
     AvgPool,
     Concat,
     Elementwise,
     Flatten,
+    KvCache,
     LayerNorm,
     LayerShapes,
     Lrn,
@@ -43,7 +45,7 @@ from accelsim.config.workload import (
 from accelsim.dynamic_flavours import get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.hw import LanePipeline, SystolicArray
-from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
+from accelsim.lowering.gemm_view import ConvWindow, GemmView, KvRead, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, operand_format
 from accelsim.lowering.tiling import (
     BufferHalves,
@@ -82,6 +84,10 @@ LAYERNORM_OPS = 5  # mean, variance, normalize, scale, shift
 RMSNORM_OPS = 3  # square-and-sum, normalize, scale (the reciprocal square root is once per row)
 #: rotary embedding per element: times cos, its partner times sin, add (cos and sin come from a table)
 ROTARY_OPS = 3
+#: an int8 KV cache: writing a new row takes its absmax per head and divides (2 ops per element); reading
+#: multiplies each code by its head's and token's scale (1)
+KV_QUANTIZE_OPS = 2
+KV_DEQUANTIZE_OPS = 1
 STATIC_REQUANT_OPS = 2  # dequantize in, quantize out around a float op on int8 data
 DYNAMIC_QUANTIZE_OPS = 1
 RANGE_OPS = 1  # min/max reduction
@@ -159,7 +165,7 @@ class LayerWork:
     compute_cycles: int  # array and vector tiles
     vector_cycles: int  # vector tiles, pre-processing (quantize, dequantize) and post-processing
     requant_cycles: int
-    dram_read_bytes: dict[str, int]  # per operand class: ifmap, weights, bias, weight_scales
+    dram_read_bytes: dict[str, int]  # per operand class: ifmap, weights, bias, weight_scales, kv_cache
     dram_write_bytes: int
 
 
@@ -213,7 +219,8 @@ class LoweredLayer:
                 "weights": 0 if self.b_is_activation else weights,
                 "weight_scales": sum(t.weight_scale_bytes for t in tiles),
                 "bias": sum(t.bias_bytes for t in tiles),
-                "ifmap": ifmap + weights if self.b_is_activation else ifmap,
+                "ifmap": ifmap + weights if self.b_is_activation and not self.reads_kv_cache else ifmap,
+                "kv_cache": weights if self.reads_kv_cache else 0,
             },
             dram_write_bytes=sum(t.ofmap_bytes for t in tiles),
         )
@@ -223,6 +230,11 @@ class LoweredLayer:
         """Where the layer's main work runs: ``array``, ``vector``, or ``none`` (a view); a dynamic range
         pass ahead of an array layer's tiles does not count."""
         return next((t.unit.value for t in self.tiles if not t.range_pass), "none")
+
+    @property
+    def reads_kv_cache(self) -> bool:
+        """A matmul whose operand b is a KV cache: that traffic is the ``kv_cache`` class."""
+        return self.view is not None and self.view.kv_read is not None
 
     @property
     def b_is_activation(self) -> bool:
@@ -288,6 +300,16 @@ class Lowerer:
         self._footprints: dict[tuple[ConvWindow | None, int], SpatialFootprints] = {}
         self._gemm_tiles: dict[tuple[GemmView, str, int], tuple[Tile, ...]] = {}
         self._vector_jobs: dict[tuple[int, int, int, int], tuple[Tile, ...]] = {}
+        #: matmul layer -> the KV cache its operand b reads (set by :meth:`read_kv_caches`)
+        self.kv_reads: dict[str, KvRead] = {}
+
+    def read_kv_caches(self, workload: Workload) -> None:
+        """Note each matmul whose operand b is a kv_cache layer's output: it reads the cache from DRAM."""
+        caches = {s.layer.name: s for s in workload.shapes if isinstance(s.layer, KvCache)}
+        for shapes in workload.shapes:
+            if len(shapes.input_names) == 2 and (cache := caches.get(shapes.input_names[1])) is not None:
+                assert isinstance(cache.layer, KvCache)  # the caches dict holds kv_cache layers only
+                self.kv_reads[shapes.layer.name] = KvRead(cache.layer.dtype, cache.output_shape[1] // cache.layer.heads)
 
     def check_buffers(self, workload: Workload) -> None:
         """Refuse SRAM buffers too small for some layer's smallest tile before planning any layer, naming
@@ -372,6 +394,8 @@ class Lowerer:
     def choose_view(self, shapes: LayerShapes, batch: int) -> GemmView:
         """The GEMM mapping with the fewest compute cycles; depthwise may pack groups block-diagonally."""
         plain = gemm_view(shapes, batch)
+        if shapes.layer.name in self.kv_reads:
+            plain = replace(plain, kv_read=self.kv_reads[shapes.layer.name])
         groups = getattr(shapes.layer, "groups", 1)
         if groups == 1:
             return plain
@@ -487,6 +511,8 @@ class Lowerer:
                 )
             if self.plan.runtime_activations and new_w and view.b_is_activation:
                 pre += self.vector.cycles(kt * nt * DYNAMIC_QUANTIZE_OPS)
+            if view.kv_read is not None and view.kv_read.dtype == "int8" and new_w:  # per-head, per-token scales
+                pre += self.vector.cycles(kt * nt * KV_DEQUANTIZE_OPS)
             if self.dequantizes_weights and new_w and not view.b_is_activation:
                 pre += self.vector.cycles(view.weight_elements(k[0], k[1], n[0], n[1]))
             last = k[1] == view.k
@@ -581,6 +607,8 @@ class Lowerer:
             ops = out_elems * (
                 (RMSNORM_OPS if isinstance(layer, RmsNorm) else ROTARY_OPS) + static * STATIC_REQUANT_OPS
             )
+        elif isinstance(layer, KvCache):  # appends the new rows; the attention matmul reads the whole cache
+            return LoweredLayer(name=layer.name, type=layer.type, tiles=self._kv_append(shapes, batch))
         elif isinstance(layer, ActivationLayer):
             ops = out_elems * (ACTIVATION_OPS[layer.function] + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, (Elementwise, ScaleShift)):  # static: each activation input dequantized
@@ -596,6 +624,20 @@ class Lowerer:
         return LoweredLayer(
             name=layer.name, type=layer.type, tiles=self._chunks(in_elems * width, out_elems * width, ops, extra)
         )
+
+    def _kv_append(self, shapes: LayerShapes, batch: int) -> tuple[Tile, ...]:
+        """A kv_cache layer's work: this step's rows read and stored into the cache in its dtype (an int8 cache
+        quantizes them per head and token and stores their scales); the earlier rows stay in DRAM for the
+        matmul that reads the cache."""
+        layer = shapes.layer
+        assert isinstance(layer, KvCache)
+        new = batch * prod(shapes.input_shapes[0])
+        int8 = layer.dtype == "int8"
+        stored = (
+            new + new // (shapes.output_shape[1] // layer.heads) * KV_SCALE_BYTES if int8 else new * self.fmt.ofmap_dram
+        )
+        ops = new * (MOVE_OPS + int8 * KV_QUANTIZE_OPS)
+        return self._chunks(new * self.fmt.ofmap_dram, stored, ops)
 
     def _chunks(self, in_bytes: int, out_bytes: int, ops: int, weight_bytes: int = 0) -> tuple[Tile, ...]:
         """Stream a vector job through half-buffers: load, compute, store, double-buffered. Jobs alike
@@ -671,6 +713,7 @@ def lower(
     quantized weights carry a zero point per output channel (per group with ``weight_group``), read with
     the weight scales; ``weight_group``: int4 weights in groups of that many K elements (linear layers only)."""
     lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights, weight_group=weight_group)
+    lowerer.read_kv_caches(workload)
     lowerer.check_buffers(workload)
     layers: list[LoweredLayer] = []
     batch = workload.batch

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
 
+from accelsim.config.workload import KV_SCALE_BYTES
 from accelsim.lowering.gemm_view import ConvWindow, GemmView
 from accelsim.lowering.operand_format import ChannelParameters, OperandFormat
 
@@ -64,7 +65,11 @@ def _halvings(total: int, align: int) -> list[int]:
 def stored_weight_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n: tuple[int, int], sram: bool) -> int:
     """Bytes of the stored elements of W block ``k x n`` (for a matmul, of its second activation)."""
     if view.b_is_activation:  # matmul: B is an activation, stored like the ifmap
-        return (k[1] - k[0]) * (n[1] - n[0]) * (fmt.ifmap_sram if sram else fmt.ifmap_dram)
+        elements = (k[1] - k[0]) * (n[1] - n[0])
+        kv = view.kv_read
+        if kv is not None and kv.dtype == "int8" and not sram:  # codes, and a float32 scale per head per token
+            return elements + -(-elements // kv.head_dim) * KV_SCALE_BYTES
+        return elements * (fmt.ifmap_sram if sram else fmt.ifmap_dram)
     return ceil(view.weight_elements(k[0], k[1], n[0], n[1]) * (fmt.weights_sram if sram else fmt.weights_dram))
 
 

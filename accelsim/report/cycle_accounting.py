@@ -28,6 +28,7 @@ TRAFFIC_OPERANDS = {
     "dram_read_bytes_weight_scales": "weight scales",
     "dram_read_bytes_bias": "bias",
     "dram_read_bytes_ifmap": "ifmap",
+    "dram_read_bytes_kv_cache": "KV cache",
     "dram_write_bytes_ofmap": "ofmap (write)",
 }
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from accelsim.config.hardware import EnergyConfig, HardwareConfig
 
 BUFFERS = ("ifmap", "filter", "ofmap")
-DRAM_READS = ("ifmap", "weights", "weight_scales", "bias")
+DRAM_READS = ("ifmap", "weights", "weight_scales", "bias", "kv_cache")
 #: the components whose energies add up to ``energy_pj`` (one record field each, ``energy_pj_<component>``)
 COMPONENTS = (
     "array",

@@ -81,12 +81,15 @@ class LayerRecord:
     energy_pj_dram_weights: float = math.nan
     energy_pj_dram_weight_scales: float = math.nan
     energy_pj_dram_bias: float = math.nan
+    energy_pj_dram_kv_cache: float = math.nan
     energy_pj_dram_ofmap: float = math.nan
     energy_pj_static: float = math.nan
     energy_pj: float = math.nan
     energy_delay_pj_s: float = math.nan
     pj_per_mac: float = math.nan
     tops_per_w: float = math.nan
+    #: a KV cache's keys and values the attention matmuls read (0 in results stored before issue 18)
+    dram_read_bytes_kv_cache: int = 0
 
 
 def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> LayerRecord:

@@ -56,7 +56,7 @@ class LayerTiming:
     stall_cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_CAUSES, 0))
     end_cycle: int = 0
     dram_read_bytes: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("weights", "weight_scales", "bias", "ifmap"), 0)
+        default_factory=lambda: dict.fromkeys(("weights", "weight_scales", "bias", "ifmap", "kv_cache"), 0)
     )
     dram_write_bytes: int = 0
     vector_cycles: int = 0

@@ -36,6 +36,7 @@ from accelsim.config.workload import (
     ConvTranspose2d,
     Elementwise,
     Flatten,
+    KvCache,
     LayerBase,
     LayerNorm,
     LayerShapes,
@@ -338,6 +339,25 @@ def rotary(layer: Rotary, x: np.ndarray) -> np.ndarray:
     return y.astype(np.float32).reshape(b, t, features)
 
 
+def kv_int8(x: np.ndarray, heads: int) -> np.ndarray:
+    """Keys or values as an int8 KV cache holds them, read back: per head and token, a float32 scale
+    ``max|x| / 127`` and codes ``round_half_even(x / scale)`` (an all-zero head keeps scale 1)."""
+    shape = x.shape
+    rows = x.reshape(*shape[:-1], heads, shape[-1] // heads)
+    scale = np.abs(rows).max(axis=-1, keepdims=True) / np.float32(127)
+    scale = np.where(scale > 0, scale, np.float32(1)).astype(np.float32)
+    codes = np.clip(np.rint(rows / scale), -127, 127)
+    return (codes * scale).astype(np.float32).reshape(shape)
+
+
+def kv_cache(layer: KvCache, x: np.ndarray, params: LayerParams | None) -> np.ndarray:
+    """The whole cache after this step: the ``context`` earlier rows (``<layer>.weight``, one cache shared by
+    the batch's sequences) and this step's rows, as the cache's dtype stores them."""
+    past = [] if params is None else [np.broadcast_to(params.weight, (x.shape[0], *params.weight.shape))]
+    cache = np.concatenate([*past, x], axis=1).astype(np.float32)
+    return kv_int8(cache, layer.heads) if layer.dtype == "int8" else cache
+
+
 def _hard_sigmoid(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """``max(0, min(1, alpha * y + beta))`` in float32, as ONNX's HardSigmoid."""
     return np.clip(y * np.float32(alpha) + np.float32(beta), np.float32(0), np.float32(1))
@@ -496,6 +516,8 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
         return rmsnorm(x, params, layer.eps)
     if isinstance(layer, Rotary):
         return rotary(layer, x)
+    if isinstance(layer, KvCache):
+        return kv_cache(layer, x, params)
     if isinstance(layer, ActivationLayer):
         return activate(x, layer.function, layer.parameters)
     if isinstance(layer, Elementwise):
@@ -586,9 +608,12 @@ def _matmul_operands(
     ``[G, K, N]``, and the ``[B, ..., M]`` leading shape of the product (before a merge of heads). Leading
     dims broadcast as numpy's matmul, after the batch: a missing or size-1 dim repeats the other's."""
     a, b = _heads(a, layer.heads), _heads(b, layer.kv_heads or layer.heads)
-    if layer.kv_heads is not None and layer.kv_heads != layer.heads:  # each kv head serves heads / kv_heads heads
-        b = np.repeat(b, layer.heads // layer.kv_heads, axis=1)
     b = np.swapaxes(b, -1, -2) if layer.transpose_b else b
+    if layer.kv_heads is not None and layer.kv_heads != layer.heads:
+        # grouped-query: the heads sharing a kv head (consecutive, as torch's enable_gqa) stack into one GEMM's
+        # rows, as lowered; the product's rows unstack back into [B, heads, M, N] by a reshape
+        m, k, n = view.gemm_shape
+        return a.reshape(view.gemms, m, k), b.reshape(view.gemms, k, n), (*a.shape[:-1],)
     rank = max(a.ndim, b.ndim)
     a, b = (x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]) for x in (a, b))
     lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])

@@ -23,6 +23,7 @@ from accelsim.config.workload import (
     Conv2d,
     ConvTranspose2d,
     Elementwise,
+    KvCache,
     LayerBase,
     LayerNorm,
     LayerShapes,
@@ -104,6 +105,8 @@ def _weight_shape(shapes: LayerShapes) -> tuple[int, ...] | None:
         return (shapes.input_shapes[0][0],)
     if isinstance(layer, Elementwise) and layer.constant is not None:
         return tuple(layer.constant)
+    if isinstance(layer, KvCache) and layer.context:  # the keys or values of the earlier tokens
+        return (layer.context, shapes.output_shape[1])
     return None
 
 
@@ -118,6 +121,8 @@ def _random_params(layer: LayerBase, shape: tuple[int, ...], seed: int) -> Layer
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, 1.0), _normal(rng, shape, LAYERNORM_STD))
     if isinstance(layer, RmsNorm):  # a scale near 1, no shift
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, 1.0), None)
+    if isinstance(layer, KvCache):  # earlier tokens' keys or values: activations, drawn as the inputs are
+        return LayerParams(_normal(rng, shape, 1.0), None)
     if isinstance(layer, Elementwise):  # a constant near the op's identity: 1 for mul and div, 0 for add and sub
         return LayerParams(_normal(rng, shape, LAYERNORM_STD, float(layer.op in ("mul", "div"))), None)
     fan_in = int(np.prod(shape[1:]))

@@ -541,6 +541,7 @@ layers:
   - {name: k_rope, type: rotary, inputs: [k], heads: 2}
   - {name: scores, type: matmul, inputs: [q_rope, k_rope], transpose_b: true, heads: 4, kv_heads: 2}
   - {name: gate, type: activation, function: silu, inputs: [q]}
+  - {name: k_cache, type: kv_cache, inputs: [k_rope], heads: 2, context: 16, dtype: int8}
 """
 
 
@@ -570,6 +571,16 @@ def _decoder() -> list[Case]:
         "kv-heads-huge": ("kv_heads: 2", "kv_heads: 100000000000", r"layers\[5\]\.kv_heads"),
         "kv-heads-zero": ("kv_heads: 2", "kv_heads: 0", r"layers\[5\]\.kv_heads"),
         "kv-heads-list": ("kv_heads: 2", "kv_heads: [2]", r"layers\[5\]\.kv_heads"),
+        "kv-cache-context-huge": ("context: 16", "context: 100000000000", r"layers\[7\]\.context"),
+        "kv-cache-context-negative": ("context: 16", "context: -1", r"layers\[7\]\.context"),
+        "kv-cache-context-float": ("context: 16", "context: 1.5", r"layers\[7\]\.context"),
+        "kv-cache-dtype": ("dtype: int8", "dtype: int4", r"layers\[7\]\.dtype"),
+        "kv-cache-heads": (
+            "heads: 2, context",
+            "heads: 3, context",
+            r"layers\[7\]\.heads: layer 'k_cache': 3 does not divide the input's 32 features",
+        ),
+        "kv-cache-context-past-max": ("context: 16", "context: 1048577", r"layers\[7\]\.context: .*1,048,576"),
         "silu-alpha": ("function: silu", "function: silu, alpha: 1", r"layers\[6\]\.alpha: is not a parameter of silu"),
     }
     for key, (old, _, _) in bad.items():
