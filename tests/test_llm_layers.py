@@ -8,6 +8,8 @@ block under every scheme; the lowering's vector-unit prices and GEMM counts; the
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +19,12 @@ from accelsim.config.validation import validate
 from accelsim.config.workload import Workload
 from accelsim.errors import AccelsimError
 from accelsim.lowering.program import ACTIVATION_OPS, RMSNORM_OPS, ROTARY_OPS, STATIC_REQUANT_OPS, Lowerer, lower
-from accelsim.values.runner import run_values
+from accelsim.values.runner import calibrate, run_values
 from accelsim.values.tensors import materialize
+
+sys.path.insert(0, str(Path(__file__).parent))
+import test_values_program
+from test_values_program import assert_same_gemms, program_gemms
 
 torch = pytest.importorskip("torch")
 
@@ -313,3 +319,68 @@ def test_int8_kv_cache_bytes_carry_scales() -> None:
         for r in simulate(Workload.model_validate(decode_step()), HW, "fp32", options=RunOptions(timing_only=True)).rows
     }
     assert rows["scores"].vector_busy_cycles > plain["scores"].vector_busy_cycles
+
+
+#: every GEMM the kernels run while a test holds it (test_values_program's fixture, registered here)
+recorded_gemms = test_values_program.kernel_gemms
+
+
+@pytest.mark.parametrize("scheme", ["fp32", "woq", "dynamic", "static"])
+@pytest.mark.parametrize("doc", [decoder_block(), decode_step(dtype="int8")], ids=["prefill", "decode"])
+def test_kernels_run_the_programs_gemms(recorded_gemms, doc: dict, scheme: str) -> None:
+    """The shipped LLM workloads are too large for test_values_program's values under every scheme: the same
+    check on their layer types at a reduced hidden size (grouped-query GEMMs stacked as lowered)."""
+    workload = Workload.model_validate(doc)
+    program = lower(workload, HW, scheme)
+    tensors = materialize(workload)
+    qparams = None
+    if scheme == "static":
+        qparams = calibrate(workload, tensors, program)
+        recorded_gemms.clear()
+    run_values(workload, HW, scheme, tensors=tensors, qparams=qparams, program=program)
+    assert_same_gemms(recorded_gemms, program_gemms(program))
+
+
+#: published configs (config.json on HuggingFace: TinyLlama/TinyLlama-1.1B-Chat-v1.0, meta-llama/Llama-2-7b-hf,
+#: meta-llama/Meta-Llama-3-8B): hidden, FFN, heads, kv heads, layers, vocabulary, and the published parameter
+#: count of the whole model (1.1 B, 6.74 B, 8.03 B)
+PUBLISHED = {
+    "tinyllama_1b": (2048, 5632, 32, 4, 22, 32000, 1.100e9),
+    "llama2_7b": (4096, 11008, 32, 32, 32, 32000, 6.738e9),
+    "llama3_8b": (4096, 14336, 32, 8, 32, 128256, 8.030e9),
+}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED))
+def test_shipped_llm_shapes(model: str) -> None:
+    """Layers x block parameters + LM head + the embedding (vocab x hidden, not run: a lookup) is the published
+    parameter count within 1%; MACs are the closed form of each phase."""
+    from accelsim.config.loader import load_workload
+
+    hidden, ffn, heads, kv_heads, layers, vocab, params = PUBLISHED[model]
+    prefill, decode, head = (load_workload(f"{model}_{p}") for p in ("prefill", "decode", "lm_head"))
+    assert prefill.params == decode.params
+    total = layers * decode.params + head.params + vocab * hidden
+    assert abs(total - params) / params < 0.01, total
+    d, kv = hidden // heads, kv_heads * hidden // heads
+    linear = hidden * (2 * hidden + 2 * kv) + 3 * hidden * ffn
+    s, context = 1024, 1024
+    assert prefill.macs == s * linear + 2 * heads * s * s * d
+    assert decode.macs == linear + 2 * heads * (context + 1) * d
+    assert head.macs == hidden * vocab
+
+
+def test_decode_step_is_bound_by_its_bytes() -> None:
+    """Llama-2-7B's decode step under static int8 on the default hardware (32 B/cycle) runs within 10% of its
+    DRAM bytes / bandwidth: weights, the whole KV cache, parameters."""
+    from accelsim.config.loader import load_workload
+    from accelsim.simulation import RunOptions, simulate
+
+    run = simulate(load_workload("llama2_7b_decode"), HW, "static", options=RunOptions(timing_only=True))
+    total = run.total
+    kv = 2 * (1024 + 1) * 4096
+    assert total.dram_read_bytes_kv_cache == kv
+    norms, rotary_tables = 2 * 4096 * 4, 2 * (2 * 4 * 1 * 128)  # float32 scales; cos and sin of one token
+    assert total.dram_read_bytes_weights == 4 * 4096 * 4096 + 3 * 4096 * 11008 + norms + rotary_tables
+    bound = (total.dram_read_bytes + total.dram_write_bytes) / HW.dram.bandwidth_bytes_per_cycle
+    assert bound <= total.total_cycles < 1.10 * bound, total.total_cycles / bound
