@@ -25,7 +25,6 @@ from pydantic import (
 from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel
-from accelsim.schemes import WeightFormatName
 
 if TYPE_CHECKING:  # the loader reads the weights file; a workload only keeps what it read
     from accelsim.config.loader import WeightsBytes
@@ -841,8 +840,9 @@ class Quantized(StrictModel):
 
     scheme: Literal["static", "dynamic"]
     """The scheme the model is: static (activation parameters given) or dynamic (computed at run time)."""
-    weights: Annotated[WeightFormatName, Field(strict=False)]
-    """The format of its weight codes (checked against the codes)."""
+    weights: Literal["symmetric", "asymmetric", "asymmetric_int8"]
+    """The format of its weight codes (checked against the codes): an int8 format; int4 group-wise models
+    (ORT MatMulNBits) are not imported."""
     requant: Literal["float_half_even"]
     """ONNX Runtime's requant arithmetic, the only one its models run with."""
     float_layers: list[Label] = Field(default_factory=list)

@@ -697,7 +697,7 @@ class _FloatRun:
             y = values.output
         elif view is not None and self.num.int4_group is not None:
             assert params is not None  # materialize gives every linear its weights
-            y = self._int4_linear(layer, inputs[0], params, self.num.int4_group)
+            y = self._int4_linear(layer, inputs[0], params)
             values = LayerValues(layer.name, layer.type, y)
         elif view is not None:
             assert params is not None  # materialize gives every conv / linear its weights
@@ -723,12 +723,11 @@ class _FloatRun:
         self.observe(layer.name, y)
         return y, values
 
-    def _int4_linear(self, layer: LayerBase, x: np.ndarray, params: LayerParams, group: int) -> np.ndarray:
+    def _int4_linear(self, layer: LayerBase, x: np.ndarray, params: LayerParams) -> np.ndarray:
         """A linear layer on int4 group-wise weights (weight ``[out, in]`` is ``W.T``): weight-only (woq) in
         float32 on the dequantized weights, or W4A8 (dynamic) with ORT ``accuracy_level`` 4's arithmetic;
         then the float bias and activation on the vector unit (docs/numerics.md, "int4 group-wise weights")."""
-        fmt = WEIGHT_FORMATS[WeightFormatName(self.num.weights)]
-        gw = int4.quantize_groups(params.weight.T, group, symmetric=fmt.symmetric)
+        gw = params.group_weights(self.num.weights)
         y = int4.matmul_weight_only(x, gw) if SCHEMES[self.num.scheme].float_gemm else int4.matmul_w4a8(x, gw).output
         if params.bias is not None:
             y = y + params.bias

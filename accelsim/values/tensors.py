@@ -35,7 +35,8 @@ from accelsim.config.workload import (
 )
 from accelsim.errors import AccelsimError
 from accelsim.quant import QuantizedWeight, quantize_weight
-from accelsim.schemes import WeightFormatName
+from accelsim.quant.int4 import GroupWeights, quantize_groups
+from accelsim.schemes import WeightFormatName, get_weight_format
 
 BIAS_STD = 0.02
 LAYERNORM_STD = 0.02
@@ -50,6 +51,7 @@ class LayerParams:
     weight: np.ndarray
     bias: np.ndarray | None
     _quantized: dict[tuple[str, str, str], QuantizedWeight] = field(default_factory=dict, compare=False, repr=False)
+    _groups: dict[str, GroupWeights] = field(default_factory=dict, compare=False, repr=False)
 
     def quantized_weight(
         self, kind: str, granularity: str = "per_channel", weights: str = WeightFormatName.SYMMETRIC
@@ -61,6 +63,17 @@ class LayerParams:
         if key not in self._quantized:
             self._quantized[key] = quantize_weight(kind, self.weight, granularity, weights)
         return self._quantized[key]
+
+    def group_weights(self, weights: str) -> GroupWeights:
+        """A linear layer's weight (``[out, in]``, the transpose of the GEMM's ``[K, N]``) as int4 group-wise
+        codes in format ``weights`` (``accelsim.schemes.WEIGHT_FORMATS`` with a group), derived once and kept
+        like :meth:`quantized_weight`."""
+        if weights not in self._groups:
+            fmt = get_weight_format(weights)
+            if fmt.group is None:
+                raise ValueError(f"weight format {weights!r} is not group-wise")
+            self._groups[weights] = quantize_groups(self.weight.T, fmt.group, symmetric=fmt.symmetric)
+        return self._groups[weights]
 
     def static_bias(self) -> np.ndarray | None:
         """The bias a static layer adds: float here (the array quantizes it to int32); a quantized model's

@@ -3,7 +3,29 @@ naming the option and what is allowed (exit 2)."""
 
 from __future__ import annotations
 
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
 from .case import Case
+
+
+def _matmulnbits_model() -> bytes:
+    """One com.microsoft MatMulNBits node as ORT's weight-only quantizer writes it (K 64, N 16, block 32)."""
+    b = numpy_helper.from_array(np.zeros((16, 2, 16), np.uint8), "B")
+    scales = numpy_helper.from_array(np.ones((16, 2), np.float32), "scales")
+    node = helper.make_node(
+        "MatMulNBits", ["x", "B", "scales"], ["y"], domain="com.microsoft", K=64, N=16, bits=4, block_size=32
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+        [b, scales],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
 
 CASES = [
     Case(
@@ -41,6 +63,12 @@ CASES = [
         "int4-group-unknown",
         ("run", "mlp", "--weights", "int4_g16", "--timing-only", "--out", "{tmp}/o"),
         match=r"--weights: invalid choice: 'int4_g16'",
+    ),
+    Case(
+        "int4-matmulnbits-model",
+        ("import", "onnx", "{tmp}/m.onnx", "-o", "{tmp}/m.yaml"),
+        files={"m.onnx": _matmulnbits_model()},
+        match=r"m\.onnx: node 'y' \(com\.microsoft\.MatMulNBits\): not an op the importer maps",
     ),
     Case(
         "int4-explain-static",

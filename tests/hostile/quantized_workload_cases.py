@@ -77,6 +77,11 @@ BAD_YAML: dict[str, tuple[str, str, str]] = {
     "requant": ("requant: float_half_even", "requant: tflite", r"quantized\.requant: "),
     "scheme": ("scheme: static", "scheme: woq", r"quantized\.scheme: "),
     "weights": ("weights: symmetric", "weights: int4", r"quantized\.weights: "),
+    "weights-int4-format": (
+        "weights: symmetric",
+        "weights: int4_g32",
+        r"quantized\.weights: 'int4_g32' is not allowed \(allowed: symmetric, asymmetric, asymmetric_int8\)",
+    ),
     "extra-key": ("requant: float_half_even}", "requant: float_half_even, bits: 4}", r"quantized\.bits: "),
     "not-a-mapping": ("{scheme: static, weights: symmetric, requant: float_half_even}", "static", r"quantized: "),
     "float-layer-unknown": (
