@@ -537,10 +537,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # a timing-only run has one step, told as it starts: a line shown from two seconds on never shows
         progress=None if args.timing_only else _progress(),
     )
-    print(
-        f"{_describe_pair(args, workload, hw)}\nscheme {args.scheme}"
-        + (f" ({args.flavour} flavour)" if SCHEME_TABLE[args.scheme].runtime_activations else "")
-    )
+    print(f"{_describe_pair(args, workload, hw)}\n{_describe_scheme(args.scheme, args.flavour, args.weights)}")
     width = terminal_width(args.wide)
     print(layer_table(run.rows, run.total, width))
     accuracy = _measure_accuracy(args, model, hw, tensors, data, [args.scheme]) if data and tensors else None
@@ -718,6 +715,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     check_values_fit(workload, 1, timing_only_flag=False)
     print(explain(workload, hw, args.layer, args.scheme, args.flavour, args.weights, tensors, model.qparams))
     return 0
+
+
+def _describe_scheme(scheme: str, flavour: str, weights: str) -> str:
+    """The run's scheme line: the dynamic flavour, or what int4 group-wise weights make of the scheme (W4A8
+    quantizes activations per row and group, whatever the flavour)."""
+    plan, fmt = SCHEME_TABLE[SchemeName(scheme)], get_weight_format(weights)
+    if fmt.group is not None and plan.weights.quantized:
+        path = "weight-only int4" if plan.float_gemm else f"W4A8: activations int8 per row and group of {fmt.group}"
+        return f"scheme {scheme}, weights {weights} ({path})"
+    return f"scheme {scheme}" + (f" ({flavour} flavour)" if plan.runtime_activations else "")
 
 
 def cmd_golden(args: argparse.Namespace) -> int:

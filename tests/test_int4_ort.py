@@ -87,9 +87,11 @@ def test_quantizer_bytes_and_outputs_within_bounds(k: int, block: int, symmetric
 
     # levels 0-3: one fp32 GEMM on the dequantized weights; K-sum bound
     session0, _ = _matmulnbits(w, block, symmetric, 0)
-    wdq = gw.dequantized
-    bound0 = k * EPS * (np.abs(x) @ np.abs(wdq))
-    assert np.all(np.abs(_run(session0, x) - int4.matmul_weight_only(x, gw)) <= bound0)
+    y0 = _run(session0, x)
+    bound0 = k * EPS * (np.abs(x) @ np.abs(gw.dequantized))
+    assert np.all(np.abs(y0 - int4.matmul_weight_only(x, gw)) <= bound0)
+    for level in (1, 2, 3):  # fp32, fp16, bf16 compute requested: this CPU runs level 0's fp32 path for each
+        assert np.array_equal(_run(_matmulnbits(w, block, symmetric, level)[0], x), y0)
 
 
 def _power_of_two_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
