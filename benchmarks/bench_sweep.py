@@ -8,6 +8,7 @@ have many more tiles), so the benchmark runs an evenly spaced sample of it, not 
     python benchmarks/bench_sweep.py                 # 40-point sample per executor, extrapolate to 1,000
     python benchmarks/bench_sweep.py --points 1000   # run the whole 1,000-point sweep (2 workers only)
     python benchmarks/bench_sweep.py --overheads     # store commits/s, message sizes, per-task overhead
+    python benchmarks/bench_sweep.py --energy        # CPU energy adds per point: default vs default without its table
 
 Wall rates include starting the workers; "steady" rates are measured from the first stored result to
 the last. CPU seconds per point come from the workers' own clocks, so they stay meaningful when other
@@ -39,12 +40,12 @@ DESIGN_SPACE = {
 }  # 5 * 5 * 2 * 5 * 4 = 1,000 points
 
 
-def spec_text(name: str, axes: dict[str, list], combine: str, output: Path) -> str:
+def spec_text(name: str, axes: dict[str, list], combine: str, output: Path, base: str = "default") -> str:
     return canonical_json(
         {
             "schema_version": 1,
             "name": name,
-            "base": "default",
+            "base": base,
             "axes": axes,
             "combine": combine,
             "workloads": ["resnet50"],
@@ -54,7 +55,7 @@ def spec_text(name: str, axes: dict[str, list], combine: str, output: Path) -> s
     )
 
 
-def sample_spec(folder: Path, n: int, name: str) -> Path:
+def sample_spec(folder: Path, n: int, name: str, base: str = "default") -> Path:
     """A zip spec of ``n`` points spread evenly over the 1,000-point grid (JSON is YAML)."""
     grid = folder / "grid.yaml"
     grid.write_text(spec_text("grid", DESIGN_SPACE, "grid", folder / "unused"))
@@ -62,8 +63,37 @@ def sample_spec(folder: Path, n: int, name: str) -> Path:
     chosen = [points[round(i * (len(points) - 1) / max(n - 1, 1))] for i in range(n)] if n < len(points) else points
     axes = {path: [p.overrides[path] for p in chosen] for path in DESIGN_SPACE}
     spec = folder / f"{name}.yaml"
-    spec.write_text(spec_text(name, axes, "zip", folder / name))
+    spec.write_text(spec_text(name, axes, "zip", folder / name, base))
     return spec
+
+
+def energy_cost(folder: Path, n: int, rounds: int = 3) -> None:
+    """What energy and area add to a point (issue 19): the same sample, in this process on one thread, on the
+    default hardware and on the same hardware without its ``energy`` / ``area`` tables (records stay NaN,
+    pricing is skipped), alternated ``rounds`` times so both see the same machine load."""
+    from accelsim.config import load_hardware
+
+    plain = folder / "hw-without-energy.yaml"
+    dump = load_hardware(None).model_dump(mode="json")
+    plain.write_text(canonical_json({k: v for k, v in dump.items() if k not in ("energy", "area")}))
+    sweeps = {
+        "with energy": load_sweep(sample_spec(folder, n, "priced")),
+        "without": load_sweep(sample_spec(folder, n, "plain", str(plain))),
+    }
+    cpu = {label: 0.0 for label in sweeps}
+    for _ in range(rounds):
+        for label, sweep in sweeps.items():
+            points, _ = expand(sweep)
+            start = time.process_time()
+            results = run_batch(sweep, points)
+            cpu[label] += time.process_time() - start
+            assert all(r.error is None for r in results), [r.error for r in results if r.error][:1]
+    per = {label: seconds / (rounds * n) for label, seconds in cpu.items()}
+    print(
+        f"ResNet-50 static timing-only, {n} points x {rounds} rounds, one process: {per['with energy'] * 1e3:.1f} ms "
+        f"CPU per point with energy, {per['without'] * 1e3:.1f} ms without: energy adds "
+        f"{100 * (per['with energy'] / per['without'] - 1):+.1f}% (goal < 10%); load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def measure(spec: Path, executor: Executor, batch: int) -> dict[str, float]:
@@ -131,7 +161,12 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=40, help="sample size per executor (1000: the full sweep)")
     parser.add_argument("--batch", type=int, default=1, help="points per task")
     parser.add_argument("--overheads", action="store_true", help="measure store commits, message sizes, task overhead")
+    parser.add_argument("--energy", action="store_true", help="measure the CPU energy and area add to each point")
     args = parser.parse_args()
+    if args.energy:
+        with tempfile.TemporaryDirectory() as tmp:
+            energy_cost(Path(tmp), args.points)
+        return
     if args.overheads:
         with tempfile.TemporaryDirectory() as tmp:
             overheads(Path(tmp))

@@ -78,6 +78,7 @@ ENERGY_PARTS = {
     "SRAM ofmap": ("sram_ofmap",),
     "DRAM weights + params": ("dram_weights", "dram_weight_scales", "dram_bias"),
     "DRAM ifmap": ("dram_ifmap",),
+    "DRAM KV cache": ("dram_kv_cache",),
     "DRAM ofmap": ("dram_ofmap",),
     "static": ("static",),
 }

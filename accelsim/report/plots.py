@@ -55,6 +55,7 @@ ENERGY_COLORS = dict(
             "#ae017e",
             "#08519c",
             "#6baed6",
+            "#3182bd",
             "#c6dbef",
             "#bdbdbd",
         ),

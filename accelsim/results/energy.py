@@ -16,21 +16,28 @@ from accelsim.results.records import LayerRecord
 if TYPE_CHECKING:
     from accelsim.config.hardware import EnergyConfig, HardwareConfig
 
-BUFFERS = ("ifmap", "filter", "ofmap")
-DRAM_READS = ("ifmap", "weights", "weight_scales", "bias", "kv_cache")
 #: the components whose energies add up to ``energy_pj`` (one record field each, ``energy_pj_<component>``)
 COMPONENTS = (
     "array",
     "vector",
     "requant",
-    *(f"sram_{b}" for b in BUFFERS),
-    *(f"dram_{o}" for o in (*DRAM_READS, "ofmap")),
+    "sram_ifmap",
+    "sram_filter",
+    "sram_ofmap",
+    "dram_ifmap",
+    "dram_weights",
+    "dram_weight_scales",
+    "dram_bias",
+    "dram_kv_cache",
+    "dram_ofmap",
     "static",
 )
+#: the record field of each component
+ENERGY_FIELDS = tuple(f"energy_pj_{c}" for c in COMPONENTS)
 #: pJ in a joule per mW-second: static energy = static_mw * latency_s * 1e9 pJ
 PJ_PER_MW_S = 1e9
 
-assert {f"energy_pj_{c}" for c in COMPONENTS} <= {f.name for f in fields(LayerRecord)}
+assert set(ENERGY_FIELDS) <= {f.name for f in fields(LayerRecord)}
 
 
 def mac_pj(table: EnergyConfig, float_gemm: bool) -> float:
@@ -48,34 +55,39 @@ def price(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig, float
     table = hw.energy
     if table is None:
         return
+    mac = mac_pj(table, float_gemm)
+    vector_lane = hw.vector.lanes * table.vector_op_pj
+    requant_lane = hw.requant.lanes * table.requant_op_pj
     for row in rows:
-        _price_layer(row, hw, table, float_gemm)
-    for component in COMPONENTS:
-        name = f"energy_pj_{component}"
+        _price_layer(row, table, mac, vector_lane, requant_lane)
+    for name in ENERGY_FIELDS:
         setattr(total, name, math.fsum(getattr(row, name) for row in rows))
     _derived(total)
 
 
-def _derived(row: LayerRecord) -> None:
-    """The sum over components, energy-delay product, energy per MAC and effective TOPS/W (2 ops per MAC)."""
-    row.energy_pj = math.fsum(getattr(row, f"energy_pj_{c}") for c in COMPONENTS)
-    row.energy_delay_pj_s = row.energy_pj * row.latency_s
-    row.pj_per_mac = row.energy_pj / row.macs if row.macs else math.nan
-    row.tops_per_w = 2 * row.macs / row.energy_pj if row.energy_pj else math.nan
-
-
-def _price_layer(row: LayerRecord, hw: HardwareConfig, table: EnergyConfig, float_gemm: bool) -> None:
-    row.energy_pj_array = row.macs * mac_pj(table, float_gemm) if row.unit == "array" else 0.0
-    row.energy_pj_vector = row.vector_busy_cycles * hw.vector.lanes * table.vector_op_pj
-    row.energy_pj_requant = row.requant_busy_cycles * hw.requant.lanes * table.requant_op_pj
-    for buffer in BUFFERS:
-        read = getattr(row, f"sram_read_bytes_{buffer}") * getattr(table.sram_read_pj_per_byte, buffer)
-        write = getattr(row, f"sram_write_bytes_{buffer}") * getattr(table.sram_write_pj_per_byte, buffer)
-        setattr(row, f"energy_pj_sram_{buffer}", read + write)
-    for operand in DRAM_READS:
-        setattr(
-            row, f"energy_pj_dram_{operand}", getattr(row, f"dram_read_bytes_{operand}") * table.dram_read_pj_per_byte
-        )
+def _price_layer(row: LayerRecord, table: EnergyConfig, mac: float, vector_lane: float, requant_lane: float) -> None:
+    """One row's components: each a count of the row times its entry of the table (docs/energy.md)."""
+    read, write = table.sram_read_pj_per_byte, table.sram_write_pj_per_byte
+    dram_read = table.dram_read_pj_per_byte
+    row.energy_pj_array = row.macs * mac if row.unit == "array" else 0.0
+    row.energy_pj_vector = row.vector_busy_cycles * vector_lane
+    row.energy_pj_requant = row.requant_busy_cycles * requant_lane
+    row.energy_pj_sram_ifmap = row.sram_read_bytes_ifmap * read.ifmap + row.sram_write_bytes_ifmap * write.ifmap
+    row.energy_pj_sram_filter = row.sram_read_bytes_filter * read.filter + row.sram_write_bytes_filter * write.filter
+    row.energy_pj_sram_ofmap = row.sram_read_bytes_ofmap * read.ofmap + row.sram_write_bytes_ofmap * write.ofmap
+    row.energy_pj_dram_ifmap = row.dram_read_bytes_ifmap * dram_read
+    row.energy_pj_dram_weights = row.dram_read_bytes_weights * dram_read
+    row.energy_pj_dram_weight_scales = row.dram_read_bytes_weight_scales * dram_read
+    row.energy_pj_dram_bias = row.dram_read_bytes_bias * dram_read
+    row.energy_pj_dram_kv_cache = row.dram_read_bytes_kv_cache * dram_read
     row.energy_pj_dram_ofmap = row.dram_write_bytes_ofmap * table.dram_write_pj_per_byte
     row.energy_pj_static = table.static_mw * row.latency_s * PJ_PER_MW_S
     _derived(row)
+
+
+def _derived(row: LayerRecord) -> None:
+    """The sum over components, energy-delay product, energy per MAC and effective TOPS/W (2 ops per MAC)."""
+    row.energy_pj = math.fsum(getattr(row, name) for name in ENERGY_FIELDS)
+    row.energy_delay_pj_s = row.energy_pj * row.latency_s
+    row.pj_per_mac = row.energy_pj / row.macs if row.macs else math.nan
+    row.tops_per_w = 2 * row.macs / row.energy_pj if row.energy_pj else math.nan
