@@ -96,6 +96,7 @@ def test_every_energy_field_is_counts_times_table(files):
         "energy_pj_dram_weight_scales": 64 * 100,
         "energy_pj_dram_bias": 32 * 100,
         "energy_pj_dram_ofmap": 8 * 200,
+        "energy_pj_dram_kv_cache": 0.0,  # no KV cache in this layer (docs/llm.md's decode steps read one)
         "energy_pj_static": 1000 * fc.total_cycles,  # 1,000 mW x 1 ns per cycle = 1,000 pJ per cycle
     }
     assert {k: getattr(fc, k) for k in expected} == pytest.approx(expected, rel=1e-12)
