@@ -17,7 +17,7 @@ from accelsim.dynamic_flavours import FlavourName
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
 from accelsim.results.energy import price
-from accelsim.results.records import LayerRecord, total_record
+from accelsim.results.records import LayerRecord, repeated, total_record
 from accelsim.schemes import SCHEMES, SchemeName, WeightFormatName, get_scheme
 from accelsim.timing.engine import Engine, EngineRun
 
@@ -133,6 +133,7 @@ def simulate(
         _add_values(rows, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     price(rows, total, hw, get_scheme(name).float_gemm)
+    total = repeated(total, workload.repeat, hw.pe_count)  # the rows are one block's
     if errors:
         from accelsim.values.runner import OUTPUT
 

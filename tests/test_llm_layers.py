@@ -353,31 +353,63 @@ PUBLISHED = {
 
 @pytest.mark.parametrize("model", sorted(PUBLISHED))
 def test_shipped_llm_shapes(model: str) -> None:
-    """Layers x block parameters + LM head + the embedding (vocab x hidden, not run: a lookup) is the published
-    parameter count within 1%; MACs are the closed form of each phase."""
+    """The blocks repeat num_hidden_layers times; their parameters + LM head + the embedding (vocab x hidden, not
+    run: a lookup) are the published parameter count within 1%; MACs are the closed form of each phase."""
     from accelsim.config.loader import load_workload
 
     hidden, ffn, heads, kv_heads, layers, vocab, params = PUBLISHED[model]
     prefill, decode, head = (load_workload(f"{model}_{p}") for p in ("prefill", "decode", "lm_head"))
+    assert prefill.repeat == decode.repeat == layers and head.repeat == 1
     assert prefill.params == decode.params
-    total = layers * decode.params + head.params + vocab * hidden
+    total = decode.params + head.params + vocab * hidden
     assert abs(total - params) / params < 0.01, total
     d, kv = hidden // heads, kv_heads * hidden // heads
     linear = hidden * (2 * hidden + 2 * kv) + 3 * hidden * ffn
     s, context = 1024, 1024
-    assert prefill.macs == s * linear + 2 * heads * s * s * d
-    assert decode.macs == linear + 2 * heads * (context + 1) * d
+    assert prefill.macs == layers * (s * linear + 2 * heads * s * s * d)
+    assert decode.macs == layers * (linear + 2 * heads * (context + 1) * d)
     assert head.macs == hidden * vocab
+
+
+def test_repeat_counts_the_block_n_times() -> None:
+    """repeat: the layer rows are one block's (lowered and played once), the total row every block's: counts,
+    cycles, bytes and latency times N, utilization the block's; values are refused in one line."""
+    from accelsim.simulation import RunOptions, simulate
+
+    one = Workload.model_validate(decoder_block())
+    four = Workload.model_validate({**decoder_block(), "repeat": 4})
+    assert four.macs == 4 * one.macs and four.params == 4 * one.params
+    runs = [simulate(w, HW, "static", options=RunOptions(timing_only=True)) for w in (one, four)]
+    assert [r.layer for r in runs[0].rows] == [r.layer for r in runs[1].rows]
+    assert [r.total_cycles for r in runs[0].rows] == [r.total_cycles for r in runs[1].rows]
+    block, whole = runs[0].total, runs[1].total
+    for name in ("macs", "total_cycles", "stall_cycles", "dram_read_bytes", "dram_write_bytes", "vector_busy_cycles"):
+        assert getattr(whole, name) == 4 * getattr(block, name), name
+    assert whole.latency_s == pytest.approx(4 * block.latency_s)
+    assert whole.utilization == pytest.approx(block.utilization)
+    with pytest.raises(AccelsimError, match=r"repeated 4 times are not computed"):
+        run_values(four, HW, "fp32")
+
+
+def test_repeat_needs_a_block_ending_in_its_input() -> None:
+    doc = {**decoder_block(), "repeat": 2}
+    doc["layers"] = doc["layers"][:-1]  # ends in down_proj: [8, 64] still, so drop to up_proj's [8, 128]
+    doc["layers"] = doc["layers"][:-3]
+    with pytest.raises(AccelsimError, match=r"repeat: 2 repeats a block whose output \[8, 128\]"):
+        validate(Workload, doc, "w.yaml")
 
 
 def test_decode_step_is_bound_by_its_bytes() -> None:
     """Llama-2-7B's decode step under static int8 on the default hardware (32 B/cycle) runs within 10% of its
     DRAM bytes / bandwidth: weights, the whole KV cache, parameters."""
     from accelsim.config.loader import load_workload
+    from accelsim.results.records import total_record
     from accelsim.simulation import RunOptions, simulate
 
     run = simulate(load_workload("llama2_7b_decode"), HW, "static", options=RunOptions(timing_only=True))
     total = run.total
+    assert total.total_cycles == 32 * sum(r.total_cycles for r in run.rows)  # repeat: 32 blocks
+    total = total_record(run.rows, HW.pe_count, HW.clock_mhz)  # one block
     kv = 2 * (1024 + 1) * 4096
     assert total.dram_read_bytes_kv_cache == kv
     norms, rotary_tables = 2 * 4096 * 4, 2 * (2 * 4 * 1 * 128)  # float32 scales; cos and sin of one token

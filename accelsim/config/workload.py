@@ -830,7 +830,9 @@ class LayerShapes:
 
 
 #: top-level fields added after workloads' results were first stored -> their default (left out of dumps)
-LATER_FIELDS: dict[str, Any] = {"outputs": [], "quantized": None}
+LATER_FIELDS: dict[str, Any] = {"outputs": [], "quantized": None, "repeat": 1}
+#: most identical blocks one workload repeats (the deepest LLMs have ~100 to 130 decoder layers)
+MAX_REPEAT = 1024
 
 
 class Quantized(StrictModel):
@@ -868,6 +870,9 @@ class Workload(StrictModel):
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     quantized: Quantized | None = None
     """A quantized model's own quantization, in ``weights_file`` (None: the schemes quantize the weights)."""
+    repeat: Annotated[int, whole(1, MAX_REPEAT, "blocks")] = 1
+    """The layers are one block run this many times in a row, each block reading the previous one's output (a
+    decoder's identical layers): lowered once, timed once, the total counted ``repeat`` times."""
     outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
     """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
     to float and written out; empty: the last layer."""
@@ -892,12 +897,27 @@ class Workload(StrictModel):
     @model_validator(mode="after")
     def _infer_shapes(self) -> Self:
         self._shapes = infer_shapes(self)
+        self._check_repeat()
         if self.quantized is not None and not self.weights_file:
             raise FieldError(("quantized",), "needs a weights_file holding the model's codes", "a weights_file")
         if self.quantized is not None:
             names = {s.layer.name: i for i, s in enumerate(self._shapes)}
             _check_layer_list(("quantized", "float_layers"), self.quantized.float_layers, names)
         return self
+
+    def _check_repeat(self) -> None:
+        """A repeated block reads only the input and ends in one layer of the input's shape: the next block's
+        input."""
+        if self.repeat == 1:
+            return
+        last = self._shapes[-1]
+        if self.extra_inputs or self.outputs or last.output_shape != tuple(self.input_shape):
+            raise FieldError(
+                ("repeat",),
+                f"{self.repeat} repeats a block whose output {list(last.output_shape)} (layer {last.layer.name!r}) "
+                f"is not its next input{' (or that reads extra_inputs / lists outputs)' if self.extra_inputs or self.outputs else ''}",
+                f"1, or a block ending in the input's shape {list(self.input_shape)}, without extra_inputs or outputs",
+            )
 
     @property
     def output_layers(self) -> list[str]:
@@ -917,12 +937,13 @@ class Workload(StrictModel):
 
     @property
     def macs(self) -> int:
-        """MACs of the whole batch."""
-        return self.batch * sum(s.macs for s in self.shapes)
+        """MACs of the whole batch, every repeat of the block."""
+        return self.repeat * self.batch * sum(s.macs for s in self.shapes)
 
     @property
     def params(self) -> int:
-        return sum(s.params for s in self.shapes)
+        """Weights and biases of every repeat of the block (each block has its own)."""
+        return self.repeat * sum(s.params for s in self.shapes)
 
 
 def _find_cycle(layers: list[LayerBase], start: int, names: dict[str, int]) -> list[str] | None:

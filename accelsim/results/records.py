@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,22 @@ def total_record(rows: list[LayerRecord], pe_count: int, clock_mhz: float) -> La
         max_abs_error=math.nan,
         top1_agreement=math.nan,
     )
+
+
+def repeated(total: LayerRecord, repeat: int, pe_count: int) -> LayerRecord:
+    """A block's total row counted for ``repeat`` blocks in a row (``Workload.repeat``): every count, cycle,
+    byte and energy times ``repeat`` (the energy-delay product ``repeat^2``); utilization, pJ per MAC and
+    TOPS/W are the block's."""
+    if repeat == 1:
+        return total
+    scaled = {
+        f.name: getattr(total, f.name) * repeat
+        for f in fields(LayerRecord)
+        if f.type is int or f.name == "latency_s" or f.name.startswith("energy_pj")
+    }
+    row = replace(total, **scaled, energy_delay_pj_s=total.energy_delay_pj_s * repeat * repeat)
+    row.utilization = row.macs / (pe_count * row.total_cycles) if row.total_cycles else 0.0
+    return row
 
 
 def write_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any]) -> tuple[Path, Path]:

@@ -39,6 +39,16 @@ def values_bytes(workload: Workload, schemes: int) -> int:
     return workload.batch * activation_elements(workload) * per_element + workload.params * BYTES_PER_PARAMETER
 
 
+def refuse_repeated(workload: Workload) -> None:
+    """Values are computed for one block: a workload that repeats its block (``repeat``) has timing only."""
+    if workload.repeat > 1:
+        raise AccelsimError(
+            f"values of a block repeated {workload.repeat} times are not computed (the timing is)",
+            path="repeat",
+            allowed="--timing-only, or --set-workload repeat=1 for one block's values",
+        )
+
+
 def check_values_fit(
     workload: Workload, schemes: int, *, timing_only_flag: bool = True, available: int | None = None
 ) -> None:
@@ -47,6 +57,7 @@ def check_values_fit(
     ``timing_only_flag``: whether the command has ``--timing-only`` to suggest (``golden`` and ``explain``
     need the values). ``available`` defaults to the memory the system has free now.
     """
+    refuse_repeated(workload)
     need = values_bytes(workload, schemes)
     usable = int(USABLE_SHARE * (psutil.virtual_memory().available if available is None else available))
     if need <= usable:

@@ -92,6 +92,7 @@ from accelsim.quant.rules import ADD_CLAMPS, add_tensors
 from accelsim.quantize_rules import QuantizeRule
 from accelsim.requant_modes import RequantModeName, get_mode
 from accelsim.schemes import SCHEMES, WEIGHT_FORMATS, SchemeName, WeightFormatName
+from accelsim.values.footprint import refuse_repeated
 from accelsim.values.tensors import LayerParams, WorkloadTensors, materialize
 
 #: suffix of the calibrated tensor a GEMM layer writes before a vector-unit activation (its requant target)
@@ -1149,6 +1150,7 @@ def run_values(
     ``weight_granularity``: one weight scale per output channel (default) or one per tensor.
     """
     _check(scheme, flavour, observer, weights)
+    refuse_repeated(workload)
     if weight_granularity not in WEIGHT_GRANULARITIES:
         raise AccelsimError(
             f"unknown weight granularity {weight_granularity!r}", path="granularity", allowed=list(WEIGHT_GRANULARITIES)

@@ -594,6 +594,40 @@ def _decoder() -> list[Case]:
         )
         for key, (old, new, path) in bad.items()
     ]
+    block = (
+        DECODER.replace("name: t\n", "name: t\nrepeat: 3\n")
+        + "  - {name: out, type: linear, inputs: [gate], out_features: 64}\n"
+    )
+    repeats = {
+        "huge": ("repeat: 3", "repeat: 100000000000", r"repeat: "),
+        "zero": ("repeat: 3", "repeat: 0", r"repeat: "),
+        "float": ("repeat: 3", "repeat: 2.5", r"repeat: "),
+        "text": ("repeat: 3", "repeat: many", r"repeat: "),
+        "shape": (
+            "[gate], out_features: 64}",
+            "[gate], out_features: 32}",
+            r"repeat: 3 repeats a block whose output \[8, 32\]",
+        ),
+        "outputs": ("repeat: 3", "repeat: 3\noutputs: [q, out]", r"repeat: .*outputs"),
+    }
+    cases += [
+        Case(
+            f"config-decoder-repeat-{key}",
+            ("validate", "{tmp}/w.yaml"),
+            {"w.yaml": block.replace(old, new, 1)},
+            match=rf"w\.yaml: {path}",
+        )
+        for key, (old, new, path) in repeats.items()
+    ]
+    cases.append(
+        Case(
+            "config-decoder-repeat-values",
+            ("run", "{tmp}/w.yaml", "--out", "{tmp}/out"),
+            {"w.yaml": block},
+            match=r"repeat: values of a block repeated 3 times are not computed",
+        )
+    )
+    cases.append(Case("config-decoder-repeat-ok", ("run", "{tmp}/w.yaml", *RUN), {"w.yaml": block}, "ok", writes=True))
     ok = {"w.yaml": DECODER}
     return [
         *cases,
