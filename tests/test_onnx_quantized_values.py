@@ -60,6 +60,8 @@ DYNAMIC = [
     "attention",
     "hard_swish_written_out",
     "erf_gelu",
+    "residual_cnn",
+    "se_block",
 ]
 STATIC_CASES = [(name, r) for name in STATIC for r in ref.recipes("qdq") + ref.recipes("qoperator")]
 
@@ -101,9 +103,12 @@ def _layer_tensors(graph: onnx.ModelProto) -> dict[str, str]:
                 or quantized
                 or (node.op_type, c.op_type) in GEMM_ACTIVATIONS
                 or (c.op_type in ("Relu", "Clip") and node.op_type in ("Add", "Sum", "ConvInteger", "MatMulInteger"))
+                or (c.op_type == "Sigmoid" and node.op_type in ("ConvInteger", "MatMulInteger"))
             ):
                 break
             out = c.output[0]
+            if c.op_type == "Sigmoid":
+                break  # the layer's activation: what follows is another layer
         return out
 
     return {node.name or node.output[0]: follow(node) for node in graph.graph.node}
@@ -440,3 +445,42 @@ def test_light_resnet50_qdq_every_layer_equals_ort() -> None:
         if not np.array_equal(v.stored.reshape(want[tensor_of[k]].shape), want[tensor_of[k]])
     ]
     assert differ == [] and len(values.layers) == 74
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 5), (6, 6), (7, 7), (14, 14)], ids=str)
+def test_global_mean_is_onnx_runtimes_bit_for_bit(hw: tuple[int, int]) -> None:
+    """The float GlobalAveragePool (every scheme's global avgpool, ORT's float groups, the dynamic models'
+    pools) sums as MLAS does (four lanes, then the remainder): bit-equal to ORT's kernel on rows of every
+    length mod 4, where numpy's mean differs in some channels (so codes after it could)."""
+    x = np.random.default_rng(0).standard_normal((2, 64, *hw)).astype(np.float32) * 3
+    node = onnx.helper.make_node("GlobalAveragePool", ["x"], ["y"])
+    graph = onnx.helper.make_graph(
+        [node],
+        "gap",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(x.shape))],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
+    (want,) = ref.run(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), {"x": x})
+    np.testing.assert_array_equal(runner.global_mean(x).view(np.int32), want.view(np.int32))
+    if hw[0] * hw[1] > 4:
+        assert np.count_nonzero(x.mean(axis=(2, 3), keepdims=True, dtype=np.float32) != want) > 0
+
+
+def test_logistic_is_onnx_runtimes_bit_for_bit() -> None:
+    """The float sigmoid (every scheme's sigmoid activation, ORT's float groups, QLinearSigmoid's table) is
+    MLAS's rational approximation with FMAs: bit-equal to ORT's Sigmoid on 200,000 values and the specials
+    (+-0, the clamp at +-18, +-inf, NaN, tiny), where the float64 logistic rounded once differs in over half."""
+    x = np.random.default_rng(0).standard_normal(200_000).astype(np.float32) * 6
+    specials = np.float32([0, -0.0, 18, -18, 30, -30, np.inf, -np.inf, 1e-30, 1e-45, np.nan])
+    x = np.concatenate([x, specials])
+    node = onnx.helper.make_node("Sigmoid", ["x"], ["y"])
+    graph = onnx.helper.make_graph(
+        [node],
+        "sigmoid",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [x.size])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
+    (want,) = ref.run(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), {"x": x})
+    np.testing.assert_array_equal(runner.activate(x, "sigmoid").view(np.int32), want.view(np.int32))
+    rounded = (1.0 / (1.0 + np.exp(-x[:200_000].astype(np.float64)))).astype(np.float32)
+    assert np.count_nonzero(rounded != want[:200_000]) > 100_000

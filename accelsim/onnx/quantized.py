@@ -39,6 +39,7 @@ from accelsim.onnx.reading import MAX_MODEL_BYTES, read_model
 from accelsim.onnx.reading import _parse as parse_model
 from accelsim.quant import ort_vector
 from accelsim.schemes import SchemeName
+from accelsim.values.runner import global_mean
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
 DYNAMIC_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"})
@@ -243,6 +244,11 @@ def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.nda
         return op({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, args)
     if node.op_type == "MaxPool" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
         return [_maxpool(node, np.asarray(args[0]))]
+    x = np.asarray(args[0]) if args else None
+    if node.op_type == "GlobalAveragePool" and node.domain in ("", "ai.onnx") and x is not None and x.ndim == 4:
+        return [global_mean(x)]  # MLAS's summation order, not numpy's
+    if node.op_type == "Sigmoid" and node.domain in ("", "ai.onnx") and x is not None:
+        return [ort_vector.logistic(x)]  # MLAS's rational approximation, not the correctly rounded logistic
     if node.op_type == "Erf" and node.domain in ("", "ai.onnx"):
         return [ort_vector.erf(np.asarray(args[0]))]  # ORT's float32 Erf (MLAS), not the exactly rounded one
     if node.domain in ("", "ai.onnx"):

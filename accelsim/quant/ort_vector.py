@@ -231,9 +231,53 @@ def lookup(x: np.ndarray, x_qp: QParams, out_qp: QParams, fn: Callable[[np.ndarr
     return table[index], int(np.count_nonzero(outside[index]))
 
 
-def logistic(v: np.ndarray) -> np.ndarray:
-    """The logistic function in float64, rounded once to float32."""
-    return (1.0 / (1.0 + np.exp(-v.astype(np.float64)))).astype(np.float32)
+#: MLAS's logistic (``MlasLogisticConstants``, Eigen's rational approximation): the odd numerator's and the even
+#: denominator's coefficients in x^2, highest power first
+_LOGISTIC_P = (
+    4.37031012579801e-11,
+    1.15627324459942e-07,
+    6.08574864600143e-05,
+    8.51377133304701e-03,
+    2.48287947061529e-01,
+)
+_LOGISTIC_Q = (
+    6.10247389755681e-13,
+    5.76102136993427e-09,
+    6.29106785017040e-06,
+    1.70198817374094e-03,
+    1.16817656904453e-01,
+    9.93151921023180e-01,
+)
+
+
+@njit(cache=True, nogil=True)
+def _logistic_flat(x, out, p_coef, q_coef):  # pragma: no cover - compiled
+    for i in range(x.size):
+        v = x[i]
+        if math.isnan(v):
+            out[i] = v
+            continue
+        v = min(np.float32(18.0), max(np.float32(-18.0), v))
+        s = np.float32(v * v)
+        p = p_coef[0]
+        for c in p_coef[1:]:
+            p = fma_float32(p, s, c)
+        q = q_coef[0]
+        for c in q_coef[1:]:
+            q = fma_float32(q, s, c)
+        y = np.float32(np.float32(np.float32(p * v) / q) + np.float32(0.5))
+        out[i] = min(np.float32(1.0), max(np.float32(0.0), y))
+
+
+def logistic(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 Sigmoid (MLAS's ``MlasComputeLogistic``, the FMA3 kernel): x clamped to [-18, 18],
+    ``p(x) / q(x) + 0.5`` with the polynomials in x^2 by fused multiply-adds, clamped to [0, 1]. Equal to ORT's
+    on 200,000 values and the specials; the correctly rounded logistic differs from it in the last bit of over
+    half of them, so a float sigmoid's codes after it need this one."""
+    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
+    out = np.empty_like(flat)
+    _logistic_flat(flat, out, np.asarray(_LOGISTIC_P, np.float32), np.asarray(_LOGISTIC_Q, np.float32))
+    return out.reshape(np.shape(x))
 
 
 def sigmoid(x: np.ndarray, x_qp: QParams, out_qp: QParams) -> Codes:

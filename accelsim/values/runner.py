@@ -110,13 +110,6 @@ def _gelu_flat(x, out):  # pragma: no cover - compiled
         out[i] = np.float32(0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))
 
 
-@njit(cache=True, nogil=True)
-def _sigmoid_flat(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        v = x[i]
-        out[i] = np.float32(1.0 / (1.0 + math.exp(-v)))
-
-
 def _elementwise_float32(kernel: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> np.ndarray:
     """``kernel`` on ``x`` as float32, in ``x``'s shape. (Plain loops, not numba ufuncs: a ufunc's eager
     signature is built on every import, about 0.05 s each on every run.)"""
@@ -132,8 +125,8 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function in float64, rounded once to float32 (exp of a large -x is inf: 0, not an error)."""
-    return _elementwise_float32(_sigmoid_flat, x)
+    """The logistic function as ONNX Runtime computes it in float32 (:func:`accelsim.quant.ort_vector.logistic`)."""
+    return ort_vector.logistic(x)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,14 +250,44 @@ def maxpool(x: np.ndarray, layer: MaxPool, pad_value: float) -> np.ndarray:
     return max_pool2d(x, pair(layer.kernel), layer.strides, (pad_h[0], pad_w[0]), pad_value)
 
 
+@njit(cache=True, nogil=True)
+def _row_means(x, out):  # pragma: no cover - compiled
+    """Each row's float32 mean in the order MLAS's global average pool sums it: four lanes over the row,
+    ``(l0 + l2) + (l1 + l3)``, then the remainder one by one, divided by the row's length."""
+    n = x.shape[1]
+    full = n - n % 4
+    for r in range(x.shape[0]):
+        l0 = l1 = l2 = l3 = np.float32(0)
+        for i in range(0, full, 4):
+            l0 += x[r, i]
+            l1 += x[r, i + 1]
+            l2 += x[r, i + 2]
+            l3 += x[r, i + 3]
+        total = (l0 + l2) + (l1 + l3)
+        for i in range(full, n):
+            total += x[r, i]
+        out[r] = total / np.float32(n)
+
+
+def global_mean(x: np.ndarray) -> np.ndarray:
+    """GlobalAveragePool of NCHW ``x`` as ONNX Runtime computes it in float32 (MLAS's summation order, so a
+    quantized model's float pool and the codes after it are ORT's bits; numpy's pairwise mean differs from
+    ORT's in the last bit of about a third of the channels)."""
+    rows = np.ascontiguousarray(x, np.float32).reshape(x.shape[0] * x.shape[1], -1)
+    out = np.empty(rows.shape[0], np.float32)
+    _row_means(rows, out)
+    return out.reshape(x.shape[0], x.shape[1], 1, 1)
+
+
 def avgpool(x: np.ndarray, layer: AvgPool) -> np.ndarray:
     """Mean over each window's in-image taps (padding excluded, as TFLite and count_include_pad=False),
-    or over its in-image and padding taps with ``count_include_pad`` (a ceil_mode overhang never counts).
+    or over its in-image and padding taps with ``count_include_pad`` (a ceil_mode overhang never counts);
+    a global pool is :func:`global_mean`.
 
     Summed in NCHW order whatever the memory layout, so the float32 result does not depend on it."""
     x = np.ascontiguousarray(x)
     if layer.global_pool:
-        return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
+        return global_mean(x)
     sums = _pool_windows(x, layer, 0).sum(axis=(-2, -1), dtype=np.float32)
     counted = np.ones((1, 1, *x.shape[2:]), np.float32)
     if layer.count_include_pad:  # the explicit padding counts; the overhang is cut off again below
