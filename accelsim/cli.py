@@ -128,7 +128,9 @@ def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] =
         )
     if isinstance(model, Workload):
         return (
-            f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers, batch {model.batch}, "
+            f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers"
+            + (f" x {model.repeat} blocks" if model.repeat > 1 else "")
+            + f", batch {model.batch}, "
             f"{si(model.macs)}MAC, {si(model.params)} parameters ({si(model.params, 'B')} as int8)"
             + (f", outputs {', '.join(model.outputs)}" if model.outputs else "")
         )
@@ -157,7 +159,8 @@ def workload_table(workload: Workload, width: int | None = None) -> str:
                 f"{s.params:,}",
             ]
         )
-    rows.append(["total", "", "", "", f"{workload.macs:,}", f"{workload.params:,}"])
+    total = "total" if workload.repeat == 1 else f"total ({workload.repeat} blocks)"
+    rows.append([total, "", "", "", f"{workload.macs:,}", f"{workload.params:,}"])
     return format_table(
         ["layer", "type", "inputs", "output (per sample)", "MACs (batch)", "params"],
         rows,
@@ -545,7 +548,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     t = run.total
     print(
         textwrap.fill(
-            f"total: {t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
+            f"total{f' of {workload.repeat} blocks (the rows are one block)' if workload.repeat > 1 else ''}: "
+            f"{t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
             f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
             f"utilization {100 * t.utilization:.1f}%",
             width or 1000,
