@@ -43,7 +43,8 @@ class RunOptions:
     ``flavour``: the dynamic scheme's flavour (``accelsim.quant.DYNAMIC_FLAVOURS``). ``weights``: the weight
     format (``symmetric``, ``asymmetric`` uint8 or ``asymmetric_int8``, ``accelsim.schemes.WEIGHT_FORMATS``):
     the values use weight zero points and the timing reads one zero-point byte per output channel with the
-    weight scales (fp32 has neither). ``observer``: the static scheme's calibration observer
+    weight scales (fp32 has neither); the int4 group-wise formats (``int4_g32`` ... ``int4_g128_zp``) run linear
+    layers weight-only (woq) or W4A8 (dynamic) and read packed codes plus per-group parameters. ``observer``: the static scheme's calibration observer
     (``accelsim.quant.OBSERVERS``; None: a quantized model's own parameters, nothing calibrated). ``weight_granularity``: one weight scale per output channel or per
     tensor (the values only: the timing reads per-channel scales either way; None: a quantized model's own
     weight codes). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.

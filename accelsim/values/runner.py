@@ -1167,7 +1167,8 @@ def run_values(
     intermediates (every ``LayerResult``) are kept for ``accelsim explain``. ``qparams`` (from
     :func:`calibrate`) skips static calibration, as a deployed model has its parameters already.
     ``weights``: the weight format (``symmetric`` int8; ``asymmetric`` uint8 or ``asymmetric_int8`` with a
-    zero point per channel, as ONNX Runtime's quantizer writes them); fp32 has no quantized weights.
+    zero point per channel, as ONNX Runtime's quantizer writes them; ``int4_g32`` ... ``int4_g128_zp``: int4
+    group-wise, linear layers under woq and dynamic, see :mod:`accelsim.quant.int4`); fp32 has no quantized weights.
     ``program``: the lowered program the values compute (the one the engine plays; :func:`program_steps`);
     lowered here for ``scheme`` when not given, as a prepared model passes the one it compiled.
     ``weight_granularity``: one weight scale per output channel (default) or one per tensor.
