@@ -123,7 +123,9 @@ def test_own_calibration_against_ort(folder: Path) -> None:
         else:
             assert abs(int(mine.scale.view(np.int32)[0]) - int(qp.scale.view(np.int32)[0])) == 1, tensor
             one_ulp.append(tensor)
-    assert same == ["input", "conv1", "dw", "pw", "add"] and one_ulp == ["conv2", "avgpool", "fc"]
+    # fc's range is ORT's since the global pool sums in MLAS's order (runner.global_mean); conv2's float conv
+    # does not, and the pool after it inherits that
+    assert same == ["input", "conv1", "dw", "pw", "add", "fc"] and one_ulp == ["conv2", "avgpool"]
     # the reason: ORT's fp32 run of the same images (the preprocessed model it calibrated) sees ranges that
     # differ in the last bit; accelsim's rule on ORT's own ranges gives ORT's scales exactly
     exported = export(workload.model_copy(update={"batch": 1}), _hw(), "fp32", materialize(workload))
