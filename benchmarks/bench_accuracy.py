@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
+from best_of import best_of
 from onnx_models import Built
 from ort_reference import Recipe, quantize, session
 
@@ -32,17 +31,6 @@ from accelsim.values.labelled_data import load_labelled, workload_classes
 from accelsim.values.tensors import materialize
 
 SCHEMES = ("fp32", "woq", "dynamic", "static")
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench(name: str, repeats: int) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import time
-from collections.abc import Callable
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from best_of import best_of
 
 from accelsim.config.loader import load_hardware
 from accelsim.lowering.program import lower
@@ -27,17 +27,6 @@ from accelsim.simulation import PreparedModel, simulate
 from accelsim.values.runner import calibrate, run_values
 
 MODELS = {"ch_PP-OCRv4_det_infer.onnx": [1, 3, 96, 192], "ch_PP-OCRv4_rec_infer.onnx": [1, 3, 48, 160]}
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench(name: str, shape: list[int], repeats: int) -> None:

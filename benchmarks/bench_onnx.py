@@ -30,6 +30,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
+from best_of import best_of
 from onnx_models import light_model
 from onnxruntime.quantization import QuantType
 from ort_reference import Recipe, quantize, session
@@ -46,17 +47,6 @@ from accelsim.simulation import PreparedModel, RunOptions, simulate
 from accelsim.values.runner import run_values
 
 QDQ = Recipe("qdq", per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
-
-
-def best_of(fn, repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
 """The accelerator a run simulates (DESIGN.md section 3); every field carries its unit in its name."""
 
 # No `from __future__ import annotations`: pydantic would compile each annotation from its text (config/workload.py).
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 
 from accelsim.config.ranges import PLAIN_NAME_CHECK, number, whole
-from accelsim.config.validation import FieldError, StrictModel
+from accelsim.config.validation import FieldError, StrictModel, WithLaterFields
 from accelsim.requant_modes import RequantModeName
 
 Dataflow = Literal["os", "ws", "is"]
@@ -130,13 +130,11 @@ class AreaConfig(StrictModel):
     vector_lane_um2: SquareMicrons
 
 
-#: sections added after hardware results were first stored -> their default (left out of dumps, so the
-#: results folders, sweep point ids and config digests of hardware without them stay valid)
-LATER_FIELDS: dict[str, Any] = {"energy": None, "area": None}
-
-
-class HardwareConfig(StrictModel):
+class HardwareConfig(WithLaterFields):
     """A whole accelerator, as loaded from ``hwconfigs/*.yaml``."""
+
+    #: sections added after hardware results were first stored (left out of dumps while absent)
+    later_fields: ClassVar[dict[str, Any]] = {"energy": None, "area": None}
 
     schema_version: Literal[1]
     name: Annotated[str, PLAIN_NAME_CHECK]
@@ -150,15 +148,6 @@ class HardwareConfig(StrictModel):
     energy: EnergyConfig | None = None
     """Energy per action (None: runs report energy as absent, not 0)."""
     area: AreaConfig | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The dump without sections added later while they hold their default (see LATER_FIELDS)."""
-        data = handler(self)
-        for key, default in LATER_FIELDS.items():
-            if data.get(key, default) == default:
-                data.pop(key, None)
-        return data
 
     @model_validator(mode="after")
     def _float_mac_priced(self) -> Self:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from accelsim.errors import AccelsimError, format_path
 
@@ -20,6 +20,23 @@ class StrictModel(BaseModel):
     """Base of every config model: unknown keys and silent type coercion are user errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class WithLaterFields(StrictModel):
+    """A model that gained fields after results were first stored: its dump leaves each such field out while
+    it holds its default, so a config that does not use them dumps as before and its results folders, sweep
+    point ids and config digests stay valid."""
+
+    #: field name -> the default that is left out of dumps
+    later_fields: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key, default in self.later_fields.items():
+            if data.get(key, default) == default:
+                data.pop(key, None)
+        return data
 
 
 class FieldError(ValueError):

@@ -16,15 +16,13 @@ from pydantic import (
     BeforeValidator,
     Field,
     PrivateAttr,
-    SerializerFunctionWrapHandler,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
 from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
-from accelsim.config.validation import FieldError, StrictModel
+from accelsim.config.validation import FieldError, StrictModel, WithLaterFields
 
 if TYPE_CHECKING:  # the loader reads the weights file; a workload only keeps what it read
     from accelsim.config.loader import WeightsBytes
@@ -113,6 +111,19 @@ class LayerBase(StrictModel):
         return 0
 
 
+def _image_input(kind: str, in_shapes: list[Shape], in_channels: int | None, groups: int, out_channels: int) -> Shape:
+    """A convolution's [C, H, W] input, checked against its declared channels and groups."""
+    (shape,) = in_shapes
+    if len(shape) != 3:
+        raise FieldError(("inputs",), f"{kind} needs a [C, H, W] input, got {list(shape)}")
+    c = shape[0]
+    if in_channels is not None and in_channels != c:
+        raise FieldError(("in_channels",), f"is {in_channels} but the input has {c} channels")
+    if c % groups or out_channels % groups:
+        raise FieldError(("groups",), f"{groups} does not divide in_channels {c} and out_channels {out_channels}")
+    return shape
+
+
 class Conv2d(LayerBase):
     type: Literal["conv2d"]
     out_channels: Dim
@@ -126,17 +137,7 @@ class Conv2d(LayerBase):
     in_channels: Dim | None = None
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
-        (shape,) = in_shapes
-        if len(shape) != 3:
-            raise FieldError(("inputs",), f"conv2d needs a [C, H, W] input, got {list(shape)}")
-        c, h, w = shape
-        if self.in_channels is not None and self.in_channels != c:
-            raise FieldError(("in_channels",), f"is {self.in_channels} but the input has {c} channels")
-        if c % self.groups or self.out_channels % self.groups:
-            raise FieldError(
-                ("groups",),
-                f"{self.groups} does not divide in_channels {c} and out_channels {self.out_channels}",
-            )
+        _, h, w = _image_input("conv2d", in_shapes, self.in_channels, self.groups, self.out_channels)
         return (self.out_channels, *spatial_out((h, w), self.kernel, self.stride, self.padding, self.dilation))
 
     def weight_params(self, in_shapes: list[Shape]) -> int:
@@ -168,17 +169,7 @@ class ConvTranspose2d(LayerBase):
     in_channels: Dim | None = None
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
-        (shape,) = in_shapes
-        if len(shape) != 3:
-            raise FieldError(("inputs",), f"conv_transpose2d needs a [C, H, W] input, got {list(shape)}")
-        c, h, w = shape
-        if self.in_channels is not None and self.in_channels != c:
-            raise FieldError(("in_channels",), f"is {self.in_channels} but the input has {c} channels")
-        if c % self.groups or self.out_channels % self.groups:
-            raise FieldError(
-                ("groups",),
-                f"{self.groups} does not divide in_channels {c} and out_channels {self.out_channels}",
-            )
+        _, h, w = _image_input("conv_transpose2d", in_shapes, self.in_channels, self.groups, self.out_channels)
         for i, (op, s, d) in enumerate(zip(pair(self.output_padding), pair(self.stride), pair(self.dilation))):
             if op >= max(s, d):
                 raise FieldError(
@@ -233,8 +224,11 @@ class Linear(LayerBase):
         return math.prod(out_shape) * in_shapes[0][-1]
 
 
-class Matmul(LayerBase):
+class Matmul(LayerBase, WithLaterFields):
     """Activation x activation product, e.g. attention scores ``Q K^T`` split into heads."""
+
+    #: kv_heads came after results were first stored: left out of dumps while None
+    later_fields: ClassVar[dict[str, Any]] = {"kv_heads": None}
 
     type: Literal["matmul"]
     arity: ClassVar[int] = 2
@@ -251,14 +245,6 @@ class Matmul(LayerBase):
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise FieldError(("kv_heads",), f"{self.kv_heads} does not divide heads {self.heads}", "a divisor of heads")
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_unset_kv_heads(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """kv_heads came after results were first stored: left out while None, so those stay valid."""
-        data = handler(self)
-        if data.get("kv_heads") is None:
-            data.pop("kv_heads", None)
-        return data
 
     def _operand(self, shape: Shape, which: str, heads: int, field: str = "heads") -> Shape:
         if heads == 1:
@@ -829,8 +815,6 @@ class LayerShapes:
     params: int
 
 
-#: top-level fields added after workloads' results were first stored -> their default (left out of dumps)
-LATER_FIELDS: dict[str, Any] = {"outputs": [], "quantized": None, "repeat": 1}
 #: most identical blocks one workload repeats (the deepest LLMs have ~100 to 130 decoder layers)
 MAX_REPEAT = 1024
 
@@ -852,8 +836,11 @@ class Quantized(StrictModel):
     groups): the static run computes them so too, on the dequantized codes and weights."""
 
 
-class Workload(StrictModel):
+class Workload(WithLaterFields):
     """A network to run: loaded from ``workloads/*.yaml``, shapes inferred and checked at load."""
+
+    #: top-level fields added after workloads' results were first stored (left out of dumps at their default)
+    later_fields: ClassVar[dict[str, Any]] = {"outputs": [], "quantized": None, "repeat": 1}
 
     schema_version: Literal[1]
     name: Annotated[str, PLAIN_NAME_CHECK]
@@ -882,17 +869,6 @@ class Workload(StrictModel):
     _weights_path: Path | None = PrivateAttr(default=None)
     #: the weights file's bytes and digest, read once (config.loader.read_weights)
     _weights_bytes: "WeightsBytes | None" = PrivateAttr(default=None)
-
-    @model_serializer(mode="wrap")
-    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The dump without fields added after results were first stored, while they hold their default: a
-        workload that does not use them dumps as before, so its results folders, sweep point ids and
-        config digests stay valid."""
-        data = handler(self)
-        for key, default in LATER_FIELDS.items():
-            if data.get(key, default) == default:
-                data.pop(key, None)
-        return data
 
     @model_validator(mode="after")
     def _infer_shapes(self) -> Self:
