@@ -160,3 +160,14 @@ def test_quantization_schemes_in_joules(files):
     }
     assert runs["static"].total.energy_pj < runs["fp32"].total.energy_pj
     assert runs["static"].total.energy_pj_dram_weights * 4 == runs["fp32"].total.energy_pj_dram_weights
+
+
+def test_float_scheme_on_an_array_without_a_float_datapath(files):
+    """No float_mac_pj is needed (or allowed to matter) when the array has no float datapath: fp32 GEMMs run
+    on the vector unit, so the array's energy is 0 and every other component is priced as usual."""
+    (files / "no_float.yaml").write_text(HW + ENERGY.replace("  float_mac_pj: 4.5\n", ""))
+    run = _run(files, "fp32", hw="no_float.yaml")
+    fc = next(r for r in run.rows if r.layer == "fc")
+    assert fc.unit == "vector" and fc.energy_pj_array == 0
+    assert fc.energy_pj_vector == fc.vector_busy_cycles * 4 * 4
+    assert math.isfinite(run.total.energy_pj) and run.total.energy_pj > 0

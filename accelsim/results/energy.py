@@ -41,11 +41,11 @@ assert set(ENERGY_FIELDS) <= {f.name for f in fields(LayerRecord)}
 
 
 def mac_pj(table: EnergyConfig, float_gemm: bool) -> float:
-    """One array MAC: an fp32 MAC under a float scheme, else an int8 multiply plus the accumulator's add."""
+    """One array MAC: a float MAC under a float scheme, else an int8 multiply plus the accumulator's add. A
+    table without a float MAC belongs to an array without a float datapath (HardwareConfig checks it), where
+    float GEMMs run on the vector unit and no array MAC is float: NaN keeps that impossible price absent."""
     if float_gemm:
-        # HardwareConfig refuses a table without float_mac_pj when the array can do float MACs
-        assert table.float_mac_pj is not None
-        return table.float_mac_pj
+        return math.nan if table.float_mac_pj is None else table.float_mac_pj
     return table.int8_mac_pj + table.accumulate_pj
 
 
