@@ -113,7 +113,9 @@ def simulate(
     one after the other."""
     step = progress or (lambda _: None)
     name = get_scheme(scheme).name  # an unknown scheme is the AccelsimError run_values and the CLI give
-    options_of_lowering = lowering_options(options.flavour, options.weights)
+    options_of_lowering = lowering_options(
+        options.flavour, options.weights, options.weight_granularity or "per_channel"
+    )
     program = prepared.program
     if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, name):
         raise ValueError(

@@ -13,6 +13,7 @@ from accelsim.config.scalesim_topology import import_topology
 from accelsim.config.validation import validate
 from accelsim.config.workload import GEMM_LAYERS, Workload
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view, indices_read
+from accelsim.lowering.operand_format import operand_format
 from accelsim.lowering.program import LoweredLayer, Lowerer, Program, Unit, lower
 from accelsim.lowering.tiling import SpatialFootprints, tile_bounds, weight_block_bytes
 from accelsim.simulation import RunOptions, dram_of, simulate
@@ -334,3 +335,25 @@ def test_a_conv_without_bias_reads_none(groups: int) -> None:
         layer = _only_gemm_layer(lower(w, load_hardware(None), "static"))
         assert sum(t.bias_bytes for t in layer.tiles) == bias_bytes
         assert sum(t.weight_scale_bytes for t in layer.tiles) == 16 * 8
+
+
+@pytest.mark.parametrize("scheme", ["static", "woq", "dynamic"])
+def test_per_tensor_weights_read_one_scale_per_block(scheme: str) -> None:
+    """Per-tensor weights (``--granularity per_tensor``) have one scale / requant multiplier for the whole
+    tensor: each weight block reads one set instead of one per output channel; nothing else changes."""
+    workload = load_workload("resnet18")
+    hw = load_hardware("default")
+    channel = simulate(workload, hw, scheme, options=RunOptions(timing_only=True))
+    tensor = simulate(workload, hw, scheme, options=RunOptions(timing_only=True, weight_granularity="per_tensor"))
+    for a, b in zip(channel.rows, tensor.rows, strict=True):
+        assert (a.layer, a.macs, a.dram_read_bytes_weights, a.dram_read_bytes_bias) == (
+            b.layer,
+            b.macs,
+            b.dram_read_bytes_weights,
+            b.dram_read_bytes_bias,
+        )
+        assert b.dram_read_bytes_weight_scales <= a.dram_read_bytes_weight_scales
+    assert tensor.total.dram_read_bytes_weight_scales < channel.total.dram_read_bytes_weight_scales / 8
+    per_tensor = operand_format(scheme, hw, per_tensor_weights=True).channel_parameters(32)
+    per_channel = operand_format(scheme, hw).channel_parameters(32)
+    assert per_tensor.bias == per_channel.bias and per_channel.weight_scales == 32 * per_tensor.weight_scales > 0

@@ -48,6 +48,8 @@ class OperandFormat:
     #: int4 group-wise weights: K elements per group; the scale (and zero point) bytes above are then per
     #: group, the zero points 4-bit, two per byte
     weight_group: int | None = None
+    #: one weight scale (and zero point) for the whole tensor: a block reads one set, not one per channel
+    per_tensor_weights: bool = False
 
     def channel_parameters(self, channels: int, bias: bool = True, k: int = 0) -> ChannelParameters:
         """Per-channel parameters of ``channels`` output channels of a layer with or without a bias (and
@@ -59,6 +61,10 @@ class OperandFormat:
             groups = ceil(k / self.weight_group)
             per_channel = (
                 groups * self.weight_scales_per_channel + ceil(groups / 2) * self.weight_zero_points_per_channel
+            )
+        elif self.per_tensor_weights:
+            return ChannelParameters(
+                bias=channels * self.bias_per_channel * bias, weight_scales=per_channel * (channels > 0)
             )
         return ChannelParameters(bias=channels * self.bias_per_channel * bias, weight_scales=channels * per_channel)
 
@@ -73,14 +79,20 @@ def _bytes(dtype: str) -> int:
 
 
 def operand_format(
-    scheme: str, hw: HardwareConfig, *, asymmetric_weights: bool = False, weight_group: int | None = None
+    scheme: str,
+    hw: HardwareConfig,
+    *,
+    asymmetric_weights: bool = False,
+    weight_group: int | None = None,
+    per_tensor_weights: bool = False,
 ) -> OperandFormat:
     """Byte widths of ``scheme`` (from its table in ``accelsim.schemes``) on ``hw``.
 
     ``asymmetric_weights``: the quantized weights carry a zero point per output channel (ONNX
     Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none.
     ``weight_group``: int4 weights in groups of that many K elements (``accelsim.schemes.WEIGHT_FORMATS``),
-    half a byte each in DRAM, a float32 scale and (asymmetric) a 4-bit zero point per group."""
+    half a byte each in DRAM, a float32 scale and (asymmetric) a 4-bit zero point per group.
+    ``per_tensor_weights``: one weight scale (requant multiplier) and zero point for the whole tensor."""
     plan = get_scheme(scheme)
     group = weight_group if plan.weights.quantized else None
     if group is not None and plan.requant_unit:
@@ -100,4 +112,5 @@ def operand_format(
         weight_scales_per_channel=scales,
         weight_zero_points_per_channel=1 if asymmetric_weights and plan.weights.quantized else 0,
         weight_group=group,
+        per_tensor_weights=per_tensor_weights and group is None and plan.weights.quantized,
     )

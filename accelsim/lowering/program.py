@@ -285,11 +285,16 @@ class Lowerer:
         *,
         asymmetric_weights: bool = False,
         weight_group: int | None = None,
+        per_tensor_weights: bool = False,
     ) -> None:
         self.hw = hw
         self.plan = get_scheme(scheme)
         self.fmt: OperandFormat = operand_format(
-            scheme, hw, asymmetric_weights=asymmetric_weights, weight_group=weight_group
+            scheme,
+            hw,
+            asymmetric_weights=asymmetric_weights,
+            weight_group=weight_group,
+            per_tensor_weights=per_tensor_weights,
         )
         #: W4A8 (int4 group-wise weights on the integer array): one int32 partial sum per group leaves the array
         self.w4a8_group = self.fmt.weight_group if not self.plan.float_gemm else None
@@ -694,17 +699,20 @@ class LoweringOptions(TypedDict):
     dynamic_per_tensor: bool
     asymmetric_weights: bool
     weight_group: int | None
+    per_tensor_weights: bool
 
 
-def lowering_options(flavour: str, weights: str) -> LoweringOptions:
-    """:func:`lower`'s options for a run's dynamic flavour (a per-tensor range pass or per-row ranges)
-    and weight format (zero points or not; int4 groups), from their tables. W4A8 quantizes activations
-    per row and group (ORT's accuracy_level 4), so it has no per-tensor range pass whatever the flavour."""
+def lowering_options(flavour: str, weights: str, weight_granularity: str = "per_channel") -> LoweringOptions:
+    """:func:`lower`'s options for a run's dynamic flavour (a per-tensor range pass or per-row ranges),
+    weight format (zero points or not; int4 groups) and weight granularity (one scale per tensor or per
+    channel), from their tables. W4A8 quantizes activations per row and group (ORT's accuracy_level 4), so
+    it has no per-tensor range pass whatever the flavour."""
     fmt = get_weight_format(weights)
     return LoweringOptions(
         dynamic_per_tensor=get_flavour(flavour).granularity == "per_tensor" and fmt.group is None,
         asymmetric_weights=not fmt.symmetric,
         weight_group=fmt.group,
+        per_tensor_weights=weight_granularity == "per_tensor",
     )
 
 
@@ -716,11 +724,20 @@ def lower(
     *,
     asymmetric_weights: bool = False,
     weight_group: int | None = None,
+    per_tensor_weights: bool = False,
 ) -> Program:
     """Lower every layer of ``workload`` for ``hw`` under ``scheme``; ``asymmetric_weights``: the
     quantized weights carry a zero point per output channel (per group with ``weight_group``), read with
-    the weight scales; ``weight_group``: int4 weights in groups of that many K elements (linear layers only)."""
-    lowerer = Lowerer(hw, scheme, dynamic_per_tensor, asymmetric_weights=asymmetric_weights, weight_group=weight_group)
+    the weight scales; ``weight_group``: int4 weights in groups of that many K elements (linear layers only);
+    ``per_tensor_weights``: one weight scale per tensor, read once per block instead of one per channel."""
+    lowerer = Lowerer(
+        hw,
+        scheme,
+        dynamic_per_tensor,
+        asymmetric_weights=asymmetric_weights,
+        weight_group=weight_group,
+        per_tensor_weights=per_tensor_weights,
+    )
     lowerer.read_kv_caches(workload)
     lowerer.check_buffers(workload)
     layers: list[LoweredLayer] = []

@@ -1180,7 +1180,7 @@ def run_values(
             f"unknown weight granularity {weight_granularity!r}", path="granularity", allowed=list(WEIGHT_GRANULARITIES)
         )
     if program is None:
-        program = lower(workload, hw, scheme, **lowering_options(flavour, weights))
+        program = lower(workload, hw, scheme, **lowering_options(flavour, weights, weight_granularity))
     elif program.scheme != scheme:
         raise AccelsimError(f"the program is lowered for the {program.scheme} scheme, not {scheme}", path="program")
     steps = program_steps(program, workload)
