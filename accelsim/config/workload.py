@@ -124,6 +124,13 @@ def _image_input(kind: str, in_shapes: list[Shape], in_channels: int | None, gro
     return shape
 
 
+def _grouped_weight_params(out_channels: int, in_channels: int, groups: int, kernel: Pair, bias: bool) -> int:
+    """Weights ``[out_channels, in_channels / groups, kh, kw]`` (conv2d's and conv_transpose2d's layout) and
+    a bias per output channel."""
+    kh, kw = pair(kernel)
+    return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)
+
+
 class Conv2d(LayerBase):
     type: Literal["conv2d"]
     out_channels: Dim
@@ -141,9 +148,7 @@ class Conv2d(LayerBase):
         return (self.out_channels, *spatial_out((h, w), self.kernel, self.stride, self.padding, self.dilation))
 
     def weight_params(self, in_shapes: list[Shape]) -> int:
-        kh, kw = pair(self.kernel)
-        c = in_shapes[0][0]
-        return self.out_channels * (c // self.groups) * kh * kw + (self.out_channels if self.bias else 0)
+        return _grouped_weight_params(self.out_channels, in_shapes[0][0], self.groups, self.kernel, self.bias)
 
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         kh, kw = pair(self.kernel)
@@ -193,9 +198,7 @@ class ConvTranspose2d(LayerBase):
         return (self.out_channels, out[0], out[1])
 
     def weight_params(self, in_shapes: list[Shape]) -> int:
-        kh, kw = pair(self.kernel)
-        c = in_shapes[0][0]
-        return self.out_channels * (c // self.groups) * kh * kw + (self.out_channels if self.bias else 0)
+        return _grouped_weight_params(self.out_channels, in_shapes[0][0], self.groups, self.kernel, self.bias)
 
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         """Every input pixel times its whole kernel (the GEMM's products, those the padding crops included)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property, partial
 from math import ceil, prod
-from typing import TypedDict
+from typing import TypedDict, Unpack
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
@@ -275,7 +275,11 @@ class Program:
 
 
 class Lowerer:
-    """Prices tiles on one hardware config under one scheme."""
+    """Prices tiles on one hardware config under one scheme. ``dynamic_per_tensor``: the dynamic scheme's
+    activations take a per-tensor range pass; ``asymmetric_weights``: the quantized weights carry a zero
+    point per output channel (per group with ``weight_group``), read with the weight scales;
+    ``weight_group``: int4 weights in groups of that many K elements (linear layers only);
+    ``per_tensor_weights``: one weight scale per tensor, read once per block instead of one per channel."""
 
     def __init__(
         self,
@@ -693,8 +697,9 @@ class Lowerer:
         )
 
 
-class LoweringOptions(TypedDict):
-    """:func:`lower`'s keyword options that a run's flavour and weight format fix."""
+class LoweringOptions(TypedDict, total=False):
+    """:func:`lower`'s keyword options (the :class:`Lowerer`'s) that a run's flavour, weight format and
+    weight granularity fix; any left out takes the Lowerer's default."""
 
     dynamic_per_tensor: bool
     asymmetric_weights: bool
@@ -716,28 +721,10 @@ def lowering_options(flavour: str, weights: str, weight_granularity: str = "per_
     )
 
 
-def lower(
-    workload: Workload,
-    hw: HardwareConfig,
-    scheme: str,
-    dynamic_per_tensor: bool = True,
-    *,
-    asymmetric_weights: bool = False,
-    weight_group: int | None = None,
-    per_tensor_weights: bool = False,
-) -> Program:
-    """Lower every layer of ``workload`` for ``hw`` under ``scheme``; ``asymmetric_weights``: the
-    quantized weights carry a zero point per output channel (per group with ``weight_group``), read with
-    the weight scales; ``weight_group``: int4 weights in groups of that many K elements (linear layers only);
-    ``per_tensor_weights``: one weight scale per tensor, read once per block instead of one per channel."""
-    lowerer = Lowerer(
-        hw,
-        scheme,
-        dynamic_per_tensor,
-        asymmetric_weights=asymmetric_weights,
-        weight_group=weight_group,
-        per_tensor_weights=per_tensor_weights,
-    )
+def lower(workload: Workload, hw: HardwareConfig, scheme: str, **options: Unpack[LoweringOptions]) -> Program:
+    """Lower every layer of ``workload`` for ``hw`` under ``scheme``, with the :class:`Lowerer`'s options
+    (:func:`lowering_options` derives them from a run's settings)."""
+    lowerer = Lowerer(hw, scheme, **options)
     lowerer.read_kv_caches(workload)
     lowerer.check_buffers(workload)
     layers: list[LoweredLayer] = []

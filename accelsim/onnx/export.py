@@ -255,13 +255,20 @@ def _conv(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | 
         "Conv",
         [inputs[0], b.weight(layer.name, params), *b.bias(layer.name, params)],
         f"{layer.name}.real",
-        kernel_shape=list(pair(layer.kernel)),
-        strides=list(pair(layer.stride)),
-        dilations=list(pair(layer.dilation)),
-        pads=list(sides(layer.padding)),
-        group=layer.groups,
+        **_window_attributes(layer),
     )
     return _output_activation(b, y, layer.name, layer.activation)
+
+
+def _window_attributes(layer: Conv2d | ConvTranspose2d) -> dict[str, Any]:
+    """Conv's and ConvTranspose's shared attributes: the kernel window and the groups."""
+    return {
+        "kernel_shape": list(pair(layer.kernel)),
+        "strides": list(pair(layer.stride)),
+        "dilations": list(pair(layer.dilation)),
+        "pads": list(sides(layer.padding)),
+        "group": layer.groups,
+    }
 
 
 def _conv_transpose(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
@@ -271,12 +278,8 @@ def _conv_transpose(b: _Builder, s: LayerShapes, inputs: list[str], params: Laye
         "ConvTranspose",
         [inputs[0], b.transposed_weight(layer, params), *b.bias(layer.name, params)],
         f"{layer.name}.real",
-        kernel_shape=list(pair(layer.kernel)),
-        strides=list(pair(layer.stride)),
-        dilations=list(pair(layer.dilation)),
-        pads=list(sides(layer.padding)),
         output_padding=list(pair(layer.output_padding)),
-        group=layer.groups,
+        **_window_attributes(layer),
     )
     return _output_activation(b, y, layer.name, layer.activation)
 
