@@ -269,15 +269,23 @@ def _logistic_flat(x, out, p_coef, q_coef):  # pragma: no cover - compiled
         out[i] = min(np.float32(1.0), max(np.float32(0.0), y))
 
 
+def elementwise_float32(kernel: Callable[..., None], x: np.ndarray, *consts: np.ndarray) -> np.ndarray:
+    """``kernel(flat, out, *consts)`` over ``x``'s elements as float32, in ``x``'s shape. (Plain Numba loops,
+    not numba ufuncs: a ufunc's eager signature is built on every import, about 0.05 s each on every run.)"""
+    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
+    out = np.empty_like(flat)
+    kernel(flat, out, *consts)
+    return out.reshape(np.shape(x))
+
+
 def logistic(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's float32 Sigmoid (MLAS's ``MlasComputeLogistic``, the FMA3 kernel): x clamped to [-18, 18],
     ``p(x) / q(x) + 0.5`` with the polynomials in x^2 by fused multiply-adds, clamped to [0, 1]. Equal to ORT's
     on 200,000 values and the specials; the correctly rounded logistic differs from it in the last bit of over
     half of them, so a float sigmoid's codes after it need this one."""
-    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
-    out = np.empty_like(flat)
-    _logistic_flat(flat, out, np.asarray(_LOGISTIC_P, np.float32), np.asarray(_LOGISTIC_Q, np.float32))
-    return out.reshape(np.shape(x))
+    return elementwise_float32(
+        _logistic_flat, x, np.asarray(_LOGISTIC_P, np.float32), np.asarray(_LOGISTIC_Q, np.float32)
+    )
 
 
 def sigmoid(x: np.ndarray, x_qp: QParams, out_qp: QParams) -> Codes:
@@ -373,8 +381,4 @@ def erf(x: np.ndarray) -> np.ndarray:
     the exact erf (about one value in ten differs from the correctly rounded one); equal to ORT's on a million
     normal values times 3, +-[0, 5] in steps of 5e-5 and the specials (+-0, subnormals, +-inf, NaN, 3e38).
     A quantized model quantizes it (Erf-GELU's Erf output), so its last bit decides codes at boundaries."""
-    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
-    out = np.empty_like(flat)
-    consts = (np.asarray(c, np.float32) for c in (_ERF_SMALL, _ERF_BIG, _EXP))
-    _erf_flat(flat, out, *consts)
-    return out.reshape(np.shape(x))
+    return elementwise_float32(_erf_flat, x, *(np.asarray(c, np.float32) for c in (_ERF_SMALL, _ERF_BIG, _EXP)))

@@ -110,23 +110,9 @@ def _gelu_flat(x, out):  # pragma: no cover - compiled
         out[i] = np.float32(0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))
 
 
-def _elementwise_float32(kernel: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> np.ndarray:
-    """``kernel`` on ``x`` as float32, in ``x``'s shape. (Plain loops, not numba ufuncs: a ufunc's eager
-    signature is built on every import, about 0.05 s each on every run.)"""
-    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
-    out = np.empty_like(flat)
-    kernel(flat, out)
-    return out.reshape(np.shape(x))
-
-
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU as BERT uses it, in float64, rounded once to float32."""
-    return _elementwise_float32(_gelu_flat, x)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function as ONNX Runtime computes it in float32 (:func:`accelsim.quant.ort_vector.logistic`)."""
-    return ort_vector.logistic(x)
+    return ort_vector.elementwise_float32(_gelu_flat, x)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -399,13 +385,13 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
     "relu6": lambda y, p: np.clip(y, np.float32(0), np.float32(6)),
     "clip": lambda y, p: _clip(y, p["min"], p["max"]),
     "leaky_relu": lambda y, p: np.where(y >= 0, y, y * np.float32(p["alpha"])),
-    "sigmoid": lambda y, p: sigmoid(y),
+    "sigmoid": lambda y, p: ort_vector.logistic(y),
     "tanh": lambda y, p: np.tanh(y),
     "hard_sigmoid": lambda y, p: _hard_sigmoid(y, p["alpha"], p["beta"]),
     "hard_swish": lambda y, p: y * _hard_sigmoid(y, 1 / 6, 0.5),  # ONNX HardSwish's alpha and beta
     "gelu": lambda y, p: gelu(y),
     "erf": lambda y, p: ort_vector.erf(y),  # ONNX's Erf: ORT's float32 arithmetic, the reference
-    "silu": lambda y, p: y * sigmoid(y),  # x * sigmoid(x): the sigmoid in float64 rounded once, a float32 multiply
+    "silu": lambda y, p: y * ort_vector.logistic(y),  # x * sigmoid(x): ORT's float32 sigmoid, a float32 multiply
 }
 
 
