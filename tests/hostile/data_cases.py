@@ -105,6 +105,16 @@ CASES = [
     ),
     Case("data-sweep-alone", _run("--accuracy-sweep"), match=r"--accuracy-sweep: only applies"),
     Case(
+        "data-observer-unknown",
+        _run("--data", "digits", "--observer", "bogus"),
+        match=r"--observer: invalid choice: 'bogus' \(choose from 'minmax', 'moving_average_minmax', 'percentile'\)",
+    ),
+    Case(
+        "data-granularity-unknown",
+        _run("--data", "digits", "--granularity", "per_row"),
+        match=r"--granularity: invalid choice: 'per_row' \(choose from 'per_channel', 'per_tensor'\)",
+    ),
+    Case(
         "data-with-input",
         _run("--data", "digits", "--input", "{tmp}/x.npy"),
         files={"x.npy": npy(X)},
