@@ -839,8 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=FlavourName.ONNX,
         help="dynamic quantization flavour (default: onnx): onnx (DynamicQuantizeLinear), pytorch "
         "(fbgemm/x86 engine, reduce_range: codes 0..127), pytorch_qnnpack (qnnpack engine, "
-        "full 0..255), tflite (per-row hybrid), tflite_symmetric (per-row hybrid, max|x| / 127); "
-        "see docs/numerics.md",
+        "full 0..255), tflite (per-row hybrid), tflite_symmetric (per-row hybrid, max|x| / 127), "
+        "pytorch_per_token (W8A8 per-token: int8 scale and zero point per row, torch's decomposed "
+        "per-token ops), pytorch_per_token_symmetric (per token, max|x| / 127); see docs/numerics.md",
     )
     sim.add_argument(
         "--weights",

@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from accelsim.quantize_rules import FBGEMM, ONNX, TFLITE_HYBRID, QuantizeRule
+from accelsim.quantize_rules import (
+    FBGEMM,
+    ONNX,
+    TFLITE_HYBRID,
+    TORCH_PER_TOKEN,
+    TORCH_PER_TOKEN_SYMMETRIC,
+    QuantizeRule,
+)
 from accelsim.vocabulary import named_row
 
 
@@ -24,6 +31,8 @@ class FlavourName(StrEnum):
     ONNX = "onnx"
     PYTORCH = "pytorch"
     PYTORCH_QNNPACK = "pytorch_qnnpack"
+    PYTORCH_PER_TOKEN = "pytorch_per_token"
+    PYTORCH_PER_TOKEN_SYMMETRIC = "pytorch_per_token_symmetric"
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,31 @@ DYNAMIC_FLAVOURS: dict[FlavourName, DynamicFlavour] = {
             False,
             False,
             "torch.ao.nn.quantized.dynamic.Linear, qnnpack engine (reduce_range ignored: full 0..255)",
+        ),
+        # W8A8 dynamic with per-token activation scales (LLM serving: torchao / ExecuTorch's 8da*w recipes)
+        DynamicFlavour(
+            FlavourName.PYTORCH_PER_TOKEN,
+            FlavourName.PYTORCH_PER_TOKEN,
+            "int8",
+            "per_row",
+            False,
+            False,
+            TORCH_PER_TOKEN,
+            False,
+            False,
+            "torch.ops.quantized_decomposed.choose_qparams_per_token_asymmetric + quantize_per_token (int8 -128..127)",
+        ),
+        DynamicFlavour(
+            FlavourName.PYTORCH_PER_TOKEN_SYMMETRIC,
+            FlavourName.PYTORCH_PER_TOKEN_SYMMETRIC,
+            "int8",
+            "per_row",
+            True,
+            False,
+            TORCH_PER_TOKEN_SYMMETRIC,
+            False,
+            False,
+            "torch.ops.quantized_decomposed.choose_qparams_per_token + quantize_per_token (int8 -128..127)",
         ),
     )
 }

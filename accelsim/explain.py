@@ -19,7 +19,7 @@ from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.kernels.requant import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
-from accelsim.lowering.program import LoweredLayer, lower, lowering_options
+from accelsim.lowering.program import ROW_PARAMETER_BYTES, LoweredLayer, lower, lowering_options
 from accelsim.quant import LayerResult, QParams, dequantize_tensor, input_row_sums, zero_point_correction
 from accelsim.quant.layer import IMAGE_KINDS
 from accelsim.requant_modes import get_mode
@@ -290,11 +290,20 @@ def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -
     x_scale = xq.qparams.scale if xq.qparams.axis is not None else xq.qparams.scale[0]
     bias = t["bias"].values if "bias" in t else None
     pre = scale_accumulator(acc.values, x_scale, w_q.qparams.scale, bias, axis=axis)
+    rows = xq.qparams.scale.size if xq.qparams.axis is not None else 0
+    parameters = (
+        f"{xq.qparams.dtype}, per row: one scale and zero point per token ({rows} rows, scales "
+        f"{float(xq.qparams.scale.min()):.4g}..{float(xq.qparams.scale.max()):.4g}, zero points "
+        f"{_fmt(xq.qparams.zero_point, 3)}), float32 and int32 beside the codes in SRAM ({rows * ROW_PARAMETER_BYTES:,} "
+        "bytes), never in DRAM"
+        if rows
+        else _qp(xq.qparams)
+    )
     return [
         f"1. DRAM: input activations are stored as float32 ({_fmt(x.values)}), {x.values.nbytes:,} bytes",
         (
-            f"2. vector unit: range of the input min {float(x.values.min()):.5g}, max {float(x.values.max()):.5g} "
-            f"-> {_qp(xq.qparams)}"
+            f"2. vector unit: range of {'each row' if rows else 'the input'} (input min {float(x.values.min()):.5g}, "
+            f"max {float(x.values.max()):.5g}) -> {parameters}"
         ),
         f"3. vector unit: quantize float32 -> {xq.qparams.dtype} on the way into SRAM: codes {_fmt(xq.values)}",
         f"4. DRAM -> filter SRAM: weights {_qp(w_q.qparams)}; bias stays float32",
@@ -303,7 +312,7 @@ def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -
             f"accumulators {_fmt(acc.values)}"
         ),
         *_zero_point_lines(result, axis),
-        f"6. vector unit: dequantize float32(acc) * (s_x * s_w[c]) + bias -> float32 {_fmt(pre)}"
+        f"6. vector unit: dequantize float32(acc) * (s_x{'[row]' if rows else ''} * s_w[c]) + bias -> float32 {_fmt(pre)}"
         + (f"; then {act} in float32 -> {_fmt(lv.output)}" if act != "none" else ""),
         f"7. DRAM: outputs stored as float32, {t['output'].values.nbytes:,} bytes",
         (

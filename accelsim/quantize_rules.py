@@ -20,6 +20,9 @@ class QuantizeRule:
     zero_point_before_rounding: bool  # round(x/s + z) instead of round(x/s) + z
     fused: bool  # x * (1/s) + z in one FMA rounding
     reference: str
+    #: ``x * (1/s) + z`` in float64 with ``1/s`` in float64 (PyTorch's decomposed per-token ops, whose scales
+    #: are float64 tensors, so type promotion lifts the float32 input)
+    wide: bool = False
 
 
 ONNX = QuantizeRule("onnx", False, False, False, False, "ORT MlasQuantizeLinear: rint(x / s) + z")
@@ -44,4 +47,26 @@ TFLITE = QuantizeRule("tflite", False, True, False, False, "TFLite reference Aff
 TFLITE_HYBRID = QuantizeRule(
     "tflite_hybrid", True, True, True, False, "TFLite PortableAsymmetricQuantizeFloats: round(z + x * (1/s))"
 )
-RULES = {r.name: r for r in (ONNX, FBGEMM, TORCH_FAKE_QUANT, TFLITE, TFLITE_HYBRID)}
+TORCH_PER_TOKEN = QuantizeRule(
+    "torch_per_token",
+    True,
+    False,
+    True,
+    False,
+    "torch.ops.quantized_decomposed.quantize_per_token with choose_qparams_per_token_asymmetric's float64 "
+    "scales: rint(float64(x) * (1.0 / float64(s)) + z)",
+    wide=True,
+)
+TORCH_PER_TOKEN_SYMMETRIC = QuantizeRule(
+    "torch_per_token_symmetric",
+    True,
+    False,
+    True,
+    False,
+    "torch.ops.quantized_decomposed.quantize_per_token with choose_qparams_per_token's float32 scales: "
+    "rint(x * float32(1 / s) + 0)",
+)
+RULES = {
+    r.name: r
+    for r in (ONNX, FBGEMM, TORCH_FAKE_QUANT, TFLITE, TFLITE_HYBRID, TORCH_PER_TOKEN, TORCH_PER_TOKEN_SYMMETRIC)
+}

@@ -17,7 +17,7 @@ import pytest
 from accelsim.cli import GRANULARITY_NAMES, OBSERVER_NAMES, main
 from accelsim.config import Workload, load_hardware, load_workload
 from accelsim.lowering.program import Program
-from accelsim.quant import OBSERVERS
+from accelsim.quant import DYNAMIC_FLAVOURS, OBSERVERS
 from accelsim.quant.options import WEIGHT_GRANULARITIES
 from accelsim.values.accuracy import Variant, calibrate_on, evaluate, sweep_variants, variant
 from accelsim.values.labelled_data import digits_split, load_labelled, workload_classes
@@ -144,7 +144,8 @@ def test_compare_with_data_writes_accuracy_and_report(tmp_path: Path, capsys: py
     folder = out / "digits-mlp" / "default-32x32"
     meta = json.loads((folder / "results.json").read_text())["meta"]
     accuracy = meta["accuracy"]
-    assert accuracy["data"]["name"] == "digits" and len(accuracy["rows"]) == 19
+    # fp32; woq and static (3 observers) at two weight granularities; dynamic: every flavour at two
+    assert accuracy["data"]["name"] == "digits" and len(accuracy["rows"]) == 1 + 2 + 6 + 2 * len(DYNAMIC_FLAVOURS)
     fp32 = accuracy["rows"][0]
     assert (fp32["scheme"], fp32["correct"], fp32["agree"]) == ("fp32", TRAINED_TOP1["digits-mlp"][1], 537)
     assert meta["runs"]["static"]["observer"] == "minmax"

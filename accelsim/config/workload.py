@@ -399,10 +399,22 @@ class Softmax(LayerBase):
 
     type: Literal["softmax"]
     axis: Axis = -1
+    #: attention's causal mask on ``[..., queries, keys]`` scores: query ``i`` sees keys ``0 .. i + keys - queries``
+    #: (aligned to the last key, so a prefill after a cache of ``keys - queries`` rows and a decode step are both
+    #: a real decoder's); the masked scores get probability 0
+    causal: bool = False
 
     def infer(self, in_shapes: list[Shape]) -> Shape:
-        _axis(self.axis, len(in_shapes[0]))
-        return in_shapes[0]
+        shape = in_shapes[0]
+        axis = _axis(self.axis, len(shape))
+        if self.causal and (axis != len(shape) - 1 or len(shape) < 2 or shape[-1] < shape[-2]):
+            raise FieldError(
+                ("causal",),
+                f"needs the softmax over the last axis of [..., queries, keys] scores with keys >= queries; the "
+                f"input is {list(shape)} and the axis {self.axis}",
+                "causal: false, or axis -1 on attention scores",
+            )
+        return shape
 
 
 class LayerNorm(LayerBase):

@@ -273,6 +273,29 @@ def _row_minmax(x):
     return mins, maxs
 
 
+@njit(cache=True, nogil=True)
+def _quantize_wide_loop(x, inv_scale, zp, qmin, qmax, half_away, out):
+    """``round(float64(x) * inv + z)`` clamped, all float64 (``inv`` float64 per channel): the arithmetic of a
+    float32 tensor times a float64 one. Clamped elements are flagged and counted after the loop, as in
+    :func:`_rule_loops`."""
+    clamped = np.empty(x.shape, np.bool_)
+    lo, hi = np.float64(qmin), np.float64(qmax)
+    for o in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            inv, z = inv_scale[c], np.float64(zp[c])
+            for i in range(x.shape[2]):
+                d = min(max(np.float64(x[o, c, i]) * inv + z, lo - 1.0), hi + 1.0)
+                r = _round(d, half_away)
+                clamped[o, c, i] = (r < lo) | (r > hi)
+                out[o, c, i] = np.int32(min(max(r, lo), hi))
+    count = 0
+    for o in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i in range(x.shape[2]):
+                count += clamped[o, c, i]
+    return count
+
+
 def quantize(
     x: np.ndarray,
     scale: np.ndarray | float,
@@ -286,18 +309,24 @@ def quantize(
     zero_point_before_rounding: bool = False,
     inv_scale: np.ndarray | float | None = None,
     fused: bool = False,
+    wide: bool = False,
     out_dtype: type = np.int32,
 ) -> tuple[np.ndarray, int]:
     """float32 ``x`` -> codes in ``[qmin, qmax]`` (``out_dtype``) and the number of clamped elements.
 
     ``inv_scale`` overrides the float32 ``1 / scale`` of the reciprocal rule (TFLite's symmetric
     path computes ``127 / range`` instead). ``fused``: ``round(fma(x, 1/s, z))`` (implies reciprocal
-    and zero point before rounding).
+    and zero point before rounding). ``wide``: ``round(float64(x) * (1 / float64(s)) + z)`` (PyTorch's
+    ``quantize_per_token`` on float64 scales).
     """
     view, restore = elementwise_view(np.asarray(x, dtype=np.float32), axis)
     ch = view.shape[1]
-    scale_c = channel_params(scale, ch, np.float32)
     out: np.ndarray = np.empty(view.shape, out_dtype)
+    if wide:
+        inv64 = 1.0 / channel_params(scale, ch, np.float64)
+        zp64 = channel_params(zero_point, ch, np.int64)
+        return restore(out), int(_quantize_wide_loop(view, inv64, zp64, qmin, qmax, half_away, out))
+    scale_c = channel_params(scale, ch, np.float32)
     sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[0](
         view,
         scale_c,

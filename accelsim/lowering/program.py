@@ -80,6 +80,9 @@ CLAMP_ACTIVATIONS = ("none", "relu", "relu6")
 ELEMENTWISE_OPS = 1  # add, subtract, multiply or divide
 SCALE_SHIFT_OPS = 2  # multiply, add
 SOFTMAX_OPS = 5  # max, subtract, exp, sum, divide
+#: a causal softmax selects -inf for the scores past each query's position (a compare of the key index against
+#: the query's, then the select: one lane op with the index compare fused); the array still computes every score
+CAUSAL_MASK_OPS = 1
 LAYERNORM_OPS = 5  # mean, variance, normalize, scale, shift
 RMSNORM_OPS = 3  # square-and-sum, normalize, scale (the reciprocal square root is once per row)
 #: rotary embedding per element: times cos, its partner times sin, add (cos and sin come from a table)
@@ -92,6 +95,12 @@ STATIC_REQUANT_OPS = 2  # dequantize in, quantize out around a float op on int8 
 DYNAMIC_QUANTIZE_OPS = 1
 RANGE_OPS = 1  # min/max reduction
 FLOAT_OUTPUT_OPS = 2  # acc * (s_x * s_w) + bias
+#: per-row (per-token) dynamic activations: the combined scale s_x[row] * s_w[c] is a product per output, not
+#: one per channel
+ROW_RESCALE_OPS = 1
+#: a per-row dynamic input's parameters beside its codes in the ifmap buffer: a float32 scale and an int32 zero
+#: point per row (the output rescale reads them back)
+ROW_PARAMETER_BYTES = 8
 MOVE_OPS = 1  # concat / transpose: each element passes a lane once on its way to its new address
 #: conv_transpose2d's col2im: each GEMM column value is added into the output it lands on (or dropped,
 #: when the padding crops it)
@@ -449,9 +458,9 @@ class Lowerer:
                 ) from None
         return self._plans[view]
 
-    def post(self, outputs: int, activation: str, grouped: bool = False) -> tuple[Unit, int]:
+    def post(self, outputs: int, activation: str, grouped: bool = False, per_row: bool = False) -> tuple[Unit, int]:
         """Which unit finishes an output block and how long it takes (``grouped``: W4A8, whose rescale already
-        scaled the sums)."""
+        scaled the sums; ``per_row``: dynamic activations with a scale per row, one more product per output)."""
         if self.plan.requant_unit:
             extra = (
                 self.vector.cycles(outputs * (ACTIVATION_OPS[activation] + STATIC_REQUANT_OPS))
@@ -460,7 +469,8 @@ class Lowerer:
             )
             return Unit.REQUANT, self.requant.cycles(outputs) + extra
         scaled = self.plan.runtime_activations and not grouped
-        return Unit.VECTOR, self.vector.cycles(outputs * (FLOAT_OUTPUT_OPS * scaled + ACTIVATION_OPS[activation] + 1))
+        ops = FLOAT_OUTPUT_OPS * scaled + ROW_RESCALE_OPS * per_row + ACTIVATION_OPS[activation] + 1
+        return Unit.VECTOR, self.vector.cycles(outputs * ops)
 
     def gemm_layer(self, shapes: LayerShapes, batch: int) -> LoweredLayer:
         if self.fmt.weight_group is not None and shapes.layer.type not in INT4_LAYERS:
@@ -486,9 +496,14 @@ class Lowerer:
         fmt = self.fmt
         tiles: list[Tile] = []
         resident_input = False
-        if self.plan.runtime_activations and self.dynamic_per_tensor:
-            # The range must see the whole input before the first tile is quantized. If the fp32 input
-            # fits in the ifmap buffer it stays there; otherwise tiles read it a second time.
+        grouped = self.grouped(view)
+        # per-row (per-token) dynamic activations: each row's range is reduced on the fly as its block arrives,
+        # unless K is cut into blocks: a row's scale must then be known before its first K block is quantized
+        per_row = self.plan.runtime_activations and not self.dynamic_per_tensor and not grouped
+        row_pass = per_row and plan.kt < view.k
+        if self.plan.runtime_activations and self.dynamic_per_tensor or row_pass:
+            # The range must see the whole input (each whole row) before the first tile is quantized. If the
+            # fp32 input fits in the ifmap buffer it stays there; otherwise tiles read it a second time.
             resident_input = input_elems * fmt.ifmap_dram <= 2 * self.halves.ifmap
             input_bytes = input_elems * fmt.ifmap_dram
             tiles.append(
@@ -512,7 +527,6 @@ class Lowerer:
         )
         useful_fraction = view.useful_macs / view.macs
         unit = self.gemm_unit
-        grouped = self.grouped(view)
 
         def tile(
             mt: int, k: tuple[int, int], n: tuple[int, int], new_x: bool, new_w: bool, new_n: bool, footprint: int
@@ -523,9 +537,11 @@ class Lowerer:
             params = channel_parameters(view, fmt, nt * new_n)
             pre = 0
             if self.plan.runtime_activations and new_x:
-                pre += self.vector.cycles(
-                    footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * (not self.dynamic_per_tensor))
-                )
+                on_the_fly_range = not self.dynamic_per_tensor and not row_pass
+                pre += self.vector.cycles(footprint * (DYNAMIC_QUANTIZE_OPS + RANGE_OPS * on_the_fly_range))
+            # per-row parameters: written beside the codes as an M block's first K block is quantized, read by
+            # the output rescale with its last K block
+            row_params = ROW_PARAMETER_BYTES * mt * per_row
             if self.plan.runtime_activations and new_w and view.b_is_activation:
                 pre += self.vector.cycles(kt * nt * DYNAMIC_QUANTIZE_OPS)
             if view.kv_read is not None and view.kv_read.dtype == "int8" and new_w:  # per-head, per-token scales
@@ -537,7 +553,7 @@ class Lowerer:
             scatter = 0  # conv_transpose2d: the block's columns are added into its share of the outputs
             if view.col2im is not None:
                 outputs, scatter = round(outputs * view.col2im.outputs / view.col2im.columns), outputs * COL2IM_OPS
-            post_unit, post_cycles = self.post(outputs, activation, grouped) if last else (None, 0)
+            post_unit, post_cycles = self.post(outputs, activation, grouped, per_row) if last else (None, 0)
             post_cycles += self.vector.cycles(scatter) if last else 0
             x_reads, w_reads = self._array_reads(mt, kt, nt)
             return Tile(
@@ -555,11 +571,12 @@ class Lowerer:
                 post_cycles=post_cycles,
                 ofmap_bytes=outputs * fmt.ofmap_dram,
                 macs=round(mt * kt * nt * useful_fraction),
-                sram_read_bytes_ifmap=x_reads,
+                sram_read_bytes_ifmap=x_reads + row_params * last,
                 sram_read_bytes_filter=w_reads,
                 # partial sums read back to accumulate onto, and by the requant/vector unit after the last K block
                 sram_read_bytes_ofmap=((k[0] > 0) + last) * mt * nt * fmt.accumulator,
-                sram_write_bytes_ifmap=footprint * fmt.ifmap_sram * (not resident_input),
+                sram_write_bytes_ifmap=footprint * fmt.ifmap_sram * (not resident_input)
+                + row_params * (new_x and k[0] == 0),
                 sram_write_bytes_filter=(stored_weight_bytes(view, fmt, k, n, sram=True) if new_w else 0)
                 + params.total,
                 sram_write_bytes_ofmap=mt * nt * fmt.accumulator,
@@ -616,10 +633,10 @@ class Lowerer:
             ops = out_elems * (MOVE_OPS + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, Lrn):
             ops = out_elems * (LRN_OPS + layer.size + static * STATIC_REQUANT_OPS)
-        elif isinstance(layer, (Softmax, LayerNorm)):
-            ops = out_elems * (
-                (SOFTMAX_OPS if isinstance(layer, Softmax) else LAYERNORM_OPS) + static * STATIC_REQUANT_OPS
-            )
+        elif isinstance(layer, Softmax):
+            ops = out_elems * (SOFTMAX_OPS + CAUSAL_MASK_OPS * layer.causal + static * STATIC_REQUANT_OPS)
+        elif isinstance(layer, LayerNorm):
+            ops = out_elems * (LAYERNORM_OPS + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, (RmsNorm, Rotary)):
             ops = out_elems * (
                 (RMSNORM_OPS if isinstance(layer, RmsNorm) else ROTARY_OPS) + static * STATIC_REQUANT_OPS

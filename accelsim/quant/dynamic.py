@@ -23,6 +23,11 @@ Parameter rules, each the framework's code line by line:
   ``PortableAsymmetricQuantizeFloats``: float32 range, double scale and zero point, int8 -128..127,
   ties away from zero;
   ``tflite_symmetric`` is ``PortableSymmetricQuantizeFloats`` (scale = max|x| / 127).
+- ``pytorch_per_token`` (W8A8 dynamic, one scale and zero point per token): PyTorch's decomposed
+  ``choose_qparams_per_token_asymmetric`` (float32, XNNPACK's zero-point rule) and ``quantize_per_token``,
+  whose float64 scales make the quantization ``rint(float64(x) * (1 / s) + z)``;
+  ``pytorch_per_token_symmetric``: ``choose_qparams_per_token`` (``max(max|x|, 1e-5) / 127``, float32 scales,
+  so ``rint(x * float32(1 / s))``).
 """
 
 from __future__ import annotations
@@ -104,12 +109,34 @@ def tflite_symmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
     return (1.0 if rng == 0 else float(np.float32(rng / np.float32(127)))), 0
 
 
+def pytorch_per_token_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """``torch.ops.quantized_decomposed.choose_qparams_per_token_asymmetric`` (int8) for one row, in its
+    float32 tensor arithmetic: the range widened to contain 0, ``scale = max((max - min) / 255, eps32)``,
+    the zero point from the end with the smaller error (XNNPACK's rule), clamped to -128..127 and rounded
+    half to even. Torch hands the scale on as float64 (exactly this float32 value)."""
+    f32 = np.float32
+    lo32, hi32 = min(f32(lo), f32(0)), max(f32(hi), f32(0))
+    scale = max(f32(f32(hi32 - lo32) / f32(255)), f32(np.finfo(np.float32).eps))
+    low, high = f32(lo32 / scale), f32(hi32 / scale)
+    from_min = f32(f32(-128) - low) if f32(f32(f32(-128) + low) + f32(f32(127) + high)) > 0 else f32(f32(127) - high)
+    return float(scale), int(np.rint(min(max(from_min, f32(-128)), f32(127))))
+
+
+def pytorch_per_token_symmetric_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """``torch.ops.quantized_decomposed.choose_qparams_per_token`` (int8) for one row: ``max(max|x|, 1e-5) / 127``
+    in float32, zero point 0."""
+    rng = max(abs(np.float32(lo)), abs(np.float32(hi)), np.float32(1e-5))
+    return float(np.float32(rng / np.float32(127))), 0
+
+
 #: (range min, range max, reduce_range) -> (float32 scale, zero point) of each parameter rule
 PARAM_RULES: dict[FlavourName, Callable[[float, float, bool], tuple[float, int]]] = {
     FlavourName.ONNX: lambda lo, hi, _: onnx_qparams(lo, hi),
     FlavourName.PYTORCH: lambda lo, hi, reduce_range: pytorch_qparams(lo, hi, reduce_range=reduce_range),
     FlavourName.TFLITE: lambda lo, hi, _: tflite_asymmetric_qparams(lo, hi),
     FlavourName.TFLITE_SYMMETRIC: lambda lo, hi, _: tflite_symmetric_qparams(lo, hi),
+    FlavourName.PYTORCH_PER_TOKEN: lambda lo, hi, _: pytorch_per_token_qparams(lo, hi),
+    FlavourName.PYTORCH_PER_TOKEN_SYMMETRIC: lambda lo, hi, _: pytorch_per_token_symmetric_qparams(lo, hi),
 }
 
 
@@ -129,7 +156,7 @@ def _rows_qparams(x2d: np.ndarray, flavour: DynamicFlavour) -> tuple[QParams, np
     pairs = [rule(float(a), float(b), flavour.reduce_range) for a, b in zip(lo, hi)]
     axis = None if flavour.granularity == "per_tensor" else 0
     dtype = flavour.activation_dtype
-    narrow = flavour.symmetric  # symmetric TFLite clamps to -127..127
+    narrow = flavour.params == FlavourName.TFLITE_SYMMETRIC  # symmetric TFLite clamps to -127..127
     qp = QParams([p[0] for p in pairs], [p[1] for p in pairs], dtype, axis, narrow)
     if flavour.params != FlavourName.TFLITE_SYMMETRIC:
         return qp, None

@@ -29,6 +29,7 @@ def quantize_tensor(
         zero_point_before_rounding=rule.zero_point_before_rounding,
         inv_scale=inv_scale,
         fused=rule.fused,
+        wide=rule.wide,
         out_dtype=qp.numpy_dtype,
     )
     return q, sats

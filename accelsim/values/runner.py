@@ -297,8 +297,13 @@ def lrn(x: np.ndarray, layer: Lrn) -> np.ndarray:
     return (x / base ** np.float32(layer.beta)).astype(np.float32)
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Softmax over ``axis`` of ``x`` (batch included), max subtracted first."""
+def softmax(x: np.ndarray, axis: int = -1, causal: bool = False) -> np.ndarray:
+    """Softmax over ``axis`` of ``x`` (batch included), max subtracted first. ``causal`` (``axis`` the last, ``x``
+    ``[..., queries, keys]``): query ``i`` sees keys up to ``i + keys - queries``, the others score -inf."""
+    if causal:
+        queries, keys = x.shape[-2:]
+        visible = np.tri(queries, keys, keys - queries, dtype=bool)
+        x = np.where(visible, x, np.float32(-np.inf))
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return (e / e.sum(axis=axis, keepdims=True, dtype=np.float32)).astype(np.float32)
 
@@ -517,7 +522,7 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
     if isinstance(layer, Lrn):
         return lrn(x, layer)
     if isinstance(layer, Softmax):
-        return softmax(x, _sample_axis(layer.axis, x.ndim))
+        return softmax(x, _sample_axis(layer.axis, x.ndim), layer.causal)
     if isinstance(layer, LayerNorm):
         assert params is not None  # materialize gives every LayerNorm its gamma and beta
         return layernorm(x, params, layer.eps)
@@ -959,7 +964,7 @@ class _StaticRun:
         elif isinstance(layer, Concat):
             parts = [(q.codes, q.qparams) for q in inputs]
             codes, sats = ort_vector.concat(parts, qp, _sample_axis(layer.axis, x.codes.ndim))
-        elif isinstance(layer, Softmax):
+        elif isinstance(layer, Softmax) and not layer.causal:  # QLinearSoftmax has no mask
             scale, zero = ort_vector.affine(qp)
             axis = _sample_axis(layer.axis, x.codes.ndim)
             codes, sats = ort_vector.softmax(x.codes, ort_vector.affine(x.qparams)[0], scale, zero, axis)

@@ -542,6 +542,7 @@ layers:
   - {name: scores, type: matmul, inputs: [q_rope, k_rope], transpose_b: true, heads: 4, kv_heads: 2}
   - {name: gate, type: activation, function: silu, inputs: [q]}
   - {name: k_cache, type: kv_cache, inputs: [k_rope], heads: 2, context: 16, dtype: int8}
+  - {name: probs, type: softmax, inputs: [scores], causal: true}
 """
 
 
@@ -582,6 +583,13 @@ def _decoder() -> list[Case]:
         ),
         "kv-cache-context-past-max": ("context: 16", "context: 1048577", r"layers\[7\]\.context: .*1,048,576"),
         "silu-alpha": ("function: silu", "function: silu, alpha: 1", r"layers\[6\]\.alpha: is not a parameter of silu"),
+        "causal-text": ("causal: true", "causal: maybe", r"layers\[8\]\.causal"),
+        "causal-list": ("causal: true", "causal: [true]", r"layers\[8\]\.causal"),
+        "causal-not-last-axis": (
+            "causal: true",
+            "causal: true, axis: 0",
+            r"layers\[8\]\.causal: layer .probs.: needs the softmax",
+        ),
     }
     for key, (old, _, _) in bad.items():
         assert old in DECODER, key
