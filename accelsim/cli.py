@@ -130,6 +130,7 @@ def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] =
         return (
             f"workload {model.name}{overridden(overrides)}: {len(model.layers)} layers"
             + (f" x {model.repeat} blocks" if model.repeat > 1 else "")
+            + (f" + {len(model.final_layers)} final layers" if model.final_layers else "")
             + f", batch {model.batch}, "
             f"{si(model.macs)}MAC, {si(model.params)} parameters ({si(model.params, 'B')} as int8)"
             + (f", outputs {', '.join(model.outputs)}" if model.outputs else "")
@@ -159,7 +160,11 @@ def workload_table(workload: Workload, width: int | None = None) -> str:
                 f"{s.params:,}",
             ]
         )
-    total = "total" if workload.repeat == 1 else f"total ({workload.repeat} blocks)"
+    total = (
+        "total"
+        if workload.repeat == 1
+        else f"total ({workload.repeat} blocks{' + final layers' * bool(workload.final_layers)})"
+    )
     rows.append([total, "", "", "", f"{workload.macs:,}", f"{workload.params:,}"])
     return format_table(
         ["layer", "type", "inputs", "output (per sample)", "MACs (batch)", "params"],
@@ -365,6 +370,14 @@ def _data_run(
     return tensors, calibrate_on(w, hw, tensors.params, data.calibration_x, observer) | (model.qparams or {})
 
 
+def _blocks(workload: Workload) -> str:
+    """What a repeated workload's total counts, for the line after its table."""
+    if workload.repeat == 1:
+        return ""
+    final = f" and the {len(workload.final_layers)} final layers once" if workload.final_layers else ""
+    return f" of {workload.repeat} blocks{final} (the block's rows are one block)"
+
+
 def _measure_accuracy(
     args: argparse.Namespace,
     model: ModelFile,
@@ -548,7 +561,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     t = run.total
     print(
         textwrap.fill(
-            f"total{f' of {workload.repeat} blocks (the rows are one block)' if workload.repeat > 1 else ''}: "
+            f"total{_blocks(workload)}: "
             f"{t.total_cycles:,} cycles = {t.latency_s * 1e3:.3f} ms at {hw.clock_mhz:g} MHz, "
             f"{t.stall_cycles:,} stall cycles, {(t.dram_read_bytes + t.dram_write_bytes) / 1e6:.2f} MB DRAM, "
             f"utilization {100 * t.utilization:.1f}%",

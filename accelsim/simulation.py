@@ -16,7 +16,7 @@ from accelsim.config.loader import weights_digest
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.hw import DramChannel, roofline_bound
 from accelsim.lowering.program import Program, lower, lowering_options
-from accelsim.results.energy import price
+from accelsim.results.energy import price, sum_energy
 from accelsim.results.records import LayerRecord, repeated, total_record
 from accelsim.schemes import SCHEMES, SchemeName, WeightFormatName, get_scheme
 from accelsim.timing.engine import Engine, EngineRun
@@ -91,7 +91,7 @@ class SchemeRun:
 
 
 def dram_of(hw: HardwareConfig) -> DramChannel:
-    return DramChannel(hw.dram_bytes_per_cycle, hw.dram.latency_cycles, hw.dram.channels)
+    return DramChannel(hw.dram_bytes_per_cycle, hw.dram.latency_cycles, hw.dram.channels, hw.dram.outstanding_transfers)
 
 
 def simulate(
@@ -136,7 +136,8 @@ def simulate(
         _add_values(rows, values, errors)
     total = total_record(rows, hw.pe_count, hw.clock_mhz)
     price(rows, total, hw, get_scheme(name).float_gemm)
-    total = repeated(total, workload.repeat, hw.pe_count)  # the rows are one block's
+    if workload.repeat > 1:  # the block's rows are one block's
+        total = _step_total(rows, workload, hw)
     if errors:
         from accelsim.values.runner import OUTPUT
 
@@ -156,6 +157,20 @@ def simulate(
         "timing_only": options.timing_only,
     }
     return SchemeRun(name, program, run, rows, total, values, settings)
+
+
+def _step_total(rows: list[LayerRecord], workload: Workload, hw: HardwareConfig) -> LayerRecord:
+    """The total of a repeated block's run: the block's layer rows counted ``repeat`` times; the rest once: the
+    final layers (a decoder's final norm and LM head) and the static scheme's input and output conversions (the
+    network's input is quantized once, not per block)."""
+    block = {s.layer.name for s in workload.block_shapes}
+    parts: list[list[LayerRecord]] = [[r for r in rows if r.layer in block], [r for r in rows if r.layer not in block]]
+    blocks = total_record(parts[0], hw.pe_count, hw.clock_mhz)
+    sum_energy(parts[0], blocks, hw)
+    whole = [repeated(blocks, workload.repeat, hw.pe_count), *parts[1]]
+    total = total_record(whole, hw.pe_count, hw.clock_mhz)
+    sum_energy(whole, total, hw)
+    return total
 
 
 def _engine(hw: HardwareConfig, program: Program, options: RunOptions) -> Engine:

@@ -28,8 +28,11 @@ class Accumulator(StrictModel):
     overflow: Literal["wrap", "saturate"] = "wrap"
 
 
-class SystolicArrayConfig(StrictModel):
+class SystolicArrayConfig(WithLaterFields):
     """rows x cols MAC PEs, one int8 MAC per PE per cycle."""
+
+    #: fields added after hardware results were first stored (left out of dumps while they hold their default)
+    later_fields: ClassVar[dict[str, Any]] = {"dequant_lanes": 0}
 
     rows: ArraySide
     cols: ArraySide
@@ -38,6 +41,20 @@ class SystolicArrayConfig(StrictModel):
     accumulator: Accumulator = Accumulator()
     float_rate: Annotated[float, number(0, 1, "float MACs per int8 MAC")] = 0.0
     """Float MACs per PE per cycle relative to int8; 0 means float GEMMs run on the vector unit."""
+    dequant_lanes: Annotated[int, whole(0, 65536, "weights per cycle")] = 0
+    """Weights per cycle the weight path converts from int8 / int4 codes to the float datapath's format between
+    the filter buffer and the PEs (weight-only schemes); 0 means no such unit: the vector unit dequantizes each
+    weight block as it arrives and the filter buffer holds float32."""
+
+    @model_validator(mode="after")
+    def _dequant_feeds_float_datapath(self) -> Self:
+        if self.dequant_lanes and not self.float_rate:
+            raise FieldError(
+                ("dequant_lanes",),
+                f"{self.dequant_lanes} needs a float datapath to feed, but array.float_rate is 0",
+                "0 (no dequantization unit), or a float_rate above 0 beside it",
+            )
+        return self
 
 
 class SramConfig(StrictModel):
@@ -48,13 +65,19 @@ class SramConfig(StrictModel):
     ofmap_kib: SramKiB
 
 
-class DramConfig(StrictModel):
+class DramConfig(WithLaterFields):
     """Off-chip memory: bandwidth as bytes per accelerator cycle or as GB/s (then the clock converts)."""
+
+    #: fields added after hardware results were first stored (left out of dumps while they hold their default)
+    later_fields: ClassVar[dict[str, Any]] = {"outstanding_transfers": 1}
 
     bandwidth_bytes_per_cycle: Annotated[float, number(0.001, 2**20, "bytes per cycle")] | None = None
     bandwidth_gb_per_s: Annotated[float, number(0.001, 100_000, "GB/s")] | None = None
     latency_cycles: Annotated[int, whole(0, 1_000_000, "cycles")]
     channels: Annotated[int, whole(1, 1024, "channels")] = 1
+    outstanding_transfers: Annotated[int, whole(1, 1024, "transfers")] = 1
+    """DMA transfers each channel keeps in flight: each pays its latency while the others stream, and those
+    streaming share the bandwidth; 1: a transfer holds its channel for its latency and its bytes, alone."""
 
     @model_validator(mode="after")
     def _one_bandwidth(self) -> Self:

@@ -8,6 +8,7 @@ sequences, ``[features]`` for vectors. Every layer reads the previous layer unle
 # No `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
 # on every start (the models are built at import).
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
@@ -855,7 +856,7 @@ class Workload(WithLaterFields):
     """A network to run: loaded from ``workloads/*.yaml``, shapes inferred and checked at load."""
 
     #: top-level fields added after workloads' results were first stored (left out of dumps at their default)
-    later_fields: ClassVar[dict[str, Any]] = {"outputs": [], "quantized": None, "repeat": 1}
+    later_fields: ClassVar[dict[str, Any]] = {"outputs": [], "quantized": None, "repeat": 1, "final_layers": []}
 
     schema_version: Literal[1]
     name: Annotated[str, PLAIN_NAME_CHECK]
@@ -875,6 +876,9 @@ class Workload(WithLaterFields):
     repeat: Annotated[int, whole(1, MAX_REPEAT, "blocks")] = 1
     """The layers are one block run this many times in a row, each block reading the previous one's output (a
     decoder's identical layers): lowered once, timed once, the total counted ``repeat`` times."""
+    final_layers: Annotated[list[Layer], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
+    """Layers run once after the (repeated) block, reading its last output by default: a decoder's final norm and
+    LM head, so one workload is a whole step. Their layer rows follow the block's and count once in the total."""
     outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
     """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
     to float and written out; empty: the last layer."""
@@ -901,7 +905,7 @@ class Workload(WithLaterFields):
         input."""
         if self.repeat == 1:
             return
-        last = self._shapes[-1]
+        last = self._shapes[len(self.layers) - 1]
         if self.extra_inputs or self.outputs or last.output_shape != tuple(self.input_shape):
             raise FieldError(
                 ("repeat",),
@@ -913,7 +917,12 @@ class Workload(WithLaterFields):
     @property
     def output_layers(self) -> list[str]:
         """The names of the layers whose values leave the accelerator (``outputs``; the last layer by default)."""
-        return list(self.outputs) or [self.layers[-1].name]
+        return list(self.outputs) or [self.shapes[-1].layer.name]
+
+    @property
+    def block_shapes(self) -> list[LayerShapes]:
+        """The repeated block's layers (``layers``), without the ``final_layers`` run once after it."""
+        return self._shapes[: len(self.layers)]
 
     @property
     def weights_path(self) -> Path | None:
@@ -923,18 +932,23 @@ class Workload(WithLaterFields):
 
     @property
     def shapes(self) -> list[LayerShapes]:
-        """Per-layer inferred shapes, MACs and parameters, in layer order."""
+        """Per-layer inferred shapes, MACs and parameters, in layer order: the block's, then the final layers'."""
         return self._shapes
+
+    def _counted(self, per_layer: Callable[[LayerShapes], int]) -> int:
+        """A per-layer count over every repeat of the block and the final layers once."""
+        block = len(self.layers)
+        return self.repeat * sum(map(per_layer, self._shapes[:block])) + sum(map(per_layer, self._shapes[block:]))
 
     @property
     def macs(self) -> int:
-        """MACs of the whole batch, every repeat of the block."""
-        return self.repeat * self.batch * sum(s.macs for s in self.shapes)
+        """MACs of the whole batch, every repeat of the block and the final layers."""
+        return self.batch * self._counted(lambda s: s.macs)
 
     @property
     def params(self) -> int:
-        """Weights and biases of every repeat of the block (each block has its own)."""
-        return self.repeat * sum(s.params for s in self.shapes)
+        """Weights and biases of every repeat of the block (each block has its own) and of the final layers."""
+        return self._counted(lambda s: s.params)
 
 
 def _find_cycle(layers: list[LayerBase], start: int, names: dict[str, int]) -> list[str] | None:
@@ -972,12 +986,18 @@ def _bounded(shape: Shape, where: tuple[str | int, ...], what: str) -> Shape:
 
 
 def infer_shapes(workload: Workload) -> list[LayerShapes]:
-    """Walk the graph in order, checking every reference and shape; errors name the layer."""
-    layers = workload.layers
+    """Walk the graph in order (the block's layers, then the final layers), checking every reference and shape;
+    errors name the layer and its place (``layers[i]`` or ``final_layers[i]``)."""
+    layers = [*workload.layers, *workload.final_layers]
+    block = len(workload.layers)
+
+    def place(i: int) -> tuple[str, int]:
+        return ("layers", i) if i < block else ("final_layers", i - block)
+
     names: dict[str, int] = {}
     for i, layer in enumerate(layers):
         if layer.name in names:
-            raise FieldError(("layers", i, "name"), f"duplicate layer name {layer.name!r}")
+            raise FieldError((*place(i), "name"), f"duplicate layer name {layer.name!r}")
         names[layer.name] = i
     shapes: dict[str, Shape] = {INPUT: _bounded(tuple(workload.input_shape), ("input_shape",), "the input")}
     for name, shape in workload.extra_inputs.items():
@@ -987,7 +1007,7 @@ def infer_shapes(workload: Workload) -> list[LayerShapes]:
     out: list[LayerShapes] = []
     previous = INPUT
     for i, layer in enumerate(layers):
-        where: tuple[str | int, ...] = ("layers", i)
+        where: tuple[str | int, ...] = place(i)
         ins = tuple(layer.inputs) if layer.inputs is not None else (previous,)
         if len(ins) < layer.arity if layer.variadic else len(ins) != layer.arity:
             takes = f"at least {layer.arity}" if layer.variadic else layer.arity

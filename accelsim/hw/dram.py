@@ -1,9 +1,12 @@
 """Transfer timing of the off-chip DRAM channel(s).
 
-A DMA transfer holds one channel for ``latency_cycles + ceil(bytes / bandwidth_bytes_per_cycle)``
-cycles (DESIGN section 5); ``bandwidth_bytes_per_cycle`` is per channel, so ``channels`` channels give
-``channels`` times the peak. Bandwidth may be fractional (GB/s converted by the clock); it is held as
-an exact fraction of its decimal form so ``128 / 12.8`` is 10 cycles, not 11 by float round-off.
+With one outstanding transfer per channel (``outstanding = 1``) a DMA transfer holds one channel for
+``latency_cycles + ceil(bytes / bandwidth_bytes_per_cycle)`` cycles (DESIGN section 5). With more, a channel
+keeps that many requests in flight: each pays its latency while the others stream, and the transfers streaming
+share the channels' bandwidth (the engine's ``_SharedDram``, docs/engine.md). ``bandwidth_bytes_per_cycle`` is
+per channel, so ``channels`` channels give ``channels`` times the peak. Bandwidth may be fractional (GB/s
+converted by the clock); it is held as an exact fraction of its decimal form so ``128 / 12.8`` is 10 cycles,
+not 11 by float round-off.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ def exact_rate(value: float) -> Fraction:
 
 @dataclass(frozen=True)
 class DramChannel:
-    """``channels`` identical DRAM channels, each ``bandwidth_bytes_per_cycle`` wide."""
+    """``channels`` identical DRAM channels, each ``bandwidth_bytes_per_cycle`` wide, each with up to
+    ``outstanding`` transfers in flight."""
 
     bandwidth_bytes_per_cycle: float
     latency_cycles: int
     channels: int = 1
+    outstanding: int = 1
 
     def __post_init__(self) -> None:
         self.rate  # noqa: B018 (validates the bandwidth)
@@ -36,6 +41,8 @@ class DramChannel:
             raise ValueError(f"latency_cycles must be non-negative, got {self.latency_cycles}")
         if self.channels < 1:
             raise ValueError(f"channels must be at least 1, got {self.channels}")
+        if self.outstanding < 1:
+            raise ValueError(f"outstanding transfers must be at least 1, got {self.outstanding}")
 
     @cached_property
     def rate(self) -> Fraction:
@@ -48,7 +55,7 @@ class DramChannel:
         return self.rate * self.channels
 
     def transfer_cycles(self, n_bytes: int) -> int:
-        """Cycles one DMA transfer of ``n_bytes`` holds a channel (0 bytes: no transfer, 0 cycles)."""
+        """Cycles one DMA transfer of ``n_bytes`` takes alone on a channel (0 bytes: no transfer, 0 cycles)."""
         if n_bytes < 0:
             raise ValueError(f"byte count must be non-negative, got {n_bytes}")
         if n_bytes == 0:

@@ -39,7 +39,7 @@ class OperandFormat:
     ifmap_dram: int
     ifmap_sram: int
     weights_dram: float  # 0.5 for int4 weights packed two per byte
-    weights_sram: int
+    weights_sram: float  # as in DRAM when a dequantization unit between the filter buffer and the array converts them
     ofmap_dram: int
     bias_per_channel: int
     weight_scales_per_channel: int
@@ -74,6 +74,13 @@ class OperandFormat:
         return get_scheme(self.scheme).float_gemm
 
 
+def dequant_unit(scheme: str, hw: HardwareConfig) -> bool:
+    """Does a dequantization unit between the filter buffer and the array convert ``scheme``'s weights (a
+    float GEMM on quantized weights, on an array with ``dequant_lanes``)? Else the vector unit does, into SRAM."""
+    plan = get_scheme(scheme)
+    return plan.float_gemm and plan.weights.quantized and hw.array.dequant_lanes > 0
+
+
 def _bytes(dtype: str) -> int:
     return {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}[dtype]
 
@@ -92,7 +99,9 @@ def operand_format(
     Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none.
     ``weight_group``: int4 weights in groups of that many K elements (``accelsim.schemes.WEIGHT_FORMATS``),
     half a byte each in DRAM, a float32 scale and (asymmetric) a 4-bit zero point per group.
-    ``per_tensor_weights``: one weight scale (requant multiplier) and zero point for the whole tensor."""
+    ``per_tensor_weights``: one weight scale (requant multiplier) and zero point for the whole tensor.
+    Weight-only weights stay codes in the filter buffer when the array has a dequantization unit
+    (``array.dequant_lanes``): it converts them on their way into the PEs."""
     plan = get_scheme(scheme)
     group = weight_group if plan.weights.quantized else None
     if group is not None and plan.requant_unit:
@@ -101,12 +110,13 @@ def operand_format(
         scales = get_mode(hw.requant.rounding).channel_parameter_bytes  # requant parameters replace the weight scales
     else:
         scales = 4 if plan.weights.quantized else 0
+    weights_dram = 0.5 if group is not None else _bytes(plan.weights.dram_dtype)
     return OperandFormat(
         scheme=scheme,
         ifmap_dram=_bytes(plan.activations.dram_dtype),
         ifmap_sram=_bytes(plan.array_operand_dtype),
-        weights_dram=0.5 if group is not None else _bytes(plan.weights.dram_dtype),
-        weights_sram=_bytes(plan.array_operand_dtype),
+        weights_dram=weights_dram,
+        weights_sram=weights_dram if dequant_unit(plan.name, hw) else _bytes(plan.array_operand_dtype),
         ofmap_dram=_bytes(plan.outputs.dram_dtype),
         bias_per_channel=_bytes(plan.bias.dram_dtype),
         weight_scales_per_channel=scales,

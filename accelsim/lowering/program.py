@@ -46,7 +46,7 @@ from accelsim.dynamic_flavours import get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.hw import LanePipeline, SystolicArray
 from accelsim.lowering.gemm_view import ConvWindow, GemmView, KvRead, gemm_view
-from accelsim.lowering.operand_format import OperandFormat, operand_format
+from accelsim.lowering.operand_format import OperandFormat, dequant_unit, operand_format
 from accelsim.lowering.tiling import (
     BufferHalves,
     NoTileFits,
@@ -311,8 +311,10 @@ class Lowerer:
         )
         #: W4A8 (int4 group-wise weights on the integer array): one int32 partial sum per group leaves the array
         self.w4a8_group = self.fmt.weight_group if not self.plan.float_gemm else None
-        # weights stored quantized for a float GEMM: the vector unit dequantizes each new weight block
-        self.dequantizes_weights = self.plan.float_gemm and self.plan.weights.quantized
+        # weights stored quantized for a float GEMM: a dequantization unit converts them between the filter buffer
+        # and the array, inline with the GEMM, or else the vector unit each new weight block as it arrives
+        self.dequant_unit = dequant_unit(scheme, hw)
+        self.dequantizes_weights = self.plan.float_gemm and self.plan.weights.quantized and not self.dequant_unit
         self.array = SystolicArray(hw.array.rows, hw.array.cols, hw.array.dataflow, hw.array.model)
         self.requant = LanePipeline(hw.requant.lanes, hw.requant.latency_cycles)
         self.vector = LanePipeline(hw.vector.lanes, hw.vector.latency_cycles)
@@ -381,6 +383,8 @@ class Lowerer:
                 cycles = self.array.tile_cycles(m, k, n)
                 if self.fmt.float_gemm:
                     cycles = ceil(cycles / self.hw.array.float_rate)
+                if self.dequant_unit:  # the tile's weights pass it once on their way into the PEs, inline
+                    cycles = max(cycles, ceil(k * n / self.hw.array.dequant_lanes))
             self._cycle_cache[key] = cycles
         return self._cycle_cache[key]
 
@@ -407,7 +411,7 @@ class Lowerer:
         """Operand bytes the array reads from the ifmap and the filter buffer for one tile: the streamed
         operand is read once per fold of the other spatial dimension, the stationary one once."""
         r, c = self.hw.array.rows, self.hw.array.cols
-        x, w = m * k * self.fmt.ifmap_sram, k * n * self.fmt.weights_sram
+        x, w = m * k * self.fmt.ifmap_sram, ceil(k * n * self.fmt.weights_sram)  # int4 codes: half a byte
         folds = {"os": (ceil(n / c), ceil(m / r)), "ws": (ceil(n / c), 1), "is": (1, ceil(m / c))}
         x_times, w_times = folds[self.hw.array.dataflow]
         return x * x_times, w * w_times

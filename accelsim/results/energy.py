@@ -60,6 +60,14 @@ def price(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig, float
     requant_lane = hw.requant.lanes * table.requant_op_pj
     for row in rows:
         _price_layer(row, table, mac, vector_lane, requant_lane)
+    sum_energy(rows, total, hw)
+
+
+def sum_energy(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig) -> None:
+    """Fill ``total``'s energy fields with the sums of ``rows``' (priced rows, or totals of parts of a run) and
+    its derived figures; nothing without an energy table (the fields stay absent)."""
+    if hw.energy is None:
+        return
     for name in ENERGY_FIELDS:
         setattr(total, name, math.fsum(getattr(row, name) for row in rows))
     _derived(total)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from math import gcd
 from typing import Any
 
 import simpy
@@ -313,6 +314,111 @@ class _Memory(dict[int, int]):
 
 
 @dataclass(eq=False, slots=True)
+class _Transfer:
+    """One DMA transfer streaming on a :class:`_SharedDram`: its bytes (in the channel's units) and the service
+    mark by which it is done, and what to call then."""
+
+    units: int
+    then: Callable[..., None]
+    args: tuple[Any, ...]
+    done_at: int = 0
+
+
+class _SharedDram:
+    """DRAM channels that keep ``outstanding`` transfers each in flight (``dram.outstanding_transfers`` > 1), as
+    DMA engines with several requests outstanding do: a transfer takes a slot (``channels * outstanding`` of
+    them, first come, first served), waits out its latency while the others stream, then streams its bytes;
+    the transfers streaming share the channels' bandwidth equally, each at most one channel's. A transfer ends
+    in the first whole cycle by which its share has carried its bytes.
+
+    Equal shares make it a processor-sharing queue, kept in virtual time: ``served`` is what each streaming
+    transfer has received so far, so a transfer that starts streaming is done when ``served`` reaches its
+    start plus its bytes, and an event updates one counter, not every transfer. Counts are exact integers:
+    bytes in units of ``1 / (q * scale)`` for a bandwidth ``p / q`` bytes per cycle, with ``scale`` a multiple
+    of every number of streaming transfers seen, so each share is a whole number of units per cycle."""
+
+    def __init__(self, steps: _Steps, dram: DramChannel) -> None:
+        self.steps = steps
+        self.latency = dram.latency_cycles
+        self.p, self.q = dram.rate.numerator, dram.rate.denominator
+        self.channels = dram.channels
+        self.free = dram.channels * dram.outstanding
+        self.queue: deque[_Transfer] = deque()
+        self.streaming: list[_Transfer] = []
+        self.scale = 1
+        self.served = 0
+        self.since = 0  # the cycle ``served`` was brought up to
+        self.epoch = 0  # the schedule's version: a completion step scheduled before the last change is stale
+
+    def request(self, n_bytes: int, then: Callable[..., None], *args: Any) -> None:
+        """Move ``n_bytes`` (> 0), then ``then(*args)``."""
+        transfer = _Transfer(n_bytes, then, args)
+        if self.free:
+            self._start(transfer)
+        else:
+            self.queue.append(transfer)
+
+    def _start(self, transfer: _Transfer) -> None:
+        self.free -= 1
+        if self.latency:
+            steps = self.steps
+            due = steps.now + self.latency
+            Timeout(steps.env, self.latency, (due, self._stream, (transfer,))).callbacks.append(steps.timed)
+        else:
+            self._stream(transfer)
+
+    def _share(self) -> int:
+        """Units per cycle each streaming transfer receives."""
+        n = len(self.streaming)
+        return self.p * self.scale * min(n, self.channels) // n
+
+    def _catch_up(self) -> None:
+        now = self.steps.now
+        if self.streaming and now > self.since:
+            self.served += (now - self.since) * self._share()
+        self.since = now
+
+    def _stream(self, transfer: _Transfer) -> None:
+        self._catch_up()
+        n = len(self.streaming) + 1
+        if self.scale % n:  # rescale so that n shares stay whole units
+            factor = n // gcd(self.scale, n)
+            self.scale *= factor
+            self.served *= factor
+            for other in self.streaming:
+                other.done_at *= factor
+        transfer.done_at = self.served + transfer.units * self.q * self.scale
+        self.streaming.append(transfer)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """A step at the first whole cycle by which the transfer nearest its end is done."""
+        self.epoch += 1
+        if self.streaming:
+            cycles = -((self.served - min(t.done_at for t in self.streaming)) // self._share())
+            if cycles > 0:
+                steps = self.steps
+                step = (steps.now + cycles, self._complete, (self.epoch,))
+                Timeout(steps.env, cycles, step).callbacks.append(steps.timed)
+            else:  # a transfer's bytes were carried by this very cycle (its own step is due now but stale)
+                self._complete(self.epoch)
+
+    def _complete(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            return
+        self._catch_up()
+        served = self.served
+        done = [t for t in self.streaming if t.done_at <= served]
+        self.streaming = [t for t in self.streaming if t.done_at > served]
+        self._schedule()
+        for transfer in done:
+            self.free += 1
+            if self.queue:
+                self._start(self.queue.popleft())
+            transfer.then(*transfer.args)
+
+
+@dataclass(eq=False, slots=True)
 class _Load:
     """One tile's loads in flight: its fetches still to arrive and when each kind did."""
 
@@ -334,6 +440,8 @@ class Engine:
         self.steps = _Steps(self.env)
         self.memory = _Memory(dram)
         self.channels = _Unit(self.steps, dram.channels if dram else 1)
+        #: channels with several transfers in flight; None: each transfer holds a channel alone (``channels``)
+        self.shared = _SharedDram(self.steps, dram) if dram is not None and dram.outstanding > 1 else None
         self.array = _Unit(self.steps, 1)
         self.vector = _Unit(self.steps, 1)
         self.requant = _Unit(self.steps, 1)
@@ -377,6 +485,8 @@ class Engine:
         cycles = self.memory[n_bytes]
         if cycles == 0:
             then(start, *args)
+        elif self.shared is not None:
+            self.shared.request(n_bytes, then, start, *args)
         else:
             self.channels.request(cycles, self._dma_done, then, start, args)
 

@@ -643,6 +643,112 @@ def _decoder() -> list[Case]:
     ]
 
 
+def _decode_datapath() -> list[Case]:
+    """Issue 18: the weight path's dequantization unit (``array.dequant_lanes``) and the DMA engine's outstanding
+    transfers (``dram.outstanding_transfers``): out of range, mistyped, a unit with no float datapath to feed,
+    each one line naming the field and what is allowed."""
+    dequant = r"h\.yaml: array\.dequant_lanes: "
+    float_array = "dataflow: ws, float_rate: 0.5"
+    cases = [
+        Case(
+            f"config-dequant-{label}",
+            ("validate", "{tmp}/h.yaml"),
+            _hw("dataflow: ws}", new),
+            match=dequant + ".*allowed",
+        )
+        for label, new in (
+            ("negative", f"{float_array}, dequant_lanes: -1}}"),
+            ("huge", f"{float_array}, dequant_lanes: 1000000000000}}"),
+            ("fraction", f"{float_array}, dequant_lanes: 1.5}}"),
+            ("text", f"{float_array}, dequant_lanes: many}}"),
+            ("inf", f"{float_array}, dequant_lanes: .inf}}"),
+        )
+    ]
+    cases.append(
+        Case(
+            "config-dequant-without-float-datapath",
+            ("validate", "{tmp}/h.yaml"),
+            _hw("dataflow: ws}", "dataflow: ws, dequant_lanes: 64}"),
+            match=dequant + "64 needs a float datapath to feed, but array.float_rate is 0 .*allowed: 0",
+        )
+    )
+    cases.append(
+        Case(
+            "config-dequant-set-without-float-datapath",
+            ("show", "default", "--set", "array.dequant_lanes=32"),
+            match=r"default\.yaml: array\.dequant_lanes: 32 needs a float datapath",
+        )
+    )
+    cases += [
+        Case(
+            f"config-outstanding-{label}",
+            ("validate", "{tmp}/h.yaml"),
+            _hw("latency_cycles: 100}", f"latency_cycles: 100, outstanding_transfers: {value}}}"),
+            match=r"h\.yaml: dram\.outstanding_transfers: .*allowed",
+        )
+        for label, value in (
+            ("zero", "0"),
+            ("huge", "100000000000"),
+            ("fraction", "2.5"),
+            ("text", "many"),
+            ("nan", ".nan"),
+        )
+    ]
+    return cases + _final_layers()
+
+
+def _final_layers() -> list[Case]:
+    """Issue 18: ``final_layers`` (a decoder's final norm and LM head after the repeated block): malformed,
+    clashing with the block's names, reading nothing, out of range; and a timing run and a values run that work."""
+    block = DECODER.replace("name: t\n", "name: t\nrepeat: 3\n") + (
+        "  - {name: out, type: linear, inputs: [gate], out_features: 64}\nfinal_layers:\n"
+    )
+    head = "  - {name: final_norm, type: rmsnorm}\n  - {name: head, type: linear, out_features: 96}\n"
+    bad = {
+        "not-a-list": (f"final_layers:\n{head}", "final_layers: 7\n", r"final_layers: "),
+        "type": ("type: rmsnorm}", "type: conv9}", r"final_layers\[0\]"),
+        "duplicate": ("name: final_norm", "name: q", r"final_layers\[0\]\.name: duplicate layer name 'q'"),
+        "unknown-input": (
+            "type: rmsnorm}",
+            "type: rmsnorm, inputs: [nowhere]}",
+            r"final_layers\[0\]\.inputs: .*nowhere",
+        ),
+        "huge": ("out_features: 96", "out_features: 100000000000", r"final_layers\[1\]\.out_features"),
+        "shape": ("type: rmsnorm}", "type: rotary, heads: 5}", r"final_layers\[0\]\.heads"),
+    }
+    doc = block + head
+    cases = [
+        Case(
+            f"config-final-layers-{key}",
+            ("validate", "{tmp}/w.yaml"),
+            {"w.yaml": doc.replace(old, new, 1)},
+            match=rf"w\.yaml: {path}",
+        )
+        for key, (old, new, path) in bad.items()
+    ]
+    once = doc.replace("repeat: 3\n", "")
+    return [
+        *cases,
+        Case("config-final-layers-timing-ok", ("run", "{tmp}/w.yaml", *RUN), {"w.yaml": doc}, "ok", writes=True),
+        Case(
+            "config-final-layers-values-ok",
+            ("run", "{tmp}/w.yaml", "--scheme", "static", "--out", "{tmp}/out"),
+            {"w.yaml": once},
+            "ok",
+            writes=True,
+        ),
+    ]
+
+
 CASES: list[Case] = (
-    _names() + _yaml() + _sizes() + _nonfinite() + _scalesim() + _messages() + _outputs() + _energy() + _decoder()
+    _names()
+    + _yaml()
+    + _sizes()
+    + _nonfinite()
+    + _scalesim()
+    + _messages()
+    + _outputs()
+    + _energy()
+    + _decoder()
+    + _decode_datapath()
 )
