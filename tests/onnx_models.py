@@ -204,10 +204,10 @@ def erf_gelu() -> Built:
     return g.build(g.op("Mul", g.op("Mul", x, g.op("Add", erf, g.const(1.0))), g.const(0.5)))
 
 
-def layernorm_decomposed() -> Built:
-    """LayerNorm as ReduceMean / Sub / Pow / ReduceMean / Add / Sqrt / Div / Mul / Add (opset 17 axes attribute)."""
-    d = 12
-    g = _Graph("layernorm_decomposed", (2, 5, d))
+def layernorm_decomposed(d: int = 12, tokens: int = 5) -> Built:
+    """LayerNorm as ReduceMean / Sub / Pow / ReduceMean / Add / Sqrt / Div / Mul / Add (opset 17 axes attribute)
+    over ``d`` features of ``[2, tokens, d]``."""
+    g = _Graph("layernorm_decomposed", (2, tokens, d))
     centred = g.op("Sub", "x", g.op("ReduceMean", "x", axes=[-1], keepdims=1))
     var = g.op("ReduceMean", g.op("Pow", centred, g.const(2.0)), axes=[-1], keepdims=1)
     normed = g.op("Div", centred, g.op("Sqrt", g.op("Add", var, g.const(1e-5))))

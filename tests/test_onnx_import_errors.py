@@ -125,12 +125,41 @@ def test_attributes_the_conv_layer_cannot_express(tmp_path: Path, attrs: dict[st
 
 
 def test_unsupported_and_unknown_ops_name_the_node(tmp_path: Path) -> None:
-    sqrt = _saved(_model([helper.make_node("Sqrt", ["x"], ["y"], name="root")], [1, 4], []), tmp_path)
-    assert "node 'root' (Sqrt): no element-wise square root layer" in _error(sqrt)
+    pads = numpy_helper.from_array(np.array([0, 1, 0, 1], np.int64), "pads")
+    pad = _saved(_model([helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")], [1, 4], [pads]), tmp_path)
+    assert "node 'pad' (Pad): no explicit padding layer" in _error(pad)
     custom = helper.make_node("Swizzle", ["x"], ["y"], name="odd", domain="com.example")
     model = _model([custom], [1, 4], [])
     model.opset_import.append(helper.make_opsetid("com.example", 1))
     assert "node 'odd' (com.example.Swizzle): not an op the importer maps" in _error(_saved(model, tmp_path, "c.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("node", "inits", "reason"),
+    [
+        (
+            {"op_type": "ReduceMean", "axes": [1], "keepdims": 1},
+            [],
+            "reduces axes [1] with keepdims 1 (allowed: the last",
+        ),
+        ({"op_type": "ReduceMean", "axes": [-1], "keepdims": 0}, [], "reduces axes [-1] with keepdims 0 (allowed: the"),
+        ({"op_type": "ReduceMean", "keepdims": 1}, [], "reduces all axes with keepdims 1"),
+        ({"op_type": "ReduceMean", "axes": [0], "keepdims": 1}, [], "axis 0 is the batch dim"),
+        ({"op_type": "Pow"}, [np.float32(3)], "exponent [3.0] (allowed: a constant exponent of 2)"),
+        ({"op_type": "Pow"}, [np.full(4, 2, np.float32)], "exponent [2.0, 2.0, 2.0, 2.0]"),
+    ],
+)
+def test_reduce_mean_and_pow_beyond_the_layers(
+    tmp_path: Path, node: dict[str, Any], inits: list[np.ndarray], reason: str
+) -> None:
+    """ReduceMean imports over the last axis with its dims kept and Pow by a constant 2 only (the steps of a
+    written-out LayerNorm); anything else is one error naming the node."""
+    names = [f"c{i}" for i in range(len(inits))]
+    tensors = [numpy_helper.from_array(np.asarray(v), n) for v, n in zip(inits, names, strict=True)]
+    op = node.pop("op_type")
+    model = _model([helper.make_node(op, ["x", *names], ["y"], name="step", **node)], [2, 3, 4], tensors)
+    message = _error(_saved(model, tmp_path))
+    assert f"node 'step' ({op}): " in message and reason in message
 
 
 def test_graph_without_input_reads(tmp_path: Path) -> None:

@@ -484,3 +484,113 @@ def test_logistic_is_onnx_runtimes_bit_for_bit() -> None:
     np.testing.assert_array_equal(runner.activate(x, "sigmoid").view(np.int32), want.view(np.int32))
     rounded = (1.0 / (1.0 + np.exp(-x[:200_000].astype(np.float64)))).astype(np.float32)
     assert np.count_nonzero(rounded != want[:200_000]) > 100_000
+
+
+def _single_op(op: str, x: np.ndarray, inits: dict[str, np.ndarray], **attrs: object) -> np.ndarray:
+    """ORT's output of one ``op`` node on ``x`` (and constant inputs ``inits``)."""
+    node = onnx.helper.make_node(op, ["x", *inits], ["y"], **attrs)
+    graph = onnx.helper.make_graph(
+        [node],
+        op.lower(),
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(x.shape))],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    (want,) = ref.run(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), {"x": x})
+    return want
+
+
+@pytest.mark.parametrize("d", [3, 5, 7, 8, 12, 13, 17, 31, 64, 100, 768])
+def test_reduce_mean_is_onnx_runtimes_bit_for_bit(d: int) -> None:
+    """The float ReduceMean over the last axis (reduce_mean layers, the node-by-node emulator) sums in Eigen's
+    order, as ORT's kernel does: bit-equal on rows of every length mod 8 and every alignment, where a
+    sequential float32 sum differs in some rows (so codes after it could) once a row holds 5 or more."""
+    x = np.random.default_rng(d).standard_normal((37, d)).astype(np.float32) * 3
+    want = _single_op("ReduceMean", x, {}, axes=[-1], keepdims=1)
+    np.testing.assert_array_equal(runner.reduce_mean(x).view(np.int32), want.view(np.int32))
+    if d >= 5:
+        sequential = np.cumsum(x, axis=-1, dtype=np.float32)[:, -1:] / np.float32(d)
+        assert np.count_nonzero(sequential != want) > 0
+
+
+def test_square_and_sqrt_are_onnx_runtimes() -> None:
+    """Pow(x, 2) and Sqrt (a written-out LayerNorm's steps) as ORT computes them, bit for bit."""
+    x = np.random.default_rng(0).standard_normal(100_000).astype(np.float32) * 5
+    square = _single_op("Pow", x, {"two": np.float32(2)})
+    np.testing.assert_array_equal(runner.activate(x, "square").view(np.int32), square.view(np.int32))
+    root = _single_op("Sqrt", np.abs(x), {})
+    np.testing.assert_array_equal(runner.activate(np.abs(x), "sqrt").view(np.int32), root.view(np.int32))
+
+
+def _written_out_layernorm(recipe: ref.Recipe, built: om.Built | None = None) -> onnx.ModelProto:
+    """The written-out LayerNorm quantized *without* ``quant_pre_process`` (which would fuse it into a
+    LayerNormalization): ORT's quantizer leaves ReduceMean / Sub / Pow / ReduceMean / Sqrt / Div float and
+    quantizes the variance, ``+ eps``, the Div, ``* gamma`` and ``+ beta``; the graph ORT runs."""
+    model = ref.quantize(built or om.layernorm_decomposed(), recipe, pre=False)
+    return ref.fused(model) if recipe.fmt == "qdq" else model
+
+
+UNPROCESSED_LAYERNORM = ref.recipes("qdq") + ref.recipes("qoperator") + ref.recipes("dynamic")
+
+
+@pytest.mark.parametrize("recipe", UNPROCESSED_LAYERNORM, ids=lambda r: r.name)
+def test_written_out_layernorm_without_preprocess_equals_ort(recipe: ref.Recipe) -> None:
+    """Each step is a layer of its own (reduce_mean, elementwise sub, activation square, reduce_mean, the
+    quantized ``+ eps``, activation sqrt, div, the quantized ``* gamma`` and ``+ beta``); the float steps
+    ORT runs between DequantizeLinear and QuantizeLinear are float layers. Every layer's stored tensor equals
+    ORT's own session on the graph bit for bit: the codes, and the float steps' float32 values too (the
+    reduce_means in ORT's summation order); the node-by-node emulator equals it on every tensor."""
+    built = om.layernorm_decomposed()
+    graph = _written_out_layernorm(recipe, built)
+    want = ref.node_outputs(graph, built.inputs)
+    q = import_quantized(graph, name="layernorm")
+    kinds = [layer.type for layer in q.imported.workload.layers]
+    assert kinds.count("reduce_mean") == 2 and kinds[-1] == "linear" and "layernorm" not in kinds
+    values = run_values(
+        q.imported.workload, _ort_mode(), q.scheme, tensors=q.static_tensors(built.inputs), qparams=q.qparams or None
+    )
+    tensor_of = _layer_tensors(graph)
+    for layer, v in values.layers.items():
+        w = want[tensor_of[layer]]
+        assert v.stored.dtype == w.dtype, layer
+        np.testing.assert_array_equal(v.stored.reshape(w.shape), w, layer)
+    if recipe.fmt != "dynamic":
+        assert {"reducemean0", "sub1", "pow2", "reducemean3", "sqrt5", "div6"} <= q.float_layers
+    emulated = run_quantized(graph, built.inputs).tensors
+    for tensor, w in want.items():
+        np.testing.assert_array_equal(emulated[tensor], w, tensor)
+
+
+def test_written_out_layernorm_ties_and_saturation() -> None:
+    """The same graph on power-of-two scales (odd zero points) and inputs in quarters over 8 features, so
+    every float step is exact and the variance lands on exact halves of its scale; the first 8 tokens x4
+    saturate. Every layer equals ORT's session; the variance's QuantizeLinear rounds 12 exact halves half to
+    even, and under the ``tflite`` requant mode (half away from zero) the codes differ."""
+    shape = (2, 40, 8)
+    quarters = [
+        {"x": (np.random.default_rng(seed).integers(-12, 13, shape) / 4).astype(np.float32)} for seed in range(5)
+    ]
+    model = om.layernorm_decomposed(8, 40).model
+    built = om.Built("layernorm", model, quarters[0], quarters[1:])
+    graph = _power_of_two(_written_out_layernorm(ref.Recipe("qdq"), built))
+    x = quarters[0]["x"].copy()
+    x[0, :8] *= 4
+    want = ref.node_outputs(graph, {"x": x})
+    q = import_quantized(graph, name="layernorm")
+    hw = _ort_mode()
+
+    def layers(hw: object = hw) -> dict[str, np.ndarray]:
+        values = run_values(q.imported.workload, hw, "static", tensors=q.static_tensors({"x": x}), qparams=q.qparams)
+        return {k: v.stored for k, v in values.layers.items()}
+
+    got, tensor_of = layers(), _layer_tensors(graph)
+    for layer, codes in got.items():
+        np.testing.assert_array_equal(codes.reshape(want[tensor_of[layer]].shape), want[tensor_of[layer]], layer)
+    quantize = next(n for n in graph.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "reducemean3")
+    scale = numpy_helper.to_array(next(t for t in graph.graph.initializer if t.name == quantize.input[1]))
+    v = want["reducemean3"] / scale
+    variance = want[quantize.output[0]]
+    assert np.count_nonzero(v - np.floor(v) == 0.5) >= 10 and np.count_nonzero(variance == 255) > 0
+    tflite = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": "tflite"})})
+    swapped = layers(tflite)
+    assert np.count_nonzero(swapped["reducemean3"] != got["reducemean3"]) > 0

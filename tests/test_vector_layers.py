@@ -18,8 +18,9 @@ from accelsim.config.loader import load_hardware
 from accelsim.config.validation import FieldError
 from accelsim.config.workload import Workload
 from accelsim.errors import AccelsimError
-from accelsim.lowering.program import ACTIVATION_OPS, STATIC_REQUANT_OPS, lower
+from accelsim.lowering.program import ACTIVATION_OPS, REDUCE_OPS, STATIC_REQUANT_OPS, lower
 from accelsim.onnx import import_onnx
+from accelsim.onnx.export import export
 from accelsim.quant import QParams
 from accelsim.values.runner import run_values
 from accelsim.values.tensors import LayerParams, WorkloadTensors
@@ -55,6 +56,8 @@ def _workload(layers: list[dict], shape: list[int], batch: int = 2, **extra: obj
         ({"type": "activation", "function": "leaky_relu", "alpha": 1e7}, [4], "outside the plausible range"),
         ({"type": "activation", "function": "swish"}, [4], "function"),
         ({"type": "scale_shift"}, [4], "needs a [C, ...] input with a channel axis"),
+        ({"type": "activation", "function": "sqrt", "alpha": 2}, [4], "is not a parameter of sqrt"),
+        ({"type": "reduce_mean", "axis": 0}, [4], "axis"),
     ],
 )
 def test_shape_inference_refuses_naming_the_field(layer: dict, shape: list[int], message: str) -> None:
@@ -237,3 +240,43 @@ def test_every_scheme_runs_the_vector_layers_and_lowering_prices_them() -> None:
     assert abs(work["act"].vector_cycles - want_act / lanes) <= hw.vector.latency_cycles + len(
         static.workload_layers[3].tiles
     )
+
+
+def test_layernorm_steps_import_run_export_and_price(tmp_path: Path) -> None:
+    """A LayerNorm written out whose centred tensor is read again after it (so the importer's pattern does not
+    match) imports step by step: reduce_mean, sub, square (Pow 2), reduce_mean, add eps, sqrt, div. fp32 equals ONNX Runtime bit for
+    bit (the reduce_means sum in ORT's order); the workload exported again computes the same in ORT; static
+    prices reduce_mean as one operation per input and per output element plus the requant."""
+    g = om._Graph("steps", (2, 6, 13))
+    centred = g.op("Sub", "x", g.op("ReduceMean", "x", axes=[-1], keepdims=1))
+    var = g.op("ReduceMean", g.op("Pow", centred, g.const(np.float32(2))), axes=[-1], keepdims=1)
+    normed = g.op("Div", centred, g.op("Sqrt", g.op("Add", var, g.const(np.float32(1e-5)))))
+    built = g.build(g.op("Add", normed, centred))
+    path = tmp_path / "m.onnx"
+    onnx.save(built.model, path)
+    imported = import_onnx(path)
+    kinds = [(layer.type, getattr(layer, "function", None)) for layer in imported.workload.layers]
+    assert kinds == [
+        ("reduce_mean", None),
+        ("elementwise", None),
+        ("activation", "square"),
+        ("reduce_mean", None),
+        ("elementwise", None),
+        ("activation", "sqrt"),
+        ("elementwise", None),
+        ("add", None),
+    ]
+    assert [s.output_shape for s in imported.workload.shapes][:2] == [(6, 1), (6, 13)]
+    (want,) = ort_reference.run(built.model, built.inputs, "disabled")
+    tensors = imported.tensors(built.inputs)
+    values = run_values(imported.workload, load_hardware(), "fp32", tensors=tensors)
+    got = values.layers[next(iter(imported.outputs.values()))].stored
+    np.testing.assert_array_equal(got.reshape(want.shape).view(np.int32), want.view(np.int32))
+    exported = export(imported.workload, load_hardware(), "fp32", tensors)
+    (again,) = ort_reference.run(exported.model, {"input": built.inputs["x"]}, "disabled")
+    np.testing.assert_array_equal(again.view(np.int32), want.view(np.int32))
+    static = lower(imported.workload, load_hardware(), "static")
+    mean = static.workload_layers[0]
+    ops = (2 * 6 * 13 + 2 * 6) * (REDUCE_OPS + 1)
+    lanes, hw = load_hardware().vector.lanes, load_hardware()
+    assert abs(mean.work.vector_cycles - ops / lanes) <= hw.vector.latency_cycles + len(mean.tiles)

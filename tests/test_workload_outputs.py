@@ -127,3 +127,32 @@ def test_onnx_graph_outputs_become_the_workload_outputs(tmp_path: Path) -> None:
 def _saved(model: onnx.ModelProto, path: Path) -> Path:
     onnx.save(model, path)
     return path
+
+
+def test_total_error_is_over_every_output_together() -> None:
+    """With several outputs the total row's SQNR is that of all outputs as one signal (their signal energies
+    summed over their noise energies summed), not the last output's: computed here from the two layers'
+    values independently; the max abs error is the larger of the two; a single output is unchanged."""
+    hw, default = load_hardware(), load_workload("tiny_cnn")
+    two = _with_outputs(default, ["add", "fc"])
+    run = simulate(two, hw, SchemeName.STATIC)
+    reference = run_values(two, hw, SchemeName.FP32)
+    assert run.values is not None
+    signal = noise = 0.0
+    largest = 0.0
+    for name in ("add", "fc"):
+        ref = reference.layers[name].output.astype(np.float64)
+        err = ref - run.values.layers[name].output.astype(np.float64)
+        signal, noise = signal + float(np.sum(ref * ref)), noise + float(np.sum(err * err))
+        largest = max(largest, float(np.abs(err).max()))
+    want = 10 * np.log10(signal / noise)
+    rows = {r.layer: r for r in run.rows}
+    assert run.total.sqnr_db == pytest.approx(want, abs=1e-9)
+    assert run.total.max_abs_error == pytest.approx(largest)
+    assert abs(run.total.sqnr_db - rows["fc"].sqnr_db) > 0.5  # not the last output's
+    assert (
+        min(rows["add"].sqnr_db, rows["fc"].sqnr_db) < run.total.sqnr_db < max(rows["add"].sqnr_db, rows["fc"].sqnr_db)
+    )
+    one = simulate(default, hw, SchemeName.STATIC)
+    assert one.total.sqnr_db == {r.layer: r for r in one.rows}["fc"].sqnr_db
+    assert run.total.top1_agreement == one.total.top1_agreement  # fc is the only [batch, classes] output

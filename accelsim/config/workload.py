@@ -418,6 +418,16 @@ class Softmax(LayerBase):
         return shape
 
 
+class ReduceMean(LayerBase):
+    """The mean over the last per-sample axis, kept as a dim of 1 (ONNX ReduceMean, keepdims): the mean and
+    variance of a written-out LayerNorm a quantized model keeps as steps of their own; vector unit, float32."""
+
+    type: Literal["reduce_mean"]
+
+    def infer(self, in_shapes: list[Shape]) -> Shape:
+        return (*in_shapes[0][:-1], 1)
+
+
 class LayerNorm(LayerBase):
     """Normalization over the last dimension with a learned scale and shift."""
 
@@ -649,9 +659,23 @@ ACTIVATION_PARAMETERS: dict[str, dict[str, float | None]] = {
     "gelu": {},
     "erf": {},
     "silu": {},
+    "square": {},
+    "sqrt": {},
 }
 ActivationFunction = Literal[
-    "relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu", "erf", "silu"
+    "relu",
+    "relu6",
+    "clip",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "gelu",
+    "erf",
+    "silu",
+    "square",
+    "sqrt",
 ]
 Coefficient = Annotated[float, number(-1e6, 1e6)]
 
@@ -775,6 +799,7 @@ Layer = Annotated[
     | Flatten
     | Softmax
     | LayerNorm
+    | ReduceMean
     | RmsNorm
     | Rotary
     | KvCache

@@ -31,6 +31,7 @@ from accelsim.config.workload import (
     LayerShapes,
     Lrn,
     MaxPool,
+    ReduceMean,
     Reshape,
     Resize,
     RmsNorm,
@@ -74,6 +75,8 @@ ACTIVATION_OPS = {
     "gelu": 8,
     "erf": 7,  # polynomial, exp
     "silu": 5,  # sigmoid, multiply by x
+    "square": 1,  # multiply
+    "sqrt": 1,  # square root, a divide-class op
 }
 #: activations the requant unit applies as its output clamp under static int8; the others run on the vector unit
 CLAMP_ACTIVATIONS = ("none", "relu", "relu6")
@@ -84,6 +87,9 @@ SOFTMAX_OPS = 5  # max, subtract, exp, sum, divide
 #: the query's, then the select: one lane op with the index compare fused); the array still computes every score
 CAUSAL_MASK_OPS = 1
 LAYERNORM_OPS = 5  # mean, variance, normalize, scale, shift
+#: reduce_mean: one add per input element, one divide per output (static: each input dequantized and each
+#: output quantized)
+REDUCE_OPS = 1
 RMSNORM_OPS = 3  # square-and-sum, normalize, scale (the reciprocal square root is once per row)
 #: rotary embedding per element: times cos, its partner times sin, add (cos and sin come from a table)
 ROTARY_OPS = 3
@@ -641,6 +647,8 @@ class Lowerer:
             ops = out_elems * (SOFTMAX_OPS + CAUSAL_MASK_OPS * layer.causal + static * STATIC_REQUANT_OPS)
         elif isinstance(layer, LayerNorm):
             ops = out_elems * (LAYERNORM_OPS + static * STATIC_REQUANT_OPS)
+        elif isinstance(layer, ReduceMean):
+            ops = (in_elems + out_elems) * (REDUCE_OPS + static)
         elif isinstance(layer, (RmsNorm, Rotary)):
             ops = out_elems * (
                 (RMSNORM_OPS if isinstance(layer, RmsNorm) else ROTARY_OPS) + static * STATIC_REQUANT_OPS

@@ -44,6 +44,7 @@ from accelsim.config.workload import (
     Matmul,
     MaxPool,
     Pool,
+    ReduceMean,
     Reshape,
     Resize,
     ScaleShift,
@@ -220,7 +221,9 @@ def _activation(b: _Builder, x: str, function: str, out: str, parameters: dict |
         return b.node("Mul", [half, gate], out)
     if function == "silu":
         return b.node("Mul", [x, b.node("Sigmoid", [x], f"{out}.sigmoid")], out)
-    op = {"sigmoid": "Sigmoid", "tanh": "Tanh", "hard_swish": "HardSwish", "erf": "Erf"}[function]
+    if function == "square":
+        return b.node("Pow", [x, b.const(f"{out}.two", np.float32(2))], out)
+    op = {"sigmoid": "Sigmoid", "tanh": "Tanh", "hard_swish": "HardSwish", "erf": "Erf", "sqrt": "Sqrt"}[function]
     return b.node(op, [x], out)
 
 
@@ -438,10 +441,12 @@ def _resize(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams 
 
 
 def _vector(b: _Builder, s: LayerShapes, inputs: list[str], params: LayerParams | None) -> str:
-    """Softmax, LRN and standalone activations."""
+    """Softmax, LRN, reduce_mean and standalone activations."""
     layer, name = s.layer, s.layer.name
     if isinstance(layer, Softmax):
         return b.node("Softmax", inputs, f"{name}.real", axis=layer.axis % len(s.output_shape) + 1)
+    if isinstance(layer, ReduceMean):
+        return b.node("ReduceMean", inputs, f"{name}.real", axes=[-1], keepdims=1)  # opset 17: axes an attribute
     if isinstance(layer, Lrn):
         attrs = {"size": layer.size, "alpha": layer.alpha, "beta": layer.beta, "bias": layer.bias}
         return b.node("LRN", inputs, f"{name}.real", **attrs)
@@ -468,6 +473,7 @@ _EMITTERS = {
     "resize": _resize,
     "softmax": _vector,
     "lrn": _vector,
+    "reduce_mean": _vector,
     "activation": _vector,
 }
 

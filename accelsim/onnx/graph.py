@@ -695,15 +695,15 @@ def unflatten_softmax(graph: Graph) -> None:
 
 def import_graph(model: ModelProto, file: str, *, merge_steps: bool = True) -> Graph:
     """The IR of a read model, after every rewrite above; ``merge_steps=False`` (a quantized model's float twin)
-    keeps a scalar Mul / Div after a MatMul of two activations and the steps of a written-out hard-swish or
-    Erf-GELU as nodes of their own: the model quantizes the tensors between them, and ONNX Runtime
-    requantizes after each."""
+    keeps a scalar Mul / Div after a MatMul of two activations and the steps of a written-out hard-swish,
+    Erf-GELU or LayerNorm as nodes of their own: the model quantizes the tensors between them, and ONNX
+    Runtime requantizes after each (and computes the float steps between one by one)."""
     graph = from_model(model, file)
     for rewrite in (
         conv_transpose_weights,
         slice_before_transpose,
         remove_passthroughs,
-        match_layernorm,
+        *((match_layernorm,) if merge_steps else ()),
         unflatten_softmax,
         fold_bias_add,  # first too: a bias Add between a conv and its BatchNormalization (paddle2onnx's)
         fold_batchnorm,

@@ -67,6 +67,9 @@ SUPPORTED: dict[str, str] = {
     "other type (float16, bfloat16, integers, bool) changes values and is refused, naming the type",
     "LayerNormalization": "layernorm over the last axis (eps 1e-12..1); also written out as ReduceMean, Sub, "
     "Pow 2, ReduceMean, Add eps, Sqrt, Div, then Mul gamma / Add beta",
+    "ReduceMean": "reduce_mean over the last axis, dims kept (other axes and keepdims 0 are refused)",
+    "Pow": "activation square (a constant exponent of 2 only)",
+    "Sqrt": "activation sqrt",
     "Relu": "the preceding conv2d / linear / add's activation relu, else an activation layer",
     "Clip": "Clip(0, 6): the preceding layer's activation relu6; Clip(0, none): relu; other constant bounds: "
     "activation clip (min, max); no bounds: removed",
@@ -82,9 +85,6 @@ SUPPORTED: dict[str, str] = {
 }
 #: op -> why the workload layer types cannot express it today (each is refused, naming the node)
 UNSUPPORTED: dict[str, str] = {
-    "Pow": "no element-wise power layer (Pow 2 in a written-out LayerNorm imports as layernorm)",
-    "Sqrt": "no element-wise square root layer (in a written-out LayerNorm: layernorm)",
-    "ReduceMean": "no reduction layer (a written-out LayerNorm over the last axis imports as layernorm)",
     "Pad": "no explicit padding layer",
     "Split": "no split layer",
     "QuantizeLinear": "a quantized model's op: read by accelsim.onnx.quantized_workload, as the CLI does",
@@ -473,6 +473,7 @@ ACTIVATION_FUNCTIONS = {
     "HardSigmoid": "hard_sigmoid",
     "LeakyRelu": "leaky_relu",
     "Erf": "erf",
+    "Sqrt": "sqrt",
 }
 #: a Clip bound at least this large is float32's "no bound" (exporters write FLT_MAX)
 NO_BOUND = 3.0e38
@@ -647,6 +648,30 @@ def _lrn(b: Builder, node: Node) -> None:
     b.emit(node, layer, [b.source(node, node.inputs[0])])
 
 
+def _reduce_mean(b: Builder, node: Node) -> None:
+    """ReduceMean over the last axis with its dims kept (a written-out LayerNorm's mean and variance, kept as
+    steps in a quantized model's twin); other axes would need a reduction layer over them."""
+    rank = len(b.shape(node, node.inputs[0]))
+    given = b.integers(node, 1, "axes") if len(node.inputs) > 1 else node.attrs.get("axes")
+    listed = None if given is None else [int(a) for a in np.ravel(np.asarray(given))]
+    axes = None if listed is None else sorted({b.axis(node, a, rank) for a in listed})
+    if axes != [rank - 1] or not int(node.attrs.get("keepdims", 1)):
+        what = "all axes" if listed is None else f"axes {listed}"
+        raise b.graph.error(
+            node, f"reduces {what} with keepdims {node.attrs.get('keepdims', 1)}", "the last axis, keepdims 1"
+        )
+    b.emit(node, {"type": "reduce_mean"}, [b.source(node, node.inputs[0])])
+
+
+def _pow(b: Builder, node: Node) -> None:
+    """Pow by a constant 2: the square (ORT's float32 Pow gives the product rounded once)."""
+    exponent = b.constant(node, 1, "exponent")
+    if exponent is None or exponent.size != 1 or float(exponent.reshape(())) != 2.0:
+        shown = "none" if exponent is None else np.ravel(exponent)[:4].tolist()
+        raise b.graph.error(node, f"exponent {shown}", "a constant exponent of 2")
+    b.emit(node, {"type": "activation", "function": "square"}, [b.source(node, node.inputs[0])])
+
+
 def _softmax(b: Builder, node: Node) -> None:
     rank = len(b.shape(node, node.inputs[0]))
     axis = b.axis(node, int(node.attrs.get("axis", -1)), rank)
@@ -710,6 +735,8 @@ HANDLERS: dict[str, Handler] = {
     "Resize": _resize,
     "LRN": _lrn,
     "Softmax": _softmax,
+    "ReduceMean": _reduce_mean,
+    "Pow": _pow,
     "Cast": _cast,
     "LayerNormalization": _layernorm,
     **dict.fromkeys(ACTIVATION_FUNCTIONS, _activation_layer),

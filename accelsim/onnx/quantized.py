@@ -39,7 +39,7 @@ from accelsim.onnx.reading import MAX_MODEL_BYTES, read_model
 from accelsim.onnx.reading import _parse as parse_model
 from accelsim.quant import ort_vector
 from accelsim.schemes import SchemeName
-from accelsim.values.runner import global_mean
+from accelsim.values.runner import global_mean, reduce_mean
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
 DYNAMIC_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"})
@@ -236,9 +236,22 @@ def _reference(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.n
     return [np.asarray(v) for v in ReferenceEvaluator(node, opsets=opsets).run(None, feeds)]
 
 
+def _last_axis_kept(node: onnx.NodeProto, args: list[np.ndarray | None]) -> bool:
+    """A reduction over the last axis only, its dims kept (the one ORT's ReduceMean sums in Eigen's order
+    :func:`accelsim.values.runner.reduce_mean` reproduces)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    axes = args[1] if len(args) > 1 and args[1] is not None else attrs.get("axes")
+    rank = np.asarray(args[0]).ndim
+    return (
+        axes is not None
+        and int(attrs.get("keepdims", 1)) == 1
+        and [int(a) % rank for a in np.ravel(axes)] == [rank - 1]
+    )
+
+
 def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.ndarray]:
     """One node's outputs from its input values: the quantized ops with ORT's arithmetic, MaxPool on codes,
-    Erf as ORT's float32 kernel, other default-domain ops as float32 (onnx's reference implementation)."""
+    Erf as ORT's float32 kernel, ReduceMean over the last axis in ORT's order, other default-domain ops as float32 (onnx's reference implementation)."""
     op = OPS.get(op_key(node))
     if op is not None:
         return op({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, args)
@@ -247,6 +260,13 @@ def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.nda
     x = np.asarray(args[0]) if args else None
     if node.op_type == "GlobalAveragePool" and node.domain in ("", "ai.onnx") and x is not None and x.ndim == 4:
         return [global_mean(x)]  # MLAS's summation order, not numpy's
+    if (
+        node.op_type == "ReduceMean"
+        and node.domain in ("", "ai.onnx")
+        and x is not None
+        and _last_axis_kept(node, args)
+    ):
+        return [reduce_mean(x)]  # Eigen's summation order (ORT's ReduceMean), not numpy's
     if node.op_type == "Sigmoid" and node.domain in ("", "ai.onnx") and x is not None:
         return [ort_vector.logistic(x)]  # MLAS's rational approximation, not the correctly rounded logistic
     if node.op_type == "Erf" and node.domain in ("", "ai.onnx"):

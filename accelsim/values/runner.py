@@ -44,6 +44,7 @@ from accelsim.config.workload import (
     Matmul,
     MaxPool,
     Pool,
+    ReduceMean,
     Reshape,
     Resize,
     RmsNorm,
@@ -166,23 +167,38 @@ class NetworkValues:
     qparams: dict[str, QParams] = field(default_factory=dict)  # static: calibrated, per tensor
     source_saturations: dict[str, int] = field(default_factory=dict)  # static: clamps quantizing the inputs
     weights: str = WeightFormatName.SYMMETRIC  # the weight format (accelsim.schemes.WEIGHT_FORMATS)
+    #: the layers whose values leave the accelerator (``Workload.output_layers``); empty: the last layer
+    outputs: tuple[str, ...] = ()
 
     @property
     def output_name(self) -> str:
         return next(reversed(self.layers))
 
     @property
+    def output_names(self) -> tuple[str, ...]:
+        """The network's outputs: the workload's ``outputs``, else the last layer."""
+        return self.outputs or (self.output_name,)
+
+    @property
     def output(self) -> np.ndarray:
         return self.layers[self.output_name].output
 
     def compare_to(self, reference: NetworkValues) -> dict[str, ErrorMetrics]:
-        """Error against ``reference`` (the fp32 run) per layer name, and under :data:`OUTPUT` at the
-        network output, with top-1 agreement there when the output is a classifier's ``[batch, classes]``."""
+        """Error against ``reference`` (the fp32 run) per layer name, and under :data:`OUTPUT` at the network's
+        outputs taken together: the SQNR of all of them as one signal (every output's signal energy over every
+        output's noise energy, so each element weighs the same whatever output holds it), the largest absolute
+        error of any, and top-1 agreement over the outputs that are a classifier's ``[batch, classes]`` (every
+        sample of each counts once)."""
         out = {name: error_metrics(reference.layers[name].output, lv.output) for name, lv in self.layers.items()}
-        ref, got = reference.output, self.output
-        agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1))) if ref.ndim == 2 else None
-        last = out[self.output_name]
-        out[OUTPUT] = ErrorMetrics(last.sqnr_db, last.max_abs_error, agree)
+        names = self.output_names
+        refs = [reference.layers[name].output for name in names]
+        whole = error_metrics(
+            np.concatenate([r.reshape(-1) for r in refs]),
+            np.concatenate([self.layers[name].output.reshape(-1) for name in names]),
+        )
+        hits = [r.argmax(axis=1) == self.layers[n].output.argmax(axis=1) for n, r in zip(names, refs) if r.ndim == 2]
+        agree = float(np.mean(np.concatenate(hits))) if hits else None
+        out[OUTPUT] = ErrorMetrics(whole.sqnr_db, whole.max_abs_error, agree)
         return out
 
 
@@ -263,6 +279,66 @@ def global_mean(x: np.ndarray) -> np.ndarray:
     out = np.empty(rows.shape[0], np.float32)
     _row_means(rows, out)
     return out.reshape(x.shape[0], x.shape[1], 1, 1)
+
+
+@njit(cache=True, nogil=True)
+def _eigen_row_means(flat, n, out):  # pragma: no cover - compiled
+    """The float32 mean of each length-``n`` row of contiguous ``flat`` in the order Eigen's vectorized
+    ``sum()`` adds it (ONNX Runtime's ReduceMean over the last axis, SSE packets of 4): scalars before the
+    first 16-byte-aligned element wait; two packets accumulate 8 elements a step, then are added, then one
+    more packet if 4 are left; the packet's lanes ``(l0 + l2) + (l1 + l3)``; then the scalars before the
+    aligned start and after the last packet, in order. Alignment is counted from the start of ``flat``
+    (ORT's buffers are at least 16-byte aligned)."""
+    for r in range(out.shape[0]):
+        base = r * n
+        start = min((4 - base % 4) % 4, n)
+        packed = (n - start) // 4 * 4
+        if packed == 0:
+            total = flat[base]
+            for i in range(1, n):
+                total += flat[base + i]
+            out[r] = total / np.float32(n)
+            continue
+        at = base + start
+        a0, a1, a2, a3 = flat[at], flat[at + 1], flat[at + 2], flat[at + 3]
+        if packed > 4:
+            b0, b1, b2, b3 = flat[at + 4], flat[at + 5], flat[at + 6], flat[at + 7]
+            pairs = packed // 8 * 8
+            for i in range(at + 8, at + pairs, 8):
+                a0 += flat[i]
+                a1 += flat[i + 1]
+                a2 += flat[i + 2]
+                a3 += flat[i + 3]
+                b0 += flat[i + 4]
+                b1 += flat[i + 5]
+                b2 += flat[i + 6]
+                b3 += flat[i + 7]
+            a0 += b0
+            a1 += b1
+            a2 += b2
+            a3 += b3
+            if packed > pairs:
+                a0 += flat[at + pairs]
+                a1 += flat[at + pairs + 1]
+                a2 += flat[at + pairs + 2]
+                a3 += flat[at + pairs + 3]
+        total = (a0 + a2) + (a1 + a3)
+        for i in range(base, at):
+            total += flat[i]
+        for i in range(at + packed, base + n):
+            total += flat[i]
+        out[r] = total / np.float32(n)
+
+
+def reduce_mean(x: np.ndarray) -> np.ndarray:
+    """ONNX ReduceMean over the last axis (dims kept) as ONNX Runtime computes it in float32: Eigen's
+    summation order (:func:`_eigen_row_means`); a sequential sum differs from ORT's in the last bit of a
+    third to most rows, which can move a code after it."""
+    flat = np.ascontiguousarray(x, np.float32).reshape(-1)
+    n = x.shape[-1]
+    out = np.empty(flat.size // n, np.float32)
+    _eigen_row_means(flat, n, out)
+    return out.reshape(*x.shape[:-1], 1)
 
 
 def avgpool(x: np.ndarray, layer: AvgPool) -> np.ndarray:
@@ -397,6 +473,8 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
     "gelu": lambda y, p: gelu(y),
     "erf": lambda y, p: ort_vector.erf(y),  # ONNX's Erf: ORT's float32 arithmetic, the reference
     "silu": lambda y, p: y * ort_vector.logistic(y),  # x * sigmoid(x): ORT's float32 sigmoid, a float32 multiply
+    "square": lambda y, p: y * y,  # ONNX Pow(x, 2): the product rounded once
+    "sqrt": lambda y, p: np.sqrt(y),  # correctly rounded, as std::sqrt
 }
 
 
@@ -523,6 +601,8 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
         return lrn(x, layer)
     if isinstance(layer, Softmax):
         return softmax(x, _sample_axis(layer.axis, x.ndim), layer.causal)
+    if isinstance(layer, ReduceMean):
+        return reduce_mean(x)
     if isinstance(layer, LayerNorm):
         assert params is not None  # materialize gives every LayerNorm its gamma and beta
         return layernorm(x, params, layer.eps)
@@ -1183,7 +1263,14 @@ def run_values(
         variant = flavour if plan.runtime_activations else None
         num = _Numerics(name, variant, acc.bits, acc.overflow, keep, weights, weight_granularity)
         layers = _execute(steps, _FloatRun(num, tensors.params, float_layers=tensors.float_layers), tensors.inputs)
-        return NetworkValues(workload.name, scheme, num.variant, layers, weights=_weights_of(name, weights))
+        return NetworkValues(
+            workload.name,
+            scheme,
+            num.variant,
+            layers,
+            weights=_weights_of(name, weights),
+            outputs=tuple(workload.outputs),
+        )
     mode = hw.requant.rounding
     if qparams is None or not _static_tensor_names(steps, tensors) <= qparams.keys():
         # a model's own parameters win; tensors it has none for are calibrated, except a float layer's output
@@ -1195,7 +1282,9 @@ def run_values(
     num = _Numerics(name, mode, acc.bits, acc.overflow, keep, weights, weight_granularity)
     run = _StaticRun(num, tensors.params, qparams, tensors.float_layers)
     layers = _execute(steps, run, tensors.inputs)
-    return NetworkValues(workload.name, scheme, mode, layers, qparams, run.source_saturations, weights)
+    return NetworkValues(
+        workload.name, scheme, mode, layers, qparams, run.source_saturations, weights, outputs=tuple(workload.outputs)
+    )
 
 
 #: layers whose codes keep their input's parameters (the codes move or are selected, never recomputed)

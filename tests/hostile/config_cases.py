@@ -273,6 +273,11 @@ def _sizes() -> list[Case]:
                 ("slice-step", "type: slice, end: 2, step: 0", "step"),
                 ("slice-start", "type: slice, start: -1, end: 2", "start"),
                 ("slice-axis", "type: slice, axis: 100, end: 2", "axis"),
+                # a written-out LayerNorm's steps: reduce_mean has no fields, square and sqrt no parameters
+                ("reduce-mean-axis", "type: reduce_mean, axis: 0", "axis"),
+                ("reduce-mean-keepdims", "type: reduce_mean, keepdims: false", "keepdims"),
+                ("activation-sqrt-alpha", "type: activation, function: sqrt, alpha: 2", "alpha"),
+                ("activation-square-max", "type: activation, function: square, max: .inf", "max"),
             )
         },
     }

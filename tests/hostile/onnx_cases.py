@@ -267,8 +267,8 @@ def _one_node_model(op: str, attrs: dict, constants: dict[str, np.ndarray]) -> b
 
 
 def _upsampling_cases() -> list[Case]:
-    """ConvTranspose, Resize and Slice with attributes or inputs their layers cannot express: one line naming
-    the node."""
+    """ConvTranspose, Resize, Slice, ReduceMean and Pow with attributes or inputs their layers cannot express:
+    one line naming the node."""
     scales = {"": np.zeros(0, np.float32), "s": np.asarray([1, 1, 2, 2], np.float32)}
     weight = {"w": np.ones((2, 3, 2, 2), np.float32)}
     bounds = {"b": np.asarray([0], np.int64), "e": np.asarray([2], np.int64), "a": np.asarray([1], np.int64)}
@@ -287,6 +287,11 @@ def _upsampling_cases() -> list[Case]:
             "output_padding",
         ),
         "conv-transpose-weight-channels": ("ConvTranspose", {}, {"w": np.ones((3, 3, 2, 2), np.float32)}, "weight"),
+        "reduce-mean-channels": ("ReduceMean", {"axes": [1]}, {}, r"axes \[1\]"),
+        "reduce-mean-all": ("ReduceMean", {}, {}, "all axes"),
+        "reduce-mean-dropped": ("ReduceMean", {"axes": [-1], "keepdims": 0}, {}, "keepdims 0"),
+        "pow-cube": ("Pow", {}, {"e": np.asarray(3, np.float32)}, r"exponent \[3\.0\]"),
+        "pow-nan": ("Pow", {}, {"e": np.asarray(np.nan, np.float32)}, "exponent"),
     }
     return [
         Case(
