@@ -121,10 +121,12 @@ def summary(model: Workload | HardwareConfig | Sweep, overrides: Sequence[str] =
     if sweep_module is not None and isinstance(model, sweep_module.Sweep):
         from accelsim.sweep.points import expand
 
-        points, pruned = expand(model)
+        points, pruned, left_out = expand(model)
+        bases = ", ".join(base.file for base in model.bases.values())
         return (
             f"sweep {model.name}: {len(points)} points ({model.spec.combine} over {', '.join(model.spec.axes)}; "
-            f"{pruned} configs pruned by constraints) on base {model.base_file}"
+            f"{pruned} configs pruned by constraints{f', {left_out} (scheme, weights) pairs left out' if left_out else ''}) "
+            f"on {'base ' if model.spec.base else 'hardware '}{bases}"
         )
     if isinstance(model, Workload):
         return (

@@ -59,7 +59,7 @@ def sample_spec(folder: Path, n: int, name: str, base: str = "default") -> Path:
     """A zip spec of ``n`` points spread evenly over the 1,000-point grid (JSON is YAML)."""
     grid = folder / "grid.yaml"
     grid.write_text(spec_text("grid", DESIGN_SPACE, "grid", folder / "unused"))
-    points, _ = expand(load_sweep(grid))
+    points = expand(load_sweep(grid)).points
     chosen = [points[round(i * (len(points) - 1) / max(n - 1, 1))] for i in range(n)] if n < len(points) else points
     axes = {path: [p.overrides[path] for p in chosen] for path in DESIGN_SPACE}
     spec = folder / f"{name}.yaml"
@@ -83,7 +83,7 @@ def energy_cost(folder: Path, n: int, rounds: int = 3) -> None:
     cpu = {label: 0.0 for label in sweeps}
     for _ in range(rounds):
         for label, sweep in sweeps.items():
-            points, _ = expand(sweep)
+            points = expand(sweep).points
             start = time.process_time()
             results = run_batch(sweep, points)
             cpu[label] += time.process_time() - start
@@ -130,7 +130,7 @@ def overheads(folder: Path) -> None:
     Per-task cost is measured with points that fail at once, at batch 1 and batch 50.
     """
     sweep = load_sweep(sample_spec(folder, 2, "sizes"))
-    points, _ = expand(sweep)
+    points = expand(sweep).points
     results = run_batch(sweep, points)
     print(
         f"sizes: a task of 1 point pickles to {len(pickle.dumps([points[0]]))} B, its result to "

@@ -321,6 +321,59 @@ def test_int8_kv_cache_bytes_carry_scales() -> None:
     assert rows["scores"].vector_busy_cycles > plain["scores"].vector_busy_cycles
 
 
+def _without_own(doc: dict) -> dict:
+    """``doc`` with the rotary / kv_cache layers' own position, context and dtype removed."""
+    for layer in doc["layers"]:
+        for key in ("position", "context", "dtype"):
+            if layer["type"] in ("rotary", "kv_cache"):
+                layer.pop(key, None)
+    return doc
+
+
+def test_workload_context_and_kv_dtype_are_the_layers_defaults() -> None:
+    """``context`` and ``kv_cache_dtype`` at the workload's top level give the layers that set none the same
+    values as writing them on each layer; a layer's own value wins; the dump keeps the document's meaning."""
+    explicit = Workload.model_validate(decode_step(context=40, dtype="int8"))
+    doc = {**_without_own(decode_step()), "context": 40, "kv_cache_dtype": "int8"}
+    inherited = Workload.model_validate(doc)
+    assert inherited.layers == explicit.layers
+    assert "context" not in doc["layers"][6]  # the document is left as written
+    assert Workload.model_validate(inherited.model_dump(mode="json")).layers == explicit.layers
+    assert "context" not in explicit.model_dump(mode="json")  # left out while unset: old digests stay
+    own = decode_step(context=40)
+    own["context"] = 7  # every rotary and kv_cache layer sets its own: none takes it
+    with pytest.raises(AccelsimError, match=r"context: no layer takes it"):
+        validate(Workload, own, "w.yaml")
+    own["layers"][4].pop("position")  # now q_rope takes 7, the others keep 40
+    layers = {layer.name: layer for layer in validate(Workload, own, "w.yaml").layers}
+    assert (layers["q_rope"].position, layers["k_rope"].position, layers["k_cache"].context) == (7, 40, 40)
+
+
+def test_shipped_decode_steps_take_the_workload_context() -> None:
+    """The shipped decode steps state their context once; ``--set-workload context=N`` moves the rotary
+    positions and both caches (the KV traffic grows with N + 1 rows)."""
+    from accelsim.config.loader import load_workload
+    from accelsim.simulation import RunOptions, simulate
+
+    for name in ("tinyllama_1b_decode", "llama2_7b_decode", "llama3_8b_decode"):
+        workload = load_workload(name, ["context=2047"])
+        moved = [
+            (layer.type, getattr(layer, "position", None), getattr(layer, "context", None)) for layer in workload.layers
+        ]
+        assert [m for m in moved if m[0] == "rotary"] == [("rotary", 2047, None)] * 2
+        assert [m for m in moved if m[0] == "kv_cache"] == [("kv_cache", None, 2047)] * 2
+    short, long = (
+        simulate(
+            load_workload("tinyllama_1b_decode", [f"context={n}", "repeat=1"]),
+            HW,
+            "static",
+            options=RunOptions(timing_only=True),
+        ).total
+        for n in (511, 2047)
+    )
+    assert long.dram_read_bytes_kv_cache == short.dram_read_bytes_kv_cache * 2048 // 512
+
+
 #: every GEMM the kernels run while a test holds it (test_values_program's fixture, registered here)
 recorded_gemms = test_values_program.kernel_gemms
 

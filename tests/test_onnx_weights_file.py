@@ -66,7 +66,7 @@ def test_a_sweep_over_an_imported_workload_uses_its_weights(tmp_path: Path) -> N
     workload = load_workload(folder / "cnn.yaml")
     assert workload.weights_file == "cnn.npz" and workload.weights_path == folder / "cnn.npz"
     sweep = load_sweep(_spec(tmp_path, folder / "cnn.yaml", timing_only=False))
-    points, _ = expand(sweep)
+    points = expand(sweep).points
     got = [run_point(sweep, p)["sqnr_db"] for p in points]
     hw = load_hardware()
     direct = load_model(MODEL)  # the .onnx: its own weights, the seeded input

@@ -218,7 +218,7 @@ def test_shipped_examples_load_and_expand() -> None:
     combines = set()
     for path in specs:
         sweep = load_sweep(path)
-        points, pruned = expand(sweep)
+        points, pruned, _ = expand(sweep)
         assert points and len({p.id for p in points}) == len(points)
         combines.add(sweep.spec.combine)
         if sweep.spec.constraints:

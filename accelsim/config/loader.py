@@ -59,10 +59,16 @@ def load_hardware(path: str | Path | None = None, overrides: Sequence[str] = ())
 def load_workload(path: str | Path, overrides: Sequence[str] = ()) -> Workload:
     """Load a workload and infer its shapes; its ``weights_file`` resolved against the file's folder
     (``Workload.weights_path``), so every run of it (``simulate``, sweeps) reads those weights."""
+    file = resolve(path, "workload")
+    return workload_from(apply_overrides(read_yaml_mapping(file), overrides, str(file)), file)
+
+
+def workload_from(doc: dict[str, Any], file: Path) -> Workload:
+    """Validate a workload document read from ``file`` (errors name the file), its ``weights_file`` resolved
+    against the file's folder."""
     from accelsim.config.workload import Workload
 
-    file = resolve(path, "workload")
-    workload = validate_doc(Workload, read_yaml_mapping(file), overrides, str(file))
+    workload = validate(Workload, doc, str(file))
     if workload.weights_file:
         workload._weights_path = weights_beside(file, workload.weights_file)
     return workload

@@ -16,24 +16,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from accelsim.config.constraint import Constraint, ConstraintError, hardware_fields
 from accelsim.config.hardware import HardwareConfig
-from accelsim.config.loader import load_workload, resolve
-from accelsim.config.overrides import parse_path
+from accelsim.config.loader import resolve, workload_from
+from accelsim.config.overrides import parse_path, set_path
 from accelsim.config.validation import FieldError, StrictModel, validate
 from accelsim.config.workload import Workload
 from accelsim.config.yaml_source import read_yaml_mapping
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError, format_path
-from accelsim.schemes import SchemeName
+from accelsim.schemes import SchemeName, WeightFormatName
 
 #: a scheme as YAML names it: one of the scheme table's names (strict models take an enum from its string here)
 SchemeArg = Annotated[SchemeName, Field(strict=False)]
 #: the dynamic flavour, one of the flavour table's names
 FlavourArg = Annotated[FlavourName, Field(strict=False)]
 SWEEP_OUTPUT_ROOT = Path("reports/sweeps")
+#: the axis of whole hardware configs (paths or shipped names); the other hardware axes apply to each
+HARDWARE_AXIS = "hardware"
+#: the axis of the run's weight format (``--weights``)
+WEIGHTS_AXIS = "weights"
+#: axes ``workload.<field>`` set that top-level field of every workload of the spec
+WORKLOAD_AXIS_PREFIX = "workload."
+#: the workload fields an axis may set: they mean the same in every workload (docs/workloads.md)
+WORKLOAD_AXES = ("batch", "context", "kv_cache_dtype", "repeat")
 #: Points a spec may ask for unless it raises ``max_points``: expanding validates every hardware
 #: combination (~0.2 ms each) and keeps every point in memory (~0.6 kB), so 100,000 points take ~20 s
 #: and ~60 MB before the first one runs.
@@ -42,16 +50,24 @@ DEFAULT_MAX_POINTS = 100_000
 MAX_POINTS_LIMIT = 1_000_000
 
 
+class WorkloadEntry(StrictModel):
+    """A workload of a sweep with fields changed as ``--set-workload`` changes them (``set``: path -> value), e.g.
+    a shorter prompt or another name, so one file serves several entries."""
+
+    workload: str = Field(min_length=1)
+    set: dict[str, Any] = Field(min_length=1, max_length=100)
+
+
 class SweepSpec(StrictModel):
     """A sweep as written in ``hwconfigs/sweeps/*.yaml`` (fields documented in docs/sweeps.md)."""
 
     schema_version: Literal[1]
     name: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a folder name, never ".."
     description: str = Field("", max_length=10_000)
-    base: str = Field(min_length=1)
+    base: str | None = Field(None, min_length=1)
     axes: dict[str, list[Any]]
     combine: Literal["grid", "zip"] = "grid"
-    workloads: list[str] = Field(min_length=1)
+    workloads: list[str | WorkloadEntry] = Field(min_length=1)
     schemes: list[SchemeArg] = Field([SchemeName.STATIC], min_length=1)
     flavour: FlavourArg = FlavourName.ONNX
     constraints: list[str] = Field([], max_length=100)
@@ -76,10 +92,29 @@ class SweepSpec(StrictModel):
                 raise FieldError((path,), "an axis needs at least one value")
         return axes
 
+    @field_validator("workloads", mode="before")
+    @classmethod
+    def _entries(cls, items: Any) -> Any:
+        """A mapping entry is a WorkloadEntry: its errors name the entry's own field, not the str | entry union."""
+        if not isinstance(items, list):
+            return items
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                try:
+                    item = WorkloadEntry.model_validate(item)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    raise FieldError((i, *first["loc"]), first["msg"]) from None
+            out.append(item)
+        return out
+
     @field_validator("workloads", "schemes")
     @classmethod
-    def _unique(cls, items: list[str]) -> list[str]:
-        _first_repeat(items, items)
+    def _unique(cls, items: list[Any]) -> list[Any]:
+        _first_repeat(
+            items, [canonical_json(item.model_dump() if isinstance(item, StrictModel) else item) for item in items]
+        )
         return items
 
     @field_validator("constraints")
@@ -99,6 +134,19 @@ class SweepSpec(StrictModel):
             len(next(iter(self.axes.values()))) if self.combine == "zip" else math.prod(map(len, self.axes.values()))
         )
         return configs * len(self.workloads) * len(self.schemes)
+
+    @model_validator(mode="after")
+    def _one_source_of_hardware(self) -> SweepSpec:
+        """Every point's config starts from ``base`` or from a whole config of the ``hardware`` axis: one of them."""
+        if self.base is None and HARDWARE_AXIS not in self.axes:
+            raise FieldError(("base",), "missing", "a hardware config, or an axis `hardware` of whole configs")
+        if self.base is not None and HARDWARE_AXIS in self.axes:
+            raise FieldError(
+                ("base",),
+                "a spec with a `hardware` axis takes each point's config from that axis",
+                "base or axes.hardware, not both",
+            )
+        return self
 
     @model_validator(mode="after")
     def _within_max_points(self) -> SweepSpec:
@@ -165,7 +213,19 @@ def _with_value(doc: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _check_axis_path(path: str, file: str) -> None:
-    """An axis must name a hardware field (``array.rows``) or section (``array.accumulator``)."""
+    """An axis names a hardware field (``array.rows``) or section (``array.accumulator``), a workload field
+    (``workload.batch``) or the weight format (``weights``)."""
+    if path == WEIGHTS_AXIS:
+        return
+    if path.startswith(WORKLOAD_AXIS_PREFIX):
+        if path.removeprefix(WORKLOAD_AXIS_PREFIX) not in WORKLOAD_AXES:
+            raise AccelsimError(
+                f"a sweep does not vary the workload field {path.removeprefix(WORKLOAD_AXIS_PREFIX)!r}",
+                file=file,
+                path=format_path(("axes", path)),
+                allowed=[WORKLOAD_AXIS_PREFIX + f for f in WORKLOAD_AXES],
+            )
+        return
     leaves = hardware_fields()
     known = {leaf.rsplit(".", i)[0] for leaf in leaves for i in range(leaf.count(".") + 1)}
     if path in known:
@@ -184,25 +244,65 @@ def _check_axis_path(path: str, file: str) -> None:
     )
 
 
+def _is_hardware_field(axis: str) -> bool:
+    return axis not in (HARDWARE_AXIS, WEIGHTS_AXIS) and not axis.startswith(WORKLOAD_AXIS_PREFIX)
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """A hardware config the points start from: the spec's ``base`` or one value of its ``hardware`` axis."""
+
+    file: str
+    doc: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return digest(self.doc)
+
+
 @dataclass(frozen=True)
 class Sweep:
-    """A loaded, checked sweep: the spec plus the files it names, resolved and validated."""
+    """A loaded, checked sweep: the spec plus the files it names, resolved and validated.
+
+    ``bases``: the hardware configs by ``hardware`` axis value ("" for the spec's ``base``). ``documents``: each
+    workload as written and its file, which ``workload.<field>`` axes are applied to."""
 
     spec: SweepSpec
     file: str
     name: str
-    base_file: str
-    base: dict[str, Any]
+    bases: dict[str, BaseConfig]
     workloads: dict[str, Workload]
+    documents: dict[str, tuple[dict[str, Any], Path]]
     constraints: tuple[Constraint, ...]
     output: Path
 
+    def base(self, overrides: Mapping[str, Any]) -> BaseConfig:
+        """The config a point with ``overrides`` starts from."""
+        return self.bases[overrides.get(HARDWARE_AXIS, "")]
+
     def hardware(self, overrides: Mapping[str, Any]) -> HardwareConfig:
-        """The base config with ``overrides`` (axis path -> value) applied, validated."""
-        doc = copy.deepcopy(self.base)
+        """The point's base config with its hardware field axes (path -> value) applied, validated."""
+        base = self.base(overrides)
+        doc = copy.deepcopy(base.doc)
         for path, value in overrides.items():
-            _with_value(doc, path, value)
-        return validate(HardwareConfig, doc, self.base_file)
+            if _is_hardware_field(path):
+                _with_value(doc, path, value)
+        return validate(HardwareConfig, doc, base.file)
+
+    def workload(self, name: str, overrides: Mapping[str, Any]) -> Workload:
+        """Workload ``name`` with the point's ``workload.<field>`` axes applied (the loaded one when it has none)."""
+        fields = {
+            p.removeprefix(WORKLOAD_AXIS_PREFIX): v for p, v in overrides.items() if p.startswith(WORKLOAD_AXIS_PREFIX)
+        }
+        if not fields:
+            return self.workloads[name]
+        doc, file = self.documents[name]
+        return workload_from(copy.deepcopy({**doc, **fields}), file)
+
+    @staticmethod
+    def weights(overrides: Mapping[str, Any]) -> str:
+        """The point's weight format (the ``weights`` axis; ``symmetric`` int8 without one)."""
+        return str(overrides.get(WEIGHTS_AXIS, WeightFormatName.SYMMETRIC))
 
     def admits(self, hw: HardwareConfig) -> bool:
         """Whether every constraint holds for ``hw`` (the spec's constraints parsed at load)."""
@@ -213,10 +313,6 @@ class Sweep:
             except ConstraintError as exc:
                 raise AccelsimError(str(exc), file=self.file, path=format_path(("constraints", i))) from None
         return True
-
-    @property
-    def base_digest(self) -> str:
-        return digest(self.base)
 
 
 def _find(entry: str, spec_dir: Path, kind: str, file: str, loc: tuple[str | int, ...]) -> Path:
@@ -232,19 +328,105 @@ def _find(entry: str, spec_dir: Path, kind: str, file: str, loc: tuple[str | int
         ) from None
 
 
+def _base(entry: str, spec_dir: Path, file: str, loc: tuple[str | int, ...]) -> BaseConfig:
+    path = _find(entry, spec_dir, "hardware", file, loc)
+    doc = read_yaml_mapping(path)
+    validate(HardwareConfig, doc, str(path))
+    return BaseConfig(str(path), doc)
+
+
+def _bases(spec: SweepSpec, spec_dir: Path, file: str) -> dict[str, BaseConfig]:
+    if spec.base is not None:
+        return {"": _base(spec.base, spec_dir, file, ("base",))}
+    bases = {}
+    for i, entry in enumerate(spec.axes[HARDWARE_AXIS]):
+        if not isinstance(entry, str) or not entry:
+            raise AccelsimError(
+                f"{entry!r} is not a hardware config",
+                file=file,
+                path=format_path(("axes", HARDWARE_AXIS, i)),
+                allowed="a hardware config's path or a shipped config's name",
+            )
+        bases[entry] = _base(entry, spec_dir, file, ("axes", HARDWARE_AXIS, i))
+    return bases
+
+
+def _check_value(sweep: Sweep, axis: str, i: int, value: Any) -> None:
+    """One axis value applied alone to every base config, or to every workload: valid, or an error at ``axes.<axis>[i]``."""
+    loc = format_path(("axes", axis, i))
+    if axis == WEIGHTS_AXIS:
+        if not isinstance(value, str) or value not in {str(w) for w in WeightFormatName}:
+            raise AccelsimError(
+                f"{value!r} is not a weight format",
+                file=sweep.file,
+                path=loc,
+                allowed=[str(w) for w in WeightFormatName],
+            )
+        return
+    if axis.startswith(WORKLOAD_AXIS_PREFIX):
+        for name, (_, path) in sweep.documents.items():
+            try:
+                sweep.workload(name, {axis: value})
+            except AccelsimError as exc:
+                field = f"{exc.path}: " if exc.path else ""
+                raise AccelsimError(
+                    f"workload {name} ({Path(path).name}): {field}{exc.message}",
+                    file=sweep.file,
+                    path=loc,
+                    allowed=exc.allowed,
+                ) from None
+        return
+    for label in sweep.bases:
+        try:
+            sweep.hardware({HARDWARE_AXIS: label, axis: value} if label else {axis: value})
+        except AccelsimError as exc:
+            field = f"in {Path(sweep.bases[label].file).name}, {exc.path}: " if exc.path and exc.path != axis else ""
+            raise AccelsimError(f"{field}{exc.message}", file=sweep.file, path=loc, allowed=exc.allowed) from None
+
+
+def _workload_document(entry: str | WorkloadEntry, spec_dir: Path, file: str, i: int) -> tuple[Path, dict[str, Any]]:
+    """The file of workload entry ``i`` and its document with the entry's ``set`` applied (as ``--set-workload``)."""
+    name = entry if isinstance(entry, str) else entry.workload
+    where: tuple[str | int, ...] = ("workloads", i) if isinstance(entry, str) else ("workloads", i, "workload")
+    workload_file = _find(name, spec_dir, "workload", file, where)
+    doc = read_yaml_mapping(workload_file)
+    if isinstance(entry, WorkloadEntry):
+        for path, value in entry.set.items():
+            try:
+                set_path(doc, path, copy.deepcopy(value), str(workload_file))
+            except AccelsimError as exc:
+                raise AccelsimError(
+                    exc.message.replace("--set ", "", 1),
+                    file=file,
+                    path=format_path(("workloads", i, "set", path)),
+                    allowed=exc.allowed,
+                ) from None
+    return workload_file, doc
+
+
 def load_sweep(path: str | Path) -> Sweep:
-    """Load and check a sweep spec: its base config, every axis value against it, workloads, constraints."""
+    """Load and check a sweep spec: its base configs, every axis value against them or the workloads, workloads,
+    constraints."""
     file = str(path)
     spec = validate(SweepSpec, read_yaml_mapping(path), file)
     spec_dir = Path(path).parent
-    base_path = _find(spec.base, spec_dir, "hardware", file, ("base",))
-    base_file = str(base_path)
-    base = read_yaml_mapping(base_path)
-    validate(HardwareConfig, base, base_file)
+    bases = _bases(spec, spec_dir, file)
     name = spec.name or Path(path).stem
     workloads: dict[str, Workload] = {}
+    documents: dict[str, tuple[dict[str, Any], Path]] = {}
     for i, entry in enumerate(spec.workloads):
-        workload = load_workload(_find(entry, spec_dir, "workload", file, ("workloads", i)))
+        workload_file, doc = _workload_document(entry, spec_dir, file, i)
+        try:
+            workload = workload_from(copy.deepcopy(doc), workload_file)
+        except AccelsimError as exc:
+            if isinstance(entry, str):
+                raise
+            raise AccelsimError(
+                f"{workload_file.name} with its set: {exc.path + ': ' if exc.path else ''}{exc.message}",
+                file=file,
+                path=format_path(("workloads", i, "set")),
+                allowed=exc.allowed,
+            ) from None
         if workload.name in workloads:
             raise AccelsimError(
                 f"workload name {workload.name!r} is used by two entries", file=file, path=format_path(("workloads", i))
@@ -258,24 +440,21 @@ def load_sweep(path: str | Path) -> Sweep:
                 allowed="run it with accelsim run / compare, or sweep its fp32 import",
             )
         workloads[workload.name] = workload
+        documents[workload.name] = (doc, workload_file)
     sweep = Sweep(
         spec,
         file,
         name,
-        base_file,
-        base,
+        bases,
         workloads,
+        documents,
         tuple(Constraint.parse(text) for text in spec.constraints),
         Path(spec.output) if spec.output else SWEEP_OUTPUT_ROOT / name,
     )
     for axis, values in spec.axes.items():
+        if axis == HARDWARE_AXIS:
+            continue
         _check_axis_path(axis, file)
         for i, value in enumerate(values):
-            try:
-                sweep.hardware({axis: value})
-            except AccelsimError as exc:
-                field = f"in {base_path.name}, {exc.path}: " if exc.path and exc.path != axis else ""
-                raise AccelsimError(
-                    f"{field}{exc.message}", file=file, path=format_path(("axes", axis, i)), allowed=exc.allowed
-                ) from None
+            _check_value(sweep, axis, i, value)
     return sweep

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import (
     BeforeValidator,
@@ -503,6 +503,45 @@ class KvCache(LayerBase):
         return (self.context + shape[0], shape[1])
 
 
+#: workload-level fields the layers take when they set none of their own: field -> {layer type: layer field}.
+#: A decode step's context length is one number, though the rotary and kv_cache layers each use it.
+WORKLOAD_DEFAULTS: dict[str, dict[str, str]] = {
+    "context": {"rotary": "position", "kv_cache": "context"},
+    "kv_cache_dtype": {"kv_cache": "dtype"},
+}
+
+
+def layers_taking(layers: Any, field: str) -> list[int]:
+    """Indices of the layers (as written: mappings) that take the workload's ``field``, having no value of their own."""
+    takes = WORKLOAD_DEFAULTS[field]
+    if not isinstance(layers, list):
+        return []
+    return [i for i, layer in enumerate(layers) if _own_field(layer, takes) not in (None, *layer)]
+
+
+def _own_field(layer: Any, takes: dict[str, str]) -> str | None:
+    """The field of ``layer`` (as written) that a workload default fills, None for other layers or malformed ones."""
+    kind = layer.get("type") if isinstance(layer, dict) else None
+    return takes.get(kind) if isinstance(kind, str) else None
+
+
+def _some_layer_has(layers: list[Any], takes: dict[str, str], value: Any) -> bool:
+    """Whether a layer of the types that take a workload default already holds ``value`` (a dumped workload:
+    its layers hold the value they took, so it validates again)."""
+    return any((own := _own_field(layer, takes)) is not None and layer.get(own) == value for layer in layers)
+
+
+def _passes_own_check(field: str, value: Any) -> bool:
+    """Whether a workload-level default is a value its layers' field accepts (else its own check reports it)."""
+    if field == "kv_cache_dtype":
+        return value in get_args(KvDtype)
+    try:
+        whole_number(value, 0, MAX_DIM)
+    except FieldError:
+        return False
+    return True
+
+
 class Concat(LayerBase):
     """Tensors joined along one per-sample axis (SqueezeNet's fire modules, Inception's branches); the
     other dims must agree. Moves bytes only: the vector unit's load/store streams (docs/workloads.md)."""
@@ -881,7 +920,14 @@ class Workload(WithLaterFields):
     """A network to run: loaded from ``workloads/*.yaml``, shapes inferred and checked at load."""
 
     #: top-level fields added after workloads' results were first stored (left out of dumps at their default)
-    later_fields: ClassVar[dict[str, Any]] = {"outputs": [], "quantized": None, "repeat": 1, "final_layers": []}
+    later_fields: ClassVar[dict[str, Any]] = {
+        "outputs": [],
+        "quantized": None,
+        "repeat": 1,
+        "final_layers": [],
+        "context": None,
+        "kv_cache_dtype": None,
+    }
 
     schema_version: Literal[1]
     name: Annotated[str, PLAIN_NAME_CHECK]
@@ -907,12 +953,41 @@ class Workload(WithLaterFields):
     outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
     """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
     to float and written out; empty: the last layer."""
+    context: Annotated[int, whole(0, MAX_DIM, "tokens")] | None = None
+    """Tokens already in the KV cache before this step (a decode step's context length, 0 for a prefill): the
+    ``position`` of every rotary layer and the ``context`` of every kv_cache layer that sets none, so one field
+    (``--set-workload context=N``, a sweep's ``workload.context`` axis) moves them together."""
+    kv_cache_dtype: KvDtype | None = None
+    """The ``dtype`` of every kv_cache layer that sets none."""
     # pydantic copies a default per instance; a default_factory's signature it reads on every instance (a
     # builtin's, such as list's, parsed from its text: tokenize's regexes compiled in each process)
     _shapes: list[LayerShapes] = PrivateAttr(default=[])
     _weights_path: Path | None = PrivateAttr(default=None)
     #: the weights file's bytes and digest, read once (config.loader.read_weights)
     _weights_bytes: "WeightsBytes | None" = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layers_take_workload_defaults(cls, data: Any) -> Any:
+        """Fill the unset ``position`` / ``context`` / ``dtype`` of rotary and kv_cache layers from the workload's
+        ``context`` and ``kv_cache_dtype`` (a copy: the document is left as written). A value that no layer takes
+        or already holds is an error: it would change nothing."""
+        layers = data.get("layers") if isinstance(data, dict) else None
+        if not isinstance(layers, list):
+            return data
+        written = layers
+        for field, takes in WORKLOAD_DEFAULTS.items():
+            value = data.get(field)
+            if value is None or not _passes_own_check(field, value):
+                continue
+            taking = layers_taking(layers, field)
+            if not taking and not _some_layer_has(layers, takes, value):
+                fields = " / ".join(f"a {kind} layer without {own}" for kind, own in takes.items())
+                raise FieldError((field,), f"no layer takes it (it is the default of {fields})", f"no {field}")
+            layers = [
+                {**layer, takes[layer["type"]]: value} if i in taking else layer for i, layer in enumerate(layers)
+            ]
+        return data if layers is written else {**data, "layers": layers}
 
     @model_validator(mode="after")
     def _infer_shapes(self) -> Self:

@@ -111,3 +111,37 @@ def heatmaps(
     for ax in axes[n:]:
         ax.set_visible(False)
     return figure
+
+
+#: line styles of a scheme's variants (its weight format, its KV cache dtype): the first variant solid
+VARIANT_DASHES = ("-", "--", ":", "-.")
+
+
+@report_style()
+def per_token(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    styles: Mapping[str, tuple[SeriesStyle, str]],
+    xlabel: str,
+    marks: Sequence[tuple[float, str]],
+    title: str,
+) -> Figure:
+    """Time per token (left) and tokens per second (right) against ``xlabel``, one line per series (color:
+    its scheme, dashes: its variant); ``marks`` are dotted vertical lines where the fastest series changes."""
+    figure = new_figure(WIDTH_IN, 4.0)
+    left, right = figure.subplots(1, 2)
+    for label, (xs, ms) in series.items():
+        style, dash = styles[label]
+        for ax, ys in ((left, ms), (right, [1e3 / m for m in ms])):
+            ax.plot(xs, ys, marker=style.marker, markersize=4, lw=1.2, ls=dash, color=style.color, label=label)
+    for ax, ylabel in ((left, "time per token (ms)"), (right, "tokens per second")):
+        for x, text in marks:
+            ax.axvline(x, color="#777777", ls=":", lw=1)
+            ax.annotate(text, (x, 1), xycoords=("data", "axes fraction"), rotation=90, fontsize=6, va="top", ha="right")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        _scale(ax.yaxis, ax.set_yscale, [y for line in ax.get_lines() for y in line.get_ydata()])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    left.legend(fontsize=7, frameon=False)
+    figure.suptitle(title, fontsize=9)
+    return figure

@@ -20,6 +20,7 @@ from accelsim.report.document import Document, Image, Paragraph, Section, Table
 from accelsim.report.palette import ordered_schemes, scheme_styles
 from accelsim.report.svg_figure import svg_bytes
 from accelsim.report.sweep_plots import heatmaps, pareto
+from accelsim.report.sweep_tokens import token_sections
 from accelsim.report.writer import write_document
 from accelsim.sweep.store import read_meta, read_rows
 
@@ -42,9 +43,15 @@ def _dram_mb(row: Row) -> float:
 def _setup(meta: dict[str, Any], rows: list[Row]) -> Section:
     spec = meta["spec"]
     failed = sum(r["status"] == "error" for r in rows)
+    hardware = (
+        f"Base config `{meta['base']['name']}`"
+        if meta.get("base")
+        else "Hardware configs " + ", ".join(f"`{name}`" for name in meta.get("hardware", {}).values())
+    )
+    workloads = [w if isinstance(w, str) else f"{w['workload']} with {_label(w['set'])}" for w in spec["workloads"]]
     text = (
-        f"Base config `{meta['base']['name']}`, axes combined by **{spec['combine']}**, workloads "
-        f"{', '.join(f'`{w}`' for w in spec['workloads'])}, schemes {', '.join(spec['schemes'])}, "
+        f"{hardware}, axes combined by **{spec['combine']}**, workloads "
+        f"{', '.join(f'`{w}`' for w in workloads)}, schemes {', '.join(spec['schemes'])}, "
         f"{'timing only' if spec['timing_only'] else 'timing and values'}. {len(rows)} points finished"
         f"{f', {failed} of them failed' if failed else ''}."
     )
@@ -213,6 +220,7 @@ def sweep_document(folder: Path) -> Document:
     sections = [
         _setup(meta, rows),
         _best(rows, axes, groups),
+        *token_sections(rows, axes, meta["spec"]["axes"]),
         _paretos(rows, workloads, schemes),
         _heatmap(rows, axes, meta["spec"], groups),
         _failed(rows, axes),

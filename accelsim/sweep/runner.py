@@ -26,6 +26,7 @@ class SweepOutcome:
     folder: Path
     points: int
     pruned_configs: int
+    left_out: int
     skipped: int
     ran: int
     errors: int
@@ -36,7 +37,8 @@ class SweepOutcome:
         rate = f", {self.ran / self.seconds:.1f} points/s" if self.ran and self.seconds > 0 else ""
         lines = [
             (
-                f"sweep {self.name}: {self.points} points ({self.pruned_configs} hardware configs pruned by constraints); "
+                f"sweep {self.name}: {self.points} points ({self.pruned_configs} hardware configs pruned by constraints"
+                f"{f', {self.left_out} (scheme, weights) pairs left out' if self.left_out else ''}); "
                 f"ran {self.ran} in {self.seconds:.1f} s{rate}, {self.skipped} already stored"
             ),
             f"results: {self.folder / 'sweep.sqlite'}, {self.csv}",
@@ -56,7 +58,7 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
     """Run every point of ``sweep`` that its store does not hold yet, committing each as it finishes."""
     if batch_size < 1:
         raise AccelsimError(f"batches of {batch_size} points: need at least 1", path="--batch", allowed="1 or more")
-    points, pruned = expand(sweep)
+    points, pruned, left_out = expand(sweep)
     start = time.perf_counter()
     check_folder(sweep.output, sweep.file)
     try:
@@ -67,7 +69,10 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
                     "name": canonical_json(sweep.name),
                     "axes": canonical_json(list(sweep.spec.axes)),
                     "spec": canonical_json(sweep.spec.model_dump(mode="json")),
-                    "base": canonical_json(sweep.base),
+                    "base": canonical_json(sweep.bases[""].doc if "" in sweep.bases else None),
+                    "hardware": canonical_json(
+                        {label: base.doc["name"] for label, base in sweep.bases.items() if label}
+                    ),
                 },
                 points,
             )
@@ -103,6 +108,7 @@ def run_sweep(sweep: Sweep, executor: Executor, *, batch_size: int = 1, progress
         sweep.output,
         len(points),
         pruned,
+        left_out,
         len(points) - len(todo),
         len(todo),
         errors,

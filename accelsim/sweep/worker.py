@@ -13,9 +13,12 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any
 
+from accelsim.config.hardware import HardwareConfig
 from accelsim.config.sweep import Sweep
+from accelsim.config.workload import Workload
 from accelsim.kernels import threads as gemm_threads
 from accelsim.results.records import LayerRecord
+from accelsim.schemes import SchemeName, get_scheme
 from accelsim.simulation import RunOptions, simulate
 from accelsim.sweep.lifeline import die_with_parent
 from accelsim.sweep.points import Point
@@ -27,9 +30,14 @@ HARDWARE_COLUMNS = {
     "dram_bytes_per_cycle": "REAL",
     "area_mm2": "REAL",  # NaN (NULL) without an area table
 }
+#: What a point's workload and scheme make of the hardware, for per-token and roofline plots (NULL when not
+#: meaningful): tokens one step processes (batch x the input's tokens, for a [tokens, features] input), and the
+#: MACs per cycle the scheme's GEMMs can reach (the int8 array, its float datapath at float_rate, or the vector
+#: unit's lanes for float GEMMs on an array without one).
+POINT_COLUMNS = {"tokens_per_step": "INTEGER", "peak_macs_per_cycle": "REAL"}
 #: The workload total's numeric fields (docs/metrics.md), one store column each.
 METRIC_COLUMNS = {f.name: "INTEGER" if f.type is int else "REAL" for f in fields(LayerRecord) if f.type in (int, float)}
-RESULT_COLUMNS = {**HARDWARE_COLUMNS, **METRIC_COLUMNS}
+RESULT_COLUMNS = {**HARDWARE_COLUMNS, **POINT_COLUMNS, **METRIC_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -65,13 +73,32 @@ def run_installed(batch: list[Point]) -> list[PointResult]:
     return run_batch(_installed, batch)
 
 
+def tokens_per_step(workload: Workload) -> int | None:
+    """Tokens one run of ``workload`` processes: batch x the input's tokens for a sequence input
+    ``[tokens, features]`` (a prefill's prompt, a decode step's one token); None for other inputs."""
+    return workload.batch * workload.input_shape[0] if len(workload.input_shape) == 2 else None
+
+
+def peak_macs_per_cycle(hw: HardwareConfig, scheme: SchemeName) -> float:
+    """The MACs per cycle ``scheme``'s GEMMs can reach on ``hw``: integer GEMMs the whole array, float ones its
+    float datapath (``float_rate``) or, without one, the vector unit's lanes (one MAC per lane per cycle)."""
+    if not get_scheme(scheme).float_gemm:
+        return float(hw.pe_count)
+    return hw.pe_count * hw.array.float_rate if hw.array.float_rate else float(hw.vector.lanes)
+
+
 def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
     """The result columns of one point (hardware facts, then the workload total's metrics)."""
     hw = sweep.hardware(point.overrides)
-    options = RunOptions(flavour=sweep.spec.flavour, timing_only=sweep.spec.timing_only)
-    run = simulate(sweep.workloads[point.workload], hw, point.scheme, options=options)
+    workload = sweep.workload(point.workload, point.overrides)
+    options = RunOptions(
+        flavour=sweep.spec.flavour, weights=sweep.weights(point.overrides), timing_only=sweep.spec.timing_only
+    )
+    run = simulate(workload, hw, point.scheme, options=options)
     return {
         **{name: getattr(hw, name) for name in HARDWARE_COLUMNS},
+        "tokens_per_step": tokens_per_step(workload),
+        "peak_macs_per_cycle": peak_macs_per_cycle(hw, point.scheme),
         **{name: getattr(run.total, name) for name in METRIC_COLUMNS},
     }
 

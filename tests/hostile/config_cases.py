@@ -641,6 +641,34 @@ def _decoder() -> list[Case]:
         )
     )
     cases.append(Case("config-decoder-repeat-ok", ("run", "{tmp}/w.yaml", *RUN), {"w.yaml": block}, "ok", writes=True))
+    # the workload-level defaults of the rotary / kv_cache layers (context, kv_cache_dtype)
+    defaults = {
+        "context-huge": ("name: t\n", "name: t\ncontext: 100000000000\n", r"context: "),
+        "context-negative": ("name: t\n", "name: t\ncontext: -1\n", r"context: "),
+        "context-text": ("name: t\n", "name: t\ncontext: long\n", r"context: "),
+        "context-list": ("name: t\n", "name: t\ncontext: [16]\n", r"context: "),
+        "context-taken-by-none": (
+            "heads: 4}\n  - {name: k_rope, type: rotary, inputs: [k], heads: 2}",
+            "heads: 4, position: 0}\n  - {name: k_rope, type: rotary, inputs: [k], heads: 2, position: 0}",
+            r"context: no layer takes it",
+        ),
+        "kv-cache-dtype": ("name: t\n", "name: t\nkv_cache_dtype: int4\n", r"kv_cache_dtype: "),
+        "kv-cache-dtype-taken-by-none": (
+            "name: t\n",
+            "name: t\nkv_cache_dtype: activation\n",
+            r"kv_cache_dtype: no layer",
+        ),
+    }
+    taken = DECODER.replace("name: t\n", "name: t\ncontext: 4\n", 1)
+    cases += [
+        Case(
+            f"config-decoder-workload-{key}",
+            ("validate", "{tmp}/w.yaml"),
+            {"w.yaml": (DECODER if key != "context-taken-by-none" else taken).replace(old, new, 1)},
+            match=rf"w\.yaml: {path}",
+        )
+        for key, (old, new, path) in defaults.items()
+    ]
     ok = {"w.yaml": DECODER}
     return [
         *cases,

@@ -180,4 +180,91 @@ CASES: list[Case] = [
     ),
     # legitimate: a new folder, then the same folder again (resumes, runs nothing)
     Case("sweep-ok", sweep(), files=spec(), expect="ok", writes=True),
+    *[
+        Case(f"sweep-workload-axis-{key}", sweep(), files=spec(**fields), match=rf"spec\.yaml: {match}")
+        for key, (fields, match) in {
+            # workload axes: a field a sweep does not vary, bad values, a value no layer takes
+            "unknown": ({"axes": {"workload.layers": [[]]}}, r"axes\.workload\.layers: .*allowed: workload\.batch"),
+            "name": ({"axes": {"workload.name": ["x"]}}, r"axes\.workload\.name: "),
+            "batch-zero": ({"axes": {"workload.batch": [1, 0]}}, r"axes\.workload\.batch\[1\]: workload tiny_cnn"),
+            "batch-huge": ({"axes": {"workload.batch": [10**30]}}, r"axes\.workload\.batch\[0\]: .*batch: "),
+            "batch-text": ({"axes": {"workload.batch": ["many"]}}, r"axes\.workload\.batch\[0\]: "),
+            "context-no-layer": (
+                {"axes": {"workload.context": [16]}},
+                r"axes\.workload\.context\[0\]: workload tiny_cnn .*context: no layer takes it",
+            ),
+            "kv-dtype-bad": ({"axes": {"workload.kv_cache_dtype": ["int4"]}}, r"axes\.workload\.kv_cache_dtype\[0\]: "),
+            "repeat-huge": ({"axes": {"workload.repeat": [10**6]}}, r"axes\.workload\.repeat\[0\]: "),
+            # the weights axis
+            "weights-bad": ({"axes": {"weights": ["int3"]}}, r"axes\.weights\[0\]: 'int3' is not a weight format"),
+            "weights-list": ({"axes": {"weights": [["int8"]]}}, r"axes\.weights\[0\]: "),
+            "weights-none-run": (
+                {"axes": {"weights": ["int4_g128"]}, "schemes": ["static"]},
+                r"axes\.weights: 1 \(scheme, weights\) pairs do not run: no point is left",
+            ),
+            # the hardware axis of whole configs
+            "hardware-and-base": ({"axes": {"hardware": ["default"]}}, r"base: a spec with a `hardware` axis"),
+            "hardware-none": ({"base": None, "axes": {"array.rows": [4]}}, r"base: missing"),
+            "hardware-unknown": (
+                {"base": None, "axes": {"hardware": ["nope"]}},
+                r"axes\.hardware\[0\]: hardware 'nope'",
+            ),
+            "hardware-number": ({"base": None, "axes": {"hardware": [7]}}, r"axes\.hardware\[0\]: 7 is not a hardware"),
+            # workload entries with --set-workload style changes
+            "set-unknown-path": (
+                {"workloads": [{"workload": "tiny_cnn", "set": {"nothing.here": 1}}]},
+                r"workloads\[0\]\.set\.nothing\.here: ",
+            ),
+            "set-bad-value": (
+                {"workloads": [{"workload": "tiny_cnn", "set": {"batch": -1}}]},
+                r"workloads\[0\]\.set: tiny_cnn\.yaml with its set: batch: ",
+            ),
+            "set-empty": ({"workloads": [{"workload": "tiny_cnn", "set": {}}]}, r"workloads\[0\]\.set: "),
+            "set-missing-file": (
+                {"workloads": [{"workload": "nope", "set": {"batch": 2}}]},
+                r"workloads\[0\]\.workload: workload 'nope' not found",
+            ),
+            "set-extra-key": (
+                {"workloads": [{"workload": "tiny_cnn", "set": {"batch": 2}, "run": "x"}]},
+                r"workloads\[0\]",
+            ),
+            "set-twice": (
+                {"workloads": [{"workload": "tiny_cnn", "set": {"batch": 2}}] * 2},
+                r"workloads\[1\]: .*listed twice",
+            ),
+            "set-same-name": (
+                {"workloads": ["tiny_cnn", {"workload": "tiny_cnn", "set": {"batch": 2}}]},
+                r"workloads\[1\]: workload name 'tiny_cnn' is used by two entries",
+            ),
+            "set-many": (
+                {"workloads": [{"workload": "tiny_cnn", "set": {f"k{i}": i for i in range(1000)}}]},
+                r"workloads\[0\]\.set: ",
+            ),
+        }.items()
+    ],
+    # a hardware axis naming a file that is not a config: one line naming that file
+    Case(
+        "sweep-workload-axis-hardware-escape",
+        sweep(),
+        files=spec(base=None, axes={"hardware": ["../../../../../../etc/passwd"]}),
+        match=r"etc/passwd: top level is a str",
+    ),
+    Case(
+        "sweep-workload-axis-hardware-dev-null",
+        sweep(),
+        files=spec(base=None, axes={"hardware": ["/dev/null"]}),
+        match=r"/dev/null: is a character device",
+    ),
+    Case(
+        "sweep-workload-axes-ok",
+        sweep(),
+        files=spec(
+            base=None,
+            axes={"hardware": ["default"], "workload.batch": [1, 2], "weights": ["symmetric", "asymmetric"]},
+            workloads=[{"workload": "tiny_cnn", "set": {"name": "tiny2", "seed": 3}}],
+            schemes=["fp32", "static"],
+        ),
+        expect="ok",
+        writes=True,
+    ),
 ]
