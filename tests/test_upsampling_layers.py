@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from accelsim.config.workload import Workload
 from accelsim.errors import AccelsimError
 from accelsim.kernels.col2im import ConvTransposeGeometry, float_conv_transpose2d, int_conv_transpose2d
 from accelsim.lowering.program import COL2IM_OPS, MOVE_OPS, RESIZE_LINEAR_OPS, STATIC_REQUANT_OPS, Lowerer, lower
+from accelsim.lowering.tiling import halo_bytes, smallest_halves
 from accelsim.onnx import import_onnx
 from accelsim.onnx.export import codes_name, export
 from accelsim.quant import Prepared, QParams, Quantization, QuantizedWeight, quantize_tensor, run_layer
@@ -279,6 +281,49 @@ def test_lowering_prices_the_gemm_col2im_and_vector_layers() -> None:
         assert sum(x.post_cycles for x in drained) >= vector.cycles(columns * COL2IM_OPS)
         written = sum(x.ofmap_bytes for x in layers["t"].tiles)
         assert abs(written - 2 * 6 * 10 * 14 * fmt.ofmap_dram) <= len(drained) * fmt.ofmap_dram
+
+
+def _transposed(kernel: int, stride: int, dilation: int = 1) -> Workload:
+    layer = {"name": "t", "type": "conv_transpose2d", "out_channels": 64, "kernel": kernel, "stride": stride}
+    return _workload([{**layer, "dilation": dilation}], [64, 32, 32], batch=1)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation", "halo"),
+    [(2, 2, 1, 0), (3, 2, 1, 65 + 3), (4, 2, 1, 2 * 66 + 4 * 2), (3, 1, 1, 2 * 34 + 3 * 2), (2, 1, 2, 2 * 34 + 3 * 2)],
+)
+def test_overlapping_conv_transpose_keeps_its_halo_in_the_ofmap_buffer(
+    kernel: int, stride: int, dilation: int, halo: int
+) -> None:
+    """A kernel that spans more than its stride makes neighbouring input pixels add into the same outputs, so an
+    M block's partial sums of the outputs it shares with the pixels after it (the halo: ``(span - s)`` output
+    rows of the whole width and ``span x (span - s)`` within a row; 0 for DB's 2x2 stride 2) wait in the ofmap
+    buffer for the next block. Every plan with more than one M block leaves room for them beside its block's
+    accumulators; without the reservation the tiling overfills the buffer (16 and 64 KiB ofmap buffers), and a
+    buffer smaller than one accumulator and one channel's halo is refused naming the size that works."""
+    workload = _transposed(kernel, stride, dilation)
+    for kib in (16, 64, 256):
+        hw = load_hardware(overrides=[f"sram.ofmap_kib={kib}"])
+        lowerer = Lowerer(hw, "static")
+        view = lowerer.choose_view(workload.shapes[0], workload.batch)
+        assert view.col2im is not None and view.col2im.halo == halo
+        plan = lowerer._plan(view)
+        fmt, half = lowerer.fmt, lowerer.halves.ofmap
+        reserved = halo_bytes(view, fmt, plan.nt) if plan.mt < view.m else 0
+        assert plan.mt * plan.nt * fmt.accumulator + reserved <= half
+        if halo and kib < 256:  # the old tiling, blind to the halo, fills the half with accumulators alone
+            blind = Lowerer(hw, "static")._plan(replace(view, col2im=view.col2im._replace(halo=0)))
+            assert blind.mt < view.m
+            assert blind.mt * blind.nt * fmt.accumulator + halo_bytes(view, fmt, blind.nt) > half
+    if halo:
+        need = smallest_halves(view, lowerer.fmt).ofmap
+        assert need == lowerer.fmt.accumulator * (1 + halo)
+        small = load_hardware(overrides=["sram.ofmap_kib=1"])  # 512-byte halves
+        if need > 512:
+            with pytest.raises(AccelsimError, match=rf"layer 't' needs {need:,} bytes .* ofmap buffer .*{2 * need:,}"):
+                lower(workload, small, "static")
+        else:
+            lower(workload, small, "static")
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,20 @@ class Col2im(NamedTuple):
     outputs: int  # output elements of one GEMM (one group)
     columns: int  # its M x N column values
     taps: int  # columns per output channel: kh x kw
+    #: output elements per output channel that the pixels before an M-block boundary and those after it both
+    #: add into (their patches overlap where the kernel spans more than the stride): the block's partial sums
+    #: of them wait on chip for the next block (:func:`col2im_halo`)
+    halo: int = 0
+
+
+def col2im_halo(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int], out_w: int) -> int:
+    """Output elements per channel that an M block ending anywhere in an image shares with the pixels after
+    it, at most: the patches of two input rows overlap in ``span_h - sh`` output rows of the whole width, and
+    within a row two pixels' patches in ``span_w - sw`` columns of ``span_h`` rows (``span = d (k - 1) + 1``;
+    what the padding crops is not subtracted). 0 when no kernel dimension spans more than its stride."""
+    span_h, span_w = (d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    rows, cols = max(0, span_h - stride[0]), max(0, span_w - stride[1])
+    return rows * out_w + (span_h * cols if cols else 0)
 
 
 @dataclass(frozen=True)
@@ -227,7 +241,12 @@ def gemm_view(shapes: LayerShapes, batch: int, packed: int = 1) -> GemmView:
             batch * shapes.macs,
             packed=packed,
             bias=layer.bias,
-            col2im=Col2im(batch * out // groups * oh * ow, m * n, kh * kw),
+            col2im=Col2im(
+                batch * out // groups * oh * ow,
+                m * n,
+                kh * kw,
+                min(oh * ow, col2im_halo((kh, kw), pair(layer.stride), pair(layer.dilation), ow)),
+            ),
         )
     if isinstance(layer, Linear):
         leading = prod(shapes.input_shapes[0][:-1])

@@ -81,6 +81,18 @@ def channel_parameters(view: GemmView, fmt: OperandFormat, channels: int) -> Cha
     return fmt.channel_parameters(0 if view.b_is_activation else channels, view.bias, view.k)
 
 
+def halo_bytes(view: GemmView, fmt: OperandFormat, nt: int) -> int:
+    """Ofmap-buffer bytes a conv_transpose2d's N block of ``nt`` columns keeps across M blocks: the partial
+    sums of its output channels' halo (``Col2im.halo``; a block of columns ``(c_out, ky, kx)`` that is no
+    whole number of channels may touch one more), as accumulators. 0 for other layers and kernels within the stride."""
+    if view.col2im is None or not view.col2im.halo:
+        return 0
+    taps = view.col2im.taps
+    spanned = nt // taps if nt % taps == 0 else -(-(nt - 1) // taps) + 1  # blocks start at multiples of nt
+    channels = min(view.n // taps, spanned)
+    return channels * view.col2im.halo * fmt.accumulator
+
+
 def weight_block_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], n: tuple[int, int], sram: bool) -> int:
     """Filter-buffer bytes of W block ``k x n``: its elements and the per-channel parameters of its
     output channels, which sit beside it while its N block runs."""
@@ -185,7 +197,8 @@ def plan_gemm(
 
 def smallest_halves(view: GemmView, fmt: OperandFormat) -> BufferHalves:
     """Bytes each buffer half needs for ``view``'s smallest tile: one output row (pixel) of M, one output
-    channel of N, and the fewest reduction elements a tile takes (one input channel's taps for a conv).
+    channel of N, and the fewest reduction elements a tile takes (one input channel's taps for a conv); a
+    conv_transpose2d's ofmap half also its one channel's halo.
     Every buffer's need grows with each tile dimension, so the layer fits iff each half holds this much."""
     kt = min(view.k, view.taps) if view.window is not None else 1
     if view.window is None:
@@ -196,7 +209,7 @@ def smallest_halves(view: GemmView, fmt: OperandFormat) -> BufferHalves:
     return BufferHalves(
         ifmap=pixel * view.k_footprint(0, kt) * fmt.ifmap_sram,
         filter=weight_block_bytes(view, fmt, (0, kt), (0, 1), sram=True),
-        ofmap=fmt.accumulator,
+        ofmap=fmt.accumulator + halo_bytes(view, fmt, 1),
     )
 
 
@@ -229,8 +242,15 @@ def _search(
     y_bytes = view.m * view.n * fmt.ofmap_dram
     if view.col2im is not None:
         y_bytes = view.col2im.outputs * fmt.ofmap_dram
+    # an M block shorter than M leaves its halo's partial sums beside the next block's accumulators
     n_tilings = [
-        (nt, -(-view.n // nt), _sizes(view.n, nt), halves.ofmap // (nt * fmt.accumulator))
+        (
+            nt,
+            -(-view.n // nt),
+            _sizes(view.n, nt),
+            halves.ofmap // (nt * fmt.accumulator),
+            (halves.ofmap - halo_bytes(view, fmt, nt)) // (nt * fmt.accumulator),
+        )
         for nt in _halvings(view.n, n_align)
     ]
     # candidates are compared as plain tuples; only the winner becomes a TilePlan
@@ -242,12 +262,14 @@ def _search(
         nk, k_sizes = -(-view.k // kt), _sizes(view.k, kt)
         x_block_bytes = sum(view.k_footprint(0, size) * times for size, times in k_sizes) * fmt.ifmap_dram
         fits = False  # the N tilings come largest first and a W block's bytes grow with its width
-        for nt, nn, n_sizes, cap in n_tilings:
+        for nt, nn, n_sizes, cap, halo_cap in n_tilings:
             if not fits:
                 if weight_block_bytes(view, fmt, (0, kt), (0, nt), sram=True) > halves.filter:
                     continue
                 fits = True
             mt = spatial.max_mt(budget, cap, m_align)
+            if mt < m and halo_cap < cap:
+                mt = spatial.max_mt(budget, halo_cap, m_align)
             if mt < 1:
                 continue
             # closed forms over the distinct tile sizes: a search prices thousands of candidates
