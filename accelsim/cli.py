@@ -533,7 +533,25 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         ideal_memory=args.ideal_memory,
         timing_only=args.timing_only,
         log=True,
+        smoothquant=args.smoothquant,
     )
+
+
+def _check_smoothquant(args: argparse.Namespace) -> None:
+    """--smoothquant's alpha, and the runs it cannot apply to: it migrates a float model's weights before they are
+    quantized and calibrated (a timing-only run takes it and is unchanged: the migration is folded offline)."""
+    if args.smoothquant is None:
+        return
+    from accelsim.values.smoothquant import check_alpha
+
+    check_alpha(args.smoothquant)
+    for option, given in (("--data", args.data), ("a quantized model", args.quantized)):
+        if given:
+            raise AccelsimError(
+                f"migrates a float model's weights before they are quantized and calibrated; not with {option}",
+                path="--smoothquant",
+                allowed=f"--smoothquant without {option}",
+            )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -541,6 +559,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from accelsim.simulation import PreparedModel, simulate
 
     model, hw = _load_pair(args)
+    _check_smoothquant(args)
     workload, data = model.workload, _labelled(args, model)
     folder = _prepare(args, workload, hw, [args.scheme])
     tensors, qparams = (
@@ -582,6 +601,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.simulation import compare_schemes
 
     model, hw = _load_pair(args)
+    _check_smoothquant(args)
     workload, data = model.workload, _labelled(args, model)
     folder = _prepare(args, workload, hw, args.schemes)
     tensors, qparams = (
@@ -892,6 +912,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=GRANULARITY_NAMES,
         default="per_channel",
         help="weight scales of the int8 schemes: one per output channel or one per tensor (default: per_channel)",
+    )
+    run_opts.add_argument(
+        "--smoothquant",
+        type=float,
+        metavar="ALPHA",
+        help="SmoothQuant for static and dynamic: per input channel s = max|X|^ALPHA / max|W|^(1-ALPHA) from the "
+        "calibration batch, X / s folded into the preceding rmsnorm/layernorm, W * s into the linear weights "
+        "(ALPHA in [0, 1], e.g. 0.5; it changes the values, not the timing; docs/llm.md)",
     )
     run_opts.add_argument(
         "--data",

@@ -49,7 +49,9 @@ class RunOptions:
     tensor (the values only: the timing reads per-channel scales either way; None: a quantized model's own
     weight codes). ``ideal_memory``: DRAM never stalls. ``timing_only``: no values.
     ``log``: keep the engine's event log. ``errors_against_fp32=False`` leaves out the fp32 run and the
-    error fields (a run that only needs the values and the timing)."""
+    error fields (a run that only needs the values and the timing). ``smoothquant``: SmoothQuant's migration
+    strength alpha (``accelsim.values.smoothquant``) for the schemes that quantize activations (static, dynamic;
+    None: none); folded into the weights offline, it changes the values, not the timing."""
 
     flavour: str = FlavourName.ONNX
     weights: str = WeightFormatName.SYMMETRIC
@@ -59,6 +61,12 @@ class RunOptions:
     timing_only: bool = False
     log: bool = False
     errors_against_fp32: bool = True
+    smoothquant: float | None = None
+
+    def smooths(self, scheme: str) -> bool:
+        """Does ``scheme`` run on SmoothQuant-migrated weights (it quantizes activations and alpha is set)?"""
+        plan = get_scheme(scheme)
+        return self.smoothquant is not None and (plan.runtime_activations or plan.calibrated)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,12 +77,14 @@ class PreparedModel:
     compiled once for an accelerator and run many times). ``tensors`` (``accelsim.values.tensors.materialize``):
     one draw of the weights and inputs for several schemes. ``qparams``: the static scheme's calibrated
     activation parameters (``accelsim.values.runner.calibrate``). ``reference``: the fp32 values the errors
-    are measured against (computed on the same tensors when not given)."""
+    are measured against (computed on the same tensors when not given). ``smoothed``: ``tensors`` after
+    SmoothQuant's migration at the run's alpha (computed when a run needs it and it is not given)."""
 
     program: Program | None = None
     tensors: WorkloadTensors | None = None
     qparams: dict[str, QParams] | None = None
     reference: NetworkValues | None = None
+    smoothed: WorkloadTensors | None = None
 
 
 @dataclass
@@ -155,6 +165,7 @@ def simulate(
         "weight_granularity": options.weight_granularity if plan.weights.quantized else None,
         "ideal_memory": options.ideal_memory,
         "timing_only": options.timing_only,
+        "smoothquant": options.smoothquant if options.smooths(name) else None,
     }
     return SchemeRun(name, program, run, rows, total, values, settings)
 
@@ -194,18 +205,24 @@ def _play_and_compute(
     thread budget above one the engine plays while the values wait for their GEMMs (``threads.beside``)."""
     from accelsim.kernels import threads as gemm_threads
     from accelsim.values.runner import run_values
+    from accelsim.values.smoothquant import smooth
     from accelsim.values.tensors import materialize  # numerics only when asked: timing-only sweeps stay light
 
     def compute() -> tuple[WorkloadTensors, NetworkValues]:
-        """The weights and inputs (drawn unless prepared) and the program's values on them."""
+        """The weights and inputs (drawn unless prepared) and the program's values on them (on the
+        SmoothQuant-migrated weights when the run asks for them; the fp32 reference keeps the originals)."""
         step(f"{program.scheme}: values")
         tensors = prepared.tensors if prepared.tensors is not None else materialize(workload)
+        run_tensors = tensors
+        if options.smooths(program.scheme):
+            assert options.smoothquant is not None  # smooths() says so
+            run_tensors = prepared.smoothed or smooth(workload, hw, tensors, options.smoothquant)
         return tensors, run_values(
             workload,
             hw,
             program.scheme,
             flavour=options.flavour,
-            tensors=tensors,
+            tensors=run_tensors,
             qparams=prepared.qparams,
             weights=options.weights,
             program=program,
@@ -340,13 +357,16 @@ def compare_schemes(
     the static scheme's activation parameters when the model has its own (a quantized ONNX model)."""
     table = list(SCHEMES)
     names = sorted({get_scheme(s).name for s in schemes}, key=lambda s: (not SCHEMES[s].is_reference, table.index(s)))
-    reference = None
+    reference = smoothed = None
     if not options.timing_only:
         from accelsim.values.runner import run_values
+        from accelsim.values.smoothquant import smooth
         from accelsim.values.tensors import materialize
 
         if tensors is None:
             tensors = materialize(workload)  # one draw of weights and inputs for every scheme
+        if options.smoothquant is not None and any(options.smooths(s) for s in names):
+            smoothed = smooth(workload, hw, tensors, options.smoothquant)  # measured once for every scheme
         if not any(SCHEMES[s].is_reference for s in names):
             if progress is not None:
                 progress("fp32 reference values")
@@ -358,7 +378,7 @@ def compare_schemes(
             hw,
             name,
             options=options,
-            prepared=PreparedModel(tensors=tensors, qparams=qparams, reference=reference),
+            prepared=PreparedModel(tensors=tensors, qparams=qparams, reference=reference, smoothed=smoothed),
             progress=progress,
         )
         if reference is None and SCHEMES[name].is_reference:

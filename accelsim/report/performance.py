@@ -73,6 +73,8 @@ def _setup(results: Results) -> Section:
     for scheme in results.schemes:
         run = meta.get("runs", {}).get(scheme, {})
         notes = [f"{k.replace('_', ' ')} {run[k]}" for k in ("flavour", "requant_rounding") if run.get(k)]
+        if run.get("smoothquant") is not None:
+            notes.append(f"SmoothQuant alpha {run['smoothquant']:g}")
         if run.get("observer") not in (None, "minmax"):  # the defaults go unsaid: min-max, per-channel scales
             notes.append(f"observer {run['observer']}")
         if run.get("weight_granularity") == "per_tensor":

@@ -1204,6 +1204,26 @@ def calibrate(
     return calibration.qparams(dtype)
 
 
+def channel_absmax(
+    workload: Workload, tensors: WorkloadTensors, program: Program, names: set[str]
+) -> dict[str, np.ndarray]:
+    """Per channel (last axis), the largest ``|x|`` of each named tensor of the fp32 network over the calibration
+    batch, one batch at a time through ``program``: SmoothQuant's activation statistic."""
+    found: dict[str, np.ndarray] = {}
+
+    def observe(name: str, x: np.ndarray) -> None:
+        if name in names:
+            peak = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
+            found[name] = np.maximum(found[name], peak) if name in found else peak
+
+    run = _FloatRun(_Numerics(SchemeName.FP32, None, 32, "wrap", frozenset()), tensors.params, observe)
+    steps = program_steps(program, workload)
+    for k in range(tensors.calibration[INPUT].shape[0] // workload.batch):
+        chunk = slice(k * workload.batch, (k + 1) * workload.batch)
+        _execute(steps, run, {name: x[chunk] for name, x in tensors.calibration.items()})
+    return found
+
+
 def _check(scheme: str, flavour: str, observer: str, weights: str = WeightFormatName.SYMMETRIC) -> None:
     for value, allowed, what in (
         (scheme, SCHEMES, "scheme"),
