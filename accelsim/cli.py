@@ -305,9 +305,7 @@ def _load_pair(args: argparse.Namespace) -> tuple[ModelFile, HardwareConfig]:
 
     model, hw = load_model(args.workload, args.set_workload), load_hardware(args.hw, args.set)
     if model.quantized is not None:  # ORT's arithmetic and the model's own weight format, whatever was asked
-        from accelsim.onnx.quantized_workload import REQUANT_MODE
-
-        hw = hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": REQUANT_MODE})})
+        hw = model.quantized.runtime_hardware(hw)
         args.weights = model.quantized.weights
     args.quantized = model.quantized is not None
     return model, hw

@@ -86,15 +86,61 @@ def test_the_cli_writes_a_yaml_whose_run_equals_the_models(tmp_path: Path) -> No
     assert rows[0] == rows[1]
 
 
-def test_a_sweep_refuses_a_quantized_workload(tmp_path: Path) -> None:
-    """A sweep's points quantize each workload's float weights; a quantized model's YAML would silently lose
-    its own codes there, so the spec is refused in one line naming the entry."""
+def _spec(folder: Path, workloads: list[Path], extra: str = "") -> Path:
+    spec = folder / "spec.yaml"
+    entries = ", ".join(str(w) for w in workloads)
+    spec.write_text(
+        f"schema_version: 1\nbase: default\naxes: {{array.rows: [8, 16]{extra}}}\nworkloads: [{entries}]\n"
+        "schemes: [static, dynamic, fp32]\ntiming_only: false\n"
+    )
+    return spec
+
+
+def test_a_sweep_runs_a_quantized_workload_with_its_own_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quantized model's YAML in a sweep: each point runs the model's own weight codes, int32 biases and
+    activation parameters under ORT's requant mode and the model's weight format, as ``accelsim run`` does
+    (every point's total row equals that run's on the point's hardware), and the static model's points
+    calibrate nothing (a dynamic model run under static has no parameters to give: calibrated, as in
+    ``compare``); the spec (with the model's quantization) travels to worker processes by pickle."""
+    import pickle
+
+    from accelsim.sweep.points import expand
+    from accelsim.sweep.worker import run_point
+    from accelsim.values import runner
+
+    paths = []
+    for name, recipe in (("residual_cnn", ref.Recipe("qdq", True)), ("matmul_2d_bias", ref.Recipe("dynamic"))):
+        path = _saved(name, recipe, tmp_path)
+        paths.append(tmp_path / f"{name}.yaml")
+        import_to_files(path, paths[-1], name=name)
+    sweep = pickle.loads(pickle.dumps(load_sweep(_spec(tmp_path, paths))))
+    assert set(sweep.quantized) == {"residual_cnn", "matmul_2d_bias"}
+    calls: list[int] = []
+    real = runner.calibrate
+    monkeypatch.setattr(runner, "calibrate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    points = expand(sweep).points
+    assert len(points) == 2 * 2 * 3
+    for point in points:
+        calls.clear()
+        got = run_point(sweep, point)
+        if point.workload == "residual_cnn":  # the static model's own parameters: nothing calibrated
+            assert calls == [], point
+        model = load_model(sweep.documents[point.workload][1])
+        assert model.quantized is not None
+        hw = model.quantized.runtime_hardware(load_hardware(overrides=[f"array.rows={point.overrides['array.rows']}"]))
+        options = RunOptions(weights=model.quantized.weights, observer=None, weight_granularity=None)
+        prepared = PreparedModel(tensors=model.tensors(), qparams=model.qparams)
+        want = simulate(model.workload, hw, point.scheme, options=options, prepared=prepared).total
+        for key in ("total_cycles", "dram_read_bytes", "sqnr_db", "max_abs_error", "requant_saturations"):
+            assert got[key] == getattr(want, key) or (np.isnan(got[key]) and np.isnan(getattr(want, key))), key
+
+
+def test_a_weights_axis_over_a_quantized_workload_is_refused(tmp_path: Path) -> None:
+    """A quantized model's weight codes are its weight format: a ``weights`` axis over it is one line naming
+    the workload entry."""
     path = _saved("matmul_2d_bias", ref.Recipe("dynamic"), tmp_path)
     import_to_files(path, tmp_path / "w.yaml")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"schema_version: 1\nbase: default\naxes: {{array.rows: [8, 16]}}\nworkloads: [{tmp_path / 'w.yaml'}]\n"
-    )
+    spec = _spec(tmp_path, [tmp_path / "w.yaml"], ", weights: [symmetric, asymmetric]")
     with pytest.raises(AccelsimError, match=r"spec\.yaml: workloads\[0\]: workload '.*' is a quantized model") as exc:
         load_sweep(spec)
-    assert "\n" not in str(exc.value)
+    assert "\n" not in str(exc.value) and "weights axis" in str(exc.value)

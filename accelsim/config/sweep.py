@@ -12,9 +12,9 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -28,6 +28,9 @@ from accelsim.config.yaml_source import read_yaml_mapping
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError, format_path
 from accelsim.schemes import SchemeName, WeightFormatName
+
+if TYPE_CHECKING:
+    from accelsim.onnx.quantized_workload import QuantizedImport
 
 #: a scheme as YAML names it: one of the scheme table's names (strict models take an enum from its string here)
 SchemeArg = Annotated[SchemeName, Field(strict=False)]
@@ -275,6 +278,9 @@ class Sweep:
     documents: dict[str, tuple[dict[str, Any], Path]]
     constraints: tuple[Constraint, ...]
     output: Path
+    #: a quantized model's workload (a ``quantized`` section) by name: its own weight codes, int32 biases and
+    #: activation parameters, read and checked once at load (``accelsim.onnx.quantized_file.read_quantized``)
+    quantized: dict[str, QuantizedImport] = field(default_factory=dict)
 
     def base(self, overrides: Mapping[str, Any]) -> BaseConfig:
         """The config a point with ``overrides`` starts from."""
@@ -404,6 +410,23 @@ def _workload_document(entry: str | WorkloadEntry, spec_dir: Path, file: str, i:
     return workload_file, doc
 
 
+def _quantized(workload: Workload, spec: SweepSpec, file: str, i: int) -> QuantizedImport:
+    """A quantized model's own quantization (its weights file's codes and parameters, checked against the
+    workload). Its weight codes are its weight format, so a ``weights`` axis has nothing to vary for it."""
+    assert workload.quantized is not None  # the caller's test
+    if WEIGHTS_AXIS in spec.axes:
+        raise AccelsimError(
+            f"workload {workload.name!r} is a quantized model: its weight codes are its format "
+            f"({workload.quantized.weights}), which a weights axis cannot change",
+            file=file,
+            path=format_path(("workloads", i)),
+            allowed="a weights axis over workloads without a quantized section",
+        )
+    from accelsim.onnx.quantized_file import read_quantized  # onnx: only for a quantized model's sweep
+
+    return read_quantized(workload)
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Load and check a sweep spec: its base configs, every axis value against them or the workloads, workloads,
     constraints."""
@@ -414,6 +437,7 @@ def load_sweep(path: str | Path) -> Sweep:
     name = spec.name or Path(path).stem
     workloads: dict[str, Workload] = {}
     documents: dict[str, tuple[dict[str, Any], Path]] = {}
+    quantized: dict[str, QuantizedImport] = {}
     for i, entry in enumerate(spec.workloads):
         workload_file, doc = _workload_document(entry, spec_dir, file, i)
         try:
@@ -431,14 +455,8 @@ def load_sweep(path: str | Path) -> Sweep:
             raise AccelsimError(
                 f"workload name {workload.name!r} is used by two entries", file=file, path=format_path(("workloads", i))
             )
-        if workload.quantized is not None:  # its points would quantize the float twin, not run the model's codes
-            raise AccelsimError(
-                f"workload {workload.name!r} is a quantized model (its own codes and parameters), which a sweep "
-                "does not run yet",
-                file=file,
-                path=format_path(("workloads", i)),
-                allowed="run it with accelsim run / compare, or sweep its fp32 import",
-            )
+        if workload.quantized is not None:  # its points run the model's own codes and parameters
+            quantized[workload.name] = _quantized(workload, spec, file, i)
         workloads[workload.name] = workload
         documents[workload.name] = (doc, workload_file)
     sweep = Sweep(
@@ -450,6 +468,7 @@ def load_sweep(path: str | Path) -> Sweep:
         documents,
         tuple(Constraint.parse(text) for text in spec.constraints),
         Path(spec.output) if spec.output else SWEEP_OUTPUT_ROOT / name,
+        quantized,
     )
     for axis, values in spec.axes.items():
         if axis == HARDWARE_AXIS:

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import GEMM_LAYERS
 from accelsim.dynamic_flavours import FlavourName
 from accelsim.errors import AccelsimError
@@ -110,6 +111,12 @@ class QuantizedImport:
     def variant(self) -> str:
         """The requant mode (static) or dynamic flavour that reproduces ORT."""
         return REQUANT_MODE if self.scheme == SchemeName.STATIC else FLAVOUR
+
+    @staticmethod
+    def runtime_hardware(hw: HardwareConfig) -> HardwareConfig:
+        """``hw`` requantizing as the model's runtime does (ORT's ``float_half_even``), whatever ``hw`` says:
+        the model's parameters were chosen for that arithmetic."""
+        return hw.model_copy(update={"requant": hw.requant.model_copy(update={"rounding": REQUANT_MODE})})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from accelsim.config.hardware import HardwareConfig
@@ -19,7 +19,7 @@ from accelsim.config.workload import Workload
 from accelsim.kernels import threads as gemm_threads
 from accelsim.results.records import LayerRecord
 from accelsim.schemes import SchemeName, get_scheme
-from accelsim.simulation import RunOptions, simulate
+from accelsim.simulation import PreparedModel, RunOptions, simulate
 from accelsim.sweep.lifeline import die_with_parent
 from accelsim.sweep.points import Point
 
@@ -94,7 +94,16 @@ def run_point(sweep: Sweep, point: Point) -> dict[str, Any]:
     options = RunOptions(
         flavour=sweep.spec.flavour, weights=sweep.weights(point.overrides), timing_only=sweep.spec.timing_only
     )
-    run = simulate(workload, hw, point.scheme, options=options)
+    prepared = PreparedModel()
+    given = sweep.quantized.get(point.workload)
+    if given is not None:  # a quantized model: its own codes and parameters, its runtime's requant mode
+        hw = given.runtime_hardware(hw)
+        options = replace(options, weights=given.weights, observer=None, weight_granularity=None)
+        from accelsim.values.tensors import materialize  # NumPy: a values point only
+
+        tensors = None if options.timing_only else given.given_tensors(materialize(workload))
+        prepared = PreparedModel(tensors=tensors, qparams=given.qparams or None)
+    run = simulate(workload, hw, point.scheme, options=options, prepared=prepared)
     return {
         **{name: getattr(hw, name) for name in HARDWARE_COLUMNS},
         "tokens_per_step": tokens_per_step(workload),

@@ -112,6 +112,19 @@ def _cases() -> list[Case]:
         files = {"q.yaml": YAML.replace(old, new, 1), "q.npz": _npz()}
         cases.append(Case(f"quantized-workload-yaml-{name}", RUN, files, match=rf"q\.yaml: {m}"))
     good = {"q.yaml": YAML, "q.npz": _npz()}
+    # the same files in a sweep: checked when the spec loads, one line naming the .npz (or the spec's entry for
+    # a weights axis, which a model's own codes leave nothing to vary), before any point runs
+    sweep = ("sweep", "{tmp}/spec.yaml", "--workers", "1")
+    spec = "schema_version: 1\nbase: default\naxes: {array.rows: [4, 8]%s}\nworkloads: [q.yaml]\noutput: out\n"
+    for name in ("no-zero-point", "nan-scale", "format-mismatch"):
+        changes, m = BAD_ARRAYS[name]
+        files = {"q.yaml": YAML, "q.npz": _npz(**changes), "spec.yaml": spec % ""}
+        cases.append(Case(f"quantized-workload-sweep-{name}", sweep, files, match=rf"q\.npz: {m}"))
+    axis = {**good, "spec.yaml": spec % ", weights: [symmetric, asymmetric]"}
+    cases.append(
+        Case("quantized-workload-sweep-weights-axis", sweep, axis, match=r"spec\.yaml: workloads\[0\]: .*weights axis")
+    )
+    cases.append(Case("quantized-workload-sweep-good", sweep, {**good, "spec.yaml": spec % ""}, "ok", writes=True))
     return [*cases, Case("quantized-workload-good", RUN, good, "ok", writes=True)]
 
 
