@@ -68,7 +68,7 @@ def _record_requant_product(log: list[Gemm], original: Callable) -> Callable:
     def recorded(
         a_words: np.ndarray, m_dim: int, b_packed: np.ndarray, offset32: np.ndarray, n_dim: int, *args: object
     ) -> object:
-        # A arrives as 4-byte words of 1-byte codes: K is known to the next multiple of 4
+        # A arrives as 4-byte words of 1-byte codes: K is known to its padding (vnni.words_per_row)
         log.append(Gemm(m_dim, 4 * a_words.shape[1], n_dim, ("int", 1), ("int", 1)))
         return original(a_words, m_dim, b_packed, offset32, n_dim, *args)
 
@@ -105,11 +105,12 @@ def program_gemms(program: Program) -> list[Gemm]:
 
 
 def _padded(g: Gemm) -> Gemm:
-    return g._replace(k=-(-g.k // 4) * 4)
+    return g._replace(k=4 * vnni.words_per_row(g.k))
 
 
 def assert_same_gemms(ran: list[Gemm], said: list[Gemm]) -> None:
-    """Equal in order; a GEMM the VNNI requant product ran is known only to K rounded up to whole words."""
+    """Equal in order; a GEMM the VNNI requant product ran is known only to K rounded up to whole words
+    (to whole 64-byte tiles where the AMX tiles run: :func:`~accelsim.kernels.vnni.words_per_row`)."""
     assert len(ran) == len(said), f"the kernels ran {len(ran)} GEMMs, the program has {len(said)}"
     for i, (r, s) in enumerate(zip(ran, said)):
         assert r == s or (r.k % 4 == 0 and r == _padded(s)), f"GEMM {i}: the kernels ran {r}, the program says {s}"

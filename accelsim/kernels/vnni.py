@@ -11,6 +11,8 @@ two's complement wrap, so the result is the exact product modulo 2**32: exact wh
 value fits int32, and otherwise its two's complement wrap (the caller's bound decides which). Work
 is split over :mod:`accelsim.kernels.threads` (the kernels release the GIL). Hosts without
 AVX512-VNNI, or run with ``ACCELSIM_VNNI=0``, use the float32-BLAS path (``AVAILABLE`` is False).
+Where the CPU has AMX-INT8 the same panels and rows feed :mod:`accelsim.kernels.amx`'s tiles instead
+(:func:`row_block`), with the same bits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from accelsim.kernels import amx
 from accelsim.kernels.requant import requant_region
 from accelsim.kernels.threads import for_gemm, in_parallel
 
@@ -255,7 +258,7 @@ def _pack_b_panels(b, k4, packed, words, first, last):
 @njit(cache=True, nogil=True)
 def _prepare_a_rows(src, flip, dest):
     """A ``[M, K]`` (1-byte codes, as uint8) as the rows the micro-kernel reads: ``dest``, the bytes of
-    int32 words ``[M rounded up to MR, K/4 rounded up]``, every byte xor ``flip`` (0x80 turns int8 into
+    int32 words (:func:`a_rows`: rows and K padded to whole blocks), every byte xor ``flip`` (0x80 turns int8 into
     the uint8 ``a + 128``), zero beyond A. A plain row copy that vectorizes; tiles read it in place (no
     panel packing). One compilation for int8 and uint8 A: the caller passes both as uint8."""
     m_dim, k_dim = src.shape
@@ -346,11 +349,24 @@ def _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, p
 
 
 @njit(cache=True, nogil=True)
-def _pack_and_run_columns(a_words, b, k4, b_packed, b_words, row_offset, row_terms, col_factors, out, first, last):
+def _tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, p0, p1, q0, q1, block):
+    """Output tiles of column panels [p0, p1) x row blocks [q0, q1) of ``block`` rows: on AMX
+    (``block`` = :data:`~accelsim.kernels.amx.ROWS`, no weight zero point: ``row_terms`` None) or VNNI
+    (``block`` = :data:`MR`). A runtime argument, not a global: Numba's cache would keep a global's value."""
+    if block == amx.ROWS:
+        amx.run_tiles(a_words, b_packed, k4, row_offset, amx.CONFIG, out, p0, p1, q0, q1)
+    else:
+        _run_tiles(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, p0, p1, q0, q1)
+
+
+@njit(cache=True, nogil=True)
+def _pack_and_run_columns(
+    a_words, b, k4, b_packed, b_words, row_offset, row_terms, col_factors, out, block, first, last
+):
     """One worker's share when splitting by column panels: pack its B panels (``b_packed``, and as int32
     ``b_words``), then run their tiles."""
     _pack_b_panels(b, k4, b_packed, b_words, first, last)
-    _run_tiles(
+    _tiles(
         a_words,
         b_words,
         k4,
@@ -361,14 +377,15 @@ def _pack_and_run_columns(a_words, b, k4, b_packed, b_words, row_offset, row_ter
         first,
         last,
         first - first,
-        (out.shape[0] + MR - 1) // MR,
+        (out.shape[0] + block - 1) // block,
+        block,
     )
 
 
 @njit(cache=True, nogil=True)
-def _run_columns(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
+def _run_columns(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, block, first, last):
     """One worker's share of prepacked B when splitting by column panels."""
-    _run_tiles(
+    _tiles(
         a_words,
         b_packed,
         k4,
@@ -379,15 +396,16 @@ def _run_columns(a_words, b_packed, k4, row_offset, row_terms, col_factors, out,
         first,
         last,
         first - first,
-        (out.shape[0] + MR - 1) // MR,
+        (out.shape[0] + block - 1) // block,
+        block,
     )
 
 
 @njit(cache=True, nogil=True)
-def _run_rows(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, first, last):
-    """One worker's share when splitting by row panels (few column panels). (``first - first``, not a
+def _run_rows(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, block, first, last):
+    """One worker's share when splitting by row blocks (few column panels). (``first - first``, not a
     literal 0, here and in the other callers: numba compiles a callee again for a literal argument.)"""
-    _run_tiles(
+    _tiles(
         a_words,
         b_packed,
         k4,
@@ -399,6 +417,7 @@ def _run_rows(a_words, b_packed, k4, row_offset, row_terms, col_factors, out, fi
         (out.shape[1] + NR - 1) // NR,
         first,
         last,
+        block,
     )
 
 
@@ -418,7 +437,7 @@ def pack_b(b: np.ndarray) -> np.ndarray:
     """B's panels packed once (an int8 [K, N] weight kept between calls, as ORT and fbgemm prepack):
     :func:`vnni_product` then packs only A."""
     k_dim, n_dim = b.shape
-    k4, n_panels = -(-k_dim // 4), -(-n_dim // NR)
+    k4, n_panels = words_per_row(k_dim), -(-n_dim // NR)
     packed = np.empty(n_panels * k4 * NR * 4, np.int8)
     _pack_b_panels(np.ascontiguousarray(b), k4, packed, packed.view(np.int32), 0, n_panels)
     return packed.view(np.int32)
@@ -446,9 +465,10 @@ def vnni_product(
     m_dim, k_dim = a.shape
     n_dim = b.shape[1]
     out = np.empty((m_dim, n_dim), dtype=np.int32)
-    n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
     a_words = prepare_a(a)
     row_terms, col_factors = zero_point_terms(a_words, m_dim, k_dim, a_zero_point, a.dtype, b_zero_point)
+    block = row_block(row_terms, a_words.shape[1])
+    n_panels, m_panels = -(-n_dim // NR), -(-m_dim // block)
     k4 = a_words.shape[1]
     a_words = a_words.reshape(-1)
     if b_col_sums is None and a.dtype == np.int8:
@@ -471,6 +491,7 @@ def vnni_product(
             row_terms,
             col_factors,
             out,
+            block,
             macs=macs,
         )
     else:
@@ -479,7 +500,7 @@ def vnni_product(
             b_packed = b_bytes.view(np.int32)
             _pack_b_panels(np.ascontiguousarray(b), k4, b_bytes, b_packed, 0, n_panels)
         fn, parts = (_run_columns, n_panels) if n_panels >= threads else (_run_rows, m_panels)
-        in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out, macs=macs)
+        in_parallel(fn, parts, threads, a_words, b_packed, k4, offset32, row_terms, col_factors, out, block, macs=macs)
     return out
 
 
@@ -518,12 +539,27 @@ def zero_point_terms(
     return row_terms, col_factors.astype(np.int32)
 
 
+def words_per_row(k_dim: int) -> int:
+    """int32 words (4 k bytes each) per row of A and per k4 step count of B's panels: K/4 rounded up, to
+    whole AMX tiles (:data:`~accelsim.kernels.amx.K4_ALIGN`) where AMX runs (the VNNI kernel adds the zero
+    words' nothing)."""
+    k4 = -(-k_dim // 4)
+    return -(-k4 // amx.K4_ALIGN) * amx.K4_ALIGN if amx.AVAILABLE else k4
+
+
+def row_block(row_terms: np.ndarray | None, k4: int) -> int:
+    """Rows of A per block of the tiles: AMX's :data:`~accelsim.kernels.amx.ROWS` where it runs and pays
+    (``k4`` of at least :data:`~accelsim.kernels.amx.MIN_K4` words; not with a weight zero point's
+    ``row_terms``, which only the VNNI kernel adds), else the VNNI kernel's :data:`MR`."""
+    return amx.ROWS if amx.AVAILABLE and row_terms is None and k4 >= amx.MIN_K4 else MR
+
+
 def a_rows(m_dim: int, k_dim: int) -> np.ndarray:
-    """This thread's buffer for A's rows as the micro-kernel reads them: int32 ``[M rounded up to MR,
-    K/4 rounded up]`` (4 k bytes per word)."""
-    return _workspace("a", -(-m_dim // MR) * MR * -(-k_dim // 4), np.int32).reshape(
-        -(-m_dim // MR) * MR, -(-k_dim // 4)
-    )
+    """This thread's buffer for A's rows as the micro-kernel reads them: int32 ``[M rounded up to whole
+    row blocks of either kernel, :func:`words_per_row`]`` (4 k bytes per word)."""
+    rows = max(-(-m_dim // MR) * MR, -(-m_dim // amx.ROWS) * amx.ROWS if amx.AVAILABLE else 0)
+    k4 = words_per_row(k_dim)
+    return _workspace("a", rows * k4, np.int32).reshape(rows, k4)
 
 
 def word_bytes(words: np.ndarray) -> np.ndarray:
@@ -575,39 +611,42 @@ def _run_requant(
     table,
     scalars,
     codes,
+    block,
     p0,
     p1,
     q0,
     q1,
 ):
-    """One worker's tiles (column panels [p0, p1) x row panels [q0, q1)) in chunks of ``chunk`` row
-    panels: a chunk's int32 accumulators are written to a scratch that stays in cache and go straight
-    through the requant unit into ``codes`` (flat, 1-byte). Returns (saturations, acc min, acc max)."""
-    scratch = np.empty(chunk * MR * n_dim, np.int32)
+    """One worker's tiles (column panels [p0, p1) x row blocks [q0, q1) of ``block`` rows, :func:`_tiles`)
+    in chunks of ``chunk`` row blocks: a chunk's int32 accumulators are written to a scratch that stays in
+    cache and go straight through the requant unit into ``codes`` (flat, 1-byte). Returns (saturations,
+    acc min, acc max)."""
+    scratch = np.empty(chunk * block * n_dim, np.int32)
     c0, c1 = p0 * NR, min(p1 * NR, n_dim)
     sats, lo, hi = 0, np.int64(2**31 - 1), np.int64(-(2**31))
     for qs in range(q0, q1, chunk):
         qe = min(qs + chunk, q1)
-        rows = min(qe * MR, m_dim) - qs * MR
+        rows = min(qe * block, m_dim) - qs * block
         acc = scratch[: rows * n_dim].reshape(rows, n_dim)
         if row_terms is None:
-            _run_tiles(a_words[qs * MR * k4 :], b_packed, k4, offset32, None, None, acc, p0, p1, q0 - q0, qe - qs)
+            _tiles(a_words[qs * block * k4 :], b_packed, k4, offset32, None, None, acc, p0, p1, q0 - q0, qe - qs, block)
         else:
-            _run_tiles(
-                a_words[qs * MR * k4 :],
+            _tiles(
+                a_words[qs * block * k4 :],
                 b_packed,
                 k4,
                 offset32,
-                row_terms[qs * MR :],
+                row_terms[qs * block :],
                 col_factors,
                 acc,
                 p0,
                 p1,
                 q0 - q0,
                 qe - qs,
+                block,
             )
         s, l, h = requant_region(
-            scratch, n_dim, codes[qs * MR * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars
+            scratch, n_dim, codes[qs * block * n_dim :], n_dim, rows, c0, c1, multiplier, shift, table, scalars
         )
         sats, lo, hi = sats + s, min(lo, l), max(hi, h)
     return sats, lo, hi
@@ -631,13 +670,14 @@ def requant_product(
     ``plan``: the layer's (M0, shift, lane table, scalars) from :func:`~accelsim.kernels.requant.lane_plan`;
     ``zero_point_terms``: the weight zero point's rank-1 correction (:func:`zero_point_terms`)."""
     k4 = a_words.shape[1]
-    n_panels, m_panels = -(-n_dim // NR), -(-m_dim // MR)
+    block = row_block(zero_point_terms[0], k4)
+    n_panels, m_panels = -(-n_dim // NR), -(-m_dim // block)
     a_words, k_dim = a_words.reshape(-1), 4 * k4
     codes: np.ndarray = np.empty((m_dim, n_dim), out_dtype)
-    chunk = max(1, SCRATCH_BYTES // (MR * n_dim * 4))
+    chunk = max(1, SCRATCH_BYTES // (block * n_dim * 4))
     macs = m_dim * n_dim * k_dim
     threads = for_gemm(macs)
-    common = (a_words, b_packed, k4, offset32, *zero_point_terms, m_dim, n_dim, chunk, *plan, codes.reshape(-1))
+    common = (a_words, b_packed, k4, offset32, *zero_point_terms, m_dim, n_dim, chunk, *plan, codes.reshape(-1), block)
     if n_panels >= threads:  # workers split the column panels (each requantizes its own channels)
         parts = in_parallel(lambda lo, hi: _run_requant(*common, lo, hi, 0, m_panels), n_panels, threads, macs=macs)
     else:
