@@ -150,3 +150,36 @@ def test_report_names_the_fastest_at_each_batch(tmp_path: Path) -> None:
         if old != new:
             assert f"From batch {batch} **{new}** is fastest" in text
     assert "MACs per DRAM byte against a balance of" in text
+
+
+def test_report_says_when_the_kv_cache_dominates(tmp_path: Path) -> None:
+    """Against context, each series gets the KV cache's share of its DRAM bytes at the largest context and the
+    first context where it is more than half, from the stored rows."""
+    spec = _spec(
+        tmp_path,
+        axes={
+            "hardware": ["default"],
+            "workload.context": [16, 256, 4096],
+            "workload.kv_cache_dtype": ["activation", "int8"],
+        },
+        schemes=["dynamic"],
+    )
+    sweep = load_sweep(spec)
+    run_sweep(sweep, LocalPool(1), progress=False)
+    columns, data = read_rows(sweep.output)
+    rows = [dict(zip(columns, values, strict=True)) for values in data]
+    section = next(
+        s for s in sweep_document(sweep.output).sections if s.title.startswith("Time per token against context")
+    )
+    text = " ".join(getattr(b, "text", "") for b in section.blocks)
+    for dtype in ("activation", "int8"):
+        share = {
+            r["workload.context"]: r["dram_read_bytes_kv_cache"] / (r["dram_read_bytes"] + r["dram_write_bytes"])
+            for r in rows
+            if r["workload.kv_cache_dtype"] == dtype
+        }
+        first = next((c for c, s in share.items() if s > 0.5), None)
+        sentence = f"dynamic KV {dtype}: the KV cache is {share[4096]:.0%} of the DRAM bytes at the largest context"
+        assert sentence in text
+        assert (f"more than half from context {first}." if first else "never more than half.") in text
+    assert share[4096] > share[16]

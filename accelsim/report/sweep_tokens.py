@@ -22,13 +22,15 @@ Row = dict[str, Any]
 TOKEN_AXES = {"workload.batch": "batch", "workload.context": "context length (tokens in the KV cache)"}
 #: axes whose values split a scheme into series (a line each) rather than groups (a figure each)
 SERIES_AXES = ("weights", "workload.kv_cache_dtype")
-DEFAULT_VARIANT = {"weights": "symmetric", "workload.kv_cache_dtype": None}
+#: the traffic classes a step's per-token bytes are split into besides activations
+WEIGHT_AND_KV = ("dram_read_bytes_weights", "dram_read_bytes_weight_scales", "dram_read_bytes_kv_cache")
 
 
-def _variant(row: Row, axes: list[str]) -> str:
+def _variant(row: Row, spec_axes: dict[str, list[Any]]) -> str:
+    """The series a row belongs to: its scheme and the values of the series axes the spec varies."""
     parts = [row["scheme"]]
     for axis in SERIES_AXES:
-        if axis in axes:
+        if len(spec_axes.get(axis, ())) > 1:
             value = row[axis]
             parts.append(
                 f"KV {value}" if axis == "workload.kv_cache_dtype" else ("int8" if value == "symmetric" else value)
@@ -51,12 +53,29 @@ def balance(row: Row) -> float:
     return row["peak_macs_per_cycle"] / row["dram_bytes_per_cycle"]
 
 
+def _mb_per_token(row: Row, *columns: str) -> float:
+    return sum(row[c] or 0 for c in columns) / row["tokens_per_step"] / 1e6
+
+
+def roofline_ms_per_token(row: Row) -> float:
+    """The step's roofline time per token: its DRAM bytes at full bandwidth or its MACs at the peak rate of its
+    GEMMs' datapath, whichever is longer (cycles to seconds at the point's own clock: latency over cycles)."""
+    cycles = max(
+        (row["dram_read_bytes"] + row["dram_write_bytes"]) / row["dram_bytes_per_cycle"],
+        row["macs"] / row["peak_macs_per_cycle"],
+    )
+    return cycles * row["latency_s"] / row["total_cycles"] * 1e3 / row["tokens_per_step"]
+
+
 def _bound(row: Row) -> str:
     side = "memory" if intensity(row) < balance(row) else "compute"
     return (
         f"{side}-bound: {intensity(row):.3g} MACs per DRAM byte against a balance of {balance(row):.3g}, "
-        f"{(row['dram_read_bytes'] + row['dram_write_bytes']) / row['tokens_per_step'] / 1e6:.3g} MB and "
-        f"{ms_per_token(row):.3g} ms per token"
+        f"{ms_per_token(row) / roofline_ms_per_token(row):.2f}x its roofline time; per token "
+        f"{ms_per_token(row):.3g} ms and {_mb_per_token(row, 'dram_read_bytes', 'dram_write_bytes'):.3g} MB, of them "
+        f"weights and their scales {_mb_per_token(row, 'dram_read_bytes_weights', 'dram_read_bytes_weight_scales'):.3g}"
+        f" MB, KV cache {_mb_per_token(row, 'dram_read_bytes_kv_cache'):.3g} MB, activations and the rest "
+        f"{_mb_per_token(row, 'dram_read_bytes', 'dram_write_bytes') - _mb_per_token(row, *WEIGHT_AND_KV):.3g} MB"
     )
 
 
@@ -134,7 +153,7 @@ def token_sections(rows: list[Row], axes: list[str], spec_axes: dict[str, list[A
         groups: dict[tuple[str, tuple[tuple[str, Any], ...]], dict[str, dict[Any, Row]]] = {}
         for r in ok:
             key = (r["workload"], tuple((a, r[a]) for a in others))
-            groups.setdefault(key, {}).setdefault(_variant(r, axes), {})[r[x_axis]] = r
+            groups.setdefault(key, {}).setdefault(_variant(r, spec_axes), {})[r[x_axis]] = r
         blocks: list[Any] = []
         for n, ((workload, group), found) in enumerate(groups.items()):
             schemes = ordered_schemes({points[next(iter(points))]["scheme"] for points in found.values()})
