@@ -137,8 +137,9 @@ def per_token(
         for x, text in marks:
             ax.axvline(x, color="#777777", ls=":", lw=1)
             ax.annotate(text, (x, 1), xycoords=("data", "axes fraction"), rotation=90, fontsize=6, va="top", ha="right")
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        if all(x > 0 for line in ax.get_lines() for x in line.get_xdata()):  # a context of 0 stays on a linear axis
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         _scale(ax.yaxis, ax.set_yscale, [y for line in ax.get_lines() for y in line.get_ydata()])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
