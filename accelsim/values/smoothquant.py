@@ -22,6 +22,8 @@ import numpy as np
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import LayerNorm, Linear, RmsNorm, Workload
 from accelsim.errors import AccelsimError
+from accelsim.lowering.program import lower
+from accelsim.values.runner import channel_absmax
 from accelsim.values.tensors import LayerParams, WorkloadTensors
 
 #: the floor of the reference code's ``act_scales``, ``weight_scales`` and ``scales``
@@ -70,9 +72,6 @@ def smooth(workload: Workload, hw: HardwareConfig, tensors: WorkloadTensors, alp
     """``tensors`` with every smoothing group's norm scale divided and its linears' weights multiplied by the
     factors measured on the calibration batch (the fp32 network; smoothing leaves the rest of it unchanged, so
     one pass measures every group)."""
-    from accelsim.lowering.program import lower
-    from accelsim.values.runner import channel_absmax
-
     check_alpha(alpha)
     groups = smoothing_groups(workload)
     if not groups:
