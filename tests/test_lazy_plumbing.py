@@ -87,7 +87,7 @@ def test_in_parallel_keeps_chunk_order() -> None:
 def test_side_work_runs_on_the_calling_thread_while_the_gemm_runs_whole_on_the_pool() -> None:
     """Inside ``beside``, a GEMM is not split: a large one runs whole on a pool thread while the caller
     does slices of the side work, until the work says it is done; from then on GEMMs split again. A
-    small GEMM runs on the caller (a hand-off would cost more), and a one-thread budget has no pool to
+    large memory-bound kernel (``aside``) goes to the pool too. A small GEMM or kernel runs on the caller (a hand-off would cost more), and a one-thread budget has no pool to
     hand a GEMM to: no side work then."""
     import threading
 
@@ -121,6 +121,10 @@ def test_side_work_runs_on_the_calling_thread_while_the_gemm_runs_whole_on_the_p
             assert gemm_on[0].startswith("accelsim-gemm")
             assert slices == [here] * 3
             assert threads.for_gemm(threads.PARALLEL_MIN_MACS) == 2  # the work is done: split again
+        with threads.beside(lambda: True):  # a memory-bound kernel (residual add, patch gather): the same by size
+            name = lambda: threading.current_thread().name
+            assert threads.aside(name, elements=threads.BESIDE_MIN_ELEMENTS - 1) == here
+            assert threads.aside(name, elements=threads.BESIDE_MIN_ELEMENTS).startswith("accelsim-gemm")
         threads.set_threads(1)
         with threads.beside(work):
             assert threads.in_parallel(lambda lo, hi: threading.current_thread().name, 4, 1, macs=large) == [here]

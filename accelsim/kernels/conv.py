@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from accelsim.kernels import vnni
+from accelsim.kernels import threads, vnni
 from accelsim.kernels.gemm import (
     AccumulatorResult,
     PackedWeights,
@@ -165,9 +165,9 @@ def patches_into(
     if flip:
         nhwc = nhwc ^ np.uint8(flip)
     m_dim, k_dim = x.shape[0] * oh * ow, kh * kw * x.shape[1]
-    _im2col_taps(
-        nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, np.uint8((pad_value ^ flip) & 0xFF), rows
-    )
+    pad = np.uint8((pad_value ^ flip) & 0xFF)
+    args = (nhwc, kh, kw, *geometry.stride, pt, pl, *geometry.dilation, oh, ow, pad, rows)
+    threads.aside(_im2col_taps, *args, elements=m_dim * k_dim)
     rows[:m_dim, k_dim:] = 0
     rows[m_dim:] = 0
 

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from accelsim.kernels import threads
 from accelsim.kernels.lanes import LANES, V32, VF32, Lanes
 from accelsim.kernels.layout import channel_params, channel_view, elementwise_view
 
@@ -367,7 +368,8 @@ def add_codes(
     b_view = elementwise_view(b, None)[0]
     out: np.ndarray = np.empty(view.shape, out_dtype)
     f32 = np.float32
-    sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[1](
+    sats = threads.aside(
+        _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[1],
         view.reshape(-1),
         f32(a_params[0]),
         a_params[1],
@@ -381,6 +383,7 @@ def add_codes(
         qmin,
         qmax,
         out.reshape(-1),
+        elements=view.size,
     )
     return restore(out), int(sats)
 

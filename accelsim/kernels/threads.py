@@ -21,6 +21,9 @@ PARALLEL_MIN_MACS = 1 << 25  # below ~33M MACs a thread hand-off costs more than
 #: inside :func:`beside`, smaller GEMMs run here: handing one to the pool and the GIL back and forth costs
 #: tens of microseconds, the time of a 16M-MAC GEMM (every ResNet-50 GEMM but the classifier is larger)
 BESIDE_MIN_MACS = 1 << 24
+#: the same for a memory-bound kernel (a residual add, a patch gather, A's row copy), in elements: ~50 us of work
+#: (the residual add runs at ~0.2 ns per element), so the engine plays beside it rather than the caller waiting
+BESIDE_MIN_ELEMENTS = 1 << 18
 
 _budget = CPUS
 _pool: ThreadPoolExecutor | None = None
@@ -99,8 +102,20 @@ def in_parallel(fn: Callable[..., Any], n: int, parts: int, *args: Any, macs: in
 def call(fn: Callable[..., Any], *args: Any, macs: int) -> Any:
     """``fn(*args)``, a GEMM of ``macs`` multiply-accumulates whose kernel releases the GIL: here, or inside
     :func:`beside`, from :data:`BESIDE_MIN_MACS` on, on the pool while this thread does slices of its side work."""
+    return _beside(fn, args, macs >= BESIDE_MIN_MACS)
+
+
+def aside(fn: Callable[..., Any], *args: Any, elements: int) -> Any:
+    """``fn(*args)``, a memory-bound kernel over ``elements`` elements that releases the GIL, as :func:`call`
+    runs a GEMM: inside :func:`beside`, from :data:`BESIDE_MIN_ELEMENTS` on, on the pool beside the side work."""
+    return _beside(fn, args, elements >= BESIDE_MIN_ELEMENTS)
+
+
+def _beside(fn: Callable[..., Any], args: tuple[Any, ...], worth: bool) -> Any:
+    """``fn(*args)`` here, or on the pool while this thread does slices of its side work (inside :func:`beside`,
+    when the kernel is ``worth`` a hand-off)."""
     side = getattr(_local, "side", None)
-    if side is None or macs < BESIDE_MIN_MACS:
+    if side is None or not worth:
         return fn(*args)
     future = _executor().submit(fn, *args)
     while not future.done():

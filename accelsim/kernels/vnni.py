@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 
 from accelsim.kernels import amx
 from accelsim.kernels.requant import requant_region
-from accelsim.kernels.threads import for_gemm, in_parallel
+from accelsim.kernels.threads import aside, for_gemm, in_parallel
 
 MR = 6
 NR = 64
@@ -570,9 +570,8 @@ def word_bytes(words: np.ndarray) -> np.ndarray:
 def prepare_a(a: np.ndarray) -> np.ndarray:
     """A's rows as the micro-kernel reads them (:func:`_prepare_a_rows`, in :func:`a_rows`)."""
     words = a_rows(*a.shape)
-    _prepare_a_rows(
-        np.ascontiguousarray(a).view(np.uint8), np.uint8(0x80 if a.dtype == np.int8 else 0), word_bytes(words)
-    )
+    flip = np.uint8(0x80 if a.dtype == np.int8 else 0)
+    aside(_prepare_a_rows, np.ascontiguousarray(a).view(np.uint8), flip, word_bytes(words), elements=a.size)
     return words
 
 
