@@ -154,7 +154,9 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
     SimPy, no hashes); a timing-only run into a fresh folder builds no sweep models and no validators for saved
     results (it reads none), and both parse YAML through libyaml. Neither loads asyncio (pydantic reached it
     through typing_extensions < 4.16), tqdm (a timing-only run has one step: no progress line to show) or
-    concurrent.futures (the engine runs beside the values only)."""
+    concurrent.futures (the engine runs beside the values only). Only the models validated build a validator:
+    the workload's holds its layers' schemas, so no layer class builds its own, and validate builds no hardware
+    model (the run builds HardwareConfig, and Accumulator, whose default instance is made with its class)."""
     out = _run(f"""
         import contextlib, io, sys
         from accelsim import cli
@@ -165,19 +167,33 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
             calls.append(1)
             original(self, stream)
         yaml_source._LibyamlStrictLoader.__init__ = counted
+        def built():  # the config models whose validators exist
+            from accelsim.config.validation import StrictModel
+            classes, todo = set(), [StrictModel]
+            while todo:
+                cls = todo.pop()
+                todo.extend(cls.__subclasses__())
+                if cls.__pydantic_complete__:
+                    classes.add(cls.__name__)
+            return sorted(classes)
         watched = (
             "accelsim.config.hardware", "accelsim.config.sweep", "accelsim.config.constraint", "numpy", "simpy",
             "hashlib", "asyncio", "tqdm", "concurrent.futures",
         )
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["validate", "resnet50"]) == 0
-        print(sorted(m for m in watched if m in sys.modules), len(calls))
+        print(sorted(m for m in watched if m in sys.modules), len(calls), built())
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["run", "resnet50", "--timing-only", "--out", {str(tmp_path)!r}]) == 0
         from accelsim.results import records
         print(sorted(m for m in watched if m in sys.modules), len(calls), records._validators.cache_info().currsize)
+        print(built())
     """)
-    assert out.splitlines() == ["[] 1", "['accelsim.config.hardware', 'hashlib', 'simpy'] 3 0"]
+    assert out.splitlines() == [
+        "[] 1 ['Workload']",
+        "['accelsim.config.hardware', 'hashlib', 'simpy'] 3 0",
+        "['Accumulator', 'HardwareConfig', 'Workload']",
+    ]
 
 
 def test_cli_turns_off_pydantic_plugins_unless_the_user_chose() -> None:

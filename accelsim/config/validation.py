@@ -17,9 +17,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: unknown keys and silent type coercion are user errors."""
+    """Base of every config model: unknown keys and silent type coercion are user errors.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    Each model builds its validator when first used, not when its class is defined (``defer_build``): a
+    workload's validator holds its layers' schemas, so building each layer's own as well, or the hardware's
+    when validating a workload, cost 2% of ``accelsim validate`` (tests/test_lazy_plumbing.py)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class WithLaterFields(StrictModel):

@@ -911,7 +911,7 @@ class Quantized(StrictModel):
     (ORT MatMulNBits) are not imported."""
     requant: Literal["float_half_even"]
     """ONNX Runtime's requant arithmetic, the only one its models run with."""
-    float_layers: list[Label] = Field(default_factory=list)
+    float_layers: list[Label] = Field(default=[])
     """Layers ONNX Runtime computes in float32 between DequantizeLinear and QuantizeLinear (its unfused QDQ
     groups): the static run computes them so too, on the dequantized codes and weights."""
 
@@ -939,7 +939,7 @@ class Workload(WithLaterFields):
     batch: Annotated[int, whole(1, 4096, "samples")] = 1
     seed: Annotated[int, whole(0, 2**64 - 1)] = 0
     input_shape: TensorShape
-    extra_inputs: dict[Label, TensorShape] = Field(default_factory=dict)
+    extra_inputs: dict[Label, TensorShape] = Field(default={})
     """More source tensors by name, for graphs with several inputs (e.g. imported independent layers)."""
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     quantized: Quantized | None = None
@@ -947,10 +947,10 @@ class Workload(WithLaterFields):
     repeat: Annotated[int, whole(1, MAX_REPEAT, "blocks")] = 1
     """The layers are one block run this many times in a row, each block reading the previous one's output (a
     decoder's identical layers): lowered once, timed once, the total counted ``repeat`` times."""
-    final_layers: Annotated[list[Layer], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
+    final_layers: Annotated[list[Layer], Field(max_length=MAX_LAYERS)] = Field(default=[])
     """Layers run once after the (repeated) block, reading its last output by default: a decoder's final norm and
     LM head, so one workload is a whole step. Their layer rows follow the block's and count once in the total."""
-    outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
+    outputs: Annotated[list[Label], Field(max_length=MAX_LAYERS)] = Field(default=[])
     """The layers whose values leave the accelerator (an ONNX model's graph outputs): each is converted back
     to float and written out; empty: the last layer."""
     context: Annotated[int, whole(0, MAX_DIM, "tokens")] | None = None
@@ -959,8 +959,9 @@ class Workload(WithLaterFields):
     (``--set-workload context=N``, a sweep's ``workload.context`` axis) moves them together."""
     kv_cache_dtype: KvDtype | None = None
     """The ``dtype`` of every kv_cache layer that sets none."""
-    # pydantic copies a default per instance; a default_factory's signature it reads on every instance (a
-    # builtin's, such as list's, parsed from its text: tokenize's regexes compiled in each process)
+    # Empty defaults (here and above) as values, not default_factory=list: pydantic copies a default per
+    # instance, but reads a default_factory's signature (a builtin's, such as list's, parsed from its text:
+    # tokenize's regexes compiled in each process) when it builds the validator and on every instance
     _shapes: list[LayerShapes] = PrivateAttr(default=[])
     _weights_path: Path | None = PrivateAttr(default=None)
     #: the weights file's bytes and digest, read once (config.loader.read_weights)
