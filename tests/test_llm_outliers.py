@@ -126,3 +126,27 @@ def test_compare_with_smoothquant_records_alpha(tmp_path: Path, capsys: pytest.C
     meta = json.loads((folder / "results.json").read_text())["meta"]
     assert meta["runs"]["static"]["smoothquant"] == 0.5 and meta["runs"]["woq"]["smoothquant"] is None
     capsys.readouterr()
+
+
+def test_layernorm_scale_and_shift_are_divided() -> None:
+    """A layernorm's gamma and beta both carry X / s; the network's fp32 output is unchanged and its quantized
+    runs take the migrated weights."""
+    doc = {
+        "schema_version": 1,
+        "name": "ln",
+        "input_shape": [16, 32],
+        "layers": [
+            {"name": "norm", "type": "layernorm"},
+            {"name": "a", "type": "linear", "out_features": 24},
+            {"name": "b", "type": "linear", "inputs": ["norm"], "out_features": 8},
+            {"name": "sum", "type": "concat", "inputs": ["a", "b"], "axis": -1},
+        ],
+    }
+    workload = Workload.model_validate(doc)
+    tensors = materialize(workload)
+    smoothed = smooth(workload, HW, tensors, 0.8)
+    s = tensors.params["norm"].weight / smoothed.params["norm"].weight
+    np.testing.assert_allclose(tensors.params["norm"].bias / smoothed.params["norm"].bias, s, rtol=1e-5)
+    np.testing.assert_allclose(smoothed.params["b"].weight, tensors.params["b"].weight * s, rtol=1e-6)
+    before = run_values(workload, HW, "fp32", tensors=tensors).output
+    np.testing.assert_allclose(run_values(workload, HW, "fp32", tensors=smoothed).output, before, rtol=1e-4, atol=1e-5)
