@@ -81,7 +81,7 @@ def test_per_scheme_accuracy_is_reproducible_bit_for_bit() -> None:
 
 def test_sweep_variants_cover_every_choice() -> None:
     labels = [v.label for v in sweep_variants(["fp32", "woq", "dynamic", "static"])]
-    assert len(labels) == len(set(labels)) == 1 + 2 + 2 * 5 + 2 * 3
+    assert len(labels) == len(set(labels)) == 1 + 2 + 2 * len(DYNAMIC_FLAVOURS) + 2 * 3
     assert "static moving_average_minmax per_tensor" in labels and "dynamic pytorch_qnnpack per_channel" in labels
 
 
