@@ -1,5 +1,7 @@
-"""Issue 18's timing of LLM decode on real NPUs: the weight path's dequantization unit (``array.dequant_lanes``)
-that feeds weight-only codes to the array's float datapath, against the vector unit dequantizing into SRAM."""
+"""Issue 18's timing of LLMs on real NPUs against closed forms: the weight path's dequantization unit
+(``array.dequant_lanes``) that feeds weight-only codes to the array's float datapath, against the vector unit
+dequantizing into SRAM; a prefill on a large array against MACs / (PEs x utilization). (A decode step against
+its bytes / bandwidth: tests/test_llm_layers.py.)"""
 
 from __future__ import annotations
 
@@ -73,3 +75,26 @@ def test_weight_only_decode_is_bound_by_the_hardware_not_the_vector_unit() -> No
     assert bound <= fast.total_cycles < 1.10 * bound, fast.total_cycles / bound
     assert slow.total_cycles > 1.3 * fast.total_cycles
     assert fast.vector_busy_cycles < slow.vector_busy_cycles / 10
+
+
+def test_prefill_on_a_large_array_approaches_its_macs_over_pes_and_utilization() -> None:
+    """Llama-2-7B's prefill (1024 tokens) on the datacenter part (256 x 512 PEs): its projection and MLP GEMMs
+    are compute-bound, and together run within 15% of MACs / (PEs x utilization), the utilization being each
+    GEMM's closed form on the array (above 0.97: the shapes fill it); the rest of the block is vector work
+    (softmax over 1024 x 1024 scores per head, norms, rotary), which the array does not hide."""
+    from accelsim.config.loader import load_workload
+
+    hw = load_hardware("hwconfigs/datacenter-hbm.yaml")
+    run = simulate(load_workload("llama2_7b_prefill"), hw, "static", options=RunOptions(timing_only=True))
+    a = hw.array
+    array = SystolicArray(a.rows, a.cols, a.dataflow, a.model)
+    simulated = closed_form = 0.0
+    for layer, row in zip(run.program.layers, run.rows, strict=True):
+        if layer.type == "linear" and layer.name != "lm_head":  # the head runs on the last token only
+            view = layer.view
+            assert view is not None
+            gemm = array.gemm(m=view.m, k=view.k, n=view.n)
+            assert gemm.utilization > 0.97 and row.bound_by == "compute"
+            closed_form += view.count * view.m * view.k * view.n / (hw.pe_count * gemm.utilization)
+            simulated += row.total_cycles
+    assert closed_form <= simulated < 1.15 * closed_form, simulated / closed_form

@@ -286,5 +286,5 @@ def test_fuzzed_programs_played_in_slices_play_as_plain_simpy(
 def test_resnet18_plays_as_plain_simpy(slicing: tuple[int, int] | None) -> None:
     """A shipped workload's real program (dynamic: range passes and vector-unit work; two channels),
     played whole, in slices of one event to its end, and 100 slices of 8 then the rest at once."""
-    hw = load_hardware(None, ["dram.channels=2"])
+    hw = load_hardware(None, ["dram.channels=2", "dram.outstanding_transfers=1"])  # the reference's channels
     _same(lower(load_workload("resnet18"), hw, "dynamic"), dram_of(hw), slicing)

@@ -470,8 +470,10 @@ def test_repeat_needs_a_block_ending_in_its_input() -> None:
 @pytest.mark.parametrize("hw_name", ["default", "phone-npu-lpddr5x"])
 def test_decode_step_is_bound_by_its_bytes(hw_name: str) -> None:
     """Llama-2-7B's whole decode step (32 blocks, the final norm and the LM head) under static int8 on the
-    default hardware (32 B/cycle) and the phone NPU (LPDDR5X, 68.3 B/cycle) runs within 10% of its DRAM bytes /
-    bandwidth: weights, the whole KV cache, parameters."""
+    default hardware (32 B/cycle) and the phone NPU (LPDDR5X, 68.3 B/cycle) runs within 5% of its DRAM bytes /
+    bandwidth: weights, the whole KV cache, scales and parameters (measured: 3.8% and 3.2% over; with one DMA
+    transfer at a time, ``dram.outstanding_transfers=1``, 9% and 6%: each layer's input waited behind the next
+    weight block)."""
     from accelsim.config.loader import load_workload
     from accelsim.simulation import RunOptions, simulate
 
@@ -483,7 +485,7 @@ def test_decode_step_is_bound_by_its_bytes(hw_name: str) -> None:
     block = 4 * 4096 * 4096 + 3 * 4096 * 11008 + norms + rotary_tables
     assert total.dram_read_bytes_weights == 32 * block + 4096 * 4 + 4096 * 32000
     bound = (total.dram_read_bytes + total.dram_write_bytes) / hw.dram.bandwidth_bytes_per_cycle
-    assert bound <= total.total_cycles < 1.10 * bound, total.total_cycles / bound
+    assert bound <= total.total_cycles < 1.05 * bound, total.total_cycles / bound
 
 
 def test_int8_kv_cache_rounds_ties_to_even_like_torch() -> None:

@@ -347,6 +347,7 @@ class _SharedDram:
         self.streaming: list[_Transfer] = []
         self.scale = 1
         self.served = 0
+        self.share = 0  # units per cycle each streaming transfer receives (0 while none streams)
         self.since = 0  # the cycle ``served`` was brought up to
         self.epoch = 0  # the schedule's version: a completion step scheduled before the last change is stale
 
@@ -367,16 +368,11 @@ class _SharedDram:
         else:
             self._stream(transfer)
 
-    def _share(self) -> int:
-        """Units per cycle each streaming transfer receives."""
-        n = len(self.streaming)
-        return self.p * self.scale * min(n, self.channels) // n
-
     def _catch_up(self) -> None:
         now = self.steps.now
-        if self.streaming and now > self.since:
-            self.served += (now - self.since) * self._share()
-        self.since = now
+        if now > self.since:
+            self.served += (now - self.since) * self.share
+            self.since = now
 
     def _stream(self, transfer: _Transfer) -> None:
         self._catch_up()
@@ -392,10 +388,13 @@ class _SharedDram:
         self._schedule()
 
     def _schedule(self) -> None:
-        """A step at the first whole cycle by which the transfer nearest its end is done."""
+        """Each streaming transfer's share, and a step at the first whole cycle by which the transfer nearest its
+        end is done."""
         self.epoch += 1
-        if self.streaming:
-            cycles = -((self.served - min(t.done_at for t in self.streaming)) // self._share())
+        n = len(self.streaming)
+        self.share = self.p * self.scale * min(n, self.channels) // n if n else 0
+        if n:
+            cycles = -((self.served - min(t.done_at for t in self.streaming)) // self.share)
             if cycles > 0:
                 steps = self.steps
                 step = (steps.now + cycles, self._complete, (self.epoch,))
@@ -408,8 +407,11 @@ class _SharedDram:
             return
         self._catch_up()
         served = self.served
-        done = [t for t in self.streaming if t.done_at <= served]
-        self.streaming = [t for t in self.streaming if t.done_at > served]
+        done: list[_Transfer] = []
+        streaming: list[_Transfer] = []
+        for transfer in self.streaming:
+            (done if transfer.done_at <= served else streaming).append(transfer)
+        self.streaming = streaming
         self._schedule()
         for transfer in done:
             self.free += 1
