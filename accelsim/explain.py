@@ -323,6 +323,16 @@ def _dynamic(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -
     ]
 
 
+def _dequantized_where(hw: HardwareConfig) -> str:
+    """Where a weight-only layer's weights are dequantized (docs/timing.md, weight-only GEMMs)."""
+    if hw.array.dequant_lanes:
+        return (
+            f"by the array's dequantization unit ({hw.array.dequant_lanes} weights per cycle) between the filter "
+            "buffer and the PEs (the buffer holds the codes)"
+        )
+    return "by the vector unit on the way into SRAM"
+
+
 def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str) -> list[str]:
     t = result.tensors
     where = (
@@ -331,7 +341,7 @@ def _float_gemm(result: LayerResult, lv, hw: HardwareConfig, act: str, kind: str
         else f"the vector unit ({hw.vector.lanes} fp32 MACs per cycle: this array has no float datapath)"
     )
     weights = (
-        f"{_qp(t['weight_q'].qparams)} in DRAM, dequantized to float32 on the way into SRAM "
+        f"{_qp(t['weight_q'].qparams)} in DRAM, dequantized {_dequantized_where(hw)} "
         f"({_fmt(t['weight_dequantized'].values)})"
         if "weight_q" in t
         else "float32"
@@ -374,7 +384,7 @@ def _int4(lowered: LoweredLayer, hw: HardwareConfig, scheme: str, fmt: WeightFor
     if get_scheme(scheme).float_gemm:
         where = f"the array's float datapath ({hw.array.float_rate:g}x)" if hw.array.float_rate else "the vector unit"
         lines += [
-            "2. vector unit: (code - zero point) * scale -> float32 weights, on the way into SRAM",
+            f"2. (code - zero point) * scale -> float32 weights, {_dequantized_where(hw)}",
             f"3. {where}: float32 x float32 -> float32 (ORT MatMulNBits accuracy_level 0-3)",
         ]
     else:

@@ -98,3 +98,14 @@ def test_prefill_on_a_large_array_approaches_its_macs_over_pes_and_utilization()
             closed_form += view.count * view.m * view.k * view.n / (hw.pe_count * gemm.utilization)
             simulated += row.total_cycles
     assert closed_form <= simulated < 1.15 * closed_form, simulated / closed_form
+
+
+@pytest.mark.parametrize("weights", ["symmetric", "int4_g32"])
+def test_explain_says_where_the_weights_are_dequantized(weights: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from accelsim.cli import main
+
+    base = ["explain", "mlp", "--layer", "fc1", "--scheme", "woq", "--weights", weights]
+    assert main([*base, "--hw", "phone-npu-lpddr5x"]) == 0
+    assert "by the array's dequantization unit (128 weights per cycle)" in capsys.readouterr().out
+    assert main(base) == 0
+    assert "by the vector unit on the way into SRAM" in capsys.readouterr().out
