@@ -345,6 +345,7 @@ class _SharedDram:
         self.free = dram.channels * dram.outstanding
         self.queue: deque[_Transfer] = deque()
         self.streaming: list[_Transfer] = []
+        self.entering: deque[int] = deque()  # the cycles the transfers in their latency start streaming, in order
         self.scale = 1
         self.served = 0
         self.share = 0  # units per cycle each streaming transfer receives (0 while none streams)
@@ -364,9 +365,14 @@ class _SharedDram:
         if self.latency:
             steps = self.steps
             due = steps.now + self.latency
-            Timeout(steps.env, self.latency, (due, self._stream, (transfer,))).callbacks.append(steps.timed)
+            self.entering.append(due)
+            Timeout(steps.env, self.latency, (due, self._enter, (transfer,))).callbacks.append(steps.timed)
         else:
             self._stream(transfer)
+
+    def _enter(self, transfer: _Transfer) -> None:
+        self.entering.popleft()  # latencies are equal: transfers start streaming in the order they started
+        self._stream(transfer)
 
     def _catch_up(self) -> None:
         now = self.steps.now
@@ -395,6 +401,8 @@ class _SharedDram:
         self.share = self.p * self.scale * min(n, self.channels) // n if n else 0
         if n:
             cycles = -((self.served - min(t.done_at for t in self.streaming)) // self.share)
+            if self.entering and self.steps.now + cycles >= self.entering[0]:
+                return  # a transfer starts streaming first, and schedules anew: no step to go stale
             if cycles > 0:
                 steps = self.steps
                 step = (steps.now + cycles, self._complete, (self.epoch,))
