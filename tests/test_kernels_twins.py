@@ -181,6 +181,40 @@ def test_requant_product_equals_gemm_then_requant(m, k, n, seed, a_dtype, single
     assert got[1:] == (want.saturations, want.acc_min, want.acc_max)
 
 
+@pytest.mark.skipif(not vnni.AVAILABLE, reason="needs AVX512-VNNI")
+@pytest.mark.parametrize(("m", "k", "n"), [(70, 64, 40), (33, 300, 130)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float32_requant_fused_equals_gemm_then_requant(m, k, n, threads):
+    """ONNX Runtime's fp32 requant (``rint((float(acc) + bias_term) * scale)``) fused after the GEMM gives the
+    codes, saturations and accumulator range of the int32 GEMM followed by :func:`requant_float` (checked
+    against ORT in test_numerics_onnxruntime.py). Scales of 1/4 put a quarter of the outputs on exact .5
+    ties (to even) and small operands send many below the zero point's code range (saturations)."""
+    from accelsim.kernels.gemm import PackedWeights
+    from accelsim.kernels.requant import FLOAT32, lane_plan
+
+    rng = np.random.default_rng(m + k + n)
+    a, b = rng.integers(0, 4, (m, k)).astype(np.uint8), rng.integers(-2, 3, (k, n)).astype(np.int8)
+    packed, offset = PackedWeights.of(b), rng.integers(-40, 40, n)
+    scale, bias_term = np.full(n, 0.25, np.float32), rng.integers(-8, 8, n).astype(np.float32)
+    clamps = {"zero_point": 10, "act_min": 0, "act_max": 255, "sat_min": 0, "sat_max": 255}
+    acc = a.astype(np.int64) @ b.astype(np.int64) + offset
+    want = requant_float(acc.astype(np.int32), scale, bias_term=bias_term, axis=1, out_dtype=np.uint8, **clamps)
+    real = (acc + bias_term) * scale + 10
+    ties = np.count_nonzero((real % 1 == 0.5) & (real > 0) & (real < 255))  # ties the clamp leaves standing
+    assert ties > m * n // 16 and want.saturations > m * n // 16
+    mult, shift = scale.view(np.int32).astype(np.int64), bias_term.view(np.int32).astype(np.int64)
+    plan = (mult, shift, *lane_plan(mult, shift, 10, 0, 255, 0, 255, FLOAT32))
+    gemm_threads.set_threads(threads)
+    try:
+        words = vnni.prepare_a(a)
+        row = vnni.offset_row(n, a.dtype, packed.col_sums, offset)
+        got = vnni.requant_product(words, m, packed.vnni_panels, row, n, plan, np.uint8)
+    finally:
+        gemm_threads.set_threads(gemm_threads.CPUS)
+    np.testing.assert_array_equal(got[0], want.codes)
+    assert got[1:] == (want.saturations, want.acc_min, want.acc_max)
+
+
 def test_wrapping_int32_accumulator_on_long_k():
     """K = 70000 of 255 * 127 overflows int32: all paths give the two's complement wrap and count it."""
     a = np.full((2, 70000), 255, np.uint8)

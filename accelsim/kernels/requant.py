@@ -31,7 +31,9 @@ from accelsim.kernels.layout import channel_params, elementwise_view
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
-DOUBLE_ROUNDING, SINGLE_ROUNDING, FLOAT64 = 0, 1, 2  # arithmetics of int32 accumulators (``arithmetic`` below)
+#: arithmetics of int32 accumulators (``arithmetic`` below); FLOAT32 is ORT's / fbgemm's
+#: ``rint((float(acc) + bias_term) * scale)`` in float32, fused after the GEMM as the others
+DOUBLE_ROUNDING, SINGLE_ROUNDING, FLOAT64, FLOAT32 = 0, 1, 2, 3
 
 
 @njit(cache=True, inline="always")
@@ -243,12 +245,16 @@ def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithme
     [5, C]: M0, left shift, right or total shift, RoundingDivideByPOT mask and half-mask; zeros for
     FLOAT64, whose ``multiplier`` holds the scales' bits) and ``scalars`` (int64: z_y, act_min,
     act_max, sat_min, sat_max, the four less z_y (plain for FLOAT64) held within int32, the arithmetic
-    (DOUBLE_ROUNDING, SINGLE_ROUNDING or FLOAT64; a bool is single rounding or not), whether every
-    shift fits the int32 lanes, whether the plain variant applies)."""
+    (DOUBLE_ROUNDING, SINGLE_ROUNDING, FLOAT64 or FLOAT32; a bool is single rounding or not), whether every
+    shift fits the int32 lanes, whether the plain variant applies). FLOAT32: ``multiplier`` and ``shift``
+    hold the float32 scales' and bias terms' bits, kept in ``table`` rows 0 and 1 (:func:`_float32_rows`)."""
     channels = multiplier.shape[0]
     table = np.zeros((5, channels), np.int32)
-    single_rounding, fixed = arithmetic == SINGLE_ROUNDING, arithmetic != FLOAT64
-    lanes_hold, plain = True, fixed
+    if arithmetic == FLOAT32:
+        for c in range(channels):
+            table[0, c], table[1, c] = np.int32(multiplier[c]), np.int32(shift[c])
+    single_rounding, fixed = arithmetic == SINGLE_ROUNDING, arithmetic < FLOAT64
+    lanes_hold, plain = fixed or arithmetic == FLOAT64, fixed
     for c in range(channels if fixed else 0):
         s = np.int64(shift[c])
         table[0, c] = multiplier[c]
@@ -269,6 +275,24 @@ def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithme
 
 
 @njit(cache=True, nogil=True)
+def _float32_rows(acc, acc_ld, out, out_ld, rows, c0, c1, scale, bias_term, scalars):
+    """:func:`requant_region` for FLOAT32: :func:`_float_code` per element, along each row's channels taken
+    as slices (contiguous, so the loop vectorizes: indexed into the flat arrays it ran 4-5x slower)."""
+    zp, act_min, act_max, sat_min, sat_max = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
+    sats = 0
+    lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
+    sc, bt = scale[c0:c1], bias_term[c0:c1]
+    for r in range(rows):
+        row, codes = acc[r * acc_ld + c0 : r * acc_ld + c1], out[r * out_ld + c0 : r * out_ld + c1]
+        for c in range(c1 - c0):
+            raw = row[c]
+            lo, hi = min(lo, np.int64(raw)), max(hi, np.int64(raw))
+            codes[c], sat = _float_code(raw, sc[c], bt[c], zp, act_min, act_max, sat_min, sat_max)
+            sats += sat
+    return sats, lo, hi
+
+
+@njit(cache=True, nogil=True)
 def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, table, scalars):
     """The requant unit on ``rows`` x channels [c0, c1) of flat int32 ``acc`` (row stride ``acc_ld``,
     channel c at column c) into flat 1-byte ``out`` (row stride ``out_ld``): 16 channels at a time,
@@ -277,6 +301,10 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     zp, act_min, act_max, sat_min, sat_max = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
     lo32, hi32, slo32, shi32 = scalars[5], scalars[6], scalars[7], scalars[8]
     arithmetic, lanes_hold, plain = scalars[9], scalars[10], scalars[11]
+    if arithmetic == FLOAT32:
+        return _float32_rows(
+            acc, acc_ld, out, out_ld, rows, c0, c1, table[0].view(np.float32), table[1].view(np.float32), scalars
+        )
     m32, left, right, mask, half = table[0], table[1], table[2], table[3], table[4]
     extremes = np.empty(2 * LANES, np.int32)
     for i in range(LANES):

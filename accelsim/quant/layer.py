@@ -144,8 +144,9 @@ class _Layer:
     ) -> Requantized | None:
         """The array handing its int32 accumulators straight to the requant unit (no int32 tensor in
         memory), where that gives the same bits as :meth:`run_int` then the requant unit: int32
-        accumulators that provably never wrap, one group, an int32-input requant mode (fixed point or
-        float64) and 1-byte codes in and out. None otherwise. The kernels choose how (VNNI or not)."""
+        accumulators that provably never wrap, one group, a requant mode with a plan (fixed point, float64,
+        or ORT's / fbgemm's float32) and 1-byte codes in and out. None otherwise. The kernels choose how
+        (AMX, VNNI or not)."""
         rq, plan = setup.requant, setup.lanes
         if (
             plan is None
@@ -332,7 +333,8 @@ class _RequantSetup:
 
     @cached_property
     def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """The requant unit's 16-lane plan (int32-input modes), None for the float32 modes."""
+        """The requant unit's plan for :func:`~accelsim.kernels.requant.requant_region` (every mode with scales:
+        fixed point, float64, float32)."""
         return self.requant.lanes()
 
 

@@ -39,9 +39,9 @@ class RequantParams:
 
     def lanes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """(multiplier, shift, lane table, scalars) for :func:`~accelsim.kernels.requant.requant_region`
-        (the int32-input modes: fixed point, and float64 with its scales' bits as the int64 multiplier);
-        None for the float32 modes."""
-        from accelsim.kernels.requant import DOUBLE_ROUNDING, FLOAT64, SINGLE_ROUNDING, lane_plan
+        (fixed point; float64 with its scales' bits as the int64 multiplier; float32 with its scales' and bias
+        terms' bits as multiplier and shift)."""
+        from accelsim.kernels.requant import DOUBLE_ROUNDING, FLOAT32, FLOAT64, SINGLE_ROUNDING, lane_plan
 
         if self.multiplier is not None and self.shift is not None:
             mult, shift = self.multiplier.astype(np.int64), self.shift.astype(np.int64)
@@ -52,6 +52,11 @@ class RequantParams:
                 np.zeros(self.scale.size, np.int64),
                 FLOAT64,
             )
+        elif self.scale is not None:  # per channel both (a per-tensor scale beside per-channel bias terms repeats)
+            bias = np.zeros(1, np.float32) if self.bias_term is None else self.bias_term.astype(np.float32).reshape(-1)
+            scale, bias = np.broadcast_arrays(self.scale.astype(np.float32).reshape(-1), bias)
+            mult = np.ascontiguousarray(scale).view(np.int32).astype(np.int64)
+            shift, arithmetic = np.ascontiguousarray(bias).view(np.int32).astype(np.int64), FLOAT32
         else:
             return None
         zp = int(self.output.zero_point[0])
