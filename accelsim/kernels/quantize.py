@@ -328,7 +328,8 @@ def quantize(
         zp64 = channel_params(zero_point, ch, np.int64)
         return restore(out), int(_quantize_wide_loop(view, inv64, zp64, qmin, qmax, half_away, out))
     scale_c = channel_params(scale, ch, np.float32)
-    sats = _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[0](
+    sats = threads.aside(
+        _rule_loops(reciprocal, half_away, zero_point_before_rounding, fused)[0],
         view,
         scale_c,
         np.float32(1.0) / scale_c if inv_scale is None else channel_params(inv_scale, ch, np.float32),
@@ -336,6 +337,7 @@ def quantize(
         qmin,
         qmax,
         out,
+        elements=view.size,
     )
     return restore(out), int(sats)
 
@@ -394,7 +396,8 @@ def dequantize(
     """``float32(q - z) * s`` as ORT DequantizeLinear and PyTorch dequantize compute it."""
     view, restore = elementwise_view(np.asarray(q), axis)
     ch = view.shape[1]
-    return restore(_dequantize(view, channel_params(scale, ch, np.float32), channel_params(zero_point, ch, np.int64)))
+    scale_c, zero_point_c = channel_params(scale, ch, np.float32), channel_params(zero_point, ch, np.int64)
+    return restore(threads.aside(_dequantize, view, scale_c, zero_point_c, elements=view.size))
 
 
 def scale_accumulator(
