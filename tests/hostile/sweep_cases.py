@@ -195,6 +195,14 @@ CASES: list[Case] = [
             ),
             "kv-dtype-bad": ({"axes": {"workload.kv_cache_dtype": ["int4"]}}, r"axes\.workload\.kv_cache_dtype\[0\]: "),
             "repeat-huge": ({"axes": {"workload.repeat": [10**6]}}, r"axes\.workload\.repeat\[0\]: "),
+            "context-past-max": (
+                {"axes": {"workload.context": [2**21]}, "workloads": ["tinyllama_1b_decode"]},
+                r"axes\.workload\.context\[0\]: workload tinyllama_1b_decode \(tinyllama_1b_decode\.yaml\): context: ",
+            ),
+            "context-tensor-too-large": (
+                {"axes": {"workload.context": [2**20]}, "workloads": ["llama3_8b_decode"]},
+                r"axes\.workload\.context\[0\]: workload llama3_8b_decode .*elements per sample",
+            ),
             # the weights axis
             "weights-bad": ({"axes": {"weights": ["int3"]}}, r"axes\.weights\[0\]: 'int3' is not a weight format"),
             "weights-list": ({"axes": {"weights": [["int8"]]}}, r"axes\.weights\[0\]: "),
