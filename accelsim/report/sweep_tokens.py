@@ -20,6 +20,9 @@ from accelsim.report.sweep_plots import VARIANT_DASHES, per_token
 Row = dict[str, Any]
 #: the axes a per-token section is drawn against, and what its title calls them
 TOKEN_AXES = {"workload.batch": "batch", "workload.context": "context length (tokens in the KV cache)"}
+#: values an axis needs for its section: with two, each line is a segment, and a sweep over context at two batch
+#: sizes would draw a batch figure per context
+MIN_POINTS = 3
 #: axes whose values split a scheme into series (a line each) rather than groups (a figure each)
 SERIES_AXES = ("weights", "workload.kv_cache_dtype")
 #: the traffic classes a step's per-token bytes are split into besides activations
@@ -146,7 +149,7 @@ def token_sections(rows: list[Row], axes: list[str], spec_axes: dict[str, list[A
     sections = []
     ok = [r for r in rows if r["status"] == "ok" and r.get("tokens_per_step")]
     for x_axis, what in TOKEN_AXES.items():
-        if x_axis not in axes or len(spec_axes[x_axis]) < 2 or not ok:
+        if x_axis not in axes or len(spec_axes[x_axis]) < MIN_POINTS or not ok:
             continue
         xs = list(spec_axes[x_axis])
         others = [a for a in axes if a != x_axis and a not in SERIES_AXES]
