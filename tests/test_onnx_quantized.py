@@ -27,13 +27,27 @@ from accelsim.values.runner import error_metrics, run_values
 #: quantize_dynamic leaves a Gemm with transA float (the model stays fp32: no dynamic layer to compare)
 NOT_QUANTIZED = {("gemm_trans_alpha_beta", "dynamic")}
 RECIPES = ref.recipes("qdq") + ref.recipes("qoperator") + ref.recipes("dynamic")
-#: other float32 ops (pools, Softmax, LayerNormalization beside the dynamic layers; the float Conv of
+#: other float32 ops (pools beside the dynamic layers; the float Conv of
 #: ORT's unfused int8-activation groups) reduce in MLAS's order: measured within 1e-6 of the tensor's
 #: largest magnitude (a few ulps of it)
 FLOAT_RTOL = 1e-6
-#: float32 ops computed exactly as ORT does (the dynamic layers' rescale, layout, DequantizeLinear, MLAS's Erf)
+#: float32 ops computed exactly as ORT does (the dynamic layers' rescale, layout, DequantizeLinear, MLAS's Erf,
+#: LayerNormalization in MLAS's / the fallback's order, Softmax with MLAS's exp and order)
 EXACT_FLOAT = frozenset(
-    {"Cast", "Mul", "Add", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "DequantizeLinear", "Erf"}
+    {
+        "Cast",
+        "Mul",
+        "Add",
+        "Relu",
+        "Clip",
+        "Reshape",
+        "Flatten",
+        "Transpose",
+        "DequantizeLinear",
+        "Erf",
+        "LayerNormalization",
+        "Softmax",
+    }
 )
 
 
@@ -55,7 +69,7 @@ def test_every_node_equals_ort(name: str, recipe: ref.Recipe) -> None:
     values = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer} | dict(feeds) | want
     exact = 0
     for node in graph.graph.node:
-        got = run_node(node, [values[i] if i else None for i in node.input])
+        got = run_node(node, [values[i] if i else None for i in node.input], om.OPSET)
         for tensor, g in zip(node.output, got):
             w = want[tensor]
             assert g.shape == w.shape and g.dtype == w.dtype, tensor

@@ -35,11 +35,12 @@ from accelsim import file_checks
 from accelsim.errors import AccelsimError
 from accelsim.kernels.pool import max_pool2d
 from accelsim.onnx.quantized_ops import OPS, conv_geometry
-from accelsim.onnx.reading import MAX_MODEL_BYTES, read_model
+from accelsim.onnx.reading import MAX_MODEL_BYTES, default_opset, read_model
 from accelsim.onnx.reading import _parse as parse_model
 from accelsim.quant import ort_vector
 from accelsim.schemes import SchemeName
-from accelsim.values.runner import global_mean, reduce_mean
+from accelsim.values.runner import global_mean, layernorm, reduce_mean
+from accelsim.values.tensors import LayerParams
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
 DYNAMIC_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"})
@@ -249,9 +250,35 @@ def _last_axis_kept(node: onnx.NodeProto, args: list[np.ndarray | None]) -> bool
     )
 
 
-def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.ndarray]:
+def _last_axis_norm(node: onnx.NodeProto, args: list[np.ndarray | None]) -> bool:
+    """A LayerNormalization over the last axis whose only output is Y (the one runner.layernorm computes)."""
+    axis = next((int(a.i) for a in node.attribute if a.name == "axis"), -1)
+    rank = np.asarray(args[0]).ndim
+    return len([o for o in node.output if o]) == 1 and rank > 0 and axis % rank == rank - 1
+
+
+def _softmax_axis(node: onnx.NodeProto, x: np.ndarray | None, opset: int) -> int | None:
+    """The one axis a Softmax normalizes, or None where opsets < 13 (softmax of the flattened trailing dims)
+    could mean another reading: the last axis always agrees (an axis attribute naming it, or a 2-D input, whose
+    opset < 13 default of 1 is the last axis too); from opset 13 any axis attribute (default -1)."""
+    axis = next((int(a.i) for a in node.attribute if a.name == "axis"), None)
+    if x is None or x.ndim == 0:
+        return None
+    if opset >= 13:
+        return (-1 if axis is None else axis) % x.ndim
+    last = axis % x.ndim == x.ndim - 1 if axis is not None else x.ndim == 2
+    return x.ndim - 1 if last else None
+
+
+def _epsilon(node: onnx.NodeProto) -> float:
+    return next((float(a.f) for a in node.attribute if a.name == "epsilon"), 1e-5)
+
+
+def run_node(node: onnx.NodeProto, args: list[np.ndarray | None], opset: int = 0) -> list[np.ndarray]:
     """One node's outputs from its input values: the quantized ops with ORT's arithmetic, MaxPool on codes,
-    Erf as ORT's float32 kernel, ReduceMean over the last axis in ORT's order, other default-domain ops as float32 (onnx's reference implementation)."""
+    Erf as ORT's float32 kernel, ReduceMean, LayerNormalization and Softmax over the last axis in ORT's order,
+    other default-domain ops as float32 (onnx's reference implementation). ``opset``: the model's default-domain
+    opset (from 13 on a Softmax's axis is one axis, whatever the rank; 0: unknown, the last axis only)."""
     op = OPS.get(op_key(node))
     if op is not None:
         return op({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, args)
@@ -267,6 +294,12 @@ def run_node(node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[np.nda
         and _last_axis_kept(node, args)
     ):
         return [reduce_mean(x)]  # Eigen's summation order (ORT's ReduceMean), not numpy's
+    if node.op_type == "LayerNormalization" and node.domain in ("", "ai.onnx") and _last_axis_norm(node, args):
+        bias = None if len(args) < 3 or args[2] is None else np.asarray(args[2])
+        return [layernorm(np.asarray(x), LayerParams(np.asarray(args[1]), bias), _epsilon(node))]  # ORT's order
+    axis = _softmax_axis(node, x, opset) if node.op_type == "Softmax" and node.domain in ("", "ai.onnx") else None
+    if axis is not None and x is not None:
+        return [ort_vector.float_softmax(x, axis)]  # MLAS's exp and summation order
     if node.op_type == "Sigmoid" and node.domain in ("", "ai.onnx") and x is not None:
         return [ort_vector.logistic(x)]  # MLAS's rational approximation, not the correctly rounded logistic
     if node.op_type == "Erf" and node.domain in ("", "ai.onnx"):
@@ -281,7 +314,7 @@ def run_quantized(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> Qu
 
     ``model`` is the graph to execute: a QOperator or dynamic model as written, a QDQ model as
     :func:`ort_fused` returns it."""
-    scheme = scheme_of(model)
+    scheme, opset = scheme_of(model), default_opset(model)
     values: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     values.update({k: np.asarray(v) for k, v in feeds.items()})
     for node in model.graph.node:
@@ -289,5 +322,5 @@ def run_quantized(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> Qu
         missing = [i for i, a in zip(node.input, args) if i and a is None]
         if missing:
             raise AccelsimError(f"node {node.name!r} ({node.op_type}): no value for {missing}")
-        values.update(zip(node.output, run_node(node, args)))
+        values.update(zip(node.output, run_node(node, args, opset)))
     return QuantizedRun(scheme, values, [o.name for o in model.graph.output])

@@ -382,3 +382,73 @@ def erf(x: np.ndarray) -> np.ndarray:
     normal values times 3, +-[0, 5] in steps of 5e-5 and the specials (+-0, subnormals, +-inf, NaN, 3e38).
     A quantized model quantizes it (Erf-GELU's Erf output), so its last bit decides codes at boundaries."""
     return elementwise_float32(_erf_flat, x, *(np.asarray(c, np.float32) for c in (_ERF_SMALL, _ERF_BIG, _EXP)))
+
+
+#: MLAS's exp for Softmax (``MlasExpConstants`` as ``MlasComputeSumExpF32KernelAvx512F`` uses them): the lower
+#: clamp, ``1 / ln 2``, the Cody-Waite split of ln 2 (high, low) and the degree-6 polynomial (its last two
+#: coefficients 1)
+_SOFTMAX_EXP_LOW = -103.9720840454
+_SOFTMAX_LN2 = (1.44269504088896341, -6.93145752e-1, -1.42860677e-6)
+_SOFTMAX_POLY = tuple(
+    float.fromhex(c)
+    for c in ("0x1.694p-10", "0x1.125edcp-7", "0x1.555b5ap-5", "0x1.55545p-3", "0x1.fffff6p-2", "1", "1")
+)
+
+
+@njit(cache=True, nogil=True)
+def _softmax_rows(x, visible, out, ln2, poly, low):  # pragma: no cover - compiled
+    """Each row of ``x`` as ONNX Runtime's float32 Softmax (MLAS ``MlasComputeSoftmax`` on AVX-512) over its first
+    ``visible[r]`` entries, the others 0 (a causal mask): the maximum; ``e = exp(x - max)`` by MLAS's exp
+    (``x - max`` clamped below at -103.97, ``m = round(v / ln 2)`` by the 1.5 * 2^23 trick, ``v - m ln2_high -
+    m ln2_low`` and the polynomial by FMAs, scaled by ``2^m`` as VSCALEFPS rounds, subnormals included); ``e``
+    summed in 16 lanes (element ``j`` into lane ``j % 16``, in order), the lanes folded ``c_i = a_(i+8) +
+    a_i``, then ``((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))``; each ``e`` times ``1 / sum``."""
+    magic = np.float32(12582912.0)
+    lanes = np.zeros(16, np.float32)
+    for r in range(x.shape[0]):
+        n = visible[r]
+        top = x[r, 0]
+        for j in range(1, n):
+            top = max(top, x[r, j])
+        lanes[:] = 0
+        for j in range(n):
+            v = max(low, np.float32(x[r, j] - top))
+            m = np.float32(fma_float32(v, ln2[0], magic) - magic)
+            v = fma_float32(m, ln2[2], fma_float32(m, ln2[1], v))
+            p = poly[0]
+            for c in poly[1:]:
+                p = fma_float32(p, v, c)
+            e = np.float32(np.float64(p) * 2.0 ** np.float64(m))
+            out[r, j] = e
+            lanes[j % 16] = np.float32(lanes[j % 16] + e)
+        c0 = np.float32(lanes[8] + lanes[0])
+        c1 = np.float32(lanes[9] + lanes[1])
+        c2 = np.float32(lanes[10] + lanes[2])
+        c3 = np.float32(lanes[11] + lanes[3])
+        c4 = np.float32(lanes[12] + lanes[4])
+        c5 = np.float32(lanes[13] + lanes[5])
+        c6 = np.float32(lanes[14] + lanes[6])
+        c7 = np.float32(lanes[15] + lanes[7])
+        total = np.float32(
+            np.float32(np.float32(c0 + c1) + np.float32(c2 + c3))
+            + np.float32(np.float32(c4 + c5) + np.float32(c6 + c7))
+        )
+        scale = np.float32(np.float32(1.0) / total)
+        for j in range(n):
+            out[r, j] = np.float32(out[r, j] * scale)
+        for j in range(n, x.shape[1]):
+            out[r, j] = np.float32(0.0)
+
+
+def float_softmax(x: np.ndarray, axis: int, visible: np.ndarray | None = None) -> np.ndarray:
+    """ONNX Runtime's float32 Softmax over ``axis`` of ``x`` (:func:`_softmax_rows`; ORT moves the axis last
+    too), bit for bit; numpy's ``exp`` and pairwise sum differ from it in the last bits of most values.
+    ``visible``: per row of the moved array (``axis`` last, leading dims flattened), how many leading entries
+    take part; the rest weigh exactly 0 (a causal mask; None: all)."""
+    moved = np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), axis, -1))
+    rows = moved.reshape(-1, moved.shape[-1])
+    counts = np.full(rows.shape[0], rows.shape[1], np.int64) if visible is None else visible.astype(np.int64)
+    out = np.empty_like(rows)
+    ln2, poly = (np.asarray(c, np.float32) for c in (_SOFTMAX_LN2, _SOFTMAX_POLY))
+    _softmax_rows(rows, counts, out, ln2, poly, np.float32(_SOFTMAX_EXP_LOW))
+    return np.moveaxis(out.reshape(moved.shape), -1, axis)

@@ -62,6 +62,7 @@ from accelsim.dynamic_flavours import FlavourName, get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.kernels.gemm import int_gemm
 from accelsim.kernels.pool import max_pool2d
+from accelsim.kernels.quantize import fma_float32
 from accelsim.lowering.gemm_view import GemmView
 from accelsim.lowering.program import CLAMP_ACTIVATIONS, Program, lower, lowering_options
 from accelsim.quant import (
@@ -374,14 +375,15 @@ def lrn(x: np.ndarray, layer: Lrn) -> np.ndarray:
 
 
 def softmax(x: np.ndarray, axis: int = -1, causal: bool = False) -> np.ndarray:
-    """Softmax over ``axis`` of ``x`` (batch included), max subtracted first. ``causal`` (``axis`` the last, ``x``
-    ``[..., queries, keys]``): query ``i`` sees keys up to ``i + keys - queries``, the others score -inf."""
-    if causal:
-        queries, keys = x.shape[-2:]
-        visible = np.tri(queries, keys, keys - queries, dtype=bool)
-        x = np.where(visible, x, np.float32(-np.inf))
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True, dtype=np.float32)).astype(np.float32)
+    """Softmax over ``axis`` of ``x`` (batch included), max subtracted first: ONNX Runtime's float32 Softmax bit
+    for bit (MLAS's exp and summation order, :func:`accelsim.quant.ort_vector.float_softmax`). ``causal``
+    (``axis`` the last, ``x`` ``[..., queries, keys]``): query ``i`` sees keys up to ``i + keys - queries``,
+    the same arithmetic over those, and the others weigh exactly 0 (PyTorch's masked softmax)."""
+    if not causal:
+        return ort_vector.float_softmax(x, axis)
+    queries, keys = x.shape[-2:]
+    seen = np.minimum(np.arange(queries) + keys - queries + 1, keys)
+    return ort_vector.float_softmax(x, -1, np.tile(seen, x.size // (queries * keys)))
 
 
 def _sample_axis(axis: int, ndim: int) -> int:
@@ -389,13 +391,87 @@ def _sample_axis(axis: int, ndim: int) -> int:
     return axis % (ndim - 1) + 1
 
 
+#: ONNX Runtime's LayerNormalization (x86 with AVX2) runs MLAS's vector kernel on rows of at least this many
+#: features and its scalar Welford loop on shorter ones
+MLAS_LAYERNORM_MIN = 8
+
+
+@njit(cache=True, nogil=True)
+def _ort_layernorm_rows(x, gamma, beta, has_bias, eps, out):  # pragma: no cover - compiled
+    """Each row of ``x`` normalized as ONNX Runtime 1.32's CPU LayerNormalization computes it in float32.
+    Rows of :data:`MLAS_LAYERNORM_MIN` or more, MLAS's AVX2 kernel: the mean from a float64 sum (four lanes,
+    ``(l0 + l2) + (l1 + l3)``, the tail in order), the centred squares accumulated by FMA in eight float32
+    lanes reduced ``((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))``, then the tail as the compiler emits
+    it (four squares rounded and added in order, the last ones by FMA); ``1 / sqrt(var / n + eps)``;
+    ``fma((x - mean) * inv, gamma, beta)``. Shorter rows, the scalar fallback: Welford's mean and M2 in
+    float32, ``(x - mean) / sqrt(M2 / n + eps) * gamma + beta``."""
+    n = x.shape[1]
+    nf = np.float32(n)
+    lanes = np.zeros(8, np.float32)
+    for r in range(x.shape[0]):
+        if n < 8:
+            mean = np.float32(0.0)
+            m2 = np.float32(0.0)
+            for h in range(n):
+                v = x[r, h]
+                delta = np.float32(v - mean)
+                mean = np.float32(mean + np.float32(delta / np.float32(h + 1)))
+                m2 = np.float32(m2 + np.float32(delta * np.float32(v - mean)))
+            std = np.float32(np.sqrt(np.float32(np.float32(m2 / nf) + eps)))
+            for h in range(n):
+                y = np.float32(np.float32(np.float32(x[r, h] - mean) / std) * gamma[h])
+                out[r, h] = np.float32(y + beta[h]) if has_bias else y
+            continue
+        d0 = d1 = d2 = d3 = 0.0
+        i = 0
+        while i + 4 <= n:
+            d0 += np.float64(x[r, i])
+            d1 += np.float64(x[r, i + 1])
+            d2 += np.float64(x[r, i + 2])
+            d3 += np.float64(x[r, i + 3])
+            i += 4
+        total = (d0 + d2) + (d1 + d3)
+        while i < n:
+            total += np.float64(x[r, i])
+            i += 1
+        mean = np.float32(total / np.float64(n))
+        lanes[:] = 0
+        i = 0
+        while i + 8 <= n:
+            for j in range(8):
+                d = np.float32(x[r, i + j] - mean)
+                lanes[j] = fma_float32(d, d, lanes[j])
+            i += 8
+        low = np.float32(np.float32(lanes[0] + lanes[4]) + np.float32(lanes[2] + lanes[6]))
+        high = np.float32(np.float32(lanes[1] + lanes[5]) + np.float32(lanes[3] + lanes[7]))
+        var = np.float32(low + high)
+        if i + 4 <= n:
+            for j in range(4):
+                d = np.float32(x[r, i + j] - mean)
+                var = np.float32(var + np.float32(d * d))
+            i += 4
+        while i < n:
+            d = np.float32(x[r, i] - mean)
+            var = fma_float32(d, d, var)
+            i += 1
+        inv = np.float32(np.float32(1.0) / np.float32(np.sqrt(np.float32(np.float32(var / nf) + eps))))
+        for h in range(n):
+            t = np.float32(np.float32(x[r, h] - mean) * inv)
+            out[r, h] = fma_float32(t, gamma[h], beta[h]) if has_bias else np.float32(t * gamma[h])
+
+
 def layernorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
-    """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance)."""
-    mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
-    centred = x - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True, dtype=np.float32)
-    y = centred / np.sqrt(var + np.float32(eps)) * params.weight
-    return (y if params.bias is None else y + params.bias).astype(np.float32)
+    """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance), bit for bit as
+    ONNX Runtime's CPU LayerNormalization computes it (:func:`_ort_layernorm_rows`), so a quantized model's
+    float LayerNorm gives ORT's codes; numpy's pairwise mean and a centred float32 variance differ from ORT in
+    the last bit of 20-50% of the outputs."""
+    rows = np.ascontiguousarray(x, np.float32).reshape(-1, x.shape[-1])
+    gamma = np.ascontiguousarray(params.weight, np.float32).reshape(-1)
+    has_bias = params.bias is not None
+    beta = np.ascontiguousarray(params.bias if has_bias else gamma, np.float32).reshape(-1)
+    out = np.empty_like(rows)
+    _ort_layernorm_rows(rows, gamma, beta, has_bias, np.float32(eps), out)
+    return out.reshape(x.shape)
 
 
 def rmsnorm(x: np.ndarray, params: LayerParams, eps: float) -> np.ndarray:
