@@ -60,6 +60,7 @@ from accelsim.config.workload import (
 )
 from accelsim.dynamic_flavours import FlavourName, get_flavour
 from accelsim.errors import AccelsimError
+from accelsim.kernels import threads
 from accelsim.kernels.gemm import int_gemm
 from accelsim.kernels.pool import max_pool2d
 from accelsim.kernels.quantize import fma_float32
@@ -658,6 +659,11 @@ def resize(layer: Resize, x: np.ndarray) -> np.ndarray:
     return (top * (one - dy[:, None]) + bottom * dy[:, None]).astype(np.float32)
 
 
+def _float_add(a: np.ndarray, b: np.ndarray, activation: str) -> np.ndarray:
+    """A residual add in float32, then its activation."""
+    return activate((a + b).astype(np.float32), activation)
+
+
 def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | None) -> np.ndarray:
     """A non-array layer on float32 inputs (batch first)."""
     (x, *rest) = inputs
@@ -665,8 +671,8 @@ def vector_op(layer: LayerBase, inputs: list[np.ndarray], params: LayerParams | 
         return maxpool(x, layer, -np.inf)
     if isinstance(layer, AvgPool):
         return avgpool(x, layer)
-    if isinstance(layer, Add):
-        return activate((x + rest[0]).astype(np.float32), layer.activation)
+    if isinstance(layer, Add):  # NumPy's loops release the GIL: beside the engine, a large add runs on the pool
+        return threads.aside(_float_add, x, rest[0], layer.activation, elements=x.size)
     if isinstance(layer, Flatten):
         return x.reshape(x.shape[0], -1)
     if isinstance(layer, (Reshape, Transpose, Concat, Slice)):
