@@ -13,8 +13,9 @@ VNNI kernel. A and B must be zero-padded to whole tiles: A's rows to :data:`ROWS
 words (``accelsim.kernels.vnni`` lays them out so when :data:`AVAILABLE`).
 
 Linux hands AMX's tile state to a process only on request (``arch_prctl(ARCH_REQ_XCOMP_PERM)``), made at
-import; ``AVAILABLE`` is True only if the CPU has AMX-INT8, the kernel granted it, the VNNI path is on, and
-``ACCELSIM_AMX`` is not ``0`` (then the VNNI kernel runs, so both stay tested on an AMX host).
+import; ``AVAILABLE`` is True only if the CPU has AMX-INT8, the kernel granted it and ``ACCELSIM_AMX`` is not
+``0`` (then the VNNI kernel runs, so both stay tested on an AMX host). The tiles run only inside the VNNI
+path (:mod:`accelsim.kernels.vnni`), so ``ACCELSIM_VNNI=0`` turns both off.
 """
 
 from __future__ import annotations
