@@ -27,7 +27,8 @@ from accelsim.cli import main
 from accelsim.config import load_hardware, load_workload
 from accelsim.config.loader import resolve
 from accelsim.results import folder as results_folder
-from accelsim.results.records import LayerRecord, read_saved, update_results
+from accelsim.results import records
+from accelsim.results.records import LayerRecord, check_mergeable, read_saved, update_results
 from accelsim.simulation import SCHEMES, RunOptions, compare_schemes, run_meta
 
 FOLDER = ("tiny_cnn", "default-32x32")
@@ -229,6 +230,32 @@ def test_run_scheme_by_scheme_fills_a_comparison(tmp_path: Path) -> None:
         json.loads((a / "results.json").read_text())["meta"]["config_digest"]
         == json.loads((by_run / "results.json").read_text())["meta"]["config_digest"]
     )
+
+
+def test_a_save_parses_again_only_when_the_files_changed_since_the_check(
+    tmp_path: Path, runs: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run parses its results folder before simulating (check_mergeable) and merges into it under the lock
+    when it saves: the save reuses that parse while the folder holds the same files, and parses again when
+    another save came in between, whose rows it then keeps."""
+    folder = tmp_path / "r"
+    _save(folder, runs, 1)
+    parses: list[Path] = []
+    parse = records._parse
+    monkeypatch.setattr(records, "_parse", lambda saved, where: parses.append(where) or parse(saved, where))
+    by_scheme = {run.scheme: [run] for run in runs}
+
+    def check() -> None:
+        check_mergeable(folder, TINY.model_dump(mode="json"), DEFAULT.model_dump(mode="json"), False, "")
+
+    check()
+    _save(folder, by_scheme["static"], 2)
+    assert len(parses) == 1  # the save merged into the files the check had parsed
+    check()
+    _save(folder, by_scheme["dynamic"], 3)  # another run's save, between this run's check and its save
+    _save(folder, by_scheme["fp32"], 4)
+    assert len(parses) == 3  # the dynamic save reused the check's parse; the fp32 save read the new files
+    assert assert_one_generation(folder) == {"fp32": {4}, "woq": {1}, "dynamic": {3}, "static": {2}}
 
 
 def test_other_config_is_refused_before_simulating(
