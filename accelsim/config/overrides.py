@@ -31,8 +31,9 @@ def parse_path(path: str) -> list[str | int]:
     return parts
 
 
-def set_path(doc: dict[str, Any], path: str, value: Any, file: str) -> None:
-    """Set ``value`` at ``path`` in ``doc``; every level but the last must already exist."""
+def set_path(doc: dict[str, Any], path: str, value: Any, file: str, *, option: str = "--set ") -> None:
+    """Set ``value`` at ``path`` in ``doc``; every level but the last must already exist. Errors start with
+    ``option`` and the path (a sweep's workload ``set`` names its own location instead: ``option=""``)."""
     parts = parse_path(path)
     node: Any = doc
     for depth, part in enumerate(parts):
@@ -43,17 +44,17 @@ def set_path(doc: dict[str, Any], path: str, value: Any, file: str) -> None:
                 node[part] = value
                 return
             if part not in node:
-                raise AccelsimError(f"--set {path}: no field {here!r}", file=file, allowed=sorted(node))
+                raise AccelsimError(f"{option}{path}: no field {here!r}", file=file, allowed=sorted(node))
         elif isinstance(node, list) and isinstance(part, int):
             if not 0 <= part < len(node):
                 raise AccelsimError(
-                    f"--set {path}: index {part} out of range", file=file, allowed=f"0..{len(node) - 1}"
+                    f"{option}{path}: index {part} out of range", file=file, allowed=f"0..{len(node) - 1}"
                 )
             if last:
                 node[part] = value
                 return
         else:
-            raise AccelsimError(f"--set {path}: {here!r} does not exist", file=file)
+            raise AccelsimError(f"{option}{path}: {here!r} does not exist", file=file)
         node = node[part]
 
 

@@ -8,6 +8,7 @@ any point runs, not as a failed point an hour into the sweep.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -258,8 +259,9 @@ class BaseConfig:
     file: str
     doc: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
+        """Part of every point's id: hashed once, not once per point."""
         return digest(self.doc)
 
 
@@ -281,6 +283,9 @@ class Sweep:
     #: a quantized model's workload (a ``quantized`` section) by name: its own weight codes, int32 biases and
     #: activation parameters, read and checked once at load (``accelsim.onnx.quantized_file.read_quantized``)
     quantized: dict[str, QuantizedImport] = field(default_factory=dict)
+    #: workloads built with ``workload.<field>`` axes, by (name, the fields' canonical JSON): built and
+    #: validated once, however many points and schemes use them
+    _built: dict[tuple[str, str], Workload] = field(default_factory=dict, compare=False, repr=False)
 
     def base(self, overrides: Mapping[str, Any]) -> BaseConfig:
         """The config a point with ``overrides`` starts from."""
@@ -300,10 +305,17 @@ class Sweep:
         fields = {
             p.removeprefix(WORKLOAD_AXIS_PREFIX): v for p, v in overrides.items() if p.startswith(WORKLOAD_AXIS_PREFIX)
         }
+        loaded = self.workloads[name]
         if not fields:
-            return self.workloads[name]
-        doc, file = self.documents[name]
-        return workload_from(copy.deepcopy({**doc, **fields}), file)
+            return loaded
+        key = (name, canonical_json(fields))
+        built = self._built.get(key)
+        if built is None:
+            doc, file = self.documents[name]
+            built = self._built[key] = workload_from(copy.deepcopy({**doc, **fields}), file)
+        if built._weights_bytes is None:  # the bytes the point ids' weights_sha256 hashed, not read again
+            built._weights_bytes = loaded._weights_bytes
+        return built
 
     @staticmethod
     def weights(overrides: Mapping[str, Any]) -> str:
@@ -399,10 +411,10 @@ def _workload_document(entry: str | WorkloadEntry, spec_dir: Path, file: str, i:
     if isinstance(entry, WorkloadEntry):
         for path, value in entry.set.items():
             try:
-                set_path(doc, path, copy.deepcopy(value), str(workload_file))
+                set_path(doc, path, copy.deepcopy(value), str(workload_file), option="")
             except AccelsimError as exc:
                 raise AccelsimError(
-                    exc.message.replace("--set ", "", 1),
+                    exc.message,
                     file=file,
                     path=format_path(("workloads", i, "set", path)),
                     allowed=exc.allowed,
