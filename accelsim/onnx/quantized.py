@@ -39,7 +39,6 @@ from accelsim.onnx.reading import MAX_MODEL_BYTES, default_opset, read_model
 from accelsim.onnx.reading import _parse as parse_model
 from accelsim.quant import ort_vector
 from accelsim.schemes import SchemeName
-from accelsim.values.runner import global_mean, layernorm, reduce_mean
 from accelsim.values.tensors import LayerParams
 
 #: ops that make a model dynamic-quantized (run-time input ranges)
@@ -279,34 +278,32 @@ def run_node(node: onnx.NodeProto, args: list[np.ndarray | None], opset: int = 0
     Erf as ORT's float32 kernel, ReduceMean, LayerNormalization and Softmax over the last axis in ORT's order,
     other default-domain ops as float32 (onnx's reference implementation). ``opset``: the model's default-domain
     opset (from 13 on a Softmax's axis is one axis, whatever the rank; 0: unknown, the last axis only)."""
-    op = OPS.get(op_key(node))
+    key = op_key(node)  # a default-domain op's bare type
+    op = OPS.get(key)
     if op is not None:
         return op({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, args)
-    if node.op_type == "MaxPool" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
+    if key == "MaxPool" and len(node.output) == 1:
         return [_maxpool(node, np.asarray(args[0]))]
+    from accelsim.values.runner import global_mean, layernorm, reduce_mean  # the float kernels, when a run needs them
+
     x = np.asarray(args[0]) if args else None
-    if node.op_type == "GlobalAveragePool" and node.domain in ("", "ai.onnx") and x is not None and x.ndim == 4:
+    if key == "GlobalAveragePool" and x is not None and x.ndim == 4:
         return [global_mean(x)]  # MLAS's summation order, not numpy's
-    if (
-        node.op_type == "ReduceMean"
-        and node.domain in ("", "ai.onnx")
-        and x is not None
-        and _last_axis_kept(node, args)
-    ):
+    if key == "ReduceMean" and x is not None and _last_axis_kept(node, args):
         return [reduce_mean(x)]  # Eigen's summation order (ORT's ReduceMean), not numpy's
-    if node.op_type == "LayerNormalization" and node.domain in ("", "ai.onnx") and _last_axis_norm(node, args):
+    if key == "LayerNormalization" and _last_axis_norm(node, args):
         bias = None if len(args) < 3 or args[2] is None else np.asarray(args[2])
         return [layernorm(np.asarray(x), LayerParams(np.asarray(args[1]), bias), _epsilon(node))]  # ORT's order
-    axis = _softmax_axis(node, x, opset) if node.op_type == "Softmax" and node.domain in ("", "ai.onnx") else None
+    axis = _softmax_axis(node, x, opset) if key == "Softmax" else None
     if axis is not None and x is not None:
         return [ort_vector.float_softmax(x, axis)]  # MLAS's exp and summation order
-    if node.op_type == "Sigmoid" and node.domain in ("", "ai.onnx") and x is not None:
+    if key == "Sigmoid" and x is not None:
         return [ort_vector.logistic(x)]  # MLAS's rational approximation, not the correctly rounded logistic
-    if node.op_type == "Erf" and node.domain in ("", "ai.onnx"):
+    if key == "Erf":
         return [ort_vector.erf(np.asarray(args[0]))]  # ORT's float32 Erf (MLAS), not the exactly rounded one
-    if node.domain in ("", "ai.onnx"):
+    if key == node.op_type:  # the default domain
         return _reference(node, args)
-    raise AccelsimError(f"node {node.name!r} ({op_key(node)}): not an op the quantized import runs")
+    raise AccelsimError(f"node {node.name!r} ({key}): not an op the quantized import runs")
 
 
 def run_quantized(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> QuantizedRun:
