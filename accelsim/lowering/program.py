@@ -166,14 +166,6 @@ class Tile:
     sram_write_bytes_ofmap: int = 0
     range_pass: bool = False  # a dynamic-range reduction every later tile of the layer waits for
 
-    @property
-    def sram_read_bytes(self) -> int:
-        return self.sram_read_bytes_ifmap + self.sram_read_bytes_filter + self.sram_read_bytes_ofmap
-
-    @property
-    def sram_write_bytes(self) -> int:
-        return self.sram_write_bytes_ifmap + self.sram_write_bytes_filter + self.sram_write_bytes_ofmap
-
 
 @dataclass(frozen=True)
 class LayerWork:
