@@ -16,7 +16,7 @@ docs/values.md states every choice and the error formulas.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
@@ -410,7 +410,7 @@ def _ort_layernorm_rows(x, gamma, beta, has_bias, eps, out):  # pragma: no cover
     nf = np.float32(n)
     lanes = np.zeros(8, np.float32)
     for r in range(x.shape[0]):
-        if n < 8:
+        if n < MLAS_LAYERNORM_MIN:
             mean = np.float32(0.0)
             m2 = np.float32(0.0)
             for h in range(n):
@@ -522,7 +522,7 @@ def kv_cache(layer: KvCache, x: np.ndarray, params: LayerParams | None) -> np.nd
     """The whole cache after this step: the ``context`` earlier rows (``<layer>.weight``, one cache shared by
     the batch's sequences) and this step's rows, as the cache's dtype stores them."""
     past = [] if params is None else [np.broadcast_to(params.weight, (x.shape[0], *params.weight.shape))]
-    cache = np.concatenate([*past, x], axis=1).astype(np.float32)
+    cache = np.concatenate([*past, x], axis=1, dtype=np.float32)
     return kv_int8(cache, layer.heads) if layer.dtype == "int8" else cache
 
 
@@ -725,6 +725,10 @@ class _Numerics:
     def accumulator(self) -> Accumulator:
         return Accumulator(bits=self.acc_bits, overflow=self.overflow)
 
+    def fp32(self) -> _Numerics:
+        """The same hardware's numerics for the fp32 scheme (the layers a quantized run keeps float)."""
+        return replace(self, scheme=SchemeName.FP32, variant=None)
+
     def prepared(self, view: GemmView, params: LayerParams) -> dict[str, object]:
         """The layer's kept weight codes when this scheme quantizes weights (see LayerParams.quantized_weight)."""
         if not SCHEMES[self.scheme].weights.quantized:
@@ -861,14 +865,18 @@ class _FloatRun:
         self.observe(name, x)
         return x
 
+    @cached_property
+    def fp32(self) -> _FloatRun:
+        """The same run in fp32, for the layers the model keeps float (built once, on the first such layer)."""
+        return _FloatRun(self.num.fp32(), self.params, self.observe)
+
     def layer(
         self, shapes: LayerShapes, view: GemmView | None, inputs: list[np.ndarray]
     ) -> tuple[np.ndarray, LayerValues]:
         layer = shapes.layer
         params = self.params.get(layer.name)
         if view is not None and layer.name in self.float_layers and self.num.scheme != SchemeName.FP32:
-            fp32 = _FloatRun(replace(self.num, scheme=SchemeName.FP32, variant=None), self.params, self.observe)
-            return fp32.layer(shapes, view, inputs)
+            return self.fp32.layer(shapes, view, inputs)
         if view is not None and isinstance(layer, Matmul):
             values = self._matmul(layer, view, *inputs)
             y = values.output
@@ -987,7 +995,7 @@ class _StaticRun:
         self.qparams = qparams
         #: layers computed as fp32 between dequantize and quantize (WorkloadTensors.float_layers)
         self.float_layers = float_layers
-        self.float_run = _FloatRun(replace(num, scheme=SchemeName.FP32, variant=None), params)
+        self.float_run = _FloatRun(num.fp32(), params)
         assert num.variant is not None, "a static run's variant is its requant mode"
         self.rule = get_mode(num.variant).input_rule  # the framework's QUANTIZE on the vector unit
         #: ONNX Runtime's requant mode: its QLinear* vector kernels' own arithmetic (accelsim.quant.ort_vector)
@@ -1252,6 +1260,10 @@ def _execute(steps: list[Step], run: _Run[Activation], sources: dict[str, np.nda
     return layers
 
 
+#: the fp32 numerics calibration and SmoothQuant's statistics run the network with
+_CALIBRATION_NUMERICS = _Numerics(SchemeName.FP32, None, 32, "wrap", frozenset())
+
+
 class Calibration:
     """Observers of the fp32 network's tensors, fed one batch after another (each through the program of
     its batch size), then per-tensor parameters: what a static model is calibrated with."""
@@ -1260,7 +1272,7 @@ class Calibration:
         _check(SchemeName.FP32, FlavourName.ONNX, observer)
         self.observer = observer
         self.observers: dict[str, Observer] = {}
-        self.run = _FloatRun(_Numerics(SchemeName.FP32, None, 32, "wrap", frozenset()), params, self._observe)
+        self.run = _FloatRun(_CALIBRATION_NUMERICS, params, self._observe)
 
     def _observe(self, name: str, x: np.ndarray) -> None:
         self.observers.setdefault(name, OBSERVERS[self.observer]()).observe(x)
@@ -1279,11 +1291,16 @@ def calibrate(
     """Per-tensor activation parameters from the fp32 network on the calibration batch, one batch at a
     time, computed through ``program``'s layers and GEMM views (the program the static run plays)."""
     calibration = Calibration(tensors.params, observer)
-    batches = tensors.calibration[INPUT].shape[0] // workload.batch
-    for k in range(batches):
-        chunk = slice(k * workload.batch, (k + 1) * workload.batch)
-        calibration.feed(workload, program, {name: x[chunk] for name, x in tensors.calibration.items()})
+    for batch in _calibration_batches(workload, tensors):
+        calibration.feed(workload, program, batch)
     return calibration.qparams(dtype)
+
+
+def _calibration_batches(workload: Workload, tensors: WorkloadTensors) -> Iterator[dict[str, np.ndarray]]:
+    """The calibration sources a batch at a time (``workload.batch`` samples: the batch the program is lowered for)."""
+    for k in range(tensors.calibration[INPUT].shape[0] // workload.batch):
+        chunk = slice(k * workload.batch, (k + 1) * workload.batch)
+        yield {name: x[chunk] for name, x in tensors.calibration.items()}
 
 
 def channel_absmax(
@@ -1298,11 +1315,10 @@ def channel_absmax(
             peak = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
             found[name] = np.maximum(found[name], peak) if name in found else peak
 
-    run = _FloatRun(_Numerics(SchemeName.FP32, None, 32, "wrap", frozenset()), tensors.params, observe)
+    run = _FloatRun(_CALIBRATION_NUMERICS, tensors.params, observe)
     steps = program_steps(program, workload)
-    for k in range(tensors.calibration[INPUT].shape[0] // workload.batch):
-        chunk = slice(k * workload.batch, (k + 1) * workload.batch)
-        _execute(steps, run, {name: x[chunk] for name, x in tensors.calibration.items()})
+    for batch in _calibration_batches(workload, tensors):
+        _execute(steps, run, batch)
     return found
 
 
