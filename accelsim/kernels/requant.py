@@ -275,10 +275,10 @@ def lane_plan(multiplier, shift, zp, act_min, act_max, sat_min, sat_max, arithme
 
 
 @njit(cache=True, nogil=True)
-def _float32_rows(acc, acc_ld, out, out_ld, rows, c0, c1, scale, bias_term, scalars):
-    """:func:`requant_region` for FLOAT32: :func:`_float_code` per element, along each row's channels taken
-    as slices (contiguous, so the loop vectorizes: indexed into the flat arrays it ran 4-5x slower)."""
-    zp, act_min, act_max, sat_min, sat_max = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
+def _float32_rows(acc, acc_ld, out, out_ld, rows, c0, c1, scale, bias_term, zp, act_min, act_max, sat_min, sat_max):
+    """:func:`requant_region` for FLOAT32 and the fp32 requant of a GEMM's ``[M, N]`` accumulators: flat
+    ``acc`` / ``out`` with row strides, :func:`_float_code` per element along each row's channels [c0, c1)
+    taken as slices (contiguous, so the loop vectorizes: indexed into the flat arrays it ran 4-5x slower)."""
     sats = 0
     lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
     sc, bt = scale[c0:c1], bias_term[c0:c1]
@@ -302,8 +302,9 @@ def requant_region(acc, acc_ld, out, out_ld, rows, c0, c1, multiplier, shift, ta
     lo32, hi32, slo32, shi32 = scalars[5], scalars[6], scalars[7], scalars[8]
     arithmetic, lanes_hold, plain = scalars[9], scalars[10], scalars[11]
     if arithmetic == FLOAT32:
+        scale, bias_term = table[0].view(np.float32), table[1].view(np.float32)
         return _float32_rows(
-            acc, acc_ld, out, out_ld, rows, c0, c1, table[0].view(np.float32), table[1].view(np.float32), scalars
+            acc, acc_ld, out, out_ld, rows, c0, c1, scale, bias_term, zp, act_min, act_max, sat_min, sat_max
         )
     m32, left, right, mask, half = table[0], table[1], table[2], table[3], table[4]
     extremes = np.empty(2 * LANES, np.int32)
@@ -430,18 +431,10 @@ def _requant_float(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max
 def _requant_float_rows(acc, scale, bias_term, zp, act_min, act_max, sat_min, sat_max, out):
     """:func:`_requant_float` on a channels-last ``[M, N, 1]`` view (a GEMM's ``[M, N]`` accumulators): the
     loop runs along the channels, so it vectorizes (the general loop's inner dim is 1 there: 5x slower)."""
-    n_dim = acc.shape[1]
-    rows, codes = acc.reshape(acc.shape[0], n_dim), out.reshape(acc.shape[0], n_dim)
-    sats = 0
-    lo, hi = np.int64(INT32_MAX), np.int64(INT32_MIN)
-    for m in range(rows.shape[0]):
-        row, code_row = rows[m], codes[m]
-        for c in range(n_dim):
-            raw = row[c]
-            lo, hi = min(lo, np.int64(raw)), max(hi, np.int64(raw))
-            code_row[c], sat = _float_code(raw, scale[c], bias_term[c], zp, act_min, act_max, sat_min, sat_max)
-            sats += sat
-    return sats, lo, hi
+    m, n = acc.shape[0], acc.shape[1]
+    return _float32_rows(
+        acc.reshape(m * n), n, out.reshape(m * n), n, m, 0, n, scale, bias_term, zp, act_min, act_max, sat_min, sat_max
+    )
 
 
 def _float_kernel(view: np.ndarray, *args: Any) -> tuple[int, int, int]:
