@@ -489,6 +489,12 @@ KvDtype = Literal["activation", "int8"]
 KV_SCALE_BYTES = 4
 
 
+def kv_int8_bytes(elements: int, head_dim: int) -> int:
+    """Bytes of ``elements`` of an int8 KV cache: the codes and a float32 scale per head per token (per
+    ``head_dim`` elements)."""
+    return elements + -(-elements // head_dim) * KV_SCALE_BYTES
+
+
 class KvCache(LayerBase):
     """A KV cache: the DRAM-resident keys or values of ``context`` earlier tokens, to which this step's
     ``[T, kv_heads*d]`` rows are appended; the output is the whole cache ``[context + T, kv_heads*d]``, read in full

@@ -19,7 +19,6 @@ from typing import TypedDict, Unpack
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
     GEMM_LAYERS,
-    KV_SCALE_BYTES,
     ActivationLayer,
     Add,
     AvgPool,
@@ -41,6 +40,7 @@ from accelsim.config.workload import (
     Softmax,
     Transpose,
     Workload,
+    kv_int8_bytes,
     pair,
 )
 from accelsim.dynamic_flavours import get_flavour
@@ -671,9 +671,7 @@ class Lowerer:
         assert isinstance(layer, KvCache)
         new = batch * prod(shapes.input_shapes[0])
         int8 = layer.dtype == "int8"
-        stored = (
-            new + new // (shapes.output_shape[1] // layer.heads) * KV_SCALE_BYTES if int8 else new * self.fmt.ofmap_dram
-        )
+        stored = kv_int8_bytes(new, shapes.output_shape[1] // layer.heads) if int8 else new * self.fmt.ofmap_dram
         ops = new * (MOVE_OPS + int8 * KV_QUANTIZE_OPS)
         return self._chunks(new * self.fmt.ofmap_dram, stored, ops)
 

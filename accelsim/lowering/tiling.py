@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
 
-from accelsim.config.workload import KV_SCALE_BYTES
+from accelsim.config.workload import kv_int8_bytes
 from accelsim.lowering.gemm_view import ConvWindow, GemmView
 from accelsim.lowering.operand_format import ChannelParameters, OperandFormat
 
@@ -68,7 +68,7 @@ def stored_weight_bytes(view: GemmView, fmt: OperandFormat, k: tuple[int, int], 
         elements = (k[1] - k[0]) * (n[1] - n[0])
         kv = view.kv_read
         if kv is not None and kv.dtype == "int8" and not sram:  # codes, and a float32 scale per head per token
-            return elements + -(-elements // kv.head_dim) * KV_SCALE_BYTES
+            return kv_int8_bytes(elements, kv.head_dim)
         return elements * (fmt.ifmap_sram if sram else fmt.ifmap_dram)
     return ceil(view.weight_elements(k[0], k[1], n[0], n[1]) * (fmt.weights_sram if sram else fmt.weights_dram))
 
