@@ -144,10 +144,9 @@ def simulate(
     rows = _timing_records(workload, hw, program, run)
     if values is not None:
         _add_values(rows, values, errors)
-    total = total_record(rows, hw.pe_count, hw.clock_mhz)
-    price(rows, total, hw, get_scheme(name).float_gemm)
-    if workload.repeat > 1:  # the block's rows are one block's
-        total = _step_total(rows, workload, hw)
+    price(rows, hw, get_scheme(name).float_gemm)
+    # a repeated block's rows are one block's
+    total = _step_total(rows, workload, hw) if workload.repeat > 1 else _total(rows, hw)
     if errors:
         from accelsim.values.runner import OUTPUT
 
@@ -170,18 +169,21 @@ def simulate(
     return SchemeRun(name, program, run, rows, total, values, settings)
 
 
+def _total(rows: list[LayerRecord], hw: HardwareConfig) -> LayerRecord:
+    """The total of ``rows`` (layer rows, or totals of parts of a run), its energy summed."""
+    total = total_record(rows, hw.pe_count, hw.clock_mhz)
+    sum_energy(rows, total, hw)
+    return total
+
+
 def _step_total(rows: list[LayerRecord], workload: Workload, hw: HardwareConfig) -> LayerRecord:
     """The total of a repeated block's run: the block's layer rows counted ``repeat`` times; the rest once: the
     final layers (a decoder's final norm and LM head) and the static scheme's input and output conversions (the
     network's input is quantized once, not per block)."""
     block = {s.layer.name for s in workload.block_shapes}
     parts: list[list[LayerRecord]] = [[r for r in rows if r.layer in block], [r for r in rows if r.layer not in block]]
-    blocks = total_record(parts[0], hw.pe_count, hw.clock_mhz)
-    sum_energy(parts[0], blocks, hw)
-    whole = [repeated(blocks, workload.repeat, hw.pe_count), *parts[1]]
-    total = total_record(whole, hw.pe_count, hw.clock_mhz)
-    sum_energy(whole, total, hw)
-    return total
+    blocks = _total(parts[0], hw)
+    return _total([repeated(blocks, workload.repeat, hw.pe_count), *parts[1]], hw)
 
 
 def _engine(hw: HardwareConfig, program: Program, options: RunOptions) -> Engine:

@@ -49,8 +49,8 @@ def mac_pj(table: EnergyConfig, float_gemm: bool) -> float:
     return table.int8_mac_pj + table.accumulate_pj
 
 
-def price(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig, float_gemm: bool) -> None:
-    """Fill the energy fields of ``rows`` and their ``total`` (summed over the rows), in place; a hardware
+def price(rows: list[LayerRecord], hw: HardwareConfig, float_gemm: bool) -> None:
+    """Fill the energy fields of ``rows`` in place (a total sums them: :func:`sum_energy`); a hardware
     without an energy table leaves them NaN (absent). ``float_gemm``: the scheme's GEMMs are fp32."""
     table = hw.energy
     if table is None:
@@ -60,7 +60,6 @@ def price(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig, float
     requant_lane = hw.requant.lanes * table.requant_op_pj
     for row in rows:
         _price_layer(row, table, mac, vector_lane, requant_lane)
-    sum_energy(rows, total, hw)
 
 
 def sum_energy(rows: list[LayerRecord], total: LayerRecord, hw: HardwareConfig) -> None:
