@@ -97,7 +97,7 @@ def block_dots(a_codes: np.ndarray, w_blocks: np.ndarray) -> np.ndarray:
         raise ValueError(f"block {block} is too long for exact float32 block sums")
     a = a_codes.reshape(m, blocks, block).transpose(1, 0, 2).astype(np.float32)
     sums = threads.call(np.matmul, a, w_blocks, macs=m * blocks * block * n)  # [blocks, M, N]
-    return np.ascontiguousarray(sums.transpose(1, 2, 0)).astype(np.int32)
+    return np.ascontiguousarray(sums.transpose(1, 2, 0), dtype=np.int32)  # one copy: reordered and converted
 
 
 @njit(cache=True, nogil=True)
