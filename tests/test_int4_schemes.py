@@ -91,10 +91,12 @@ def test_w4a8_rescale_runs_on_the_requant_lanes() -> None:
 def test_group_passes_cost_array_cycles_only_where_sums_stay_in_the_array() -> None:
     """WS with groups spanning whole row folds: the array runs as under int8. OS keeps sums in the PEs: each
     group is its own pass, so a smaller group costs more."""
-    lowerer = Lowerer(load_hardware(None), "dynamic", weight_group=32)
+    lowerer = Lowerer(load_hardware(None), "dynamic", weights="int4_g32")
     assert lowerer.tile_cycles(4, 256, 32, grouped=True) == lowerer.tile_cycles(4, 256, 32)
     os_hw = ("array.dataflow=os",)
-    cycles = {g: Lowerer(load_hardware(None, os_hw), "dynamic", weight_group=g) for g in (32, 128)}
+    cycles = {
+        g: Lowerer(load_hardware(None, os_hw), "dynamic", weights=w) for g, w in ((32, "int4_g32"), (128, "int4_g128"))
+    }
     int8 = Lowerer(load_hardware(None, os_hw), "dynamic").tile_cycles(32, 256, 32)
     g32, g128 = (cycles[g].tile_cycles(32, 256, 32, grouped=True) for g in (32, 128))
     assert g32 > g128 > int8

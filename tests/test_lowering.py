@@ -241,18 +241,18 @@ DECODE = [{"name": "fc", "type": "linear", "out_features": 4096, "bias": False}]
 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(
-    ("scheme", "asymmetric", "scale_bytes", "bias_bytes"),
+    ("scheme", "weights", "scale_bytes", "bias_bytes"),
     [
-        ("static", False, 8, 4),  # int32 M0 + int32 shift; int32 bias
-        ("static", True, 9, 4),  # + one zero-point byte per channel
-        ("dynamic", False, 4, 4),  # fp32 scale; fp32 bias
-        ("dynamic", True, 5, 4),
-        ("woq", False, 4, 4),
-        ("fp32", True, 0, 4),  # float weights have no zero points
+        ("static", "symmetric", 8, 4),  # int32 M0 + int32 shift; int32 bias
+        ("static", "asymmetric", 9, 4),  # + one zero-point byte per channel
+        ("dynamic", "symmetric", 4, 4),  # fp32 scale; fp32 bias
+        ("dynamic", "asymmetric", 5, 4),
+        ("woq", "symmetric", 4, 4),
+        ("fp32", "asymmetric", 0, 4),  # float weights have no zero points
     ],
 )
 def test_decode_layer_reads_its_per_channel_parameters_once(
-    bias: bool, scheme: str, asymmetric: bool, scale_bytes: int, bias_bytes: int
+    bias: bool, scheme: str, weights: str, scale_bytes: int, bias_bytes: int
 ) -> None:
     """A decode-style linear layer, 4096 -> 4096 at batch 1, on the default hardware: its weights do not
     fit the 128 KiB filter half, so K is split into many blocks; the bias and scales of each output
@@ -260,7 +260,7 @@ def test_decode_layer_reads_its_per_channel_parameters_once(
     Through the engine, so the reported fields are checked, not only the tiles."""
     layers = [{**DECODE[0], "bias": bias}]
     w, hw = _workload(layers, [4096]), load_hardware(None)
-    program = lower(w, hw, scheme, asymmetric_weights=asymmetric)
+    program = lower(w, hw, scheme, weights=weights)
     layer = _only_gemm_layer(program)
     assert -(-4096 // layer.plan.kt) >= 8  # the premise: K split into many blocks
     reads = Engine(program, dram_of(hw)).run().layers[program.layers.index(layer)].dram_read_bytes

@@ -15,7 +15,7 @@ from math import ceil
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.requant_modes import get_mode
-from accelsim.schemes import get_scheme
+from accelsim.schemes import WeightFormatName, get_scheme, get_weight_format
 
 
 @dataclass(frozen=True)
@@ -85,32 +85,34 @@ def _bytes(dtype: str) -> int:
     return {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}[dtype]
 
 
+def _weight_bytes(dtype: str) -> float:
+    """Bytes per stored weight code: the int4 formats' uint4 codes are packed two per byte."""
+    return 0.5 if dtype == "uint4" else _bytes(dtype)
+
+
 def operand_format(
     scheme: str,
     hw: HardwareConfig,
     *,
-    asymmetric_weights: bool = False,
-    weight_group: int | None = None,
+    weights: str = WeightFormatName.SYMMETRIC,
     per_tensor_weights: bool = False,
 ) -> OperandFormat:
-    """Byte widths of ``scheme`` (from its table in ``accelsim.schemes``) on ``hw``.
+    """Byte widths of ``scheme`` with its weights in format ``weights`` (from the tables in
+    ``accelsim.schemes``, whose refusals apply: int4 weights under a requant unit) on ``hw``.
 
-    ``asymmetric_weights``: the quantized weights carry a zero point per output channel (ONNX
-    Runtime's uint8 weights), one byte each; a scheme whose weights stay float (fp32) has none.
-    ``weight_group``: int4 weights in groups of that many K elements (``accelsim.schemes.WEIGHT_FORMATS``),
-    half a byte each in DRAM, a float32 scale and (asymmetric) a 4-bit zero point per group.
+    Asymmetric quantized weights carry a zero point per output channel (ONNX Runtime's uint8 weights), one
+    byte each; a scheme whose weights stay float (fp32) has none. int4 group-wise weights are half a byte each
+    in DRAM, with a float32 scale and (asymmetric) a 4-bit zero point per group of K elements.
     ``per_tensor_weights``: one weight scale (requant multiplier) and zero point for the whole tensor.
     Weight-only weights stay codes in the filter buffer when the array has a dequantization unit
     (``array.dequant_lanes``): it converts them on their way into the PEs."""
-    plan = get_scheme(scheme)
-    group = weight_group if plan.weights.quantized else None
-    if group is not None and plan.requant_unit:
-        get_scheme(scheme, f"int4_g{group}")  # the scheme table's refusal, with what is allowed
+    plan = get_scheme(scheme, weights)
+    group = get_weight_format(weights).group if plan.weights.quantized else None
     if plan.requant_unit:
         scales = get_mode(hw.requant.rounding).channel_parameter_bytes  # requant parameters replace the weight scales
     else:
         scales = 4 if plan.weights.quantized else 0
-    weights_dram = 0.5 if group is not None else _bytes(plan.weights.dram_dtype)
+    weights_dram = _weight_bytes(plan.weights.dram_dtype)
     return OperandFormat(
         scheme=scheme,
         ifmap_dram=_bytes(plan.activations.dram_dtype),
@@ -120,7 +122,7 @@ def operand_format(
         ofmap_dram=_bytes(plan.outputs.dram_dtype),
         bias_per_channel=_bytes(plan.bias.dram_dtype),
         weight_scales_per_channel=scales,
-        weight_zero_points_per_channel=1 if asymmetric_weights and plan.weights.quantized else 0,
+        weight_zero_points_per_channel=1 if plan.weights.quantized and not plan.weights.symmetric else 0,
         weight_group=group,
         per_tensor_weights=per_tensor_weights and group is None and plan.weights.quantized,
     )

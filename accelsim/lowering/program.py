@@ -59,7 +59,7 @@ from accelsim.lowering.tiling import (
     stored_weight_bytes,
     tile_bounds,
 )
-from accelsim.schemes import get_scheme, get_weight_format
+from accelsim.schemes import WeightFormatName, get_scheme, get_weight_format
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {
@@ -283,10 +283,10 @@ class Program:
 
 class Lowerer:
     """Prices tiles on one hardware config under one scheme. ``dynamic_per_tensor``: the dynamic scheme's
-    activations take a per-tensor range pass; ``asymmetric_weights``: the quantized weights carry a zero
-    point per output channel (per group with ``weight_group``), read with the weight scales;
-    ``weight_group``: int4 weights in groups of that many K elements (linear layers only);
-    ``per_tensor_weights``: one weight scale per tensor, read once per block instead of one per channel."""
+    activations take a per-tensor range pass; ``weights``: the weight format (``accelsim.schemes.WEIGHT_FORMATS``):
+    asymmetric weights carry a zero point per output channel (per group for int4), read with the weight scales,
+    and int4 weights come in groups of K elements (linear layers only); ``per_tensor_weights``: one weight scale
+    per tensor, read once per block instead of one per channel."""
 
     def __init__(
         self,
@@ -294,19 +294,12 @@ class Lowerer:
         scheme: str,
         dynamic_per_tensor: bool = True,
         *,
-        asymmetric_weights: bool = False,
-        weight_group: int | None = None,
+        weights: str = WeightFormatName.SYMMETRIC,
         per_tensor_weights: bool = False,
     ) -> None:
         self.hw = hw
         self.plan = get_scheme(scheme)
-        self.fmt: OperandFormat = operand_format(
-            scheme,
-            hw,
-            asymmetric_weights=asymmetric_weights,
-            weight_group=weight_group,
-            per_tensor_weights=per_tensor_weights,
-        )
+        self.fmt: OperandFormat = operand_format(scheme, hw, weights=weights, per_tensor_weights=per_tensor_weights)
         #: W4A8 (int4 group-wise weights on the integer array): one int32 partial sum per group leaves the array
         self.w4a8_group = self.fmt.weight_group if not self.plan.float_gemm else None
         # weights stored quantized for a float GEMM: a dequantization unit converts them between the filter buffer
@@ -721,21 +714,19 @@ class LoweringOptions(TypedDict, total=False):
     weight granularity fix; any left out takes the Lowerer's default."""
 
     dynamic_per_tensor: bool
-    asymmetric_weights: bool
-    weight_group: int | None
+    weights: str
     per_tensor_weights: bool
 
 
 def lowering_options(flavour: str, weights: str, weight_granularity: str = "per_channel") -> LoweringOptions:
     """:func:`lower`'s options for a run's dynamic flavour (a per-tensor range pass or per-row ranges),
-    weight format (zero points or not; int4 groups) and weight granularity (one scale per tensor or per
-    channel), from their tables. W4A8 quantizes activations per row and group (ORT's accuracy_level 4), so
-    it has no per-tensor range pass whatever the flavour."""
+    weight format (passed on whole: its table says zero points or not, int4 groups) and weight granularity
+    (one scale per tensor or per channel). W4A8 quantizes activations per row and group (ORT's
+    accuracy_level 4), so it has no per-tensor range pass whatever the flavour."""
     fmt = get_weight_format(weights)
     return LoweringOptions(
         dynamic_per_tensor=get_flavour(flavour).granularity == "per_tensor" and fmt.group is None,
-        asymmetric_weights=not fmt.symmetric,
-        weight_group=fmt.group,
+        weights=weights,
         per_tensor_weights=weight_granularity == "per_tensor",
     )
 

@@ -47,7 +47,7 @@ CASES = [
             "--out",
             "{tmp}/o",
         ),
-        match=r"do not run under the static scheme",
+        match=r"int4 group-wise weights \(int4_g64_zp\) do not run under the static scheme",
     ),
     Case(
         "int4-conv-layer",
