@@ -757,9 +757,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _describe_scheme(scheme: str, flavour: str, weights: str) -> str:
     """The run's scheme line: the dynamic flavour, or what int4 group-wise weights make of the scheme (W4A8
     quantizes activations per row and group, whatever the flavour)."""
-    plan, fmt = SCHEME_TABLE[SchemeName(scheme)], get_weight_format(weights)
-    if fmt.group is not None and plan.weights.quantized:
-        path = "weight-only int4" if plan.float_gemm else f"W4A8: activations int8 per row and group of {fmt.group}"
+    plan = SCHEME_TABLE[SchemeName(scheme)]
+    if (group := plan.weight_group(weights)) is not None:
+        path = "weight-only int4" if plan.float_gemm else f"W4A8: activations int8 per row and group of {group}"
         return f"scheme {scheme}, weights {weights} ({path})"
     return f"scheme {scheme}" + (f" ({flavour} flavour)" if plan.runtime_activations else "")
 

@@ -149,7 +149,7 @@ def explain(
     if get_scheme(scheme).calibrated and (layer_name in floats or lv.qparams is None):
         return "\n".join([head, _float_group(lv)])
     fmt = get_weight_format(weights)
-    if fmt.group is not None and get_scheme(scheme).weights.quantized and s.layer.type == "linear":
+    if get_scheme(scheme).weight_group(weights) is not None and s.layer.type == "linear":
         return "\n".join([head, _units(lowered, hw), *_int4(lowered, hw, scheme, fmt, lv.output)])
     if not isinstance(s.layer, GEMM_LAYERS) or not lv.results:
         return "\n".join([head, _vector_layer(lowered, scheme, lv.output)])

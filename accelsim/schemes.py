@@ -100,6 +100,12 @@ class Scheme:
         plan = replace(self.weights, dram_dtype=fmt.dtype, symmetric=fmt.symmetric)
         return replace(self, weights=replace(plan, granularity="per_group") if fmt.group else plan)
 
+    def weight_group(self, weights: str) -> int | None:
+        """K elements per weight scale when this scheme stores its weights in ``weights``, an int4 group-wise
+        format (:data:`WEIGHT_FORMATS`); None for an int8 format or float weights (fp32), which ignore it. The
+        one test of "int4 group-wise and quantized" that the lowering, the values and the CLI's lines share."""
+        return get_weight_format(weights).group if self.weights.quantized else None
+
     def unit_dtypes(self) -> dict[str, tuple[str, str]]:
         """(input dtype, output dtype) of each unit that runs under this scheme."""
         out = {"array": (self.array_operand_dtype, self.array_accumulator_dtype)}

@@ -15,7 +15,7 @@ from math import ceil
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.requant_modes import get_mode
-from accelsim.schemes import WeightFormatName, get_scheme, get_weight_format
+from accelsim.schemes import WeightFormatName, get_scheme
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def operand_format(
     Weight-only weights stay codes in the filter buffer when the array has a dequantization unit
     (``array.dequant_lanes``): it converts them on their way into the PEs."""
     plan = get_scheme(scheme, weights)
-    group = get_weight_format(weights).group if plan.weights.quantized else None
+    group = plan.weight_group(weights)
     if plan.requant_unit:
         scales = get_mode(hw.requant.rounding).channel_parameter_bytes  # requant parameters replace the weight scales
     else:

@@ -738,7 +738,7 @@ class _Numerics:
     @cached_property
     def int4_group(self) -> int | None:
         """The group size of int4 group-wise weights, when this scheme quantizes weights in such a format."""
-        return WEIGHT_FORMATS[WeightFormatName(self.weights)].group if SCHEMES[self.scheme].weights.quantized else None
+        return SCHEMES[self.scheme].weight_group(self.weights)
 
     def weight_codes(self, view: GemmView, params: LayerParams) -> QuantizedWeight:
         """The layer's weight codes in this run's weight format, kept with its parameters."""
