@@ -63,6 +63,12 @@ class RunOptions:
     errors_against_fp32: bool = True
     smoothquant: float | None = None
 
+    @property
+    def run_granularity(self) -> WeightGranularity:
+        """The weight granularity the lowering and the values run with: a quantized model's own weight codes
+        (None) take the per-channel default, so both read the same one."""
+        return self.weight_granularity or "per_channel"
+
     def smooths(self, scheme: str) -> bool:
         """Does ``scheme`` run on SmoothQuant-migrated weights (it quantizes activations and alpha is set)?"""
         plan = get_scheme(scheme)
@@ -123,9 +129,7 @@ def simulate(
     one after the other."""
     step = progress or (lambda _: None)
     name = get_scheme(scheme).name  # an unknown scheme is the AccelsimError run_values and the CLI give
-    options_of_lowering = lowering_options(
-        options.flavour, options.weights, options.weight_granularity or "per_channel"
-    )
+    options_of_lowering = lowering_options(options.flavour, options.weights, options.run_granularity)
     program = prepared.program
     if program is not None and (program.workload, program.hardware, program.scheme) != (workload.name, hw.name, name):
         raise ValueError(
@@ -229,7 +233,7 @@ def _play_and_compute(
             weights=options.weights,
             program=program,
             observer=options.observer or "minmax",
-            weight_granularity=options.weight_granularity or "per_channel",
+            weight_granularity=options.run_granularity,
         )
 
     if gemm_threads.threads() > 1:
