@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from accelsim.config.workload import Workload
     from accelsim.model_file import ModelFile
     from accelsim.quant import QParams
+    from accelsim.results.records import MergeCheck
     from accelsim.simulation import RunOptions
     from accelsim.values.labelled_data import LabelledData
     from accelsim.values.tensors import WorkloadTensors
@@ -469,23 +470,26 @@ def _progress():
     return step
 
 
-def _prepare(args: argparse.Namespace, workload: Workload, hw: HardwareConfig, schemes: Sequence[str]) -> Path:
+def _prepare(
+    args: argparse.Namespace, workload: Workload, hw: HardwareConfig, schemes: Sequence[str]
+) -> tuple[Path, MergeCheck]:
     """Everything `run` and `compare` check or do before simulating ``schemes``: the results folder
     (:func:`_target`); with values, that they fit in memory and, on a first run on this machine, the
     kernels they need compiled ahead in parallel with a progress line (accelsim.kernels.first_run;
-    nothing to do once Numba's cache holds them). Returns the results folder."""
-    folder = _target(args, workload, hw)
+    nothing to do once Numba's cache holds them). Returns the results folder and its check, for the save."""
+    folder, checked = _target(args, workload, hw)
     if not args.timing_only:
         from accelsim.kernels.first_run import compile_ahead
         from accelsim.values.footprint import check_values_fit
 
         check_values_fit(workload, len(schemes))
         compile_ahead(schemes)
-    return folder
+    return folder, checked
 
 
-def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> Path:
-    """The results folder, checked before simulating: what it holds can be merged with this run."""
+def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) -> tuple[Path, MergeCheck]:
+    """The results folder, checked before simulating: what it holds can be merged with this run (the check
+    keeps its parse for the save)."""
     from accelsim.config.loader import weights_digest
     from accelsim.results.records import check_mergeable
     from accelsim.simulation import results_folder
@@ -494,19 +498,25 @@ def _target(args: argparse.Namespace, workload: Workload, hw: HardwareConfig) ->
     folder = check_output_folder(
         results_folder(Path(args.out), workload, hw, args.set_workload, args.set), field="--out"
     )
-    check_mergeable(
+    checked = check_mergeable(
         folder,
         workload.model_dump(mode="json"),
         hw.model_dump(mode="json"),
         args.ideal_memory,
         weights_digest(workload),
     )
-    return folder
+    return folder, checked
 
 
 def _save(
-    folder: Path, workload: Workload, hw: HardwareConfig, runs: list, accuracy: dict[str, object] | None = None
+    folder: Path,
+    checked: MergeCheck,
+    workload: Workload,
+    hw: HardwareConfig,
+    runs: list,
+    accuracy: dict[str, object] | None = None,
 ) -> None:
+    """Merge ``runs`` into the results ``folder`` :func:`_prepare` checked, reusing the parse in ``checked``."""
     from accelsim.results.records import update_results
     from accelsim.simulation import run_meta
 
@@ -516,6 +526,7 @@ def _save(
         [row for run in runs for row in run.rows + [run.total]],
         meta,
         {run.scheme: run.engine.log for run in runs},
+        checked,
     )
 
 
@@ -559,7 +570,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     model, hw = _load_pair(args)
     _check_smoothquant(args)
     workload, data = model.workload, _labelled(args, model)
-    folder = _prepare(args, workload, hw, [args.scheme])
+    folder, checked = _prepare(args, workload, hw, [args.scheme])
     tensors, qparams = (
         _data_run(args, model, hw, data, [args.scheme]) if data else (_tensors(args, model), model.qparams)
     )
@@ -576,7 +587,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     width = terminal_width(args.wide)
     print(layer_table(run.rows, run.total, width))
     accuracy = _measure_accuracy(args, model, hw, tensors, data, [args.scheme]) if data and tensors else None
-    _save(folder, workload, hw, [run], accuracy)
+    _save(folder, checked, workload, hw, [run], accuracy)
     t = run.total
     print(
         textwrap.fill(
@@ -601,7 +612,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     model, hw = _load_pair(args)
     _check_smoothquant(args)
     workload, data = model.workload, _labelled(args, model)
-    folder = _prepare(args, workload, hw, args.schemes)
+    folder, checked = _prepare(args, workload, hw, args.schemes)
     tensors, qparams = (
         _data_run(args, model, hw, data, args.schemes) if data else (_tensors(args, model), model.qparams)
     )
@@ -618,7 +629,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(scheme_table([r.total for r in runs], width=terminal_width(args.wide)))
     print("* fastest   + least DRAM traffic   speedup and traffic cut are relative to fp32")
     accuracy = _measure_accuracy(args, model, hw, tensors, data, args.schemes) if data and tensors else None
-    _save(folder, workload, hw, runs, accuracy)
+    _save(folder, checked, workload, hw, runs, accuracy)
     print(_results_line(args, folder, workload, hw))
     if args.report:
         _write_report(folder)

@@ -28,7 +28,7 @@ from accelsim.config import load_hardware, load_workload
 from accelsim.config.loader import resolve
 from accelsim.results import folder as results_folder
 from accelsim.results import records
-from accelsim.results.records import LayerRecord, check_mergeable, read_saved, update_results
+from accelsim.results.records import LayerRecord, MergeCheck, check_mergeable, read_saved, update_results
 from accelsim.simulation import SCHEMES, RunOptions, compare_schemes, run_meta
 
 FOLDER = ("tiny_cnn", "default-32x32")
@@ -42,12 +42,12 @@ def runs() -> list:
     return compare_schemes(TINY, DEFAULT, options=RunOptions(log=True, timing_only=True))
 
 
-def _save(folder: Path, runs: list, tag: int = 0) -> None:
+def _save(folder: Path, runs: list, tag: int = 0, checked: MergeCheck | None = None) -> None:
     """Save ``runs`` with every file carrying ``tag`` (in each row's ``tiles``, and the event logs), so
-    files of different saves can be told apart."""
+    files of different saves can be told apart; ``checked``: the run's check of the folder before it ran."""
     rows = [replace(row, tiles=tag) for run in runs for row in run.rows + [run.total]]
     logs = {run.scheme: [("tag", tag, tag, "x")] + run.engine.log for run in runs}
-    update_results(folder, rows, run_meta(TINY, DEFAULT, runs), logs)
+    update_results(folder, rows, run_meta(TINY, DEFAULT, runs), logs, checked or MergeCheck())
 
 
 def assert_one_generation(folder: Path) -> dict[str, set[int]]:
@@ -236,8 +236,8 @@ def test_a_save_parses_again_only_when_the_files_changed_since_the_check(
     tmp_path: Path, runs: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run parses its results folder before simulating (check_mergeable) and merges into it under the lock
-    when it saves: the save reuses that parse while the folder holds the same files, and parses again when
-    another save came in between, whose rows it then keeps."""
+    when it saves, handed the check: the save reuses that parse while the folder holds the same files, and
+    parses again when another save came in between, whose rows it then keeps."""
     folder = tmp_path / "r"
     _save(folder, runs, 1)
     parses: list[Path] = []
@@ -245,15 +245,14 @@ def test_a_save_parses_again_only_when_the_files_changed_since_the_check(
     monkeypatch.setattr(records, "_parse", lambda saved, where: parses.append(where) or parse(saved, where))
     by_scheme = {run.scheme: [run] for run in runs}
 
-    def check() -> None:
-        check_mergeable(folder, TINY.model_dump(mode="json"), DEFAULT.model_dump(mode="json"), False, "")
+    def check() -> MergeCheck:
+        return check_mergeable(folder, TINY.model_dump(mode="json"), DEFAULT.model_dump(mode="json"), False, "")
 
-    check()
-    _save(folder, by_scheme["static"], 2)
+    _save(folder, by_scheme["static"], 2, check())
     assert len(parses) == 1  # the save merged into the files the check had parsed
-    check()
-    _save(folder, by_scheme["dynamic"], 3)  # another run's save, between this run's check and its save
-    _save(folder, by_scheme["fp32"], 4)
+    checked = check()
+    _save(folder, by_scheme["dynamic"], 3, checked)  # another run that checked the same files saves first
+    _save(folder, by_scheme["fp32"], 4, checked)  # this run's save: the files changed since its check
     assert len(parses) == 3  # the dynamic save reused the check's parse; the fp32 save read the new files
     assert assert_one_generation(folder) == {"fp32": {4}, "woq": {1}, "dynamic": {3}, "static": {2}}
 

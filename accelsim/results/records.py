@@ -141,15 +141,37 @@ def write_results(folder: Path, rows: list[LayerRecord], meta: dict[str, Any]) -
     return folder / "results.csv", folder / "results.json"
 
 
+@dataclass(frozen=True)
+class MergeCheck:
+    """The generation :func:`check_mergeable` found in a results folder before simulating (None: none), with
+    its parse. The run's save (:func:`update_results`) finds the same files unless another process saved in
+    between, and then reuses the parse instead of parsing and validating every row and event again (2% of a
+    timing-only ResNet-50 run into an existing folder)."""
+
+    saved: dict[str, bytes] | None = None
+    parsed: "SavedResults | None" = None
+
+    def parse(self, saved: dict[str, bytes], folder: Path) -> "SavedResults":
+        """The parse of generation ``saved`` of ``folder``: the checked one if these are the checked files."""
+        if self.parsed is not None and saved == self.saved:
+            return self.parsed
+        return _parse(saved, folder)
+
+
 def update_results(
-    folder: Path, rows: list[LayerRecord], meta: dict[str, Any], logs: dict[str, list[tuple[str, int, int, str]]]
+    folder: Path,
+    rows: list[LayerRecord],
+    meta: dict[str, Any],
+    logs: dict[str, list[tuple[str, int, int, str]]],
+    checked: MergeCheck = MergeCheck(),
 ) -> None:
     """Write these schemes' rows, meta and event logs into ``folder``, keeping other schemes' from
     earlier runs of the same workload and hardware (``run --scheme`` one at a time fills a comparison),
     and the last accuracy table (``meta.accuracy``, from ``--data``) when this save has none.
 
     Under the folder's lock, so concurrent runs merge rather than overwrite each other; results of
-    another configuration already there are an error (:func:`check_mergeable`).
+    another configuration already there are an error (:func:`check_mergeable`, whose parse of the folder,
+    ``checked``, this save reuses if the folder still holds the same files; by default nothing was checked).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,7 +179,7 @@ def update_results(
     with results_folder.locked(folder):
         saved = results_folder.current(folder)
         if saved is not None:
-            old = _parse_again(saved, folder)
+            old = checked.parse(saved, folder)
             _check_same_config(folder, old.meta, shared_config(meta))
             fresh = {row.scheme for row in rows}
             rows = [r for r in old.rows if r.scheme not in fresh] + rows
@@ -170,31 +192,19 @@ def update_results(
 
 def check_mergeable(
     folder: Path, workload: dict[str, Any], hardware: dict[str, Any], ideal_memory: bool, weights_sha256: str
-) -> None:
+) -> MergeCheck:
     """Before simulating: results already in ``folder`` are readable and of this configuration, so a
-    long run does not fail only when it saves (:func:`update_results` checks again under the lock).
-    ``weights_sha256``: of the workload's weights file ("" without one; values.user_data.weights_digest)."""
+    long run does not fail only when it saves (:func:`update_results` checks again under the lock; pass it
+    the returned check). ``weights_sha256``: of the workload's weights file ("" without one;
+    values.user_data.weights_digest)."""
     folder = Path(folder)
     with results_folder.guarded(folder):
         saved = results_folder.current(folder) if folder.is_dir() else None
-        if saved is not None:
-            new = _config(workload, hardware, [ideal_memory], weights_sha256)
-            global _checked
-            _checked = (folder, saved, _parse(saved, folder))
-            _check_same_config(folder, _checked[2].meta, new)
-
-
-#: the generation :func:`check_mergeable` parsed last (folder, files, parsed): saving into that folder finds
-#: the same files unless another process saved in between, and then does not parse and validate every row
-#: and event again (2% of a timing-only ResNet-50 run into an existing folder)
-_checked: tuple[Path, dict[str, bytes], "SavedResults"] | None = None
-
-
-def _parse_again(saved: dict[str, bytes], folder: Path) -> "SavedResults":
-    """:func:`_parse` of a generation, reusing :func:`check_mergeable`'s parse of the same files."""
-    if _checked is not None and _checked[0] == folder and _checked[1] == saved:
-        return _checked[2]
-    return _parse(saved, folder)
+        if saved is None:
+            return MergeCheck()
+        parsed = _parse(saved, folder)
+        _check_same_config(folder, parsed.meta, _config(workload, hardware, [ideal_memory], weights_sha256))
+    return MergeCheck(saved, parsed)
 
 
 def shared_config(meta: dict[str, Any]) -> dict[str, Any]:
