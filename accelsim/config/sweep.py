@@ -317,6 +317,17 @@ class Sweep:
             built._weights_bytes = loaded._weights_bytes
         return built
 
+    def invalid_workload(self, overrides: Mapping[str, Any]) -> tuple[str, AccelsimError] | None:
+        """The first workload that ``overrides``' ``workload.<field>`` axes make invalid, with its error (None:
+        every one is valid). The check of one axis value at load and of each combination of them word it each
+        their way, at their own place in the spec."""
+        for name in self.workloads:
+            try:
+                self.workload(name, overrides)
+            except AccelsimError as exc:
+                return name, exc
+        return None
+
     @staticmethod
     def weights(overrides: Mapping[str, Any]) -> str:
         """The point's weight format (the ``weights`` axis; ``symmetric`` int8 without one)."""
@@ -382,17 +393,15 @@ def _check_value(sweep: Sweep, axis: str, i: int, value: Any) -> None:
             )
         return
     if axis.startswith(WORKLOAD_AXIS_PREFIX):
-        for name, (_, path) in sweep.documents.items():
-            try:
-                sweep.workload(name, {axis: value})
-            except AccelsimError as exc:
-                field = f"{exc.path}: " if exc.path else ""
-                raise AccelsimError(
-                    f"workload {name} ({Path(path).name}): {field}{exc.message}",
-                    file=sweep.file,
-                    path=loc,
-                    allowed=exc.allowed,
-                ) from None
+        if (invalid := sweep.invalid_workload({axis: value})) is not None:
+            name, exc = invalid
+            field = f"{exc.path}: " if exc.path else ""
+            raise AccelsimError(
+                f"workload {name} ({sweep.documents[name][1].name}): {field}{exc.message}",
+                file=sweep.file,
+                path=loc,
+                allowed=exc.allowed,
+            )
         return
     for label in sweep.bases:
         try:

@@ -134,11 +134,9 @@ def _check_workloads(sweep: Sweep, overrides: dict[str, Any], checked: set[str])
     if not fields or key in checked:
         return
     checked.add(key)
-    for name in sweep.workloads:
-        try:
-            sweep.workload(name, fields)
-        except AccelsimError as exc:
-            raise _invalid(sweep, key, f"a valid workload {name}", exc) from None
+    if (invalid := sweep.invalid_workload(fields)) is not None:
+        name, exc = invalid
+        raise _invalid(sweep, key, f"a valid workload {name}", exc)
 
 
 def _invalid(sweep: Sweep, combination: str, what: str, exc: AccelsimError) -> AccelsimError:
