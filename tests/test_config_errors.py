@@ -255,6 +255,40 @@ def test_many_problems_are_counted_on_the_same_line(tmp_path: Path, capsys: pyte
     assert "array.rows" in err and "[+1 more problem in this file]" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("c1", "c2", "line"),
+    [
+        (
+            "padding: 1, bogus: 2",
+            "type: conv2d, out_channels: 0, kernel: 0, stride: x",
+            "[+4 more problems in this file]",
+        ),
+        (
+            "padding: 1",
+            "type: conv2d, out_channels: 0, kernel: 0, stride: x",
+            "[+3 more problems in this file]",
+        ),
+        (
+            "padding: 1",
+            "type: conv3d",
+            "[+1 more problem in this file]",
+        ),
+    ],
+)
+def test_problems_inside_a_layer_are_all_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], c1: str, c2: str, line: str
+) -> None:
+    """A layer is validated by its type's own model (config.workload._layer), yet every problem inside it counts,
+    as when the workload's validator held the layers' schemas: one per layer field, beside the other fields'."""
+    path = tmp_path / "wl.yaml"
+    text = WL.replace("padding: 1}", c1 + "}").replace("type: conv2d, out_channels: 4, kernel: 3}", c2 + "}")
+    path.write_text(text + "batch: 0\n")
+    code, _, err = run_cli(capsys, "validate", str(path))
+    assert code == 2
+    batch = "batch: 0 is outside the plausible range (allowed: a whole number from 1 to 4,096 samples)"
+    assert err.strip() == f"accelsim: error: {path}: {batch} {line}"
+
+
 def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
     """The real installed command, in a fresh process: exit 2, one line, no 'Traceback'."""
     path = tmp_path / "bad.yaml"

@@ -51,6 +51,7 @@ class FieldError(ValueError):
         self.loc = loc
         self.message = message
         self.allowed = allowed
+        self.more = 0  # further problems it stands for (:func:`first_problem`)
 
 
 def _model_classes(annotation: Any) -> list[type[BaseModel]]:
@@ -66,14 +67,6 @@ def _model_classes(annotation: Any) -> list[type[BaseModel]]:
     return out
 
 
-def _tag_of(cls: type[BaseModel]) -> str | None:
-    field = cls.model_fields.get("type")
-    if field is None:
-        return None
-    args = typing.get_args(field.annotation)
-    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
-
-
 #: How pydantic names the schema it tried (``constrained-int``, ``function-before[...]``, ``list[int]``):
 #: such location parts are its internals, never a field users wrote.
 _SCHEMA_TAG = re.compile(
@@ -83,14 +76,11 @@ _SCHEMA_TAG = re.compile(
 
 
 def _walk(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[type[BaseModel]]]:
-    """Follow a pydantic location from ``root``: the location as users wrote it (union tags and
-    pydantic's schema names dropped) and the model classes that may hold its end (none past a scalar)."""
+    """Follow a pydantic location from ``root``: the location as users wrote it (pydantic's schema names
+    dropped) and the model classes that may hold its end (none past a scalar)."""
     out: list[str | int] = []
     current: list[type[BaseModel]] = [root]
     for part in loc:
-        if isinstance(part, str) and any(_tag_of(c) == part for c in current):
-            current = [c for c in current if _tag_of(c) == part]
-            continue
         if isinstance(part, str):
             if current and not any(part in cls.model_fields for cls in current):
                 continue  # inside a model, a part that is no field is a schema name
@@ -135,16 +125,15 @@ def describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _convert(root: type[BaseModel], err: ErrorDetails, file: str | None) -> AccelsimError:
+def _problem(root: type[BaseModel], err: ErrorDetails) -> tuple[tuple[str | int, ...], str, Any]:
+    """One pydantic error as (location as users wrote it, message, what is allowed)."""
     ctx = err.get("ctx") or {}
     original = ctx.get("error")
     loc = _walk(root, tuple(err["loc"]))[0]
     if err["type"] == "extra_forbidden":  # the unknown key is no field, but it is what the user wrote
         loc = _walk(root, tuple(err["loc"])[:-1])[0] + tuple(err["loc"])[-1:]
     if isinstance(original, FieldError):
-        return AccelsimError(
-            original.message, file=file, path=format_path(loc + original.loc), allowed=original.allowed
-        )
+        return loc + original.loc, original.message, original.allowed
     kind = err["type"]
     allowed: Any = None
     if kind == "extra_forbidden":
@@ -156,18 +145,28 @@ def _convert(root: type[BaseModel], err: ErrorDetails, file: str | None) -> Acce
     elif kind in ("literal_error", "enum"):  # a Literal, or an enum such as SchemeName: one message
         message = f"{describe(err['input'])} is not allowed"
         allowed = _listing(ctx.get("expected"))
-    elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        discriminator = ctx.get("discriminator", "type").strip("'")
-        loc += (discriminator,)
-        found = kind == "union_tag_invalid"
-        message = f"unknown {discriminator} {describe(ctx.get('tag'))}" if found else "required field is missing"
-        allowed = _listing(ctx.get("expected_tags"))
     else:
         msg = err["msg"]
         msg = msg.removeprefix("Value error, ")
         message = f"{msg[0].lower()}{msg[1:]}, got {describe(err['input'])}"
         allowed = _EXPECTED.get(kind)
-    return AccelsimError(message, file=file, path=format_path(loc), allowed=allowed)
+    return loc, message, allowed
+
+
+def first_problem(model: type[BaseModel], exc: ValidationError) -> FieldError:
+    """``exc``'s first problem, located within ``model``, as a FieldError that counts the others: how a
+    validator that hands a value to another model's validator (a workload's layer to its type's) reports
+    its problems where they are, and as many as they are."""
+    errors = exc.errors()
+    error = FieldError(*_problem(model, errors[0]))
+    error.more = len(errors) - 1 + sum(_more(e) for e in errors)
+    return error
+
+
+def _more(err: ErrorDetails) -> int:
+    """Problems behind one error beyond itself: a :func:`first_problem` carries the rest of its model's."""
+    original = (err.get("ctx") or {}).get("error")
+    return original.more if isinstance(original, FieldError) else 0
 
 
 def validate(model: type[M], data: Any, file: str | None = None) -> M:
@@ -176,6 +175,7 @@ def validate(model: type[M], data: Any, file: str | None = None) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        first = _convert(model, errors[0], file)
-        first.more = len(errors) - 1
+        loc, message, allowed = _problem(model, errors[0])
+        first = AccelsimError(message, file=file, path=format_path(loc), allowed=allowed)
+        first.more = len(errors) - 1 + sum(_more(e) for e in errors)
         raise first from None
