@@ -769,6 +769,7 @@ def _final_layers() -> list[Case]:
             {"w.yaml": once},
             "ok",
             writes=True,
+            timeout_s=120,  # a whole static run: in a fresh clone it JIT-compiles the kernels (30 s under load)
         ),
     ]
 
