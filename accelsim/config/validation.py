@@ -174,8 +174,7 @@ def validate(model: type[M], data: Any, file: str | None = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        loc, message, allowed = _problem(model, errors[0])
-        first = AccelsimError(message, file=file, path=format_path(loc), allowed=allowed)
-        first.more = len(errors) - 1 + sum(_more(e) for e in errors)
+        problem = first_problem(model, exc)
+        first = AccelsimError(problem.message, file=file, path=format_path(problem.loc), allowed=problem.allowed)
+        first.more = problem.more
         raise first from None
