@@ -22,7 +22,7 @@ from accelsim.dynamic_flavours import DynamicFlavour, get_flavour
 from accelsim.kernels import ConvGeometry, int_conv2d, int_gemm
 from accelsim.kernels.quantize import scale_accumulator
 from accelsim.quant import RULES, QParams, make_requant_params, quantize_tensor, requantize, run_layer
-from accelsim.quant.dynamic import dynamic_quantize, pytorch_qparams
+from accelsim.quant.dynamic import dynamic_qparams, dynamic_quantize
 from accelsim.quant.observers import MovingAverageMinMaxObserver
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -278,6 +278,13 @@ def _torch_dynamic_linear(
     ).numpy()
 
 
+def _pytorch_qparams(lo: float, hi: float, *, reduce_range: bool) -> tuple[float, int]:
+    """accelsim's ChooseQuantizationParams on a tensor spanning ``[lo, hi]``: the pytorch flavour's parameters
+    (pytorch_qnnpack's without reduce_range)."""
+    qp = dynamic_qparams(np.float32([[lo, hi]]), "pytorch" if reduce_range else "pytorch_qnnpack")
+    return float(qp.scale[0]), int(qp.zero_point[0])
+
+
 def _torch_dynamic_codes(
     engine: str, x: np.ndarray, params_reduce_range: bool, *, reduce_range: bool | None = None
 ) -> np.ndarray:
@@ -288,7 +295,7 @@ def _torch_dynamic_codes(
     y = _torch_dynamic_linear(
         engine, x, np.eye(k, dtype=np.int8), np.float32([1.0]), np.zeros(k, np.float32), reduce_range=reduce_range
     )
-    s, z = pytorch_qparams(float(x.min()), float(x.max()), reduce_range=params_reduce_range)
+    s, z = _pytorch_qparams(float(x.min()), float(x.max()), reduce_range=params_reduce_range)
     steps = y.astype(np.float64) / s
     assert np.log2(s) == int(np.log2(s)) and np.array_equal(steps, np.rint(steps)), (
         "codes are read exactly only with a power-of-two scale"
@@ -421,7 +428,7 @@ def test_choose_qparams_matches_torch_observer_rule(reduce_range):
     for lo, hi in ranges + ties:
         x = torch.tensor([lo, hi], dtype=torch.float32)
         scale, zp = torch._choose_qparams_per_tensor(x, reduce_range)
-        assert pytorch_qparams(lo, hi, reduce_range=reduce_range) == (float(np.float32(scale)), zp)
+        assert _pytorch_qparams(lo, hi, reduce_range=reduce_range) == (float(np.float32(scale)), zp)
         if (lo, hi) in ties:
             tie = -lo / float(np.float32(scale))
             assert tie - np.floor(tie) == 0.5

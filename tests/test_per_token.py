@@ -1,6 +1,6 @@
 """W8A8 dynamic with per-token activation scales (issue 18): the ``pytorch_per_token`` flavours against
 PyTorch's decomposed per-token ops (``torch/ao/quantization/fx/_decomposed.py``), with forced rounding ties and
-saturation, and their timing (per-row range, rescale and parameter bytes)."""
+saturation, on hypothesis rows and on NaN/Inf, and their timing (per-row range, rescale and parameter bytes)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.config.loader import load_hardware, load_workload
 from accelsim.dynamic_flavours import get_flavour
 from accelsim.lowering.program import ROW_PARAMETER_BYTES, lower, lowering_options
 from accelsim.quant import Quantization, run_layer
-from accelsim.quant.dynamic import dynamic_quantize
+from accelsim.quant.dynamic import dynamic_qparams, dynamic_quantize
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.ao.quantization.fx._decomposed")  # registers torch.ops.quantized_decomposed
@@ -52,6 +54,86 @@ def test_per_token_matches_torch_on_random_rows(flavour, seed):
     x[2] = -np.abs(x[2])
     x[3] *= np.float32(1e-8)
     _assert_equal_to_torch(x, flavour)
+
+
+WIDTH = 24
+FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)  # subnormals and +-3.4e38 included
+
+
+def _single(at_value: tuple[int, float]) -> list[float]:
+    """A row of zeros but one value."""
+    row = [0.0] * WIDTH
+    row[at_value[0]] = at_value[1]
+    return row
+
+
+def _scaled(magnitude_seed: tuple[float, int]) -> list[float]:
+    """Normal values times ``magnitude``: ranges of 1e-30 (below the eps floor) up to 3e38 (whose
+    ``max - min`` overflows float32 to an infinite scale)."""
+    magnitude, seed = magnitude_seed
+    top = np.finfo(np.float32).max
+    row = np.random.default_rng(seed).standard_normal(WIDTH) * magnitude
+    return np.clip(row, -top, top).astype(np.float32).tolist()
+
+
+def _power_of_two(low_exp_seed: tuple[int, int, int]) -> list[float]:
+    """Range ``[-(low + 0.5), 254.5 - low] * 2**e``: the asymmetric scale exactly ``2**e``, the zero point a tie
+    (half to even decides it), the other values on half steps (ties in every code)."""
+    low, e, seed = low_exp_seed
+    lo, hi = -(low + 0.5), 254.5 - low
+    ties = np.random.default_rng(seed).integers(np.ceil(lo), np.floor(hi), WIDTH - 2) + 0.5
+    return (np.concatenate([[lo, hi], ties]) * 2.0**e).astype(np.float32).tolist()
+
+
+ROWS = st.one_of(
+    st.lists(FLOAT32, min_size=WIDTH, max_size=WIDTH),
+    st.just([0.0] * WIDTH),
+    FLOAT32.map(lambda v: [v] * WIDTH),  # constant
+    st.tuples(st.integers(0, WIDTH - 1), FLOAT32).map(_single),
+    st.tuples(st.sampled_from([1e-30, 1e-7, 1.0, 80.0, 1e30, 3e38]), st.integers(0, 2**32 - 1)).map(_scaled),
+    st.tuples(st.integers(0, 254), st.integers(-40, 40), st.integers(0, 2**32 - 1)).map(_power_of_two),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(ROWS, min_size=1, max_size=12))
+def test_per_token_parameters_match_torch_on_hypothesis_rows(rows):
+    """The rules, over all rows at once, give torch's scales, zero points (and codes) on rows of every kind: any finite
+    float32s, all-zero, constant, a single nonzero, 1e-30..3e38 magnitudes (3e38's range overflows to an infinite
+    scale in both) and power-of-two ranges whose scale is exact and whose zero point is a tie."""
+    x = np.array(rows, np.float32)
+    for flavour in OPS:
+        _assert_equal_to_torch(x, flavour)
+
+
+def test_per_token_non_finite_rows_pinned():
+    """NaN/Inf inputs are not modelled (docs/numerics.md), but what happens is pinned. The range pass skips NaN,
+    so a row's parameters are those of its other values (torch returns a NaN scale); an all-NaN row's range is
+    empty (+inf..-inf): a zero range for the asymmetric rule, an infinite scale for the symmetric one. -inf rows,
+    and any infinite row of the symmetric rule, get torch's infinite scale and zero point. The asymmetric rule
+    divides a +inf maximum by its infinite scale: torch casts the NaN zero point to an integer, accelsim refuses
+    the row."""
+    nan, inf = np.float32(np.nan), np.float32(np.inf)
+    with_nan = np.array([[-1.5, nan, 3.0, 2.0], [nan] * 4], np.float32)
+    empty_ranges = {"pytorch_per_token": [0.0] * 4, "pytorch_per_token_symmetric": [inf, 0.0, 0.0, 0.0]}
+    for flavour, empty in empty_ranges.items():
+        got = dynamic_qparams(with_nan, flavour)
+        want = dynamic_qparams(np.array([[-1.5, 0.25, 3.0, 2.0], empty], np.float32), flavour)
+        np.testing.assert_array_equal(got.scale, want.scale)
+        np.testing.assert_array_equal(got.zero_point, want.zero_point)
+        assert np.isnan(_torch_per_token(with_nan, flavour)[1]).all()
+    infinite = np.array([[-inf, 1.0, 2.0, 0.0], [3.0, -inf, inf, 1.0], [inf, 0.5, -2.0, 1.0]], np.float32)
+    sym = dynamic_qparams(infinite, "pytorch_per_token_symmetric")
+    _, want_s, want_z = _torch_per_token(infinite, "pytorch_per_token_symmetric")
+    np.testing.assert_array_equal(sym.scale, want_s.astype(np.float32))
+    np.testing.assert_array_equal(sym.zero_point, want_z.astype(np.int64))
+    asym = dynamic_qparams(infinite[:1], "pytorch_per_token")
+    _, want_s, want_z = _torch_per_token(infinite[:1], "pytorch_per_token")
+    assert asym.scale[0] == want_s[0] == np.inf and asym.zero_point[0] == want_z[0] == 127
+    for row in (1, 2):
+        assert not -128 <= _torch_per_token(infinite[row : row + 1], "pytorch_per_token")[2][0] <= 127
+        with pytest.raises(ValueError, match=r"row 1's range \[.*, inf\] gives no zero point"):
+            dynamic_qparams(np.stack([infinite[0], infinite[row]]), "pytorch_per_token")
 
 
 def _tie_rows() -> tuple[np.ndarray, int]:
