@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +16,7 @@ if TYPE_CHECKING:  # each loader imports its model when called: loading a worklo
     from pydantic import BaseModel
 
     from accelsim.config.hardware import HardwareConfig
-    from accelsim.config.workload import Workload
+    from accelsim.config.workload import WeightsBytes, Workload
 
 M = TypeVar("M", bound="BaseModel")
 
@@ -88,17 +87,6 @@ def weights_beside(yaml_file: Path, name: str) -> Path:
     return yaml_file.parent / relative
 
 
-@dataclass(frozen=True)
-class WeightsBytes:
-    """A workload's ``weights_file`` as read, once: its bytes (parsed into the layers' weights) and their
-    sha256 (a sweep point's id, a results folder's configuration), so both describe the same bytes even
-    if the file is replaced while a run goes on."""
-
-    path: Path
-    data: bytes = field(repr=False)
-    sha256: str
-
-
 def read_weights(workload: Workload) -> WeightsBytes | None:
     """A loaded workload's ``weights_file`` (None without one), read through the same bounded reader as every
     user file on the first call and kept with the workload: every later use (the results folder's check, the
@@ -109,6 +97,8 @@ def read_weights(workload: Workload) -> WeightsBytes | None:
     kept = workload._weights_bytes
     if kept is None or kept.path != path:
         import hashlib  # here: loading OpenSSL's hashes is a millisecond `validate` does not need
+
+        from accelsim.config.workload import WeightsBytes  # loaded already: ``workload`` is one
 
         data = read_user_file(path, MAX_ARRAY_BYTES, expected="a .npy or .npz file", field="weights_file")
         kept = workload._weights_bytes = WeightsBytes(path, data, hashlib.sha256(data).hexdigest())

@@ -10,8 +10,9 @@ sequences, ``[features]`` for vectors. Every layer reads the previous layer unle
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import (
     BeforeValidator,
@@ -28,9 +29,6 @@ from typing_extensions import TypeAliasType
 from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole, whole_number
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel, WithLaterFields, describe, first_problem
-
-if TYPE_CHECKING:  # the loader reads the weights file; a workload only keeps what it read
-    from accelsim.config.loader import WeightsBytes
 
 # The field types many layer classes share are named type aliases (TypeAliasType): pydantic builds each one's
 # schema once for the workload's validator and refers to it from every field, instead of building it again per
@@ -939,6 +937,17 @@ class LayerShapes:
     params: int
 
 
+@dataclass(frozen=True)
+class WeightsBytes:
+    """A workload's ``weights_file`` as read, once: its bytes (parsed into the layers' weights) and their
+    sha256 (a sweep point's id, a results folder's configuration), so both describe the same bytes even
+    if the file is replaced while a run goes on."""
+
+    path: Path
+    data: bytes = dataclass_field(repr=False)
+    sha256: str
+
+
 #: most identical blocks one workload repeats (the deepest LLMs have ~100 to 130 decoder layers)
 MAX_REPEAT = 1024
 
@@ -1009,7 +1018,7 @@ class Workload(WithLaterFields):
     _shapes: list[LayerShapes] = PrivateAttr(default=[])
     _weights_path: Path | None = PrivateAttr(default=None)
     #: the weights file's bytes and digest, read once (config.loader.read_weights)
-    _weights_bytes: "WeightsBytes | None" = PrivateAttr(default=None)
+    _weights_bytes: WeightsBytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
