@@ -330,3 +330,35 @@ def test_records_round_trip_every_field(tmp_path: Path, runs: list) -> None:
     back = read_saved(tmp_path).rows
     assert [type(r) for r in back] == [LayerRecord] * len(rows)
     assert [repr(r) for r in back] == [repr(r) for r in rows]
+
+
+def test_results_files_hold_the_text_json_and_csv_write(runs: list) -> None:
+    """results.json is written without json's (pure-Python) indented encoder and results.csv mostly without the
+    csv writer: their bytes equal what ``json.dumps(indent=1)`` and ``csv.DictWriter`` write, for plain rows and
+    for odd ones (text the csv writer quotes, non-ASCII, infinities, a column of mixed types, nested meta)."""
+    import io
+    import math
+    from dataclasses import fields
+
+    names = [f.name for f in fields(LayerRecord)]
+
+    def expected(rows: list[LayerRecord], meta: dict) -> tuple[bytes, bytes]:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: records._csv_value(getattr(row, k)) for k in names} for row in rows)
+        doc = {"meta": meta, "rows": [{k: records._json_value(getattr(r, k)) for k in names} for r in rows]}
+        return buffer.getvalue().encode(), (json.dumps(doc, indent=1) + "\n").encode()
+
+    plain = [row for run in runs for row in run.rows + [run.total]]
+    meta = run_meta(TINY, DEFAULT, runs) | {
+        "odd": {"a": [], "b": {}, "c": [1, 2.5, None, True, "\u00e9"], "d": {1: (2, [])}}
+    }
+    odd = [
+        replace(plain[0], layer='conv "1", \u2603', sqnr_db=math.inf, max_abs_error=-math.inf, utilization=1e-300),
+        replace(plain[1], layer="line\nbreak"),
+        replace(plain[2], macs=True, tiles=1.5, latency_s=2, bound_by=None),  # types no record has: value by value
+    ]
+    for rows in (plain, odd[:1], odd, plain[:1] + odd[2:], []):
+        files = records._files(rows, meta, {})
+        assert (files["results.csv"], files["results.json"]) == expected(rows, meta)

@@ -11,8 +11,12 @@ import hashlib
 import io
 import json
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cache
+from json.encoder import encode_basestring_ascii
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -296,18 +300,52 @@ def _files(
 ) -> dict[str, bytes]:
     """The three files of a generation: ``results.csv``, ``results.json`` and ``timeline.json`` (the
     engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``)."""
-    names = [f.name for f in fields(LayerRecord)]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:  # the fields by name: dataclasses.asdict deep-copies every value, a tenth of a run's save
-        writer.writerow({k: _csv_value(getattr(row, k)) for k in names})
-    doc = {"meta": meta, "rows": [{k: _json_value(getattr(r, k)) for k in names} for r in rows]}
+    columns = list(zip(*map(_row_values, rows)))
+    csv_columns, json_columns = zip(*map(_column_texts, columns)) if rows else ((), ())
+    if all(set(map(type, column)) == {str} and not _CSV_QUOTED.search("".join(column)) for column in csv_columns):
+        # strings only, none that the csv writer would quote: its lines are the fields joined
+        csv_text = "".join([",".join(row) + "\n" for row in [_FIELDS, *zip(*csv_columns)]])
+    else:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([_FIELDS, *zip(*csv_columns)])
+        csv_text = buffer.getvalue()
+    rows_text = ",".join(["\n  {" + ",".join(map(str.__add__, _ROW_KEYS, row)) + "\n  }" for row in zip(*json_columns)])
+    results = '{\n "meta": ' + json.dumps(meta, indent=1).replace("\n", "\n ") + ',\n "rows": '
     return {
-        "results.csv": buffer.getvalue().encode(),
-        "results.json": (json.dumps(doc, indent=1) + "\n").encode(),
-        "timeline.json": (json.dumps(logs, separators=(",", ":")) + "\n").encode(),  # each event tuple: a list
+        "results.csv": csv_text.encode(),
+        "results.json": (results + (f"[{rows_text}\n ]" if rows else "[]") + "\n}\n").encode(),
+        # each event tuple a list; no check for cycles (json's C encoder tracks every list to find one: a tenth of it)
+        "timeline.json": (json.dumps(logs, separators=(",", ":"), check_circular=False) + "\n").encode(),
     }
+
+
+_FIELDS = [f.name for f in fields(LayerRecord)]
+#: a row's values in field order, in one call (dataclasses.asdict deep-copies every value)
+_row_values = attrgetter(*_FIELDS)
+# results.json holds the text of ``json.dumps({"meta": meta, "rows": rows}, indent=1)`` and results.csv that of
+# csv.writer: json's indented encoder is pure Python (3% of a timing-only ResNet-50 run for its 76 rows), and
+# both write the floats' repr once each. A row is an object of scalars at depth 2 with the fields' keys, so a
+# column of one type turns into text by one C call per column; tests/test_results_safety.py holds the texts equal.
+_ROW_KEYS = [f"\n   {encode_basestring_ascii(name)}: " for name in _FIELDS]
+_JSON_FLOATS = {"nan": "null", "inf": '"inf"', "-inf": '"-inf"'}  # float.__repr__'s words, as _json_value has them
+_CSV_QUOTED = re.compile('[,"\r\n]')  # what the csv writer quotes (the delimiter, quote char, line ends)
+
+
+def _column_texts(column: tuple[Any, ...]) -> tuple[Sequence[Any], Sequence[str]]:
+    """One field of every row as ``results.csv`` (:func:`_csv_value`) and ``results.json`` (:func:`_json_value`)
+    write it: a column of ints, strings or floats by one C call, mixed ones value by value."""
+    types = set(map(type, column))
+    if types == {int}:
+        text = list(map(int.__repr__, column))
+        return text, text
+    if types == {str}:
+        return column, list(map(encode_basestring_ascii, column))
+    if types == {float}:
+        text = list(map(float.__repr__, column))
+        return ["" if word == "nan" else word for word in text], [_JSON_FLOATS.get(word, word) for word in text]
+    return [_csv_value(value) for value in column], [
+        json.dumps(_json_value(value), indent=1).replace("\n", "\n   ") for value in column
+    ]
 
 
 @dataclass(frozen=True)
@@ -412,6 +450,7 @@ def _csv_value(value: Any) -> Any:
 
 
 def _json_value(value: Any) -> Any:
+    """NaN as null, infinities as strings: JSON has neither."""
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
