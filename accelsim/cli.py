@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import sys
 import textwrap
@@ -1114,6 +1116,11 @@ PYDANTIC_PLUGINS_VARIABLE = "PYDANTIC_DISABLE_PLUGINS"
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault(PYDANTIC_PLUGINS_VARIABLE, "__all__")  # a value the user set (even empty) stays
+    # At exit the interpreter searches every object the imports made (pydantic's schemas, the classes) for
+    # garbage cycles: 3% of a timing-only run. With the heap frozen by an exit handler, the OS frees it instead
+    # (Python promises no finalizer of what is alive at exit; what the command wrote is closed by then).
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     args = build_parser().parse_args(argv)
     try:
         _check_path_arguments(args)

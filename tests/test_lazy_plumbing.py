@@ -216,3 +216,18 @@ def test_cli_turns_off_pydantic_plugins_unless_the_user_chose() -> None:
             print(repr(os.environ[cli.PYDANTIC_PLUGINS_VARIABLE]))
     """)
     assert out.split() == ["'__all__'", "''", "'logfire'"]
+
+
+def test_the_command_leaves_its_heap_to_the_os_at_exit() -> None:
+    """The process the command ran in freezes its objects at exit (the interpreter then searches none of them
+    for garbage cycles; exit handlers still run); a call itself freezes nothing, however many are made."""
+    out = _run("""
+        import atexit, contextlib, gc, io
+        from accelsim import cli
+        atexit.register(lambda: print("at exit", gc.get_freeze_count() > 0))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["validate", "tiny_cnn"]) == 0
+            assert cli.main(["validate", "tiny_cnn"]) == 0
+        print("after main", gc.get_freeze_count())
+    """)
+    assert out.splitlines() == ["after main 0", "at exit True"]
