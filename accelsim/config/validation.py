@@ -53,6 +53,11 @@ class FieldError(ValueError):
         self.allowed = allowed
         self.more = 0  # further problems it stands for (:func:`first_problem`)
 
+    def __str__(self) -> str:
+        """The message after its field's path: what pydantic's own error text shows (``Workload.model_validate``
+        called directly), where the CLI's line puts the path first itself."""
+        return f"{format_path(self.loc)}: {self.message}" if self.loc else self.message
+
 
 def _model_classes(annotation: Any) -> list[type[BaseModel]]:
     """The BaseModel classes an annotation may hold (through Optional, Union, list, Annotated)."""
