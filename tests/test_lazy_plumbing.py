@@ -231,3 +231,27 @@ def test_the_command_leaves_its_heap_to_the_os_at_exit() -> None:
         print("after main", gc.get_freeze_count())
     """)
     assert out.splitlines() == ["after main 0", "at exit True"]
+
+
+def test_timing_only_run_creates_no_class_it_does_not_use() -> None:
+    """A dataclass costs the compilation of its methods when its module is imported: a timing-only `run` creates
+    neither the whole-GEMM ArrayTiming (the lowering prices tiles with SystolicArray.tile_cycles) nor the plots'
+    SeriesStyle (its layer table marks no baseline); both still resolve where they are used."""
+    out = _run("""
+        import contextlib, gc, io, tempfile
+        from accelsim import cli
+        def classes():
+            return sorted(c.__name__ for c in gc.get_objects() if isinstance(c, type) and c.__name__ in ("ArrayTiming", "SeriesStyle"))
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["run", "tiny_cnn", "--timing-only", "--out", out]) == 0
+        print(classes())
+        from accelsim.hw import ArrayTiming, SystolicArray
+        from accelsim.report.summary import scheme_rows
+        from accelsim.results.records import LayerRecord
+        assert type(SystolicArray(4, 4, "ws").gemm(8, 8, 8)) is ArrayTiming
+        from dataclasses import fields
+        row = LayerRecord(**{f.name: {int: 1, float: 1.0, str: "fp32"}[f.type] for f in fields(LayerRecord)})
+        assert scheme_rows([row])
+        print(classes())
+    """)
+    assert out.splitlines() == ["[]", "['ArrayTiming', 'SeriesStyle']"]

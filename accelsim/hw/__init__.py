@@ -4,6 +4,8 @@ Pure functions of plain numbers (no configs, no values): the lowering prices til
 SimPy engine turns them into events. Formulas and their derivation: ``docs/timing.md``.
 """
 
+from typing import TYPE_CHECKING
+
 from accelsim.hw.dram import DramChannel
 from accelsim.hw.lane_unit import LanePipeline, RequantUnit, VectorUnit
 from accelsim.hw.roofline import RooflineBound, roofline_bound
@@ -12,11 +14,16 @@ from accelsim.hw.systolic_array import (
     ARRAY_MODELS,
     DATAFLOWS,
     ArrayModel,
-    ArrayTiming,
     Dataflow,
     GemmMapping,
     SystolicArray,
 )
+from accelsim.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from accelsim.hw.array_timing import ArrayTiming
+
+__getattr__, __dir__ = lazy_exports(__name__, {"ArrayTiming": "array_timing"})  # built by SystolicArray.gemm only
 
 __all__ = [
     "ARRAY_MODELS",

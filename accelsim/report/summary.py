@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from accelsim.report.palette import is_baseline
 from accelsim.report.table import format_table
 from accelsim.results.records import LayerRecord
 
@@ -86,6 +85,8 @@ def scheme_rows(totals: list[LayerRecord]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of ``scheme_table``, for renderers other than the terminal."""
     fastest = min(totals, key=lambda t: t.total_cycles)
     leanest = min(totals, key=lambda t: t.dram_read_bytes + t.dram_write_bytes)
+    from accelsim.report.palette import is_baseline  # the plots' styles: `run`'s layer table needs none
+
     base = next((t for t in totals if is_baseline(t.scheme)), None)
     body = []
     for t in totals:
