@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
-from functools import cache
+from functools import cache, cached_property
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from pathlib import Path
@@ -185,7 +185,7 @@ def update_results(
         saved = results_folder.current(folder)
         if saved is not None:
             old = checked.parse(saved, folder)
-            _check_same_config(folder, old.meta, shared_config(meta))
+            _check_same_config(folder, old, shared_config(meta), meta["config_digest"])
             fresh = {row.scheme for row in rows}
             rows = [r for r in old.rows if r.scheme not in fresh] + rows
             meta = {**meta, **{key: {**old.meta.get(key, {}), **meta[key]} for key in ("runs", "events")}}
@@ -208,7 +208,7 @@ def check_mergeable(
         if saved is None:
             return MergeCheck()
         parsed = _parse(saved, folder)
-        _check_same_config(folder, parsed.meta, _config(workload, hardware, [ideal_memory], weights_sha256))
+        _check_same_config(folder, parsed, _config(workload, hardware, [ideal_memory], weights_sha256))
     return MergeCheck(saved, parsed)
 
 
@@ -239,10 +239,11 @@ def _config(
     return {"workload": workload, **weights, "hardware": hardware, "ideal_memory": sorted(set(ideal_memory))}
 
 
-def _check_same_config(folder: Path, old_meta: dict[str, Any], new: dict[str, Any]) -> None:
-    old = shared_config(old_meta)
-    if config_digest(old) == config_digest(new):
+def _check_same_config(folder: Path, saved: "SavedResults", new: dict[str, Any], digest: str = "") -> None:
+    """``saved`` holds results of configuration ``new`` (whose :func:`config_digest` is ``digest`` if given)."""
+    if saved.config_digest == (digest or config_digest(new)):
         return
+    old = shared_config(saved.meta)
     changed = [f"{path} {_short(a)} -> {_short(b)}" for path, a, b in _differences(old, new)]
     shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
     raise AccelsimError(
@@ -276,6 +277,12 @@ class SavedResults:
     rows: list[LayerRecord]
     meta: dict[str, Any]
     timeline: dict[str, list[tuple[str, int, int, str]]]
+
+    @cached_property
+    def config_digest(self) -> str:
+        """:func:`config_digest` of their configuration, once: a save that reuses its check's parse compares it
+        again (a digest dumps the workload and hardware to JSON)."""
+        return config_digest(shared_config(self.meta))
 
 
 def read_saved(folder: Path) -> SavedResults:
