@@ -11,6 +11,7 @@ points) are priced here and nowhere else: :meth:`OperandFormat.channel_parameter
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import ceil
 
 from accelsim.config.hardware import HardwareConfig
@@ -68,9 +69,10 @@ class OperandFormat:
             )
         return ChannelParameters(bias=channels * self.bias_per_channel * bias, weight_scales=channels * per_channel)
 
-    @property
+    @cached_property
     def float_gemm(self) -> bool:
-        """The GEMM runs on the float datapath (array at float_rate, or the vector unit)."""
+        """The GEMM runs on the float datapath (array at float_rate, or the vector unit); looked up once (a
+        lowering asks for every tile it prices)."""
         return get_scheme(self.scheme).float_gemm
 
 
