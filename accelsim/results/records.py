@@ -309,9 +309,8 @@ def _files(
     """The three files of a generation: ``results.csv``, ``results.json`` and ``timeline.json`` (the
     engine's event log per scheme, for timeline plots: ``[lane, start_cycle, end_cycle, layer]``)."""
     columns = list(zip(*map(_row_values, rows)))
-    csv_columns, json_columns = zip(*map(_column_texts, columns)) if rows else ((), ())
-    if all(set(map(type, column)) == {str} and not _CSV_QUOTED.search("".join(column)) for column in csv_columns):
-        # strings only, none that the csv writer would quote: its lines are the fields joined
+    csv_columns, json_columns, plain = zip(*map(_column_texts, columns)) if rows else ((), (), ())
+    if all(plain):  # strings only, none that the csv writer would quote: its lines are the fields joined
         csv_text = "".join([",".join(row) + "\n" for row in [_FIELDS, *zip(*csv_columns)]])
     else:
         buffer = io.StringIO()
@@ -339,21 +338,21 @@ _JSON_FLOATS = {"nan": "null", "inf": '"inf"', "-inf": '"-inf"'}  # float.__repr
 _CSV_QUOTED = re.compile('[,"\r\n]')  # what the csv writer quotes (the delimiter, quote char, line ends)
 
 
-def _column_texts(column: tuple[Any, ...]) -> tuple[Sequence[Any], Sequence[str]]:
+def _column_texts(column: tuple[Any, ...]) -> tuple[Sequence[Any], Sequence[str], bool]:
     """One field of every row as ``results.csv`` (:func:`_csv_value`) and ``results.json`` (:func:`_json_value`)
-    write it: a column of ints, strings or floats by one C call, mixed ones value by value."""
+    write it, and whether its CSV fields are plain text the csv writer would write as they are: a column of ints,
+    strings or floats by one C call, mixed ones value by value."""
     types = set(map(type, column))
     if types == {int}:
         text = list(map(int.__repr__, column))
-        return text, text
+        return text, text, True
     if types == {str}:
-        return column, list(map(encode_basestring_ascii, column))
+        return column, list(map(encode_basestring_ascii, column)), not _CSV_QUOTED.search("".join(column))
     if types == {float}:
         text = list(map(float.__repr__, column))
-        return ["" if word == "nan" else word for word in text], [_JSON_FLOATS.get(word, word) for word in text]
-    return [_csv_value(value) for value in column], [
-        json.dumps(_json_value(value), indent=1).replace("\n", "\n   ") for value in column
-    ]
+        return ["" if word == "nan" else word for word in text], [_JSON_FLOATS.get(word, word) for word in text], True
+    csv_fields = [_csv_value(value) for value in column]
+    return csv_fields, [json.dumps(_json_value(value), indent=1).replace("\n", "\n   ") for value in column], False
 
 
 # Pydantic validators of a saved generation's JSON, each built on its first read of saved results: a run into a
@@ -448,8 +447,8 @@ def _parse(saved: dict[str, bytes], folder: Path) -> SavedResults:
         raise _field_error(exc, path, "meta") from None
     try:
         rows = _rows_validator().validate_python(
-            [
-                {k: _from_json(v) if k in _FLOATS else v for k, v in r.items()} if isinstance(r, dict) else r
+            [  # NaN is stored as null; "inf" strings are left for validation to read as floats
+                {k: math.nan if v is None and k in _FLOATS else v for k, v in r.items()} if isinstance(r, dict) else r
                 for r in doc["rows"]
             ]
             if isinstance(doc["rows"], list)
@@ -490,11 +489,6 @@ def _field_error(exc: "ValidationError", path: Path, prefix: str) -> AccelsimErr
     )
     error.more = more
     return error
-
-
-def _from_json(value: Any) -> Any:
-    """NaN is stored as null; ``"inf"`` strings are left for validation to read as floats."""
-    return math.nan if value is None else value
 
 
 def _csv_value(value: Any) -> Any:
