@@ -234,14 +234,14 @@ def test_the_command_leaves_its_heap_to_the_os_at_exit() -> None:
 
 
 def test_timing_only_run_creates_no_class_it_does_not_use() -> None:
-    """A dataclass costs the compilation of its methods when its module is imported: a timing-only `run` creates
-    neither the whole-GEMM ArrayTiming (the lowering prices tiles with SystolicArray.tile_cycles) nor the plots'
-    SeriesStyle (its layer table marks no baseline); both still resolve where they are used."""
+    """A dataclass costs the compilation of its methods when its module is imported: a timing-only `run` of a CNN
+    creates neither the whole-GEMM ArrayTiming (the lowering prices tiles with SystolicArray.tile_cycles), nor
+    the plots' SeriesStyle (its layer table marks no baseline), nor a decoder's KvRead; each resolves where used."""
     out = _run("""
         import contextlib, gc, io, tempfile
         from accelsim import cli
         def classes():
-            return sorted(c.__name__ for c in gc.get_objects() if isinstance(c, type) and c.__name__ in ("ArrayTiming", "SeriesStyle"))
+            return sorted(c.__name__ for c in gc.get_objects() if isinstance(c, type) and c.__name__ in ("ArrayTiming", "KvRead", "SeriesStyle"))
         with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["run", "tiny_cnn", "--timing-only", "--out", out]) == 0
         print(classes())
@@ -252,6 +252,10 @@ def test_timing_only_run_creates_no_class_it_does_not_use() -> None:
         from dataclasses import fields
         row = LayerRecord(**{f.name: {int: 1, float: 1.0, str: "fp32"}[f.type] for f in fields(LayerRecord)})
         assert scheme_rows([row])
+        from accelsim.config import load_hardware, load_workload
+        from accelsim.lowering.program import lower
+        program = lower(load_workload("tinyllama_1b_decode"), load_hardware(None), "static")
+        assert any(layer.view is not None and layer.view.kv_read is not None for layer in program.layers)
         print(classes())
     """)
-    assert out.splitlines() == ["[]", "['ArrayTiming', 'SeriesStyle']"]
+    assert out.splitlines() == ["[]", "['ArrayTiming', 'KvRead', 'SeriesStyle']"]

@@ -13,18 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from accelsim.config.workload import Conv2d, ConvTranspose2d, LayerShapes, Linear, Matmul, pair, sides
 
-
-@dataclass(frozen=True)
-class KvRead:
-    """A matmul's operand b read from a KV cache: its storage dtype and head size (an int8 cache carries one
-    float32 scale per head per token)."""
-
-    dtype: str  # workload.KvDtype
-    head_dim: int
+if TYPE_CHECKING:
+    from accelsim.lowering.kv_read import KvRead
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property, partial
 from math import ceil, prod
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from accelsim.config.hardware import HardwareConfig
 from accelsim.config.workload import (
@@ -46,7 +46,7 @@ from accelsim.config.workload import (
 from accelsim.dynamic_flavours import get_flavour
 from accelsim.errors import AccelsimError
 from accelsim.hw import LanePipeline, SystolicArray
-from accelsim.lowering.gemm_view import ConvWindow, GemmView, KvRead, gemm_view
+from accelsim.lowering.gemm_view import ConvWindow, GemmView, gemm_view
 from accelsim.lowering.operand_format import OperandFormat, dequant_unit, operand_format
 from accelsim.lowering.tiling import (
     BufferHalves,
@@ -60,6 +60,9 @@ from accelsim.lowering.tiling import (
     tile_bounds,
 )
 from accelsim.schemes import WeightFormatName, get_scheme, get_weight_format
+
+if TYPE_CHECKING:
+    from accelsim.lowering.kv_read import KvRead
 
 #: vector-unit operations per element for work outside the array (fp32 lanes)
 ACTIVATION_OPS = {
@@ -325,6 +328,10 @@ class Lowerer:
     def read_kv_caches(self, workload: Workload) -> None:
         """Note each matmul whose operand b is a kv_cache layer's output: it reads the cache from DRAM."""
         caches = {s.layer.name: s for s in workload.shapes if isinstance(s.layer, KvCache)}
+        if not caches:
+            return
+        from accelsim.lowering.kv_read import KvRead  # decoders only: see its module
+
         for shapes in workload.shapes:
             if len(shapes.input_names) == 2 and (cache := caches.get(shapes.input_names[1])) is not None:
                 assert isinstance(cache.layer, KvCache)  # the caches dict holds kv_cache layers only
