@@ -446,3 +446,16 @@ def test_timeline_is_read_as_json_reads_it(tmp_path: Path) -> None:
         b'{"a":[["x\x01",1,2,"y"]]}',
     ):
         assert now(data) == before(data), data
+
+
+def test_a_save_hashes_no_file_its_check_hashed(tmp_path: Path, runs: list) -> None:
+    """A run's check and its save each read the folder's files and check them against the manifest: the save
+    hashes none that the check hashed (the digests of the same bytes are remembered), only the files it writes."""
+    folder = tmp_path / "r"
+    _save(folder, runs, 1)
+    results_folder._sha256.cache_clear()
+    checked = check_mergeable(folder, TINY.model_dump(mode="json"), DEFAULT.model_dump(mode="json"), False, "")
+    _save(folder, runs, 2, checked)
+    info = results_folder._sha256.cache_info()
+    assert (info.hits, info.misses) == (3, 6)  # the check's three files hashed once; the save's three new ones
+    assert assert_one_generation(folder) == {run.scheme: {2} for run in runs}
