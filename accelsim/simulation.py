@@ -269,12 +269,10 @@ def _timing_records(workload: Workload, hw: HardwareConfig, program: Program, ru
     for lowered, timing in zip(program.layers, run.layers):
         total = timing.end_cycle - previous_end
         previous_end = timing.end_cycle
-        # the field names interned: a keyword argument named by the parameter's own string binds at once, another
-        # is compared with each of LayerRecord's 60 parameter names (a fifth of the records' time)
-        reads = {sys.intern(f"dram_read_bytes_{k}"): v for k, v in timing.dram_read_bytes.items()}
+        reads = {f"dram_read_bytes_{k}": v for k, v in timing.dram_read_bytes.items()}
         read_total = sum(reads.values())
         bound = roofline_bound(lowered.array_compute_cycles, read_total + timing.dram_write_bytes, dram)
-        stalls = {sys.intern(f"stall_cycles_{k}"): v for k, v in timing.stall_cycles.items()}
+        stalls = {f"stall_cycles_{k}": v for k, v in timing.stall_cycles.items()}
         unit = lowered.unit
         macs = lowered.macs
         rows.append(

@@ -10,7 +10,6 @@ and values describe the same program.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property, partial
@@ -124,9 +123,8 @@ LRN_OPS = 7
 
 #: the on-chip buffers, each with its own energy per byte (config.hardware.BufferEnergy)
 SRAM_BUFFERS = ("ifmap", "filter", "ofmap")
-#: the record fields of on-chip traffic per direction and buffer, in LoweredLayer.sram_bytes's order (interned:
-#: passed as keyword arguments, a name that is the parameter's own string binds without comparing it to the others)
-SRAM_FIELDS = tuple(sys.intern(f"sram_{way}_bytes_{buffer}") for way in ("read", "write") for buffer in SRAM_BUFFERS)
+#: the record fields of on-chip traffic per direction and buffer, in LoweredLayer.sram_bytes's order
+SRAM_FIELDS = tuple(f"sram_{way}_bytes_{buffer}" for way in ("read", "write") for buffer in SRAM_BUFFERS)
 
 #: array layers int4 group-wise weights apply to (a matmul's second operand is an activation: it keeps int8)
 INT4_LAYERS = ("linear", "matmul")
