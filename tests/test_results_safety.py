@@ -382,41 +382,6 @@ def test_saved_rows_are_validated_as_pydantic_would_validate_the_dataclass() -> 
     assert plain(records._rows_schema()) == plain(TypeAdapter(list[LayerRecord]).core_schema)
 
 
-def test_saved_meta_is_validated_as_pydantic_would_validate_its_model() -> None:
-    """``meta``'s validator is built from a core schema written out, which equals the one pydantic generates for
-    a model ``Meta`` of its four dict fields with other keys allowed (but for the class, its reference and
-    metadata): same checks, same errors, whose words name the class."""
-    from typing import Any
-
-    from pydantic import BaseModel, ConfigDict, TypeAdapter
-
-    class Meta(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        workload: dict[str, Any]
-        hardware: dict[str, Any]
-        runs: dict[str, dict[str, Any]]
-        events: dict[str, Any]
-
-    def plain(schema: object) -> object:
-        if isinstance(schema, dict):
-            return {k: plain(v) for k, v in schema.items() if k not in ("ref", "metadata", "cls")}
-        return [plain(v) for v in schema] if isinstance(schema, list) else schema
-
-    written = records._meta_schema()
-    assert written["type"] == "model" and written["cls"].__name__ == "Meta"
-    assert plain(written) == plain(TypeAdapter(Meta).core_schema)
-
-    def error(validator: Any, meta: object) -> str:
-        try:
-            validator.validate_python(meta)
-        except ValueError as exc:  # pydantic's ValidationError
-            return str(exc)
-        return ""
-
-    for bad in ([], {"workload": {}, "hardware": {}, "runs": {"static": 1}}):
-        assert error(records._meta_validator(), bad) == error(TypeAdapter(Meta), bad) != ""
-
-
 def test_timeline_is_read_as_json_reads_it(tmp_path: Path) -> None:
     """timeline.json is parsed and checked by pydantic in one pass; what its JSON parser refuses but json reads
     (a byte order mark, UTF-16, unpaired surrogates) is read as before, and a bad file is the same error line."""

@@ -360,38 +360,20 @@ def _column_texts(column: tuple[Any, ...]) -> tuple[Sequence[Any], Sequence[str]
 
 
 @cache
-def _meta_validator() -> "SchemaValidator":
-    """What merging and reports need of ``results.json``'s ``meta``, built from :func:`_meta_schema`."""
-    from pydantic_core import SchemaValidator
+def _meta_validator() -> "TypeAdapter[Any]":
+    """What merging and reports need of ``results.json``'s ``meta``."""
+    from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-    return SchemaValidator(_meta_schema())
+    class Meta(BaseModel):
+        """What merging and reports need of ``results.json``'s ``meta``; other keys pass through."""
 
+        model_config = ConfigDict(extra="allow")
+        workload: dict[str, Any]
+        hardware: dict[str, Any]
+        runs: dict[str, dict[str, Any]]
+        events: dict[str, Any]
 
-def _meta_schema() -> "CoreSchema":
-    """The core schema pydantic generates for a model ``Meta`` of four dict fields, other keys passing through,
-    written out: building the model class costs more than twice as much (tests/test_results_safety.py holds the
-    two equal). The parse keeps the dict it checked, never an instance."""
-    from pydantic_core import CoreSchema, core_schema
-
-    class Meta:
-        """The model's class, whose name the errors give ("or instance of Meta")."""
-
-    def plain_dict() -> CoreSchema:
-        return core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
-
-    fields = {
-        "workload": core_schema.model_field(plain_dict()),
-        "hardware": core_schema.model_field(plain_dict()),
-        "runs": core_schema.model_field(core_schema.dict_schema(core_schema.str_schema(), plain_dict())),
-        "events": core_schema.model_field(plain_dict()),
-    }
-    return core_schema.model_schema(
-        Meta,
-        core_schema.model_fields_schema(fields, model_name="Meta", computed_fields=[]),
-        custom_init=False,
-        root_model=False,
-        config={"title": "Meta", "extra_fields_behavior": "allow"},
-    )
+    return TypeAdapter(Meta)
 
 
 @cache
