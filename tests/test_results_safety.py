@@ -382,37 +382,6 @@ def test_saved_rows_are_validated_as_pydantic_would_validate_the_dataclass() -> 
     assert plain(records._rows_schema()) == plain(TypeAdapter(list[LayerRecord]).core_schema)
 
 
-def test_timeline_is_read_as_json_reads_it(tmp_path: Path) -> None:
-    """timeline.json is parsed and checked by pydantic in one pass; what its JSON parser refuses but json reads
-    (a byte order mark, UTF-16, unpaired surrogates) is read as before, and a bad file is the same error line."""
-    from accelsim.errors import AccelsimError
-
-    def before(data: bytes) -> object:  # json.loads, then the check
-        try:
-            return records._timeline_validator().validate_python(json.loads(data))
-        except ValueError as exc:
-            return type(exc).__name__
-
-    def now(data: bytes) -> object:
-        try:
-            return records._parse_timeline(data, tmp_path)
-        except AccelsimError as exc:
-            return "JSONDecodeError" if "not valid JSON" in str(exc) else "ValidationError"
-
-    events = '{"static":[["array",0,1,"conv \\u00e9"],["dma_in",1,2.0,"x"]],"fp32":[]}'
-    for data in (
-        events.encode(),
-        b"\xef\xbb\xbf" + events.encode(),
-        events.encode("utf-16"),
-        b'{"a":[["x",1,2,"\\ud800"]]}',
-        b'{"a":[["x",1,2,"y"]],"a":[]}',
-        b'{"a":[["x",01,2,"y"]]}',
-        b'{"a":[["x",1,2]]}',
-        b'{"a":[["x\x01",1,2,"y"]]}',
-    ):
-        assert now(data) == before(data), data
-
-
 def test_a_save_hashes_no_file_its_check_hashed(tmp_path: Path, runs: list) -> None:
     """A run's check and its save each read the folder's files and check them against the manifest: the save
     hashes none that the check hashed (the digests of the same bytes are remembered), only the files it writes."""
