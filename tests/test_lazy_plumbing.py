@@ -191,7 +191,7 @@ def test_validate_and_timing_only_run_import_only_what_they_use(tmp_path) -> Non
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["run", "resnet50", "--timing-only", "--out", {str(tmp_path)!r}]) == 0
         from accelsim.results import records
-        print(sorted(m for m in watched if m in sys.modules), len(calls), sum(v.cache_info().currsize for v in (records._meta_validator, records._rows_validator, records._timeline_validator)))
+        print(sorted(m for m in watched if m in sys.modules), len(calls), records._validators.cache_info().currsize)
         print(built())
     """)
     assert out.splitlines() == [

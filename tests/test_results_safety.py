@@ -364,24 +364,6 @@ def test_results_files_hold_the_text_json_and_csv_write(runs: list) -> None:
         assert (files["results.csv"], files["results.json"]) == expected(rows, meta)
 
 
-def test_saved_rows_are_validated_as_pydantic_would_validate_the_dataclass() -> None:
-    """The saved rows' validator is built from a core schema written from LayerRecord's fields, which equals the
-    one pydantic generates for ``list[LayerRecord]`` (but for its reference name and metadata): same checks,
-    same errors."""
-    import math
-
-    from pydantic import TypeAdapter
-
-    def plain(schema: object) -> object:
-        if isinstance(schema, dict):
-            return {k: plain(v) for k, v in schema.items() if k not in ("ref", "metadata")}
-        if isinstance(schema, list):
-            return [plain(v) for v in schema]
-        return "nan" if isinstance(schema, float) and math.isnan(schema) else schema
-
-    assert plain(records._rows_schema()) == plain(TypeAdapter(list[LayerRecord]).core_schema)
-
-
 def test_a_save_hashes_no_file_its_check_hashed(tmp_path: Path, runs: list) -> None:
     """A run's check and its save each read the folder's files and check them against the manifest: the save
     hashes none that the check hashed (the digests of the same bytes are remembered), only the files it writes."""

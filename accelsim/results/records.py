@@ -4,16 +4,16 @@ Every field is defined in docs/metrics.md. Records are plain dataclasses so CSV,
 read the same numbers.
 """
 
-# No `from __future__ import annotations`: the saved rows' validator (_rows_schema) and the totals read
-# LayerRecord's field types as the types themselves.
+# No `from __future__ import annotations`: pydantic reads LayerRecord's field types when it builds the saved
+# rows' validator, twice as fast from the types as from their text (a run into an existing folder builds it).
 import csv
 import hashlib
 import io
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
@@ -25,7 +25,6 @@ from accelsim.results import folder as results_folder
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter, ValidationError
-    from pydantic_core import CoreSchema, SchemaValidator
 
 
 @dataclass
@@ -355,13 +354,19 @@ def _column_texts(column: tuple[Any, ...]) -> tuple[Sequence[Any], Sequence[str]
     return csv_fields, [json.dumps(_json_value(value), indent=1).replace("\n", "\n   ") for value in column], False
 
 
-# Pydantic validators of a saved generation's JSON, each built on its first read of saved results: a run into a
-# fresh folder reads none and does not pay for building them (about 10% of a timing-only ResNet-50 run).
+@dataclass(frozen=True)
+class _Validators:
+    """Pydantic validators of a saved generation's JSON."""
+
+    meta: "TypeAdapter[Any]"
+    rows: "TypeAdapter[list[LayerRecord]]"
+    timeline: "TypeAdapter[dict[str, list[tuple[str, int, int, str]]]]"
 
 
 @cache
-def _meta_validator() -> "TypeAdapter[Any]":
-    """What merging and reports need of ``results.json``'s ``meta``."""
+def _validators() -> _Validators:
+    """Built on the first read of saved results: a run into a fresh folder reads none and does not pay
+    for building them (about 10% of a timing-only ResNet-50 run as a whole process)."""
     from pydantic import BaseModel, ConfigDict, TypeAdapter
 
     class Meta(BaseModel):
@@ -373,56 +378,11 @@ def _meta_validator() -> "TypeAdapter[Any]":
         runs: dict[str, dict[str, Any]]
         events: dict[str, Any]
 
-    return TypeAdapter(Meta)
-
-
-@cache
-def _rows_validator() -> "SchemaValidator":
-    """``TypeAdapter(list[LayerRecord])``'s validator, built from :func:`_rows_schema`."""
-    from pydantic_core import SchemaValidator
-
-    return SchemaValidator(_rows_schema())
-
-
-def _rows_schema() -> "CoreSchema":
-    """``TypeAdapter(list[LayerRecord])``'s core schema, written from the fields: pydantic's schema generation
-    reads the 60 fields' annotations for the same schema at 12 times the cost (1.7% of a run into an existing
-    folder; tests/test_results_safety.py holds the two equal)."""
-    from pydantic_core import CoreSchema, core_schema
-
-    kinds: dict[Any, Callable[[], CoreSchema]] = {
-        int: core_schema.int_schema,
-        float: core_schema.float_schema,
-        str: core_schema.str_schema,
-    }
-    arguments = [
-        core_schema.dataclass_field(
-            f.name,
-            kinds[f.type]()
-            if f.default is MISSING
-            else core_schema.with_default_schema(kinds[f.type](), default=f.default),
-            kw_only=False,
-            init=True,
-        )
-        for f in fields(LayerRecord)
-    ]
-    record = core_schema.dataclass_schema(
-        LayerRecord,
-        core_schema.dataclass_args_schema("LayerRecord", arguments, computed_fields=[], collect_init_only=False),
-        [f.name for f in fields(LayerRecord)],
-        post_init=False,
-        frozen=False,
-        slots=False,
-        config={"title": "LayerRecord"},
+    return _Validators(
+        TypeAdapter(Meta),
+        TypeAdapter(list[LayerRecord]),
+        TypeAdapter(dict[str, list[tuple[str, int, int, str]]]),
     )
-    return core_schema.list_schema(record)
-
-
-@cache
-def _timeline_validator() -> "TypeAdapter[dict[str, list[tuple[str, int, int, str]]]]":
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(dict[str, list[tuple[str, int, int, str]]])
 
 
 _FLOATS = frozenset(f.name for f in fields(LayerRecord) if f.type is float)
@@ -442,11 +402,11 @@ def _parse(saved: dict[str, bytes], folder: Path) -> SavedResults:
             path="meta",
         )
     try:
-        _meta_validator().validate_python(doc["meta"])
+        _validators().meta.validate_python(doc["meta"])
     except ValidationError as exc:
         raise _field_error(exc, path, "meta") from None
     try:
-        rows = _rows_validator().validate_python(
+        rows = _validators().rows.validate_python(
             [  # NaN is stored as null; "inf" strings are left for validation to read as floats
                 {k: math.nan if v is None and k in _FLOATS else v for k, v in r.items()} if isinstance(r, dict) else r
                 for r in doc["rows"]
@@ -465,7 +425,7 @@ def _parse_timeline(data: bytes, folder: Path) -> dict[str, list[tuple[str, int,
 
     path = folder / "timeline.json"
     try:
-        return _timeline_validator().validate_python(results_folder.load_json(data, path))
+        return _validators().timeline.validate_python(results_folder.load_json(data, path))
     except ValidationError as exc:
         raise _field_error(exc, path, "") from None
 
