@@ -30,9 +30,10 @@ from accelsim.config.ranges import LABEL_CHECK, PLAIN_NAME_CHECK, number, whole,
 from accelsim.config.ranges import pair as pair_of
 from accelsim.config.validation import FieldError, StrictModel, WithLaterFields, describe, first_problem
 
-# The field types many layer classes share are named type aliases (TypeAliasType): pydantic builds each one's
-# schema once for the workload's validator and refers to it from every field, instead of building it again per
-# field (2% of `accelsim validate resnet50`; same errors, tests/test_config_errors.py).
+# The field types many layer fields share are named type aliases (TypeAliasType): pydantic builds each one's
+# schema once per validator that uses it (a layer type's own, the workload's) and refers to it from every field,
+# instead of building it again per field (2% of `accelsim validate resnet50` when the workload's validator held
+# every layer type's schema; same errors, tests/test_config_errors.py).
 #: what a conv2d, linear, add, elementwise or scale_shift applies to its output; relu and relu6 fuse into the
 #: requant clamp under static int8, the others run on the vector unit (docs/workloads.md)
 Activation = TypeAliasType(
